@@ -1,0 +1,166 @@
+/*
+ * Creating and destroying a domain's hypervisor state: struct domain, its RAM and physmap, the
+ * pages the builder hands a new guest, and the teardown that gives all of it back.
+ *
+ * Xen: domain_create / domain_kill / domain_relinquish_resources (xen/common/domain.c) and the
+ * toolstack's domain builder (tools/libs/guest/xg_dom_*.c, xc_dom_gnttab_seed), which in Xen
+ * runs in Dom0 and issues hypercalls. ringvisor runs the builder on the control thread, because
+ * that is where threads are made; what it writes into the guest is what Xen's writes:
+ *
+ *   gfn 0 .. nr_pages-4   RAM for the kernel's own allocator
+ *   gfn nr_pages-3        start_info (magic, sizes, where everything else is, the command line)
+ *   gfn nr_pages-2        the xenstore ring page, its port in start_info.store_evtchn
+ *   gfn nr_pages-1        the console ring page, its port in start_info.console.domU.evtchn
+ *   gfn nr_pages          shared_info, mapped from the Xen heap (a hole above RAM)
+ *   gfn nr_pages+1 ...    the domain's GRANT_FRAMES grant-table frames, also Xen heap
+ *
+ * Both ports are allocated unbound for Dom0, and grant refs 0 (console) and 1 (xenstore) are
+ * seeded for Dom0, so xenconsoled and xenstored can map the pages without the guest's help.
+ */
+import {
+  GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GTF_permit_access,
+} from '../shared/public/grant_table.ts';
+import {
+  PAGE_SIZE, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC, XEN_ENOMEM, start_info,
+} from '../shared/public/xen.ts';
+import { alloc_unbound_port, evtchn_destroy } from './event-channel.ts';
+import { gnttab_fence, gnttab_release_mappings } from './grant-table.ts';
+import { alloc_domheap_page, freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
+import {
+  D, DOMF_INITDOMAIN, DOMF_PRIVILEGED, DOMSTATE_CREATING, DOMSTATE_DYING, DOMSTATE_FREE, MAX_DOMAINS,
+  MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_FOREIGN, P2M_MFN_MASK, P2M_PRESENT, V, VT,
+  GRANT_FRAMES, grantFrameMfn, sharedInfoMfn, type HypervisorState,
+} from './state.ts';
+
+/** The domain that runs xenstored and xenconsoled, and so the far end of every store/console port. */
+export const XENSTORE_DOMID = 0;
+export const CONSOLE_BACKEND_DOMID = 0;
+export const NR_SPECIAL_PAGES = 3;
+
+export interface BuiltDomain {
+  domid: number;
+  nr_pages: number;
+  start_info_gfn: number;
+  store_gfn: number;
+  store_evtchn: number;
+  console_gfn: number;
+  console_evtchn: number;
+}
+
+let rover = 0;
+
+/**
+ * domain_create: claim a free slot. Dom0 gets id 0; every other domain the next free id after
+ * the last one handed out, so a just-destroyed id is not reused at once (Xen does the same, to
+ * keep stale references to an old domain from reaching a new one).
+ */
+export function domain_create(hv: HypervisorState, privileged: boolean, initdomain: boolean, nr_vcpus: number): number {
+  let domid = -1;
+  if (initdomain) {
+    if (Atomics.compareExchange(hv.domains, D.STATE, DOMSTATE_FREE, DOMSTATE_CREATING) === DOMSTATE_FREE) domid = 0;
+  } else {
+    for (let i = 1; i < MAX_DOMAINS && domid < 0; i++) {
+      const d = ((rover + i - 1) % (MAX_DOMAINS - 1)) + 1;
+      if (Atomics.compareExchange(hv.domains, hv.dom(d, D.STATE), DOMSTATE_FREE, DOMSTATE_CREATING) === DOMSTATE_FREE) domid = d;
+    }
+    if (domid > 0) rover = domid;
+  }
+  if (domid < 0) return -1;
+  const base = domid * D.WORDS;
+  for (let w = 0; w < D.WORDS; w++) if (w !== D.STATE && w !== D.GENERATION) hv.domains[base + w] = 0;
+  hv.domains[base + D.GENERATION]++;
+  hv.domains[base + D.FLAGS] = (privileged ? DOMF_PRIVILEGED : 0) | (initdomain ? DOMF_INITDOMAIN : 0);
+  hv.domains[base + D.NR_VCPUS] = nr_vcpus;
+  hv.domains[base + D.ONLINE_VCPUS] = nr_vcpus;
+  hv.domains[base + D.SHUTDOWN_REASON] = -1;
+  hv.vcpus.fill(0, hv.vcpu(domid, 0, 0), hv.vcpu(domid, MAX_VCPUS, 0));
+  hv.vcpuTime.fill(0, domid * MAX_VCPUS * VT.WORDS, (domid + 1) * MAX_VCPUS * VT.WORDS);
+  hv.counters.fill(0, domid * MAX_VCPUS * NR_COUNTERS, (domid + 1) * MAX_VCPUS * NR_COUNTERS);
+  for (let v = 0; v < nr_vcpus; v++) hv.vcpus[hv.vcpu(domid, v, V.ALIVE)] = 0;
+  return domid;
+}
+
+/** The builder: RAM, special pages, ports, seeded grants, start_info. Returns -errno on failure. */
+export function build_domain(hv: HypervisorState, domid: number, memoryKiB: number, cmdline: string): BuiltDomain | number {
+  const nr_pages = Math.ceil(memoryKiB / 4);
+  if (nr_pages < NR_SPECIAL_PAGES + 1 || nr_pages >= MAX_GUEST_PAGES - 64) return -XEN_ENOMEM;
+  if (freeFrames(hv) < nr_pages) return -XEN_ENOMEM;
+  const p2m = domid * MAX_GUEST_PAGES;
+  for (let gfn = 0; gfn < nr_pages; gfn++) {
+    const mfn = alloc_domheap_page(hv, domid);
+    if (mfn < 0) return -XEN_ENOMEM; // raced with another allocation; destroy frees what we took
+    hv.p2m[p2m + gfn] = (mfn | P2M_PRESENT) >>> 0;
+    hv.domains[domid * D.WORDS + D.TOT_PAGES]++;
+  }
+  hv.domains[domid * D.WORDS + D.MAX_PAGES] = nr_pages;
+  const shared_info_gfn = nr_pages;
+  hv.p2m[p2m + shared_info_gfn] = (sharedInfoMfn(domid) | P2M_PRESENT) >>> 0;
+  for (let i = 0; i < GRANT_FRAMES; i++) hv.p2m[p2m + shared_info_gfn + 1 + i] = (grantFrameMfn(domid, i) | P2M_PRESENT) >>> 0;
+
+  const built: BuiltDomain = {
+    domid,
+    nr_pages,
+    start_info_gfn: nr_pages - 3,
+    store_gfn: nr_pages - 2,
+    console_gfn: nr_pages - 1,
+    store_evtchn: alloc_unbound_port(hv, domid, XENSTORE_DOMID),
+    console_evtchn: alloc_unbound_port(hv, domid, CONSOLE_BACKEND_DOMID),
+  };
+
+  // xc_dom_gnttab_seed: the two reserved grants, frame first, then the flags that publish it.
+  const gt = hv.grantTable[domid];
+  gt[GNTTAB_RESERVED_CONSOLE * 2 + 1] = built.console_gfn;
+  Atomics.store(gt, GNTTAB_RESERVED_CONSOLE * 2, (CONSOLE_BACKEND_DOMID << 16) | GTF_permit_access);
+  gt[GNTTAB_RESERVED_XENSTORE * 2 + 1] = built.store_gfn;
+  Atomics.store(gt, GNTTAB_RESERVED_XENSTORE * 2, (XENSTORE_DOMID << 16) | GTF_permit_access);
+
+  const flags = hv.domains[domid * D.WORDS + D.FLAGS];
+  const si = new DataView(hv.buffers.machine, (hv.p2m[p2m + built.start_info_gfn] & P2M_MFN_MASK) * PAGE_SIZE, PAGE_SIZE);
+  const magic = new TextEncoder().encode(START_INFO_MAGIC);
+  magic.forEach((b, i) => si.setUint8(start_info.magic + i, b));
+  si.setBigUint64(start_info.nr_pages, BigInt(nr_pages), true);
+  si.setBigUint64(start_info.shared_info, BigInt(shared_info_gfn), true);
+  si.setUint32(start_info.flags, ((flags & DOMF_PRIVILEGED) ? SIF_PRIVILEGED : 0) | ((flags & DOMF_INITDOMAIN) ? SIF_INITDOMAIN : 0), true);
+  si.setBigUint64(start_info.store_mfn, BigInt(built.store_gfn), true);
+  si.setUint32(start_info.store_evtchn, built.store_evtchn, true);
+  si.setBigUint64(start_info.console_mfn, BigInt(built.console_gfn), true);
+  si.setUint32(start_info.console_evtchn, built.console_evtchn, true);
+  const cmd = new TextEncoder().encode(cmdline).subarray(0, start_info.MAX_GUEST_CMDLINE - 1);
+  cmd.forEach((b, i) => si.setUint8(start_info.cmd_line + i, b));
+  return built;
+}
+
+/**
+ * domain_kill + domain_relinquish_resources. The domain's threads have already stopped. Ports
+ * close (peers see their end unbound), grants it mapped are unmapped, its own grants are fenced,
+ * its frames are scrubbed and freed (or orphaned if a peer still maps them), and its Xen-heap
+ * pages are scrubbed. If a peer still holds one of its grants the slot stays DYING, a zombie,
+ * until that peer unmaps, exactly as Xen domains linger when a backend holds their pages.
+ */
+export function domain_kill(hv: HypervisorState, domid: number): void {
+  const base = domid * D.WORDS;
+  Atomics.store(hv.domains, base + D.STATE, DOMSTATE_DYING);
+  evtchn_destroy(hv, domid);
+  gnttab_release_mappings(hv, domid);
+  gnttab_fence(hv, domid);
+  const p2m = domid * MAX_GUEST_PAGES;
+  for (let gfn = 0; gfn < MAX_GUEST_PAGES; gfn++) {
+    const e = hv.p2m[p2m + gfn];
+    if (e === 0) continue;
+    hv.p2m[p2m + gfn] = 0;
+    const mfn = e & P2M_MFN_MASK;
+    if ((e & P2M_FOREIGN) === 0 && (e & P2M_PRESENT) !== 0 && frameOwner(hv, mfn) === domid) release_page_of_dying(hv, mfn);
+  }
+  hv.domains[base + D.TOT_PAGES] = 0;
+  hv.sharedInfo[domid].fill(0);
+  hv.grantTable[domid].fill(0);
+  Atomics.store(hv.domains, base + D.TEARDOWN_DONE, 1);
+  if (Atomics.load(hv.domains, base + D.PINNED) === 0) {
+    Atomics.compareExchange(hv.domains, base + D.STATE, DOMSTATE_DYING, DOMSTATE_FREE);
+  }
+}
+
+/** Undo a half-built domain (out of memory while building). */
+export function domain_abort(hv: HypervisorState, domid: number): void {
+  if (Atomics.load(hv.domains, domid * D.WORDS + D.STATE) === DOMSTATE_CREATING) domain_kill(hv, domid);
+}

@@ -1,0 +1,257 @@
+/*
+ * Event channels: ports, binding between domains, and 2-level delivery into shared_info.
+ *
+ * Xen: xen/common/event_channel.c (evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_send,
+ * evtchn_close) and xen/common/event_2l.c (evtchn_2l_set_pending, evtchn_2l_unmask).
+ *
+ * Each domain's ports live in the hypervisor's table (state, remote end, vCPU to notify) under
+ * that domain's event lock; operations touching two domains take both locks, lowest domid
+ * first. Delivery writes the target's shared_info, which the target's kernel scans:
+ *
+ *   1. set the port's bit in evtchn_pending; if it was already set, stop (one event is enough);
+ *   2. if the port is masked, stop: unmask will finish the job;
+ *   3. set the bit for that pending word in the vCPU's evtchn_pending_sel; if already set, the
+ *      vCPU has a scan coming and stop;
+ *   4. set evtchn_upcall_pending; if it went 0 → 1, wake the vCPU (Atomics.notify on that word,
+ *      which is what its SCHEDOP_block sleeps on).
+ *
+ * Each step is an atomic read-modify-write, so a sender and the receiving kernel (which clears
+ * upcall_pending first, then takes the selector, then the pending bits) can interleave in any
+ * order without losing an event: whatever the receiver has already cleared, the sender sets
+ * again before it decides whether to wake.
+ */
+import {
+  EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound, NR_EVTCHN_PORTS, type EvtchnStatus,
+} from '../shared/public/event_channel.ts';
+import { DOMID_SELF, XEN_EINVAL, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH, shared_info, vcpu_info } from '../shared/public/xen.ts';
+import { double_lock, double_unlock, spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import type { Caller } from './caller.ts';
+import { D, E, MAX_DOMAINS, type HypervisorState } from './state.ts';
+
+const PENDING = shared_info.evtchn_pending >> 2;
+const MASK = shared_info.evtchn_mask >> 2;
+const VCPU_WORDS = vcpu_info.SIZE >> 2;
+const UPCALL_PENDING = vcpu_info.evtchn_upcall_pending >> 2;
+const PENDING_SEL = vcpu_info.evtchn_pending_sel >> 2;
+
+const lockIndex = (d: number) => d * D.WORDS + D.EVENT_LOCK;
+const chn = (d: number, port: number) => (d * NR_EVTCHN_PORTS + port) * E.WORDS;
+const portIsValid = (port: number) => Number.isInteger(port) && port > 0 && port < NR_EVTCHN_PORTS;
+
+/**
+ * Mark (d, port) pending. Returns the vCPU to wake, or -1. The caller wakes it with
+ * evtchn_kick after dropping its locks, so a futex wake-up never happens under a lock.
+ */
+function evtchn_set_pending(hv: HypervisorState, d: number, port: number): number {
+  const si = hv.sharedInfo[d];
+  const w = port >> 5;
+  const bit = 1 << (port & 31);
+  if ((Atomics.or(si, PENDING + w, bit) & bit) !== 0) return -1;
+  if ((Atomics.load(si, MASK + w) & bit) !== 0) return -1;
+  return markVcpuPending(hv, d, hv.evtchn[chn(d, port) + E.NOTIFY_VCPU], w);
+}
+
+/** Steps 3 and 4 above, for pending word `w` on vCPU `v`. */
+function markVcpuPending(hv: HypervisorState, d: number, v: number, w: number): number {
+  const si = hv.sharedInfo[d];
+  const vi = v * VCPU_WORDS;
+  const selBit = 1 << (w & 31);
+  if ((Atomics.or(si, vi + PENDING_SEL + (w >> 5), selBit) & selBit) !== 0) return -1;
+  return Atomics.exchange(si, vi + UPCALL_PENDING, 1) === 0 ? v : -1;
+}
+
+/** Wake vCPU `v` of domain `d` if it sleeps in SCHEDOP_block. */
+export function evtchn_kick(hv: HypervisorState, d: number, v: number): void {
+  Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1);
+}
+
+/** Raise vCPU `v`'s upcall flag and wake it, with no port: the control thread's "IPI". */
+export function vcpu_kick(hv: HypervisorState, d: number, v: number): void {
+  Atomics.store(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1);
+  evtchn_kick(hv, d, v);
+}
+
+/** Lowest free port of `d`, or -1. Caller holds d's event lock. */
+function get_free_port(hv: HypervisorState, d: number): number {
+  for (let p = 1; p < NR_EVTCHN_PORTS; p++) {
+    if (hv.evtchn[chn(d, p) + E.STATE] === EVTCHNSTAT_closed) return p;
+  }
+  return -1;
+}
+
+function clearPort(hv: HypervisorState, d: number, port: number): void {
+  const c = chn(d, port);
+  hv.evtchn[c + E.STATE] = EVTCHNSTAT_closed;
+  hv.evtchn[c + E.REMOTE_DOM] = 0;
+  hv.evtchn[c + E.REMOTE_PORT] = 0;
+  hv.evtchn[c + E.NOTIFY_VCPU] = 0;
+  // A port is born clean: drop anything left pending from its previous life.
+  Atomics.and(hv.sharedInfo[d], PENDING + (port >> 5), ~(1 << (port & 31)));
+}
+
+/** EVTCHNOP_alloc_unbound: a port in `dom` that `remote_dom` may bind to. */
+export function evtchn_alloc_unbound(c: Caller, dom: number, remote_dom: number): number {
+  const hv = c.hv;
+  const d = dom === DOMID_SELF ? c.domid : dom;
+  const r = remote_dom === DOMID_SELF ? c.domid : remote_dom;
+  if (d !== c.domid && !c.privileged) return -XEN_EPERM;
+  if (!hv.isAlive(d)) return -XEN_ESRCH;
+  if (!Number.isInteger(r) || r < 0 || r >= MAX_DOMAINS) return -XEN_ESRCH;
+  return alloc_unbound_port(hv, d, r);
+}
+
+/** The body of alloc_unbound, also used by the domain builder for the store and console ports. */
+export function alloc_unbound_port(hv: HypervisorState, d: number, r: number): number {
+  spin_lock(hv.domains, lockIndex(d));
+  const port = get_free_port(hv, d);
+  if (port > 0) {
+    const e = chn(d, port);
+    hv.evtchn[e + E.REMOTE_DOM] = r;
+    hv.evtchn[e + E.NOTIFY_VCPU] = 0;
+    Atomics.store(hv.evtchn, e + E.STATE, EVTCHNSTAT_unbound);
+  }
+  spin_unlock(hv.domains, lockIndex(d));
+  return port > 0 ? port : -XEN_ENOSPC;
+}
+
+/**
+ * EVTCHNOP_bind_interdomain: connect a new local port to (remote_dom, remote_port), which must
+ * be unbound and waiting for us. The new port starts pending, in case the peer signalled before
+ * we bound (Xen does the same).
+ */
+export function evtchn_bind_interdomain(c: Caller, remote_dom: number, remote_port: number): number {
+  const hv = c.hv;
+  const ld = c.domid;
+  const rd = remote_dom === DOMID_SELF ? ld : remote_dom;
+  if (!hv.isAlive(rd)) return -XEN_ESRCH;
+  if (!portIsValid(remote_port)) return -XEN_EINVAL;
+  double_lock(hv.domains, lockIndex(ld), lockIndex(rd));
+  let rc: number;
+  const r = chn(rd, remote_port);
+  if (hv.evtchn[r + E.STATE] !== EVTCHNSTAT_unbound || hv.evtchn[r + E.REMOTE_DOM] !== ld) {
+    rc = -XEN_EINVAL;
+  } else if ((rc = get_free_port(hv, ld)) < 0) {
+    rc = -XEN_ENOSPC;
+  } else {
+    const l = chn(ld, rc);
+    hv.evtchn[l + E.REMOTE_DOM] = rd;
+    hv.evtchn[l + E.REMOTE_PORT] = remote_port;
+    hv.evtchn[l + E.NOTIFY_VCPU] = 0;
+    Atomics.store(hv.evtchn, l + E.STATE, EVTCHNSTAT_interdomain);
+    hv.evtchn[r + E.REMOTE_DOM] = ld;
+    hv.evtchn[r + E.REMOTE_PORT] = rc;
+    Atomics.store(hv.evtchn, r + E.STATE, EVTCHNSTAT_interdomain);
+  }
+  double_unlock(hv.domains, lockIndex(ld), lockIndex(rd));
+  if (rc > 0) {
+    const v = evtchn_set_pending(hv, ld, rc);
+    if (v >= 0) evtchn_kick(hv, ld, v);
+  }
+  return rc;
+}
+
+/** EVTCHNOP_send: signal the other end of an interdomain port. */
+export function evtchn_send(c: Caller, port: number): number {
+  const hv = c.hv;
+  const ld = c.domid;
+  if (!portIsValid(port)) return -XEN_EINVAL;
+  c.count('notifications');
+  // The local lock keeps the peer's end from being closed (and its domain freed) under us.
+  spin_lock(hv.domains, lockIndex(ld));
+  const l = chn(ld, port);
+  const state = hv.evtchn[l + E.STATE];
+  let rd = -1;
+  let wake = -1;
+  if (state === EVTCHNSTAT_interdomain) {
+    rd = hv.evtchn[l + E.REMOTE_DOM];
+    wake = evtchn_set_pending(hv, rd, hv.evtchn[l + E.REMOTE_PORT]);
+  }
+  spin_unlock(hv.domains, lockIndex(ld));
+  if (wake >= 0) {
+    c.count('wakeups');
+    evtchn_kick(hv, rd, wake);
+  }
+  // Sending on an unbound port is allowed and does nothing, as in Xen.
+  return state === EVTCHNSTAT_interdomain || state === EVTCHNSTAT_unbound ? 0 : -XEN_EINVAL;
+}
+
+/** EVTCHNOP_close, also used by domain teardown (Xen's evtchn_destroy closes every port). */
+export function evtchn_close_port(hv: HypervisorState, ld: number, port: number): number {
+  if (!portIsValid(port)) return -XEN_EINVAL;
+  for (;;) {
+    spin_lock(hv.domains, lockIndex(ld));
+    const l = chn(ld, port);
+    const state = hv.evtchn[l + E.STATE];
+    if (state !== EVTCHNSTAT_interdomain) {
+      if (state === EVTCHNSTAT_unbound) clearPort(hv, ld, port);
+      spin_unlock(hv.domains, lockIndex(ld));
+      return state === EVTCHNSTAT_closed ? -XEN_EINVAL : 0;
+    }
+    // Interdomain: we need the peer's lock too, so drop ours and take both in order, then
+    // check nothing changed meanwhile (Xen's evtchn_close does the same dance).
+    const rd = hv.evtchn[l + E.REMOTE_DOM];
+    const rp = hv.evtchn[l + E.REMOTE_PORT];
+    spin_unlock(hv.domains, lockIndex(ld));
+    double_lock(hv.domains, lockIndex(ld), lockIndex(rd));
+    const same = hv.evtchn[l + E.STATE] === EVTCHNSTAT_interdomain
+      && hv.evtchn[l + E.REMOTE_DOM] === rd && hv.evtchn[l + E.REMOTE_PORT] === rp;
+    if (same) {
+      const r = chn(rd, rp);
+      // The peer's end goes back to waiting for us, so we could bind again (Xen's rule).
+      hv.evtchn[r + E.STATE] = EVTCHNSTAT_unbound;
+      hv.evtchn[r + E.REMOTE_DOM] = ld;
+      hv.evtchn[r + E.REMOTE_PORT] = 0;
+      clearPort(hv, ld, port);
+    }
+    double_unlock(hv.domains, lockIndex(ld), lockIndex(rd));
+    if (same) return 0;
+  }
+}
+
+export function evtchn_close(c: Caller, port: number): number {
+  return evtchn_close_port(c.hv, c.domid, port);
+}
+
+/** EVTCHNOP_unmask: clear the mask bit and deliver an event that arrived while masked. */
+export function evtchn_unmask(c: Caller, port: number): number {
+  const hv = c.hv;
+  const d = c.domid;
+  if (!portIsValid(port)) return -XEN_EINVAL;
+  const si = hv.sharedInfo[d];
+  const w = port >> 5;
+  const bit = 1 << (port & 31);
+  Atomics.and(si, MASK + w, ~bit);
+  if ((Atomics.load(si, PENDING + w) & bit) !== 0) {
+    const v = markVcpuPending(hv, d, hv.evtchn[chn(d, port) + E.NOTIFY_VCPU], w);
+    if (v >= 0) evtchn_kick(hv, d, v);
+  }
+  return 0;
+}
+
+/** EVTCHNOP_status. Only the control domain may look at another domain's ports. */
+export function evtchn_status(c: Caller, dom: number, port: number, out: EvtchnStatus): number {
+  const d = dom === DOMID_SELF ? c.domid : dom;
+  if (d !== c.domid && !c.privileged) return -XEN_EPERM;
+  if (!c.hv.isAlive(d)) return -XEN_ESRCH;
+  if (!portIsValid(port)) return -XEN_EINVAL;
+  const e = chn(d, port);
+  out.status = Atomics.load(c.hv.evtchn, e + E.STATE);
+  out.vcpu = c.hv.evtchn[e + E.NOTIFY_VCPU];
+  out.remote_dom = c.hv.evtchn[e + E.REMOTE_DOM];
+  out.remote_port = c.hv.evtchn[e + E.REMOTE_PORT];
+  return 0;
+}
+
+/** Teardown: close every port of a dying domain, unbinding its peers. */
+export function evtchn_destroy(hv: HypervisorState, d: number): void {
+  for (let p = 1; p < NR_EVTCHN_PORTS; p++) {
+    if (Atomics.load(hv.evtchn, chn(d, p) + E.STATE) !== EVTCHNSTAT_closed) evtchn_close_port(hv, d, p);
+  }
+}
+
+/** Ports not closed, for the host's leak report. */
+export function portsInUse(hv: HypervisorState, d: number): number {
+  let n = 0;
+  for (let p = 1; p < NR_EVTCHN_PORTS; p++) if (hv.evtchn[chn(d, p) + E.STATE] !== EVTCHNSTAT_closed) n++;
+  return n;
+}

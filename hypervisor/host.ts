@@ -1,0 +1,281 @@
+/*
+ * The host: one Node process, whose main thread is the hypervisor's control thread.
+ *
+ * Xen: the parts of Xen that start and stop CPUs' work (domain_create, vcpu creation,
+ * domain_pause, domain_shutdown, domain_kill) and what the toolstack does with a shut-down
+ * domain (libxl's on_poweroff / on_reboot / on_crash handling).
+ *
+ * The control thread builds domains, starts one worker thread per vCPU, and tears them down;
+ * it is never on a data path. It talks to vCPU threads only with lifecycle messages: a vCPU
+ * reports a shutdown or forwards a privileged domctl; the control thread asks a vCPU to pause
+ * or stop by setting a request bit in shared memory and kicking it (see schedule.ts).
+ */
+import { EventEmitter } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import type { DomainConfig, DomainInfo, ShutdownAction } from '../shared/public/hypercall.ts';
+import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
+import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
+import { portsInUse, vcpu_kick } from './event-channel.ts';
+import { grantsActive, mappingsHeld } from './grant-table.ts';
+import { initAllocator, usedFrames } from './page-alloc.ts';
+import {
+  D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_running,
+  V, VREQ_CHECK, VREQ_STOP, VT, HypervisorState, allocateBuffers,
+} from './state.ts';
+import { startThread } from './thread.ts';
+import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
+
+const VCPU_ENTRY = new URL('./vcpu.ts', import.meta.url);
+/** How long a vCPU may run on without reaching a preemption point before its thread is cut. */
+const STOP_GRACE_MS = 2000;
+
+export interface HostOptions {
+  /** Guest RAM, in MiB, the frame allocator hands out. */
+  memoryMiB?: number;
+  /** Where hypervisor messages go (Xen's console); default: stderr. */
+  log?: (line: string) => void;
+}
+
+/** What the host holds, so a test can prove nothing leaks. */
+export interface HostUsage {
+  domains: number;       // slots not free (includes zombies)
+  framesUsed: number;    // guest RAM frames allocated
+  grantsActive: number;  // grant entries pinned by a mapping or a copy in progress
+  grantMappings: number; // maptrack handles in use
+  portsBound: number;    // event-channel ports not closed
+  threadsAlive: number;  // vCPU threads running
+}
+
+interface DomainEntry {
+  domid: number;
+  config: DomainConfig;
+  privileged: boolean;
+  workers: Worker[];
+  exited: Promise<void>[];
+  createdAt: number;
+  stopping: boolean;
+}
+
+export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string; action: ShutdownAction }
+
+export class Host extends EventEmitter {
+  readonly hv: HypervisorState;
+  private readonly entries = new Map<number, DomainEntry>();
+  private threads = 0;
+  private readonly log: (line: string) => void;
+
+  constructor(opts: HostOptions = {}) {
+    super();
+    this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
+    initAllocator(this.hv);
+    this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+  }
+
+  /**
+   * domctl createdomain + build + start the vCPUs. `privileged` makes the control domain,
+   * which must be the first, Dom0, as Xen's boot creates it.
+   */
+  async createDomain(config: DomainConfig, opts: { privileged?: boolean } = {}): Promise<number> {
+    const privileged = opts.privileged ?? false;
+    validateConfig(config);
+    const initdomain = privileged && Atomics.load(this.hv.domains, D.STATE) === DOMSTATE_FREE;
+    if (privileged && !initdomain) throw new Error('only Dom0 is privileged in ringvisor, and it already exists');
+    const domid = domain_create(this.hv, privileged, initdomain, config.vcpus);
+    if (domid < 0) throw new Error(`no free domain slot (all ${MAX_DOMAINS} in use)`);
+    const built = build_domain(this.hv, domid, config.memoryKiB, config.cmdline ?? '');
+    if (typeof built === 'number') {
+      domain_abort(this.hv, domid);
+      throw new Error(`cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked)`);
+    }
+    const entry: DomainEntry = { domid, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false };
+    this.entries.set(domid, entry);
+    Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
+    for (let v = 0; v < config.vcpus; v++) {
+      const boot: VcpuBoot = {
+        buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn,
+      };
+      const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
+      this.threads++;
+      entry.workers.push(w);
+      entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; resolve(); })));
+      w.on('message', (m: VcpuMessage) => this.onMessage(entry, w, m));
+      w.on('error', (e) => this.log(`(XEN) d${domid}v${v} thread error: ${e.stack ?? e}`));
+    }
+    this.emit('created', { domid, name: config.name });
+    return domid;
+  }
+
+  private onMessage(entry: DomainEntry, w: Worker, m: VcpuMessage): void {
+    switch (m.kind) {
+      case 'console':
+        this.emit('console', { domid: entry.domid, text: m.text });
+        if (this.listenerCount('console') === 0) this.log(`(d${entry.domid}) ${m.text.replace(/\n$/, '')}`);
+        break;
+      case 'shutdown':
+        void this.onShutdown(entry, m.reason, m.detail);
+        break;
+      case 'domctl':
+        void this.domctl(m.op, m.args).then((result) => w.postMessage({ kind: 'domctl-reply', id: m.id, result } satisfies ControlMessage));
+        break;
+    }
+  }
+
+  /** A domain shut itself down (or crashed): stop its other vCPUs, then do what its config says. */
+  private async onShutdown(entry: DomainEntry, reason: ShutdownReason, detail: string): Promise<void> {
+    const c = entry.config;
+    const action: ShutdownAction = (reason === 'poweroff' ? c.on_poweroff ?? 'destroy'
+      : reason === 'reboot' ? c.on_reboot ?? 'restart'
+      : reason === 'crash' ? c.on_crash ?? 'destroy' : 'preserve');
+    if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
+    await this.stopVcpus(entry);
+    const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail, action };
+    this.emit('shutdown', event);
+    if (action === 'preserve') return;
+    await this.destroy(entry.domid);
+    if (action === 'restart') {
+      const domid = await this.createDomain(c, { privileged: entry.privileged });
+      this.emit('restarted', { from: entry.domid, to: domid, name: c.name });
+    }
+  }
+
+  /** Ask every vCPU to leave at its next preemption point and wait until all have. */
+  private async stopVcpus(entry: DomainEntry): Promise<void> {
+    entry.stopping = true;
+    const hv = this.hv;
+    for (let v = 0; v < entry.workers.length; v++) {
+      Atomics.or(hv.vcpus, hv.vcpu(entry.domid, v, V.REQUEST), VREQ_STOP | VREQ_CHECK);
+      vcpu_kick(hv, entry.domid, v);
+    }
+    Atomics.notify(hv.domains, entry.domid * D.WORDS + D.PAUSE_COUNT); // a paused vCPU wakes to see it
+    await Promise.all(entry.exited.map((exited, v) => {
+      // A guest spinning without hypercalls never reaches a preemption point: cut its thread.
+      const timer = setTimeout(() => void entry.workers[v].terminate(), STOP_GRACE_MS);
+      return exited.finally(() => clearTimeout(timer));
+    }));
+  }
+
+  /** xl destroy: stop the threads, tear the domain down. */
+  async destroy(domid: number): Promise<void> {
+    const entry = this.entries.get(domid);
+    if (!entry) throw new Error(`no domain ${domid}`);
+    await this.stopVcpus(entry);
+    domain_kill(this.hv, domid);
+    this.entries.delete(domid);
+    this.emit('destroyed', { domid, name: entry.config.name });
+  }
+
+  /** xl pause: the vCPUs stop at their next preemption point and stay stopped. */
+  pause(domid: number): void {
+    const entry = this.entries.get(domid);
+    if (!entry) throw new Error(`no domain ${domid}`);
+    Atomics.add(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
+    for (let v = 0; v < entry.workers.length; v++) {
+      Atomics.or(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
+      vcpu_kick(this.hv, domid, v);
+    }
+  }
+
+  unpause(domid: number): void {
+    if (!this.entries.has(domid)) throw new Error(`no domain ${domid}`);
+    const w = domid * D.WORDS + D.PAUSE_COUNT;
+    if (Atomics.load(this.hv.domains, w) > 0) Atomics.sub(this.hv.domains, w, 1);
+    Atomics.notify(this.hv.domains, w);
+  }
+
+  /** True once no vCPU of the domain is running (paused ones wait, blocked ones sleep). */
+  isQuiescent(domid: number): boolean {
+    const entry = this.entries.get(domid);
+    if (!entry) return true;
+    return entry.workers.every((_, v) => Atomics.load(this.hv.vcpus, this.hv.vcpu(domid, v, V.RUNSTATE)) !== RUNSTATE_running);
+  }
+
+  /** xl shutdown / reboot, the forced form (SCHEDOP_remote_shutdown): the domain stops now. */
+  async shutdown(domid: number, reason: ShutdownReason = 'poweroff'): Promise<void> {
+    const entry = this.entries.get(domid);
+    if (!entry) throw new Error(`no domain ${domid}`);
+    const base = domid * D.WORDS;
+    if (Atomics.compareExchange(this.hv.domains, base + D.STATE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN) !== DOMSTATE_RUNNING) return;
+    Atomics.store(this.hv.domains, base + D.SHUTDOWN_REASON, SHUTDOWN_NAMES.indexOf(reason));
+    await this.onShutdown(entry, reason, 'shut down by the toolstack');
+  }
+
+  info(domid: number): DomainInfo | null {
+    const entry = this.entries.get(domid);
+    if (!entry) return null;
+    const hv = this.hv;
+    const base = domid * D.WORDS;
+    const state = Atomics.load(hv.domains, base + D.STATE);
+    const reason = hv.domains[base + D.SHUTDOWN_REASON];
+    let cpu = 0;
+    for (let v = 0; v < MAX_VCPUS; v++) cpu += hv.vcpuTime[(domid * MAX_VCPUS + v) * VT.WORDS + VT.RUNNING];
+    return {
+      domid,
+      name: entry.config.name,
+      state: state === DOMSTATE_SHUTDOWN ? 'shutdown' : state !== DOMSTATE_RUNNING ? 'dying'
+        : hv.domains[base + D.PAUSE_COUNT] > 0 ? 'paused' : 'running',
+      shutdown_reason: reason >= 0 ? SHUTDOWN_NAMES[reason] : null,
+      vcpus: hv.domains[base + D.NR_VCPUS],
+      tot_pages: hv.domains[base + D.TOT_PAGES],
+      max_pages: hv.domains[base + D.MAX_PAGES],
+      privileged: (hv.domains[base + D.FLAGS] & DOMF_PRIVILEGED) !== 0,
+      cpu_time_ms: cpu,
+    };
+  }
+
+  list(): DomainInfo[] {
+    return [...this.entries.keys()].sort((a, b) => a - b).map((d) => this.info(d)!);
+  }
+
+  usage(): HostUsage {
+    const hv = this.hv;
+    const u: HostUsage = { domains: 0, framesUsed: usedFrames(hv), grantsActive: 0, grantMappings: 0, portsBound: 0, threadsAlive: this.threads };
+    for (let d = 0; d < MAX_DOMAINS; d++) {
+      if (Atomics.load(hv.domains, d * D.WORDS + D.STATE) === DOMSTATE_FREE) continue;
+      u.domains++;
+      u.grantsActive += grantsActive(hv, d);
+      u.grantMappings += mappingsHeld(hv, d);
+      u.portsBound += portsInUse(hv, d);
+    }
+    return u;
+  }
+
+  /** Hypervisor counters summed over a domain's vCPUs. */
+  counters(domid: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const name of ['hypercalls', 'notifications', 'wakeups', 'blocks', 'grant_maps', 'grant_unmaps', 'grant_copies', 'grant_copy_bytes', 'page_faults', 'traps'] as const) {
+      out[name] = this.hv.counter(domid, name);
+    }
+    return out;
+  }
+
+  /** domctl from a privileged vCPU (the privilege check was made in the caller's thread). */
+  private async domctl(op: string, args: unknown[]): Promise<unknown> {
+    const domid = args[0] as number;
+    try {
+      switch (op) {
+        case 'createdomain': return await this.createDomain(args[0] as DomainConfig);
+        case 'destroydomain': await this.destroy(domid); return 0;
+        case 'pausedomain': if (domid === 0) return -XEN_EINVAL; this.pause(domid); return 0;
+        case 'unpausedomain': this.unpause(domid); return 0;
+        case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
+        default: return -XEN_EINVAL;
+      }
+    } catch (e) {
+      this.log(`(XEN) domctl ${op} failed: ${(e as Error).message}`);
+      return -XEN_ESRCH;
+    }
+  }
+
+  /** Destroy every domain, DomUs first, Dom0 last. */
+  async close(): Promise<void> {
+    const ids = [...this.entries.keys()].sort((a, b) => b - a);
+    for (const d of ids) if (this.entries.has(d)) await this.destroy(d);
+  }
+}
+
+function validateConfig(c: DomainConfig): void {
+  if (typeof c.name !== 'string' || c.name.length === 0) throw new TypeError('domain config: name must be a non-empty string');
+  if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new RangeError(`domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
+  if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new RangeError(`domain config ${c.name}: memory must be at least 64 KiB`);
+  if (typeof c.kernel !== 'string') throw new TypeError(`domain config ${c.name}: kernel must be a module URL`);
+}

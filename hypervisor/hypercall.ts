@@ -1,0 +1,149 @@
+/*
+ * The hypercall table: the entry from guest kernel code into the hypervisor.
+ *
+ * Xen: the hypercall_table of xen/arch/x86 and the do_*_op dispatchers (do_event_channel_op,
+ * do_grant_table_op, do_memory_op, do_sched_op, do_console_io, do_domctl).
+ *
+ * One instance per vCPU thread, bound to the Caller the thread was started as. Each call
+ * counts itself and passes a preemption point, then runs the handler right here, in the
+ * calling thread, on the shared hypervisor state. Only domctl, which creates and destroys
+ * threads, is forwarded to the control thread, after the privilege check has been made here.
+ */
+import type { EvtchnStatus } from '../shared/public/event_channel.ts';
+import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
+import {
+  XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type DomainConfig, type DomainInfo, type Hypercalls,
+} from '../shared/public/hypercall.ts';
+import { XEN_EEXIST, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
+import type { Caller } from './caller.ts';
+import {
+  evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_close, evtchn_send, evtchn_status, evtchn_unmask,
+} from './event-channel.ts';
+import { gnttab_copy, gnttab_map_grant_ref, gnttab_unmap_grant_ref } from './grant-table.ts';
+import type { VcpuScheduler } from './schedule.ts';
+import {
+  D, GRANT_FRAMES, MAX_GUEST_PAGES, P2M_PRESENT, grantFrameMfn, sharedInfoMfn,
+} from './state.ts';
+
+/** What the vCPU thread offers the table for calls it cannot finish alone. */
+export interface ControlChannel {
+  domctl(op: string, args: unknown[]): Promise<unknown>;
+  console(text: string): void;
+  shutdown(reason: ShutdownReason, detail: string): never;
+}
+
+export class HypercallTable implements Hypercalls {
+  constructor(
+    private readonly c: Caller,
+    private readonly sched: VcpuScheduler,
+    private readonly control: ControlChannel,
+  ) {}
+
+  private enter(): void {
+    this.c.count('hypercalls');
+    this.sched.preemptionPoint();
+  }
+
+  /* event_channel_op */
+  evtchn_alloc_unbound(dom: number, remote_dom: number): number {
+    this.enter();
+    return evtchn_alloc_unbound(this.c, dom, remote_dom);
+  }
+  evtchn_bind_interdomain(remote_dom: number, remote_port: number): number {
+    this.enter();
+    return evtchn_bind_interdomain(this.c, remote_dom, remote_port);
+  }
+  evtchn_send(port: number): number {
+    this.enter();
+    return evtchn_send(this.c, port);
+  }
+  evtchn_close(port: number): number {
+    this.enter();
+    return evtchn_close(this.c, port);
+  }
+  evtchn_unmask(port: number): number {
+    this.enter();
+    return evtchn_unmask(this.c, port);
+  }
+  evtchn_status(dom: number, port: number, out: EvtchnStatus): number {
+    this.enter();
+    return evtchn_status(this.c, dom, port, out);
+  }
+
+  /* grant_table_op */
+  gnttab_map_grant_ref(op: GnttabMapGrantRef): void {
+    this.enter();
+    gnttab_map_grant_ref(this.c, op);
+  }
+  gnttab_unmap_grant_ref(op: GnttabUnmapGrantRef): void {
+    this.enter();
+    gnttab_unmap_grant_ref(this.c, op);
+  }
+  gnttab_copy(ops: readonly GnttabCopy[], count: number): void {
+    this.enter();
+    gnttab_copy(this.c, ops, Math.min(count, ops.length));
+  }
+  gnttab_query_size(): { nr_frames: number; max_nr_frames: number } {
+    this.enter();
+    return { nr_frames: GRANT_FRAMES, max_nr_frames: GRANT_FRAMES };
+  }
+
+  /* memory_op */
+  memory_add_to_physmap(space: number, idx: number, gfn: number): number {
+    this.enter();
+    let mfn: number;
+    if (space === XENMAPSPACE_shared_info && idx === 0) mfn = sharedInfoMfn(this.c.domid);
+    else if (space === XENMAPSPACE_grant_table && Number.isInteger(idx) && idx >= 0 && idx < GRANT_FRAMES) mfn = grantFrameMfn(this.c.domid, idx);
+    else return -XEN_EINVAL;
+    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= MAX_GUEST_PAGES) return -XEN_EINVAL;
+    const index = this.c.domid * MAX_GUEST_PAGES + gfn;
+    // Only into a hole: ringvisor does not free RAM behind the guest's back to make room.
+    if (Atomics.compareExchange(this.c.hv.p2m, index, 0, (mfn | P2M_PRESENT) >>> 0) !== 0) return -XEN_EEXIST;
+    return 0;
+  }
+  memory_current_reservation(): number {
+    this.enter();
+    return Atomics.load(this.c.hv.domains, this.c.domid * D.WORDS + D.TOT_PAGES);
+  }
+
+  /* sched_op */
+  sched_yield(): void {
+    this.enter();
+  }
+  sched_block(): Promise<void> {
+    this.c.count('hypercalls');
+    return this.sched.block();
+  }
+  sched_shutdown(reason: ShutdownReason): never {
+    this.enter();
+    return this.control.shutdown(reason, 'SCHEDOP_shutdown');
+  }
+
+  /* console_io */
+  console_io_write(text: string): void {
+    this.enter();
+    this.control.console(text);
+  }
+
+  /* domctl */
+  private async domctl<T>(op: string, ...args: unknown[]): Promise<T | number> {
+    this.enter();
+    if (!this.c.privileged) return -XEN_EPERM;
+    return (await this.control.domctl(op, args)) as T | number;
+  }
+  domctl_createdomain(config: DomainConfig): Promise<number> {
+    return this.domctl<number>('createdomain', config);
+  }
+  domctl_destroydomain(domid: number): Promise<number> {
+    return this.domctl<number>('destroydomain', domid);
+  }
+  domctl_pausedomain(domid: number): Promise<number> {
+    return this.domctl<number>('pausedomain', domid);
+  }
+  domctl_unpausedomain(domid: number): Promise<number> {
+    return this.domctl<number>('unpausedomain', domid);
+  }
+  domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
+    return this.domctl<DomainInfo>('getdomaininfo', domid);
+  }
+}

@@ -1,0 +1,223 @@
+/*
+ * The hypervisor's state, all of it in SharedArrayBuffers so that a hypercall can run on
+ * whichever thread made it: machine memory, the frame table, struct domain and struct vcpu,
+ * each domain's P2M, event-channel table, active grant table and maptrack.
+ *
+ * Xen: the globals and per-domain structures of xen/common (struct domain, struct vcpu,
+ * struct page_info, d->evtchn, d->grant_table->active, maptrack). Xen keeps them in its own
+ * heap and reaches them by pointer; ringvisor lays each one out as a fixed-size table indexed by
+ * domain id, declared here once, so every thread builds the same views at start.
+ *
+ * Machine memory begins with the Xen heap: for each domain slot, one shared_info frame and
+ * GRANT_FRAMES grant-table frames, which guests map into their physmap as Xen's are mapped.
+ * The frames after it are what the frame allocator hands out as guest RAM.
+ */
+import { PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
+import { GRANT_ENTRIES_PER_PAGE } from '../shared/public/grant_table.ts';
+import { NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
+
+/* Limits, chosen once (Xen's equivalents are boot or domain-creation parameters). */
+export const MAX_DOMAINS = 64;             // domain ids 0..63
+export const MAX_VCPUS = 8;                // per domain
+export const MAX_GUEST_PAGES = 1 << 17;    // 512 MiB of physmap per domain (P2M entries)
+export const GRANT_FRAMES = 16;            // Xen's default max is 64; 16 frames = 8192 refs
+export const NR_GRANT_ENTRIES = GRANT_FRAMES * GRANT_ENTRIES_PER_PAGE;
+export const MAPTRACK_ENTRIES = 8192;      // grant mappings one domain may hold at once
+export const XENHEAP_FRAMES_PER_DOMAIN = 1 + GRANT_FRAMES;
+export const XENHEAP_FRAMES = MAX_DOMAINS * XENHEAP_FRAMES_PER_DOMAIN;
+
+/* struct domain: one row of Int32 words per domain id. */
+export const D = {
+  STATE: 0,            // DOMSTATE_*
+  GENERATION: 1,       // bumped at every creation, so a stale id can be told apart
+  FLAGS: 2,            // DOMF_*
+  NR_VCPUS: 3,
+  MAX_PAGES: 4,
+  TOT_PAGES: 5,        // RAM frames it owns
+  SHUTDOWN_REASON: 6,  // SHUTDOWN_* or -1
+  PAUSE_COUNT: 7,      // >0: vCPUs stop at their next preemption point (they wait on this word)
+  EVENT_LOCK: 8,       // d->event_lock: the port table
+  MAPTRACK_LOCK: 9,    // the maptrack free list
+  MAPTRACK_FREE: 10,   // head of the maptrack free list (handle+1; 0 = empty)
+  MAPTRACK_USED: 11,   // handles in use
+  PINNED: 12,          // active grant entries of this domain pinned by someone (map or copy)
+  TEARDOWN_DONE: 13,   // 1 once destroy has released everything it can; the slot frees when PINNED is 0
+  ONLINE_VCPUS: 14,    // vCPUs not yet gone down (hlt with interrupts off takes one down)
+  WORDS: 16,
+} as const;
+export const DOMSTATE_FREE = 0;
+export const DOMSTATE_CREATING = 1;
+export const DOMSTATE_RUNNING = 2;   // running or paused: pause is a count, not a state
+export const DOMSTATE_SHUTDOWN = 3;  // stopped by SCHEDOP_shutdown or a crash, awaiting the toolstack
+export const DOMSTATE_DYING = 4;     // being torn down
+export const DOMF_PRIVILEGED = 1;    // is_control_domain
+export const DOMF_INITDOMAIN = 2;    // Dom0
+
+/* struct vcpu: Int32 words, plus Float64 time accounting (runstate, as vcpu_runstate_info). */
+export const V = {
+  RUNSTATE: 0,   // RUNSTATE_*
+  REQUEST: 1,    // VREQ_* bits the control thread sets; checked at every preemption point
+  ALIVE: 2,      // 1 while the thread runs
+  WORDS: 4,
+} as const;
+export const RUNSTATE_running = 0;
+export const RUNSTATE_runnable = 1;
+export const RUNSTATE_blocked = 2;
+export const RUNSTATE_offline = 3;
+export const VREQ_CHECK = 1;  // look at the domain's pause count
+export const VREQ_STOP = 2;   // leave: the domain is shutting down or being destroyed
+/* Float64 per vCPU: time spent in each runstate (ms) and when the current one began. */
+export const VT = { RUNNING: 0, RUNNABLE: 1, BLOCKED: 2, OFFLINE: 3, SINCE: 4, WORDS: 8 } as const;
+
+/* struct page_info: per machine frame. */
+export const F = {
+  OWNER: 0,    // domid + 1; 0 = free; XEN_OWNER = the Xen heap
+  REF: 1,      // foreign mappings (grant maps) currently holding the frame
+  ORPHAN: 2,   // 1: the owner died while mapped; the last unmap frees the frame
+  WORDS: 4,
+} as const;
+export const XEN_OWNER = 0x7ff2 + 1;
+
+/* P2M entries (Uint32): the machine frame in the low bits, flags above. 0 = no translation. */
+export const P2M_PRESENT = 0x8000_0000;
+export const P2M_READONLY = 0x4000_0000;
+export const P2M_FOREIGN = 0x2000_0000; // a grant mapping: the frame belongs to another domain
+export const P2M_RESERVED = 0x1000_0000; // being filled by a grant map in progress (not yet present)
+export const P2M_MFN_MASK = 0x0fff_ffff;
+
+/* Event-channel port (struct evtchn): Int32 words. */
+export const E = { STATE: 0, REMOTE_DOM: 1, REMOTE_PORT: 2, NOTIFY_VCPU: 3, WORDS: 4 } as const;
+
+/* Active grant entry (struct active_grant_entry): Int32 words, per granting domain and ref. */
+export const A = {
+  LOCK: 0,
+  PIN: 1,     // host mappings: writable count in the low 16 bits, read-only count in the high 16
+  DOMID: 2,   // the domain using it while pinned
+  MFN: 3,     // the machine frame, resolved at first pin
+  WORDS: 4,
+} as const;
+export const GNTPIN_hstw_inc = 1;
+export const GNTPIN_hstr_inc = 1 << 16;
+export const GNTPIN_hstw_mask = 0xffff;
+
+/* Maptrack entry: Int32 words, per mapping domain and handle. */
+export const M = {
+  FLAGS: 0,     // 0 = free; else MT_INUSE | GNTMAP_readonly?
+  DOM: 1,       // granting domain
+  REF: 2,
+  GFN: 3,       // where in the mapper's physmap (while in use); next free handle+1 (while free)
+  WORDS: 4,
+} as const;
+export const MT_INUSE = 1 << 16;
+
+/* Counters: per vCPU, Float64, written only by that vCPU's thread, summed by readers. */
+export const COUNTERS = [
+  'hypercalls', 'notifications', 'wakeups', 'blocks', 'grant_maps', 'grant_unmaps', 'grant_copies',
+  'grant_copy_bytes', 'page_faults', 'traps',
+] as const;
+export type CounterName = (typeof COUNTERS)[number];
+export const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as never;
+export const NR_COUNTERS = 16;
+
+/** The buffers that make up one host. Built by the control thread, passed to every vCPU thread. */
+export interface HypervisorBuffers {
+  nrFrames: number;
+  machine: SharedArrayBuffer;
+  frames: SharedArrayBuffer;      // page_info table
+  allocator: SharedArrayBuffer;   // [lock, top, free frames] + free stack
+  domains: SharedArrayBuffer;
+  vcpus: SharedArrayBuffer;
+  vcpuTime: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+  p2m: SharedArrayBuffer;
+  evtchn: SharedArrayBuffer;
+  active: SharedArrayBuffer;
+  maptrack: SharedArrayBuffer;
+}
+
+export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
+  const nrFrames = XENHEAP_FRAMES + Math.floor((memoryMiB * 1024 * 1024) / PAGE_SIZE);
+  if (nrFrames > P2M_MFN_MASK) throw new RangeError(`host memory ${memoryMiB} MiB is more than a P2M entry can name`);
+  const i32 = (n: number) => new SharedArrayBuffer(n * 4);
+  return {
+    nrFrames,
+    machine: new SharedArrayBuffer(nrFrames * PAGE_SIZE),
+    frames: i32(nrFrames * F.WORDS),
+    allocator: i32(4 + nrFrames),
+    domains: i32(MAX_DOMAINS * D.WORDS),
+    vcpus: i32(MAX_DOMAINS * MAX_VCPUS * V.WORDS),
+    vcpuTime: new SharedArrayBuffer(MAX_DOMAINS * MAX_VCPUS * VT.WORDS * 8),
+    counters: new SharedArrayBuffer(MAX_DOMAINS * MAX_VCPUS * NR_COUNTERS * 8),
+    p2m: i32(MAX_DOMAINS * MAX_GUEST_PAGES),
+    evtchn: i32(MAX_DOMAINS * NR_EVTCHN_PORTS * E.WORDS),
+    active: i32(MAX_DOMAINS * NR_GRANT_ENTRIES * A.WORDS),
+    maptrack: i32(MAX_DOMAINS * MAPTRACK_ENTRIES * M.WORDS),
+  };
+}
+
+/** Typed views over the buffers: one set per thread, built once. */
+export class HypervisorState {
+  readonly nrFrames: number;
+  readonly mem8: Uint8Array;
+  readonly mem32: Int32Array;
+  readonly frames: Int32Array;
+  readonly allocator: Int32Array;
+  readonly domains: Int32Array;
+  readonly vcpus: Int32Array;
+  readonly vcpuTime: Float64Array;
+  readonly counters: Float64Array;
+  readonly p2m: Uint32Array;
+  readonly evtchn: Int32Array;
+  readonly active: Int32Array;
+  readonly maptrack: Int32Array;
+  /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
+  readonly sharedInfo: Int32Array[] = [];
+  readonly grantTable: Uint32Array[] = [];
+
+  constructor(readonly buffers: HypervisorBuffers) {
+    this.nrFrames = buffers.nrFrames;
+    this.mem8 = new Uint8Array(buffers.machine);
+    this.mem32 = new Int32Array(buffers.machine);
+    this.frames = new Int32Array(buffers.frames);
+    this.allocator = new Int32Array(buffers.allocator);
+    this.domains = new Int32Array(buffers.domains);
+    this.vcpus = new Int32Array(buffers.vcpus);
+    this.vcpuTime = new Float64Array(buffers.vcpuTime);
+    this.counters = new Float64Array(buffers.counters);
+    this.p2m = new Uint32Array(buffers.p2m);
+    this.evtchn = new Int32Array(buffers.evtchn);
+    this.active = new Int32Array(buffers.active);
+    this.maptrack = new Int32Array(buffers.maptrack);
+    for (let d = 0; d < MAX_DOMAINS; d++) {
+      this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
+      this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));
+    }
+  }
+
+  /** Index of word `w` of domain `d`'s struct domain. */
+  dom(d: number, w: number): number {
+    return d * D.WORDS + w;
+  }
+  vcpu(d: number, v: number, w: number): number {
+    return (d * MAX_VCPUS + v) * V.WORDS + w;
+  }
+  /** The domain exists and is not being torn down (it may be still building, or shut down). */
+  isAlive(d: number): boolean {
+    if (!(d >= 0 && d < MAX_DOMAINS)) return false;
+    const s = Atomics.load(this.domains, d * D.WORDS + D.STATE);
+    return s === DOMSTATE_CREATING || s === DOMSTATE_RUNNING || s === DOMSTATE_SHUTDOWN;
+  }
+  /** Sum of a counter over a domain's vCPUs. */
+  counter(d: number, name: CounterName): number {
+    let sum = 0;
+    for (let v = 0; v < MAX_VCPUS; v++) sum += this.counters[(d * MAX_VCPUS + v) * NR_COUNTERS + C[name]];
+    return sum;
+  }
+}
+
+export function sharedInfoMfn(domid: number): number {
+  return domid * XENHEAP_FRAMES_PER_DOMAIN;
+}
+export function grantFrameMfn(domid: number, i: number): number {
+  return domid * XENHEAP_FRAMES_PER_DOMAIN + 1 + i;
+}

@@ -1,0 +1,138 @@
+/*
+ * The first code a vCPU thread runs: it becomes one vCPU of one domain, then enters the kernel.
+ *
+ * Xen: the vCPU's initial context and the jump to the kernel's entry point (for a PV guest,
+ * xen/arch/x86/pv/dom0_build.c / the toolstack's xc_dom_boot; the kernel finds start_info in
+ * %rsi). The domain id and vCPU number come from the control thread, once, here; every object
+ * built below (Caller, memory, hypercall table) is bound to them for the thread's life.
+ *
+ * How the thread ends: the kernel's main() returning is a poweroff; an exception escaping the
+ * kernel (a page fault it did not handle, a bug) crashes the domain, as Xen's domain_crash;
+ * a stop request from the control thread ends it at a preemption point.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { KernelEnv, KernelImage } from '../shared/public/hypercall.ts';
+import { vcpu_info, type ShutdownReason } from '../shared/public/xen.ts';
+import { Caller } from './caller.ts';
+import { DomainMemory } from './guest-memory.ts';
+import { HypercallTable, type ControlChannel } from './hypercall.ts';
+import { VcpuScheduler } from './schedule.ts';
+import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
+import { TrappingCpu } from './trap.ts';
+import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
+
+export interface VcpuBoot {
+  buffers: HypervisorBuffers;
+  domid: number;
+  vcpu: number;
+  kernel: string;
+  module: unknown;
+  start_info_gfn: number;
+}
+
+/** Messages a vCPU thread sends the control thread. */
+export type VcpuMessage =
+  | { kind: 'console'; text: string }
+  | { kind: 'shutdown'; reason: ShutdownReason; detail: string }
+  | { kind: 'domctl'; id: number; op: string; args: unknown[] };
+/** Messages the control thread sends a vCPU thread. */
+export type ControlMessage = { kind: 'domctl-reply'; id: number; result: unknown };
+
+const boot = (workerData as { boot: VcpuBoot }).boot;
+const port = parentPort!;
+const hv = new HypervisorState(boot.buffers);
+const caller = new Caller(hv, boot.domid, boot.vcpu);
+const sched = new VcpuScheduler(caller);
+sched.exit = (code) => process.exit(code);
+
+const pending = new Map<number, (v: unknown) => void>();
+let nextId = 1;
+// This listener also keeps the thread's event loop alive while the kernel sleeps in
+// Atomics.waitAsync, which by itself would not.
+port.on('message', (m: ControlMessage) => {
+  if (m.kind === 'domctl-reply') {
+    pending.get(m.id)?.(m.result);
+    pending.delete(m.id);
+  }
+});
+
+function post(m: VcpuMessage): void {
+  port.postMessage(m);
+}
+
+/** domain_shutdown: the first vCPU to get here records the reason; all of them stop. */
+function domainShutdown(reason: ShutdownReason, detail: string): never {
+  const base = boot.domid * D.WORDS;
+  if (Atomics.compareExchange(hv.domains, base + D.STATE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN) === DOMSTATE_RUNNING) {
+    Atomics.store(hv.domains, base + D.SHUTDOWN_REASON, SHUTDOWN_NAMES.indexOf(reason));
+    post({ kind: 'shutdown', reason, detail });
+  }
+  return sched.stop();
+}
+
+const control: ControlChannel = {
+  domctl(op, args) {
+    const id = nextId++;
+    return new Promise((resolve) => {
+      pending.set(id, resolve);
+      post({ kind: 'domctl', id, op, args });
+    });
+  },
+  console(text) {
+    post({ kind: 'console', text });
+  },
+  shutdown: domainShutdown,
+};
+
+const cpu = new TrappingCpu(caller, sched, {
+  shutdown: domainShutdown,
+  vcpuDown(detail) {
+    if (Atomics.sub(hv.domains, boot.domid * D.WORDS + D.ONLINE_VCPUS, 1) === 1) return domainShutdown('poweroff', detail);
+    return sched.stop();
+  },
+  portIo: null,
+});
+
+const env: KernelEnv = {
+  vcpu_id: boot.vcpu,
+  nr_vcpus: Atomics.load(hv.domains, boot.domid * D.WORDS + D.NR_VCPUS),
+  hypercall: new HypercallTable(caller, sched, control),
+  memory: new DomainMemory(hv, boot.domid, boot.vcpu),
+  cpu,
+  start_info_gfn: boot.start_info_gfn,
+  module: boot.module,
+};
+
+/** A vCPU with nothing to run sleeps until asked to stop (it still honours pause and stop). */
+async function idle(): Promise<never> {
+  const upcall = hv.sharedInfo[boot.domid];
+  const word = boot.vcpu * (vcpu_info.SIZE >> 2) + (vcpu_info.evtchn_upcall_pending >> 2);
+  for (;;) {
+    Atomics.store(upcall, word, 0);
+    await sched.block();
+  }
+}
+
+function crash(e: unknown): never {
+  const detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  return domainShutdown('crash', detail);
+}
+
+process.on('uncaughtException', crash);
+process.on('unhandledRejection', crash);
+
+sched.online();
+try {
+  const image = (await import(boot.kernel)) as KernelImage;
+  if (boot.vcpu === 0) {
+    await image.main(env);
+    domainShutdown('poweroff', 'kernel main() returned');
+  } else if (image.secondary) {
+    await image.secondary(env);
+    cpu.cli_hlt();
+  } else {
+    await idle();
+  }
+} catch (e) {
+  crash(e);
+}

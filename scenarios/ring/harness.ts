@@ -1,0 +1,107 @@
+/*
+ * Runs the ringtest device between Dom0 and one DomU on a fresh host, and reports what
+ * happened: the frontend's and backend's statistics, the hypervisor's counters for both
+ * domains, and what the host held before and after (so a caller can prove nothing leaked).
+ *
+ * Used by the ring tests and by `npm run bench -- --suite ring`.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import { randomUUID } from 'node:crypto';
+import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/ringtest-back.ts';
+import type { RingtestFrontOptions, RingtestFrontStats } from '../../domu/ringtest-front.ts';
+import { Host, type HostUsage } from '../../hypervisor/host.ts';
+import type { RingtestMessage, RingtestModule } from './protocol.ts';
+
+export interface RingtestOptions {
+  requests: number;
+  depth: number;
+  len: number | 'mixed';
+  check: boolean;
+  front?: RingtestFrontOptions;
+  back?: RingtestBackOptions;
+  /** Repeat the run this many times on the same host, each with a fresh DomU. */
+  rounds?: number;
+}
+
+export interface RingtestRound {
+  front: RingtestFrontStats;
+  back: RingtestBackStats;
+  ms: number;
+  counters: { dom0: Record<string, number>; domU: Record<string, number> };
+  deferredGrants: number;
+}
+
+export interface RingtestResult {
+  rounds: RingtestRound[];
+  usageBefore: HostUsage;
+  usageAfter: HostUsage;
+  dom0Log: string[];
+}
+
+const BACK_KERNEL = new URL('./back-kernel.ts', import.meta.url).href;
+const FRONT_KERNEL = new URL('./front-kernel.ts', import.meta.url).href;
+
+export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult> {
+  const host = new Host({ memoryMiB: 64 });
+  const dom0Log: string[] = [];
+  host.on('console', (e: { domid: number; text: string }) => dom0Log.push(`d${e.domid}: ${e.text}`));
+  const crashes: string[] = [];
+  let waiting: (() => void) | null = null;
+  host.on('shutdown', (e: { domid: number; reason: string; detail: string }) => {
+    if (e.reason === 'crash') crashes.push(`d${e.domid} crashed: ${e.detail}`);
+    waiting?.();
+  });
+  const channel = `ringvisor-ringtest-${randomUUID()}`;
+  const ch = new BroadcastChannel(channel);
+  const inbox: RingtestMessage[] = [];
+  ch.onmessage = (ev) => {
+    inbox.push((ev as { data: RingtestMessage }).data);
+    waiting?.();
+  };
+  const next = async <K extends RingtestMessage['kind']>(kind: K, match: (m: Extract<RingtestMessage, { kind: K }>) => boolean = () => true) => {
+    for (;;) {
+      if (crashes.length) throw new Error(crashes.join('\n'));
+      const failed = inbox.find((m) => m.kind === 'failed');
+      if (failed && failed.kind === 'failed') throw new Error(`ringtest d${failed.domid}: ${failed.error}`);
+      const i = inbox.findIndex((m) => m.kind === kind && match(m as Extract<RingtestMessage, { kind: K }>));
+      if (i >= 0) return inbox.splice(i, 1)[0] as Extract<RingtestMessage, { kind: K }>;
+      await new Promise<void>((r) => { waiting = r; });
+    }
+  };
+  const post = (m: RingtestMessage) => ch.postMessage(m);
+
+  try {
+    const module0: RingtestModule = { channel, back: opts.back };
+    await host.createDomain({ name: 'Domain-0', vcpus: 1, memoryKiB: 16 * 1024, kernel: BACK_KERNEL, module: module0 }, { privileged: true });
+    await next('backend-ready');
+    const usageBefore = host.usage();
+    const rounds: RingtestRound[] = [];
+    for (let round = 0; round < (opts.rounds ?? 1); round++) {
+      const nonce = randomUUID();
+      const module: RingtestModule = { channel, nonce };
+      const domid = await host.createDomain({ name: `ringtest-${round}`, vcpus: 1, memoryKiB: 8 * 1024, kernel: FRONT_KERNEL, module });
+      const gone = new Promise<void>((r) => {
+        const onDestroyed = (e: { domid: number }) => {
+          if (e.domid !== domid) return;
+          host.off('destroyed', onDestroyed);
+          r();
+        };
+        host.on('destroyed', onDestroyed);
+      });
+      await next('frontend-ready', (m) => m.nonce === nonce);
+      post({ kind: 'start', domid, backend: 0, front: opts.front ?? {}, run: { requests: opts.requests, depth: opts.depth, len: opts.len, check: opts.check } });
+      const result = await next('result', (m) => m.domid === domid);
+      post({ kind: 'disconnect', frontend: domid });
+      const back = await next('disconnected', (m) => m.frontend === domid);
+      const counters = { dom0: host.counters(0), domU: host.counters(domid) };
+      post({ kind: 'release', domid });
+      const released = await next('released', (m) => m.domid === domid);
+      await gone;
+      rounds.push({ front: result.stats, back: back.stats, ms: result.ms, counters, deferredGrants: released.deferred });
+    }
+    return { rounds, usageBefore, usageAfter: host.usage(), dom0Log };
+  } finally {
+    ch.close();
+    await host.close();
+  }
+}

@@ -1,0 +1,54 @@
+/*
+ * A guest kernel's boot: from the vCPU's entry environment to a running kernel with memory,
+ * events and grants, which drivers and workloads then use.
+ *
+ * Xen/Linux: xen_start_kernel (arch/x86/xen/enlighten_pv.c) and the early Xen setup it calls:
+ * read start_info, map shared_info, set up the grant table (gnttab_init), start taking events.
+ * mini-os's start_kernel does the same in fewer lines. Dom0 and DomU run this same code, as
+ * they run the same Linux; what differs is which drivers they start afterwards.
+ */
+import type { Cpu, Hypercalls, KernelEnv } from '../public/hypercall.ts';
+import type { GuestMemory } from '../public/memory.ts';
+import { GNTTAB_NR_RESERVED_ENTRIES } from '../public/grant_table.ts';
+import { EventChannels } from './events.ts';
+import { GrantTable } from './grant-table.ts';
+import { PageAllocator } from './pages.ts';
+import { readStartInfo, type StartInfo } from './start-info.ts';
+
+export class Kernel {
+  readonly hypercall: Hypercalls;
+  readonly memory: GuestMemory;
+  readonly cpu: Cpu;
+  readonly vcpu: number;
+  readonly nr_vcpus: number;
+  readonly si: StartInfo;
+  readonly pages: PageAllocator;
+  readonly events: EventChannels;
+  readonly gnttab: GrantTable;
+
+  constructor(readonly env: KernelEnv) {
+    this.hypercall = env.hypercall;
+    this.memory = env.memory;
+    this.cpu = env.cpu;
+    this.vcpu = env.vcpu_id;
+    this.nr_vcpus = env.nr_vcpus;
+    this.si = readStartInfo(env.memory, env.start_info_gfn);
+    this.pages = new PageAllocator(this.si, this.vcpu, this.nr_vcpus);
+    // The builder mapped shared_info and, just above it, the grant frames.
+    const sharedInfo = env.memory.pageWords(this.si.shared_info_gfn, true);
+    this.events = new EventChannels(env.hypercall, sharedInfo, this.vcpu);
+    const gntGfn = this.si.shared_info_gfn + 1;
+    const perVcpu = Math.floor((this.grantEntries() - GNTTAB_NR_RESERVED_ENTRIES) / this.nr_vcpus);
+    this.gnttab = new GrantTable(env.hypercall, env.memory, gntGfn,
+      { first: GNTTAB_NR_RESERVED_ENTRIES + this.vcpu * perVcpu, count: perVcpu });
+  }
+
+  private grantEntries(): number {
+    return this.hypercall.gnttab_query_size().nr_frames * 512;
+  }
+
+  /** Early printk: the hypervisor's console (the PV console takes over once it is up). */
+  log(text: string): void {
+    this.hypercall.console_io_write(text);
+  }
+}

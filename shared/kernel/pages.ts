@@ -1,0 +1,66 @@
+/*
+ * The guest kernel's page allocator: which of its own gfns are free.
+ *
+ * Xen: nothing; this is the guest's business (Linux's buddy allocator, mini-os's
+ * mm.c). ringvisor's kernels need pages for rings, I/O buffers and grant mappings, so they keep
+ * a stack of free RAM gfns (every RAM page but the builder's special ones) and a bump pointer
+ * for "holes" above RAM, where foreign pages (grant mappings, shared_info, grant frames) are put.
+ *
+ * Each vCPU thread runs its own copy of the kernel with its own heap, so RAM and holes are split
+ * between vCPUs: vCPU v of n takes every page whose index is v modulo n. Nothing is shared.
+ */
+import type { StartInfo } from './start-info.ts';
+
+/** Holes begin this far above RAM; the first gfns above RAM hold shared_info and the grant frames. */
+export const HOLE_BASE_OFFSET = 64;
+export const HOLES_PER_VCPU = 1 << 13;
+
+export class PageAllocator {
+  private readonly free: number[] = [];
+  private nextHole: number;
+  private readonly holeEnd: number;
+  private readonly freedHoles: number[] = [];
+  readonly total: number;
+
+  constructor(si: StartInfo, vcpu = 0, nr_vcpus = 1) {
+    const special = new Set([si.start_info_gfn, si.store_gfn, si.console_gfn]);
+    for (let gfn = si.nr_pages - 1; gfn >= 0; gfn--) {
+      if (!special.has(gfn) && gfn % nr_vcpus === vcpu) this.free.push(gfn);
+    }
+    this.total = this.free.length;
+    this.nextHole = si.nr_pages + HOLE_BASE_OFFSET + vcpu * HOLES_PER_VCPU;
+    this.holeEnd = this.nextHole + HOLES_PER_VCPU;
+  }
+
+  /** One free RAM page, or throws: a kernel out of memory is a bug in its sizing. */
+  alloc(): number {
+    const gfn = this.free.pop();
+    if (gfn === undefined) throw new Error(`out of guest memory (${this.total} pages)`);
+    return gfn;
+  }
+
+  allocMany(n: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) out.push(this.alloc());
+    return out;
+  }
+
+  release(gfn: number): void {
+    this.free.push(gfn);
+  }
+
+  get available(): number {
+    return this.free.length;
+  }
+
+  /** A gfn with no RAM behind it, to map something foreign at. */
+  allocHole(): number {
+    const gfn = this.freedHoles.pop() ?? this.nextHole++;
+    if (gfn >= this.holeEnd) throw new Error('out of physmap holes');
+    return gfn;
+  }
+
+  releaseHole(gfn: number): void {
+    this.freedHoles.push(gfn);
+  }
+}

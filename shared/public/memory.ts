@@ -1,0 +1,44 @@
+/*
+ * A domain's view of memory: guest-physical addresses, translated by the hypervisor's P2M.
+ *
+ * Xen: the guest physmap of an auto-translated (PVH/HVM) guest, the nested page tables that
+ * enforce it, and XENMEM_* (xen/include/public/memory.h). ringvisor has no MMU to program, so
+ * every guest access goes through this object, which is the MMU: it refuses, as a page fault,
+ * any frame the domain neither owns nor has mapped through a grant.
+ */
+
+/** An access to a guest-physical address with no valid translation, or a write to a read-only one. */
+export class PageFault extends Error {
+  override readonly name = 'PageFault';
+  constructor(
+    readonly domid: number,
+    readonly gpa: number,
+    readonly access: 'read' | 'write',
+    readonly why: string,
+  ) {
+    super(`page fault: d${domid} ${access} at gpa 0x${gpa.toString(16)} (gfn 0x${Math.floor(gpa / 4096).toString(16)}): ${why}`);
+  }
+}
+
+export interface GuestMemory {
+  /** Copy `dst.length` bytes from guest-physical address `gpa` into private memory. */
+  read(gpa: number, dst: Uint8Array): void;
+  /** Copy `src` into guest-physical memory at `gpa`. */
+  write(gpa: number, src: Uint8Array): void;
+  /** Copy within the guest's own physical memory. */
+  copy(dstGpa: number, srcGpa: number, len: number): void;
+  /** Zero `len` bytes at `gpa`. */
+  fill(gpa: number, len: number, value?: number): void;
+  readU32(gpa: number): number;
+  writeU32(gpa: number, value: number): void;
+  /**
+   * A view of one whole page for a hot path (a ring, a persistently mapped buffer): checked
+   * once here, then used without further translation, as a kernel keeps a mapping in its page
+   * tables. Asking for a writable view is a write for log-dirty purposes.
+   */
+  page(gfn: number, writable: boolean): Uint8Array;
+  /** The same page as 32-bit words, for Atomics on shared indices. */
+  pageWords(gfn: number, writable: boolean): Int32Array;
+  /** True if `gfn` currently has a translation (RAM, a special page or a grant mapping). */
+  present(gfn: number): boolean;
+}
