@@ -17,6 +17,7 @@
  * Both ports are allocated unbound for Dom0, and grant refs 0 (console) and 1 (xenstore) are
  * seeded for Dom0, so xenconsoled and xenstored can map the pages without the guest's help.
  */
+import type { CreatedDomain } from '../shared/public/hypercall.ts';
 import {
   GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GTF_permit_access,
 } from '../shared/public/grant_table.ts';
@@ -37,15 +38,7 @@ export const XENSTORE_DOMID = 0;
 export const CONSOLE_BACKEND_DOMID = 0;
 export const NR_SPECIAL_PAGES = 3;
 
-export interface BuiltDomain {
-  domid: number;
-  nr_pages: number;
-  start_info_gfn: number;
-  store_gfn: number;
-  store_evtchn: number;
-  console_gfn: number;
-  console_evtchn: number;
-}
+export type BuiltDomain = CreatedDomain;
 
 let rover = 0;
 

@@ -12,7 +12,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { DomainConfig, DomainInfo, ShutdownAction } from '../shared/public/hypercall.ts';
+import type { CreatedDomain, DomainConfig, DomainInfo, ShutdownAction } from '../shared/public/hypercall.ts';
 import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { portsInUse, vcpu_kick } from './event-channel.ts';
@@ -48,6 +48,7 @@ export interface HostUsage {
 
 interface DomainEntry {
   domid: number;
+  built: CreatedDomain;
   config: DomainConfig;
   privileged: boolean;
   workers: Worker[];
@@ -87,7 +88,7 @@ export class Host extends EventEmitter {
       domain_abort(this.hv, domid);
       throw new Error(`cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked)`);
     }
-    const entry: DomainEntry = { domid, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false };
+    const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false };
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
     for (let v = 0; v < config.vcpus; v++) {
@@ -199,6 +200,11 @@ export class Host extends EventEmitter {
     await this.onShutdown(entry, reason, 'shut down by the toolstack');
   }
 
+  /** The builder's record of a domain: its store and console pages and ports. */
+  built(domid: number): CreatedDomain | null {
+    return this.entries.get(domid)?.built ?? null;
+  }
+
   info(domid: number): DomainInfo | null {
     const entry = this.entries.get(domid);
     if (!entry) return null;
@@ -253,7 +259,7 @@ export class Host extends EventEmitter {
     const domid = args[0] as number;
     try {
       switch (op) {
-        case 'createdomain': return await this.createDomain(args[0] as DomainConfig);
+        case 'createdomain': return this.built(await this.createDomain(args[0] as DomainConfig));
         case 'destroydomain': await this.destroy(domid); return 0;
         case 'pausedomain': if (domid === 0) return -XEN_EINVAL; this.pause(domid); return 0;
         case 'unpausedomain': this.unpause(domid); return 0;

@@ -12,7 +12,7 @@
 import type { EvtchnStatus } from '../shared/public/event_channel.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
 import {
-  XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type DomainConfig, type DomainInfo, type Hypercalls,
+  XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig, type DomainInfo, type Hypercalls,
 } from '../shared/public/hypercall.ts';
 import { XEN_EEXIST, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
@@ -131,8 +131,8 @@ export class HypercallTable implements Hypercalls {
     if (!this.c.privileged) return -XEN_EPERM;
     return (await this.control.domctl(op, args)) as T | number;
   }
-  domctl_createdomain(config: DomainConfig): Promise<number> {
-    return this.domctl<number>('createdomain', config);
+  domctl_createdomain(config: DomainConfig): Promise<CreatedDomain | number> {
+    return this.domctl<CreatedDomain>('createdomain', config);
   }
   domctl_destroydomain(domid: number): Promise<number> {
     return this.domctl<number>('destroydomain', domid);

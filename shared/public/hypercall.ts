@@ -39,6 +39,20 @@ export interface DomainConfig {
   on_crash?: ShutdownAction;
 }
 
+/**
+ * What the builder made, as the toolstack needs it next: the ports and pages to introduce to
+ * xenstored and xenconsoled (Xen's libxl gets the same from its own build step).
+ */
+export interface CreatedDomain {
+  domid: number;
+  nr_pages: number;
+  start_info_gfn: number;
+  store_gfn: number;
+  store_evtchn: number;
+  console_gfn: number;
+  console_evtchn: number;
+}
+
 export interface DomainInfo {
   domid: number;
   name: string;
@@ -81,7 +95,7 @@ export interface Hypercalls {
   console_io_write(text: string): void;
 
   /* domctl: the control domain only; everyone else gets -EPERM */
-  domctl_createdomain(config: DomainConfig): Promise<number>;
+  domctl_createdomain(config: DomainConfig): Promise<CreatedDomain | number>;
   domctl_destroydomain(domid: number): Promise<number>;
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
