@@ -41,12 +41,13 @@ export interface RingtestBackStats {
   notifications: number; // event-channel sends we made
   interrupts: number;    // events we received
   sleeps: number;        // times we armed req_event and went back to sleep
+  armed: number;         // times we armed req_event (the frontend may notify once per arming)
 }
 
 interface Mapping { gfn: number; handle: number }
 
 export class RingtestBack {
-  readonly stats: RingtestBackStats = { requests: 0, errors: 0, notifications: 0, interrupts: 0, sleeps: 0 };
+  readonly stats: RingtestBackStats = { requests: 0, errors: 0, notifications: 0, interrupts: 0, sleeps: 0, armed: 0 };
   readonly mode: 'copy' | 'map';
   private ring: BackRing | null = null;
   private port = -1;
@@ -121,6 +122,7 @@ export class RingtestBack {
       if (pollFor(this.hasRequests, this.spinUs)) continue;
       if (ring.finalCheckForRequests()) continue;
       this.stats.sleeps++;
+      this.stats.armed = ring.armed;
       return;
     }
   }
@@ -187,6 +189,7 @@ export class RingtestBack {
   disconnect(): void {
     if (this.port > 0) this.k.events.close(this.port);
     this.port = -1;
+    if (this.ring) this.stats.armed = this.ring.armed;
     this.ring = null;
     this.persistent.clear();
     for (const m of this.maps) {

@@ -47,12 +47,13 @@ export interface RingtestFrontStats {
   notifications: number; // event-channel sends we made
   interrupts: number;    // events we received
   sleeps: number;        // times we armed rsp_event and slept
+  armed: number;         // times we armed rsp_event (the backend may notify once per arming)
 }
 
 export class RingtestFront {
   readonly ring: FrontRing;
   readonly connect: RingtestConnect;
-  readonly stats: RingtestFrontStats = { requests: 0, bytes: 0, notifications: 0, interrupts: 0, sleeps: 0 };
+  readonly stats: RingtestFrontStats = { requests: 0, bytes: 0, notifications: 0, interrupts: 0, sleeps: 0, armed: 0 };
   private readonly data: Uint8Array[] = [];
   private readonly busy: Uint8Array;      // per id: 1 while in flight
   private readonly expected: Int32Array;  // per id: the checksum its response must carry
@@ -121,6 +122,7 @@ export class RingtestFront {
       }
       done += this.reap();
     }
+    this.stats.armed = this.ring.armed;
     return this.stats;
   }
 

@@ -55,6 +55,7 @@ interface DomainEntry {
   exited: Promise<void>[];
   createdAt: number;
   stopping: boolean;
+  destroying: Promise<void> | null;
 }
 
 export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string; action: ShutdownAction }
@@ -63,6 +64,7 @@ export class Host extends EventEmitter {
   readonly hv: HypervisorState;
   private readonly entries = new Map<number, DomainEntry>();
   private threads = 0;
+  private closing = false;
   private readonly log: (line: string) => void;
 
   constructor(opts: HostOptions = {}) {
@@ -88,7 +90,7 @@ export class Host extends EventEmitter {
       domain_abort(this.hv, domid);
       throw new Error(`cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked)`);
     }
-    const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false };
+    const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
     for (let v = 0; v < config.vcpus; v++) {
@@ -131,9 +133,9 @@ export class Host extends EventEmitter {
     await this.stopVcpus(entry);
     const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail, action };
     this.emit('shutdown', event);
-    if (action === 'preserve') return;
+    if (action === 'preserve' || entry.destroying) return;
     await this.destroy(entry.domid);
-    if (action === 'restart') {
+    if (action === 'restart' && !this.closing) {
       const domid = await this.createDomain(c, { privileged: entry.privileged });
       this.emit('restarted', { from: entry.domid, to: domid, name: c.name });
     }
@@ -155,14 +157,17 @@ export class Host extends EventEmitter {
     }));
   }
 
-  /** xl destroy: stop the threads, tear the domain down. */
-  async destroy(domid: number): Promise<void> {
+  /** xl destroy: stop the threads, tear the domain down. Destroying twice waits for the first. */
+  destroy(domid: number): Promise<void> {
     const entry = this.entries.get(domid);
-    if (!entry) throw new Error(`no domain ${domid}`);
-    await this.stopVcpus(entry);
-    domain_kill(this.hv, domid);
-    this.entries.delete(domid);
-    this.emit('destroyed', { domid, name: entry.config.name });
+    if (!entry) return Promise.reject(new Error(`no domain ${domid}`));
+    entry.destroying ??= (async () => {
+      await this.stopVcpus(entry);
+      domain_kill(this.hv, domid);
+      this.entries.delete(domid);
+      this.emit('destroyed', { domid, name: entry.config.name });
+    })();
+    return entry.destroying;
   }
 
   /** xl pause: the vCPUs stop at their next preemption point and stay stopped. */
@@ -272,10 +277,13 @@ export class Host extends EventEmitter {
     }
   }
 
-  /** Destroy every domain, DomUs first, Dom0 last. */
+  /** Destroy every domain, DomUs first, Dom0 last; nothing restarts meanwhile. */
   async close(): Promise<void> {
-    const ids = [...this.entries.keys()].sort((a, b) => b - a);
-    for (const d of ids) if (this.entries.has(d)) await this.destroy(d);
+    this.closing = true;
+    while (this.entries.size > 0) {
+      const d = Math.max(...this.entries.keys());
+      await this.destroy(d);
+    }
   }
 }
 

@@ -121,6 +121,8 @@ export class FrontRing {
   req_prod_pvt: number;
   /** Private: responses consumed. */
   rsp_cons: number;
+  /** Times the final check armed rsp_event (each allows at most one notification from the backend). */
+  armed = 0;
 
   /**
    * SHARED_RING_INIT + FRONT_RING_INIT. Only the frontend initialises a ring: both producers
@@ -183,6 +185,7 @@ export class FrontRing {
   /** RING_FINAL_CHECK_FOR_RESPONSES: arm rsp_event, then look once more. */
   finalCheckForResponses(): boolean {
     if (this.unconsumedResponses() !== 0) return true;
+    this.armed++;
     Atomics.store(this.s.hdr, sring.rsp_event, (this.rsp_cons + 1) | 0);
     return this.unconsumedResponses() !== 0;
   }
@@ -195,6 +198,8 @@ export class BackRing {
   req_cons: number;
   /** Private: responses written but not yet published. */
   rsp_prod_pvt: number;
+  /** Times the final check armed req_event (each allows at most one notification from the frontend). */
+  armed = 0;
 
   /**
    * BACK_RING_ATTACH: pick up a ring the frontend initialised, at whatever index it is
@@ -264,6 +269,7 @@ export class BackRing {
   /** RING_FINAL_CHECK_FOR_REQUESTS: arm req_event, then look once more. */
   finalCheckForRequests(): boolean {
     if (this.unconsumedRequests() !== 0) return true;
+    this.armed++;
     Atomics.store(this.s.hdr, sring.req_event, (this.req_cons + 1) | 0);
     return this.unconsumedRequests() !== 0;
   }
