@@ -34,6 +34,8 @@ export interface RingtestFrontOptions {
 
 export interface RingtestRun {
   requests: number;
+  /** Requests sent first and not counted (JIT warm-up), before `requests`. */
+  warmup?: number;
   /** Request sizes: a fixed size, or a function of the request number. */
   len: number | ((n: number) => number);
   depth: number;
@@ -61,6 +63,8 @@ export class RingtestFront {
   private readonly req = ringtest_request.create();
   private readonly rsp = ringtest_response.create();
   private readonly spinUs: number;
+  /** What an unchecked request sends: the producer's 4 KiB copy, like a bare ring's. */
+  private readonly source = new Uint8Array(PAGE_SIZE).fill(0xa5);
   private irqPending = false;
   private wake: (() => void) | null = null;
 
@@ -141,6 +145,7 @@ export class RingtestFront {
       r.op = RINGTEST_OP_CHECK;
       r.csum = checksum(page, len);
     } else {
+      page.set(len === PAGE_SIZE ? this.source : this.source.subarray(0, len));
       r.op = 0;
       r.csum = 0;
     }

@@ -35,8 +35,16 @@ export async function main(env: KernelEnv): Promise<void> {
   front.connect.frontend = domid;
   post({ kind: 'connect', connect: front.connect });
   await next('connected', (m) => m.frontend === domid);
+  const run = { ...start.run, len: start.run.len === 'mixed' ? mixedLength : start.run.len };
+  if (run.warmup) {
+    await front.run({ ...run, requests: run.warmup });
+    for (const key of Object.keys(front.stats) as (keyof typeof front.stats)[]) front.stats[key] = 0;
+  }
+  post({ kind: 'warm', domid });
+  const armedBefore = front.ring.armed;
   const t0 = performance.now();
-  const stats = await front.run({ ...start.run, len: start.run.len === 'mixed' ? mixedLength : start.run.len });
+  const stats = await front.run(run);
+  stats.armed -= armedBefore;
   post({ kind: 'result', domid, stats, ms: performance.now() - t0 });
 
   // Teardown in Xen's order: the backend unmaps first, then the frontend can end access.

@@ -19,6 +19,8 @@ export interface RingtestOptions {
   check: boolean;
   front?: RingtestFrontOptions;
   back?: RingtestBackOptions;
+  /** Requests each round sends before the timed part (JIT warm-up). */
+  warmup?: number;
   /** Repeat the run this many times on the same host, each with a fresh DomU. */
   rounds?: number;
 }
@@ -27,7 +29,10 @@ export interface RingtestRound {
   front: RingtestFrontStats;
   back: RingtestBackStats;
   ms: number;
+  /** Hypervisor counters over the whole round, warm-up included. */
   counters: { dom0: Record<string, number>; domU: Record<string, number> };
+  /** The same counters over the timed part only. */
+  timed: { dom0: Record<string, number>; domU: Record<string, number> };
   deferredGrants: number;
 }
 
@@ -89,19 +94,26 @@ export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult
         host.on('destroyed', onDestroyed);
       });
       await next('frontend-ready', (m) => m.nonce === nonce);
-      post({ kind: 'start', domid, backend: 0, front: opts.front ?? {}, run: { requests: opts.requests, depth: opts.depth, len: opts.len, check: opts.check } });
+      post({ kind: 'start', domid, backend: 0, front: opts.front ?? {}, run: { requests: opts.requests, warmup: opts.warmup, depth: opts.depth, len: opts.len, check: opts.check } });
+      await next('warm', (m) => m.domid === domid);
+      const warm = { dom0: host.counters(0), domU: host.counters(domid) };
       const result = await next('result', (m) => m.domid === domid);
+      const timed = { dom0: delta(host.counters(0), warm.dom0), domU: delta(host.counters(domid), warm.domU) };
       post({ kind: 'disconnect', frontend: domid });
       const back = await next('disconnected', (m) => m.frontend === domid);
       const counters = { dom0: host.counters(0), domU: host.counters(domid) };
       post({ kind: 'release', domid });
       const released = await next('released', (m) => m.domid === domid);
       await gone;
-      rounds.push({ front: result.stats, back: back.stats, ms: result.ms, counters, deferredGrants: released.deferred });
+      rounds.push({ front: result.stats, back: back.stats, ms: result.ms, counters, timed, deferredGrants: released.deferred });
     }
     return { rounds, usageBefore, usageAfter: host.usage(), dom0Log };
   } finally {
     ch.close();
     await host.close();
   }
+}
+
+function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
 }

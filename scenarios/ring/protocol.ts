@@ -24,6 +24,7 @@ export type RingtestMessage =
   | { kind: 'connect'; connect: RingtestConnect }
   | { kind: 'connected'; frontend: number }
   | { kind: 'failed'; domid: number; error: string }
+  | { kind: 'warm'; domid: number }
   | { kind: 'result'; domid: number; stats: RingtestFrontStats; ms: number }
   | { kind: 'disconnect'; frontend: number }
   | { kind: 'disconnected'; frontend: number; stats: RingtestBackStats }

@@ -1,0 +1,65 @@
+/*
+ * `npm run bench`: measure, in one run, the paths ringvisor compares, and report them as a
+ * terminal table, a JSON file (--json FILE) and, later, an SVG chart (--svg FILE).
+ *
+ *   npm run bench -- [--suite ring|xenstore|block|all] [--quick] [--json FILE]
+ *
+ * Figures are medians of repeats after a warm-up, and comparisons are ratios within the run:
+ * these machines are shared and noisy. Nothing here sleeps or spins to shape a number.
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { benchRing } from './ring.ts';
+import { formatTable, ringSummary } from './report.ts';
+import type { BenchRow, SuiteOptions } from './types.ts';
+
+const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
+  ring: benchRing,
+};
+
+const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--quick] [--json FILE]`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        suite: { type: 'string', default: 'all' },
+        quick: { type: 'boolean', default: false },
+        json: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const names = args.suite === 'all' ? Object.keys(SUITES) : [args.suite!];
+  for (const n of names) {
+    if (!SUITES[n]) {
+      process.stderr.write(`unknown suite "${n}"\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  const rows: BenchRow[] = [];
+  const progress = (line: string) => process.stderr.write(`  … ${line}\n`);
+  for (const n of names) {
+    process.stderr.write(`suite ${n}${args.quick ? ' (quick)' : ''}\n`);
+    rows.push(...(await SUITES[n]({ quick: args.quick!, progress })));
+  }
+  process.stdout.write(`${formatTable(rows)}\n`);
+  const summary = ringSummary(rows);
+  if (summary) process.stdout.write(`${summary}\n`);
+  if (args.json) {
+    writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
+    process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);
+  }
+  return 0;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,31 @@
+/*
+ * Turning benchmark rows into what a reader looks at: an aligned table with the mechanism
+ * counters per request beside the throughput, and the ratios the suites exist to show.
+ */
+import type { BenchRow } from './types.ts';
+
+const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
+
+export function formatTable(rows: readonly BenchRow[]): string {
+  const counterNames = [...new Set(rows.flatMap((r) => Object.keys(r.counters)))].filter((n) => !/^(front|back)/.test(n));
+  const head = ['suite', 'path', 'workload', 'bs', 'qd', 'req/s', 'MB/s', ...counterNames.map((n) => `${n}/req`)];
+  const body = rows.map((r) => [
+    r.suite, r.path, r.workload, String(r.blockSize), String(r.queueDepth), fmt(r.reqPerSec), fmt(r.MBps, 1),
+    ...counterNames.map((n) => (n in r.counters ? fmt(r.counters[n], 4) : '')),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+/** The ring suite's headline: ringvisor's ring as a fraction of the bare ring. */
+export function ringSummary(rows: readonly BenchRow[]): string | null {
+  const bare = rows.find((r) => r.suite === 'ring' && r.path === 'bare-ring');
+  const rings = rows.filter((r) => r.suite === 'ring' && r.path === 'ring');
+  if (!bare || rings.length === 0) return null;
+  const rb = rows.find((r) => r.suite === 'ring' && r.path === 'ringbuf.js');
+  const lines = rings.map((r) => `ring (${r.workload}) / bare-ring = ${(r.reqPerSec / bare.reqPerSec).toFixed(2)}  `
+    + `(goal ≥ 0.67, floor 0.5); notifications/request ${r.counters.notifications.toFixed(4)} (goal ≤ 0.1)`);
+  if (rb) lines.push(`ringbuf.js / bare-ring = ${(rb.reqPerSec / bare.reqPerSec).toFixed(2)}`);
+  return lines.join('\n');
+}
