@@ -19,7 +19,7 @@
  */
 import type { CreatedDomain } from '../shared/public/hypercall.ts';
 import {
-  GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GTF_permit_access,
+  GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GTF_permit_access, gntent_flags_word, gntent_frame_word,
 } from '../shared/public/grant_table.ts';
 import {
   PAGE_SIZE, SIF_INITDOMAIN, SIF_PRIVILEGED, START_INFO_MAGIC, XEN_ENOMEM, start_info,
@@ -102,10 +102,10 @@ export function build_domain(hv: HypervisorState, domid: number, memoryKiB: numb
 
   // xc_dom_gnttab_seed: the two reserved grants, frame first, then the flags that publish it.
   const gt = hv.grantTable[domid];
-  gt[GNTTAB_RESERVED_CONSOLE * 2 + 1] = built.console_gfn;
-  Atomics.store(gt, GNTTAB_RESERVED_CONSOLE * 2, (CONSOLE_BACKEND_DOMID << 16) | GTF_permit_access);
-  gt[GNTTAB_RESERVED_XENSTORE * 2 + 1] = built.store_gfn;
-  Atomics.store(gt, GNTTAB_RESERVED_XENSTORE * 2, (XENSTORE_DOMID << 16) | GTF_permit_access);
+  gt[gntent_frame_word(GNTTAB_RESERVED_CONSOLE)] = built.console_gfn;
+  Atomics.store(gt, gntent_flags_word(GNTTAB_RESERVED_CONSOLE), (CONSOLE_BACKEND_DOMID << 16) | GTF_permit_access);
+  gt[gntent_frame_word(GNTTAB_RESERVED_XENSTORE)] = built.store_gfn;
+  Atomics.store(gt, gntent_flags_word(GNTTAB_RESERVED_XENSTORE), (XENSTORE_DOMID << 16) | GTF_permit_access);
 
   const flags = hv.domains[domid * D.WORDS + D.FLAGS];
   const si = new DataView(hv.buffers.machine, (hv.p2m[p2m + built.start_info_gfn] & P2M_MFN_MASK) * PAGE_SIZE, PAGE_SIZE);

@@ -21,7 +21,7 @@ import {
   GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_host_map, GNTMAP_readonly, GNTST_bad_copy_arg,
   GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_handle, GNTST_bad_page, GNTST_bad_virt_addr,
   GNTST_general_error, GNTST_okay, GNTST_permission_denied, GTF_permit_access, GTF_readonly,
-  GTF_reading, GTF_type_mask, GTF_writing, type GnttabCopy, type GnttabCopyPtr, type GnttabMapGrantRef,
+  GTF_reading, GTF_type_mask, GTF_writing, gntent_flags_word, gntent_frame_word, type GnttabCopy, type GnttabCopyPtr, type GnttabMapGrantRef,
   type GnttabUnmapGrantRef,
 } from '../shared/public/grant_table.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../shared/public/xen.ts';
@@ -58,7 +58,7 @@ function pin(hv: HypervisorState, ld: number, rd: number, ref: number, readonly:
       if (rc !== GNTST_okay) return rc;
     }
     if (pinned === 0) {
-      const mfn = resolveFrame(hv, rd, hv.grantTable[rd][ref * 2 + 1]);
+      const mfn = resolveFrame(hv, rd, hv.grantTable[rd][gntent_frame_word(ref)]);
       if (mfn < 0) {
         clear_status(hv.grantTable[rd], ref, 0);
         return GNTST_bad_page;
@@ -91,13 +91,14 @@ function unpin(hv: HypervisorState, rd: number, ref: number, readonly: boolean):
  */
 function set_status(gt: Uint32Array, ref: number, ld: number, readonly: boolean): number {
   for (;;) {
-    const scombo = Atomics.load(gt, ref * 2);
+    const w = gntent_flags_word(ref);
+    const scombo = Atomics.load(gt, w);
     const flags = scombo & 0xffff;
     const domid = scombo >>> 16;
     if ((flags & GTF_type_mask) !== GTF_permit_access || domid !== ld) return GNTST_permission_denied;
     if (!readonly && (flags & GTF_readonly) !== 0) return GNTST_permission_denied;
     const want = flags | GTF_reading | (readonly ? 0 : GTF_writing);
-    if (Atomics.compareExchange(gt, ref * 2, scombo, ((domid << 16) | want) >>> 0) === scombo) return GNTST_okay;
+    if (Atomics.compareExchange(gt, w, scombo, ((domid << 16) | want) >>> 0) === scombo) return GNTST_okay;
   }
 }
 
@@ -106,7 +107,7 @@ function clear_status(gt: Uint32Array, ref: number, pinLeft: number): void {
   let clear = 0;
   if ((pinLeft & GNTPIN_hstw_mask) === 0) clear |= GTF_writing;
   if (pinLeft === 0) clear |= GTF_reading;
-  if (clear !== 0) Atomics.and(gt, ref * 2, ~clear);
+  if (clear !== 0) Atomics.and(gt, gntent_flags_word(ref), ~clear);
 }
 
 /** The granter's gfn → a machine frame it owns, or -1 (not RAM of its own: refused). */

@@ -16,6 +16,7 @@
  */
 import {
   GNTTAB_NR_RESERVED_ENTRIES, GRANT_ENTRIES_PER_PAGE, GTF_permit_access, GTF_readonly, GTF_reading, GTF_writing,
+  gntent_flags_word, gntent_frame_word,
 } from '../public/grant_table.ts';
 import type { Hypercalls } from '../public/hypercall.ts';
 import type { GuestMemory } from '../public/memory.ts';
@@ -62,10 +63,10 @@ export class GrantTable {
 
   /** gnttab_grant_foreign_access_ref: let `domid` map (or read only) our page `gfn` via `ref`. */
   grantRef(ref: number, domid: number, gfn: number, readonly: boolean): void {
-    const page = this.frames[ref >> 9];
-    const w = (ref & (GRANT_ENTRIES_PER_PAGE - 1)) * 2;
-    page[w + 1] = gfn;
-    Atomics.store(page, w, (domid << 16) | GTF_permit_access | (readonly ? GTF_readonly : 0));
+    const page = this.frames[Math.floor(ref / GRANT_ENTRIES_PER_PAGE)];
+    const r = ref % GRANT_ENTRIES_PER_PAGE;
+    page[gntent_frame_word(r)] = gfn;
+    Atomics.store(page, gntent_flags_word(r), (domid << 16) | GTF_permit_access | (readonly ? GTF_readonly : 0));
   }
 
   /** gnttab_grant_foreign_access: claim a ref and grant it. Throws when none are left. */
@@ -78,8 +79,8 @@ export class GrantTable {
 
   /** gnttab_end_foreign_access_ref: revoke, unless the grantee still has it mapped (false then). */
   endAccessRef(ref: number): boolean {
-    const page = this.frames[ref >> 9];
-    const w = (ref & (GRANT_ENTRIES_PER_PAGE - 1)) * 2;
+    const page = this.frames[Math.floor(ref / GRANT_ENTRIES_PER_PAGE)];
+    const w = gntent_flags_word(ref % GRANT_ENTRIES_PER_PAGE);
     for (;;) {
       const flags = Atomics.load(page, w);
       if ((flags & (GTF_reading | GTF_writing)) !== 0) return false;
@@ -122,6 +123,6 @@ export class GrantTable {
 
   /** The raw flags of an entry (for tests and diagnostics). */
   flags(ref: number): number {
-    return Atomics.load(this.frames[ref >> 9], (ref & (GRANT_ENTRIES_PER_PAGE - 1)) * 2) & 0xffff;
+    return Atomics.load(this.frames[Math.floor(ref / GRANT_ENTRIES_PER_PAGE)], gntent_flags_word(ref % GRANT_ENTRIES_PER_PAGE)) & 0xffff;
   }
 }

@@ -32,6 +32,15 @@ export const grant_entry_v1 = {
 } as const;
 export const GRANT_ENTRIES_PER_PAGE = 4096 / grant_entry_v1.SIZE;
 
+/** Index, in a table viewed as 32-bit words, of entry `ref`'s {flags, domid} word. */
+export function gntent_flags_word(ref: number): number {
+  return ref * (grant_entry_v1.SIZE >> 2) + grant_entry_v1.WORD_FLAGS_DOMID;
+}
+/** Index of entry `ref`'s frame word. */
+export function gntent_frame_word(ref: number): number {
+  return ref * (grant_entry_v1.SIZE >> 2) + grant_entry_v1.WORD_FRAME;
+}
+
 /* Type (bits 0-1) and flags (GTF_*). */
 export const GTF_invalid = 0;
 export const GTF_permit_access = 1;
