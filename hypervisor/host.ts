@@ -93,6 +93,10 @@ export class Host extends EventEmitter {
     const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
+    if (config.paused) {
+      Atomics.store(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
+      for (let v = 0; v < config.vcpus; v++) Atomics.store(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
+    }
     for (let v = 0; v < config.vcpus; v++) {
       const boot: VcpuBoot = {
         buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn,

@@ -34,6 +34,11 @@ export interface DomainConfig {
   cmdline?: string;
   /** Boot module handed to the kernel (Xen: start_info.mod_start): any structured-clone value. */
   module?: unknown;
+  /**
+   * Start paused, as Xen's createdomain always does: the toolstack sets up devices (XenStore
+   * nodes, device models) and then unpauses. The vCPUs stop at their first hypercall.
+   */
+  paused?: boolean;
   on_poweroff?: ShutdownAction;
   on_reboot?: ShutdownAction;
   on_crash?: ShutdownAction;
