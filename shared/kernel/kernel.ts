@@ -25,6 +25,8 @@ export class Kernel {
   readonly pages: PageAllocator;
   readonly events: EventChannels;
   readonly gnttab: GrantTable;
+  /** The PV console once its driver is up (shared/kernel/console.ts sets it); log() then goes there. */
+  console: { write(text: string): void } | null = null;
 
   constructor(readonly env: KernelEnv) {
     this.hypercall = env.hypercall;
@@ -47,8 +49,9 @@ export class Kernel {
     return this.hypercall.gnttab_query_size().nr_frames * 512;
   }
 
-  /** Early printk: the hypervisor's console (the PV console takes over once it is up). */
+  /** printk: the PV console once it is up, until then the hypervisor's console (early printk). */
   log(text: string): void {
-    this.hypercall.console_io_write(text);
+    if (this.console !== null) this.console.write(`${text}\n`);
+    else this.hypercall.console_io_write(text);
   }
 }

@@ -1,0 +1,54 @@
+/*
+ * The operator's line into Dom0, until ringvisor has its `xl`: create and destroy guests, add
+ * and remove devices, type at a console.
+ *
+ * Xen: none; this is where an administrator's shell running `xl create`, `xl destroy`,
+ * `xl block-attach` or `xl console` would be. It is a BroadcastChannel (control messages only,
+ * never data), and each request names a toolstack call (./toolstack.ts) whose result comes back
+ * in a reply with the request's id. Dom0 announces itself with 'ready' once xenstored's socket
+ * is listening.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import type { DomainConfig } from '../shared/public/hypercall.ts';
+import type { Dom0 } from './kernel.ts';
+import type { DeviceSpec, GuestOptions } from './toolstack.ts';
+
+export type Dom0Request =
+  | { kind: 'create'; id: number; config: DomainConfig; opts?: GuestOptions }
+  | { kind: 'destroy'; id: number; domid: number }
+  /** The domain ended by itself (poweroff, crash): release what Dom0 held for it. */
+  | { kind: 'forget'; id: number; domid: number }
+  | { kind: 'add-device'; id: number; device: DeviceSpec }
+  | { kind: 'remove-device'; id: number; device: DeviceSpec }
+  | { kind: 'console-input'; id: number; domid: number; data: Uint8Array };
+
+export type Dom0Message =
+  | { kind: 'ready'; socket: string }
+  | { kind: 'reply'; id: number; ok: true; value: unknown }
+  | { kind: 'reply'; id: number; ok: false; error: string };
+
+export function serveControl(dom0: Dom0, name: string): BroadcastChannel {
+  const ch = new BroadcastChannel(name);
+  const post = (m: Dom0Message) => ch.postMessage(m);
+  const ts = dom0.toolstack;
+  ch.onmessage = (ev) => {
+    const m = (ev as { data: Dom0Request | Dom0Message }).data;
+    if (m.kind === 'ready' || m.kind === 'reply') return;
+    const run = async (): Promise<unknown> => {
+      switch (m.kind) {
+        case 'create': return ts.createDomain(m.config, m.opts);
+        case 'destroy': return ts.destroyDomain(m.domid);
+        case 'forget': return ts.forgetDomain(m.domid);
+        case 'add-device': return ts.addDevice(m.device);
+        case 'remove-device': return ts.removeDevice(m.device);
+        case 'console-input': return dom0.consoled.write(m.domid, m.data);
+      }
+    };
+    run().then(
+      (value) => post({ kind: 'reply', id: m.id, ok: true, value: value ?? null }),
+      (e: unknown) => post({ kind: 'reply', id: m.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
+    );
+  };
+  post({ kind: 'ready', socket: dom0.socketPath });
+  return ch;
+}

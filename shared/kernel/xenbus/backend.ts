@@ -1,0 +1,127 @@
+/*
+ * The backend's half of the xenbus handshake, for any device type.
+ *
+ * Xen/Linux: drivers/xen/xenbus/xenbus_probe_backend.c (the "backend" bus: watch
+ * backend/<type>, probe each new <frontend-id>/<devid> directory) and the frontend_changed
+ * callback of Linux's backends (xen-blkback/xenbus.c, netback's xenbus.c), reduced to driver
+ * hooks:
+ *
+ *   probe(dev)       publish what the backend offers (feature-* keys), before InitWait
+ *   connect(dev)     connect_ring + connect: read the frontend's keys, map its ring, bind its
+ *                    event channel, publish the device's properties
+ *   disconnect(dev)  xen_blkif_disconnect: unbind and unmap; must be safe to call twice
+ *   remove(dev)      the device is gone for good (device_unregister)
+ *
+ * The order, as blkback follows it (frontend state → what the backend does):
+ *
+ *   at probe      probe, then InitWait
+ *   Initialising  if we are Closed (the frontend is reconnecting): InitWait again
+ *   Initialised,
+ *   Connected     unless already Connected: disconnect (idempotent), connect, then Connected
+ *   Closing       Closing
+ *   Closed        disconnect, then Closed; if the toolstack has set online = 0, remove
+ *   Unknown       (the frontend's directory is gone) remove
+ *
+ * A frontend that goes Initialised before we reach InitWait is served all the same; with
+ * `skipInitWait` this backend never publishes InitWait and waits for the frontend to go first
+ * (the other shortcut Linux frontends tolerate).
+ */
+import {
+  XS_DIR_BACKEND, XS_KEY_ONLINE, XenbusState, type XenbusStateValue,
+} from '../../public/io/xenbus.ts';
+import type { XenbusClient, XsWatch } from './client.ts';
+import { XenbusDevice, watchForDevices } from './device.ts';
+
+export interface BackendDriver {
+  probe(dev: XenbusDevice): Promise<void>;
+  connect(dev: XenbusDevice): Promise<void>;
+  disconnect(dev: XenbusDevice): Promise<void>;
+  remove?(dev: XenbusDevice): Promise<void>;
+}
+
+export interface BackendOptions {
+  /** Stay Initialising at probe instead of announcing InitWait. */
+  skipInitWait?: boolean;
+  onState?: (dev: XenbusDevice, state: XenbusStateValue) => void;
+  /** The device was unregistered. */
+  onRemove?: (dev: XenbusDevice) => void;
+}
+
+export class XenbusBackend {
+  readonly dev: XenbusDevice;
+  private removed = false;
+
+  constructor(xs: XenbusClient, nodename: string, private readonly driver: BackendDriver, private readonly opts: BackendOptions = {}) {
+    this.dev = new XenbusDevice(xs, nodename, 'backend');
+  }
+
+  async probe(): Promise<boolean> {
+    if (!(await this.dev.readOtherend())) return false;
+    await this.driver.probe(this.dev);
+    if (!this.opts.skipInitWait) await this.enter(XenbusState.InitWait);
+    await this.dev.watchOtherend((s) => this.frontendChanged(s));
+    return true;
+  }
+
+  private async enter(state: XenbusStateValue): Promise<boolean> {
+    const ok = await this.dev.switchState(state);
+    if (ok) this.opts.onState?.(this.dev, state);
+    return ok;
+  }
+
+  /** frontend_changed. Runs once per frontend state change, in order. */
+  async frontendChanged(frontend: XenbusStateValue): Promise<void> {
+    if (this.removed) return;
+    const dev = this.dev;
+    switch (frontend) {
+      case XenbusState.Initialising:
+        if (dev.state === XenbusState.Closed) await this.enter(XenbusState.InitWait);
+        break;
+      case XenbusState.Initialised:
+      case XenbusState.Connected:
+        if (dev.state === XenbusState.Connected) break;
+        await this.driver.disconnect(dev);
+        await this.driver.connect(dev);
+        await this.enter(XenbusState.Connected);
+        break;
+      case XenbusState.Closing:
+        await this.enter(XenbusState.Closing);
+        break;
+      case XenbusState.Closed:
+        await this.driver.disconnect(dev);
+        await this.enter(XenbusState.Closed);
+        if ((await dev.xs.tryRead(`${dev.nodename}/${XS_KEY_ONLINE}`)) === '1') break;
+        await this.unregister();
+        break;
+      case XenbusState.Unknown:
+        await this.driver.disconnect(dev);
+        await this.unregister();
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** device_unregister. */
+  private async unregister(): Promise<void> {
+    if (this.removed) return;
+    this.removed = true;
+    await this.dev.unwatchOtherend();
+    await this.driver.remove?.(this.dev);
+    this.opts.onRemove?.(this.dev);
+  }
+}
+
+/**
+ * xenbus_register_backend: probe every device of `type` the toolstack creates under our
+ * backend/ directory (backend/<type>/<frontend-id>/<devid>).
+ */
+export function registerBackend(
+  xs: XenbusClient, type: string, makeDriver: (nodename: string) => BackendDriver,
+  opts: BackendOptions & { onProbe?: (be: XenbusBackend) => void } = {},
+): Promise<XsWatch> {
+  return watchForDevices(xs, `${XS_DIR_BACKEND}/${type}`, 2, async (nodename) => {
+    const be = new XenbusBackend(xs, nodename, makeDriver(nodename), opts);
+    if (await be.probe()) opts.onProbe?.(be);
+  });
+}

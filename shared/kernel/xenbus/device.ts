@@ -1,0 +1,117 @@
+/*
+ * One end of a split device as xenbus sees it: its directory, its state, and the other end's.
+ *
+ * Xen/Linux: struct xenbus_device and drivers/xen/xenbus/xenbus_client.c (xenbus_switch_state,
+ * xenbus_read_driver_state, xenbus_watch_otherend) with xenbus_probe.c's
+ * read_otherend_details. The protocol (states, keys, directories) is
+ * shared/public/io/xenbus.ts; frontend.ts and backend.ts drive the state machines Linux's
+ * drivers implement on top of this.
+ *
+ * A device finds the other end from two keys in its own directory ("backend" and "backend-id"
+ * for a frontend, "frontend" and "frontend-id" for a backend), which the toolstack wrote, and
+ * watches the other end's `state`. Its own state changes go through a transaction that first
+ * checks the directory still exists, so a device the toolstack has just removed is not
+ * recreated by a late state write (as xenbus_switch_state does).
+ */
+import {
+  XS_KEY_BACKEND, XS_KEY_BACKEND_ID, XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_STATE, XenbusState,
+  xenbusStateName, type XenbusStateValue,
+} from '../../public/io/xenbus.ts';
+import type { XenbusClient, XsWatch } from './client.ts';
+
+export type XenbusRole = 'frontend' | 'backend';
+
+export class XenbusDevice {
+  /** Our state as last written (Linux's dev->state). */
+  state: XenbusStateValue = XenbusState.Initialising;
+  /** The other end's directory and domain. */
+  otherend = '';
+  otherendId = -1;
+  private watch: XsWatch | null = null;
+  /** Every state we wrote, in order: for tests and for a reader following a handshake. */
+  readonly history: XenbusStateValue[] = [];
+
+  constructor(readonly xs: XenbusClient, readonly nodename: string, readonly role: XenbusRole) {}
+
+  /** read_otherend_details: false if the toolstack has not (or no longer) described the other end. */
+  async readOtherend(): Promise<boolean> {
+    const [pathKey, idKey] = this.role === 'frontend' ? [XS_KEY_BACKEND, XS_KEY_BACKEND_ID] : [XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID];
+    const path = await this.xs.tryRead(`${this.nodename}/${pathKey}`);
+    const id = await this.xs.tryRead(`${this.nodename}/${idKey}`);
+    if (path === null || id === null || !/^[0-9]+$/.test(id)) return false;
+    this.otherend = path;
+    this.otherendId = Number(id);
+    return true;
+  }
+
+  /** xenbus_read_driver_state: a missing or garbled state reads as Unknown. */
+  async readState(dir: string): Promise<XenbusStateValue> {
+    const s = await this.xs.tryRead(`${dir}/${XS_KEY_STATE}`);
+    const n = s === null ? NaN : Number(s);
+    return Number.isInteger(n) && n >= XenbusState.Unknown && n <= XenbusState.Reconfigured ? (n as XenbusStateValue) : XenbusState.Unknown;
+  }
+
+  otherendState(): Promise<XenbusStateValue> {
+    return this.readState(this.otherend);
+  }
+
+  /**
+   * xenbus_switch_state: write our new state, unless the directory is gone. Returns false then
+   * (the device is being removed and the caller should stop).
+   */
+  async switchState(state: XenbusStateValue): Promise<boolean> {
+    if (state === this.state && this.history.length > 0) return true;
+    const present = await this.xs.transaction(async (t) => {
+      if ((await this.xs.tryRead(`${this.nodename}/${XS_KEY_STATE}`, t)) === null) return false;
+      await this.xs.write(`${this.nodename}/${XS_KEY_STATE}`, String(state), t);
+      return true;
+    });
+    if (present) {
+      this.state = state;
+      this.history.push(state);
+    }
+    return present;
+  }
+
+  /** xenbus_watch_otherend: `cb` gets the other end's state now and on every change. */
+  async watchOtherend(cb: (state: XenbusStateValue) => Promise<void>): Promise<void> {
+    this.watch = await this.xs.watch(`${this.otherend}/${XS_KEY_STATE}`, async () => cb(await this.otherendState()));
+  }
+
+  async unwatchOtherend(): Promise<void> {
+    const w = this.watch;
+    this.watch = null;
+    await w?.unwatch().catch(() => undefined);
+  }
+
+  toString(): string {
+    return `${this.nodename} (${xenbusStateName(this.state)})`;
+  }
+}
+
+/**
+ * Watch `dir` for device directories `depth` levels down (1: device/<type>/<devid>, 2:
+ * backend/<type>/<fe>/<devid>) and call `found` once for each new one: xenbus_probe's
+ * watch-and-enumerate (xenbus_probe_devices on every event of the bus watch).
+ */
+export async function watchForDevices(
+  xs: XenbusClient, dir: string, depth: 1 | 2, found: (nodename: string) => Promise<void>,
+): Promise<XsWatch> {
+  const known = new Set<string>();
+  const list = async (path: string) => (await xs.directory(path).catch(() => [] as string[]));
+  return xs.watch(dir, async () => {
+    let paths = [dir];
+    for (let d = 0; d < depth; d++) {
+      const next: string[] = [];
+      for (const p of paths) for (const c of await list(p)) next.push(`${p}/${c}`);
+      paths = next;
+    }
+    for (const p of paths) {
+      if (known.has(p)) continue;
+      known.add(p);
+      await found(p);
+    }
+    // A directory that went away may come back later as a new device.
+    for (const k of known) if (!paths.includes(k)) known.delete(k);
+  });
+}

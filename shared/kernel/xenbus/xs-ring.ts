@@ -1,0 +1,121 @@
+/*
+ * The guest's end of its xenstore ring page: how a DomU's xenbus client reaches xenstored.
+ *
+ * Xen/Linux: drivers/xen/xenbus/xenbus_comms.c (xb_write, xb_read, process_msg, the xenbus
+ * interrupt handler) and xs_init / xenbus_init's use of start_info.store_mfn and store_evtchn;
+ * the page is xs_wire.h's xenstore_domain_interface (shared/public/io/xs_wire.ts).
+ *
+ * The guest produces requests into `req` and consumes replies and watch events from `rsp`; both
+ * are byte streams, so a 4 KiB request goes through the 1 KiB ring in pieces, each piece
+ * published with req_prod and announced on the store event channel. xenstored notifies back when
+ * it has consumed requests from a full ring or produced replies; the handler then continues both
+ * directions. Messages are reassembled with XsMessageReader.
+ *
+ * The guest distrusts xenstored's indices too (Linux checks them the same way): an rsp_prod more
+ * than a ring ahead of rsp_cons, or a reply announcing more than XENSTORE_PAYLOAD_MAX, ends the
+ * transport, and every request in flight fails with EIO.
+ */
+import type { Kernel } from '../kernel.ts';
+import { ByteRingView } from '../../public/io/byte-ring.ts';
+import { XENSTORE_REQ_RING, XENSTORE_RSP_RING } from '../../public/io/xs_wire.ts';
+import { PAGE_SIZE } from '../../public/xen.ts';
+import { XenbusClient, type XsTransport } from './client.ts';
+import { XsMessageReader } from './xs-message.ts';
+
+export class XsRingTransport implements XsTransport {
+  onMessage: XsTransport['onMessage'] = null;
+  onClose: XsTransport['onClose'] = null;
+  private readonly req: ByteRingView;
+  private readonly rsp: ByteRingView;
+  private readonly reader = new XsMessageReader();
+  /** Requests not yet wholly in the ring: the head one may be partly written. */
+  private readonly queue: Uint8Array[] = [];
+  private headOff = 0;
+  private dead: string | null = null;
+  readonly stats = { notifications: 0, interrupts: 0 };
+
+  /** `page` is the mapped ring page as words; `notify` sends on the store event channel. */
+  constructor(page: Int32Array, private readonly notify: () => void) {
+    const bytes = new Uint8Array(page.buffer, page.byteOffset, PAGE_SIZE);
+    this.req = new ByteRingView(bytes, page, XENSTORE_REQ_RING);
+    this.rsp = new ByteRingView(bytes, page, XENSTORE_RSP_RING);
+  }
+
+  send(msg: Uint8Array): void {
+    if (this.dead !== null) return;
+    this.queue.push(msg);
+    if (this.queue.length === 1) this.pushRequests();
+  }
+
+  /** The store event channel's handler: xenstored made room or produced replies. */
+  interrupt(): void {
+    this.stats.interrupts++;
+    if (this.dead !== null) return;
+    this.pushRequests();
+    this.takeReplies();
+  }
+
+  close(): void {
+    this.fail('closed');
+  }
+
+  /** xb_write: as much of the queue as fits, then one notification for all of it. */
+  private pushRequests(): void {
+    let wrote = false;
+    while (this.queue.length > 0) {
+      const msg = this.queue[0];
+      const n = this.req.write(msg, this.headOff, msg.length - this.headOff);
+      if (n < 0) return this.fail('xenstored left req_cons more than a ring away from req_prod');
+      if (n > 0) wrote = true;
+      this.headOff += n;
+      if (this.headOff < msg.length) break; // ring full: xenstored notifies when it makes room
+      this.queue.shift();
+      this.headOff = 0;
+    }
+    if (wrote) this.kick();
+  }
+
+  /** xb_read + process_msg: every complete message goes to the client. */
+  private takeReplies(): void {
+    const r = this.reader;
+    let notify = false;
+    for (;;) {
+      const n = this.rsp.read(r.buffer, r.offset, r.wanted);
+      if (n < 0) return this.fail('xenstored published rsp_prod more than a ring ahead of rsp_cons');
+      notify ||= this.rsp.consumerShouldNotify;
+      if (n === 0 && r.wanted > 0) break;
+      const res = r.advance(n);
+      if (res === 'oversize') return this.fail(`xenstored sent a ${r.header.len}-byte payload`);
+      if (res === 'message') {
+        const h = r.header;
+        this.onMessage?.(h.type, h.req_id, h.tx_id, r.payload());
+        r.reset();
+      }
+    }
+    if (notify) this.kick();
+  }
+
+  private kick(): void {
+    this.stats.notifications++;
+    this.notify();
+  }
+
+  private fail(why: string): void {
+    if (this.dead !== null) return;
+    this.dead = why;
+    this.queue.length = 0;
+    this.onClose?.(why);
+  }
+}
+
+/**
+ * xs_init for a guest: map nothing (the ring page is our own RAM, at start_info.store_mfn),
+ * bind our end of the store event channel, and return the client. The kernel's idle loop
+ * (k.events.run()) must be running for replies to arrive.
+ */
+export function xenbusInit(k: Kernel): XenbusClient {
+  const port = k.si.store_evtchn;
+  const transport = new XsRingTransport(k.memory.pageWords(k.si.store_gfn, true), () => k.events.notify(port));
+  k.events.bind(port, () => transport.interrupt());
+  return new XenbusClient(transport);
+}

@@ -1,0 +1,68 @@
+/*
+ * The xenbus device protocol: the states a frontend and its backend publish in XenStore, and the
+ * keys and paths every split device shares.
+ *
+ * Xen: xen/include/public/io/xenbus.h (enum xenbus_state) and docs/misc/xenstore-paths.pandoc
+ * (the device directories); the key names are those Linux's xenbus and libxl use.
+ *
+ * Each end of a device has a directory, and in it a `state` key holding one of these numbers as a
+ * decimal string. Each end watches the other's `state` and moves its own in response; the order
+ * Linux uses is described in shared/kernel/xenbus/frontend.ts and backend.ts.
+ *
+ *   frontend dir  /local/domain/<fe>/device/<type>/<devid>/          backend, backend-id, state, ...
+ *   backend dir   /local/domain/<be>/backend/<type>/<fe>/<devid>/    frontend, frontend-id, online, state, ...
+ *
+ * The toolstack creates both, each owned by its end's domain and readable by the other.
+ */
+
+export const XenbusState = {
+  Unknown: 0,
+  Initialising: 1,
+  /** The backend has published what it offers (features) and waits for the frontend's details. */
+  InitWait: 2,
+  /** The frontend has published its ring and event channel. */
+  Initialised: 3,
+  Connected: 4,
+  /** The device is being shut down. */
+  Closing: 5,
+  Closed: 6,
+  Reconfiguring: 7,
+  Reconfigured: 8,
+} as const;
+export type XenbusStateValue = (typeof XenbusState)[keyof typeof XenbusState];
+
+export const XENBUS_STATE_NAMES: readonly string[] = [
+  'Unknown', 'Initialising', 'InitWait', 'Initialised', 'Connected', 'Closing', 'Closed',
+  'Reconfiguring', 'Reconfigured',
+];
+
+/** xenbus_strstate. */
+export function xenbusStateName(s: number): string {
+  return XENBUS_STATE_NAMES[s] ?? `invalid(${s})`;
+}
+
+/* Keys in a device directory. */
+export const XS_KEY_STATE = 'state';
+export const XS_KEY_BACKEND = 'backend';
+export const XS_KEY_BACKEND_ID = 'backend-id';
+export const XS_KEY_FRONTEND = 'frontend';
+export const XS_KEY_FRONTEND_ID = 'frontend-id';
+/** Backend only: "1" while the toolstack wants the device; "0" asks the backend to go away once closed. */
+export const XS_KEY_ONLINE = 'online';
+
+/* Directories, relative to a domain's home /local/domain/<id>. */
+export const XS_DIR_DEVICE = 'device';
+export const XS_DIR_BACKEND = 'backend';
+
+/** /local/domain/<domid>: every domain's home, and the prefix of its relative paths. */
+export function domainPath(domid: number): string {
+  return `/local/domain/${domid}`;
+}
+
+export function frontendPath(frontDomid: number, type: string, devid: number): string {
+  return `${domainPath(frontDomid)}/${XS_DIR_DEVICE}/${type}/${devid}`;
+}
+
+export function backendPath(backDomid: number, type: string, frontDomid: number, devid: number): string {
+  return `${domainPath(backDomid)}/${XS_DIR_BACKEND}/${type}/${frontDomid}/${devid}`;
+}
