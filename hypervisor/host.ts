@@ -222,7 +222,14 @@ export class Host extends EventEmitter {
     const state = Atomics.load(hv.domains, base + D.STATE);
     const reason = hv.domains[base + D.SHUTDOWN_REASON];
     let cpu = 0;
-    for (let v = 0; v < MAX_VCPUS; v++) cpu += hv.vcpuTime[(domid * MAX_VCPUS + v) * VT.WORDS + VT.RUNNING];
+    const t = performance.timeOrigin + performance.now();
+    for (let v = 0; v < MAX_VCPUS; v++) {
+      const base = (domid * MAX_VCPUS + v) * VT.WORDS;
+      cpu += hv.vcpuTime[base + VT.RUNNING];
+      // The running period in progress counts too (time is charged at each runstate change).
+      if (v < entry.workers.length && Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.RUNSTATE)) === RUNSTATE_running
+        && Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.ALIVE)) === 1) cpu += t - hv.vcpuTime[base + VT.SINCE];
+    }
     return {
       domid,
       name: entry.config.name,

@@ -41,6 +41,23 @@ export class BlockError extends Error {
   }
 }
 
+export type BlockOp = 'read' | 'write' | 'flush' | 'discard';
+
+/**
+ * A request on the device's low-level interface (Linux: a struct request and its end_io). The
+ * caller owns it and may reuse it once done() has been called; no promise and no allocation per
+ * request, which is what a queue depth of 32 on a fast disk needs.
+ */
+export interface BlockRequest {
+  op: BlockOp;
+  sector: number;
+  count: number;
+  /** The data (read, write); null for flush and discard. */
+  buf: IoBuffer | null;
+  /** Called once, with 0 or an error (a negative status), never from inside submit(). */
+  done(status: number, why?: string): void;
+}
+
 export interface BlockDevice {
   readonly name: string;
   readonly path: BlockPath;
@@ -51,6 +68,8 @@ export interface BlockDevice {
   readonly readOnly: boolean;
   readonly features: BlockFeatures;
 
+  /** Queue a request; its done() runs when it completes. */
+  submit(req: BlockRequest): void;
   /** Read `count` sectors at `sector` into the start of `buf`. */
   read(sector: number, count: number, buf: IoBuffer): Promise<void>;
   /** Write `count` sectors from the start of `buf` at `sector`. */
@@ -102,4 +121,21 @@ export function ioRead(buf: IoBuffer, offset: number, dst: Uint8Array): void {
     dst.set(page.subarray(off, off + n), done);
     done += n;
   }
+}
+
+/**
+ * The promise form of a request, for callers that prefer await (built on submit()). `onSettle`
+ * tells the kernel's idle loop that promise callbacks are now due (EventChannels.wakeAsync).
+ */
+export function blockPromise(dev: BlockDevice, op: BlockOp, sector: number, count: number, buf: IoBuffer | null, onSettle?: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    dev.submit({
+      op, sector, count, buf,
+      done: (status, why) => {
+        onSettle?.();
+        if (status === 0) resolve();
+        else reject(new BlockError(op, sector, count, status, why ?? `${dev.name}: I/O error`));
+      },
+    });
+  });
 }

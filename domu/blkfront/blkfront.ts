@@ -1,0 +1,315 @@
+/*
+ * blkfront: the paravirtual disk as a DomU sees it, behind the guest's one BlockDevice
+ * interface.
+ *
+ * Xen/Linux: drivers/block/xen-blkfront.c (blkfront_probe, talk_to_blkback, setup_blkring,
+ * blkfront_connect, blkfront_setup_indirect, blkif_queue_request's splitting, blkif_release);
+ * the wire is shared/public/io/blkif.ts, the handshake shared/kernel/xenbus/frontend.ts.
+ *
+ * Handshake: when the backend reaches InitWait, read what it offers (max-ring-page-order,
+ * multi-queue-max-queues), make the rings and event channels, write ring-ref / ring-page-order /
+ * ring-refN, event-channel (per queue-N/ with several queues), protocol and feature-persistent in
+ * one transaction, go Initialised. When the backend is Connected, read sectors, info,
+ * sector-size and the feature keys (a missing key counts as "0"), set up indirect pages, go
+ * Connected. Each feature is used only where both sides offer it, and each can be switched off
+ * here (BlkfrontOptions) or in the backend's disk config.
+ *
+ * Data: a block request is split into blkif requests of at most the negotiated segments
+ * (11, or the indirect maximum), each page of the caller's buffer one segment. Requests are
+ * spread over the queues round-robin and wait in a software queue when every ring is full.
+ *
+ * Persistent grants, and where ringvisor differs from Linux: Linux keeps a pool of persistently
+ * granted pages and copies each bio's data through them, because a bio's pages are arbitrary
+ * page-cache pages it must not leave granted. ringvisor's callers do I/O on dedicated buffers
+ * (allocIoBuffer), so blkfront keeps the grant on a buffer's own pages once made, for as long as
+ * the device is connected, and the data is never copied in the guest. The grants in use are
+ * bounded by the buffers the guest does I/O from. The protocol is the same: the frontend reuses
+ * grants, the backend keeps them mapped (up to its own limit, past which it maps per request).
+ */
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
+import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
+import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
+import {
+  BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
+  BLKIF_RSP_OKAY, SECTORS_PER_PAGE, VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK,
+} from '../../shared/public/io/blkif.ts';
+import {
+  blockPromise, type BlockDevice, type BlockFeatures, type BlockOp, type BlockRequest, type IoBuffer,
+} from '../block/blkdev.ts';
+import { BlkfrontQueue, type PageGranter, type Part } from './queue.ts';
+
+export interface BlkfrontOptions {
+  /** Largest ring this frontend will use, as log2 pages (Linux's max_ring_page_order). */
+  maxRingPageOrder?: number;
+  /** Most queues (Linux: one per vCPU, at most max_queues). */
+  maxQueues?: number;
+  /** Most segments per indirect request (Linux's max_indirect_segments, default 32); 0 = off. */
+  maxIndirectSegments?: number;
+  /** Offer persistent grants (feature-persistent). */
+  persistent?: boolean;
+}
+
+export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
+  name = '';
+  readonly path = 'pv' as const;
+  sectors = 0;
+  sectorSize = 512;
+  readOnly = false;
+  features: BlockFeatures = { flush: false, discard: false, maxInFlight: 0, maxRequestBytes: 0 };
+  /** What was negotiated, for scenarios and tests to show. */
+  readonly negotiated = { ringPageOrder: 0, queues: 1, indirectSegments: 0, persistent: false };
+  queues: BlkfrontQueue[] = [];
+  private readonly opts: Required<BlkfrontOptions>;
+  private readonly persistentRefs = new Map<number, number>(); // gfn → gref
+  private readonly persistentSet = new Set<number>();
+  private readonly waiting: Part[] = [];
+  private next = 0;
+  private brokenWhy: string | null = null;
+  private devid = 0;
+  private backendId = 0;
+  private ready!: () => void;
+  private gone!: () => void;
+  /** Resolves when the device is Connected. */
+  readonly connected = new Promise<void>((r) => { this.ready = r; });
+  /** Resolves when the device is closed and everything given back. */
+  readonly closed = new Promise<void>((r) => { this.gone = r; });
+  shutdownHook: (() => Promise<void>) | null = null;
+
+  constructor(private readonly k: Kernel, opts: BlkfrontOptions = {}) {
+    this.opts = {
+      maxRingPageOrder: opts.maxRingPageOrder ?? 2,
+      maxQueues: opts.maxQueues ?? 4,
+      maxIndirectSegments: opts.maxIndirectSegments ?? 32,
+      persistent: opts.persistent ?? true,
+    };
+  }
+
+  /* ---- xenbus: FrontendDriver ---- */
+
+  async publish(dev: XenbusDevice, t: number): Promise<void> {
+    const xs = dev.xs;
+    if (this.queues.length === 0) {
+      this.devid = Number(dev.nodename.split('/').pop());
+      this.name = vbdName(this.devid);
+      this.backendId = dev.otherendId;
+      const maxOrder = await readUint(xs, `${dev.otherend}/${XS_BLK.max_ring_page_order}`, 0);
+      const maxQueues = await readUint(xs, `${dev.otherend}/${XS_BLK.multi_queue_max_queues}`, 1);
+      this.negotiated.ringPageOrder = Math.min(this.opts.maxRingPageOrder, maxOrder);
+      this.negotiated.queues = Math.max(1, Math.min(this.opts.maxQueues, maxQueues));
+      for (let q = 0; q < this.negotiated.queues; q++) {
+        this.queues.push(new BlkfrontQueue(this.k, this.backendId, this.devid, this.negotiated.ringPageOrder,
+          this, (why) => this.broken(why), this.complete, () => this.drain()));
+      }
+    }
+    const order = this.negotiated.ringPageOrder;
+    const writeQueue = async (dir: string, q: BlkfrontQueue) => {
+      if (order === 0) await xs.write(`${dir}/${XS_BLK.ring_ref}`, String(q.ringRefs[0]), t);
+      else for (let i = 0; i < q.ringRefs.length; i++) await xs.write(`${dir}/${XS_BLK.ring_ref}${i}`, String(q.ringRefs[i]), t);
+      await xs.write(`${dir}/${XS_BLK.event_channel}`, String(q.port), t);
+    };
+    if (order > 0) await xs.write(`${dev.nodename}/${XS_BLK.ring_page_order}`, String(order), t);
+    if (this.queues.length === 1) {
+      await writeQueue(dev.nodename, this.queues[0]);
+    } else {
+      await xs.write(`${dev.nodename}/${XS_BLK.multi_queue_num_queues}`, String(this.queues.length), t);
+      for (let q = 0; q < this.queues.length; q++) await writeQueue(`${dev.nodename}/queue-${q}`, this.queues[q]);
+    }
+    await xs.write(`${dev.nodename}/${XS_BLK.protocol}`, XEN_IO_PROTO_ABI_X86_64, t);
+    await xs.write(`${dev.nodename}/${XS_BLK.feature_persistent}`, this.opts.persistent ? '1' : '0', t);
+  }
+
+  async connect(dev: XenbusDevice): Promise<void> {
+    const xs = dev.xs;
+    const be = dev.otherend;
+    this.sectors = await readUint(xs, `${be}/${XS_BLK.sectors}`, 0);
+    this.sectorSize = await readUint(xs, `${be}/${XS_BLK.sector_size}`, 512);
+    this.readOnly = ((await readUint(xs, `${be}/${XS_BLK.info}`, 0)) & VDISK_READONLY) !== 0;
+    const flush = (await readUint(xs, `${be}/${XS_BLK.feature_flush_cache}`, 0)) === 1;
+    const discard = (await readUint(xs, `${be}/${XS_BLK.feature_discard}`, 0)) === 1;
+    this.negotiated.persistent = this.opts.persistent && (await readUint(xs, `${be}/${XS_BLK.feature_persistent}`, 0)) === 1;
+    this.negotiated.indirectSegments = Math.min(this.opts.maxIndirectSegments, await readUint(xs, `${be}/${XS_BLK.feature_max_indirect_segments}`, 0));
+    for (const q of this.queues) q.setupIndirect(this.negotiated.indirectSegments, this.negotiated.persistent);
+    const segs = this.queues[0].maxSegments;
+    this.features = {
+      flush, discard,
+      maxInFlight: this.queues.reduce((n, q) => n + q.ring.size, 0),
+      maxRequestBytes: segs * 4096,
+    };
+    this.ready();
+  }
+
+  async close(): Promise<void> {
+    for (const q of this.queues) q.abandon();
+    for (const p of this.waiting.splice(0)) this.complete(p.owner, BLKIF_RSP_ERROR);
+    // The backend has unmapped everything by now (it goes Closing only after disconnecting).
+    for (const ref of this.persistentRefs.values()) this.k.gnttab.endAccess(ref);
+    this.persistentRefs.clear();
+    this.persistentSet.clear();
+    for (const q of this.queues) {
+      this.k.events.removePoller(q);
+      q.free();
+    }
+    this.queues = [];
+    this.gone();
+  }
+
+  /* ---- grants for data pages: PageGranter ---- */
+
+  grant(gfn: number, backendWrites: boolean): number {
+    if (this.negotiated.persistent) {
+      // Every grant is kept, read-write, for reuse: the backend may keep any of them mapped for
+      // as long as the device is connected, so none may be ended early (Linux grants read-write
+      // whenever feature-persistent is on, for the same reason).
+      const ref = this.persistentRefs.get(gfn);
+      if (ref !== undefined) return ref;
+      const fresh = this.k.gnttab.grant(this.backendId, gfn, false);
+      this.persistentRefs.set(gfn, fresh);
+      this.persistentSet.add(fresh);
+      return fresh;
+    }
+    return this.k.gnttab.grant(this.backendId, gfn, !backendWrites);
+  }
+
+  isTransient(gref: number): boolean {
+    return !this.persistentSet.has(gref);
+  }
+
+  end(gref: number): void {
+    this.k.gnttab.endAccess(gref);
+  }
+
+  /* ---- BlockDevice ---- */
+
+  submit(req: BlockRequest): void {
+    const op = BLKIF_OPS[req.op];
+    const refuse = (why: string) => queueMicrotask(() => req.done(BLKIF_RSP_ERROR, why));
+    if (this.brokenWhy !== null) return refuse(`${this.name} stopped: ${this.brokenWhy}`);
+    const { sector, count, buf } = req;
+    if (!Number.isSafeInteger(sector) || !Number.isSafeInteger(count) || sector < 0 || count < 0 || sector + count > this.sectors) {
+      return refuse(`${req.op} of ${count} sectors at ${sector}: outside the disk's ${this.sectors} sectors`);
+    }
+    if (op === BLKIF_OP_WRITE && this.readOnly) return refuse(`${this.name} is read-only`);
+    if (op === BLKIF_OP_FLUSH_DISKCACHE && !this.features.flush) return queueMicrotask(() => req.done(0)); // nothing cached
+    if (op === BLKIF_OP_DISCARD && !this.features.discard) return queueMicrotask(() => req.done(BLKIF_RSP_EOPNOTSUPP, `${this.name} does not offer discard`));
+    const data = op === BLKIF_OP_READ || op === BLKIF_OP_WRITE;
+    if (data && (buf === null || count === 0 || count * 512 > buf.bytes)) {
+      return refuse(`${req.op} of ${count} sectors into a buffer of ${buf?.bytes ?? 0} bytes`);
+    }
+    const maxSectors = this.queues[0].maxSegments * SECTORS_PER_PAGE;
+    if (!data || count <= maxSectors) {
+      return this.enqueue({ op, sector, nrSectors: data ? count : op === BLKIF_OP_DISCARD ? count : 0, gfns: buf?.gfns ?? [], firstPage: 0, owner: req });
+    }
+    const nparts = Math.ceil(count / maxSectors);
+    const group: Group = { group: true, req, left: nparts, status: 0 };
+    for (let i = 0; i < nparts; i++) {
+      const s = i * maxSectors;
+      this.enqueue({ op, sector: sector + s, nrSectors: Math.min(maxSectors, count - s), gfns: buf!.gfns, firstPage: s / SECTORS_PER_PAGE, owner: group });
+    }
+  }
+
+  read(sector: number, count: number, buf: IoBuffer): Promise<void> {
+    return blockPromise(this, 'read', sector, count, buf, this.settle);
+  }
+
+  write(sector: number, count: number, buf: IoBuffer): Promise<void> {
+    return blockPromise(this, 'write', sector, count, buf, this.settle);
+  }
+
+  flush(): Promise<void> {
+    return blockPromise(this, 'flush', 0, 0, null, this.settle);
+  }
+
+  discard(sector: number, count: number): Promise<void> {
+    return blockPromise(this, 'discard', sector, count, null, this.settle);
+  }
+
+  stats(): Record<string, number> {
+    const sum = (f: (q: BlkfrontQueue) => number) => this.queues.reduce((n, q) => n + f(q), 0);
+    return {
+      requests: sum((q) => q.stats.requests),
+      segments: sum((q) => q.stats.segments),
+      indirect: sum((q) => q.stats.indirect),
+      notifications: sum((q) => q.stats.notifications),
+      interrupts: sum((q) => q.stats.interrupts),
+      persistentGrants: this.persistentRefs.size,
+      idlePolls: this.k.events.idle.polls,
+      idlePollHits: this.k.events.idle.pollHits,
+      idleSleeps: this.k.events.idle.sleeps,
+    };
+  }
+
+  /** Ask the backend to let go (Closing); resolves once Closed and everything is given back. */
+  async closeDevice(): Promise<void> {
+    await this.shutdownHook?.();
+    await this.closed;
+  }
+
+  private readonly settle = (): void => this.k.events.wakeAsync();
+
+  /** A part finished with a blkif status: finish its block request when all its parts have. */
+  private readonly complete = (owner: unknown, status: number): void => {
+    const g = owner as Group;
+    if (g.group !== true) return this.finish(owner as BlockRequest, status);
+    if (status !== BLKIF_RSP_OKAY && g.status === BLKIF_RSP_OKAY) g.status = status;
+    if (--g.left === 0) this.finish(g.req, g.status);
+  };
+
+  private finish(req: BlockRequest, status: number): void {
+    if (status === BLKIF_RSP_OKAY) return req.done(0);
+    if (status === BLKIF_RSP_EOPNOTSUPP && req.op === 'flush') this.features.flush = false;
+    if (status === BLKIF_RSP_EOPNOTSUPP && req.op === 'discard') this.features.discard = false;
+    req.done(status, this.brokenWhy !== null ? `${this.name} stopped: ${this.brokenWhy}`
+      : status === BLKIF_RSP_EOPNOTSUPP ? `${req.op} is not supported by the backend` : `${req.op}: I/O error from the backend`);
+  }
+
+  private enqueue(p: Part): void {
+    if (this.waiting.length === 0) {
+      for (let tries = 0; tries < this.queues.length; tries++) {
+        const q = this.queues[this.next];
+        this.next = this.next + 1 === this.queues.length ? 0 : this.next + 1;
+        if (q.hasRoom) return q.issue(p);
+      }
+    }
+    this.waiting.push(p);
+  }
+
+  /** Responses freed ring slots: issue what was waiting (blk-mq's restart of a stopped queue). */
+  private drain(): void {
+    while (this.waiting.length > 0) {
+      const q = this.queues.find((x) => x.hasRoom);
+      if (!q) return;
+      q.issue(this.waiting.shift()!);
+    }
+  }
+
+  private broken(why: string): void {
+    if (this.brokenWhy !== null) return;
+    this.brokenWhy = why;
+    this.k.log(`blkfront ${this.name}: ${why}; device stopped`);
+    for (const p of this.waiting.splice(0)) this.complete(p.owner, BLKIF_RSP_ERROR);
+  }
+}
+
+const BLKIF_OPS: Record<BlockOp, number> = { read: BLKIF_OP_READ, write: BLKIF_OP_WRITE, flush: BLKIF_OP_FLUSH_DISKCACHE, discard: BLKIF_OP_DISCARD };
+
+/** The parts of a block request bigger than one blkif request. */
+interface Group { group: true; req: BlockRequest; left: number; status: number }
+
+/** vbd-interface.pandoc: the device number → its Linux name (xvda = 202:0 = 51712). */
+export function vbdName(devid: number): string {
+  const letter = (n: number): string => (n < 26 ? String.fromCharCode(97 + n) : letter(Math.floor(n / 26) - 1) + String.fromCharCode(97 + (n % 26)));
+  if ((devid >> 28) === 1) return `xvd${letter((devid >> 8) & 0xfffff)}`;
+  if ((devid >> 8) === 202) return `xvd${letter((devid >> 4) & 15)}`;
+  if ((devid >> 8) === 8) return `sd${letter((devid >> 4) & 15)}`;
+  if ((devid >> 8) === 3) return `hd${letter((devid >> 6) & 1)}`;
+  if ((devid >> 8) === 22) return `hd${letter(2 + ((devid >> 6) & 1))}`;
+  return `vbd${devid}`;
+}
+
+async function readUint(xs: XenbusClient, path: string, dflt: number): Promise<number> {
+  const v = await xs.tryRead(path);
+  if (v === null) return dflt;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
+}

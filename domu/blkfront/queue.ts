@@ -1,0 +1,278 @@
+/*
+ * One blkfront queue: a ring, its event channel, and the requests in flight on it.
+ *
+ * Xen/Linux: drivers/block/xen-blkfront.c (struct blkfront_ring_info, blkif_queue_rw_req,
+ * blkif_queue_discard_req, flush_requests, blkif_interrupt, blkif_completion, the shadow array).
+ * A device negotiated with multi-queue has several of these, each with its own ring pages and
+ * event channel.
+ *
+ * Each request in flight has a shadow entry indexed by its id (the ring slot count bounds both).
+ * A response is trusted only as far as it checks out: the response producer may not run ahead of
+ * the requests (RING_RESPONSE_PROD_OVERFLOW), the id must be in range and in flight, and the
+ * operation must be the one sent. A backend that fails any of these is broken or hostile, and the
+ * device is stopped ("illegal number of responses", "incorrect id"), as Linux does.
+ *
+ * Pages go to the backend by grant: with persistent grants negotiated, each page is granted
+ * once and the grant kept (see blkfront.ts for why ringvisor can keep the I/O buffer's own
+ * pages granted where Linux copies into a pool); otherwise each page is granted for one request
+ * (read-only when the backend only reads it) and access is ended when the response arrives.
+ */
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { IdlePoller } from '../../shared/kernel/events.ts';
+import {
+  BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_WRITE, BLKIF_SEG_OFFSET,
+  BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTORS_PER_PAGE, blkif_request, blkif_request_discard, blkif_request_indirect,
+  blkif_response, set_indirect_gref, set_seg,
+} from '../../shared/public/io/blkif.ts';
+import { FrontRing } from '../../shared/public/io/ring.ts';
+import { PAGE_SIZE } from '../../shared/public/xen.ts';
+
+/** One blkif request's worth of a block request (a request bigger than one blkif request has several). */
+export interface Part {
+  op: number;             // READ, WRITE, FLUSH_DISKCACHE or DISCARD
+  sector: number;
+  nrSectors: number;
+  gfns: readonly number[];
+  firstPage: number;      // index into gfns of the part's first page
+  /** The block request it belongs to, handed back at completion. */
+  owner: unknown;
+}
+
+/** How a queue gets a grant for a data page (the device decides persistent or not). */
+export interface PageGranter {
+  /** A grant the backend can use for `gfn`; `transient` grants are ended after the response. */
+  grant(gfn: number, backendWrites: boolean): number;
+  isTransient(gref: number): boolean;
+  end(gref: number): void;
+}
+
+interface Shadow {
+  busy: boolean;
+  wireOp: number;
+  owner: unknown;
+  grefs: number[];  // transient grants to end when the response arrives
+}
+
+export class BlkfrontQueue implements IdlePoller {
+  readonly ring: FrontRing;
+  readonly ringGfns: number[];
+  readonly ringRefs: number[];
+  readonly port: number;
+  readonly stats = { requests: 0, segments: 0, notifications: 0, interrupts: 0, indirect: 0 };
+  private readonly shadow: Shadow[] = [];
+  private readonly freeIds: number[] = [];
+  private readonly req = blkif_request.create();
+  private readonly rsp = blkif_response.create();
+  /** Per id: its indirect pages (granted read-only, persistently) when indirect is in use. */
+  private readonly indirectPages: { gfns: number[]; refs: number[]; views: DataView[] }[] = [];
+  private pushScheduled = false;
+  private published = 0;
+  /** True while reap() runs: completions may issue new requests, published once at its end. */
+  reaping = false;
+  private maxIndirectSegs = 0;
+  private dead: string | null = null;
+
+  constructor(
+    private readonly k: Kernel,
+    private readonly backend: number,
+    private readonly handle: number,
+    ringOrder: number,
+    private readonly granter: PageGranter,
+    /** The device stops when a response does not check out. */
+    private readonly onBroken: (why: string) => void,
+    /** A part completed with a blkif status. */
+    private readonly onComplete: (owner: unknown, status: number) => void,
+    /** Called after responses were taken: the device issues what was waiting for a slot. */
+    private readonly onSlotsFree: () => void,
+  ) {
+    this.ringGfns = k.pages.allocMany(1 << ringOrder);
+    this.ring = new FrontRing(this.ringGfns.map((g) => k.memory.pageWords(g, true)), blkif_request.size, blkif_response.size);
+    this.ringRefs = this.ringGfns.map((g) => k.gnttab.grant(backend, g, false));
+    for (let id = this.ring.size - 1; id >= 0; id--) this.freeIds.push(id);
+    for (let id = 0; id < this.ring.size; id++) this.shadow.push({ busy: false, wireOp: 0, owner: null, grefs: [] });
+    this.port = k.events.allocUnbound(backend, () => {
+      this.stats.interrupts++;
+      this.reap();
+    });
+    k.events.addPoller(this);
+  }
+
+  /** Set up indirect pages once the backend's limit is known (blkfront_setup_indirect). */
+  setupIndirect(maxSegs: number, persistent: boolean): void {
+    this.maxIndirectSegs = maxSegs;
+    if (maxSegs === 0 || this.indirectPages.length > 0) return;
+    // The backend only reads indirect pages; with persistent grants every grant is read-write,
+    // because the backend keeps each mapping for any later use (as Linux's frontend does).
+    const readonly = !persistent;
+    const pagesPerReq = Math.ceil(this.maxIndirectSegs / BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
+    for (let id = 0; id < this.ring.size; id++) {
+      const gfns = this.k.pages.allocMany(pagesPerReq);
+      this.indirectPages.push({
+        gfns,
+        refs: gfns.map((g) => this.k.gnttab.grant(this.backend, g, readonly)),
+        views: gfns.map((g) => { const p = this.k.memory.page(g, true); return new DataView(p.buffer, p.byteOffset, PAGE_SIZE); }),
+      });
+    }
+  }
+
+  /** Segments one request may carry. */
+  get maxSegments(): number {
+    return this.maxIndirectSegs > 0 ? this.maxIndirectSegs : 11;
+  }
+
+  get hasRoom(): boolean {
+    return this.dead === null && this.freeIds.length > 0 && this.ring.freeRequests() > 0;
+  }
+
+  get inFlight(): number {
+    return this.ring.size - this.freeIds.length;
+  }
+
+  /**
+   * Put one part on the ring (the caller checked hasRoom). It is published by the next push():
+   * at the end of the reap that made room for it, or in a microtask, so a burst of submissions
+   * costs one index update and at most one notification (Linux's flush_requests after a plug).
+   */
+  issue(p: Part): void {
+    const id = this.freeIds.pop()!;
+    const sh = this.shadow[id];
+    const r = this.req;
+    r.clear();
+    r.handle = this.handle;
+    r.id = id;
+    r.sector_number = p.sector;
+    if (p.op === BLKIF_OP_DISCARD) {
+      r.operation = BLKIF_OP_DISCARD;
+      r.dv.setUint32(blkif_request_discard.fields.nr_sectors[1], p.nrSectors, true);
+      r.dv.setUint32(blkif_request_discard.fields.nr_sectors[1] + 4, Math.floor(p.nrSectors / 2 ** 32), true);
+    } else if (p.nrSectors === 0) {
+      r.operation = p.op; // flush: no segments
+    } else {
+      const nsegs = Math.ceil(p.nrSectors / SECTORS_PER_PAGE);
+      const backendWrites = p.op !== BLKIF_OP_WRITE;
+      if (nsegs <= 11) {
+        r.operation = p.op;
+        r.nr_segments = nsegs;
+        this.fillSegments(r.dv, BLKIF_SEG_OFFSET, p, nsegs, backendWrites, sh);
+      } else {
+        const ind = this.indirectPages[id];
+        r.operation = BLKIF_OP_INDIRECT;
+        r.dv.setUint8(blkif_request_indirect.fields.indirect_op[1], p.op);
+        r.dv.setUint16(blkif_request_indirect.fields.nr_segments[1], nsegs, true);
+        r.dv.setUint16(blkif_request_indirect.fields.handle[1], this.handle, true);
+        for (let pg = 0; pg * BLKIF_SEGMENTS_PER_INDIRECT_FRAME < nsegs; pg++) {
+          const n = Math.min(BLKIF_SEGMENTS_PER_INDIRECT_FRAME, nsegs - pg * BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
+          this.fillSegments(ind.views[pg], 0, p, n, backendWrites, sh, pg * BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
+          set_indirect_gref(r.dv, pg, ind.refs[pg]);
+        }
+        this.stats.indirect++;
+      }
+      this.stats.segments += nsegs;
+    }
+    sh.busy = true;
+    sh.wireOp = r.operation;
+    sh.owner = p.owner;
+    this.ring.putRequest(r.words);
+    this.stats.requests++;
+    if (!this.pushScheduled && !this.reaping) {
+      this.pushScheduled = true;
+      queueMicrotask(this.push);
+    }
+  }
+
+  private fillSegments(dv: DataView, base: number, p: Part, n: number, backendWrites: boolean, sh: Shadow, from = 0): void {
+    for (let i = 0; i < n; i++) {
+      const seg = from + i;
+      const gref = this.granter.grant(p.gfns[p.firstPage + seg], backendWrites);
+      if (this.granter.isTransient(gref)) sh.grefs.push(gref);
+      const left = p.nrSectors - seg * SECTORS_PER_PAGE;
+      set_seg(dv, base, i, gref, 0, Math.min(SECTORS_PER_PAGE, left) - 1);
+    }
+  }
+
+  /** flush_requests: publish everything queued so far, one notification at most. */
+  readonly push = (): void => {
+    this.pushScheduled = false;
+    if (this.ring.req_prod_pvt === this.published) return;
+    this.published = this.ring.req_prod_pvt;
+    if (this.ring.pushRequests()) {
+      this.stats.notifications++;
+      this.k.events.notify(this.port);
+    }
+  };
+
+  poll(): boolean {
+    if (this.dead !== null || this.ring.unconsumedResponses() === 0) return false;
+    this.reap();
+    return true;
+  }
+
+  prepareToSleep(): boolean {
+    // Arm even with nothing in flight: another queue's completion, handled later in this same
+    // round, may issue a request here before the vCPU sleeps.
+    if (this.dead !== null) return false;
+    if (!this.ring.finalCheckForResponses()) return false;
+    this.reap();
+    return true;
+  }
+
+  /** blkif_interrupt: take every response, checking each. */
+  reap(): void {
+    if (this.dead !== null) return;
+    if (this.ring.responseOverflow()) return this.broken(`illegal number of responses (${this.ring.unconsumedResponses()})`);
+    let n = 0;
+    this.reaping = true;
+    try {
+      while (this.ring.unconsumedResponses() !== 0) {
+        this.ring.takeResponse(this.rsp.words);
+        const id = this.rsp.id;
+        const sh = id < this.shadow.length ? this.shadow[id] : undefined;
+        if (sh === undefined || !sh.busy) return this.broken(`response has incorrect id (${id})`);
+        if (this.rsp.operation !== sh.wireOp) return this.broken(`response has incorrect operation (${this.rsp.operation} instead of ${sh.wireOp})`);
+        for (const g of sh.grefs) this.granter.end(g);
+        sh.grefs.length = 0;
+        const owner = sh.owner;
+        sh.busy = false;
+        sh.owner = null;
+        this.freeIds.push(id);
+        n++;
+        this.onComplete(owner, this.rsp.status);
+      }
+      if (n > 0) this.onSlotsFree();
+    } finally {
+      this.reaping = false;
+    }
+    this.push();
+  }
+
+  private broken(why: string): void {
+    this.dead = why;
+    this.k.events.unbind(this.port);
+    this.onBroken(why);
+    this.abandon();
+  }
+
+  get brokenReason(): string | null {
+    return this.dead;
+  }
+
+  /** The parts still in flight (to fail them on teardown). */
+  abandon(): void {
+    for (const sh of this.shadow) {
+      if (!sh.busy) continue;
+      sh.busy = false;
+      const owner = sh.owner;
+      sh.owner = null;
+      this.onComplete(owner, -1);
+    }
+  }
+
+  /** Give back the ring, indirect pages and port (after the backend has unmapped them). */
+  free(): void {
+    this.k.events.close(this.port);
+    for (const ref of this.ringRefs) this.k.gnttab.endAccess(ref);
+    for (const ind of this.indirectPages) for (const ref of ind.refs) this.k.gnttab.endAccess(ref);
+    for (const g of this.ringGfns) this.k.pages.release(g);
+    for (const ind of this.indirectPages) for (const g of ind.gfns) this.k.pages.release(g);
+  }
+}

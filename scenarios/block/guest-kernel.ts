@@ -1,0 +1,100 @@
+/*
+ * The DomU kernel of the block harness: boots, lets xenbus find its virtual disk, runs the
+ * task list (fio jobs, verify runs) on it, reports each result, closes the disk and powers off.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import { Blkfront } from '../../domu/blkfront/blkfront.ts';
+import type { IoBuffer } from '../../domu/block/blkdev.ts';
+import { fioBuffers, runFio } from '../../domu/workloads/fio.ts';
+import { runVerify } from '../../domu/workloads/verify.ts';
+import { Kernel } from '../../shared/kernel/kernel.ts';
+import { registerFrontend } from '../../shared/kernel/xenbus/frontend.ts';
+import { xenbusInit } from '../../shared/kernel/xenbus/xs-ring.ts';
+import type { KernelEnv } from '../../shared/public/hypercall.ts';
+import type { BlockGuestModule, BlockMessage, BlockOpOutcome, BlockOpStep, BlockTaskResult } from './protocol.ts';
+import { allocIoBuffer, ioRead, ioWrite, type BlockDevice } from '../../domu/block/blkdev.ts';
+import { checksum, fillPattern } from '../../shared/checksum.ts';
+
+export async function main(env: KernelEnv): Promise<void> {
+  const k = new Kernel(env);
+  void k.events.run();
+  const m = env.module as BlockGuestModule;
+  const ch = new BroadcastChannel(m.channel);
+  const post = (msg: BlockMessage) => ch.postMessage(msg);
+  const goes = new Map<number, () => void>();
+  ch.onmessage = (ev) => {
+    const msg = (ev as { data: BlockMessage }).data;
+    if (msg.kind === 'go' && msg.nonce === m.nonce) goes.get(msg.index)?.();
+  };
+  const xs = xenbusInit(k);
+  const dev = await new Promise<Blkfront>((resolve) => {
+    let front: Blkfront;
+    void registerFrontend(xs, 'vbd', () => (front = new Blkfront(k, m.front)), {
+      onProbe: (fe) => {
+        front.shutdownHook = () => fe.shutdown();
+        resolve(front);
+      },
+    });
+  });
+  await dev.connected;
+  post({
+    kind: 'connected', nonce: m.nonce,
+    device: { name: dev.name, sectors: dev.sectors, readOnly: dev.readOnly, features: dev.features, negotiated: { ...dev.negotiated } },
+  });
+  const buffers = new Map<string, IoBuffer[]>();
+  for (let i = 0; i < m.tasks.length; i++) {
+    const task = m.tasks[i];
+    try {
+      let result: BlockTaskResult;
+      if (task.kind === 'fio') {
+        const key = `${task.job.bs}x${task.job.iodepth}`;
+        if (!buffers.has(key)) buffers.set(key, fioBuffers(k, task.job.bs, task.job.iodepth));
+        const bufs = buffers.get(key)!;
+        if (task.job.warmup) await runFio(dev, { ...task.job, ios: task.job.warmup, warmup: 0 }, bufs);
+        await new Promise<void>((go) => { goes.set(i, go); post({ kind: 'mark', nonce: m.nonce, index: i }); });
+        result = { kind: 'fio', result: await runFio(dev, { ...task.job, warmup: 0 }, bufs) };
+      } else if (task.kind === 'verify') {
+        result = { kind: 'verify', result: await runVerify(k, dev, task.job) };
+      } else {
+        result = { kind: 'ops', result: await runSteps(k, dev, task.steps) };
+      }
+      post({ kind: 'task-done', nonce: m.nonce, index: i, result, stats: dev.stats() });
+    } catch (e) {
+      post({ kind: 'task-failed', nonce: m.nonce, index: i, error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) });
+    }
+  }
+  await dev.closeDevice();
+  post({ kind: 'closed', nonce: m.nonce, states: [] });
+  ch.close();
+}
+
+/** Explicit requests, one after another; reads report a checksum of what came back. */
+async function runSteps(k: Kernel, dev: BlockDevice, steps: BlockOpStep[]): Promise<BlockOpOutcome[]> {
+  const max = Math.max(1, ...steps.map((s) => s.count)) * 512;
+  const buf = allocIoBuffer(k.memory, () => k.pages.alloc(), max);
+  const out: BlockOpOutcome[] = [];
+  for (const s of steps) {
+    const bytes = new Uint8Array(s.count * 512);
+    try {
+      if (s.op === 'write') {
+        fillPattern(bytes, s.seed ?? 1);
+        ioWrite(buf, 0, bytes);
+        await dev.write(s.sector, s.count, buf);
+        out.push({ ok: true, sum: checksum(bytes) });
+      } else if (s.op === 'read') {
+        await dev.read(s.sector, s.count, buf);
+        ioRead(buf, 0, bytes);
+        out.push({ ok: true, sum: checksum(bytes) });
+      } else if (s.op === 'flush') {
+        await dev.flush();
+        out.push({ ok: true });
+      } else {
+        await dev.discard(s.sector, s.count);
+        out.push({ ok: true });
+      }
+    } catch (e) {
+      out.push({ ok: false, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+  return out;
+}

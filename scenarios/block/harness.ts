@@ -1,0 +1,203 @@
+/*
+ * A host with Dom0 (xenstored, xenconsoled, blkback) ready to give guests disks: boots once,
+ * then runs one DomU after another, each with a virtual disk on an image file and a list of
+ * tasks, and collects what they report with the hypervisor's counters around each timed part.
+ *
+ * Used by the block tests, `npm run bench -- --suite block` and the scenarios.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BroadcastChannel } from 'node:worker_threads';
+import type { Dom0Message, Dom0Request } from '../../dom0/control.ts';
+import type { Dom0Module } from '../../dom0/kernel.ts';
+import type { BlkfrontOptions } from '../../domu/blkfront/blkfront.ts';
+import type { FioJob, FioResult } from '../../domu/workloads/fio.ts';
+import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.ts';
+import type { BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport } from './protocol.ts';
+
+const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
+const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
+const GUEST_KERNEL = new URL('./guest-kernel.ts', import.meta.url).href;
+export const XVDA = 51712; // (202 << 8) | (0 << 4): xvda in vbd-interface numbering
+
+/** Per-disk switches, written by the toolstack into the backend directory (see dom0/blkback/xenbus.ts). */
+export interface DiskSwitches {
+  persistent?: boolean;
+  maxIndirectSegments?: number;
+  maxRingPageOrder?: number;
+  maxQueues?: number;
+  discard?: boolean;
+}
+
+export interface GuestRun {
+  image: string;
+  readOnly?: boolean;
+  disk?: DiskSwitches;
+  front?: BlkfrontOptions;
+  tasks: BlockTask[];
+  memoryMiB?: number;
+  /** Another guest kernel speaking the same protocol (tests use a hostile one), and its extra module fields. */
+  kernel?: string;
+  extra?: Record<string, unknown>;
+}
+
+export interface TaskOutcome {
+  result: BlockTaskResult | null;
+  error: string | null;
+  stats: Record<string, number>;
+  /** Hypervisor counters over the timed part (fio) or the whole task (verify). */
+  counters: { dom0: Record<string, number>; domU: Record<string, number> };
+}
+
+export interface GuestOutcome {
+  domid: number;
+  /** blkback's counters for this guest's disk, taken after the guest closed it. */
+  backend: Record<string, number>;
+  device: DeviceReport;
+  tasks: TaskOutcome[];
+  shutdown: ShutdownEvent;
+}
+
+export class BlockHost {
+  readonly host: Host;
+  readonly runDir: string;
+  readonly dom0Log: string[] = [];
+  private readonly control: BroadcastChannel;
+  private readonly blk: BroadcastChannel;
+  private readonly inbox: (Dom0Message | BlockMessage)[] = [];
+  /** Everyone waiting for a message (several guests may run at once). */
+  private waiting: (() => void)[] = [];
+  private nextId = 1;
+  private readonly controlName = `ringvisor-blk-${randomUUID()}`;
+
+  private constructor(memoryMiB: number) {
+    this.host = new Host({ memoryMiB, log: (l) => this.dom0Log.push(l) });
+    this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
+    this.host.on('shutdown', () => this.wakeAll());
+    this.runDir = mkdtempSync(join(tmpdir(), 'ringvisor-blk-'));
+    this.control = new BroadcastChannel(this.controlName);
+    this.blk = new BroadcastChannel(`${this.controlName}-blk`);
+    const take = (ev: unknown) => {
+      this.inbox.push((ev as { data: Dom0Message | BlockMessage }).data);
+      this.wakeAll();
+    };
+    this.control.onmessage = take;
+    this.blk.onmessage = take;
+  }
+
+  static async boot(memoryMiB = 256): Promise<BlockHost> {
+    const h = new BlockHost(memoryMiB);
+    const module: Dom0Module = { runDir: h.runDir, control: h.controlName, modules: [DOM0_MODULE] };
+    await h.host.createDomain({ name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module }, { privileged: true });
+    await h.next((m) => m.kind === 'ready');
+    return h;
+  }
+
+  private wakeAll(): void {
+    const w = this.waiting;
+    this.waiting = [];
+    for (const f of w) f();
+  }
+
+  usage(): HostUsage {
+    return this.host.usage();
+  }
+
+  private async next<T extends Dom0Message | BlockMessage>(match: (m: Dom0Message | BlockMessage) => boolean, why = ''): Promise<T> {
+    for (;;) {
+      const i = this.inbox.findIndex(match);
+      if (i >= 0) return this.inbox.splice(i, 1)[0] as T;
+      const crashed = this.host.list().find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash');
+      if (crashed) throw new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`);
+      await new Promise<void>((r) => this.waiting.push(r));
+    }
+  }
+
+  /** A toolstack call in Dom0 (dom0/control.ts). */
+  async call(req: DistributiveOmit<Dom0Request, 'id'>): Promise<unknown> {
+    const id = this.nextId++;
+    this.control.postMessage({ ...req, id } as Dom0Request);
+    const reply = await this.next<Extract<Dom0Message, { kind: 'reply' }>>((m) => m.kind === 'reply' && m.id === id, req.kind);
+    if (!reply.ok) throw new Error(`dom0 ${req.kind}: ${reply.error}`);
+    return reply.value;
+  }
+
+  /** Run a native job in Dom0 (the benchmark's baseline). */
+  async native(image: string, job: FioJob): Promise<FioResult> {
+    const id = this.nextId++;
+    this.blk.postMessage({ kind: 'native', id, image, job } satisfies BlockMessage);
+    const m = await this.next<Extract<BlockMessage, { kind: 'native-done' }>>((x) => x.kind === 'native-done' && x.id === id, 'native job');
+    if (m.result === null) throw new Error(`native job failed: ${m.error}`);
+    return m.result;
+  }
+
+  /** blkback's counters for every device Dom0 serves, by backend directory. */
+  async vbdStats(): Promise<Record<string, Record<string, number>>> {
+    const id = this.nextId++;
+    this.blk.postMessage({ kind: 'vbd-stats', id } satisfies BlockMessage);
+    const m = await this.next<Extract<BlockMessage, { kind: 'vbd-stats-reply' }>>((x) => x.kind === 'vbd-stats-reply' && x.id === id, 'vbd stats');
+    return m.stats;
+  }
+
+  /** One DomU, one disk, its tasks; returns when the DomU has closed its disk and powered off. */
+  async runGuest(run: GuestRun): Promise<GuestOutcome> {
+    const nonce = randomUUID();
+    const module: BlockGuestModule = { channel: `${this.controlName}-blk`, nonce, front: run.front, tasks: run.tasks, ...run.extra };
+    const shut = new Promise<ShutdownEvent>((resolve) => {
+      const on = (e: ShutdownEvent) => { if (e.name === `blk-${nonce}`) { this.host.off('shutdown', on); resolve(e); } };
+      this.host.on('shutdown', on);
+    });
+    const domid = (await this.call({
+      kind: 'create',
+      config: { name: `blk-${nonce}`, vcpus: 1, memoryKiB: (run.memoryMiB ?? 64) * 1024, kernel: run.kernel ?? GUEST_KERNEL, module },
+    })) as number;
+    const d = run.disk ?? {};
+    const backKeys: Record<string, string> = {
+      params: run.image, mode: run.readOnly ? 'r' : 'w', type: 'file', 'device-type': 'disk',
+    };
+    if (d.discard === false) backKeys['discard-enable'] = '0';
+    if (d.persistent === false) backKeys['ringvisor-persistent'] = '0';
+    if (d.maxIndirectSegments !== undefined) backKeys['ringvisor-max-indirect-segments'] = String(d.maxIndirectSegments);
+    if (d.maxRingPageOrder !== undefined) backKeys['ringvisor-max-ring-page-order'] = String(d.maxRingPageOrder);
+    if (d.maxQueues !== undefined) backKeys['ringvisor-max-queues'] = String(d.maxQueues);
+    await this.call({
+      kind: 'add-device',
+      device: { type: 'vbd', frontend: domid, devid: XVDA, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys },
+    });
+    const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect');
+    const tasks: TaskOutcome[] = [];
+    for (let i = 0; i < run.tasks.length; i++) {
+      let before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
+      const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+      let end: BlockMessage = first;
+      if (first.kind === 'mark') {
+        before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
+        this.blk.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
+        end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+      }
+      const counters = { dom0: delta(this.host.counters(0), before.dom0), domU: delta(this.host.counters(domid), before.domU) };
+      if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats, counters });
+      else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {}, counters });
+    }
+    await this.next((m) => m.kind === 'closed' && m.nonce === nonce, 'the disk to close');
+    const backend = Object.entries(await this.vbdStats()).find(([path]) => path.includes(`/vbd/${domid}/`))?.[1] ?? {};
+    const shutdown = await shut;
+    await this.call({ kind: 'forget', domid });
+    return { domid, backend, device: connected.device, tasks, shutdown };
+  }
+
+  async close(): Promise<void> {
+    this.control.close();
+    this.blk.close();
+    await this.host.close();
+    rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function delta(after: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+}

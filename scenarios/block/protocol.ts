@@ -1,0 +1,48 @@
+/*
+ * What the block harness, its DomU kernel and its Dom0 module say to each other (on a
+ * BroadcastChannel: set-up, task lists and results only; no request ever travels here).
+ */
+import type { BlkfrontOptions } from '../../domu/blkfront/blkfront.ts';
+import type { FioJob, FioResult } from '../../domu/workloads/fio.ts';
+import type { VerifyJob, VerifyResult } from '../../domu/workloads/verify.ts';
+import type { BlockFeatures } from '../../domu/block/blkdev.ts';
+
+/** One explicit request, for tests that want to see each status. */
+export interface BlockOpStep { op: 'read' | 'write' | 'flush' | 'discard'; sector: number; count: number; seed?: number }
+export interface BlockOpOutcome { ok: boolean; error?: string; sum?: number }
+
+export type BlockTask =
+  | { kind: 'fio'; job: FioJob }
+  | { kind: 'verify'; job: VerifyJob }
+  | { kind: 'ops'; steps: BlockOpStep[] };
+export type BlockTaskResult =
+  | { kind: 'fio'; result: FioResult }
+  | { kind: 'verify'; result: VerifyResult }
+  | { kind: 'ops'; result: BlockOpOutcome[] };
+
+export interface BlockGuestModule {
+  channel: string;
+  nonce: string;
+  front?: BlkfrontOptions;
+  tasks: BlockTask[];
+}
+
+export interface DeviceReport {
+  name: string;
+  sectors: number;
+  readOnly: boolean;
+  features: BlockFeatures;
+  negotiated: Record<string, number | boolean>;
+}
+
+export type BlockMessage =
+  | { kind: 'connected'; nonce: string; device: DeviceReport }
+  | { kind: 'mark'; nonce: string; index: number }
+  | { kind: 'go'; nonce: string; index: number }
+  | { kind: 'task-done'; nonce: string; index: number; result: BlockTaskResult; stats: Record<string, number> }
+  | { kind: 'task-failed'; nonce: string; index: number; error: string }
+  | { kind: 'closed'; nonce: string; states: number[] }
+  | { kind: 'vbd-stats'; id: number }
+  | { kind: 'vbd-stats-reply'; id: number; stats: Record<string, Record<string, number>> }
+  | { kind: 'native'; id: number; image: string; job: FioJob }
+  | { kind: 'native-done'; id: number; result: FioResult | null; error?: string };
