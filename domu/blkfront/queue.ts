@@ -207,6 +207,10 @@ export class BlkfrontQueue implements IdlePoller {
     return true;
   }
 
+  busy(): boolean {
+    return this.inFlight > 0;
+  }
+
   prepareToSleep(): boolean {
     // Arm even with nothing in flight: another queue's completion, handled later in this same
     // round, may issue a request here before the vCPU sleeps.

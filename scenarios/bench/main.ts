@@ -9,12 +9,16 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { benchBlock } from './block.ts';
 import { benchRing } from './ring.ts';
-import { formatTable, ringSummary } from './report.ts';
+import { benchXenstore } from './xenstore.ts';
+import { blockSummary, formatTable, ringSummary } from './report.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
 
 const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   ring: benchRing,
+  xenstore: benchXenstore,
+  block: benchBlock,
 };
 
 const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--quick] [--json FILE]`;
@@ -53,8 +57,7 @@ async function main(): Promise<number> {
     rows.push(...(await SUITES[n]({ quick: args.quick!, progress })));
   }
   process.stdout.write(`${formatTable(rows)}\n`);
-  const summary = ringSummary(rows);
-  if (summary) process.stdout.write(`${summary}\n`);
+  for (const summary of [ringSummary(rows), blockSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
   if (args.json) {
     writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
     process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);

@@ -29,3 +29,22 @@ export function ringSummary(rows: readonly BenchRow[]): string | null {
   if (rb) lines.push(`ringbuf.js / bare-ring = ${(rb.reqPerSec / bare.reqPerSec).toFixed(2)}`);
   return lines.join('\n');
 }
+
+/** The block suite's headline: each path as a fraction of native, with the goals the issues set. */
+export function blockSummary(rows: readonly BenchRow[]): string | null {
+  const block = rows.filter((r) => r.suite === 'block');
+  if (block.length === 0) return null;
+  const find = (path: string, workload: string, bs: number, qd: number) =>
+    block.find((r) => r.path === path && r.workload === workload && r.blockSize === bs && r.queueDepth === qd);
+  const lines: string[] = [];
+  const ratio = (workload: string, bs: number, qd: number, goal: string) => {
+    const n = find('native', workload, bs, qd);
+    for (const path of ['pv', 'emu-dma', 'emu-pio']) {
+      const p = find(path, workload, bs, qd);
+      if (n && p) lines.push(`${path} / native, ${workload} ${bs / 1024} KiB qd${qd}: ${(p.reqPerSec / n.reqPerSec).toFixed(2)}${path === 'pv' ? `  (${goal})` : ''}`);
+    }
+  };
+  ratio('seq-read', 65536, 32, 'goal ≥ 0.80, floor 0.70');
+  ratio('rand-read', 4096, 32, 'goal ≥ 0.60, floor 0.50');
+  return lines.length ? lines.join('\n') : null;
+}

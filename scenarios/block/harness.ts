@@ -41,6 +41,8 @@ export interface GuestRun {
   /** Another guest kernel speaking the same protocol (tests use a hostile one), and its extra module fields. */
   kernel?: string;
   extra?: Record<string, unknown>;
+  /** Run before task i's timed part starts (the guest has warmed up and waits): the bench runs native here. */
+  beforeTimed?: (i: number) => Promise<void>;
 }
 
 export interface TaskOutcome {
@@ -173,6 +175,7 @@ export class BlockHost {
       const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
       let end: BlockMessage = first;
       if (first.kind === 'mark') {
+        await run.beforeTimed?.(i);
         before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
         this.blk.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
         end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);

@@ -30,7 +30,13 @@ export class EventChannels {
   private asyncWork = false;
   private readonly pollers: IdlePoller[] = [];
   /** How long the idle loop polls registered drivers before sleeping, in microseconds. */
-  pollUs = Number(process.env.RV_POLL_US ?? 200);
+  pollUs = 200;
+  /**
+   * How long to poll while a driver waits for its own requests to complete (a frontend with I/O
+   * in flight): the answer is on its way, so waiting for it spinning costs less than sleeping,
+   * as blk-mq's polled I/O does. A backend that never answers only costs this much spinning.
+   */
+  busyPollUs = 2000;
   /** Events handled, for the kernel's own statistics. */
   handled = 0;
   /** The idle loop's record: polls begun, polls that found work, arm-and-recheck rounds, sleeps. */
@@ -141,7 +147,8 @@ export class EventChannels {
    * only then block in the hypervisor. Runs until stop().
    *
    * The poll is the bounded spin of cpuidle-haltpoll and blk-mq polling in Linux: a wake-up from
-   * SCHEDOP_block costs about 45 µs here, a request that arrives while we poll costs nothing,
+   * SCHEDOP_block costs from about 10 µs to several hundred (when every core of this small VM has
+   * gone idle, waking one is slow), a request that arrives while we poll costs nothing,
    * and while a driver polls its ring without arming its event index, its peer sends no
    * notifications at all. Spending at most one wake-up's worth of time polling is never worse
    * than twice the best choice in hindsight (the spin-then-block bound).
@@ -157,7 +164,7 @@ export class EventChannels {
       let polled = false;
       if (!dispatched && this.pollers.length > 0) {
         this.idle.polls++;
-        if (this.pollOnce(this.pollUs)) {
+        if (this.pollOnce(this.pollers.some((p) => p.busy?.() === true) ? this.busyPollUs : this.pollUs)) {
           this.idle.pollHits++;
           polled = true;
         } else if (this.armPollers()) {
@@ -220,4 +227,6 @@ export interface IdlePoller {
   poll(): boolean;
   /** About to sleep: arm the event index and look once more; true if work appeared. */
   prepareToSleep(): boolean;
+  /** True while this driver waits for answers to its own requests (see busyPollUs). */
+  busy?(): boolean;
 }
