@@ -26,6 +26,7 @@ import {
 } from '../shared/public/xen.ts';
 import { alloc_unbound_port, evtchn_destroy } from './event-channel.ts';
 import { gnttab_fence, gnttab_release_mappings } from './grant-table.ts';
+import { hvm_domain_kill } from './ioreq.ts';
 import { alloc_domheap_page, freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
 import {
   D, DOMF_INITDOMAIN, DOMF_PRIVILEGED, DOMSTATE_CREATING, DOMSTATE_DYING, DOMSTATE_FREE, MAX_DOMAINS,
@@ -136,6 +137,8 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
   evtchn_destroy(hv, domid);
   gnttab_release_mappings(hv, domid);
   gnttab_fence(hv, domid);
+  // ioreq servers, interrupt lines and foreign mappings, before the frames go (see ioreq.ts).
+  hvm_domain_kill(hv, domid);
   const p2m = domid * MAX_GUEST_PAGES;
   for (let gfn = 0; gfn < MAX_GUEST_PAGES; gfn++) {
     const e = hv.p2m[p2m + gfn];

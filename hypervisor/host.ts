@@ -19,7 +19,7 @@ import { portsInUse, vcpu_kick } from './event-channel.ts';
 import { grantsActive, mappingsHeld } from './grant-table.ts';
 import { initAllocator, usedFrames } from './page-alloc.ts';
 import {
-  D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_running,
+  COUNTERS, D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_running,
   V, VREQ_CHECK, VREQ_STOP, VT, HypervisorState, allocateBuffers,
 } from './state.ts';
 import { startThread } from './thread.ts';
@@ -264,9 +264,7 @@ export class Host extends EventEmitter {
   /** Hypervisor counters summed over a domain's vCPUs. */
   counters(domid: number): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const name of ['hypercalls', 'notifications', 'wakeups', 'blocks', 'grant_maps', 'grant_unmaps', 'grant_copies', 'grant_copy_bytes', 'page_faults', 'traps'] as const) {
-      out[name] = this.hv.counter(domid, name);
-    }
+    for (const name of COUNTERS) out[name] = this.hv.counter(domid, name);
     return out;
   }
 

@@ -2,7 +2,7 @@
  * The hypercall table: the entry from guest kernel code into the hypervisor.
  *
  * Xen: the hypercall_table of xen/arch/x86 and the do_*_op dispatchers (do_event_channel_op,
- * do_grant_table_op, do_memory_op, do_sched_op, do_console_io, do_domctl).
+ * do_grant_table_op, do_memory_op, do_sched_op, do_console_io, do_domctl, do_dm_op).
  *
  * One instance per vCPU thread, bound to the Caller the thread was started as. Each call
  * counts itself and passes a preemption point, then runs the handler right here, in the
@@ -11,8 +11,10 @@
  */
 import type { EvtchnStatus } from '../shared/public/event_channel.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
+import type { DmIoreqServerInfo } from '../shared/public/hvm/dm_op.ts';
 import {
-  XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig, type DomainInfo, type Hypercalls,
+  XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
+  type DomainInfo, type Hypercalls,
 } from '../shared/public/hypercall.ts';
 import { XEN_EEXIST, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
@@ -20,6 +22,12 @@ import {
   evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_close, evtchn_send, evtchn_status, evtchn_unmask,
 } from './event-channel.ts';
 import { gnttab_copy, gnttab_map_grant_ref, gnttab_unmap_grant_ref } from './grant-table.ts';
+import { dm_set_isa_irq_level, evtchn_bind_pirq } from './hvm-irq.ts';
+import {
+  acquire_ioreq_page, dm_create_ioreq_server, dm_destroy_ioreq_server, dm_get_ioreq_server_info, dm_map_io_range,
+  dm_set_ioreq_server_state, dm_unmap_io_range,
+} from './ioreq.ts';
+import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import {
   D, GRANT_FRAMES, MAX_GUEST_PAGES, P2M_PRESENT, grantFrameMfn, sharedInfoMfn,
@@ -69,6 +77,10 @@ export class HypercallTable implements Hypercalls {
     this.enter();
     return evtchn_status(this.c, dom, port, out);
   }
+  evtchn_bind_pirq(pirq: number): number {
+    this.enter();
+    return evtchn_bind_pirq(this.c, pirq);
+  }
 
   /* grant_table_op */
   gnttab_map_grant_ref(op: GnttabMapGrantRef): void {
@@ -105,6 +117,19 @@ export class HypercallTable implements Hypercalls {
     this.enter();
     return Atomics.load(this.c.hv.domains, this.c.domid * D.WORDS + D.TOT_PAGES);
   }
+  memory_add_to_physmap_batch(space: number, foreign_domid: number, idxs: ArrayLike<number>, gpfns: ArrayLike<number>, errs: Int32Array, size: number): number {
+    this.enter();
+    if (space !== XENMAPSPACE_gmfn_foreign) return -XEN_EINVAL;
+    return add_to_physmap_batch_foreign(this.c, foreign_domid, idxs, gpfns, errs, size);
+  }
+  memory_remove_from_physmap(gpfn: number): number {
+    this.enter();
+    return remove_from_physmap(this.c, gpfn);
+  }
+  memory_acquire_resource(domid: number, type: number, id: number, frame: number, gpfn: number): number {
+    this.enter();
+    return acquire_ioreq_page(this.c, domid, type, id, frame, gpfn);
+  }
 
   /* sched_op */
   sched_yield(): void {
@@ -117,6 +142,36 @@ export class HypercallTable implements Hypercalls {
   sched_shutdown(reason: ShutdownReason): never {
     this.enter();
     return this.control.shutdown(reason, 'SCHEDOP_shutdown');
+  }
+
+  /* dm_op */
+  dm_op_create_ioreq_server(domid: number, handle_bufioreq: number): number {
+    this.enter();
+    return dm_create_ioreq_server(this.c, domid, handle_bufioreq);
+  }
+  dm_op_get_ioreq_server_info(domid: number, id: number, flags: number, out: DmIoreqServerInfo): number {
+    this.enter();
+    return dm_get_ioreq_server_info(this.c, domid, id, flags, out);
+  }
+  dm_op_map_io_range_to_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number {
+    this.enter();
+    return dm_map_io_range(this.c, domid, id, type, start, end);
+  }
+  dm_op_unmap_io_range_from_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number {
+    this.enter();
+    return dm_unmap_io_range(this.c, domid, id, type, start, end);
+  }
+  dm_op_set_ioreq_server_state(domid: number, id: number, enabled: boolean): number {
+    this.enter();
+    return dm_set_ioreq_server_state(this.c, domid, id, enabled);
+  }
+  dm_op_destroy_ioreq_server(domid: number, id: number): number {
+    this.enter();
+    return dm_destroy_ioreq_server(this.c, domid, id);
+  }
+  dm_op_set_isa_irq_level(domid: number, isa_irq: number, level: 0 | 1): number {
+    this.enter();
+    return dm_set_isa_irq_level(this.c, domid, isa_irq, level);
   }
 
   /* console_io */

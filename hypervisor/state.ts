@@ -114,10 +114,44 @@ export const MT_INUSE = 1 << 16;
 export const COUNTERS = [
   'hypercalls', 'notifications', 'wakeups', 'blocks', 'grant_maps', 'grant_unmaps', 'grant_copies',
   'grant_copy_bytes', 'page_faults', 'traps',
+  // The emulated-device path (ioreq.ts, p2m-foreign.ts): accesses forwarded to a device model,
+  // and the device model's foreign mappings of guest frames (QEMU's mapcache fills).
+  'ioreqs', 'foreign_maps', 'foreign_unmaps',
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 export const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as never;
 export const NR_COUNTERS = 16;
+
+/*
+ * ioreq servers (struct hvm_ioreq_server, d->ioreq_server.server[]) and the ISA IRQ lines an
+ * emulated device raises (Xen's hvm_irq, reduced to "which event channel does IRQ n become").
+ * One row of Int32 words per target domain; the row's LOCK guards all of it. See ioreq.ts.
+ */
+export const MAX_IOREQ_SERVERS = 4;  // Xen allows 8 per domain
+export const MAX_IO_RANGES = 8;      // port or MMIO ranges one server claims
+export const NR_ISA_IRQS = 16;
+/* One ioreq server, at IO.SERVERS + s * SV.WORDS in its domain's row. */
+export const SV = {
+  STATE: 0,      // IOREQ_SERVER_*
+  EMULATOR: 1,   // the device model's domain (the only one that may operate on the server)
+  MFN: 2,        // the synchronous ioreq page: one struct ioreq per vCPU
+  RANGES: 4,     // MAX_IO_RANGES × {type (XEN_DMOP_IO_RANGE_* + 1; 0 = free), first, last}
+  VP_EPORT: 4 + MAX_IO_RANGES * 3, // MAX_VCPUS ports in the target, one per vCPU, bound by the emulator
+  WORDS: 4 + MAX_IO_RANGES * 3 + MAX_VCPUS,
+} as const;
+export const IOREQ_SERVER_FREE = 0;
+export const IOREQ_SERVER_DISABLED = 1;
+export const IOREQ_SERVER_ENABLED = 2;
+export const IO = {
+  LOCK: 0,
+  IRQ_LEVEL: 1,                 // bit n: ISA IRQ n asserted by the device model
+  IRQ_PORT: 2,                  // NR_ISA_IRQS words: the emulator-side end of IRQ n's channel (0 = unbound)
+  IRQ_DOM: 2 + NR_ISA_IRQS,     // NR_ISA_IRQS words: the domain that port lives in
+  SERVERS: 2 + 2 * NR_ISA_IRQS,
+  WORDS: 2 + 2 * NR_ISA_IRQS + MAX_IOREQ_SERVERS * SV.WORDS,
+} as const;
+/* Foreign mappings (XENMAPSPACE_gmfn_foreign, acquired resources): one bit per gfn of the mapper. */
+export const FOREIGNMAP_WORDS = MAX_GUEST_PAGES / 32;
 
 /** The buffers that make up one host. Built by the control thread, passed to every vCPU thread. */
 export interface HypervisorBuffers {
@@ -133,6 +167,8 @@ export interface HypervisorBuffers {
   evtchn: SharedArrayBuffer;
   active: SharedArrayBuffer;
   maptrack: SharedArrayBuffer;
+  ioreq: SharedArrayBuffer;       // per-domain ioreq servers and ISA IRQ routes (IO, SV below)
+  foreignmap: SharedArrayBuffer;  // per-domain bitmap: which gfns hold a foreign (non-grant) mapping
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
@@ -152,6 +188,8 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     evtchn: i32(MAX_DOMAINS * NR_EVTCHN_PORTS * E.WORDS),
     active: i32(MAX_DOMAINS * NR_GRANT_ENTRIES * A.WORDS),
     maptrack: i32(MAX_DOMAINS * MAPTRACK_ENTRIES * M.WORDS),
+    ioreq: i32(MAX_DOMAINS * IO.WORDS),
+    foreignmap: i32(MAX_DOMAINS * FOREIGNMAP_WORDS),
   };
 }
 
@@ -170,6 +208,8 @@ export class HypervisorState {
   readonly evtchn: Int32Array;
   readonly active: Int32Array;
   readonly maptrack: Int32Array;
+  readonly ioreq: Int32Array;
+  readonly foreignmap: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -188,6 +228,8 @@ export class HypervisorState {
     this.evtchn = new Int32Array(buffers.evtchn);
     this.active = new Int32Array(buffers.active);
     this.maptrack = new Int32Array(buffers.maptrack);
+    this.ioreq = new Int32Array(buffers.ioreq);
+    this.foreignmap = new Int32Array(buffers.foreignmap);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));

@@ -16,6 +16,7 @@ import { vcpu_info, type ShutdownReason } from '../shared/public/xen.ts';
 import { Caller } from './caller.ts';
 import { DomainMemory } from './guest-memory.ts';
 import { HypercallTable, type ControlChannel } from './hypercall.ts';
+import { IoreqSender } from './ioreq-send.ts';
 import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
@@ -84,13 +85,15 @@ const control: ControlChannel = {
   shutdown: domainShutdown,
 };
 
+const ioreq = new IoreqSender(caller, sched);
 const cpu = new TrappingCpu(caller, sched, {
   shutdown: domainShutdown,
   vcpuDown(detail) {
     if (Atomics.sub(hv.domains, boot.domid * D.WORDS + D.ONLINE_VCPUS, 1) === 1) return domainShutdown('poweroff', detail);
     return sched.stop();
   },
-  portIo: null,
+  portIo: (port, size, write, value) => ioreq.pio(port, size, write, value),
+  mmio: (addr, size, write, value) => ioreq.mmio(addr, size, write, value),
 });
 
 const env: KernelEnv = {

@@ -13,12 +13,18 @@
  */
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from './grant_table.ts';
 import type { EvtchnStatus } from './event_channel.ts';
+import type { DmIoreqServerInfo } from './hvm/dm_op.ts';
 import type { GuestMemory } from './memory.ts';
 import type { ShutdownReason } from './xen.ts';
 
 /* XENMEM_add_to_physmap spaces: hypervisor-owned pages a guest maps into its physmap. */
 export const XENMAPSPACE_shared_info = 0;
 export const XENMAPSPACE_grant_table = 1;
+/**
+ * Another domain's RAM, by its gfn: the control domain's way to reach a guest's memory (QEMU's
+ * mapcache, privcmd's mmap of foreign frames). Used with memory_add_to_physmap_batch.
+ */
+export const XENMAPSPACE_gmfn_foreign = 4;
 
 /** What the toolstack does when a domain shuts down for a reason (xl.cfg on_poweroff & co). */
 export type ShutdownAction = 'destroy' | 'restart' | 'preserve';
@@ -78,6 +84,12 @@ export interface Hypercalls {
   evtchn_close(port: number): number;
   evtchn_unmask(port: number): number;
   evtchn_status(dom: number, port: number, out: EvtchnStatus): number;
+  /**
+   * EVTCHNOP_bind_pirq (with PHYSDEVOP_map_pirq's identity GSI → pirq mapping folded in): a port
+   * that becomes pending when the device model raises ISA IRQ `pirq` (XEN_DMOP_set_isa_irq_level),
+   * as a PVHVM Linux guest takes its emulated devices' legacy interrupts as events.
+   */
+  evtchn_bind_pirq(pirq: number): number;
 
   /* grant_table_op */
   gnttab_map_grant_ref(op: GnttabMapGrantRef): void;
@@ -88,6 +100,21 @@ export interface Hypercalls {
   /* memory_op */
   memory_add_to_physmap(space: number, idx: number, gfn: number): number;
   memory_current_reservation(): number;
+  /**
+   * XENMEM_add_to_physmap_batch with XENMAPSPACE_gmfn_foreign (control domain only): map
+   * `foreign_domid`'s frames idxs[i] (its gfns) at our gfns gpfns[i], which must be holes, for
+   * i < size. Each entry's result (0 or -errno) goes to errs[i]; the call returns 0, or -errno if
+   * nothing was tried (-EPERM for anyone but the control domain). A mapped frame stays alive until
+   * unmapped, even if its owner dies meanwhile.
+   */
+  memory_add_to_physmap_batch(space: number, foreign_domid: number, idxs: ArrayLike<number>, gpfns: ArrayLike<number>, errs: Int32Array, size: number): number;
+  /** XENMEM_remove_from_physmap, for a foreign mapping made above or by acquire_resource. */
+  memory_remove_from_physmap(gpfn: number): number;
+  /**
+   * XENMEM_acquire_resource: map frame `frame` of resource (`type`, `id`) belonging to `domid`
+   * at our hole `gpfn` (here: an ioreq server's page, by its emulator; see ./hvm/dm_op.ts).
+   */
+  memory_acquire_resource(domid: number, type: number, id: number, frame: number, gpfn: number): number;
 
   /* sched_op */
   sched_yield(): void;
@@ -95,6 +122,18 @@ export interface Hypercalls {
   sched_block(): Promise<void>;
   /** SCHEDOP_shutdown: the domain stops; this call does not return to the guest. */
   sched_shutdown(reason: ShutdownReason): never;
+
+  /*
+   * dm_op: a device model's calls about the guest `domid` it emulates for (control domain only;
+   * see ./hvm/dm_op.ts for the sequence). Results: >= 0 success (an id where one is made), else -errno.
+   */
+  dm_op_create_ioreq_server(domid: number, handle_bufioreq: number): number;
+  dm_op_get_ioreq_server_info(domid: number, id: number, flags: number, out: DmIoreqServerInfo): number;
+  dm_op_map_io_range_to_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number;
+  dm_op_unmap_io_range_from_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number;
+  dm_op_set_ioreq_server_state(domid: number, id: number, enabled: boolean): number;
+  dm_op_destroy_ioreq_server(domid: number, id: number): number;
+  dm_op_set_isa_irq_level(domid: number, isa_irq: number, level: 0 | 1): number;
 
   /* console_io: the hypervisor's own console, for a kernel's earliest messages */
   console_io_write(text: string): void;
@@ -118,6 +157,14 @@ export interface Cpu {
   inb(port: number): number;
   inw(port: number): number;
   inl(port: number): number;
+  /**
+   * A load or store of 1, 2 or 4 bytes at a guest-physical address with no RAM behind it (a
+   * device's MMIO registers). ringvisor's guests are auto-translated, like HVM guests: an address
+   * an ioreq server claimed goes to its device model (IOREQ_TYPE_COPY); any other is a PageFault,
+   * as every access to a P2M hole is (a classic PV guest would take a #PF on it too).
+   */
+  mmio_read(addr: number, size: 1 | 2 | 4): number;
+  mmio_write(addr: number, size: 1 | 2 | 4, value: number): void;
   /** Halt the processor with interrupts disabled: on bare metal, the machine stops. */
   cli_hlt(): never;
 }
