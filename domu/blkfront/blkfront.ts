@@ -64,6 +64,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   private readonly persistentRefs = new Map<number, number>(); // gfn → gref
   private readonly persistentSet = new Set<number>();
   private readonly waiting: Part[] = [];
+  private readonly scratch: Part = { op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0, owner: null };
   private next = 0;
   private brokenWhy: string | null = null;
   private devid = 0;
@@ -198,7 +199,15 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
     }
     const maxSectors = this.queues[0].maxSegments * SECTORS_PER_PAGE;
     if (!data || count <= maxSectors) {
-      return this.enqueue({ op, sector, nrSectors: data ? count : op === BLKIF_OP_DISCARD ? count : 0, gfns: buf?.gfns ?? [], firstPage: 0, owner: req });
+      // The common case allocates nothing: one scratch part, copied onto the ring at once.
+      const p = this.scratch;
+      p.op = op;
+      p.sector = sector;
+      p.nrSectors = data || op === BLKIF_OP_DISCARD ? count : 0;
+      p.gfns = buf?.gfns ?? NO_PAGES;
+      p.firstPage = 0;
+      p.owner = req;
+      return this.enqueue(p);
     }
     const nparts = Math.ceil(count / maxSectors);
     const group: Group = { group: true, req, left: nparts, status: 0 };
@@ -271,7 +280,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
         if (q.hasRoom) return q.issue(p);
       }
     }
-    this.waiting.push(p);
+    this.waiting.push(p === this.scratch ? { ...p } : p);
   }
 
   /** Responses freed ring slots: issue what was waiting (blk-mq's restart of a stopped queue). */
@@ -291,6 +300,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   }
 }
 
+const NO_PAGES: readonly number[] = [];
 const BLKIF_OPS: Record<BlockOp, number> = { read: BLKIF_OP_READ, write: BLKIF_OP_WRITE, flush: BLKIF_OP_FLUSH_DISKCACHE, discard: BLKIF_OP_DISCARD };
 
 /** The parts of a block request bigger than one blkif request. */
