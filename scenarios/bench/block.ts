@@ -1,7 +1,9 @@
 /*
  * The block suite: the same fio-like jobs on the same image file, native (Dom0 making the very
- * preadv/pwritev calls blkback makes, on its own memory) and through the PV split driver (a
- * DomU's blkfront, Dom0's blkback), so the ratio is the split driver's cost alone.
+ * preadv/pwritev calls blkback makes, on its own memory), through the PV split driver (a
+ * DomU's blkfront, Dom0's blkback), so the ratio is the split driver's cost alone, and through
+ * the emulated IDE controller with bus-master DMA (emu-dma) and with PIO (emu-pio), where every
+ * register access traps to the device model in Dom0.
  *
  * Every job runs after a warm-up, several times; the figure is the median. The image is filled
  * with data first, so reads come from the page cache on both paths, never from holes.
@@ -27,9 +29,14 @@ const DEPTHS = [1, 32];
 const IMAGE_MIB = 256;
 
 /** How many requests a job times: enough to last a fraction of a second on this machine. */
-function iosFor(bs: number, depth: number, quick: boolean): number {
-  const base = bs === 4096 ? 60_000 : 12_000;
-  return Math.round((base * (depth === 1 ? 0.4 : 1)) * (quick ? 1 : 3));
+function iosFor(path: 'native' | 'pv' | 'emu-dma' | 'emu-pio', bs: number, depth: number, quick: boolean): number {
+  const scale = quick ? 1 : 3;
+  switch (path) {
+    case 'native':
+    case 'pv': return Math.round((bs === 4096 ? 60_000 : 12_000) * (depth === 1 ? 0.4 : 1) * scale);
+    case 'emu-dma': return Math.round((bs === 4096 ? 2_000 : 1_000) * scale);
+    case 'emu-pio': return Math.round((bs === 4096 ? 60 : 6) * scale);
+  }
 }
 
 export async function benchBlock(opts: SuiteOptions): Promise<BenchRow[]> {
@@ -39,21 +46,19 @@ export async function benchBlock(opts: SuiteOptions): Promise<BenchRow[]> {
   fillImage(image, IMAGE_MIB);
   const host = await BlockHost.boot(512);
   const rows: BenchRow[] = [];
+  const jobFor = (path: 'native' | 'pv' | 'emu-dma' | 'emu-pio', rw: FioRw, bs: number, depth: number): FioJob => {
+    const ios = iosFor(path, bs, depth, opts.quick);
+    return { rw, bs, iodepth: depth, ios, warmup: Math.max(4, Math.round(ios / 4)), size: IMAGE_MIB << 20, seed: 7 };
+  };
   try {
-    const jobs: { workload: string; job: FioJob }[] = [];
-    for (const w of WORKLOADS) for (const bs of SIZES) for (const depth of DEPTHS) {
-      const ios = iosFor(bs, depth, opts.quick);
-      jobs.push({ workload: w.name, job: { rw: w.rw, bs, iodepth: depth, ios, warmup: Math.round(ios / 4), size: IMAGE_MIB << 20, seed: 7 } });
-    }
-
     // Native and PV take turns, job by job: each PV run waits, warmed up, while Dom0 runs the
     // same job natively, so both see the same page cache and the same writeback going on.
+    const jobs: { workload: string; job: FioJob }[] = [];
+    for (const w of WORKLOADS) for (const bs of SIZES) for (const depth of DEPTHS) jobs.push({ workload: w.name, job: jobFor('pv', w.rw, bs, depth) });
     say(`block: native and pv, ${jobs.length} jobs × ${repeats}, taking turns`);
-    const tasks: BlockTask[] = [];
-    for (const { job } of jobs) for (let r = 0; r < repeats; r++) tasks.push({ kind: 'fio', job });
     const native: number[][] = jobs.map(() => []);
     const g = await host.runGuest({
-      image, tasks, memoryMiB: 96,
+      image, tasks: repeatTasks(jobs, repeats), memoryMiB: 96,
       beforeTimed: async (i) => {
         const j = Math.floor(i / repeats);
         native[j].push((await host.native(image, jobs[j].job)).iops);
@@ -61,18 +66,41 @@ export async function benchBlock(opts: SuiteOptions): Promise<BenchRow[]> {
       },
     });
     jobs.forEach(({ workload, job }, j) => {
-      const outs = g.tasks.slice(j * repeats, (j + 1) * repeats);
-      const failed = outs.find((o) => o.error !== null);
-      if (failed) throw new Error(`pv ${workload} bs=${job.bs} qd=${job.iodepth}: ${failed.error}`);
-      const iops = outs.map((o) => (o.result?.kind === 'fio' ? o.result.result.iops : 0));
       rows.push(row('native', workload, job, native[j], { notifications: 0, hypercalls: 0, grantOps: 0, traps: 0, wakeups: 0 }));
-      rows.push(row('pv', workload, job, iops, perRequest(outs, job.ios)));
+      rows.push(guestRow('pv', workload, job, g.tasks.slice(j * repeats, (j + 1) * repeats)));
     });
+
+    // The emulated disk, trap by trap: DMA at both depths (IDE has no command queueing, so the
+    // driver keeps the extra requests itself), PIO at depth 1 only: a 64 KiB PIO read is some
+    // 33,000 traps, and queueing changes nothing when every byte is a trap.
+    for (const path of ['emu-dma', 'emu-pio'] as const) {
+      const reps = path === 'emu-pio' ? 1 : opts.quick ? 2 : repeats;
+      const emu: { workload: string; job: FioJob }[] = [];
+      for (const w of WORKLOADS) for (const bs of SIZES) for (const depth of path === 'emu-pio' ? [1] : DEPTHS) {
+        emu.push({ workload: w.name, job: jobFor(path, w.rw, bs, depth) });
+      }
+      say(`block: ${path}, ${emu.length} jobs × ${reps}`);
+      const e = await host.runGuest({ image, path, tasks: repeatTasks(emu, reps), memoryMiB: 96 });
+      emu.forEach(({ workload, job }, j) => rows.push(guestRow(path, workload, job, e.tasks.slice(j * reps, (j + 1) * reps))));
+    }
   } finally {
     await host.close();
     rmSync(image, { force: true });
   }
   return rows;
+}
+
+function repeatTasks(jobs: { job: FioJob }[], repeats: number): BlockTask[] {
+  const tasks: BlockTask[] = [];
+  for (const { job } of jobs) for (let r = 0; r < repeats; r++) tasks.push({ kind: 'fio', job });
+  return tasks;
+}
+
+function guestRow(path: string, workload: string, job: FioJob, outs: TaskOutcome[]): BenchRow {
+  const failed = outs.find((o) => o.error !== null);
+  if (failed) throw new Error(`${path} ${workload} bs=${job.bs} qd=${job.iodepth}: ${failed.error}`);
+  const iops = outs.map((o) => (o.result?.kind === 'fio' ? o.result.result.iops : 0));
+  return row(path, workload, job, iops, perRequest(outs, job.ios));
 }
 
 /** Mechanism counters per request, medians over the repeats. */
@@ -83,6 +111,8 @@ function perRequest(outs: TaskOutcome[], ios: number): Record<string, number> {
     hypercalls: m((o) => o.counters.domU.hypercalls + o.counters.dom0.hypercalls),
     grantOps: m((o) => o.counters.dom0.grant_maps + o.counters.dom0.grant_unmaps + o.counters.dom0.grant_copies),
     traps: m((o) => o.counters.domU.traps),
+    ioreqs: m((o) => o.counters.domU.ioreqs ?? 0),
+    foreignMaps: m((o) => o.counters.dom0.foreign_maps ?? 0),
     wakeups: m((o) => o.counters.domU.wakeups + o.counters.dom0.wakeups),
   };
 }

@@ -2,7 +2,7 @@
  * `npm run bench`: measure, in one run, the paths ringvisor compares, and report them as a
  * terminal table, a JSON file (--json FILE) and, later, an SVG chart (--svg FILE).
  *
- *   npm run bench -- [--suite ring|xenstore|block|all] [--quick] [--json FILE]
+ *   npm run bench -- [--suite ring|xenstore|block|all] [--quick] [--json FILE] [--svg FILE]
  *
  * Figures are medians of repeats after a warm-up, and comparisons are ratios within the run:
  * these machines are shared and noisy. Nothing here sleeps or spins to shape a number.
@@ -13,6 +13,7 @@ import { benchBlock } from './block.ts';
 import { benchRing } from './ring.ts';
 import { benchXenstore } from './xenstore.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
+import { renderSvg } from './chart.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
 
 const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
@@ -21,7 +22,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   block: benchBlock,
 };
 
-const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--quick] [--json FILE]`;
+const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--quick] [--json FILE] [--svg FILE]`;
 
 async function main(): Promise<number> {
   let args;
@@ -31,6 +32,7 @@ async function main(): Promise<number> {
         suite: { type: 'string', default: 'all' },
         quick: { type: 'boolean', default: false },
         json: { type: 'string' },
+        svg: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -61,6 +63,10 @@ async function main(): Promise<number> {
   if (args.json) {
     writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
     process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);
+  }
+  if (args.svg) {
+    writeFileSync(args.svg, await renderSvg(rows));
+    process.stderr.write(`wrote the chart to ${args.svg}\n`);
   }
   return 0;
 }

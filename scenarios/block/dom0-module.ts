@@ -9,14 +9,35 @@ import { init as initBlkback, vbds } from '../../dom0/blkback/module.ts';
 import type { Dom0 } from '../../dom0/kernel.ts';
 import { fioResult, jobSectors, type FioJob, type FioResult } from '../../domu/workloads/fio.ts';
 import type { BlockMessage } from './protocol.ts';
+import { startIdeModel, type IdeModel } from '../../dom0/qemu/ide/piix.ts';
 
 export async function init(dom0: Dom0): Promise<void> {
   await initBlkback(dom0);
   const control = (dom0.k.env.module as { control?: string }).control;
   if (control === undefined) return;
   const ch = new BroadcastChannel(`${control}-blk`);
+  const models = new Map<number, IdeModel>();
   ch.onmessage = (ev) => {
     const m = (ev as { data: BlockMessage }).data;
+    if (m.kind === 'ide-start') {
+      // What libxl does for an HVM guest's hdX: start the device model while the guest is paused.
+      try {
+        models.set(m.domid, startIdeModel(dom0.k, { domid: m.domid, image: m.image, readOnly: m.readOnly, vcpus: 1 }));
+        ch.postMessage({ kind: 'ide-done', id: m.id } satisfies BlockMessage);
+      } catch (e) {
+        ch.postMessage({ kind: 'ide-done', id: m.id, error: String(e) } satisfies BlockMessage);
+      }
+      return;
+    }
+    if (m.kind === 'ide-stop') {
+      const model = models.get(m.domid);
+      models.delete(m.domid);
+      const st = model?.stats();
+      model?.stop();
+      const stats: Record<string, number> = st ? { commands: st.ata.commands, sectorsRead: st.ata.sectorsRead, sectorsWritten: st.ata.sectorsWritten } : {};
+      ch.postMessage({ kind: 'ide-done', id: m.id, stats } satisfies BlockMessage);
+      return;
+    }
     if (m.kind === 'vbd-stats') {
       const stats = Object.fromEntries([...vbds.entries()].map(([path, be]) => [path, be.stats()]));
       ch.postMessage({ kind: 'vbd-stats-reply', id: m.id, stats } satisfies BlockMessage);

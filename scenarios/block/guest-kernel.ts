@@ -4,6 +4,7 @@
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { Blkfront } from '../../domu/blkfront/blkfront.ts';
+import { probeIde } from '../../domu/ide/disk.ts';
 import type { IoBuffer } from '../../domu/block/blkdev.ts';
 import { fioBuffers, runFio } from '../../domu/workloads/fio.ts';
 import { runVerify } from '../../domu/workloads/verify.ts';
@@ -26,20 +27,11 @@ export async function main(env: KernelEnv): Promise<void> {
     const msg = (ev as { data: BlockMessage }).data;
     if (msg.kind === 'go' && msg.nonce === m.nonce) goes.get(msg.index)?.();
   };
-  const xs = xenbusInit(k);
-  const dev = await new Promise<Blkfront>((resolve) => {
-    let front: Blkfront;
-    void registerFrontend(xs, 'vbd', () => (front = new Blkfront(k, m.front)), {
-      onProbe: (fe) => {
-        front.shutdownHook = () => fe.shutdown();
-        resolve(front);
-      },
-    });
-  });
-  await dev.connected;
+  const dev = m.path === 'emu-dma' || m.path === 'emu-pio' ? await probeIde(k, { mode: m.path }) : await pvDisk(k, m);
+  const negotiated = dev instanceof Blkfront ? { ...dev.negotiated } : {};
   post({
     kind: 'connected', nonce: m.nonce,
-    device: { name: dev.name, sectors: dev.sectors, readOnly: dev.readOnly, features: dev.features, negotiated: { ...dev.negotiated } },
+    device: { name: dev.name, sectors: dev.sectors, readOnly: dev.readOnly, features: dev.features, negotiated },
   });
   const buffers = new Map<string, IoBuffer[]>();
   for (let i = 0; i < m.tasks.length; i++) {
@@ -63,7 +55,8 @@ export async function main(env: KernelEnv): Promise<void> {
       post({ kind: 'task-failed', nonce: m.nonce, index: i, error: e instanceof Error ? `${e.message}\n${e.stack}` : String(e) });
     }
   }
-  await dev.closeDevice();
+  if (dev instanceof Blkfront) await dev.closeDevice();
+  else await dev.close();
   post({ kind: 'closed', nonce: m.nonce, states: [] });
   ch.close();
 }
@@ -97,4 +90,20 @@ async function runSteps(k: Kernel, dev: BlockDevice, steps: BlockOpStep[]): Prom
     }
   }
   return out;
+}
+
+/** The PV disk: let xenbus find device/vbd/<devid> and connect blkfront to its backend. */
+async function pvDisk(k: Kernel, m: BlockGuestModule): Promise<Blkfront> {
+  const xs = xenbusInit(k);
+  const dev = await new Promise<Blkfront>((resolve) => {
+    let front: Blkfront;
+    void registerFrontend(xs, 'vbd', () => (front = new Blkfront(k, m.front)), {
+      onProbe: (fe) => {
+        front.shutdownHook = () => fe.shutdown();
+        resolve(front);
+      },
+    });
+  });
+  await dev.connected;
+  return dev;
 }

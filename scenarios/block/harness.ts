@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import type { Dom0Message, Dom0Request } from '../../dom0/control.ts';
+import type { DeviceSpec } from '../../dom0/toolstack.ts';
 import type { Dom0Module } from '../../dom0/kernel.ts';
 import type { BlkfrontOptions } from '../../domu/blkfront/blkfront.ts';
 import type { FioJob, FioResult } from '../../domu/workloads/fio.ts';
 import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.ts';
-import type { BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport } from './protocol.ts';
+import type { BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport, DiskPath } from './protocol.ts';
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
@@ -33,6 +34,8 @@ export interface DiskSwitches {
 
 export interface GuestRun {
   image: string;
+  /** How the guest reaches the disk (default pv). */
+  path?: DiskPath;
   readOnly?: boolean;
   disk?: DiskSwitches;
   front?: BlkfrontOptions;
@@ -146,28 +149,27 @@ export class BlockHost {
   /** One DomU, one disk, its tasks; returns when the DomU has closed its disk and powered off. */
   async runGuest(run: GuestRun): Promise<GuestOutcome> {
     const nonce = randomUUID();
-    const module: BlockGuestModule = { channel: `${this.controlName}-blk`, nonce, front: run.front, tasks: run.tasks, ...run.extra };
+    const path = run.path ?? 'pv';
+    const emulated = path !== 'pv';
+    const module: BlockGuestModule = { channel: `${this.controlName}-blk`, nonce, path, front: run.front, tasks: run.tasks, ...run.extra };
     const shut = new Promise<ShutdownEvent>((resolve) => {
       const on = (e: ShutdownEvent) => { if (e.name === `blk-${nonce}`) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
     });
     const domid = (await this.call({
       kind: 'create',
-      config: { name: `blk-${nonce}`, vcpus: 1, memoryKiB: (run.memoryMiB ?? 64) * 1024, kernel: run.kernel ?? GUEST_KERNEL, module },
+      config: {
+        name: `blk-${nonce}`, vcpus: 1, memoryKiB: (run.memoryMiB ?? 64) * 1024, kernel: run.kernel ?? GUEST_KERNEL, module,
+        paused: emulated,
+      },
     })) as number;
-    const d = run.disk ?? {};
-    const backKeys: Record<string, string> = {
-      params: run.image, mode: run.readOnly ? 'r' : 'w', type: 'file', 'device-type': 'disk',
-    };
-    if (d.discard === false) backKeys['discard-enable'] = '0';
-    if (d.persistent === false) backKeys['ringvisor-persistent'] = '0';
-    if (d.maxIndirectSegments !== undefined) backKeys['ringvisor-max-indirect-segments'] = String(d.maxIndirectSegments);
-    if (d.maxRingPageOrder !== undefined) backKeys['ringvisor-max-ring-page-order'] = String(d.maxRingPageOrder);
-    if (d.maxQueues !== undefined) backKeys['ringvisor-max-queues'] = String(d.maxQueues);
-    await this.call({
-      kind: 'add-device',
-      device: { type: 'vbd', frontend: domid, devid: XVDA, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys },
-    });
+    if (emulated) {
+      // An HVM guest's emulated disk: start its device model while the guest is still paused.
+      await this.blkCall({ kind: 'ide-start', id: 0, domid, image: run.image, readOnly: run.readOnly ?? false });
+      this.host.unpause(domid);
+    } else {
+      await this.call({ kind: 'add-device', device: this.vbd(domid, run) });
+    }
     const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect');
     const tasks: TaskOutcome[] = [];
     for (let i = 0; i < run.tasks.length; i++) {
@@ -185,10 +187,34 @@ export class BlockHost {
       else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {}, counters });
     }
     await this.next((m) => m.kind === 'closed' && m.nonce === nonce, 'the disk to close');
-    const backend = Object.entries(await this.vbdStats()).find(([path]) => path.includes(`/vbd/${domid}/`))?.[1] ?? {};
+    const backend = emulated ? {} : Object.entries(await this.vbdStats()).find(([p]) => p.includes(`/vbd/${domid}/`))?.[1] ?? {};
     const shutdown = await shut;
+    if (emulated) Object.assign(backend, (await this.blkCall({ kind: 'ide-stop', id: 0, domid })).stats);
     await this.call({ kind: 'forget', domid });
     return { domid, backend, device: connected.device, tasks, shutdown };
+  }
+
+  /** The vbd the toolstack adds for a PV disk: libxl's backend keys plus the feature switches. */
+  private vbd(domid: number, run: GuestRun): DeviceSpec {
+    const d = run.disk ?? {};
+    const backKeys: Record<string, string> = {
+      params: run.image, mode: run.readOnly ? 'r' : 'w', type: 'file', 'device-type': 'disk',
+    };
+    if (d.discard === false) backKeys['discard-enable'] = '0';
+    if (d.persistent === false) backKeys['ringvisor-persistent'] = '0';
+    if (d.maxIndirectSegments !== undefined) backKeys['ringvisor-max-indirect-segments'] = String(d.maxIndirectSegments);
+    if (d.maxRingPageOrder !== undefined) backKeys['ringvisor-max-ring-page-order'] = String(d.maxRingPageOrder);
+    if (d.maxQueues !== undefined) backKeys['ringvisor-max-queues'] = String(d.maxQueues);
+    return { type: 'vbd', frontend: domid, devid: XVDA, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys };
+  }
+
+  /** A request to the block module in Dom0 (device models); answered by 'ide-done'. */
+  private async blkCall(m: Extract<BlockMessage, { kind: 'ide-start' | 'ide-stop' }>): Promise<Extract<BlockMessage, { kind: 'ide-done' }>> {
+    const id = this.nextId++;
+    this.blk.postMessage({ ...m, id } satisfies BlockMessage);
+    const r = await this.next<Extract<BlockMessage, { kind: 'ide-done' }>>((x) => x.kind === 'ide-done' && x.id === id, m.kind);
+    if (r.error) throw new Error(`${m.kind}: ${r.error}`);
+    return r;
   }
 
   async close(): Promise<void> {

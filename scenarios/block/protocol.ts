@@ -20,9 +20,14 @@ export type BlockTaskResult =
   | { kind: 'verify'; result: VerifyResult }
   | { kind: 'ops'; result: BlockOpOutcome[] };
 
+/** Which way the guest reaches its disk. */
+export type DiskPath = 'pv' | 'emu-dma' | 'emu-pio';
+
 export interface BlockGuestModule {
   channel: string;
   nonce: string;
+  /** pv: blkfront through xenbus; emu-*: the IDE controller, driven register by register. */
+  path?: DiskPath;
   front?: BlkfrontOptions;
   tasks: BlockTask[];
 }
@@ -42,6 +47,9 @@ export type BlockMessage =
   | { kind: 'task-done'; nonce: string; index: number; result: BlockTaskResult; stats: Record<string, number> }
   | { kind: 'task-failed'; nonce: string; index: number; error: string }
   | { kind: 'closed'; nonce: string; states: number[] }
+  | { kind: 'ide-start'; id: number; domid: number; image: string; readOnly: boolean }
+  | { kind: 'ide-stop'; id: number; domid: number }
+  | { kind: 'ide-done'; id: number; error?: string; stats?: Record<string, number> }
   | { kind: 'vbd-stats'; id: number }
   | { kind: 'vbd-stats-reply'; id: number; stats: Record<string, Record<string, number>> }
   | { kind: 'native'; id: number; image: string; job: FioJob }
