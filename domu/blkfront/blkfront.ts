@@ -184,19 +184,14 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
 
   submit(req: BlockRequest): void {
     const op = BLKIF_OPS[req.op];
-    const refuse = (why: string) => queueMicrotask(() => req.done(BLKIF_RSP_ERROR, why));
-    if (this.brokenWhy !== null) return refuse(`${this.name} stopped: ${this.brokenWhy}`);
+    const why = this.refusal(req, op);
+    if (why !== null) {
+      const status = why === NOTHING_TO_FLUSH ? 0 : why.startsWith('EOPNOTSUPP') ? BLKIF_RSP_EOPNOTSUPP : BLKIF_RSP_ERROR;
+      queueMicrotask(() => req.done(status, status === 0 ? undefined : why.replace(/^EOPNOTSUPP: /, '')));
+      return;
+    }
     const { sector, count, buf } = req;
-    if (!Number.isSafeInteger(sector) || !Number.isSafeInteger(count) || sector < 0 || count < 0 || sector + count > this.sectors) {
-      return refuse(`${req.op} of ${count} sectors at ${sector}: outside the disk's ${this.sectors} sectors`);
-    }
-    if (op === BLKIF_OP_WRITE && this.readOnly) return refuse(`${this.name} is read-only`);
-    if (op === BLKIF_OP_FLUSH_DISKCACHE && !this.features.flush) return queueMicrotask(() => req.done(0)); // nothing cached
-    if (op === BLKIF_OP_DISCARD && !this.features.discard) return queueMicrotask(() => req.done(BLKIF_RSP_EOPNOTSUPP, `${this.name} does not offer discard`));
     const data = op === BLKIF_OP_READ || op === BLKIF_OP_WRITE;
-    if (data && (buf === null || count === 0 || count * 512 > buf.bytes)) {
-      return refuse(`${req.op} of ${count} sectors into a buffer of ${buf?.bytes ?? 0} bytes`);
-    }
     const maxSectors = this.queues[0].maxSegments * SECTORS_PER_PAGE;
     if (!data || count <= maxSectors) {
       // The common case allocates nothing: one scratch part, copied onto the ring at once.
@@ -215,6 +210,22 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       const s = i * maxSectors;
       this.enqueue({ op, sector: sector + s, nrSectors: Math.min(maxSectors, count - s), gfns: buf!.gfns, firstPage: s / SECTORS_PER_PAGE, owner: group });
     }
+  }
+
+  /** Why `req` cannot go to the backend at all, or null. (A separate method: no closure per request.) */
+  private refusal(req: BlockRequest, op: number): string | null {
+    if (this.brokenWhy !== null) return `${this.name} stopped: ${this.brokenWhy}`;
+    const { sector, count, buf } = req;
+    if (!Number.isSafeInteger(sector) || !Number.isSafeInteger(count) || sector < 0 || count < 0 || sector + count > this.sectors) {
+      return `${req.op} of ${count} sectors at ${sector}: outside the disk's ${this.sectors} sectors`;
+    }
+    if (op === BLKIF_OP_WRITE && this.readOnly) return `${this.name} is read-only`;
+    if (op === BLKIF_OP_FLUSH_DISKCACHE && !this.features.flush) return NOTHING_TO_FLUSH;
+    if (op === BLKIF_OP_DISCARD && !this.features.discard) return `EOPNOTSUPP: ${this.name} does not offer discard`;
+    if ((op === BLKIF_OP_READ || op === BLKIF_OP_WRITE) && (buf === null || count === 0 || count * 512 > buf.bytes)) {
+      return `${req.op} of ${count} sectors into a buffer of ${buf?.bytes ?? 0} bytes`;
+    }
+    return null;
   }
 
   read(sector: number, count: number, buf: IoBuffer): Promise<void> {
@@ -301,6 +312,8 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
 }
 
 const NO_PAGES: readonly number[] = [];
+/** A flush on a device with no write cache: done at once, successfully. */
+const NOTHING_TO_FLUSH = 'nothing to flush';
 const BLKIF_OPS: Record<BlockOp, number> = { read: BLKIF_OP_READ, write: BLKIF_OP_WRITE, flush: BLKIF_OP_FLUSH_DISKCACHE, discard: BLKIF_OP_DISCARD };
 
 /** The parts of a block request bigger than one blkif request. */
