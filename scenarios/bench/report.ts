@@ -6,12 +6,20 @@ import type { BenchRow } from './types.ts';
 
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
 
+/** One table per suite: each suite has its own mechanism counters. */
 export function formatTable(rows: readonly BenchRow[]): string {
+  const suites = [...new Set(rows.map((r) => r.suite))];
+  return suites.map((suite) => suiteTable(rows.filter((r) => r.suite === suite))).join('\n\n');
+}
+
+function suiteTable(rows: readonly BenchRow[]): string {
   const counterNames = [...new Set(rows.flatMap((r) => Object.keys(r.counters)))].filter((n) => !/^(front|back)/.test(n));
-  const head = ['suite', 'path', 'workload', 'bs', 'qd', 'req/s', 'MB/s', ...counterNames.map((n) => `${n}/req`)];
+  const extra = rows.some((r) => r.medianUs !== undefined) ? ['median µs'] : [];
+  const head = ['suite', 'path', 'workload', 'bs', 'qd', 'req/s', 'MB/s', ...extra, ...counterNames.map((n) => `${n}/req`)];
   const body = rows.map((r) => [
     r.suite, r.path, r.workload, String(r.blockSize), String(r.queueDepth), fmt(r.reqPerSec), fmt(r.MBps, 1),
-    ...counterNames.map((n) => (n in r.counters ? fmt(r.counters[n], 4) : '')),
+    ...(extra.length ? [r.medianUs !== undefined ? fmt(r.medianUs, 1) : ''] : []),
+    ...counterNames.map((n) => (n in r.counters ? fmt(r.counters[n], r.counters[n] >= 100 ? 0 : 4) : '')),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
