@@ -1,12 +1,12 @@
 /*
- * The operator's line into Dom0, until ringvisor has its `xl`: create and destroy guests, add
- * and remove devices, type at a console.
+ * A harness's line into Dom0: create and destroy guests from a bare DomainConfig, add and remove
+ * devices, type at a console — the toolstack's calls without a config file.
  *
- * Xen: none; this is where an administrator's shell running `xl create`, `xl destroy`,
- * `xl block-attach` or `xl console` would be. It is a BroadcastChannel (control messages only,
- * never data), and each request names a toolstack call (./toolstack.ts) whose result comes back
- * in a reply with the request's id. Dom0 announces itself with 'ready' once xenstored's socket
- * is listening.
+ * Xen: none; an administrator uses `xl` (ringvisor's is the `ringvisor` command line and the
+ * toolstack daemon in ./xl/). Tests and benchmarks that boot their own test kernels use this
+ * instead: a BroadcastChannel (control messages only, never data), where each request names a
+ * toolstack call (./toolstack.ts) whose result comes back in a reply with the request's id. Dom0
+ * announces itself with 'ready' once its services listen, which `ringvisor host` waits for too.
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import type { DomainConfig } from '../shared/public/hypercall.ts';

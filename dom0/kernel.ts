@@ -10,19 +10,28 @@
  *   runDir   the host run directory: console logs default to <runDir>/console/
  *   socket   where xenstored listens (default <runDir>/xenstored/socket, as Xen's
  *            /var/run/xenstored/socket)
- *   control  a BroadcastChannel name for the operator (./control.ts), until `xl` exists
+ *   control  a BroadcastChannel name for harnesses (./control.ts): toolstack calls without `xl`
  *   modules  kernel modules to load after the services are up: file URLs of modules exporting
  *            `init(dom0: Dom0)` (Linux's modprobe; backends register themselves there)
  *   quotas   xenstored quota overrides (xenstored -Q)
+ *   xl       start the toolstack daemon (./xl/): { guestKernel, socket? } — VMs from their
+ *            configs, reached by the `ringvisor` command line on <runDir>/xl/socket
  *
  * Dom0's own XenStore client uses a direct in-thread connection to xenstored, with Dom0's
  * privileges (see xenstored/local.ts); only DomUs go through ring pages.
+ *
+ * VIRQ_DOM_EXC: Dom0 binds the hypervisor's "a domain shut down or died" virq at boot and tells
+ * whoever registered with onDomainException (the toolstack daemon). In Xen it is xenstored that
+ * binds it and turns it into @releaseDomain for libxl; one Dom0 kernel runs both here.
  */
 import { Kernel } from '../shared/kernel/kernel.ts';
 import { XenbusClient } from '../shared/kernel/xenbus/client.ts';
+import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
 import type { KernelEnv } from '../shared/public/hypercall.ts';
+import { errnoName } from '../shared/public/xen.ts';
 import { serveControl } from './control.ts';
 import { Toolstack } from './toolstack.ts';
+import { startXl, type XlDaemonOptions } from './xl/daemon.ts';
 import { Xenconsoled } from './xenconsoled.ts';
 import { kernelPlatform } from './xenstored/platform.ts';
 import type { Quotas } from './xenstored/quota.ts';
@@ -34,6 +43,7 @@ export interface Dom0Module {
   control?: string;
   modules?: string[];
   quotas?: Partial<Quotas>;
+  xl?: XlDaemonOptions;
 }
 
 /** What Dom0's services offer a kernel module. */
@@ -45,6 +55,8 @@ export interface Dom0 {
   consoled: Xenconsoled;
   toolstack: Toolstack;
   socketPath: string;
+  /** Call `f` on every VIRQ_DOM_EXC (some domain shut down or was destroyed). */
+  onDomainException(f: () => void): void;
 }
 
 /** A loadable Dom0 kernel module. */
@@ -67,9 +79,14 @@ export async function main(env: KernelEnv): Promise<void> {
   const consoled = new Xenconsoled(k);
   const toolstack = new Toolstack(k.hypercall, xs, consoled, mod.runDir);
   await toolstack.initDom0();
-  const dom0: Dom0 = { k, xenstored, xs, consoled, toolstack, socketPath };
+  const domExc: (() => void)[] = [];
+  const virq = k.hypercall.evtchn_bind_virq(VIRQ_DOM_EXC, 0);
+  if (virq < 0) throw new Error(`dom0: cannot bind VIRQ_DOM_EXC: ${errnoName(virq)}`);
+  k.events.bind(virq, () => { for (const f of domExc) f(); });
+  const dom0: Dom0 = { k, xenstored, xs, consoled, toolstack, socketPath, onDomainException: (f) => { domExc.push(f); } };
   for (const url of mod.modules ?? []) await ((await import(url)) as Dom0KernelModule).init(dom0);
+  if (mod.xl !== undefined) await startXl(dom0, mod.xl, mod.runDir);
   if (mod.control !== undefined) serveControl(dom0, mod.control);
-  k.log(`dom0: xenstored on ${socketPath}, xenconsoled up`);
+  k.log(`dom0: xenstored on ${socketPath}, xenconsoled up${mod.xl ? ', xl toolstack daemon up' : ''}`);
   await idle;
 }

@@ -10,23 +10,28 @@
  *
  * Layout written for domain <id> (libxl's, trimmed to what ringvisor uses):
  *
- *   /local/domain/<id>            owner Dom0, <id> may read       name, domid
+ *   /local/domain/<id>            owner Dom0, <id> may read       name, domid, vm (with a uuid)
  *   /local/domain/<id>/data       owner <id>                      the guest's scratch space
  *   /local/domain/<id>/device     owner <id>                      frontend directories go here
  *   /local/domain/<id>/control    owner Dom0, <id> may read
+ *   /local/domain/<id>/control/shutdown        owner <id>         the toolstack writes "poweroff",
+ *                                                                  "reboot" or "halt"; the guest
+ *                                                                  acknowledges by writing ""
+ *   /local/domain/<id>/control/feature-poweroff, feature-reboot   owner <id>: the guest writes "1"
+ *                                                                  once it handles the requests
  *   /local/domain/<id>/console    owner Dom0, <id> may read       ring-ref, port, type
- *   /vm/<uuid-less name>          not written: ringvisor has no VM objects yet
+ *   /vm/<uuid>                    owner Dom0, <id> may read       name, uuid (only with a uuid)
  *
- * This is the seed of the xl-like toolstack (DESIGN.md section 9): config files, VM directories
- * and the command line come later and build on these calls.
+ * These are the toolstack's XenStore calls; the xl-like toolstack that boots VMs from their
+ * configs (dom0/xl/) builds on them, and harnesses call them directly (dom0/control.ts).
  */
 import { XsError, type XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import {
-  XS_KEY_BACKEND, XS_KEY_BACKEND_ID, XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_ONLINE, XS_KEY_STATE, XenbusState,
-  backendPath, domainPath, frontendPath,
+  XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, XS_KEY_BACKEND, XS_KEY_BACKEND_ID,
+  XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_ONLINE, XS_KEY_STATE, XenbusState, backendPath, domainPath, frontendPath,
 } from '../shared/public/io/xenbus.ts';
 import { GNTTAB_RESERVED_CONSOLE } from '../shared/public/grant_table.ts';
-import type { DomainConfig, Hypercalls } from '../shared/public/hypercall.ts';
+import type { CreatedDomain, DomainConfig, Hypercalls } from '../shared/public/hypercall.ts';
 import { XS_PERM_NONE, XS_PERM_READ, type XsPermission } from '../shared/public/io/xs_wire.ts';
 import { errnoName } from '../shared/public/xen.ts';
 import type { Xenconsoled } from './xenconsoled.ts';
@@ -34,6 +39,8 @@ import type { Xenconsoled } from './xenconsoled.ts';
 export interface GuestOptions {
   /** Where the console log goes (Xen: /var/log/xen/console/guest-<name>.log). */
   consoleLog?: string;
+  /** The VM's UUID: libxl writes /vm/<uuid> and the home's `vm` key. */
+  uuid?: string;
 }
 
 export interface DeviceSpec {
@@ -66,28 +73,46 @@ export class Toolstack {
 
   /**
    * xl create, minus the config file: build the domain paused (as Xen always does), write its
-   * XenStore home, attach its console, introduce it to xenstored, then let it run. Returns the
-   * domid.
+   * XenStore home, attach its console, introduce it to xenstored, then let it run unless
+   * config.paused. Returns the domid.
    */
   async createDomain(config: DomainConfig, opts: GuestOptions = {}): Promise<number> {
+    const built = await this.buildDomain(config, opts);
+    if (!config.paused) await this.unpause(built.domid, config.name);
+    return built.domid;
+  }
+
+  /**
+   * The first half of createDomain: the domain built and paused, its home written, its console
+   * served, xenstored introduced. Returns what the builder made; the caller adds devices (and
+   * device models) and then unpauses, as libxl__domain_build + libxl's device stages do.
+   */
+  async buildDomain(config: DomainConfig, opts: GuestOptions = {}): Promise<CreatedDomain> {
     const built = await this.hypercall.domctl_createdomain({ ...config, paused: true });
     if (typeof built === 'number') throw new Error(`cannot create ${config.name}: ${errnoName(built)}`);
     const { domid } = built;
     const home = domainPath(domid);
-    await this.xs.transaction(async (t) => {
-      await makeDomainHome(this.xs, domid, config.name, t);
-      await mknod(this.xs, `${home}/console`, ro(0, domid), t);
-      await this.xs.write(`${home}/console/ring-ref`, String(GNTTAB_RESERVED_CONSOLE), t);
-      await this.xs.write(`${home}/console/port`, String(built.console_evtchn), t);
-      await this.xs.write(`${home}/console/type`, 'xenconsoled', t);
-    });
-    this.consoled.add(domid, built.console_evtchn, opts.consoleLog ?? `${this.runDir}/console/guest-${config.name}.log`);
-    await this.xs.introduce(domid, built.store_gfn, built.store_evtchn);
-    if (!config.paused) {
-      const rc = await this.hypercall.domctl_unpausedomain(domid);
-      if (rc < 0) throw new Error(`cannot unpause ${config.name}: ${errnoName(rc)}`);
+    try {
+      await this.xs.transaction(async (t) => {
+        await makeDomainHome(this.xs, domid, config.name, t, opts.uuid);
+        await mknod(this.xs, `${home}/console`, ro(0, domid), t);
+        await this.xs.write(`${home}/console/ring-ref`, String(GNTTAB_RESERVED_CONSOLE), t);
+        await this.xs.write(`${home}/console/port`, String(built.console_evtchn), t);
+        await this.xs.write(`${home}/console/type`, 'xenconsoled', t);
+      });
+      this.consoled.add(domid, built.console_evtchn, opts.consoleLog ?? `${this.runDir}/console/guest-${config.name}.log`);
+      await this.xs.introduce(domid, built.store_gfn, built.store_evtchn);
+    } catch (e) {
+      await this.destroyDomain(domid).catch(() => undefined); // nothing half-made stays behind
+      throw e;
     }
-    return domid;
+    return built;
+  }
+
+  /** xl unpause (and the last step of create). */
+  async unpause(domid: number, name = `domain ${domid}`): Promise<void> {
+    const rc = await this.hypercall.domctl_unpausedomain(domid);
+    if (rc < 0) throw new Error(`cannot unpause ${name}: ${errnoName(rc)}`);
   }
 
   /** xl destroy: stop the domain, then release its console and store, then remove its home. */
@@ -108,7 +133,9 @@ export class Toolstack {
     await this.xs.release(domid).catch((e: unknown) => {
       if (!(e instanceof XsError && e.errno === 'ENOENT')) throw e;
     });
+    const vm = await this.xs.tryRead(`${domainPath(domid)}/vm`);
     await this.xs.rm(domainPath(domid));
+    if (vm !== null && vm.startsWith('/vm/')) await this.xs.rm(vm);
   }
 
   /** libxl__device_generic_add (see addDeviceNodes). */
@@ -124,7 +151,7 @@ export class Toolstack {
 }
 
 /** libxl__domain_make's XenStore part: the home and the directories the guest owns (see header). */
-export async function makeDomainHome(xs: XenbusClient, domid: number, name: string, t: number): Promise<void> {
+export async function makeDomainHome(xs: XenbusClient, domid: number, name: string, t: number, uuid?: string): Promise<void> {
   const home = domainPath(domid);
   await xs.rm(home, t);
   await mknod(xs, home, ro(0, domid), t);
@@ -132,6 +159,18 @@ export async function makeDomainHome(xs: XenbusClient, domid: number, name: stri
   await xs.write(`${home}/domid`, String(domid), t);
   for (const dir of ['data', 'device']) await mknod(xs, `${home}/${dir}`, own(domid), t);
   await mknod(xs, `${home}/control`, ro(0, domid), t);
+  // The guest writes these: it acknowledges a shutdown request, and says which ones it handles.
+  for (const node of [XS_CONTROL_SHUTDOWN, XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT]) {
+    await mknod(xs, `${home}/${node}`, own(domid), t);
+  }
+  if (uuid !== undefined) {
+    const vm = `/vm/${uuid}`;
+    if ((await xs.tryRead(vm, t)) !== null) await xs.rm(vm, t);
+    await mknod(xs, vm, ro(0, domid), t);
+    await xs.write(`${vm}/name`, name, t);
+    await xs.write(`${vm}/uuid`, uuid, t);
+    await xs.write(`${home}/vm`, vm, t);
+  }
 }
 
 /** libxl__xs_mknod: an empty node with exactly these permissions. */

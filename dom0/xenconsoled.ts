@@ -20,8 +20,13 @@
  * Simplification: Xen's xenconsoled finds new guests by watching @introduceDomain and reading
  * /local/domain/<id>/console/{ring-ref,port}; here the toolstack, in the same Dom0 kernel,
  * calls add() and remove() directly (it still writes those keys, for tools that read them).
+ *
+ * `xl console`: Xen's xenconsoled also copies each guest's output to a pty that `xl console`
+ * opens, and what is typed there back to the guest. Here attach() is that pty: a client gets
+ * every byte after the log has it, and types with write(); history() is what the pty would
+ * still hold for a client that attaches late (this domain's output so far, from its log).
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Kernel } from '../shared/kernel/kernel.ts';
 import { ByteRingView } from '../shared/public/io/byte-ring.ts';
@@ -44,6 +49,17 @@ interface GuestConsole {
   input: Uint8Array[];
   broken: boolean;
   bytesLogged: number;
+  /** Where this domain's output starts in the log (the file is appended to across boots). */
+  logStart: number;
+  /** Attached clients (xl console): each gets every byte of output, and is told when the console goes. */
+  clients: Set<ConsoleClient>;
+}
+
+/** An attached `xl console`. */
+export interface ConsoleClient {
+  output(bytes: Uint8Array): void;
+  /** The guest is gone (destroyed) or its console broke. */
+  closed(why: string): void;
 }
 
 export class Xenconsoled {
@@ -70,6 +86,7 @@ export class Xenconsoled {
     }
     const g: GuestConsole = {
       domid, logPath, fd, page, port: local, input: [], broken: false, bytesLogged: 0,
+      logStart: fstatSync(fd).size, clients: new Set(),
       out: new ByteRingView(bytes, page.words, XENCONS_OUT_RING),
       in: new ByteRingView(bytes, page.words, XENCONS_IN_RING),
     };
@@ -86,6 +103,37 @@ export class Xenconsoled {
     this.k.events.close(g.port);
     g.page.unmap();
     closeSync(g.fd);
+    for (const c of g.clients) c.closed(`domain ${domid} is gone`);
+    g.clients.clear();
+  }
+
+  /** Attach a client to `domid`'s console (the pty `xl console` opens); returns the detach. */
+  attach(domid: number, client: ConsoleClient): () => void {
+    const g = this.guests.get(domid);
+    if (!g || g.broken) throw new Error(`xenconsoled: no console for domain ${domid}`);
+    g.clients.add(client);
+    return () => { g.clients.delete(client); };
+  }
+
+  /** The last `max` bytes this domain has printed so far (its part of the log). */
+  history(domid: number, max: number): Uint8Array {
+    const g = this.guests.get(domid);
+    if (!g) return new Uint8Array(0);
+    const end = g.logStart + g.bytesLogged;
+    const start = Math.max(g.logStart, end - max);
+    const out = new Uint8Array(end - start);
+    const fd = openSync(g.logPath, 'r');
+    try {
+      let got = 0;
+      while (got < out.length) {
+        const n = readSync(fd, out, got, out.length - got, start + got);
+        if (n === 0) break;
+        got += n;
+      }
+      return out.subarray(0, got);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** Type `data` at the guest's console (xl console's keystrokes). */
@@ -116,6 +164,7 @@ export class Xenconsoled {
       writeSync(g.fd, this.buf, 0, n);
       g.bytesLogged += n;
       notify = true;
+      for (const c of g.clients) c.output(this.buf.slice(0, n));
     }
     if (notify) this.k.events.notify(g.port);
     this.pushInput(g);
@@ -141,5 +190,7 @@ export class Xenconsoled {
     g.broken = true;
     g.input.length = 0;
     this.log(`xenconsoled: domain ${g.domid}: console stopped: ${why}`);
+    for (const c of g.clients) c.closed(`console of domain ${g.domid} stopped: ${why}`);
+    g.clients.clear();
   }
 }

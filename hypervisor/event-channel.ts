@@ -2,7 +2,8 @@
  * Event channels: ports, binding between domains, and 2-level delivery into shared_info.
  *
  * Xen: xen/common/event_channel.c (evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_send,
- * evtchn_close) and xen/common/event_2l.c (evtchn_2l_set_pending, evtchn_2l_unmask).
+ * evtchn_close, evtchn_bind_virq, send_global_virq) and xen/common/event_2l.c
+ * (evtchn_2l_set_pending, evtchn_2l_unmask).
  *
  * Each domain's ports live in the hypervisor's table (state, remote end, vCPU to notify) under
  * that domain's event lock; operations touching two domains take both locks, lowest domid
@@ -19,11 +20,17 @@
  * upcall_pending first, then takes the selector, then the pending bits) can interleave in any
  * order without losing an event: whatever the receiver has already cleared, the sender sets
  * again before it decides whether to wake.
+ *
+ * A virq port (EVTCHNOP_bind_virq) has no remote end: the hypervisor itself raises it, with the
+ * same delivery steps (send_global_virq; ringvisor's one virq is VIRQ_DOM_EXC, for Dom0).
  */
 import {
-  EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound, NR_EVTCHN_PORTS, type EvtchnStatus,
+  EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound, EVTCHNSTAT_virq, NR_EVTCHN_PORTS, VIRQ_DOM_EXC,
+  type EvtchnStatus,
 } from '../shared/public/event_channel.ts';
-import { DOMID_SELF, XEN_EINVAL, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH, shared_info, vcpu_info } from '../shared/public/xen.ts';
+import {
+  DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH, shared_info, vcpu_info,
+} from '../shared/public/xen.ts';
 import { double_lock, double_unlock, spin_lock, spin_unlock } from '../shared/spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, type HypervisorState } from './state.ts';
@@ -183,7 +190,7 @@ export function evtchn_close_port(hv: HypervisorState, ld: number, port: number)
     const l = chn(ld, port);
     const state = hv.evtchn[l + E.STATE];
     if (state !== EVTCHNSTAT_interdomain) {
-      if (state === EVTCHNSTAT_unbound) clearPort(hv, ld, port);
+      if (state === EVTCHNSTAT_unbound || state === EVTCHNSTAT_virq) clearPort(hv, ld, port);
       spin_unlock(hv.domains, lockIndex(ld));
       return state === EVTCHNSTAT_closed ? -XEN_EINVAL : 0;
     }
@@ -210,6 +217,64 @@ export function evtchn_close_port(hv: HypervisorState, ld: number, port: number)
 
 export function evtchn_close(c: Caller, port: number): number {
   return evtchn_close_port(c.hv, c.domid, port);
+}
+
+/*
+ * Global virqs go to one domain (Xen's get_global_virq_handler: the hardware domain unless the
+ * toolstack named another). ringvisor has no XEN_DOMCTL_set_virq_handler, so it is always Dom0.
+ */
+const GLOBAL_VIRQ_HANDLER = 0;
+const GLOBAL_VIRQS: readonly number[] = [VIRQ_DOM_EXC];
+
+/**
+ * EVTCHNOP_bind_virq: a port of the caller's on which the hypervisor raises `virq`. ringvisor
+ * raises only global virqs, which Xen binds on vCPU 0 only, once per domain (-EEXIST after). A
+ * domain that would never receive the virq is refused with -EPERM (Xen lets it bind and then
+ * never delivers; refusing says so at once).
+ */
+export function evtchn_bind_virq(c: Caller, virq: number, vcpu: number): number {
+  const hv = c.hv;
+  const d = c.domid;
+  if (!GLOBAL_VIRQS.includes(virq)) return -XEN_EINVAL;
+  if (vcpu !== 0) return -XEN_EINVAL;
+  if (d !== GLOBAL_VIRQ_HANDLER) return -XEN_EPERM;
+  spin_lock(hv.domains, lockIndex(d));
+  let port = findVirqPort(hv, d, virq) > 0 ? -XEN_EEXIST : get_free_port(hv, d);
+  if (port === -1) port = -XEN_ENOSPC;
+  if (port > 0) {
+    const e = chn(d, port);
+    hv.evtchn[e + E.REMOTE_DOM] = 0;
+    hv.evtchn[e + E.REMOTE_PORT] = virq;
+    hv.evtchn[e + E.NOTIFY_VCPU] = vcpu;
+    Atomics.store(hv.evtchn, e + E.STATE, EVTCHNSTAT_virq);
+  }
+  spin_unlock(hv.domains, lockIndex(d));
+  return port;
+}
+
+/* The port `d` bound `virq` to, or -1. Caller holds d's event lock. */
+function findVirqPort(hv: HypervisorState, d: number, virq: number): number {
+  for (let p = 1; p < NR_EVTCHN_PORTS; p++) {
+    const e = chn(d, p);
+    if (hv.evtchn[e + E.STATE] === EVTCHNSTAT_virq && hv.evtchn[e + E.REMOTE_PORT] === virq) return p;
+  }
+  return -1;
+}
+
+/**
+ * send_global_virq: raise `virq` in the domain that handles it, if that domain is alive and has
+ * bound it; otherwise the event is dropped, as in Xen. Called by the control thread (a domain
+ * shut down or was destroyed: VIRQ_DOM_EXC). The scan over the handler's ports is a loop over a
+ * small table, on an event that happens once per domain death, never on a data path.
+ */
+export function send_global_virq(hv: HypervisorState, virq: number): void {
+  const d = GLOBAL_VIRQ_HANDLER;
+  if (!hv.isAlive(d)) return;
+  spin_lock(hv.domains, lockIndex(d));
+  const port = findVirqPort(hv, d, virq);
+  const wake = port > 0 ? evtchn_set_pending(hv, d, port) : -1;
+  spin_unlock(hv.domains, lockIndex(d));
+  if (wake >= 0) evtchn_kick(hv, d, wake);
 }
 
 /** EVTCHNOP_unmask: clear the mask bit and deliver an event that arrived while masked. */

@@ -8,19 +8,29 @@
  * The control thread builds domains, starts one worker thread per vCPU, and tears them down;
  * it is never on a data path. It talks to vCPU threads only with lifecycle messages: a vCPU
  * reports a shutdown or forwards a privileged domctl; the control thread asks a vCPU to pause
- * or stop by setting a request bit in shared memory and kicking it (see schedule.ts).
+ * or stop by setting a request bit in shared memory and kicking it (see schedule.ts). When a
+ * domain has shut down, and again when it has been destroyed, it raises VIRQ_DOM_EXC for Dom0
+ * (Xen: send_global_virq in domain_shutdown's finalisation and in domain_kill), so Dom0's
+ * toolstack learns of it without being told by anyone else.
+ *
+ * on_poweroff / on_reboot / on_crash: Xen's hypervisor only records the shutdown; acting on it is
+ * the toolstack's job, in Dom0 (libxl's domain death watch; dom0/xl/ does it for the domains `xl`
+ * creates, which it builds with `preserve` here). This host still acts itself on the other
+ * actions, for the domains tests and harnesses create with no toolstack behind them.
  */
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { CreatedDomain, DomainConfig, DomainInfo, ShutdownAction } from '../shared/public/hypercall.ts';
+import { availableParallelism } from 'node:os';
+import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
+import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo, ShutdownAction } from '../shared/public/hypercall.ts';
 import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
-import { portsInUse, vcpu_kick } from './event-channel.ts';
+import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
 import { grantsActive, mappingsHeld } from './grant-table.ts';
-import { initAllocator, usedFrames } from './page-alloc.ts';
+import { freeFrames, initAllocator, usedFrames } from './page-alloc.ts';
 import {
-  COUNTERS, D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_running,
-  V, VREQ_CHECK, VREQ_STOP, VT, HypervisorState, allocateBuffers,
+  COUNTERS, D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_blocked,
+  RUNSTATE_offline, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, VT, XENHEAP_FRAMES, HypervisorState, allocateBuffers,
 } from './state.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
@@ -135,6 +145,7 @@ export class Host extends EventEmitter {
       : reason === 'crash' ? c.on_crash ?? 'destroy' : 'preserve');
     if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
     await this.stopVcpus(entry);
+    send_global_virq(this.hv, VIRQ_DOM_EXC);
     const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail, action };
     this.emit('shutdown', event);
     if (action === 'preserve' || entry.destroying) return;
@@ -169,6 +180,7 @@ export class Host extends EventEmitter {
       await this.stopVcpus(entry);
       domain_kill(this.hv, domid);
       this.entries.delete(domid);
+      send_global_virq(this.hv, VIRQ_DOM_EXC);
       this.emit('destroyed', { domid, name: entry.config.name });
     })();
     return entry.destroying;
@@ -222,13 +234,21 @@ export class Host extends EventEmitter {
     const state = Atomics.load(hv.domains, base + D.STATE);
     const reason = hv.domains[base + D.SHUTDOWN_REASON];
     let cpu = 0;
+    let running = false;
+    let blocked = true; // Xen's getdomaininfo starts from "blocked" and clears it for any vCPU up and not blocked
     const t = performance.timeOrigin + performance.now();
     for (let v = 0; v < MAX_VCPUS; v++) {
       const base = (domid * MAX_VCPUS + v) * VT.WORDS;
       cpu += hv.vcpuTime[base + VT.RUNNING];
+      if (v >= entry.workers.length) continue;
+      const rs = Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.RUNSTATE));
+      const alive = Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.ALIVE)) === 1;
       // The running period in progress counts too (time is charged at each runstate change).
-      if (v < entry.workers.length && Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.RUNSTATE)) === RUNSTATE_running
-        && Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.ALIVE)) === 1) cpu += t - hv.vcpuTime[base + VT.SINCE];
+      if (rs === RUNSTATE_running && alive) {
+        cpu += t - hv.vcpuTime[base + VT.SINCE];
+        running = true;
+      }
+      if (alive && rs !== RUNSTATE_offline && rs !== RUNSTATE_blocked) blocked = false;
     }
     return {
       domid,
@@ -241,6 +261,20 @@ export class Host extends EventEmitter {
       max_pages: hv.domains[base + D.MAX_PAGES],
       privileged: (hv.domains[base + D.FLAGS] & DOMF_PRIVILEGED) !== 0,
       cpu_time_ms: cpu,
+      running,
+      blocked: blocked && !running,
+    };
+  }
+
+  /** XEN_SYSCTL_physinfo, for `xl info`. */
+  physinfo(): PhysInfo {
+    const hv = this.hv;
+    return {
+      nr_cpus: availableParallelism(),
+      total_pages: hv.nrFrames - XENHEAP_FRAMES,
+      free_pages: freeFrames(hv),
+      nr_domains: this.usage().domains,
+      max_domains: MAX_DOMAINS,
     };
   }
 
@@ -278,6 +312,15 @@ export class Host extends EventEmitter {
         case 'pausedomain': if (domid === 0) return -XEN_EINVAL; this.pause(domid); return 0;
         case 'unpausedomain': this.unpause(domid); return 0;
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
+        case 'getdomaininfolist': return this.list();
+        case 'physinfo': return this.physinfo();
+        case 'remote_shutdown': {
+          if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
+          const reason = args[1] as ShutdownReason;
+          if (!SHUTDOWN_NAMES.includes(reason)) return -XEN_EINVAL;
+          await this.shutdown(domid, reason);
+          return 0;
+        }
         default: return -XEN_EINVAL;
       }
     } catch (e) {

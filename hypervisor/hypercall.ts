@@ -2,24 +2,25 @@
  * The hypercall table: the entry from guest kernel code into the hypervisor.
  *
  * Xen: the hypercall_table of xen/arch/x86 and the do_*_op dispatchers (do_event_channel_op,
- * do_grant_table_op, do_memory_op, do_sched_op, do_console_io, do_domctl, do_dm_op).
+ * do_grant_table_op, do_memory_op, do_sched_op, do_console_io, do_domctl, do_sysctl, do_dm_op).
  *
  * One instance per vCPU thread, bound to the Caller the thread was started as. Each call
  * counts itself and passes a preemption point, then runs the handler right here, in the
- * calling thread, on the shared hypervisor state. Only domctl, which creates and destroys
- * threads, is forwarded to the control thread, after the privilege check has been made here.
+ * calling thread, on the shared hypervisor state. Only domctl (and SCHEDOP_remote_shutdown and
+ * the sysctls, which need the control thread's list of domains) is forwarded to the control thread,
+ * after the privilege check has been made here.
  */
 import type { EvtchnStatus } from '../shared/public/event_channel.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
 import type { DmIoreqServerInfo } from '../shared/public/hvm/dm_op.ts';
 import {
   XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
-  type DomainInfo, type Hypercalls,
+  type DomainInfo, type Hypercalls, type PhysInfo,
 } from '../shared/public/hypercall.ts';
 import { XEN_EEXIST, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
 import {
-  evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_close, evtchn_send, evtchn_status, evtchn_unmask,
+  evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_send, evtchn_status, evtchn_unmask,
 } from './event-channel.ts';
 import { gnttab_copy, gnttab_map_grant_ref, gnttab_unmap_grant_ref } from './grant-table.ts';
 import { dm_set_isa_irq_level, evtchn_bind_pirq } from './hvm-irq.ts';
@@ -80,6 +81,10 @@ export class HypercallTable implements Hypercalls {
   evtchn_bind_pirq(pirq: number): number {
     this.enter();
     return evtchn_bind_pirq(this.c, pirq);
+  }
+  evtchn_bind_virq(virq: number, vcpu: number): number {
+    this.enter();
+    return evtchn_bind_virq(this.c, virq, vcpu);
   }
 
   /* grant_table_op */
@@ -143,6 +148,9 @@ export class HypercallTable implements Hypercalls {
     this.enter();
     return this.control.shutdown(reason, 'SCHEDOP_shutdown');
   }
+  sched_remote_shutdown(domid: number, reason: ShutdownReason): Promise<number> {
+    return this.domctl<number>('remote_shutdown', domid, reason);
+  }
 
   /* dm_op */
   dm_op_create_ioreq_server(domid: number, handle_bufioreq: number): number {
@@ -200,5 +208,13 @@ export class HypercallTable implements Hypercalls {
   }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.domctl<DomainInfo>('getdomaininfo', domid);
+  }
+
+  /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */
+  sysctl_getdomaininfolist(): Promise<DomainInfo[] | number> {
+    return this.domctl<DomainInfo[]>('getdomaininfolist');
+  }
+  sysctl_physinfo(): Promise<PhysInfo | number> {
+    return this.domctl<PhysInfo>('physinfo');
   }
 }

@@ -41,8 +41,10 @@ export const WORKLOADS: Readonly<Record<string, string>> = {
 export const ARGS: Readonly<Record<string, { meaning: string; valid: RegExp; expected: string }>> = {
   disk: { meaning: 'the vdev to use (default: the first disk)', valid: /^[a-z0-9]+$/, expected: 'a vdev of this VM, e.g. xvda' },
   bs: { meaning: 'bytes per request', valid: /^[1-9][0-9]*$/, expected: 'a positive multiple of 512' },
-  count: { meaning: 'requests to issue', valid: /^[0-9]+$/, expected: 'a whole number' },
+  count: { meaning: 'requests to issue (disk-check: blocks to check; default the whole disk)', valid: /^[0-9]+$/, expected: 'a whole number' },
   seed: { meaning: 'seed for random offsets and data', valid: /^[0-9]+$/, expected: 'a whole number' },
+  iodepth: { meaning: 'requests in flight (default 8)', valid: /^[1-9][0-9]*$/, expected: 'a whole number from 1' },
+  then: { meaning: 'after the workload: idle, or poweroff (default: poweroff for disk-check, idle otherwise)', valid: /^(idle|poweroff)$/, expected: '"idle" or "poweroff"' },
 };
 
 /** start_info.cmd_line holds 1024 bytes including the terminating NUL (MAX_GUEST_CMDLINE). */

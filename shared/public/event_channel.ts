@@ -10,6 +10,7 @@
  */
 
 export const EVTCHNOP_bind_interdomain = 0;
+export const EVTCHNOP_bind_virq = 1;
 export const EVTCHNOP_close = 3;
 export const EVTCHNOP_send = 4;
 export const EVTCHNOP_status = 5;
@@ -26,6 +27,20 @@ export const EVTCHNSTAT_ipi = 5;
 export const EVTCHNSTAT_NAMES = ['closed', 'unbound', 'interdomain', 'pirq', 'virq', 'ipi'] as const;
 
 /*
+ * Virtual IRQs (xen.h VIRQ_*): events the hypervisor itself raises, on a port the guest binds with
+ * EVTCHNOP_bind_virq. A "global" virq is delivered to one domain only (Xen: the hardware domain,
+ * unless the toolstack names another with XEN_DOMCTL_set_virq_handler), on its vCPU 0. ringvisor
+ * raises one, and delivers it to Dom0:
+ *
+ *   VIRQ_DOM_EXC  a domain shut down (it stopped, and waits for the toolstack to act on its
+ *                 on_poweroff / on_reboot / on_crash) or was destroyed. The event says only "look":
+ *                 the receiver asks which domains changed (getdomaininfolist), as xenstored's
+ *                 domain_cleanup and libxl's death watch do.
+ */
+export const VIRQ_DOM_EXC = 3;
+export const NR_VIRQS = 24;
+
+/*
  * 2-level event channels cover 4096 ports on a 64-bit guest; Xen's default per-guest limit is
  * 1023 (port 0 is never valid). ringvisor keeps that limit for every domain.
  */
@@ -36,5 +51,5 @@ export interface EvtchnStatus {
   status: number;       // EVTCHNSTAT_*
   vcpu: number;         // the vCPU notified
   remote_dom: number;   // unbound: who may bind; interdomain: the peer
-  remote_port: number;  // interdomain: the peer's port
+  remote_port: number;  // interdomain: the peer's port; virq: the virq number (Xen's status.u.virq)
 }

@@ -74,6 +74,22 @@ export interface DomainInfo {
   max_pages: number;
   privileged: boolean;
   cpu_time_ms: number;
+  /** XEN_DOMINF_running: some vCPU is executing guest code right now. */
+  running: boolean;
+  /** XEN_DOMINF_blocked: every vCPU still up waits in SCHEDOP_block (an idle guest). */
+  blocked: boolean;
+}
+
+/** XEN_SYSCTL_physinfo, reduced: what `xl info` reports about the host. */
+export interface PhysInfo {
+  /** Host threads the vCPUs share (Xen: nr_cpus). */
+  nr_cpus: number;
+  /** Guest RAM frames the hypervisor manages, and how many are free (4 KiB each). */
+  total_pages: number;
+  free_pages: number;
+  /** Domains that exist (any state), and the most there may be. */
+  nr_domains: number;
+  max_domains: number;
 }
 
 export interface Hypercalls {
@@ -90,6 +106,11 @@ export interface Hypercalls {
    * as a PVHVM Linux guest takes its emulated devices' legacy interrupts as events.
    */
   evtchn_bind_pirq(pirq: number): number;
+  /**
+   * EVTCHNOP_bind_virq: a port on which the hypervisor raises virtual IRQ `virq` (see
+   * ./event_channel.ts: VIRQ_DOM_EXC, Dom0 only, on vCPU 0).
+   */
+  evtchn_bind_virq(virq: number, vcpu: number): number;
 
   /* grant_table_op */
   gnttab_map_grant_ref(op: GnttabMapGrantRef): void;
@@ -122,6 +143,12 @@ export interface Hypercalls {
   sched_block(): Promise<void>;
   /** SCHEDOP_shutdown: the domain stops; this call does not return to the guest. */
   sched_shutdown(reason: ShutdownReason): never;
+  /**
+   * SCHEDOP_remote_shutdown (control domain only): shut `domid` down for `reason` now, without
+   * its cooperation (xl shutdown -F, when a guest does not answer control/shutdown). Its vCPUs
+   * stop at their next preemption point; 0 once they have, or -errno.
+   */
+  sched_remote_shutdown(domid: number, reason: ShutdownReason): Promise<number>;
 
   /*
    * dm_op: a device model's calls about the guest `domid` it emulates for (control domain only;
@@ -144,6 +171,12 @@ export interface Hypercalls {
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
+
+  /* sysctl: the control domain only */
+  /** XEN_SYSCTL_getdomaininfolist: every domain, by domid (xl list's source). */
+  sysctl_getdomaininfolist(): Promise<DomainInfo[] | number>;
+  /** XEN_SYSCTL_physinfo: the host's CPUs and memory (xl info's source). */
+  sysctl_physinfo(): Promise<PhysInfo | number>;
 }
 
 /**

@@ -21,6 +21,7 @@
  *   Closing       Closing
  *   Closed        disconnect, then Closed; if the toolstack has set online = 0, remove
  *   Unknown       (the frontend's directory is gone) remove
+ *   after remove  Closed, as xenbus_dev_remove leaves it
  *
  * A frontend that goes Initialised before we reach InitWait is served all the same; with
  * `skipInitWait` this backend never publishes InitWait and waits for the frontend to go first
@@ -102,12 +103,17 @@ export class XenbusBackend {
     }
   }
 
-  /** device_unregister. */
+  /**
+   * device_unregister. Like Linux's xenbus_dev_remove, the device ends in Closed (if its directory
+   * is still there): a toolstack removing a dead domain's devices waits for that before it deletes
+   * the backend directory (libxl__devices_destroy), so it knows the rings and grants are let go.
+   */
   private async unregister(): Promise<void> {
     if (this.removed) return;
     this.removed = true;
     await this.dev.unwatchOtherend();
     await this.driver.remove?.(this.dev);
+    await this.dev.switchState(XenbusState.Closed);
     this.opts.onRemove?.(this.dev);
   }
 }

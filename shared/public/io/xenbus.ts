@@ -50,6 +50,20 @@ export const XS_KEY_FRONTEND_ID = 'frontend-id';
 /** Backend only: "1" while the toolstack wants the device; "0" asks the backend to go away once closed. */
 export const XS_KEY_ONLINE = 'online';
 
+/*
+ * The control directory (drivers/xen/manage.c, libxl_domain.c), relative to a domain's home: the
+ * toolstack asks for a shutdown by writing its kind to control/shutdown ("poweroff", "reboot",
+ * "halt"); the guest acknowledges by writing "" back in the same transaction as it reads the
+ * request, and then shuts itself down. A guest that handles these requests says so once, at boot,
+ * by writing "1" to the feature keys; a toolstack that finds them missing knows the guest would
+ * not answer and must be forced (xl shutdown -F).
+ */
+export const XS_CONTROL_SHUTDOWN = 'control/shutdown';
+export const XS_CONTROL_FEATURE_POWEROFF = 'control/feature-poweroff';
+export const XS_CONTROL_FEATURE_REBOOT = 'control/feature-reboot';
+export const SHUTDOWN_REQUESTS = ['poweroff', 'reboot', 'halt'] as const;
+export type ShutdownRequest = (typeof SHUTDOWN_REQUESTS)[number];
+
 /* Directories, relative to a domain's home /local/domain/<id>. */
 export const XS_DIR_DEVICE = 'device';
 export const XS_DIR_BACKEND = 'backend';

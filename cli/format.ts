@@ -1,0 +1,57 @@
+/*
+ * How the command line prints what the toolstack answers: the layouts xl and the xenstore tools
+ * use, so a reader who knows Xen's output reads ringvisor's the same way.
+ *
+ * Xen: tools/xl/xl_info.c (list_domains: "%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f", the state
+ * letters r b p s, the shutdown-reason letter from "-rscwS", d; output_physinfo's
+ * "name                   : value" lines), tools/xl/xl_block.c (main_blocklist's columns) and
+ * tools/xenstore/xenstore_client.c (xenstore-ls: one space of indent per level, `name = "value"`,
+ * unprintable bytes as \xNN).
+ */
+import { hostname, machine, release } from 'node:os';
+import type { BlockListRow, HostInfo, ListedDomain } from '../dom0/xl/protocol.ts';
+
+/** SHUTDOWN_* codes in order, and xl's letter for each ("-rscwS"). */
+const REASON_LETTER: Readonly<Record<string, string>> = { poweroff: '-', reboot: 'r', suspend: 's', crash: 'c', watchdog: 'w' };
+
+export function formatList(domains: readonly ListedDomain[]): string {
+  const lines = ['Name                                        ID   Mem VCPUs\tState\tTime(s)'];
+  for (const d of domains) {
+    const state = (d.running ? 'r' : '-') + (d.blocked ? 'b' : '-') + (d.paused ? 'p' : '-') + (d.shutdown ? 's' : '-')
+      + (d.shutdown ? REASON_LETTER[d.shutdownReason ?? 'poweroff'] ?? '?' : '-') + (d.dying ? 'd' : '-');
+    lines.push(`${d.name.padEnd(40)} ${String(d.domid).padStart(5)} ${String(d.memMiB).padStart(5)} ` +
+      `${String(d.vcpus).padStart(5)}     ${state}  ${d.cpuSeconds.toFixed(1).padStart(8)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function formatInfo(i: HostInfo): string {
+  const rows: [string, string | number][] = [
+    ['host', hostname()], ['release', release()], ['machine', machine()],
+    ['nr_cpus', i.nr_cpus], ['total_memory', i.total_memory], ['free_memory', i.free_memory],
+    ['nr_domains', i.nr_domains], ['max_domains', i.max_domains],
+    ['xen_version', i.xen_version], ['xen_caps', i.xen_caps], ['xen_pagesize', 4096],
+    ['run_dir', i.run_dir], ['xenstored_socket', i.xenstored_socket], ['xl_socket', i.xl_socket],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(23)}: ${v}\n`).join('');
+}
+
+export function formatBlockList(rows: readonly BlockListRow[]): string {
+  const lines = ['Vdev  BE  handle state evt-ch ring-ref BE-path'];
+  for (const r of rows) {
+    lines.push(`${String(r.vdev).padEnd(5)} ${String(r.backendId).padEnd(3)} ${String(r.handle).padEnd(6)} ` +
+      `${String(r.state).padEnd(5)} ${String(r.evtch).padEnd(6)} ${String(r.ringRef).padEnd(8)} ${r.backendPath.padEnd(30)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** xenstore-ls's sanitise_value: backslash doubled, anything outside printable ASCII as \xNN. */
+export function sanitiseValue(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) {
+    if (b === 0x5c) out += '\\\\';
+    else if (b < 0x20 || b > 0x7e) out += `\\x${b.toString(16).padStart(2, '0')}`;
+    else out += String.fromCharCode(b);
+  }
+  return out;
+}

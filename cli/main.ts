@@ -1,0 +1,263 @@
+/*
+ * `ringvisor`: the xl-like command line, and the command that runs a host.
+ *
+ * Xen: xl(1) and its command table (tools/xl/xl_cmdtable.c); the xenstore-* tools
+ * (tools/xenstore/xenstore_client.c). Verbs are named and behave as xl's do; where ringvisor
+ * differs, the verb's help says so. Exit codes: 0 done, 1 failed (including a config error, which
+ * names file:line and starts nothing), 2 usage.
+ *
+ * Why this folder may import dom0/ and hypervisor/ (the trust boundaries bind the kernels, not
+ * the tools): `ringvisor host` IS the machine, so it builds the hypervisor and boots Dom0; the
+ * other verbs are what an administrator runs beside it, speaking Dom0's wire formats
+ * (dom0/xl/protocol.ts to the toolstack daemon, xs_wire through dom0/libxenstore.ts to xenstored)
+ * and using the toolstack's config library (dom0/toolstack/) for new-vm, which needs no host.
+ *
+ * Argument parsing is commander (pinned in package.json): fourteen verbs, each with its own
+ * options, help and usage errors, is what it does well.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { xsOpen } from '../dom0/libxenstore.ts';
+import { xenstoredSocketPath } from '../dom0/kernel.ts';
+import { ConfigError } from '../dom0/toolstack/config-error.ts';
+import { newVmFromTemplate } from '../dom0/toolstack/vmdir.ts';
+import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/xl/protocol.ts';
+import { CliError, XlClient, noHostMessage } from './client.ts';
+import { attachConsole, type ConsoleIo } from './console.ts';
+import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
+import { defaultRunDir, startHost } from './host.ts';
+
+interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  let code = EXIT_OK;
+  const out = (s: string) => io.stdout.write(s);
+  const err = (s: string) => io.stderr.write(s);
+  const program = new Command('ringvisor')
+    .description('ringvisor: Xen\'s split-driver architecture in TypeScript. Run a host, then manage its VMs as with xl.')
+    .option('--run-dir <dir>', 'the host\'s run directory (its sockets; default $RINGVISOR_RUN_DIR or ./run)')
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: err })
+    .showHelpAfterError('(add --help for usage)');
+  let verb = '';
+  program.hook('preAction', (_program, action) => { verb = action.name(); });
+  program.addHelpText('after', `
+A session:
+  $ ringvisor host &                                  # hypervisor + Dom0 (xenstored, xenconsoled, blkback, xl daemon)
+  $ ringvisor new-vm --from examples/templates/small-guest vms/web1
+  $ ringvisor create vms/web1                         # boots it; images are created on first start
+  $ ringvisor list
+  $ ringvisor console web1                            # Ctrl-] detaches
+  $ ringvisor shutdown -w web1`);
+
+  const runDir = (cmd: Command) => resolve((cmd.optsWithGlobals() as { runDir?: string }).runDir ?? defaultRunDir());
+  const client = (cmd: Command) => XlClient.open(runDir(cmd));
+  const withClient = async <T>(cmd: Command, f: (c: XlClient) => Promise<T>): Promise<T> => {
+    const c = await client(cmd);
+    try {
+      return await f(c);
+    } finally {
+      c.close();
+    }
+  };
+  const domainVerb = (name: string, summary: string) => program.command(name).description(summary).argument('<domain>', 'domain name or id');
+
+  program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
+    .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
+    .action(async (opts: { memory: number }, cmd: Command) => {
+      code = await runHost(runDir(cmd), opts.memory, io);
+    });
+
+  program.command('create').description('boot a VM from its directory or its config file (xl create)')
+    .argument('<cfg>', 'a VM directory (holding vm.cfg) or an xl.cfg file')
+    .option('-p, --paused', 'leave it paused after building it (xl create -p)')
+    .option('-c, --console', 'attach to its console once it runs (xl create -c)')
+    .action(async (cfg: string, opts: { paused?: boolean; console?: boolean }, cmd: Command) => {
+      const abs = resolve(cfg);
+      await withClient(cmd, async (c) => {
+        err(`Parsing config from ${cfg}\n`);
+        let r: CreateResult;
+        try {
+          r = await c.call<CreateResult>({ verb: 'create', path: abs, paused: opts.paused });
+        } catch (e) {
+          if (e instanceof CliError && e.kind === 'config') throw new CliError('config', `${e.message.replaceAll(abs, cfg)}\nnothing was started`);
+          throw e;
+        }
+        for (const w of r.warnings) err(`${w.replaceAll(abs, cfg)}\n`);
+        for (const img of r.imagesCreated) err(`created disk image ${img} (sparse)\n`);
+        out(`Started domain ${r.name} (id=${r.domid})${opts.paused ? ', paused' : ''}; console log: ${r.consoleLog}\n`);
+        if (opts.console) code = await attachConsole(c, String(r.domid), io);
+      });
+    });
+
+  program.command('list').description('list domains: Name, ID, Mem (MiB), VCPUs, State (r b p s c d), Time(s) (xl list)')
+    .argument('[domain...]', 'only these (names or ids)')
+    .action(async (domains: string[], _o: unknown, cmd: Command) => {
+      const all = await withClient(cmd, (c) => c.call<ListedDomain[]>({ verb: 'list' }));
+      const wanted = domains.length === 0 ? all : all.filter((d) => domains.includes(d.name) || domains.includes(String(d.domid)));
+      const missing = domains.filter((x) => !all.some((d) => d.name === x || String(d.domid) === x));
+      if (missing.length > 0) throw new CliError('domain', `${missing[0]} is an invalid domain identifier`);
+      out(formatList(wanted));
+    });
+
+  domainVerb('destroy', 'stop a domain at once and free everything it held (xl destroy)')
+    .action(async (domain: string, _o: unknown, cmd: Command) => {
+      await withClient(cmd, (c) => c.call({ verb: 'destroy', domain }));
+    });
+
+  for (const kind of ['shutdown', 'reboot'] as const) {
+    domainVerb(kind, kind === 'shutdown'
+      ? 'ask a guest to power off: it reads control/shutdown and stops itself (xl shutdown)'
+      : 'ask a guest to reboot: it stops itself and the toolstack builds it again (xl reboot)')
+      .option('-w, --wait', `wait until the domain has ${kind === 'shutdown' ? 'shut down' : 'gone down for its restart'}`)
+      .option('-F, --force', 'a guest that does not answer control/shutdown is shut down from outside (Xen: an ACPI power event)')
+      .action(async (domain: string, opts: { wait?: boolean; force?: boolean }, cmd: Command) => {
+        await withClient(cmd, async (c) => {
+          const how = await c.call<string>({ verb: 'shutdown', domain, kind: kind === 'shutdown' ? 'poweroff' : 'reboot', force: opts.force });
+          if (how === 'forced') err(`${domain}: no PV control in the guest; shut down from outside (-F)\n`);
+          if (opts.wait) {
+            err(`Waiting for domain ${domain} to ${kind === 'shutdown' ? 'shut down' : 'reboot'}...\n`);
+            await c.call({ verb: 'wait', domain });
+            err(`Domain ${domain} is ${kind === 'shutdown' ? 'down' : 'rebooting'}\n`);
+          }
+        });
+      });
+  }
+
+  for (const verb of ['pause', 'unpause'] as const) {
+    domainVerb(verb, verb === 'pause' ? 'stop a domain\'s vCPUs where they are (xl pause)' : 'let a paused domain run again (xl unpause)')
+      .action(async (domain: string, _o: unknown, cmd: Command) => {
+        await withClient(cmd, (c) => c.call({ verb, domain }));
+      });
+  }
+
+  domainVerb('console', 'attach to a guest\'s console: its output, your keystrokes; Ctrl-] detaches (xl console)')
+    .action(async (domain: string, _o: unknown, cmd: Command) => {
+      code = await withClient(cmd, (c) => attachConsole(c, domain, io));
+    });
+
+  program.command('info').description('the host: CPUs, memory, domains, sockets (xl info)')
+    .action(async (_o: unknown, cmd: Command) => {
+      out(formatInfo(await withClient(cmd, (c) => c.call<HostInfo>({ verb: 'info' }))));
+    });
+
+  domainVerb('block-list', 'a domain\'s virtual block devices: Vdev BE handle state evt-ch ring-ref BE-path (xl block-list)')
+    .action(async (domain: string, _o: unknown, cmd: Command) => {
+      out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
+    });
+
+  program.command('xenstore-ls').description('print a XenStore subtree, one space of indent per level (xenstore-ls)')
+    .argument('[path]', 'where to start', '/')
+    .action(async (path: string, _o: unknown, cmd: Command) => {
+      await withStore(runDir(cmd), async (xs) => {
+        const walk = async (p: string, depth: number): Promise<void> => {
+          for (const child of await xs.directory(p)) {
+            const full = p === '/' ? `/${child}` : `${p}/${child}`;
+            const value = await xs.readBytes(full).catch(() => new Uint8Array(0));
+            out(`${' '.repeat(depth)}${child} = "${sanitiseValue(value)}"\n`);
+            await walk(full, depth + 1);
+          }
+        };
+        await walk(path, 0);
+      });
+    });
+
+  program.command('xenstore-read').description('print the value of each path (xenstore-read)')
+    .argument('<path...>', 'XenStore paths')
+    .action(async (paths: string[], _o: unknown, cmd: Command) => {
+      await withStore(runDir(cmd), async (xs) => {
+        for (const p of paths) out(`${await xs.read(p)}\n`);
+      });
+    });
+
+  program.command('xenstore-write').description('write values, as Dom0 (xenstore-write)')
+    .argument('<path>', 'XenStore path').argument('<value>', 'its new value').argument('[more...]', 'further PATH VALUE pairs')
+    .action(async (path: string, value: string, more: string[], _o: unknown, cmd: Command) => {
+      if (more.length % 2 !== 0) throw new CommanderError(EXIT_USAGE, 'ringvisor.usage', 'error: xenstore-write takes PATH VALUE pairs');
+      await withStore(runDir(cmd), async (xs) => {
+        const pairs = [path, value, ...more];
+        for (let i = 0; i < pairs.length; i += 2) await xs.write(pairs[i]!, pairs[i + 1]!);
+      });
+    });
+
+  program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
+    .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
+    .option('--name <name>', 'the new VM\'s name (default: the directory\'s name, made unique)')
+    .argument('<dest>', 'the new VM directory (must not exist)')
+    .action((dest: string, opts: { from: string; name?: string }) => {
+      const vm = newVmFromTemplate(opts.from, dest, opts.name === undefined ? {} : { name: opts.name });
+      const macs = vm.config.vifs.map((v) => v.mac).filter((m) => m !== null);
+      out(`Created VM ${vm.config.name} in ${dest}: uuid ${vm.config.uuid}${macs.length ? `, mac ${macs.join(', ')}` : ''}\n`);
+      out(`Boot it with: ringvisor create ${dest}\n`);
+    });
+
+  if (argv.length === 0) {
+    program.outputHelp({ error: true });
+    return EXIT_USAGE;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT_OK;
+      if (e.code === 'ringvisor.usage') err(`${e.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (e instanceof CliError || e instanceof ConfigError) {
+      err(`${e.message}\n`);
+      return EXIT_FAILED;
+    }
+    const m = e instanceof Error ? e.message : String(e);
+    err(`ringvisor ${verb}: ${m}\n`);
+    return EXIT_FAILED;
+  }
+}
+
+/* The xenstore-* tools talk to xenstored's socket directly, as Xen's do. */
+async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpen>>) => Promise<void>): Promise<void> {
+  const path = xenstoredSocketPath(runDir);
+  let xs: Awaited<ReturnType<typeof xsOpen>>;
+  try {
+    xs = await xsOpen(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new CliError('no-host', noHostMessage(path));
+    throw e;
+  }
+  try {
+    await f(xs);
+  } finally {
+    xs.close();
+  }
+}
+
+/* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
+async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<number> {
+  const h = await startHost({ runDir, memoryMiB, log: (l) => io.stdout.write(`${l}\n`) });
+  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
+    `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
+    `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
+  await new Promise<void>((resolveStop) => {
+    const stop = (sig: string) => {
+      io.stdout.write(`${sig}: stopping the host (destroying its VMs)\n`);
+      process.once(sig, () => process.exit(130)); // a second one: now
+      resolveStop();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await h.close();
+  io.stdout.write('host stopped\n');
+  return EXIT_OK;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive whole number');
+  return n;
+}

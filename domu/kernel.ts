@@ -1,0 +1,107 @@
+/*
+ * The standard DomU kernel: the "kernel image" every VM config boots.
+ *
+ * Xen/Linux: what a Linux guest does from xen_start_kernel to a running init, reduced to its Xen
+ * parts, in Linux's order: the hvc console (so printk lands in xenconsoled's log), xenbus (the
+ * store ring), the control/shutdown watch (drivers/xen/manage.c), the block devices
+ * (xenbus_probe_frontend's wait_for_devices for PV disks, ata_piix for an emulated one), then
+ * "init": the workload named on the command line. A config's `kernel =` would pick the image in
+ * Xen; here the toolstack boots this one (its URL comes from `ringvisor host`).
+ *
+ * The command line (shared/public/cmdline.ts) carries the workload and its arguments, the guest
+ * type and the emulated disk, if any. After the workload the kernel idles (or powers off, as the
+ * workload says: domu/workloads/run.ts) until the toolstack asks it to stop through
+ * control/shutdown or someone types `poweroff` at its console. Stopping is orderly, as Linux's
+ * orderly_poweroff: say so, close every disk (blkfront hands its grants back, the IDE driver
+ * stops its channel), let xenconsoled take the last bytes, then switch the machine off
+ * (domu/manage.ts), which is where the hypervisor stops the domain.
+ *
+ * A workload that finds bad data throws; the exception leaves main() and the domain crashes
+ * (hypervisor/vcpu.ts), so on_crash decides what happens to it, as for a guest kernel panic.
+ */
+import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
+import { Kernel } from '../shared/kernel/kernel.ts';
+import { xenbusInit } from '../shared/kernel/xenbus/xs-ring.ts';
+import { CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type CmdlineGuestType } from '../shared/public/cmdline.ts';
+import type { KernelEnv } from '../shared/public/hypercall.ts';
+import type { ShutdownRequest } from '../shared/public/io/xenbus.ts';
+import { PAGE_SIZE } from '../shared/public/xen.ts';
+import type { BlockDevice } from './block/blkdev.ts';
+import { findDisks } from './disks.ts';
+import { machineOff, watchShutdown } from './manage.ts';
+import { runWorkload } from './workloads/run.ts';
+
+export async function main(env: KernelEnv): Promise<void> {
+  const k = new Kernel(env);
+  void k.events.run(); // the idle loop: events, xenbus replies and the console are served from here
+  const cons = consoleInit(k);
+  const args = parseCmdline(k.si.cmd_line);
+  const type = (['pv', 'pvh', 'hvm'].includes(args.get(CMDLINE_GUEST_TYPE) ?? '') ? args.get(CMDLINE_GUEST_TYPE) : 'pv') as CmdlineGuestType;
+  const xs = xenbusInit(k);
+  const name = await xs.read('name');
+  k.log(`ringvisor DomU kernel: ${name}, ${type.toUpperCase()} guest, ${(k.si.nr_pages * PAGE_SIZE) >> 20} MiB, ` +
+    `${k.nr_vcpus} vCPU(s)`);
+  k.log(`Command line: ${k.si.cmd_line}`);
+
+  let stop: (req: ShutdownRequest) => void = () => undefined;
+  const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });
+  await watchShutdown(k, xs, (req) => {
+    k.log(`xenbus: control/shutdown says ${req}`);
+    stop(req);
+  });
+  const disks = await findDisks(k, xs, {
+    ide: args.has(CMDLINE_IDE) ? args.get(CMDLINE_IDE)! : null,
+    log: (line) => k.log(line),
+    onHotplug: (dev) => k.log(`${dev.name}: hot-plugged`),
+  });
+  k.log(`disks: ${disks.disks.map((d) => `${d.name} (${d.path}, ${mib(d)})`).join(', ') || 'none'}`);
+  serveConsole(k, cons, disks.disks, (req) => stop(req));
+
+  const workload = runWorkload(k, disks.disks, args, (line) => k.log(line));
+  // A shutdown request does not wait for the workload: Linux stops user space first.
+  const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
+  const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
+  const reboot = req === 'reboot';
+  k.log(reboot ? 'reboot: Restarting system' : 'reboot: Power down');
+  await disks.closeAll();
+  await cons.drained();
+  machineOff(k, type, reboot);
+}
+
+/*
+ * What is typed at the console (xl console): echoed back, a line at a time, with a few commands,
+ * so an attached operator can look around and power the guest off from inside.
+ */
+function serveConsole(k: Kernel, cons: XenConsole, disks: readonly BlockDevice[], stop: (req: ShutdownRequest) => void): void {
+  let line = '';
+  const decoder = new TextDecoder();
+  cons.onInput = (bytes) => {
+    for (const ch of decoder.decode(bytes)) {
+      if (ch === '\r' || ch === '\n') {
+        cons.write('\r\n');
+        command(line.trim());
+        line = '';
+      } else if (ch === '\x7f' || ch === '\b') {
+        if (line.length > 0) { line = line.slice(0, -1); cons.write('\b \b'); }
+      } else if (ch >= ' ') {
+        line += ch;
+        cons.write(ch);
+      }
+    }
+  };
+  const command = (cmd: string) => {
+    if (cmd === '') return;
+    if (cmd === 'help') k.log('commands: help, disks, stats, poweroff, reboot, crash');
+    else if (cmd === 'disks') for (const d of disks) k.log(`${d.name}: ${d.path}, ${d.sectors} sectors (${mib(d)})`);
+    else if (cmd === 'stats') for (const d of disks) k.log(`${d.name}: ${JSON.stringify(d.stats())}`);
+    else if (cmd === 'poweroff' || cmd === 'halt') stop('poweroff');
+    else if (cmd === 'reboot') stop('reboot');
+    // Linux's sysrq-c: a deliberate kernel crash, so on_crash can be seen at work.
+    else if (cmd === 'crash') queueMicrotask(() => { throw new Error('sysrq: trigger a crash (typed at the console)'); });
+    else k.log(`${cmd}: command not found (try help)`);
+  };
+}
+
+function mib(d: BlockDevice): string {
+  return `${((d.sectors * 512) / 1048576).toFixed(0)} MiB`;
+}

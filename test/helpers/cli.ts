@@ -1,0 +1,63 @@
+/*
+ * Running the `ringvisor` command as a user would: the package's bin (bin/ringvisor.mjs) in a
+ * child process, with its stdout, stderr and exit code; and a `ringvisor host` in the background.
+ * No timers: a process that never prints what a test waits for hangs until ava's timeout names it.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/ringvisor.mjs', import.meta.url));
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** `ringvisor ARGS...`, to completion. */
+export function rv(args: readonly string[], opts: { cwd?: string; input?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** A running `ringvisor ...` whose output can be waited on and whose stdin can be written. */
+export class CliProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  private waiters: (() => void)[] = [];
+
+  constructor(args: readonly string[], opts: { cwd?: string } = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv() });
+    const wake = () => { const w = this.waiters; this.waiters = []; for (const f of w) f(); };
+    this.child.stdout.on('data', (b: Buffer) => { this.stdout += b.toString(); wake(); });
+    this.child.stderr.on('data', (b: Buffer) => { this.stderr += b.toString(); wake(); });
+    this.exited = new Promise((resolve) => this.child.on('close', (code) => { wake(); resolve(code); }));
+  }
+
+  /** Resolves once stdout matches; rejects if the process ends first. */
+  async waitFor(re: RegExp): Promise<void> {
+    let ended = false;
+    void this.exited.then(() => { ended = true; });
+    while (!re.test(this.stdout)) {
+      if (ended || this.child.exitCode !== null) throw new Error(`exited before printing ${re}:\n${this.stdout}\n${this.stderr}`);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  write(s: string): void {
+    this.child.stdin.write(s);
+  }
+}
+
+/* The child finds tsx through the bin itself; ava's loader flags are not for it. */
+function cliEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return env;
+}

@@ -1,0 +1,47 @@
+/*
+ * `npm start`: the default scenario runs from a clean checkout (it copies the example VMs to a
+ * temporary directory and creates their images itself), narrates the boot, the PV disk's
+ * XenStore handshake, both guests' consoles, and ends with a summary whose figures come from this
+ * run. Checked for its key lines and for leaving the repository as it was, not for its numbers.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/registry.ts';
+import { pvVsEmulated } from '../scenarios/pv-vs-emulated.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+test('the default scenario boots both example VMs, narrates the PV handshake and both paths, and summarises', async (t) => {
+  t.is(DEFAULT_SCENARIO, 'pv-vs-emulated');
+  t.is(SCENARIOS.find((s) => s.name === DEFAULT_SCENARIO)?.run, pvVsEmulated);
+  const image = new URL('../examples/vms/guest-pv/disk.img', import.meta.url);
+  const hadImage = existsSync(image);
+  const lines: string[] = [];
+  await pvVsEmulated((l) => lines.push(l));
+  const text = lines.join('\n');
+  t.regex(text, /^1\. The host is up/m);
+  t.regex(text, /^3\. ringvisor create guest-pv/m);
+  t.regex(text, /^4\. ringvisor create guest-hvm/m);
+  for (const state of ['InitWait', 'Connected']) t.regex(text, new RegExp(`xenstore \\| backend .*/backend/vbd/\\d+/51712: ${state}`));
+  t.regex(text, /xenstore \| frontend .*\/device\/vbd\/51712: Initialised/);
+  t.regex(text, /guest-pv \| blkfront: xvda connected/);
+  t.regex(text, /guest-hvm \| ata_piix: hda: /);
+  t.is(text.match(/OK, every byte read back as written/g)?.length, 2);
+  t.regex(text, /hypervisor \| domain \d+ stopped \(poweroff\) by SCHEDOP_shutdown/, 'the PV guest asks Xen to stop it');
+  t.regex(text, /hypervisor \| domain \d+ stopped \(poweroff\) by outw port 0x604 .*ACPI soft-off/, 'the HVM guest writes ACPI\'s register');
+  t.regex(text, /dom0 \| xl: domain \d+ \(guest-pv\) has shut down, reason poweroff; on_poweroff = destroy/);
+  t.regex(text, /^Summary: /m);
+  t.regex(text, /^ {2}read MB\/s +\d+\.\d +\d+\.\d/m);
+  t.regex(text, /^ {2}data check +every byte OK +every byte OK/m);
+  t.regex(text, /^ {2}traps per request +0\.000 +(1[0-9])\.\d{3}/m, 'a dozen traps per emulated request, none for PV');
+  t.is(existsSync(image), hadImage, 'the scenario works on copies: the repository is left as it was');
+});
+
+test('npm start -- --list names the scenarios and marks the default', async (t) => {
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scenarios/main.ts', '--list'], { cwd: ROOT });
+  t.regex(stdout, /^pv-vs-emulated .*\(default\)$/m);
+  t.regex(stdout, /^ring-tour /m);
+});
