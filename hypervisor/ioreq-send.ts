@@ -94,10 +94,13 @@ export class IoreqSender {
         }
       }
     }
-    spin_unlock(hv.ioreq, ioreqLock(this.domid));
-    if (mfn < 0) return IO_UNCLAIMED;
-
-    // ioreq_send: the fields, then the state word that publishes them, then the event.
+    if (mfn < 0) {
+      spin_unlock(hv.ioreq, ioreqLock(this.domid));
+      return IO_UNCLAIMED;
+    }
+    // ioreq_send: the fields, then the state word that publishes them, then the event. READY is
+    // set before the row lock is dropped: a server destroyed from here on finds the slot READY
+    // and answers it (destroyServer), where otherwise it could miss it and leave us waiting.
     const slot = mfn * PAGE_WORDS + ioreq_slot_word(c.vcpu, 0);
     const m = hv.mem32;
     m[slot + IOREQ_W.addr] = addr;
@@ -108,6 +111,7 @@ export class IoreqSender {
     m[slot + IOREQ_W.size] = size;
     this.ctrl = slot + IOREQ_W.ctrl;
     Atomics.store(m, this.ctrl, ioreq_ctrl(STATE_IOREQ_READY, write ? IOREQ_WRITE : IOREQ_READ, type));
+    spin_unlock(hv.ioreq, ioreqLock(this.domid));
     c.count('ioreqs');
     evtchn_send(c, port);
 
