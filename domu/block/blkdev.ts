@@ -97,45 +97,23 @@ export function allocIoBuffer(memory: GuestMemory, allocPage: () => number, byte
   return { gfns, pages, bytes: n * PAGE_SIZE };
 }
 
-/** Copy `src` into the buffer at byte `offset`. */
-export function ioWrite(buf: IoBuffer, offset: number, src: Uint8Array): void {
-  let done = 0;
-  while (done < src.length) {
+/** Call `f(page, offsetInPage, doneSoFar, n)` for each page-sized piece of `len` bytes from `offset`. */
+function eachPiece(buf: IoBuffer, offset: number, len: number, f: (page: Uint8Array, off: number, done: number, n: number) => void): void {
+  for (let done = 0; done < len;) {
     const at = offset + done;
-    const page = buf.pages[Math.floor(at / PAGE_SIZE)];
     const off = at % PAGE_SIZE;
-    const n = Math.min(PAGE_SIZE - off, src.length - done);
-    page.set(n === src.length ? src : src.subarray(done, done + n), off);
+    const n = Math.min(PAGE_SIZE - off, len - done);
+    f(buf.pages[Math.floor(at / PAGE_SIZE)], off, done, n);
     done += n;
   }
+}
+
+/** Copy `src` into the buffer at byte `offset`. */
+export function ioWrite(buf: IoBuffer, offset: number, src: Uint8Array): void {
+  eachPiece(buf, offset, src.length, (page, off, done, n) => page.set(n === src.length ? src : src.subarray(done, done + n), off));
 }
 
 /** Copy `dst.length` bytes out of the buffer from byte `offset`. */
 export function ioRead(buf: IoBuffer, offset: number, dst: Uint8Array): void {
-  let done = 0;
-  while (done < dst.length) {
-    const at = offset + done;
-    const page = buf.pages[Math.floor(at / PAGE_SIZE)];
-    const off = at % PAGE_SIZE;
-    const n = Math.min(PAGE_SIZE - off, dst.length - done);
-    dst.set(page.subarray(off, off + n), done);
-    done += n;
-  }
-}
-
-/**
- * The promise form of a request, for callers that prefer await (built on submit()). `onSettle`
- * tells the kernel's idle loop that promise callbacks are now due (EventChannels.wakeAsync).
- */
-export function blockPromise(dev: BlockDevice, op: BlockOp, sector: number, count: number, buf: IoBuffer | null, onSettle?: () => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    dev.submit({
-      op, sector, count, buf,
-      done: (status, why) => {
-        onSettle?.();
-        if (status === 0) resolve();
-        else reject(new BlockError(op, sector, count, status, why ?? `${dev.name}: I/O error`));
-      },
-    });
-  });
+  eachPiece(buf, offset, dst.length, (page, off, done, n) => dst.set(page.subarray(off, off + n), done));
 }
