@@ -117,3 +117,20 @@ export function ioWrite(buf: IoBuffer, offset: number, src: Uint8Array): void {
 export function ioRead(buf: IoBuffer, offset: number, dst: Uint8Array): void {
   eachPiece(buf, offset, dst.length, (page, off, done, n) => dst.set(page.subarray(off, off + n), done));
 }
+
+/**
+ * The promise form of a request, for callers that prefer await (built on submit()). `onSettle`
+ * tells the kernel's idle loop that promise callbacks are now due (EventChannels.wakeAsync).
+ */
+export function blockPromise(dev: BlockDevice, op: BlockOp, sector: number, count: number, buf: IoBuffer | null, onSettle?: () => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    dev.submit({
+      op, sector, count, buf,
+      done: (status, why) => {
+        onSettle?.();
+        if (status === 0) resolve();
+        else reject(new BlockError(op, sector, count, status, why ?? `${dev.name}: I/O error`));
+      },
+    });
+  });
+}
