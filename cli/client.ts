@@ -1,5 +1,5 @@
 /*
- * The command line's end of the toolstack's control socket (dom0/xl/protocol.ts): connect, send a
+ * The command line's end of the toolstack's control socket (dom0/toolstack/protocol.ts): connect, send a
  * request, wait for its reply; or hold a console session open.
  *
  * Xen: where xl would call libxl directly (it links it), ringvisor's command line sends the same
@@ -9,7 +9,7 @@
 import { connect, type Socket } from 'node:net';
 import {
   FrameReader, encodeFrame, xlSocketPath, type XlErrorKind, type XlMessage, type XlVerb,
-} from '../dom0/xl/protocol.ts';
+} from '../dom0/toolstack/protocol.ts';
 
 /** A failure the daemon reported (kind 'config': file:line messages), or no host to talk to. */
 export class CliError extends Error {

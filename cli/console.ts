@@ -4,7 +4,7 @@
  * Xen: tools/xl/xl_console.c → libxl_console_exec → tools/console/client/main.c (xenconsole):
  * the terminal in raw mode, the guest's output copied to stdout, keystrokes to the guest, and
  * Ctrl-] (0x1d) to detach, leaving the guest running. ringvisor's path to the guest is the
- * toolstack daemon's console session (dom0/xl/server.ts) instead of a pty, which gets the bytes
+ * toolstack daemon's console session (dom0/toolstack/server.ts) instead of a pty, which gets the bytes
  * from xenconsoled as the guest's log file does.
  *
  * Not a terminal (a pipe, a test): the same, without raw mode; the end of input detaches too.

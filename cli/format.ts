@@ -9,7 +9,7 @@
  * unprintable bytes as \xNN).
  */
 import { hostname, machine, release } from 'node:os';
-import type { BlockListRow, HostInfo, ListedDomain } from '../dom0/xl/protocol.ts';
+import type { BlockListRow, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
 
 /** SHUTDOWN_* codes in order, and xl's letter for each ("-rscwS"). */
 const REASON_LETTER: Readonly<Record<string, string>> = { poweroff: '-', reboot: 'r', suspend: 's', crash: 'c', watchdog: 'w' };

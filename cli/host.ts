@@ -17,15 +17,15 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { resolve } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
-import type { Dom0Message } from '../dom0/control.ts';
+import type { Dom0Message } from '../dom0/toolstack/control.ts';
 import { xenstoredSocketPath, type Dom0Module } from '../dom0/kernel.ts';
-import { xlSocketPath } from '../dom0/xl/protocol.ts';
+import { xlSocketPath } from '../dom0/toolstack/protocol.ts';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
 import { XlClient } from './client.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
-const BLKBACK = new URL('../dom0/blkback/module.ts', import.meta.url).href;
-/** The kernel image every VM boots (dom0/xl passes it to the domain builder). */
+const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
+/** The kernel image every VM boots (dom0/toolstack passes it to the domain builder). */
 export const GUEST_KERNEL = new URL('../domu/kernel.ts', import.meta.url).href;
 
 /** $RINGVISOR_RUN_DIR, else ./run. */
@@ -74,7 +74,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   const host = new Host({ memoryMiB: opts.memoryMiB ?? 256, log });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
-  // Dom0 announces itself on a control channel once its services listen (dom0/control.ts).
+  // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).
   const channel = `ringvisor-host-${randomUUID()}`;
   const ch = new BroadcastChannel(channel);
   const ready = new Promise<void>((ok, fail) => {

@@ -9,7 +9,7 @@
  * Why this folder may import dom0/ and hypervisor/ (the trust boundaries bind the kernels, not
  * the tools): `ringvisor host` IS the machine, so it builds the hypervisor and boots Dom0; the
  * other verbs are what an administrator runs beside it, speaking Dom0's wire formats
- * (dom0/xl/protocol.ts to the toolstack daemon, xs_wire through dom0/libxenstore.ts to xenstored)
+ * (dom0/toolstack/protocol.ts to the toolstack daemon, xs_wire through dom0/lib/libxenstore.ts to xenstored)
  * and using the toolstack's config library (dom0/toolstack/) for new-vm, which needs no host.
  *
  * Argument parsing is commander (pinned in package.json): fourteen verbs, each with its own
@@ -17,11 +17,11 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { xsOpen } from '../dom0/libxenstore.ts';
+import { xsOpen } from '../dom0/lib/libxenstore.ts';
 import { xenstoredSocketPath } from '../dom0/kernel.ts';
-import { ConfigError } from '../dom0/toolstack/config-error.ts';
-import { newVmFromTemplate } from '../dom0/toolstack/vmdir.ts';
-import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/xl/protocol.ts';
+import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
+import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
+import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { CliError, XlClient, noHostMessage } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';

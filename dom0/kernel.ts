@@ -10,15 +10,15 @@
  *   runDir   the host run directory: console logs default to <runDir>/console/
  *   socket   where xenstored listens (default <runDir>/xenstored/socket, as Xen's
  *            /var/run/xenstored/socket)
- *   control  a BroadcastChannel name for harnesses (./control.ts): toolstack calls without `xl`
+ *   control  a BroadcastChannel name for harnesses (./toolstack/control.ts): toolstack calls without `xl`
  *   modules  kernel modules to load after the services are up: file URLs of modules exporting
  *            `init(dom0: Dom0)` (Linux's modprobe; backends register themselves there)
  *   quotas   xenstored quota overrides (xenstored -Q)
- *   xl       start the toolstack daemon (./xl/): { guestKernel, socket? } — VMs from their
+ *   xl       start the toolstack daemon (./toolstack/): { guestKernel, socket? } — VMs from their
  *            configs, reached by the `ringvisor` command line on <runDir>/xl/socket
  *
  * Dom0's own XenStore client uses a direct in-thread connection to xenstored, with Dom0's
- * privileges (see xenstored/local.ts); only DomUs go through ring pages.
+ * privileges (see services/xenstored/local.ts); only DomUs go through ring pages.
  *
  * VIRQ_DOM_EXC: Dom0 binds the hypervisor's "a domain shut down or died" virq at boot and tells
  * whoever registered with onDomainException (the toolstack daemon). In Xen it is xenstored that
@@ -29,13 +29,14 @@ import { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
 import type { KernelEnv } from '../shared/public/hypercall.ts';
 import { errnoName } from '../shared/public/xen.ts';
-import { serveControl } from './control.ts';
-import { Toolstack } from './toolstack.ts';
-import { startXl, type XlDaemonOptions } from './xl/daemon.ts';
-import { Xenconsoled } from './xenconsoled.ts';
-import { kernelPlatform } from './xenstored/platform.ts';
-import type { Quotas } from './xenstored/quota.ts';
-import { Xenstored } from './xenstored/server.ts';
+import { serveControl } from './toolstack/control.ts';
+import { Toolstack } from './toolstack/xenstore-home.ts';
+import type { Dom0, Dom0KernelModule } from './dom0.ts';
+import { startXl, type XlDaemonOptions } from './toolstack/daemon.ts';
+import { Xenconsoled } from './services/xenconsoled.ts';
+import { kernelPlatform } from './services/xenstored/platform.ts';
+import type { Quotas } from './services/xenstored/quota.ts';
+import { Xenstored } from './services/xenstored/server.ts';
 
 export interface Dom0Module {
   runDir: string;
@@ -44,24 +45,6 @@ export interface Dom0Module {
   modules?: string[];
   quotas?: Partial<Quotas>;
   xl?: XlDaemonOptions;
-}
-
-/** What Dom0's services offer a kernel module. */
-export interface Dom0 {
-  k: Kernel;
-  xenstored: Xenstored;
-  /** Dom0's own privileged XenStore client. */
-  xs: XenbusClient;
-  consoled: Xenconsoled;
-  toolstack: Toolstack;
-  socketPath: string;
-  /** Call `f` on every VIRQ_DOM_EXC (some domain shut down or was destroyed). */
-  onDomainException(f: () => void): void;
-}
-
-/** A loadable Dom0 kernel module. */
-export interface Dom0KernelModule {
-  init(dom0: Dom0): void | Promise<void>;
 }
 
 export function xenstoredSocketPath(runDir: string): string {

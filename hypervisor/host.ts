@@ -14,7 +14,7 @@
  * toolstack learns of it without being told by anyone else.
  *
  * on_poweroff / on_reboot / on_crash: Xen's hypervisor only records the shutdown; acting on it is
- * the toolstack's job, in Dom0 (libxl's domain death watch; dom0/xl/ does it for the domains `xl`
+ * the toolstack's job, in Dom0 (libxl's domain death watch; dom0/toolstack/ does it for the domains `xl`
  * creates, which it builds with `preserve` here). This host still acts itself on the other
  * actions, for the domains tests and harnesses create with no toolstack behind them.
  */

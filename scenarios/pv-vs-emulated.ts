@@ -16,8 +16,8 @@
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { xsOpen } from '../dom0/libxenstore.ts';
-import type { CreateResult } from '../dom0/xl/protocol.ts';
+import { xsOpen } from '../dom0/lib/libxenstore.ts';
+import type { CreateResult } from '../dom0/toolstack/protocol.ts';
 import { XlClient } from '../cli/client.ts';
 import { startHost } from '../cli/host.ts';
 import type { Host, ShutdownEvent } from '../hypervisor/host.ts';

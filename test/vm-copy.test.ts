@@ -10,8 +10,8 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startHost } from '../cli/host.ts';
-import { xsOpen } from '../dom0/libxenstore.ts';
-import { loadVmDir, provisionInPlace } from '../dom0/toolstack/vmdir.ts';
+import { xsOpen } from '../dom0/lib/libxenstore.ts';
+import { loadVmDir, provisionInPlace } from '../dom0/toolstack/config/vmdir.ts';
 import { rv } from './helpers/cli.ts';
 
 const TEMPLATE = new URL('../examples/templates/small-guest', import.meta.url).pathname;

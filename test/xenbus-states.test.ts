@@ -4,7 +4,7 @@
  * ways of closing. The same handshake across real threads is xenbus-handshake.test.ts.
  */
 import test from 'ava';
-import { addDeviceNodes, removeDeviceNodes, type DeviceSpec } from '../dom0/toolstack.ts';
+import { addDeviceNodes, removeDeviceNodes, type DeviceSpec } from '../dom0/toolstack/xenstore-home.ts';
 import { registerBackend, type BackendDriver } from '../shared/kernel/xenbus/backend.ts';
 import type { XenbusDevice } from '../shared/kernel/xenbus/device.ts';
 import { registerFrontend, type FrontendDriver, type XenbusFrontend } from '../shared/kernel/xenbus/frontend.ts';

@@ -11,7 +11,7 @@ import {
   XENSTORE_ERROR_NONE, XENSTORE_ERROR_PROTO, XENSTORE_ERROR_RINGIDX, XENSTORE_REQ_RING, XENSTORE_RSP_RING,
   XS_READ, XS_SET_PERMS, XS_TRANSACTION_START, xenstore_domain_interface,
 } from '../shared/public/io/xs_wire.ts';
-import { DEFAULT_QUOTAS } from '../dom0/xenstored/quota.ts';
+import { DEFAULT_QUOTAS } from '../dom0/services/xenstored/quota.ts';
 import { makeRig, settle, type FakeGuest } from './helpers/xs-fake.ts';
 
 async function refusal(p: Promise<unknown>): Promise<string> {

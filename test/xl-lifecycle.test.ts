@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import { startHost, type RunningHost } from '../cli/host.ts';
-import { xsOpen } from '../dom0/libxenstore.ts';
-import type { BlockListRow, CreateResult, ListedDomain } from '../dom0/xl/protocol.ts';
+import { xsOpen } from '../dom0/lib/libxenstore.ts';
+import type { BlockListRow, CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 
 let dir = '';

@@ -1,171 +1,136 @@
 /*
- * From `disk = [...]` and `vif = [...]` to the devices a guest gets, and by which path each
- * reaches it: a PV device (blkfront/blkback, netfront/netback) or an emulated one (the IDE-like
- * controller or the e1000-like NIC that a device model in Dom0 serves, trap by trap).
+ * A VM's disks, as the toolstack attaches and detaches them: PV disks as vbd devices in
+ * XenStore, for blkback to serve; an emulated disk as a device model in Dom0.
  *
- * Xen: the guest-type rules of docs/man/xen-vbd-interface.7.pandoc and the device-model side of
- * tools/libs/light/libxl_dm.c (which disks QEMU emulates); libxl__device_nic_setdefault for vif
- * defaults. The rules, and where ringvisor chooses one path where Xen offers two:
+ * Xen: tools/libs/light/libxl_disk.c (device_disk_add: the backend and frontend keys of a vbd),
+ * libxl_device.c (libxl__wait_device_connection: wait until the backend has come up before the
+ * guest runs; libxl__devices_destroy), libxl_dm.c (a device model per HVM guest, started before
+ * the guest is unpaused) and xl_block.c (block-list). What ringvisor leaves out: hotplug scripts
+ * (the backend opens the image itself), qdisk backends, driver domains (the backend is Dom0).
  *
- *   PV and PVH guests   every disk and vif is PV; an hd/sd name is only a naming hint.
- *   HVM guests          hdX (whole disk, hda..hdd)  emulated IDE. Xen offers it both ways (the
- *                                                  guest's PV drivers may unplug the emulated
- *                                                  one); ringvisor gives the emulated path, so the
- *                                                  two paths can be compared disk against disk.
- *                       devtype=cdrom             emulated, read-only.
- *                       xvdX, numeric             PV only. (libxl's QEMU also emulates xvd disks
- *                                                  0..3 so that a guest without PV drivers can
- *                                                  boot; ringvisor keeps the vdev's word.)
- *                       sdX                       PV, with a warning: no SCSI controller is modelled.
- *                       hdXN (a partition)        PV, with a warning: only whole disks can be
- *                                                  emulated.
- *                       a read-only hdX           an error, as in libxl ("qemu-xen doesn't support
- *                                                  read-only IDE disk drivers").
- *   vifs on HVM         type=ioemu (the default): the emulated NIC; type=vif: PV. ringvisor's
- *                       emulated NIC is e1000-like, so it is the default model (Xen: rtl8139).
+ * The keys of a vbd (libxl's, with blkif.h's meaning; blkback reads params, mode, discard-enable):
+ *
+ *   backend   frontend frontend-id online state   (./xenstore-home.ts addDeviceNodes)
+ *             params = the image file    type = "file"     mode = "w" | "r"
+ *             dev = the vdev name        device-type = "disk" | "cdrom"
+ *             removable = "0" | "1"      bootable = "1"    discard-enable (only if the config says)
+ *   frontend  backend backend-id state   virtual-device = the device number   device-type
  */
-import { resolve, isAbsolute } from 'node:path';
-import type { Report } from './config-error.ts';
-import { parseDiskSpec, type DiskSpec } from './diskspec.ts';
-import { parseVifSpec, type VifSpec } from './vifspec.ts';
-import type { Located } from './xlcfg-get.ts';
-import type { GuestType } from './vmconfig.ts';
+import { startIdeModel, type IdeModel } from '../device-models/ide/piix.ts';
+import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
+import { XS_BLK } from '../../shared/public/io/blkif.ts';
+import { XS_DIR_BACKEND, XS_KEY_STATE, XenbusState, domainPath } from '../../shared/public/io/xenbus.ts';
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { DeviceSpec, Toolstack } from './xenstore-home.ts';
+import type { DiskConfig } from './config/devices.ts';
+import type { BlockListRow } from './protocol.ts';
 
-export type IoPath = 'pv' | 'emulated';
+/** libxl's LIBXL_INIT_TIMEOUT: how long a backend may take to come up before create gives up. */
+export const BACKEND_TIMEOUT_MS = 10_000;
 
-export interface DiskConfig extends DiskSpec {
-  /** The spec as written, and where: errors about this disk point here. */
-  spec: string;
-  line: number;
-  column: number;
-  /** The image's absolute path: a relative target is relative to the config's directory. */
-  path: string | null;
-  io: IoPath;
+/** The vbd a PV disk becomes (libxl's device_disk_add). */
+export function vbdSpec(domid: number, disk: DiskConfig): DeviceSpec {
+  const devtype = disk.devtype === 'cdrom' ? 'cdrom' : 'disk';
+  const backKeys: Record<string, string> = {
+    [XS_BLK.params]: disk.path ?? '',
+    [XS_BLK.type]: 'file',
+    [XS_BLK.mode]: disk.readonly ? 'r' : 'w',
+    dev: disk.vdev.name,
+    [XS_BLK.device_type]: devtype,
+    removable: devtype === 'cdrom' ? '1' : '0',
+    bootable: '1',
+  };
+  if (disk.discard !== null) backKeys[XS_BLK.discard_enable] = disk.discard ? '1' : '0';
+  return {
+    type: 'vbd', frontend: domid, devid: disk.vdev.devid, backend: 0,
+    frontKeys: { [XS_BLK.virtual_device]: String(disk.vdev.devid), [XS_BLK.device_type]: devtype },
+    backKeys,
+  };
 }
 
-export interface VifConfig extends Omit<VifSpec, 'bridge' | 'mtu' | 'devid'> {
-  spec: string;
-  line: number;
-  column: number;
-  /** Xen: "Each device has a DEVID which is its index within the vif list" unless devid= says otherwise. */
-  devid: number;
-  bridge: string;
-  mtu: number;
-  io: IoPath;
+/**
+ * device_disk_add + libxl__wait_device_connection: both directories written, then wait until the
+ * backend driver has probed the device (state InitWait or later), so a backend that cannot serve
+ * the disk fails `create` instead of leaving the guest waiting for a disk forever.
+ */
+export async function addVbd(ts: Toolstack, xs: XenbusClient, domid: number, disk: DiskConfig): Promise<DeviceSpec> {
+  const spec = vbdSpec(domid, disk);
+  const { backend } = await ts.addDevice(spec);
+  await waitForState(xs, `${backend}/${XS_KEY_STATE}`, (s) => s !== null && s >= XenbusState.InitWait, BACKEND_TIMEOUT_MS,
+    `the block backend did not take ${disk.vdev.name} (${backend}) within ${BACKEND_TIMEOUT_MS / 1000} s: is blkback loaded in Dom0?`);
+  return spec;
 }
 
-/** The emulated NIC ringvisor has; Xen's own default model is rtl8139. */
-export const EMULATED_NIC_MODEL = 'e1000';
+/** The device model of an HVM guest's emulated disk (libxl__spawn_local_dm, reduced to one IDE disk). */
+export function startDiskModel(k: Kernel, domid: number, vcpus: number, disk: DiskConfig): IdeModel {
+  return startIdeModel(k, { domid, image: disk.path!, vcpus, readOnly: disk.readonly, discard: disk.discard ?? true });
+}
 
-export function interpretDisks(items: readonly Located[], type: GuestType, dir: string, report: Report): DiskConfig[] {
-  const disks: DiskConfig[] = [];
-  const byDevid = new Map<number, DiskConfig>();
-  for (const item of items) {
-    const { line, column } = item.loc;
-    const r = parseDiskSpec(item.text);
-    if (!r.ok) {
-      report.error(line, `disk '${item.text}': ${r.error}`, column);
-      continue;
+/** libxl's LIBXL_DESTROY_TIMEOUT: how long a backend may take to let go before its directory goes anyway. */
+export const DESTROY_TIMEOUT_MS = 10_000;
+
+/**
+ * libxl__devices_destroy for a domain that is already dead (and released, so its frontend
+ * directories are gone): wait until each backend has seen that and reached Closed, which means it
+ * has unmapped the rings and grants (shared/kernel/xenbus/backend.ts), then remove the backend
+ * directories. A backend that does not close in time is removed all the same, as libxl does.
+ */
+export async function removeBackends(xs: XenbusClient, domid: number, log: (line: string) => void): Promise<void> {
+  const root = `${domainPath(0)}/${XS_DIR_BACKEND}`;
+  for (const type of await xs.directory(root).catch(() => [] as string[])) {
+    const dir = `${root}/${type}/${domid}`;
+    for (const devid of await xs.directory(dir).catch(() => [] as string[])) {
+      await waitForState(xs, `${dir}/${devid}/${XS_KEY_STATE}`, (s) => s === null || s === XenbusState.Closed, DESTROY_TIMEOUT_MS,
+        `backend ${dir}/${devid} did not close`).catch((e: Error) => log(`xl: ${e.message} within ${DESTROY_TIMEOUT_MS / 1000} s; removing it anyway`));
     }
-    const d = r.disk;
-    const io = placeDisk(d, type, item, report);
-    if (io === null) continue;
-    const disk: DiskConfig = {
-      ...d, spec: item.text, line, column, io,
-      path: d.target === null ? null : isAbsolute(d.target) ? d.target : resolve(dir, d.target),
-    };
-    const clash = byDevid.get(d.vdev.devid);
-    if (clash) {
-      report.error(line, `disk '${item.text}': vdev ${d.vdev.name} is the same device as ${clash.vdev.name} at ` +
-        `line ${clash.line} (expected each disk to have its own vdev)`, column);
-      continue;
-    }
-    byDevid.set(d.vdev.devid, disk);
-    noteIgnoredDiskOptions(disk, report);
-    disks.push(disk);
-  }
-  return disks;
-}
-
-/* Where this disk goes for this guest type; null after reporting an error. */
-function placeDisk(d: DiskSpec, type: GuestType, item: Located, report: Report): IoPath | null {
-  const { line, column } = item.loc;
-  if (type !== 'hvm') return 'pv';
-  const v = d.vdev;
-  if (d.devtype === 'cdrom') {
-    if (d.target === null) report.warn(line, `disk '${item.text}': an empty CD-ROM drive is not modelled; ignored`, column);
-    return 'emulated';
-  }
-  if (v.kind === 'hd' && v.partition === 0) {
-    if (d.readonly) {
-      report.error(line, `disk '${item.text}': an emulated IDE disk cannot be read-only (qemu-xen refuses it too; ` +
-        `expected access=rw, or a PV vdev such as xvd${String.fromCharCode(97 + (v.disk ?? 0))} for a read-only disk)`,
-      column);
-      return null;
-    }
-    return 'emulated';
-  }
-  if (v.kind === 'hd') {
-    report.warn(line, `disk '${item.text}': ${v.name} is a partition, and only whole disks can be emulated ` +
-      '(xen-vbd-interface(7)); it is offered as a PV disk only', column);
-  } else if (v.kind === 'sd') {
-    report.warn(line, `disk '${item.text}': ringvisor emulates no SCSI controller; ${v.name} is offered as a ` +
-      'PV disk only (use hdX for the emulated IDE path)', column);
-  }
-  return 'pv';
-}
-
-function noteIgnoredDiskOptions(d: DiskConfig, report: Report): void {
-  const ignored: string[] = [];
-  if (d.backendtype !== null) ignored.push(`backendtype=${d.backendtype} (there is one block backend, in Dom0)`);
-  if (d.backend !== null && d.backend !== '0' && d.backend !== 'Domain-0') ignored.push(`backend=${d.backend} (no driver domains)`);
-  if (d.script !== null) ignored.push(`script=${d.script} (no hotplug scripts)`);
-  if (d.specification === 'virtio') ignored.push('specification=virtio (the disk is a Xen VBD)');
-  if (d.colo) ignored.push('COLO parameters');
-  if (ignored.length > 0) report.warn(d.line, `disk '${d.spec}': not modelled, ignored: ${ignored.join('; ')}`, d.column);
-  if (d.format !== 'raw' && d.format !== 'empty') {
-    report.warn(d.line, `disk '${d.spec}': ringvisor serves raw images only; a ${d.format} image cannot be booted`,
-      d.column);
+    await xs.rm(dir);
   }
 }
 
-export function interpretVifs(items: readonly Located[], type: GuestType, report: Report): VifConfig[] {
-  const vifs: VifConfig[] = [];
-  items.forEach((item, index) => {
-    const { line, column } = item.loc;
-    const r = parseVifSpec(item.text);
-    if (!r.ok) {
-      report.error(line, `vif '${item.text}': ${r.error}`, column);
-      return;
+/** xl block-list: one row per vbd of the domain, from the frontend's keys (as libxl_device_disk_getinfo). */
+export async function blockList(xs: XenbusClient, domid: number): Promise<BlockListRow[]> {
+  const dir = `${domainPath(domid)}/device/vbd`;
+  const rows: BlockListRow[] = [];
+  const num = async (path: string) => {
+    const v = await xs.tryRead(path);
+    return v === null || !/^[0-9]+$/.test(v) ? -1 : Number(v);
+  };
+  for (const devid of await xs.directory(dir).catch(() => [] as string[])) {
+    const fe = `${dir}/${devid}`;
+    // A multi-queue or multi-page ring publishes its refs further down; libxl reads "ring-ref" and says -1.
+    let evtch = await num(`${fe}/${XS_BLK.event_channel}`);
+    let ringRef = await num(`${fe}/${XS_BLK.ring_ref}`);
+    if (evtch < 0) evtch = await num(`${fe}/queue-0/${XS_BLK.event_channel}`);
+    if (ringRef < 0) ringRef = await num(`${fe}/${XS_BLK.ring_ref}0`);
+    if (ringRef < 0) ringRef = await num(`${fe}/queue-0/${XS_BLK.ring_ref}0`);
+    if (ringRef < 0) ringRef = await num(`${fe}/queue-0/${XS_BLK.ring_ref}`);
+    rows.push({
+      vdev: Number(devid), backendId: await num(`${fe}/backend-id`), handle: domid, state: await num(`${fe}/${XS_KEY_STATE}`),
+      evtch, ringRef, backendPath: (await xs.tryRead(`${fe}/backend`)) ?? '',
+    });
+  }
+  return rows.sort((a, b) => a.vdev - b.vdev);
+}
+
+/** Wait for a XenStore node to satisfy `ok` (read at once and on every change; null: the node is gone), or time out. */
+export async function waitForState(xs: XenbusClient, path: string, ok: (state: number | null) => boolean, timeoutMs: number,
+  why: string): Promise<void> {
+  let settle!: (e?: Error) => void;
+  const done = new Promise<void>((resolve, reject) => { settle = (e) => (e ? reject(e) : resolve()); });
+  let finished = false;
+  const timer = setTimeout(() => { finished = true; settle(new Error(why)); }, timeoutMs);
+  const w = await xs.watch(path, async () => {
+    if (finished) return;
+    const v = await xs.tryRead(path);
+    if (ok(v === null ? null : Number(v))) {
+      finished = true;
+      settle();
     }
-    for (const w of r.warnings) report.warn(line, `vif '${item.text}': ${w}`, column);
-    const v = r.vif;
-    let io: IoPath = 'pv';
-    let model = v.model;
-    if (type === 'hvm' && v.type !== 'vif') {
-      io = 'emulated';
-      if (model !== null && model !== EMULATED_NIC_MODEL) {
-        report.warn(line, `vif '${item.text}': ringvisor emulates only an ${EMULATED_NIC_MODEL}-like NIC; ` +
-          `model=${model} is served as ${EMULATED_NIC_MODEL}`, column);
-      }
-      model = EMULATED_NIC_MODEL;
-    } else if (type !== 'hvm' && (v.model !== null || v.type === 'ioemu')) {
-      report.warn(line, `vif '${item.text}': model= and type=ioemu apply to HVM guests only; ignored`, column);
-    }
-    const devid = v.devid ?? index;
-    const clash = vifs.find((o) => o.devid === devid);
-    if (clash) {
-      report.error(line, `vif '${item.text}': devid ${devid} is also used by the vif at line ${clash.line} ` +
-        '(expected each vif to have its own devid)', column);
-      return;
-    }
-    const twin = v.mac === null ? undefined : vifs.find((o) => o.mac === v.mac);
-    if (twin) {
-      report.error(line, `vif '${item.text}': mac ${v.mac} is also used by the vif at line ${twin.line} ` +
-        '(expected each vif to have its own MAC address)', column);
-      return;
-    }
-    vifs.push({ ...v, spec: item.text, line, column, devid, model, io, bridge: v.bridge ?? 'xenbr0', mtu: v.mtu ?? 1500 });
   });
-  return vifs;
+  try {
+    await done;
+  } finally {
+    clearTimeout(timer);
+    await w.unwatch().catch(() => undefined);
+  }
 }

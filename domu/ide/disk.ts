@@ -6,7 +6,7 @@
  * probe, ata_build_rw_tf choosing 28- or 48-bit commands, and the host state machine
  * ata_sff_hsm_move that runs each command forward from the interrupt handler (libata-sff.c).
  * Register work is in channel.ts, descriptor tables in prd.ts; the device model it talks to is
- * dom0/qemu/ide (QEMU's PIIX IDE under Xen).
+ * dom0/device-models/ide (QEMU's PIIX IDE under Xen).
  *
  * Lifecycle: probeIde binds IRQ 14 (channel.ts), reads IDENTIFY DEVICE by PIO ([ATA-6] 8.15:
  * capacity in words 60-61 / 100-103, 48-bit addressing in word 83, TRIM in word 169) and, for

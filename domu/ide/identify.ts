@@ -4,7 +4,7 @@
  * Linux: include/linux/ata.h (ata_id_has_lba, ata_id_has_lba48, ata_id_n_sectors,
  * ata_id_has_trim) and libata-core.c ata_dev_configure. The standard: [ATA-6] 8.15 and
  * [ACS-2] for TRIM; word indices in shared/public/hw/ata.ts. The model's side, which writes
- * these words, is dom0/qemu/ide/identify.ts.
+ * these words, is dom0/device-models/ide/identify.ts.
  */
 import {
   ATA_ID, ATA_ID_CAP_DMA, ATA_ID_CAP_LBA, ATA_ID_CS2_LBA48, ATA_ID_DSM_TRIM,

@@ -3,7 +3,7 @@
  * disks are up, with their results printed on the console.
  *
  * Not a Xen component: a real guest runs whatever its disk boots into; ringvisor's config names
- * one of these instead (dom0/toolstack/workload.ts checks the names and the common arguments,
+ * one of these instead (dom0/toolstack/config/workload.ts checks the names and the common arguments,
  * and puts them on the kernel command line, shared/public/cmdline.ts). Arguments:
  *
  *   disk=VDEV   the disk to use (default: the first)     bs=BYTES   per request (default 4096)

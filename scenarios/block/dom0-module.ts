@@ -4,12 +4,12 @@
  * writev on page-sized views of Dom0's memory), so native and PV differ only by the split driver.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { DiskImage } from '../../dom0/blkback/disk.ts';
-import { init as initBlkback, vbds } from '../../dom0/blkback/module.ts';
-import type { Dom0 } from '../../dom0/kernel.ts';
+import { DiskImage } from '../../dom0/backends/blkback/disk.ts';
+import { init as initBlkback, vbds } from '../../dom0/backends/blkback/module.ts';
+import type { Dom0 } from '../../dom0/dom0.ts';
 import { fioResult, jobSectors, type FioJob, type FioResult } from '../../domu/workloads/fio.ts';
 import type { BlockMessage } from './protocol.ts';
-import { startIdeModel, type IdeModel } from '../../dom0/qemu/ide/piix.ts';
+import { startIdeModel, type IdeModel } from '../../dom0/device-models/ide/piix.ts';
 
 export async function init(dom0: Dom0): Promise<void> {
   await initBlkback(dom0);

@@ -10,8 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
-import type { Dom0Message, Dom0Request } from '../../dom0/control.ts';
-import type { DeviceSpec } from '../../dom0/toolstack.ts';
+import type { Dom0Message, Dom0Request } from '../../dom0/toolstack/control.ts';
+import type { DeviceSpec } from '../../dom0/toolstack/xenstore-home.ts';
 import type { Dom0Module } from '../../dom0/kernel.ts';
 import type { BlkfrontOptions } from '../../domu/blkfront/blkfront.ts';
 import type { FioJob, FioResult } from '../../domu/workloads/fio.ts';
@@ -23,7 +23,7 @@ const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
 const GUEST_KERNEL = new URL('./guest-kernel.ts', import.meta.url).href;
 export const XVDA = 51712; // (202 << 8) | (0 << 4): xvda in vbd-interface numbering
 
-/** Per-disk switches, written by the toolstack into the backend directory (see dom0/blkback/xenbus.ts). */
+/** Per-disk switches, written by the toolstack into the backend directory (see dom0/backends/blkback/xenbus.ts). */
 export interface DiskSwitches {
   persistent?: boolean;
   maxIndirectSegments?: number;
@@ -120,7 +120,7 @@ export class BlockHost {
     }
   }
 
-  /** A toolstack call in Dom0 (dom0/control.ts). */
+  /** A toolstack call in Dom0 (dom0/toolstack/control.ts). */
   async call(req: DistributiveOmit<Dom0Request, 'id'>): Promise<unknown> {
     const id = this.nextId++;
     this.control.postMessage({ ...req, id } as Dom0Request);

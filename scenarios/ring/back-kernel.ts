@@ -6,7 +6,7 @@
  * through XenStore (see protocol.ts).
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { RingtestBack } from '../../dom0/ringtest-back.ts';
+import { RingtestBack } from '../../dom0/backends/ringtest-back.ts';
 import { Kernel } from '../../shared/kernel/kernel.ts';
 import type { KernelEnv } from '../../shared/public/hypercall.ts';
 import type { RingtestMessage, RingtestModule } from './protocol.ts';

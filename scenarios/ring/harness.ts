@@ -7,7 +7,7 @@
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/ringtest-back.ts';
+import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/backends/ringtest-back.ts';
 import type { RingtestFrontOptions, RingtestFrontStats } from '../../domu/ringtest-front.ts';
 import { Host, type HostUsage } from '../../hypervisor/host.ts';
 import type { RingtestMessage, RingtestModule } from './protocol.ts';

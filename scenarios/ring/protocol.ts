@@ -5,7 +5,7 @@
  * its backend: the ring suite measures the ring, and keeps the store out of its numbers. The
  * channel carries only set-up and results, never a request.
  */
-import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/ringtest-back.ts';
+import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/backends/ringtest-back.ts';
 import type { RingtestFrontOptions, RingtestFrontStats, RingtestRun } from '../../domu/ringtest-front.ts';
 import type { RingtestConnect } from '../../shared/public/io/ringtest.ts';
 

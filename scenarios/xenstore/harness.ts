@@ -1,8 +1,8 @@
 /*
  * Boots a host whose Dom0 runs xenstored, its Unix socket and xenconsoled, and gives the caller
  * what an administrator on that host has: the operator's line into Dom0 (create, destroy,
- * devices, console input; see dom0/control.ts) and a XenStore client on xenstored's socket
- * (dom0/libxenstore.ts), as Dom0's tools would use.
+ * devices, console input; see dom0/toolstack/control.ts) and a XenStore client on xenstored's socket
+ * (dom0/lib/libxenstore.ts), as Dom0's tools would use.
  *
  * Used by the XenStore, xenbus and console tests and by the xenstore benchmark.
  */
@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { BroadcastChannel } from 'node:worker_threads';
-import type { Dom0Message, Dom0Request } from '../../dom0/control.ts';
+import type { Dom0Message, Dom0Request } from '../../dom0/toolstack/control.ts';
 import type { Dom0Module } from '../../dom0/kernel.ts';
-import { xsOpen } from '../../dom0/libxenstore.ts';
-import type { DeviceSpec, GuestOptions } from '../../dom0/toolstack.ts';
-import type { Quotas } from '../../dom0/xenstored/quota.ts';
+import { xsOpen } from '../../dom0/lib/libxenstore.ts';
+import type { DeviceSpec, GuestOptions } from '../../dom0/toolstack/xenstore-home.ts';
+import type { Quotas } from '../../dom0/services/xenstored/quota.ts';
 import { Host } from '../../hypervisor/host.ts';
 import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import type { DomainConfig } from '../../shared/public/hypercall.ts';

@@ -10,7 +10,7 @@
  * command line what firmware would have told them. The words, and who reads them:
  *
  *   workload=NAME [KEY=VALUE ...]  what to run once booted, and its arguments
- *                                  (dom0/toolstack/workload.ts writes them, domu/workloads reads)
+ *                                  (dom0/toolstack/config/workload.ts writes them, domu/workloads reads)
  *   xen_guest=pv|pvh|hvm           the guest type: how the machine is powered off (an HVM guest
  *                                  has ACPI and a reset register; a PV guest asks Xen directly)
  *   ide=VDEV                       an emulated IDE disk on the primary channel's master, which

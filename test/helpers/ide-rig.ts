@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Host, type HostUsage } from '../../hypervisor/host.ts';
-import type { IdeModelStats } from '../../dom0/qemu/ide/piix.ts';
+import type { IdeModelStats } from '../../dom0/device-models/ide/piix.ts';
 import type { GuestTask, IdeMessage, ModelSpec } from '../kernels/ide-protocol.ts';
 import { imagePattern } from '../kernels/ide-workload.ts';
 

@@ -1,18 +1,18 @@
 /*
  * A single-threaded xenstored rig for precise tests of XenStore semantics.
  *
- * The real daemon (dom0/xenstored) with a fake platform: each "guest" is a plain
+ * The real daemon (dom0/services/xenstored) with a fake platform: each "guest" is a plain
  * SharedArrayBuffer page standing in for its store ring, and its event channel is a function
  * call (deferred to a microtask, as an interrupt is). Guests talk to xenstored through the real
  * ring transport (shared/kernel/xenbus/xs-ring.ts) and the real client, so every request still
  * crosses the ring byte by byte; only threads and the hypervisor are left out. The tests that
  * need those (handshake, hostile guests, console, xenstore-utils) boot real domains instead.
  */
-import { Xenstored, type XenstoredOptions } from '../../dom0/xenstored/server.ts';
+import { Xenstored, type XenstoredOptions } from '../../dom0/services/xenstored/server.ts';
 import { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import { XsRingTransport } from '../../shared/kernel/xenbus/xs-ring.ts';
-import type { Quotas } from '../../dom0/xenstored/quota.ts';
-import { makeDomainHome } from '../../dom0/toolstack.ts';
+import type { Quotas } from '../../dom0/services/xenstored/quota.ts';
+import { makeDomainHome } from '../../dom0/toolstack/xenstore-home.ts';
 
 export interface FakeGuest {
   domid: number;

@@ -1,8 +1,8 @@
 // Dom0 for the emulated-disk tests: starts and stops one IDE device model per guest on request,
 // as libxl starts QEMU for an HVM guest before unpausing it and kills it at destroy.
 import { BroadcastChannel } from 'node:worker_threads';
-import { startIdeModel, type IdeModel } from '../../dom0/qemu/ide/piix.ts';
-import { IoreqServer } from '../../dom0/qemu/xen-hvm.ts';
+import { startIdeModel, type IdeModel } from '../../dom0/device-models/ide/piix.ts';
+import { IoreqServer } from '../../dom0/device-models/xen-hvm.ts';
 import { Kernel } from '../../shared/kernel/kernel.ts';
 import type { KernelEnv } from '../../shared/public/hypercall.ts';
 import type { IdeDom0Module, IdeMessage } from './ide-protocol.ts';

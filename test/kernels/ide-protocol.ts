@@ -1,7 +1,7 @@
 // Messages between the emulated-disk test harness (test/helpers/ide-rig.ts) and its two kernels
 // (ide-dom0.ts runs the device model, ide-guest.ts the driver). Set-up and results only: every
 // request the tests make travels by port I/O, ioreqs and DMA, never through this channel.
-import type { IdeModelStats } from '../../dom0/qemu/ide/piix.ts';
+import type { IdeModelStats } from '../../dom0/device-models/ide/piix.ts';
 import type { IdeMode } from '../../domu/ide/disk.ts';
 import type { WorkloadResult, WorkloadSpec } from './ide-workload.ts';
 

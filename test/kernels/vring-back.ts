@@ -4,8 +4,8 @@
  * store and attaches the ringtest backend to the ring they describe.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import type { Dom0 } from '../../dom0/kernel.ts';
-import { RingtestBack } from '../../dom0/ringtest-back.ts';
+import type { Dom0 } from '../../dom0/dom0.ts';
+import { RingtestBack } from '../../dom0/backends/ringtest-back.ts';
 import { registerBackend, type BackendDriver } from '../../shared/kernel/xenbus/backend.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
 import {

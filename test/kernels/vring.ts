@@ -1,6 +1,6 @@
 /*
  * "vring": a test split device that puts the generic ring (the ringtest device of
- * shared/public/io/ringtest.ts, domu/ringtest-front.ts and dom0/ringtest-back.ts) behind a real
+ * shared/public/io/ringtest.ts, domu/ringtest-front.ts and dom0/backends/ringtest-back.ts) behind a real
  * xenbus handshake. The frontend publishes its ring, data grants and event channel in XenStore;
  * the backend reads them there. Keys, in the style of blkif.h:
  *

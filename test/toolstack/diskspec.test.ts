@@ -1,7 +1,7 @@
 // Disk specs (xl-disk-configuration(5), libxlu_disk_l.l) and vdev numbers (xen-vbd-interface(7), libxl_device.c).
 import test from 'ava';
-import { parseDiskSpec, type DiskSpec } from '../../dom0/toolstack/diskspec.ts';
-import { parseVdev } from '../../dom0/toolstack/vdev.ts';
+import { parseDiskSpec, type DiskSpec } from '../../dom0/toolstack/config/diskspec.ts';
+import { parseVdev } from '../../dom0/toolstack/config/vdev.ts';
 
 function ok(spec: string): DiskSpec {
   const r = parseDiskSpec(spec);

@@ -3,10 +3,10 @@ import test from 'ava';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '../../dom0/toolstack/config-error.ts';
-import { loadVmConfig } from '../../dom0/toolstack/vmconfig.ts';
-import { checkDistinctIdentities, validateForBoot } from '../../dom0/toolstack/vmcheck.ts';
-import { ensureVmImages, listVmDirs, loadVmDir } from '../../dom0/toolstack/vmdir.ts';
+import { ConfigError } from '../../dom0/toolstack/config/config-error.ts';
+import { loadVmConfig } from '../../dom0/toolstack/config/vmconfig.ts';
+import { checkDistinctIdentities, validateForBoot } from '../../dom0/toolstack/config/vmcheck.ts';
+import { ensureVmImages, listVmDirs, loadVmDir } from '../../dom0/toolstack/config/vmdir.ts';
 
 const XEN = 'test/fixtures/xen-examples';
 

@@ -1,8 +1,8 @@
 // VmConfig interpretation: every key, xl's defaults, ringvisor's keys, warnings for ignored and unknown keys, one test per error.
 import test, { type ExecutionContext } from 'ava';
-import { ConfigError, type Diagnostic } from '../../dom0/toolstack/config-error.ts';
-import { domainConfigFields, interpretXlConfig, loadVmConfig } from '../../dom0/toolstack/vmconfig.ts';
-import { parseXlConfig } from '../../dom0/toolstack/xlcfg-parse.ts';
+import { ConfigError, type Diagnostic } from '../../dom0/toolstack/config/config-error.ts';
+import { domainConfigFields, interpretXlConfig, loadVmConfig } from '../../dom0/toolstack/config/vmconfig.ts';
+import { parseXlConfig } from '../../dom0/toolstack/config/xlcfg-parse.ts';
 
 const load = (text: string) => interpretXlConfig(parseXlConfig(text, 'vm.cfg'), '/vms/x/vm.cfg');
 const config = (text: string) => load(text).config;

@@ -3,12 +3,12 @@ import test from 'ava';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '../../dom0/toolstack/config-error.ts';
-import { loadVmConfig } from '../../dom0/toolstack/vmconfig.ts';
-import { checkDistinctIdentities, validateForBoot } from '../../dom0/toolstack/vmcheck.ts';
+import { ConfigError } from '../../dom0/toolstack/config/config-error.ts';
+import { loadVmConfig } from '../../dom0/toolstack/config/vmconfig.ts';
+import { checkDistinctIdentities, validateForBoot } from '../../dom0/toolstack/config/vmcheck.ts';
 import {
   createRawImage, ensureImage, ensureVmImages, listVmDirs, loadVmDir, newVmFromTemplate, provisionInPlace,
-} from '../../dom0/toolstack/vmdir.ts';
+} from '../../dom0/toolstack/config/vmdir.ts';
 
 const MiB = 1024 * 1024;
 const TEMPLATE = 'examples/templates/small-guest';

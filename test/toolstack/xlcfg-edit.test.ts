@@ -1,9 +1,9 @@
 // Number reading as libxlu's strtol does it, and line-level config edits: quoting round-trips through the parser, removals keep the rest.
 import test from 'ava';
-import { applyEdits, quote, removeKey, setString } from '../../dom0/toolstack/xlcfg-edit.ts';
-import { strtol } from '../../dom0/toolstack/xlcfg-get.ts';
-import { editDistance, nearestKey } from '../../dom0/toolstack/xl-keys.ts';
-import { parseXlConfig } from '../../dom0/toolstack/xlcfg-parse.ts';
+import { applyEdits, quote, removeKey, setString } from '../../dom0/toolstack/config/xlcfg-edit.ts';
+import { strtol } from '../../dom0/toolstack/config/xlcfg-get.ts';
+import { editDistance, nearestKey } from '../../dom0/toolstack/config/xl-keys.ts';
+import { parseXlConfig } from '../../dom0/toolstack/config/xlcfg-parse.ts';
 
 test('strtol(text, &end, 0) with the whole text consumed', (t) => {
   const cases: Array<[string, number | 'invalid' | 'range']> = [

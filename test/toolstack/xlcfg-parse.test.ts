@@ -1,7 +1,7 @@
 // xl.cfg syntax as libxlu reads it (libxlu_cfg_l.l, libxlu_cfg_y.y): values, lists, +=, repeats, and one test per syntax error.
 import test from 'ava';
-import { ConfigError } from '../../dom0/toolstack/config-error.ts';
-import { parseXlConfig, type XlValue } from '../../dom0/toolstack/xlcfg-parse.ts';
+import { ConfigError } from '../../dom0/toolstack/config/config-error.ts';
+import { parseXlConfig, type XlValue } from '../../dom0/toolstack/config/xlcfg-parse.ts';
 
 const parse = (text: string) => parseXlConfig(text, 'test.cfg');
 

@@ -1,6 +1,6 @@
 /*
  * The ATA register interface of the emulated disk: what the guest's driver (domu/ide) and the
- * device model (dom0/qemu/ide) both program against.
+ * device model (dom0/device-models/ide) both program against.
  *
  * Not a Xen header: this is the PC platform an HVM guest sees, as QEMU emulates it (hw/ide/core.c,
  * hw/ide/piix.c, include/hw/ide/internal.h). Names and numbers follow the standard:
@@ -12,7 +12,7 @@
  *
  * The device sits on the legacy primary channel, as a PIIX IDE function in compatibility mode
  * puts it: command block at 0x1F0-0x1F7, control block at 0x3F6, interrupt on ISA IRQ 14.
- * Only a master device (device 0) is present; LBA addressing only (see dom0/qemu/ide/core.ts).
+ * Only a master device (device 0) is present; LBA addressing only (see dom0/device-models/ide/core.ts).
  */
 
 export const ATA_PRIMARY_CMD_BASE = 0x1f0;
@@ -64,7 +64,7 @@ export const ATA_NIEN = 0x02;  // 1: the device's INTRQ is disabled
 export const ATA_SRST = 0x04;  // software reset while 1
 export const ATA_HOB = 0x80;   // read the "previous" (high-order) bytes of a 48-bit command
 
-/* Commands ([ATA-6] clause 8, section numbers in dom0/qemu/ide/commands.ts; [ACS-2] DATA SET MANAGEMENT). */
+/* Commands ([ATA-6] clause 8, section numbers in dom0/device-models/ide/commands.ts; [ACS-2] DATA SET MANAGEMENT). */
 export const ATA_CMD_DSM = 0x06;              // DATA SET MANAGEMENT (TRIM), DMA data-out, 48-bit
 export const ATA_CMD_READ_PIO = 0x20;         // 8.27 READ SECTORS
 export const ATA_CMD_READ_PIO_EXT = 0x24;     // 8.28 READ SECTORS EXT

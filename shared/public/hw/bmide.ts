@@ -1,7 +1,7 @@
 /*
  * Bus-master IDE: the PIIX DMA engine beside the ATA registers, and its descriptor table in
  * guest memory. What the guest's driver (domu/ide) builds and the device model
- * (dom0/qemu/ide/bmdma.ts) walks.
+ * (dom0/device-models/ide/bmdma.ts) walks.
  *
  * Not a Xen header: the PC platform, as QEMU emulates it (hw/ide/pci.c bmdma_*, hw/ide/piix.c).
  *   [BMIDE]  "Programming Interface for Bus Master IDE Controller", rev 1.0 (Intel, 1994;

@@ -1,0 +1,168 @@
+/*
+ * blkback's side of the handshake: one virtual block device from probe to removal.
+ *
+ * Xen/Linux: drivers/block/xen-blkback/xenbus.c (xen_blkbk_probe, backend_changed → xen_vbd_create,
+ * connect_ring, read_per_ring_refs, connect, xen_blkif_disconnect) on top of the generic backend
+ * state machine in shared/kernel/xenbus/backend.ts.
+ *
+ * What the toolstack writes in the backend directory, and blkback reads (libxl's keys):
+ *   params          the image file          mode            "r" or "w"
+ *   discard-enable  "0" turns discard off (libxl)
+ * and ringvisor's per-disk switches for the negotiated features, so their effect can be
+ * measured (Linux has these as module parameters of xen-blkback):
+ *   ringvisor-persistent              "0": do not offer feature-persistent
+ *   ringvisor-max-indirect-segments   offered feature-max-indirect-segments ("0": none)
+ *   ringvisor-max-ring-page-order     offered max-ring-page-order
+ *   ringvisor-max-queues              offered multi-queue-max-queues
+ *
+ * What blkback publishes: at probe, before InitWait, what the frontend needs to build its rings
+ * (max-ring-page-order, multi-queue-max-queues, feature-max-indirect-segments); at connect, the
+ * disk (sectors, info, sector-size) and the other features, then Connected. Anything the
+ * frontend wrote is checked before use: a queue count or ring order above what was offered, a
+ * missing ring-ref, or a protocol other than the 64-bit ABI ends the connection attempt with an
+ * `error` node, as xenbus_dev_fatal does, and the device goes Closing.
+ */
+import type { Kernel } from '../../../shared/kernel/kernel.ts';
+import type { XenbusDevice } from '../../../shared/kernel/xenbus/device.ts';
+import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
+import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
+import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
+import { BlkifRing } from './blkif-ring.ts';
+import { DiskImage } from './disk.ts';
+import type { VbdLimits } from './request.ts';
+
+/** Linux blkback's defaults: 256 indirect segments, rings up to 16 pages, 4 queues. */
+export const BLKBACK_DEFAULTS = { maxIndirectSegments: 256, maxRingPageOrder: 4, maxQueues: 4, persistent: true };
+
+export class VbdBackend implements BackendDriver {
+  disk: DiskImage | null = null;
+  rings: BlkifRing[] = [];
+  limits: VbdLimits = { sectors: 0, readOnly: false, flush: true, discard: true, maxIndirectSegments: 0 };
+  private offer = { ...BLKBACK_DEFAULTS };
+  /** Counters of rings already disconnected (a reconnecting frontend gets new rings). */
+  private readonly past: Record<string, number> = {};
+  private frontend = -1;
+  private devid = 0;
+
+  constructor(private readonly k: Kernel, private readonly log: (line: string) => void) {}
+
+  /** xen_blkbk_probe + backend_changed: open the disk, publish what we offer. */
+  async probe(dev: XenbusDevice): Promise<void> {
+    const xs = dev.xs;
+    const dir = dev.nodename;
+    this.frontend = dev.otherendId;
+    this.devid = Number(dir.split('/').pop());
+    const params = await xs.read(`${dir}/${XS_BLK.params}`);
+    const mode = (await xs.tryRead(`${dir}/${XS_BLK.mode}`)) ?? 'w';
+    this.disk = new DiskImage(params, !mode.startsWith('w'));
+    const num = async (key: string, dflt: number) => {
+      const v = await xs.tryRead(`${dir}/${key}`);
+      const n = v === null ? NaN : Number(v);
+      return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
+    };
+    this.offer = {
+      persistent: (await num('ringvisor-persistent', 1)) === 1,
+      maxIndirectSegments: Math.min(await num('ringvisor-max-indirect-segments', BLKBACK_DEFAULTS.maxIndirectSegments), 8 * 512),
+      maxRingPageOrder: Math.min(await num('ringvisor-max-ring-page-order', BLKBACK_DEFAULTS.maxRingPageOrder), 4),
+      maxQueues: Math.max(1, await num('ringvisor-max-queues', BLKBACK_DEFAULTS.maxQueues)),
+    };
+    this.limits = {
+      sectors: this.disk.sectors,
+      readOnly: this.disk.readOnly,
+      flush: true,
+      discard: (await num(XS_BLK.discard_enable, 1)) === 1,
+      maxIndirectSegments: this.offer.maxIndirectSegments,
+    };
+    await xs.transaction(async (t) => {
+      await xs.write(`${dir}/${XS_BLK.feature_max_indirect_segments}`, String(this.offer.maxIndirectSegments), t);
+      await xs.write(`${dir}/${XS_BLK.max_ring_page_order}`, String(this.offer.maxRingPageOrder), t);
+      await xs.write(`${dir}/${XS_BLK.multi_queue_max_queues}`, String(this.offer.maxQueues), t);
+    });
+  }
+
+  /** connect_ring + connect: map the frontend's rings, then publish the disk. */
+  async connect(dev: XenbusDevice): Promise<void> {
+    const xs = dev.xs;
+    const fe = dev.otherend;
+    const fail = async (why: string) => {
+      await xs.write(`${dev.nodename}/error`, why).catch(() => undefined);
+      this.log(`blkback d${this.frontend}/${this.devid}: ${why}`);
+      throw new Error(why);
+    };
+    const protocol = (await xs.tryRead(`${fe}/${XS_BLK.protocol}`)) ?? XEN_IO_PROTO_ABI_X86_64;
+    if (protocol !== XEN_IO_PROTO_ABI_X86_64) await fail(`unsupported protocol ${protocol}`);
+    const nq = await readNum(xs, `${fe}/${XS_BLK.multi_queue_num_queues}`, 1);
+    if (nq < 1 || nq > this.offer.maxQueues) await fail(`multi-queue-num-queues ${nq} is not 1..${this.offer.maxQueues}`);
+    const order = await readNum(xs, `${fe}/${XS_BLK.ring_page_order}`, 0);
+    if (order > this.offer.maxRingPageOrder) await fail(`ring-page-order ${order} is above the offered ${this.offer.maxRingPageOrder}`);
+    const persistent = this.offer.persistent && (await readNum(xs, `${fe}/${XS_BLK.feature_persistent}`, 0)) === 1;
+    for (let q = 0; q < nq; q++) {
+      const dir = nq === 1 ? fe : `${fe}/queue-${q}`;
+      const refs: number[] = [];
+      for (let i = 0; i < 1 << order; i++) {
+        const ref = await readNum(xs, `${dir}/${order === 0 ? XS_BLK.ring_ref : `${XS_BLK.ring_ref}${i}`}`, -1);
+        if (ref < 0) await fail(`${dir}: ring-ref${order === 0 ? '' : i} is missing`);
+        refs.push(ref);
+      }
+      const port = await readNum(xs, `${dir}/${XS_BLK.event_channel}`, -1);
+      if (port < 0) await fail(`${dir}: event-channel is missing`);
+      try {
+        this.rings.push(new BlkifRing({
+          k: this.k, frontend: this.frontend, devid: this.devid, queue: q, disk: this.disk!, limits: this.limits,
+          persistent, ringRefs: refs, remotePort: port, log: this.log,
+        }));
+      } catch (e) {
+        await this.disconnect();
+        await fail(`queue ${q}: ${(e as Error).message}`);
+      }
+    }
+    const dir = dev.nodename;
+    await xs.transaction(async (t) => {
+      await xs.write(`${dir}/${XS_BLK.sectors}`, String(this.limits.sectors), t);
+      await xs.write(`${dir}/${XS_BLK.info}`, String(this.limits.readOnly ? VDISK_READONLY : 0), t);
+      await xs.write(`${dir}/${XS_BLK.sector_size}`, '512', t);
+      await xs.write(`${dir}/${XS_BLK.physical_sector_size}`, '512', t);
+      await xs.write(`${dir}/${XS_BLK.feature_flush_cache}`, '1', t);
+      await xs.write(`${dir}/${XS_BLK.feature_discard}`, this.limits.discard ? '1' : '0', t);
+      if (this.limits.discard) {
+        await xs.write(`${dir}/${XS_BLK.discard_granularity}`, '512', t);
+        await xs.write(`${dir}/${XS_BLK.discard_alignment}`, '0', t);
+        await xs.write(`${dir}/${XS_BLK.discard_secure}`, '0', t);
+      }
+      await xs.write(`${dir}/${XS_BLK.feature_persistent}`, this.offer.persistent ? '1' : '0', t);
+    });
+  }
+
+  /** xen_blkif_disconnect: every ring unmapped and unbound; safe to call twice. */
+  async disconnect(): Promise<void> {
+    for (const r of this.rings) {
+      for (const [k, v] of Object.entries(ringStats(r))) this.past[k] = (this.past[k] ?? 0) + v;
+      r.disconnect();
+    }
+    this.rings = [];
+  }
+
+  async remove(): Promise<void> {
+    await this.disconnect();
+    this.disk?.close();
+    this.disk = null;
+  }
+
+  /** Counters of all rings this device has had, summed. */
+  stats(): Record<string, number> {
+    const out: Record<string, number> = { ...this.past };
+    for (const r of this.rings) for (const [k, v] of Object.entries(ringStats(r))) out[k] = (out[k] ?? 0) + v;
+    return out;
+  }
+}
+
+function ringStats(r: BlkifRing): Record<string, number> {
+  return { ...r.stats, maps: r.grants.stats.maps, unmaps: r.grants.stats.unmaps, persistentHits: r.grants.stats.persistentHits };
+}
+
+async function readNum(xs: XenbusClient, path: string, dflt: number): Promise<number> {
+  const v = await xs.tryRead(path);
+  if (v === null) return dflt;
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
+}

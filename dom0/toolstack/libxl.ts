@@ -1,0 +1,336 @@
+/*
+ * The toolstack's domain lifecycle: create a VM from its config, destroy it, ask it to shut down,
+ * and act when it has, as Xen's libxl does in Dom0 for `xl`.
+ *
+ * Xen: tools/libs/light/libxl_create.c (libxl_domain_create_new: build paused, devices, device
+ * model, unpause), libxl_domain.c (libxl_domain_shutdown / _reboot: write control/shutdown;
+ * libxl_domain_destroy → libxl__destroy_domid: device model, devices, the domain, its XenStore),
+ * libxl_event.c's domain death watch, and xl's own loop that acts on it (tools/xl/xl_vmcontrol.c:
+ * handle_domain_death applies on_poweroff / on_reboot / on_crash; a restart is a destroy followed
+ * by a new create from the config xl kept).
+ *
+ * How the toolstack learns that a domain stopped, faithfully: the hypervisor raises VIRQ_DOM_EXC
+ * when a domain shuts down and when it is destroyed (hypervisor/host.ts); Dom0's kernel has it
+ * bound and calls domainException(). That only says "look", so this asks for every domain's info
+ * (XEN_SYSCTL_getdomaininfolist) and compares with what it manages, as libxl's death watch does
+ * after @releaseDomain. (Xen's xenstored binds the virq and fires @releaseDomain; here the one
+ * Dom0 kernel runs both, and the toolstack is told directly.) The hypervisor itself does nothing
+ * about on_poweroff & co. for these domains: they are built with `preserve`, so the decision is
+ * made here, with the config in hand, and a restart brings back the devices too.
+ *
+ * Domains this toolstack did not create (a harness's, via ./control.ts) can be listed, paused,
+ * destroyed; only its own are restarted or cleaned up after death.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import type { DomainInfo } from '../../shared/public/hypercall.ts';
+import { XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, domainPath } from '../../shared/public/io/xenbus.ts';
+import { XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
+import type { Dom0 } from '../dom0.ts';
+import type { IdeModel } from '../device-models/ide/piix.ts';
+import { CONSOLE_LOG } from './config/vmdir.ts';
+import { domainConfigFields } from './config/vmconfig.ts';
+import { validateForBoot } from './config/vmcheck.ts';
+import { addVbd, removeBackends, startDiskModel } from './devices.ts';
+import { prepareVm, type PreparedVm } from './prepare.ts';
+import type { CreateResult, HostInfo, ListedDomain, XlErrorKind } from './protocol.ts';
+import { removeRunState, writeRunState } from './state-file.ts';
+
+export interface XlOptions {
+  /** The DomU kernel every VM boots (a file URL; `ringvisor host` passes domu/kernel.ts). */
+  guestKernel: string;
+  /** The control socket, recorded in each VM's state file. */
+  socket: string;
+  log: (line: string) => void;
+}
+
+/** An error the command line reports as it is (exit code 1). */
+export class XlError extends Error {
+  constructor(readonly kind: XlErrorKind, message: string) {
+    super(message);
+    this.name = 'XlError';
+  }
+}
+
+interface XlDomain {
+  domid: number;
+  uuid: string;
+  prepared: PreparedVm;
+  /** creating: devices being added; running: up (or paused); shutdown: stopped and kept (preserve); dying: being destroyed. */
+  phase: 'creating' | 'running' | 'shutdown' | 'dying';
+  dying: Promise<void> | null;
+  model: IdeModel | null;
+  started: string;
+}
+
+const PRESERVE = { on_poweroff: 'preserve', on_reboot: 'preserve', on_crash: 'preserve' } as const;
+
+export class Libxl extends EventEmitter {
+  private readonly domains = new Map<number, XlDomain>();
+  private scanning = false;
+  private rescan = false;
+  private createLock: Promise<void> = Promise.resolve();
+
+  constructor(private readonly dom0: Dom0, private readonly opts: XlOptions) {
+    super();
+  }
+
+  private get hc() { return this.dom0.k.hypercall; }
+  private get xs() { return this.dom0.xs; }
+
+  /**
+   * xl create: from a VM directory or a config file (an absolute path). One at a time (xl takes a
+   * lock for the same reason): two configs naming one VM must not both pass the checks.
+   */
+  create(path: string, opts: { paused?: boolean } = {}): Promise<CreateResult> {
+    const run = this.createLock.then(() => this.createOne(path, opts));
+    this.createLock = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private async createOne(path: string, opts: { paused?: boolean }): Promise<CreateResult> {
+    const infos = await this.infoList();
+    const phys = await this.hc.sysctl_physinfo();
+    if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
+    const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
+    const prepared = prepareVm(path, running, phys.free_pages);
+    const rec = await this.boot(prepared, opts.paused ?? false);
+    const vm = prepared.vm;
+    this.opts.log(`xl: created ${vm.name} as domain ${rec.domid} from ${vm.file}`);
+    return {
+      domid: rec.domid, name: vm.name, warnings: prepared.warnings, imagesCreated: prepared.imagesCreated,
+      consoleLog: join(vm.dir, CONSOLE_LOG),
+    };
+  }
+
+  /** libxl_domain_create_new after the checks: build paused, devices, device model, state file, unpause. */
+  private async boot(prepared: PreparedVm, paused: boolean): Promise<XlDomain> {
+    const vm = prepared.vm;
+    const uuid = vm.uuid ?? randomUUID(); // libxl makes one per boot when the config has none
+    const built = await this.dom0.toolstack.buildDomain(
+      { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE },
+      { consoleLog: join(vm.dir, CONSOLE_LOG), uuid },
+    );
+    const rec: XlDomain = {
+      domid: built.domid, uuid, prepared, phase: 'creating', dying: null, model: null, started: new Date().toISOString(),
+    };
+    this.domains.set(rec.domid, rec);
+    try {
+      for (const disk of prepared.pvDisks) await addVbd(this.dom0.toolstack, this.xs, rec.domid, disk);
+      // libxl starts QEMU before it unpauses an HVM guest: the guest's first port access must find it.
+      if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.vcpus, prepared.emulatedDisk);
+      this.writeState(rec, 'running');
+      if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
+      rec.phase = 'running';
+    } catch (e) {
+      await this.destroy(rec.domid).catch(() => undefined); // nothing half-made stays behind
+      throw e;
+    }
+    return rec;
+  }
+
+  /** xl destroy: the domain stops now; then its device model, XenStore, backends and state file go. */
+  destroy(domid: number): Promise<void> {
+    if (domid === 0) return Promise.reject(new XlError('domain', 'Domain-0 cannot be destroyed: it is the host\'s control domain'));
+    const rec = this.domains.get(domid);
+    if (rec?.dying) return rec.dying;
+    const work = (async () => {
+      const rc = await this.hc.domctl_destroydomain(domid);
+      if (rc < 0 && !(rc === -XEN_ESRCH && rec)) throw new XlError('failed', `cannot destroy domain ${domid}: ${errnoName(rc)}`);
+      await this.cleanup(domid, rec);
+    })();
+    if (rec) {
+      rec.phase = 'dying';
+      rec.dying = work;
+    }
+    return work;
+  }
+
+  /* libxl__destroy_domid's Dom0 half, for a domain the hypervisor no longer runs. */
+  private async cleanup(domid: number, rec: XlDomain | undefined): Promise<void> {
+    rec?.model?.stop();
+    // Releasing the domain removes every node it owned: its device/ directories, so each backend
+    // sees its frontend gone and lets go of rings and grants (shared/kernel/xenbus/backend.ts).
+    await this.dom0.toolstack.forgetDomain(domid);
+    await removeBackends(this.xs, domid, this.opts.log);
+    if (rec && this.domains.get(domid) === rec) {
+      removeRunState(rec.prepared.vm.dir);
+      this.domains.delete(domid);
+      this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) destroyed`);
+    }
+    this.emit('gone', domid);
+  }
+
+  /**
+   * xl shutdown / xl reboot: ask the guest through control/shutdown (libxl_domain_shutdown). As in
+   * libxl, a PV guest is always asked (its kernel has the xenbus driver; a request written before
+   * it looks is seen when it sets its watch), while an HVM guest is asked only once its PV drivers
+   * said they answer (control/feature-*): otherwise it is refused, unless `force`, which shuts the
+   * domain down from outside (SCHEDOP_remote_shutdown; Xen's -F sends an ACPI power-button event
+   * instead, which ringvisor does not model).
+   */
+  async shutdown(domid: number, kind: 'poweroff' | 'reboot', force: boolean): Promise<'requested' | 'forced'> {
+    if (domid === 0) throw new XlError('domain', 'Domain-0 is shut down by stopping the host (ringvisor host: Ctrl-C)');
+    const home = domainPath(domid);
+    const feature = await this.xs.tryRead(`${home}/${kind === 'reboot' ? XS_CONTROL_FEATURE_REBOOT : XS_CONTROL_FEATURE_POWEROFF}`);
+    const hvm = this.domains.get(domid)?.prepared.vm.type === 'hvm';
+    if (feature === '1' || !hvm) {
+      await this.xs.write(`${home}/${XS_CONTROL_SHUTDOWN}`, kind);
+      this.opts.log(`xl: asked domain ${domid} to ${kind} (control/shutdown)`);
+      return 'requested';
+    }
+    if (!force) {
+      throw new XlError('failed', `domain ${domid} is an HVM guest whose PV drivers have not enabled PV control (no ` +
+        `${kind === 'reboot' ? 'feature-reboot' : 'feature-poweroff'} in its control directory), so it would not answer; ` +
+        'use -F to shut it down from outside');
+    }
+    const rc = await this.hc.sched_remote_shutdown(domid, kind as ShutdownReason);
+    if (rc < 0) throw new XlError('failed', `cannot shut down domain ${domid}: ${errnoName(rc)}`);
+    return 'forced';
+  }
+
+  /** Resolves once `domid` no longer runs: destroyed, shut down and kept (preserve), or restarted. */
+  async waitStopped(domid: number): Promise<void> {
+    const stopped = async () => {
+      const rec = this.domains.get(domid);
+      if (rec) return rec.phase === 'shutdown';
+      const info = await this.hc.domctl_getdomaininfo(domid);
+      return typeof info === 'number' || info.state === 'shutdown' || info.state === 'dying';
+    };
+    await new Promise<void>((resolve) => {
+      const check = () => void stopped().then((yes) => {
+        if (!yes) return;
+        this.off('gone', check);
+        this.off('preserved', check);
+        resolve();
+      });
+      this.on('gone', check);
+      this.on('preserved', check);
+      check();
+    });
+  }
+
+  async pause(domid: number): Promise<void> {
+    const rc = await this.hc.domctl_pausedomain(domid);
+    if (rc < 0) throw new XlError('failed', `cannot pause domain ${domid}: ${errnoName(rc)}${domid === 0 ? ' (Dom0 is never paused)' : ''}`);
+  }
+
+  async unpause(domid: number): Promise<void> {
+    const rc = await this.hc.domctl_unpausedomain(domid);
+    if (rc < 0) throw new XlError('failed', `cannot unpause domain ${domid}: ${errnoName(rc)}`);
+  }
+
+  /** xl's find_domain: a domid or a name. */
+  async resolve(domain: string): Promise<number> {
+    const infos = await this.infoList();
+    const hit = /^[0-9]+$/.test(domain) ? infos.find((i) => i.domid === Number(domain)) : infos.find((i) => i.name === domain);
+    if (!hit) throw new XlError('domain', `${domain} is an invalid domain identifier`);
+    return hit.domid;
+  }
+
+  async list(): Promise<ListedDomain[]> {
+    return (await this.infoList()).map((i) => ({
+      name: i.name, domid: i.domid, memMiB: Math.floor((i.tot_pages * 4096) / 1048576), vcpus: i.vcpus,
+      running: i.running, blocked: i.blocked, paused: i.state === 'paused', shutdown: i.state === 'shutdown',
+      shutdownReason: i.state === 'shutdown' ? i.shutdown_reason : null, dying: i.state === 'dying', cpuSeconds: i.cpu_time_ms / 1000,
+    }));
+  }
+
+  async info(runDir: string): Promise<HostInfo> {
+    const p = await this.hc.sysctl_physinfo();
+    if (typeof p === 'number') throw new XlError('failed', `physinfo: ${errnoName(p)}`);
+    return {
+      nr_cpus: p.nr_cpus, total_memory: Math.floor((p.total_pages * 4096) / 1048576), free_memory: Math.floor((p.free_pages * 4096) / 1048576),
+      nr_domains: p.nr_domains, max_domains: p.max_domains, xen_version: 'ringvisor-0.1', xen_caps: 'xen-3.0-x86_64 hvm-3.0-x86_64',
+      run_dir: runDir, xenstored_socket: this.dom0.socketPath, xl_socket: this.opts.socket,
+    };
+  }
+
+  /** Every domain's info, from the hypervisor. */
+  private async infoList(): Promise<DomainInfo[]> {
+    const infos = await this.hc.sysctl_getdomaininfolist();
+    if (typeof infos === 'number') throw new XlError('failed', `getdomaininfolist: ${errnoName(infos)}`);
+    return infos;
+  }
+
+  /** VIRQ_DOM_EXC: some domain shut down or was destroyed. Scans are serialised; events during one cause another. */
+  domainException(): void {
+    if (this.domains.size === 0) return;
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    this.scanning = true;
+    void (async () => {
+      try {
+        do {
+          this.rescan = false;
+          await this.scan();
+        } while (this.rescan);
+      } catch (e) {
+        this.opts.log(`xl: handling a domain's death failed: ${(e as Error).stack ?? e}`);
+      } finally {
+        this.scanning = false;
+      }
+    })();
+  }
+
+  /* One look: which of our domains died or stopped? (Records made after the look are not judged by it.) */
+  private async scan(): Promise<void> {
+    const ours = [...this.domains.values()];
+    const infos = await this.infoList();
+    for (const rec of ours) {
+      if (this.domains.get(rec.domid) !== rec || rec.phase !== 'running') continue;
+      const info = infos.find((i) => i.domid === rec.domid);
+      if (!info) {
+        this.opts.log(`xl: domain ${rec.domid} (${rec.prepared.vm.name}) is gone; cleaning up after it`);
+        rec.phase = 'dying';
+        rec.dying = this.cleanup(rec.domid, rec);
+        await rec.dying;
+      } else if (info.state === 'shutdown') {
+        await this.actOnShutdown(rec, info.shutdown_reason ?? 'poweroff');
+      }
+    }
+  }
+
+  /* xl's handle_domain_death: what the config says for this reason. */
+  private async actOnShutdown(rec: XlDomain, reason: ShutdownReason): Promise<void> {
+    const vm = rec.prepared.vm;
+    const setting = reason === 'reboot' ? vm.on_reboot : reason === 'crash' ? vm.on_crash : reason === 'poweroff' ? vm.on_poweroff : null;
+    const action = setting?.action ?? (reason === 'suspend' ? 'preserve' : 'destroy');
+    const key = reason === 'reboot' ? 'on_reboot' : reason === 'crash' ? 'on_crash' : 'on_poweroff';
+    this.opts.log(`xl: domain ${rec.domid} (${vm.name}) has shut down, reason ${reason}; ${key} = ${setting?.xen ?? action}: ${action}`);
+    if (action === 'preserve') {
+      rec.phase = 'shutdown';
+      this.writeState(rec, 'shutdown', reason);
+      this.emit('preserved', rec.domid);
+      return;
+    }
+    await this.destroy(rec.domid);
+    if (action !== 'restart') return;
+    try {
+      validateForBoot(vm); // the images may have gone meanwhile
+      const again = await this.boot(rec.prepared, false);
+      this.opts.log(`xl: ${vm.name} restarted as domain ${again.domid}`);
+      this.emit('restarted', { from: rec.domid, to: again.domid, name: vm.name });
+    } catch (e) {
+      this.opts.log(`xl: restarting ${vm.name} failed: ${(e as Error).message}`);
+    }
+  }
+
+  /** Destroy every domain this toolstack created (a host going down, as the xendomains script does). */
+  async destroyAll(): Promise<number> {
+    const ids = [...this.domains.keys()];
+    await Promise.all(ids.map((d) => this.destroy(d).catch(() => undefined)));
+    return ids.length;
+  }
+
+  private writeState(rec: XlDomain, state: 'running' | 'shutdown', reason?: string): void {
+    const vm = rec.prepared.vm;
+    writeRunState(vm.dir, {
+      name: vm.name, uuid: rec.uuid, domid: rec.domid, state, ...(reason ? { shutdownReason: reason } : {}),
+      pid: process.pid, socket: this.opts.socket, started: rec.started,
+    });
+  }
+}

@@ -1,0 +1,125 @@
+/*
+ * `xl create`, the part before anything is built: read the config, check it against what this
+ * host can run and what it already runs, create the disk images it asks for, and work out the
+ * guest's devices and command line. Everything wrong is a ConfigError at the file:line
+ * responsible, and nothing is left behind: a config that fails here starts nothing.
+ *
+ * Xen: xl's parse_config_data (tools/xl/xl_parse.c) and what libxl_domain_create_new finds out
+ * before it builds (libxl_create.c: "domain with name ... already exists", the disk and device
+ * model checks, freemem's check that the memory is there). The loaders are ./config/; this
+ * adds the checks that need the running host, and ringvisor's limits:
+ *
+ *   - one emulated disk, the primary master hda (the IDE model in dom0/device-models/ide has one);
+ *     no emulated CD-ROM drives
+ *   - vifs are accepted and not attached (no network backend yet), with a warning
+ *   - workload arguments may not use the command-line words the toolstack writes itself
+ *   - memory must fit in what the hypervisor has free
+ */
+import { rmSync, statSync } from 'node:fs';
+import { ConfigError, formatDiagnostic, type Diagnostic } from './config/config-error.ts';
+import type { DiskConfig } from './config/devices.ts';
+import { validateForBoot, checkDistinctIdentities } from './config/vmcheck.ts';
+import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
+import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
+import { workloadCmdline } from './config/workload.ts';
+import {
+  CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, formatCmdline, parseCmdline,
+} from '../../shared/public/cmdline.ts';
+import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { liveClaim, stateFilePath } from './state-file.ts';
+
+/** The one disk ringvisor's IDE model serves: the primary channel's master. */
+export const EMULATED_DISK_VDEV = 'hda';
+/** start_info.cmd_line holds 1023 bytes and a NUL. */
+const MAX_CMDLINE = 1023;
+
+export interface PreparedVm {
+  vm: VmConfig;
+  /** Formatted "file:line: warning: ..." lines, in file order. */
+  warnings: string[];
+  imagesCreated: string[];
+  pvDisks: DiskConfig[];
+  emulatedDisk: DiskConfig | null;
+  cmdline: string;
+}
+
+/** What the host already runs, for the identity checks. */
+export interface RunningDomain {
+  domid: number;
+  name: string;
+  /** Set for domains this toolstack created from a config (their file:lines can be named). */
+  vm?: VmConfig;
+}
+
+/** Load `path` (a VM directory or a config file) and make it ready to build. Throws ConfigError. */
+export function prepareVm(path: string, running: readonly RunningDomain[], freePages: number): PreparedVm {
+  const isDir = statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  const loaded = isDir ? loadVmDir(path) : loadVmConfig(path);
+  const vm = loaded.config;
+  const warnings: Diagnostic[] = [...loaded.warnings];
+  const errors: Diagnostic[] = [];
+  const err = (line: number, message: string, column?: number) => {
+    const d: Diagnostic = { severity: 'error', file: vm.displayFile, line, message };
+    if (column !== undefined) d.column = column;
+    errors.push(d);
+  };
+
+  // libxl: "domain with name ... already exists". Our own VMs also must not share a UUID or a MAC.
+  checkDistinctIdentities([...running.flatMap((r) => (r.vm ? [r.vm] : [])), vm]);
+  const twin = running.find((r) => !r.vm && r.name === vm.name);
+  if (twin) err(vm.lines['name'] ?? 1, `name "${vm.name}" is already used by domain ${twin.domid} (expected a name no domain on this host has)`);
+
+  const emulated = vm.disks.filter((d) => d.io === 'emulated');
+  for (const d of emulated) {
+    if (d.devtype === 'cdrom') err(d.line, `disk '${d.spec}': ringvisor emulates no CD-ROM drive (expected a disk)`, d.column);
+    else if (d.vdev.name !== EMULATED_DISK_VDEV) {
+      err(d.line, `disk '${d.spec}': ringvisor's IDE controller has one disk, the primary master ${EMULATED_DISK_VDEV} ` +
+        `(expected vdev ${EMULATED_DISK_VDEV}, or a PV vdev such as xvdb)`, d.column);
+    }
+  }
+  for (const v of vm.vifs) {
+    warnings.push({ severity: 'warning', file: vm.displayFile, line: v.line, column: v.column,
+      message: `vif '${v.spec}': ringvisor has no network backend yet; the vif is not attached` });
+  }
+  if (vm.workload) {
+    for (const key of Object.keys(vm.workload.args)) {
+      if (CMDLINE_RESERVED.includes(key)) {
+        err(vm.lines['workload_args'] ?? vm.workload.line, `workload_args ${key}= is a word the toolstack writes on the ` +
+          `command line itself (expected another name)`);
+      }
+    }
+  }
+  const pages = (vm.memoryMiB * 1048576) / PAGE_SIZE;
+  if (pages > freePages) {
+    err(vm.lines['memory'] ?? vm.lines['maxmem'] ?? 1, `memory = ${vm.memoryMiB} MiB, but the host has ` +
+      `${Math.floor((freePages * PAGE_SIZE) / 1048576)} MiB free (expected less, or more host memory: ringvisor host --memory)`);
+  }
+  const claim = liveClaim(vm.dir);
+  if (claim) {
+    err(0, `this VM is running on another host already: ${stateFilePath(vm.dir)} names domain ${claim.domid} ` +
+      `of the host process ${claim.pid} (${claim.socket}) (expected it shut down there first)`);
+  }
+  const words = new Map(parseCmdline(vm.workload ? workloadCmdline(vm.workload) : ''));
+  words.set(CMDLINE_GUEST_TYPE, vm.type);
+  const emulatedDisk = emulated.length > 0 ? emulated[0]! : null;
+  if (emulatedDisk) words.set(CMDLINE_IDE, emulatedDisk.vdev.name);
+  const cmdline = formatCmdline(words);
+  if (Buffer.byteLength(cmdline) > MAX_CMDLINE) {
+    err(vm.workload?.line ?? 1, `the kernel command line would be ${Buffer.byteLength(cmdline)} bytes (expected at most ${MAX_CMDLINE})`);
+  }
+  if (errors.length > 0) throw new ConfigError(errors);
+
+  // Only now create what create_images asks for, and take it back if the VM still cannot boot.
+  const imagesCreated = ensureVmImages(vm);
+  try {
+    validateForBoot(vm);
+  } catch (e) {
+    for (const p of imagesCreated) rmSync(p, { force: true });
+    throw e;
+  }
+  return {
+    vm, imagesCreated, emulatedDisk, cmdline,
+    warnings: warnings.sort((a, b) => a.line - b.line).map(formatDiagnostic),
+    pvDisks: vm.disks.filter((d) => d.io === 'pv'),
+  };
+}

@@ -1,0 +1,135 @@
+/*
+ * The toolstack's control socket: how the `ringvisor` command line reaches the toolstack daemon
+ * in Dom0.
+ *
+ * Xen: none. xl links libxl and runs in Dom0 itself; ringvisor's Dom0 is a thread of the host
+ * process, so the command line is another process that talks to libxl's stand-in (dom0/toolstack/) over
+ * a Unix socket in the host's run directory, as xenstore-* tools talk to xenstored's socket. It
+ * carries the control plane only: requests, replies and console bytes, never guest I/O.
+ *
+ * Framing: each message is a 4-byte big-endian length, then that many bytes of MessagePack
+ * (msgpackr, plain maps: no records extension, so any MessagePack reader could follow). A
+ * message longer than MAX_FRAME closes the connection. Requests carry an id; the reply carries
+ * it back. `console` turns the connection into a console session: the daemon then sends
+ * `output` and finally `closed` events, the client sends `input`, and closing the socket
+ * detaches (xl console's Ctrl-]).
+ */
+import { Packr, Unpackr } from 'msgpackr';
+
+/** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
+export function xlSocketPath(runDir: string): string {
+  return `${runDir}/xl/socket`;
+}
+
+export const MAX_FRAME = 1 << 20;
+
+export type XlVerb =
+  | { verb: 'create'; path: string; paused?: boolean }
+  | { verb: 'list' }
+  | { verb: 'info' }
+  | { verb: 'destroy'; domain: string }
+  | { verb: 'shutdown'; domain: string; kind: 'poweroff' | 'reboot'; force?: boolean }
+  | { verb: 'wait'; domain: string }
+  | { verb: 'pause'; domain: string }
+  | { verb: 'unpause'; domain: string }
+  | { verb: 'block-list'; domain: string }
+  | { verb: 'console'; domain: string }
+  | { verb: 'destroy-all' };
+
+export type XlRequest = XlVerb & { id: number };
+
+/** What failed: a config (file:line, nothing started) or anything else. Both exit 1 in the CLI. */
+export type XlErrorKind = 'config' | 'domain' | 'failed';
+
+export type XlMessage =
+  | { id: number; ok: true; value: unknown }
+  | { id: number; ok: false; kind: XlErrorKind; error: string }
+  | { id: number; event: 'output'; data: Uint8Array }
+  | { id: number; event: 'closed'; why: string };
+
+/** Console keystrokes, on a connection in a console session. */
+export interface XlInput { input: Uint8Array }
+
+export interface CreateResult {
+  domid: number;
+  name: string;
+  warnings: string[];
+  /** Images create_images made for this start (the lecture's "files created at start-up"). */
+  imagesCreated: string[];
+  consoleLog: string;
+}
+
+export interface ListedDomain {
+  name: string;
+  domid: number;
+  memMiB: number;
+  vcpus: number;
+  running: boolean;
+  blocked: boolean;
+  paused: boolean;
+  shutdown: boolean;
+  shutdownReason: string | null;
+  dying: boolean;
+  cpuSeconds: number;
+}
+
+export interface HostInfo {
+  nr_cpus: number;
+  total_memory: number;  // MiB
+  free_memory: number;   // MiB
+  nr_domains: number;
+  max_domains: number;
+  xen_version: string;
+  xen_caps: string;
+  run_dir: string;
+  xenstored_socket: string;
+  xl_socket: string;
+}
+
+export interface BlockListRow {
+  vdev: number;
+  backendId: number;
+  handle: number;
+  state: number;
+  evtch: number;
+  ringRef: number;
+  backendPath: string;
+}
+
+const packr = new Packr({ useRecords: false });
+
+/** One framed message. */
+export function encodeFrame(m: XlRequest | XlMessage | XlInput): Buffer {
+  const body = packr.pack(m);
+  const frame = Buffer.allocUnsafe(4 + body.length);
+  frame.writeUInt32BE(body.length, 0);
+  body.copy(frame, 4);
+  return frame;
+}
+
+/** Reassembles frames from stream chunks. feed() returns false once the peer broke the framing. */
+export class FrameReader {
+  private readonly unpackr = new Unpackr({ useRecords: false });
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly onMessage: (m: unknown) => void) {}
+
+  feed(chunk: Buffer): boolean {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    while (this.pending.length >= 4) {
+      const len = this.pending.readUInt32BE(0);
+      if (len > MAX_FRAME) return false;
+      if (this.pending.length < 4 + len) break;
+      const body = this.pending.subarray(4, 4 + len);
+      this.pending = this.pending.subarray(4 + len);
+      let m: unknown;
+      try {
+        m = this.unpackr.unpack(body);
+      } catch {
+        return false;
+      }
+      this.onMessage(m);
+    }
+    return true;
+  }
+}

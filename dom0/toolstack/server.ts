@@ -1,0 +1,120 @@
+/*
+ * The toolstack daemon's control socket: where `ringvisor create`, `list`, `console` & co. arrive,
+ * in Dom0's kernel thread.
+ *
+ * Xen: nothing quite like it: `xl` runs in Dom0 and calls libxl in-process, and `xl console`
+ * opens the pty xenconsoled made. ringvisor's command line is a process outside the host, so this
+ * serves it the way xenstored serves its Unix socket (dom0/services/xenstored/socket.ts): a socket in the
+ * host's run directory, created 0600, every client trusted as Dom0's root is. Framing and the
+ * verbs are ./protocol.ts; what each verb does is ./libxl.ts.
+ *
+ * A `console` request turns its connection into a console session: output xenconsoled logs is
+ * forwarded as it arrives (after the domain's output so far, as a pty would still hold it), input
+ * goes to xenconsoled, and the session ends when the client closes the socket (xl console's
+ * Ctrl-]) or the domain goes.
+ */
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { blockList } from './devices.ts';
+import { ConfigError } from './config/config-error.ts';
+import type { Dom0 } from '../dom0.ts';
+import { XlError, type Libxl } from './libxl.ts';
+import { FrameReader, encodeFrame, type XlMessage, type XlRequest } from './protocol.ts';
+
+/** Console output a late attacher gets first: the last 16 KiB this domain printed. */
+const CONSOLE_HISTORY = 16 * 1024;
+
+export async function serveXl(dom0: Dom0, libxl: Libxl, path: string, runDir: string): Promise<Server> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  rmSync(path, { force: true });
+  const server = createServer((socket) => new XlConnection(dom0, libxl, socket, runDir));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      chmodSync(path, 0o600);
+      resolve();
+    });
+  });
+  return server;
+}
+
+class XlConnection {
+  private detachConsole: (() => void) | null = null;
+  private consoleDomid = -1;
+
+  constructor(private readonly dom0: Dom0, private readonly libxl: Libxl, private readonly socket: Socket, private readonly runDir: string) {
+    const reader = new FrameReader((m) => this.receive(m));
+    socket.on('data', (chunk: Buffer) => {
+      if (!reader.feed(chunk)) socket.destroy(); // a client that breaks the framing is dropped
+    });
+    socket.on('error', () => undefined); // 'close' follows
+    socket.on('close', () => this.detachConsole?.());
+  }
+
+  private send(m: XlMessage): void {
+    if (!this.socket.destroyed) this.socket.write(encodeFrame(m));
+  }
+
+  private receive(raw: unknown): void {
+    const m = raw as Partial<XlRequest> & { input?: Uint8Array };
+    if (m.input instanceof Uint8Array) {
+      if (this.consoleDomid >= 0) {
+        try { this.dom0.consoled.write(this.consoleDomid, m.input); } catch { /* the domain went; 'closed' is on its way */ }
+      }
+      return;
+    }
+    if (typeof m.id !== 'number' || typeof m.verb !== 'string') {
+      this.socket.destroy();
+      return;
+    }
+    const id = m.id;
+    this.run(m as XlRequest).then(
+      (value) => { if (value !== CONSOLE_SESSION) this.send({ id, ok: true, value: value ?? null }); },
+      (e: unknown) => {
+        const kind = e instanceof ConfigError ? 'config' : e instanceof XlError ? e.kind : 'failed';
+        this.send({ id, ok: false, kind, error: e instanceof Error ? e.message : String(e) });
+      },
+    );
+  }
+
+  private async run(r: XlRequest): Promise<unknown> {
+    const x = this.libxl;
+    switch (r.verb) {
+      case 'create': return x.create(r.path, { paused: r.paused });
+      case 'list': return x.list();
+      case 'info': return x.info(this.runDir);
+      case 'destroy': return x.destroy(await x.resolve(r.domain));
+      case 'shutdown': return x.shutdown(await x.resolve(r.domain), r.kind, r.force ?? false);
+      case 'wait': return x.waitStopped(await x.resolve(r.domain));
+      case 'pause': return x.pause(await x.resolve(r.domain));
+      case 'unpause': return x.unpause(await x.resolve(r.domain));
+      case 'block-list': return blockList(this.dom0.xs, await x.resolve(r.domain));
+      case 'destroy-all': return x.destroyAll();
+      case 'console': return this.attach(r.id, await x.resolve(r.domain));
+      default: throw new XlError('failed', `unknown verb ${(r as { verb: string }).verb}`);
+    }
+  }
+
+  /* xl console: history, then live output; the reply comes first so the client knows it is attached. */
+  private attach(id: number, domid: number): typeof CONSOLE_SESSION {
+    const consoled = this.dom0.consoled;
+    if (this.detachConsole) throw new XlError('failed', 'this connection is attached to a console already');
+    const history = consoled.history(domid, CONSOLE_HISTORY);
+    this.detachConsole = consoled.attach(domid, {
+      output: (data) => this.send({ id, event: 'output', data }),
+      closed: (why) => {
+        this.detachConsole = null;
+        this.consoleDomid = -1;
+        this.send({ id, event: 'closed', why });
+      },
+    });
+    this.consoleDomid = domid;
+    this.send({ id, ok: true, value: { domid } });
+    if (history.length > 0) this.send({ id, event: 'output', data: history });
+    return CONSOLE_SESSION;
+  }
+}
+
+const CONSOLE_SESSION = Symbol('console session');
