@@ -4,7 +4,6 @@
  * guests on their own threads is in hostile-guest.test.ts.
  */
 import test from 'ava';
-import { XsError } from '../shared/kernel/xenbus/client.ts';
 import { encodeMessage } from '../shared/kernel/xenbus/xs-message.ts';
 import { ByteRingView } from '../shared/public/io/byte-ring.ts';
 import {
@@ -12,16 +11,7 @@ import {
   XS_READ, XS_SET_PERMS, XS_TRANSACTION_START, xenstore_domain_interface,
 } from '../shared/public/io/xs_wire.ts';
 import { DEFAULT_QUOTAS } from '../dom0/services/xenstored/quota.ts';
-import { makeRig, settle, type FakeGuest } from './helpers/xs-fake.ts';
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (e) {
-    return (e as XsError).errno;
-  }
-}
+import { makeRig, refusal, settle, type FakeGuest } from './helpers/xs-fake.ts';
 
 const ERROR_WORD = xenstore_domain_interface.error >> 2;
 

@@ -125,6 +125,7 @@ function transactionEnd(r: Request): void {
   if (t === null) fail('ENOENT', 'no transaction');
   conn.transactions.delete(t.id);
   if (arg === 'T') {
+    if (t.failed) fail('ENOMEM', 'transaction failed part-way');
     if (!conn.privileged && t.nodeCreated) {
       for (const [, count] of t.ownersAfterCommit()) if (count > xs.quota.nodes) fail('ENOSPC', `more than ${xs.quota.nodes} nodes`);
     }
