@@ -24,11 +24,13 @@ import { encodeMessage, XsMessageReader } from '../../../shared/kernel/xenbus/xs
 import { domainPath } from '../../../shared/public/io/xenbus.ts';
 import type { Quotas } from './quota.ts';
 import type { Transaction } from './transaction.ts';
-import type { Watch, Watcher } from './watch.ts';
+import type { Watch, Watcher, WatchIndex } from './watch.ts';
 
 /** What a connection needs from the daemon around it. */
 export interface ConnectionOwner {
   readonly quota: Quotas;
+  /** Every connection's watches by path (this connection's go when it does). */
+  readonly watchIndex: WatchIndex;
   /** The connection has input (or room for output): serve it soon. */
   schedule(conn: Connection): void;
   /** The connection is gone for good. */
@@ -47,7 +49,7 @@ interface OutMessage {
 export type ReceiveResult = 'message' | 'none' | 'closed';
 
 export abstract class Connection implements Watcher {
-  readonly watches: Watch[] = [];
+  readonly watches = new Map<string, Watch>();
   readonly transactions = new Map<number, Transaction>();
   /** Holds the request being assembled; a complete one is read by the dispatcher. */
   readonly reader = new XsMessageReader();
@@ -149,7 +151,7 @@ export abstract class Connection implements Watcher {
 
   /** conn_delete_all_watches + conn_delete_all_transactions (also XS_RESET_WATCHES). */
   forgetState(): void {
-    this.watches.length = 0;
+    this.owner.watchIndex.removeAll(this);
     this.transactions.clear();
   }
 

@@ -26,7 +26,7 @@ import {
 } from './ops.ts';
 import { XsdError, fail } from './quota.ts';
 import { Transaction } from './transaction.ts';
-import { addWatch, removeWatch, watchEventPath } from './watch.ts';
+import { watchEventPath } from './watch.ts';
 import type { Xenstored } from './server.ts';
 
 const OK = encodeString('OK\0');
@@ -103,7 +103,7 @@ function setPerms(r: Request): void {
 
 function watch(r: Request): void {
   const [p, token] = args(r.payload, 2);
-  const w = addWatch(r.conn, p, token, r.xs.quota.pathMax, r.xs.quota.watches);
+  const w = r.xs.watchIndex.add(r.conn, p, token, r.xs.quota.pathMax, r.xs.quota.watches);
   ack(r, XS_WATCH);
   // Every watch fires once when set; this event answers no request.
   r.conn.sendEvent(watchEventPath(w, w.node), w.token, isSpecialPath(w.node));
@@ -159,7 +159,7 @@ const wireFuncs: Partial<Record<number, WireFunc>> = {
   [XS_UNWATCH]: {
     fn: (r) => {
       const [p, token] = args(r.payload, 2);
-      removeWatch(r.conn, p, token);
+      r.xs.watchIndex.remove(r.conn, p, token);
       ack(r, XS_UNWATCH);
     },
     notid: true,

@@ -28,7 +28,7 @@ import { DEFAULT_QUOTAS, type Quotas } from './quota.ts';
 import type { RingConnection } from './ring-connection.ts';
 import { listenUnix } from './socket.ts';
 import { Store } from './store.ts';
-import { SpecialNodes, fireWatches } from './watch.ts';
+import { SpecialNodes, WatchIndex } from './watch.ts';
 
 /** A guest's store page, mapped, and its store port, bound. */
 export interface DomainLink {
@@ -56,6 +56,7 @@ const BATCH = 8;
 export class Xenstored implements ConnectionOwner {
   readonly store = new Store();
   readonly special = new SpecialNodes();
+  readonly watchIndex = new WatchIndex();
   readonly quota: Quotas;
   readonly platform: XenstoredPlatform;
   readonly connections = new Set<Connection>();
@@ -108,7 +109,7 @@ export class Xenstored implements ConnectionOwner {
 
   /** fire_watches for a change to `name` (see ./watch.ts). */
   fire(name: string, exact: boolean, perms: readonly XsPermission[] | undefined): void {
-    fireWatches(this.connections, this.store, this.special, name, exact, perms);
+    this.watchIndex.fire(this.store, this.special, name, exact, perms);
     // Outside a turn (the toolstack calling introduce() directly), make sure a turn flushes them.
     if (!this.pumping) this.kick();
   }
@@ -166,7 +167,7 @@ export class Xenstored implements ConnectionOwner {
     const conn = this.domains.get(domid);
     const rows: [string, number][] = [
       ['nodes', this.store.owned(domid)],
-      ['watches', conn?.watches.length ?? 0],
+      ['watches', conn?.watches.size ?? 0],
       ['transactions', conn?.transactions.size ?? 0],
       ['outstanding', conn?.outstanding ?? 0],
     ];
