@@ -25,7 +25,7 @@ function rawSend(g: FakeGuest, bytes: Uint8Array): number {
 test('Xen\'s default quotas', (t) => {
   t.deepEqual({ ...DEFAULT_QUOTAS }, {
     nodes: 1000, watches: 128, outstanding: 20, transactions: 10, nodeSize: 2048, pathMax: 2048,
-    permsPerNode: 5, transactionNodes: 1024, memory: 2.5 * 1024 * 1024,
+    permsPerNode: 5, transactionNodes: 1024, memory: 2.5 * 1024 * 1024, memorySoft: 2 * 1024 * 1024,
   });
 });
 

@@ -24,6 +24,7 @@ import { canonicalize, isSpecialPath } from './node.ts';
 import {
   doDirectory, doDirectoryPart, doGetPerms, doMkdir, doRead, doRm, doSetPerms, doWrite, type OpContext,
 } from './ops.ts';
+import { doControl } from './control.ts';
 import { XsdError, fail } from './quota.ts';
 import { Transaction } from './transaction.ts';
 import { watchEventPath } from './watch.ts';
@@ -134,20 +135,9 @@ function transactionEnd(r: Request): void {
   ack(r, XS_TRANSACTION_END);
 }
 
-/** XS_CONTROL: "print <text>" logs; "quota" lists the limits; "quota <domid>" a domain's usage. */
+/** XS_CONTROL (./control.ts). */
 function control(r: Request): void {
-  const [cmd, ...rest] = splitStrings(r.payload);
-  if (cmd === 'print') {
-    r.xs.log(`xenstored: ${rest.join(' ')}`);
-    return ack(r, XS_CONTROL);
-  }
-  if (cmd === 'quota') {
-    const text = rest.length === 0
-      ? Object.entries(r.xs.quota).map(([k, v]) => `${k.padEnd(16)}: ${v}\n`).join('')
-      : r.xs.usageReport(Number(rest[0]));
-    return r.conn.reply(XS_CONTROL, encodeString(`${text}\0`));
-  }
-  fail('EINVAL', `unknown control command ${cmd ?? ''}`);
+  r.conn.reply(XS_CONTROL, encodeString(`${doControl(r.xs, splitStrings(r.payload))}\0`));
 }
 
 const wireFuncs: Partial<Record<number, WireFunc>> = {
@@ -208,6 +198,7 @@ const wireFuncs: Partial<Record<number, WireFunc>> = {
 export function processMessage(xs: Xenstored, conn: Connection): void {
   const h = conn.reader.header;
   conn.stats.requests++;
+  if (xs.trace.on) xs.trace.io(conn, false, h.type, conn.reader.payload());
   try {
     const wf = wireFuncs[h.type];
     if (wf === undefined) fail('ENOSYS', `type ${h.type}`);

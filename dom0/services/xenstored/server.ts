@@ -28,6 +28,7 @@ import { DEFAULT_QUOTAS, type Quotas } from './quota.ts';
 import type { RingConnection } from './ring-connection.ts';
 import { listenUnix } from './socket.ts';
 import { Store } from './store.ts';
+import { XenstoredTrace } from './trace.ts';
 import { SpecialNodes, WatchIndex } from './watch.ts';
 
 /** A guest's store page, mapped, and its store port, bound. */
@@ -67,12 +68,20 @@ export class Xenstored implements ConnectionOwner {
   private pumping = false;
   private server: Server | null = null;
   readonly log: (line: string) => void;
+  /** The trace file, off until XS_CONTROL names one (./trace.ts). */
+  readonly trace: XenstoredTrace;
   readonly stats = { requests: 0, turns: 0 };
 
   constructor(opts: XenstoredOptions) {
     this.platform = opts.platform;
     this.quota = { ...DEFAULT_QUOTAS, ...opts.quotas };
-    this.log = opts.log ?? ((line) => console.error(line));
+    const log = opts.log ?? ((line) => console.error(line));
+    this.trace = new XenstoredTrace(log);
+    // C's log() goes to syslog and, when tracing, the trace file too.
+    this.log = (line) => {
+      log(line);
+      this.trace.line(line);
+    };
     // setup_structure: what exists before anyone connects.
     const dom0Only: XsPermission[] = [{ id: 0, perms: XS_PERM_NONE }];
     for (const p of ['/tool', '/tool/xenstored', '/local', '/local/domain']) {
@@ -162,16 +171,11 @@ export class Xenstored implements ConnectionOwner {
     if (conn.canRead() && conn.hasInput()) this.ready.add(conn);
   }
 
-  /** A domain's usage against its quotas (XS_CONTROL "quota <domid>"). */
-  usageReport(domid: number): string {
-    const conn = this.domains.get(domid);
-    const rows: [string, number][] = [
-      ['nodes', this.store.owned(domid)],
-      ['watches', conn?.watches.size ?? 0],
-      ['transactions', conn?.transactions.size ?? 0],
-      ['outstanding', conn?.outstanding ?? 0],
-    ];
-    return `Domain ${domid}:\n${rows.map(([k, v]) => `${k.padEnd(16)}: ${String(v).padStart(8)}\n`).join('')}`;
+  /** check_store (XS_CONTROL "check"): find and repair inconsistencies, logging each. */
+  checkStore(): void {
+    this.log('xenstored: Checking store ...');
+    for (const problem of this.store.check()) this.log(`xenstored: check_store: ${problem}`);
+    this.log('xenstored: Checking store complete.');
   }
 
   /** Stop: close the socket and drop every connection. */
