@@ -118,8 +118,8 @@ export class Store implements NodeAccess {
           stack.push(path);
         }
       }
-      // A repair keeps the generation: nothing a client could observe has changed.
-      if (kept.length !== node.children.length) this.nodes.set(node.name, { ...node, children: kept });
+      // The repair is a change like any other (remove_child_entry writes the node): a new generation.
+      if (kept.length !== node.children.length) this.nodes.set(node.name, { ...node, children: kept, generation: this.nextGeneration() });
     }
     for (const name of [...this.nodes.keys()]) {
       if (reachable.has(name)) continue;
