@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { run } from '../cli/main.ts';
 import { xenstoredSocketPath } from '../dom0/kernel.ts';
-import { makeRig, type Rig } from './helpers/xs-fake.ts';
+import { makeRig, settle, type Rig } from './helpers/xs-fake.ts';
 
 const tool = (name: string) => ['/usr/bin', '/usr/sbin', '/usr/local/bin'].map((d) => `${d}/${name}`).find((p) => existsSync(p)) ?? null;
-const UTILS = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-exists', 'xenstore-rm', 'xenstore-chmod'];
+const UTILS = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-exists', 'xenstore-rm', 'xenstore-chmod', 'xenstore-watch'];
 const haveUtils = UTILS.every((n) => tool(n) !== null);
 /*
  * Debian's /usr/bin/xenstore-control is a link to xen-utils-common's wrapper, which runs the
@@ -176,6 +176,22 @@ withUtils('xenstore-list, -exists, -rm -t and -chmod -u -r do what Xen\'s do', a
     t.deepEqual(await rig.dom0.getPerms(p), [{ id: 3, perms: 1 }, { id: 4, perms: 3 }], p);
   }
   t.is((await ours('xenstore-chmod', '/cli/m/keep', 'z1')).code, 1, 'an unknown letter is refused');
+});
+
+withUtils('xenstore-watch -n prints the same events as Xen\'s, then exits', async (t) => {
+  await rig.dom0.mkdir('/cli/watched');
+  const before = rig.xenstored.watchIndex.size;
+  const theirs = xen('xenstore-watch', '-n', '3', '/cli/watched');
+  const mine = ours('xenstore-watch', '-n', '3', '/cli/watched');
+  // Both watches in place (each has fired its first event): now change something below.
+  while (rig.xenstored.watchIndex.size < before + 2) await settle();
+  await rig.dom0.write('/cli/watched/x', '1');
+  await rig.dom0.rm('/cli/watched/x');
+  const [x, o] = await Promise.all([theirs, mine]);
+  t.is(x.code, 0);
+  t.is(o.code, 0);
+  t.is(o.stdout.toString(), '/cli/watched\n/cli/watched/x\n/cli/watched/x\n');
+  t.is(o.stdout.toString(), x.stdout.toString());
 });
 
 /** xenstore-control, Xen's own, against our xenstored. */
