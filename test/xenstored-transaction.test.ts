@@ -111,23 +111,6 @@ test('two transactions interleaved with outside writes: repeatable reads, EAGAIN
   t.is(await dom0.read('/shared/y'), 'from t1');
 });
 
-test('C example 4: two interfering transactions, the second to commit gets EAGAIN', async (t) => {
-  const { dom0 } = await makeRig();
-  await dom0.write('/A', 'a');
-  await dom0.write('/B', 'b');
-  const t1 = await dom0.transactionStart();
-  // Dom0 may have several transactions open on one connection.
-  const t2 = await dom0.transactionStart();
-  await dom0.read('/A', t1);
-  await dom0.read('/B', t2);
-  await dom0.write('/B', '1:B', t1);
-  await dom0.write('/A', '2:A', t2);
-  await dom0.transactionEnd(t1, true);
-  t.is(await refusal(dom0.transactionEnd(t2, true)), 'EAGAIN');
-  t.is(await dom0.read('/A'), 'a');
-  t.is(await dom0.read('/B'), '1:B');
-});
-
 test('hitting the transaction-nodes quota fails the whole transaction: its commit is ENOMEM', async (t) => {
   const { guests, addGuest } = await makeRig({ transactionNodes: 3 });
   await addGuest(1);
