@@ -216,7 +216,7 @@ export function addXenstoreVerbs(program: Command, cli: XenstoreCli): void {
       }));
     });
 
-  program.command('xenstore-watch').description('print the path of each change at or below the paths (xenstore-watch)')
+  ignoredS(program.command('xenstore-watch').description('print the path of each change at or below the paths (xenstore-watch)'))
     .argument('<path...>', 'XenStore paths')
     .option('-n, --number <NR>', 'exit after NR events (the first comes when the watch is set)', nonNegative)
     .action((paths: string[], o: { number?: number }, cmd: Command) => withStore(cli, cmd, async (xs) => {

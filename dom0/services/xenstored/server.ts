@@ -9,6 +9,7 @@
  *   ops.ts         read / write / mkdir / rm / perms      transaction.ts  transactions
  *   watch.ts       watches and special watch paths       quota.ts        quotas, refusals
  *   dispatch.ts    one request → one reply               domain.ts       introduce / release
+ *   control.ts     XS_CONTROL (xenstore-control)         trace.ts        the trace file
  *   connection.ts  framing, output queue, misbehaviour   ring-connection.ts, socket.ts, local.ts
  *                                                                         the three transports
  *

@@ -127,6 +127,7 @@ export class WatchIndex {
    * `perms` are the node's permissions before the change, when it had any.
    */
   fire(store: Store, special: SpecialNodes, name: string, exact: boolean, perms: readonly XsPermission[] | undefined): void {
+    if (this.byNode.size === 0) return;
     const hits = this.hits;
     this.collect(name);
     if (!exact) {
