@@ -2,7 +2,7 @@
  * `ringvisor`: the xl-like command line, and the command that runs a host.
  *
  * Xen: xl(1) and its command table (tools/xl/xl_cmdtable.c); the xenstore-* tools
- * (tools/xenstore/xenstore_client.c, in ./xenstore.ts). Verbs are named and behave as xl's do; where ringvisor
+ * (tools/xenstore/xenstore_client.c). Verbs are named and behave as xl's do; where ringvisor
  * differs, the verb's help says so. Exit codes: 0 done, 1 failed (including a config error, which
  * names file:line and starts nothing), 2 usage.
  *
