@@ -7,7 +7,9 @@
  * node, one at a time, each timed from the client's send to its reply; the row reports the
  * median, the request rate, and the hypervisor counters per request of both ends (notifications
  * and wake-ups are the mechanism's cost: each request is one notification each way and usually
- * one wake-up of each vCPU, since xenstored's side does not poll).
+ * one wake-up of each vCPU, since xenstored's side does not poll). Its rows say `irq` under
+ * either policy: xenstored and its clients register no idle-loop poller, so they always wait
+ * for the event (shared/wait.ts), and the suite runs once.
  */
 import { bootDom0 } from '../xenstore/harness.ts';
 import type { XsBenchMessage, XsBenchModule, XsBenchOp } from '../xenstore/bench-guest.ts';
@@ -56,6 +58,7 @@ export async function benchXenstore(opts: SuiteOptions): Promise<BenchRow[]> {
       rows.push({
         suite: 'xenstore',
         path: 'xenstored',
+        wait: 'irq',
         workload: `XS_${op.toUpperCase()} round trip`,
         blockSize: 0,
         queueDepth: 1,
