@@ -132,7 +132,10 @@ export class IdeDisk implements BlockDevice {
    * How this driver waits for its interrupt, under the run's waiting policy (shared/wait.ts): it
    * has no ring to look at, so it only tells the idle loop that a command is in flight; under
    * `poll` the loop then spins on the upcall word (cpuidle-haltpoll's way) before sleeping, as
-   * it spins on blkfront's ring, and under `irq` it sleeps until IRQ 14's event.
+   * it spins on blkfront's ring, and under `irq` it sleeps until IRQ 14's event. (With this device
+   * model the interrupt is usually pending already when the access that started the command
+   * returns, since the model finishes the transfer inside it: the waiting that matters on this
+   * path is the trapping vCPU's, hypervisor/ioreq-send.ts.)
    */
   private readonly waiter: IdlePoller = { poll: () => false, prepareToSleep: () => false, busy: () => this.cur !== null };
 
