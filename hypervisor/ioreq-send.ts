@@ -20,6 +20,9 @@
  * vCPU (the one vp_eport's event wakes) is preempted, runnable but not running: it cannot
  * answer before it runs again (Linux's vcpu_is_preempted, KVM's halt-polling; only the
  * hypervisor can see another domain's runstate, so this check lives here and not in guests).
+ * Today the only vCPU that is runnable and not running is a paused one; the check starts to
+ * matter once ringvisor's scheduler preempts vCPUs, and the host OS's own preemption of a
+ * thread is invisible to it.
  *
  * A vCPU sleeping here is blocked in the hypervisor, not in the guest, so it cannot reach a
  * preemption point. It sleeps in slices of IOREQ_WAIT_SLICE_MS and looks at its stop request
