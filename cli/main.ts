@@ -25,6 +25,7 @@ import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList } from './format.ts';
 import { defaultRunDir, startHost } from './host.ts';
 import { addXenstoreVerbs } from './xenstore.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -67,8 +68,10 @@ A session:
 
   program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
-    .action(async (opts: { memory: number }, cmd: Command) => {
-      code = await runHost(runDir(cmd), opts.memory, io);
+    .addOption(new Option('--wait <policy>', 'how every driver waits for the other side: sleep on the event, or spin up to 200 µs first (shared/wait.ts)')
+      .choices(['irq', 'poll']).default('irq'))
+    .action(async (opts: { memory: number; wait: WaitPolicy }, cmd: Command) => {
+      code = await runHost(runDir(cmd), opts.memory, opts.wait, io);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -186,9 +189,9 @@ A session:
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<number> {
-  const h = await startHost({ runDir, memoryMiB, log: (l) => io.stdout.write(`${l}\n`) });
-  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
+async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io): Promise<number> {
+  const h = await startHost({ runDir, memoryMiB, wait, log: (l) => io.stdout.write(`${l}\n`) });
+  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, waiting policy ${wait}, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
   await new Promise<void>((resolveStop) => {

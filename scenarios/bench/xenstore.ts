@@ -13,6 +13,9 @@
  * tool on the socket, which Xen does not limit): C xenstored scans every watch on every write;
  * ringvisor's watch index (dom0/services/xenstored/watch.ts) should keep this row within 1.5x of
  * the plain write row of the same run.
+ *
+ * The rows say `irq` under either policy: xenstored and its clients register no idle-loop poller, so they always wait
+ * for the event (shared/wait.ts), and the suite runs once.
  */
 import { bootDom0 } from '../xenstore/harness.ts';
 import type { XsBenchMessage, XsBenchModule, XsBenchOp } from '../xenstore/bench-guest.ts';
@@ -75,6 +78,7 @@ export async function benchXenstore(opts: SuiteOptions): Promise<BenchRow[]> {
       rows.push({
         suite: 'xenstore',
         path: 'xenstored',
+        wait: 'irq',
         workload: `XS_${op.toUpperCase()} round trip${watches ? `, ${watches.toLocaleString('en')} watches elsewhere` : ''}`,
         blockSize: 0,
         queueDepth: 1,
