@@ -25,7 +25,7 @@ import {
   type GnttabUnmapGrantRef,
 } from '../shared/public/grant_table.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { frameOwner, get_page, put_page } from './page-alloc.ts';
 import {

@@ -33,7 +33,7 @@ import {
 } from '../shared/public/hvm/ioreq.ts';
 import { pollFor } from '../shared/public/io/ring.ts';
 import { PAGE_WORDS } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { evtchn_send } from './event-channel.ts';
 import { ioreqLock, serverBase } from './ioreq.ts';

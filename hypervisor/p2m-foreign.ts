@@ -25,7 +25,7 @@
  * alive has taken its reference by then, and no later one can.
  */
 import { DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_EPERM, XEN_ESRCH } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { frameOwner, get_page, put_page } from './page-alloc.ts';
 import {
