@@ -165,6 +165,9 @@ export class DomainMemory implements GuestMemory {
 /** A GuestPage: a view that goes back through the gate whenever the domain's P2M has changed. */
 class MappedPage implements GuestPage {
   readonly #gate: Gate;
+  /* The generation word itself, so the check in bytes() / words() is one load and a compare. */
+  readonly #genWords: Int32Array;
+  readonly #genIndex: number;
   readonly #gfn: number;
   readonly #writable: boolean;
   #gen = 0;
@@ -174,6 +177,8 @@ class MappedPage implements GuestPage {
 
   constructor(gate: Gate, gfn: number, writable: boolean) {
     this.#gate = gate;
+    this.#genWords = gate.hv.p2mgen;
+    this.#genIndex = gate.genIndex;
     this.#gfn = gfn;
     this.#writable = writable;
     this.#refill();
@@ -183,12 +188,12 @@ class MappedPage implements GuestPage {
   get writable(): boolean { return this.#writable; }
 
   bytes(): Uint8Array {
-    if (this.#gate.generation() !== this.#gen) this.#refill();
+    if (Atomics.load(this.#genWords, this.#genIndex) !== this.#gen) this.#refill();
     return this.#bytes;
   }
 
   words(): Int32Array {
-    if (this.#gate.generation() !== this.#gen) this.#refill();
+    if (Atomics.load(this.#genWords, this.#genIndex) !== this.#gen) this.#refill();
     return this.#words;
   }
 
