@@ -17,15 +17,14 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { xsOpen } from '../dom0/lib/libxenstore.ts';
-import { xenstoredSocketPath } from '../dom0/kernel.ts';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
 import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
 import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
-import { CliError, XlClient, noHostMessage } from './client.ts';
+import { CliError, XlClient } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
-import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
+import { formatBlockList, formatInfo, formatList } from './format.ts';
 import { defaultRunDir, startHost } from './host.ts';
+import { addXenstoreVerbs } from './xenstore.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -150,39 +149,7 @@ A session:
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
     });
 
-  program.command('xenstore-ls').description('print a XenStore subtree, one space of indent per level (xenstore-ls)')
-    .argument('[path]', 'where to start', '/')
-    .action(async (path: string, _o: unknown, cmd: Command) => {
-      await withStore(runDir(cmd), async (xs) => {
-        const walk = async (p: string, depth: number): Promise<void> => {
-          for (const child of await xs.directory(p)) {
-            const full = p === '/' ? `/${child}` : `${p}/${child}`;
-            const value = await xs.readBytes(full).catch(() => new Uint8Array(0));
-            out(`${' '.repeat(depth)}${child} = "${sanitiseValue(value)}"\n`);
-            await walk(full, depth + 1);
-          }
-        };
-        await walk(path, 0);
-      });
-    });
-
-  program.command('xenstore-read').description('print the value of each path (xenstore-read)')
-    .argument('<path...>', 'XenStore paths')
-    .action(async (paths: string[], _o: unknown, cmd: Command) => {
-      await withStore(runDir(cmd), async (xs) => {
-        for (const p of paths) out(`${await xs.read(p)}\n`);
-      });
-    });
-
-  program.command('xenstore-write').description('write values, as Dom0 (xenstore-write)')
-    .argument('<path>', 'XenStore path').argument('<value>', 'its new value').argument('[more...]', 'further PATH VALUE pairs')
-    .action(async (path: string, value: string, more: string[], _o: unknown, cmd: Command) => {
-      if (more.length % 2 !== 0) throw new CommanderError(EXIT_USAGE, 'ringvisor.usage', 'error: xenstore-write takes PATH VALUE pairs');
-      await withStore(runDir(cmd), async (xs) => {
-        const pairs = [path, value, ...more];
-        for (let i = 0; i < pairs.length; i += 2) await xs.write(pairs[i]!, pairs[i + 1]!);
-      });
-    });
+  addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
@@ -215,24 +182,6 @@ A session:
     const m = e instanceof Error ? e.message : String(e);
     err(`ringvisor ${verb}: ${m}\n`);
     return EXIT_FAILED;
-  }
-}
-
-/* The xenstore-* tools talk to xenstored's socket directly, as Xen's do. */
-async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpen>>) => Promise<void>): Promise<void> {
-  const path = xenstoredSocketPath(runDir);
-  let xs: Awaited<ReturnType<typeof xsOpen>>;
-  try {
-    xs = await xsOpen(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new CliError('no-host', noHostMessage(path));
-    throw e;
-  }
-  try {
-    await f(xs);
-  } finally {
-    xs.close();
   }
 }
 
