@@ -26,6 +26,7 @@ import {
 } from '../shared/public/xen.ts';
 import { alloc_unbound_port, evtchn_destroy } from './event-channel.ts';
 import { gnttab_fence, gnttab_release_mappings } from './grant-table.ts';
+import { p2m_take_back } from './guest-memory.ts';
 import { hvm_domain_kill } from './ioreq.ts';
 import { alloc_domheap_page, freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
 import {
@@ -147,6 +148,9 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
     const mfn = e & P2M_MFN_MASK;
     if ((e & P2M_FOREIGN) === 0 && (e & P2M_PRESENT) !== 0 && frameOwner(hv, mfn) === domid) release_page_of_dying(hv, mfn);
   }
+  // Every P2M change ends with a take-back (guest-memory.ts). Its threads have stopped, so none
+  // of its views is in use while the frames go; any that outlives them faults from now on.
+  p2m_take_back(hv, domid);
   hv.domains[base + D.TOT_PAGES] = 0;
   hv.sharedInfo[domid].fill(0);
   hv.grantTable[domid].fill(0);

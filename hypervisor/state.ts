@@ -152,6 +152,13 @@ export const IO = {
 } as const;
 /* Foreign mappings (XENMAPSPACE_gmfn_foreign, acquired resources): one bit per gfn of the mapper. */
 export const FOREIGNMAP_WORDS = MAX_GUEST_PAGES / 32;
+/*
+ * The P2M generation (guest-memory.ts, "Taking a frame back"): one word per domain, bumped after
+ * any of its P2M entries is removed or changed, so views checked against it go back through the
+ * translate gate. Each word has a 64-byte line to itself: it is read once per request by every
+ * vCPU of its domain and written at every unmap, and should not bounce other domains' lines.
+ */
+export const P2MGEN_STRIDE = 16;
 
 /** The buffers that make up one host. Built by the control thread, passed to every vCPU thread. */
 export interface HypervisorBuffers {
@@ -169,6 +176,7 @@ export interface HypervisorBuffers {
   maptrack: SharedArrayBuffer;
   ioreq: SharedArrayBuffer;       // per-domain ioreq servers and ISA IRQ routes (IO, SV below)
   foreignmap: SharedArrayBuffer;  // per-domain bitmap: which gfns hold a foreign (non-grant) mapping
+  p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
@@ -190,6 +198,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     maptrack: i32(MAX_DOMAINS * MAPTRACK_ENTRIES * M.WORDS),
     ioreq: i32(MAX_DOMAINS * IO.WORDS),
     foreignmap: i32(MAX_DOMAINS * FOREIGNMAP_WORDS),
+    p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
   };
 }
 
@@ -210,6 +219,7 @@ export class HypervisorState {
   readonly maptrack: Int32Array;
   readonly ioreq: Int32Array;
   readonly foreignmap: Int32Array;
+  readonly p2mgen: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -230,6 +240,7 @@ export class HypervisorState {
     this.maptrack = new Int32Array(buffers.maptrack);
     this.ioreq = new Int32Array(buffers.ioreq);
     this.foreignmap = new Int32Array(buffers.foreignmap);
+    this.p2mgen = new Int32Array(buffers.p2mgen);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));

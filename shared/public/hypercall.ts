@@ -202,7 +202,10 @@ export interface Cpu {
   cli_hlt(): never;
 }
 
-/** What a vCPU's thread hands the kernel at entry (Xen: the registers at the PV entry point). */
+/**
+ * What a vCPU's thread hands the kernel at entry (Xen: the registers at the PV entry point), and
+ * all it hands it: a kernel that uses only these reaches no other domain (README, "Isolation").
+ */
 export interface KernelEnv {
   vcpu_id: number;
   /** vCPUs the domain was built with (a real kernel reads this from ACPI or probes VCPUOP_is_up). */
