@@ -21,11 +21,13 @@ import { xsOpen } from '../dom0/lib/libxenstore.ts';
 import { xenstoredSocketPath } from '../dom0/kernel.ts';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
 import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
-import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
+import type { BlockListRow, CreateResult, HostInfo, ListedDomain, TopSample } from '../dom0/toolstack/protocol.ts';
 import { CliError, XlClient, noHostMessage } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
 import { defaultRunDir, startHost } from './host.ts';
+import { runTop } from './top.ts';
+import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -68,8 +70,9 @@ A session:
 
   program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
-    .action(async (opts: { memory: number }, cmd: Command) => {
-      code = await runHost(runDir(cmd), opts.memory, io);
+    .option('--http <address:port>', 'serve the live web view on a loopback address, e.g. 127.0.0.1:8080 (read-only)', loopbackArg)
+    .action(async (opts: { memory: number; http?: string }, cmd: Command) => {
+      code = await runHost(runDir(cmd), opts.memory, io, opts.http);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -143,6 +146,17 @@ A session:
   program.command('info').description('the host: CPUs, memory, domains, sockets (xl info)')
     .action(async (_o: unknown, cmd: Command) => {
       out(formatInfo(await withClient(cmd, (c) => c.call<HostInfo>({ verb: 'info' }))));
+    });
+
+  program.command('top').description('every domain\'s CPU, memory and I/O, refreshed, with the mechanism counters per second (xentop)')
+    .option('-b, --batch', 'print samples one after another, for scripts (xentop -b)')
+    .option('-i, --iterations <n>', 'stop after N samples (default: until q)', positiveInt, 0)
+    .option('-d, --delay <seconds>', 'seconds between samples', positiveNumber, 3)
+    .option('-x, --vbds', 'one line per virtual block device')
+    .option('-n, --networks', 'one line per network device')
+    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean }, cmd: Command) => {
+      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true };
+      await withClient(cmd, (c) => runTop(c, opts, io));
     });
 
   domainVerb('block-list', 'a domain\'s virtual block devices: Vdev BE handle state evt-ch ring-ref BE-path (xl block-list)')
@@ -237,10 +251,12 @@ async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpe
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<number> {
+async function runHost(runDir: string, memoryMiB: number, io: Io, http?: string): Promise<number> {
   const h = await startHost({ runDir, memoryMiB, log: (l) => io.stdout.write(`${l}\n`) });
+  const web = http === undefined ? null : await startWebView(http, h.runDir);
   io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
+    (web ? `  web view         ${web.url}\n` : '') +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
   await new Promise<void>((resolveStop) => {
     const stop = (sig: string) => {
@@ -251,9 +267,32 @@ async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<numbe
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  await web?.close();
   await h.close();
   io.stdout.write('host stopped\n');
   return EXIT_OK;
+}
+
+function loopbackArg(v: string): string {
+  const a = parseLoopbackAddress(v);
+  if (a instanceof Error) throw new InvalidArgumentError(a.message);
+  return v;
+}
+
+/* The web view reads the host through the same toolstack socket the command line uses. */
+async function startWebView(spec: string, runDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  const c = await XlClient.open(runDir);
+  const view = await serveWebView(spec, {
+    sample: () => c.call<TopSample>({ verb: 'top' }),
+    consoleHistory: (domid) => c.call<Uint8Array>({ verb: 'console-history', domain: String(domid), max: 16384 }),
+  });
+  return { url: view.url, close: async () => { await view.close(); c.close(); } };
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
 }
 
 function positiveInt(v: string): number {
