@@ -19,13 +19,15 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { resolve } from 'node:path';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
 import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
-import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
+import type { BlockListRow, CreateResult, HostInfo, ListedDomain, TopSample } from '../dom0/toolstack/protocol.ts';
 import { CliError, XlClient } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList } from './format.ts';
 import { defaultRunDir, startHost } from './host.ts';
 import { addXenstoreVerbs } from './xenstore.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
+import { runTop } from './top.ts';
+import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -70,8 +72,9 @@ A session:
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
     .addOption(new Option('--wait <policy>', 'how every driver waits for the other side: sleep on the event, or spin up to 200 µs first (shared/wait.ts)')
       .choices(['irq', 'poll']).default('irq'))
-    .action(async (opts: { memory: number; wait: WaitPolicy }, cmd: Command) => {
-      code = await runHost(runDir(cmd), opts.memory, opts.wait, io);
+    .option('--http <address:port>', 'serve the live web view on a loopback address, e.g. 127.0.0.1:8080 (read-only)', loopbackArg)
+    .action(async (opts: { memory: number; wait: WaitPolicy; http?: string }, cmd: Command) => {
+      code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -147,6 +150,17 @@ A session:
       out(formatInfo(await withClient(cmd, (c) => c.call<HostInfo>({ verb: 'info' }))));
     });
 
+  program.command('top').description('every domain\'s CPU, memory and I/O, refreshed, with the mechanism counters per second (xentop)')
+    .option('-b, --batch', 'print samples one after another, for scripts (xentop -b)')
+    .option('-i, --iterations <n>', 'stop after N samples (default: until q)', positiveInt, 0)
+    .option('-d, --delay <seconds>', 'seconds between samples', positiveNumber, 3)
+    .option('-x, --vbds', 'one line per virtual block device')
+    .option('-n, --networks', 'one line per network device')
+    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean }, cmd: Command) => {
+      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true };
+      await withClient(cmd, (c) => runTop(c, opts, io));
+    });
+
   domainVerb('block-list', 'a domain\'s virtual block devices: Vdev BE handle state evt-ch ring-ref BE-path (xl block-list)')
     .action(async (domain: string, _o: unknown, cmd: Command) => {
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
@@ -189,10 +203,12 @@ A session:
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io): Promise<number> {
+async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string): Promise<number> {
   const h = await startHost({ runDir, memoryMiB, wait, log: (l) => io.stdout.write(`${l}\n`) });
+  const web = http === undefined ? null : await startWebView(http, h.runDir);
   io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, waiting policy ${wait}, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
+    (web ? `  web view         ${web.url}\n` : '') +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
   await new Promise<void>((resolveStop) => {
     const stop = (sig: string) => {
@@ -203,9 +219,32 @@ async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: 
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  await web?.close();
   await h.close();
   io.stdout.write('host stopped\n');
   return EXIT_OK;
+}
+
+function loopbackArg(v: string): string {
+  const a = parseLoopbackAddress(v);
+  if (a instanceof Error) throw new InvalidArgumentError(a.message);
+  return v;
+}
+
+/* The web view reads the host through the same toolstack socket the command line uses. */
+async function startWebView(spec: string, runDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  const c = await XlClient.open(runDir);
+  const view = await serveWebView(spec, {
+    sample: () => c.call<TopSample>({ verb: 'top' }),
+    consoleHistory: (domid) => c.call<Uint8Array>({ verb: 'console-history', domain: String(domid), max: 16384 }),
+  });
+  return { url: view.url, close: async () => { await view.close(); c.close(); } };
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
 }
 
 function positiveInt(v: string): number {

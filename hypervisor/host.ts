@@ -273,6 +273,7 @@ export class Host extends EventEmitter {
       cpu_time_ms: cpu,
       running,
       blocked: blocked && !running,
+      counters: this.counters(domid),
     };
   }
 

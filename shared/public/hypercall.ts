@@ -78,6 +78,12 @@ export interface DomainInfo {
   running: boolean;
   /** XEN_DOMINF_blocked: every vCPU still up waits in SCHEDOP_block (an idle guest). */
   blocked: boolean;
+  /**
+   * ringvisor's mechanism counters summed over the domain's vCPUs (hypercalls, notifications,
+   * grant operations, traps, ioreqs, ...): what `ringvisor top` and the web view show per second.
+   * Xen keeps such counts in perfc and xentrace, not in getdomaininfo.
+   */
+  counters: Record<string, number>;
 }
 
 /** XEN_SYSCTL_physinfo, reduced: what `xl info` reports about the host. */

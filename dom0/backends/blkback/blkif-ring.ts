@@ -24,7 +24,7 @@ import {
   BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
   BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTOR_SIZE, blkif_request, blkif_response,
 } from '../../../shared/public/io/blkif.ts';
-import { BackRing } from '../../../shared/public/io/ring.ts';
+import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../../shared/public/xen.ts';
 import type { DiskImage } from './disk.ts';
 import { GrantMapper } from './grants.ts';
@@ -47,7 +47,11 @@ const MAX_LOGGED_ERRORS = 20;
 const PUSH_BATCH = 4;
 
 export class BlkifRing implements IdlePoller {
-  readonly stats = { requests: 0, errors: 0, notifications: 0, segments: 0, bytes: 0, interrupts: 0, flushes: 0, discards: 0 };
+  /** Counters; rd_req, wr_req, rd_sect and wr_sect are Linux blkback's sysfs statistics. */
+  readonly stats = {
+    requests: 0, errors: 0, notifications: 0, segments: 0, bytes: 0, interrupts: 0, flushes: 0, discards: 0,
+    rd_req: 0, wr_req: 0, rd_sect: 0, wr_sect: 0,
+  };
   private ring: BackRing | null;
   private readonly port: number;
   private readonly ringMaps: GrantMapper;
@@ -89,6 +93,11 @@ export class BlkifRing implements IdlePoller {
 
   get ringSize(): number {
     return this.ring?.size ?? 0;
+  }
+
+  /** The ring's indices now, for the tools (null once the ring stopped). */
+  indices(): RingIndices | null {
+    return this.ring?.indices() ?? null;
   }
 
   poll(): boolean {
@@ -196,6 +205,7 @@ export class BlkifRing implements IdlePoller {
     }
     this.stats.segments += plan.nrSegs;
     this.stats.bytes += want;
+    if (write) { this.stats.wr_req++; this.stats.wr_sect += plan.nrSectors; } else { this.stats.rd_req++; this.stats.rd_sect += plan.nrSectors; }
     return BLKIF_RSP_OKAY;
   }
 

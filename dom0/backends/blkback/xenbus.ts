@@ -29,6 +29,7 @@ import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
 import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
 import { BlkifRing } from './blkif-ring.ts';
 import { DiskImage } from './disk.ts';
+import { registerDevice } from '../../lib/devstats.ts';
 import type { VbdLimits } from './request.ts';
 
 /** Linux blkback's defaults: 256 indirect segments, rings up to 16 pages, 4 queues. */
@@ -43,6 +44,7 @@ export class VbdBackend implements BackendDriver {
   private readonly past: Record<string, number> = {};
   private frontend = -1;
   private devid = 0;
+  private unregister: (() => void) | null = null;
 
   constructor(private readonly k: Kernel, private readonly log: (line: string) => void) {}
 
@@ -52,6 +54,14 @@ export class VbdBackend implements BackendDriver {
     const dir = dev.nodename;
     this.frontend = dev.otherendId;
     this.devid = Number(dir.split('/').pop());
+    this.unregister ??= registerDevice({
+      kind: 'vbd', frontend: this.frontend, devid: this.devid, name: `vbd-${this.frontend}-${this.devid}`,
+      stats: () => sysfsStats(this.stats()),
+      rings: () => this.rings.flatMap((r, q) => {
+        const ix = r.indices();
+        return ix === null ? [] : [{ name: this.rings.length > 1 ? `queue-${q}` : 'ring-ref', ...ix }];
+      }),
+    });
     const params = await xs.read(`${dir}/${XS_BLK.params}`);
     const mode = (await xs.tryRead(`${dir}/${XS_BLK.mode}`)) ?? 'w';
     this.disk = new DiskImage(params, !mode.startsWith('w'));
@@ -143,6 +153,8 @@ export class VbdBackend implements BackendDriver {
   }
 
   async remove(): Promise<void> {
+    this.unregister?.();
+    this.unregister = null;
     await this.disconnect();
     this.disk?.close();
     this.disk = null;
@@ -154,6 +166,20 @@ export class VbdBackend implements BackendDriver {
     for (const r of this.rings) for (const [k, v] of Object.entries(ringStats(r))) out[k] = (out[k] ?? 0) + v;
     return out;
   }
+}
+
+/**
+ * The device's statistics under Linux blkback's sysfs names (what xentop reads), then
+ * ringvisor's mechanism counters. oo_req (requests that waited for a free pending_req) has no
+ * cause here: blkback takes every request off the ring as it serves it, so it stays 0.
+ */
+function sysfsStats(s: Record<string, number>): Record<string, number> {
+  return {
+    oo_req: s.oo_req ?? 0, rd_req: s.rd_req ?? 0, wr_req: s.wr_req ?? 0, f_req: s.flushes ?? 0, ds_req: s.discards ?? 0,
+    rd_sect: s.rd_sect ?? 0, wr_sect: s.wr_sect ?? 0,
+    notifications: s.notifications ?? 0, interrupts: s.interrupts ?? 0, errors: s.errors ?? 0,
+    grant_maps: s.maps ?? 0, grant_unmaps: s.unmaps ?? 0, persistent_hits: s.persistentHits ?? 0,
+  };
 }
 
 function ringStats(r: BlkifRing): Record<string, number> {
