@@ -1,10 +1,10 @@
 /*
  * A Dom0 kernel module for the block harness: loads blkback, and runs the benchmark's
- * "native" jobs, in Dom0's own thread, with the very calls blkback makes (DiskImage.readv /
+ * "native" jobs, in Dom0's own thread, with the very calls blkback makes (RawImage.readv /
  * writev on page-sized views of Dom0's memory), so native and PV differ only by the split driver.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { DiskImage } from '../../dom0/backends/blkback/disk.ts';
+import { RawImage } from '../../dom0/lib/raw-image.ts';
 import { init as initBlkback, vbds } from '../../dom0/backends/blkback/module.ts';
 import type { Dom0 } from '../../dom0/dom0.ts';
 import { fioResult, jobSectors, type FioJob, type FioResult } from '../../domu/workloads/fio.ts';
@@ -56,7 +56,7 @@ export async function init(dom0: Dom0): Promise<void> {
 function runNative(dom0: Dom0, image: string, job: FioJob): FioResult {
   const k = dom0.k;
   const write = job.rw === 'write' || job.rw === 'randwrite';
-  const disk = new DiskImage(image, !write);
+  const disk = new RawImage(image, !write);
   const pages = Math.ceil(job.bs / 4096);
   const gfns: number[] = [];
   const iovs: Uint8Array[][] = [];

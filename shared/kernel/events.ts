@@ -29,6 +29,7 @@ export class EventChannels {
   private running = false;
   private asyncWork = false;
   private readonly pollers: IdlePoller[] = [];
+  private nextPoller = 0;
   /** How long the idle loop polls registered drivers before sleeping, in microseconds. */
   pollUs = 200;
   /**
@@ -203,7 +204,16 @@ export class EventChannels {
   private pollOnce(budgetUs: number): boolean {
     const deadline = performance.now() + budgetUs / 1000;
     for (let i = 1; ; i++) {
-      for (const p of this.pollers) if (p.poll()) return true;
+      // Round robin: start after the poller that last had work, so a driver that always has
+      // more (a backend serving a full ring a batch at a time) cannot keep the others waiting.
+      const ps = this.pollers;
+      for (let j = 0; j < ps.length; j++) {
+        const at = (this.nextPoller + j) % ps.length;
+        if (ps[at].poll()) {
+          this.nextPoller = at + 1;
+          return true;
+        }
+      }
       if (Atomics.load(this.si, this.upcall) !== 0) return true;
       if ((i & 15) === 0 && performance.now() > deadline) return false;
     }

@@ -20,22 +20,27 @@
  * disk (sectors, info, sector-size) and the other features, then Connected. Anything the
  * frontend wrote is checked before use: a queue count or ring order above what was offered, a
  * missing ring-ref, or a protocol other than the 64-bit ABI ends the connection attempt with an
- * `error` node, as xenbus_dev_fatal does, and the device goes Closing.
+ * `error` node, as xenbus_dev_fatal does, and the device goes Closing (shared/kernel/xenbus/
+ * backend.ts), with one line in Dom0's log, rate-limited per guest like every line a frontend
+ * can cause (dom0/lib/guest-log.ts). Whatever connect had set up when it failed is torn down
+ * before it returns, so a frontend that fails its handshake a thousand times holds nothing.
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../../shared/kernel/xenbus/device.ts';
 import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
 import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
 import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
+import { grantBudget } from '../../lib/grant-budget.ts';
+import { guestLog } from '../../lib/guest-log.ts';
+import { RawImage } from '../../lib/raw-image.ts';
 import { BlkifRing } from './blkif-ring.ts';
-import { DiskImage } from './disk.ts';
 import type { VbdLimits } from './request.ts';
 
 /** Linux blkback's defaults: 256 indirect segments, rings up to 16 pages, 4 queues. */
 export const BLKBACK_DEFAULTS = { maxIndirectSegments: 256, maxRingPageOrder: 4, maxQueues: 4, persistent: true };
 
 export class VbdBackend implements BackendDriver {
-  disk: DiskImage | null = null;
+  disk: RawImage | null = null;
   rings: BlkifRing[] = [];
   limits: VbdLimits = { sectors: 0, readOnly: false, flush: true, discard: true, maxIndirectSegments: 0 };
   private offer = { ...BLKBACK_DEFAULTS };
@@ -44,7 +49,10 @@ export class VbdBackend implements BackendDriver {
   private frontend = -1;
   private devid = 0;
 
-  constructor(private readonly k: Kernel, private readonly log: (line: string) => void) {}
+  constructor(private readonly k: Kernel) {}
+
+  /** A line this device's frontend caused: rate-limited per guest. */
+  private readonly log = (line: string) => guestLog(this.k).line(this.frontend, line);
 
   /** xen_blkbk_probe + backend_changed: open the disk, publish what we offer. */
   async probe(dev: XenbusDevice): Promise<void> {
@@ -54,7 +62,7 @@ export class VbdBackend implements BackendDriver {
     this.devid = Number(dir.split('/').pop());
     const params = await xs.read(`${dir}/${XS_BLK.params}`);
     const mode = (await xs.tryRead(`${dir}/${XS_BLK.mode}`)) ?? 'w';
-    this.disk = new DiskImage(params, !mode.startsWith('w'));
+    this.disk = new RawImage(params, !mode.startsWith('w'));
     const num = async (key: string, dflt: number) => {
       const v = await xs.tryRead(`${dir}/${key}`);
       const n = v === null ? NaN : Number(v);
@@ -84,9 +92,9 @@ export class VbdBackend implements BackendDriver {
   async connect(dev: XenbusDevice): Promise<void> {
     const xs = dev.xs;
     const fe = dev.otherend;
+    // xenbus_dev_fatal: the reason goes to the device's error node; backend.ts logs it once.
     const fail = async (why: string) => {
       await xs.write(`${dev.nodename}/error`, why).catch(() => undefined);
-      this.log(`blkback d${this.frontend}/${this.devid}: ${why}`);
       throw new Error(why);
     };
     const protocol = (await xs.tryRead(`${fe}/${XS_BLK.protocol}`)) ?? XEN_IO_PROTO_ABI_X86_64;
@@ -109,7 +117,7 @@ export class VbdBackend implements BackendDriver {
       try {
         this.rings.push(new BlkifRing({
           k: this.k, frontend: this.frontend, devid: this.devid, queue: q, disk: this.disk!, limits: this.limits,
-          persistent, ringRefs: refs, remotePort: port, log: this.log,
+          persistent, ringRefs: refs, remotePort: port, budget: grantBudget(this.k), log: this.log,
         }));
       } catch (e) {
         await this.disconnect();
@@ -157,7 +165,8 @@ export class VbdBackend implements BackendDriver {
 }
 
 function ringStats(r: BlkifRing): Record<string, number> {
-  return { ...r.stats, maps: r.grants.stats.maps, unmaps: r.grants.stats.unmaps, persistentHits: r.grants.stats.persistentHits };
+  const g = r.grants.stats;
+  return { ...r.stats, maps: g.maps, unmaps: g.unmaps, persistentHits: g.persistentHits, mapsRefused: g.refused };
 }
 
 async function readNum(xs: XenbusClient, path: string, dflt: number): Promise<number> {

@@ -40,7 +40,7 @@ import {
   ATA_LBA, ATA_NIEN, ATA_SECT_SIZE, ATA_SRST,
 } from '../../../shared/public/hw/ata.ts';
 import type { BusMaster, DmaSink } from './bmdma.ts';
-import type { RawImage } from './block.ts';
+import type { RawImage } from '../../lib/raw-image.ts';
 import { COMMANDS } from './commands.ts';
 import type { IoDevice } from '../xen-hvm.ts';
 import { trim } from './trim.ts';
@@ -379,9 +379,9 @@ export class AtaDevice implements IoDevice, DmaSink {
       let o = offset;
       for (const v of iov) { this.dsmBuf.set(v, o); o += v.length; }
     } else if (this.xfer === XFER_DMA_IN) {
-      this.disk.readv(at, iov);
+      this.disk.readvAt(at, iov);
     } else {
-      this.disk.writev(at, iov);
+      this.disk.writevAt(at, iov);
     }
   }
 
