@@ -33,6 +33,8 @@ export const SECTOR_BYTES = 512;
 export const DISCARD_PIECE_SECTORS = 2048;
 const BLOCK = 4096;
 const ZEROS = new Uint8Array(BLOCK);
+/** A piece of zeros to compare a piece of data with in one memcmp (Buffer.equals). */
+const ZERO_PIECE = Buffer.alloc(DISCARD_PIECE_SECTORS * SECTOR_BYTES);
 
 export class RawImage {
   readonly sectors: number;
@@ -40,7 +42,7 @@ export class RawImage {
   private readonly bytes: number;
   private readonly regular: boolean;
   /** Discard's look at the data, made on the first discard of a range not at the end. */
-  private scratch: Uint8Array | null = null;
+  private scratch: Buffer | null = null;
   readonly stats = { discardedSectors: 0, zeroedBytes: 0, truncations: 0 };
 
   constructor(readonly path: string, readonly readOnly: boolean) {
@@ -106,11 +108,12 @@ export class RawImage {
     // Nothing allocated anywhere: every sector already reads as zeros.
     if (this.regular && fstatSync(this.fd).blocks === 0) return n;
     const len = n * SECTOR_BYTES;
-    const buf = (this.scratch ??= new Uint8Array(DISCARD_PIECE_SECTORS * SECTOR_BYTES));
+    const buf = (this.scratch ??= Buffer.alloc(DISCARD_PIECE_SECTORS * SECTOR_BYTES));
     const got = readSync(this.fd, buf, 0, len, start);
+    if (buf.equals(ZERO_PIECE) || (got < buf.length && buf.subarray(0, got).equals(ZERO_PIECE.subarray(0, got)))) return n;
     for (let off = 0; off < got; off += BLOCK) {
       const m = Math.min(BLOCK, got - off);
-      if (!isZero(buf, off, m)) {
+      if (buf.compare(ZERO_PIECE, 0, m, off, off + m) !== 0) {
         writeSync(this.fd, ZEROS, 0, m, start + off);
         this.stats.zeroedBytes += m;
       }
@@ -122,9 +125,4 @@ export class RawImage {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
-}
-
-function isZero(b: Uint8Array, off: number, n: number): boolean {
-  for (let i = off, end = off + n; i < end; i++) if (b[i] !== 0) return false;
-  return true;
 }

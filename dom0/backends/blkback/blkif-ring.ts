@@ -92,7 +92,8 @@ export class BlkifRing implements IdlePoller {
     const k = c.k;
     this.plan = new RequestPlan(c.limits.maxIndirectSegments);
     this.grants = new GrantMapper(k, c.frontend, c.budget, c.persistent);
-    this.ringMaps = new GrantMapper(k, c.frontend, c.budget, true, c.ringRefs.length);
+    // The ring's own pages: held for the ring's life, but not persistent grants of data.
+    this.ringMaps = new GrantMapper(k, c.frontend, c.budget, false);
     // Everything acquired below is released if anything after it throws.
     try {
       const pages: Int32Array[] = [];
