@@ -98,6 +98,7 @@ export function startIdeModel(k: Kernel, opts: IdeModelOptions): IdeModel {
       stop() {
         if (stopped) return;
         stopped = true;
+        ata.stop();
         srv.close();
         mem.flush();
         disk.close();

@@ -12,8 +12,9 @@
  * covers cost, once: at most the whole disk, never more. A discarded range reads as zeros
  * afterwards and no space is allocated for it (dom0/lib/raw-image.ts says how).
  *
- * Not done: spreading one command's discard over several turns of Dom0's loop (blkback does; the
- * device model finishes a TRIM within the command, as it does every DMA command).
+ * The work is a TrimJob, done a bounded number of RawImage.discard() calls at a time: the device
+ * (core.ts) stays BSY and runs one step per turn of Dom0's loop, so a TRIM of the whole disk
+ * never holds Dom0's one thread for longer than a step.
  */
 import { ATA_DSM_RANGE_BYTES } from '../../../shared/public/hw/ata.ts';
 import type { RawImage } from '../../lib/raw-image.ts';
@@ -52,18 +53,43 @@ export function trimRanges(payload: Uint8Array, bytes: number, sectors: number):
   return merged;
 }
 
-/** Discard every range in the first `bytes` of `payload`: the distinct sectors discarded, or why not. */
+/** RawImage.discard() calls per step. */
+export const TRIM_STEP_PIECES = 16;
+
+/** A checked, merged list of ranges, discarded a step at a time. */
+export class TrimJob {
+  private range = 0;
+  private done = 0;
+  /** The distinct sectors the job covers. */
+  readonly sectors: number;
+
+  constructor(private readonly disk: RawImage, private readonly ranges: readonly TrimRange[]) {
+    this.sectors = ranges.reduce((n, r) => n + r.count, 0);
+  }
+
+  /** Up to TRIM_STEP_PIECES discard calls; true when every range is done. Host I/O errors throw. */
+  step(): boolean {
+    for (let i = 0; i < TRIM_STEP_PIECES && this.range < this.ranges.length; i++) {
+      const r = this.ranges[this.range];
+      this.done += this.disk.discard(r.lba + this.done, r.count - this.done);
+      if (this.done >= r.count) {
+        this.range++;
+        this.done = 0;
+      }
+    }
+    return this.range === this.ranges.length;
+  }
+}
+
+/** Discard every range in the first `bytes` of `payload` at once: the distinct sectors discarded, or why not. */
 export function trim(disk: RawImage, payload: Uint8Array, bytes: number): number | 'out-of-range' | 'host-io' {
   const ranges = trimRanges(payload, bytes, disk.sectors);
   if (ranges === 'out-of-range') return ranges;
-  let total = 0;
+  const job = new TrimJob(disk, ranges);
   try {
-    for (const r of ranges) {
-      for (let done = 0; done < r.count;) done += disk.discard(r.lba + done, r.count - done);
-      total += r.count;
-    }
+    while (!job.step());
   } catch {
     return 'host-io';
   }
-  return total;
+  return job.sectors;
 }
