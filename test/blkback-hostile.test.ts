@@ -200,6 +200,27 @@ test.serial('item 4: a guest keeping every ring full of 1 MiB reads does not sta
   t.deepEqual(host.usage(), before);
 });
 
+test.serial('item 4: the toolstack destroys a guest whose rings are full, half-done requests and all, and everything it held is freed', async (t) => {
+  const before = host.usage();
+  let started!: () => void;
+  const attackRunning = new Promise<void>((r) => { started = r; });
+  // The attack never ends by itself: this guest is only ever destroyed. Its harness run waits
+  // for a report that will not come, and is left behind.
+  void host.runGuest({
+    image: image(64), kernel: HOSTILE, extra: hostile('full-rings', 1e9, { stopChannel: `ringvisor-unused-${randomUUID()}` }),
+    tasks: [{ kind: 'ops', steps: [] }], beforeTimed: async () => started(),
+  });
+  await attackRunning;
+  const attackerId = host.host.list().find((d) => d.domid !== 0)!.domid;
+  const served = async () => Object.entries(await host.vbdStats()).find(([p]) => p.includes(`/vbd/${attackerId}/`))?.[1].requests ?? 0;
+  let n = 0;
+  for (let i = 0; i < 10_000 && n < 512; i++) n = await served();
+  t.true(n >= 512, `the attack is being served (${n} requests so far)`);
+  await host.call({ kind: 'destroy', domid: attackerId });
+  t.false(host.host.list().some((d) => d.domid === attackerId), 'the domain is gone');
+  t.deepEqual(host.usage(), before, 'no mapping, port or frame left behind');
+});
+
 test.serial('item 5: discards of a whole sparse image never allocate space, and discarded data reads as zeros', async (t) => {
   const img = image(64);
   const sectors = 64 * MIB / 512;
