@@ -12,7 +12,9 @@
  *
  * API: `readv(sector, iov)` / `writev(sector, iov)` (512-byte sectors; bytes moved),
  * `readvAt(byte, iov)` / `writevAt(byte, iov)` (byte offsets, for DMA regions that need not start
- * on a sector), `readSector(sector, dst)` / `writeSector(sector, src)` (one sector, for PIO), `flush()` (fsync), `discard(sector, count)` (one bounded piece; see below),
+ * on a sector), `readSector(sector, dst)` / `writeSector(sector, src)` (one sector, for PIO),
+ * `readvAsync(sector, iov, done)` / `writevAsync(sector, iov, done)` (the same preadv / pwritev
+ * on libuv's thread pool, for the benchmark's native baseline at a depth above one), `flush()` (fsync), `discard(sector, count)` (one bounded piece; see below),
  * `sectors`, `path`, `readOnly`, `close()`. Host I/O errors throw (an Error from node:fs): the
  * caller turns them into an error for its guest.
  *
@@ -26,7 +28,7 @@
  * DISCARD_PIECE_SECTORS (1 MiB) of reading, so a caller can bound the work it does per turn and
  * call again for the rest.
  */
-import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, readvSync, writeSync, writevSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, readv, readvSync, writeSync, writev, writevSync } from 'node:fs';
 
 export const SECTOR_BYTES = 512;
 /** The most a discard() call reads (or zeroes) at once. */
@@ -61,6 +63,16 @@ export class RawImage {
   /** pwritev: write `iov` in order at sector `sector`. Returns the bytes written. */
   writev(sector: number, iov: readonly Uint8Array[]): number {
     return writevSync(this.fd, iov as Uint8Array[], sector * SECTOR_BYTES);
+  }
+
+  /** preadv on libuv's thread pool; `done(err, bytes)` when it completes. */
+  readvAsync(sector: number, iov: readonly Uint8Array[], done: (err: NodeJS.ErrnoException | null, bytes: number) => void): void {
+    readv(this.fd, iov as Uint8Array[], sector * SECTOR_BYTES, done);
+  }
+
+  /** pwritev on libuv's thread pool. */
+  writevAsync(sector: number, iov: readonly Uint8Array[], done: (err: NodeJS.ErrnoException | null, bytes: number) => void): void {
+    writev(this.fd, iov as Uint8Array[], sector * SECTOR_BYTES, done);
   }
 
   readvAt(offset: number, iov: readonly Uint8Array[]): number {

@@ -8,7 +8,7 @@
 //   ids               reads whose ids need all 64 bits (item 7)
 //
 // Each mode talks the block harness's protocol (scenarios/block/protocol.ts): 'connected', then
-// for task i a 'mark' and, after the harness's 'go', a 'task-done' whose result is a list of
+// for task i its two 'mark's, each answered by the harness's 'go', and a 'task-done' whose result is a list of
 // outcomes (JSON in the `error` field, as blk-raw.ts does), then 'closed'; main() returning
 // powers the domain off.
 import { BroadcastChannel } from 'node:worker_threads';
@@ -100,7 +100,11 @@ export async function main(env: KernelEnv): Promise<void> {
   };
   let task = 0;
   const step = async (work: () => Promise<HostileReport>) => {
-    await new Promise<void>((go) => { goes.set(task, go); post({ kind: 'mark', nonce: m.nonce, index: task }); });
+    // The harness's two stops for a task (before its warm-up, before its timed part): this
+    // kernel has no warm-up, so the second follows the first at once.
+    for (const phase of ['warmup', 'timed'] as const) {
+      await new Promise<void>((go) => { goes.set(task, go); post({ kind: 'mark', nonce: m.nonce, index: task, phase }); });
+    }
     const report = await work();
     post({ kind: 'task-done', nonce: m.nonce, index: task++, result: { kind: 'ops', result: [{ ok: true, error: JSON.stringify(report) }] }, stats: {} });
   };
