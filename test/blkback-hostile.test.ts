@@ -139,8 +139,8 @@ test.serial('items 3 and 6: failed handshakes leak no ring mapping, leave no zom
  * Fair service, counted in work, not time: attacker requests (1 MiB each) Dom0 serves per request
  * of a good guest reading 4 KiB at a time. Turns of at most 2 MiB per ring give about 8 (four
  * attacker rings, two requests each) plus whatever Dom0 serves while the good guest's own thread
- * gets round to submitting its next request: on a loaded 2-core machine 40, and 53 with the
- * whole suite running beside it. Serving each ring until it is empty (before issue 17) let the
+ * gets round to submitting its next request: between 5 and 53 on a loaded 2-core machine
+ * (the more load, the more). Serving each ring until it is empty (before issue 17) let the
  * attacker finish 80,000 requests before the good guest's 300 (above 266 each).
  */
 const FAIR_RATIO = 160;
