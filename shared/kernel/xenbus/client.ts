@@ -72,8 +72,8 @@ export class XenbusClient {
   private closed: string | null = null;
   /** Counters a reader can inspect. */
   readonly stats = { requests: 0, errors: 0, watchEvents: 0 };
-  /** Where a failing watch callback is reported (default: thrown away with a console line). */
-  onWatchError: (e: unknown, path: string) => void = (e, path) => console.error(`xenbus watch ${path}:`, e);
+  /** Where a failing watch callback is reported (default: thrown away with one console line, no stack). */
+  onWatchError: (e: unknown, path: string) => void = (e, path) => console.error(`xenbus watch ${path}: ${e instanceof Error ? e.message : String(e)}`);
 
   constructor(private readonly transport: XsTransport) {
     transport.onMessage = (type, req_id, _tx, payload) => this.receive(type, req_id, payload);
