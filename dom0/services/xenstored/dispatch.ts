@@ -27,12 +27,12 @@ import {
 import { XsdError, fail } from './quota.ts';
 import { Transaction } from './transaction.ts';
 import { addWatch, removeWatch, watchEventPath } from './watch.ts';
-import type { Xenstored } from './server.ts';
+import type { XenstoredCore } from './core.ts';
 
 const OK = encodeString('OK\0');
 
 interface Request {
-  xs: Xenstored;
+  xs: XenstoredCore;
   conn: Connection;
   t: Transaction | null;
   payload: Uint8Array;
@@ -204,7 +204,7 @@ const wireFuncs: Partial<Record<number, WireFunc>> = {
 };
 
 /** process_message: run the request now in conn.reader and queue its reply. */
-export function processMessage(xs: Xenstored, conn: Connection): void {
+export function processMessage(xs: XenstoredCore, conn: Connection): void {
   const h = conn.reader.header;
   conn.stats.requests++;
   try {
