@@ -11,16 +11,24 @@
  *   <runDir>/xenstored/socket   xenstored's socket (xenstore-ls & co.)
  *   <runDir>/xl/socket          the toolstack daemon (create, list, console, ...)
  *   <runDir>/console/           console logs of domains that have no VM directory
+ *   <runDir>/host.json          this host's pid, so the next one can tell it died (dom0/toolstack/host-record.ts)
+ *
+ * One default run directory per user ($XDG_RUNTIME_DIR/ringvisor, else <tmpdir>/ringvisor-<uid>),
+ * wherever the command is run from, as Xen's /var/run/xen is one per machine: `ringvisor list`
+ * from any directory finds the host that `ringvisor host` started from any other.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir, totalmem, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import type { Dom0Message } from '../dom0/toolstack/control.ts';
 import { xenstoredSocketPath, type Dom0Module } from '../dom0/kernel.ts';
 import { xlSocketPath } from '../dom0/toolstack/protocol.ts';
+import { cleanUpAfterDeadHost, removeHostRecord, writeHostRecord, type Cleanup } from '../dom0/toolstack/host-record.ts';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
+import { MAX_HOST_MEMORY_MIB } from '../hypervisor/state.ts';
 import { XlClient } from './client.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
@@ -28,9 +36,31 @@ const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).h
 /** The kernel image every VM boots (dom0/toolstack passes it to the domain builder). */
 export const GUEST_KERNEL = new URL('../domu/kernel.ts', import.meta.url).href;
 
-/** $RINGVISOR_RUN_DIR, else ./run. */
+/** $RINGVISOR_RUN_DIR, else one per user: $XDG_RUNTIME_DIR/ringvisor, else <tmpdir>/ringvisor-<uid>. */
 export function defaultRunDir(): string {
-  return resolve(process.env.RINGVISOR_RUN_DIR ?? 'run');
+  if (process.env.RINGVISOR_RUN_DIR) return resolve(process.env.RINGVISOR_RUN_DIR);
+  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'ringvisor');
+  return join(tmpdir(), `ringvisor-${userInfo().uid}`);
+}
+
+/** Dom0's RAM, MiB (the host's --memory includes it). */
+export const DOM0_MEMORY_MIB = 64;
+/** The smallest host worth running: Dom0 and room for one small guest (16 MiB). */
+export const MIN_HOST_MEMORY_MIB = DOM0_MEMORY_MIB + 16;
+
+/** Why `memoryMiB` cannot be a host's memory, or null if it can. */
+export function hostMemoryProblem(memoryMiB: number): string | null {
+  const machine = Math.floor(totalmem() / 1048576);
+  const max = Math.min(MAX_HOST_MEMORY_MIB, machine);
+  if (memoryMiB < MIN_HOST_MEMORY_MIB) {
+    return `--memory ${memoryMiB}: a host needs at least ${MIN_HOST_MEMORY_MIB} MiB (Dom0 takes ${DOM0_MEMORY_MIB} MiB, ` +
+      'and a guest needs room beside it)';
+  }
+  if (memoryMiB > max) {
+    return `--memory ${memoryMiB}: at most ${max} MiB (${max === machine ? `this machine has ${machine} MiB` :
+      `ringvisor's hypervisor manages at most ${MAX_HOST_MEMORY_MIB} MiB: each guest's RAM must fit its P2M window`})`;
+  }
+  return null;
 }
 
 export interface HostOptions {
@@ -47,6 +77,8 @@ export interface RunningHost {
   runDir: string;
   xlSocket: string;
   xenstoredSocket: string;
+  /** What was left by a previous host on this run directory that died (kill -9), and was removed. */
+  cleanedUp: Cleanup | null;
   /** Destroy the VMs (through the toolstack, so their directories are left tidy), then the host. */
   close(): Promise<void>;
 }
@@ -68,10 +100,21 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   if (Buffer.byteLength(xlSocket) > 107 || Buffer.byteLength(xenstoredSocket) > 107) {
     throw new Error(`run directory ${runDir} is too long for a Unix socket path (at most about 90 bytes; use --run-dir)`);
   }
+  const memoryMiB = opts.memoryMiB ?? 256;
+  const dom0MiB = opts.dom0MemoryMiB ?? DOM0_MEMORY_MIB;
+  // `ringvisor host` checks hostMemoryProblem first; a harness may run a smaller host, never an impossible one.
+  if (memoryMiB <= dom0MiB || memoryMiB > MAX_HOST_MEMORY_MIB) throw new Error(hostMemoryProblem(memoryMiB) ?? `memory ${memoryMiB} MiB`);
   if (await socketAnswers(xlSocket)) throw new Error(`a ringvisor host is already running at ${xlSocket}`);
   mkdirSync(runDir, { recursive: true });
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const host = new Host({ memoryMiB: opts.memoryMiB ?? 256, log });
+  // A host killed with -9 left its sockets and its VMs' state files: clear them, and say so.
+  const cleanedUp = cleanUpAfterDeadHost(runDir, [xlSocket, xenstoredSocket]);
+  if (cleanedUp) {
+    log(`the previous host on ${runDir} (pid ${cleanedUp.host.pid}, up since ${cleanedUp.host.started}) died without stopping; ` +
+      `removed ${cleanedUp.sockets.length} stale socket(s)${cleanedUp.vms.length ? ` and the state files of ${cleanedUp.vms.join(', ')}` : ''}`);
+  }
+  writeHostRecord(runDir, { pid: process.pid, memoryMiB, started: new Date().toISOString() });
+  const host = new Host({ memoryMiB, log });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
   // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).
@@ -86,19 +129,20 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   const module: Dom0Module = { runDir, control: channel, modules: [BLKBACK], xl: { guestKernel: GUEST_KERNEL } };
   try {
     await host.createDomain({
-      name: 'Domain-0', vcpus: 1, memoryKiB: (opts.dom0MemoryMiB ?? 64) * 1024, kernel: DOM0_KERNEL, module,
+      name: 'Domain-0', vcpus: 1, memoryKiB: dom0MiB * 1024, kernel: DOM0_KERNEL, module,
     }, { privileged: true });
     await ready;
   } catch (e) {
     ch.close();
     await host.close();
+    removeHostRecord(runDir);
     throw e;
   }
   ch.close();
 
   let closing: Promise<void> | null = null;
   return {
-    host, runDir, xlSocket, xenstoredSocket,
+    host, runDir, xlSocket, xenstoredSocket, cleanedUp,
     close() {
       closing ??= (async () => {
         try {
@@ -111,6 +155,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
         await host.close();
         rmSync(xlSocket, { force: true });
         rmSync(xenstoredSocket, { force: true });
+        removeHostRecord(runDir);
       })();
       return closing;
     },

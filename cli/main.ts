@@ -25,7 +25,7 @@ import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0
 import { CliError, XlClient, noHostMessage } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
-import { defaultRunDir, startHost } from './host.ts';
+import { defaultRunDir, hostMemoryProblem, startHost } from './host.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -39,7 +39,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   const err = (s: string) => io.stderr.write(s);
   const program = new Command('ringvisor')
     .description('ringvisor: Xen\'s split-driver architecture in TypeScript. Run a host, then manage its VMs as with xl.')
-    .option('--run-dir <dir>', 'the host\'s run directory (its sockets; default $RINGVISOR_RUN_DIR or ./run)')
+    .option('--run-dir <dir>', `the host's run directory (its sockets; default $RINGVISOR_RUN_DIR, else one per user: ${defaultRunDir()})`)
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: err })
     .showHelpAfterError('(add --help for usage)');
@@ -69,6 +69,8 @@ A session:
   program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
     .action(async (opts: { memory: number }, cmd: Command) => {
+      const problem = hostMemoryProblem(opts.memory);
+      if (problem !== null) throw new CliError('failed', `ringvisor host: ${problem}`);
       code = await runHost(runDir(cmd), opts.memory, io);
     });
 
@@ -121,6 +123,12 @@ A session:
           if (how === 'forced') err(`${domain}: no PV control in the guest; shut down from outside (-F)\n`);
           if (opts.wait) {
             err(`Waiting for domain ${domain} to ${kind === 'shutdown' ? 'shut down' : 'reboot'}...\n`);
+            // A paused guest cannot read control/shutdown: say so rather than wait in silence.
+            const now = (await c.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === domain || String(d.domid) === domain);
+            if (now?.paused && !now.shutdown) {
+              err(`Domain ${domain} is paused: it cannot answer the request until it is unpaused (ringvisor unpause ${domain}); ` +
+                'still waiting (Ctrl-C stops waiting; the request stays)\n');
+            }
             await c.call({ verb: 'wait', domain });
             err(`Domain ${domain} is ${kind === 'shutdown' ? 'down' : 'rebooting'}\n`);
           }

@@ -23,7 +23,7 @@ import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
 import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo, ShutdownAction } from '../shared/public/hypercall.ts';
-import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
+import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
 import { grantsActive, mappingsHeld } from './grant-table.ts';
@@ -68,6 +68,17 @@ interface DomainEntry {
   destroying: Promise<void> | null;
 }
 
+/**
+ * A domctl refused, as Xen refuses it: an errno for the caller (the toolstack turns it into the
+ * config key responsible), and the reason in words for the hypervisor's log.
+ */
+export class DomctlError extends Error {
+  constructor(readonly errno: number, message: string) {
+    super(message);
+    this.name = 'DomctlError';
+  }
+}
+
 export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string; action: ShutdownAction }
 
 export class Host extends EventEmitter {
@@ -92,13 +103,15 @@ export class Host extends EventEmitter {
     const privileged = opts.privileged ?? false;
     validateConfig(config);
     const initdomain = privileged && Atomics.load(this.hv.domains, D.STATE) === DOMSTATE_FREE;
-    if (privileged && !initdomain) throw new Error('only Dom0 is privileged in ringvisor, and it already exists');
+    if (privileged && !initdomain) throw new DomctlError(XEN_EINVAL, 'only Dom0 is privileged in ringvisor, and it already exists');
     const domid = domain_create(this.hv, privileged, initdomain, config.vcpus);
-    if (domid < 0) throw new Error(`no free domain slot (all ${MAX_DOMAINS} in use)`);
+    // Xen's createdomain answers ENOMEM when no domain id is free.
+    if (domid < 0) throw new DomctlError(XEN_ENOMEM, `no free domain slot (all ${MAX_DOMAINS} in use)`);
     const built = build_domain(this.hv, domid, config.memoryKiB, config.cmdline ?? '');
     if (typeof built === 'number') {
       domain_abort(this.hv, domid);
-      throw new Error(`cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked)`);
+      throw new DomctlError(-built, `cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked, ` +
+        `${freeFrames(this.hv) * 4} KiB free)`);
     }
     const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
     this.entries.set(domid, entry);
@@ -175,7 +188,7 @@ export class Host extends EventEmitter {
   /** xl destroy: stop the threads, tear the domain down. Destroying twice waits for the first. */
   destroy(domid: number): Promise<void> {
     const entry = this.entries.get(domid);
-    if (!entry) return Promise.reject(new Error(`no domain ${domid}`));
+    if (!entry) return Promise.reject(new DomctlError(XEN_ESRCH, `no domain ${domid}`));
     entry.destroying ??= (async () => {
       await this.stopVcpus(entry);
       domain_kill(this.hv, domid);
@@ -189,7 +202,7 @@ export class Host extends EventEmitter {
   /** xl pause: the vCPUs stop at their next preemption point and stay stopped. */
   pause(domid: number): void {
     const entry = this.entries.get(domid);
-    if (!entry) throw new Error(`no domain ${domid}`);
+    if (!entry) throw new DomctlError(XEN_ESRCH, `no domain ${domid}`);
     Atomics.add(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
     for (let v = 0; v < entry.workers.length; v++) {
       Atomics.or(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
@@ -198,7 +211,7 @@ export class Host extends EventEmitter {
   }
 
   unpause(domid: number): void {
-    if (!this.entries.has(domid)) throw new Error(`no domain ${domid}`);
+    if (!this.entries.has(domid)) throw new DomctlError(XEN_ESRCH, `no domain ${domid}`);
     const w = domid * D.WORDS + D.PAUSE_COUNT;
     if (Atomics.load(this.hv.domains, w) > 0) Atomics.sub(this.hv.domains, w, 1);
     Atomics.notify(this.hv.domains, w);
@@ -214,7 +227,7 @@ export class Host extends EventEmitter {
   /** xl shutdown / reboot, the forced form (SCHEDOP_remote_shutdown): the domain stops now. */
   async shutdown(domid: number, reason: ShutdownReason = 'poweroff'): Promise<void> {
     const entry = this.entries.get(domid);
-    if (!entry) throw new Error(`no domain ${domid}`);
+    if (!entry) throw new DomctlError(XEN_ESRCH, `no domain ${domid}`);
     const base = domid * D.WORDS;
     if (Atomics.compareExchange(this.hv.domains, base + D.STATE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN) !== DOMSTATE_RUNNING) return;
     Atomics.store(this.hv.domains, base + D.SHUTDOWN_REASON, SHUTDOWN_NAMES.indexOf(reason));
@@ -324,8 +337,9 @@ export class Host extends EventEmitter {
         default: return -XEN_EINVAL;
       }
     } catch (e) {
+      // The caller gets the errno (Xen's domctl returns nothing else); the reason goes to the log.
       this.log(`(XEN) domctl ${op} failed: ${(e as Error).message}`);
-      return -XEN_ESRCH;
+      return e instanceof DomctlError ? -e.errno : -XEN_EINVAL;
     }
   }
 
@@ -339,9 +353,10 @@ export class Host extends EventEmitter {
   }
 }
 
+/* Xen's domctl argument checks: a bad value is EINVAL (e.g. more vCPUs than MAX_VCPUS). */
 function validateConfig(c: DomainConfig): void {
-  if (typeof c.name !== 'string' || c.name.length === 0) throw new TypeError('domain config: name must be a non-empty string');
-  if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new RangeError(`domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
-  if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new RangeError(`domain config ${c.name}: memory must be at least 64 KiB`);
-  if (typeof c.kernel !== 'string') throw new TypeError(`domain config ${c.name}: kernel must be a module URL`);
+  if (typeof c.name !== 'string' || c.name.length === 0) throw new DomctlError(XEN_EINVAL, 'domain config: name must be a non-empty string');
+  if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
+  if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: memory must be at least 64 KiB`);
+  if (typeof c.kernel !== 'string') throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: kernel must be a module URL`);
 }
