@@ -13,15 +13,12 @@
  *   <runDir>/console/           console logs of domains that have no VM directory
  *   <runDir>/host.json          this host's pid, so the next one can tell it died (dom0/toolstack/host-record.ts)
  *
- * One default run directory per user ($XDG_RUNTIME_DIR/ringvisor, else <tmpdir>/ringvisor-<uid>),
- * wherever the command is run from, as Xen's /var/run/xen is one per machine: `ringvisor list`
- * from any directory finds the host that `ringvisor host` started from any other.
+ * The default run directory and the bounds of --memory: ./defaults.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir, totalmem, userInfo } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import type { Dom0Message } from '../dom0/toolstack/control.ts';
 import { xenstoredSocketPath, type Dom0Module } from '../dom0/kernel.ts';
@@ -29,39 +26,13 @@ import { xlSocketPath } from '../dom0/toolstack/protocol.ts';
 import { cleanUpAfterDeadHost, removeHostRecord, writeHostRecord, type Cleanup } from '../dom0/toolstack/host-record.ts';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
 import { MAX_HOST_MEMORY_MIB } from '../hypervisor/state.ts';
+import { DOM0_MEMORY_MIB, hostMemoryProblem } from './defaults.ts';
 import { XlClient } from './client.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
 const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
 /** The kernel image every VM boots (dom0/toolstack passes it to the domain builder). */
 export const GUEST_KERNEL = new URL('../domu/kernel.ts', import.meta.url).href;
-
-/** $RINGVISOR_RUN_DIR, else one per user: $XDG_RUNTIME_DIR/ringvisor, else <tmpdir>/ringvisor-<uid>. */
-export function defaultRunDir(): string {
-  if (process.env.RINGVISOR_RUN_DIR) return resolve(process.env.RINGVISOR_RUN_DIR);
-  if (process.env.XDG_RUNTIME_DIR) return join(process.env.XDG_RUNTIME_DIR, 'ringvisor');
-  return join(tmpdir(), `ringvisor-${userInfo().uid}`);
-}
-
-/** Dom0's RAM, MiB (the host's --memory includes it). */
-export const DOM0_MEMORY_MIB = 64;
-/** The smallest host worth running: Dom0 and room for one small guest (16 MiB). */
-export const MIN_HOST_MEMORY_MIB = DOM0_MEMORY_MIB + 16;
-
-/** Why `memoryMiB` cannot be a host's memory, or null if it can. */
-export function hostMemoryProblem(memoryMiB: number): string | null {
-  const machine = Math.floor(totalmem() / 1048576);
-  const max = Math.min(MAX_HOST_MEMORY_MIB, machine);
-  if (memoryMiB < MIN_HOST_MEMORY_MIB) {
-    return `--memory ${memoryMiB}: a host needs at least ${MIN_HOST_MEMORY_MIB} MiB (Dom0 takes ${DOM0_MEMORY_MIB} MiB, ` +
-      'and a guest needs room beside it)';
-  }
-  if (memoryMiB > max) {
-    return `--memory ${memoryMiB}: at most ${max} MiB (${max === machine ? `this machine has ${machine} MiB` :
-      `ringvisor's hypervisor manages at most ${MAX_HOST_MEMORY_MIB} MiB: each guest's RAM must fit its P2M window`})`;
-  }
-  return null;
-}
 
 export interface HostOptions {
   runDir: string;

@@ -17,15 +17,13 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { xsOpen } from '../dom0/lib/libxenstore.ts';
-import { xenstoredSocketPath } from '../dom0/kernel.ts';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
-import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
+import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { CliError, XlClient, noHostMessage } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
-import { defaultRunDir, hostMemoryProblem, startHost } from './host.ts';
+import { defaultRunDir, hostMemoryProblem } from './defaults.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -196,7 +194,8 @@ A session:
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
     .option('--name <name>', 'the new VM\'s name (default: the directory\'s name, made unique)')
     .argument('<dest>', 'the new VM directory (must not exist)')
-    .action((dest: string, opts: { from: string; name?: string }) => {
+    .action(async (dest: string, opts: { from: string; name?: string }) => {
+      const { newVmFromTemplate } = await import('../dom0/toolstack/config/vmdir.ts');
       const vm = newVmFromTemplate(opts.from, dest, opts.name === undefined ? {} : { name: opts.name });
       const macs = vm.config.vifs.map((v) => v.mac).filter((m) => m !== null);
       out(`Created VM ${vm.config.name} in ${dest}: uuid ${vm.config.uuid}${macs.length ? `, mac ${macs.join(', ')}` : ''}\n`);
@@ -227,9 +226,11 @@ A session:
 }
 
 /* The xenstore-* tools talk to xenstored's socket directly, as Xen's do. */
-async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpen>>) => Promise<void>): Promise<void> {
+async function withStore(runDir: string, f: (xs: XenbusClient) => Promise<void>): Promise<void> {
+  const { xsOpen } = await import('../dom0/lib/libxenstore.ts');
+  const { xenstoredSocketPath } = await import('../dom0/kernel.ts');
   const path = xenstoredSocketPath(runDir);
-  let xs: Awaited<ReturnType<typeof xsOpen>>;
+  let xs: XenbusClient;
   try {
     xs = await xsOpen(path);
   } catch (e) {
@@ -246,6 +247,7 @@ async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpe
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
 async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<number> {
+  const { startHost } = await import('./host.ts'); // only `host` loads the machine
   const h = await startHost({ runDir, memoryMiB, log: (l) => io.stdout.write(`${l}\n`) });
   io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +

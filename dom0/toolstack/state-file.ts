@@ -22,7 +22,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { CONSOLE_LOG, RUN_DIR, VM_CONFIG } from './config/vmdir.ts';
+import { CONSOLE_LOG, RUN_DIR, VM_CONFIG } from './config/vm-layout.ts';
 
 export const STATE_FILE = 'domain.json';
 

@@ -29,14 +29,9 @@ import { randomXenMac, withMac } from './vifspec.ts';
 import { interpretXlConfig, type VmConfig } from './vmconfig.ts';
 import { applyEdits, quote, removeKey, replaceValue, setString, type Edit } from './xlcfg-edit.ts';
 import { parseXlConfig, type XlConfig } from './xlcfg-parse.ts';
+import { RUNTIME_ENTRIES, VM_CONFIG } from './vm-layout.ts';
 
-export const VM_CONFIG = 'vm.cfg';
-/* What a running VM adds to its directory (the toolstack hands these paths to xenconsoled & co). */
-export const CONSOLE_LOG = 'console.log';
-export const PAGING_FILE = 'paging.bin';
-export const RUN_DIR = 'run';
-/** Run-time entries: never copied into a new VM. */
-export const RUNTIME_ENTRIES: readonly string[] = [CONSOLE_LOG, PAGING_FILE, RUN_DIR];
+export { CONSOLE_LOG, PAGING_FILE, RUN_DIR, RUNTIME_ENTRIES, VM_CONFIG } from './vm-layout.ts';
 
 const MiB = 1024 * 1024;
 
