@@ -55,7 +55,7 @@ export interface ImageLock {
 /** The image is in use in a way that forbids this attach; `holders` are the ones in the way. */
 export class ImageInUseError extends Error {
   constructor(readonly image: string, readonly mode: LockMode, readonly holders: readonly ImageHolder[]) {
-    const who = holders.map((h) => `${h.mode === 'w' ? 'read-write' : 'read-only'} by ${h.domain} ` +
+    const who = [...holders].sort((a, b) => a.since.localeCompare(b.since)).map((h) => `${h.mode === 'w' ? 'read-write' : 'read-only'} by ${h.domain} ` +
       `(host pid ${h.pid}${h.host ? `, ${h.host}` : ''})`).join('; ');
     super(`image ${image} is in use ${who}`);
     this.name = 'ImageInUseError';
