@@ -117,17 +117,22 @@ A session:
       .option('-F, --force', 'a guest that does not answer control/shutdown is shut down from outside (Xen: an ACPI power event)')
       .action(async (domain: string, opts: { wait?: boolean; force?: boolean }, cmd: Command) => {
         await withClient(cmd, async (c) => {
+          // Which domain, before asking: by the time the wait begins it may be gone (destroyed, or restarted under a new id).
+          const target = opts.wait
+            ? (await c.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === domain || String(d.domid) === domain)
+            : undefined;
           const how = await c.call<string>({ verb: 'shutdown', domain, kind: kind === 'shutdown' ? 'poweroff' : 'reboot', force: opts.force });
           if (how === 'forced') err(`${domain}: no PV control in the guest; shut down from outside (-F)\n`);
-          if (opts.wait) {
+          if (opts.wait && target) {
             err(`Waiting for domain ${domain} to ${kind === 'shutdown' ? 'shut down' : 'reboot'}...\n`);
             // A paused guest cannot read control/shutdown: say so rather than wait in silence.
-            const now = (await c.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === domain || String(d.domid) === domain);
-            if (now?.paused && !now.shutdown) {
+            if (target.paused && how !== 'forced') {
               err(`Domain ${domain} is paused: it cannot answer the request until it is unpaused (ringvisor unpause ${domain}); ` +
                 'still waiting (Ctrl-C stops waiting; the request stays)\n');
             }
-            await c.call({ verb: 'wait', domain });
+            await c.call({ verb: 'wait', domain: String(target.domid) }).catch((e: unknown) => {
+              if (!(e instanceof CliError && e.kind === 'domain')) throw e; // that domain id is gone: it is down
+            });
             err(`Domain ${domain} is ${kind === 'shutdown' ? 'down' : 'rebooting'}\n`);
           }
         });

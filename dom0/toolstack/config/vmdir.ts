@@ -148,8 +148,8 @@ export function provisionInPlace(dir: string, opts: ProvisionOptions = {}): VmDi
 }
 
 /*
- * A template's own words do not describe the VM made from it: its opening comment (what a
- * template is) becomes a line saying where the VM came from, and the comment directly above
+ * A template's own words do not describe the VM made from it: its opening comment, if it speaks
+ * of the template, becomes a line saying where the VM came from; the comment directly above
  * `template = 1` goes with that line.
  */
 function templateCommentEdits(xl: XlConfig, name: string): Edit[] {
@@ -161,7 +161,8 @@ function templateCommentEdits(xl: XlConfig, name: string): Edit[] {
     if (!line.startsWith('#')) break;
     headerEnd += line.length + 1;
   }
-  if (headerEnd > 0) {
+  // Only an opening comment that speaks of the template is the template's; an admin's own stays.
+  if (headerEnd > 0 && /template/i.test(src.slice(0, headerEnd))) {
     edits.push({ offset: 0, end: Math.min(headerEnd, src.length),
       text: `# VM ${name}, provisioned by \`ringvisor new-vm\` from a template on ${new Date().toISOString().slice(0, 10)}.\n` +
         '# Syntax: xl.cfg(5); the keys ringvisor adds: dom0/toolstack/config/README.md.\n' });
