@@ -2,8 +2,7 @@
  * The host: one Node process, whose main thread is the hypervisor's control thread.
  *
  * Xen: the parts of Xen that start and stop CPUs' work (domain_create, vcpu creation,
- * domain_pause, domain_shutdown, domain_kill) and what the toolstack does with a shut-down
- * domain (libxl's on_poweroff / on_reboot / on_crash handling).
+ * domain_pause, domain_shutdown, domain_kill).
  *
  * The control thread builds domains, starts one worker thread per vCPU, and tears them down;
  * it is never on a data path. It talks to vCPU threads only with lifecycle messages: a vCPU
@@ -13,16 +12,19 @@
  * (Xen: send_global_virq in domain_shutdown's finalisation and in domain_kill), so Dom0's
  * toolstack learns of it without being told by anyone else.
  *
- * on_poweroff / on_reboot / on_crash: Xen's hypervisor only records the shutdown; acting on it is
- * the toolstack's job, in Dom0 (libxl's domain death watch; dom0/toolstack/ does it for the domains `xl`
- * creates, which it builds with `preserve` here). This host still acts itself on the other
- * actions, for the domains tests and harnesses create with no toolstack behind them.
+ * on_poweroff / on_reboot / on_crash: as in Xen, the hypervisor only records the shutdown (the
+ * domain stays, stopped, in state shutdown) and raises VIRQ_DOM_EXC; acting on it is the job of
+ * whoever created the domain: Dom0's toolstack (dom0/toolstack/libxl.ts for `xl`'s VMs,
+ * dom0/toolstack/control.ts for a harness's), or, for domains a harness creates here directly
+ * with no Dom0 toolstack, the harness (scenarios/bare-toolstack.ts). The one exception is Dom0
+ * itself, which has no toolstack above it: when the control domain shuts down, Xen reboots or
+ * halts the machine; here the host destroys it and carries on for its owner to close.
  */
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
-import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo, ShutdownAction } from '../shared/public/hypercall.ts';
+import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo } from '../shared/public/hypercall.ts';
 import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
@@ -79,7 +81,7 @@ export class DomctlError extends Error {
   }
 }
 
-export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string; action: ShutdownAction }
+export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string }
 
 export class Host extends EventEmitter {
   readonly hv: HypervisorState;
@@ -150,23 +152,16 @@ export class Host extends EventEmitter {
     }
   }
 
-  /** A domain shut itself down (or crashed): stop its other vCPUs, then do what its config says. */
+  /** A domain shut itself down (or crashed): stop its other vCPUs, record it, tell Dom0 (VIRQ_DOM_EXC). */
   private async onShutdown(entry: DomainEntry, reason: ShutdownReason, detail: string): Promise<void> {
     const c = entry.config;
-    const action: ShutdownAction = (reason === 'poweroff' ? c.on_poweroff ?? 'destroy'
-      : reason === 'reboot' ? c.on_reboot ?? 'restart'
-      : reason === 'crash' ? c.on_crash ?? 'destroy' : 'preserve');
     if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
     await this.stopVcpus(entry);
     send_global_virq(this.hv, VIRQ_DOM_EXC);
-    const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail, action };
+    const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail };
     this.emit('shutdown', event);
-    if (action === 'preserve' || entry.destroying) return;
-    await this.destroy(entry.domid);
-    if (action === 'restart' && !this.closing) {
-      const domid = await this.createDomain(c, { privileged: entry.privileged });
-      this.emit('restarted', { from: entry.domid, to: domid, name: c.name });
-    }
+    // The control domain has no toolstack above it (see the header).
+    if (entry.privileged && !entry.destroying) await this.destroy(entry.domid);
   }
 
   /** Ask every vCPU to leave at its next preemption point and wait until all have. */
@@ -232,6 +227,11 @@ export class Host extends EventEmitter {
     if (Atomics.compareExchange(this.hv.domains, base + D.STATE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN) !== DOMSTATE_RUNNING) return;
     Atomics.store(this.hv.domains, base + D.SHUTDOWN_REASON, SHUTDOWN_NAMES.indexOf(reason));
     await this.onShutdown(entry, reason, 'shut down by the toolstack');
+  }
+
+  /** The config a domain was created with (a harness's toolstack reads its on_* and restarts from it). */
+  domainConfig(domid: number): DomainConfig | null {
+    return this.entries.get(domid)?.config ?? null;
   }
 
   /** The builder's record of a domain: its store and console pages and ports. */
@@ -343,7 +343,12 @@ export class Host extends EventEmitter {
     }
   }
 
-  /** Destroy every domain, DomUs first, Dom0 last; nothing restarts meanwhile. */
+  /** True once close() has begun: a toolstack restarts nothing from then on. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** Destroy every domain, DomUs first, Dom0 last. */
   async close(): Promise<void> {
     this.closing = true;
     while (this.entries.size > 0) {
