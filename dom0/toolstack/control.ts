@@ -62,6 +62,13 @@ export function serveControl(dom0: Dom0, name: string): BroadcastChannel {
     }
   })());
   dom0.onDomainException(() => void onDeaths().then(() => onDeaths())); // a death during a scan is caught by the next
+  // 'forget': the harness saw its domain end and wants it gone, whether or not the policy got to it first.
+  const release = async (domid: number) => {
+    ours.delete(domid);
+    const info = await dom0.k.hypercall.domctl_getdomaininfo(domid);
+    if (typeof info === 'number') return ts.forgetDomain(domid);
+    return ts.destroyDomain(domid).catch(() => ts.forgetDomain(domid)); // destroyed meanwhile by the policy: only forget
+  };
   ch.onmessage = (ev) => {
     const m = (ev as { data: Dom0Request | Dom0Message }).data;
     if (m.kind === 'ready' || m.kind === 'reply') return;
@@ -69,7 +76,7 @@ export function serveControl(dom0: Dom0, name: string): BroadcastChannel {
       switch (m.kind) {
         case 'create': return create(m.config, m.opts);
         case 'destroy': ours.delete(m.domid); return ts.destroyDomain(m.domid);
-        case 'forget': ours.delete(m.domid); return ts.forgetDomain(m.domid);
+        case 'forget': return release(m.domid);
         case 'add-device': return ts.addDevice(m.device);
         case 'remove-device': return ts.removeDevice(m.device);
         case 'console-input': return dom0.consoled.write(m.domid, m.data);
