@@ -23,7 +23,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import { XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, domainPath } from '../../shared/public/io/xenbus.ts';
 import { XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
