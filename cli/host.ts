@@ -28,6 +28,8 @@ import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
 import { MAX_HOST_MEMORY_MIB } from '../hypervisor/state.ts';
 import { DOM0_MEMORY_MIB, hostMemoryProblem } from './defaults.ts';
 import { XlClient } from './client.ts';
+import { CMDLINE_WAIT } from '../shared/public/cmdline.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
 const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
@@ -41,6 +43,11 @@ export interface HostOptions {
   dom0MemoryMiB?: number;
   /** Hypervisor and early-boot console lines ("(XEN) ...", "(d0) ..."). */
   log?: (line: string) => void;
+  /**
+   * The waiting policy (shared/wait.ts) for the whole host: the hypervisor's, Dom0's (its command
+   * line) and, through the toolstack, every guest's. Default irq.
+   */
+  wait?: WaitPolicy;
 }
 
 export interface RunningHost {
@@ -85,7 +92,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
       `removed ${cleanedUp.sockets.length} stale socket(s)${cleanedUp.vms.length ? ` and the state files of ${cleanedUp.vms.join(', ')}` : ''}`);
   }
   writeHostRecord(runDir, { pid: process.pid, memoryMiB, started: new Date().toISOString() });
-  const host = new Host({ memoryMiB, log });
+  const host = new Host({ memoryMiB, log, wait: opts.wait });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
   // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).
@@ -101,6 +108,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   try {
     await host.createDomain({
       name: 'Domain-0', vcpus: 1, memoryKiB: dom0MiB * 1024, kernel: DOM0_KERNEL, module,
+      cmdline: `${CMDLINE_WAIT}=${host.wait}`,
     }, { privileged: true });
     await ready;
   } catch (e) {

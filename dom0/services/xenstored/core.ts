@@ -1,6 +1,6 @@
 /*
- * What xenstored's request handlers (./dispatch.ts) and its domain bookkeeping (./domain.ts)
- * need of the daemon: its database, watches, quotas, connections and the few actions that reach
+ * What xenstored's request handlers (./dispatch.ts, ./control.ts) and its domain bookkeeping
+ * (./domain.ts) need of the daemon: its database, watches, quotas, connections and the few actions that reach
  * across connections.
  *
  * Xen: the globals of tools/xenstored/core.c that every handler uses (the node database, the
@@ -13,7 +13,8 @@ import type { Connection, ConnectionOwner } from './connection.ts';
 import type { Quotas } from './quota.ts';
 import type { RingConnection } from './ring-connection.ts';
 import type { Store } from './store.ts';
-import type { SpecialNodes } from './watch.ts';
+import type { XenstoredTrace } from './trace.ts';
+import type { SpecialNodes, WatchIndex } from './watch.ts';
 
 /** A guest's store page, mapped, and its store port, bound. */
 export interface DomainLink {
@@ -43,6 +44,10 @@ export interface XenstoredCore extends ConnectionOwner {
   release(domid: number): void;
   /** fire_watches for a change to `name` (./watch.ts). */
   fire(name: string, exact: boolean, perms: readonly XsPermission[] | undefined): void;
-  /** A domain's usage against its quotas (XS_CONTROL "quota <domid>"). */
-  usageReport(domid: number): string;
+  /** Watches, indexed by path (./watch.ts). */
+  readonly watchIndex: WatchIndex;
+  /** The trace file, off until XS_CONTROL names one (./trace.ts). */
+  readonly trace: XenstoredTrace;
+  /** check_store (XS_CONTROL "check"): find and repair inconsistencies, logging each. */
+  checkStore(): void;
 }
