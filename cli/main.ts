@@ -18,12 +18,12 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
-import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
+import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import type { BlockListRow, CreateResult, HostInfo, ListedDomain, TopSample } from '../dom0/toolstack/protocol.ts';
 import { CliError, XlClient } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList } from './format.ts';
-import { defaultRunDir, startHost } from './host.ts';
+import { defaultRunDir, hostMemoryProblem } from './defaults.ts';
 import { addXenstoreVerbs } from './xenstore.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 import { runTop } from './top.ts';
@@ -41,7 +41,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   const err = (s: string) => io.stderr.write(s);
   const program = new Command('ringvisor')
     .description('ringvisor: Xen\'s split-driver architecture in TypeScript. Run a host, then manage its VMs as with xl.')
-    .option('--run-dir <dir>', 'the host\'s run directory (its sockets; default $RINGVISOR_RUN_DIR or ./run)')
+    .option('--run-dir <dir>', `the host's run directory (its sockets; default $RINGVISOR_RUN_DIR, else one per user: ${defaultRunDir()})`)
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: err })
     .showHelpAfterError('(add --help for usage)');
@@ -74,6 +74,8 @@ A session:
       .choices(['irq', 'poll']).default('irq'))
     .option('--http <address:port>', 'serve the live web view on a loopback address, e.g. 127.0.0.1:8080 (read-only)', loopbackArg)
     .action(async (opts: { memory: number; wait: WaitPolicy; http?: string }, cmd: Command) => {
+      const problem = hostMemoryProblem(opts.memory);
+      if (problem !== null) throw new CliError('failed', `ringvisor host: ${problem}`);
       code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http);
     });
 
@@ -122,11 +124,22 @@ A session:
       .option('-F, --force', 'a guest that does not answer control/shutdown is shut down from outside (Xen: an ACPI power event)')
       .action(async (domain: string, opts: { wait?: boolean; force?: boolean }, cmd: Command) => {
         await withClient(cmd, async (c) => {
+          // Which domain, before asking: by the time the wait begins it may be gone (destroyed, or restarted under a new id).
+          const target = opts.wait
+            ? (await c.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === domain || String(d.domid) === domain)
+            : undefined;
           const how = await c.call<string>({ verb: 'shutdown', domain, kind: kind === 'shutdown' ? 'poweroff' : 'reboot', force: opts.force });
           if (how === 'forced') err(`${domain}: no PV control in the guest; shut down from outside (-F)\n`);
-          if (opts.wait) {
+          if (opts.wait && target) {
             err(`Waiting for domain ${domain} to ${kind === 'shutdown' ? 'shut down' : 'reboot'}...\n`);
-            await c.call({ verb: 'wait', domain });
+            // A paused guest cannot read control/shutdown: say so rather than wait in silence.
+            if (target.paused && how !== 'forced') {
+              err(`Domain ${domain} is paused: it cannot answer the request until it is unpaused (ringvisor unpause ${domain}); ` +
+                'still waiting (Ctrl-C stops waiting; the request stays)\n');
+            }
+            await c.call({ verb: 'wait', domain: String(target.domid) }).catch((e: unknown) => {
+              if (!(e instanceof CliError && e.kind === 'domain')) throw e; // that domain id is gone: it is down
+            });
             err(`Domain ${domain} is ${kind === 'shutdown' ? 'down' : 'rebooting'}\n`);
           }
         });
@@ -172,7 +185,8 @@ A session:
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
     .option('--name <name>', 'the new VM\'s name (default: the directory\'s name, made unique)')
     .argument('<dest>', 'the new VM directory (must not exist)')
-    .action((dest: string, opts: { from: string; name?: string }) => {
+    .action(async (dest: string, opts: { from: string; name?: string }) => {
+      const { newVmFromTemplate } = await import('../dom0/toolstack/config/vmdir.ts');
       const vm = newVmFromTemplate(opts.from, dest, opts.name === undefined ? {} : { name: opts.name });
       const macs = vm.config.vifs.map((v) => v.mac).filter((m) => m !== null);
       out(`Created VM ${vm.config.name} in ${dest}: uuid ${vm.config.uuid}${macs.length ? `, mac ${macs.join(', ')}` : ''}\n`);
@@ -204,6 +218,7 @@ A session:
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
 async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string): Promise<number> {
+  const { startHost } = await import('./host.ts'); // only `host` loads the machine
   const h = await startHost({ runDir, memoryMiB, wait, log: (l) => io.stdout.write(`${l}\n`) });
   const web = http === undefined ? null : await startWebView(http, h.runDir);
   io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, waiting policy ${wait}, run directory ${h.runDir}\n` +

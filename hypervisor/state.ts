@@ -19,7 +19,17 @@ import { NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
 /* Limits, chosen once (Xen's equivalents are boot or domain-creation parameters). */
 export const MAX_DOMAINS = 64;             // domain ids 0..63
 export const MAX_VCPUS = 8;                // per domain
-export const MAX_GUEST_PAGES = 1 << 17;    // 512 MiB of physmap per domain (P2M entries)
+/*
+ * Each domain's P2M is a fixed window of MAX_GUEST_PAGES entries: 4 GiB of guest-physical space,
+ * RAM at the bottom, the kernel's holes for foreign mappings above it (shared/kernel/pages.ts).
+ * The P2M table is one SharedArrayBuffer for all domains (1 GiB of virtual space); the kernel
+ * commits its pages only when an entry is written, so a window costs what the domain maps, not
+ * its reach. The host's RAM is capped at MAX_HOST_MEMORY_MIB so that every guest the host can
+ * hold, with its holes, fits its window: no guest is refused for its size, only for what is free.
+ */
+export const MAX_GUEST_PAGES = 1 << 20;
+/** Largest `ringvisor host --memory`: 3 GiB of RAM leaves 1 GiB of each window for holes. */
+export const MAX_HOST_MEMORY_MIB = 3 * 1024;
 export const GRANT_FRAMES = 16;            // Xen's default max is 64; 16 frames = 8192 refs
 export const NR_GRANT_ENTRIES = GRANT_FRAMES * GRANT_ENTRIES_PER_PAGE;
 export const MAPTRACK_ENTRIES = 8192;      // grant mappings one domain may hold at once
@@ -180,8 +190,10 @@ export interface HypervisorBuffers {
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MAX_HOST_MEMORY_MIB) {
+    throw new RangeError(`host memory ${memoryMiB} MiB (expected 1..${MAX_HOST_MEMORY_MIB} MiB: every guest's RAM must fit its P2M window)`);
+  }
   const nrFrames = XENHEAP_FRAMES + Math.floor((memoryMiB * 1024 * 1024) / PAGE_SIZE);
-  if (nrFrames > P2M_MFN_MASK) throw new RangeError(`host memory ${memoryMiB} MiB is more than a P2M entry can name`);
   const i32 = (n: number) => new SharedArrayBuffer(n * 4);
   return {
     nrFrames,

@@ -101,3 +101,44 @@ test('the host-reach check refuses what it should (checked on sample lines)', (t
     'const processed = 1; const requireAck = true;',
   ]) t.is(hits(line), 0, line);
 });
+
+// No import circle inside dom0/ (issue 11, item 13): each module can be read after the ones it
+// imports, and a service, backend or toolstack piece depends on a declared shape (dom0/dom0.ts,
+// dom0/services/xenstored/core.ts) rather than on the code that builds it. Type-only imports
+// count: a circle of types is still a circle a reader has to break.
+function importsOf(file: string): string[] {
+  const src = readFileSync(file, 'utf8');
+  return [...src.matchAll(/(?:from\s+|import\s*\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)].map((m) => resolve(dirname(file), m[1]));
+}
+
+/** The circles of a graph (node -> what it imports), each as a path whose first node is repeated at its end. */
+function circles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const found: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (f: string): void => {
+    state.set(f, 'open');
+    path.push(f);
+    for (const t of graph.get(f) ?? []) {
+      if (state.get(t) === 'open') found.push([...path.slice(path.indexOf(t)), t]);
+      else if (!state.has(t) && graph.has(t)) visit(t);
+    }
+    path.pop();
+    state.set(f, 'done');
+  };
+  for (const f of graph.keys()) if (!state.has(f)) visit(f);
+  return found;
+}
+
+test('dom0/ has no import circles (kernel and control, xenstored server and its handlers, toolstack config)', (t) => {
+  const files = [...tsFiles(join(ROOT, 'dom0'))];
+  t.true(files.length > 20);
+  const graph = new Map(files.map((f) => [f, importsOf(f)]));
+  t.deepEqual(circles(graph).map((c) => c.map((f) => relative(ROOT, f)).join(' -> ')), []);
+});
+
+test('the circle detector finds circles, and only circles', (t) => {
+  const g = new Map([['a', ['b']], ['b', ['c']], ['c', ['a', 'd']], ['d', []], ['e', ['e']]]);
+  t.deepEqual(circles(g), [['a', 'b', 'c', 'a'], ['e', 'e']]);
+  t.deepEqual(circles(new Map([['a', ['b']], ['b', ['c']], ['c', []]])), []);
+});

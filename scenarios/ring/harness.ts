@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/backends/ringtest-back.ts';
 import type { RingtestFrontOptions, RingtestFrontStats } from '../../domu/ringtest-front.ts';
 import { Host, type HostUsage } from '../../hypervisor/host.ts';
+import { bareToolstack } from '../bare-toolstack.ts';
 import type { RingtestMessage, RingtestModule } from './protocol.ts';
 
 export interface RingtestOptions {
@@ -48,6 +49,7 @@ const FRONT_KERNEL = new URL('./front-kernel.ts', import.meta.url).href;
 
 export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult> {
   const host = new Host({ memoryMiB: 64 });
+  bareToolstack(host); // the frontend domains power off when released: destroy them, as xl would
   const dom0Log: string[] = [];
   host.on('console', (e: { domid: number; text: string }) => dom0Log.push(`d${e.domid}: ${e.text}`));
   const crashes: string[] = [];

@@ -29,6 +29,20 @@ export const XENMAPSPACE_gmfn_foreign = 4;
 /** What the toolstack does when a domain shuts down for a reason (xl.cfg on_poweroff & co). */
 export type ShutdownAction = 'destroy' | 'restart' | 'preserve';
 
+/**
+ * The action a toolstack takes for `config`'s domain shut down for `reason`, with xl's defaults
+ * (on_poweroff destroy, on_reboot restart, on_crash destroy; a suspended domain is kept). The
+ * hypervisor only records a shutdown; whoever created the domain applies this.
+ */
+export function shutdownAction(config: Pick<DomainConfig, 'on_poweroff' | 'on_reboot' | 'on_crash'>, reason: string): ShutdownAction {
+  switch (reason) {
+    case 'poweroff': return config.on_poweroff ?? 'destroy';
+    case 'reboot': return config.on_reboot ?? 'restart';
+    case 'crash': return config.on_crash ?? 'destroy';
+    default: return 'preserve';
+  }
+}
+
 /** domctl createdomain + the builder's inputs (libxl's domain config, reduced). */
 export interface DomainConfig {
   name: string;

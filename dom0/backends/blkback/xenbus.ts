@@ -28,7 +28,6 @@
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../../shared/kernel/xenbus/device.ts';
 import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
-import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
 import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
 import { grantBudget } from '../../lib/grant-budget.ts';
 import { guestLog } from '../../lib/guest-log.ts';
@@ -73,11 +72,7 @@ export class VbdBackend implements BackendDriver {
     const params = await xs.read(`${dir}/${XS_BLK.params}`);
     const mode = (await xs.tryRead(`${dir}/${XS_BLK.mode}`)) ?? 'w';
     this.disk = new RawImage(params, !mode.startsWith('w'));
-    const num = async (key: string, dflt: number) => {
-      const v = await xs.tryRead(`${dir}/${key}`);
-      const n = v === null ? NaN : Number(v);
-      return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
-    };
+    const num = (key: string, dflt: number) => xs.readUnsigned(`${dir}/${key}`, dflt);
     this.offer = {
       persistent: (await num('ringvisor-persistent', 1)) === 1,
       maxIndirectSegments: Math.min(await num('ringvisor-max-indirect-segments', BLKBACK_DEFAULTS.maxIndirectSegments), 8 * 512),
@@ -109,20 +104,20 @@ export class VbdBackend implements BackendDriver {
     };
     const protocol = (await xs.tryRead(`${fe}/${XS_BLK.protocol}`)) ?? XEN_IO_PROTO_ABI_X86_64;
     if (protocol !== XEN_IO_PROTO_ABI_X86_64) await fail(`unsupported protocol ${protocol}`);
-    const nq = await readNum(xs, `${fe}/${XS_BLK.multi_queue_num_queues}`, 1);
+    const nq = await xs.readUnsigned(`${fe}/${XS_BLK.multi_queue_num_queues}`, 1);
     if (nq < 1 || nq > this.offer.maxQueues) await fail(`multi-queue-num-queues ${nq} is not 1..${this.offer.maxQueues}`);
-    const order = await readNum(xs, `${fe}/${XS_BLK.ring_page_order}`, 0);
+    const order = await xs.readUnsigned(`${fe}/${XS_BLK.ring_page_order}`, 0);
     if (order > this.offer.maxRingPageOrder) await fail(`ring-page-order ${order} is above the offered ${this.offer.maxRingPageOrder}`);
-    const persistent = this.offer.persistent && (await readNum(xs, `${fe}/${XS_BLK.feature_persistent}`, 0)) === 1;
+    const persistent = this.offer.persistent && (await xs.readUnsigned(`${fe}/${XS_BLK.feature_persistent}`, 0)) === 1;
     for (let q = 0; q < nq; q++) {
       const dir = nq === 1 ? fe : `${fe}/queue-${q}`;
       const refs: number[] = [];
       for (let i = 0; i < 1 << order; i++) {
-        const ref = await readNum(xs, `${dir}/${order === 0 ? XS_BLK.ring_ref : `${XS_BLK.ring_ref}${i}`}`, -1);
+        const ref = await xs.readUnsigned(`${dir}/${order === 0 ? XS_BLK.ring_ref : `${XS_BLK.ring_ref}${i}`}`, -1);
         if (ref < 0) await fail(`${dir}: ring-ref${order === 0 ? '' : i} is missing`);
         refs.push(ref);
       }
-      const port = await readNum(xs, `${dir}/${XS_BLK.event_channel}`, -1);
+      const port = await xs.readUnsigned(`${dir}/${XS_BLK.event_channel}`, -1);
       if (port < 0) await fail(`${dir}: event-channel is missing`);
       try {
         this.rings.push(new BlkifRing({
@@ -193,11 +188,4 @@ function sysfsStats(s: Record<string, number>): Record<string, number> {
 function ringStats(r: BlkifRing): Record<string, number> {
   const g = r.grants.stats;
   return { ...r.stats, maps: g.maps, unmaps: g.unmaps, persistentHits: g.persistentHits, mapsRefused: g.refused };
-}
-
-async function readNum(xs: XenbusClient, path: string, dflt: number): Promise<number> {
-  const v = await xs.tryRead(path);
-  if (v === null) return dflt;
-  const n = Number(v);
-  return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
 }

@@ -144,6 +144,17 @@ export class XenbusClient {
     }
   }
 
+  /**
+   * xenbus_read_unsigned: a node holding a whole number, or `dflt` if it is absent or holds
+   * anything else (the other end wrote it; a bad value is its mistake, never ours to throw on).
+   */
+  async readUnsigned(path: string, dflt: number, t = XBT_NULL): Promise<number> {
+    const v = await this.tryRead(path, t);
+    if (v === null || !/^[0-9]+$/.test(v)) return dflt;
+    const n = Number(v);
+    return Number.isSafeInteger(n) ? n : dflt;
+  }
+
   /** xenbus_write: creates the node (and missing parents) if needed. */
   async write(path: string, value: string | Uint8Array, t = XBT_NULL): Promise<void> {
     await this.request(XS_WRITE, [path, typeof value === 'string' ? encodeString(value) : value], t, path);
