@@ -32,6 +32,7 @@ import {
   COUNTERS, D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_blocked,
   RUNSTATE_offline, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, VT, XENHEAP_FRAMES, HypervisorState, allocateBuffers,
 } from './state.ts';
+import { HostScheduler } from './sched/host-sched.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
 
@@ -44,6 +45,17 @@ export interface HostOptions {
   memoryMiB?: number;
   /** Where hypervisor messages go (Xen's console); default: stderr. */
   log?: (line: string) => void;
+  /**
+   * pCPU slots: at most this many vCPUs run guest code at once, as the credit scheduler decides
+   * (sched/credit.ts). Default: this machine's cores (at most 31). 0: no scheduler, the host OS
+   * decides which vCPU thread runs.
+   */
+  pcpus?: number;
+}
+
+/** The default number of pCPU slots: the machine's cores. */
+export function defaultPcpus(): number {
+  return Math.min(31, availableParallelism());
 }
 
 /** What the host holds, so a test can prove nothing leaks. */
@@ -72,6 +84,8 @@ export interface ShutdownEvent { domid: number; name: string; reason: ShutdownRe
 
 export class Host extends EventEmitter {
   readonly hv: HypervisorState;
+  /** The pCPU slots and the credit scheduler's controls. */
+  readonly sched: HostScheduler;
   private readonly entries = new Map<number, DomainEntry>();
   private threads = 0;
   private closing = false;
@@ -81,6 +95,7 @@ export class Host extends EventEmitter {
     super();
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     initAllocator(this.hv);
+    this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
@@ -101,6 +116,7 @@ export class Host extends EventEmitter {
       throw new Error(`cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked)`);
     }
     const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
+    this.sched.domainCreated(domid, config.vcpus, config);
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
     if (config.paused) {
@@ -114,7 +130,7 @@ export class Host extends EventEmitter {
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;
       entry.workers.push(w);
-      entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; resolve(); })));
+      entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; this.sched.vcpuGone(domid, v); resolve(); })));
       w.on('message', (m: VcpuMessage) => this.onMessage(entry, w, m));
       w.on('error', (e) => this.log(`(XEN) d${domid}v${v} thread error: ${e.stack ?? e}`));
     }
@@ -163,6 +179,7 @@ export class Host extends EventEmitter {
     for (let v = 0; v < entry.workers.length; v++) {
       Atomics.or(hv.vcpus, hv.vcpu(entry.domid, v, V.REQUEST), VREQ_STOP | VREQ_CHECK);
       vcpu_kick(hv, entry.domid, v);
+      this.sched.kickWaiter(entry.domid, v); // one waiting for a pCPU slot wakes to see it
     }
     Atomics.notify(hv.domains, entry.domid * D.WORDS + D.PAUSE_COUNT); // a paused vCPU wakes to see it
     await Promise.all(entry.exited.map((exited, v) => {
@@ -270,7 +287,7 @@ export class Host extends EventEmitter {
   physinfo(): PhysInfo {
     const hv = this.hv;
     return {
-      nr_cpus: availableParallelism(),
+      nr_cpus: this.sched.pcpus || availableParallelism(),
       total_pages: hv.nrFrames - XENHEAP_FRAMES,
       free_pages: freeFrames(hv),
       nr_domains: this.usage().domains,
@@ -336,6 +353,7 @@ export class Host extends EventEmitter {
       const d = Math.max(...this.entries.keys());
       await this.destroy(d);
     }
+    this.sched.close();
   }
 }
 

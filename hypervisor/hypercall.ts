@@ -138,7 +138,14 @@ export class HypercallTable implements Hypercalls {
 
   /* sched_op */
   sched_yield(): void {
+    this.c.count('hypercalls');
+    this.sched.yield();
+  }
+  set_timer_op(timeout_ns: number): number {
     this.enter();
+    if (typeof timeout_ns !== 'number' || !(timeout_ns >= 0) || !Number.isFinite(timeout_ns)) return -XEN_EINVAL;
+    this.sched.setTimer(timeout_ns);
+    return 0;
   }
   sched_block(): Promise<void> {
     this.c.count('hypercalls');

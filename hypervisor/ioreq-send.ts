@@ -40,7 +40,7 @@ import { ioreqLock, serverBase } from './ioreq.ts';
 import { get_page, put_page } from './page-alloc.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import {
-  IOREQ_SERVER_ENABLED, MAX_IO_RANGES, MAX_IOREQ_SERVERS, RUNSTATE_blocked, RUNSTATE_running, SV, V, VREQ_STOP,
+  IOREQ_SERVER_ENABLED, MAX_IO_RANGES, MAX_IOREQ_SERVERS, SV, V, VREQ_STOP,
 } from './state.ts';
 
 /** What send() returns when no server claims the access (Xen's X86EMUL_UNHANDLEABLE). */
@@ -126,7 +126,7 @@ export class IoreqSender {
   /** The blocking half of the wait (see the header). */
   private sleepUntilAnswered(mfn: number): void {
     const hv = this.c.hv;
-    this.sched.runstate(RUNSTATE_blocked);
+    this.sched.sleepBegin();
     for (;;) {
       const cur = Atomics.load(hv.mem32, this.ctrl);
       if (ioreq_state(cur) === STATE_IORESP_READY) break;
@@ -137,6 +137,6 @@ export class IoreqSender {
         this.sched.stop();
       }
     }
-    this.sched.runstate(RUNSTATE_running);
+    this.sched.sleepEnd();
   }
 }
