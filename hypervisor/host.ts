@@ -53,8 +53,10 @@ export interface HostOptions {
   pcpus?: number;
 }
 
-/** The default number of pCPU slots: the machine's cores. */
+/** The default number of pCPU slots: $RINGVISOR_PCPUS if set (0 = no scheduler), else the machine's cores. */
 export function defaultPcpus(): number {
+  const env = process.env.RINGVISOR_PCPUS;
+  if (env !== undefined && /^\d+$/.test(env)) return Math.min(31, Number(env));
   return Math.min(31, availableParallelism());
 }
 

@@ -22,15 +22,17 @@
  *
  * A vCPU blocks by sleeping on its evtchn_upcall_pending word (Atomics.waitAsync), which event
  * delivery sets before it wakes the vCPU, so a wake-up between "nothing pending" and "sleep" is
- * never lost. It gives its slot away first. While it sleeps, its thread may still run guest code
- * that host I/O wakes (Dom0's sockets: its "device interrupts"): the first hypercall of that code
- * takes a slot as a wake-up would, and the slot goes back once that turn of the event loop ends.
+ * never lost. Its slot goes once a whole turn of its thread's event loop has passed with no guest
+ * code at a preemption point (a kernel's other tasks may still be running: see queueIdleCheck).
+ * While it sleeps, host I/O may wake guest code on its thread (Dom0's sockets: its "device
+ * interrupts"): the first preemption point of that code takes a slot as a wake-up would, and the
+ * slot goes back the same way.
  * A vCPU waiting for a slot, or paused, sleeps synchronously (Atomics.wait): it runs nothing.
  */
 import { vcpu_info } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
 import { CreditScheduler } from './sched/credit.ts';
-import { schedTables, U, unitOf, type SchedTables } from './sched/tables.ts';
+import { CSCHED_TICKS_PER_TSLICE, G, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
 import { sendTimerVirq, setTimer, takeExpiredTimer, timerDeadline } from './sched/timer.ts';
 import {
   D, MAX_DOMAINS, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_RESCHED, VREQ_SLOT, VREQ_STOP, VT,
@@ -57,7 +59,11 @@ export class VcpuScheduler {
   private hasSlot = false;
   /** SCHEDOP_block calls in progress (host I/O may run guest code meanwhile). */
   private blocking = 0;
-  private givingBack = false;
+  private idleCheckQueued = false;
+  /** Set at every preemption point: guest code ran (see block()). */
+  private activity = false;
+  /** When our slot's next tick is due (this thread's performance.now()). */
+  private nextTick = 0;
 
   /** Set by the thread entry: how to leave the thread (it must not return into guest code). */
   exit: (code: number) => never = () => { throw new Error('vCPU exit not wired'); };
@@ -84,9 +90,23 @@ export class VcpuScheduler {
     }
   }
 
-  /** Every hypercall passes through here: one load when nothing is asked of us. */
+  /**
+   * Every hypercall passes through here: one load when nothing is asked of us, and while we hold
+   * a slot one clock read, for our own slot's tick (csched_tick: charge us, maybe preempt us).
+   */
   preemptionPoint(): void {
+    this.activity = true;
     if (Atomics.load(this.c.hv.vcpus, this.request) !== 0) this.handleRequest();
+    else if (this.hasSlot && performance.now() >= this.nextTick) this.tick();
+  }
+
+  private tick(): void {
+    this.nextTick = performance.now() + this.tables.i32[G.TSLICE_US] / 1000 / CSCHED_TICKS_PER_TSLICE;
+    if (!this.credit!.schedule(this.unit, now(), true)) {
+      this.hasSlot = false;
+      this.runstate(RUNSTATE_runnable);
+      this.waitForSlot();
+    }
   }
 
   private handleRequest(): void {
@@ -107,7 +127,7 @@ export class VcpuScheduler {
       }
       if (!this.hasSlot) {
         this.acquire();
-        if (this.blocking > 0) this.giveBackLater();
+        if (this.blocking > 0) this.queueIdleCheck();
       } else if ((req & VREQ_RESCHED) !== 0 && !this.credit.schedule(this.unit, now())) {
         this.hasSlot = false;
         this.runstate(RUNSTATE_runnable);
@@ -137,7 +157,9 @@ export class VcpuScheduler {
       if ((Atomics.load(this.c.hv.vcpus, this.request) & VREQ_STOP) !== 0) this.stop();
     }
     this.hasSlot = true;
-    this.runstate(RUNSTATE_running);
+    // Running since the scheduler gave us the slot, not since the host OS got round to waking
+    // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
+    this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
   }
 
   /** Stop being runnable (`next` says why): the slot goes to whoever waits; the next preemption point takes one again. */
@@ -150,13 +172,21 @@ export class VcpuScheduler {
     this.runstate(next);
   }
 
-  /** Guest code ran on host I/O while we block: hand the slot back when this turn ends. */
-  private giveBackLater(): void {
-    if (this.givingBack) return;
-    this.givingBack = true;
+  /**
+   * While SCHEDOP_block waits, is the vCPU really idle? Its kernel's other tasks (a workload that
+   * let the event loop turn, a handler woken by host I/O) may still run guest code on this thread:
+   * a real kernel would not have entered its idle loop at all. So the slot is given up only after
+   * a full turn of the event loop in which no guest code passed a preemption point.
+   */
+  private queueIdleCheck(): void {
+    if (this.idleCheckQueued) return;
+    this.idleCheckQueued = true;
+    this.activity = false;
     setImmediate(() => {
-      this.givingBack = false;
-      if (this.blocking > 0 && this.hasSlot) this.giveUp(RUNSTATE_blocked);
+      this.idleCheckQueued = false;
+      if (this.blocking === 0 || !this.hasSlot) return;
+      if (this.activity) this.queueIdleCheck();
+      else this.giveUp(RUNSTATE_blocked);
     });
   }
 
@@ -167,7 +197,8 @@ export class VcpuScheduler {
     if (Atomics.load(si, this.upcall) !== 0) return;
     this.c.count('blocks');
     this.blocking++;
-    this.giveUp(RUNSTATE_blocked);
+    if (this.credit === null) this.runstate(RUNSTATE_blocked);
+    else this.queueIdleCheck();
     const deadline = timerDeadline(this.tables, this.unit);
     const w = deadline === 0 ? Atomics.waitAsync(si, this.upcall, 0) : Atomics.waitAsync(si, this.upcall, 0, Math.max(0, deadline - now()));
     if (w.async) await w.value;
@@ -219,11 +250,11 @@ export class VcpuScheduler {
   }
 
   /** vcpu_runstate_change: charge the time since the last change to the state we leave. */
-  runstate(next: number): void {
+  runstate(next: number, at = now()): void {
     const hv = this.c.hv;
     const idx = hv.vcpu(this.c.domid, this.c.vcpu, V.RUNSTATE);
     const prev = hv.vcpus[idx];
-    const t = now();
+    const t = Math.max(at, hv.vcpuTime[this.timeBase + VT.SINCE]);
     const slot = prev === RUNSTATE_running ? VT.RUNNING : prev === RUNSTATE_runnable ? VT.RUNNABLE
       : prev === RUNSTATE_blocked ? VT.BLOCKED : VT.OFFLINE;
     hv.vcpuTime[this.timeBase + slot] += t - hv.vcpuTime[this.timeBase + VT.SINCE];

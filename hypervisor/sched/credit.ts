@@ -23,10 +23,10 @@
  * weight rather than credit.c's sorted walk; a vCPU is never preempted inside a hypercall.
  */
 import { spin_lock, spin_unlock } from '../../shared/spinlock.ts';
-import { V, VREQ_RESCHED, type HypervisorState } from '../state.ts';
+import { D, V, VREQ_RESCHED, type HypervisorState } from '../state.ts';
 import {
   CSCHED_CREDITS_PER_MSEC, CSCHED_PRI_IDLE, CSCHED_PRI_TS_BOOST, CSCHED_PRI_TS_OVER, CSCHED_PRI_TS_UNDER,
-  CSCHED_TICKS_PER_TSLICE, DM, G, MAX_PCPUS, P, PF, U, UF_ACTIVE, UF_PARKED, UFL, allSlots, type SchedTables,
+  DM, G, GF, MAX_PCPUS, P, PF, U, UF_ACTIVE, UF_PARKED, UFL, allSlots, type SchedTables,
 } from './tables.ts';
 import { MAX_DOMAINS, MAX_VCPUS } from '../state.ts';
 
@@ -102,6 +102,7 @@ export class CreditScheduler {
     this.set(unit, U.PROCESSOR, slot);
     this.set(unit, U.RAN_ON, this.i(unit, U.RAN_ON) | (1 << slot));
     t.f64[t.uf(unit, UFL.LAST_BURN)] = now;
+    t.f64[t.uf(unit, UFL.GIVEN)] = now;
     Atomics.store(t.i32, t.u(unit, U.SLOT), slot + 1);
     Atomics.notify(t.i32, t.u(unit, U.SLOT));
   }
@@ -109,7 +110,8 @@ export class CreditScheduler {
   /**
    * The best vCPU queued for `slot` (csched_runq's head), or, if that is OVER or there is none,
    * a better one stolen from another slot's queue that may run here (csched_load_balance).
-   * Parked vCPUs are skipped: they may not run until accounting unparks them. -1: nothing.
+   * Parked vCPUs are skipped (they may not run until accounting unparks them), and so are those
+   * of paused domains. -1: nothing.
    */
   private pickNext(slot: number): number {
     const t = this.t;
@@ -126,6 +128,8 @@ export class CreditScheduler {
         if (q === 0 || (pass === 0) !== (q === slot + 1)) continue;
         if ((t.i32[t.u(u, U.FLAGS)] & UF_PARKED) !== 0) continue;
         if ((this.hard(u) & (1 << slot)) === 0) continue;
+        // Paused while it waited: not runnable (Xen takes it off the runqueue at once).
+        if (Atomics.load(this.hv.domains, Math.floor(u / MAX_VCPUS) * D.WORDS + D.PAUSE_COUNT) !== 0) continue;
         const pri = t.i32[t.u(u, U.PRI)];
         const seq = t.i32[t.u(u, U.SEQ)];
         if (pass === 1 && pri <= floor) continue;
@@ -193,8 +197,9 @@ export class CreditScheduler {
       if (this.i(unit, U.SLOT) !== 0) return true;
       if (this.i(unit, U.RUNQ) !== 0) return false;
       const parked = (this.i(unit, U.FLAGS) & UF_PARKED) !== 0;
-      if (!parked && this.pri(unit) === CSCHED_PRI_TS_UNDER && t.i32[G.BOOST] !== 0) {
-        this.set(unit, U.PRI, CSCHED_PRI_TS_BOOST);
+      if (!parked && this.pri(unit) === CSCHED_PRI_TS_UNDER && t.i32[G.BOOST] !== 0) this.set(unit, U.PRI, CSCHED_PRI_TS_BOOST);
+      if (this.pri(unit) === CSCHED_PRI_TS_BOOST) {
+        // (Still BOOST from the last wake if no tick has charged it since: it counts again.)
         t.i32[G.BOOSTS]++;
         this.set(unit, U.BOOSTS, this.i(unit, U.BOOSTS) + 1);
       }
@@ -251,12 +256,18 @@ export class CreditScheduler {
    * reschedule: true if it keeps the slot (nobody better waits, its slice is not over, or the
    * ratelimit protects it); false if it queued itself and handed the slot on.
    */
-  schedule(unit: number, now: number): boolean {
+  schedule(unit: number, now: number, tick = false): boolean {
     const t = this.t;
     this.lock();
     try {
       const slot = this.i(unit, U.SLOT) - 1;
       if (slot < 0) return false;
+      if (tick) {
+        // csched_tick on our own slot: accounting if a timeslice has passed, charge, drop BOOST.
+        if (now - t.f64[GF.LAST_ACCT] >= this.tsliceMs) this.acct(now);
+        this.burn(unit, now);
+        if (this.pri(unit) === CSCHED_PRI_TS_BOOST) this.set(unit, U.PRI, CSCHED_PRI_TS_UNDER);
+      }
       t.i32[G.SCHEDULES]++;
       this.burn(unit, now);
       const mine = this.pri(unit);
@@ -321,13 +332,16 @@ export class CreditScheduler {
    * csched_tick, for every slot at once: charge the running vCPU, drop its BOOST (credit.c:
    * "at the next tick that charges it"), ask it to reschedule if its slice is over and someone of
    * its priority waits, or if someone better waits past the ratelimit, or if it was parked; give
-   * idle slots to whoever waits for them. Every CSCHED_TICKS_PER_TSLICE-th tick also runs `acct`.
+   * idle slots to whoever waits for them; run `acct` if a timeslice has passed since the last.
+   * A running vCPU also runs the tick for its own slot at its preemption points (schedule with
+   * `tick`), as each Xen pCPU runs its own: on a loaded host the control thread's timer can be
+   * hundreds of milliseconds late, and accounting and caps must not wait for it.
    */
-  tick(now: number, tickNo: number): void {
+  tick(now: number): void {
     const t = this.t;
     this.lock();
     try {
-      if (tickNo % CSCHED_TICKS_PER_TSLICE === 0) this.acct(now);
+      if (now - t.f64[GF.LAST_ACCT] >= this.tsliceMs) this.acct(now);
       const n = t.nrPcpus;
       for (let p = 0; p < n; p++) {
         const cur = this.curr(p);
@@ -373,6 +387,12 @@ export class CreditScheduler {
     const t = this.t;
     const n = t.nrPcpus;
     const perTslice = this.creditsPerTslice;
+    // Credit for the time that really passed: Xen's accounting timer is exact, the control
+    // thread's may run late on a loaded host, and handing out one timeslice's worth for a longer
+    // period would leave every vCPU OVER, which flattens the shares to round-robin.
+    const last = t.f64[GF.LAST_ACCT];
+    t.f64[GF.LAST_ACCT] = now;
+    const period = last === 0 ? perTslice : Math.min(4 * perTslice, (now - last) * CSCHED_CREDITS_PER_MSEC);
     const high = t.i32[G.HIGH];
     t.i32[G.ACCTS]++;
     for (let p = 0; p < n; p++) {
@@ -386,7 +406,7 @@ export class CreditScheduler {
     let weightTotal = 0;
     for (let d = 0; d < MAX_DOMAINS; d++) weightTotal += active[d] * t.i32[t.dm(d, DM.WEIGHT)];
     if (weightTotal === 0) return;
-    const creditTotal = perTslice * n;
+    const creditTotal = period * n;
     const fair = new Array<number>(MAX_DOMAINS).fill(0);
     const peak = new Array<number>(MAX_DOMAINS).fill(0);
     let excess = 0;
@@ -395,8 +415,8 @@ export class CreditScheduler {
       if (active[d] === 0) continue;
       const w = t.i32[t.dm(d, DM.WEIGHT)] * active[d];
       const cap = t.i32[t.dm(d, DM.CAP)];
-      peak[d] = Math.min(active[d], n) * perTslice;
-      if (cap !== 0) peak[d] = Math.min(peak[d], Math.ceil((cap * perTslice) / 100));
+      peak[d] = Math.min(active[d], n) * period;
+      if (cap !== 0) peak[d] = Math.min(peak[d], Math.ceil((cap * period) / 100));
       fair[d] = Math.ceil((creditTotal * w) / weightTotal);
       if (fair[d] >= peak[d]) {
         excess += fair[d] - peak[d];
@@ -419,7 +439,7 @@ export class CreditScheduler {
       let flags = t.i32[t.u(u, U.FLAGS)];
       if (credit < 0) {
         t.i32[t.u(u, U.PRI)] = CSCHED_PRI_TS_OVER;
-        const capShare = Math.ceil(Math.ceil((cap * perTslice) / 100) / active[d]);
+        const capShare = Math.ceil(Math.ceil((cap * period) / 100) / active[d]);
         if (cap !== 0 && credit < -capShare && (flags & UF_PARKED) === 0) {
           flags |= UF_PARKED;
           t.i32[G.PARKS]++;

@@ -62,7 +62,6 @@ export class HostScheduler {
   readonly t: SchedTables;
   readonly credit: CreditScheduler;
   private timer: NodeJS.Timeout | null = null;
-  private ticks = 0;
 
   constructor(private readonly hv: HypervisorState, pcpus: number) {
     if (!Number.isInteger(pcpus) || pcpus < 0 || pcpus > MAX_PCPUS) throw new RangeError(`pcpus must be 0..${MAX_PCPUS} (0: no scheduler)`);
@@ -87,7 +86,7 @@ export class HostScheduler {
     const tickMs = this.t.i32[G.TSLICE_US] / 1000 / CSCHED_TICKS_PER_TSLICE;
     this.timer = setTimeout(() => {
       const now = performance.timeOrigin + performance.now();
-      if (this.pcpus > 0) this.credit.tick(now, this.ticks++);
+      if (this.pcpus > 0) this.credit.tick(now);
       fireDueTimers(this.hv, this.t, now);
       this.arm();
     }, tickMs);

@@ -49,7 +49,7 @@ export const G = {
   SCHEDULES: 7,      // decisions taken (csched_schedule calls)
   SWITCHES: 8,       // decisions that changed a slot's vCPU
   STEALS: 9,         // vCPUs taken from another slot's runqueue
-  BOOSTS: 10,        // wake-ups that became BOOST
+  BOOSTS: 10,        // wake-ups at BOOST
   BOOST_PREEMPTS: 11, // a BOOST vCPU took a slot from an OVER or UNDER one before its slice ended
   PARKS: 12,         // capped vCPUs parked
   HIGH: 13,          // highest registered unit index + 1: how far a runqueue scan goes
@@ -59,6 +59,7 @@ export const G = {
 /* Float64 globals. */
 export const GF = {
   BOOT: 0,       // the host's boot on the shared clock (ms): Xen's system time counts from here
+  LAST_ACCT: 1,  // when accounting last ran (ms)
   WORDS: 4,
 } as const;
 
@@ -87,7 +88,7 @@ export const U = {
   SOFT: 7,       // soft affinity: preferred slots
   FLAGS: 8,      // UF_*
   RAN_ON: 9,     // bit p: has run on slot p (for tests and vcpu-list)
-  BOOSTS: 10,    // wake-ups that made it BOOST
+  BOOSTS: 10,    // its wake-ups at BOOST
   PREEMPTED: 11, // times it lost its slot to another vCPU (not counting blocking)
   WORDS: 12,
 } as const;
@@ -98,6 +99,7 @@ export const UFL = {
   CREDIT: 0,
   LAST_BURN: 1,  // when credit was last charged (ms)
   TIMER: 2,      // singleshot timer deadline (ms on the shared clock); 0 = none
+  GIVEN: 3,      // when it was last given a slot: its runstate is "running" from then on
   WORDS: 4,
 } as const;
 

@@ -14,6 +14,7 @@ import { EventChannels } from './events.ts';
 import { GrantTable } from './grant-table.ts';
 import { PageAllocator } from './pages.ts';
 import { readStartInfo, type StartInfo } from './start-info.ts';
+import { GuestClock, GuestTimers } from './time.ts';
 
 export class Kernel {
   readonly hypercall: Hypercalls;
@@ -25,6 +26,9 @@ export class Kernel {
   readonly pages: PageAllocator;
   readonly events: EventChannels;
   readonly gnttab: GrantTable;
+  /** System time and the wall clock, from shared_info (time.ts). */
+  readonly clock: GuestClock;
+  private timerList: GuestTimers | null = null;
   /** The PV console once its driver is up (shared/kernel/console.ts sets it); log() then goes there. */
   console: { write(text: string): void } | null = null;
 
@@ -39,10 +43,22 @@ export class Kernel {
     // The builder mapped shared_info and, just above it, the grant frames.
     const sharedInfo = env.memory.pageWords(this.si.shared_info_gfn, true);
     this.events = new EventChannels(env.hypercall, sharedInfo, this.vcpu);
+    this.clock = new GuestClock(sharedInfo, env.cpu, this.vcpu);
     const gntGfn = this.si.shared_info_gfn + 1;
     const perVcpu = Math.floor((this.grantEntries() - GNTTAB_NR_RESERVED_ENTRIES) / this.nr_vcpus);
     this.gnttab = new GrantTable(env.hypercall, env.memory, gntGfn,
       { first: GNTTAB_NR_RESERVED_ENTRIES + this.vcpu * perVcpu, count: perVcpu });
+  }
+
+  /** This vCPU's timers (VIRQ_TIMER is bound on first use). Sleepers wake only while events.run() runs. */
+  get timers(): GuestTimers {
+    this.timerList ??= new GuestTimers(this.hypercall, this.clock, this.events, this.vcpu);
+    return this.timerList;
+  }
+
+  /** A preemption point for long guest loops (GuestSched.preempt). */
+  preempt(): void {
+    this.env.sched.preempt();
   }
 
   private grantEntries(): number {
