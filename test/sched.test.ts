@@ -8,6 +8,8 @@
  * the bench's job): one 30 ms timeslice either way over the ~1.5 s measured moves the ratio
  * by about 0.1, and a host that stalls a holder stalls it inside its own slot.
  * No test asserts on elapsed time; the waits are "until N ms of running time were accounted".
+ * Serial: every test runs CPU hogs, and seven hosts' hogs at once on a small machine would starve
+ * each host's control thread (the timer interrupt) of the main thread they share.
  */
 import test from 'ava';
 import { Host } from '../hypervisor/host.ts';
@@ -44,7 +46,7 @@ async function shares(host: Host, doms: number[], total: number): Promise<number
   return doms.map((d, i) => cpu(host, d) - before[i]);
 }
 
-test('shares follow weights: two CPU-bound guests at 256:512 on one pCPU', async (t) => {
+test.serial('shares follow weights: two CPU-bound guests at 256:512 on one pCPU', async (t) => {
   const { host, said } = newHost(1);
   try {
     const a = await host.createDomain(guest('w256', { mode: 'burn' }, { weight: 256 }));
@@ -60,7 +62,7 @@ test('shares follow weights: two CPU-bound guests at 256:512 on one pCPU', async
   }
 });
 
-test('a cap holds: a guest capped at 20% beside an uncapped one gets about a fifth of the pCPU', async (t) => {
+test.serial('a cap holds: a guest capped at 20% beside an uncapped one gets about a fifth of the pCPU', async (t) => {
   const { host, said } = newHost(1);
   try {
     const capped = await host.createDomain(guest('capped', { mode: 'burn' }, { cap: 20 }));
@@ -70,16 +72,19 @@ test('a cap holds: a guest capped at 20% beside an uncapped one gets about a fif
     const [rc, rf] = await shares(host, [capped, free], 1500);
     const share = rc / (rc + rf);
     t.log(`capped share ${(share * 100).toFixed(1)}% (cap 20%), parks ${host.sched.counters().parks}`);
-    // The upper bound is the cap; the lower only says it ran at all (on a loaded host a parked
-    // vCPU's turn can start late and end at the next accounting, well short of 20%).
-    t.true(share < 0.3 && share > 0.01, `share ${share}`);
+    // Well under the fair half, near the cap. credit.c enforces a cap per accounting period: a
+    // capped vCPU runs until the accounting after it went over, then stays parked until its
+    // credit is positive again, so the share moves in steps of a period (~5 points here) and the
+    // bound allows three of them. The lower bound only says it ran at all (on a loaded host its
+    // turn can start late and end at the next accounting).
+    t.true(share < 0.35 && share > 0.01, `share ${share}`);
     t.true(host.sched.counters().parks > 0, 'the capped domain was parked');
   } finally {
     await host.close();
   }
 });
 
-test('a pinned vCPU runs only on its slots; vcpu-pin moves it', async (t) => {
+test.serial('a pinned vCPU runs only on its slots; vcpu-pin moves it', async (t) => {
   const { host, said } = newHost(2);
   try {
     const pinned = await host.createDomain(guest('pinned', { mode: 'burn' }, { cpus: [1] }));
@@ -97,7 +102,7 @@ test('a pinned vCPU runs only on its slots; vcpu-pin moves it', async (t) => {
   }
 });
 
-test('BOOST: a waking vCPU with credit preempts a CPU hog at once', async (t) => {
+test.serial('BOOST: a waking vCPU with credit preempts a CPU hog at once', async (t) => {
   const { host, said } = newHost(1);
   try {
     const hog = await host.createDomain(guest('hog', { mode: 'burn' }));
@@ -119,7 +124,7 @@ test('BOOST: a waking vCPU with credit preempts a CPU hog at once', async (t) =>
   }
 });
 
-test('a paused domain earns nothing and holds no slot; the other gets the pCPU', async (t) => {
+test.serial('a paused domain earns nothing and holds no slot; the other gets the pCPU', async (t) => {
   const { host, said } = newHost(1);
   try {
     const a = await host.createDomain(guest('a', { mode: 'burn' }));
@@ -131,8 +136,18 @@ test('a paused domain earns nothing and holds no slot; the other gets the pCPU',
     const [ra] = await shares(host, [a], 600);
     t.is(cpu(host, b), frozen, 'no running time while paused');
     t.true(ra >= 600);
-    const vb = host.sched.vcpus(b, 1)[0];
-    t.true(vb.credit <= 300, `credit ${vb.credit} stays within one timeslice`);
+    // It earned while on the active list, until its credit passed one period's worth: then it
+    // left it (credit halved), and from there on it earns nothing.
+    const credit = () => host.sched.vcpus(b, 1)[0].credit;
+    const accts = () => host.sched.counters().accts;
+    let c = credit();
+    let a0 = accts();
+    for (let i = 0; i < 50 && !(accts() >= a0 + 3 && credit() === c); i++) {
+      if (credit() !== c) { c = credit(); a0 = accts(); }
+      await shares(host, [a], 30);
+    }
+    t.is(credit(), c, 'its credit stops changing');
+    t.true(accts() >= a0 + 3, 'over three accounting periods');
     t.is(host.sched.pcpuLoad()[0].curr, `d${a}v0`);
     host.unpause(b);
     const [, rb] = await shares(host, [a, b], 400);
@@ -142,7 +157,7 @@ test('a paused domain earns nothing and holds no slot; the other gets the pCPU',
   }
 });
 
-test('guest timers fire in deadline order, FIFO among equals, never early', async (t) => {
+test.serial('guest timers fire in deadline order, FIFO among equals, never early', async (t) => {
   const { host, said } = newHost(1);
   try {
     const hog = await host.createDomain(guest('hog', { mode: 'burn' }));
@@ -159,7 +174,7 @@ test('guest timers fire in deadline order, FIFO among equals, never early', asyn
   }
 });
 
-test('a multi-vCPU guest runs on several slots at once; destroy frees every slot', async (t) => {
+test.serial('a multi-vCPU guest runs on several slots at once; destroy frees every slot', async (t) => {
   const { host, said } = newHost(2);
   try {
     const d = await host.createDomain(guest('smp', { mode: 'burn' }, { vcpus: 2 }));

@@ -387,12 +387,15 @@ export class CreditScheduler {
     const t = this.t;
     const n = t.nrPcpus;
     const perTslice = this.creditsPerTslice;
-    // Credit for the time that really passed: Xen's accounting timer is exact, the control
-    // thread's may run late on a loaded host, and handing out one timeslice's worth for a longer
-    // period would leave every vCPU OVER, which flattens the shares to round-robin.
+    // Credit for the time that really passed: Xen's accounting runs every timeslice on the dot;
+    // here it runs at the first tick after one, which on a loaded host can be much later, and
+    // handing out one timeslice's worth for a longer period would leave every vCPU OVER, which
+    // flattens the shares to round-robin. The bounds (the floor, and the credit above which a
+    // vCPU stops earning) are one period's worth for the same reason: one timeslice, normally.
     const last = t.f64[GF.LAST_ACCT];
     t.f64[GF.LAST_ACCT] = now;
-    const period = last === 0 ? perTslice : Math.min(4 * perTslice, (now - last) * CSCHED_CREDITS_PER_MSEC);
+    const period = last === 0 ? perTslice : Math.min(1000 * CSCHED_CREDITS_PER_MSEC, (now - last) * CSCHED_CREDITS_PER_MSEC);
+    const bound = Math.max(perTslice, period);
     const high = t.i32[G.HIGH];
     t.i32[G.ACCTS]++;
     for (let p = 0; p < n; p++) {
@@ -444,11 +447,11 @@ export class CreditScheduler {
           flags |= UF_PARKED;
           t.i32[G.PARKS]++;
         }
-        if (credit < -perTslice) credit = -perTslice;
+        if (credit < -bound) credit = -bound;
       } else {
         t.i32[t.u(u, U.PRI)] = CSCHED_PRI_TS_UNDER;
         flags &= ~UF_PARKED;
-        if (credit > perTslice) {
+        if (credit > bound) {
           flags &= ~UF_ACTIVE;
           credit /= 2;
         }
