@@ -38,6 +38,8 @@ export interface HostOptions {
   /** Guest RAM the hypervisor manages, MiB (Dom0's included). */
   memoryMiB?: number;
   dom0MemoryMiB?: number;
+  /** pCPU slots (hypervisor/host.ts HostOptions.pcpus; default: the machine's cores). */
+  pcpus?: number;
   /** Hypervisor and early-boot console lines ("(XEN) ...", "(d0) ..."). */
   log?: (line: string) => void;
 }
@@ -71,7 +73,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   if (await socketAnswers(xlSocket)) throw new Error(`a ringvisor host is already running at ${xlSocket}`);
   mkdirSync(runDir, { recursive: true });
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const host = new Host({ memoryMiB: opts.memoryMiB ?? 256, log });
+  const host = new Host({ memoryMiB: opts.memoryMiB ?? 256, log, pcpus: opts.pcpus });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
   // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).

@@ -26,6 +26,7 @@ import { CliError, XlClient, noHostMessage } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
 import { defaultRunDir, startHost } from './host.ts';
+import { registerSchedVerbs } from './sched.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -68,8 +69,9 @@ A session:
 
   program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
-    .action(async (opts: { memory: number }, cmd: Command) => {
-      code = await runHost(runDir(cmd), opts.memory, io);
+    .addOption(new Option('--pcpus <N>', 'pCPU slots: at most N vCPUs run at once, as the credit scheduler decides (default: this machine\'s cores; 0: no scheduler, the host OS decides)').argParser(nonNegativeInt))
+    .action(async (opts: { memory: number; pcpus?: number }, cmd: Command) => {
+      code = await runHost(runDir(cmd), opts.memory, io, opts.pcpus);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -184,6 +186,8 @@ A session:
       });
     });
 
+  registerSchedVerbs(program, { withClient, out });
+
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
     .option('--name <name>', 'the new VM\'s name (default: the directory\'s name, made unique)')
@@ -237,9 +241,10 @@ async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpe
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<number> {
-  const h = await startHost({ runDir, memoryMiB, log: (l) => io.stdout.write(`${l}\n`) });
-  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
+async function runHost(runDir: string, memoryMiB: number, io: Io, pcpus?: number): Promise<number> {
+  const h = await startHost({ runDir, memoryMiB, pcpus, log: (l) => io.stdout.write(`${l}\n`) });
+  const slots = h.host.sched.pcpus;
+  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, ${slots === 0 ? 'no scheduler (the host OS decides)' : `${slots} pCPU slot(s), credit scheduler`}, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
   await new Promise<void>((resolveStop) => {
@@ -254,6 +259,12 @@ async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<numbe
   await h.close();
   io.stdout.write('host stopped\n');
   return EXIT_OK;
+}
+
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 31) throw new InvalidArgumentError('expected a whole number 0..31');
+  return n;
 }
 
 function positiveInt(v: string): number {

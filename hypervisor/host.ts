@@ -23,6 +23,7 @@ import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
 import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo, ShutdownAction } from '../shared/public/hypercall.ts';
+import type { SchedOp } from '../shared/public/sched.ts';
 import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
@@ -294,6 +295,7 @@ export class Host extends EventEmitter {
       free_pages: freeFrames(hv),
       nr_domains: this.usage().domains,
       max_domains: MAX_DOMAINS,
+      pcpus: this.sched.pcpuLoad(),
     };
   }
 
@@ -333,6 +335,7 @@ export class Host extends EventEmitter {
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();
+        case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.config.vcpus ?? -1);
         case 'remote_shutdown': {
           if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
           const reason = args[1] as ShutdownReason;

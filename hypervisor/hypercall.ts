@@ -13,6 +13,7 @@
 import type { EvtchnStatus } from '../shared/public/event_channel.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
 import type { DmIoreqServerInfo } from '../shared/public/hvm/dm_op.ts';
+import type { SchedOp } from '../shared/public/sched.ts';
 import {
   XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
   type DomainInfo, type Hypercalls, type PhysInfo,
@@ -215,6 +216,9 @@ export class HypercallTable implements Hypercalls {
   }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.domctl<DomainInfo>('getdomaininfo', domid);
+  }
+  domctl_scheduler_op(op: SchedOp): Promise<unknown> {
+    return this.domctl<unknown>('scheduler_op', op);
   }
 
   /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */

@@ -15,6 +15,8 @@
  * detaches (xl console's Ctrl-]).
  */
 import { Packr, Unpackr } from 'msgpackr';
+import type { PcpuLoad } from '../../shared/public/sched.ts';
+import type { SchedRequest } from './sched.ts';
 
 /** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
 export function xlSocketPath(runDir: string): string {
@@ -34,7 +36,8 @@ export type XlVerb =
   | { verb: 'unpause'; domain: string }
   | { verb: 'block-list'; domain: string }
   | { verb: 'console'; domain: string }
-  | { verb: 'destroy-all' };
+  | { verb: 'destroy-all' }
+  | { verb: 'sched'; op: SchedRequest };
 
 export type XlRequest = XlVerb & { id: number };
 
@@ -84,6 +87,8 @@ export interface HostInfo {
   run_dir: string;
   xenstored_socket: string;
   xl_socket: string;
+  /** The scheduler's pCPU slots and their load (empty: no scheduler). */
+  pcpus: PcpuLoad[];
 }
 
 export interface BlockListRow {

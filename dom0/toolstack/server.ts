@@ -20,6 +20,7 @@ import { blockList } from './devices.ts';
 import { ConfigError } from './config/config-error.ts';
 import type { Dom0 } from '../dom0.ts';
 import { XlError, type Libxl } from './libxl.ts';
+import { schedVerb } from './sched.ts';
 import { FrameReader, encodeFrame, type XlMessage, type XlRequest } from './protocol.ts';
 
 /** Console output a late attacher gets first: the last 16 KiB this domain printed. */
@@ -93,6 +94,7 @@ class XlConnection {
       case 'block-list': return blockList(this.dom0.xs, await x.resolve(r.domain));
       case 'destroy-all': return x.destroyAll();
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
+      case 'sched': return schedVerb(x, this.dom0, r.op);
       default: throw new XlError('failed', `unknown verb ${(r as { verb: string }).verb}`);
     }
   }

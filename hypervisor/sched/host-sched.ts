@@ -13,6 +13,8 @@
  * point (see ../schedule.ts). `pcpus = 0` switches the scheduler off: no slots, the host OS alone
  * decides which vCPU thread runs (what ringvisor did before; the bench compares the two).
  */
+import type { PcpuLoad, SchedOp, SchedPool, VcpuInfo } from '../../shared/public/sched.ts';
+import { XEN_EINVAL } from '../../shared/public/xen.ts';
 import { RUNSTATE_running, V, VT, MAX_VCPUS, type HypervisorState } from '../state.ts';
 import { CreditScheduler } from './credit.ts';
 import {
@@ -31,28 +33,6 @@ export interface DomainSchedConfig {
   cpus_soft?: number[];
 }
 
-/** One row of `xl vcpu-list`. */
-export interface VcpuInfo {
-  domid: number;
-  vcpu: number;
-  /** The slot it runs on or last ran on; -1 if never. */
-  cpu: number;
-  state: 'running' | 'runnable' | 'blocked' | 'offline';
-  running: boolean;
-  time_ms: number;
-  hard: number[];
-  soft: number[];
-  credit: number;
-  pri: string;
-  parked: boolean;
-}
-
-export interface SchedPool {
-  pcpus: number;
-  tslice_ms: number;
-  ratelimit_us: number;
-  boost: boolean;
-}
 
 export interface SchedCounters {
   accts: number; schedules: number; switches: number; steals: number; boosts: number; boost_preempts: number; parks: number;
@@ -191,7 +171,7 @@ export class HostScheduler {
   }
 
   /** xl info: each slot's vCPU and how busy it has been since boot (0..1). */
-  pcpuLoad(): { cpu: number; curr: string; load: number }[] {
+  pcpuLoad(): PcpuLoad[] {
     const t = this.t;
     const now = performance.timeOrigin + performance.now();
     const up = Math.max(1e-9, now - t.f64[GF.BOOT]);
@@ -202,6 +182,28 @@ export class HostScheduler {
       out.push({ cpu: p, curr: cur < 0 ? 'idle' : `d${Math.floor(cur / MAX_VCPUS)}v${cur % MAX_VCPUS}`, load: busy / up });
     }
     return out;
+  }
+
+  /**
+   * XEN_DOMCTL_scheduler_op & co., from the control domain (Host.domctl; `nrVcpus` is the
+   * domain's, or -1 if there is no such domain). Bad arguments are an error string, not a throw.
+   */
+  op(o: SchedOp, nrVcpus: (domid: number) => number): unknown {
+    const dom = 'domid' in o ? nrVcpus(o.domid) : 0;
+    if (dom < 0) return { error: `no domain ${(o as { domid: number }).domid}` };
+    const result = (e: string | null) => (e === null ? 0 : { error: e });
+    switch (o.op) {
+      case 'getinfo': return this.getDomain(o.domid);
+      case 'putinfo': return result(this.setDomain(o.domid, o.weight, o.cap));
+      case 'pool-getinfo': return this.getPool();
+      case 'pool-putinfo': return result(this.setPool(o.tslice_ms, o.ratelimit_us, o.boost));
+      case 'getvcpuinfo': return this.vcpus(o.domid, dom);
+      case 'setvcpuaffinity':
+        if (!Number.isInteger(o.vcpu) || o.vcpu < 0 || o.vcpu >= dom) return { error: `domain ${o.domid} has no vCPU ${o.vcpu}` };
+        if (this.pcpus === 0) return { error: 'this host has no scheduler (pcpus 0): nothing to pin to' };
+        return result(this.pin(o.domid, o.vcpu, o.hard, o.soft));
+      default: return -XEN_EINVAL;
+    }
   }
 
   counters(): SchedCounters {

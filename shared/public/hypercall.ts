@@ -16,6 +16,7 @@ import type { EvtchnStatus } from './event_channel.ts';
 import type { DmIoreqServerInfo } from './hvm/dm_op.ts';
 import type { GuestMemory } from './memory.ts';
 import type { ShutdownReason } from './xen.ts';
+import type { PcpuLoad, SchedOp } from './sched.ts';
 
 /* XENMEM_add_to_physmap spaces: hypervisor-owned pages a guest maps into its physmap. */
 export const XENMAPSPACE_shared_info = 0;
@@ -96,6 +97,8 @@ export interface PhysInfo {
   /** Domains that exist (any state), and the most there may be. */
   nr_domains: number;
   max_domains: number;
+  /** The scheduler's pCPU slots (none: no scheduler, the host OS decides) and their load. */
+  pcpus: PcpuLoad[];
 }
 
 export interface Hypercalls {
@@ -187,6 +190,12 @@ export interface Hypercalls {
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
+  /**
+   * XEN_DOMCTL_scheduler_op, XEN_SYSCTL_scheduler_op, XEN_DOMCTL_{get,set}vcpuaffinity,
+   * XEN_DOMCTL_getvcpuinfo (see ./sched.ts for each op's result): the result, `{ error }` for an
+   * argument the scheduler refuses (with the reason, for xl's message), or -errno.
+   */
+  domctl_scheduler_op(op: SchedOp): Promise<unknown>;
 
   /* sysctl: the control domain only */
   /** XEN_SYSCTL_getdomaininfolist: every domain, by domid (xl list's source). */
