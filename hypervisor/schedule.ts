@@ -102,9 +102,10 @@ export class VcpuScheduler {
 
   private tick(): void {
     this.nextTick = performance.now() + this.tables.i32[G.TSLICE_US] / 1000 / CSCHED_TICKS_PER_TSLICE;
-    if (!this.credit!.schedule(this.unit, now(), true)) {
+    const t = now();
+    if (!this.credit!.schedule(this.unit, t, true)) {
       this.hasSlot = false;
-      this.runstate(RUNSTATE_runnable);
+      this.runstate(RUNSTATE_runnable, t);
       this.waitForSlot();
     }
   }
@@ -128,10 +129,13 @@ export class VcpuScheduler {
       if (!this.hasSlot) {
         this.acquire();
         if (this.blocking > 0) this.queueIdleCheck();
-      } else if ((req & VREQ_RESCHED) !== 0 && !this.credit.schedule(this.unit, now())) {
-        this.hasSlot = false;
-        this.runstate(RUNSTATE_runnable);
-        this.waitForSlot();
+      } else if ((req & VREQ_RESCHED) !== 0) {
+        const t = now();
+        if (!this.credit.schedule(this.unit, t)) {
+          this.hasSlot = false;
+          this.runstate(RUNSTATE_runnable, t); // as of the hand-over: the next holder runs from then
+          this.waitForSlot();
+        }
       }
       return;
     }
@@ -164,12 +168,13 @@ export class VcpuScheduler {
 
   /** Stop being runnable (`next` says why): the slot goes to whoever waits; the next preemption point takes one again. */
   private giveUp(next: number): void {
+    const t = now();
     if (this.credit !== null && this.hasSlot) {
-      this.credit.release(this.unit, now());
+      this.credit.release(this.unit, t);
       this.hasSlot = false;
     }
     if (this.credit !== null) Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
-    this.runstate(next);
+    this.runstate(next, t);
   }
 
   /**
