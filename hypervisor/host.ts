@@ -367,4 +367,12 @@ function validateConfig(c: DomainConfig): void {
   if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new RangeError(`domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
   if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new RangeError(`domain config ${c.name}: memory must be at least 64 KiB`);
   if (typeof c.kernel !== 'string') throw new TypeError(`domain config ${c.name}: kernel must be a module URL`);
+  if (c.weight !== undefined && !(Number.isInteger(c.weight) && c.weight >= 1 && c.weight <= 65535)) throw new RangeError(`domain config ${c.name}: weight must be 1..65535`);
+  if (c.cap !== undefined && !(Number.isInteger(c.cap) && c.cap >= 0 && c.cap <= 100 * 31)) throw new RangeError(`domain config ${c.name}: cap must be 0 (none) or a % of one pCPU`);
+  for (const key of ['cpus', 'cpus_soft'] as const) {
+    const l = c[key];
+    if (l !== undefined && !(Array.isArray(l) && l.length > 0 && l.every((p) => Number.isInteger(p) && p >= 0 && p < 31))) {
+      throw new RangeError(`domain config ${c.name}: ${key} must list pCPU numbers 0..30`);
+    }
+  }
 }

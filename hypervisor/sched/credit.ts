@@ -54,8 +54,10 @@ export class CreditScheduler {
   private pri(unit: number): number {
     return this.t.i32[this.t.u(unit, U.PRI)];
   }
+  /** Hard affinity within this host's slots; none of them (cpus= naming absent pCPUs) means all, as libxl falls back. */
   private hard(unit: number): number {
-    return this.t.i32[this.t.u(unit, U.HARD)] & allSlots(this.t.nrPcpus);
+    const all = allSlots(this.t.nrPcpus);
+    return (this.t.i32[this.t.u(unit, U.HARD)] & all) || all;
   }
   private curr(slot: number): number {
     return this.t.i32[this.t.p(slot, P.CURR)] - 1;
@@ -96,6 +98,7 @@ export class CreditScheduler {
       t.f64[t.pf(slot, PF.START)] = now;
     }
     t.i32[t.p(slot, P.CURR)] = unit + 1;
+    t.f64[t.pf(slot, PF.RESCHED_AT)] = 0;
     if (unit < 0) return;
     t.f64[t.pf(slot, PF.SLICE)] = now;
     this.set(unit, U.RUNQ, 0);
@@ -145,9 +148,11 @@ export class CreditScheduler {
   }
 
   /** Ask the vCPU holding `slot` to reschedule at its next preemption point. */
-  private resched(slot: number): void {
+  private resched(slot: number, now = performance.timeOrigin + performance.now()): void {
     const cur = this.curr(slot);
     if (cur < 0) return;
+    const at = this.t.pf(slot, PF.RESCHED_AT);
+    if (this.t.f64[at] === 0) this.t.f64[at] = now;
     const d = Math.floor(cur / MAX_VCPUS);
     Atomics.or(this.hv.vcpus, this.hv.vcpu(d, cur % MAX_VCPUS, V.REQUEST), VREQ_RESCHED);
   }
@@ -281,11 +286,19 @@ export class CreditScheduler {
         || (nextPri === mine && ran < this.tsliceMs));
       if (keep) {
         if (ran >= this.tsliceMs) t.f64[t.pf(slot, PF.SLICE)] = now; // a new slice, nobody to give it to
+        t.f64[t.pf(slot, PF.RESCHED_AT)] = 0; // asked, and answered: keep
         return true;
       }
       if (next >= 0 && nextPri === CSCHED_PRI_TS_BOOST && mine < CSCHED_PRI_TS_BOOST && ran < this.tsliceMs) t.i32[G.BOOST_PREEMPTS]++;
       Atomics.store(t.i32, t.u(unit, U.SLOT), 0);
       this.set(unit, U.PREEMPTED, this.i(unit, U.PREEMPTED) + 1);
+      const asked = t.f64[t.pf(slot, PF.RESCHED_AT)];
+      if (asked !== 0 && now >= asked) {
+        // How late the decision took effect: the vCPU's distance to its next preemption point.
+        t.f64[GF.LATE_SUM] += now - asked;
+        t.f64[GF.LATE_MAX] = Math.max(t.f64[GF.LATE_MAX], now - asked);
+        t.i32[G.LATE_N]++;
+      }
       this.setCurr(slot, next, now);
       t.i32[G.SWITCHES]++;
       const target = allowedHere ? slot : 31 - Math.clz32(hard & -hard);

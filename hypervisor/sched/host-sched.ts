@@ -36,6 +36,8 @@ export interface DomainSchedConfig {
 
 export interface SchedCounters {
   accts: number; schedules: number; switches: number; steals: number; boosts: number; boost_preempts: number; parks: number;
+  /** Decision → effect: from asking a running vCPU for its slot to its giving it up (ms): mean, max, how many. */
+  lateMeanMs: number; lateMaxMs: number; lateN: number;
 }
 
 export class HostScheduler {
@@ -211,6 +213,7 @@ export class HostScheduler {
     return {
       accts: i[G.ACCTS], schedules: i[G.SCHEDULES], switches: i[G.SWITCHES], steals: i[G.STEALS],
       boosts: i[G.BOOSTS], boost_preempts: i[G.BOOST_PREEMPTS], parks: i[G.PARKS],
+      lateMeanMs: i[G.LATE_N] > 0 ? this.t.f64[GF.LATE_SUM] / i[G.LATE_N] : 0, lateMaxMs: this.t.f64[GF.LATE_MAX], lateN: i[G.LATE_N],
     };
   }
 

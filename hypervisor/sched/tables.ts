@@ -53,6 +53,7 @@ export const G = {
   BOOST_PREEMPTS: 11, // a BOOST vCPU took a slot from an OVER or UNDER one before its slice ended
   PARKS: 12,         // capped vCPUs parked
   HIGH: 13,          // highest registered unit index + 1: how far a runqueue scan goes
+  LATE_N: 14,        // decisions whose effect was measured (GF.LATE_SUM)
   WORDS: 16,
 } as const;
 
@@ -60,6 +61,8 @@ export const G = {
 export const GF = {
   BOOT: 0,       // the host's boot on the shared clock (ms): Xen's system time counts from here
   LAST_ACCT: 1,  // when accounting last ran (ms)
+  LATE_SUM: 2,   // decision → effect: ms from asking a vCPU for its slot to its giving it up (sum)
+  LATE_MAX: 3,   // and the longest
   WORDS: 4,
 } as const;
 
@@ -73,6 +76,7 @@ export const PF = {
   START: 0,      // when the slot last changed between idle and busy (ms)
   SLICE: 1,      // when CURR's current time slice began (ms)
   BUSY: 2,       // ms this slot has had a vCPU, up to START (for xl info's load)
+  RESCHED_AT: 3, // when its vCPU was last asked to reschedule (0: not asked since)
   WORDS: 4,
 } as const;
 

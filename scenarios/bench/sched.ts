@@ -68,8 +68,11 @@ async function ioWake(boost: boolean, count: number): Promise<BenchRow> {
     for (const h of hogs) await rig.line(h, 'v0 burning');
     const w = await rig.create('waker', { mode: 'wake', count, periodMs: 5 });
     const r = JSON.parse(await rig.line(w, 'wake-result')) as WakeResult;
+    const c = rig.host.sched.counters();
     return row(boost ? 'credit' : 'credit, no BOOST', 'io-wake beside 2 hogs', {
       p99Us: r.p99Us, maxUs: r.maxUs, boosts: rig.host.sched.unitCounters(w, 0).boosts,
+      // Decision → effect: from a wake-up's tickle to the hog giving up the pCPU at its next preemption point.
+      effectMeanUs: c.lateMeanMs * 1000, effectMaxUs: c.lateMaxMs * 1000,
     }, { medianUs: r.medianUs, repeats: r.wakes });
   } finally {
     await rig.close();
@@ -157,6 +160,7 @@ export function schedSummary(rows: readonly BenchRow[]): string | null {
   const w = get('credit', 'io-wake');
   const wn = get('credit, no BOOST', 'io-wake');
   if (w && wn) lines.push(`io-wake median lateness: ${w.medianUs!.toFixed(0)} µs with BOOST (goal ≤ 2000), ${wn.medianUs!.toFixed(0)} µs without`);
+  if (w) lines.push(`decision → effect (tickle to preemption point): mean ${w.counters.effectMeanUs.toFixed(0)} µs, max ${w.counters.effectMaxUs.toFixed(0)} µs`);
   const k = get('credit', 'decision (keep)');
   const sw = get('credit', 'decision (switch)');
   if (k && sw) lines.push(`decision: ${k.medianUs!.toFixed(2)} µs (keep), ${sw.medianUs!.toFixed(2)} µs (switch, without the thread wake-up)`);
