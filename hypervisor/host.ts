@@ -109,6 +109,10 @@ export class Host extends EventEmitter {
   async createDomain(config: DomainConfig, opts: { privileged?: boolean } = {}): Promise<number> {
     const privileged = opts.privileged ?? false;
     validateConfig(config);
+    const slots = this.sched.pcpus;
+    for (const c of [...(config.cpus ?? []), ...(config.cpus_soft ?? [])]) {
+      if (slots > 0 && c >= slots) throw new RangeError(`domain config ${config.name}: cpus names pCPU ${c}, but this host has pCPUs 0..${slots - 1}`);
+    }
     const initdomain = privileged && Atomics.load(this.hv.domains, D.STATE) === DOMSTATE_FREE;
     if (privileged && !initdomain) throw new Error('only Dom0 is privileged in ringvisor, and it already exists');
     const domid = domain_create(this.hv, privileged, initdomain, config.vcpus);
