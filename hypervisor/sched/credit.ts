@@ -289,7 +289,7 @@ export class CreditScheduler {
         t.f64[t.pf(slot, PF.RESCHED_AT)] = 0; // asked, and answered: keep
         return true;
       }
-      if (next >= 0 && nextPri === CSCHED_PRI_TS_BOOST && mine < CSCHED_PRI_TS_BOOST && ran < this.tsliceMs) t.i32[G.BOOST_PREEMPTS]++;
+      if (next >= 0 && nextPri === CSCHED_PRI_TS_BOOST && mine < CSCHED_PRI_TS_BOOST) t.i32[G.BOOST_PREEMPTS]++;
       Atomics.store(t.i32, t.u(unit, U.SLOT), 0);
       this.set(unit, U.PREEMPTED, this.i(unit, U.PREEMPTED) + 1);
       const asked = t.f64[t.pf(slot, PF.RESCHED_AT)];

@@ -50,7 +50,7 @@ export const G = {
   SWITCHES: 8,       // decisions that changed a slot's vCPU
   STEALS: 9,         // vCPUs taken from another slot's runqueue
   BOOSTS: 10,        // wake-ups at BOOST
-  BOOST_PREEMPTS: 11, // a BOOST vCPU took a slot from an OVER or UNDER one before its slice ended
+  BOOST_PREEMPTS: 11, // a BOOST vCPU took a slot from an OVER or UNDER one
   PARKS: 12,         // capped vCPUs parked
   HIGH: 13,          // highest registered unit index + 1: how far a runqueue scan goes
   LATE_N: 14,        // decisions whose effect was measured (GF.LATE_SUM)
