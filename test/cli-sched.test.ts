@@ -3,10 +3,12 @@
  * vcpu-pin, vcpu-list and info's pCPU lines, checked by output and exit code.
  */
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliProcess, rv } from './helpers/cli.ts';
+
+const TEMPLATE = new URL('../examples/templates/small-guest', import.meta.url).pathname;
 
 test('host --pcpus 2; sched-credit, vcpu-pin, vcpu-list and info as xl prints them', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'rv-sched-'));
@@ -41,6 +43,19 @@ test('host --pcpus 2; sched-credit, vcpu-pin, vcpu-list and info as xl prints th
     const badPin = await rv([...at, 'vcpu-pin', 'Domain-0', '0', '5']);
     t.is(badPin.code, 1);
     t.regex(badPin.stderr, /this host has cpus 0-1/);
+
+    // A VM running io-wake: it sleeps on its guest timer (VIRQ_TIMER), never a host timer.
+    t.is((await rv(['new-vm', '--from', TEMPLATE, '--name', 'waker', join(dir, 'waker')])).code, 0);
+    const cfg = join(dir, 'waker', 'vm.cfg');
+    writeFileSync(cfg, readFileSync(cfg, 'utf8').replace(/^workload\b.*$/m, 'workload = "io-wake"\nworkload_args = [ "count=20", "period=2" ]'));
+    const created = await rv([...at, 'create', join(dir, 'waker')]);
+    t.is(created.code, 0, created.stderr);
+    const log = join(dir, 'waker', 'console.log');
+    const result = () => (existsSync(log) ? /workload-result (\{.*\})/.exec(readFileSync(log, 'utf8'))?.[1] : undefined);
+    for (let i = 0; i < 6000 && result() === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    const r = JSON.parse(result() ?? '{}') as { wakes?: number; early?: number };
+    t.is(r.wakes, 20);
+    t.is(r.early, 0, 'no wake-up before its deadline');
 
     const info = await rv([...at, 'info']);
     t.regex(info.stdout, /^nr_cpus +: 2$/m);

@@ -158,12 +158,16 @@ export class HostScheduler {
       let time = hv.vcpuTime[tb + VT.RUNNING];
       if (alive && rs === RUNSTATE_running) time += now - hv.vcpuTime[tb + VT.SINCE];
       const slot = Atomics.load(t.i32, t.u(u, U.SLOT)) - 1;
-      const state = !alive ? 'offline' : (['running', 'runnable', 'blocked', 'offline'] as const)[rs] ?? 'offline';
+      // With slots, "running" is the scheduler's word (it holds a slot): the thread that just lost
+      // one may not have written its runstate yet.
+      const onSlot = this.pcpus > 0 ? slot >= 0 : rs === RUNSTATE_running;
+      const state = !alive ? 'offline' : onSlot ? 'running'
+        : rs === RUNSTATE_running ? 'runnable' : (['running', 'runnable', 'blocked', 'offline'] as const)[rs] ?? 'offline';
       const ranOn = t.i32[t.u(u, U.RAN_ON)];
       out.push({
         domid, vcpu: v,
         cpu: this.pcpus === 0 ? -1 : slot >= 0 ? slot : ranOn !== 0 ? t.i32[t.u(u, U.PROCESSOR)] : -1,
-        state, running: alive && rs === RUNSTATE_running, time_ms: time,
+        state, running: alive && onSlot, time_ms: time,
         hard: slotsOf(t.i32[t.u(u, U.HARD)], n), soft: slotsOf(t.i32[t.u(u, U.SOFT)], n),
         credit: t.f64[t.uf(u, UFL.CREDIT)], pri: PRI_NAMES[t.i32[t.u(u, U.PRI)]] ?? '?',
         parked: (t.i32[t.u(u, U.FLAGS)] & UF_PARKED) !== 0,
