@@ -32,6 +32,8 @@ export function formatInfo(i: HostInfo): string {
     ['xen_version', i.xen_version], ['xen_caps', i.xen_caps], ['xen_pagesize', 4096],
     ['run_dir', i.run_dir], ['xenstored_socket', i.xenstored_socket], ['xl_socket', i.xl_socket],
   ];
+  for (const p of i.pcpus ?? []) rows.push([`pcpu${p.cpu}`, `${p.curr.padEnd(8)} load ${(p.load * 100).toFixed(1)}% since boot`]);
+  if ((i.pcpus ?? []).length === 0) rows.push(['pcpus', 'none: no scheduler, the host OS decides']);
   return rows.map(([k, v]) => `${k.padEnd(23)}: ${v}\n`).join('');
 }
 

@@ -41,6 +41,8 @@ export interface HostOptions {
   /** Guest RAM the hypervisor manages, MiB (Dom0's included). */
   memoryMiB?: number;
   dom0MemoryMiB?: number;
+  /** pCPU slots (hypervisor/host.ts HostOptions.pcpus; default: the machine's cores). */
+  pcpus?: number;
   /** Hypervisor and early-boot console lines ("(XEN) ...", "(d0) ..."). */
   log?: (line: string) => void;
   /**
@@ -92,7 +94,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
       `removed ${cleanedUp.sockets.length} stale socket(s)${cleanedUp.vms.length ? ` and the state files of ${cleanedUp.vms.join(', ')}` : ''}`);
   }
   writeHostRecord(runDir, { pid: process.pid, memoryMiB, started: new Date().toISOString() });
-  const host = new Host({ memoryMiB, log, wait: opts.wait });
+  const host = new Host({ memoryMiB, log, wait: opts.wait, pcpus: opts.pcpus });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
   // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).

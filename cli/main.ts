@@ -28,6 +28,7 @@ import { addXenstoreVerbs } from './xenstore.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 import { runTop } from './top.ts';
 import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
+import { registerSchedVerbs } from './sched.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -72,11 +73,12 @@ A session:
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
     .addOption(new Option('--wait <policy>', 'how every driver waits for the other side: sleep on the event, or spin up to 200 µs first (shared/wait.ts)')
       .choices(['irq', 'poll']).default('irq'))
+    .addOption(new Option('--pcpus <N>', 'pCPU slots: at most N vCPUs run at once, as the credit scheduler decides (default: this machine\'s cores; 0: no scheduler, the host OS decides)').argParser(nonNegativeInt))
     .option('--http <address:port>', 'serve the live web view on a loopback address, e.g. 127.0.0.1:8080 (read-only)', loopbackArg)
-    .action(async (opts: { memory: number; wait: WaitPolicy; http?: string }, cmd: Command) => {
+    .action(async (opts: { memory: number; wait: WaitPolicy; http?: string; pcpus?: number }, cmd: Command) => {
       const problem = hostMemoryProblem(opts.memory);
       if (problem !== null) throw new CliError('failed', `ringvisor host: ${problem}`);
-      code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http);
+      code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http, opts.pcpus);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -181,6 +183,8 @@ A session:
 
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
+  registerSchedVerbs(program, { withClient, out });
+
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
     .option('--name <name>', 'the new VM\'s name (default: the directory\'s name, made unique)')
@@ -217,11 +221,12 @@ A session:
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string): Promise<number> {
+async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string, pcpus?: number): Promise<number> {
   const { startHost } = await import('./host.ts'); // only `host` loads the machine
-  const h = await startHost({ runDir, memoryMiB, wait, log: (l) => io.stdout.write(`${l}\n`) });
+  const h = await startHost({ runDir, memoryMiB, wait, pcpus, log: (l) => io.stdout.write(`${l}\n`) });
   const web = http === undefined ? null : await startWebView(http, h.runDir);
-  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, waiting policy ${wait}, run directory ${h.runDir}\n` +
+  const slots = h.host.sched.pcpus;
+  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, ${slots === 0 ? 'no scheduler (the host OS decides)' : `${slots} pCPU slot(s), credit scheduler`}, waiting policy ${wait}, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
     (web ? `  web view         ${web.url}\n` : '') +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
@@ -259,6 +264,12 @@ async function startWebView(spec: string, runDir: string): Promise<{ url: string
 function positiveNumber(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 31) throw new InvalidArgumentError('expected a whole number 0..31');
   return n;
 }
 

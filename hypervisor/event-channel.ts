@@ -22,11 +22,11 @@
  * again before it decides whether to wake.
  *
  * A virq port (EVTCHNOP_bind_virq) has no remote end: the hypervisor itself raises it, with the
- * same delivery steps (send_global_virq; ringvisor's one virq is VIRQ_DOM_EXC, for Dom0).
+ * same delivery steps (send_global_virq: VIRQ_DOM_EXC, for Dom0; send_guest_vcpu_virq: VIRQ_TIMER).
  */
 import {
   EVTCHNSTAT_closed, EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound, EVTCHNSTAT_virq, NR_EVTCHN_PORTS, VIRQ_DOM_EXC,
-  type EvtchnStatus,
+  VIRQ_TIMER, type EvtchnStatus,
 } from '../shared/public/event_channel.ts';
 import {
   DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH, shared_info, vcpu_info,
@@ -244,19 +244,25 @@ const GLOBAL_VIRQ_HANDLER = 0;
 const GLOBAL_VIRQS: readonly number[] = [VIRQ_DOM_EXC];
 
 /**
- * EVTCHNOP_bind_virq: a port of the caller's on which the hypervisor raises `virq`. ringvisor
- * raises only global virqs, which Xen binds on vCPU 0 only, once per domain (-EEXIST after). A
+ * EVTCHNOP_bind_virq: a port of the caller's on which the hypervisor raises `virq`. VIRQ_TIMER is
+ * per-vCPU: any domain binds it once for each of its vCPUs. The others ringvisor raises are
+ * global virqs, which Xen binds on vCPU 0 only, once per domain (-EEXIST after). A
  * domain that would never receive the virq is refused with -EPERM (Xen lets it bind and then
  * never delivers; refusing says so at once).
  */
 export function evtchn_bind_virq(c: Caller, virq: number, vcpu: number): number {
   const hv = c.hv;
   const d = c.domid;
-  if (!GLOBAL_VIRQS.includes(virq)) return -XEN_EINVAL;
-  if (vcpu !== 0) return -XEN_EINVAL;
-  if (d !== GLOBAL_VIRQ_HANDLER) return -XEN_EPERM;
+  if (virq === VIRQ_TIMER) {
+    // Per-vCPU (Xen: virq_is_global false): any domain, once per vCPU of its own.
+    if (!Number.isInteger(vcpu) || vcpu < 0 || vcpu >= Atomics.load(hv.domains, d * D.WORDS + D.NR_VCPUS)) return -XEN_EINVAL;
+  } else {
+    if (!GLOBAL_VIRQS.includes(virq)) return -XEN_EINVAL;
+    if (vcpu !== 0) return -XEN_EINVAL;
+    if (d !== GLOBAL_VIRQ_HANDLER) return -XEN_EPERM;
+  }
   spin_lock(hv.domains, lockIndex(d));
-  let port = findVirqPort(hv, d, virq) > 0 ? -XEN_EEXIST : get_free_port(hv, d);
+  let port = findVirqPort(hv, d, virq, vcpu) > 0 ? -XEN_EEXIST : get_free_port(hv, d);
   if (port === -1) port = -XEN_ENOSPC;
   if (port > 0) {
     const e = chn(d, port);
@@ -269,13 +275,28 @@ export function evtchn_bind_virq(c: Caller, virq: number, vcpu: number): number 
   return port;
 }
 
-/* The port `d` bound `virq` to, or -1. Caller holds d's event lock. */
-function findVirqPort(hv: HypervisorState, d: number, virq: number): number {
+/* The port `d` bound `virq` to (on `vcpu`, for a per-vCPU virq), or -1. Caller holds d's event lock. */
+function findVirqPort(hv: HypervisorState, d: number, virq: number, vcpu = 0): number {
   for (let p = 1; p < NR_EVTCHN_PORTS; p++) {
     const e = chn(d, p);
-    if (hv.evtchn[e + E.STATE] === EVTCHNSTAT_virq && hv.evtchn[e + E.REMOTE_PORT] === virq) return p;
+    if (hv.evtchn[e + E.STATE] === EVTCHNSTAT_virq && hv.evtchn[e + E.REMOTE_PORT] === virq
+      && (virq !== VIRQ_TIMER || hv.evtchn[e + E.NOTIFY_VCPU] === vcpu)) return p;
   }
   return -1;
+}
+
+/**
+ * send_guest_vcpu_virq: raise a per-vCPU virq on vCPU `v` of `d`, if it bound one (else dropped,
+ * as in Xen). Called by the vCPU itself or by the control thread's timer interrupt; the scan is
+ * over a small table, once per timer expiry, never on a data path.
+ */
+export function send_guest_vcpu_virq(hv: HypervisorState, d: number, v: number, virq: number): void {
+  if (!hv.isAlive(d)) return;
+  spin_lock(hv.domains, lockIndex(d));
+  const port = findVirqPort(hv, d, virq, v);
+  const wake = port > 0 ? evtchn_set_pending(hv, d, port) : -1;
+  spin_unlock(hv.domains, lockIndex(d));
+  if (wake >= 0) evtchn_kick(hv, d, wake);
 }
 
 /**

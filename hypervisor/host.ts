@@ -25,6 +25,7 @@ import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
 import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo } from '../shared/public/hypercall.ts';
+import type { SchedOp } from '../shared/public/sched.ts';
 import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
@@ -34,6 +35,7 @@ import {
   COUNTERS, D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_blocked,
   RUNSTATE_offline, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, VT, XENHEAP_FRAMES, HypervisorState, allocateBuffers,
 } from './state.ts';
+import { HostScheduler } from './sched/host-sched.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
@@ -53,6 +55,19 @@ export interface HostOptions {
    * holds its; the kernels' policy is on their command lines. Default irq.
    */
   wait?: WaitPolicy;
+  /**
+   * pCPU slots: at most this many vCPUs run guest code at once, as the credit scheduler decides
+   * (sched/credit.ts). Default: this machine's cores (at most 31). 0: no scheduler, the host OS
+   * decides which vCPU thread runs.
+   */
+  pcpus?: number;
+}
+
+/** The default number of pCPU slots: $RINGVISOR_PCPUS if set (0 = no scheduler), else the machine's cores. */
+export function defaultPcpus(): number {
+  const env = process.env.RINGVISOR_PCPUS;
+  if (env !== undefined && /^\d+$/.test(env)) return Math.min(31, Number(env));
+  return Math.min(31, availableParallelism());
 }
 
 /** What the host holds, so a test can prove nothing leaks. */
@@ -92,6 +107,8 @@ export interface ShutdownEvent { domid: number; name: string; reason: ShutdownRe
 
 export class Host extends EventEmitter {
   readonly hv: HypervisorState;
+  /** The pCPU slots and the credit scheduler's controls. */
+  readonly sched: HostScheduler;
   private readonly entries = new Map<number, DomainEntry>();
   private threads = 0;
   private closing = false;
@@ -104,6 +121,7 @@ export class Host extends EventEmitter {
     this.wait = opts.wait ?? DEFAULT_WAIT_POLICY;
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     initAllocator(this.hv);
+    this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
@@ -114,6 +132,10 @@ export class Host extends EventEmitter {
   async createDomain(config: DomainConfig, opts: { privileged?: boolean } = {}): Promise<number> {
     const privileged = opts.privileged ?? false;
     validateConfig(config);
+    const slots = this.sched.pcpus;
+    for (const c of [...(config.cpus ?? []), ...(config.cpus_soft ?? [])]) {
+      if (slots > 0 && c >= slots) throw new RangeError(`domain config ${config.name}: cpus names pCPU ${c}, but this host has pCPUs 0..${slots - 1}`);
+    }
     const initdomain = privileged && Atomics.load(this.hv.domains, D.STATE) === DOMSTATE_FREE;
     if (privileged && !initdomain) throw new DomctlError(XEN_EINVAL, 'only Dom0 is privileged in ringvisor, and it already exists');
     const domid = domain_create(this.hv, privileged, initdomain, config.vcpus);
@@ -126,6 +148,7 @@ export class Host extends EventEmitter {
         `${freeFrames(this.hv) * 4} KiB free)`);
     }
     const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
+    this.sched.domainCreated(domid, config.vcpus, config);
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
     if (config.paused) {
@@ -139,7 +162,7 @@ export class Host extends EventEmitter {
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;
       entry.workers.push(w);
-      entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; resolve(); })));
+      entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; this.sched.vcpuGone(domid, v); resolve(); })));
       w.on('message', (m: VcpuMessage) => this.onMessage(entry, w, m));
       w.on('error', (e) => this.log(`(XEN) d${domid}v${v} thread error: ${e.stack ?? e}`));
     }
@@ -181,6 +204,7 @@ export class Host extends EventEmitter {
     for (let v = 0; v < entry.workers.length; v++) {
       Atomics.or(hv.vcpus, hv.vcpu(entry.domid, v, V.REQUEST), VREQ_STOP | VREQ_CHECK);
       vcpu_kick(hv, entry.domid, v);
+      this.sched.kickWaiter(entry.domid, v); // one waiting for a pCPU slot wakes to see it
     }
     Atomics.notify(hv.domains, entry.domid * D.WORDS + D.PAUSE_COUNT); // a paused vCPU wakes to see it
     await Promise.all(entry.exited.map((exited, v) => {
@@ -294,11 +318,12 @@ export class Host extends EventEmitter {
   physinfo(): PhysInfo {
     const hv = this.hv;
     return {
-      nr_cpus: availableParallelism(),
+      nr_cpus: this.sched.pcpus || availableParallelism(),
       total_pages: hv.nrFrames - XENHEAP_FRAMES,
       free_pages: freeFrames(hv),
       nr_domains: this.usage().domains,
       max_domains: MAX_DOMAINS,
+      pcpus: this.sched.pcpuLoad(),
     };
   }
 
@@ -338,6 +363,7 @@ export class Host extends EventEmitter {
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();
+        case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.config.vcpus ?? -1);
         case 'remote_shutdown': {
           if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
           const reason = args[1] as ShutdownReason;
@@ -366,6 +392,7 @@ export class Host extends EventEmitter {
       const d = Math.max(...this.entries.keys());
       await this.destroy(d);
     }
+    this.sched.close();
   }
 }
 
@@ -375,4 +402,12 @@ function validateConfig(c: DomainConfig): void {
   if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
   if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: memory must be at least 64 KiB`);
   if (typeof c.kernel !== 'string') throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: kernel must be a module URL`);
+  if (c.weight !== undefined && !(Number.isInteger(c.weight) && c.weight >= 1 && c.weight <= 65535)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: weight must be 1..65535`);
+  if (c.cap !== undefined && !(Number.isInteger(c.cap) && c.cap >= 0 && c.cap <= 100 * 31)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: cap must be 0 (none) or a % of one pCPU`);
+  for (const key of ['cpus', 'cpus_soft'] as const) {
+    const l = c[key];
+    if (l !== undefined && !(Array.isArray(l) && l.length > 0 && l.every((p) => Number.isInteger(p) && p >= 0 && p < 31))) {
+      throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: ${key} must list pCPU numbers 0..30`);
+    }
+  }
 }

@@ -13,6 +13,7 @@
 import type { EvtchnStatus } from '../shared/public/event_channel.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
 import type { DmIoreqServerInfo } from '../shared/public/hvm/dm_op.ts';
+import type { SchedOp } from '../shared/public/sched.ts';
 import {
   XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
   type DomainInfo, type Hypercalls, type PhysInfo,
@@ -144,7 +145,14 @@ export class HypercallTable implements Hypercalls {
 
   /* sched_op */
   sched_yield(): void {
+    this.#c.count('hypercalls');
+    this.#sched.yield();
+  }
+  set_timer_op(timeout_ns: number): number {
     this.#enter();
+    if (typeof timeout_ns !== 'number' || !(timeout_ns >= 0) || !Number.isFinite(timeout_ns)) return -XEN_EINVAL;
+    this.#sched.setTimer(timeout_ns);
+    return 0;
   }
   sched_block(): Promise<void> {
     this.#c.count('hypercalls');
@@ -214,6 +222,9 @@ export class HypercallTable implements Hypercalls {
   }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.#domctl<DomainInfo>('getdomaininfo', domid);
+  }
+  domctl_scheduler_op(op: SchedOp): Promise<unknown> {
+    return this.#domctl<unknown>('scheduler_op', op);
   }
 
   /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */

@@ -136,7 +136,7 @@ export class IoreqSender {
   /** The blocking half of the wait (see the header). */
   private sleepUntilAnswered(mfn: number): void {
     const hv = this.c.hv;
-    this.sched.runstate(RUNSTATE_blocked);
+    this.sched.sleepBegin();
     for (;;) {
       const cur = Atomics.load(hv.mem32, this.ctrl);
       if (ioreq_state(cur) === STATE_IORESP_READY) break;
@@ -147,6 +147,6 @@ export class IoreqSender {
         this.sched.stop();
       }
     }
-    this.sched.runstate(RUNSTATE_running);
+    this.sched.sleepEnd();
   }
 }

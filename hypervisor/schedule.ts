@@ -1,24 +1,41 @@
 /*
- * The vCPU's side of scheduling: blocking, preemption points, pause, runstate accounting.
+ * The vCPU's side of scheduling: preemption points, holding a pCPU slot, blocking, pause,
+ * runstate accounting.
  *
  * Xen: xen/common/sched/core.c (do_sched_op: SCHEDOP_block, SCHEDOP_yield, SCHEDOP_shutdown;
- * vcpu_runstate_change; domain_pause) and the runstate area of xen/include/public/vcpu.h.
+ * schedule() and context_switch on the pCPU; vcpu_runstate_change; domain_pause) and the
+ * runstate area of xen/include/public/vcpu.h.
  *
- * Each vCPU is a host thread, so the host OS, not ringvisor, picks which runs on the two cores.
- * What ringvisor controls is when a vCPU may run at all. The control thread never interrupts a
- * vCPU; it sets a request bit in the vCPU's record and kicks it, and the vCPU acts on the
- * request at its next preemption point: entering any hypercall, and waking from SCHEDOP_block.
- * Nothing is held at a preemption point, so stopping there is always safe. A paused vCPU waits
- * on its domain's pause count; a stopped one ends its thread.
+ * Each vCPU is a host thread. With the scheduler on (a host with N pCPU slots, sched/credit.ts),
+ * a vCPU runs guest code only while it holds a slot; without it (`pcpus = 0`) the host OS alone
+ * decides, as before. Where the "timer interrupt" lands: the control thread never interrupts a
+ * vCPU. It (or a waking vCPU) sets a request bit in the vCPU's record, and the vCPU acts on it at
+ * its next preemption point: entering any hypercall, waking from SCHEDOP_block, and the guest's
+ * own `preempt()` that every long guest loop calls (Linux's cond_resched; see
+ * shared/public/hypercall.ts GuestSched). Nothing is held at a preemption point, so giving the
+ * slot away or stopping there is always safe. A decision therefore takes effect as late as the
+ * running vCPU's next preemption point (bench suite `sched` measures it).
+ *
+ * Every request is one load on the fast path. The bits (state.ts VREQ_*): CHECK (look at the
+ * pause count), STOP (leave), RESCHED (the scheduler wants the slot: run csched_schedule), SLOT
+ * (this vCPU holds no slot; get one before guest code runs on).
  *
  * A vCPU blocks by sleeping on its evtchn_upcall_pending word (Atomics.waitAsync), which event
  * delivery sets before it wakes the vCPU, so a wake-up between "nothing pending" and "sleep" is
- * never lost: the wait only sleeps if the word is still 0.
+ * never lost. Its slot goes once a whole turn of its thread's event loop has passed with no guest
+ * code at a preemption point (a kernel's other tasks may still be running: see queueIdleCheck).
+ * While it sleeps, host I/O may wake guest code on its thread (Dom0's sockets: its "device
+ * interrupts"): the first preemption point of that code takes a slot as a wake-up would, and the
+ * slot goes back the same way.
+ * A vCPU waiting for a slot, or paused, sleeps synchronously (Atomics.wait): it runs nothing.
  */
 import { vcpu_info } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
+import { CreditScheduler } from './sched/credit.ts';
+import { CSCHED_TICKS_PER_TSLICE, G, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
+import { sendTimerVirq, setTimer, takeExpiredTimer, timerDeadline } from './sched/timer.ts';
 import {
-  D, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_STOP, VT,
+  D, MAX_DOMAINS, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_RESCHED, VREQ_SLOT, VREQ_STOP, VT,
   MAX_VCPUS,
 } from './state.ts';
 
@@ -35,6 +52,18 @@ export class VcpuScheduler {
   private readonly upcall: number;
   private readonly pauseWord: number;
   private readonly timeBase: number;
+  private readonly unit: number;
+  private readonly tables: SchedTables;
+  /** The credit scheduler, or null when the host has no slots (the host OS decides). */
+  private readonly credit: CreditScheduler | null;
+  private hasSlot = false;
+  /** SCHEDOP_block calls in progress (host I/O may run guest code meanwhile). */
+  private blocking = 0;
+  private idleCheckQueued = false;
+  /** Set at every preemption point: guest code ran (see block()). */
+  private activity = false;
+  /** When our slot's next tick is due (this thread's performance.now()). */
+  private nextTick = 0;
 
   /** Set by the thread entry: how to leave the thread (it must not return into guest code). */
   exit: (code: number) => never = () => { throw new Error('vCPU exit not wired'); };
@@ -44,18 +73,41 @@ export class VcpuScheduler {
     this.upcall = c.vcpu * VCPU_WORDS + UPCALL_PENDING;
     this.pauseWord = c.domid * D.WORDS + D.PAUSE_COUNT;
     this.timeBase = (c.domid * MAX_VCPUS + c.vcpu) * VT.WORDS;
+    this.unit = unitOf(c.domid, c.vcpu);
+    this.tables = schedTables(c.hv.buffers.sched);
+    this.credit = this.tables.nrPcpus > 0 ? new CreditScheduler(c.hv, this.tables) : null;
   }
 
-  /** The thread has started: account from now. */
+  /** The thread has started: account from now. With slots, it is runnable until its first preemption point. */
   online(): void {
     this.c.hv.vcpuTime[this.timeBase + VT.SINCE] = now();
     Atomics.store(this.c.hv.vcpus, this.c.hv.vcpu(this.c.domid, this.c.vcpu, V.ALIVE), 1);
-    this.runstate(RUNSTATE_running);
+    if (this.credit === null) {
+      this.runstate(RUNSTATE_running);
+    } else {
+      this.runstate(RUNSTATE_runnable);
+      Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
+    }
   }
 
-  /** Every hypercall passes through here: one load when nothing is asked of us. */
+  /**
+   * Every hypercall passes through here: one load when nothing is asked of us, and while we hold
+   * a slot one clock read, for our own slot's tick (csched_tick: charge us, maybe preempt us).
+   */
   preemptionPoint(): void {
+    this.activity = true;
     if (Atomics.load(this.c.hv.vcpus, this.request) !== 0) this.handleRequest();
+    else if (this.hasSlot && performance.now() >= this.nextTick) this.tick();
+  }
+
+  private tick(): void {
+    this.nextTick = performance.now() + this.tables.i32[G.TSLICE_US] / 1000 / CSCHED_TICKS_PER_TSLICE;
+    const t = now();
+    if (!this.credit!.schedule(this.unit, t, true)) {
+      this.hasSlot = false;
+      this.runstate(RUNSTATE_runnable, t);
+      this.waitForSlot();
+    }
   }
 
   private handleRequest(): void {
@@ -64,40 +116,150 @@ export class VcpuScheduler {
       const req = Atomics.exchange(hv.vcpus, this.request, 0);
       if ((req & VREQ_STOP) !== 0) this.stop();
       const paused = Atomics.load(hv.domains, this.pauseWord);
-      if (paused === 0) return;
-      // Paused: sleep on the pause count until it changes (unpause, or destroy's kick).
-      this.runstate(RUNSTATE_runnable);
-      Atomics.wait(hv.domains, this.pauseWord, paused);
-      this.runstate(RUNSTATE_running);
+      if (paused !== 0) {
+        // Paused: not runnable. Give the slot up and sleep on the pause count until it changes.
+        this.giveUp(RUNSTATE_runnable);
+        Atomics.wait(hv.domains, this.pauseWord, paused);
+        continue;
+      }
+      if (this.credit === null) {
+        this.runstate(RUNSTATE_running);
+        return;
+      }
+      if (!this.hasSlot) {
+        this.acquire();
+        if (this.blocking > 0) this.queueIdleCheck();
+      } else if ((req & VREQ_RESCHED) !== 0) {
+        const t = now();
+        if (!this.credit.schedule(this.unit, t)) {
+          this.hasSlot = false;
+          this.runstate(RUNSTATE_runnable, t); // as of the hand-over: the next holder runs from then
+          this.waitForSlot();
+        }
+      }
+      return;
     }
   }
 
-  /** SCHEDOP_block. */
+  /** csched_unit_wake from our own thread: take a slot, waiting on our U.SLOT word if none is free. */
+  private acquire(): void {
+    this.runstate(RUNSTATE_runnable);
+    if (this.credit!.wake(this.unit, now())) {
+      this.hasSlot = true;
+      this.runstate(RUNSTATE_running);
+      return;
+    }
+    this.waitForSlot();
+  }
+
+  private waitForSlot(): void {
+    const t = this.tables;
+    const word = t.u(this.unit, U.SLOT);
+    for (;;) {
+      if (Atomics.load(t.i32, word) !== 0) break;
+      Atomics.wait(t.i32, word, 0);
+      if ((Atomics.load(this.c.hv.vcpus, this.request) & VREQ_STOP) !== 0) this.stop();
+    }
+    this.hasSlot = true;
+    // Running since the scheduler gave us the slot, not since the host OS got round to waking
+    // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
+    this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
+  }
+
+  /** Stop being runnable (`next` says why): the slot goes to whoever waits; the next preemption point takes one again. */
+  private giveUp(next: number): void {
+    const t = now();
+    if (this.credit !== null && this.hasSlot) {
+      this.credit.release(this.unit, t);
+      this.hasSlot = false;
+    }
+    if (this.credit !== null) Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
+    this.runstate(next, t);
+  }
+
+  /**
+   * While SCHEDOP_block waits, is the vCPU really idle? Its kernel's other tasks (a workload that
+   * let the event loop turn, a handler woken by host I/O) may still run guest code on this thread:
+   * a real kernel would not have entered its idle loop at all. So the slot is given up only after
+   * a full turn of the event loop in which no guest code passed a preemption point.
+   */
+  private queueIdleCheck(): void {
+    if (this.idleCheckQueued) return;
+    this.idleCheckQueued = true;
+    this.activity = false;
+    setImmediate(() => {
+      this.idleCheckQueued = false;
+      if (this.blocking === 0 || !this.hasSlot) return;
+      if (this.activity) this.queueIdleCheck();
+      else this.giveUp(RUNSTATE_blocked);
+    });
+  }
+
+  /** SCHEDOP_block: sleep until an event is pending, or until the singleshot timer (set_timer_op) expires. */
   async block(): Promise<void> {
     this.preemptionPoint();
     const si = this.c.hv.sharedInfo[this.c.domid];
     if (Atomics.load(si, this.upcall) !== 0) return;
     this.c.count('blocks');
-    this.runstate(RUNSTATE_blocked);
-    const w = Atomics.waitAsync(si, this.upcall, 0);
+    this.blocking++;
+    if (this.credit === null) this.runstate(RUNSTATE_blocked);
+    else this.queueIdleCheck();
+    const deadline = timerDeadline(this.tables, this.unit);
+    const w = deadline === 0 ? Atomics.waitAsync(si, this.upcall, 0) : Atomics.waitAsync(si, this.upcall, 0, Math.max(0, deadline - now()));
     if (w.async) await w.value;
-    this.runstate(RUNSTATE_running);
+    this.blocking--;
+    if (deadline !== 0 && takeExpiredTimer(this.tables, this.unit, now())) sendTimerVirq(this.c.hv, this.c.domid, this.c.vcpu);
+    if (this.credit === null) this.runstate(RUNSTATE_running);
+    this.preemptionPoint();
+  }
+
+  /** set_timer_op (see sched/timer.ts). */
+  setTimer(timeoutNs: number): void {
+    setTimer(this.tables, this.unit, timeoutNs);
+  }
+
+  /** GuestSched.vcpu_is_running: does (domid, vcpu) run now? With no scheduler, its runstate says. */
+  vcpuIsRunning(domid: number, vcpu: number): boolean {
+    if (!(domid >= 0 && domid < MAX_DOMAINS && vcpu >= 0 && vcpu < MAX_VCPUS)) return false;
+    const hv = this.c.hv;
+    if (this.credit === null) return Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.RUNSTATE)) === RUNSTATE_running
+      && Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.ALIVE)) === 1;
+    return Atomics.load(this.tables.i32, this.tables.u(unitOf(domid, vcpu), U.SLOT)) !== 0;
+  }
+
+  /** SCHEDOP_yield: let a waiting vCPU of our priority have the slot now, if one waits. */
+  yield(): void {
+    if (this.credit !== null && this.hasSlot) Atomics.or(this.c.hv.vcpus, this.request, VREQ_RESCHED);
     this.preemptionPoint();
   }
 
   /** Leave the thread for good (destroy, shutdown). Never returns. */
   stop(): never {
+    if (this.credit !== null) this.credit.release(this.unit, now(), true);
+    this.hasSlot = false;
     this.runstate(RUNSTATE_offline);
     Atomics.store(this.c.hv.vcpus, this.c.hv.vcpu(this.c.domid, this.c.vcpu, V.ALIVE), 0);
     return this.exit(0);
   }
 
+  /**
+   * The vCPU sleeps in the hypervisor outside SCHEDOP_block (an HVM vCPU waiting for its device
+   * model): it gives its slot up meanwhile, so the device model can have it.
+   */
+  sleepBegin(): void {
+    this.giveUp(RUNSTATE_blocked);
+  }
+  sleepEnd(): void {
+    if (this.credit === null) this.runstate(RUNSTATE_running);
+    this.preemptionPoint();
+  }
+
   /** vcpu_runstate_change: charge the time since the last change to the state we leave. */
-  runstate(next: number): void {
+  runstate(next: number, at = now()): void {
     const hv = this.c.hv;
     const idx = hv.vcpu(this.c.domid, this.c.vcpu, V.RUNSTATE);
     const prev = hv.vcpus[idx];
-    const t = now();
+    const t = Math.max(at, hv.vcpuTime[this.timeBase + VT.SINCE]);
     const slot = prev === RUNSTATE_running ? VT.RUNNING : prev === RUNSTATE_runnable ? VT.RUNNABLE
       : prev === RUNSTATE_blocked ? VT.BLOCKED : VT.OFFLINE;
     hv.vcpuTime[this.timeBase + slot] += t - hv.vcpuTime[this.timeBase + VT.SINCE];

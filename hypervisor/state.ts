@@ -15,6 +15,7 @@
 import { PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
 import { GRANT_ENTRIES_PER_PAGE } from '../shared/public/grant_table.ts';
 import { NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
+import { allocateSchedBuffer } from './sched/tables.ts';
 
 /* Limits, chosen once (Xen's equivalents are boot or domain-creation parameters). */
 export const MAX_DOMAINS = 64;             // domain ids 0..63
@@ -76,6 +77,8 @@ export const RUNSTATE_blocked = 2;
 export const RUNSTATE_offline = 3;
 export const VREQ_CHECK = 1;  // look at the domain's pause count
 export const VREQ_STOP = 2;   // leave: the domain is shutting down or being destroyed
+export const VREQ_RESCHED = 4; // the scheduler wants this slot back: run csched_schedule (sched/credit.ts)
+export const VREQ_SLOT = 8;    // this vCPU holds no pCPU slot: get one before running guest code
 /* Float64 per vCPU: time spent in each runstate (ms) and when the current one began. */
 export const VT = { RUNNING: 0, RUNNABLE: 1, BLOCKED: 2, OFFLINE: 3, SINCE: 4, WORDS: 8 } as const;
 
@@ -187,6 +190,7 @@ export interface HypervisorBuffers {
   ioreq: SharedArrayBuffer;       // per-domain ioreq servers and ISA IRQ routes (IO, SV below)
   foreignmap: SharedArrayBuffer;  // per-domain bitmap: which gfns hold a foreign (non-grant) mapping
   p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
+  sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
@@ -211,6 +215,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     ioreq: i32(MAX_DOMAINS * IO.WORDS),
     foreignmap: i32(MAX_DOMAINS * FOREIGNMAP_WORDS),
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
+    sched: allocateSchedBuffer(),
   };
 }
 

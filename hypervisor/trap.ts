@@ -68,6 +68,10 @@ export class TrappingCpu implements Cpu {
   mmio_read(addr: number, size: 1 | 2 | 4): number { return this.#mmioAccess(addr, size, false, 0); }
   mmio_write(addr: number, size: 1 | 2 | 4, value: number): void { this.#mmioAccess(addr, size, true, value); }
 
+  rdtsc(): number {
+    return (performance.timeOrigin + performance.now()) * 1e6;
+  }
+
   cli_hlt(): never {
     this.#c.count('traps');
     return this.#hooks.vcpuDown('hlt with interrupts disabled');

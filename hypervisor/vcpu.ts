@@ -107,6 +107,7 @@ const env: KernelEnv = Object.freeze({
   hypercall: new HypercallTable(caller, sched, control),
   memory: new DomainMemory(hv, boot.domid, boot.vcpu),
   cpu,
+  sched: { preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v) },
   start_info_gfn: boot.start_info_gfn,
   module: boot.module,
 });

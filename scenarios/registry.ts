@@ -3,6 +3,7 @@
  */
 import { pvVsEmulated } from './pv-vs-emulated.ts';
 import { ringTour } from './ring-tour.ts';
+import { cpuShare } from './cpu-share.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
 /** What `npm start` passes every scenario. */
@@ -24,6 +25,7 @@ export const SCENARIOS: Scenario[] = [
     run: pvVsEmulated,
   },
   { name: 'ring-tour', summary: 'a DomU and Dom0 share a ring: grants, event channels, notification hold-off', run: ringTour },
+  { name: 'cpu-share', summary: 'the credit scheduler: three CPU hogs by weight, a cap, a pin, and BOOST for an I/O-bound guest', run: cpuShare },
 ];
 
 export const DEFAULT_SCENARIO = 'pv-vs-emulated';

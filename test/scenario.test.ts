@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/registry.ts';
 import { pvVsEmulated } from '../scenarios/pv-vs-emulated.ts';
+import { cpuShare } from '../scenarios/cpu-share.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -44,4 +45,23 @@ test('npm start -- --list names the scenarios and marks the default', async (t) 
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scenarios/main.ts', '--list'], { cwd: ROOT });
   t.regex(stdout, /^pv-vs-emulated .*\(default\)$/m);
   t.regex(stdout, /^ring-tour /m);
+});
+
+test('cpu-share: weights, a cap, BOOST and a pin, narrated second by second', async (t) => {
+  const lines: string[] = [];
+  await cpuShare((l) => lines.push(l));
+  const text = lines.join('\n');
+  t.regex(text, /weights 256 \/ 256 \/ 512/);
+  t.regex(text, /xl sched-credit -d gamma -c 20/);
+  t.regex(text, /^\s+\d+s\s+gamma\s+512\s+20\s/m, 'the table shows the cap');
+  const boost = /with BOOST\s*: (\d+) wake-ups.*; (\d+) wake-ups at BOOST, (\d+) early/.exec(text);
+  const noBoost = /without BOOST: (\d+) wake-ups.*; (\d+) wake-ups at BOOST, (\d+) early/.exec(text);
+  t.truthy(boost && noBoost);
+  t.true(Number(boost![2]) > 0, 'with BOOST, the waker woke boosted');
+  t.is(Number(noBoost![2]), 0, 'without, never');
+  t.is(boost![3], '0', 'and no timer fired early');
+  t.is(noBoost![3], '0');
+  // gamma, pinned to a pCPU of its own, runs all the time (its runstate; the host OS may be slower).
+  const pinned = [...text.matchAll(/^\s+\d+s\s+gamma\s+\d+\s+\d+\s+1\s+(\d+)%/gm)].map((m) => Number(m[1]));
+  t.true(pinned.length >= 1 && pinned.every((s) => s >= 90), `gamma on pCPU 1: ${pinned.join(', ')}%`);
 });

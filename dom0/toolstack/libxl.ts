@@ -308,7 +308,7 @@ export class Libxl extends EventEmitter {
     return {
       nr_cpus: p.nr_cpus, total_memory: Math.floor((p.total_pages * 4096) / 1048576), free_memory: Math.floor((p.free_pages * 4096) / 1048576),
       nr_domains: p.nr_domains, max_domains: p.max_domains, xen_version: 'ringvisor-0.1', xen_caps: 'xen-3.0-x86_64 hvm-3.0-x86_64',
-      run_dir: runDir, xenstored_socket: this.dom0.socketPath, xl_socket: this.opts.socket,
+      run_dir: runDir, xenstored_socket: this.dom0.socketPath, xl_socket: this.opts.socket, pcpus: p.pcpus,
     };
   }
 

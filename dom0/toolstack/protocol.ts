@@ -17,6 +17,8 @@
 import { Packr, Unpackr } from 'msgpackr';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import type { DeviceRow } from '../lib/devstats.ts';
+import type { PcpuLoad } from '../../shared/public/sched.ts';
+import type { SchedRequest } from './sched.ts';
 
 /** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
 export function xlSocketPath(runDir: string): string {
@@ -38,7 +40,8 @@ export type XlVerb =
   | { verb: 'console'; domain: string }
   | { verb: 'top' }
   | { verb: 'console-history'; domain: string; max: number }
-  | { verb: 'destroy-all' };
+  | { verb: 'destroy-all' }
+  | { verb: 'sched'; op: SchedRequest };
 
 export type XlRequest = XlVerb & { id: number };
 
@@ -88,6 +91,8 @@ export interface HostInfo {
   run_dir: string;
   xenstored_socket: string;
   xl_socket: string;
+  /** The scheduler's pCPU slots and their load (empty: no scheduler). */
+  pcpus: PcpuLoad[];
 }
 
 /**

@@ -20,6 +20,7 @@ import { blockList } from './devices.ts';
 import { ConfigError } from './config/config-error.ts';
 import type { Dom0 } from '../dom0.ts';
 import { XlError, type Libxl } from './libxl.ts';
+import { schedVerb } from './sched.ts';
 import { FrameReader, encodeFrame, type XlMessage, type XlRequest } from './protocol.ts';
 import { topSample } from './top.ts';
 
@@ -96,6 +97,7 @@ class XlConnection {
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall);
       case 'console-history': return this.dom0.consoled.history(await x.resolve(r.domain), Math.min(Math.max(0, r.max | 0), CONSOLE_HISTORY));
+      case 'sched': return schedVerb(x, this.dom0, r.op);
       default: throw new XlError('failed', `unknown verb ${(r as { verb: string }).verb}`);
     }
   }

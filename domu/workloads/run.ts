@@ -11,6 +11,8 @@
  *               whole disk)                              seed=N     random offsets and data (1)
  *   iodepth=N   requests in flight (default 8)           then=idle|poweroff   what to do after
  *
+ * cpu-burn (seconds=N) and io-wake (count=N, period=MS) need no disk (./cpu.ts).
+ *
  * `then` defaults to poweroff for disk-check (it has a verdict: pass, power off, and the config's
  * on_poweroff decides what becomes of the VM; fail, and the guest crashes, so on_crash decides) and
  * to idle for the others (a measurement leaves the VM up for `xl console` and more).
@@ -23,6 +25,7 @@ import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { BlockDevice } from '../block/blkdev.ts';
 import { runDiskCheck } from './disk-check.ts';
 import { fioBuffers, runFio, type FioRw } from './fio.ts';
+import { runCpuBurn, runIoWake } from './cpu.ts';
 
 export type AfterWorkload = 'idle' | 'poweroff';
 
@@ -45,8 +48,9 @@ export async function runWorkload(k: Kernel, disks: readonly BlockDevice[], args
     say('workload idle: nothing to run; waiting to be shut down (xl shutdown, or type poweroff at the console)');
     return then;
   }
+  if (name === 'cpu-burn' || name === 'io-wake') return runCpuWorkload(k, name, args, say, then);
   if (name !== 'disk-check' && !(name in FIO)) {
-    say(`workload ${name}: unknown to this kernel (it knows idle, disk-check, ${Object.keys(FIO).join(', ')}); idling`);
+    say(`workload ${name}: unknown to this kernel (it knows idle, disk-check, ${Object.keys(FIO).join(', ')}, cpu-burn, io-wake); idling`);
     return 'idle';
   }
   const wanted = args.get('disk');
@@ -94,6 +98,33 @@ export async function runWorkload(k: Kernel, disks: readonly BlockDevice[], args
     sayStats(say, dev, result.device as Record<string, number>, ios);
     say(`${RESULT_PREFIX}${JSON.stringify(result)}`);
   }
+  return then;
+}
+
+/** The CPU workloads (./cpu.ts): no disk; they keep time and sleep through the hypervisor only. */
+async function runCpuWorkload(k: Kernel, name: 'cpu-burn' | 'io-wake', args: ReadonlyMap<string, string>,
+  say: (line: string) => void, then: AfterWorkload): Promise<AfterWorkload> {
+  const num = (key: string, dflt: number) => {
+    const v = Number(args.get(key) ?? dflt);
+    return Number.isSafeInteger(v) && v > 0 ? v : dflt;
+  };
+  if (name === 'cpu-burn') {
+    const seconds = args.has('seconds') ? num('seconds', 10) : Infinity;
+    say(`cpu-burn: ${seconds === Infinity ? 'until shut down' : `${seconds} s`}, a work unit at a time, a preemption point after each`);
+    let last = 0;
+    const r = await runCpuBurn(k, { seconds, reportMs: 1000 }, (p) => {
+      say(`cpu-burn: ${p.seconds.toFixed(0)} s, ${Math.round(p.units - last)} units in the last second`);
+      last = p.units;
+    });
+    say(`${RESULT_PREFIX}${JSON.stringify({ workload: name, ...r })}`);
+    return then;
+  }
+  const count = num('count', 200);
+  const periodMs = num('period', 5);
+  say(`io-wake: ${count} sleeps of ${periodMs} ms on the guest timer (VIRQ_TIMER)`);
+  const r = await runIoWake(k, { count, periodMs });
+  say(`io-wake: late by median ${r.medianUs.toFixed(0)} µs, 99th percentile ${r.p99Us.toFixed(0)} µs, max ${r.maxUs.toFixed(0)} µs; ${r.early} early`);
+  say(`${RESULT_PREFIX}${JSON.stringify({ workload: name, count, periodMs, ...r })}`);
   return then;
 }
 

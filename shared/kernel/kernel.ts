@@ -16,6 +16,7 @@ import { PageAllocator } from './pages.ts';
 import { readStartInfo, type StartInfo } from './start-info.ts';
 import { CMDLINE_WAIT, parseCmdline } from '../public/cmdline.ts';
 import { parseWaitPolicy, type WaitPolicy } from '../wait.ts';
+import { GuestClock, GuestTimers } from './time.ts';
 
 export class Kernel {
   readonly hypercall: Hypercalls;
@@ -29,6 +30,9 @@ export class Kernel {
   readonly gnttab: GrantTable;
   /** How this kernel's drivers wait for the other side (`wait=` on the command line, shared/wait.ts). */
   readonly wait: WaitPolicy;
+  /** System time and the wall clock, from shared_info (time.ts). */
+  readonly clock: GuestClock;
+  private timerList: GuestTimers | null = null;
   /** The PV console once its driver is up (shared/kernel/console.ts sets it); log() then goes there. */
   console: { write(text: string): void } | null = null;
 
@@ -45,10 +49,22 @@ export class Kernel {
     this.events = new EventChannels(env.hypercall, sharedInfo, this.vcpu);
     this.wait = parseWaitPolicy(parseCmdline(this.si.cmd_line).get(CMDLINE_WAIT), 'kernel command line');
     this.events.policy = this.wait;
+    this.clock = new GuestClock(sharedInfo, env.cpu, this.vcpu);
     const gntGfn = this.si.shared_info_gfn + 1;
     const perVcpu = Math.floor((this.grantEntries() - GNTTAB_NR_RESERVED_ENTRIES) / this.nr_vcpus);
     this.gnttab = new GrantTable(env.hypercall, env.memory, gntGfn,
       { first: GNTTAB_NR_RESERVED_ENTRIES + this.vcpu * perVcpu, count: perVcpu });
+  }
+
+  /** This vCPU's timers (VIRQ_TIMER is bound on first use). Sleepers wake only while events.run() runs. */
+  get timers(): GuestTimers {
+    this.timerList ??= new GuestTimers(this.hypercall, this.clock, this.events, this.vcpu);
+    return this.timerList;
+  }
+
+  /** A preemption point for long guest loops (GuestSched.preempt). */
+  preempt(): void {
+    this.env.sched.preempt();
   }
 
   private grantEntries(): number {

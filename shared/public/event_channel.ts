@@ -38,6 +38,11 @@ export const EVTCHNSTAT_NAMES = ['closed', 'unbound', 'interdomain', 'pirq', 'vi
  *                 domain_cleanup and libxl's death watch do.
  */
 export const VIRQ_DOM_EXC = 3;
+/**
+ * VIRQ_TIMER (a per-vCPU virq: each vCPU binds its own, on itself): the singleshot timer a vCPU set
+ * with set_timer_op expired. Raised no earlier than the deadline (see shared/kernel/timer.ts).
+ */
+export const VIRQ_TIMER = 0;
 export const NR_VIRQS = 24;
 
 /*

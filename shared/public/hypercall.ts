@@ -16,6 +16,7 @@ import type { EvtchnStatus } from './event_channel.ts';
 import type { DmIoreqServerInfo } from './hvm/dm_op.ts';
 import type { GuestMemory } from './memory.ts';
 import type { ShutdownReason } from './xen.ts';
+import type { PcpuLoad, SchedOp } from './sched.ts';
 
 /* XENMEM_add_to_physmap spaces: hypervisor-owned pages a guest maps into its physmap. */
 export const XENMAPSPACE_shared_info = 0;
@@ -62,6 +63,12 @@ export interface DomainConfig {
   on_poweroff?: ShutdownAction;
   on_reboot?: ShutdownAction;
   on_crash?: ShutdownAction;
+  /** The credit scheduler's weight (1..65535, default 256) and cap (% of one pCPU, 0 = none). */
+  weight?: number;
+  cap?: number;
+  /** Hard and soft affinity of every vCPU: the pCPU slots it may run on / prefers (xl.cfg cpus=, cpus_soft=). */
+  cpus?: number[];
+  cpus_soft?: number[];
 }
 
 /**
@@ -110,6 +117,8 @@ export interface PhysInfo {
   /** Domains that exist (any state), and the most there may be. */
   nr_domains: number;
   max_domains: number;
+  /** The scheduler's pCPU slots (none: no scheduler, the host OS decides) and their load. */
+  pcpus: PcpuLoad[];
 }
 
 export interface Hypercalls {
@@ -158,9 +167,19 @@ export interface Hypercalls {
   memory_acquire_resource(domid: number, type: number, id: number, frame: number, gpfn: number): number;
 
   /* sched_op */
+  /** SCHEDOP_yield: if another vCPU of this priority waits for our pCPU, it runs first. */
   sched_yield(): void;
-  /** SCHEDOP_block: sleep until an event is pending for this vCPU (resolves at once if one is). */
+  /**
+   * SCHEDOP_block: sleep until an event is pending for this vCPU (resolves at once if one is),
+   * the VIRQ_TIMER of an expired set_timer_op deadline included.
+   */
   sched_block(): Promise<void>;
+  /**
+   * set_timer_op: arm this vCPU's singleshot timer for absolute system time `timeout_ns` (ns since
+   * the host booted, as vcpu_time_info tells it); 0 disarms. At or after the deadline, never
+   * before, VIRQ_TIMER is raised on this vCPU (bind it with evtchn_bind_virq(VIRQ_TIMER, vcpu)).
+   */
+  set_timer_op(timeout_ns: number): number;
   /** SCHEDOP_shutdown: the domain stops; this call does not return to the guest. */
   sched_shutdown(reason: ShutdownReason): never;
   /**
@@ -191,6 +210,12 @@ export interface Hypercalls {
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
+  /**
+   * XEN_DOMCTL_scheduler_op, XEN_SYSCTL_scheduler_op, XEN_DOMCTL_{get,set}vcpuaffinity,
+   * XEN_DOMCTL_getvcpuinfo (see ./sched.ts for each op's result): the result, `{ error }` for an
+   * argument the scheduler refuses (with the reason, for xl's message), or -errno.
+   */
+  domctl_scheduler_op(op: SchedOp): Promise<unknown>;
 
   /* sysctl: the control domain only */
   /** XEN_SYSCTL_getdomaininfolist: every domain, by domid (xl list's source). */
@@ -220,6 +245,32 @@ export interface Cpu {
   mmio_write(addr: number, size: 1 | 2 | 4, value: number): void;
   /** Halt the processor with interrupts disabled: on bare metal, the machine stops. */
   cli_hlt(): never;
+  /**
+   * Read the time-stamp counter, in nanoseconds (unprivileged, no trap). The guest's clock is
+   * built on it with vcpu_time_info (./xen.ts); it is the same counter on every vCPU.
+   */
+  rdtsc(): number;
+}
+
+/**
+ * What the scheduler offers a guest kernel without a hypercall.
+ *
+ * Xen/Linux: the timer interrupt, which can preempt a vCPU anywhere, and the runstate area
+ * (VCPUOP_register_runstate_memory_area) that Linux's vcpu_is_preempted reads. ringvisor cannot
+ * interrupt a thread, so a long guest loop calls `preempt()` often (as Linux code calls
+ * cond_resched); it is one load unless the scheduler wants this vCPU's pCPU, the timer expired, or
+ * the domain was paused or stopped.
+ */
+export interface GuestSched {
+  /** A preemption point: where a descheduled vCPU gives up its pCPU (one load otherwise). */
+  preempt(): void;
+  /**
+   * Is vCPU `vcpu` of domain `domid` running right now (holding a pCPU)? The negation of Linux's
+   * vcpu_is_preempted, extended to a peer domain, for a spinner deciding whether the one it waits
+   * for can answer soon: if not, sleep at once rather than spin (DESIGN §12). False for a vCPU
+   * that does not exist. A read of one word of the scheduler's shared state.
+   */
+  vcpu_is_running(domid: number, vcpu: number): boolean;
 }
 
 /**
@@ -233,6 +284,7 @@ export interface KernelEnv {
   hypercall: Hypercalls;
   memory: GuestMemory;
   cpu: Cpu;
+  sched: GuestSched;
   /** gfn of start_info (Xen passes its address in %rsi). */
   start_info_gfn: number;
   module: unknown;

@@ -113,11 +113,31 @@ export const vcpu_info = {
   evtchn_upcall_mask: 4,    // i32: 1 while the guest has event delivery disabled
   evtchn_pending_sel: 8,    // u32[4]: which words of evtchn_pending to scan
   PENDING_SEL_WORDS: 4,
+  time: 32,                 // struct vcpu_time_info (below), at Xen's x86_64 offset
+} as const;
+/*
+ * vcpu_time_info (xen.h): the guest's clock. System time is nanoseconds since the host booted;
+ * a guest computes it as system_time + scale(tsc_now - tsc_timestamp), where scale(x) =
+ * ((x << tsc_shift) * tsc_to_system_mul) >> 32, reading the fields between two reads of an even,
+ * unchanged `version` (odd while the hypervisor rewrites them). ringvisor's "TSC" is the host's
+ * clock in nanoseconds (Cpu.rdtsc), so mul = 2^31 and shift = 1 make scale the identity.
+ * Difference from Xen: the two u64 fields hold IEEE doubles (exact to 2^53 ns, 104 days), as
+ * JavaScript has no atomic 64-bit integer loads on a plain view.
+ */
+export const vcpu_time_info = {
+  version: 0,            // u32
+  tsc_timestamp: 8,      // f64 (Xen: u64): the TSC when system_time was taken
+  system_time: 16,       // f64 (Xen: u64): ns since boot at tsc_timestamp
+  tsc_to_system_mul: 24, // u32
+  tsc_shift: 28,         // i8 (ringvisor: an i32 word)
+  SIZE: 32,
 } as const;
 export const shared_info = {
   vcpu_info: 0,          // vcpu_info[XEN_LEGACY_MAX_VCPUS]
   evtchn_pending: 2048,  // 4096 bits: port p pending
   evtchn_mask: 2560,     // 4096 bits: port p masked
-  wc_version: 3072,      // u32 wall clock, as Xen keeps it (unused so far)
+  wc_version: 3072,      // u32: odd while the wall clock below is rewritten
+  wc_sec: 3076,          // u32: wall-clock seconds (Unix time) at system time 0
+  wc_nsec: 3080,         // u32
   BITMAP_WORDS: 128,
 } as const;

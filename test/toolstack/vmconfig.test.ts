@@ -166,12 +166,12 @@ test('create_images: PATH=MiB for a disk of this config', (t) => {
 });
 
 test('Xen keys ringvisor ignores are warnings that say why; unknown keys suggest the nearest', (t) => {
-  const w = warnings('name = "x"\nkernel = "/boot/vmlinuz"\nvnc = 1\npci = [ "01:00.0" ]\ncpu_weight = 512\n' +
+  const w = warnings('name = "x"\nkernel = "/boot/vmlinuz"\nvnc = 1\npci = [ "01:00.0" ]\npool = "Pool-0"\n' +
     'memroy = 64\nvpcus = 2\nfrobnicate = 1\ndevice_model_version = "qemu-xen"\n');
   t.true(w.some((x) => /^2: `kernel' ignored: ringvisor boots its own guest kernel/.test(x)));
   t.true(w.some((x) => /^3: `vnc' ignored: no graphics/.test(x)));
   t.true(w.some((x) => /^4: `pci' ignored: no device passthrough/.test(x)));
-  t.true(w.some((x) => /^5: `cpu_weight' ignored: vCPU placement and scheduler/.test(x)));
+  t.true(w.some((x) => /^5: `pool' ignored: ringvisor has one cpupool/.test(x)));
   t.true(w.some((x) => /^6: unknown key `memroy' ignored \(did you mean `memory'\?\)/.test(x)));
   t.true(w.some((x) => /^7: unknown key `vpcus' ignored \(did you mean `vcpus'\?\)/.test(x)));
   t.true(w.some((x) => x === '8: unknown key `frobnicate\' ignored'));

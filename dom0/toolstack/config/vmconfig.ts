@@ -26,6 +26,7 @@ import { ignoredReason, nearestKey, ALL_KNOWN_KEYS } from './xl-keys.ts';
 import { getBool, getLong, getString, getStringList, keyLine } from './xlcfg-get.ts';
 import { parseXlConfig, type XlConfig } from './xlcfg-parse.ts';
 import { interpretWorkload, workloadCmdline, type WorkloadConfig } from './workload.ts';
+import { interpretSched, type SchedConfig } from './sched-keys.ts';
 
 export type { GuestType };
 
@@ -77,6 +78,8 @@ export interface VmConfig {
   on_reboot: EventAction;
   on_crash: EventAction;
   workload: WorkloadConfig | null;
+  /** cpus, cpus_soft, cpu_weight, cap (./sched-keys.ts). */
+  sched: SchedConfig;
   /** `template = 1`: a VM to copy, never to boot. */
   template: boolean;
   createImages: ImageToCreate[];
@@ -167,6 +170,7 @@ export function interpretXlConfig(cfg: XlConfig, absFile: string): LoadedVmConfi
   }
 
   const workload = interpretWorkload(cfg, disks, report);
+  const sched = interpretSched(cfg, report);
   const template = getBool(cfg, 'template', report) ?? false;
   const createImages = imagesToCreate(cfg, dir, disks, report);
 
@@ -176,7 +180,7 @@ export function interpretXlConfig(cfg: XlConfig, absFile: string): LoadedVmConfi
   const config: VmConfig = {
     file: absFile, dir, displayFile: cfg.file, name: nameAt!.text, uuid: uuidAt ? uuidAt.text.toLowerCase() : null,
     type, memoryMiB, maxmemMiB, vcpus, maxvcpus, disks, vifs, on_poweroff, on_reboot, on_crash,
-    workload, template, createImages, lines,
+    workload, sched, template, createImages, lines,
   };
   return { config, warnings: report.sortedWarnings() };
 }
@@ -256,6 +260,7 @@ export function domainConfigFields(vm: VmConfig): Omit<DomainConfig, 'kernel'> {
   const fields: Omit<DomainConfig, 'kernel'> = {
     name: vm.name, vcpus: vm.vcpus, memoryKiB: vm.memoryMiB * 1024,
     on_poweroff: vm.on_poweroff.action, on_reboot: vm.on_reboot.action, on_crash: vm.on_crash.action,
+    ...vm.sched,
   };
   if (vm.workload) fields.cmdline = workloadCmdline(vm.workload);
   return fields;

@@ -13,6 +13,7 @@
 export const MODELLED_KEYS: readonly string[] = [
   'name', 'uuid', 'type', 'builder', 'memory', 'maxmem', 'vcpus', 'maxvcpus', 'disk', 'vif',
   'on_poweroff', 'on_reboot', 'on_crash', 'on_watchdog', 'on_soft_reset',
+  'cpus', 'cpus_soft', 'cpu_weight', 'cap',
 ];
 
 /** ringvisor's own keys (not in Xen; documented in dom0/toolstack/config/README.md). */
@@ -51,9 +52,8 @@ const IGNORED_GROUPS: ReadonlyArray<{ why: string; keys: readonly string[] }> = 
       'hdtype', 'xen_platform_pci', 'xen_platform_pci_bar_uc', 'vendor_device'],
   },
   {
-    why: 'vCPU placement and scheduler parameters are not read by this toolstack yet',
-    keys: ['cpus', 'cpus_soft', 'cpu_weight', 'cap', 'pool', 'period', 'slice', 'latency', 'extratime', 'vnuma',
-      'llc_colors'],
+    why: 'ringvisor has one cpupool and the credit scheduler only (cpus, cpus_soft, cpu_weight and cap are read)',
+    keys: ['pool', 'period', 'slice', 'latency', 'extratime', 'vnuma', 'llc_colors'],
   },
   {
     why: 'other PV device types are not modelled (ringvisor has disks, vifs and the console)',

@@ -1,0 +1,174 @@
+/*
+ * The credit scheduler's state, in shared memory so that every thread can run the scheduler.
+ *
+ * Xen: the structures of xen/common/sched/credit.c: csched_private (the pool: timeslice,
+ * ratelimit, the credit totals), csched_pcpu (one per physical CPU, with its runqueue),
+ * csched_unit (one per vCPU: priority, credit, flags) and csched_dom (weight, cap). Xen keeps
+ * them in its heap and reaches them by pointer under per-runqueue locks; ringvisor lays them out
+ * as fixed tables in one SharedArrayBuffer, guarded by one lock word (G.LOCK), because decisions
+ * are made in whichever vCPU thread reaches a preemption point, and by the control thread's tick.
+ *
+ * A "pCPU" here is a slot: permission for one vCPU thread to run guest code. At most NR_PCPUS
+ * threads hold one at a time; the host OS still picks which core runs each holder.
+ *
+ * Time is in milliseconds (Float64) on the clock every thread shares (schedule.ts `now`).
+ * Credit is Xen's unit: 10 credits per millisecond of CPU (CSCHED_CREDITS_PER_MSEC).
+ * A runqueue is not a list: a queued vCPU carries the pCPU it waits on (U.RUNQ) and a ticket
+ * (U.SEQ) that orders it FIFO within its priority; picking scans the registered vCPUs, at most
+ * MAX_DOMAINS × MAX_VCPUS, usually a dozen.
+ */
+import { MAX_DOMAINS, MAX_VCPUS } from '../state.ts';
+
+/** Slots a host may have. Affinity masks are 31-bit words, so 31 at most. */
+export const MAX_PCPUS = 31;
+/* (Sizes are computed on use: state.ts imports this module, and this one imports state.ts's limits.) */
+const nrUnits = () => MAX_DOMAINS * MAX_VCPUS;
+
+export const CSCHED_CREDITS_PER_MSEC = 10;
+export const CSCHED_DEFAULT_WEIGHT = 256;
+export const CSCHED_DEFAULT_TSLICE_MS = 30;
+export const CSCHED_TICKS_PER_TSLICE = 3;
+export const CSCHED_DEFAULT_RATELIMIT_US = 1000;
+
+/* Priorities (credit.c CSCHED_PRI_*): larger runs first. */
+export const CSCHED_PRI_TS_BOOST = 0;
+export const CSCHED_PRI_TS_UNDER = -1;
+export const CSCHED_PRI_TS_OVER = -2;
+export const CSCHED_PRI_IDLE = -64;
+export const PRI_NAMES: Record<number, string> = { 0: 'BOOST', [-1]: 'UNDER', [-2]: 'OVER', [-64]: 'IDLE' };
+
+/* csched_private and counters: Int32 words. */
+export const G = {
+  LOCK: 0,
+  NR_PCPUS: 1,       // 0: the scheduler is off, the host OS decides (no slots)
+  TSLICE_US: 2,
+  RATELIMIT_US: 3,
+  SEQ: 4,            // runqueue tickets
+  BOOST: 5,          // 1: BOOST on wake (Xen always; 0 is ringvisor's switch for the comparison)
+  ACCTS: 6,          // accounting periods run
+  SCHEDULES: 7,      // decisions taken (csched_schedule calls)
+  SWITCHES: 8,       // decisions that changed a slot's vCPU
+  STEALS: 9,         // vCPUs taken from another slot's runqueue
+  BOOSTS: 10,        // wake-ups at BOOST
+  BOOST_PREEMPTS: 11, // a BOOST vCPU took a slot from an OVER or UNDER one
+  PARKS: 12,         // capped vCPUs parked
+  HIGH: 13,          // highest registered unit index + 1: how far a runqueue scan goes
+  LATE_N: 14,        // decisions whose effect was measured (GF.LATE_SUM)
+  WORDS: 16,
+} as const;
+
+/* Float64 globals. */
+export const GF = {
+  BOOT: 0,       // the host's boot on the shared clock (ms): Xen's system time counts from here
+  LAST_ACCT: 1,  // when accounting last ran (ms)
+  LATE_SUM: 2,   // decision → effect: ms from asking a vCPU for its slot to its giving it up (sum)
+  LATE_MAX: 3,   // and the longest
+  WORDS: 4,
+} as const;
+
+/* csched_pcpu: Int32 words per slot. */
+export const P = {
+  CURR: 0,       // unit index + 1 running on it; 0 = idle
+  WORDS: 2,
+} as const;
+/* Float64 per slot. */
+export const PF = {
+  START: 0,      // when the slot last changed between idle and busy (ms)
+  SLICE: 1,      // when CURR's current time slice began (ms)
+  BUSY: 2,       // ms this slot has had a vCPU, up to START (for xl info's load)
+  RESCHED_AT: 3, // when its vCPU was last asked to reschedule (0: not asked since)
+  WORDS: 4,
+} as const;
+
+/* csched_unit: Int32 words per vCPU (index domid * MAX_VCPUS + vcpu). */
+export const U = {
+  EXISTS: 0,     // 1 from thread start until the vCPU is gone
+  PRI: 1,
+  RUNQ: 2,       // slot + 1 whose runqueue it waits on; 0 = not queued
+  SEQ: 3,
+  SLOT: 4,       // slot + 1 it holds; 0 = none. The vCPU waits on this word for a slot
+  PROCESSOR: 5,  // the slot it last ran on (v->processor)
+  HARD: 6,       // hard affinity: bit p = may run on slot p
+  SOFT: 7,       // soft affinity: preferred slots
+  FLAGS: 8,      // UF_*
+  RAN_ON: 9,     // bit p: has run on slot p (for tests and vcpu-list)
+  BOOSTS: 10,    // its wake-ups at BOOST
+  PREEMPTED: 11, // times it lost its slot to another vCPU (not counting blocking)
+  WORDS: 12,
+} as const;
+export const UF_ACTIVE = 1;   // on the active list: earns credit at accounting
+export const UF_PARKED = 2;   // CSCHED_FLAG_UNIT_PARKED: capped and over its cap
+/* Float64 per vCPU. */
+export const UFL = {
+  CREDIT: 0,
+  LAST_BURN: 1,  // when credit was last charged (ms)
+  TIMER: 2,      // singleshot timer deadline (ms on the shared clock); 0 = none
+  GIVEN: 3,      // when it was last given a slot: its runstate is "running" from then on
+  WORDS: 4,
+} as const;
+
+/* csched_dom: Int32 words per domain. */
+export const DM = {
+  WEIGHT: 0,
+  CAP: 1,        // % of one pCPU; 0 = none
+  WORDS: 2,
+} as const;
+
+/** One buffer holding every table: the Int32 tables (G words first), then the Float64 ones. */
+const i32Words = () => G.WORDS + MAX_PCPUS * P.WORDS + nrUnits() * U.WORDS + MAX_DOMAINS * DM.WORDS;
+const f64Words = () => GF.WORDS + MAX_PCPUS * PF.WORDS + nrUnits() * UFL.WORDS;
+const f64Offset = () => Math.ceil((i32Words() * 4) / 8) * 8;
+
+export function allocateSchedBuffer(): SharedArrayBuffer {
+  return new SharedArrayBuffer(f64Offset() + f64Words() * 8);
+}
+
+/** Typed views over the scheduler's buffer, and index helpers. Built once per thread. */
+export class SchedTables {
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+
+  constructor(readonly buffer: SharedArrayBuffer) {
+    this.i32 = new Int32Array(buffer, 0, i32Words());
+    this.f64 = new Float64Array(buffer, f64Offset(), f64Words());
+  }
+
+  get nrPcpus(): number {
+    return Atomics.load(this.i32, G.NR_PCPUS);
+  }
+  p(slot: number, w: number): number {
+    return G.WORDS + slot * P.WORDS + w;
+  }
+  pf(slot: number, w: number): number {
+    return GF.WORDS + slot * PF.WORDS + w;
+  }
+  u(unit: number, w: number): number {
+    return G.WORDS + MAX_PCPUS * P.WORDS + unit * U.WORDS + w;
+  }
+  uf(unit: number, w: number): number {
+    return GF.WORDS + MAX_PCPUS * PF.WORDS + unit * UFL.WORDS + w;
+  }
+  dm(domid: number, w: number): number {
+    return G.WORDS + MAX_PCPUS * P.WORDS + nrUnits() * U.WORDS + domid * DM.WORDS + w;
+  }
+}
+
+export function unitOf(domid: number, vcpu: number): number {
+  return domid * MAX_VCPUS + vcpu;
+}
+
+/** Every slot of a host with `n` slots, as an affinity mask. */
+export function allSlots(n: number): number {
+  return n >= MAX_PCPUS ? 0x7fff_ffff : (1 << n) - 1;
+}
+
+const tablesByBuffer = new WeakMap<SharedArrayBuffer, SchedTables>();
+/** The views for a buffer, made once per thread. */
+export function schedTables(buffer: SharedArrayBuffer): SchedTables {
+  let t = tablesByBuffer.get(buffer);
+  if (!t) {
+    t = new SchedTables(buffer);
+    tablesByBuffer.set(buffer, t);
+  }
+  return t;
+}
