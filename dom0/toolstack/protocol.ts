@@ -18,7 +18,6 @@ import { Packr, Unpackr } from 'msgpackr';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import type { DeviceRow } from '../lib/devstats.ts';
 import type { PcpuLoad } from '../../shared/public/sched.ts';
-import type { SchedRequest } from './sched.ts';
 
 /** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
 export function xlSocketPath(runDir: string): string {
@@ -42,6 +41,13 @@ export type XlVerb =
   | { verb: 'console-history'; domain: string; max: number }
   | { verb: 'destroy-all' }
   | { verb: 'sched'; op: SchedRequest };
+
+/** `sched-credit`, `vcpu-list`, `vcpu-pin` (xl's sched and vCPU verbs), answered by ./sched.ts. */
+export type SchedRequest =
+  | { op: 'credit'; domain?: string; weight?: number; cap?: number }
+  | { op: 'pool'; tslice_ms?: number; ratelimit_us?: number; boost?: boolean }
+  | { op: 'vcpu-list'; domains: string[] }
+  | { op: 'vcpu-pin'; domain: string; vcpu: string; hard: string; soft?: string };
 
 export type XlRequest = XlVerb & { id: number };
 

@@ -12,11 +12,8 @@ import { errnoName } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import { XlError, type Libxl } from './libxl.ts';
 
-export type SchedRequest =
-  | { op: 'credit'; domain?: string; weight?: number; cap?: number }
-  | { op: 'pool'; tslice_ms?: number; ratelimit_us?: number; boost?: boolean }
-  | { op: 'vcpu-list'; domains: string[] }
-  | { op: 'vcpu-pin'; domain: string; vcpu: string; hard: string; soft?: string };
+import type { SchedRequest } from './protocol.ts';
+export type { SchedRequest };
 
 export interface CreditRow extends SchedCreditParams { name: string; domid: number }
 export interface VcpuRow extends VcpuInfo { name: string }
