@@ -16,7 +16,7 @@ for (const group of FUZZ_GROUPS) {
   }
   for (const p of group.properties) {
     test.serial(`${p.name} (${p.ciRuns} cases)`, async (t) => {
-      await fc.assert(p.property(ctx as never), { numRuns: p.ciRuns });
+      await fc.assert(p.property(ctx as never), { numRuns: p.ciRuns, includeErrorInReport: true });
       t.pass();
     });
   }

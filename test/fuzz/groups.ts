@@ -2,6 +2,7 @@
  * Every fuzz property group, in the order the suite and `npm run fuzz` run them.
  */
 import { blkifRequestProperties } from './blkif-request.ts';
+import { idePortProperties } from './ide-ports.ts';
 import { ringIndexProperties } from './ring-index.ts';
 import { xlcfgProperties } from './xlcfg.ts';
 import { xsFramingProperties } from './xs-framing.ts';
@@ -12,4 +13,5 @@ export const FUZZ_GROUPS: FuzzGroup<never>[] = [
   blkifRequestProperties,
   xsFramingProperties,
   xlcfgProperties,
+  idePortProperties,
 ] as unknown as FuzzGroup<never>[];

@@ -46,7 +46,7 @@ async function main(): Promise<number> {
       for (const p of props) {
         const t0 = performance.now();
         const details = await fc.check(p.property(ctx as never), {
-          seed, numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: budgetMs, markInterruptAsFailure: false,
+          seed, numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: budgetMs, markInterruptAsFailure: false, includeErrorInReport: true,
         });
         const secs = ((performance.now() - t0) / 1000).toFixed(1);
         if (details.failed) {
