@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { benchBlock } from './block.ts';
 import { benchRing } from './ring.ts';
+import { benchScale, scaleSummary } from './scale.ts';
 import { benchXenstore } from './xenstore.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
 import { renderSvg } from './chart.ts';
@@ -20,6 +21,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   ring: benchRing,
   xenstore: benchXenstore,
   block: benchBlock,
+  scale: benchScale,
 };
 
 const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--quick] [--json FILE] [--svg FILE]`;
@@ -59,7 +61,7 @@ async function main(): Promise<number> {
     rows.push(...(await SUITES[n]({ quick: args.quick!, progress })));
   }
   process.stdout.write(`${formatTable(rows)}\n`);
-  for (const summary of [ringSummary(rows), blockSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
+  for (const summary of [ringSummary(rows), blockSummary(rows), scaleSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
   if (args.json) {
     writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
     process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);

@@ -46,6 +46,8 @@ export interface GuestRun {
   extra?: Record<string, unknown>;
   /** Run before task i's timed part starts (the guest has warmed up and waits): the bench runs native here. */
   beforeTimed?: (i: number) => Promise<void>;
+  /** Told how long the toolstack took from its create call to a running guest with its disk attached. */
+  onRunning?: (domid: number, ms: number) => void;
 }
 
 export interface TaskOutcome {
@@ -156,6 +158,7 @@ export class BlockHost {
       const on = (e: ShutdownEvent) => { if (e.name === `blk-${nonce}`) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
     });
+    const t0 = performance.now();
     const domid = (await this.call({
       kind: 'create',
       config: {
@@ -170,6 +173,7 @@ export class BlockHost {
     } else {
       await this.call({ kind: 'add-device', device: this.vbd(domid, run) });
     }
+    run.onRunning?.(domid, performance.now() - t0);
     const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect');
     const tasks: TaskOutcome[] = [];
     for (let i = 0; i < run.tasks.length; i++) {

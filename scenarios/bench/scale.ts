@@ -1,0 +1,167 @@
+/*
+ * The scale suite: 1, 2, 4, 8 and 16 PV guests doing 4 KiB random reads at the same time
+ * through one Dom0's blkback. It answers issue 17's questions: does aggregate throughput hold as
+ * guests are added (goal: at 16 guests ≥ 0.9 of the peak), is service fair between them (Jain's
+ * index ≥ 0.95 at every N), how long does the toolstack take from create to a running guest with
+ * its disk (goal: median ≤ 50 ms), and what does a guest cost the host in memory.
+ *
+ * Xen: what a consolidated host promises, and what blkback's per-ring batching (xen_blkif_schedule
+ * serving each ring in turn) is for. Jain's fairness index, J = (Σx)² / (N·Σx²) over the guests'
+ * IOPS, is 1 when all get the same and 1/N when one gets everything (R. Jain, D. Chiu, W. Hawe,
+ * "A Quantitative Measure of Fairness and Discrimination", DEC TR-301, 1984).
+ *
+ * How a run goes, per N: the guests are created one after another (each create timed on its
+ * own), each connects its disk and warms up, then waits; when all N wait they are released
+ * together and each times the same count of reads. A guest's IOPS is its count over its own time;
+ * the aggregate is all the reads over the longest guest's time (they start within microseconds of
+ * each other, so the longest time is the span of the whole run). Because every guest does the
+ * same count, a guest that was served less finishes later and runs its tail alone: the index is,
+ * if anything, kind to unfairness; the per-guest min/max show it plainly.
+ *
+ * All guests read one image, shared read-only (as `disk = [ '...,r' ]` may be across guests), so
+ * the page cache holds it once. Memory per guest is the host process's RSS growth with all N
+ * guests connected and warmed up, divided by N: their threads, JavaScript heaps and blkback's
+ * state; guest RAM is frames of machine memory allocated at host start and is shown apart.
+ */
+import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FioJob } from '../../domu/workloads/fio.ts';
+import { BlockHost, type GuestOutcome } from '../block/harness.ts';
+import { median, type BenchRow, type SuiteOptions } from './types.ts';
+
+const COUNTS = [1, 2, 4, 8, 16];
+const IMAGE_MIB = 64;
+const GUEST_MIB = 16;
+const DEPTH = 8;
+
+export interface ScaleFigures {
+  guests: number;
+  perGuestIops: number[];
+  minIops: number;
+  maxIops: number;
+  jain: number;
+  createMs: number[];
+  createMedianMs: number;
+  rssMiBPerGuest: number;
+  guestRamMiB: number;
+}
+
+export type ScaleRow = BenchRow & { scale: ScaleFigures };
+
+export function jain(xs: readonly number[]): number {
+  const sum = xs.reduce((a, b) => a + b, 0);
+  const sq = xs.reduce((a, b) => a + b * b, 0);
+  return sq === 0 ? 1 : (sum * sum) / (xs.length * sq);
+}
+
+export async function benchScale(opts: SuiteOptions): Promise<BenchRow[]> {
+  const say = opts.progress ?? (() => {});
+  const image = join(tmpdir(), `ringvisor-scale-${randomUUID()}.img`);
+  fillImage(image, IMAGE_MIB);
+  const host = await BlockHost.boot(96 + GUEST_MIB * (COUNTS.at(-1)! + 2));
+  host.host.setMaxListeners(4 * COUNTS.at(-1)!); // runGuest listens for each guest's shutdown
+  const rows: ScaleRow[] = [];
+  const ios = opts.quick ? 4_000 : 20_000;
+  const job: FioJob = { rw: 'randread', bs: 4096, iodepth: DEPTH, ios, warmup: Math.round(ios / 5), size: IMAGE_MIB << 20, seed: 11 };
+  try {
+    for (const n of COUNTS) {
+      say(`scale: ${n} guest(s), ${ios} random 4 KiB reads each at depth ${DEPTH}, released together`);
+      rows.push(await runN(host, image, n, job));
+    }
+  } finally {
+    await host.close();
+    rmSync(image, { force: true });
+  }
+  return rows;
+}
+
+async function runN(host: BlockHost, image: string, n: number, job: FioJob): Promise<ScaleRow> {
+  (globalThis as { gc?: () => void }).gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  let rssAll = rssBefore;
+  // The barrier: every guest's timed part waits until all N are warmed up and waiting.
+  let waiting = 0;
+  let release!: () => void;
+  const all = new Promise<void>((r) => { release = r; });
+  const arrive = async () => {
+    if (++waiting === n) {
+      (globalThis as { gc?: () => void }).gc?.();
+      rssAll = process.memoryUsage().rss;
+      release();
+    }
+    await all;
+  };
+  const createMs: number[] = [];
+  const runs: Promise<GuestOutcome>[] = [];
+  for (let g = 0; g < n; g++) {
+    // Created one after another so each create is timed alone; their I/O starts together.
+    let running!: () => void;
+    const up = new Promise<void>((r) => { running = r; });
+    runs.push(host.runGuest({
+      image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }],
+      onRunning: (_d, ms) => { createMs.push(ms); running(); },
+      beforeTimed: arrive,
+    }));
+    await Promise.race([up, runs[g]]);
+  }
+  const outs = await Promise.all(runs);
+  const results = outs.map((o) => {
+    const t = o.tasks[0]!;
+    if (t.error !== null || t.result?.kind !== 'fio') throw new Error(`scale ×${n}: a guest failed: ${t.error}`);
+    return t.result.result;
+  });
+  const iops = results.map((r) => r.iops);
+  const longestMs = Math.max(...results.map((r) => r.ms));
+  const aggregate = (n * job.ios * 1000) / longestMs;
+  const counters = perRequest(outs, job.ios * n);
+  const figures: ScaleFigures = {
+    guests: n, perGuestIops: iops, minIops: Math.min(...iops), maxIops: Math.max(...iops), jain: jain(iops),
+    createMs, createMedianMs: median(createMs), rssMiBPerGuest: (rssAll - rssBefore) / 2 ** 20 / n, guestRamMiB: GUEST_MIB,
+  };
+  return {
+    suite: 'scale', path: 'pv', workload: `rand-read ×${n}`, blockSize: job.bs, queueDepth: DEPTH,
+    reqPerSec: aggregate, iops: aggregate, MBps: (aggregate * job.bs) / 1e6, counters, repeats: n, spread: [figures.minIops, figures.maxIops],
+    scale: figures,
+  };
+}
+
+/** Mechanism counters per request, summed over the guests (the domU side) and Dom0. */
+function perRequest(outs: GuestOutcome[], requests: number): Record<string, number> {
+  const dom0 = outs[0]!.tasks[0]!.counters.dom0; // Dom0's over one guest's timed part: the runs overlap, so about the whole
+  const sum = (f: (o: GuestOutcome) => number) => outs.reduce((a, o) => a + f(o), 0);
+  return {
+    notifications: (sum((o) => o.tasks[0]!.counters.domU.notifications) + dom0.notifications) / requests,
+    wakeups: (sum((o) => o.tasks[0]!.counters.domU.wakeups) + dom0.wakeups) / requests,
+  };
+}
+
+/** The headline: the issue's goals against what this run measured. */
+export function scaleSummary(rows: readonly BenchRow[]): string | null {
+  const scale = rows.filter((r): r is ScaleRow => r.suite === 'scale' && 'scale' in r);
+  if (scale.length === 0) return null;
+  const peak = Math.max(...scale.map((r) => r.reqPerSec));
+  const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
+  const lines = ['guests  aggregate IOPS  of peak  per guest min / max  Jain   create ms (median, max)  host MiB/guest (+ guest RAM)'];
+  for (const r of scale) {
+    const s = r.scale;
+    lines.push(`${String(s.guests).padStart(6)}  ${fmt(r.reqPerSec).padStart(14)}  ${(r.reqPerSec / peak).toFixed(2).padStart(7)}  ` +
+      `${`${fmt(s.minIops)} / ${fmt(s.maxIops)}`.padStart(19)}  ${s.jain.toFixed(3)}  ` +
+      `${`${s.createMedianMs.toFixed(0)}, ${Math.max(...s.createMs).toFixed(0)}`.padStart(23)}  ${`${s.rssMiBPerGuest.toFixed(1)} (+${s.guestRamMiB})`.padStart(12)}`);
+  }
+  const at16 = scale.find((r) => r.scale.guests === 16);
+  const allCreates = scale.flatMap((r) => r.scale.createMs);
+  lines.push(`goals: Jain ≥ 0.95 at every N (lowest ${Math.min(...scale.map((r) => r.scale.jain)).toFixed(3)}); ` +
+    `16 guests ≥ 0.9 of peak (${at16 ? (at16.reqPerSec / peak).toFixed(2) : '-'}); create → running median ≤ 50 ms (${median(allCreates).toFixed(0)} ms)`);
+  return lines.join('\n');
+}
+
+/** Real data in every byte (a sparse hole reads faster than data). */
+function fillImage(path: string, mib: number): void {
+  const fd = openSync(path, 'w');
+  const chunk = Buffer.alloc(1 << 20);
+  for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((i * 2654435761) >>> 0, i);
+  for (let m = 0; m < mib; m++) writeSync(fd, chunk, 0, chunk.length, m << 20);
+  closeSync(fd);
+}
