@@ -22,6 +22,8 @@ import { xenstoredSocketPath, type Dom0Module } from '../dom0/kernel.ts';
 import { xlSocketPath } from '../dom0/toolstack/protocol.ts';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
 import { XlClient } from './client.ts';
+import { CMDLINE_WAIT } from '../shared/public/cmdline.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
 const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
@@ -40,6 +42,11 @@ export interface HostOptions {
   dom0MemoryMiB?: number;
   /** Hypervisor and early-boot console lines ("(XEN) ...", "(d0) ..."). */
   log?: (line: string) => void;
+  /**
+   * The waiting policy (shared/wait.ts) for the whole host: the hypervisor's, Dom0's (its command
+   * line) and, through the toolstack, every guest's. Default irq.
+   */
+  wait?: WaitPolicy;
 }
 
 export interface RunningHost {
@@ -71,7 +78,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   if (await socketAnswers(xlSocket)) throw new Error(`a ringvisor host is already running at ${xlSocket}`);
   mkdirSync(runDir, { recursive: true });
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const host = new Host({ memoryMiB: opts.memoryMiB ?? 256, log });
+  const host = new Host({ memoryMiB: opts.memoryMiB ?? 256, log, wait: opts.wait });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
   // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).
@@ -87,6 +94,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   try {
     await host.createDomain({
       name: 'Domain-0', vcpus: 1, memoryKiB: (opts.dom0MemoryMiB ?? 64) * 1024, kernel: DOM0_KERNEL, module,
+      cmdline: `${CMDLINE_WAIT}=${host.wait}`,
     }, { privileged: true });
     await ready;
   } catch (e) {

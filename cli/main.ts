@@ -17,15 +17,15 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { xsOpen } from '../dom0/lib/libxenstore.ts';
-import { xenstoredSocketPath } from '../dom0/kernel.ts';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
 import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
 import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
-import { CliError, XlClient, noHostMessage } from './client.ts';
+import { CliError, XlClient } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
-import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
+import { formatBlockList, formatInfo, formatList } from './format.ts';
 import { defaultRunDir, startHost } from './host.ts';
+import { addXenstoreVerbs } from './xenstore.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -68,8 +68,10 @@ A session:
 
   program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
-    .action(async (opts: { memory: number }, cmd: Command) => {
-      code = await runHost(runDir(cmd), opts.memory, io);
+    .addOption(new Option('--wait <policy>', 'how every driver waits for the other side: sleep on the event, or spin up to 200 µs first (shared/wait.ts)')
+      .choices(['irq', 'poll']).default('irq'))
+    .action(async (opts: { memory: number; wait: WaitPolicy }, cmd: Command) => {
+      code = await runHost(runDir(cmd), opts.memory, opts.wait, io);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -150,39 +152,7 @@ A session:
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
     });
 
-  program.command('xenstore-ls').description('print a XenStore subtree, one space of indent per level (xenstore-ls)')
-    .argument('[path]', 'where to start', '/')
-    .action(async (path: string, _o: unknown, cmd: Command) => {
-      await withStore(runDir(cmd), async (xs) => {
-        const walk = async (p: string, depth: number): Promise<void> => {
-          for (const child of await xs.directory(p)) {
-            const full = p === '/' ? `/${child}` : `${p}/${child}`;
-            const value = await xs.readBytes(full).catch(() => new Uint8Array(0));
-            out(`${' '.repeat(depth)}${child} = "${sanitiseValue(value)}"\n`);
-            await walk(full, depth + 1);
-          }
-        };
-        await walk(path, 0);
-      });
-    });
-
-  program.command('xenstore-read').description('print the value of each path (xenstore-read)')
-    .argument('<path...>', 'XenStore paths')
-    .action(async (paths: string[], _o: unknown, cmd: Command) => {
-      await withStore(runDir(cmd), async (xs) => {
-        for (const p of paths) out(`${await xs.read(p)}\n`);
-      });
-    });
-
-  program.command('xenstore-write').description('write values, as Dom0 (xenstore-write)')
-    .argument('<path>', 'XenStore path').argument('<value>', 'its new value').argument('[more...]', 'further PATH VALUE pairs')
-    .action(async (path: string, value: string, more: string[], _o: unknown, cmd: Command) => {
-      if (more.length % 2 !== 0) throw new CommanderError(EXIT_USAGE, 'ringvisor.usage', 'error: xenstore-write takes PATH VALUE pairs');
-      await withStore(runDir(cmd), async (xs) => {
-        const pairs = [path, value, ...more];
-        for (let i = 0; i < pairs.length; i += 2) await xs.write(pairs[i]!, pairs[i + 1]!);
-      });
-    });
+  addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
@@ -218,28 +188,10 @@ A session:
   }
 }
 
-/* The xenstore-* tools talk to xenstored's socket directly, as Xen's do. */
-async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpen>>) => Promise<void>): Promise<void> {
-  const path = xenstoredSocketPath(runDir);
-  let xs: Awaited<ReturnType<typeof xsOpen>>;
-  try {
-    xs = await xsOpen(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new CliError('no-host', noHostMessage(path));
-    throw e;
-  }
-  try {
-    await f(xs);
-  } finally {
-    xs.close();
-  }
-}
-
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<number> {
-  const h = await startHost({ runDir, memoryMiB, log: (l) => io.stdout.write(`${l}\n`) });
-  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
+async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io): Promise<number> {
+  const h = await startHost({ runDir, memoryMiB, wait, log: (l) => io.stdout.write(`${l}\n`) });
+  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, waiting policy ${wait}, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
   await new Promise<void>((resolveStop) => {

@@ -34,6 +34,7 @@ import {
 } from './state.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
+import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
 
 const VCPU_ENTRY = new URL('./vcpu.ts', import.meta.url);
 /** How long a vCPU may run on without reaching a preemption point before its thread is cut. */
@@ -44,6 +45,12 @@ export interface HostOptions {
   memoryMiB?: number;
   /** Where hypervisor messages go (Xen's console); default: stderr. */
   log?: (line: string) => void;
+  /**
+   * The hypervisor's own waiting policy (shared/wait.ts): how a vCPU whose access trapped waits
+   * for its device model (hypervisor/ioreq-send.ts). A boot option, as Xen's own command line
+   * holds its; the kernels' policy is on their command lines. Default irq.
+   */
+  wait?: WaitPolicy;
 }
 
 /** What the host holds, so a test can prove nothing leaks. */
@@ -76,9 +83,12 @@ export class Host extends EventEmitter {
   private threads = 0;
   private closing = false;
   private readonly log: (line: string) => void;
+  /** The waiting policy this hypervisor's trapping vCPUs follow (HostOptions.wait). */
+  readonly wait: WaitPolicy;
 
   constructor(opts: HostOptions = {}) {
     super();
+    this.wait = opts.wait ?? DEFAULT_WAIT_POLICY;
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     initAllocator(this.hv);
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
@@ -109,7 +119,7 @@ export class Host extends EventEmitter {
     }
     for (let v = 0; v < config.vcpus; v++) {
       const boot: VcpuBoot = {
-        buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn,
+        buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
       };
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;

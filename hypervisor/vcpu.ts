@@ -21,6 +21,7 @@ import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
 
 export interface VcpuBoot {
   buffers: HypervisorBuffers;
@@ -29,6 +30,8 @@ export interface VcpuBoot {
   kernel: string;
   module: unknown;
   start_info_gfn: number;
+  /** The host's waiting policy, for this vCPU's trapped accesses (ioreq-send.ts). */
+  wait: WaitPolicy;
 }
 
 /** Messages a vCPU thread sends the control thread. */
@@ -85,7 +88,7 @@ const control: ControlChannel = {
   shutdown: domainShutdown,
 };
 
-const ioreq = new IoreqSender(caller, sched);
+const ioreq = new IoreqSender(caller, sched, boot.wait);
 const cpu = new TrappingCpu(caller, sched, {
   shutdown: domainShutdown,
   vcpuDown(detail) {

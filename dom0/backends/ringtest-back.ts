@@ -21,7 +21,8 @@ import type { Kernel } from '../../shared/kernel/kernel.ts';
 import {
   GNTCOPY_source_gref, GNTMAP_host_map, GNTMAP_readonly, GNTST_okay, newGnttabCopy, type GnttabMapGrantRef,
 } from '../../shared/public/grant_table.ts';
-import { BackRing, RingOverflow, pollFor } from '../../shared/public/io/ring.ts';
+import { BackRing, RingOverflow } from '../../shared/public/io/ring.ts';
+import { spinUntil } from '../../shared/wait.ts';
 import {
   RINGTEST_OP_CHECK, RINGTEST_RSP_BADSUM, RINGTEST_RSP_ERROR, RINGTEST_RSP_OKAY, ringtest_request, ringtest_response,
   type RingtestConnect,
@@ -119,7 +120,7 @@ export class RingtestBack {
         this.stats.notifications++;
         this.k.events.notify(this.port);
       }
-      if (pollFor(this.hasRequests, this.spinUs)) continue;
+      if (spinUntil(this.hasRequests, this.spinUs)) continue;
       if (ring.finalCheckForRequests()) continue;
       this.stats.sleeps++;
       this.stats.armed = ring.armed;

@@ -94,7 +94,7 @@ export class Libxl extends EventEmitter {
     const phys = await this.hc.sysctl_physinfo();
     if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
     const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
-    const prepared = prepareVm(path, running, phys.free_pages);
+    const prepared = prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
     const rec = await this.boot(prepared, opts.paused ?? false);
     const vm = prepared.vm;
     this.opts.log(`xl: created ${vm.name} as domain ${rec.domid} from ${vm.file}`);

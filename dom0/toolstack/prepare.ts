@@ -23,7 +23,7 @@ import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
 import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
 import { workloadCmdline } from './config/workload.ts';
 import {
-  CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, formatCmdline, parseCmdline,
+  CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
 } from '../../shared/public/cmdline.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import { liveClaim, stateFilePath } from './state-file.ts';
@@ -51,8 +51,11 @@ export interface RunningDomain {
   vm?: VmConfig;
 }
 
-/** Load `path` (a VM directory or a config file) and make it ready to build. Throws ConfigError. */
-export function prepareVm(path: string, running: readonly RunningDomain[], freePages: number): PreparedVm {
+/**
+ * Load `path` (a VM directory or a config file) and make it ready to build. Throws ConfigError.
+ * `wait` is the host's waiting policy, which the guest's command line carries (shared/wait.ts).
+ */
+export function prepareVm(path: string, running: readonly RunningDomain[], freePages: number, wait?: string): PreparedVm {
   const isDir = statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   const loaded = isDir ? loadVmDir(path) : loadVmConfig(path);
   const vm = loaded.config;
@@ -103,6 +106,7 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
   words.set(CMDLINE_GUEST_TYPE, vm.type);
   const emulatedDisk = emulated.length > 0 ? emulated[0]! : null;
   if (emulatedDisk) words.set(CMDLINE_IDE, emulatedDisk.vdev.name);
+  if (wait !== undefined) words.set(CMDLINE_WAIT, wait);
   const cmdline = formatCmdline(words);
   if (Buffer.byteLength(cmdline) > MAX_CMDLINE) {
     err(vm.workload?.line ?? 1, `the kernel command line would be ${Buffer.byteLength(cmdline)} bytes (expected at most ${MAX_CMDLINE})`);

@@ -201,6 +201,12 @@ export class BlkfrontQueue implements IdlePoller {
     }
   };
 
+  /*
+   * Waiting for responses (IdlePoller), under the run's waiting policy (shared/wait.ts): under
+   * `irq` the idle loop only makes the final check (prepareToSleep) and the backend's event does
+   * the rest, as blkif_interrupt does in Linux; under `poll` it also spins on poll() while this
+   * queue has requests in flight (busy), as blk-mq's polled I/O does.
+   */
   poll(): boolean {
     if (this.dead !== null || this.ring.unconsumedResponses() === 0) return false;
     this.reap();

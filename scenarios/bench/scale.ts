@@ -10,13 +10,12 @@
  * IOPS, is 1 when all get the same and 1/N when one gets everything (R. Jain, D. Chiu, W. Hawe,
  * "A Quantitative Measure of Fairness and Discrimination", DEC TR-301, 1984).
  *
- * How a run goes, per N: the guests are created one after another (each create timed on its
- * own), each connects its disk and warms up, then waits; when all N wait they are released
- * together and each times the same count of reads. A guest's IOPS is its count over its own time;
- * the aggregate is all the reads over the longest guest's time (they start within microseconds of
- * each other, so the longest time is the span of the whole run). Because every guest does the
- * same count, a guest that was served less finishes later and runs its tail alone: the index is,
- * if anything, kind to unfairness; the per-guest min/max show it plainly.
+ * How a run goes, per N and waiting policy: the guests are created one after another (each
+ * create timed on its own) and connect their disks; when all N are ready they warm up together,
+ * and when all N have warmed up they are released together for the same time (fio's time_based):
+ * each guest's IOPS is what it completed in that window, the aggregate their sum. Since every
+ * guest is timed over the same window, a guest served less shows up as fewer IOPS, which is what
+ * the fairness index and the per-guest min/max are about.
  *
  * All guests read one image, shared read-only (as `disk = [ '...,r' ]` may be across guests), so
  * the page cache holds it once. Memory per guest is the host process's RSS growth with all N
@@ -29,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FioJob } from '../../domu/workloads/fio.ts';
 import { BlockHost, type GuestOutcome } from '../block/harness.ts';
+import type { WaitPolicy } from '../../shared/wait.ts';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
 
 const COUNTS = [1, 2, 4, 8, 16];
@@ -60,39 +60,48 @@ export async function benchScale(opts: SuiteOptions): Promise<BenchRow[]> {
   const say = opts.progress ?? (() => {});
   const image = join(tmpdir(), `ringvisor-scale-${randomUUID()}.img`);
   fillImage(image, IMAGE_MIB);
-  const host = await BlockHost.boot(96 + GUEST_MIB * (COUNTS.at(-1)! + 2));
-  host.host.setMaxListeners(4 * COUNTS.at(-1)!); // runGuest listens for each guest's shutdown
   const rows: ScaleRow[] = [];
-  const ios = opts.quick ? 4_000 : 20_000;
-  const job: FioJob = { rw: 'randread', bs: 4096, iodepth: DEPTH, ios, warmup: Math.round(ios / 5), size: IMAGE_MIB << 20, seed: 11 };
+  const runtimeMs = opts.quick ? 300 : 2000;
+  const job: FioJob = {
+    rw: 'randread', bs: 4096, iodepth: DEPTH, ios: Number.MAX_SAFE_INTEGER, runtimeMs, warmupMs: opts.quick ? 100 : 300, size: IMAGE_MIB << 20, seed: 11,
+  };
   try {
-    for (const n of COUNTS) {
-      say(`scale: ${n} guest(s), ${ios} random 4 KiB reads each at depth ${DEPTH}, released together`);
-      rows.push(await runN(host, image, n, job));
+    for (const wait of opts.waits) {
+      const host = await BlockHost.boot(96 + GUEST_MIB * (COUNTS.at(-1)! + 2), wait);
+      host.host.setMaxListeners(4 * COUNTS.at(-1)!); // runGuest listens for each guest's shutdown
+      try {
+        for (const n of COUNTS) {
+          say(`scale (${wait}): ${n} guest(s), 4 KiB random reads at depth ${DEPTH} for ${runtimeMs} ms, all at once`);
+          rows.push(await runN(host, image, n, { ...job, seed: 11 + n }, wait));
+        }
+      } finally {
+        await host.close();
+      }
     }
   } finally {
-    await host.close();
     rmSync(image, { force: true });
   }
   return rows;
 }
 
-async function runN(host: BlockHost, image: string, n: number, job: FioJob): Promise<ScaleRow> {
-  (globalThis as { gc?: () => void }).gc?.();
-  const rssBefore = process.memoryUsage().rss;
-  let rssAll = rssBefore;
-  // The barrier: every guest's timed part waits until all N are warmed up and waiting.
-  let waiting = 0;
+/** A barrier for N guests: each arrival waits until all N have arrived; `onAll` runs once, first. */
+function barrier(n: number, onAll: () => void = () => {}): () => Promise<void> {
+  let arrived = 0;
   let release!: () => void;
   const all = new Promise<void>((r) => { release = r; });
-  const arrive = async () => {
-    if (++waiting === n) {
-      (globalThis as { gc?: () => void }).gc?.();
-      rssAll = process.memoryUsage().rss;
-      release();
-    }
+  return async () => {
+    if (++arrived === n) { onAll(); release(); }
     await all;
   };
+}
+
+async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy): Promise<ScaleRow> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  let rssAll = rssBefore;
+  const warmTogether = barrier(n, () => { gc?.(); rssAll = process.memoryUsage().rss; });
+  const timeTogether = barrier(n);
   const createMs: number[] = [];
   const runs: Promise<GuestOutcome>[] = [];
   for (let g = 0; g < n; g++) {
@@ -102,7 +111,8 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob): Pro
     runs.push(host.runGuest({
       image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }],
       onRunning: (_d, ms) => { createMs.push(ms); running(); },
-      beforeTimed: arrive,
+      beforeWarmup: warmTogether,
+      beforeTimed: timeTogether,
     }));
     await Promise.race([up, runs[g]]);
   }
@@ -113,16 +123,16 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob): Pro
     return t.result.result;
   });
   const iops = results.map((r) => r.iops);
-  const longestMs = Math.max(...results.map((r) => r.ms));
-  const aggregate = (n * job.ios * 1000) / longestMs;
-  const counters = perRequest(outs, job.ios * n);
+  const aggregate = iops.reduce((a, b) => a + b, 0);
+  const counters = perRequest(outs, results.reduce((a, r) => a + r.ios, 0));
   const figures: ScaleFigures = {
     guests: n, perGuestIops: iops, minIops: Math.min(...iops), maxIops: Math.max(...iops), jain: jain(iops),
     createMs, createMedianMs: median(createMs), rssMiBPerGuest: (rssAll - rssBefore) / 2 ** 20 / n, guestRamMiB: GUEST_MIB,
   };
   return {
-    suite: 'scale', path: 'pv', workload: `rand-read ×${n}`, blockSize: job.bs, queueDepth: DEPTH,
-    reqPerSec: aggregate, iops: aggregate, MBps: (aggregate * job.bs) / 1e6, counters, repeats: n, spread: [figures.minIops, figures.maxIops],
+    suite: 'scale', path: 'pv', wait, workload: `rand-read ×${n}`, blockSize: job.bs, queueDepth: DEPTH,
+    reqPerSec: aggregate, iops: aggregate, MBps: (aggregate * job.bs) / 1e6, counters, repeats: n, min: figures.minIops, max: figures.maxIops,
+    samples: results.map((r) => ({ reqPerSec: r.iops, ios: r.ios, ms: r.ms, maxInFlight: r.maxInFlight })),
     scale: figures,
   };
 }
@@ -139,21 +149,25 @@ function perRequest(outs: GuestOutcome[], requests: number): Record<string, numb
 
 /** The headline: the issue's goals against what this run measured. */
 export function scaleSummary(rows: readonly BenchRow[]): string | null {
-  const scale = rows.filter((r): r is ScaleRow => r.suite === 'scale' && 'scale' in r);
-  if (scale.length === 0) return null;
-  const peak = Math.max(...scale.map((r) => r.reqPerSec));
+  const all = rows.filter((r): r is ScaleRow => r.suite === 'scale' && 'scale' in r);
+  if (all.length === 0) return null;
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
-  const lines = ['guests  aggregate IOPS  of peak  per guest min / max  Jain   create ms (median, max)  host MiB/guest (+ guest RAM)'];
-  for (const r of scale) {
-    const s = r.scale;
-    lines.push(`${String(s.guests).padStart(6)}  ${fmt(r.reqPerSec).padStart(14)}  ${(r.reqPerSec / peak).toFixed(2).padStart(7)}  ` +
-      `${`${fmt(s.minIops)} / ${fmt(s.maxIops)}`.padStart(19)}  ${s.jain.toFixed(3)}  ` +
-      `${`${s.createMedianMs.toFixed(0)}, ${Math.max(...s.createMs).toFixed(0)}`.padStart(23)}  ${`${s.rssMiBPerGuest.toFixed(1)} (+${s.guestRamMiB})`.padStart(12)}`);
+  const lines: string[] = [];
+  for (const wait of [...new Set(all.map((r) => r.wait))]) {
+    const scale = all.filter((r) => r.wait === wait);
+    const peak = Math.max(...scale.map((r) => r.reqPerSec));
+    lines.push(`scale (${wait}): guests  aggregate IOPS  of peak  per guest min / max  Jain   create ms (median, max)  host MiB/guest (+ guest RAM)`);
+    for (const r of scale) {
+      const s = r.scale;
+      lines.push(`${String(s.guests).padStart(20)}  ${fmt(r.reqPerSec).padStart(14)}  ${(r.reqPerSec / peak).toFixed(2).padStart(7)}  ` +
+        `${`${fmt(s.minIops)} / ${fmt(s.maxIops)}`.padStart(19)}  ${s.jain.toFixed(3)}  ` +
+        `${`${s.createMedianMs.toFixed(0)}, ${Math.max(...s.createMs).toFixed(0)}`.padStart(23)}  ${`${s.rssMiBPerGuest.toFixed(1)} (+${s.guestRamMiB})`.padStart(12)}`);
+    }
+    const at16 = scale.find((r) => r.scale.guests === 16);
+    const creates = scale.flatMap((r) => r.scale.createMs);
+    lines.push(`goals (${wait}): Jain ≥ 0.95 at every N (lowest ${Math.min(...scale.map((r) => r.scale.jain)).toFixed(3)}); ` +
+      `16 guests ≥ 0.9 of peak (${at16 ? (at16.reqPerSec / peak).toFixed(2) : '-'}); create → running median ≤ 50 ms (${median(creates).toFixed(0)} ms)`);
   }
-  const at16 = scale.find((r) => r.scale.guests === 16);
-  const allCreates = scale.flatMap((r) => r.scale.createMs);
-  lines.push(`goals: Jain ≥ 0.95 at every N (lowest ${Math.min(...scale.map((r) => r.scale.jain)).toFixed(3)}); ` +
-    `16 guests ≥ 0.9 of peak (${at16 ? (at16.reqPerSec / peak).toFixed(2) : '-'}); create → running median ≤ 50 ms (${median(allCreates).toFixed(0)} ms)`);
   return lines.join('\n');
 }
 

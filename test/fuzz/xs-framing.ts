@@ -25,6 +25,8 @@ import {
 } from '../../shared/public/io/xs_wire.ts';
 import { RingConnection } from '../../dom0/services/xenstored/ring-connection.ts';
 import { DEFAULT_QUOTAS } from '../../dom0/services/xenstored/quota.ts';
+import { XenstoredTrace } from '../../dom0/services/xenstored/trace.ts';
+import { WatchIndex } from '../../dom0/services/xenstored/watch.ts';
 import type { FuzzGroup } from './property.ts';
 
 interface Msg { type: number; req_id: number; tx_id: number; payload: Uint8Array }
@@ -42,7 +44,8 @@ const index = fc.oneof(u32, fc.nat(3000).map((k) => (2 ** 32 - k) >>> 0));
 const newPage = () => new Int32Array(new SharedArrayBuffer(4096));
 const owner = () => {
   const log: string[] = [];
-  return { log, owner: { quota: { ...DEFAULT_QUOTAS }, schedule() {}, dropped() {}, log: (l: string) => { log.push(l); } } };
+  const say = (l: string) => { log.push(l); };
+  return { log, owner: { quota: { ...DEFAULT_QUOTAS }, watchIndex: new WatchIndex(), trace: new XenstoredTrace(say), schedule() {}, dropped() {}, log: say } };
 };
 
 const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);

@@ -13,8 +13,10 @@
  * ring stops, with a log line naming it, and the rest of Dom0 carries on. A bad request gets an
  * error response and a rate-limited log line naming it; the next good one is served normally.
  *
- * The ring registers with the kernel's idle loop as a poller: after each burst of work Dom0 keeps
- * looking at req_prod for a bounded time before arming req_event (see shared/kernel/events.ts).
+ * The ring registers with the kernel's idle loop as a poller, and waits for requests under the
+ * run's waiting policy (shared/wait.ts): under `irq` Dom0 arms req_event as soon as the ring is
+ * drained and sleeps until the frontend's event (blkback's kthread in xen_blkif_schedule); under
+ * `poll` it keeps looking at req_prod for the policy's budget first (shared/kernel/events.ts).
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../../shared/kernel/events.ts';

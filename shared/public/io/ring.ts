@@ -36,13 +36,10 @@
  * has answered (RING_REQUEST_PROD_OVERFLOW). The frontend checks the response producer the
  * same way (RING_RESPONSE_PROD_OVERFLOW); checking each response's id is the device's job.
  *
- * Polling. pollFor() is where ringvisor spins before it sleeps. A wake-up from Atomics.wait
- * costs about 45 µs on these machines while a spinning peer sees a new index in about 0.1 µs,
- * so a consumer that has just drained its ring keeps looking for a bounded time (about one
- * wake-up's worth, the classic spin-then-block bound: never worse than twice the optimum)
- * before it arms its event index and blocks. While it polls its event index stays behind, so
- * the producer sends no notifications at all: this is what keeps notifications per request low
- * at high queue depth, as NAPI and the virtio drivers' busy-polling do in Linux.
+ * Waiting. When a consumer has drained its ring it either arms its event index and sleeps at
+ * once, or keeps looking for a bounded time first; that choice is the run's waiting policy
+ * (shared/wait.ts), not the ring's. While a consumer looks without arming, its producer sends
+ * no notifications at all: the hold-off above is what makes polling cheap.
  */
 
 export const sring = {
@@ -278,18 +275,4 @@ export class BackRing {
 /** A ring whose indices no honest peer could have produced. */
 export class RingOverflow extends Error {
   override readonly name = 'RingOverflow';
-}
-
-/**
- * Spin until `ready()` or until `budgetUs` microseconds have passed (see "Polling" above).
- * Returns ready()'s last answer. The clock is read every 64 tries, not every try.
- */
-export function pollFor(ready: () => boolean, budgetUs: number): boolean {
-  if (ready()) return true;
-  if (budgetUs <= 0) return false;
-  const deadline = performance.now() + budgetUs / 1000;
-  for (let i = 1; ; i++) {
-    if (ready()) return true;
-    if ((i & 63) === 0 && performance.now() > deadline) return false;
-  }
 }
