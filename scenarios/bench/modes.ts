@@ -6,7 +6,9 @@
  * involuntary ones (the kernel preempted them, typically while spinning), and how often, sampled
  * every few milliseconds from the control thread, both were last seen on the same core.
  *
- *   npx tsx scenarios/bench/modes.ts [--repeats N] [--depth D] [--ios N]
+ *   npx tsx scenarios/bench/modes.ts [--repeats N] [--depth D] [--ios N] [--wait poll|irq]
+ *
+ * `poll` (the default here) is where the two modes live: spinning is what a preempted peer defeats.
  *
  * Not a benchmark (it samples /proc while it runs, which costs the control thread a little); it
  * prints evidence for or against a hypothesis: a fast repeat should show the two workers on
@@ -21,6 +23,7 @@ import { parseArgs } from 'node:util';
 import type { FioJob } from '../../domu/workloads/fio.ts';
 import { BlockHost } from '../block/harness.ts';
 import type { BlockTask } from '../block/protocol.ts';
+import { WAIT_POLICIES, type WaitPolicy } from '../../shared/wait.ts';
 
 interface ThreadStat { tid: string; cpuTicks: number; voluntary: number; involuntary: number; processor: number }
 
@@ -41,7 +44,9 @@ function threads(): Map<string, ThreadStat> {
   return out;
 }
 
-const { values: args } = parseArgs({ options: { repeats: { type: 'string', default: '8' }, depth: { type: 'string', default: '32' }, ios: { type: 'string', default: '40000' } } });
+const { values: args } = parseArgs({ options: { repeats: { type: 'string', default: '8' }, depth: { type: 'string', default: '32' }, ios: { type: 'string', default: '40000' }, wait: { type: 'string', default: 'poll' } } });
+const wait = args.wait as WaitPolicy;
+if (!WAIT_POLICIES.includes(wait)) throw new Error(`--wait ${args.wait}: expected ${WAIT_POLICIES.join(' or ')}`);
 const repeats = Number(args.repeats);
 const job: FioJob = { rw: 'randread', bs: 4096, iodepth: Number(args.depth), ios: Number(args.ios), warmup: 500, size: 64 << 20, seed: 7 };
 
@@ -51,7 +56,7 @@ const chunk = Buffer.alloc(1 << 20, 0x5a);
 for (let m = 0; m < 64; m++) writeSync(fd, chunk, 0, chunk.length, m << 20);
 closeSync(fd);
 
-const host = await BlockHost.boot(256);
+const host = await BlockHost.boot(256, wait);
 const before: Map<string, ThreadStat>[] = [];
 let sameCore = 0;
 let samples = 0;
@@ -70,7 +75,7 @@ try {
   const tasks: BlockTask[] = Array.from({ length: repeats }, () => ({ kind: 'fio', job }));
   const g = await host.runGuest({ image, readOnly: true, tasks, memoryMiB: 64, beforeTimed: async () => { mark(); } });
   mark();
-  process.stdout.write(`pv rand-read 4 KiB qd${job.iodepth}, ${job.ios} reads per repeat (${readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ')} load)\n`);
+  process.stdout.write(`pv rand-read 4 KiB qd${job.iodepth}, wait ${wait}, ${job.ios} reads per repeat (${readFileSync('/proc/loadavg', 'utf8').trim().split(' ').slice(0, 3).join(' ')} load)\n`);
   process.stdout.write('repeat      IOPS  wakeups/req  notif/req   top-2 threads: cpu ms, voluntary, involuntary switches   same core\n');
   g.tasks.forEach((t, i) => {
     if (t.result?.kind !== 'fio') return;
