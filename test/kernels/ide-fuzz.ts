@@ -7,7 +7,6 @@ import type { Kernel } from '../../shared/kernel/kernel.ts';
 import { ATA_BSY, ATA_CMD_READ_PIO, ATA_DRQ, ATA_ERR, ATA_NIEN, ATA_PRIMARY_CMD_BASE, ATA_PRIMARY_CTL_BASE, ATA_REG, ATA_SRST } from '../../shared/public/hw/ata.ts';
 import { BM_STATUS, PIIX_BMIDE_BASE, PRD_BOUNDARY } from '../../shared/public/hw/bmide.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
-import type { IdeDisk } from '../../domu/ide/disk.ts';
 import { digest, rng } from './ide-workload.ts';
 
 /** One port access; `value` of a write to BM_PRDT is resolved by `prdt` below. */
@@ -73,7 +72,7 @@ function canaryDigest(k: Kernel, pages: number[]): string {
   return digest(all);
 }
 
-export async function runPortFuzz(k: Kernel, disk: IdeDisk, c: PortFuzzCase): Promise<PortFuzzResult> {
+export async function runPortFuzz(k: Kernel, c: PortFuzzCase): Promise<PortFuzzResult> {
   const a = arena(k);
   setCanary(k, a);
   const cpu = k.cpu;
@@ -115,7 +114,7 @@ export async function runPortFuzz(k: Kernel, disk: IdeDisk, c: PortFuzzCase): Pr
   const devctl = ATA_PRIMARY_CTL_BASE;
   cpu.outb(devctl, ATA_SRST | ATA_NIEN);
   cpu.outb(devctl, ATA_NIEN);
-  const recovered = readSector0(k, disk);
+  const recovered = readSector0(k);
   cpu.outb(devctl, 0);
   return { recovered, canaryIntact: canaryDigest(k, a.canary) === a.canaryDigest, reads };
 }
@@ -142,10 +141,9 @@ function prdtValue(a: Arena, c: PortFuzzCase, value: number): number {
 }
 
 /** READ SECTORS of LBA 0 by polling Alternate Status (interrupts off): 'ok' or what went wrong. */
-function readSector0(k: Kernel, disk: IdeDisk): string {
+function readSector0(k: Kernel): string {
   const cpu = k.cpu;
   const base = ATA_PRIMARY_CMD_BASE;
-  void disk;
   cpu.outb(base + ATA_REG.nsector, 1);
   cpu.outb(base + ATA_REG.lbal, 0);
   cpu.outb(base + ATA_REG.lbam, 0);

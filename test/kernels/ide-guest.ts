@@ -87,7 +87,8 @@ export async function main(env: KernelEnv): Promise<void> {
       case 'stats':
         return need().stats();
       case 'port-fuzz':
-        return runPortFuzz(k, need(), task.case);
+        need(); // the disk was probed: its channel owns IRQ 14
+        return runPortFuzz(k, task.case);
       case 'close':
         await disk?.close();
         disk = null;
