@@ -52,6 +52,9 @@ export interface Snapshot {
   fds: number;
   threads: number;
   rssMiB: number;
+  /** The control thread's JavaScript heap, and memory outside it (ArrayBuffers, native): where RSS growth lives. */
+  heapMiB: number;
+  externalMiB: number;
 }
 
 export interface SoakCheck { cycle: number; snapshot: Snapshot; problems: string[]; msPerCycle: number }
@@ -102,8 +105,13 @@ async function snapshot(rh: RunningHost, xs: XenbusClient): Promise<Snapshot> {
     xsPaths,
     fds: readdirSync('/proc/self/fd').length,
     threads: Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 0),
-    rssMiB: process.memoryUsage().rss / 2 ** 20,
+    ...memory(),
   };
+}
+
+function memory(): { rssMiB: number; heapMiB: number; externalMiB: number } {
+  const m = process.memoryUsage();
+  return { rssMiB: m.rss / 2 ** 20, heapMiB: m.heapUsed / 2 ** 20, externalMiB: m.external / 2 ** 20 };
 }
 
 function compare(now: Snapshot, empty: Snapshot, warm: Snapshot, rssToleranceMiB: number): string[] {
@@ -187,7 +195,7 @@ export class Soak {
         const c: SoakCheck = { cycle: i, snapshot: snap, problems: compare(snap, this.empty, this.warm, this.opts.rssToleranceMiB), msPerCycle: (performance.now() - tCheck) / sinceCheck };
         this.checks.push(c);
         problems.push(...c.problems.map((p) => `after ${i} cycles: ${p}`));
-        this.opts.progress?.(`${String(i).padStart(5)} cycles: ${c.msPerCycle.toFixed(0)} ms/cycle, RSS ${snap.rssMiB.toFixed(0)} MiB, ` +
+        this.opts.progress?.(`${String(i).padStart(5)} cycles: ${c.msPerCycle.toFixed(0)} ms/cycle, RSS ${snap.rssMiB.toFixed(0)} MiB (heap ${snap.heapMiB.toFixed(0)}, external ${snap.externalMiB.toFixed(0)}), ` +
           `fds ${snap.fds}, threads ${snap.threads}, frames ${snap.usage.framesUsed}, mappings ${snap.usage.grantMappings}+${snap.foreignMaps} foreign, ` +
           `ports ${snap.usage.portsBound}, XenStore nodes ${snap.xsNodes}${c.problems.length ? `  LEAK: ${c.problems.join('; ')}` : '  ok'}`);
         tCheck = performance.now();
