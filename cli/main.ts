@@ -18,14 +18,16 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
-import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
-import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
+import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
+import type { BlockListRow, CreateResult, HostInfo, ListedDomain, TopSample } from '../dom0/toolstack/protocol.ts';
 import { CliError, XlClient } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList } from './format.ts';
-import { defaultRunDir, startHost } from './host.ts';
+import { defaultRunDir, hostMemoryProblem } from './defaults.ts';
 import { addXenstoreVerbs } from './xenstore.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
+import { runTop } from './top.ts';
+import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -39,7 +41,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   const err = (s: string) => io.stderr.write(s);
   const program = new Command('ringvisor')
     .description('ringvisor: Xen\'s split-driver architecture in TypeScript. Run a host, then manage its VMs as with xl.')
-    .option('--run-dir <dir>', 'the host\'s run directory (its sockets; default $RINGVISOR_RUN_DIR or ./run)')
+    .option('--run-dir <dir>', `the host's run directory (its sockets; default $RINGVISOR_RUN_DIR, else one per user: ${defaultRunDir()})`)
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: err })
     .showHelpAfterError('(add --help for usage)');
@@ -70,8 +72,11 @@ A session:
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
     .addOption(new Option('--wait <policy>', 'how every driver waits for the other side: sleep on the event, or spin up to 200 µs first (shared/wait.ts)')
       .choices(['irq', 'poll']).default('irq'))
-    .action(async (opts: { memory: number; wait: WaitPolicy }, cmd: Command) => {
-      code = await runHost(runDir(cmd), opts.memory, opts.wait, io);
+    .option('--http <address:port>', 'serve the live web view on a loopback address, e.g. 127.0.0.1:8080 (read-only)', loopbackArg)
+    .action(async (opts: { memory: number; wait: WaitPolicy; http?: string }, cmd: Command) => {
+      const problem = hostMemoryProblem(opts.memory);
+      if (problem !== null) throw new CliError('failed', `ringvisor host: ${problem}`);
+      code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -119,11 +124,22 @@ A session:
       .option('-F, --force', 'a guest that does not answer control/shutdown is shut down from outside (Xen: an ACPI power event)')
       .action(async (domain: string, opts: { wait?: boolean; force?: boolean }, cmd: Command) => {
         await withClient(cmd, async (c) => {
+          // Which domain, before asking: by the time the wait begins it may be gone (destroyed, or restarted under a new id).
+          const target = opts.wait
+            ? (await c.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === domain || String(d.domid) === domain)
+            : undefined;
           const how = await c.call<string>({ verb: 'shutdown', domain, kind: kind === 'shutdown' ? 'poweroff' : 'reboot', force: opts.force });
           if (how === 'forced') err(`${domain}: no PV control in the guest; shut down from outside (-F)\n`);
-          if (opts.wait) {
+          if (opts.wait && target) {
             err(`Waiting for domain ${domain} to ${kind === 'shutdown' ? 'shut down' : 'reboot'}...\n`);
-            await c.call({ verb: 'wait', domain });
+            // A paused guest cannot read control/shutdown: say so rather than wait in silence.
+            if (target.paused && how !== 'forced') {
+              err(`Domain ${domain} is paused: it cannot answer the request until it is unpaused (ringvisor unpause ${domain}); ` +
+                'still waiting (Ctrl-C stops waiting; the request stays)\n');
+            }
+            await c.call({ verb: 'wait', domain: String(target.domid) }).catch((e: unknown) => {
+              if (!(e instanceof CliError && e.kind === 'domain')) throw e; // that domain id is gone: it is down
+            });
             err(`Domain ${domain} is ${kind === 'shutdown' ? 'down' : 'rebooting'}\n`);
           }
         });
@@ -147,6 +163,17 @@ A session:
       out(formatInfo(await withClient(cmd, (c) => c.call<HostInfo>({ verb: 'info' }))));
     });
 
+  program.command('top').description('every domain\'s CPU, memory and I/O, refreshed, with the mechanism counters per second (xentop)')
+    .option('-b, --batch', 'print samples one after another, for scripts (xentop -b)')
+    .option('-i, --iterations <n>', 'stop after N samples (default: until q)', positiveInt, 0)
+    .option('-d, --delay <seconds>', 'seconds between samples', positiveNumber, 3)
+    .option('-x, --vbds', 'one line per virtual block device')
+    .option('-n, --networks', 'one line per network device')
+    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean }, cmd: Command) => {
+      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true };
+      await withClient(cmd, (c) => runTop(c, opts, io));
+    });
+
   domainVerb('block-list', 'a domain\'s virtual block devices: Vdev BE handle state evt-ch ring-ref BE-path (xl block-list)')
     .action(async (domain: string, _o: unknown, cmd: Command) => {
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
@@ -158,7 +185,8 @@ A session:
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
     .option('--name <name>', 'the new VM\'s name (default: the directory\'s name, made unique)')
     .argument('<dest>', 'the new VM directory (must not exist)')
-    .action((dest: string, opts: { from: string; name?: string }) => {
+    .action(async (dest: string, opts: { from: string; name?: string }) => {
+      const { newVmFromTemplate } = await import('../dom0/toolstack/config/vmdir.ts');
       const vm = newVmFromTemplate(opts.from, dest, opts.name === undefined ? {} : { name: opts.name });
       const macs = vm.config.vifs.map((v) => v.mac).filter((m) => m !== null);
       out(`Created VM ${vm.config.name} in ${dest}: uuid ${vm.config.uuid}${macs.length ? `, mac ${macs.join(', ')}` : ''}\n`);
@@ -189,10 +217,13 @@ A session:
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io): Promise<number> {
+async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string): Promise<number> {
+  const { startHost } = await import('./host.ts'); // only `host` loads the machine
   const h = await startHost({ runDir, memoryMiB, wait, log: (l) => io.stdout.write(`${l}\n`) });
+  const web = http === undefined ? null : await startWebView(http, h.runDir);
   io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, waiting policy ${wait}, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
+    (web ? `  web view         ${web.url}\n` : '') +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
   await new Promise<void>((resolveStop) => {
     const stop = (sig: string) => {
@@ -203,9 +234,32 @@ async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: 
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  await web?.close();
   await h.close();
   io.stdout.write('host stopped\n');
   return EXIT_OK;
+}
+
+function loopbackArg(v: string): string {
+  const a = parseLoopbackAddress(v);
+  if (a instanceof Error) throw new InvalidArgumentError(a.message);
+  return v;
+}
+
+/* The web view reads the host through the same toolstack socket the command line uses. */
+async function startWebView(spec: string, runDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  const c = await XlClient.open(runDir);
+  const view = await serveWebView(spec, {
+    sample: () => c.call<TopSample>({ verb: 'top' }),
+    consoleHistory: (domid) => c.call<Uint8Array>({ verb: 'console-history', domain: String(domid), max: 16384 }),
+  });
+  return { url: view.url, close: async () => { await view.close(); c.close(); } };
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
 }
 
 function positiveInt(v: string): number {

@@ -19,8 +19,7 @@
  * and ignored, as by Xen's tools.
  */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { xenstoredSocketPath } from '../dom0/kernel.ts';
-import { xsDirectory, xsOpen } from '../dom0/lib/libxenstore.ts';
+import { xenstoredSocketPath, xsDirectory, xsOpen } from '../dom0/lib/libxenstore.ts';
 import { sanitiseValue, unsanitiseValue } from '../dom0/lib/xs-lib.ts';
 import { XsError, type XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import {

@@ -31,7 +31,7 @@ import {
 import {
   DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH, shared_info, vcpu_info,
 } from '../shared/public/xen.ts';
-import { double_lock, double_unlock, spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
 

@@ -35,7 +35,7 @@ import {
   ioreq_ctrl, ioreq_slot_word, ioreq_state,
 } from '../shared/public/hvm/ioreq.ts';
 import { PAGE_WORDS } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { evtchn_remote_runstate, evtchn_send } from './event-channel.ts';
 import { spinBudgetUs, spinUntil, type WaitPolicy } from '../shared/wait.ts';

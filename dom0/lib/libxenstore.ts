@@ -37,6 +37,11 @@ class SocketTransport implements XsTransport {
 }
 
 /** xs_open: connect to xenstored at `path` (its XENSTORED_PATH). */
+/** xs_daemon_socket: where xenstored listens for the tools, in a host's run directory (Xen: /var/run/xenstored/socket). */
+export function xenstoredSocketPath(runDir: string): string {
+  return `${runDir}/xenstored/socket`;
+}
+
 export function xsOpen(path: string): Promise<XenbusClient> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);

@@ -67,7 +67,8 @@ export async function main(env: KernelEnv): Promise<void> {
 
 /** Explicit requests, one after another; reads report a checksum of what came back. */
 async function runSteps(k: Kernel, dev: BlockDevice, steps: BlockOpStep[]): Promise<BlockOpOutcome[]> {
-  const max = Math.max(1, ...steps.map((s) => s.count)) * 512;
+  // A buffer for the largest read or write (a discard or flush moves no data through it).
+  const max = Math.max(1, ...steps.map((s) => (s.op === 'read' || s.op === 'write' ? s.count : 0))) * 512;
   const buf = allocIoBuffer(k.memory, () => k.pages.alloc(), max);
   const out: BlockOpOutcome[] = [];
   for (const s of steps) {

@@ -176,8 +176,23 @@ export class BlockHost {
   async runGuest(run: GuestRun): Promise<GuestOutcome> {
     const nonce = randomUUID();
     const path = run.path ?? 'pv';
+    // The DomU reports on a channel of its own, named by nothing Dom0 uses: a guest must not be
+    // handed a name that reaches Dom0's control path (README, "Isolation").
+    const guest = new BroadcastChannel(`ringvisor-blk-guest-${randomUUID()}`);
+    guest.onmessage = (ev) => {
+      this.inbox.push((ev as { data: BlockMessage }).data);
+      this.wakeAll();
+    };
+    try {
+      return await this.runGuestOn(guest, nonce, path, run);
+    } finally {
+      guest.close();
+    }
+  }
+
+  private async runGuestOn(guest: BroadcastChannel, nonce: string, path: DiskPath, run: GuestRun): Promise<GuestOutcome> {
     const emulated = path !== 'pv';
-    const module: BlockGuestModule = { channel: `${this.controlName}-blk`, nonce, path, front: run.front, tasks: run.tasks, ...run.extra };
+    const module: BlockGuestModule = { channel: guest.name, nonce, path, front: run.front, tasks: run.tasks, ...run.extra };
     const shut = new Promise<ShutdownEvent>((resolve) => {
       const on = (e: ShutdownEvent) => { if (e.name === `blk-${nonce}`) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
@@ -207,12 +222,12 @@ export class BlockHost {
       if (first.kind === 'mark') {
         // A fio task stops twice: before its warm-up, then before its timed part (counters start there).
         await run.beforeWarmup?.(i);
-        this.blk.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
+        guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
         end = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i} warm-up`);
         if (end.kind === 'mark') {
           await run.beforeTimed?.(i);
           before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
-          this.blk.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
+          guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
           end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
         }
         run.afterTask?.(i);

@@ -30,6 +30,8 @@ export class EventChannels {
   private running = false;
   private asyncWork = false;
   private readonly pollers: IdlePoller[] = [];
+  /** Where the next look over the pollers starts (see anyWork). */
+  private nextPoller = 0;
   /** The run's waiting policy (shared/wait.ts), set at boot from the command line (kernel.ts). */
   policy: WaitPolicy = DEFAULT_WAIT_POLICY;
   /** Events handled, for the kernel's own statistics. */
@@ -202,9 +204,20 @@ export class EventChannels {
     return false;
   }
 
-  /** One look over the pollers and the upcall flag (the spin's condition); true if anything turned up. */
+  /**
+   * One look over the pollers and the upcall flag (the spin's condition); true if anything turned
+   * up. Round robin: the look starts after the poller that last had work, so a driver that always
+   * has more (a backend serving full rings a bounded batch at a time) cannot keep the others waiting.
+   */
   private readonly anyWork = (): boolean => {
-    for (const p of this.pollers) if (p.poll()) return true;
+    const ps = this.pollers;
+    for (let j = 0; j < ps.length; j++) {
+      const at = (this.nextPoller + j) % ps.length;
+      if (ps[at].poll()) {
+        this.nextPoller = at + 1;
+        return true;
+      }
+    }
     return Atomics.load(this.si, this.upcall) !== 0;
   };
 

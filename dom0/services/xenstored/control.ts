@@ -33,7 +33,7 @@ import { resolve } from 'node:path';
 import { nodeSize } from './node.ts';
 import { fail, type Quotas } from './quota.ts';
 import type { Connection } from './connection.ts';
-import type { Xenstored } from './server.ts';
+import type { XenstoredCore } from './core.ts';
 
 interface QuotaEntry {
   name: string;
@@ -59,7 +59,7 @@ const SOFT_QUOTAS: readonly QuotaEntry[] = [
   { name: 'memory', key: 'memorySoft', descr: 'Total Xenstore memory per domain (warning level)' },
 ];
 
-type Command = (xs: Xenstored, args: string[]) => string;
+type Command = (xs: XenstoredCore, args: string[]) => string;
 
 const OK = 'OK';
 
@@ -71,13 +71,13 @@ export function atoi(s: string): number {
   return Math.trunc(Math.max(-2147483648, Math.min(2147483647, n)));
 }
 
-function quotaShow(xs: Xenstored, table: readonly QuotaEntry[]): string {
+function quotaShow(xs: XenstoredCore, table: readonly QuotaEntry[]): string {
   let out = 'Quota settings:\n';
   for (const q of table) out += `${q.name.padEnd(17)}: ${String(xs.quota[q.key]).padStart(8)} ${q.descr}\n`;
   return out;
 }
 
-function quotaSet(xs: Xenstored, args: string[], table: readonly QuotaEntry[]): string {
+function quotaSet(xs: XenstoredCore, args: string[], table: readonly QuotaEntry[]): string {
   if (args.length !== 2) fail('EINVAL', 'quota set <name> <value>');
   const val = atoi(args[1]);
   if (val < 1) fail('EINVAL', `quota value ${args[1]}`);
@@ -100,7 +100,7 @@ export interface DomainUsage {
  * The connections that are a domain's own: a guest's ring, or Dom0's kernel (the socket's tools
  * are not counted against Dom0, as C counts them against no domain).
  */
-function domainConnections(xs: Xenstored, domid: number): Connection[] {
+function domainConnections(xs: XenstoredCore, domid: number): Connection[] {
   if (domid !== 0) {
     const c = xs.domains.get(domid);
     return c === undefined ? [] : [c];
@@ -109,7 +109,7 @@ function domainConnections(xs: Xenstored, domid: number): Connection[] {
 }
 
 /** domain_get_quota's figures; null if xenstored knows no such domain (find_domain_struct). */
-export function domainUsage(xs: Xenstored, domid: number): DomainUsage | null {
+export function domainUsage(xs: XenstoredCore, domid: number): DomainUsage | null {
   if (domid < 0 || (domid !== 0 && !xs.domains.has(domid) && xs.store.owned(domid) === 0)) return null;
   const u: DomainUsage = { nodes: xs.store.owned(domid), watches: 0, transactions: 0, outstanding: 0, memory: 0 };
   if (u.nodes > 0) {
@@ -125,7 +125,7 @@ export function domainUsage(xs: Xenstored, domid: number): DomainUsage | null {
   return u;
 }
 
-function quotaGet(xs: Xenstored, args: string[]): string {
+function quotaGet(xs: XenstoredCore, args: string[]): string {
   if (args.length !== 1) fail('EINVAL', 'quota <domid>');
   const domid = atoi(args[0]);
   const u = domainUsage(xs, domid) ?? fail('ENOENT', `no domain ${domid}`);
@@ -134,7 +134,7 @@ function quotaGet(xs: Xenstored, args: string[]): string {
     `${row('outstanding', u.outstanding)}${row('memory', u.memory)}`;
 }
 
-function memreport(xs: Xenstored): string {
+function memreport(xs: XenstoredCore): string {
   let nodes = 0;
   let nodeBytes = 0;
   for (const n of xs.store.walk('/')) {
@@ -225,7 +225,7 @@ const cmds: readonly { name: string; pars: string; fn: Command }[] = [
 ];
 
 /** do_control: the reply text (sent NUL-terminated), or a refusal thrown. */
-export function doControl(xs: Xenstored, strings: string[]): string {
+export function doControl(xs: XenstoredCore, strings: string[]): string {
   if (strings.length === 0) fail('EINVAL', 'no command');
   const cmd = cmds.find((c) => c.name === strings[0]) ?? fail('EINVAL', `unknown control command ${strings[0].slice(0, 32)}`);
   return cmd.fn(xs, strings.slice(1));

@@ -28,12 +28,12 @@ import { doControl } from './control.ts';
 import { XsdError, fail } from './quota.ts';
 import { Transaction } from './transaction.ts';
 import { watchEventPath } from './watch.ts';
-import type { Xenstored } from './server.ts';
+import type { XenstoredCore } from './core.ts';
 
 const OK = encodeString('OK\0');
 
 interface Request {
-  xs: Xenstored;
+  xs: XenstoredCore;
   conn: Connection;
   t: Transaction | null;
   payload: Uint8Array;
@@ -195,7 +195,7 @@ const wireFuncs: Partial<Record<number, WireFunc>> = {
 };
 
 /** process_message: run the request now in conn.reader and queue its reply. */
-export function processMessage(xs: Xenstored, conn: Connection): void {
+export function processMessage(xs: XenstoredCore, conn: Connection): void {
   const h = conn.reader.header;
   conn.stats.requests++;
   if (xs.trace.on) xs.trace.io(conn, false, h.type, conn.reader.payload());

@@ -22,6 +22,7 @@
 import type { Server } from 'node:net';
 import { XS_PERM_NONE, type XsPermission } from '../../../shared/public/io/xs_wire.ts';
 import type { Connection, ConnectionOwner } from './connection.ts';
+import type { XenstoredCore, XenstoredPlatform } from './core.ts';
 import { processMessage } from './dispatch.ts';
 import { introduceDomain, releaseDomain } from './domain.ts';
 import { LocalConnection, LocalTransport } from './local.ts';
@@ -32,19 +33,7 @@ import { Store } from './store.ts';
 import { XenstoredTrace } from './trace.ts';
 import { SpecialNodes, WatchIndex } from './watch.ts';
 
-/** A guest's store page, mapped, and its store port, bound. */
-export interface DomainLink {
-  page: Int32Array;
-  notify(): void;
-  /** Unbind the port and unmap the page. */
-  detach(): void;
-}
-
-/** How xenstored reaches guests' pages and ports (Dom0's kernel, or a test's fake). */
-export interface XenstoredPlatform {
-  /** Map `domid`'s store page and bind to its store port `port`; null if either fails. */
-  attach(domid: number, gfn: number, port: number, onEvent: () => void): DomainLink | null;
-}
+export type { DomainLink, XenstoredPlatform } from './core.ts';
 
 export interface XenstoredOptions {
   platform: XenstoredPlatform;
@@ -55,7 +44,7 @@ export interface XenstoredOptions {
 /** Requests served per connection per turn (see "Scheduling"). */
 const BATCH = 8;
 
-export class Xenstored implements ConnectionOwner {
+export class Xenstored implements ConnectionOwner, XenstoredCore {
   readonly store = new Store();
   readonly special = new SpecialNodes();
   readonly watchIndex = new WatchIndex();

@@ -188,6 +188,20 @@ export class FrontRing {
   }
 }
 
+/**
+ * A ring's indices at one moment, for the tools that draw it (`ringvisor top`, the web view):
+ * the four shared ones as the frontend published them, and the backend's private two.
+ */
+export interface RingIndices {
+  size: number;
+  req_prod: number;
+  req_event: number;
+  rsp_prod: number;
+  rsp_event: number;
+  req_cons: number;
+  rsp_prod_pvt: number;
+}
+
 /** The backend's end: it consumes requests and produces responses. */
 export class BackRing {
   private readonly s: SharedRing;
@@ -216,6 +230,20 @@ export class BackRing {
 
   get size(): number {
     return this.s.size;
+  }
+
+  /** The indices now, for display only (never for decisions: they may move as they are read). */
+  indices(): RingIndices {
+    const h = this.s.hdr;
+    return {
+      size: this.s.size,
+      req_prod: Atomics.load(h, sring.req_prod) >>> 0,
+      req_event: Atomics.load(h, sring.req_event) >>> 0,
+      rsp_prod: Atomics.load(h, sring.rsp_prod) >>> 0,
+      rsp_event: Atomics.load(h, sring.rsp_event) >>> 0,
+      req_cons: this.req_cons,
+      rsp_prod_pvt: this.rsp_prod_pvt,
+    };
   }
 
   /** The frontend's published request producer (a hostile value until checked). */
