@@ -35,7 +35,7 @@ export interface DiskCheckResult {
 const MAX_REPORTED = 4;
 
 /** The pattern of block `b` (xorshift from a per-block seed). */
-function blockPattern(out: Uint8Array, seed: number, b: number): void {
+export function blockPattern(out: Uint8Array, seed: number, b: number): void {
   fillPattern(out, (Math.imul(b + 1, 0x9e3779b1) ^ seed) | 0);
 }
 

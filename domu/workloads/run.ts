@@ -10,6 +10,8 @@
  *   count=N     requests (fio-*: default 1024) or, for disk-check, blocks checked (default: the
  *               whole disk)                              seed=N     random offsets and data (1)
  *   iodepth=N   requests in flight (default 8)           then=idle|poweroff   what to do after
+ *   write-log only: flush_every=N (acknowledged blocks between flushes, default 64; 0 never),
+ *               report_every=N (blocks between "acknowledged" console lines, default 16)
  *
  * cpu-burn (seconds=N) and io-wake (count=N, period=MS) need no disk (./cpu.ts).
  *
@@ -26,6 +28,7 @@ import type { BlockDevice } from '../block/blkdev.ts';
 import { runDiskCheck } from './disk-check.ts';
 import { fioBuffers, runFio, type FioRw } from './fio.ts';
 import { runCpuBurn, runIoWake } from './cpu.ts';
+import { runWriteLog } from './write-log.ts';
 
 export type AfterWorkload = 'idle' | 'poweroff';
 
@@ -49,8 +52,8 @@ export async function runWorkload(k: Kernel, disks: readonly BlockDevice[], args
     return then;
   }
   if (name === 'cpu-burn' || name === 'io-wake') return runCpuWorkload(k, name, args, say, then);
-  if (name !== 'disk-check' && !(name in FIO)) {
-    say(`workload ${name}: unknown to this kernel (it knows idle, disk-check, ${Object.keys(FIO).join(', ')}, cpu-burn, io-wake); idling`);
+  if (name !== 'disk-check' && name !== 'write-log' && !(name in FIO)) {
+    say(`workload ${name}: unknown to this kernel (it knows idle, disk-check, write-log, ${Object.keys(FIO).join(', ')}, cpu-burn, io-wake); idling`);
     return 'idle';
   }
   const wanted = args.get('disk');
@@ -87,6 +90,13 @@ export async function runWorkload(k: Kernel, disks: readonly BlockDevice[], args
       throw new Error(`disk-check on ${dev.name}: ${r.mismatchedBlocks} block(s) read back wrong: ${r.mismatches.join('; ')}`);
     }
     say(`disk-check on ${where}: OK, every byte read back as written`);
+  } else if (name === 'write-log') {
+    const blocks = num('count', Math.floor((dev.sectors * 512) / bs));
+    const flushEvery = num('flush_every', 64);
+    say(`write-log on ${where}: ${blocks} blocks of ${bs} bytes in order, ${iodepth} in flight, a flush every ${flushEvery}`);
+    const r = await runWriteLog(k, dev, { bs, blocks, iodepth, seed, flushEvery, reportEvery: num('report_every', 16) }, say);
+    result = { workload: name, disk: dev.name, path: dev.path, bs, iodepth, ...r, device: delta(dev.stats(), before) };
+    say(`${RESULT_PREFIX}${JSON.stringify(result)}`);
   } else {
     const rw = FIO[name]!;
     const ios = num('count', 1024);

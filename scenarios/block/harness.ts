@@ -55,6 +55,8 @@ export interface GuestRun {
   beforeWarmup?: (i: number) => Promise<void>;
   beforeTimed?: (i: number) => Promise<void>;
   afterTask?: (i: number) => void;
+  /** Told how long the toolstack took from its create call to a running guest with its disk attached. */
+  onRunning?: (domid: number, ms: number) => void;
 }
 
 export interface TaskOutcome {
@@ -195,6 +197,7 @@ export class BlockHost {
       const on = (e: ShutdownEvent) => { if (e.name === `blk-${nonce}`) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
     });
+    const t0 = performance.now();
     const domid = (await this.call({
       kind: 'create',
       config: {
@@ -209,6 +212,7 @@ export class BlockHost {
     } else {
       await this.call({ kind: 'add-device', device: this.vbd(domid, run) });
     }
+    run.onRunning?.(domid, performance.now() - t0);
     const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect');
     const tasks: TaskOutcome[] = [];
     for (let i = 0; i < run.tasks.length; i++) {

@@ -32,8 +32,11 @@ export class CliProcess {
   readonly exited: Promise<number | null>;
   private waiters: (() => void)[] = [];
 
-  constructor(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv(opts.env) });
+  /** `wrap`: a command to run it under (e.g. strace and its options, ending in `--`). */
+  constructor(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; wrap?: readonly string[] } = {}) {
+    const argv = [process.execPath, BIN, ...args];
+    const [cmd, ...rest] = opts.wrap ? [...opts.wrap, ...argv] : argv;
+    this.child = spawn(cmd!, rest, { cwd: opts.cwd, env: cliEnv(opts.env) });
     const wake = () => { const w = this.waiters; this.waiters = []; for (const f of w) f(); };
     this.child.stdout.on('data', (b: Buffer) => { this.stdout += b.toString(); wake(); });
     this.child.stderr.on('data', (b: Buffer) => { this.stderr += b.toString(); wake(); });

@@ -8,6 +8,7 @@ import { DOMID_SELF, PAGE_SIZE } from '../../shared/public/xen.ts';
 import { ioRead, ioWrite } from '../../domu/block/blkdev.ts';
 import { probeIde, type IdeDisk } from '../../domu/ide/disk.ts';
 import type { GuestTask, IdeGuestModule, IdeMessage } from './ide-protocol.ts';
+import { runPortFuzz } from './ide-fuzz.ts';
 import { runScript } from './ide-scripts.ts';
 import { digest, makeBuffer, rng, runWorkload } from './ide-workload.ts';
 
@@ -85,6 +86,9 @@ export async function main(env: KernelEnv): Promise<void> {
         return 'still here';
       case 'stats':
         return need().stats();
+      case 'port-fuzz':
+        need(); // the disk was probed: its channel owns IRQ 14
+        return runPortFuzz(k, task.case);
       case 'close':
         await disk?.close();
         disk = null;

@@ -3,6 +3,7 @@
 // request the tests make travels by port I/O, ioreqs and DMA, never through this channel.
 import type { IdeModelStats } from '../../dom0/device-models/ide/piix.ts';
 import type { IdeMode } from '../../domu/ide/disk.ts';
+import type { PortFuzzCase } from './ide-fuzz.ts';
 import type { WorkloadResult, WorkloadSpec } from './ide-workload.ts';
 
 export interface IdeDom0Module { channel: string }
@@ -31,6 +32,7 @@ export type GuestTask =
   | { do: 'privileged-calls' }
   | { do: 'port'; port: number }
   | { do: 'stats' }
+  | { do: 'port-fuzz'; case: PortFuzzCase }
   | { do: 'close' };
 
 export type IdeMessage =
