@@ -87,6 +87,8 @@ export class BlockHost {
   private readonly inbox: (Dom0Message | BlockMessage)[] = [];
   /** Everyone waiting for a message (several guests may run at once). */
   private waiting: (() => void)[] = [];
+  /** Guests' own report channels still open (a guest destroyed mid-run never reaches its finally). */
+  private readonly guestChannels = new Set<BroadcastChannel>();
   private nextId = 1;
   private readonly controlName = `ringvisor-blk-${randomUUID()}`;
 
@@ -179,6 +181,7 @@ export class BlockHost {
     // The DomU reports on a channel of its own, named by nothing Dom0 uses: a guest must not be
     // handed a name that reaches Dom0's control path (README, "Isolation").
     const guest = new BroadcastChannel(`ringvisor-blk-guest-${randomUUID()}`);
+    this.guestChannels.add(guest);
     guest.onmessage = (ev) => {
       this.inbox.push((ev as { data: BlockMessage }).data);
       this.wakeAll();
@@ -187,6 +190,7 @@ export class BlockHost {
       return await this.runGuestOn(guest, nonce, path, run);
     } finally {
       guest.close();
+      this.guestChannels.delete(guest);
     }
   }
 
@@ -270,6 +274,8 @@ export class BlockHost {
   async close(): Promise<void> {
     this.control.close();
     this.blk.close();
+    for (const ch of this.guestChannels) ch.close();
+    this.guestChannels.clear();
     await this.host.close();
     rmSync(this.runDir, { recursive: true, force: true });
   }
