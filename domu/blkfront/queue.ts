@@ -26,6 +26,7 @@ import {
 } from '../../shared/public/io/blkif.ts';
 import { FrontRing } from '../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { TRC_GUEST_BLKFRONT_COMPLETE, TRC_GUEST_BLKFRONT_SUBMIT } from '../../shared/public/trace.ts';
 
 /** One blkif request's worth of a block request (a request bigger than one blkif request has several). */
 export interface Part {
@@ -135,6 +136,7 @@ export class BlkfrontQueue implements IdlePoller {
    */
   issue(p: Part): void {
     const id = this.freeIds.pop()!;
+    this.k.hypercall.xentrace(TRC_GUEST_BLKFRONT_SUBMIT, this.ringRefs[0]!, id, p.op, p.sector);
     const sh = this.shadow[id];
     const r = this.req;
     r.clear();
@@ -246,6 +248,7 @@ export class BlkfrontQueue implements IdlePoller {
         sh.owner = null;
         this.freeIds.push(id);
         n++;
+        this.k.hypercall.xentrace(TRC_GUEST_BLKFRONT_COMPLETE, this.ringRefs[0]!, id, this.rsp.status, 0);
         this.onComplete(owner, this.rsp.status);
       }
       if (n > 0) this.onSlotsFree();

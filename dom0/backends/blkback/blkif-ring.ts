@@ -26,6 +26,7 @@ import {
 } from '../../../shared/public/io/blkif.ts';
 import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../../shared/public/xen.ts';
+import { TRC_BEGIN, TRC_END, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_DISK_IO } from '../../../shared/public/trace.ts';
 import type { DiskImage } from './disk.ts';
 import { GrantMapper } from './grants.ts';
 import { RequestPlan, checkRequest, parseSegments, type VbdLimits } from './request.ts';
@@ -129,7 +130,9 @@ export class BlkifRing implements IdlePoller {
       let unpublished = 0;
       while (ring.unconsumedRequests(req_prod) !== 0) {
         ring.takeRequest(this.req.words);
+        this.c.k.hypercall.xentrace(TRC_GUEST_BLKBACK_REQUEST | TRC_BEGIN, this.c.frontend, this.c.ringRefs[0]!, this.req.dv.getUint32(8, true), 0);
         this.respond(this.execute());
+        this.c.k.hypercall.xentrace(TRC_GUEST_BLKBACK_REQUEST | TRC_END, this.c.frontend, this.c.ringRefs[0]!, 0, 0);
         // Publish responses in small batches as they are made (Linux's make_response publishes
         // each one): the frontend can reuse slots while we work on the next requests, instead of
         // the two ends taking turns with whole rings; a few at a time keeps the cache line with
@@ -198,7 +201,9 @@ export class BlkifRing implements IdlePoller {
       iov.push(first === 0 && last === 7 ? page : page.subarray(first * SECTOR_SIZE, (last + 1) * SECTOR_SIZE));
     }
     const want = plan.nrSectors * SECTOR_SIZE;
+    this.c.k.hypercall.xentrace(TRC_GUEST_DISK_IO | TRC_BEGIN, this.c.frontend, plan.sector, plan.nrSectors, write ? 1 : 0);
     const done = write ? this.c.disk.writev(plan.sector, iov) : this.c.disk.readv(plan.sector, iov);
+    this.c.k.hypercall.xentrace(TRC_GUEST_DISK_IO | TRC_END, this.c.frontend, done, 0, 0);
     if (done !== want) {
       plan.reason = `short ${write ? 'write' : 'read'}: ${done} of ${want} bytes`;
       return BLKIF_RSP_ERROR;
