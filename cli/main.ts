@@ -27,6 +27,7 @@ import { defaultRunDir, startHost } from './host.ts';
 import { addXenstoreVerbs } from './xenstore.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 import { runTop } from './top.ts';
+import { addTraceVerb } from './trace.ts';
 import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
@@ -166,6 +167,7 @@ A session:
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
     });
 
+  addTraceVerb(program, withClient, (s) => io.stdout.write(`${s}\n`));
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')

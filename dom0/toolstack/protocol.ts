@@ -37,6 +37,7 @@ export type XlVerb =
   | { verb: 'block-list'; domain: string }
   | { verb: 'console'; domain: string }
   | { verb: 'top' }
+  | { verb: 'trace'; mask: number; seconds: number }
   | { verb: 'console-history'; domain: string; max: number }
   | { verb: 'destroy-all' };
 
