@@ -3,13 +3,11 @@
  * as Trace Event JSON for ui.perfetto.dev (xentrace, with xenalyze's pairing done at once).
  *
  * Xen: tools/xentrace/xentrace.c (-e event mask, writes to a file). The recording is done by the
- * toolstack in Dom0 (dom0/toolstack/trace.ts); this side converts and writes.
+ * toolstack in Dom0 (dom0/toolstack/trace.ts), which writes the file, as xentrace does.
  */
-import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { TraceRecord } from '../shared/public/trace.ts';
 import type { XlClient } from './client.ts';
-import { toTraceEvents } from '../tools/trace/perfetto.ts';
 import { parseClasses } from '../tools/trace/record.ts';
 
 export function addTraceVerb(program: Command, withClient: <T>(cmd: Command, f: (c: XlClient) => Promise<T>) => Promise<T>,
@@ -22,8 +20,8 @@ export function addTraceVerb(program: Command, withClient: <T>(cmd: Command, f: 
       const mask = parseClasses(o.events);
       const seconds = Number(o.duration);
       if (!(seconds > 0)) throw new Error(`-d: "${o.duration}" is not a positive number of seconds`);
-      const recs = await withClient(cmd, (c) => c.call<TraceRecord[]>({ verb: 'trace', mask, seconds }));
-      writeFileSync(o.write, JSON.stringify(toTraceEvents(recs)));
-      out(`${recs.length} records in ${o.write} (open it in https://ui.perfetto.dev)`);
+      const path = resolve(o.write);
+      const n = await withClient(cmd, (c) => c.call<number>({ verb: 'trace', mask, seconds, path }));
+      out(`${n} records in ${path} (open it in https://ui.perfetto.dev)`);
     });
 }

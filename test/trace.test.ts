@@ -7,7 +7,7 @@
 import test from 'ava';
 import { SCENARIOS } from '../scenarios/registry.ts';
 import { TraceRecording, parseClasses } from '../tools/trace/record.ts';
-import { toTraceEvents, type TraceEvent } from '../tools/trace/perfetto.ts';
+import { toTraceEvents, type TraceEvent } from '../dom0/lib/trace-json.ts';
 import { TRC_ALL, TRC_HVM, TRC_MEM } from '../shared/public/trace.ts';
 import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
 

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { MAX_DOMAINS, MAX_VCPUS } from '../../hypervisor/state.ts';
 import { drainTrace, setTraceMask, traceBuffer } from '../../hypervisor/trace.ts';
 import { TRACE_CLASSES, TRC_ALL, type TraceRecord } from '../../shared/public/trace.ts';
-import { toTraceEvents } from './perfetto.ts';
+import { toTraceEvents } from '../../dom0/lib/trace-json.ts';
 
 /** How often the buffers are drained (xentrace -s; its default is 100 ms). */
 export const DRAIN_MS = 20;
