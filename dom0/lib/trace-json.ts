@@ -19,24 +19,24 @@
  */
 import {
   TRC_BEGIN, TRC_CLS_MASK, TRC_END, TRC_GUEST, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_BLKFRONT_COMPLETE,
-  TRC_GUEST_BLKFRONT_SUBMIT, TRC_GUEST_DISK_IO, TRC_GUEST_DM_IOREQ, TRC_GUEST_IDE_COMMAND, TRC_GUEST_IDE_DONE,
+  TRC_GUEST_BLKFRONT_SUBMIT, TRC_GUEST_DISK_IO, TRC_GUEST_DM_IOREQ, TRC_GUEST_EVTCHN_UPCALL, TRC_GUEST_IDE_COMMAND, TRC_GUEST_IDE_DONE,
   TRC_GUEST_RING_CONSUME, TRC_GUEST_RING_PUSH, TRC_HVM_IOREQ, TRC_HVM_IRQ, TRC_LOST_RECORDS, TRC_MEM_GRANT_COPY,
-  TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP, TRC_PV_EVTCHN_DELIVER, TRC_PV_EVTCHN_SEND, TRC_SCHED_SWITCH, type TraceRecord,
+  TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP, TRC_PV_EVTCHN_SEND, TRC_SCHED_SWITCH, type TraceRecord,
 } from '../../shared/public/trace.ts';
 
 const G = TRC_GUEST & TRC_CLS_MASK;
 const NAMES = new Map<number, [name: string, cat: string, args: string[]]>([
   [TRC_LOST_RECORDS, ['lost records', 'gen', ['lost']]],
   [TRC_PV_EVTCHN_SEND, ['evtchn_send', 'pv', ['port']]],
-  [TRC_PV_EVTCHN_DELIVER, ['event delivery', 'pv', ['port']]],
   [TRC_MEM_GRANT_MAP, ['gnttab_map_grant_ref', 'mem', ['dom', 'ref']]],
   [TRC_MEM_GRANT_UNMAP, ['gnttab_unmap_grant_ref', 'mem', ['handle']]],
   [TRC_MEM_GRANT_COPY, ['gnttab_copy', 'mem', ['ops']]],
   [TRC_HVM_IOREQ, ['trap → ioreq round trip', 'hvm', ['addr', 'write', 'size', 'value']]],
   [TRC_HVM_IRQ, ['set_isa_irq_level', 'hvm', ['domid', 'irq', 'level']]],
   [TRC_SCHED_SWITCH, ['schedule', 'sched', []]],
-  [G | TRC_GUEST_RING_PUSH, ['ring push', 'ring', ['prod']]],
-  [G | TRC_GUEST_RING_CONSUME, ['ring consume', 'ring', ['cons']]],
+  [G | TRC_GUEST_RING_PUSH, ['ring push', 'ring', ['prod', 'old', 'backend']]],
+  [G | TRC_GUEST_RING_CONSUME, ['ring consume', 'ring', ['cons', 'backend']]],
+  [G | TRC_GUEST_EVTCHN_UPCALL, ['event delivery (upcall)', 'pv', ['port']]],
   [G | TRC_GUEST_BLKFRONT_SUBMIT, ['blkfront submit', 'blk', ['ring_ref', 'id', 'op', 'sector']]],
   [G | TRC_GUEST_BLKFRONT_COMPLETE, ['blkfront complete', 'blk', ['ring_ref', 'id', 'status']]],
   [G | TRC_GUEST_BLKBACK_REQUEST, ['blkback request', 'blk', ['frontend', 'ring_ref', 'id']]],

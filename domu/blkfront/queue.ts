@@ -88,6 +88,7 @@ export class BlkfrontQueue implements IdlePoller {
   ) {
     this.ringGfns = k.pages.allocMany(1 << ringOrder);
     this.ring = new FrontRing(this.ringGfns.map((g) => k.memory.pageWords(g, true)), blkif_request.size, blkif_response.size);
+    this.ring.tracer = k.hypercall;
     this.ringRefs = this.ringGfns.map((g) => k.gnttab.grant(backend, g, false));
     for (let id = this.ring.size - 1; id >= 0; id--) this.freeIds.push(id);
     for (let id = 0; id < this.ring.size; id++) this.shadow.push({ busy: false, wireOp: 0, owner: null, grefs: [] });

@@ -39,7 +39,6 @@ export const TRC_NUM_MASK = 0x3ff;
 export const TRC_LOST_RECORDS = (TRC_GEN & TRC_CLS_MASK) | 0x1001;          // d0 = records lost
 export const TRC_PV_HYPERCALL = (TRC_PV & TRC_CLS_MASK) | 0x1000 | 1;      // d0 = hypercall (HC_*)
 export const TRC_PV_EVTCHN_SEND = (TRC_PV & TRC_CLS_MASK) | 0x2000 | 1;    // d0 = local port, d1 = remote dom, d2 = remote port
-export const TRC_PV_EVTCHN_DELIVER = (TRC_PV & TRC_CLS_MASK) | 0x2000 | 2; // d0 = port (an upcall the guest takes)
 export const TRC_MEM_GRANT_MAP = (TRC_MEM & TRC_CLS_MASK) | 0x1000 | 1;    // d0 = granting dom, d1 = ref
 export const TRC_MEM_GRANT_UNMAP = (TRC_MEM & TRC_CLS_MASK) | 0x1000 | 2;  // d0 = handle
 export const TRC_MEM_GRANT_COPY = (TRC_MEM & TRC_CLS_MASK) | 0x1000 | 3;   // d0 = ops
@@ -58,8 +57,9 @@ export const HC_dm_op = 41;
  * them in TRC_GUEST). Subclasses: the generic ring, blkfront, blkback, the IDE driver, the IDE
  * device model, the disk file.
  */
-export const TRC_GUEST_RING_PUSH = 0x1000 | 1;     // d0 = prod
-export const TRC_GUEST_RING_CONSUME = 0x1000 | 2;  // d0 = cons
+export const TRC_GUEST_RING_PUSH = 0x1000 | 1;     // d0 = new prod, d1 = old, d2 = 1 at the backend
+export const TRC_GUEST_RING_CONSUME = 0x1000 | 2;  // d0 = cons, d1 = 1 at the backend
+export const TRC_GUEST_EVTCHN_UPCALL = 0x1000 | 3; // d0 = port whose handler runs (an event delivered)
 export const TRC_GUEST_BLKFRONT_SUBMIT = 0x2000 | 1;   // d0 = devid, d1 = request id, d2 = op, d3 = sector
 export const TRC_GUEST_BLKFRONT_COMPLETE = 0x2000 | 2; // d0 = devid, d1 = request id, d2 = status
 export const TRC_GUEST_BLKBACK_REQUEST = 0x3000 | 1;   // d0 = frontend dom, d1 = devid, d2 = request id, d3 = sector

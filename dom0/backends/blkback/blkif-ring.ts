@@ -81,6 +81,7 @@ export class BlkifRing implements IdlePoller {
     }
     try {
       this.ring = new BackRing(pages, blkif_request.size, blkif_response.size);
+      this.ring.tracer = k.hypercall;
     } catch (e) {
       this.ringMaps.releaseAll();
       throw e;
