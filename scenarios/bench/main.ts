@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { benchBlock } from './block.ts';
 import { benchRing } from './ring.ts';
 import { benchXenstore } from './xenstore.ts';
+import { benchTrace, traceSummary } from './trace.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
 import { renderSvg } from './chart.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
@@ -23,6 +24,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   ring: benchRing,
   xenstore: benchXenstore,
   block: benchBlock,
+  trace: benchTrace,
 };
 
 const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]`;
@@ -68,7 +70,7 @@ async function main(): Promise<number> {
     rows.push(...(await SUITES[n]({ quick: args.quick!, waits, progress })));
   }
   process.stdout.write(`${formatTable(rows)}\n`);
-  for (const summary of [ringSummary(rows), blockSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
+  for (const summary of [ringSummary(rows), blockSummary(rows), traceSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
   if (args.json) {
     writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
     process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);
