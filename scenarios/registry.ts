@@ -3,6 +3,7 @@
  */
 import { pvVsEmulated } from './pv-vs-emulated.ts';
 import { ringTour } from './ring-tour.ts';
+import { tour } from './tour.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
 /** What `npm start` passes every scenario. */
@@ -24,6 +25,7 @@ export const SCENARIOS: Scenario[] = [
     run: pvVsEmulated,
   },
   { name: 'ring-tour', summary: 'a DomU and Dom0 share a ring: grants, event channels, notification hold-off', run: ringTour },
+  { name: 'tour', summary: 'the opening concepts on a live host: Type-1, hypercall and trap, Dom0 and DomU, a VM is files', run: tour },
 ];
 
 export const DEFAULT_SCENARIO = 'pv-vs-emulated';

@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import { MAX_DOMAINS, MAX_VCPUS } from '../../hypervisor/state.ts';
 import { drainTrace, setTraceMask, traceBuffer } from '../../hypervisor/trace.ts';
-import { TRACE_CLASSES, TRC_ALL, type TraceRecord } from '../../shared/public/trace.ts';
+import { TRACE_CLASSES, TRC_ALL, TRC_CLS_MASK, TRC_LOST_RECORDS, type TraceRecord } from '../../shared/public/trace.ts';
 import { toTraceEvents } from '../../dom0/lib/trace-json.ts';
 
 /** How often the buffers are drained (xentrace -s; its default is 100 ms). */
@@ -28,21 +28,45 @@ export function parseClasses(spec: string | undefined): number {
   return mask;
 }
 
+/*
+ * Recordings may overlap (the tour records its own while `--trace` records the whole run): one
+ * drain serves them all, each gets what was written while it was on, and the mask is the union.
+ */
+const active = new Set<TraceRecording>();
+let timer: NodeJS.Timeout | null = null;
+const buf = () => traceBuffer(MAX_DOMAINS * MAX_VCPUS);
+const scratch: TraceRecord[] = [];
+
+function drainAll(): void {
+  drainTrace(buf(), scratch);
+  for (const r of active) for (const rec of scratch) if ((rec.event & r.mask & TRC_CLS_MASK) !== 0 || rec.event === TRC_LOST_RECORDS) r.records.push(rec);
+  scratch.length = 0;
+}
+
+function applyMask(): void {
+  let mask = 0;
+  for (const r of active) mask |= r.mask;
+  setTraceMask(buf(), mask);
+  if (mask !== 0 && timer === null) timer = setInterval(drainAll, DRAIN_MS);
+  if (mask === 0 && timer !== null) { clearInterval(timer); timer = null; }
+}
+
 export class TraceRecording {
   readonly records: TraceRecord[] = [];
-  readonly #buf = traceBuffer(MAX_DOMAINS * MAX_VCPUS);
-  readonly #timer: NodeJS.Timeout;
+  #on = true;
 
-  constructor(mask: number) {
-    drainTrace(this.#buf, []); // what an earlier run left
-    setTraceMask(this.#buf, mask);
-    this.#timer = setInterval(() => drainTrace(this.#buf, this.records), DRAIN_MS);
+  constructor(readonly mask: number) {
+    drainAll(); // what was written before this recording began is not its own
+    active.add(this);
+    applyMask();
   }
 
   stop(): TraceRecord[] {
-    clearInterval(this.#timer);
-    setTraceMask(this.#buf, 0);
-    drainTrace(this.#buf, this.records);
+    if (!this.#on) return this.records;
+    this.#on = false;
+    drainAll();
+    active.delete(this);
+    applyMask();
     return this.records;
   }
 
