@@ -6,6 +6,7 @@
  *   npm start -- --list       what there is
  *   npm start -- NAME         one by name
  *   npm start -- --wait poll  under the `poll` waiting policy (default irq; shared/wait.ts)
+ *   npm start -- NAME --trace FILE [--trace-classes hvm,mem]   record a trace (tools/trace/record.ts)
  */
 import { SCENARIOS, DEFAULT_SCENARIO } from './registry.ts';
 import { parseWaitPolicy, type WaitPolicy } from '../shared/wait.ts';
