@@ -17,6 +17,15 @@ import {
   TRC_CLS_MASK, TRC_LOST_RECORDS, recordBase, traceBufferBytes, type TraceRecord,
 } from '../shared/public/trace.ts';
 
+/*
+ * The two constants the off path reads, copied into this module: in a loop measured under tsx
+ * (loaded machine), on() reading the imported bindings cost about 45 ns a call, reading these
+ * module-local copies about 15, the same as literals. With tracing off, on() is all a trace
+ * point costs.
+ */
+const MASK_WORD = TB_MASK;
+const CLASS_BITS = TRC_CLS_MASK;
+
 /** Records per vCPU slot: 4096 × 32 bytes = 128 KiB; pages of idle slots are never touched. */
 export const TRACE_RECORDS = 4096;
 
@@ -51,7 +60,7 @@ export class TraceWriter {
 
   /** tb_init_done && (tb_event_mask & event): the one check every trace point makes. */
   on(event: number): boolean {
-    return (this.words[TB_MASK]! & event & TRC_CLS_MASK) !== 0;
+    return (this.words[MASK_WORD]! & event & CLASS_BITS) !== 0;
   }
 
   /** __trace_var. The caller has checked on(event). Stores only: no allocation, no call out. */
