@@ -27,6 +27,7 @@ import { defaultRunDir, hostMemoryProblem } from './defaults.ts';
 import { addXenstoreVerbs } from './xenstore.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 import { runTop } from './top.ts';
+import { addTraceVerb } from './trace.ts';
 import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 import { registerSchedVerbs } from './sched.ts';
 
@@ -181,6 +182,7 @@ A session:
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
     });
 
+  addTraceVerb(program, withClient, (s) => io.stdout.write(`${s}\n`));
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
   registerSchedVerbs(program, { withClient, out });

@@ -10,11 +10,14 @@
  * handed to a guest kernel; the objects that are (the hypercall table, the CPU) hold it in a
  * #private field, so no walk from them reaches it.
  */
+import { TraceWriter } from './trace.ts';
 import { C, D, DOMF_PRIVILEGED, MAX_VCPUS, NR_COUNTERS, type CounterName, type HypervisorState } from './state.ts';
 
 export class Caller {
   /** Index of this vCPU's first counter in hv.counters. */
   readonly cbase: number;
+  /** This vCPU's trace buffer (xentrace's per-CPU t_buf). */
+  readonly trace: TraceWriter;
 
   constructor(
     readonly hv: HypervisorState,
@@ -22,6 +25,7 @@ export class Caller {
     readonly vcpu: number,
   ) {
     this.cbase = (domid * MAX_VCPUS + vcpu) * NR_COUNTERS;
+    this.trace = new TraceWriter(hv.buffers.trace, domid, vcpu, domid * MAX_VCPUS + vcpu);
   }
 
   /** is_control_domain(current->domain). Read each time: it is a property of the live domain. */

@@ -38,6 +38,9 @@ import { PAGE_WORDS } from '../shared/public/xen.ts';
 import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { evtchn_remote_runstate, evtchn_send } from './event-channel.ts';
+import * as trace from '../shared/public/trace.ts';
+// Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
+const { TRC_BEGIN, TRC_END, TRC_HVM, TRC_HVM_IOREQ } = trace;
 import { spinBudgetUs, spinUntil, type WaitPolicy } from '../shared/wait.ts';
 import { ioreqLock, serverBase } from './ioreq.ts';
 import { get_page, put_page } from './page-alloc.ts';
@@ -74,12 +77,23 @@ export class IoreqSender {
 
   /** Port I/O, `size` bytes at `port`: the value read (or 0 for a write), or IO_UNCLAIMED. */
   pio(port: number, size: 1 | 2 | 4, write: boolean, value: number): number {
-    return this.send(IOREQ_TYPE_PIO, XEN_DMOP_IO_RANGE_PORT, port, size, write, value);
+    const tr = this.c.trace;
+    if (!tr.on(TRC_HVM)) return this.send(IOREQ_TYPE_PIO, XEN_DMOP_IO_RANGE_PORT, port, size, write, value);
+    // The round trip as one slice on the trapping vCPU: trap, ioreq, device model, completion.
+    tr.write(TRC_HVM_IOREQ | TRC_BEGIN, port, write ? 1 : 0, size, value);
+    const rv = this.send(IOREQ_TYPE_PIO, XEN_DMOP_IO_RANGE_PORT, port, size, write, value);
+    tr.write(TRC_HVM_IOREQ | TRC_END, port, write ? 1 : 0, size, rv);
+    return rv;
   }
 
   /** MMIO, `size` bytes at guest-physical `addr` (below 4 GiB). */
   mmio(addr: number, size: 1 | 2 | 4, write: boolean, value: number): number {
-    return this.send(IOREQ_TYPE_COPY, XEN_DMOP_IO_RANGE_MEMORY, addr, size, write, value);
+    const tr = this.c.trace;
+    if (!tr.on(TRC_HVM)) return this.send(IOREQ_TYPE_COPY, XEN_DMOP_IO_RANGE_MEMORY, addr, size, write, value);
+    tr.write(TRC_HVM_IOREQ | TRC_BEGIN, addr, write ? 1 : 0, size, value);
+    const rv = this.send(IOREQ_TYPE_COPY, XEN_DMOP_IO_RANGE_MEMORY, addr, size, write, value);
+    tr.write(TRC_HVM_IOREQ | TRC_END, addr, write ? 1 : 0, size, rv);
+    return rv;
   }
 
   private send(type: number, rangeType: number, addr: number, size: number, write: boolean, value: number): number {

@@ -16,6 +16,7 @@ import { PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
 import { GRANT_ENTRIES_PER_PAGE } from '../shared/public/grant_table.ts';
 import { NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
 import { allocateSchedBuffer } from './sched/tables.ts';
+import { traceBuffer } from './trace.ts';
 
 /* Limits, chosen once (Xen's equivalents are boot or domain-creation parameters). */
 export const MAX_DOMAINS = 64;             // domain ids 0..63
@@ -191,6 +192,7 @@ export interface HypervisorBuffers {
   foreignmap: SharedArrayBuffer;  // per-domain bitmap: which gfns hold a foreign (non-grant) mapping
   p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
+  trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
@@ -214,6 +216,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     maptrack: i32(MAX_DOMAINS * MAPTRACK_ENTRIES * M.WORDS),
     ioreq: i32(MAX_DOMAINS * IO.WORDS),
     foreignmap: i32(MAX_DOMAINS * FOREIGNMAP_WORDS),
+    trace: traceBuffer(MAX_DOMAINS * MAX_VCPUS),
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
   };

@@ -6,13 +6,15 @@
  *   npm start -- --list       what there is
  *   npm start -- NAME         one by name
  *   npm start -- --wait poll  under the `poll` waiting policy (default irq; shared/wait.ts)
+ *   npm start -- NAME --trace FILE [--trace-classes hvm,mem]   record a trace (tools/trace/record.ts)
  */
 import { SCENARIOS, DEFAULT_SCENARIO } from './registry.ts';
 import { parseWaitPolicy, type WaitPolicy } from '../shared/wait.ts';
+import { TraceRecording, parseClasses } from '../tools/trace/record.ts';
 
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write('usage: npm start -- [--list | NAME] [--wait irq|poll]\n');
+    process.stdout.write('usage: npm start -- [--list | NAME] [--wait irq|poll] [--trace FILE [--trace-classes CLASSES]]\n');
     return 0;
   }
   if (argv.includes('--list')) {
@@ -27,13 +29,26 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${(e as Error).message}\n`);
     return 2;
   }
-  const name = argv.find((a, i) => !a.startsWith('-') && !(w >= 0 && i === w + 1)) ?? DEFAULT_SCENARIO;
+  const tr = argv.indexOf('--trace');
+  const tc = argv.indexOf('--trace-classes');
+  const valueAt = new Set([w, tr, tc].filter((i) => i >= 0).map((i) => i + 1));
+  const name = argv.find((a, i) => !a.startsWith('-') && !valueAt.has(i)) ?? DEFAULT_SCENARIO;
   const scenario = SCENARIOS.find((s) => s.name === name);
   if (!scenario) {
     process.stderr.write(`no scenario "${name}"; npm start -- --list shows them\n`);
     return 2;
   }
+  let recording: TraceRecording | null = null;
+  if (tr >= 0) {
+    if (!argv[tr + 1]) { process.stderr.write('--trace needs a FILE\n'); return 2; }
+    try { recording = new TraceRecording(parseClasses(tc >= 0 ? argv[tc + 1] : undefined)); }
+    catch (e) { process.stderr.write(`${(e as Error).message}\n`); return 2; }
+  }
   await scenario.run((line) => process.stdout.write(`${line}\n`), { wait });
+  if (recording !== null) {
+    const n = recording.writeJson(argv[tr + 1]!);
+    process.stdout.write(`trace: ${n} records in ${argv[tr + 1]} (open it in https://ui.perfetto.dev)\n`);
+  }
   return 0;
 }
 

@@ -99,7 +99,7 @@ test('the kernel\'s scan runs the handler of each pending unmasked port and clea
   const w = new World();
   const a = w.domain({ privileged: true });
   const b = w.domain();
-  const fake = { evtchn_unmask: (p: number) => evtchn_unmask(b.c, p) } as Hypercalls;
+  const fake = { evtchn_unmask: (p: number) => evtchn_unmask(b.c, p), xentrace: (_e: number, _a: number, _b: number, _c: number, _d: number) => {} } as Hypercalls;
   const events = new EventChannels(fake, si(w, b), 0);
   const { pa, pb } = connect(w, a, b);
   const other = connect(w, a, b);

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { DEFAULT_SCENARIO, SCENARIOS } from '../scenarios/registry.ts';
 import { pvVsEmulated } from '../scenarios/pv-vs-emulated.ts';
 import { cpuShare } from '../scenarios/cpu-share.ts';
+import { tour } from '../scenarios/tour.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -45,6 +46,35 @@ test('npm start -- --list names the scenarios and marks the default', async (t) 
   const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'scenarios/main.ts', '--list'], { cwd: ROOT });
   t.regex(stdout, /^pv-vs-emulated .*\(default\)$/m);
   t.regex(stdout, /^ring-tour /m);
+  t.regex(stdout, /^tour /m);
+});
+
+test('npm start -- tour: the opening concepts in order on a live host, each with what to read next', async (t) => {
+  const lines: string[] = [];
+  await tour((l) => lines.push(l));
+  const text = lines.join('\n');
+  const at = (re: RegExp) => { const m = re.exec(text); t.truthy(m, `missing ${re}`); return m?.index ?? -1; };
+  const order = [
+    at(/^1\. The hypervisor is below everything else \(a Type-1/m),
+    at(/^2\. Dom0 and DomU/m),
+    at(/^3\. A hypercall and a trapped privileged instruction/m),
+    at(/^4\. A VM is files/m),
+    at(/^Done in [\d.]+ s\. Next:/m),
+  ];
+  t.deepEqual([...order].sort((a, b) => a - b), order, 'in the lecture\'s order');
+  t.regex(text, /If ringvisor were hosted \(Type-2/);
+  t.regex(text, /Domain-0 +id 0 .*privileged/);
+  t.regex(text, /guest-pv +id \d+/);
+  t.regex(text, /hypercall: guest-pv's kernel called HYPERVISOR_event_channel_op\(EVTCHNOP_send, port \d+\)/, 'taken from the trace');
+  t.regex(text, /trap: guest-hvm's IDE driver executed (OUT|IN) on port 0x1f[0-7]/, 'an IDE register, trapped');
+  const web = [...text.matchAll(/web[12]: name (web[12]), uuid ([0-9a-f-]{36}), vif ([0-9a-f:]{17})/g)];
+  t.is(web.length, 2);
+  t.deepEqual(web.map((m) => m[1]), ['web1', 'web2']);
+  t.not(web[0]![2], web[1]![2], 'a clone gets its own UUID');
+  t.not(web[0]![3], web[1]![3], 'and its own MAC');
+  t.regex(text, /ringvisor create web1 → domain \d+; its disk image appeared beside its config: disk\.img/);
+  t.is(text.match(/^ {3}Read next: /gm)?.length, 4, 'every concept says what to read');
+  for (const next of ['pv-vs-emulated', 'ring-tour', '--trace', 'ringvisor top', 'host --http', 'npm run docs']) t.true(text.includes(next), next);
 });
 
 test('cpu-share: weights, a cap, BOOST and a pin, narrated second by second', async (t) => {

@@ -37,6 +37,9 @@ import {
   ioreq_dir, ioreq_is_string, ioreq_slot_word, ioreq_state, ioreq_type, ioreq_with_state,
 } from '../../shared/public/hvm/ioreq.ts';
 import { errnoName } from '../../shared/public/xen.ts';
+import * as trace from '../../shared/public/trace.ts';
+// Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
+const { TRC_BEGIN, TRC_END, TRC_GUEST_DM_IOREQ } = trace;
 
 /** An emulated device's registers (QEMU's MemoryRegionOps): offsets are relative to its region. */
 export interface IoDevice {
@@ -158,7 +161,9 @@ export class IoreqServer implements IdlePoller {
       Atomics.store(this.page, ctrlIdx, ioreq_with_state(ctrl, STATE_IOREQ_INPROCESS));
       found = true;
       if (!this.inEvent) this.stats.polled++;
+      this.k.hypercall.xentrace(TRC_GUEST_DM_IOREQ | TRC_BEGIN, this.domid, v, 0, 0);
       this.handle(v, ctrl);
+      this.k.hypercall.xentrace(TRC_GUEST_DM_IOREQ | TRC_END, this.domid, v, 0, 0);
       Atomics.store(this.page, ctrlIdx, ioreq_with_state(ctrl, STATE_IORESP_READY));
       Atomics.notify(this.page, ctrlIdx, 1);
     }

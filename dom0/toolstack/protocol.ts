@@ -38,6 +38,7 @@ export type XlVerb =
   | { verb: 'block-list'; domain: string }
   | { verb: 'console'; domain: string }
   | { verb: 'top' }
+  | { verb: 'trace'; mask: number; seconds: number; path: string }
   | { verb: 'console-history'; domain: string; max: number }
   | { verb: 'destroy-all' }
   | { verb: 'sched'; op: SchedRequest };

@@ -23,6 +23,7 @@ import { XlError, type Libxl } from './libxl.ts';
 import { schedVerb } from './sched.ts';
 import { FrameReader, encodeFrame, type XlMessage, type XlRequest } from './protocol.ts';
 import { topSample } from './top.ts';
+import { traceToFile } from './trace.ts';
 
 /** Console output a late attacher gets first: the last 16 KiB this domain printed. */
 const CONSOLE_HISTORY = 16 * 1024;
@@ -96,6 +97,7 @@ class XlConnection {
       case 'destroy-all': return x.destroyAll();
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall);
+      case 'trace': return traceToFile(this.dom0.k.hypercall, r.mask, r.seconds, r.path);
       case 'console-history': return this.dom0.consoled.history(await x.resolve(r.domain), Math.min(Math.max(0, r.max | 0), CONSOLE_HISTORY));
       case 'sched': return schedVerb(x, this.dom0, r.op);
       default: throw new XlError('failed', `unknown verb ${(r as { verb: string }).verb}`);

@@ -17,6 +17,9 @@ import type { Hypercalls } from '../public/hypercall.ts';
 import { DEFAULT_WAIT_POLICY, spinBudgetUs, spinUntil, type WaitPolicy } from '../wait.ts';
 import { shared_info, vcpu_info } from '../public/xen.ts';
 import { NR_EVTCHN_PORTS } from '../public/event_channel.ts';
+import * as trace from '../public/trace.ts';
+// Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
+const { TRC_GUEST_EVTCHN_UPCALL } = trace;
 
 export type EventHandler = (port: number) => void;
 
@@ -119,6 +122,7 @@ export class EventChannels {
           const h = this.handlers[port];
           if (h !== undefined) {
             n++;
+            this.hypercall.xentrace(TRC_GUEST_EVTCHN_UPCALL, port, 0, 0, 0);
             h(port);
           }
         }

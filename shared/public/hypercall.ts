@@ -17,6 +17,7 @@ import type { DmIoreqServerInfo } from './hvm/dm_op.ts';
 import type { GuestMemory } from './memory.ts';
 import type { ShutdownReason } from './xen.ts';
 import type { PcpuLoad, SchedOp } from './sched.ts';
+import type { TraceRecord } from './trace.ts';
 
 /* XENMEM_add_to_physmap spaces: hypervisor-owned pages a guest maps into its physmap. */
 export const XENMAPSPACE_shared_info = 0;
@@ -222,6 +223,13 @@ export interface Hypercalls {
   sysctl_getdomaininfolist(): Promise<DomainInfo[] | number>;
   /** XEN_SYSCTL_physinfo: the host's CPUs and memory (xl info's source). */
   sysctl_physinfo(): Promise<PhysInfo | number>;
+  /* xentrace (trace.h). HYPERVISOR_xentrace: a guest's own record (event's low 16 bits, in class
+     TRC_GUEST) into its vCPU's trace buffer, if that class is enabled; else nothing, at the cost of
+     one load. Xen's HVMOP_xentrace. */
+  xentrace(event: number, d0: number, d1: number, d2: number, d3: number): void;
+  /* XEN_SYSCTL_tbuf_op (privileged): set the enabled classes (0 = off), and drain every buffer. */
+  sysctl_tbuf_set_evt_mask(mask: number): number;
+  sysctl_tbuf_drain(out: TraceRecord[]): number;
 }
 
 /**

@@ -1,0 +1,170 @@
+/*
+ * From drained trace records to Trace Event JSON, the format ui.perfetto.dev and chrome://tracing
+ * load: one process per domain, one track per vCPU thread and one per backend running on it,
+ * slices for the B/E record pairs, and flow arrows that follow one request end to end.
+ *
+ * Xen: what xenalyze does with xentrace's binary (tools/xentrace/xenalyze.c): pair the records
+ * into intervals and follow them per domain and vCPU. Format: the Trace Event Format document
+ * (catapult docs/trace-event-format.md); flows v1 ('s', 't', 'f' with bp:'e').
+ *
+ * Written with JSON.stringify, no library: the format is a flat array of small objects, and the
+ * one part a library would add (a stream of begin/end calls stamped with this process's clock)
+ * is the part we do not want: the timestamps were taken by the threads where events happened.
+ *
+ * Flows. PV: blkfront's submit (key: frontend domain, first ring-ref, request id) → blkback's
+ * handling of that id → its file I/O → blkfront's completion of that id. Emulated: the IDE
+ * driver's command → each trapped access's ioreq round trip on the guest's vCPU → the device
+ * model's handling of it → the interrupt it raises → the driver's completion (one command at a
+ * time per domain, so the key is the guest's domain).
+ */
+import {
+  TRC_BEGIN, TRC_CLS_MASK, TRC_END, TRC_GUEST, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_BLKFRONT_COMPLETE,
+  TRC_GUEST_BLKFRONT_SUBMIT, TRC_GUEST_DISK_IO, TRC_GUEST_DM_IOREQ, TRC_GUEST_EVTCHN_UPCALL, TRC_GUEST_IDE_COMMAND, TRC_GUEST_IDE_DONE,
+  TRC_GUEST_RING_CONSUME, TRC_GUEST_RING_PUSH, TRC_HVM_IOREQ, TRC_HVM_IRQ, TRC_LOST_RECORDS, TRC_MEM_GRANT_COPY,
+  TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP, TRC_PV_EVTCHN_SEND, TRC_SCHED_SWITCH, type TraceRecord,
+} from '../../shared/public/trace.ts';
+
+const G = TRC_GUEST & TRC_CLS_MASK;
+const NAMES = new Map<number, [name: string, cat: string, args: string[]]>([
+  [TRC_LOST_RECORDS, ['lost records', 'gen', ['lost']]],
+  [TRC_PV_EVTCHN_SEND, ['evtchn_send', 'pv', ['port']]],
+  [TRC_MEM_GRANT_MAP, ['gnttab_map_grant_ref', 'mem', ['dom', 'ref']]],
+  [TRC_MEM_GRANT_UNMAP, ['gnttab_unmap_grant_ref', 'mem', ['handle']]],
+  [TRC_MEM_GRANT_COPY, ['gnttab_copy', 'mem', ['ops']]],
+  [TRC_HVM_IOREQ, ['trap → ioreq round trip', 'hvm', ['addr', 'write', 'size', 'value']]],
+  [TRC_HVM_IRQ, ['set_isa_irq_level', 'hvm', ['domid', 'irq', 'level']]],
+  [TRC_SCHED_SWITCH, ['schedule', 'sched', []]],
+  [G | TRC_GUEST_RING_PUSH, ['ring push', 'ring', ['prod', 'old', 'backend']]],
+  [G | TRC_GUEST_RING_CONSUME, ['ring consume', 'ring', ['cons', 'backend']]],
+  [G | TRC_GUEST_EVTCHN_UPCALL, ['event delivery (upcall)', 'pv', ['port']]],
+  [G | TRC_GUEST_BLKFRONT_SUBMIT, ['blkfront submit', 'blk', ['ring_ref', 'id', 'op', 'sector']]],
+  [G | TRC_GUEST_BLKFRONT_COMPLETE, ['blkfront complete', 'blk', ['ring_ref', 'id', 'status']]],
+  [G | TRC_GUEST_BLKBACK_REQUEST, ['blkback request', 'blk', ['frontend', 'ring_ref', 'id']]],
+  [G | TRC_GUEST_DISK_IO, ['disk preadv/pwritev', 'blk', ['frontend', 'sector', 'sectors', 'write']]],
+  [G | TRC_GUEST_IDE_COMMAND, ['IDE command', 'ide', ['sector', 'count']]],
+  [G | TRC_GUEST_IDE_DONE, ['IDE complete', 'ide', ['status']]],
+  [G | TRC_GUEST_DM_IOREQ, ['device model: handle_ioreq', 'ide', ['domid', 'vcpu']]],
+]);
+/** Records that run in a backend: they get a track of their own beside the vCPU's. */
+const BACKEND_TRACK = new Map<number, [tidBase: number, name: string]>([
+  [G | TRC_GUEST_BLKBACK_REQUEST, [100, 'blkback']],
+  [G | TRC_GUEST_DM_IOREQ, [200, 'ioreq server (device model)']],
+]);
+
+export interface TraceEvent {
+  name: string; ph: string; ts: number; pid: number; tid: number;
+  cat?: string; dur?: number; id?: number; bp?: string; args?: Record<string, unknown>;
+}
+export interface TraceFile { traceEvents: TraceEvent[]; displayTimeUnit: 'ms' | 'ns' }
+
+/** Build the JSON object; `names` labels domains (domid → name). */
+export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMap<number, string> = new Map()): TraceFile {
+  const recs = [...records].sort((a, b) => a.ts - b.ts); // stable: each thread's order is kept
+  const t0 = recs.length > 0 ? recs[0]!.ts : 0;
+  const out: TraceEvent[] = [];
+  const threads = new Map<string, string>();              // "pid:tid" → track name
+  const stacks = new Map<string, { ev: number; tid: number }[]>(); // open slices per vCPU
+  const flows = new Map<string, number>();                 // request key → flow id
+  const backendFlow = new Map<string, number>();           // vCPU → flow of the request its backend holds
+  let nextFlow = 1;
+  let last = 0;
+  const flow = (ph: 's' | 't' | 'f', id: number, ts: number, pid: number, tid: number, cat: string) =>
+    out.push({ name: 'request', cat: 'flow', ph, id, ts, pid, tid, bp: 'e', args: { via: cat } });
+
+  for (const r of recs) {
+    const ts = Math.round((r.ts - t0) * 1e6) / 1e3; // ms → µs, ns precision
+    last = ts;
+    const kind = r.event & ~(TRC_BEGIN | TRC_END);
+    const begin = (r.event & TRC_BEGIN) !== 0;
+    const end = (r.event & TRC_END) !== 0;
+    const [name, cat, argNames] = NAMES.get(kind) ?? [`event 0x${(kind >>> 0).toString(16)}`, 'unknown', []];
+    const pid = r.domid;
+    const cpuKey = `${r.domid}:${r.vcpu}`;
+    const stack = stacks.get(cpuKey) ?? [];
+    stacks.set(cpuKey, stack);
+    // The track: a backend's own records on its track; what runs inside a backend slice with it.
+    const bt = BACKEND_TRACK.get(kind);
+    const tid = bt !== undefined ? bt[0] + r.vcpu : stack.length > 0 ? stack[stack.length - 1]!.tid : r.vcpu;
+    const tkey = `${pid}:${tid}`;
+    if (!threads.has(tkey)) threads.set(tkey, bt !== undefined ? `${bt[1]} (vCPU ${r.vcpu})` : tid >= 100 ? `backend (vCPU ${r.vcpu})` : `vCPU ${r.vcpu}`);
+    const args: Record<string, unknown> = {};
+    argNames.forEach((a, i) => { args[a] = r.data[i]; });
+    if (end) {
+      // An end whose begin came before the trace started has nothing to close.
+      const i = stack.findLastIndex((s) => s.ev === kind);
+      if (i < 0) continue;
+      for (let j = stack.length - 1; j >= i; j--) out.push({ name: NAMES.get(stack[j]!.ev)?.[0] ?? name, ph: 'E', ts, pid, tid: stack[j]!.tid });
+      stack.length = i;
+      if (kind === (G | TRC_GUEST_BLKBACK_REQUEST)) backendFlow.delete(cpuKey);
+      continue;
+    }
+    if (begin) {
+      out.push({ name, cat, ph: 'B', ts, pid, tid, args });
+      stack.push({ ev: kind, tid });
+    } else {
+      out.push({ name, cat, ph: 'X', ts, dur: 0.001, pid, tid, args });
+    }
+    // Flows: where this record sits on a request's path.
+    const [d0, d1, d2] = r.data;
+    switch (kind) {
+      case G | TRC_GUEST_BLKFRONT_SUBMIT: {
+        const id = nextFlow++;
+        flows.set(`pv:${r.domid}:${d0}:${d1}`, id);
+        flow('s', id, ts, pid, tid, 'blkfront');
+        break;
+      }
+      case G | TRC_GUEST_BLKBACK_REQUEST: {
+        const id = flows.get(`pv:${d0}:${d1}:${d2}`);
+        if (id !== undefined) { flow('t', id, ts, pid, tid, 'blkback'); backendFlow.set(cpuKey, id); }
+        break;
+      }
+      case G | TRC_GUEST_DISK_IO: {
+        const id = backendFlow.get(cpuKey);
+        if (id !== undefined) flow('t', id, ts, pid, tid, 'disk');
+        break;
+      }
+      case G | TRC_GUEST_BLKFRONT_COMPLETE: {
+        const key = `pv:${r.domid}:${d0}:${d1}`;
+        const id = flows.get(key);
+        if (id !== undefined) { flow('f', id, ts, pid, tid, 'blkfront'); flows.delete(key); }
+        break;
+      }
+      case G | TRC_GUEST_IDE_COMMAND: {
+        const id = nextFlow++;
+        flows.set(`ide:${r.domid}`, id);
+        flow('s', id, ts, pid, tid, 'ide driver');
+        break;
+      }
+      case TRC_HVM_IOREQ: {
+        const id = flows.get(`ide:${r.domid}`);
+        if (id !== undefined) flow('t', id, ts, pid, tid, 'trap');
+        break;
+      }
+      case G | TRC_GUEST_DM_IOREQ:
+      case TRC_HVM_IRQ: {
+        const id = flows.get(`ide:${d0}`);
+        if (id !== undefined) flow('t', id, ts, pid, tid, kind === TRC_HVM_IRQ ? 'irq' : 'device model');
+        break;
+      }
+      case G | TRC_GUEST_IDE_DONE: {
+        const id = flows.get(`ide:${r.domid}`);
+        if (id !== undefined) { flow('f', id, ts, pid, tid, 'ide driver'); flows.delete(`ide:${r.domid}`); }
+        break;
+      }
+    }
+  }
+  // Slices still open when the trace stopped end where it did.
+  for (const [key, stack] of stacks) {
+    const pid = Number(key.split(':')[0]);
+    for (let j = stack.length - 1; j >= 0; j--) out.push({ name: NAMES.get(stack[j]!.ev)?.[0] ?? '?', ph: 'E', ts: last, pid, tid: stack[j]!.tid });
+  }
+  const meta: TraceEvent[] = [];
+  for (const pid of new Set([...threads.keys()].map((k) => Number(k.split(':')[0])))) {
+    meta.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: names.get(pid) ?? (pid === 0 ? 'Domain-0' : `d${pid}`) } });
+  }
+  for (const [k, name] of threads) {
+    const [pid, tid] = k.split(':').map(Number) as [number, number];
+    meta.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid, args: { name } });
+  }
+  return { traceEvents: [...meta, ...out], displayTimeUnit: 'ns' };
+}

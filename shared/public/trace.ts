@@ -1,0 +1,96 @@
+/*
+ * Trace records: the event ids and the binary layout of the per-vCPU trace buffers.
+ *
+ * Xen: xen/include/public/trace.h (event id = class | subclass | number, struct t_buf with
+ * cons/prod counted modulo twice the buffer, struct t_rec) and xen/common/trace.c (__trace_var:
+ * a record written by the CPU where the event happens, into that CPU's buffer, with no lock).
+ *
+ * ringvisor's "CPU" is a vCPU thread, so there is one buffer per vCPU slot (domid * MAX_VCPUS +
+ * vcpu), written only by that thread, drained by Dom0's tracer (the sysctl) or the host. A record
+ * is fixed: 8 words = 32 bytes: the event id, the domain and vCPU, a Float64 timestamp (ms, on
+ * the host's clock: performance.timeOrigin + now) and four u32 data words. Xen's t_rec varies
+ * in length (extra_u32 count); a fixed record keeps the writer to a handful of stores.
+ *
+ * Whether anything is written is decided by one word, TB_MASK, the enabled classes (Xen's
+ * tb_event_mask): every trace point first ANDs its class with it, so tracing off costs a load
+ * and a branch.
+ */
+
+/* Classes (trace.h's TRC_* values). */
+export const TRC_GEN = 0x0001_f000;
+export const TRC_SCHED = 0x0002_f000;   // left for the scheduler: runstate changes, switches, wakes
+export const TRC_HVM = 0x0008_f000;     // traps and ioreq round trips
+export const TRC_MEM = 0x0010_f000;     // grant map/unmap/copy
+export const TRC_PV = 0x0020_f000;      // hypercalls, event-channel sends and deliveries
+export const TRC_GUEST = 0x0800_f000;   // written by guest kernels through HYPERVISOR_xentrace
+export const TRC_ALL = 0x0fff_f000;
+export const TRC_CLS_MASK = 0x0fff_0000;
+
+export const TRACE_CLASSES: Record<string, number> = {
+  gen: TRC_GEN, sched: TRC_SCHED, hvm: TRC_HVM, mem: TRC_MEM, pv: TRC_PV, guest: TRC_GUEST, all: TRC_ALL,
+};
+
+/* The low 12 bits: bit 11 ends a slice, bit 10 begins one, neither is an instant. */
+export const TRC_BEGIN = 0x400;
+export const TRC_END = 0x800;
+export const TRC_NUM_MASK = 0x3ff;
+
+/* Events the hypervisor writes. */
+export const TRC_LOST_RECORDS = (TRC_GEN & TRC_CLS_MASK) | 0x1001;          // d0 = records lost
+export const TRC_PV_HYPERCALL = (TRC_PV & TRC_CLS_MASK) | 0x1000 | 1;      // d0 = hypercall (HC_*)
+export const TRC_PV_EVTCHN_SEND = (TRC_PV & TRC_CLS_MASK) | 0x2000 | 1;    // d0 = local port, d1 = remote dom, d2 = remote port
+export const TRC_MEM_GRANT_MAP = (TRC_MEM & TRC_CLS_MASK) | 0x1000 | 1;    // d0 = granting dom, d1 = ref
+export const TRC_MEM_GRANT_UNMAP = (TRC_MEM & TRC_CLS_MASK) | 0x1000 | 2;  // d0 = handle
+export const TRC_MEM_GRANT_COPY = (TRC_MEM & TRC_CLS_MASK) | 0x1000 | 3;   // d0 = ops
+export const TRC_HVM_TRAP = (TRC_HVM & TRC_CLS_MASK) | 0x1000 | 1;         // d0 = port or address, d1 = dir (1 write), d2 = size
+export const TRC_HVM_IOREQ = (TRC_HVM & TRC_CLS_MASK) | 0x1000 | 2;        // guest side: d0 = addr, d1 = dir
+export const TRC_HVM_IRQ = (TRC_HVM & TRC_CLS_MASK) | 0x1000 | 3;          // d0 = guest dom, d1 = isa irq, d2 = level
+export const TRC_SCHED_SWITCH = (TRC_SCHED & TRC_CLS_MASK) | 0x8000 | 0x00a;
+
+/* Hypercall numbers in TRC_PV_HYPERCALL's d0 (xen.h __HYPERVISOR_*). */
+export const HC_event_channel_op = 32;
+export const HC_grant_table_op = 20;
+export const HC_dm_op = 41;
+
+/*
+ * Events guest kernels write (HYPERVISOR_xentrace takes the low 16 bits; the hypervisor puts
+ * them in TRC_GUEST). Subclasses: the generic ring, blkfront, blkback, the IDE driver, the IDE
+ * device model, the disk file.
+ */
+export const TRC_GUEST_RING_PUSH = 0x1000 | 1;     // d0 = new prod, d1 = old, d2 = 1 at the backend
+export const TRC_GUEST_RING_CONSUME = 0x1000 | 2;  // d0 = cons, d1 = 1 at the backend
+export const TRC_GUEST_EVTCHN_UPCALL = 0x1000 | 3; // d0 = port whose handler runs (an event delivered)
+export const TRC_GUEST_BLKFRONT_SUBMIT = 0x2000 | 1;   // d0 = devid, d1 = request id, d2 = op, d3 = sector
+export const TRC_GUEST_BLKFRONT_COMPLETE = 0x2000 | 2; // d0 = devid, d1 = request id, d2 = status
+export const TRC_GUEST_BLKBACK_REQUEST = 0x3000 | 1;   // d0 = frontend dom, d1 = devid, d2 = request id, d3 = sector
+export const TRC_GUEST_DISK_IO = 0x3000 | 2;           // d0 = frontend dom, d1 = sector, d2 = sectors, d3 = 1 write
+export const TRC_GUEST_IDE_COMMAND = 0x4000 | 1;       // d0 = ATA command, d1 = lba, d2 = sectors
+export const TRC_GUEST_IDE_DONE = 0x4000 | 2;          // d0 = status
+export const TRC_GUEST_DM_IOREQ = 0x5000 | 1;          // d0 = guest dom, d1 = addr, d2 = dir
+
+/* The trace buffer: a header, one t_buf per vCPU slot, then the slots' records. */
+export const TB_MASK = 0;        // enabled classes (tb_event_mask); 0 = off
+export const TB_SLOTS = 1;       // number of slots
+export const TB_RECORDS = 2;     // records per slot (a power of two)
+export const TB_HEADER = 4;
+export const TB_T_BUF = 4;       // words per t_buf: cons, prod, lost
+export const T_CONS = 0;
+export const T_PROD = 1;
+export const T_LOST = 2;
+export const REC_WORDS = 8;
+export const R_EVENT = 0;
+export const R_CPU = 1;          // domid << 8 | vcpu
+export const R_TS = 2;           // Float64 at word 2 (byte 8): 8-byte aligned
+export const R_DATA = 4;         // four u32
+
+/** Byte size of a trace buffer for `slots` vCPU slots of `records` records each. */
+export function traceBufferBytes(slots: number, records: number): number {
+  return (TB_HEADER + slots * TB_T_BUF + slots * records * REC_WORDS) * 4;
+}
+/** Word index of slot `s`'s first record. */
+export function recordBase(slots: number, records: number, s: number): number {
+  return TB_HEADER + slots * TB_T_BUF + s * records * REC_WORDS;
+}
+
+/** One drained record, as a tracer reads it (XEN_SYSCTL_tbuf_op's consumer). */
+export interface TraceRecord { event: number; domid: number; vcpu: number; ts: number; data: [number, number, number, number] }

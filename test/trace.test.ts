@@ -1,0 +1,68 @@
+/*
+ * The trace (issue 18 part 1): a recorded run parses as Trace Event JSON, its slices nest on
+ * every track, and it holds a whole flow for a PV request (blkfront → blkback → disk → blkfront)
+ * and for an emulated one (IDE command → trap/ioreq → device model → IRQ → completion) whose
+ * timestamps increase along the flow.
+ */
+import test from 'ava';
+import { SCENARIOS } from '../scenarios/registry.ts';
+import { TraceRecording, parseClasses } from '../tools/trace/record.ts';
+import { toTraceEvents, type TraceEvent } from '../dom0/lib/trace-json.ts';
+import { TRC_ALL, TRC_HVM, TRC_MEM } from '../shared/public/trace.ts';
+import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
+
+test('-e takes class names or a number, and refuses an unknown class', (t) => {
+  t.is(parseClasses(undefined), TRC_ALL);
+  t.is(parseClasses('hvm,mem'), TRC_HVM | TRC_MEM);
+  t.is(parseClasses('0x0008f000'), TRC_HVM);
+  t.throws(() => parseClasses('nope'), { message: /unknown trace class "nope"/ });
+});
+
+test('a recorded run holds whole PV and emulated request flows, with nested slices', async (t) => {
+  const scenario = SCENARIOS.find((s) => s.name === 'pv-vs-emulated')!;
+  const rec = new TraceRecording(TRC_ALL);
+  await scenario.run(() => {}, { wait: DEFAULT_WAIT_POLICY });
+  const file = JSON.parse(JSON.stringify(toTraceEvents(rec.stop()))) as { traceEvents: TraceEvent[] };
+  const evs = file.traceEvents;
+  t.true(Array.isArray(evs) && evs.length > 0);
+  for (const e of evs) {
+    t.true(typeof e.name === 'string' && typeof e.ph === 'string' && Number.isFinite(e.ts) && Number.isInteger(e.pid) && Number.isInteger(e.tid));
+  }
+  // Nesting: per track, every E closes the innermost open B of the same name; none stays open.
+  const stacks = new Map<string, TraceEvent[]>();
+  for (const e of evs) {
+    const k = `${e.pid}:${e.tid}`;
+    const s = stacks.get(k) ?? [];
+    stacks.set(k, s);
+    if (e.ph === 'B') s.push(e);
+    if (e.ph === 'E') {
+      const open = s.pop();
+      if (open?.name !== e.name || open.ts > e.ts) t.fail(`track ${k}: ${e.name} ends at ${e.ts} but ${open?.name} is open`);
+    }
+  }
+  for (const [k, s] of stacks) t.is(s.length, 0, `track ${k} left open`);
+
+  // Flows: group s/t/f by id, in file order.
+  const flows = new Map<number, TraceEvent[]>();
+  for (const e of evs) if (e.ph === 's' || e.ph === 't' || e.ph === 'f') flows.set(e.id!, [...(flows.get(e.id!) ?? []), e]);
+  const via = (f: TraceEvent[]) => f.map((e) => e.args!.via as string);
+  const whole = (f: TraceEvent[]) => f[0]!.ph === 's' && f[f.length - 1]!.ph === 'f' && f.every((e, i) => i === 0 || e.ts >= f[i - 1]!.ts)
+    && f[f.length - 1]!.ts > f[0]!.ts;
+  // Each flow point sits inside a slice on its track that starts where it is.
+  const sliceAt = (e: TraceEvent) => evs.some((s) => (s.ph === 'B' || s.ph === 'X') && s.pid === e.pid && s.tid === e.tid && s.ts === e.ts);
+
+  const pv = [...flows.values()].find((f) => whole(f) && via(f).join(',') === 'blkfront,blkback,disk,blkfront');
+  t.truthy(pv, 'a PV request flow: submit, blkback, disk, completion');
+  t.not(pv![0]!.pid, pv![1]!.pid, 'the backend runs in another domain');
+  t.true(pv!.every(sliceAt));
+
+  const emu = [...flows.values()].find((f) => {
+    const v = via(f);
+    return whole(f) && v[0] === 'ide driver' && v.includes('trap') && v.includes('device model') && v.includes('irq') && v[v.length - 1] === 'ide driver';
+  });
+  t.truthy(emu, 'an emulated request flow: IDE command, trap/ioreq, device model, IRQ, completion');
+  t.true(emu!.every(sliceAt));
+  // The device model's step follows the trap that caused it.
+  const v = via(emu!);
+  t.true(v.indexOf('trap') < v.indexOf('device model'));
+});
