@@ -26,6 +26,11 @@
  * A frontend that goes Initialised before we reach InitWait is served all the same; with
  * `skipInitWait` this backend never publishes InitWait and waits for the frontend to go first
  * (the other shortcut Linux frontends tolerate).
+ *
+ * netback differs (`connectOn: 'connected'`): netfront goes from Initialising straight to
+ * Connected, and Linux's netback ignores Initialised and connects when it sees Connected
+ * (xen-netback/xenbus.c frontend_changed). Its connect() also waits for the hotplug step before
+ * it returns, so Connected is reported only once `hotplug-status` says the vif is on its bridge.
  */
 import {
   XS_DIR_BACKEND, XS_KEY_ONLINE, XenbusState, type XenbusStateValue,
@@ -46,6 +51,8 @@ export interface BackendOptions {
   onState?: (dev: XenbusDevice, state: XenbusStateValue) => void;
   /** The device was unregistered. */
   onRemove?: (dev: XenbusDevice) => void;
+  /** Which frontend state makes this backend connect (default: Initialised or Connected). */
+  connectOn?: 'initialised' | 'connected';
 }
 
 export class XenbusBackend {
@@ -81,6 +88,7 @@ export class XenbusBackend {
       case XenbusState.Initialised:
       case XenbusState.Connected:
         if (dev.state === XenbusState.Connected) break;
+        if (frontend === XenbusState.Initialised && this.opts.connectOn === 'connected') break;
         await this.driver.disconnect(dev);
         await this.driver.connect(dev);
         await this.enter(XenbusState.Connected);
