@@ -18,6 +18,8 @@ export async function init(dom0: Dom0): Promise<void> {
   const ch = new BroadcastChannel(`${control}-net`);
   const post = (m: NetMessage) => ch.postMessage(m);
   const captures = new Map<string, Capture>();
+  // XenStore writes under a path, in order (state and hotplug-status nodes), for handshake tests.
+  const logs = new Map<string, string[]>();
   ch.onmessage = (ev) => {
     const m = (ev as { data: NetMessage }).data;
     switch (m.kind) {
@@ -25,6 +27,21 @@ export async function init(dom0: Dom0): Promise<void> {
         const stats = Object.fromEntries([...vifs.entries()].map(([path, be]) => [path, be.stats()]));
         const br = Object.fromEntries([...bridges.entries()].map(([name, b]) => [name, { ports: b.portNames(), fdb: b.table(), stats: { ...b.stats } }]));
         post({ kind: 'vif-stats-reply', id: m.id, stats, pool: packetPool(dom0.k).inUse, bridges: br });
+        return;
+      }
+      case 'watch-log': {
+        let log = logs.get(m.path);
+        if (log === undefined) {
+          const entries: string[] = [];
+          logs.set(m.path, entries);
+          log = entries;
+          void dom0.xs.watch(m.path, async (path) => {
+            if (!/\/(state|hotplug-status)$/.test(path)) return;
+            entries.push(`${path.slice(m.path.length)}=${(await dom0.xs.tryRead(path)) ?? '(gone)'}`);
+          }).then(() => post({ kind: 'watch-log-reply', id: m.id, entries: [...entries] }));
+          return;
+        }
+        post({ kind: 'watch-log-reply', id: m.id, entries: [...log] });
         return;
       }
       case 'uplink-port': {

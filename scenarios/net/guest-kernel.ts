@@ -31,6 +31,7 @@ export async function main(env: KernelEnv): Promise<void> {
     if (g) g(); else early.add(msg.name);
   };
   const xs = xenbusInit(k);
+  post({ kind: 'booted', nonce: m.nonce });
   const { nic, ip } = await new Promise<{ nic: Netfront; ip: number }>((resolve) => {
     let front: Netfront;
     void registerFrontend(xs, 'vif', () => (front = new Netfront(k, m.front)), {

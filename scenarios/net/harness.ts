@@ -33,6 +33,8 @@ export interface NetGuestSpec {
   memoryMiB?: number;
   /** More fields for the guest's module (a hostile kernel's script). */
   extra?: Record<string, unknown>;
+  /** Boot without the vif; the test attaches it later (hot-plug). */
+  attachLater?: boolean;
 }
 
 export interface TaskOutcome { result: NetTaskResult | null; error: string | null; stats: Record<string, number> }
@@ -56,6 +58,10 @@ export class NetGuest {
   /** Wait for the guest to say `name` (listen:PORT, barrier:NAME). */
   note(name: string): Promise<void> {
     return this.h.next((m) => m.kind === 'note' && m.nonce === this.nonce && m.name === name, name).then(() => undefined);
+  }
+
+  booted(): Promise<void> {
+    return this.h.next((m) => m.kind === 'booted' && m.nonce === this.nonce, 'boot').then(() => undefined);
   }
 
   go(name: string): void {
@@ -145,6 +151,38 @@ export class NetHost {
     return r.frames ?? 0;
   }
 
+  /** Start logging (first call) or read the log of state / hotplug-status writes under `path`. */
+  async watchLog(path: string): Promise<string[]> {
+    return (await this.ask({ kind: 'watch-log', path }, 'watch-log-reply')).entries;
+  }
+
+  /** Add a vif to a running guest (xl network-attach) or remove it (network-detach). */
+  async attach(domid: number, vif: NicConfig): Promise<void> {
+    await this.call({ kind: 'add-device', device: vifSpec(domid, vif) });
+  }
+
+  async detach(domid: number, vif: NicConfig): Promise<void> {
+    await this.call({ kind: 'remove-device', device: vifSpec(domid, vif) });
+  }
+
+  /** A guest running a test kernel that reports once ('hostile-report') and then idles until destroyed. */
+  async startRaw(vif: NicConfig, kernel: string, extra: Record<string, unknown>): Promise<{ domid: number; report: Promise<Record<string, unknown>> }> {
+    const nonce = randomUUID();
+    const module = { channel: `${this.controlName}-net`, nonce, ...extra };
+    const domid = (await this.call({
+      kind: 'create', config: { name: `raw-${nonce.slice(0, 8)}`, vcpus: 1, memoryKiB: 32 * 1024, kernel, module, paused: true },
+    })) as number;
+    await this.call({ kind: 'add-device', device: vifSpec(domid, vif) });
+    this.host.unpause(domid);
+    const report = this.next<Extract<NetMessage, { kind: 'hostile-report' }>>((m) => m.kind === 'hostile-report' && m.nonce === nonce, 'hostile report')
+      .then((m) => m.report);
+    return { domid, report };
+  }
+
+  async destroy(domid: number): Promise<void> {
+    await this.call({ kind: 'destroy', domid });
+  }
+
   async uplinkPort(bridge: string): Promise<number> {
     const r = await this.ask({ kind: 'uplink-port', bridge }, 'uplink-reply');
     if (r.error !== undefined) throw new Error(r.error);
@@ -170,7 +208,7 @@ export class NetHost {
       config: { name, vcpus: spec.vcpus ?? 1, memoryKiB: (spec.memoryMiB ?? 32) * 1024, kernel: spec.kernel ?? GUEST_KERNEL, module, paused: true },
     })) as number;
     // As libxl does for a PV guest: its vifs are added while it is still paused.
-    await this.call({ kind: 'add-device', device: vifSpec(domid, spec.vif) });
+    if (!spec.attachLater) await this.call({ kind: 'add-device', device: vifSpec(domid, spec.vif) });
     this.host.unpause(domid);
     const outcome = (async (): Promise<NetGuestOutcome> => {
       const connected = await this.next<Extract<NetMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, `${name} to connect`);

@@ -46,5 +46,9 @@ export type NetMessage =
   | { kind: 'uplink-reply'; id: number; port?: number; error?: string }
   | { kind: 'capture'; id: number; port: string; file: string | null }
   | { kind: 'capture-reply'; id: number; frames?: number; error?: string }
+  | { kind: 'watch-log'; id: number; path: string }
+  | { kind: 'watch-log-reply'; id: number; entries: string[] }
+  | { kind: 'hostile-report'; nonce: string; report: Record<string, unknown> }
+  | { kind: 'booted'; nonce: string }
   | { kind: 'bridge-send'; id: number; bridge: string; frames: number; size: number }
   | { kind: 'bridge-send-reply'; id: number; ms: number; frames: number };
