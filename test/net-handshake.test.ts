@@ -17,7 +17,7 @@ test('netfront goes straight to Connected; netback reports Connected only after 
     // netfront does not wait for the backend's Connected; wait until netback has written it.
     let back = await h.watchLog('/local/domain/0/backend/vif');
     while (!back.includes(`/${g.domid}/0/state=4`)) back = await h.watchLog('/local/domain/0/backend/vif');
-    g.go('end');
+    await g.go('end');
     const o = await g.outcome;
     back = await h.watchLog('/local/domain/0/backend/vif');
     t.deepEqual(o.connected?.negotiated, { queues: 1, split: true, sg: true });
@@ -45,7 +45,7 @@ test('two queues and one event channel when the backend does not offer split one
       tasks: [{ kind: 'barrier', name: 'go' }, { kind: 'stream-send', target: B.ip, port: 6001, size: 512, count: 1000 }],
     });
     await recv.note('listen:6001');
-    send.go('go');
+    await send.go('go');
     const [a, b] = await Promise.all([send.outcome, recv.outcome]);
     t.deepEqual(a.connected?.negotiated, { queues: 2, split: true, sg: true });
     t.deepEqual(b.connected?.negotiated, { queues: 2, split: false, sg: true });
@@ -68,8 +68,8 @@ test('hot-plug: a vif attached to a running guest connects; detached, it closes 
     const stats = await h.vifStats();
     t.false(Object.keys(stats.stats).some((p) => p.includes(`/vif/${g.domid}/`)), 'netback let go of the detached vif');
     t.false(stats.bridges.xenbr0.ports.includes(`vif${g.domid}.0`), 'and the hotplug step took it off the bridge');
-    g.go('detached');
-    peer.go('end');
+    await g.go('detached');
+    await peer.go('end');
     const o = await g.outcome;
     const ping = o.tasks[0].result;
     t.true(ping?.kind === 'ping' && ping.result.received === 3);

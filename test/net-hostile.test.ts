@@ -57,11 +57,11 @@ for (const [mode, reason] of [['fatal-slots', /Malicious frontend using 20 slots
       t.true(lines[0].includes(`vif${evil.domid}.0`));
       const stats = await h.vifStats();
       t.false(stats.bridges.xenbr0.ports.includes(`vif${evil.domid}.0`), 'the disabled vif is off the bridge');
-      a.go('after');
+      await a.go('after');
       const ao = await a.outcome;
       const ping = ao.tasks[2].result;
       t.true(ping?.kind === 'ping' && ping.result.received === 3 && ping.result.badReplies === 0, JSON.stringify(ao.tasks[2]));
-      b.go('end');
+      await b.go('end');
       await b.outcome;
       await h.destroy(evil.domid);
       // Wait until netback has let go of every vif (it does so when it sees the frontend gone).

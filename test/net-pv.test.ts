@@ -23,9 +23,9 @@ test('two PV guests ping each other and stream checksummed UDP both sizes', asyn
       ],
     });
     await recv.note('listen:5001');
-    send.go('s1');
+    await send.go('s1');
     await recv.note('listen:5003');
-    send.go('s2');
+    await send.go('s2');
     const [a, b] = await Promise.all([send.outcome, recv.outcome]);
     for (const o of [a, b]) for (const task of o.tasks) t.is(task.error, null, task.error ?? '');
     t.is(a.connected?.mac, A.mac);

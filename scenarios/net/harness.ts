@@ -55,16 +55,22 @@ export class NetGuest {
     this.outcome = outcome;
   }
 
+  private readonly reached = new Set<string>();
+
   /** Wait for the guest to say `name` (listen:PORT, barrier:NAME). */
-  note(name: string): Promise<void> {
-    return this.h.next((m) => m.kind === 'note' && m.nonce === this.nonce && m.name === name, name).then(() => undefined);
+  async note(name: string): Promise<void> {
+    if (this.reached.has(name)) return;
+    await this.h.next((m) => m.kind === 'note' && m.nonce === this.nonce && m.name === name, name);
+    this.reached.add(name);
   }
 
   booted(): Promise<void> {
     return this.h.next((m) => m.kind === 'booted' && m.nonce === this.nonce, 'boot').then(() => undefined);
   }
 
-  go(name: string): void {
+  /** Let the guest past barrier `name`, once it is there (a message sent before it listens would be lost). */
+  async go(name: string): Promise<void> {
+    await this.note(`barrier:${name}`);
     this.h.netCh.postMessage({ kind: 'go', nonce: this.nonce, name } satisfies NetMessage);
   }
 }
