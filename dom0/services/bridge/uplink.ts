@@ -85,7 +85,9 @@ export class Uplink implements BridgePort {
 }
 
 export async function startUplink(bridge: Bridge, pool: PacketPool, opts: UplinkOptions, log: (line: string) => void): Promise<Uplink> {
-  const sock = createSocket({ type: 'udp4' });
+  // A larger receive buffer, if the host allows it (net.core.rmem_max caps it): a burst from the
+  // other host waits there until Dom0's idle loop gives its sockets a turn.
+  const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
   const up = new Uplink(bridge, pool, sock);
   sock.on('message', (msg, rinfo) => up.received(msg, rinfo));
   sock.on('error', (e) => log(`bridge ${bridge.name}: uplink: ${e.message}`));
