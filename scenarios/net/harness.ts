@@ -37,7 +37,11 @@ export interface NetGuestSpec {
   attachLater?: boolean;
 }
 
-export interface TaskOutcome { result: NetTaskResult | null; error: string | null; stats: Record<string, number> }
+export interface TaskOutcome {
+  result: NetTaskResult | null; error: string | null; stats: Record<string, number>;
+  /** The hypervisor's counters (all domains summed) when the harness heard the task end. */
+  counters: Record<string, number>;
+}
 
 export interface NetGuestOutcome {
   domid: number;
@@ -119,6 +123,13 @@ export class NetHost {
 
   usage(): HostUsage {
     return this.host.usage();
+  }
+
+  /** The hypervisor's counters summed over every domain running now. */
+  allCounters(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const d of this.host.list()) for (const [k, v] of Object.entries(this.host.counters(d.domid))) sum[k] = (sum[k] ?? 0) + v;
+    return sum;
   }
 
   async next<T extends Dom0Message | NetMessage>(match: (m: Dom0Message | NetMessage) => boolean, why = ''): Promise<T> {
@@ -221,8 +232,9 @@ export class NetHost {
       const tasks: TaskOutcome[] = [];
       for (let i = 0; i < spec.tasks.length; i++) {
         const end = await this.next<NetMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `${name} task ${i}`);
-        if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats });
-        else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {} });
+        const counters = this.allCounters();
+        if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats, counters });
+        else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {}, counters });
       }
       const closed = await this.next<Extract<NetMessage, { kind: 'closed' }>>((m) => m.kind === 'closed' && m.nonce === nonce, `${name} to close`);
       const shutdown = await shut;
