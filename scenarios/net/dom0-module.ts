@@ -10,6 +10,7 @@ import { bridges } from '../../dom0/services/bridge/bridge.ts';
 import { uplinks } from '../../dom0/services/bridge/uplink.ts';
 import { startCapture, type Capture } from '../../dom0/services/bridge/capture.ts';
 import type { NetMessage } from './protocol.ts';
+import { waitForState } from '../../dom0/toolstack/devices.ts';
 import type { Packet } from '../../dom0/lib/packet.ts';
 import type { BridgePort } from '../../dom0/services/bridge/bridge.ts';
 
@@ -29,6 +30,13 @@ export async function init(dom0: Dom0): Promise<void> {
         const stats = Object.fromEntries([...vifs.entries()].map(([path, be]) => [path, be.stats()]));
         const br = Object.fromEntries([...bridges.entries()].map(([name, b]) => [name, { ports: b.portNames(), fdb: b.table(), stats: { ...b.stats } }]));
         post({ kind: 'vif-stats-reply', id: m.id, stats, pool: packetPool(dom0.k).inUse, bridges: br });
+        return;
+      }
+      case 'wait-connected': {
+        // Until the backend says Connected: frames flooded to a vif before that are dropped, and
+        // ringvisor's guests have no timer to send an ARP request again.
+        void waitForState(dom0.xs, `${m.path}/state`, (s) => s === 4, 60_000, `${m.path} did not connect`)
+          .catch(() => undefined).then(() => post({ kind: 'wait-connected-reply', id: m.id }));
         return;
       }
       case 'watch-log': {

@@ -168,6 +168,11 @@ export class NetHost {
     return r.frames ?? 0;
   }
 
+  /** Resolves when netback has the vif Connected. */
+  async backendConnected(domid: number, devid = 0): Promise<void> {
+    await this.ask({ kind: 'wait-connected', path: `/local/domain/0/backend/vif/${domid}/${devid}` }, 'wait-connected-reply');
+  }
+
   /** Start logging (first call) or read the log of state / hotplug-status writes under `path`. */
   async watchLog(path: string): Promise<string[]> {
     return (await this.ask({ kind: 'watch-log', path }, 'watch-log-reply')).entries;
@@ -227,6 +232,9 @@ export class NetHost {
     // As libxl does for a PV guest: its vifs are added while it is still paused.
     if (!spec.attachLater) await this.call({ kind: 'add-device', device: vifSpec(domid, spec.vif) });
     this.host.unpause(domid);
+    // A guest started after this one may send it a broadcast at once (ARP): wait until netback has
+    // it on the bridge and Connected, since a guest here cannot send an ARP request again.
+    if (!spec.attachLater) await this.backendConnected(domid, spec.vif.devid ?? 0);
     const outcome = (async (): Promise<NetGuestOutcome> => {
       const connected = await this.next<Extract<NetMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, `${name} to connect`);
       const tasks: TaskOutcome[] = [];
