@@ -8,6 +8,7 @@
  * until COUNT frames are written or Ctrl-C, and says how many it wrote (as tcpdump does).
  */
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import type { NetworkListRow } from '../dom0/toolstack/nic.ts';
 import type { XlClient } from './client.ts';
 
@@ -52,7 +53,6 @@ export function registerNetworkVerbs(ctx: NetworkCliContext): void {
     .requiredOption('-w, --write <file>', 'the pcap file to write (classic libpcap, LINKTYPE_ETHERNET)')
     .option('-c, --count <n>', 'stop after this many frames (default: at Ctrl-C)', (v) => Number(v))
     .action(async (port: string, opts: { write: string; count?: number }, cmd: Command) => {
-      const { resolve } = await import('node:path');
       const file = resolve(opts.write);
       const stop = () => { void withClient(cmd, (c) => c.call({ verb: 'capture-stop', port })); };
       process.once('SIGINT', stop);
