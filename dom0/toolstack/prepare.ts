@@ -24,11 +24,11 @@ import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
 import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
 import { workloadCmdline } from './config/workload.ts';
 import {
-  CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, formatCmdline, parseCmdline,
+  CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
 } from '../../shared/public/cmdline.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
-import { liveClaim, stateFilePath } from './state-file.ts';
 import { parseRate } from './nic.ts';
+import { liveClaim, runtimeFiles, type VmRuntimeFiles } from './state-file.ts';
 
 /** The one disk ringvisor's IDE model serves: the primary channel's master. */
 export const EMULATED_DISK_VDEV = 'hda';
@@ -45,6 +45,8 @@ export interface PreparedVm {
   /** Every vif, attached as a PV vif (see the header). */
   vifs: VifConfig[];
   cmdline: string;
+  /** Its console log and state file (./state-file.ts). */
+  files: VmRuntimeFiles;
 }
 
 /** What the host already runs, for the identity checks. */
@@ -55,8 +57,11 @@ export interface RunningDomain {
   vm?: VmConfig;
 }
 
-/** Load `path` (a VM directory or a config file) and make it ready to build. Throws ConfigError. */
-export function prepareVm(path: string, running: readonly RunningDomain[], freePages: number): PreparedVm {
+/**
+ * Load `path` (a VM directory or a config file) and make it ready to build. Throws ConfigError.
+ * `wait` is the host's waiting policy, which the guest's command line carries (shared/wait.ts).
+ */
+export function prepareVm(path: string, running: readonly RunningDomain[], freePages: number, wait?: string): PreparedVm {
   const isDir = statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   const loaded = isDir ? loadVmDir(path) : loadVmConfig(path);
   const vm = loaded.config;
@@ -68,6 +73,12 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     errors.push(d);
   };
 
+  // The same config again: one line that says so (its name, UUID and MACs all clash with itself).
+  const self = running.find((r) => r.vm?.file === vm.file);
+  if (self) {
+    throw new ConfigError([{ severity: 'error', file: vm.displayFile, line: 0,
+      message: `${vm.name} is already running as domain ${self.domid} (expected it shut down or destroyed first)` }]);
+  }
   // libxl: "domain with name ... already exists". Our own VMs also must not share a UUID or a MAC.
   checkDistinctIdentities([...running.flatMap((r) => (r.vm ? [r.vm] : [])), vm]);
   const twin = running.find((r) => !r.vm && r.name === vm.name);
@@ -104,15 +115,17 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     err(vm.lines['memory'] ?? vm.lines['maxmem'] ?? 1, `memory = ${vm.memoryMiB} MiB, but the host has ` +
       `${Math.floor((freePages * PAGE_SIZE) / 1048576)} MiB free (expected less, or more host memory: ringvisor host --memory)`);
   }
-  const claim = liveClaim(vm.dir);
+  const files = runtimeFiles(vm.file);
+  const claim = liveClaim(files.stateFile);
   if (claim) {
-    err(0, `this VM is running on another host already: ${stateFilePath(vm.dir)} names domain ${claim.domid} ` +
+    err(0, `this VM is running on another host already: ${files.stateFile} names domain ${claim.domid} ` +
       `of the host process ${claim.pid} (${claim.socket}) (expected it shut down there first)`);
   }
   const words = new Map(parseCmdline(vm.workload ? workloadCmdline(vm.workload) : ''));
   words.set(CMDLINE_GUEST_TYPE, vm.type);
   const emulatedDisk = emulated.length > 0 ? emulated[0]! : null;
   if (emulatedDisk) words.set(CMDLINE_IDE, emulatedDisk.vdev.name);
+  if (wait !== undefined) words.set(CMDLINE_WAIT, wait);
   const cmdline = formatCmdline(words);
   if (Buffer.byteLength(cmdline) > MAX_CMDLINE) {
     err(vm.workload?.line ?? 1, `the kernel command line would be ${Buffer.byteLength(cmdline)} bytes (expected at most ${MAX_CMDLINE})`);
@@ -128,7 +141,7 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     throw e;
   }
   return {
-    vm, imagesCreated, emulatedDisk, cmdline,
+    vm, imagesCreated, emulatedDisk, cmdline, files,
     warnings: warnings.sort((a, b) => a.line - b.line).map(formatDiagnostic),
     pvDisks: vm.disks.filter((d) => d.io === 'pv'),
     vifs: vm.vifs,

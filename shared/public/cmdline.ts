@@ -15,6 +15,9 @@
  *                                  has ACPI and a reset register; a PV guest asks Xen directly)
  *   ide=VDEV                       an emulated IDE disk on the primary channel's master, which
  *                                  the guest names VDEV (e.g. hda): probe it (HVM guests only)
+ *   wait=irq|poll                  how the kernel's drivers wait for the other side: sleep on the
+ *                                  event, or spin a bounded time first (shared/wait.ts); Dom0 and
+ *                                  DomU alike (shared/kernel/kernel.ts reads it; default irq)
  *
  * Both ends use this module, so the names are written once. Unknown words are kept: they are the
  * workload's arguments.
@@ -23,8 +26,9 @@
 export const CMDLINE_WORKLOAD = 'workload';
 export const CMDLINE_GUEST_TYPE = 'xen_guest';
 export const CMDLINE_IDE = 'ide';
+export const CMDLINE_WAIT = 'wait';
 /** Words the toolstack owns: a workload argument may not use these names. */
-export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE];
+export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_WAIT];
 
 export type CmdlineGuestType = 'pv' | 'pvh' | 'hvm';
 
