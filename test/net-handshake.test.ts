@@ -20,6 +20,7 @@ test('netfront goes straight to Connected; netback reports Connected only after 
     await g.go('end');
     const o = await g.outcome;
     back = await h.watchLog('/local/domain/0/backend/vif');
+    while (!back.includes(`/${g.domid}/0/state=6`)) back = await h.watchLog('/local/domain/0/backend/vif');
     t.deepEqual(o.connected?.negotiated, { queues: 1, split: true, sg: true });
     const be = back.filter((e) => e.startsWith(`/${g.domid}/0/`)).map((e) => e.slice(`/${g.domid}/0/`.length));
     const initWait = be.indexOf('state=2');

@@ -19,7 +19,10 @@ test('a runt packet is dropped with an ERROR response; the vif carries on', asyn
     const { domid, report } = await h.startRaw(EVIL, HOSTILE, { mode: 'runt' });
     const r = (await report) as unknown as NetHostileReport;
     t.deepEqual(r.statuses, [NETIF_RSP_ERROR, 0]);
-    t.true(h.dom0Log.some((l) => l.includes(`netback vif${domid}.0: dropped a packet: Bad packet size: 13`)));
+    // Dom0's console line travels on its own: wait for it (vifStats is a round trip through Dom0).
+    const line = `netback vif${domid}.0: dropped a packet: Bad packet size: 13`;
+    while (!h.dom0Log.some((l) => l.includes(line))) await h.vifStats();
+    t.true(h.dom0Log.some((l) => l.includes(line)));
     t.false(h.dom0Log.some((l) => l.includes('disabling device')));
     await h.destroy(domid);
   } finally {
