@@ -23,6 +23,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import type { Dom0Message } from '../dom0/toolstack/control.ts';
 import { xenstoredSocketPath, type Dom0Module } from '../dom0/kernel.ts';
 import { xlSocketPath } from '../dom0/toolstack/protocol.ts';
+import type { BridgeConfig, NetHostOptions } from '../dom0/backends/netback/module.ts';
 import { cleanUpAfterDeadHost, removeHostRecord, writeHostRecord, type Cleanup } from '../dom0/toolstack/host-record.ts';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
 import { MAX_HOST_MEMORY_MIB } from '../hypervisor/state.ts';
@@ -33,6 +34,7 @@ import type { WaitPolicy } from '../shared/wait.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
 const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
+const NETBACK = new URL('../dom0/backends/netback/module.ts', import.meta.url).href;
 /** The kernel image every VM boots (dom0/toolstack passes it to the domain builder). */
 export const GUEST_KERNEL = new URL('../domu/kernel.ts', import.meta.url).href;
 
@@ -45,6 +47,8 @@ export interface HostOptions {
   pcpus?: number;
   /** Hypervisor and early-boot console lines ("(XEN) ...", "(d0) ..."). */
   log?: (line: string) => void;
+  /** The host's bridges (default: xenbr0, no uplink); see dom0/backends/netback/module.ts. */
+  bridges?: BridgeConfig[];
   /**
    * The waiting policy (shared/wait.ts) for the whole host: the hypervisor's, Dom0's (its command
    * line) and, through the toolstack, every guest's. Default irq.
@@ -106,7 +110,9 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
       if (e.domid === 0) fail(new Error(`Dom0 stopped while booting: ${e.detail}`));
     });
   });
-  const module: Dom0Module = { runDir, control: channel, modules: [BLKBACK], xl: { guestKernel: GUEST_KERNEL } };
+  const module: Dom0Module & { net: NetHostOptions } = {
+    runDir, control: channel, modules: [BLKBACK, NETBACK], xl: { guestKernel: GUEST_KERNEL }, net: { bridges: opts.bridges },
+  };
   try {
     await host.createDomain({
       name: 'Domain-0', vcpus: 1, memoryKiB: dom0MiB * 1024, kernel: DOM0_KERNEL, module,

@@ -30,6 +30,8 @@ import { runTop } from './top.ts';
 import { addTraceVerb } from './trace.ts';
 import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 import { registerSchedVerbs } from './sched.ts';
+import { registerNetworkVerbs } from './network.ts';
+import type { BridgeConfig } from '../dom0/backends/netback/module.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -75,11 +77,16 @@ A session:
     .addOption(new Option('--wait <policy>', 'how every driver waits for the other side: sleep on the event, or spin up to 200 µs first (shared/wait.ts)')
       .choices(['irq', 'poll']).default('irq'))
     .addOption(new Option('--pcpus <N>', 'pCPU slots: at most N vCPUs run at once, as the credit scheduler decides (default: this machine\'s cores; 0: no scheduler, the host OS decides)').argParser(nonNegativeInt))
+    .option('--bridge <name>', 'the bridge in Dom0 that vifs join (default xenbr0)', 'xenbr0')
+    .option('--uplink <port>', 'give the bridge an uplink: a UDP socket on 127.0.0.1:PORT (0: any free port)')
+    .option('--uplink-peer <addr...>', 'another host\'s uplink, 127.0.0.1:PORT: their bridges become one segment')
     .option('--http <address:port>', 'serve the live web view on a loopback address, e.g. 127.0.0.1:8080 (read-only)', loopbackArg)
-    .action(async (opts: { memory: number; wait: WaitPolicy; http?: string; pcpus?: number }, cmd: Command) => {
+    .action(async (opts: { memory: number; wait: WaitPolicy; http?: string; pcpus?: number; bridge: string; uplink?: string; uplinkPeer?: string[] }, cmd: Command) => {
+      const bridge: BridgeConfig = { name: opts.bridge };
+      if (opts.uplink !== undefined || opts.uplinkPeer !== undefined) bridge.uplink = { port: Number(opts.uplink ?? 0), peers: opts.uplinkPeer ?? [] };
       const problem = hostMemoryProblem(opts.memory);
       if (problem !== null) throw new CliError('failed', `ringvisor host: ${problem}`);
-      code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http, opts.pcpus);
+      code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http, opts.pcpus, [bridge]);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -183,6 +190,8 @@ A session:
     });
 
   addTraceVerb(program, withClient, (s) => io.stdout.write(`${s}\n`));
+  registerNetworkVerbs({ domainVerb, program, withClient, out });
+
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
   registerSchedVerbs(program, { withClient, out });
@@ -223,9 +232,9 @@ A session:
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string, pcpus?: number): Promise<number> {
+async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string, pcpus?: number, bridges?: BridgeConfig[]): Promise<number> {
   const { startHost } = await import('./host.ts'); // only `host` loads the machine
-  const h = await startHost({ runDir, memoryMiB, wait, pcpus, log: (l) => io.stdout.write(`${l}\n`) });
+  const h = await startHost({ runDir, memoryMiB, wait, pcpus, bridges, log: (l) => io.stdout.write(`${l}\n`) });
   const web = http === undefined ? null : await startWebView(http, h.runDir);
   const slots = h.host.sched.pcpus;
   io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, ${slots === 0 ? 'no scheduler (the host OS decides)' : `${slots} pCPU slot(s), credit scheduler`}, waiting policy ${wait}, run directory ${h.runDir}\n` +

@@ -32,6 +32,11 @@
  * A frontend that goes Initialised before we reach InitWait is served all the same; with
  * `skipInitWait` this backend never publishes InitWait and waits for the frontend to go first
  * (the other shortcut Linux frontends tolerate).
+ *
+ * netback differs (`connectOn: 'connected'`): netfront goes from Initialising straight to
+ * Connected, and Linux's netback ignores Initialised and connects when it sees Connected
+ * (xen-netback/xenbus.c frontend_changed). Its connect() also waits for the hotplug step before
+ * it returns, so Connected is reported only once `hotplug-status` says the vif is on its bridge.
  */
 import {
   XS_DIR_BACKEND, XS_KEY_ONLINE, XenbusState, type XenbusStateValue,
@@ -52,6 +57,14 @@ export interface BackendOptions {
   onState?: (dev: XenbusDevice, state: XenbusStateValue) => void;
   /** The device was unregistered. */
   onRemove?: (dev: XenbusDevice) => void;
+  /** Which frontend state makes this backend connect (default: Initialised or Connected). */
+  connectOn?: 'initialised' | 'connected';
+  /**
+   * Unmap and unbind before answering the frontend's Closing with Closing (netback's
+   * set_backend_state walks Connected → Closing through backend_disconnect), so a frontend that
+   * frees its ring pages on seeing Closing frees pages nobody maps any more.
+   */
+  disconnectOnClosing?: boolean;
   /** A driver hook failed (default: one console line, no stack). */
   onError?: (dev: XenbusDevice, e: unknown) => void;
 }
@@ -115,11 +128,13 @@ export class XenbusBackend {
       case XenbusState.Initialised:
       case XenbusState.Connected:
         if (dev.state === XenbusState.Connected) break;
+        if (frontend === XenbusState.Initialised && this.opts.connectOn === 'connected') break;
         await this.driver.disconnect(dev);
         await this.driver.connect(dev);
         await this.enter(XenbusState.Connected);
         break;
       case XenbusState.Closing:
+        if (this.opts.disconnectOnClosing) await this.driver.disconnect(dev);
         await this.enter(XenbusState.Closing);
         break;
       case XenbusState.Closed:

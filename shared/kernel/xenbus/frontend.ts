@@ -23,6 +23,10 @@
  * Shortcut tolerated in the other direction: a driver with `connectEarly` publishes and goes
  * Initialised at probe, before the backend reaches InitWait; the backend's state machine
  * (./backend.ts) accepts Initialised at any time.
+ *
+ * netfront's way (`connectOnInitWait`): on the backend's InitWait it publishes, connects and goes
+ * straight to Connected, never Initialised (xen-netfront.c netback_changed → xennet_connect);
+ * netback connects when it sees that, and its own Connected then changes nothing here.
  */
 import { XS_DIR_DEVICE, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
 import type { XenbusClient, XsWatch } from './client.ts';
@@ -31,6 +35,8 @@ import { XenbusDevice, watchForDevices } from './device.ts';
 export interface FrontendDriver {
   /** Publish at probe instead of waiting for the backend's InitWait. */
   readonly connectEarly?: boolean;
+  /** On InitWait: publish, connect and go Connected at once (netfront). */
+  readonly connectOnInitWait?: boolean;
   publish(dev: XenbusDevice, t: number): Promise<void>;
   connect(dev: XenbusDevice): Promise<void>;
   close(dev: XenbusDevice): Promise<void>;
@@ -57,9 +63,14 @@ export class XenbusFrontend {
     return true;
   }
 
-  /** talk_to_blkback: publish in a transaction, then Initialised. */
+  /** talk_to_blkback: publish in a transaction, then Initialised (netfront: connect, Connected). */
   private async publish(): Promise<void> {
     await this.dev.xs.transaction((t) => this.driver.publish(this.dev, t));
+    if (this.driver.connectOnInitWait) {
+      await this.driver.connect(this.dev);
+      await this.enter(XenbusState.Connected);
+      return;
+    }
     await this.enter(XenbusState.Initialised);
   }
 
@@ -76,7 +87,10 @@ export class XenbusFrontend {
         break;
       case XenbusState.Connected:
         if (dev.state === XenbusState.Connected || this.closed) break;
-        if (dev.state !== XenbusState.Initialised) await this.publish();
+        if (dev.state !== XenbusState.Initialised) {
+          await this.publish();
+          if (this.driver.connectOnInitWait) break;
+        }
         await this.driver.connect(dev);
         await this.enter(XenbusState.Connected);
         break;

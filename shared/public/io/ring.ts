@@ -306,6 +306,16 @@ export class BackRing {
     return ((now - event) >>> 0) < ((now - old) >>> 0);
   }
 
+  /**
+   * Ask to be notified when req_prod passes `after` (netback's rx side waits for *enough* buffers,
+   * not for the next one: xenvif_rx_ring_slots_available sets req_event = req_prod + 1). The caller
+   * looks again afterwards, as in the final check.
+   */
+  armRequestEvent(after: number): void {
+    this.armed++;
+    Atomics.store(this.s.hdr, sring.req_event, (after + 1) | 0);
+  }
+
   /** RING_FINAL_CHECK_FOR_REQUESTS: arm req_event, then look once more. */
   finalCheckForRequests(): boolean {
     if (this.unconsumedRequests() !== 0) return true;

@@ -1,0 +1,60 @@
+/*
+ * The guest's neighbour table: IPv4 address → MAC, learned with ARP.
+ *
+ * Linux: net/ipv4/arp.c on the neighbour layer (net/core/neighbour.c): an entry is made by a reply
+ * to our request, or by any request addressed to us (the asker's address is learned for free,
+ * RFC 826's "merge" step); a lookup that misses sends a broadcast request. ringvisor's guests have
+ * no timers yet (VIRQ_TIMER comes with the scheduler), so entries do not expire and a request is
+ * not retried: resolve() waits for the reply, which on a bridge that floods never gets lost.
+ * flush() empties the table (`ip neigh flush`), and the counters show what ARP did.
+ */
+
+export class ArpCache {
+  private readonly table = new Map<number, Uint8Array>();
+  private readonly waiting = new Map<number, (() => void)[]>();
+  readonly stats = { requests_sent: 0, replies_sent: 0, learned: 0 };
+
+  lookup(ip: number): Uint8Array | undefined {
+    return this.table.get(ip);
+  }
+
+  /** An address seen in an ARP packet (request to us, or reply). */
+  learn(ip: number, mac: Uint8Array, off: number): void {
+    const known = this.table.get(ip);
+    if (known === undefined) {
+      this.table.set(ip, mac.slice(off, off + 6));
+      this.stats.learned++;
+    } else {
+      known.set(mac.subarray(off, off + 6));
+    }
+    const w = this.waiting.get(ip);
+    if (w !== undefined) {
+      this.waiting.delete(ip);
+      for (const f of w) f();
+    }
+  }
+
+  /** Wait until `ip` is known; `ask` sends the request (only for the first waiter). */
+  resolve(ip: number, ask: () => void): Promise<Uint8Array> {
+    const known = this.table.get(ip);
+    if (known !== undefined) return Promise.resolve(known);
+    return new Promise((resolve) => {
+      let w = this.waiting.get(ip);
+      const first = w === undefined;
+      if (w === undefined) { w = []; this.waiting.set(ip, w); }
+      w.push(() => resolve(this.table.get(ip)!));
+      if (first) {
+        this.stats.requests_sent++;
+        ask();
+      }
+    });
+  }
+
+  flush(): void {
+    this.table.clear();
+  }
+
+  entries(): [number, Uint8Array][] {
+    return [...this.table.entries()];
+  }
+}

@@ -1,0 +1,226 @@
+/*
+ * netfront: the paravirtual NIC as a DomU sees it, behind the guest's one NetDevice interface.
+ *
+ * Xen/Linux: drivers/net/xen-netfront.c (netfront_probe, talk_to_netback, setup_netfront_split /
+ * setup_netfront_single, xennet_create_queues, xennet_connect, xennet_start_xmit, netback_changed).
+ * The wire is shared/public/io/netif.ts, the handshake shared/kernel/xenbus/frontend.ts with
+ * `connectOnInitWait`: on the backend's InitWait, netfront builds its queues, writes its keys in
+ * one transaction and goes straight to Connected (netback connects when it sees that).
+ *
+ * What it reads from the backend: feature-rx-copy (required: "backend does not support copying
+ * receive path" otherwise, as Linux), feature-sg, feature-split-event-channels,
+ * multi-queue-max-queues. What it writes: tx-ring-ref, rx-ring-ref, event-channel (or
+ * event-channel-tx and -rx), per queue-N/ when there are several queues (then the top-level ring
+ * keys are not written), multi-queue-num-queues only if the backend offered queues,
+ * request-rx-copy = 1, feature-rx-notify = 1, feature-sg. Its MAC and MTU come from its own
+ * frontend directory (`mac`, `mtu`), where the toolstack put them.
+ *
+ * Frames: the stack hands over an Ethernet frame as fragments, the first holding at least the
+ * Ethernet header (netback drops a first slot under 14 bytes; XSA-423 wants headers up front).
+ * With feature-sg each fragment gets its own slot(s); without it the fragments are joined into
+ * one slot. A frame goes to a queue by a hash of its IPv4 flow, as Linux picks a tx queue.
+ */
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
+import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
+import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
+import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE, XEN_NETIF_NR_SLOTS_MIN, XS_NET, parseMac } from '../../shared/public/io/netif.ts';
+import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import type { NetDevice } from '../net/netdev.ts';
+import { NetfrontQueue } from './queue.ts';
+
+export interface NetfrontOptions {
+  /** Most queues (Linux: one per vCPU, at most xennet_max_queues). */
+  maxQueues?: number;
+  /** Use split event channels if offered. */
+  split?: boolean;
+  /** Use scatter-gather if offered. */
+  sg?: boolean;
+}
+
+export class Netfront implements NetDevice, FrontendDriver {
+  readonly connectOnInitWait = true;
+  name = '';
+  readonly path = 'pv' as const;
+  mac: Uint8Array = new Uint8Array(6);
+  mtu = 1500;
+  maxFrags = 1;
+  onReceive: (frame: Uint8Array) => void = () => undefined;
+  onTxRoom: () => void = () => undefined;
+  readonly negotiated = { queues: 1, split: false, sg: false };
+  queues: NetfrontQueue[] = [];
+  private readonly opts: Required<NetfrontOptions>;
+  private brokenWhy: string | null = null;
+  private txWaiting = false;
+  private readonly joined = new Uint8Array(PAGE_SIZE);
+  private readonly one: Uint8Array[] = [this.joined];
+  private ready!: () => void;
+  private gone!: () => void;
+  readonly connected = new Promise<void>((r) => { this.ready = r; });
+  readonly closed = new Promise<void>((r) => { this.gone = r; });
+  shutdownHook: (() => Promise<void>) | null = null;
+  readonly counters = { tx_dropped: 0, tx_busy: 0 };
+
+  constructor(private readonly k: Kernel, opts: NetfrontOptions = {}) {
+    this.opts = { maxQueues: opts.maxQueues ?? k.nr_vcpus, split: opts.split ?? true, sg: opts.sg ?? true };
+  }
+
+  /* ---- xenbus ---- */
+
+  private fail!: (why: string) => void;
+  /** Resolves (with the reason) if the device could not be set up: boot does not wait for it then. */
+  readonly failed = new Promise<string>((r) => { this.fail = r; });
+
+  async publish(dev: XenbusDevice, t: number): Promise<void> {
+    try {
+      await this.publishInner(dev, t);
+    } catch (e) {
+      this.fail(e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  private async publishInner(dev: XenbusDevice, t: number): Promise<void> {
+    const xs = dev.xs;
+    const be = dev.otherend;
+    if (this.queues.length === 0) {
+      this.name = `eth${dev.nodename.split('/').pop()}`;
+      if ((await readUint(xs, `${be}/${XS_NET.feature_rx_copy}`, 0)) !== 1) {
+        throw new Error(`${this.name}: backend does not support copying receive path`);
+      }
+      const maxQueues = await xs.tryRead(`${be}/${XS_NET.multi_queue_max_queues}`);
+      this.negotiated.queues = maxQueues === null ? 1 : Math.max(1, Math.min(this.opts.maxQueues, Number(maxQueues) || 1));
+      this.negotiated.split = this.opts.split && (await readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0)) === 1;
+      this.negotiated.sg = this.opts.sg && (await readUint(xs, `${be}/${XS_NET.feature_sg}`, 0)) === 1;
+      // Each queue grants 2 ring pages, a tx page per tx id and an rx buffer per posted request:
+      // as many as this vCPU's grant references allow, up to the ring size (a power of two).
+      const perQueue = Math.floor((this.k.gnttab.available - 16) / this.negotiated.queues / 2) - 2;
+      let buffers = 256;
+      while (buffers > perQueue) buffers >>= 1;
+      if (buffers < 32) throw new Error(`${this.name}: only ${this.k.gnttab.available} grant references left, too few for a vif`);
+      for (let q = 0; q < this.negotiated.queues; q++) {
+        this.queues.push(new NetfrontQueue(this.k, dev.otherendId, this.negotiated.split, {
+          receive: (frame) => this.onReceive(frame),
+          txRoom: () => this.txRoom(),
+          broken: (why) => this.broken(why),
+        }, buffers));
+      }
+    }
+    const dir = dev.nodename;
+    const writeQueue = async (qdir: string, q: NetfrontQueue) => {
+      await xs.write(`${qdir}/${XS_NET.tx_ring_ref}`, String(q.txRef), t);
+      await xs.write(`${qdir}/${XS_NET.rx_ring_ref}`, String(q.rxRef), t);
+      if (q.split) {
+        await xs.write(`${qdir}/${XS_NET.event_channel_tx}`, String(q.txPort), t);
+        await xs.write(`${qdir}/${XS_NET.event_channel_rx}`, String(q.rxPort), t);
+      } else {
+        await xs.write(`${qdir}/${XS_NET.event_channel}`, String(q.txPort), t);
+      }
+    };
+    if ((await xs.tryRead(`${dev.otherend}/${XS_NET.multi_queue_max_queues}`, t)) !== null) {
+      await xs.write(`${dir}/${XS_NET.multi_queue_num_queues}`, String(this.queues.length), t);
+    }
+    if (this.queues.length === 1) await writeQueue(dir, this.queues[0]);
+    else for (let q = 0; q < this.queues.length; q++) await writeQueue(`${dir}/queue-${q}`, this.queues[q]);
+    await xs.write(`${dir}/${XS_NET.request_rx_copy}`, '1', t);
+    await xs.write(`${dir}/${XS_NET.feature_rx_notify}`, '1', t);
+    await xs.write(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0', t);
+  }
+
+  /** xennet_connect: what the toolstack told us about ourselves. */
+  async connect(dev: XenbusDevice): Promise<void> {
+    const xs = dev.xs;
+    const mac = parseMac((await xs.tryRead(`${dev.nodename}/${XS_NET.mac}`)) ?? '');
+    if (mac === null) throw new Error(`${this.name}: no valid mac in ${dev.nodename}`);
+    this.mac = mac;
+    this.mtu = Math.min(XEN_NETIF_MAX_TX_SIZE - ETH_HLEN, Math.max(68, await readUint(xs, `${dev.nodename}/${XS_NET.mtu}`, 1500)));
+    if (!this.negotiated.sg) this.mtu = Math.min(this.mtu, PAGE_SIZE - ETH_HLEN);
+    this.maxFrags = this.negotiated.sg ? XEN_NETIF_NR_SLOTS_MIN - 1 : 8;
+    this.ready();
+  }
+
+  async close(): Promise<void> {
+    for (const q of this.queues) q.free();
+    this.queues = [];
+    this.gone();
+  }
+
+  /** Ask the backend to let go (Closing); resolves once Closed and everything is given back. */
+  async closeDevice(): Promise<void> {
+    await this.shutdownHook?.();
+    await this.closed;
+  }
+
+  /* ---- NetDevice ---- */
+
+  transmit(frags: readonly Uint8Array[], n: number): boolean {
+    let total = 0;
+    let slots = 0;
+    for (let f = 0; f < n; f++) {
+      total += frags[f].length;
+      slots += Math.ceil(frags[f].length / PAGE_SIZE);
+    }
+    if (this.brokenWhy !== null || this.queues.length === 0 || n < 1 || frags[0].length < ETH_HLEN || total > this.mtu + ETH_HLEN) {
+      this.counters.tx_dropped++; // the stack's mistake, or a dead device: dropped, as Linux counts tx_dropped
+      return true;
+    }
+    const q = this.queues.length === 1 ? this.queues[0] : this.queues[flowHash(frags[0]) % this.queues.length];
+    if (!this.negotiated.sg && n > 1) {
+      // No scatter-gather: join the fragments into one slot (the MTU keeps a frame in one page).
+      if (q.txFree < 1) return this.busy();
+      let at = 0;
+      for (let f = 0; f < n; f++) { this.joined.set(frags[f], at); at += frags[f].length; }
+      this.one[0] = this.joined.subarray(0, at);
+      q.transmit(this.one, 1, total);
+      return true;
+    }
+    if (slots > XEN_NETIF_NR_SLOTS_MIN) {
+      this.counters.tx_dropped++;
+      return true;
+    }
+    if (q.txFree < slots) return this.busy();
+    q.transmit(frags, n, total);
+    return true;
+  }
+
+  private busy(): boolean {
+    this.counters.tx_busy++;
+    this.txWaiting = true;
+    return false;
+  }
+
+  private txRoom(): void {
+    if (!this.txWaiting) return;
+    this.txWaiting = false;
+    this.onTxRoom();
+  }
+
+  stats(): Record<string, number> {
+    const out: Record<string, number> = { ...this.counters };
+    for (const q of this.queues) for (const [k, v] of Object.entries(q.stats)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  }
+
+  private broken(why: string): void {
+    if (this.brokenWhy !== null) return;
+    this.brokenWhy = why;
+    this.k.log(`netfront ${this.name}: ${why}; device stopped`);
+  }
+
+  get brokenReason(): string | null {
+    return this.brokenWhy;
+  }
+}
+
+function flowHash(f: Uint8Array): number {
+  if (f.length < 38 || f[12] !== 0x08 || f[13] !== 0x00) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 26; i < 38; i++) h = Math.imul(h ^ f[i], 0x01000193);
+  return h >>> 0;
+}
+
+async function readUint(xs: XenbusClient, path: string, dflt: number): Promise<number> {
+  const v = await xs.tryRead(path);
+  if (v === null || !/^[0-9]+$/.test(v)) return dflt;
+  return Number(v);
+}

@@ -1,0 +1,320 @@
+/*
+ * One netfront queue: a tx ring and an rx ring, their event channel(s), the tx pages and the rx
+ * buffers the guest has posted.
+ *
+ * Linux: drivers/net/xen-netfront.c (struct netfront_queue, setup_netfront, xennet_start_xmit,
+ * xennet_make_txreqs, xennet_tx_buf_gc, xennet_alloc_rx_buffers, xennet_poll, xennet_get_responses,
+ * xennet_get_extras). The backend is not trusted either (the XSA-405 lesson): every response is
+ * copied out once and checked before use:
+ *
+ *   rsp_prod − rsp_cons > ring size          "Illegal number of responses"  → device broken
+ *   tx id ≥ ring size                        "Response has incorrect id"   → device broken
+ *   tx id not in flight                      "Response for inactive request" → device broken
+ *   rx status < 0, or offset + status > page  the packet is dropped, its slots recycled
+ *   rx packet of more than 18 slots          "Too many slots", dropped
+ *   rx extra-info of an unknown type         "Invalid extra type", dropped
+ *
+ * Buffers, and where ringvisor differs: Linux grants each skb's own pages per packet and ends the
+ * grants when the response comes. Here each tx id owns one page, granted read-only to the backend
+ * once, and a frame is copied into the pages of the slots it uses (one fragment per slot or more:
+ * scatter-gather); each rx id owns one page granted read-write once, re-posted as soon as the
+ * frame in it has been handed up. Netback only grant-copies (it never maps data pages), so the
+ * grants can stay; the slot and response rules are the protocol's.
+ */
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { IdlePoller } from '../../shared/kernel/events.ts';
+import {
+  NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data,
+  XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_NR_SLOTS_MIN, netif_extra_info, netif_rx_request,
+  netif_rx_response, netif_tx_request, netif_tx_response,
+} from '../../shared/public/io/netif.ts';
+import { FrontRing } from '../../shared/public/io/ring.ts';
+import { PAGE_SIZE } from '../../shared/public/xen.ts';
+
+export interface QueueHooks {
+  /** A frame arrived (valid only during the call). */
+  receive(frame: Uint8Array): void;
+  /** Tx slots were freed. */
+  txRoom(): void;
+  /** The backend broke the protocol: stop the device. */
+  broken(why: string): void;
+}
+
+export class NetfrontQueue implements IdlePoller {
+  readonly tx: FrontRing;
+  readonly rx: FrontRing;
+  readonly txRef: number;
+  readonly rxRef: number;
+  readonly txPort: number;
+  readonly rxPort: number;
+  readonly stats = {
+    tx_packets: 0, tx_bytes: 0, tx_slots: 0, tx_errors: 0, rx_packets: 0, rx_bytes: 0, rx_errors: 0,
+    notifications: 0, interrupts: 0,
+  };
+  private readonly ringGfns: number[];
+  private readonly txPages: Uint8Array[] = [];
+  private readonly txGfns: number[] = [];
+  private readonly txRefs: number[] = [];
+  private readonly txBusy: Uint8Array;
+  private readonly freeTx: number[] = [];
+  private readonly rxPages: Uint8Array[] = [];
+  private readonly rxGfns: number[] = [];
+  private readonly rxRefs: number[] = [];
+  private readonly txReq = netif_tx_request.create();
+  private readonly txRsp = netif_tx_response.create();
+  private readonly rxReq = netif_rx_request.create();
+  private readonly rxRsp = netif_rx_response.create();
+  private readonly extra = netif_extra_info.create();
+  /** A received frame is gathered here when it spans slots (64 KiB: XEN_NETIF_MAX_TX_SIZE). */
+  private readonly gather = new Uint8Array(0x10000);
+  private dead: string | null = null;
+  private pushScheduled = false;
+
+  /** `buffers` (a power of two ≤ 256): tx pages and posted rx buffers, bounded by the grant references the vCPU has. */
+  constructor(private readonly k: Kernel, private readonly backend: number, split: boolean, private readonly hooks: QueueHooks, private readonly buffers = 256) {
+    this.ringGfns = k.pages.allocMany(2);
+    this.tx = new FrontRing([k.memory.pageWords(this.ringGfns[0], true)], NETIF_TX_SLOT, netif_tx_response.size);
+    this.rx = new FrontRing([k.memory.pageWords(this.ringGfns[1], true)], NETIF_RX_SLOT, NETIF_RX_SLOT);
+    this.txRef = k.gnttab.grant(backend, this.ringGfns[0], false);
+    this.rxRef = k.gnttab.grant(backend, this.ringGfns[1], false);
+    this.txBusy = new Uint8Array(this.tx.size);
+    for (let id = 0; id < buffers; id++) {
+      const gfn = k.pages.alloc();
+      this.txGfns.push(gfn);
+      this.txPages.push(k.memory.page(gfn, true));
+      this.txRefs.push(k.gnttab.grant(backend, gfn, true));
+    }
+    for (let id = buffers - 1; id >= 0; id--) this.freeTx.push(id);
+    for (let id = 0; id < buffers; id++) {
+      const gfn = k.pages.alloc();
+      this.rxGfns.push(gfn);
+      this.rxPages.push(k.memory.page(gfn, true));
+      this.rxRefs.push(k.gnttab.grant(backend, gfn, false));
+    }
+    if (split) {
+      this.txPort = k.events.allocUnbound(backend, this.onTx);
+      this.rxPort = k.events.allocUnbound(backend, this.onRx);
+    } else {
+      this.txPort = this.rxPort = k.events.allocUnbound(backend, this.onBoth);
+    }
+    // xennet_alloc_rx_buffers: post every buffer; the backend fills them in ring order.
+    for (let i = 0; i < buffers; i++) this.postRx();
+    this.rx.pushRequests();
+    k.events.addPoller(this);
+  }
+
+  get split(): boolean {
+    return this.txPort !== this.rxPort;
+  }
+
+  private readonly onTx = (): void => { this.stats.interrupts++; this.reapTx(); };
+  private readonly onRx = (): void => { this.stats.interrupts++; this.reapRx(); };
+  private readonly onBoth = (): void => { this.stats.interrupts++; this.reapTx(); this.reapRx(); };
+
+  /** Tx slots free now (a frame needs one per fragment piece). */
+  get txFree(): number {
+    return this.dead === null ? Math.min(this.freeTx.length, this.tx.freeRequests()) : 0;
+  }
+
+  /**
+   * xennet_start_xmit: put one frame on the tx ring, each fragment in its own slot(s) (the caller
+   * checked slotsFor() ≤ txFree). Published at the end of the current burst (a microtask), so a
+   * burst of frames costs one index update and at most one notification.
+   */
+  transmit(frags: readonly Uint8Array[], n: number, total: number): void {
+    const r = this.txReq;
+    let lastFrag = n - 1;
+    while (lastFrag > 0 && frags[lastFrag].length === 0) lastFrag--;
+    let first = true;
+    for (let f = 0; f <= lastFrag; f++) {
+      const frag = frags[f];
+      // Zero-length fragments are not sent at all (XSA-448: a backend may not expect them).
+      for (let at = 0; at < frag.length; at += PAGE_SIZE) {
+        const len = Math.min(PAGE_SIZE, frag.length - at);
+        const id = this.freeTx.pop()!;
+        this.txBusy[id] = 1;
+        this.txPages[id].set(len === frag.length ? frag : frag.subarray(at, at + len));
+        r.clear();
+        r.gref = this.txRefs[id];
+        r.offset = 0;
+        r.flags = f === lastFrag && at + len >= frag.length ? 0 : NETTXF_more_data;
+        r.id = id;
+        r.size = first ? total : len;
+        this.tx.putRequest(r.words);
+        this.stats.tx_slots++;
+        first = false;
+      }
+    }
+    this.stats.tx_packets++;
+    this.stats.tx_bytes += total;
+    this.schedulePush();
+  }
+
+  private schedulePush(): void {
+    if (this.pushScheduled) return;
+    this.pushScheduled = true;
+    queueMicrotask(this.push);
+  }
+
+  private readonly push = (): void => {
+    this.pushScheduled = false;
+    if (this.dead !== null) return;
+    if (this.tx.pushRequests()) {
+      this.stats.notifications++;
+      this.k.events.notify(this.txPort);
+    }
+  };
+
+  /* ---- IdlePoller ---- */
+
+  poll(): boolean {
+    if (this.dead !== null) return false;
+    const tx = this.tx.unconsumedResponses() !== 0;
+    const rx = this.rx.unconsumedResponses() !== 0;
+    if (tx) this.reapTx();
+    if (rx) this.reapRx();
+    return tx || rx;
+  }
+
+  busy(): boolean {
+    return this.dead === null && this.freeTx.length < this.buffers;
+  }
+
+  prepareToSleep(): boolean {
+    if (this.dead !== null) return false;
+    const tx = this.tx.finalCheckForResponses();
+    const rx = this.rx.finalCheckForResponses();
+    if (tx) this.reapTx();
+    if (rx) this.reapRx();
+    return tx || rx;
+  }
+
+  /** xennet_tx_buf_gc: take tx responses, checking each. */
+  reapTx(): void {
+    if (this.dead !== null) return;
+    if (this.tx.responseOverflow()) return this.broke(`Illegal number of responses ${this.tx.unconsumedResponses()} on the tx ring`);
+    let freed = 0;
+    while (this.tx.unconsumedResponses() !== 0) {
+      this.tx.takeResponse(this.txRsp.words);
+      const status = this.txRsp.status;
+      if (status === NETIF_RSP_NULL) continue;
+      const id = this.txRsp.id;
+      if (id >= this.buffers) return this.broke(`Response has incorrect id (${id})`);
+      if (this.txBusy[id] !== 1) return this.broke(`Response for inactive request (id ${id})`);
+      if (status !== NETIF_RSP_OKAY) this.stats.tx_errors++;
+      this.txBusy[id] = 0;
+      this.freeTx.push(id);
+      freed++;
+    }
+    if (freed > 0) this.hooks.txRoom();
+  }
+
+  /** xennet_poll: take rx responses frame by frame, check them, hand frames up, re-post buffers. */
+  reapRx(): void {
+    if (this.dead !== null) return;
+    const rx = this.rx;
+    if (rx.responseOverflow()) return this.broke(`Illegal number of responses ${rx.unconsumedResponses()} on the rx ring`);
+    let posted = 0;
+    while (rx.unconsumedResponses() !== 0) {
+      // Gather one frame: slots up to the one without more_data (and its extras).
+      let len = 0;
+      let slots = 0;
+      let bad = '';
+      let more = true;
+      let frameSlot = -1;
+      let frameOff = 0;
+      let frameLen = 0;
+      while (more) {
+        if (rx.unconsumedResponses() === 0) {
+          // The backend published part of a frame (netback never does): drop what we have.
+          this.stats.rx_errors++;
+          return this.finishRx(posted);
+        }
+        const idx = rx.rsp_cons & (this.buffers - 1); // the buffer posted at this index (see postRx)
+        rx.takeResponse(this.rxRsp.words);
+        slots++;
+        const st = this.rxRsp.status;
+        const off = this.rxRsp.offset;
+        const flags = this.rxRsp.flags;
+        more = (flags & NETRXF_more_data) !== 0;
+        if (bad === '' && (st < 0 || off + st > PAGE_SIZE)) bad = `rx error status ${st} at offset ${off}`;
+        else if (bad === '' && slots > XEN_NETIF_NR_SLOTS_MIN) bad = `Too many slots (${slots})`;
+        else if (bad === '') {
+          if (slots === 1) { frameSlot = idx; frameOff = off; frameLen = st; }
+          if (slots === 2) this.gather.set(this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen), 0);
+          if (slots >= 2) this.gather.set(this.rxPages[idx].subarray(off, off + st), len);
+          len += st;
+        }
+        posted += this.recycle();
+        if ((flags & NETRXF_extra_info) !== 0) {
+          // xennet_get_extras: each extra occupies a slot of its own, chained by FLAG_MORE.
+          let more_extra = true;
+          while (more_extra) {
+            if (rx.unconsumedResponses() === 0) { bad ||= 'Missing extra info'; more = false; break; }
+            rx.takeResponse(this.extra.words);
+            posted += this.recycle();
+            const t = this.extra.type;
+            if (bad === '' && (t === 0 || t >= XEN_NETIF_EXTRA_TYPE_MAX)) bad = `Invalid extra type: ${t}`;
+            more_extra = (this.extra.flags & XEN_NETIF_EXTRA_FLAG_MORE) !== 0;
+          }
+        }
+      }
+      if (bad !== '') {
+        this.stats.rx_errors++;
+        continue;
+      }
+      this.stats.rx_packets++;
+      this.stats.rx_bytes += len;
+      this.hooks.receive(slots === 1 ? this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen) : this.gather.subarray(0, len));
+    }
+    this.finishRx(posted);
+  }
+
+  private finishRx(posted: number): void {
+    if (posted > 0 && this.rx.pushRequests()) {
+      this.stats.notifications++;
+      this.k.events.notify(this.rxPort);
+    }
+  }
+
+  /**
+   * Re-post the buffer of the slot just consumed. The request index it goes to is 256 ahead of the
+   * response just taken, so it names the same buffer id (netfront's rx id = index & (size − 1)).
+   * The frame in it is handed up before the backend can fill it again: only after our push.
+   */
+  private recycle(): number {
+    this.postRx();
+    return 1;
+  }
+
+  private postRx(): void {
+    // At most `buffers` requests are outstanding, so index r's buffer is free again by index r + buffers.
+    const id = this.rx.req_prod_pvt & (this.buffers - 1);
+    const r = this.rxReq;
+    r.clear();
+    r.id = id;
+    r.gref = this.rxRefs[id];
+    this.rx.putRequest(r.words);
+  }
+
+  private broke(why: string): void {
+    if (this.dead !== null) return;
+    this.dead = why;
+    this.k.events.unbind(this.txPort);
+    if (this.split) this.k.events.unbind(this.rxPort);
+    this.hooks.broken(why);
+  }
+
+  get brokenReason(): string | null {
+    return this.dead;
+  }
+
+  /** Give back rings, pages and ports (after the backend has let go). */
+  free(): void {
+    this.k.events.removePoller(this);
+    this.k.events.close(this.txPort);
+    if (this.split) this.k.events.close(this.rxPort);
+    for (const ref of [this.txRef, this.rxRef, ...this.txRefs, ...this.rxRefs]) this.k.gnttab.endAccess(ref);
+    for (const g of [...this.ringGfns, ...this.txGfns, ...this.rxGfns]) this.k.pages.release(g);
+  }
+}
