@@ -216,7 +216,7 @@ export class IoreqServer implements IdlePoller {
       this.stats.buffered++;
       const region = !this.broken && (size === 1 || size === 2 || size === 4) ? this.lookup(buf_ioreq_type(w0), addr, size) : null;
       if (region === null) this.stats.unhandled++;
-      else this.access(region, addr, size as 1 | 2 | 4, false, data);
+      else this.access(region, addr, size as 1 | 2 | 4, true, data);
       Atomics.add(b, BUFIOREQ_W.read_pointer, 1);
     }
     return found;

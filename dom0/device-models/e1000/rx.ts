@@ -11,6 +11,10 @@
  * an RDT write; here a bounded backlog plays that queue, and what does not fit in it is missed
  * (RNBC and MPC counted, RXO raised), as a NIC whose FIFO overflowed.
  *
+ * Frames that arrive before the driver has enabled receive wait in the same backlog (QEMU's
+ * can_receive is false then too) and are filtered when they are received, by the filters the
+ * driver has set by then.
+ *
  * The guest's ring is untrusted: each descriptor is copied out once, a ring that cannot be
  * walked (RDLEN 0, RDH beyond it, a descriptor not in RAM) drops the frame (rx_ring_errors), and a
  * buffer address that is not guest RAM leaves that buffer unwritten and marks the descriptor with
@@ -22,7 +26,7 @@ import {
   E1000_RAH_AV, E1000_RCTL, E1000_RCTL_BAM, E1000_RCTL_EN, E1000_RCTL_LPE, E1000_RCTL_MO_SHIFT, E1000_RCTL_MPE,
   E1000_RCTL_RDMTS_SHIFT, E1000_RCTL_SBP, E1000_RCTL_SECRC, E1000_RCTL_UPE, E1000_RDBAH, E1000_RDBAL, E1000_RDH,
   E1000_RDLEN, E1000_RDT, E1000_ROC, E1000_RXD_STAT_DD, E1000_RXD_STAT_EOP, E1000_RXD_STAT_IXSM, E1000_TPR,
-  e1000RxBufSize, e1000_rx_desc,
+  RXD_STATUS, e1000RxBufSize, e1000_rx_desc,
 } from '../../../shared/public/hw/e1000.ts';
 import type { Packet } from '../../lib/packet.ts';
 import type { E1000Core } from './core.ts';
@@ -50,27 +54,13 @@ export class RxRing {
     return this.count;
   }
 
-  /** A frame from the bridge (the reference is ours). False: dropped. */
+  /**
+   * A frame from the bridge (the reference is ours). False: dropped. A NIC that cannot take it now
+   * (receive not enabled yet, or no free descriptor) keeps it in the backlog, as QEMU's net layer
+   * queues a packet while e1000_can_receive says no; the filters apply when it is received.
+   */
   deliver(p: Packet): boolean {
     const c = this.core;
-    const rctl = c.reg(E1000_RCTL);
-    if (!c.linkUp || (rctl & E1000_RCTL_EN) === 0) {
-      c.stats.rx_disabled++;
-      p.release();
-      return false;
-    }
-    const size = Math.max(p.len, ETH_ZLEN);
-    if ((size > MAX_LONG || (size > MAX_SHORT && (rctl & E1000_RCTL_LPE) === 0)) && (rctl & E1000_RCTL_SBP) === 0) {
-      c.stats.rx_oversize++;
-      c.inc(E1000_ROC);
-      p.release();
-      return false;
-    }
-    if (!this.accepts(p.pages[0], rctl)) {
-      c.stats.rx_filtered++;
-      p.release();
-      return false;
-    }
     if (this.count > 0) this.flush(); // descriptors may have come back since the last frame
     if (this.count === 0 && this.receive(p)) return true;
     if (this.count === E1000_RX_BACKLOG) {
@@ -111,6 +101,22 @@ export class RxRing {
   private receive(p: Packet): boolean {
     const c = this.core;
     const rctl = c.reg(E1000_RCTL);
+    if (!c.linkUp || (rctl & E1000_RCTL_EN) === 0) {
+      c.stats.rx_disabled++;
+      return false; // e1000_can_receive: not now
+    }
+    const size = Math.max(p.len, ETH_ZLEN);
+    if ((size > MAX_LONG || (size > MAX_SHORT && (rctl & E1000_RCTL_LPE) === 0)) && (rctl & E1000_RCTL_SBP) === 0) {
+      c.stats.rx_oversize++;
+      c.inc(E1000_ROC);
+      p.release();
+      return true;
+    }
+    if (!this.accepts(p.pages[0], rctl)) {
+      c.stats.rx_filtered++;
+      p.release();
+      return true;
+    }
     const n = c.reg(E1000_RDLEN) / E1000_DESC_SIZE;
     const rdh0 = c.reg(E1000_RDH);
     if (n === 0 || rdh0 >= n || c.reg(E1000_RDT) >= n) {
@@ -119,7 +125,6 @@ export class RxRing {
       return true;
     }
     const bufSize = e1000RxBufSize(rctl);
-    const size = Math.max(p.len, ETH_ZLEN);
     const total = size + ((rctl & E1000_RCTL_SECRC) !== 0 ? 0 : 4);
     if (!this.hasBuffers(total, bufSize, n)) {
       c.stats.rx_no_buffers++;
@@ -151,8 +156,13 @@ export class RxRing {
         if (offset >= total) d.status = E1000_RXD_STAT_EOP | E1000_RXD_STAT_IXSM;
       }
       // A null buffer address skips the descriptor, as Intel's documentation says and QEMU does.
-      d.status |= E1000_RXD_STAT_DD;
+      // The descriptor goes back with status 0, then DD is published with an atomic store, so
+      // the driver that sees DD also sees the length and the frame (QEMU's two pci_dma_writes).
+      const status = d.status | E1000_RXD_STAT_DD;
+      d.status = 0;
       this.dma.write(at, d.bytes, 0, E1000_DESC_SIZE);
+      const sb = this.dma.byteAt(at + RXD_STATUS);
+      if (sb !== null) Atomics.store(sb.page, sb.off, status);
       let h = c.reg(E1000_RDH) + 1;
       if (h >= n) h = 0;
       c.mac[E1000_RDH >> 2] = h;

@@ -73,7 +73,7 @@ export class TxRing {
       if ((d.cmd & (E1000_TXD_CMD_RS | E1000_TXD_CMD_RPS)) !== 0) {
         // txdesc_writeback: DD in the status byte only (the rest of the descriptor is the guest's).
         const b = this.dma.byteAt(at + TXD_STATUS);
-        if (b !== null) b.page[b.off] = (d.status | E1000_TXD_STAT_DD) & 0xff;
+        if (b !== null) Atomics.store(b.page, b.off, (d.status | E1000_TXD_STAT_DD) & 0xff);
         cause |= E1000_ICR_TXDW;
       }
       let h = c.reg(E1000_TDH) + 1;
