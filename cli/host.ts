@@ -20,11 +20,13 @@ import { BroadcastChannel } from 'node:worker_threads';
 import type { Dom0Message } from '../dom0/toolstack/control.ts';
 import { xenstoredSocketPath, type Dom0Module } from '../dom0/kernel.ts';
 import { xlSocketPath } from '../dom0/toolstack/protocol.ts';
+import type { BridgeConfig, NetHostOptions } from '../dom0/backends/netback/module.ts';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
 import { XlClient } from './client.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
 const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
+const NETBACK = new URL('../dom0/backends/netback/module.ts', import.meta.url).href;
 /** The kernel image every VM boots (dom0/toolstack passes it to the domain builder). */
 export const GUEST_KERNEL = new URL('../domu/kernel.ts', import.meta.url).href;
 
@@ -40,6 +42,8 @@ export interface HostOptions {
   dom0MemoryMiB?: number;
   /** Hypervisor and early-boot console lines ("(XEN) ...", "(d0) ..."). */
   log?: (line: string) => void;
+  /** The host's bridges (default: xenbr0, no uplink); see dom0/backends/netback/module.ts. */
+  bridges?: BridgeConfig[];
 }
 
 export interface RunningHost {
@@ -83,7 +87,9 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
       if (e.domid === 0) fail(new Error(`Dom0 stopped while booting: ${e.detail}`));
     });
   });
-  const module: Dom0Module = { runDir, control: channel, modules: [BLKBACK], xl: { guestKernel: GUEST_KERNEL } };
+  const module: Dom0Module & { net: NetHostOptions } = {
+    runDir, control: channel, modules: [BLKBACK, NETBACK], xl: { guestKernel: GUEST_KERNEL }, net: { bridges: opts.bridges },
+  };
   try {
     await host.createDomain({
       name: 'Domain-0', vcpus: 1, memoryKiB: (opts.dom0MemoryMiB ?? 64) * 1024, kernel: DOM0_KERNEL, module,

@@ -26,6 +26,8 @@ import { CliError, XlClient, noHostMessage } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
 import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
 import { defaultRunDir, startHost } from './host.ts';
+import { registerNetworkVerbs } from './network.ts';
+import type { BridgeConfig } from '../dom0/backends/netback/module.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
 
@@ -68,8 +70,13 @@ A session:
 
   program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
-    .action(async (opts: { memory: number }, cmd: Command) => {
-      code = await runHost(runDir(cmd), opts.memory, io);
+    .option('--bridge <name>', 'the bridge in Dom0 that vifs join (default xenbr0)', 'xenbr0')
+    .option('--uplink <port>', 'give the bridge an uplink: a UDP socket on 127.0.0.1:PORT (0: any free port)')
+    .option('--uplink-peer <addr...>', 'another host\'s uplink, 127.0.0.1:PORT: their bridges become one segment')
+    .action(async (opts: { memory: number; bridge: string; uplink?: string; uplinkPeer?: string[] }, cmd: Command) => {
+      const bridge: BridgeConfig = { name: opts.bridge };
+      if (opts.uplink !== undefined || opts.uplinkPeer !== undefined) bridge.uplink = { port: Number(opts.uplink ?? 0), peers: opts.uplinkPeer ?? [] };
+      code = await runHost(runDir(cmd), opts.memory, io, [bridge]);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -149,6 +156,8 @@ A session:
     .action(async (domain: string, _o: unknown, cmd: Command) => {
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
     });
+
+  registerNetworkVerbs({ domainVerb, program, withClient, out });
 
   program.command('xenstore-ls').description('print a XenStore subtree, one space of indent per level (xenstore-ls)')
     .argument('[path]', 'where to start', '/')
@@ -237,8 +246,8 @@ async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpe
 }
 
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, io: Io): Promise<number> {
-  const h = await startHost({ runDir, memoryMiB, log: (l) => io.stdout.write(`${l}\n`) });
+async function runHost(runDir: string, memoryMiB: number, io: Io, bridges?: BridgeConfig[]): Promise<number> {
+  const h = await startHost({ runDir, memoryMiB, bridges, log: (l) => io.stdout.write(`${l}\n`) });
   io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);

@@ -4,7 +4,8 @@
  * Xen/Linux: what a Linux guest does from xen_start_kernel to a running init, reduced to its Xen
  * parts, in Linux's order: the hvc console (so printk lands in xenconsoled's log), xenbus (the
  * store ring), the control/shutdown watch (drivers/xen/manage.c), the block devices
- * (xenbus_probe_frontend's wait_for_devices for PV disks, ata_piix for an emulated one), then
+ * (xenbus_probe_frontend's wait_for_devices for PV disks, ata_piix for an emulated one), the
+ * network interfaces (netfront, and the stack on the first one: ./nics.ts), then
  * "init": the workload named on the command line. A config's `kernel =` would pick the image in
  * Xen; here the toolstack boots this one (its URL comes from `ringvisor host`).
  *
@@ -28,8 +29,10 @@ import type { ShutdownRequest } from '../shared/public/io/xenbus.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import type { BlockDevice } from './block/blkdev.ts';
 import { findDisks } from './disks.ts';
+import { findNics } from './nics.ts';
+import { NET_WORKLOADS, runNetWorkload } from './workloads/net-run.ts';
 import { machineOff, watchShutdown } from './manage.ts';
-import { runWorkload } from './workloads/run.ts';
+import { runWorkload, type AfterWorkload } from './workloads/run.ts';
 
 export async function main(env: KernelEnv): Promise<void> {
   const k = new Kernel(env);
@@ -55,15 +58,19 @@ export async function main(env: KernelEnv): Promise<void> {
     onHotplug: (dev) => k.log(`${dev.name}: hot-plugged`),
   });
   k.log(`disks: ${disks.disks.map((d) => `${d.name} (${d.path}, ${mib(d)})`).join(', ') || 'none'}`);
+  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`));
   serveConsole(k, cons, disks.disks, (req) => stop(req));
 
-  const workload = runWorkload(k, disks.disks, args, (line) => k.log(line));
+  const workload = NET_WORKLOADS.includes(args.get('workload') ?? '')
+    ? runNetWorkload(net.stack, args, (line) => k.log(line)).then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
+    : runWorkload(k, disks.disks, args, (line) => k.log(line));
   // A shutdown request does not wait for the workload: Linux stops user space first.
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   const reboot = req === 'reboot';
   k.log(reboot ? 'reboot: Restarting system' : 'reboot: Power down');
   await disks.closeAll();
+  await net.closeAll();
   await cons.drained();
   machineOff(k, type, reboot);
 }

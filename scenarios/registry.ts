@@ -3,6 +3,7 @@
  */
 import { pvVsEmulated } from './pv-vs-emulated.ts';
 import { ringTour } from './ring-tour.ts';
+import { pvNet } from './pv-net.ts';
 
 export interface Scenario {
   name: string;
@@ -17,6 +18,7 @@ export const SCENARIOS: Scenario[] = [
     run: pvVsEmulated,
   },
   { name: 'ring-tour', summary: 'a DomU and Dom0 share a ring: grants, event channels, notification hold-off', run: ringTour },
+  { name: 'pv-net', summary: 'two PV guests on xenbr0: the vif handshake, bridge learning, one packet\'s path, ping, UDP, a pcap', run: pvNet },
 ];
 
 export const DEFAULT_SCENARIO = 'pv-vs-emulated';

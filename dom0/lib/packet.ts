@@ -25,8 +25,6 @@ export class Packet {
   nPages = 0;
   len = 0;
   refs = 0;
-  /** The bridge port the frame came in on (a frame never goes back out there). */
-  from: unknown = null;
 
   constructor(private readonly pool: PacketPool) {}
 
@@ -80,7 +78,6 @@ export class PacketPool {
     p.nPages = need;
     p.len = len;
     p.refs = 1;
-    p.from = null;
     this.stats.allocs++;
     return p;
   }

@@ -33,6 +33,7 @@ import { CONSOLE_LOG } from './config/vmdir.ts';
 import { domainConfigFields } from './config/vmconfig.ts';
 import { validateForBoot } from './config/vmcheck.ts';
 import { addVbd, removeBackends, startDiskModel } from './devices.ts';
+import { addVif, nicFromVif } from './nic.ts';
 import { prepareVm, type PreparedVm } from './prepare.ts';
 import type { CreateResult, HostInfo, ListedDomain, XlErrorKind } from './protocol.ts';
 import { removeRunState, writeRunState } from './state-file.ts';
@@ -118,6 +119,7 @@ export class Libxl extends EventEmitter {
     this.domains.set(rec.domid, rec);
     try {
       for (const disk of prepared.pvDisks) await addVbd(this.dom0.toolstack, this.xs, rec.domid, disk);
+      for (const vif of prepared.vifs) await addVif(this.dom0.toolstack, this.xs, rec.domid, nicFromVif(vif));
       // libxl starts QEMU before it unpauses an HVM guest: the guest's first port access must find it.
       if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.vcpus, prepared.emulatedDisk);
       this.writeState(rec, 'running');

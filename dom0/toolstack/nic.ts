@@ -13,8 +13,14 @@
  *
  * The MAC is in both directories: netfront reads the frontend's, netback the backend's.
  */
+import { randomBytes } from 'node:crypto';
+import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import { XS_NET } from '../../shared/public/io/netif.ts';
-import type { DeviceSpec } from './xenstore-home.ts';
+import { XS_KEY_STATE, XenbusState, domainPath } from '../../shared/public/io/xenbus.ts';
+import type { VifConfig } from './config/devices.ts';
+import { parseVifSpec, randomXenMac } from './config/vifspec.ts';
+import { BACKEND_TIMEOUT_MS, waitForState } from './devices.ts';
+import type { DeviceSpec, Toolstack } from './xenstore-home.ts';
 
 export interface NicConfig {
   devid?: number;
@@ -66,4 +72,83 @@ export function parseRate(s: string): { bytesPerInterval: number; intervalUs: nu
   const bytesPerInterval = Math.floor((bytesPerSec * intervalUs) / 1e6);
   if (bytesPerInterval < 1) return 'less than one byte per interval';
   return { bytesPerInterval, intervalUs };
+}
+
+/** A vif from the config as the toolstack attaches it: libxl makes a MAC for one that has none. */
+export function nicFromVif(v: VifConfig): NicConfig {
+  const nic: NicConfig = { devid: v.devid, mac: v.mac ?? randomXenMac((n) => randomBytes(n)), bridge: v.bridge, mtu: v.mtu };
+  if (v.ip !== null) nic.ip = v.ip;
+  if (v.rate !== null) nic.rate = v.rate;
+  return nic;
+}
+
+/**
+ * libxl__device_nic_add + libxl__wait_device_connection: both directories written, then wait
+ * until netback has probed the vif (InitWait or later), so a Dom0 without netback fails `create`.
+ */
+export async function addVif(ts: Toolstack, xs: XenbusClient, domid: number, nic: NicConfig): Promise<DeviceSpec> {
+  const spec = vifSpec(domid, nic);
+  const { backend } = await ts.addDevice(spec);
+  await waitForState(xs, `${backend}/${XS_KEY_STATE}`, (st) => st !== null && st >= XenbusState.InitWait, BACKEND_TIMEOUT_MS,
+    `the network backend did not take vif ${nic.devid ?? 0} (${backend}) within ${BACKEND_TIMEOUT_MS / 1000} s: is netback loaded in Dom0?`);
+  return spec;
+}
+
+/** xl network-list: one row per vif, from the frontend's keys (libxl_device_nic_getinfo). */
+export interface NetworkListRow {
+  devid: number; backendId: number; mac: string; state: number; evtch: number; txRingRef: number; rxRingRef: number; backendPath: string;
+}
+
+export async function networkList(xs: XenbusClient, domid: number): Promise<NetworkListRow[]> {
+  const dir = `${domainPath(domid)}/device/vif`;
+  const num = async (path: string) => {
+    const v = await xs.tryRead(path);
+    return v === null || !/^[0-9]+$/.test(v) ? -1 : Number(v);
+  };
+  const rows: NetworkListRow[] = [];
+  for (const devid of await xs.directory(dir).catch(() => [] as string[])) {
+    const fe = `${dir}/${devid}`;
+    // Several queues put their keys under queue-N/, a split channel in event-channel-tx: libxl reads the plain keys.
+    let evtch = await num(`${fe}/${XS_NET.event_channel}`);
+    if (evtch < 0) evtch = await num(`${fe}/${XS_NET.event_channel_tx}`);
+    let tx = await num(`${fe}/${XS_NET.tx_ring_ref}`);
+    let rx = await num(`${fe}/${XS_NET.rx_ring_ref}`);
+    if (tx < 0) tx = await num(`${fe}/queue-0/${XS_NET.tx_ring_ref}`);
+    if (rx < 0) rx = await num(`${fe}/queue-0/${XS_NET.rx_ring_ref}`);
+    rows.push({
+      devid: Number(devid), backendId: await num(`${fe}/backend-id`), mac: (await xs.tryRead(`${fe}/${XS_NET.mac}`)) ?? '',
+      state: await num(`${fe}/${XS_KEY_STATE}`), evtch, txRingRef: tx, rxRingRef: rx, backendPath: (await xs.tryRead(`${fe}/backend`)) ?? '',
+    });
+  }
+  return rows.sort((a, b) => a.devid - b.devid);
+}
+
+/**
+ * xl network-attach DOMAIN SPEC...: the words of one vif = [...] entry. The devid is the next free
+ * one, the MAC random in Xen's OUI if none is given (as libxl). Throws with the spec's error.
+ */
+export async function networkAttach(ts: Toolstack, xs: XenbusClient, domid: number, words: readonly string[]): Promise<NetworkListRow> {
+  const r = parseVifSpec(words.join(','));
+  if (!r.ok) throw new Error(`vif '${words.join(',')}': ${r.error}`);
+  const used = new Set((await networkList(xs, domid)).map((row) => row.devid));
+  let devid = r.vif.devid ?? 0;
+  if (r.vif.devid === null) while (used.has(devid)) devid++;
+  else if (used.has(devid)) throw new Error(`domain ${domid} already has a vif with devid ${devid}`);
+  const nic: NicConfig = { devid, mac: r.vif.mac ?? randomXenMac((n) => randomBytes(n)), bridge: r.vif.bridge ?? 'xenbr0' };
+  if (r.vif.ip !== null) nic.ip = r.vif.ip;
+  if (r.vif.rate !== null) nic.rate = r.vif.rate;
+  if (r.vif.mtu !== null) nic.mtu = r.vif.mtu;
+  await addVif(ts, xs, domid, nic);
+  return (await networkList(xs, domid)).find((row) => row.devid === devid)!;
+}
+
+/** xl network-detach DOMAIN DEVID|MAC: the vif is closed and removed while the guest runs. */
+export async function networkDetach(ts: Toolstack, xs: XenbusClient, domid: number, which: string): Promise<number> {
+  const rows = await networkList(xs, domid);
+  const row = rows.find((r) => String(r.devid) === which || r.mac === which.toLowerCase());
+  if (row === undefined) {
+    throw new Error(`domain ${domid} has no vif ${which} (its vifs: ${rows.map((r) => `${r.devid} ${r.mac}`).join(', ') || 'none'})`);
+  }
+  await ts.removeDevice({ type: 'vif', frontend: domid, devid: row.devid, backend: row.backendId < 0 ? 0 : row.backendId });
+  return row.devid;
 }

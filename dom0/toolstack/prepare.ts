@@ -11,13 +11,14 @@
  *
  *   - one emulated disk, the primary master hda (the IDE model in dom0/device-models/ide has one);
  *     no emulated CD-ROM drives
- *   - vifs are accepted and not attached (no network backend yet), with a warning
+ *   - vifs are attached as PV vifs (netback, ./nic.ts); an HVM guest's emulated NIC (model=e1000)
+ *     is not built yet, so such a vif is attached as PV only, with a warning; a bad rate= is an error
  *   - workload arguments may not use the command-line words the toolstack writes itself
  *   - memory must fit in what the hypervisor has free
  */
 import { rmSync, statSync } from 'node:fs';
 import { ConfigError, formatDiagnostic, type Diagnostic } from './config/config-error.ts';
-import type { DiskConfig } from './config/devices.ts';
+import type { DiskConfig, VifConfig } from './config/devices.ts';
 import { validateForBoot, checkDistinctIdentities } from './config/vmcheck.ts';
 import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
 import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
@@ -27,6 +28,7 @@ import {
 } from '../../shared/public/cmdline.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import { liveClaim, stateFilePath } from './state-file.ts';
+import { parseRate } from './nic.ts';
 
 /** The one disk ringvisor's IDE model serves: the primary channel's master. */
 export const EMULATED_DISK_VDEV = 'hda';
@@ -40,6 +42,8 @@ export interface PreparedVm {
   imagesCreated: string[];
   pvDisks: DiskConfig[];
   emulatedDisk: DiskConfig | null;
+  /** Every vif, attached as a PV vif (see the header). */
+  vifs: VifConfig[];
   cmdline: string;
 }
 
@@ -78,8 +82,14 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     }
   }
   for (const v of vm.vifs) {
-    warnings.push({ severity: 'warning', file: vm.displayFile, line: v.line, column: v.column,
-      message: `vif '${v.spec}': ringvisor has no network backend yet; the vif is not attached` });
+    if (v.io === 'emulated') {
+      warnings.push({ severity: 'warning', file: vm.displayFile, line: v.line, column: v.column,
+        message: `vif '${v.spec}': ringvisor's emulated ${v.model ?? 'e1000'} is not built yet; the guest gets this vif as a PV vif (netfront) only` });
+    }
+    if (v.rate !== null) {
+      const r = parseRate(v.rate);
+      if (typeof r === 'string') err(v.line, `vif '${v.spec}': rate=${v.rate}: ${r}`, v.column);
+    }
   }
   if (vm.workload) {
     for (const key of Object.keys(vm.workload.args)) {
@@ -121,5 +131,6 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     vm, imagesCreated, emulatedDisk, cmdline,
     warnings: warnings.sort((a, b) => a.line - b.line).map(formatDiagnostic),
     pvDisks: vm.disks.filter((d) => d.io === 'pv'),
+    vifs: vm.vifs,
   };
 }

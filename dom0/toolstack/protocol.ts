@@ -33,6 +33,11 @@ export type XlVerb =
   | { verb: 'pause'; domain: string }
   | { verb: 'unpause'; domain: string }
   | { verb: 'block-list'; domain: string }
+  | { verb: 'network-list'; domain: string }
+  | { verb: 'network-attach'; domain: string; spec: string[] }
+  | { verb: 'network-detach'; domain: string; device: string }
+  | { verb: 'capture'; port: string; file: string; count?: number }
+  | { verb: 'capture-stop'; port: string }
   | { verb: 'console'; domain: string }
   | { verb: 'destroy-all' };
 

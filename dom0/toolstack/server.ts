@@ -17,6 +17,7 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { blockList } from './devices.ts';
+import { isNetworkVerb, runNetworkVerb } from './network.ts';
 import { ConfigError } from './config/config-error.ts';
 import type { Dom0 } from '../dom0.ts';
 import { XlError, type Libxl } from './libxl.ts';
@@ -81,6 +82,7 @@ class XlConnection {
 
   private async run(r: XlRequest): Promise<unknown> {
     const x = this.libxl;
+    if (isNetworkVerb(r)) return runNetworkVerb(this.dom0, (d) => x.resolve(d), r);
     switch (r.verb) {
       case 'create': return x.create(r.path, { paused: r.paused });
       case 'list': return x.list();

@@ -2,7 +2,7 @@
  * `npm run bench`: measure, in one run, the paths ringvisor compares, and report them as a
  * terminal table, a JSON file (--json FILE) and, later, an SVG chart (--svg FILE).
  *
- *   npm run bench -- [--suite ring|xenstore|block|all] [--quick] [--json FILE] [--svg FILE]
+ *   npm run bench -- [--suite ring|xenstore|block|net|all] [--quick] [--json FILE] [--svg FILE]
  *
  * Figures are medians of repeats after a warm-up, and comparisons are ratios within the run:
  * these machines are shared and noisy. Nothing here sleeps or spins to shape a number.
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { benchBlock } from './block.ts';
 import { benchRing } from './ring.ts';
 import { benchXenstore } from './xenstore.ts';
+import { benchNet } from './net.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
 import { renderSvg } from './chart.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
@@ -20,6 +21,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   ring: benchRing,
   xenstore: benchXenstore,
   block: benchBlock,
+  net: benchNet,
 };
 
 const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--quick] [--json FILE] [--svg FILE]`;

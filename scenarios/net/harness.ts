@@ -43,7 +43,11 @@ export interface NetGuestSpec {
   e1000?: { buffered?: boolean };
 }
 
-export interface TaskOutcome { result: NetTaskResult | null; error: string | null; stats: Record<string, number> }
+export interface TaskOutcome {
+  result: NetTaskResult | null; error: string | null; stats: Record<string, number>;
+  /** The hypervisor's counters (all domains summed) when the harness heard the task end. */
+  counters: Record<string, number>;
+}
 
 export interface NetGuestOutcome {
   domid: number;
@@ -129,6 +133,13 @@ export class NetHost {
     return this.host.usage();
   }
 
+  /** The hypervisor's counters summed over every domain running now. */
+  allCounters(): Record<string, number> {
+    const sum: Record<string, number> = {};
+    for (const d of this.host.list()) for (const [k, v] of Object.entries(this.host.counters(d.domid))) sum[k] = (sum[k] ?? 0) + v;
+    return sum;
+  }
+
   async next<T extends Dom0Message | NetMessage>(match: (m: Dom0Message | NetMessage) => boolean, why = ''): Promise<T> {
     for (;;) {
       const i = this.inbox.findIndex(match);
@@ -163,6 +174,11 @@ export class NetHost {
     const r = await this.ask({ kind: 'capture', port, file }, 'capture-reply');
     if (r.error !== undefined) throw new Error(r.error);
     return r.frames ?? 0;
+  }
+
+  /** Resolves when netback has the vif Connected. */
+  async backendConnected(domid: number, devid = 0): Promise<void> {
+    await this.ask({ kind: 'wait-connected', path: `/local/domain/0/backend/vif/${domid}/${devid}` }, 'wait-connected-reply');
   }
 
   /** Start logging (first call) or read the log of state / hotplug-status writes under `path`. */
@@ -226,13 +242,17 @@ export class NetHost {
     if (spec.e1000) await this.e1000Call({ kind: 'e1000-start', domid, vcpus: spec.vcpus ?? 1, mac: spec.vif.mac, bridge: spec.vif.bridge, buffered: spec.e1000.buffered ?? false });
     else if (!spec.attachLater) await this.call({ kind: 'add-device', device: vifSpec(domid, spec.vif) });
     this.host.unpause(domid);
+    // A guest started after this one may send it a broadcast at once (ARP): wait until netback has
+    // it on the bridge and Connected, since a guest here cannot send an ARP request again.
+    if (!spec.attachLater) await this.backendConnected(domid, spec.vif.devid ?? 0);
     const outcome = (async (): Promise<NetGuestOutcome> => {
       const connected = await this.next<Extract<NetMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, `${name} to connect`);
       const tasks: TaskOutcome[] = [];
       for (let i = 0; i < spec.tasks.length; i++) {
         const end = await this.next<NetMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `${name} task ${i}`);
-        if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats });
-        else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {} });
+        const counters = this.allCounters();
+        if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats, counters });
+        else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {}, counters });
       }
       const closed = await this.next<Extract<NetMessage, { kind: 'closed' }>>((m) => m.kind === 'closed' && m.nonce === nonce, `${name} to close`);
       const shutdown = await shut;

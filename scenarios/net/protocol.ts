@@ -48,6 +48,8 @@ export type NetMessage =
   | { kind: 'uplink-reply'; id: number; port?: number; error?: string }
   | { kind: 'capture'; id: number; port: string; file: string | null }
   | { kind: 'capture-reply'; id: number; frames?: number; error?: string }
+  | { kind: 'wait-connected'; id: number; path: string }
+  | { kind: 'wait-connected-reply'; id: number }
   | { kind: 'watch-log'; id: number; path: string }
   | { kind: 'watch-log-reply'; id: number; entries: string[] }
   | { kind: 'hostile-report'; nonce: string; report: Record<string, unknown> }

@@ -47,7 +47,7 @@ export async function init(dom0: Dom0): Promise<void> {
     const be = new NetBackend(dom0.k, pool, log);
     vifs.set(nodename, be);
     return be;
-  }, { connectOn: 'connected', onRemove: (dev) => vifs.delete(dev.nodename) });
+  }, { connectOn: 'connected', disconnectOnClosing: true, onRemove: (dev) => vifs.delete(dev.nodename) });
 }
 
 /** A vif by its interface name (vif<domid>.<devid>), for capture. */

@@ -93,7 +93,6 @@ export class Bridge {
     const t = this.now();
     // br_fdb_update: learn the source, unless it is a group address (never a source).
     if ((frame[6] & 1) === 0) this.learn(keyOf(frame, 6), from, t);
-    p.from = from;
     if ((frame[0] & 1) === 0) {
       const e = this.fdb.get(keyOf(frame, 0));
       if (e !== undefined && t - e.seen <= this.ageingMs && this.counters.has(e.port)) {

@@ -72,15 +72,22 @@ export class PcapWriter {
   }
 }
 
-/** Start capturing on `port` (vif<domid>.<devid>, or a bridge name) into `file`. */
-export function startCapture(port: string, file: string): Capture {
+/**
+ * Start capturing on `port` (vif<domid>.<devid>, or a bridge name) into `file`; with `limit`,
+ * `onLimit` is called once that many frames are written (tcpdump -c), and nothing more is written.
+ */
+export function startCapture(port: string, file: string, limit = 0, onLimit?: () => void): Capture {
   const bridge = bridges.get(port);
   const vif = bridge === undefined ? vifByName(port)?.vif ?? null : null;
   if (bridge === undefined && vif === null) {
     throw new Error(`${port}: no such interface (expected a bridge such as ${[...bridges.keys()][0] ?? 'xenbr0'} or a vif such as vif1.0)`);
   }
   const w = new PcapWriter(file);
-  const tap = (p: Packet) => w.write(p);
+  const tap = (p: Packet) => {
+    if (limit > 0 && w.frames >= limit) return;
+    w.write(p);
+    if (limit > 0 && w.frames === limit) onLimit?.();
+  };
   const taps = bridge !== undefined ? bridge.taps : vif!.taps;
   taps.add(tap);
   return {

@@ -35,6 +35,9 @@ export const WORKLOADS: Readonly<Record<string, string>> = {
   'fio-seq-write': 'sequential writes of bs bytes, count times (throughput)',
   'fio-rand-read': 'reads of bs bytes at random aligned offsets, count times (IOPS)',
   'fio-rand-write': 'writes of bs bytes at random aligned offsets, count times (IOPS)',
+  'ping': 'ICMP echo to target=IP, count times, each reply checked and timed (needs a vif)',
+  'udp-stream': 'netperf UDP_STREAM: role=recv, or role=send target=IP size=BYTES count=N; every payload checked',
+  'udp-rr': 'netperf UDP_RR: role=server, or role=client target=IP size=BYTES count=N (round trips)',
 };
 
 /** Arguments shared by the disk workloads, with the check each value must pass. */

@@ -53,6 +53,12 @@ export interface BackendOptions {
   onRemove?: (dev: XenbusDevice) => void;
   /** Which frontend state makes this backend connect (default: Initialised or Connected). */
   connectOn?: 'initialised' | 'connected';
+  /**
+   * Unmap and unbind before answering the frontend's Closing with Closing (netback's
+   * set_backend_state walks Connected → Closing through backend_disconnect), so a frontend that
+   * frees its ring pages on seeing Closing frees pages nobody maps any more.
+   */
+  disconnectOnClosing?: boolean;
 }
 
 export class XenbusBackend {
@@ -94,6 +100,7 @@ export class XenbusBackend {
         await this.enter(XenbusState.Connected);
         break;
       case XenbusState.Closing:
+        if (this.opts.disconnectOnClosing) await this.driver.disconnect(dev);
         await this.enter(XenbusState.Closing);
         break;
       case XenbusState.Closed:

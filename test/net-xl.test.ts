@@ -1,0 +1,86 @@
+/*
+ * Networking through the toolstack, as a user of xl sees it: vifs from `vif = [...]` attached at
+ * create, guests pinging each other by the `ip=` of their vifs, network-list as xl prints it,
+ * network-attach / network-detach on a running guest, and a capture written by the daemon.
+ */
+import test from 'ava';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { XlClient } from '../cli/client.ts';
+import { startHost, type RunningHost } from '../cli/host.ts';
+import { formatNetworkList } from '../cli/network.ts';
+import type { NetworkListRow } from '../dom0/toolstack/nic.ts';
+import type { CreateResult } from '../dom0/toolstack/protocol.ts';
+
+let dir = '';
+let rh: RunningHost;
+let xl: XlClient;
+
+test.before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'rv-netxl-'));
+  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 160, log: () => undefined });
+  xl = await XlClient.open(rh.runDir);
+});
+test.after.always(async () => {
+  xl?.close();
+  await rh?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function vm(name: string, body: string): string {
+  const d = join(dir, name);
+  mkdirSync(d);
+  writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = 24\n${body}\n`);
+  return d;
+}
+
+async function consoleSays(domain: string, re: RegExp): Promise<string> {
+  const c = await XlClient.open(rh.runDir);
+  let seen = '';
+  let done!: () => void;
+  const found = new Promise<void>((r) => { done = r; });
+  await c.console(domain, (d) => { seen += Buffer.from(d).toString(); if (re.test(seen)) done(); }, () => done());
+  await found;
+  c.close();
+  return seen;
+}
+
+test.serial('vifs attached at create; guests ping by ip=; network-list as xl prints it', async (t) => {
+  const b = await xl.call<CreateResult>({ verb: 'create', path: vm('nb', `vif = [ 'mac=00:16:3e:00:05:0b,ip=10.0.5.11' ]\nworkload = "idle"`) });
+  t.deepEqual(b.warnings, []);
+  const cap = join(dir, 'br.pcap');
+  const capture = xl.call<number>({ verb: 'capture', port: 'xenbr0', file: cap, count: 4 });
+  const a = await xl.call<CreateResult>({
+    verb: 'create', path: vm('na', `vif = [ 'mac=00:16:3e:00:05:0a,ip=10.0.5.10,bridge=xenbr0' ]\nworkload = "ping"\nworkload_args = [ "target=10.0.5.11", "count=3" ]`),
+  });
+  const out = await consoleSays('na', /rtt min\/avg\/max/);
+  t.regex(out, /3 packets transmitted, 3 received, 0 bad, 0% packet loss/);
+  t.is(await capture, 4);
+  t.true(existsSync(cap) && readFileSync(cap).length > 24);
+  const rows = await xl.call<NetworkListRow[]>({ verb: 'network-list', domain: 'na' });
+  t.is(rows.length, 1);
+  t.like(rows[0], { devid: 0, backendId: 0, mac: '00:16:3e:00:05:0a', state: 4, backendPath: `/local/domain/0/backend/vif/${a.domid}/0` });
+  const text = formatNetworkList(rows);
+  t.regex(text.split('\n')[0]!, /^Idx BE Mac Addr\.\s+handle state evt-ch\s+tx-\/rx-ring-ref BE-path$/);
+  t.regex(text.split('\n')[1]!, new RegExp(`^0   0  00:16:3e:00:05:0a 0      4     \\d+\\s+\\d+/\\d+\\s+/local/domain/0/backend/vif/${a.domid}/0$`));
+});
+
+test.serial('network-attach and network-detach on a running guest', async (t) => {
+  const row = await xl.call<NetworkListRow>({ verb: 'network-attach', domain: 'nb', spec: ['ip=10.0.5.12', 'bridge=xenbr0'] });
+  t.is(row.devid, 1);
+  t.regex(row.mac, /^00:16:3e:[0-7]/);
+  await consoleSays('nb', /eth1: hot-plugged/);
+  let rows = await xl.call<NetworkListRow[]>({ verb: 'network-list', domain: 'nb' });
+  t.deepEqual(rows.map((r) => r.devid), [0, 1]);
+  await xl.call({ verb: 'network-detach', domain: 'nb', device: '1' });
+  rows = await xl.call<NetworkListRow[]>({ verb: 'network-list', domain: 'nb' });
+  t.deepEqual(rows.map((r) => r.devid), [0]);
+  await t.throwsAsync(xl.call({ verb: 'network-detach', domain: 'nb', device: '7' }), { message: /has no vif 7/ });
+  await t.throwsAsync(xl.call({ verb: 'network-attach', domain: 'nb', spec: ['mac=zz'] }), { message: /invalid mac/ });
+});
+
+test.serial('a config with a bad rate= names file:line and starts nothing', async (t) => {
+  const e = await t.throwsAsync(xl.call({ verb: 'create', path: vm('nbad', `vif = [ 'rate=fast' ]`) }));
+  t.regex(e!.message, /vm\.cfg:3.*rate=fast: expected RATE\/s/);
+});
