@@ -9,6 +9,8 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import type { Dom0 } from '../../dom0/dom0.ts';
 import { startE1000Model, type E1000Model } from '../../dom0/device-models/e1000/e1000.ts';
+import { packetPool, type Packet } from '../../dom0/lib/packet.ts';
+import { bridges, type BridgePort } from '../../dom0/services/bridge/bridge.ts';
 import type { NetMessage } from './protocol.ts';
 
 export function init(dom0: Dom0): void {
@@ -46,6 +48,25 @@ export function init(dom0: Dom0): void {
           models.delete(m.domid);
         }
         post({ kind: 'e1000-reply', id: m.id, stats });
+        return;
+      }
+      case 'e1000-inject': {
+        // Broadcast frames from a port of Dom0's own (as the bench's floor does): what a driver
+        // under test receives without another guest.
+        const bridge = bridges.get(m.bridge);
+        const pool = packetPool(dom0.k);
+        const src: BridgePort = { name: 'inject', deliver: (p: Packet) => { p.release(); return true; } };
+        bridge?.addPort(src);
+        for (let i = 0; i < m.frames && bridge; i++) {
+          const p = pool.alloc(60);
+          if (p === null) break;
+          p.pages[0].fill(0, 0, 60);
+          p.pages[0].fill(0xff, 0, 6);
+          p.pages[0].set([0x00, 0x16, 0x3e, 0x7f, 0xee, 0x01, 0x08, 0x06], 6);
+          bridge.input(src, p);
+        }
+        bridge?.removePort(src);
+        post({ kind: 'e1000-reply', id: m.id, error: bridge ? undefined : `no bridge ${m.bridge}` });
         return;
       }
       default:

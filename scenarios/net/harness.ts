@@ -264,7 +264,7 @@ export class NetHost {
   }
 
   /** An e1000 model call (./e1000-dom0.ts); throws its error. */
-  async e1000Call(m: DistributiveOmit<Extract<NetMessage, { kind: 'e1000-start' | 'e1000-stop' | 'e1000-stats' }>, 'id'>): Promise<Extract<NetMessage, { kind: 'e1000-reply' }>> {
+  async e1000Call(m: DistributiveOmit<Extract<NetMessage, { kind: 'e1000-start' | 'e1000-stop' | 'e1000-stats' | 'e1000-inject' }>, 'id'>): Promise<Extract<NetMessage, { kind: 'e1000-reply' }>> {
     const r = await this.ask(m, 'e1000-reply');
     if (r.error !== undefined) throw new Error(r.error);
     return r;

@@ -59,4 +59,5 @@ export type NetMessage =
   /* An emulated e1000 for an HVM test guest (./e1000-dom0.ts). */
   | { kind: 'e1000-start'; id: number; domid: number; vcpus: number; mac: string; bridge?: string; buffered: boolean }
   | { kind: 'e1000-stop' | 'e1000-stats'; id: number; domid: number }
+  | { kind: 'e1000-inject'; id: number; bridge: string; frames: number }
   | { kind: 'e1000-reply'; id: number; error?: string; stats?: Record<string, number> };
