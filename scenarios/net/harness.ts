@@ -244,7 +244,8 @@ export class NetHost {
     this.host.unpause(domid);
     // A guest started after this one may send it a broadcast at once (ARP): wait until netback has
     // it on the bridge and Connected, since a guest here cannot send an ARP request again.
-    if (!spec.attachLater) await this.backendConnected(domid, spec.vif.devid ?? 0);
+    // (An e1000 has no backend to wait for: its model queues frames until the driver enables receive.)
+    if (!spec.attachLater && !spec.e1000) await this.backendConnected(domid, spec.vif.devid ?? 0);
     const outcome = (async (): Promise<NetGuestOutcome> => {
       const connected = await this.next<Extract<NetMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, `${name} to connect`);
       const tasks: TaskOutcome[] = [];

@@ -15,6 +15,8 @@
  *                                  has ACPI and a reset register; a PV guest asks Xen directly)
  *   ide=VDEV                       an emulated IDE disk on the primary channel's master, which
  *                                  the guest names VDEV (e.g. hda): probe it (HVM guests only)
+ *   e1000=IP[,IP...]               emulated e1000 NICs at slots 0, 1, ... (shared/public/hw/e1000.ts),
+ *                                  each with the address its vif's ip= gave ('-': none) (HVM only)
  *
  * Both ends use this module, so the names are written once. Unknown words are kept: they are the
  * workload's arguments.
@@ -23,8 +25,9 @@
 export const CMDLINE_WORKLOAD = 'workload';
 export const CMDLINE_GUEST_TYPE = 'xen_guest';
 export const CMDLINE_IDE = 'ide';
+export const CMDLINE_E1000 = 'e1000';
 /** Words the toolstack owns: a workload argument may not use these names. */
-export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE];
+export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_E1000];
 
 export type CmdlineGuestType = 'pv' | 'pvh' | 'hvm';
 
