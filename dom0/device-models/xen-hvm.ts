@@ -21,9 +21,9 @@
  *
  * Buffered writes (opts.bufioreq): the server also maps Xen's buffered ioreq page and binds its
  * bufioreq_port; the zones the device names (addBufferedZone) then send their writes there, and the
- * vCPU does not wait. Every service pass takes the buffered entries first, in order, before any
- * synchronous slot (QEMU's cpu_handle_ioreq calls handle_buffered_iopage first), so a guest's
- * buffered writes always reach the device before its next read. QEMU only arms a 100 ms timer
+ * vCPU does not wait. Before it handles a synchronous request it has taken, the server takes the
+ * buffered entries, in order (QEMU's cpu_handle_ioreq: cpu_get_ioreq, then handle_buffered_iopage,
+ * then handle_ioreq), so a guest's buffered writes always reach the device before its next read. QEMU only arms a 100 ms timer
  * when the bufioreq event arrives and otherwise waits for the next synchronous request; ringvisor
  * drains on the event itself (no timer, no delay added to what the benchmark measures).
  *
@@ -233,6 +233,11 @@ export class IoreqServer implements IdlePoller {
       Atomics.store(this.page, ctrlIdx, ioreq_with_state(ctrl, STATE_IOREQ_INPROCESS));
       found = true;
       if (!this.inEvent) this.stats.polled++;
+      // QEMU's order: the request is fetched first, then the buffered page drained, then the
+      // request handled. A write the vCPU buffered before this access was published before this
+      // slot's READY, so having seen READY we see it now (draining only before the scan could
+      // miss a write that arrived between the two, and answer a read before it).
+      this.drainBuffered();
       this.handle(v, ctrl);
       Atomics.store(this.page, ctrlIdx, ioreq_with_state(ctrl, STATE_IORESP_READY));
       Atomics.notify(this.page, ctrlIdx, 1);
