@@ -8,6 +8,12 @@
  * model says STATE_IORESP_READY. One instance per vCPU thread, built once by vcpu.ts and called
  * from TrappingCpu (trap.ts) for every port or MMIO access the guest makes.
  *
+ * Buffered writes (ioreq_send_buffered): a write that falls in a zone the server asked to have
+ * buffered (RINGVISOR_DMOP_add_buffered_zone) is appended to the server's buffered ioreq page
+ * (shared/public/hvm/ioreq.ts) and the vCPU goes on at once, with an event on bufioreq_port; it is
+ * counted as `bufioreqs`, not `ioreqs` (it is still a trap). A full page sends it the synchronous
+ * way, as Xen does. Reads are never buffered.
+ *
  * Hot path: nothing is allocated; the server lookup is a scan of at most MAX_IOREQ_SERVERS ×
  * MAX_IO_RANGES words under the target's row lock (uncontended: one CAS), which also takes a
  * reference on the ioreq page so that a server destroyed meanwhile cannot free it under us.
