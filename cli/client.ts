@@ -7,6 +7,8 @@
  * machine, in the run directory.
  */
 import { connect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { deadHost } from '../dom0/toolstack/host-record.ts';
 import {
   FrameReader, encodeFrame, xlSocketPath, type XlErrorKind, type XlMessage, type XlVerb,
 } from '../dom0/toolstack/protocol.ts';
@@ -19,7 +21,14 @@ export class CliError extends Error {
   }
 }
 
+/** No host answers on `socket` (<runDir>/xl/socket or <runDir>/xenstored/socket): say so, and whether the last one died. */
 export function noHostMessage(socket: string): string {
+  const runDir = dirname(dirname(socket));
+  const dead = deadHost(runDir);
+  if (dead) {
+    return `no ringvisor host is running at ${socket}: the last host there (pid ${dead.pid}, up since ${dead.started}) ` +
+      'died without stopping, and its VMs with it; start one with `ringvisor host`, which cleans up after it';
+  }
   return `no ringvisor host is running at ${socket}; start one with \`ringvisor host\``;
 }
 
@@ -78,19 +87,19 @@ export class XlClient {
    * xl console: attach to `domain`; `onOutput` gets its bytes until the domain goes (`onClosed`)
    * or detach() is called. Resolves once attached.
    */
-  async console(domain: string, onOutput: (b: Uint8Array) => void, onClosed: (why: string) => void): Promise<{ domid: number; send(b: Uint8Array): void }> {
+  async console(domain: string, onOutput: (b: Uint8Array) => void, onClosed: (why: string, hostGone: boolean) => void): Promise<{ domid: number; send(b: Uint8Array): void }> {
     const id = this.nextId++;
     const attached = new Promise<XlMessage>((resolve) => {
       this.waiting.set(id, (msg) => {
         if ('event' in msg) {
           if (msg.event === 'output') onOutput(msg.data);
-          else onClosed(msg.why);
+          else onClosed(msg.why, false);
           return;
         }
         resolve(msg);
       });
     });
-    this.onSocketClose.push(() => onClosed('the host closed the connection'));
+    this.onSocketClose.push(() => onClosed('the host closed the connection', true));
     this.socket.write(encodeFrame({ verb: 'console', domain, id }));
     const m = await attached;
     if ('event' in m) throw new Error('unreachable');

@@ -28,10 +28,11 @@ export async function attachConsole(client: XlClient, domain: string, io: Consol
   const session = await client.console(
     domain,
     (bytes) => { if (!finished) io.stdout.write(bytes); },
-    (why) => {
+    (why, hostGone) => {
       if (finished) return; // we detached; the connection closing after that is ours
       io.stderr.write(`\r\n[${why}]\r\n`);
-      finish(0);
+      // The domain going is the session's normal end (xenconsole exits 0); the host dying is a failure.
+      finish(hostGone ? 1 : 0);
     },
   );
   const tty = io.stdin.isTTY === true;

@@ -4,9 +4,8 @@
  *
  * Xen: tools/xl/xl_info.c (list_domains: "%-40s %5d %5lu %5d     %c%c%c%c%c%c  %8.1f", the state
  * letters r b p s, the shutdown-reason letter from "-rscwS", d; output_physinfo's
- * "name                   : value" lines), tools/xl/xl_block.c (main_blocklist's columns) and
- * tools/xenstore/xenstore_client.c (xenstore-ls: one space of indent per level, `name = "value"`,
- * unprintable bytes as \xNN).
+ * "name                   : value" lines) and tools/xl/xl_block.c (main_blocklist's columns).
+ * The xenstore tools' layouts are in ./xenstore.ts.
  */
 import { hostname, machine, release } from 'node:os';
 import type { BlockListRow, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
@@ -43,15 +42,4 @@ export function formatBlockList(rows: readonly BlockListRow[]): string {
       `${String(r.state).padEnd(5)} ${String(r.evtch).padEnd(6)} ${String(r.ringRef).padEnd(8)} ${r.backendPath.padEnd(30)}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-/** xenstore-ls's sanitise_value: backslash doubled, anything outside printable ASCII as \xNN. */
-export function sanitiseValue(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) {
-    if (b === 0x5c) out += '\\\\';
-    else if (b < 0x20 || b > 0x7e) out += `\\x${b.toString(16).padStart(2, '0')}`;
-    else out += String.fromCharCode(b);
-  }
-  return out;
 }

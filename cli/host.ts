@@ -11,6 +11,9 @@
  *   <runDir>/xenstored/socket   xenstored's socket (xenstore-ls & co.)
  *   <runDir>/xl/socket          the toolstack daemon (create, list, console, ...)
  *   <runDir>/console/           console logs of domains that have no VM directory
+ *   <runDir>/host.json          this host's pid, so the next one can tell it died (dom0/toolstack/host-record.ts)
+ *
+ * The default run directory and the bounds of --memory: ./defaults.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -21,19 +24,19 @@ import type { Dom0Message } from '../dom0/toolstack/control.ts';
 import { xenstoredSocketPath, type Dom0Module } from '../dom0/kernel.ts';
 import { xlSocketPath } from '../dom0/toolstack/protocol.ts';
 import type { BridgeConfig, NetHostOptions } from '../dom0/backends/netback/module.ts';
+import { cleanUpAfterDeadHost, removeHostRecord, writeHostRecord, type Cleanup } from '../dom0/toolstack/host-record.ts';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
+import { MAX_HOST_MEMORY_MIB } from '../hypervisor/state.ts';
+import { DOM0_MEMORY_MIB, hostMemoryProblem } from './defaults.ts';
 import { XlClient } from './client.ts';
+import { CMDLINE_WAIT } from '../shared/public/cmdline.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
 const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
 const NETBACK = new URL('../dom0/backends/netback/module.ts', import.meta.url).href;
 /** The kernel image every VM boots (dom0/toolstack passes it to the domain builder). */
 export const GUEST_KERNEL = new URL('../domu/kernel.ts', import.meta.url).href;
-
-/** $RINGVISOR_RUN_DIR, else ./run. */
-export function defaultRunDir(): string {
-  return resolve(process.env.RINGVISOR_RUN_DIR ?? 'run');
-}
 
 export interface HostOptions {
   runDir: string;
@@ -44,6 +47,11 @@ export interface HostOptions {
   log?: (line: string) => void;
   /** The host's bridges (default: xenbr0, no uplink); see dom0/backends/netback/module.ts. */
   bridges?: BridgeConfig[];
+  /**
+   * The waiting policy (shared/wait.ts) for the whole host: the hypervisor's, Dom0's (its command
+   * line) and, through the toolstack, every guest's. Default irq.
+   */
+  wait?: WaitPolicy;
 }
 
 export interface RunningHost {
@@ -51,6 +59,8 @@ export interface RunningHost {
   runDir: string;
   xlSocket: string;
   xenstoredSocket: string;
+  /** What was left by a previous host on this run directory that died (kill -9), and was removed. */
+  cleanedUp: Cleanup | null;
   /** Destroy the VMs (through the toolstack, so their directories are left tidy), then the host. */
   close(): Promise<void>;
 }
@@ -72,10 +82,21 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   if (Buffer.byteLength(xlSocket) > 107 || Buffer.byteLength(xenstoredSocket) > 107) {
     throw new Error(`run directory ${runDir} is too long for a Unix socket path (at most about 90 bytes; use --run-dir)`);
   }
+  const memoryMiB = opts.memoryMiB ?? 256;
+  const dom0MiB = opts.dom0MemoryMiB ?? DOM0_MEMORY_MIB;
+  // `ringvisor host` checks hostMemoryProblem first; a harness may run a smaller host, never an impossible one.
+  if (memoryMiB <= dom0MiB || memoryMiB > MAX_HOST_MEMORY_MIB) throw new Error(hostMemoryProblem(memoryMiB) ?? `memory ${memoryMiB} MiB`);
   if (await socketAnswers(xlSocket)) throw new Error(`a ringvisor host is already running at ${xlSocket}`);
   mkdirSync(runDir, { recursive: true });
   const log = opts.log ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const host = new Host({ memoryMiB: opts.memoryMiB ?? 256, log });
+  // A host killed with -9 left its sockets and its VMs' state files: clear them, and say so.
+  const cleanedUp = cleanUpAfterDeadHost(runDir, [xlSocket, xenstoredSocket]);
+  if (cleanedUp) {
+    log(`the previous host on ${runDir} (pid ${cleanedUp.host.pid}, up since ${cleanedUp.host.started}) died without stopping; ` +
+      `removed ${cleanedUp.sockets.length} stale socket(s)${cleanedUp.vms.length ? ` and the state files of ${cleanedUp.vms.join(', ')}` : ''}`);
+  }
+  writeHostRecord(runDir, { pid: process.pid, memoryMiB, started: new Date().toISOString() });
+  const host = new Host({ memoryMiB, log, wait: opts.wait });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
   // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).
@@ -92,19 +113,21 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
   };
   try {
     await host.createDomain({
-      name: 'Domain-0', vcpus: 1, memoryKiB: (opts.dom0MemoryMiB ?? 64) * 1024, kernel: DOM0_KERNEL, module,
+      name: 'Domain-0', vcpus: 1, memoryKiB: dom0MiB * 1024, kernel: DOM0_KERNEL, module,
+      cmdline: `${CMDLINE_WAIT}=${host.wait}`,
     }, { privileged: true });
     await ready;
   } catch (e) {
     ch.close();
     await host.close();
+    removeHostRecord(runDir);
     throw e;
   }
   ch.close();
 
   let closing: Promise<void> | null = null;
   return {
-    host, runDir, xlSocket, xenstoredSocket,
+    host, runDir, xlSocket, xenstoredSocket, cleanedUp,
     close() {
       closing ??= (async () => {
         try {
@@ -117,6 +140,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
         await host.close();
         rmSync(xlSocket, { force: true });
         rmSync(xenstoredSocket, { force: true });
+        removeHostRecord(runDir);
       })();
       return closing;
     },

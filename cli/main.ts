@@ -17,15 +17,17 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
-import { xsOpen } from '../dom0/lib/libxenstore.ts';
-import { xenstoredSocketPath } from '../dom0/kernel.ts';
 import { ConfigError } from '../dom0/toolstack/config/config-error.ts';
-import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
-import type { BlockListRow, CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
-import { CliError, XlClient, noHostMessage } from './client.ts';
+import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
+import type { BlockListRow, CreateResult, HostInfo, ListedDomain, TopSample } from '../dom0/toolstack/protocol.ts';
+import { CliError, XlClient } from './client.ts';
 import { attachConsole, type ConsoleIo } from './console.ts';
-import { formatBlockList, formatInfo, formatList, sanitiseValue } from './format.ts';
-import { defaultRunDir, startHost } from './host.ts';
+import { formatBlockList, formatInfo, formatList } from './format.ts';
+import { defaultRunDir, hostMemoryProblem } from './defaults.ts';
+import { addXenstoreVerbs } from './xenstore.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
+import { runTop } from './top.ts';
+import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 import { registerNetworkVerbs } from './network.ts';
 import type { BridgeConfig } from '../dom0/backends/netback/module.ts';
 
@@ -41,7 +43,7 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
   const err = (s: string) => io.stderr.write(s);
   const program = new Command('ringvisor')
     .description('ringvisor: Xen\'s split-driver architecture in TypeScript. Run a host, then manage its VMs as with xl.')
-    .option('--run-dir <dir>', 'the host\'s run directory (its sockets; default $RINGVISOR_RUN_DIR or ./run)')
+    .option('--run-dir <dir>', `the host's run directory (its sockets; default $RINGVISOR_RUN_DIR, else one per user: ${defaultRunDir()})`)
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: err })
     .showHelpAfterError('(add --help for usage)');
@@ -70,13 +72,18 @@ A session:
 
   program.command('host').description('run a host in the foreground: the hypervisor, Dom0 and its services; Ctrl-C stops it')
     .addOption(new Option('--memory <MiB>', 'guest RAM the hypervisor manages').default(256).argParser(positiveInt))
+    .addOption(new Option('--wait <policy>', 'how every driver waits for the other side: sleep on the event, or spin up to 200 µs first (shared/wait.ts)')
+      .choices(['irq', 'poll']).default('irq'))
     .option('--bridge <name>', 'the bridge in Dom0 that vifs join (default xenbr0)', 'xenbr0')
     .option('--uplink <port>', 'give the bridge an uplink: a UDP socket on 127.0.0.1:PORT (0: any free port)')
     .option('--uplink-peer <addr...>', 'another host\'s uplink, 127.0.0.1:PORT: their bridges become one segment')
-    .action(async (opts: { memory: number; bridge: string; uplink?: string; uplinkPeer?: string[] }, cmd: Command) => {
+    .option('--http <address:port>', 'serve the live web view on a loopback address, e.g. 127.0.0.1:8080 (read-only)', loopbackArg)
+    .action(async (opts: { memory: number; wait: WaitPolicy; http?: string; bridge: string; uplink?: string; uplinkPeer?: string[] }, cmd: Command) => {
       const bridge: BridgeConfig = { name: opts.bridge };
       if (opts.uplink !== undefined || opts.uplinkPeer !== undefined) bridge.uplink = { port: Number(opts.uplink ?? 0), peers: opts.uplinkPeer ?? [] };
-      code = await runHost(runDir(cmd), opts.memory, io, [bridge]);
+      const problem = hostMemoryProblem(opts.memory);
+      if (problem !== null) throw new CliError('failed', `ringvisor host: ${problem}`);
+      code = await runHost(runDir(cmd), opts.memory, opts.wait, io, opts.http, [bridge]);
     });
 
   program.command('create').description('boot a VM from its directory or its config file (xl create)')
@@ -124,11 +131,22 @@ A session:
       .option('-F, --force', 'a guest that does not answer control/shutdown is shut down from outside (Xen: an ACPI power event)')
       .action(async (domain: string, opts: { wait?: boolean; force?: boolean }, cmd: Command) => {
         await withClient(cmd, async (c) => {
+          // Which domain, before asking: by the time the wait begins it may be gone (destroyed, or restarted under a new id).
+          const target = opts.wait
+            ? (await c.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === domain || String(d.domid) === domain)
+            : undefined;
           const how = await c.call<string>({ verb: 'shutdown', domain, kind: kind === 'shutdown' ? 'poweroff' : 'reboot', force: opts.force });
           if (how === 'forced') err(`${domain}: no PV control in the guest; shut down from outside (-F)\n`);
-          if (opts.wait) {
+          if (opts.wait && target) {
             err(`Waiting for domain ${domain} to ${kind === 'shutdown' ? 'shut down' : 'reboot'}...\n`);
-            await c.call({ verb: 'wait', domain });
+            // A paused guest cannot read control/shutdown: say so rather than wait in silence.
+            if (target.paused && how !== 'forced') {
+              err(`Domain ${domain} is paused: it cannot answer the request until it is unpaused (ringvisor unpause ${domain}); ` +
+                'still waiting (Ctrl-C stops waiting; the request stays)\n');
+            }
+            await c.call({ verb: 'wait', domain: String(target.domid) }).catch((e: unknown) => {
+              if (!(e instanceof CliError && e.kind === 'domain')) throw e; // that domain id is gone: it is down
+            });
             err(`Domain ${domain} is ${kind === 'shutdown' ? 'down' : 'rebooting'}\n`);
           }
         });
@@ -152,6 +170,17 @@ A session:
       out(formatInfo(await withClient(cmd, (c) => c.call<HostInfo>({ verb: 'info' }))));
     });
 
+  program.command('top').description('every domain\'s CPU, memory and I/O, refreshed, with the mechanism counters per second (xentop)')
+    .option('-b, --batch', 'print samples one after another, for scripts (xentop -b)')
+    .option('-i, --iterations <n>', 'stop after N samples (default: until q)', positiveInt, 0)
+    .option('-d, --delay <seconds>', 'seconds between samples', positiveNumber, 3)
+    .option('-x, --vbds', 'one line per virtual block device')
+    .option('-n, --networks', 'one line per network device')
+    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean }, cmd: Command) => {
+      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true };
+      await withClient(cmd, (c) => runTop(c, opts, io));
+    });
+
   domainVerb('block-list', 'a domain\'s virtual block devices: Vdev BE handle state evt-ch ring-ref BE-path (xl block-list)')
     .action(async (domain: string, _o: unknown, cmd: Command) => {
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
@@ -159,45 +188,14 @@ A session:
 
   registerNetworkVerbs({ domainVerb, program, withClient, out });
 
-  program.command('xenstore-ls').description('print a XenStore subtree, one space of indent per level (xenstore-ls)')
-    .argument('[path]', 'where to start', '/')
-    .action(async (path: string, _o: unknown, cmd: Command) => {
-      await withStore(runDir(cmd), async (xs) => {
-        const walk = async (p: string, depth: number): Promise<void> => {
-          for (const child of await xs.directory(p)) {
-            const full = p === '/' ? `/${child}` : `${p}/${child}`;
-            const value = await xs.readBytes(full).catch(() => new Uint8Array(0));
-            out(`${' '.repeat(depth)}${child} = "${sanitiseValue(value)}"\n`);
-            await walk(full, depth + 1);
-          }
-        };
-        await walk(path, 0);
-      });
-    });
-
-  program.command('xenstore-read').description('print the value of each path (xenstore-read)')
-    .argument('<path...>', 'XenStore paths')
-    .action(async (paths: string[], _o: unknown, cmd: Command) => {
-      await withStore(runDir(cmd), async (xs) => {
-        for (const p of paths) out(`${await xs.read(p)}\n`);
-      });
-    });
-
-  program.command('xenstore-write').description('write values, as Dom0 (xenstore-write)')
-    .argument('<path>', 'XenStore path').argument('<value>', 'its new value').argument('[more...]', 'further PATH VALUE pairs')
-    .action(async (path: string, value: string, more: string[], _o: unknown, cmd: Command) => {
-      if (more.length % 2 !== 0) throw new CommanderError(EXIT_USAGE, 'ringvisor.usage', 'error: xenstore-write takes PATH VALUE pairs');
-      await withStore(runDir(cmd), async (xs) => {
-        const pairs = [path, value, ...more];
-        for (let i = 0; i < pairs.length; i += 2) await xs.write(pairs[i]!, pairs[i + 1]!);
-      });
-    });
+  addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')
     .option('--name <name>', 'the new VM\'s name (default: the directory\'s name, made unique)')
     .argument('<dest>', 'the new VM directory (must not exist)')
-    .action((dest: string, opts: { from: string; name?: string }) => {
+    .action(async (dest: string, opts: { from: string; name?: string }) => {
+      const { newVmFromTemplate } = await import('../dom0/toolstack/config/vmdir.ts');
       const vm = newVmFromTemplate(opts.from, dest, opts.name === undefined ? {} : { name: opts.name });
       const macs = vm.config.vifs.map((v) => v.mac).filter((m) => m !== null);
       out(`Created VM ${vm.config.name} in ${dest}: uuid ${vm.config.uuid}${macs.length ? `, mac ${macs.join(', ')}` : ''}\n`);
@@ -227,29 +225,14 @@ A session:
   }
 }
 
-/* The xenstore-* tools talk to xenstored's socket directly, as Xen's do. */
-async function withStore(runDir: string, f: (xs: Awaited<ReturnType<typeof xsOpen>>) => Promise<void>): Promise<void> {
-  const path = xenstoredSocketPath(runDir);
-  let xs: Awaited<ReturnType<typeof xsOpen>>;
-  try {
-    xs = await xsOpen(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ECONNREFUSED') throw new CliError('no-host', noHostMessage(path));
-    throw e;
-  }
-  try {
-    await f(xs);
-  } finally {
-    xs.close();
-  }
-}
-
 /* `ringvisor host`: until SIGINT or SIGTERM, then destroy the VMs and stop. */
-async function runHost(runDir: string, memoryMiB: number, io: Io, bridges?: BridgeConfig[]): Promise<number> {
-  const h = await startHost({ runDir, memoryMiB, bridges, log: (l) => io.stdout.write(`${l}\n`) });
-  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, run directory ${h.runDir}\n` +
+async function runHost(runDir: string, memoryMiB: number, wait: WaitPolicy, io: Io, http?: string, bridges?: BridgeConfig[]): Promise<number> {
+  const { startHost } = await import('./host.ts'); // only `host` loads the machine
+  const h = await startHost({ runDir, memoryMiB, wait, bridges, log: (l) => io.stdout.write(`${l}\n`) });
+  const web = http === undefined ? null : await startWebView(http, h.runDir);
+  io.stdout.write(`ringvisor host up: ${memoryMiB} MiB, waiting policy ${wait}, run directory ${h.runDir}\n` +
     `  xl socket        ${h.xlSocket}\n  xenstored socket ${h.xenstoredSocket}\n` +
+    (web ? `  web view         ${web.url}\n` : '') +
     `Try: ringvisor${runDir === defaultRunDir() ? '' : ` --run-dir ${runDir}`} list   (Ctrl-C stops the host)\n`);
   await new Promise<void>((resolveStop) => {
     const stop = (sig: string) => {
@@ -260,9 +243,32 @@ async function runHost(runDir: string, memoryMiB: number, io: Io, bridges?: Brid
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  await web?.close();
   await h.close();
   io.stdout.write('host stopped\n');
   return EXIT_OK;
+}
+
+function loopbackArg(v: string): string {
+  const a = parseLoopbackAddress(v);
+  if (a instanceof Error) throw new InvalidArgumentError(a.message);
+  return v;
+}
+
+/* The web view reads the host through the same toolstack socket the command line uses. */
+async function startWebView(spec: string, runDir: string): Promise<{ url: string; close(): Promise<void> }> {
+  const c = await XlClient.open(runDir);
+  const view = await serveWebView(spec, {
+    sample: () => c.call<TopSample>({ verb: 'top' }),
+    consoleHistory: (domid) => c.call<Uint8Array>({ verb: 'console-history', domain: String(domid), max: 16384 }),
+  });
+  return { url: view.url, close: async () => { await view.close(); c.close(); } };
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
 }
 
 function positiveInt(v: string): number {

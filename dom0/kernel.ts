@@ -24,6 +24,7 @@
  * whoever registered with onDomainException (the toolstack daemon). In Xen it is xenstored that
  * binds it and turns it into @releaseDomain for libxl; one Dom0 kernel runs both here.
  */
+import { xenstoredSocketPath } from './lib/libxenstore.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
 import { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
@@ -47,9 +48,7 @@ export interface Dom0Module {
   xl?: XlDaemonOptions;
 }
 
-export function xenstoredSocketPath(runDir: string): string {
-  return `${runDir}/xenstored/socket`;
-}
+export { xenstoredSocketPath } from './lib/libxenstore.ts';
 
 export async function main(env: KernelEnv): Promise<void> {
   const k = new Kernel(env);

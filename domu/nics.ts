@@ -61,6 +61,10 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
           await nic.closeDevice();
           if (!closed.has(fe.dev.nodename)) await new Promise<void>((r) => closedWaiters.set(fe.dev.nodename, r));
         });
+        void nic.failed.then((why) => {
+          log(`netfront: ${why}; the vif is not used`);
+          if (atBoot.has(fe.dev.nodename) && --waiting === 0) resolve();
+        });
         void nic.connected.then(async () => {
           const ip = parseIPv4((await xs.tryRead(`${fe.dev.otherend}/${XS_NET.ip}`)) ?? '') ?? 0;
           ips.set(nic, ip);

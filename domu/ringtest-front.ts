@@ -12,13 +12,14 @@
  *
  * Data path: keep up to `depth` requests in flight; publish them with one push, notifying only
  * if the backend asked (req_event); then reap responses, polling briefly before arming
- * rsp_event and sleeping on the event channel (see "Polling" in ring.ts). Every response is
+ * rsp_event and sleeping on the event channel (see shared/wait.ts). Every response is
  * checked: the producer index (no more responses than requests), the id (in range, in flight),
  * the status and, for checked requests, the checksum the backend computed.
  */
 import { checksum, fillPattern } from '../shared/checksum.ts';
 import type { Kernel } from '../shared/kernel/kernel.ts';
-import { FrontRing, pollFor } from '../shared/public/io/ring.ts';
+import { FrontRing } from '../shared/public/io/ring.ts';
+import { spinUntil } from '../shared/wait.ts';
 import {
   RINGTEST_OP_CHECK, RINGTEST_RSP_OKAY, ringtest_request, ringtest_response, type RingtestConnect,
 } from '../shared/public/io/ringtest.ts';
@@ -120,7 +121,7 @@ export class RingtestFront {
         this.stats.notifications++;
         this.k.events.notify(this.connect.port);
       }
-      if (!pollFor(this.hasResponses, this.spinUs) && !this.ring.finalCheckForResponses()) {
+      if (!spinUntil(this.hasResponses, this.spinUs) && !this.ring.finalCheckForResponses()) {
         this.stats.sleeps++;
         await this.waitForInterrupt();
       }

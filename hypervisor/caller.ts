@@ -5,6 +5,10 @@
  * identity from hypercall arguments; neither does ringvisor. A Caller is built once, when a
  * vCPU thread starts, from the ids the control thread gave it, and every hypercall handler takes
  * it as its first argument.
+ *
+ * A Caller is the hypervisor's own: it carries the whole hypervisor state (`hv`). It is never
+ * handed to a guest kernel; the objects that are (the hypercall table, the CPU) hold it in a
+ * #private field, so no walk from them reaches it.
  */
 import { C, D, DOMF_PRIVILEGED, MAX_VCPUS, NR_COUNTERS, type CounterName, type HypervisorState } from './state.ts';
 

@@ -31,9 +31,9 @@ import {
 import {
   DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_ENOSPC, XEN_EPERM, XEN_ESRCH, shared_info, vcpu_info,
 } from '../shared/public/xen.ts';
-import { double_lock, double_unlock, spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
-import { D, E, MAX_DOMAINS, type HypervisorState } from './state.ts';
+import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
 
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
@@ -180,6 +180,23 @@ export function evtchn_send(c: Caller, port: number): number {
   }
   // Sending on an unbound port is allowed and does nothing, as in Xen.
   return state === EVTCHNSTAT_interdomain || state === EVTCHNSTAT_unbound ? 0 : -XEN_EINVAL;
+}
+
+/**
+ * Where an event sent on `port` of domain `d` lands: the index in hv.vcpus of the RUNSTATE word
+ * of the vCPU it would wake, or -1 if the port is not interdomain. Read without the event lock:
+ * it is a hint for a spinner (hypervisor/ioreq-send.ts), and a port closed meanwhile only makes
+ * the hint stale, never unsafe.
+ */
+export function evtchn_remote_runstate(hv: HypervisorState, d: number, port: number): number {
+  if (!portIsValid(port)) return -1;
+  const l = chn(d, port);
+  if (Atomics.load(hv.evtchn, l + E.STATE) !== EVTCHNSTAT_interdomain) return -1;
+  const rd = hv.evtchn[l + E.REMOTE_DOM];
+  const rp = hv.evtchn[l + E.REMOTE_PORT];
+  if (!(rd >= 0 && rd < MAX_DOMAINS) || !portIsValid(rp)) return -1;
+  const v = hv.evtchn[chn(rd, rp) + E.NOTIFY_VCPU];
+  return v >= 0 && v < MAX_VCPUS ? hv.vcpu(rd, v, V.RUNSTATE) : -1;
 }
 
 /** EVTCHNOP_close, also used by domain teardown (Xen's evtchn_destroy closes every port). */

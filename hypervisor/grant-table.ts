@@ -25,8 +25,9 @@ import {
   type GnttabUnmapGrantRef,
 } from '../shared/public/grant_table.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
+import { p2m_take_back } from './guest-memory.ts';
 import { frameOwner, get_page, put_page } from './page-alloc.ts';
 import {
   A, D, DOMSTATE_DYING, DOMSTATE_FREE, GNTPIN_hstr_inc, GNTPIN_hstw_inc,
@@ -193,6 +194,9 @@ function unmap_handle(hv: HypervisorState, ld: number, handle: number, gfn: numb
   const p2mIndex = ld * MAX_GUEST_PAGES + gfn;
   const mfn = hv.p2m[p2mIndex] & P2M_MFN_MASK;
   Atomics.store(hv.p2m, p2mIndex, 0);
+  // The mapper's views of this gfn fault from their next use on (guest-memory.ts, "Taking a
+  // frame back"), before the granter can get the frame back by ending its grant.
+  p2m_take_back(hv, ld);
   unpin(hv, rd, ref, (flags & GNTMAP_readonly) !== 0);
   put_page(hv, mfn);
   maptrack_free(hv, ld, handle);

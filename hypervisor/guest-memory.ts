@@ -5,68 +5,110 @@
  * Each domain reaches memory only through its own instance of this class, built in its own
  * vCPU thread with its domain id fixed. Every access translates gfn → mfn through the P2M the
  * hypervisor maintains; a gfn with no entry, or a write to a read-only one (a read-only grant
- * mapping), is a PageFault naming the domain and the address. Because only the hypervisor
- * writes P2M entries, and it writes them only for frames the domain owns or has mapped through
- * a grant, no other frame can be reached.
+ * mapping), is a PageFault naming the domain and the address. Only the hypervisor writes P2M
+ * entries, and only for frames the domain owns or has mapped through a grant or (Dom0) a
+ * foreign mapping. The objects handed to the kernel keep their state in ECMAScript #private
+ * fields, so the kernel can call them but not walk from them to the hypervisor's tables (README,
+ * "Isolation", says what this does and does not guarantee in one process).
  *
- * All write access, whether a write call or a writable page view handed out for a hot path,
- * is translated by translateForWrite(): the one place log-dirty tracking will mark frames.
+ * The translate gate: every access, and every page view, is translated by Gate.translate().
+ * All write access, whether a write call or a writable page view handed out for a hot path, goes
+ * through it with write = true: the one place log-dirty tracking will mark frames.
+ *
+ * Taking a frame back (DESIGN.md section 12). Grant unmap, foreign unmap and domain destroy
+ * today, and ballooning, page sharing, hypervisor paging and log-dirty rounds next, all take a
+ * frame away from a domain that may hold a view of it. They all do it the same way:
+ *   1. change or clear the domain's P2M entry;
+ *   2. call p2m_take_back(hv, d), which bumps the domain's P2M generation word (hv.p2mgen),
+ *      after the entry store, so whoever sees the new generation also sees the new entry.
+ * A GuestPage (from map()) remembers the generation it was checked at. Its bytes() / words(),
+ * called once per request, compare that with the live word: one load when nothing changed. When
+ * the word has moved the view goes back through the gate: a hole now faults as an unmapped page
+ * does; a changed entry (a frame paged back in elsewhere, a shared frame replaced by a private
+ * copy) gives the view its new frame; a log-dirty round that wants to see writes again bumps the
+ * word so writable views pass the write gate once more. One word per domain rather than per
+ * mapping: nothing to allocate per mapping, and a change costs each live view one P2M load.
+ *
+ * What the request boundary means. Xen's unmap flushes the TLBs of the domain's vCPUs before it
+ * returns; here the check at the start of a request is the TLB refill, so a vCPU in the middle of
+ * a request finishes it on the array it got. A kernel unmapping a page its other vCPU is still
+ * using is that kernel's bug, in Xen too. When the hypervisor takes a frame from a running
+ * domain (paging, sharing), it pauses the domain first: its vCPUs stop at a preemption point,
+ * between requests, so none holds an array across the change.
+ *
+ * page() and pageWords() are the older, unchecked views: typed arrays checked once when made.
+ * They are right for a domain's own RAM, which nothing takes back yet; a view of a page that can
+ * go away should be a GuestPage.
  */
-import { PageFault, type GuestMemory } from '../shared/public/memory.ts';
+import { PageFault, type GuestMemory, type GuestPage } from '../shared/public/memory.ts';
 import { PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
-import { C, MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_MFN_MASK, P2M_PRESENT, P2M_READONLY, type HypervisorState } from './state.ts';
+import {
+  C, MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_MFN_MASK, P2M_PRESENT, P2M_READONLY, P2MGEN_STRIDE,
+  type HypervisorState,
+} from './state.ts';
 
-export class DomainMemory implements GuestMemory {
-  private readonly p2mBase: number;
+/**
+ * Step 2 of taking a frame back (see the header): `d`'s P2M has lost or changed an entry, so
+ * every view `d` holds must be checked again before its next use.
+ */
+export function p2m_take_back(hv: HypervisorState, d: number): void {
+  Atomics.add(hv.p2mgen, d * P2MGEN_STRIDE, 1);
+}
+
+/** What the memory object and its page views share; never handed to the kernel itself. */
+class Gate {
+  readonly p2mBase: number;
+  readonly genIndex: number;
   private readonly faultCounter: number;
 
-  constructor(private readonly hv: HypervisorState, readonly domid: number, vcpu = 0) {
+  constructor(readonly hv: HypervisorState, readonly domid: number, vcpu: number) {
     this.p2mBase = domid * MAX_GUEST_PAGES;
+    this.genIndex = domid * P2MGEN_STRIDE;
     this.faultCounter = (domid * MAX_VCPUS + vcpu) * NR_COUNTERS + C.page_faults;
   }
 
+  /** gfn → mfn, or a page fault. The single gate for every access (see header). */
+  translate(gfn: number, write: boolean, gpa = gfn * PAGE_SIZE): number {
+    const e = gfn >= 0 && gfn < MAX_GUEST_PAGES ? this.hv.p2m[this.p2mBase + gfn] : 0;
+    const access = write ? 'write' : 'read';
+    if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, access, 'no translation in the P2M');
+    if (write && (e & P2M_READONLY) !== 0) throw this.fault(gpa, access, 'the page is mapped read-only');
+    return e & P2M_MFN_MASK;
+  }
+
+  generation(): number {
+    return Atomics.load(this.hv.p2mgen, this.genIndex);
+  }
+
+  fault(gpa: number, access: 'read' | 'write', why: string): PageFault {
+    this.hv.counters[this.faultCounter]++;
+    return new PageFault(this.domid, gpa, access, why);
+  }
+}
+
+/* The one page walk behind read, write and fill: what to do with each page-sized piece. */
+const READ = 0;
+const WRITE = 1;
+const FILL = 2;
+
+export class DomainMemory implements GuestMemory {
+  readonly #gate: Gate;
+
+  constructor(hv: HypervisorState, domid: number, vcpu = 0) {
+    this.#gate = new Gate(hv, domid, vcpu);
+  }
+
   present(gfn: number): boolean {
-    return gfn >= 0 && gfn < MAX_GUEST_PAGES && (this.hv.p2m[this.p2mBase + gfn] & P2M_PRESENT) !== 0;
-  }
-
-  /** gfn → mfn for a read, or a page fault. */
-  translateForRead(gfn: number, gpa = gfn * PAGE_SIZE): number {
-    const e = gfn >= 0 && gfn < MAX_GUEST_PAGES ? this.hv.p2m[this.p2mBase + gfn] : 0;
-    if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, 'read', 'no translation in the P2M');
-    return e & P2M_MFN_MASK;
-  }
-
-  /** gfn → mfn for a write, or a page fault. The single gate for write access (see header). */
-  translateForWrite(gfn: number, gpa = gfn * PAGE_SIZE): number {
-    const e = gfn >= 0 && gfn < MAX_GUEST_PAGES ? this.hv.p2m[this.p2mBase + gfn] : 0;
-    if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, 'write', 'no translation in the P2M');
-    if ((e & P2M_READONLY) !== 0) throw this.fault(gpa, 'write', 'the page is mapped read-only');
-    return e & P2M_MFN_MASK;
+    const g = this.#gate;
+    return gfn >= 0 && gfn < MAX_GUEST_PAGES && (g.hv.p2m[g.p2mBase + gfn] & P2M_PRESENT) !== 0;
   }
 
   read(gpa: number, dst: Uint8Array): void {
-    let done = 0;
-    while (done < dst.length) {
-      const a = gpa + done;
-      const off = a & (PAGE_SIZE - 1);
-      const n = Math.min(PAGE_SIZE - off, dst.length - done);
-      const mfn = this.translateForRead(Math.floor(a / PAGE_SIZE), a);
-      const from = mfn * PAGE_SIZE + off;
-      dst.set(this.hv.mem8.subarray(from, from + n), done);
-      done += n;
-    }
+    this.#walk(READ, gpa, dst.length, dst, 0);
   }
 
   write(gpa: number, src: Uint8Array): void {
-    let done = 0;
-    while (done < src.length) {
-      const a = gpa + done;
-      const off = a & (PAGE_SIZE - 1);
-      const n = Math.min(PAGE_SIZE - off, src.length - done);
-      const mfn = this.translateForWrite(Math.floor(a / PAGE_SIZE), a);
-      this.hv.mem8.set(n === src.length ? src : src.subarray(done, done + n), mfn * PAGE_SIZE + off);
-      done += n;
-    }
+    this.#walk(WRITE, gpa, src.length, src, 0);
   }
 
   copy(dstGpa: number, srcGpa: number, len: number): void {
@@ -76,41 +118,95 @@ export class DomainMemory implements GuestMemory {
   }
 
   fill(gpa: number, len: number, value = 0): void {
-    let done = 0;
-    while (done < len) {
+    this.#walk(FILL, gpa, len, null, value);
+  }
+
+  /** Each page-sized piece of [gpa, gpa + len), translated through the gate, then copied or filled. */
+  #walk(op: number, gpa: number, len: number, buf: Uint8Array | null, value: number): void {
+    const g = this.#gate;
+    const mem8 = g.hv.mem8;
+    for (let done = 0; done < len;) {
       const a = gpa + done;
       const off = a & (PAGE_SIZE - 1);
       const n = Math.min(PAGE_SIZE - off, len - done);
-      const mfn = this.translateForWrite(Math.floor(a / PAGE_SIZE), a);
-      this.hv.mem8.fill(value, mfn * PAGE_SIZE + off, mfn * PAGE_SIZE + off + n);
+      const at = g.translate(Math.floor(a / PAGE_SIZE), op !== READ, a) * PAGE_SIZE + off;
+      if (op === READ) buf!.set(mem8.subarray(at, at + n), done);
+      else if (op === WRITE) mem8.set(n === len ? buf! : buf!.subarray(done, done + n), at);
+      else mem8.fill(value, at, at + n);
       done += n;
     }
   }
 
   readU32(gpa: number): number {
     if ((gpa & 3) !== 0) throw new RangeError(`readU32 at unaligned gpa 0x${gpa.toString(16)}`);
-    const mfn = this.translateForRead(gpa >>> PAGE_SHIFT, gpa);
-    return this.hv.mem32[mfn * PAGE_WORDS + ((gpa & (PAGE_SIZE - 1)) >> 2)] >>> 0;
+    const mfn = this.#gate.translate(gpa >>> PAGE_SHIFT, false, gpa);
+    return this.#gate.hv.mem32[mfn * PAGE_WORDS + ((gpa & (PAGE_SIZE - 1)) >> 2)] >>> 0;
   }
 
   writeU32(gpa: number, value: number): void {
     if ((gpa & 3) !== 0) throw new RangeError(`writeU32 at unaligned gpa 0x${gpa.toString(16)}`);
-    const mfn = this.translateForWrite(gpa >>> PAGE_SHIFT, gpa);
-    this.hv.mem32[mfn * PAGE_WORDS + ((gpa & (PAGE_SIZE - 1)) >> 2)] = value;
+    const mfn = this.#gate.translate(gpa >>> PAGE_SHIFT, true, gpa);
+    this.#gate.hv.mem32[mfn * PAGE_WORDS + ((gpa & (PAGE_SIZE - 1)) >> 2)] = value;
   }
 
   page(gfn: number, writable: boolean): Uint8Array {
-    const mfn = writable ? this.translateForWrite(gfn) : this.translateForRead(gfn);
-    return new Uint8Array(this.hv.buffers.machine, mfn * PAGE_SIZE, PAGE_SIZE);
+    return new Uint8Array(this.#gate.hv.buffers.machine, this.#gate.translate(gfn, writable) * PAGE_SIZE, PAGE_SIZE);
   }
 
   pageWords(gfn: number, writable: boolean): Int32Array {
-    const mfn = writable ? this.translateForWrite(gfn) : this.translateForRead(gfn);
-    return new Int32Array(this.hv.buffers.machine, mfn * PAGE_SIZE, PAGE_WORDS);
+    return new Int32Array(this.#gate.hv.buffers.machine, this.#gate.translate(gfn, writable) * PAGE_SIZE, PAGE_WORDS);
   }
 
-  private fault(gpa: number, access: 'read' | 'write', why: string): PageFault {
-    this.hv.counters[this.faultCounter]++;
-    return new PageFault(this.domid, gpa, access, why);
+  map(gfn: number, writable: boolean): GuestPage {
+    return new MappedPage(this.#gate, gfn, writable);
+  }
+}
+
+/** A GuestPage: a view that goes back through the gate whenever the domain's P2M has changed. */
+class MappedPage implements GuestPage {
+  readonly #gate: Gate;
+  /* The generation word itself, so the check in bytes() / words() is one load and a compare. */
+  readonly #genWords: Int32Array;
+  readonly #genIndex: number;
+  readonly #gfn: number;
+  readonly #writable: boolean;
+  #gen = 0;
+  #mfn = -1;
+  #bytes: Uint8Array = new Uint8Array(0);
+  #words: Int32Array = new Int32Array(0);
+
+  constructor(gate: Gate, gfn: number, writable: boolean) {
+    this.#gate = gate;
+    this.#genWords = gate.hv.p2mgen;
+    this.#genIndex = gate.genIndex;
+    this.#gfn = gfn;
+    this.#writable = writable;
+    this.#refill();
+  }
+
+  get gfn(): number { return this.#gfn; }
+  get writable(): boolean { return this.#writable; }
+
+  bytes(): Uint8Array {
+    if (Atomics.load(this.#genWords, this.#genIndex) !== this.#gen) this.#refill();
+    return this.#bytes;
+  }
+
+  words(): Int32Array {
+    if (Atomics.load(this.#genWords, this.#genIndex) !== this.#gen) this.#refill();
+    return this.#words;
+  }
+
+  /** The TLB refill: read the generation first, so an entry changed after it bumps it again. */
+  #refill(): void {
+    const gen = this.#gate.generation();
+    const mfn = this.#gate.translate(this.#gfn, this.#writable);
+    if (mfn !== this.#mfn) {
+      const machine = this.#gate.hv.buffers.machine;
+      this.#bytes = new Uint8Array(machine, mfn * PAGE_SIZE, PAGE_SIZE);
+      this.#words = new Int32Array(machine, mfn * PAGE_SIZE, PAGE_WORDS);
+      this.#mfn = mfn;
+    }
+    this.#gen = gen;
   }
 }

@@ -2,8 +2,7 @@
  * The host: one Node process, whose main thread is the hypervisor's control thread.
  *
  * Xen: the parts of Xen that start and stop CPUs' work (domain_create, vcpu creation,
- * domain_pause, domain_shutdown, domain_kill) and what the toolstack does with a shut-down
- * domain (libxl's on_poweroff / on_reboot / on_crash handling).
+ * domain_pause, domain_shutdown, domain_kill).
  *
  * The control thread builds domains, starts one worker thread per vCPU, and tears them down;
  * it is never on a data path. It talks to vCPU threads only with lifecycle messages: a vCPU
@@ -13,17 +12,20 @@
  * (Xen: send_global_virq in domain_shutdown's finalisation and in domain_kill), so Dom0's
  * toolstack learns of it without being told by anyone else.
  *
- * on_poweroff / on_reboot / on_crash: Xen's hypervisor only records the shutdown; acting on it is
- * the toolstack's job, in Dom0 (libxl's domain death watch; dom0/toolstack/ does it for the domains `xl`
- * creates, which it builds with `preserve` here). This host still acts itself on the other
- * actions, for the domains tests and harnesses create with no toolstack behind them.
+ * on_poweroff / on_reboot / on_crash: as in Xen, the hypervisor only records the shutdown (the
+ * domain stays, stopped, in state shutdown) and raises VIRQ_DOM_EXC; acting on it is the job of
+ * whoever created the domain: Dom0's toolstack (dom0/toolstack/libxl.ts for `xl`'s VMs,
+ * dom0/toolstack/control.ts for a harness's), or, for domains a harness creates here directly
+ * with no Dom0 toolstack, the harness (scenarios/bare-toolstack.ts). The one exception is Dom0
+ * itself, which has no toolstack above it: when the control domain shuts down, Xen reboots or
+ * halts the machine; here the host destroys it and carries on for its owner to close.
  */
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
-import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo, ShutdownAction } from '../shared/public/hypercall.ts';
-import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
+import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo } from '../shared/public/hypercall.ts';
+import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
 import { grantsActive, mappingsHeld } from './grant-table.ts';
@@ -34,6 +36,7 @@ import {
 } from './state.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
+import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
 
 const VCPU_ENTRY = new URL('./vcpu.ts', import.meta.url);
 /** How long a vCPU may run on without reaching a preemption point before its thread is cut. */
@@ -44,6 +47,12 @@ export interface HostOptions {
   memoryMiB?: number;
   /** Where hypervisor messages go (Xen's console); default: stderr. */
   log?: (line: string) => void;
+  /**
+   * The hypervisor's own waiting policy (shared/wait.ts): how a vCPU whose access trapped waits
+   * for its device model (hypervisor/ioreq-send.ts). A boot option, as Xen's own command line
+   * holds its; the kernels' policy is on their command lines. Default irq.
+   */
+  wait?: WaitPolicy;
 }
 
 /** What the host holds, so a test can prove nothing leaks. */
@@ -68,7 +77,18 @@ interface DomainEntry {
   destroying: Promise<void> | null;
 }
 
-export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string; action: ShutdownAction }
+/**
+ * A domctl refused, as Xen refuses it: an errno for the caller (the toolstack turns it into the
+ * config key responsible), and the reason in words for the hypervisor's log.
+ */
+export class DomctlError extends Error {
+  constructor(readonly errno: number, message: string) {
+    super(message);
+    this.name = 'DomctlError';
+  }
+}
+
+export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string }
 
 export class Host extends EventEmitter {
   readonly hv: HypervisorState;
@@ -76,9 +96,12 @@ export class Host extends EventEmitter {
   private threads = 0;
   private closing = false;
   private readonly log: (line: string) => void;
+  /** The waiting policy this hypervisor's trapping vCPUs follow (HostOptions.wait). */
+  readonly wait: WaitPolicy;
 
   constructor(opts: HostOptions = {}) {
     super();
+    this.wait = opts.wait ?? DEFAULT_WAIT_POLICY;
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     initAllocator(this.hv);
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
@@ -92,13 +115,15 @@ export class Host extends EventEmitter {
     const privileged = opts.privileged ?? false;
     validateConfig(config);
     const initdomain = privileged && Atomics.load(this.hv.domains, D.STATE) === DOMSTATE_FREE;
-    if (privileged && !initdomain) throw new Error('only Dom0 is privileged in ringvisor, and it already exists');
+    if (privileged && !initdomain) throw new DomctlError(XEN_EINVAL, 'only Dom0 is privileged in ringvisor, and it already exists');
     const domid = domain_create(this.hv, privileged, initdomain, config.vcpus);
-    if (domid < 0) throw new Error(`no free domain slot (all ${MAX_DOMAINS} in use)`);
+    // Xen's createdomain answers ENOMEM when no domain id is free.
+    if (domid < 0) throw new DomctlError(XEN_ENOMEM, `no free domain slot (all ${MAX_DOMAINS} in use)`);
     const built = build_domain(this.hv, domid, config.memoryKiB, config.cmdline ?? '');
     if (typeof built === 'number') {
       domain_abort(this.hv, domid);
-      throw new Error(`cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked)`);
+      throw new DomctlError(-built, `cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked, ` +
+        `${freeFrames(this.hv) * 4} KiB free)`);
     }
     const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
     this.entries.set(domid, entry);
@@ -109,7 +134,7 @@ export class Host extends EventEmitter {
     }
     for (let v = 0; v < config.vcpus; v++) {
       const boot: VcpuBoot = {
-        buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn,
+        buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
       };
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;
@@ -137,23 +162,16 @@ export class Host extends EventEmitter {
     }
   }
 
-  /** A domain shut itself down (or crashed): stop its other vCPUs, then do what its config says. */
+  /** A domain shut itself down (or crashed): stop its other vCPUs, record it, tell Dom0 (VIRQ_DOM_EXC). */
   private async onShutdown(entry: DomainEntry, reason: ShutdownReason, detail: string): Promise<void> {
     const c = entry.config;
-    const action: ShutdownAction = (reason === 'poweroff' ? c.on_poweroff ?? 'destroy'
-      : reason === 'reboot' ? c.on_reboot ?? 'restart'
-      : reason === 'crash' ? c.on_crash ?? 'destroy' : 'preserve');
     if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
     await this.stopVcpus(entry);
     send_global_virq(this.hv, VIRQ_DOM_EXC);
-    const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail, action };
+    const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail };
     this.emit('shutdown', event);
-    if (action === 'preserve' || entry.destroying) return;
-    await this.destroy(entry.domid);
-    if (action === 'restart' && !this.closing) {
-      const domid = await this.createDomain(c, { privileged: entry.privileged });
-      this.emit('restarted', { from: entry.domid, to: domid, name: c.name });
-    }
+    // The control domain has no toolstack above it (see the header).
+    if (entry.privileged && !entry.destroying) await this.destroy(entry.domid);
   }
 
   /** Ask every vCPU to leave at its next preemption point and wait until all have. */
@@ -175,7 +193,7 @@ export class Host extends EventEmitter {
   /** xl destroy: stop the threads, tear the domain down. Destroying twice waits for the first. */
   destroy(domid: number): Promise<void> {
     const entry = this.entries.get(domid);
-    if (!entry) return Promise.reject(new Error(`no domain ${domid}`));
+    if (!entry) return Promise.reject(new DomctlError(XEN_ESRCH, `no domain ${domid}`));
     entry.destroying ??= (async () => {
       await this.stopVcpus(entry);
       domain_kill(this.hv, domid);
@@ -189,7 +207,7 @@ export class Host extends EventEmitter {
   /** xl pause: the vCPUs stop at their next preemption point and stay stopped. */
   pause(domid: number): void {
     const entry = this.entries.get(domid);
-    if (!entry) throw new Error(`no domain ${domid}`);
+    if (!entry) throw new DomctlError(XEN_ESRCH, `no domain ${domid}`);
     Atomics.add(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
     for (let v = 0; v < entry.workers.length; v++) {
       Atomics.or(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
@@ -198,7 +216,7 @@ export class Host extends EventEmitter {
   }
 
   unpause(domid: number): void {
-    if (!this.entries.has(domid)) throw new Error(`no domain ${domid}`);
+    if (!this.entries.has(domid)) throw new DomctlError(XEN_ESRCH, `no domain ${domid}`);
     const w = domid * D.WORDS + D.PAUSE_COUNT;
     if (Atomics.load(this.hv.domains, w) > 0) Atomics.sub(this.hv.domains, w, 1);
     Atomics.notify(this.hv.domains, w);
@@ -214,11 +232,16 @@ export class Host extends EventEmitter {
   /** xl shutdown / reboot, the forced form (SCHEDOP_remote_shutdown): the domain stops now. */
   async shutdown(domid: number, reason: ShutdownReason = 'poweroff'): Promise<void> {
     const entry = this.entries.get(domid);
-    if (!entry) throw new Error(`no domain ${domid}`);
+    if (!entry) throw new DomctlError(XEN_ESRCH, `no domain ${domid}`);
     const base = domid * D.WORDS;
     if (Atomics.compareExchange(this.hv.domains, base + D.STATE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN) !== DOMSTATE_RUNNING) return;
     Atomics.store(this.hv.domains, base + D.SHUTDOWN_REASON, SHUTDOWN_NAMES.indexOf(reason));
     await this.onShutdown(entry, reason, 'shut down by the toolstack');
+  }
+
+  /** The config a domain was created with (a harness's toolstack reads its on_* and restarts from it). */
+  domainConfig(domid: number): DomainConfig | null {
+    return this.entries.get(domid)?.config ?? null;
   }
 
   /** The builder's record of a domain: its store and console pages and ports. */
@@ -263,6 +286,7 @@ export class Host extends EventEmitter {
       cpu_time_ms: cpu,
       running,
       blocked: blocked && !running,
+      counters: this.counters(domid),
     };
   }
 
@@ -324,12 +348,18 @@ export class Host extends EventEmitter {
         default: return -XEN_EINVAL;
       }
     } catch (e) {
+      // The caller gets the errno (Xen's domctl returns nothing else); the reason goes to the log.
       this.log(`(XEN) domctl ${op} failed: ${(e as Error).message}`);
-      return -XEN_ESRCH;
+      return e instanceof DomctlError ? -e.errno : -XEN_EINVAL;
     }
   }
 
-  /** Destroy every domain, DomUs first, Dom0 last; nothing restarts meanwhile. */
+  /** True once close() has begun: a toolstack restarts nothing from then on. */
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** Destroy every domain, DomUs first, Dom0 last. */
   async close(): Promise<void> {
     this.closing = true;
     while (this.entries.size > 0) {
@@ -339,9 +369,10 @@ export class Host extends EventEmitter {
   }
 }
 
+/* Xen's domctl argument checks: a bad value is EINVAL (e.g. more vCPUs than MAX_VCPUS). */
 function validateConfig(c: DomainConfig): void {
-  if (typeof c.name !== 'string' || c.name.length === 0) throw new TypeError('domain config: name must be a non-empty string');
-  if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new RangeError(`domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
-  if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new RangeError(`domain config ${c.name}: memory must be at least 64 KiB`);
-  if (typeof c.kernel !== 'string') throw new TypeError(`domain config ${c.name}: kernel must be a module URL`);
+  if (typeof c.name !== 'string' || c.name.length === 0) throw new DomctlError(XEN_EINVAL, 'domain config: name must be a non-empty string');
+  if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
+  if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: memory must be at least 64 KiB`);
+  if (typeof c.kernel !== 'string') throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: kernel must be a module URL`);
 }

@@ -24,7 +24,7 @@
  */
 import { EVTCHNSTAT_unbound, NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
 import { shared_info, XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { alloc_unbound_port, evtchn_bind_interdomain, evtchn_close_port, evtchn_send } from './event-channel.ts';
 import { ioreqLock, serverBase } from './ioreq.ts';

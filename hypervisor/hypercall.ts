@@ -42,183 +42,189 @@ export interface ControlChannel {
 }
 
 export class HypercallTable implements Hypercalls {
-  constructor(
-    private readonly c: Caller,
-    private readonly sched: VcpuScheduler,
-    private readonly control: ControlChannel,
-  ) {}
+  // #private, not TypeScript's `private`: this object is handed to the guest kernel, which must
+  // not be able to walk from it to the Caller and through that to the hypervisor's state.
+  readonly #c: Caller;
+  readonly #sched: VcpuScheduler;
+  readonly #control: ControlChannel;
 
-  private enter(): void {
-    this.c.count('hypercalls');
-    this.sched.preemptionPoint();
+  constructor(c: Caller, sched: VcpuScheduler, control: ControlChannel) {
+    this.#c = c;
+    this.#sched = sched;
+    this.#control = control;
+  }
+
+  #enter(): void {
+    this.#c.count('hypercalls');
+    this.#sched.preemptionPoint();
   }
 
   /* event_channel_op */
   evtchn_alloc_unbound(dom: number, remote_dom: number): number {
-    this.enter();
-    return evtchn_alloc_unbound(this.c, dom, remote_dom);
+    this.#enter();
+    return evtchn_alloc_unbound(this.#c, dom, remote_dom);
   }
   evtchn_bind_interdomain(remote_dom: number, remote_port: number): number {
-    this.enter();
-    return evtchn_bind_interdomain(this.c, remote_dom, remote_port);
+    this.#enter();
+    return evtchn_bind_interdomain(this.#c, remote_dom, remote_port);
   }
   evtchn_send(port: number): number {
-    this.enter();
-    return evtchn_send(this.c, port);
+    this.#enter();
+    return evtchn_send(this.#c, port);
   }
   evtchn_close(port: number): number {
-    this.enter();
-    return evtchn_close(this.c, port);
+    this.#enter();
+    return evtchn_close(this.#c, port);
   }
   evtchn_unmask(port: number): number {
-    this.enter();
-    return evtchn_unmask(this.c, port);
+    this.#enter();
+    return evtchn_unmask(this.#c, port);
   }
   evtchn_status(dom: number, port: number, out: EvtchnStatus): number {
-    this.enter();
-    return evtchn_status(this.c, dom, port, out);
+    this.#enter();
+    return evtchn_status(this.#c, dom, port, out);
   }
   evtchn_bind_pirq(pirq: number): number {
-    this.enter();
-    return evtchn_bind_pirq(this.c, pirq);
+    this.#enter();
+    return evtchn_bind_pirq(this.#c, pirq);
   }
   evtchn_bind_virq(virq: number, vcpu: number): number {
-    this.enter();
-    return evtchn_bind_virq(this.c, virq, vcpu);
+    this.#enter();
+    return evtchn_bind_virq(this.#c, virq, vcpu);
   }
 
   /* grant_table_op */
   gnttab_map_grant_ref(op: GnttabMapGrantRef): void {
-    this.enter();
-    gnttab_map_grant_ref(this.c, op);
+    this.#enter();
+    gnttab_map_grant_ref(this.#c, op);
   }
   gnttab_unmap_grant_ref(op: GnttabUnmapGrantRef): void {
-    this.enter();
-    gnttab_unmap_grant_ref(this.c, op);
+    this.#enter();
+    gnttab_unmap_grant_ref(this.#c, op);
   }
   gnttab_copy(ops: readonly GnttabCopy[], count: number): void {
-    this.enter();
-    gnttab_copy(this.c, ops, Math.min(count, ops.length));
+    this.#enter();
+    gnttab_copy(this.#c, ops, Math.min(count, ops.length));
   }
   gnttab_query_size(): { nr_frames: number; max_nr_frames: number } {
-    this.enter();
+    this.#enter();
     return { nr_frames: GRANT_FRAMES, max_nr_frames: GRANT_FRAMES };
   }
 
   /* memory_op */
   memory_add_to_physmap(space: number, idx: number, gfn: number): number {
-    this.enter();
+    this.#enter();
     let mfn: number;
-    if (space === XENMAPSPACE_shared_info && idx === 0) mfn = sharedInfoMfn(this.c.domid);
-    else if (space === XENMAPSPACE_grant_table && Number.isInteger(idx) && idx >= 0 && idx < GRANT_FRAMES) mfn = grantFrameMfn(this.c.domid, idx);
+    if (space === XENMAPSPACE_shared_info && idx === 0) mfn = sharedInfoMfn(this.#c.domid);
+    else if (space === XENMAPSPACE_grant_table && Number.isInteger(idx) && idx >= 0 && idx < GRANT_FRAMES) mfn = grantFrameMfn(this.#c.domid, idx);
     else return -XEN_EINVAL;
     if (!Number.isInteger(gfn) || gfn < 0 || gfn >= MAX_GUEST_PAGES) return -XEN_EINVAL;
-    const index = this.c.domid * MAX_GUEST_PAGES + gfn;
+    const index = this.#c.domid * MAX_GUEST_PAGES + gfn;
     // Only into a hole: ringvisor does not free RAM behind the guest's back to make room.
-    if (Atomics.compareExchange(this.c.hv.p2m, index, 0, (mfn | P2M_PRESENT) >>> 0) !== 0) return -XEN_EEXIST;
+    if (Atomics.compareExchange(this.#c.hv.p2m, index, 0, (mfn | P2M_PRESENT) >>> 0) !== 0) return -XEN_EEXIST;
     return 0;
   }
   memory_current_reservation(): number {
-    this.enter();
-    return Atomics.load(this.c.hv.domains, this.c.domid * D.WORDS + D.TOT_PAGES);
+    this.#enter();
+    return Atomics.load(this.#c.hv.domains, this.#c.domid * D.WORDS + D.TOT_PAGES);
   }
   memory_add_to_physmap_batch(space: number, foreign_domid: number, idxs: ArrayLike<number>, gpfns: ArrayLike<number>, errs: Int32Array, size: number): number {
-    this.enter();
+    this.#enter();
     if (space !== XENMAPSPACE_gmfn_foreign) return -XEN_EINVAL;
-    return add_to_physmap_batch_foreign(this.c, foreign_domid, idxs, gpfns, errs, size);
+    return add_to_physmap_batch_foreign(this.#c, foreign_domid, idxs, gpfns, errs, size);
   }
   memory_remove_from_physmap(gpfn: number): number {
-    this.enter();
-    return remove_from_physmap(this.c, gpfn);
+    this.#enter();
+    return remove_from_physmap(this.#c, gpfn);
   }
   memory_acquire_resource(domid: number, type: number, id: number, frame: number, gpfn: number): number {
-    this.enter();
-    return acquire_ioreq_page(this.c, domid, type, id, frame, gpfn);
+    this.#enter();
+    return acquire_ioreq_page(this.#c, domid, type, id, frame, gpfn);
   }
 
   /* sched_op */
   sched_yield(): void {
-    this.enter();
+    this.#enter();
   }
   sched_block(): Promise<void> {
-    this.c.count('hypercalls');
-    return this.sched.block();
+    this.#c.count('hypercalls');
+    return this.#sched.block();
   }
   sched_shutdown(reason: ShutdownReason): never {
-    this.enter();
-    return this.control.shutdown(reason, 'SCHEDOP_shutdown');
+    this.#enter();
+    return this.#control.shutdown(reason, 'SCHEDOP_shutdown');
   }
   sched_remote_shutdown(domid: number, reason: ShutdownReason): Promise<number> {
-    return this.domctl<number>('remote_shutdown', domid, reason);
+    return this.#domctl<number>('remote_shutdown', domid, reason);
   }
 
   /* dm_op */
   dm_op_create_ioreq_server(domid: number, handle_bufioreq: number): number {
-    this.enter();
-    return dm_create_ioreq_server(this.c, domid, handle_bufioreq);
+    this.#enter();
+    return dm_create_ioreq_server(this.#c, domid, handle_bufioreq);
   }
   dm_op_get_ioreq_server_info(domid: number, id: number, flags: number, out: DmIoreqServerInfo): number {
-    this.enter();
-    return dm_get_ioreq_server_info(this.c, domid, id, flags, out);
+    this.#enter();
+    return dm_get_ioreq_server_info(this.#c, domid, id, flags, out);
   }
   dm_op_map_io_range_to_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number {
-    this.enter();
-    return dm_map_io_range(this.c, domid, id, type, start, end);
+    this.#enter();
+    return dm_map_io_range(this.#c, domid, id, type, start, end);
   }
   dm_op_unmap_io_range_from_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number {
-    this.enter();
-    return dm_unmap_io_range(this.c, domid, id, type, start, end);
+    this.#enter();
+    return dm_unmap_io_range(this.#c, domid, id, type, start, end);
   }
   dm_op_set_ioreq_server_state(domid: number, id: number, enabled: boolean): number {
-    this.enter();
-    return dm_set_ioreq_server_state(this.c, domid, id, enabled);
+    this.#enter();
+    return dm_set_ioreq_server_state(this.#c, domid, id, enabled);
   }
   dm_op_destroy_ioreq_server(domid: number, id: number): number {
-    this.enter();
-    return dm_destroy_ioreq_server(this.c, domid, id);
+    this.#enter();
+    return dm_destroy_ioreq_server(this.#c, domid, id);
   }
   dm_op_set_isa_irq_level(domid: number, isa_irq: number, level: 0 | 1): number {
-    this.enter();
-    return dm_set_isa_irq_level(this.c, domid, isa_irq, level);
+    this.#enter();
+    return dm_set_isa_irq_level(this.#c, domid, isa_irq, level);
   }
   dm_op_add_buffered_zone(domid: number, id: number, start: number, end: number): number {
-    this.enter();
-    return dm_add_buffered_zone(this.c, domid, id, start, end);
+    this.#enter();
+    return dm_add_buffered_zone(this.#c, domid, id, start, end);
   }
 
   /* console_io */
   console_io_write(text: string): void {
-    this.enter();
-    this.control.console(text);
+    this.#enter();
+    this.#control.console(text);
   }
 
   /* domctl */
-  private async domctl<T>(op: string, ...args: unknown[]): Promise<T | number> {
-    this.enter();
-    if (!this.c.privileged) return -XEN_EPERM;
-    return (await this.control.domctl(op, args)) as T | number;
+  async #domctl<T>(op: string, ...args: unknown[]): Promise<T | number> {
+    this.#enter();
+    if (!this.#c.privileged) return -XEN_EPERM;
+    return (await this.#control.domctl(op, args)) as T | number;
   }
   domctl_createdomain(config: DomainConfig): Promise<CreatedDomain | number> {
-    return this.domctl<CreatedDomain>('createdomain', config);
+    return this.#domctl<CreatedDomain>('createdomain', config);
   }
   domctl_destroydomain(domid: number): Promise<number> {
-    return this.domctl<number>('destroydomain', domid);
+    return this.#domctl<number>('destroydomain', domid);
   }
   domctl_pausedomain(domid: number): Promise<number> {
-    return this.domctl<number>('pausedomain', domid);
+    return this.#domctl<number>('pausedomain', domid);
   }
   domctl_unpausedomain(domid: number): Promise<number> {
-    return this.domctl<number>('unpausedomain', domid);
+    return this.#domctl<number>('unpausedomain', domid);
   }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
-    return this.domctl<DomainInfo>('getdomaininfo', domid);
+    return this.#domctl<DomainInfo>('getdomaininfo', domid);
   }
 
   /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */
   sysctl_getdomaininfolist(): Promise<DomainInfo[] | number> {
-    return this.domctl<DomainInfo[]>('getdomaininfolist');
+    return this.#domctl<DomainInfo[]>('getdomaininfolist');
   }
   sysctl_physinfo(): Promise<PhysInfo | number> {
-    return this.domctl<PhysInfo>('physinfo');
+    return this.#domctl<PhysInfo>('physinfo');
   }
 }

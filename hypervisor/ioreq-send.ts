@@ -18,14 +18,17 @@
  * MAX_IO_RANGES words under the target's row lock (uncontended: one CAS), which also takes a
  * reference on the ioreq page so that a server destroyed meanwhile cannot free it under us.
  *
- * Waiting. The device model answers a register access in about a microsecond once it sees it,
- * but a futex wake-up (Atomics.wait → Atomics.notify) costs about 45 µs on these machines, more
- * than the whole emulation. So the vCPU first spins on the slot's state word for up to
- * IOREQ_SPIN_US, which covers the model's own wake-up (it may have been asleep in SCHEDOP_block
- * when our event arrived) plus a short emulation, and only then sleeps on the word. This is the
- * spin-then-block bound of shared/public/io/ring.ts's "Polling": spending about one wake-up's
- * worth spinning is never worse than twice the best choice in hindsight. The spin is where the
- * bound sits; nothing here delays on purpose.
+ * Waiting, under the host's waiting policy (shared/wait.ts, HostOptions.wait). Under `irq` the
+ * vCPU sleeps on the slot's state word at once, as a Xen vCPU blocks in hvm_wait_for_io until
+ * the device model's answer wakes it. Under `poll` it first spins on that word for up to the
+ * policy's budget: the model answers a register access in about a microsecond once it sees it,
+ * while a futex wake-up costs about 45 µs here. The spin stops early when the device model's
+ * vCPU (the one vp_eport's event wakes) is preempted, runnable but not running: it cannot
+ * answer before it runs again (Linux's vcpu_is_preempted, KVM's halt-polling; only the
+ * hypervisor can see another domain's runstate, so this check lives here and not in guests).
+ * Today the only vCPU that is runnable and not running is a paused one; the check starts to
+ * matter once ringvisor's scheduler preempts vCPUs, and the host OS's own preemption of a
+ * thread is invisible to it.
  *
  * A vCPU sleeping here is blocked in the hypervisor, not in the guest, so it cannot reach a
  * preemption point. It sleeps in slices of IOREQ_WAIT_SLICE_MS and looks at its stop request
@@ -37,23 +40,21 @@ import {
   BUFIOREQ_W, BUF_REWIND_AT, IOREQ_BUFFER_SLOT_NUM, IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PIO, IOREQ_W, IOREQ_WRITE,
   STATE_IOREQ_NONE, STATE_IOREQ_READY, STATE_IORESP_READY, buf_ioreq_word0, ioreq_ctrl, ioreq_slot_word, ioreq_state,
 } from '../shared/public/hvm/ioreq.ts';
-import { pollFor } from '../shared/public/io/ring.ts';
 import { PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
-import { evtchn_send } from './event-channel.ts';
+import { evtchn_remote_runstate, evtchn_send } from './event-channel.ts';
+import { spinBudgetUs, spinUntil, type WaitPolicy } from '../shared/wait.ts';
 import { ioreqLock, serverBase } from './ioreq.ts';
 import { get_page, put_page } from './page-alloc.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import {
-  IOREQ_SERVER_ENABLED, MAX_BUF_ZONES, MAX_IO_RANGES, MAX_IOREQ_SERVERS, RUNSTATE_blocked, RUNSTATE_running, SV, V, VREQ_STOP,
-  type HypervisorState,
+  IOREQ_SERVER_ENABLED, MAX_BUF_ZONES, MAX_IO_RANGES, MAX_IOREQ_SERVERS, RUNSTATE_blocked, RUNSTATE_runnable, RUNSTATE_running,
+  SV, V, VREQ_STOP, type HypervisorState,
 } from './state.ts';
 
 /** What send() returns when no server claims the access (Xen's X86EMUL_UNHANDLEABLE). */
 export const IO_UNCLAIMED = -1;
-/** Spin budget before sleeping on the slot (see the header). */
-export const IOREQ_SPIN_US = 100;
 /** How long one sleep may last before the vCPU checks for a stop request (see the header). */
 const IOREQ_WAIT_SLICE_MS = 20;
 
@@ -62,12 +63,19 @@ export class IoreqSender {
   private readonly request: number;
   /** Index in hv.mem32 of the slot's ctrl word for the access in flight (read by `answered`). */
   private ctrl = 0;
+  /** How long to spin before sleeping on the answer (the host's waiting policy). */
+  private readonly spinUs: number;
+  /** Index in hv.vcpus of the device model vCPU's RUNSTATE word for the access in flight, or -1. */
+  private peer = -1;
   private readonly answered = (): boolean =>
     ioreq_state(Atomics.load(this.c.hv.mem32, this.ctrl)) === STATE_IORESP_READY;
+  private readonly peerPreempted = (): boolean =>
+    this.peer >= 0 && Atomics.load(this.c.hv.vcpus, this.peer) === RUNSTATE_runnable;
 
-  constructor(private readonly c: Caller, private readonly sched: VcpuScheduler) {
+  constructor(private readonly c: Caller, private readonly sched: VcpuScheduler, readonly wait: WaitPolicy) {
     this.domid = c.domid;
     this.request = c.hv.vcpu(c.domid, c.vcpu, V.REQUEST);
+    this.spinUs = spinBudgetUs(wait);
   }
 
   /** Port I/O, `size` bytes at `port`: the value read (or 0 for a write), or IO_UNCLAIMED. */
@@ -133,7 +141,8 @@ export class IoreqSender {
     c.count('ioreqs');
     evtchn_send(c, port);
 
-    if (!pollFor(this.answered, IOREQ_SPIN_US)) this.sleepUntilAnswered(mfn);
+    if (this.spinUs > 0) this.peer = evtchn_remote_runstate(hv, this.domid, port);
+    if (!spinUntil(this.answered, this.spinUs, this.peerPreempted)) this.sleepUntilAnswered(mfn);
     const data = m[slot + IOREQ_W.data] >>> 0;
     Atomics.store(m, this.ctrl, ioreq_ctrl(STATE_IOREQ_NONE, 0, 0));
     put_page(hv, mfn);

@@ -37,7 +37,7 @@ import { EVTCHNSTAT_interdomain, EVTCHNSTAT_unbound, NR_EVTCHN_PORTS } from '../
 import {
   PAGE_WORDS, XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_ENOMEM, XEN_ENOSPC, XEN_EOPNOTSUPP, XEN_EPERM, XEN_ESRCH,
 } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { alloc_unbound_port, evtchn_close_port } from './event-channel.ts';
 import { alloc_domheap_page, get_page, release_page_of_dying } from './page-alloc.ts';

@@ -25,8 +25,9 @@
  * alive has taken its reference by then, and no later one can.
  */
 import { DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_EPERM, XEN_ESRCH } from '../shared/public/xen.ts';
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
+import { p2m_take_back } from './guest-memory.ts';
 import { frameOwner, get_page, put_page } from './page-alloc.ts';
 import {
   FOREIGNMAP_WORDS, IO, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PRESENT, P2M_RESERVED,
@@ -99,6 +100,7 @@ export function remove_from_physmap(c: Caller, gpfn: number): number {
   // Clearing the bit is the claim: of two racing removals, one sees it set.
   if ((Atomics.and(hv.foreignmap, c.domid * FOREIGNMAP_WORDS + (gpfn >>> 5), ~bit) & bit) === 0) return -XEN_EINVAL;
   const e = Atomics.exchange(hv.p2m, c.domid * MAX_GUEST_PAGES + gpfn, 0);
+  p2m_take_back(hv, c.domid); // before the page reference goes, which may free the frame
   put_page(hv, e & P2M_MFN_MASK);
   c.count('foreign_unmaps');
   return 0;
@@ -113,6 +115,7 @@ export function foreign_release_mappings(hv: HypervisorState, d: number): void {
       const b = 31 - Math.clz32(bits & -bits);
       bits &= bits - 1;
       const e = Atomics.exchange(hv.p2m, d * MAX_GUEST_PAGES + w * 32 + b, 0);
+      p2m_take_back(hv, d);
       put_page(hv, e & P2M_MFN_MASK);
     }
   }

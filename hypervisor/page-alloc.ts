@@ -11,7 +11,7 @@
  * a grant is not freed when its owner dies: it is marked orphaned and the last unmap frees it
  * (Xen keeps it alive by its page reference count the same way).
  */
-import { spin_lock, spin_unlock } from '../shared/spinlock.ts';
+import { spin_lock, spin_unlock } from './spinlock.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { F, XENHEAP_FRAMES, type HypervisorState } from './state.ts';
 

@@ -19,7 +19,17 @@ import { NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
 /* Limits, chosen once (Xen's equivalents are boot or domain-creation parameters). */
 export const MAX_DOMAINS = 64;             // domain ids 0..63
 export const MAX_VCPUS = 8;                // per domain
-export const MAX_GUEST_PAGES = 1 << 17;    // 512 MiB of physmap per domain (P2M entries)
+/*
+ * Each domain's P2M is a fixed window of MAX_GUEST_PAGES entries: 4 GiB of guest-physical space,
+ * RAM at the bottom, the kernel's holes for foreign mappings above it (shared/kernel/pages.ts).
+ * The P2M table is one SharedArrayBuffer for all domains (1 GiB of virtual space); the kernel
+ * commits its pages only when an entry is written, so a window costs what the domain maps, not
+ * its reach. The host's RAM is capped at MAX_HOST_MEMORY_MIB so that every guest the host can
+ * hold, with its holes, fits its window: no guest is refused for its size, only for what is free.
+ */
+export const MAX_GUEST_PAGES = 1 << 20;
+/** Largest `ringvisor host --memory`: 3 GiB of RAM leaves 1 GiB of each window for holes. */
+export const MAX_HOST_MEMORY_MIB = 3 * 1024;
 export const GRANT_FRAMES = 16;            // Xen's default max is 64; 16 frames = 8192 refs
 export const NR_GRANT_ENTRIES = GRANT_FRAMES * GRANT_ENTRIES_PER_PAGE;
 export const MAPTRACK_ENTRIES = 8192;      // grant mappings one domain may hold at once
@@ -159,6 +169,13 @@ export const IO = {
 } as const;
 /* Foreign mappings (XENMAPSPACE_gmfn_foreign, acquired resources): one bit per gfn of the mapper. */
 export const FOREIGNMAP_WORDS = MAX_GUEST_PAGES / 32;
+/*
+ * The P2M generation (guest-memory.ts, "Taking a frame back"): one word per domain, bumped after
+ * any of its P2M entries is removed or changed, so views checked against it go back through the
+ * translate gate. Each word has a 64-byte line to itself: it is read once per request by every
+ * vCPU of its domain and written at every unmap, and should not bounce other domains' lines.
+ */
+export const P2MGEN_STRIDE = 16;
 
 /** The buffers that make up one host. Built by the control thread, passed to every vCPU thread. */
 export interface HypervisorBuffers {
@@ -176,11 +193,14 @@ export interface HypervisorBuffers {
   maptrack: SharedArrayBuffer;
   ioreq: SharedArrayBuffer;       // per-domain ioreq servers and ISA IRQ routes (IO, SV below)
   foreignmap: SharedArrayBuffer;  // per-domain bitmap: which gfns hold a foreign (non-grant) mapping
+  p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
+  if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MAX_HOST_MEMORY_MIB) {
+    throw new RangeError(`host memory ${memoryMiB} MiB (expected 1..${MAX_HOST_MEMORY_MIB} MiB: every guest's RAM must fit its P2M window)`);
+  }
   const nrFrames = XENHEAP_FRAMES + Math.floor((memoryMiB * 1024 * 1024) / PAGE_SIZE);
-  if (nrFrames > P2M_MFN_MASK) throw new RangeError(`host memory ${memoryMiB} MiB is more than a P2M entry can name`);
   const i32 = (n: number) => new SharedArrayBuffer(n * 4);
   return {
     nrFrames,
@@ -197,6 +217,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     maptrack: i32(MAX_DOMAINS * MAPTRACK_ENTRIES * M.WORDS),
     ioreq: i32(MAX_DOMAINS * IO.WORDS),
     foreignmap: i32(MAX_DOMAINS * FOREIGNMAP_WORDS),
+    p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
   };
 }
 
@@ -217,6 +238,7 @@ export class HypervisorState {
   readonly maptrack: Int32Array;
   readonly ioreq: Int32Array;
   readonly foreignmap: Int32Array;
+  readonly p2mgen: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -237,6 +259,7 @@ export class HypervisorState {
     this.maptrack = new Int32Array(buffers.maptrack);
     this.ioreq = new Int32Array(buffers.ioreq);
     this.foreignmap = new Int32Array(buffers.foreignmap);
+    this.p2mgen = new Int32Array(buffers.p2mgen);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));

@@ -47,53 +47,58 @@ export interface TrapHooks {
 }
 
 export class TrappingCpu implements Cpu {
-  constructor(
-    private readonly c: Caller,
-    private readonly sched: VcpuScheduler,
-    private readonly hooks: TrapHooks,
-  ) {}
+  // #private: the guest kernel holds this object (see hypercall.ts HypercallTable).
+  readonly #c: Caller;
+  readonly #sched: VcpuScheduler;
+  readonly #hooks: TrapHooks;
 
-  outb(port: number, value: number): void { this.io(port, 1, true, value & 0xff); }
-  outw(port: number, value: number): void { this.io(port, 2, true, value & 0xffff); }
-  outl(port: number, value: number): void { this.io(port, 4, true, value >>> 0); }
-  inb(port: number): number { return this.io(port, 1, false, 0); }
-  inw(port: number): number { return this.io(port, 2, false, 0); }
-  inl(port: number): number { return this.io(port, 4, false, 0); }
+  constructor(c: Caller, sched: VcpuScheduler, hooks: TrapHooks) {
+    this.#c = c;
+    this.#sched = sched;
+    this.#hooks = hooks;
+  }
 
-  mmio_read(addr: number, size: 1 | 2 | 4): number { return this.mmioAccess(addr, size, false, 0); }
-  mmio_write(addr: number, size: 1 | 2 | 4, value: number): void { this.mmioAccess(addr, size, true, value); }
+  outb(port: number, value: number): void { this.#io(port, 1, true, value & 0xff); }
+  outw(port: number, value: number): void { this.#io(port, 2, true, value & 0xffff); }
+  outl(port: number, value: number): void { this.#io(port, 4, true, value >>> 0); }
+  inb(port: number): number { return this.#io(port, 1, false, 0); }
+  inw(port: number): number { return this.#io(port, 2, false, 0); }
+  inl(port: number): number { return this.#io(port, 4, false, 0); }
+
+  mmio_read(addr: number, size: 1 | 2 | 4): number { return this.#mmioAccess(addr, size, false, 0); }
+  mmio_write(addr: number, size: 1 | 2 | 4, value: number): void { this.#mmioAccess(addr, size, true, value); }
 
   cli_hlt(): never {
-    this.c.count('traps');
-    return this.hooks.vcpuDown('hlt with interrupts disabled');
+    this.#c.count('traps');
+    return this.#hooks.vcpuDown('hlt with interrupts disabled');
   }
 
-  private io(port: number, size: 1 | 2 | 4, write: boolean, value: number): number {
-    this.c.count('traps');
-    this.sched.preemptionPoint();
+  #io(port: number, size: 1 | 2 | 4, write: boolean, value: number): number {
+    this.#c.count('traps');
+    this.#sched.preemptionPoint();
     if (write && port === ACPI_PM1A_CNT && (value & ACPI_SLP_EN) !== 0) {
-      return this.hooks.shutdown('poweroff', `${describe(port, size, write)} = 0x${value.toString(16)}: ACPI soft-off (S5)`);
+      return this.#hooks.shutdown('poweroff', `${describe(port, size, write)} = 0x${value.toString(16)}: ACPI soft-off (S5)`);
     }
     if (write && port === RESET_CONTROL && (value & RESET_CONTROL_RST_CPU) !== 0) {
-      return this.hooks.shutdown('reboot', `${describe(port, size, write)} = 0x${value.toString(16)}: reset control register`);
+      return this.#hooks.shutdown('reboot', `${describe(port, size, write)} = 0x${value.toString(16)}: reset control register`);
     }
     if (write && port === I8042_COMMAND && value === I8042_PULSE_RESET) {
-      return this.hooks.shutdown('reboot', `${describe(port, size, write)} = 0xfe: keyboard controller reset`);
+      return this.#hooks.shutdown('reboot', `${describe(port, size, write)} = 0xfe: keyboard controller reset`);
     }
     // The common case, an emulated device's register, allocates nothing on the way.
-    const data = this.hooks.portIo?.(port, size, write, value) ?? IO_UNCLAIMED;
+    const data = this.#hooks.portIo?.(port, size, write, value) ?? IO_UNCLAIMED;
     if (data !== IO_UNCLAIMED) return data;
-    if (this.c.privileged) return write ? 0 : size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
-    return this.hooks.shutdown('crash', `general protection fault: ${describe(port, size, write)} without I/O privilege`);
+    if (this.#c.privileged) return write ? 0 : size === 4 ? 0xffffffff : (1 << (8 * size)) - 1;
+    return this.#hooks.shutdown('crash', `general protection fault: ${describe(port, size, write)} without I/O privilege`);
   }
 
-  private mmioAccess(addr: number, size: 1 | 2 | 4, write: boolean, value: number): number {
-    this.c.count('traps');
-    this.sched.preemptionPoint();
-    const data = this.hooks.mmio?.(addr, size, write, value >>> 0) ?? IO_UNCLAIMED;
+  #mmioAccess(addr: number, size: 1 | 2 | 4, write: boolean, value: number): number {
+    this.#c.count('traps');
+    this.#sched.preemptionPoint();
+    const data = this.#hooks.mmio?.(addr, size, write, value >>> 0) ?? IO_UNCLAIMED;
     if (data !== IO_UNCLAIMED) return data;
-    this.c.count('page_faults');
-    throw new PageFault(this.c.domid, addr, write ? 'write' : 'read', `no device claims this MMIO address (${size}-byte ${write ? 'store' : 'load'})`);
+    this.#c.count('page_faults');
+    throw new PageFault(this.#c.domid, addr, write ? 'write' : 'read', `no device claims this MMIO address (${size}-byte ${write ? 'store' : 'load'})`);
   }
 }
 

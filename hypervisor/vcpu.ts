@@ -10,6 +10,7 @@
  * kernel (a page fault it did not handle, a bug) crashes the domain, as Xen's domain_crash;
  * a stop request from the control thread ends it at a preemption point.
  */
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { KernelEnv, KernelImage } from '../shared/public/hypercall.ts';
 import { vcpu_info, type ShutdownReason } from '../shared/public/xen.ts';
@@ -21,6 +22,7 @@ import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
 
 export interface VcpuBoot {
   buffers: HypervisorBuffers;
@@ -29,6 +31,8 @@ export interface VcpuBoot {
   kernel: string;
   module: unknown;
   start_info_gfn: number;
+  /** The host's waiting policy, for this vCPU's trapped accesses (ioreq-send.ts). */
+  wait: WaitPolicy;
 }
 
 /** Messages a vCPU thread sends the control thread. */
@@ -41,6 +45,7 @@ export type ControlMessage = { kind: 'domctl-reply'; id: number; result: unknown
 
 const boot = (workerData as { boot: VcpuBoot }).boot;
 const port = parentPort!;
+hideThreadData();
 const hv = new HypervisorState(boot.buffers);
 const caller = new Caller(hv, boot.domid, boot.vcpu);
 const sched = new VcpuScheduler(caller);
@@ -85,7 +90,7 @@ const control: ControlChannel = {
   shutdown: domainShutdown,
 };
 
-const ioreq = new IoreqSender(caller, sched);
+const ioreq = new IoreqSender(caller, sched, boot.wait);
 const cpu = new TrappingCpu(caller, sched, {
   shutdown: domainShutdown,
   vcpuDown(detail) {
@@ -96,7 +101,7 @@ const cpu = new TrappingCpu(caller, sched, {
   mmio: (addr, size, write, value) => ioreq.mmio(addr, size, write, value),
 });
 
-const env: KernelEnv = {
+const env: KernelEnv = Object.freeze({
   vcpu_id: boot.vcpu,
   nr_vcpus: Atomics.load(hv.domains, boot.domid * D.WORDS + D.NR_VCPUS),
   hypercall: new HypercallTable(caller, sched, control),
@@ -104,7 +109,21 @@ const env: KernelEnv = {
   cpu,
   start_info_gfn: boot.start_info_gfn,
   module: boot.module,
-};
+});
+
+/**
+ * The kernel entry receives its interface and nothing else. The thread's workerData holds the
+ * whole machine's buffers, and its parentPort speaks for the hypervisor to the control thread;
+ * both are public exports of node:worker_threads, which code in this thread could import. This
+ * thread has taken what it needs from them, so they are blanked (the CommonJS exports, then the
+ * ES module bindings made from them). See README, "Isolation", for what this does not close.
+ */
+function hideThreadData(): void {
+  const wt = createRequire(import.meta.url)('node:worker_threads') as { workerData: unknown; parentPort: unknown };
+  wt.workerData = null;
+  wt.parentPort = null;
+  syncBuiltinESMExports();
+}
 
 /** A vCPU with nothing to run sleeps until asked to stop (it still honours pause and stop). */
 async function idle(): Promise<never> {

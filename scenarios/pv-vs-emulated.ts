@@ -23,6 +23,13 @@ import { startHost } from '../cli/host.ts';
 import type { Host, ShutdownEvent } from '../hypervisor/host.ts';
 import { RESULT_PREFIX } from '../domu/workloads/run.ts';
 import { xenbusStateName } from '../shared/public/io/xenbus.ts';
+import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
+import type { ScenarioOptions } from './registry.ts';
+
+const WAIT_WORDS: Record<WaitPolicy, string> = {
+  irq: 'every waiter sleeps on its event, as Linux\'s drivers take an interrupt',
+  poll: 'every waiter spins up to 200 µs before sleeping, as blk-mq\'s polled I/O',
+};
 
 const EXAMPLES = new URL('../examples/vms/', import.meta.url);
 
@@ -53,18 +60,20 @@ interface GuestRun {
   reason: string;
 }
 
-export async function pvVsEmulated(say: (line: string) => void): Promise<void> {
+export async function pvVsEmulated(say: (line: string) => void, opts: ScenarioOptions = { wait: DEFAULT_WAIT_POLICY }): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'rv-'));
   const t0 = performance.now();
   say('ringvisor: one workload, two ways to a disk');
   say('  a PV guest reaches its disk through a split driver (blkfront → shared ring + grants + events → blkback);');
   say('  an HVM guest drives an emulated IDE controller, and every register access traps to the hypervisor,');
   say('  which hands it to a device model in Dom0 (QEMU\'s job in Xen).');
+  say(`  Waiting policy: ${opts.wait} (${WAIT_WORDS[opts.wait]}), the same for both paths: blkfront, blkback, the IDE driver,`);
+  say('  the device model and the trapping vCPU (shared/wait.ts; `npm start -- --wait irq|poll`).');
   say('');
   let echoDom0 = false;
   const dom0 = new Dom0Log();
   const rh = await startHost({
-    runDir: join(work, 'run'), memoryMiB: 160,
+    runDir: join(work, 'run'), memoryMiB: 160, wait: opts.wait,
     log: (l) => {
       if (echoDom0 && /\(d0\) xl: /.test(l)) say(`     dom0 | ${l.replace(/^\(d0\) /, '')}`);
       dom0.add(l);
@@ -107,7 +116,7 @@ export async function pvVsEmulated(say: (line: string) => void): Promise<void> {
       runs.push(await runGuest(xl, rh.host, dom0, join(work, 'vms', name), name, say));
     }
     say('');
-    summary(runs, say);
+    summary(runs, say, opts.wait);
     say('');
     say(`Done in ${((performance.now() - t0) / 1000).toFixed(1)} s. Next: \`npx ringvisor host\` and the xl-like verbs (README.md),`);
     say('`npm start -- ring-tour` for the ring alone, `npm run bench` for the full comparison.');
@@ -174,8 +183,8 @@ async function runGuest(xl: XlClient, host: Host, dom0Log: Dom0Log, dir: string,
   return { name, path: r.path as GuestRun['path'], domid, result: r, domU: at.domU, dom0, reason: at.reason };
 }
 
-function summary(runs: readonly GuestRun[], say: (line: string) => void): void {
-  say('Summary: disk-check, 16 MiB written then read back and compared, 4 KiB requests, 8 in flight');
+function summary(runs: readonly GuestRun[], say: (line: string) => void, wait: WaitPolicy): void {
+  say(`Summary: disk-check, 16 MiB written then read back and compared, 4 KiB requests, 8 in flight, wait=${wait}`);
   const rows: [string, (g: GuestRun) => string][] = [
     ['path', (g) => (g.path === 'pv' ? 'PV (blkfront/blkback)' : 'emulated IDE, DMA')],
     ['read MB/s', (g) => (g.result.readMBps as number).toFixed(1)],
@@ -200,7 +209,9 @@ function summary(runs: readonly GuestRun[], say: (line: string) => void): void {
     say('  The counters are the hypervisor\'s (traps, ioreqs, notifications, grant and foreign maps, hypercalls), over each');
     say('  guest\'s whole life: boot, handshake and console included.');
     say('  Why: a PV request is one ring slot; blkfront grants its pages once and keeps them (persistent grants), and');
-    say('  both ends poll before they sleep, so most requests need no notification at all. An emulated request is a');
+    say(wait === 'poll'
+      ? '  both ends spin before they sleep (wait=poll), so most requests need no notification at all. An emulated request is a'
+      : '  one event each way covers every request either end finds on the ring when it wakes (wait=irq). An emulated request is a');
     say(`  dozen register accesses (${per(emu.domU.traps, emu)} traps per request here), each a round trip through the hypervisor to`);
     say('  the device model and back, plus an interrupt.');
   }

@@ -4,11 +4,18 @@
 import { pvVsEmulated } from './pv-vs-emulated.ts';
 import { ringTour } from './ring-tour.ts';
 import { pvNet } from './pv-net.ts';
+import type { WaitPolicy } from '../shared/wait.ts';
+
+/** What `npm start` passes every scenario. */
+export interface ScenarioOptions {
+  /** The host's waiting policy (shared/wait.ts): `npm start -- --wait irq|poll`. */
+  wait: WaitPolicy;
+}
 
 export interface Scenario {
   name: string;
   summary: string;
-  run(say: (line: string) => void): Promise<void>;
+  run(say: (line: string) => void, opts: ScenarioOptions): Promise<void>;
 }
 
 export const SCENARIOS: Scenario[] = [

@@ -2,6 +2,7 @@
 import test from 'ava';
 import { once } from 'node:events';
 import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
+import { bareToolstack } from '../scenarios/bare-toolstack.ts';
 import type { DomainConfig } from '../shared/public/hypercall.ts';
 import type { ProbeModule } from './kernels/probe.ts';
 
@@ -14,11 +15,12 @@ function probe(action: ProbeModule['action'], extra: Partial<DomainConfig> = {})
 /** A host with an idle Dom0, and a record of what every domain said on the hypervisor console. */
 async function hostWithDom0() {
   const host = new Host({ memoryMiB: 64, log: () => {} });
+  const xl = bareToolstack(host); // the hypervisor only records a shutdown; this acts on on_* as xl does
   const said: string[] = [];
   host.on('console', (e: { domid: number; text: string }) => said.push(`d${e.domid} ${e.text}`));
   await host.createDomain(probe('idle', { name: 'Domain-0' }), { privileged: true });
   await until(() => said.some((s) => s === 'd0 idle'));
-  return { host, said };
+  return { host, said, xl };
 }
 
 /** Wait, event by event, until `cond` holds (no fixed sleeps). */
@@ -75,7 +77,7 @@ test('a privileged instruction the guest may not execute crashes only that guest
 });
 
 test('cli; hlt takes the last vCPU down: a poweroff; a reset register write is a reboot that restarts', async (t) => {
-  const { host } = await hostWithDom0();
+  const { host, xl } = await hostWithDom0();
   let shut = once(host, 'shutdown');
   await host.createDomain(probe('cli-hlt', { on_poweroff: 'destroy' }));
   let [e] = (await shut) as [ShutdownEvent];
@@ -83,7 +85,7 @@ test('cli; hlt takes the last vCPU down: a poweroff; a reset register write is a
   t.regex(e.detail, /hlt with interrupts disabled/);
 
   shut = once(host, 'shutdown');
-  const restarted = once(host, 'restarted');
+  const restarted = once(xl, 'restarted');
   const first = await host.createDomain(probe('reset', { on_reboot: 'restart' }));
   [e] = (await shut) as [ShutdownEvent];
   t.is(e.reason, 'reboot');
@@ -91,13 +93,13 @@ test('cli; hlt takes the last vCPU down: a poweroff; a reset register write is a
   t.is(r.from, first);
   t.not(r.to, first, 'a restarted domain gets a new id, as xl does');
   // The restarted domain resets again; stop the loop by destroying it when it next shuts down.
-  host.removeAllListeners('restarted');
   await host.close();
 });
 
 test('an uncaught exception in the kernel crashes the domain, with the reason logged', async (t) => {
   const lines: string[] = [];
   const host = new Host({ memoryMiB: 32, log: (l) => lines.push(l) });
+  bareToolstack(host);
   const shut = once(host, 'shutdown');
   await host.createDomain(probe('throw'));
   const [e] = (await shut) as [ShutdownEvent];
@@ -176,4 +178,21 @@ test('100 create/destroy cycles leave the host holding exactly what it held befo
   t.is(said.filter((s) => s.endsWith('holding')).length, 100);
   await host.close();
   t.deepEqual(host.usage(), { domains: 0, framesUsed: 0, grantsActive: 0, grantMappings: 0, portsBound: 0, threadsAlive: 0 });
+});
+
+test('the hypervisor only records a shutdown: with no toolstack, the domain stays stopped whatever on_poweroff says', async (t) => {
+  const host = new Host({ memoryMiB: 64, log: () => {} });
+  const said: string[] = [];
+  host.on('console', (e: { domid: number; text: string }) => said.push(`d${e.domid} ${e.text}`));
+  await host.createDomain(probe('idle', { name: 'Domain-0' }), { privileged: true });
+  const shut = once(host, 'shutdown');
+  const domid = await host.createDomain(probe('return', { on_poweroff: 'destroy' }));
+  await shut;
+  t.is(host.info(domid)?.state, 'shutdown', 'on_poweroff is the toolstack\'s to apply (scenarios/bare-toolstack.ts, dom0/toolstack/)');
+  t.is(host.info(domid)?.shutdown_reason, 'poweroff');
+  // Dom0 has no toolstack above it: when it shuts down, the host destroys it.
+  const dom0Gone = once(host, 'destroyed');
+  await host.shutdown(0, 'poweroff');
+  t.like((await dom0Gone)[0], { domid: 0 });
+  await host.close();
 });

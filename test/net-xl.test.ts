@@ -19,7 +19,7 @@ let xl: XlClient;
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rv-netxl-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 160, log: () => undefined });
+  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 160, log: (l) => { if (process.env.NETXL_LOG) console.error(l); } });
   xl = await XlClient.open(rh.runDir);
 });
 test.after.always(async () => {

@@ -1,6 +1,6 @@
 // The generic ring (io/ring.h semantics), checked in one thread where every index can be seen.
 import test from 'ava';
-import { BackRing, FrontRing, RingOverflow, pollFor, ringSize, sring } from '../shared/public/io/ring.ts';
+import { BackRing, FrontRing, RingOverflow, ringSize, sring } from '../shared/public/io/ring.ts';
 
 const pages = (n: number) => Array.from({ length: n }, () => new Int32Array(new SharedArrayBuffer(4096)));
 const words = (bytes: number, fill: number) => new Int32Array(bytes / 4).fill(fill);
@@ -144,11 +144,4 @@ test('a multi-page ring: slots that straddle a page boundary come back intact', 
     for (let k = 0; k < 10; k++) if (out[k] !== i * 1000 + k) return t.fail(`slot ${i} word ${k}: ${out[k]}`);
   }
   t.is(ringSize(2, 112), 64, 'blkif on two pages: no slot straddles, 64 slots');
-});
-
-test('pollFor: true as soon as ready, false after its budget', (t) => {
-  let n = 0;
-  t.true(pollFor(() => ++n > 100, 1e6));
-  t.false(pollFor(() => false, 50));
-  t.false(pollFor(() => false, 0));
 });

@@ -4,7 +4,6 @@
  * guests on their own threads is in hostile-guest.test.ts.
  */
 import test from 'ava';
-import { XsError } from '../shared/kernel/xenbus/client.ts';
 import { encodeMessage } from '../shared/kernel/xenbus/xs-message.ts';
 import { ByteRingView } from '../shared/public/io/byte-ring.ts';
 import {
@@ -12,16 +11,7 @@ import {
   XS_READ, XS_SET_PERMS, XS_TRANSACTION_START, xenstore_domain_interface,
 } from '../shared/public/io/xs_wire.ts';
 import { DEFAULT_QUOTAS } from '../dom0/services/xenstored/quota.ts';
-import { makeRig, settle, type FakeGuest } from './helpers/xs-fake.ts';
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (e) {
-    return (e as XsError).errno;
-  }
-}
+import { makeRig, refusal, settle, type FakeGuest } from './helpers/xs-fake.ts';
 
 const ERROR_WORD = xenstore_domain_interface.error >> 2;
 
@@ -35,7 +25,7 @@ function rawSend(g: FakeGuest, bytes: Uint8Array): number {
 test('Xen\'s default quotas', (t) => {
   t.deepEqual({ ...DEFAULT_QUOTAS }, {
     nodes: 1000, watches: 128, outstanding: 20, transactions: 10, nodeSize: 2048, pathMax: 2048,
-    permsPerNode: 5, transactionNodes: 1024, memory: 2.5 * 1024 * 1024,
+    permsPerNode: 5, transactionNodes: 1024, memory: 2.5 * 1024 * 1024, memorySoft: 2 * 1024 * 1024,
   });
 });
 

@@ -4,18 +4,9 @@
  * conflict (EAGAIN) and fire their watches at commit.
  */
 import test from 'ava';
-import { XsError, type XenbusClient } from '../shared/kernel/xenbus/client.ts';
+import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import { XS_TRANSACTION_END, XS_TRANSACTION_START, XS_WATCH } from '../shared/public/io/xs_wire.ts';
-import { makeRig, settle } from './helpers/xs-fake.ts';
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (e) {
-    return (e as XsError).errno;
-  }
-}
+import { makeRig, refusal, settle } from './helpers/xs-fake.ts';
 
 /** Record every event of a new watch as "path token". */
 async function recorder(xs: XenbusClient, path: string, token?: string): Promise<string[]> {

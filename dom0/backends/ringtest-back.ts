@@ -21,12 +21,15 @@ import type { Kernel } from '../../shared/kernel/kernel.ts';
 import {
   GNTCOPY_source_gref, GNTMAP_host_map, GNTMAP_readonly, GNTST_okay, newGnttabCopy, type GnttabMapGrantRef,
 } from '../../shared/public/grant_table.ts';
-import { BackRing, RingOverflow, pollFor } from '../../shared/public/io/ring.ts';
+import { BackRing, RingOverflow } from '../../shared/public/io/ring.ts';
+import { spinUntil } from '../../shared/wait.ts';
+import type { GuestPage } from '../../shared/public/memory.ts';
 import {
   RINGTEST_OP_CHECK, RINGTEST_RSP_BADSUM, RINGTEST_RSP_ERROR, RINGTEST_RSP_OKAY, ringtest_request, ringtest_response,
   type RingtestConnect,
 } from '../../shared/public/io/ringtest.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../../shared/public/xen.ts';
+import { guestLog } from '../lib/guest-log.ts';
 
 export interface RingtestBackOptions {
   mode?: 'copy' | 'map';
@@ -53,7 +56,8 @@ export class RingtestBack {
   private port = -1;
   private dead = false;
   private readonly maps: Mapping[] = [];
-  private readonly persistent = new Map<number, Uint8Array>();
+  /** The data grants, mapped once; checked once per request (a GuestPage, guest-memory.ts). */
+  private readonly persistent = new Map<number, GuestPage>();
   private readonly req = ringtest_request.create();
   private readonly rsp = ringtest_response.create();
   private readonly copyOp = newGnttabCopy();
@@ -68,13 +72,14 @@ export class RingtestBack {
   constructor(private readonly k: Kernel, readonly c: RingtestConnect, opts: RingtestBackOptions = {}) {
     this.mode = opts.mode ?? 'map';
     this.spinUs = opts.spinUs ?? 50;
-    this.log = opts.log ?? ((l) => k.log(l));
+    // Every line here is one the frontend can cause: rate-limited per guest (dom0/lib/guest-log.ts).
+    this.log = opts.log ?? ((l) => guestLog(k).line(c.frontend, l));
     this.bounceGfn = k.pages.alloc();
     this.bounce = k.memory.page(this.bounceGfn, true);
     const ringPages = c.ringRefs.map((ref) => k.memory.pageWords(this.map(ref, false), true));
     this.ring = new BackRing(ringPages, ringtest_request.size, ringtest_response.size);
     if (this.mode === 'map') {
-      for (const ref of c.dataRefs) this.persistent.set(ref, k.memory.page(this.map(ref, true), false));
+      for (const ref of c.dataRefs) this.persistent.set(ref, k.memory.map(this.map(ref, true), false));
     } else {
       this.copyOp.flags = GNTCOPY_source_gref;
       this.copyOp.source.domid = c.frontend;
@@ -119,7 +124,7 @@ export class RingtestBack {
         this.stats.notifications++;
         this.k.events.notify(this.port);
       }
-      if (pollFor(this.hasRequests, this.spinUs)) continue;
+      if (spinUntil(this.hasRequests, this.spinUs)) continue;
       if (ring.finalCheckForRequests()) continue;
       this.stats.sleeps++;
       this.stats.armed = ring.armed;
@@ -136,7 +141,7 @@ export class RingtestBack {
     if (len === 0 || len > PAGE_SIZE) return this.bad(`length ${len}`);
     let src: Uint8Array;
     if (this.mode === 'map') {
-      const page = this.persistent.get(r.gref);
+      const page = this.persistent.get(r.gref)?.bytes();
       if (page === undefined) return this.bad(`grant ref ${r.gref} is not one of this device's`);
       if (len === PAGE_SIZE) this.payload.set(page);
       else this.payload.set(page.subarray(0, len));

@@ -15,9 +15,12 @@
  * Servicing: an event on any vp_eport, or the kernel's idle poll (IdlePoller, see
  * shared/kernel/events.ts), scans the slots for STATE_IOREQ_READY. A request is taken
  * (INPROCESS), its fields copied out once, handed to the device, answered (IORESP_READY) and the
- * waiting vCPU woken with a futex notify on the state word. Between two accesses of a guest in a
- * tight register loop the vCPU spins on that word and this side polls the slots, so a round trip
- * needs no sleep on either side (see hypervisor/ioreq-send.ts for the vCPU's half).
+ * waiting vCPU woken with a futex notify on the state word. How both sides wait is the run's
+ * waiting policy (shared/wait.ts): under `irq` Dom0 sleeps until a vp_eport event and the vCPU
+ * sleeps on its slot, so every access costs two wake-ups; under `poll` this side keeps looking
+ * at the slots, and the vCPU at its state word, for the policy's budget, so a guest in a tight
+ * register loop makes round trips with no sleep on either side (hypervisor/ioreq-send.ts has
+ * the vCPU's half).
  *
  * Buffered writes (opts.bufioreq): the server also maps Xen's buffered ioreq page and binds its
  * bufioreq_port; the zones the device names (addBufferedZone) then send their writes there, and the

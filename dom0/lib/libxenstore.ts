@@ -4,12 +4,13 @@
  * Xen: tools/libs/store/xs.c (xs_open, get_socket, xs_talkv's writes, read_message), which
  * Debian's xenstore-read & co. are built on. This is the same client as every kernel's
  * (shared/kernel/xenbus/client.ts) on a socket transport: the messages are the rings'
- * xsd_sockmsg bytes, the connection is Dom0's. Harnesses, benchmarks and a future `xl` on the
- * host use it; it is never on a guest's path.
+ * xsd_sockmsg bytes, the connection is Dom0's. Harnesses, benchmarks and the command line's
+ * xenstore-* verbs use it; it is never on a guest's path.
  */
 import { connect, type Socket } from 'node:net';
-import { XenbusClient, type XsTransport } from '../../shared/kernel/xenbus/client.ts';
-import { XsMessageReader } from '../../shared/kernel/xenbus/xs-message.ts';
+import { XenbusClient, XsError, type XsTransport } from '../../shared/kernel/xenbus/client.ts';
+import { XsMessageReader, splitStrings } from '../../shared/kernel/xenbus/xs-message.ts';
+import { XBT_NULL, XS_DIRECTORY_PART } from '../../shared/public/io/xs_wire.ts';
 
 class SocketTransport implements XsTransport {
   onMessage: XsTransport['onMessage'] = null;
@@ -36,6 +37,11 @@ class SocketTransport implements XsTransport {
 }
 
 /** xs_open: connect to xenstored at `path` (its XENSTORED_PATH). */
+/** xs_daemon_socket: where xenstored listens for the tools, in a host's run directory (Xen: /var/run/xenstored/socket). */
+export function xenstoredSocketPath(runDir: string): string {
+  return `${runDir}/xenstored/socket`;
+}
+
 export function xsOpen(path: string): Promise<XenbusClient> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
@@ -45,4 +51,40 @@ export function xsOpen(path: string): Promise<XenbusClient> {
       resolve(new XenbusClient(new SocketTransport(socket)));
     });
   });
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * xs_directory: XS_DIRECTORY, and for a listing too long for one reply (E2BIG) the pieces of
+ * XS_DIRECTORY_PART (xs_directory_part), starting over if the node's generation changes between
+ * pieces, as libxenstore does.
+ */
+export async function xsDirectory(xs: XenbusClient, path: string, t = XBT_NULL): Promise<string[]> {
+  try {
+    return await xs.directory(path, t);
+  } catch (e) {
+    if (!(e instanceof XsError) || e.errno !== 'E2BIG') throw e;
+  }
+  let names: string[] = [];
+  let gen: string | null = null;
+  for (let offset = 0; ;) {
+    const reply = await xs.request(XS_DIRECTORY_PART, [path, String(offset)], t, path);
+    const parts = splitStrings(reply);
+    if (parts.length === 0) throw new XsError('EIO', 'DIRECTORY_PART', `${path} (empty reply)`);
+    const [thisGen, ...piece] = parts as [string, ...string[]];
+    if (gen !== null && thisGen !== gen) {
+      names = [];
+      gen = null;
+      offset = 0;
+      continue;
+    }
+    gen = thisGen;
+    const last = piece.length > 0 && piece[piece.length - 1] === '';
+    if (last) piece.pop();
+    names.push(...piece);
+    if (last) return names;
+    if (piece.length === 0) throw new XsError('EIO', 'DIRECTORY_PART', `${path} (no progress at ${offset})`);
+    for (const n of piece) offset += encoder.encode(n).length + 1;
+  }
 }

@@ -7,9 +7,13 @@
  * instead: a BroadcastChannel (control messages only, never data), where each request names a
  * toolstack call (./xenstore-home.ts) whose result comes back in a reply with the request's id. Dom0
  * announces itself with 'ready' once its services listen, which `ringvisor host` waits for too.
+ *
+ * The domains a harness creates here are this toolstack's: when one shuts down (VIRQ_DOM_EXC),
+ * it applies the config's on_poweroff / on_reboot / on_crash, as xl does for its own
+ * (tools/xl/xl_vmcontrol.c handle_domain_death; ./libxl.ts for the domains `xl` creates).
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import type { DomainConfig } from '../../shared/public/hypercall.ts';
+import { shutdownAction, type DomainConfig } from '../../shared/public/hypercall.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { DeviceSpec, GuestOptions } from './xenstore-home.ts';
 
@@ -31,14 +35,48 @@ export function serveControl(dom0: Dom0, name: string): BroadcastChannel {
   const ch = new BroadcastChannel(name);
   const post = (m: Dom0Message) => ch.postMessage(m);
   const ts = dom0.toolstack;
+  const ours = new Map<number, { config: DomainConfig; opts?: GuestOptions }>();
+  const create = async (config: DomainConfig, opts?: GuestOptions) => {
+    const domid = await ts.createDomain(config, opts);
+    ours.set(domid, { config, opts });
+    void onDeaths(); // it may have shut down before it was ours to watch
+    return domid;
+  };
+  let scanning: Promise<void> | null = null;
+  const onDeaths = (): Promise<void> => (scanning ??= (async () => {
+    try {
+      const infos = await dom0.k.hypercall.sysctl_getdomaininfolist();
+      if (typeof infos === 'number') return;
+      for (const [domid, rec] of ours) {
+        const info = infos.find((i) => i.domid === domid);
+        if (info && info.state !== 'shutdown') continue;
+        ours.delete(domid);
+        const action = info ? shutdownAction(rec.config, info.shutdown_reason ?? 'poweroff') : 'destroy';
+        if (action === 'preserve') continue;
+        // destroy (or it is gone already): release what Dom0 held for it; restart: then build it again.
+        await (info ? ts.destroyDomain(domid) : ts.forgetDomain(domid)).catch(() => undefined);
+        if (action === 'restart') await create({ ...rec.config, paused: false }, rec.opts).catch((e: Error) => dom0.k.log(`control: restarting ${rec.config.name} failed: ${e.message}`));
+      }
+    } finally {
+      scanning = null;
+    }
+  })());
+  dom0.onDomainException(() => void onDeaths().then(() => onDeaths())); // a death during a scan is caught by the next
+  // 'forget': the harness saw its domain end and wants it gone, whether or not the policy got to it first.
+  const release = async (domid: number) => {
+    ours.delete(domid);
+    const info = await dom0.k.hypercall.domctl_getdomaininfo(domid);
+    if (typeof info === 'number') return ts.forgetDomain(domid);
+    return ts.destroyDomain(domid).catch(() => ts.forgetDomain(domid)); // destroyed meanwhile by the policy: only forget
+  };
   ch.onmessage = (ev) => {
     const m = (ev as { data: Dom0Request | Dom0Message }).data;
     if (m.kind === 'ready' || m.kind === 'reply') return;
     const run = async (): Promise<unknown> => {
       switch (m.kind) {
-        case 'create': return ts.createDomain(m.config, m.opts);
-        case 'destroy': return ts.destroyDomain(m.domid);
-        case 'forget': return ts.forgetDomain(m.domid);
+        case 'create': return create(m.config, m.opts);
+        case 'destroy': ours.delete(m.domid); return ts.destroyDomain(m.domid);
+        case 'forget': return release(m.domid);
         case 'add-device': return ts.addDevice(m.device);
         case 'remove-device': return ts.removeDevice(m.device);
         case 'console-input': return dom0.consoled.write(m.domid, m.data);

@@ -23,7 +23,7 @@ export interface XlDaemonOptions {
 
 export async function startXl(dom0: Dom0, opts: XlDaemonOptions, runDir: string): Promise<Libxl> {
   const socket = opts.socket ?? xlSocketPath(runDir);
-  const libxl = new Libxl(dom0, { guestKernel: opts.guestKernel, socket, log: (l) => dom0.k.log(l) });
+  const libxl = new Libxl(dom0, { guestKernel: opts.guestKernel, socket, runDir, log: (l) => dom0.k.log(l) });
   dom0.onDomainException(() => libxl.domainException());
   await serveXl(dom0, libxl, socket, runDir);
   return libxl;

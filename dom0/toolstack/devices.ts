@@ -91,10 +91,7 @@ export async function removeBackends(xs: XenbusClient, domid: number, log: (line
 export async function blockList(xs: XenbusClient, domid: number): Promise<BlockListRow[]> {
   const dir = `${domainPath(domid)}/device/vbd`;
   const rows: BlockListRow[] = [];
-  const num = async (path: string) => {
-    const v = await xs.tryRead(path);
-    return v === null || !/^[0-9]+$/.test(v) ? -1 : Number(v);
-  };
+  const num = (path: string) => xs.readUnsigned(path, -1);
   for (const devid of await xs.directory(dir).catch(() => [] as string[])) {
     const fe = `${dir}/${devid}`;
     // A multi-queue or multi-page ring publishes its refs further down; libxl reads "ring-ref" and says -1.

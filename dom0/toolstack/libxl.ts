@@ -23,14 +23,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import { XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, domainPath } from '../../shared/public/io/xenbus.ts';
-import { XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
+import { XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { IdeModel } from '../device-models/ide/piix.ts';
-import { CONSOLE_LOG } from './config/vmdir.ts';
-import { domainConfigFields } from './config/vmconfig.ts';
+import { ConfigError } from './config/config-error.ts';
+import { domainConfigFields, type VmConfig } from './config/vmconfig.ts';
 import { validateForBoot } from './config/vmcheck.ts';
 import { addVbd, removeBackends, startDiskModel } from './devices.ts';
 import { addVif, nicFromVif, startNicModel } from './nic.ts';
@@ -38,12 +37,17 @@ import type { E1000Model } from '../device-models/e1000/e1000.ts';
 import { prepareVm, type PreparedVm } from './prepare.ts';
 import type { CreateResult, HostInfo, ListedDomain, XlErrorKind } from './protocol.ts';
 import { removeRunState, writeRunState } from './state-file.ts';
+import { HypercallError } from './xenstore-home.ts';
+import { forgetDomainRecord, recordDomain } from './host-record.ts';
+import { ImageInUseError, lockImage, type ImageLock } from './image-lock.ts';
 
 export interface XlOptions {
   /** The DomU kernel every VM boots (a file URL; `ringvisor host` passes domu/kernel.ts). */
   guestKernel: string;
   /** The control socket, recorded in each VM's state file. */
   socket: string;
+  /** The host's run directory, where it lists the state files it writes (./host-record.ts). */
+  runDir: string;
   log: (line: string) => void;
 }
 
@@ -65,6 +69,8 @@ interface XlDomain {
   model: IdeModel | null;
   /** The emulated NICs' device models (model=e1000), in slot order. */
   nics: E1000Model[];
+  /** Its disk images, held until it is destroyed (./image-lock.ts). */
+  locks: ImageLock[];
   started: string;
 }
 
@@ -98,13 +104,13 @@ export class Libxl extends EventEmitter {
     const phys = await this.hc.sysctl_physinfo();
     if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
     const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
-    const prepared = prepareVm(path, running, phys.free_pages);
+    const prepared = prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
     const rec = await this.boot(prepared, opts.paused ?? false);
     const vm = prepared.vm;
     this.opts.log(`xl: created ${vm.name} as domain ${rec.domid} from ${vm.file}`);
     return {
       domid: rec.domid, name: vm.name, warnings: prepared.warnings, imagesCreated: prepared.imagesCreated,
-      consoleLog: join(vm.dir, CONSOLE_LOG),
+      consoleLog: prepared.files.consoleLog,
     };
   }
 
@@ -112,12 +118,16 @@ export class Libxl extends EventEmitter {
   private async boot(prepared: PreparedVm, paused: boolean): Promise<XlDomain> {
     const vm = prepared.vm;
     const uuid = vm.uuid ?? randomUUID(); // libxl makes one per boot when the config has none
+    const locks = this.lockImages(prepared);
     const built = await this.dom0.toolstack.buildDomain(
       { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE },
-      { consoleLog: join(vm.dir, CONSOLE_LOG), uuid },
-    );
+      { consoleLog: prepared.files.consoleLog, uuid },
+    ).catch(async (e: unknown) => {
+      for (const l of locks) l.release();
+      throw e instanceof HypercallError ? await this.buildFailure(vm, e) : e;
+    });
     const rec: XlDomain = {
-      domid: built.domid, uuid, prepared, phase: 'creating', dying: null, model: null, nics: [], started: new Date().toISOString(),
+      domid: built.domid, uuid, prepared, phase: 'creating', dying: null, model: null, nics: [], locks, started: new Date().toISOString(),
     };
     this.domains.set(rec.domid, rec);
     try {
@@ -134,6 +144,58 @@ export class Libxl extends EventEmitter {
       throw e;
     }
     return rec;
+  }
+
+  /*
+   * The block hotplug script's sharing check, before anything is built: every image the VM
+   * attaches, locked in its mode across the machine's ringvisor hosts; all or none.
+   */
+  private lockImages(prepared: PreparedVm): ImageLock[] {
+    const vm = prepared.vm;
+    const locks: ImageLock[] = [];
+    const disks = [...prepared.pvDisks, ...(prepared.emulatedDisk ? [prepared.emulatedDisk] : [])];
+    try {
+      for (const d of disks) {
+        if (d.path === null) continue; // an empty CD-ROM drive
+        locks.push(lockImage(d.path, d.readonly ? 'r' : 'w', { domain: vm.name, host: this.opts.socket }, {
+          force: d.sharedWrite,
+          onStale: (h) => this.opts.log(`xl: removed a stale lock on ${h.image}: ${h.domain} of host pid ${h.pid}, which is gone`),
+        }));
+      }
+    } catch (e) {
+      for (const l of locks) l.release();
+      if (!(e instanceof ImageInUseError)) throw e;
+      const d = disks.find((x) => x.path === e.image)!;
+      throw new ConfigError([{ severity: 'error', file: vm.displayFile, line: d.line, column: d.column,
+        message: `disk '${d.spec}': ${e.message} (expected ${e.mode === 'w' ? 'the image unused elsewhere for a read-write disk; ' +
+          'access w! shares it anyway' : 'no read-write user for a read-only disk'})` }]);
+    }
+    return locks;
+  }
+
+  /*
+   * createdomain returns only an errno (as Xen's does); name the config key that asked for what
+   * was refused. EINVAL: of what the config sets, the hypervisor checks only the vCPU count;
+   * ENOMEM: the memory, or every domain id in use.
+   */
+  private async buildFailure(vm: VmConfig, e: HypercallError): Promise<Error> {
+    const at = (key: string, fallback: string, message: string) =>
+      new ConfigError([{ severity: 'error', file: vm.displayFile, line: vm.lines[key] ?? vm.lines[fallback] ?? 1, message }]);
+    const errno = errnoName(-e.errno);
+    if (e.errno === XEN_EINVAL) {
+      return at('vcpus', 'maxvcpus', `vcpus = ${vm.vcpus}: the hypervisor refused to create the domain: ${errno} ` +
+        '(expected fewer vCPUs; the host\'s log gives its limit)');
+    }
+    if (e.errno === XEN_ENOMEM) {
+      const p = await this.hc.sysctl_physinfo();
+      if (typeof p !== 'number' && p.nr_domains >= p.max_domains) {
+        return new XlError('failed', `cannot create ${vm.name}: ${errno}: all ${p.max_domains} domain ids are in use`);
+      }
+      const free = typeof p === 'number' ? '' : `, ${Math.floor((p.free_pages * 4096) / 1048576)} MiB free`;
+      return at('memory', 'maxmem', `memory = ${vm.memoryMiB} MiB: the hypervisor could not build the domain: ${errno}` +
+        ` (expected at most what the host has free${free})`);
+    }
+    return new XlError('failed', `cannot create ${vm.name}: ${errno}`);
   }
 
   /** xl destroy: the domain stops now; then its device model, XenStore, backends and state file go. */
@@ -161,8 +223,11 @@ export class Libxl extends EventEmitter {
     // sees its frontend gone and lets go of rings and grants (shared/kernel/xenbus/backend.ts).
     await this.dom0.toolstack.forgetDomain(domid);
     await removeBackends(this.xs, domid, this.opts.log);
+    // The backends have let go (or were removed anyway): the images are free for others.
+    for (const l of rec?.locks ?? []) l.release();
     if (rec && this.domains.get(domid) === rec) {
-      removeRunState(rec.prepared.vm.dir);
+      removeRunState(rec.prepared.files.stateFile);
+      forgetDomainRecord(this.opts.runDir, domid);
       this.domains.delete(domid);
       this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) destroyed`);
     }
@@ -335,8 +400,9 @@ export class Libxl extends EventEmitter {
 
   private writeState(rec: XlDomain, state: 'running' | 'shutdown', reason?: string): void {
     const vm = rec.prepared.vm;
-    writeRunState(vm.dir, {
-      name: vm.name, uuid: rec.uuid, domid: rec.domid, state, ...(reason ? { shutdownReason: reason } : {}),
+    recordDomain(this.opts.runDir, rec.domid, rec.prepared.files.stateFile);
+    writeRunState(rec.prepared.files.stateFile, {
+      name: vm.name, config: vm.file, uuid: rec.uuid, domid: rec.domid, state, ...(reason ? { shutdownReason: reason } : {}),
       pid: process.pid, socket: this.opts.socket, started: rec.started,
     });
   }

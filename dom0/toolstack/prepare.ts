@@ -27,12 +27,12 @@ import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
 import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
 import { workloadCmdline } from './config/workload.ts';
 import {
-  CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, formatCmdline, parseCmdline,
+  CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
 } from '../../shared/public/cmdline.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import { E1000_MAX_NICS } from '../../shared/public/hw/e1000.ts';
-import { liveClaim, stateFilePath } from './state-file.ts';
 import { parseRate } from './nic.ts';
+import { liveClaim, runtimeFiles, type VmRuntimeFiles } from './state-file.ts';
 
 /** The one disk ringvisor's IDE model serves: the primary channel's master. */
 export const EMULATED_DISK_VDEV = 'hda';
@@ -51,6 +51,8 @@ export interface PreparedVm {
   /** The emulated NICs, in slot order (see the header). */
   emulatedNics: VifConfig[];
   cmdline: string;
+  /** Its console log and state file (./state-file.ts). */
+  files: VmRuntimeFiles;
 }
 
 /** What the host already runs, for the identity checks. */
@@ -61,8 +63,11 @@ export interface RunningDomain {
   vm?: VmConfig;
 }
 
-/** Load `path` (a VM directory or a config file) and make it ready to build. Throws ConfigError. */
-export function prepareVm(path: string, running: readonly RunningDomain[], freePages: number): PreparedVm {
+/**
+ * Load `path` (a VM directory or a config file) and make it ready to build. Throws ConfigError.
+ * `wait` is the host's waiting policy, which the guest's command line carries (shared/wait.ts).
+ */
+export function prepareVm(path: string, running: readonly RunningDomain[], freePages: number, wait?: string): PreparedVm {
   const isDir = statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
   const loaded = isDir ? loadVmDir(path) : loadVmConfig(path);
   const vm = loaded.config;
@@ -74,6 +79,12 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     errors.push(d);
   };
 
+  // The same config again: one line that says so (its name, UUID and MACs all clash with itself).
+  const self = running.find((r) => r.vm?.file === vm.file);
+  if (self) {
+    throw new ConfigError([{ severity: 'error', file: vm.displayFile, line: 0,
+      message: `${vm.name} is already running as domain ${self.domid} (expected it shut down or destroyed first)` }]);
+  }
   // libxl: "domain with name ... already exists". Our own VMs also must not share a UUID or a MAC.
   checkDistinctIdentities([...running.flatMap((r) => (r.vm ? [r.vm] : [])), vm]);
   const twin = running.find((r) => !r.vm && r.name === vm.name);
@@ -109,9 +120,10 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     err(vm.lines['memory'] ?? vm.lines['maxmem'] ?? 1, `memory = ${vm.memoryMiB} MiB, but the host has ` +
       `${Math.floor((freePages * PAGE_SIZE) / 1048576)} MiB free (expected less, or more host memory: ringvisor host --memory)`);
   }
-  const claim = liveClaim(vm.dir);
+  const files = runtimeFiles(vm.file);
+  const claim = liveClaim(files.stateFile);
   if (claim) {
-    err(0, `this VM is running on another host already: ${stateFilePath(vm.dir)} names domain ${claim.domid} ` +
+    err(0, `this VM is running on another host already: ${files.stateFile} names domain ${claim.domid} ` +
       `of the host process ${claim.pid} (${claim.socket}) (expected it shut down there first)`);
   }
   const words = new Map(parseCmdline(vm.workload ? workloadCmdline(vm.workload) : ''));
@@ -124,6 +136,7 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     err(extra.line, `vif '${extra.spec}': ringvisor emulates at most ${E1000_MAX_NICS} e1000 NICs per guest (expected type=vif for this one)`, extra.column);
   }
   if (emulatedNics.length > 0) words.set(CMDLINE_E1000, emulatedNics.slice(0, E1000_MAX_NICS).map((v) => v.ip ?? '-').join(','));
+  if (wait !== undefined) words.set(CMDLINE_WAIT, wait);
   const cmdline = formatCmdline(words);
   if (Buffer.byteLength(cmdline) > MAX_CMDLINE) {
     err(vm.workload?.line ?? 1, `the kernel command line would be ${Buffer.byteLength(cmdline)} bytes (expected at most ${MAX_CMDLINE})`);
@@ -139,7 +152,7 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     throw e;
   }
   return {
-    vm, imagesCreated, emulatedDisk, cmdline,
+    vm, imagesCreated, emulatedDisk, cmdline, files,
     warnings: warnings.sort((a, b) => a.line - b.line).map(formatDiagnostic),
     pvDisks: vm.disks.filter((d) => d.io === 'pv'),
     vifs: vm.vifs.filter((v) => v.io !== 'emulated'),

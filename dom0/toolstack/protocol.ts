@@ -15,6 +15,8 @@
  * detaches (xl console's Ctrl-]).
  */
 import { Packr, Unpackr } from 'msgpackr';
+import type { DomainInfo } from '../../shared/public/hypercall.ts';
+import type { DeviceRow } from '../lib/devstats.ts';
 
 /** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
 export function xlSocketPath(runDir: string): string {
@@ -39,6 +41,8 @@ export type XlVerb =
   | { verb: 'capture'; port: string; file: string; count?: number }
   | { verb: 'capture-stop'; port: string }
   | { verb: 'console'; domain: string }
+  | { verb: 'top' }
+  | { verb: 'console-history'; domain: string; max: number }
   | { verb: 'destroy-all' };
 
 export type XlRequest = XlVerb & { id: number };
@@ -89,6 +93,21 @@ export interface HostInfo {
   run_dir: string;
   xenstored_socket: string;
   xl_socket: string;
+}
+
+/**
+ * One sample for `ringvisor top` and the web view: every domain as getdomaininfo reports it, the
+ * host's memory, and every device Dom0 serves with its counters and rings (dom0/lib/devstats.ts).
+ * The tools turn two samples into rates.
+ */
+export interface TopSample {
+  /** Host clock, ms (performance.timeOrigin + now): the interval between two samples. */
+  time: number;
+  nr_cpus: number;
+  total_pages: number;
+  free_pages: number;
+  domains: DomainInfo[];
+  devices: DeviceRow[];
 }
 
 export interface BlockListRow {

@@ -22,6 +22,7 @@ import { ConfigError } from './config/config-error.ts';
 import type { Dom0 } from '../dom0.ts';
 import { XlError, type Libxl } from './libxl.ts';
 import { FrameReader, encodeFrame, type XlMessage, type XlRequest } from './protocol.ts';
+import { topSample } from './top.ts';
 
 /** Console output a late attacher gets first: the last 16 KiB this domain printed. */
 const CONSOLE_HISTORY = 16 * 1024;
@@ -95,6 +96,8 @@ class XlConnection {
       case 'block-list': return blockList(this.dom0.xs, await x.resolve(r.domain));
       case 'destroy-all': return x.destroyAll();
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
+      case 'top': return topSample(this.dom0.k.hypercall);
+      case 'console-history': return this.dom0.consoled.history(await x.resolve(r.domain), Math.min(Math.max(0, r.max | 0), CONSOLE_HISTORY));
       default: throw new XlError('failed', `unknown verb ${(r as { verb: string }).verb}`);
     }
   }

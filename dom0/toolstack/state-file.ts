@@ -1,20 +1,28 @@
 /*
- * The run-time state file a running VM leaves in its directory: <vm>/run/domain.json.
+ * The run-time files of one VM: its console log and its state file, per config file.
  *
  * The lecture's "Virtual Machine Files": once a VM is powered on, "additional files are created
- * for logging, memory paging, and other functions". xenconsoled writes <vm>/console.log; this is
- * the "other": which host runs the VM, as which domain, since when, and in what state, so that
- * someone looking at the directory (or a second host about to boot it) can tell it is live.
- * Xen keeps the like under /var/run/xen and /var/lib/xen (libxl's domain userdata); ringvisor keeps
- * it with the VM, because copying a VM directory must not copy a claim on it (vmdir.ts leaves run/
- * out of every copy).
+ * for logging, memory paging, and other functions". xenconsoled writes the console log; the state
+ * file is the "other": which host runs the VM, as which domain, since when, and in what state, so
+ * that someone looking at the files (or a second host about to boot the VM) can tell it is live.
+ * Xen keeps the like under /var/log/xen/console/guest-<name>.log and /var/run/xen (libxl's domain
+ * userdata); ringvisor keeps them beside the config, so that they belong to it:
  *
- * A host refuses to boot a VM whose state file names another live process (two hosts writing one
- * disk image would corrupt it); a file left by a process that is gone is stale and ignored.
+ *   a VM directory  <vm>/vm.cfg      <vm>/console.log         <vm>/run/domain.json
+ *   a config file   <dir>/web.cfg    <dir>/web.console.log    <dir>/run/web.json
+ *
+ * Xen's usual layout is many *.cfg in one directory: each gets its own log and state file, so
+ * logs never interleave and destroying one VM never touches another's state. Copying a VM
+ * directory must not copy a claim on it: vmdir.ts leaves run/ and the log out of every copy.
+ *
+ * A host refuses to boot a config whose state file names another live host process (two hosts
+ * writing one disk image would corrupt it; the image locks of ./image-lock.ts catch that too); a
+ * file left by a process that is gone is stale and ignored (and the next host start removes it,
+ * ./host-record.ts).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { RUN_DIR } from './config/vmdir.ts';
+import { basename, dirname, join } from 'node:path';
+import { CONSOLE_LOG, RUN_DIR, VM_CONFIG } from './config/vm-layout.ts';
 
 export const STATE_FILE = 'domain.json';
 
@@ -25,46 +33,65 @@ export interface VmRunState {
   /** "running" while the domain exists; "shutdown" when it stopped and on_* said preserve. */
   state: 'running' | 'shutdown';
   shutdownReason?: string;
+  /** The config file this VM was created from. */
+  config: string;
   /** The host process and its control socket. */
   pid: number;
   socket: string;
   started: string;
 }
 
-export function stateFilePath(vmDir: string): string {
-  return join(vmDir, RUN_DIR, STATE_FILE);
+export interface VmRuntimeFiles {
+  consoleLog: string;
+  stateFile: string;
+}
+
+/** Where the run-time files of the VM created from `configFile` (absolute) go (see the header). */
+export function runtimeFiles(configFile: string): VmRuntimeFiles {
+  const dir = dirname(configFile);
+  const file = basename(configFile);
+  if (file === VM_CONFIG) return { consoleLog: join(dir, CONSOLE_LOG), stateFile: join(dir, RUN_DIR, STATE_FILE) };
+  const stem = file.endsWith('.cfg') ? file.slice(0, -'.cfg'.length) : file;
+  return { consoleLog: join(dir, `${stem}.console.log`), stateFile: join(dir, RUN_DIR, `${stem}.json`) };
 }
 
 /** Written whole and renamed into place, so a reader never sees half a file. */
-export function writeRunState(vmDir: string, s: VmRunState): void {
-  mkdirSync(join(vmDir, RUN_DIR), { recursive: true });
-  const path = stateFilePath(vmDir);
-  writeFileSync(`${path}.new`, `${JSON.stringify(s, null, 2)}\n`);
-  renameSync(`${path}.new`, path);
+export function writeRunState(stateFile: string, s: VmRunState): void {
+  mkdirSync(dirname(stateFile), { recursive: true });
+  writeFileSync(`${stateFile}.new`, `${JSON.stringify(s, null, 2)}\n`);
+  renameSync(`${stateFile}.new`, stateFile);
 }
 
-export function removeRunState(vmDir: string): void {
-  rmSync(stateFilePath(vmDir), { force: true });
+export function removeRunState(stateFile: string): void {
+  rmSync(stateFile, { force: true });
+}
+
+export function readRunState(stateFile: string): VmRunState | null {
+  if (!existsSync(stateFile)) return null;
+  try {
+    return JSON.parse(readFileSync(stateFile, 'utf8')) as VmRunState;
+  } catch {
+    return null; // unreadable: not a claim anyone can prove
+  }
+}
+
+/** Does process `pid` exist? (Signal 0 checks without sending; EPERM means it exists, as another user's.) */
+export function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**
  * The state file, if it names a live process other than this one; null if there is none or it is
- * stale. (A VM booted twice by this very process is caught by its name instead.)
+ * stale. (A VM booted twice by this very process is caught by its config file instead.)
  */
-export function liveClaim(vmDir: string): VmRunState | null {
-  const path = stateFilePath(vmDir);
-  if (!existsSync(path)) return null;
-  let s: VmRunState;
-  try {
-    s = JSON.parse(readFileSync(path, 'utf8')) as VmRunState;
-  } catch {
-    return null; // unreadable: not a claim anyone can prove
-  }
-  if (!Number.isInteger(s.pid) || s.pid === process.pid) return null;
-  try {
-    process.kill(s.pid, 0); // signal 0: does the process exist?
-    return s;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM' ? s : null;
-  }
+export function liveClaim(stateFile: string): VmRunState | null {
+  const s = readRunState(stateFile);
+  if (!s || s.pid === process.pid || !processAlive(s.pid)) return null;
+  return s;
 }

@@ -53,6 +53,14 @@ export interface DeviceSpec {
   backKeys?: Record<string, string>;
 }
 
+/** A hypercall the toolstack made was refused: Xen's errno (XEN_E*, positive), kept for whoever can say which setting caused it. */
+export class HypercallError extends Error {
+  constructor(readonly errno: number, message: string) {
+    super(message);
+    this.name = 'HypercallError';
+  }
+}
+
 const ro = (owner: number, reader: number): XsPermission[] => [{ id: owner, perms: XS_PERM_NONE }, { id: reader, perms: XS_PERM_READ }];
 const own = (owner: number): XsPermission[] => [{ id: owner, perms: XS_PERM_NONE }];
 
@@ -89,7 +97,7 @@ export class Toolstack {
    */
   async buildDomain(config: DomainConfig, opts: GuestOptions = {}): Promise<CreatedDomain> {
     const built = await this.hypercall.domctl_createdomain({ ...config, paused: true });
-    if (typeof built === 'number') throw new Error(`cannot create ${config.name}: ${errnoName(built)}`);
+    if (typeof built === 'number') throw new HypercallError(-built, `cannot create ${config.name}: ${errnoName(built)}`);
     const { domid } = built;
     const home = domainPath(domid);
     try {

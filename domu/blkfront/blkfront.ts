@@ -29,7 +29,6 @@
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
 import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
-import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import {
   BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
   BLKIF_RSP_OKAY, SECTORS_PER_PAGE, VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK,
@@ -94,8 +93,8 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       this.devid = Number(dev.nodename.split('/').pop());
       this.name = vbdName(this.devid);
       this.backendId = dev.otherendId;
-      const maxOrder = await readUint(xs, `${dev.otherend}/${XS_BLK.max_ring_page_order}`, 0);
-      const maxQueues = await readUint(xs, `${dev.otherend}/${XS_BLK.multi_queue_max_queues}`, 1);
+      const maxOrder = await xs.readUnsigned(`${dev.otherend}/${XS_BLK.max_ring_page_order}`, 0);
+      const maxQueues = await xs.readUnsigned(`${dev.otherend}/${XS_BLK.multi_queue_max_queues}`, 1);
       this.negotiated.ringPageOrder = Math.min(this.opts.maxRingPageOrder, maxOrder);
       this.negotiated.queues = Math.max(1, Math.min(this.opts.maxQueues, maxQueues));
       for (let q = 0; q < this.negotiated.queues; q++) {
@@ -123,13 +122,13 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   async connect(dev: XenbusDevice): Promise<void> {
     const xs = dev.xs;
     const be = dev.otherend;
-    this.sectors = await readUint(xs, `${be}/${XS_BLK.sectors}`, 0);
-    this.sectorSize = await readUint(xs, `${be}/${XS_BLK.sector_size}`, 512);
-    this.readOnly = ((await readUint(xs, `${be}/${XS_BLK.info}`, 0)) & VDISK_READONLY) !== 0;
-    const flush = (await readUint(xs, `${be}/${XS_BLK.feature_flush_cache}`, 0)) === 1;
-    const discard = (await readUint(xs, `${be}/${XS_BLK.feature_discard}`, 0)) === 1;
-    this.negotiated.persistent = this.opts.persistent && (await readUint(xs, `${be}/${XS_BLK.feature_persistent}`, 0)) === 1;
-    this.negotiated.indirectSegments = Math.min(this.opts.maxIndirectSegments, await readUint(xs, `${be}/${XS_BLK.feature_max_indirect_segments}`, 0));
+    this.sectors = await xs.readUnsigned(`${be}/${XS_BLK.sectors}`, 0);
+    this.sectorSize = await xs.readUnsigned(`${be}/${XS_BLK.sector_size}`, 512);
+    this.readOnly = ((await xs.readUnsigned(`${be}/${XS_BLK.info}`, 0)) & VDISK_READONLY) !== 0;
+    const flush = (await xs.readUnsigned(`${be}/${XS_BLK.feature_flush_cache}`, 0)) === 1;
+    const discard = (await xs.readUnsigned(`${be}/${XS_BLK.feature_discard}`, 0)) === 1;
+    this.negotiated.persistent = this.opts.persistent && (await xs.readUnsigned(`${be}/${XS_BLK.feature_persistent}`, 0)) === 1;
+    this.negotiated.indirectSegments = Math.min(this.opts.maxIndirectSegments, await xs.readUnsigned(`${be}/${XS_BLK.feature_max_indirect_segments}`, 0));
     for (const q of this.queues) q.setupIndirect(this.negotiated.indirectSegments, this.negotiated.persistent);
     const segs = this.queues[0].maxSegments;
     this.features = {
@@ -328,11 +327,4 @@ export function vbdName(devid: number): string {
   if ((devid >> 8) === 3) return `hd${letter((devid >> 6) & 1)}`;
   if ((devid >> 8) === 22) return `hd${letter(2 + ((devid >> 6) & 1))}`;
   return `vbd${devid}`;
-}
-
-async function readUint(xs: XenbusClient, path: string, dflt: number): Promise<number> {
-  const v = await xs.tryRead(path);
-  if (v === null) return dflt;
-  const n = Number(v);
-  return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
 }

@@ -20,7 +20,7 @@
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../shared/kernel/events.ts';
 import {
-  BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_WRITE, BLKIF_SEG_OFFSET,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_WRITE, BLKIF_SEG_OFFSET,
   BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTORS_PER_PAGE, blkif_request, blkif_request_discard, blkif_request_indirect,
   blkif_response, set_indirect_gref, set_seg,
 } from '../../shared/public/io/blkif.ts';
@@ -117,7 +117,7 @@ export class BlkfrontQueue implements IdlePoller {
 
   /** Segments one request may carry. */
   get maxSegments(): number {
-    return this.maxIndirectSegs > 0 ? this.maxIndirectSegs : 11;
+    return this.maxIndirectSegs > 0 ? this.maxIndirectSegs : BLKIF_MAX_SEGMENTS_PER_REQUEST;
   }
 
   get hasRoom(): boolean {
@@ -143,14 +143,13 @@ export class BlkfrontQueue implements IdlePoller {
     r.sector_number = p.sector;
     if (p.op === BLKIF_OP_DISCARD) {
       r.operation = BLKIF_OP_DISCARD;
-      r.dv.setUint32(blkif_request_discard.fields.nr_sectors[1], p.nrSectors, true);
-      r.dv.setUint32(blkif_request_discard.fields.nr_sectors[1] + 4, Math.floor(p.nrSectors / 2 ** 32), true);
+      r.dv.setBigUint64(blkif_request_discard.fields.nr_sectors[1], BigInt(p.nrSectors), true);
     } else if (p.nrSectors === 0) {
       r.operation = p.op; // flush: no segments
     } else {
       const nsegs = Math.ceil(p.nrSectors / SECTORS_PER_PAGE);
       const backendWrites = p.op !== BLKIF_OP_WRITE;
-      if (nsegs <= 11) {
+      if (nsegs <= BLKIF_MAX_SEGMENTS_PER_REQUEST) {
         r.operation = p.op;
         r.nr_segments = nsegs;
         this.fillSegments(r.dv, BLKIF_SEG_OFFSET, p, nsegs, backendWrites, sh);
@@ -201,6 +200,12 @@ export class BlkfrontQueue implements IdlePoller {
     }
   };
 
+  /*
+   * Waiting for responses (IdlePoller), under the run's waiting policy (shared/wait.ts): under
+   * `irq` the idle loop only makes the final check (prepareToSleep) and the backend's event does
+   * the rest, as blkif_interrupt does in Linux; under `poll` it also spins on poll() while this
+   * queue has requests in flight (busy), as blk-mq's polled I/O does.
+   */
   poll(): boolean {
     if (this.dead !== null || this.ring.unconsumedResponses() === 0) return false;
     this.reap();

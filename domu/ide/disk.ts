@@ -36,6 +36,7 @@
  * read-only image fails with the device's abort, as on a write-protected disk.
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { IdlePoller } from '../../shared/kernel/events.ts';
 import {
   ATA_CMD_DSM, ATA_CMD_FLUSH, ATA_CMD_FLUSH_EXT, ATA_CMD_ID_ATA, ATA_CMD_READ_DMA, ATA_CMD_READ_DMA_EXT, ATA_CMD_READ_PIO,
   ATA_CMD_READ_PIO_EXT, ATA_CMD_WRITE_DMA, ATA_CMD_WRITE_DMA_EXT, ATA_CMD_WRITE_PIO, ATA_CMD_WRITE_PIO_EXT, ATA_DRQ,
@@ -127,6 +128,16 @@ export class IdeDisk implements BlockDevice {
     this.kickQueued = false;
     this.next();
   };
+  /**
+   * How this driver waits for its interrupt, under the run's waiting policy (shared/wait.ts): it
+   * has no ring to look at, so it only tells the idle loop that a command is in flight; under
+   * `poll` the loop then spins on the upcall word (cpuidle-haltpoll's way) before sleeping, as
+   * it spins on blkfront's ring, and under `irq` it sleeps until IRQ 14's event. (With this device
+   * model the interrupt is usually pending already when the access that started the command
+   * returns, since the model finishes the transfer inside it: the waiting that matters on this
+   * path is the trapping vCPU's, hypervisor/ioreq-send.ts.)
+   */
+  private readonly waiter: IdlePoller = { poll: () => false, prepareToSleep: () => false, busy: () => this.cur !== null };
 
   constructor(private readonly k: Kernel, readonly channel: IdeChannel, readonly id: IdeIdentity, private readonly opts: IdeOptions) {
     this.name = opts.name ?? 'hda';
@@ -140,6 +151,7 @@ export class IdeDisk implements BlockDevice {
     this.maxSectors = !id.lba48 ? ATA_MAX_SECTORS_28 : dma ? MAX_DMA_SECTORS_48 : ATA_MAX_SECTORS_48;
     this.features = { flush: true, discard: dma && id.trim, maxInFlight: 64, maxRequestBytes: this.maxSectors * ATA_SECT_SIZE };
     channel.handler = () => this.interrupt();
+    k.events.addPoller(this.waiter);
   }
 
   /* The promise forms, on top of submit(). */
@@ -190,6 +202,7 @@ export class IdeDisk implements BlockDevice {
     if (this.closed) return;
     this.closed = true;
     while (this.cur !== null || this.queue.length > 0) await new Promise<void>((r) => setImmediate(r));
+    this.k.events.removePoller(this.waiter);
     this.channel.close();
     if (this.prd !== null) this.k.pages.release(this.prd.gfn);
     if (this.dsmGfn >= 0) this.k.pages.release(this.dsmGfn);

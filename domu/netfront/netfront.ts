@@ -67,7 +67,20 @@ export class Netfront implements NetDevice, FrontendDriver {
 
   /* ---- xenbus ---- */
 
+  private fail!: (why: string) => void;
+  /** Resolves (with the reason) if the device could not be set up: boot does not wait for it then. */
+  readonly failed = new Promise<string>((r) => { this.fail = r; });
+
   async publish(dev: XenbusDevice, t: number): Promise<void> {
+    try {
+      await this.publishInner(dev, t);
+    } catch (e) {
+      this.fail(e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  private async publishInner(dev: XenbusDevice, t: number): Promise<void> {
     const xs = dev.xs;
     const be = dev.otherend;
     if (this.queues.length === 0) {
@@ -79,12 +92,18 @@ export class Netfront implements NetDevice, FrontendDriver {
       this.negotiated.queues = maxQueues === null ? 1 : Math.max(1, Math.min(this.opts.maxQueues, Number(maxQueues) || 1));
       this.negotiated.split = this.opts.split && (await readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0)) === 1;
       this.negotiated.sg = this.opts.sg && (await readUint(xs, `${be}/${XS_NET.feature_sg}`, 0)) === 1;
+      // Each queue grants 2 ring pages, a tx page per tx id and an rx buffer per posted request:
+      // as many as this vCPU's grant references allow, up to the ring size (a power of two).
+      const perQueue = Math.floor((this.k.gnttab.available - 16) / this.negotiated.queues / 2) - 2;
+      let buffers = 256;
+      while (buffers > perQueue) buffers >>= 1;
+      if (buffers < 32) throw new Error(`${this.name}: only ${this.k.gnttab.available} grant references left, too few for a vif`);
       for (let q = 0; q < this.negotiated.queues; q++) {
         this.queues.push(new NetfrontQueue(this.k, dev.otherendId, this.negotiated.split, {
           receive: (frame) => this.onReceive(frame),
           txRoom: () => this.txRoom(),
           broken: (why) => this.broken(why),
-        }));
+        }, buffers));
       }
     }
     const dir = dev.nodename;

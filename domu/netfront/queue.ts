@@ -70,21 +70,22 @@ export class NetfrontQueue implements IdlePoller {
   private dead: string | null = null;
   private pushScheduled = false;
 
-  constructor(private readonly k: Kernel, private readonly backend: number, split: boolean, private readonly hooks: QueueHooks) {
+  /** `buffers` (a power of two ≤ 256): tx pages and posted rx buffers, bounded by the grant references the vCPU has. */
+  constructor(private readonly k: Kernel, private readonly backend: number, split: boolean, private readonly hooks: QueueHooks, private readonly buffers = 256) {
     this.ringGfns = k.pages.allocMany(2);
     this.tx = new FrontRing([k.memory.pageWords(this.ringGfns[0], true)], NETIF_TX_SLOT, netif_tx_response.size);
     this.rx = new FrontRing([k.memory.pageWords(this.ringGfns[1], true)], NETIF_RX_SLOT, NETIF_RX_SLOT);
     this.txRef = k.gnttab.grant(backend, this.ringGfns[0], false);
     this.rxRef = k.gnttab.grant(backend, this.ringGfns[1], false);
     this.txBusy = new Uint8Array(this.tx.size);
-    for (let id = 0; id < this.tx.size; id++) {
+    for (let id = 0; id < buffers; id++) {
       const gfn = k.pages.alloc();
       this.txGfns.push(gfn);
       this.txPages.push(k.memory.page(gfn, true));
       this.txRefs.push(k.gnttab.grant(backend, gfn, true));
     }
-    for (let id = this.tx.size - 1; id >= 0; id--) this.freeTx.push(id);
-    for (let id = 0; id < this.rx.size; id++) {
+    for (let id = buffers - 1; id >= 0; id--) this.freeTx.push(id);
+    for (let id = 0; id < buffers; id++) {
       const gfn = k.pages.alloc();
       this.rxGfns.push(gfn);
       this.rxPages.push(k.memory.page(gfn, true));
@@ -97,7 +98,7 @@ export class NetfrontQueue implements IdlePoller {
       this.txPort = this.rxPort = k.events.allocUnbound(backend, this.onBoth);
     }
     // xennet_alloc_rx_buffers: post every buffer; the backend fills them in ring order.
-    for (let i = 0; i < this.rx.size; i++) this.postRx();
+    for (let i = 0; i < buffers; i++) this.postRx();
     this.rx.pushRequests();
     k.events.addPoller(this);
   }
@@ -176,7 +177,7 @@ export class NetfrontQueue implements IdlePoller {
   }
 
   busy(): boolean {
-    return this.dead === null && this.freeTx.length < this.tx.size;
+    return this.dead === null && this.freeTx.length < this.buffers;
   }
 
   prepareToSleep(): boolean {
@@ -198,7 +199,7 @@ export class NetfrontQueue implements IdlePoller {
       const status = this.txRsp.status;
       if (status === NETIF_RSP_NULL) continue;
       const id = this.txRsp.id;
-      if (id >= this.tx.size) return this.broke(`Response has incorrect id (${id})`);
+      if (id >= this.buffers) return this.broke(`Response has incorrect id (${id})`);
       if (this.txBusy[id] !== 1) return this.broke(`Response for inactive request (id ${id})`);
       if (status !== NETIF_RSP_OKAY) this.stats.tx_errors++;
       this.txBusy[id] = 0;
@@ -229,7 +230,7 @@ export class NetfrontQueue implements IdlePoller {
           this.stats.rx_errors++;
           return this.finishRx(posted);
         }
-        const idx = rx.rsp_cons & (rx.size - 1);
+        const idx = rx.rsp_cons & (this.buffers - 1); // the buffer posted at this index (see postRx)
         rx.takeResponse(this.rxRsp.words);
         slots++;
         const st = this.rxRsp.status;
@@ -287,7 +288,8 @@ export class NetfrontQueue implements IdlePoller {
   }
 
   private postRx(): void {
-    const id = this.rx.req_prod_pvt & (this.rx.size - 1);
+    // At most `buffers` requests are outstanding, so index r's buffer is free again by index r + buffers.
+    const id = this.rx.req_prod_pvt & (this.buffers - 1);
     const r = this.rxReq;
     r.clear();
     r.id = id;

@@ -15,7 +15,7 @@
  */
 import { workerData, parentPort } from 'node:worker_threads';
 import { RingBuffer } from 'ringbuf.js';
-import { pollFor } from '../../shared/public/io/ring.ts';
+import { spinUntil } from '../../shared/wait.ts';
 import { BARE, type BaselineJob, type BaselineResult } from './baselines.ts';
 
 const job = (workerData as { boot: BaselineJob }).boot;
@@ -33,7 +33,7 @@ function bare(): BaselineResult {
   let notifications = 0;
   /** Poll, then sleep on `flag` until the peer clears it; `ready` is re-checked after arming. */
   const wait = (ready: () => boolean, flag: number) => {
-    if (pollFor(ready, job.spinUs)) return;
+    if (spinUntil(ready, job.spinUs)) return;
     for (;;) {
       Atomics.store(h, flag, 1); // armed: the peer's next publish wakes us
       if (ready()) break;

@@ -10,28 +10,32 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { BenchRow } from './types.ts';
 
-const PATH_ORDER = ['native', 'pv', 'emu-dma', 'emu-pio', 'ring', 'bare-ring', 'ringbuf.js', 'xenstored'];
+const PATH_ORDER = ['native', 'fio', 'pv', 'emu-dma', 'emu-pio', 'ring', 'bare-ring', 'ringbuf.js', 'xenstored'];
 
 export async function renderSvg(rows: readonly BenchRow[]): Promise<string> {
   const panels: vl.TopLevelSpec[] = [];
-  const block = rows.filter((r) => r.suite === 'block').map((r) => ({ ...r, job: `${r.workload} ${r.blockSize / 1024}K qd${r.queueDepth}` }));
-  if (block.length > 0) {
-    panels.push({
-      title: 'Block I/O throughput by path (MB/s, log scale)',
-      data: { values: block },
-      width: { step: 12 },
-      height: 260,
-      mark: 'bar',
-      encoding: {
-        x: { field: 'job', type: 'nominal', title: null, sort: null, axis: { labelAngle: -45 } },
-        xOffset: { field: 'path', sort: PATH_ORDER },
-        y: { field: 'MBps', type: 'quantitative', scale: { type: 'log' }, stack: null, title: 'MB/s' },
-        color: { field: 'path', type: 'nominal', sort: PATH_ORDER, scale: { scheme: 'tableau10' }, title: 'path' },
-        tooltip: [{ field: 'path' }, { field: 'job' }, { field: 'MBps', format: '.1f' }, { field: 'reqPerSec', format: ',.0f' }],
-      },
-    } as vl.TopLevelSpec);
+  // One panel per waiting policy: bars of different policies are never side by side.
+  for (const wait of [...new Set(rows.filter((r) => r.suite === 'block').map((r) => r.wait))]) {
+    const block = rows.filter((r) => r.suite === 'block' && r.wait === wait)
+      .map((r) => ({ ...r, path: r.path === 'fio' ? `fio ${r.engine}` : r.path, job: `${r.workload} ${r.blockSize / 1024}K qd${r.queueDepth}` }));
+    if (block.length > 0) {
+      panels.push({
+        title: `Block I/O throughput by path, wait=${wait} (MB/s, log scale)`,
+        data: { values: block },
+        width: { step: 12 },
+        height: 260,
+        mark: 'bar',
+        encoding: {
+          x: { field: 'job', type: 'nominal', title: null, sort: null, axis: { labelAngle: -45 } },
+          xOffset: { field: 'path', sort: PATH_ORDER },
+          y: { field: 'MBps', type: 'quantitative', scale: { type: 'log' }, stack: null, title: 'MB/s' },
+          color: { field: 'path', type: 'nominal', sort: PATH_ORDER, scale: { scheme: 'tableau10' }, title: 'path' },
+          tooltip: [{ field: 'path' }, { field: 'job' }, { field: 'MBps', format: '.1f' }, { field: 'reqPerSec', format: ',.0f' }],
+        },
+      } as vl.TopLevelSpec);
+    }
   }
-  const ring = rows.filter((r) => r.suite === 'ring').map((r) => ({ ...r, label: `${r.path} (${r.workload})` }));
+  const ring = rows.filter((r) => r.suite === 'ring').map((r) => ({ ...r, label: `${r.path} (${r.workload}, ${r.wait})` }));
   if (ring.length > 0) {
     panels.push({
       title: `Rings moving ${ring[0].blockSize / 1024} KiB requests at depth ${ring[0].queueDepth} (requests/s)`,

@@ -2,10 +2,12 @@
  * `npm run bench`: measure, in one run, the paths ringvisor compares, and report them as a
  * terminal table, a JSON file (--json FILE) and, later, an SVG chart (--svg FILE).
  *
- *   npm run bench -- [--suite ring|xenstore|block|net|all] [--quick] [--json FILE] [--svg FILE]
+ *   npm run bench -- [--suite ring|xenstore|block|net|all] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]
  *
  * Figures are medians of repeats after a warm-up, and comparisons are ratios within the run:
- * these machines are shared and noisy. Nothing here sleeps or spins to shape a number.
+ * these machines are shared and noisy. Nothing here sleeps or spins to shape a number. Every
+ * row names the waiting policy it ran under (shared/wait.ts); by default the block and ring
+ * suites run under both, and ratios are printed per policy.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -16,6 +18,7 @@ import { benchNet } from './net.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
 import { renderSvg } from './chart.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
+import { WAIT_POLICIES, type WaitPolicy } from '../../shared/wait.ts';
 
 const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   ring: benchRing,
@@ -24,7 +27,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   net: benchNet,
 };
 
-const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--quick] [--json FILE] [--svg FILE]`;
+const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]`;
 
 async function main(): Promise<number> {
   let args;
@@ -33,6 +36,7 @@ async function main(): Promise<number> {
       options: {
         suite: { type: 'string', default: 'all' },
         quick: { type: 'boolean', default: false },
+        wait: { type: 'string', default: 'both' },
         json: { type: 'string' },
         svg: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -54,11 +58,16 @@ async function main(): Promise<number> {
       return 2;
     }
   }
+  if (args.wait !== 'both' && !WAIT_POLICIES.includes(args.wait as WaitPolicy)) {
+    process.stderr.write(`unknown waiting policy "${args.wait}" (expected irq, poll or both)\n${USAGE}\n`);
+    return 2;
+  }
+  const waits: readonly WaitPolicy[] = args.wait === 'both' ? WAIT_POLICIES : [args.wait as WaitPolicy];
   const rows: BenchRow[] = [];
   const progress = (line: string) => process.stderr.write(`  … ${line}\n`);
   for (const n of names) {
-    process.stderr.write(`suite ${n}${args.quick ? ' (quick)' : ''}\n`);
-    rows.push(...(await SUITES[n]({ quick: args.quick!, progress })));
+    process.stderr.write(`suite ${n}${args.quick ? ' (quick)' : ''}, wait ${waits.join(' and ')}\n`);
+    rows.push(...(await SUITES[n]({ quick: args.quick!, waits, progress })));
   }
   process.stdout.write(`${formatTable(rows)}\n`);
   for (const summary of [ringSummary(rows), blockSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);

@@ -57,8 +57,8 @@ export async function benchNet(opts: SuiteOptions): Promise<BenchRow[]> {
       }
       const p = median(pps);
       rows.push({
-        suite: 'net', path: 'bridge', workload: 'udp-stream', blockSize: size, queueDepth: 1, reqPerSec: p, MBps: (p * size) / 1e6,
-        counters: { notifications: 0, grantCopies: 0, hypercalls: 0, traps: 0 }, repeats, spread: [Math.min(...pps), Math.max(...pps)],
+        suite: 'net', path: 'bridge', wait: 'irq', workload: 'udp-stream', blockSize: size, queueDepth: 1, reqPerSec: p, MBps: (p * size) / 1e6,
+        counters: { notifications: 0, grantCopies: 0, hypercalls: 0, traps: 0 }, repeats, min: Math.min(...pps), max: Math.max(...pps),
       });
     }
   } finally {
@@ -131,16 +131,16 @@ function perPacket(runs: Run[]): Record<string, number> {
 function streamRow(path: string, workload: string, size: number, runs: Run[]): BenchRow {
   const pps = runs.map((r) => r.pps);
   return {
-    suite: 'net', path, workload, blockSize: size, queueDepth: 128, reqPerSec: median(pps), MBps: median(runs.map((r) => r.MBps)),
-    counters: perPacket(runs), repeats: runs.length, spread: [Math.min(...pps), Math.max(...pps)],
+    suite: 'net', path, wait: 'irq', workload, blockSize: size, queueDepth: 128, reqPerSec: median(pps), MBps: median(runs.map((r) => r.MBps)),
+    counters: perPacket(runs), repeats: runs.length, min: Math.min(...pps), max: Math.max(...pps),
   };
 }
 
 function rrRow(runs: Run[], path: NetBenchPath = 'pv'): BenchRow {
   const tps = runs.map((r) => r.pps);
   return {
-    suite: 'net', path, workload: 'udp-rr', blockSize: 64, queueDepth: 1, reqPerSec: median(tps), MBps: median(runs.map((r) => r.MBps)),
-    counters: perPacket(runs), repeats: runs.length, spread: [Math.min(...tps), Math.max(...tps)], medianUs: 1e6 / median(tps),
+    suite: 'net', path, wait: 'irq', workload: 'udp-rr', blockSize: 64, queueDepth: 1, reqPerSec: median(tps), MBps: median(runs.map((r) => r.MBps)),
+    counters: perPacket(runs), repeats: runs.length, min: Math.min(...tps), max: Math.max(...tps), medianUs: 1e6 / median(tps),
   };
 }
 

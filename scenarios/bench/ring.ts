@@ -5,11 +5,17 @@
  *
  * Each figure is the median of several repeats; each repeat warms up first (a fresh DomU or
  * worker pair is a fresh JIT) and times only what follows.
+ *
+ * Waiting: ringvisor's ring and the bare ring wait under the run's policy (shared/wait.ts): under
+ * `irq` a side that finds nothing arms and sleeps at once, under `poll` it spins for the policy's
+ * budget first; they run once per policy. ringbuf.js offers no way to sleep, so its two threads
+ * spin without bound: it runs once, and its row says `spin`.
  */
 import { startThread } from '../../hypervisor/thread.ts';
 import { runRingtest } from '../ring/harness.ts';
 import { bareRingBytes, type BaselineJob, type BaselineResult } from './baselines.ts';
-import { median, type BenchRow, type SuiteOptions } from './types.ts';
+import { median, repeatFields, type BenchRow, type SuiteOptions } from './types.ts';
+import { spinBudgetUs, type WaitPolicy } from '../../shared/wait.ts';
 import { RingBuffer } from 'ringbuf.js';
 
 const BLOCK = 4096;
@@ -22,31 +28,33 @@ export async function benchRing(opts: SuiteOptions): Promise<BenchRow[]> {
   const repeats = opts.quick ? 3 : 5;
   const say = opts.progress ?? (() => {});
   const rows: BenchRow[] = [];
+  for (const wait of opts.waits) {
+    const spinUs = spinBudgetUs(wait);
+    for (const mode of ['map', 'copy'] as const) {
+      say(`ring (wait=${wait}): ringtest over grants (${mode}), ${repeats} × ${requests} requests`);
+      const res = await runRingtest({ requests, warmup, depth: DEPTH, len: BLOCK, check: false, front: { spinUs }, back: { mode, spinUs }, rounds: repeats });
+      const rates = res.rounds.map((r) => (r.front.requests / r.ms) * 1000);
+      const per = (f: (r: (typeof res.rounds)[number]) => number) => median(res.rounds.map((r) => f(r) / r.front.requests));
+      rows.push(row('ring', wait, mode === 'map' ? '4k-persistent-map' : '4k-grant-copy', rates, {
+        notifications: per((r) => r.timed.domU.notifications + r.timed.dom0.notifications),
+        frontNotifications: per((r) => r.timed.domU.notifications),
+        backNotifications: per((r) => r.timed.dom0.notifications),
+        wakeups: per((r) => r.timed.domU.wakeups + r.timed.dom0.wakeups),
+        hypercalls: per((r) => r.timed.domU.hypercalls + r.timed.dom0.hypercalls),
+        grantOps: per((r) => r.timed.dom0.grant_maps + r.timed.dom0.grant_unmaps + r.timed.dom0.grant_copies),
+      }));
+    }
 
-  for (const mode of ['map', 'copy'] as const) {
-    say(`ring: ringtest over grants (${mode}), ${repeats} × ${requests} requests`);
-    const res = await runRingtest({ requests, warmup, depth: DEPTH, len: BLOCK, check: false, back: { mode }, rounds: repeats });
-    const rates = res.rounds.map((r) => (r.front.requests / r.ms) * 1000);
-    const per = (f: (r: (typeof res.rounds)[number]) => number) => median(res.rounds.map((r) => f(r) / r.front.requests));
-    rows.push(row('ring', mode === 'map' ? '4k-persistent-map' : '4k-grant-copy', rates, {
-      notifications: per((r) => r.timed.domU.notifications + r.timed.dom0.notifications),
-      frontNotifications: per((r) => r.timed.domU.notifications),
-      backNotifications: per((r) => r.timed.dom0.notifications),
-      wakeups: per((r) => r.timed.domU.wakeups + r.timed.dom0.wakeups),
-      hypercalls: per((r) => r.timed.domU.hypercalls + r.timed.dom0.hypercalls),
-      grantOps: per((r) => r.timed.dom0.grant_maps + r.timed.dom0.grant_unmaps + r.timed.dom0.grant_copies),
+    say(`ring (wait=${wait}): bare SPSC ring, ${repeats} × ${requests} requests`);
+    const bare: BaselineResult[] = [];
+    for (let i = 0; i < repeats; i++) {
+      const sab = new SharedArrayBuffer(bareRingBytes(DEPTH));
+      bare.push(await pair('bare', { sab, slots: DEPTH, depth: DEPTH, warmup, requests, spinUs }));
+    }
+    rows.push(row('bare-ring', wait, '4k', bare.map((r) => (r.requests / r.ms) * 1000), {
+      notifications: median(bare.map((r) => r.notifications / r.requests)), hypercalls: 0, grantOps: 0,
     }));
   }
-
-  say(`ring: bare SPSC ring, ${repeats} × ${requests} requests`);
-  const bare: BaselineResult[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const sab = new SharedArrayBuffer(bareRingBytes(DEPTH));
-    bare.push(await pair('bare', { sab, slots: DEPTH, depth: DEPTH, warmup, requests, spinUs: 50 }));
-  }
-  rows.push(row('bare-ring', '4k', bare.map((r) => (r.requests / r.ms) * 1000), {
-    notifications: median(bare.map((r) => r.notifications / r.requests)), hypercalls: 0, grantOps: 0,
-  }));
 
   say(`ring: ringbuf.js, ${repeats} × ${requests} requests`);
   const rb: BaselineResult[] = [];
@@ -55,16 +63,13 @@ export async function benchRing(opts: SuiteOptions): Promise<BenchRow[]> {
     const rsp = RingBuffer.getStorageForCapacity(DEPTH, Int32Array);
     rb.push(await pair('rb', { sab, rsp, slots: DEPTH, depth: DEPTH, warmup, requests, spinUs: 0 }));
   }
-  rows.push(row('ringbuf.js', '4k', rb.map((r) => (r.requests / r.ms) * 1000), { notifications: 0, hypercalls: 0, grantOps: 0 }));
+  rows.push(row('ringbuf.js', 'spin', '4k', rb.map((r) => (r.requests / r.ms) * 1000), { notifications: 0, hypercalls: 0, grantOps: 0 }));
   return rows;
 }
 
-function row(path: string, workload: string, rates: number[], counters: Record<string, number>): BenchRow {
-  const reqPerSec = median(rates);
-  return {
-    suite: 'ring', path, workload, blockSize: BLOCK, queueDepth: DEPTH, reqPerSec, MBps: (reqPerSec * BLOCK) / 1e6, counters,
-    repeats: rates.length, spread: [Math.min(...rates), Math.max(...rates)],
-  };
+function row(path: string, wait: WaitPolicy | 'spin', workload: string, rates: number[], counters: Record<string, number>): BenchRow {
+  const f = repeatFields(rates.map((reqPerSec) => ({ reqPerSec })));
+  return { suite: 'ring', path, wait, workload, blockSize: BLOCK, queueDepth: DEPTH, ...f, MBps: (f.reqPerSec * BLOCK) / 1e6, counters };
 }
 
 /** Run a producer and a consumer thread on one shared buffer; the producer's figures count. */

@@ -8,6 +8,14 @@
  * median, the request rate, and the hypervisor counters per request of both ends (notifications
  * and wake-ups are the mechanism's cost: each request is one notification each way and usually
  * one wake-up of each vCPU, since xenstored's side does not poll).
+ *
+ * A third row repeats the writes with 10,000 watches registered elsewhere in the store (by a Dom0
+ * tool on the socket, which Xen does not limit): C xenstored scans every watch on every write;
+ * ringvisor's watch index (dom0/services/xenstored/watch.ts) should keep this row within 1.5x of
+ * the plain write row of the same run.
+ *
+ * The rows say `irq` under either policy: xenstored and its clients register no idle-loop poller, so they always wait
+ * for the event (shared/wait.ts), and the suite runs once.
  */
 import { bootDom0 } from '../xenstore/harness.ts';
 import type { XsBenchMessage, XsBenchModule, XsBenchOp } from '../xenstore/bench-guest.ts';
@@ -16,6 +24,8 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
 
 const GUEST = new URL('../xenstore/bench-guest.ts', import.meta.url).href;
+/** Watches registered away from the written node for the third row. */
+const WATCHES_ELSEWHERE = 10_000;
 
 export async function benchXenstore(opts: SuiteOptions): Promise<BenchRow[]> {
   const requests = opts.quick ? 500 : 2000;
@@ -38,10 +48,22 @@ export async function benchXenstore(opts: SuiteOptions): Promise<BenchRow[]> {
   };
   const rows: BenchRow[] = [];
   try {
-    for (const op of ['read', 'write'] as XsBenchOp[]) {
-      opts.progress?.(`xenstore ${op}: ${requests} requests after ${warmup} warm-up`);
+    const cases: { op: XsBenchOp; watches: number }[] = [
+      { op: 'read', watches: 0 }, { op: 'write', watches: 0 }, { op: 'write', watches: WATCHES_ELSEWHERE },
+    ];
+    for (const { op, watches } of cases) {
+      if (watches > 0) {
+        opts.progress?.(`xenstore: registering ${watches} watches elsewhere`);
+        for (let i = 0; i < watches; i += 500) {
+          const batch: Promise<unknown>[] = [];
+          for (let j = i; j < Math.min(i + 500, watches); j++) batch.push(h.xs.watch(`/bench-elsewhere/${j}`, () => undefined, `bench${j}`));
+          await Promise.all(batch);
+        }
+      }
+      opts.progress?.(`xenstore ${op}: ${requests} requests after ${warmup} warm-up${watches ? `, ${watches} watches elsewhere` : ''}`);
       const module: XsBenchModule = { channel, op, warmup, requests };
-      const domid = await h.createGuest({ name: `xsbench-${op}`, vcpus: 1, memoryKiB: 2048, kernel: GUEST, module });
+      const name = `xsbench-${op}${watches ? '-watched' : ''}`;
+      const domid = await h.createGuest({ name, vcpus: 1, memoryKiB: 2048, kernel: GUEST, module });
       await next('warmed');
       const before = { guest: h.host.counters(domid), dom0: h.host.counters(0) };
       ch.postMessage({ kind: 'go', op } satisfies XsBenchMessage);
@@ -56,7 +78,8 @@ export async function benchXenstore(opts: SuiteOptions): Promise<BenchRow[]> {
       rows.push({
         suite: 'xenstore',
         path: 'xenstored',
-        workload: `XS_${op.toUpperCase()} round trip`,
+        wait: 'irq',
+        workload: `XS_${op.toUpperCase()} round trip${watches ? `, ${watches.toLocaleString('en')} watches elsewhere` : ''}`,
         blockSize: 0,
         queueDepth: 1,
         reqPerSec: requests / (r.totalMs / 1000),

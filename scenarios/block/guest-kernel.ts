@@ -6,7 +6,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { Blkfront } from '../../domu/blkfront/blkfront.ts';
 import { probeIde } from '../../domu/ide/disk.ts';
 import type { IoBuffer } from '../../domu/block/blkdev.ts';
-import { fioBuffers, runFio } from '../../domu/workloads/fio.ts';
+import { fioBuffers, fioRun } from '../../domu/workloads/fio.ts';
 import { runVerify } from '../../domu/workloads/verify.ts';
 import { Kernel } from '../../shared/kernel/kernel.ts';
 import { registerFrontend } from '../../shared/kernel/xenbus/frontend.ts';
@@ -42,9 +42,13 @@ export async function main(env: KernelEnv): Promise<void> {
         const key = `${task.job.bs}x${task.job.iodepth}`;
         if (!buffers.has(key)) buffers.set(key, fioBuffers(k, task.job.bs, task.job.iodepth));
         const bufs = buffers.get(key)!;
-        if (task.job.warmup) await runFio(dev, { ...task.job, ios: task.job.warmup, warmup: 0 }, bufs);
-        await new Promise<void>((go) => { goes.set(i, go); post({ kind: 'mark', nonce: m.nonce, index: i }); });
-        result = { kind: 'fio', result: await runFio(dev, { ...task.job, warmup: 0 }, bufs) };
+        // Two stops, each waiting for the harness's 'go': before the warm-up (the benchmark runs
+        // one path at a time, warm-up included) and before the timed part (counters start there).
+        const run = fioRun(dev, task.job, bufs);
+        await new Promise<void>((go) => { goes.set(i, go); post({ kind: 'mark', nonce: m.nonce, index: i, phase: 'warmup' }); });
+        await run.warmup();
+        await new Promise<void>((go) => { goes.set(i, go); post({ kind: 'mark', nonce: m.nonce, index: i, phase: 'timed' }); });
+        result = { kind: 'fio', result: await run.timed() };
       } else if (task.kind === 'verify') {
         result = { kind: 'verify', result: await runVerify(k, dev, task.job) };
       } else {
@@ -57,13 +61,14 @@ export async function main(env: KernelEnv): Promise<void> {
   }
   if (dev instanceof Blkfront) await dev.closeDevice();
   else await dev.close();
-  post({ kind: 'closed', nonce: m.nonce, states: [] });
+  post({ kind: 'closed', nonce: m.nonce, states: [], kernel: { wait: k.wait, idle: { ...k.events.idle } } });
   ch.close();
 }
 
 /** Explicit requests, one after another; reads report a checksum of what came back. */
 async function runSteps(k: Kernel, dev: BlockDevice, steps: BlockOpStep[]): Promise<BlockOpOutcome[]> {
-  const max = Math.max(1, ...steps.map((s) => s.count)) * 512;
+  // A buffer for the largest read or write (a discard or flush moves no data through it).
+  const max = Math.max(1, ...steps.map((s) => (s.op === 'read' || s.op === 'write' ? s.count : 0))) * 512;
   const buf = allocIoBuffer(k.memory, () => k.pages.alloc(), max);
   const out: BlockOpOutcome[] = [];
   for (const s of steps) {

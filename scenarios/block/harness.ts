@@ -16,7 +16,11 @@ import type { Dom0Module } from '../../dom0/kernel.ts';
 import type { BlkfrontOptions } from '../../domu/blkfront/blkfront.ts';
 import type { FioJob, FioResult } from '../../domu/workloads/fio.ts';
 import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.ts';
-import type { BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport, DiskPath } from './protocol.ts';
+import type {
+  BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport, DiskPath, NativeResult, WaitReport,
+} from './protocol.ts';
+import { CMDLINE_WAIT } from '../../shared/public/cmdline.ts';
+import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../../shared/wait.ts';
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
@@ -44,8 +48,13 @@ export interface GuestRun {
   /** Another guest kernel speaking the same protocol (tests use a hostile one), and its extra module fields. */
   kernel?: string;
   extra?: Record<string, unknown>;
-  /** Run before task i's timed part starts (the guest has warmed up and waits): the bench runs native here. */
+  /**
+   * For a fio task i: run before its warm-up starts and before its timed part starts (the guest
+   * waits at each), and after it ended. The benchmark uses them to give each path its turn.
+   */
+  beforeWarmup?: (i: number) => Promise<void>;
   beforeTimed?: (i: number) => Promise<void>;
+  afterTask?: (i: number) => void;
 }
 
 export interface TaskOutcome {
@@ -63,6 +72,8 @@ export interface GuestOutcome {
   device: DeviceReport;
   tasks: TaskOutcome[];
   shutdown: ShutdownEvent;
+  /** The guest kernel's waiting policy and idle-loop record, as it reported them at the end. */
+  kernel: WaitReport | null;
 }
 
 export class BlockHost {
@@ -77,8 +88,8 @@ export class BlockHost {
   private nextId = 1;
   private readonly controlName = `ringvisor-blk-${randomUUID()}`;
 
-  private constructor(memoryMiB: number) {
-    this.host = new Host({ memoryMiB, log: (l) => this.dom0Log.push(l) });
+  private constructor(memoryMiB: number, readonly wait: WaitPolicy) {
+    this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l) });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
     this.host.on('shutdown', () => this.wakeAll());
     this.runDir = mkdtempSync(join(tmpdir(), 'ringvisor-blk-'));
@@ -92,10 +103,16 @@ export class BlockHost {
     this.blk.onmessage = take;
   }
 
-  static async boot(memoryMiB = 256): Promise<BlockHost> {
-    const h = new BlockHost(memoryMiB);
+  /**
+   * One waiting policy for the whole host (shared/wait.ts): the hypervisor's (the trapping vCPU),
+   * and on the command line of Dom0 and of every guest it runs.
+   */
+  static async boot(memoryMiB = 256, wait: WaitPolicy = DEFAULT_WAIT_POLICY): Promise<BlockHost> {
+    const h = new BlockHost(memoryMiB, wait);
     const module: Dom0Module = { runDir: h.runDir, control: h.controlName, modules: [DOM0_MODULE] };
-    await h.host.createDomain({ name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module }, { privileged: true });
+    await h.host.createDomain({
+      name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module, cmdline: `${CMDLINE_WAIT}=${wait}`,
+    }, { privileged: true });
     await h.next((m) => m.kind === 'ready');
     return h;
   }
@@ -130,12 +147,19 @@ export class BlockHost {
   }
 
   /** Run a native job in Dom0 (the benchmark's baseline). */
-  async native(image: string, job: FioJob): Promise<FioResult> {
+  async native(image: string, job: FioJob): Promise<NativeResult> {
     const id = this.nextId++;
     this.blk.postMessage({ kind: 'native', id, image, job } satisfies BlockMessage);
     const m = await this.next<Extract<BlockMessage, { kind: 'native-done' }>>((x) => x.kind === 'native-done' && x.id === id, 'native job');
     if (m.result === null) throw new Error(`native job failed: ${m.error}`);
     return m.result;
+  }
+
+  /** Dom0's kernel's waiting policy and idle-loop record. */
+  async dom0Wait(): Promise<WaitReport> {
+    const id = this.nextId++;
+    this.blk.postMessage({ kind: 'dom0-wait', id } satisfies BlockMessage);
+    return (await this.next<Extract<BlockMessage, { kind: 'dom0-wait-reply' }>>((x) => x.kind === 'dom0-wait-reply' && x.id === id, 'dom0 wait')).kernel;
   }
 
   /** blkback's counters for every device Dom0 serves, by backend directory. */
@@ -150,8 +174,23 @@ export class BlockHost {
   async runGuest(run: GuestRun): Promise<GuestOutcome> {
     const nonce = randomUUID();
     const path = run.path ?? 'pv';
+    // The DomU reports on a channel of its own, named by nothing Dom0 uses: a guest must not be
+    // handed a name that reaches Dom0's control path (README, "Isolation").
+    const guest = new BroadcastChannel(`ringvisor-blk-guest-${randomUUID()}`);
+    guest.onmessage = (ev) => {
+      this.inbox.push((ev as { data: BlockMessage }).data);
+      this.wakeAll();
+    };
+    try {
+      return await this.runGuestOn(guest, nonce, path, run);
+    } finally {
+      guest.close();
+    }
+  }
+
+  private async runGuestOn(guest: BroadcastChannel, nonce: string, path: DiskPath, run: GuestRun): Promise<GuestOutcome> {
     const emulated = path !== 'pv';
-    const module: BlockGuestModule = { channel: `${this.controlName}-blk`, nonce, path, front: run.front, tasks: run.tasks, ...run.extra };
+    const module: BlockGuestModule = { channel: guest.name, nonce, path, front: run.front, tasks: run.tasks, ...run.extra };
     const shut = new Promise<ShutdownEvent>((resolve) => {
       const on = (e: ShutdownEvent) => { if (e.name === `blk-${nonce}`) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
@@ -160,7 +199,7 @@ export class BlockHost {
       kind: 'create',
       config: {
         name: `blk-${nonce}`, vcpus: 1, memoryKiB: (run.memoryMiB ?? 64) * 1024, kernel: run.kernel ?? GUEST_KERNEL, module,
-        paused: emulated,
+        paused: emulated, cmdline: `${CMDLINE_WAIT}=${this.wait}`,
       },
     })) as number;
     if (emulated) {
@@ -177,21 +216,28 @@ export class BlockHost {
       const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
       let end: BlockMessage = first;
       if (first.kind === 'mark') {
-        await run.beforeTimed?.(i);
-        before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
-        this.blk.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
-        end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+        // A fio task stops twice: before its warm-up, then before its timed part (counters start there).
+        await run.beforeWarmup?.(i);
+        guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
+        end = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i} warm-up`);
+        if (end.kind === 'mark') {
+          await run.beforeTimed?.(i);
+          before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
+          guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
+          end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+        }
+        run.afterTask?.(i);
       }
       const counters = { dom0: delta(this.host.counters(0), before.dom0), domU: delta(this.host.counters(domid), before.domU) };
       if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats, counters });
       else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {}, counters });
     }
-    await this.next((m) => m.kind === 'closed' && m.nonce === nonce, 'the disk to close');
+    const closed = await this.next<Extract<BlockMessage, { kind: 'closed' }>>((m) => m.kind === 'closed' && m.nonce === nonce, 'the disk to close');
     const backend = emulated ? {} : Object.entries(await this.vbdStats()).find(([p]) => p.includes(`/vbd/${domid}/`))?.[1] ?? {};
     const shutdown = await shut;
     if (emulated) Object.assign(backend, (await this.blkCall({ kind: 'ide-stop', id: 0, domid })).stats);
     await this.call({ kind: 'forget', domid });
-    return { domid, backend, device: connected.device, tasks, shutdown };
+    return { domid, backend, device: connected.device, tasks, shutdown, kernel: closed.kernel ?? null };
   }
 
   /** The vbd the toolstack adds for a PV disk: libxl's backend keys plus the feature switches. */

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/backends/ringtest-back.ts';
 import type { RingtestFrontOptions, RingtestFrontStats } from '../../domu/ringtest-front.ts';
 import { Host, type HostUsage } from '../../hypervisor/host.ts';
+import { bareToolstack } from '../bare-toolstack.ts';
 import type { RingtestMessage, RingtestModule } from './protocol.ts';
 
 export interface RingtestOptions {
@@ -48,6 +49,7 @@ const FRONT_KERNEL = new URL('./front-kernel.ts', import.meta.url).href;
 
 export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult> {
   const host = new Host({ memoryMiB: 64 });
+  bareToolstack(host); // the frontend domains power off when released: destroy them, as xl would
   const dom0Log: string[] = [];
   host.on('console', (e: { domid: number; text: string }) => dom0Log.push(`d${e.domid}: ${e.text}`));
   const crashes: string[] = [];
@@ -74,6 +76,23 @@ export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult
     }
   };
   const post = (m: RingtestMessage) => ch.postMessage(m);
+  /**
+   * A DomU gets a channel of its own, never Dom0's: the harness relays its 'connect' to Dom0 with
+   * the frontend's domid stamped by the harness, as xenstored knows which domain a connection is,
+   * and Dom0's answer back (README, "Isolation").
+   */
+  const guests: BroadcastChannel[] = [];
+  const guestChannel = (domid: () => number) => {
+    const g = new BroadcastChannel(`ringvisor-ringtest-guest-${randomUUID()}`);
+    guests.push(g);
+    g.onmessage = (ev) => {
+      const m = (ev as { data: RingtestMessage }).data;
+      if (m.kind === 'connect') post({ kind: 'connect', connect: { ...m.connect, frontend: domid() } });
+      else inbox.push(m);
+      waiting?.();
+    };
+    return g;
+  };
 
   try {
     const module0: RingtestModule = { channel, back: opts.back };
@@ -83,8 +102,10 @@ export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult
     const rounds: RingtestRound[] = [];
     for (let round = 0; round < (opts.rounds ?? 1); round++) {
       const nonce = randomUUID();
-      const module: RingtestModule = { channel, nonce };
-      const domid = await host.createDomain({ name: `ringtest-${round}`, vcpus: 1, memoryKiB: 8 * 1024, kernel: FRONT_KERNEL, module });
+      let domid = -1;
+      const guest = guestChannel(() => domid);
+      const module: RingtestModule = { channel: guest.name, nonce };
+      domid = await host.createDomain({ name: `ringtest-${round}`, vcpus: 1, memoryKiB: 8 * 1024, kernel: FRONT_KERNEL, module });
       const gone = new Promise<void>((r) => {
         const onDestroyed = (e: { domid: number }) => {
           if (e.domid !== domid) return;
@@ -94,7 +115,9 @@ export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult
         host.on('destroyed', onDestroyed);
       });
       await next('frontend-ready', (m) => m.nonce === nonce);
-      post({ kind: 'start', domid, backend: 0, front: opts.front ?? {}, run: { requests: opts.requests, warmup: opts.warmup, depth: opts.depth, len: opts.len, check: opts.check } });
+      guest.postMessage({ kind: 'start', domid, backend: 0, front: opts.front ?? {}, run: { requests: opts.requests, warmup: opts.warmup, depth: opts.depth, len: opts.len, check: opts.check } });
+      const connected = await next('connected', (m) => m.frontend === domid);
+      guest.postMessage(connected);
       await next('warm', (m) => m.domid === domid);
       const warm = { dom0: host.counters(0), domU: host.counters(domid) };
       const result = await next('result', (m) => m.domid === domid);
@@ -102,7 +125,7 @@ export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult
       post({ kind: 'disconnect', frontend: domid });
       const back = await next('disconnected', (m) => m.frontend === domid);
       const counters = { dom0: host.counters(0), domU: host.counters(domid) };
-      post({ kind: 'release', domid });
+      guest.postMessage({ kind: 'release', domid });
       const released = await next('released', (m) => m.domid === domid);
       await gone;
       rounds.push({ front: result.stats, back: back.stats, ms: result.ms, counters, timed, deferredGrants: released.deferred });
@@ -110,6 +133,7 @@ export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult
     return { rounds, usageBefore, usageAfter: host.usage(), dom0Log };
   } finally {
     ch.close();
+    for (const g of guests) g.close();
     await host.close();
   }
 }

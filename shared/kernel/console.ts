@@ -13,6 +13,7 @@
  * printk goes to hvc0 the same way once the console is registered).
  */
 import { ByteRingView } from '../public/io/byte-ring.ts';
+import { ByteRingOutput } from './byte-ring-output.ts';
 import { XENCONS_IN_RING, XENCONS_OUT_RING, xencons_interface } from '../public/io/console.ts';
 import { PAGE_SIZE } from '../public/xen.ts';
 import type { Kernel } from './kernel.ts';
@@ -20,10 +21,10 @@ import type { Kernel } from './kernel.ts';
 const encoder = new TextEncoder();
 
 export class XenConsole {
-  private readonly out: ByteRingView;
+  private readonly outRing: ByteRingView;
+  /** Output not yet wholly in the `out` ring. */
+  private readonly out: ByteRingOutput;
   private readonly in: ByteRingView;
-  private readonly pending: Uint8Array[] = [];
-  private pendingOff = 0;
   private readonly inBuf = new Uint8Array(xencons_interface.IN_SIZE);
   private drainWaiters: (() => void)[] = [];
   private failed = false;
@@ -33,7 +34,8 @@ export class XenConsole {
 
   constructor(page: Int32Array, private readonly notify: () => void) {
     const bytes = new Uint8Array(page.buffer, page.byteOffset, PAGE_SIZE);
-    this.out = new ByteRingView(bytes, page, XENCONS_OUT_RING);
+    this.outRing = new ByteRingView(bytes, page, XENCONS_OUT_RING);
+    this.out = new ByteRingOutput(this.outRing);
     this.in = new ByteRingView(bytes, page, XENCONS_IN_RING);
   }
 
@@ -42,7 +44,7 @@ export class XenConsole {
     if (this.failed) return;
     const bytes = typeof data === 'string' ? encoder.encode(data) : data.slice();
     if (bytes.length === 0) return;
-    this.pending.push(bytes);
+    this.out.push(bytes);
     this.stats.bytesOut += bytes.length;
     this.push();
   }
@@ -54,7 +56,7 @@ export class XenConsole {
   }
 
   private isDrained(): boolean {
-    return this.failed || (this.pending.length === 0 && this.out.used() === 0);
+    return this.failed || (this.out.pending === 0 && this.outRing.used() === 0);
   }
 
   /** The console event channel fired: Dom0 took output or typed input. */
@@ -70,18 +72,9 @@ export class XenConsole {
   }
 
   private push(): void {
-    let wrote = false;
-    while (this.pending.length > 0) {
-      const b = this.pending[0];
-      const n = this.out.write(b, this.pendingOff, b.length - this.pendingOff);
-      if (n < 0) return this.fail();
-      wrote ||= n > 0;
-      this.pendingOff += n;
-      if (this.pendingOff < b.length) break; // ring full: xenconsoled notifies when it takes some
-      this.pending.shift();
-      this.pendingOff = 0;
-    }
-    if (wrote) this.kick();
+    const n = this.out.flush();
+    if (n < 0) return this.fail();
+    if (n > 0) this.kick(); // a full ring waits for xenconsoled's notification that it took some
   }
 
   private takeInput(): void {
@@ -105,7 +98,7 @@ export class XenConsole {
   /** Dom0 wrote impossible indices: stop using the console rather than trust them. */
   private fail(): void {
     this.failed = true;
-    this.pending.length = 0;
+    this.out.clear();
     for (const w of this.drainWaiters) w();
     this.drainWaiters = [];
   }

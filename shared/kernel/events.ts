@@ -14,6 +14,7 @@
  * the ring offers and hand anything slow to async code.
  */
 import type { Hypercalls } from '../public/hypercall.ts';
+import { DEFAULT_WAIT_POLICY, spinBudgetUs, spinUntil, type WaitPolicy } from '../wait.ts';
 import { shared_info, vcpu_info } from '../public/xen.ts';
 import { NR_EVTCHN_PORTS } from '../public/event_channel.ts';
 
@@ -29,14 +30,10 @@ export class EventChannels {
   private running = false;
   private asyncWork = false;
   private readonly pollers: IdlePoller[] = [];
-  /** How long the idle loop polls registered drivers before sleeping, in microseconds. */
-  pollUs = 200;
-  /**
-   * How long to poll while a driver waits for its own requests to complete (a frontend with I/O
-   * in flight): the answer is on its way, so waiting for it spinning costs less than sleeping,
-   * as blk-mq's polled I/O does. A backend that never answers only costs this much spinning.
-   */
-  busyPollUs = 2000;
+  /** Where the next look over the pollers starts (see anyWork). */
+  private nextPoller = 0;
+  /** The run's waiting policy (shared/wait.ts), set at boot from the command line (kernel.ts). */
+  policy: WaitPolicy = DEFAULT_WAIT_POLICY;
   /** Events handled, for the kernel's own statistics. */
   handled = 0;
   /** The idle loop's record: polls begun, polls that found work, arm-and-recheck rounds, sleeps. */
@@ -142,16 +139,17 @@ export class EventChannels {
   }
 
   /**
-   * The kernel's idle loop: handle pending events; then, if drivers asked to be polled, poll
-   * them for up to `pollUs` microseconds; then let each arm its event index and look once more;
-   * only then block in the hypervisor. Runs until stop().
+   * The kernel's idle loop: handle pending events; then, under the `poll` policy and if some
+   * driver is waiting for work (IdlePoller.busy), spin over the drivers and the upcall word for
+   * up to the policy's budget; then let each driver arm its event index and look once more
+   * (RING_FINAL_CHECK_FOR_*: ring semantics, under either policy); only then block in the
+   * hypervisor. Runs until stop(). Under `irq` nothing spins: every completion a driver has not
+   * seen by its final check is an event and a wake-up, as an interrupt is for Linux's drivers.
    *
-   * The poll is the bounded spin of cpuidle-haltpoll and blk-mq polling in Linux: a wake-up from
-   * SCHEDOP_block costs from about 10 µs to several hundred (when every core of this small VM has
-   * gone idle, waking one is slow), a request that arrives while we poll costs nothing,
-   * and while a driver polls its ring without arming its event index, its peer sends no
-   * notifications at all. Spending at most one wake-up's worth of time polling is never worse
-   * than twice the best choice in hindsight (the spin-then-block bound).
+   * Why spin at all, and for how long: shared/wait.ts. While a driver spins on its ring without
+   * arming its event index, its peer sends it no notifications, so polling saves the peer's
+   * hypercalls too; an emulated-disk driver has no ring to look at and spins on the upcall word
+   * alone (cpuidle-haltpoll's way), its interrupt still being an event.
    *
    * Async code (drivers' completions, xenbus), timers, sockets and control messages run
    * between every two turns of the loop.
@@ -163,8 +161,9 @@ export class EventChannels {
       const dispatched = this.dispatch() > 0;
       let polled = false;
       if (!dispatched && this.pollers.length > 0) {
-        this.idle.polls++;
-        if (this.pollOnce(this.pollers.some((p) => p.busy?.() === true) ? this.busyPollUs : this.pollUs)) {
+        const budget = this.wantsSpin() ? spinBudgetUs(this.policy) : 0;
+        if (budget > 0) this.idle.polls++;
+        if (budget > 0 && spinUntil(this.anyWork, budget)) {
           this.idle.pollHits++;
           polled = true;
         } else if (this.armPollers()) {
@@ -199,15 +198,28 @@ export class EventChannels {
     this.asyncWork = true;
   }
 
-  /** Spin over the pollers (and the upcall flag) for up to `budgetUs`; true if anything turned up. */
-  private pollOnce(budgetUs: number): boolean {
-    const deadline = performance.now() + budgetUs / 1000;
-    for (let i = 1; ; i++) {
-      for (const p of this.pollers) if (p.poll()) return true;
-      if (Atomics.load(this.si, this.upcall) !== 0) return true;
-      if ((i & 15) === 0 && performance.now() > deadline) return false;
-    }
+  /** Does any driver wait for work that is on its way (see IdlePoller.busy)? */
+  private wantsSpin(): boolean {
+    for (const p of this.pollers) if (p.busy === undefined || p.busy()) return true;
+    return false;
   }
+
+  /**
+   * One look over the pollers and the upcall flag (the spin's condition); true if anything turned
+   * up. Round robin: the look starts after the poller that last had work, so a driver that always
+   * has more (a backend serving full rings a bounded batch at a time) cannot keep the others waiting.
+   */
+  private readonly anyWork = (): boolean => {
+    const ps = this.pollers;
+    for (let j = 0; j < ps.length; j++) {
+      const at = (this.nextPoller + j) % ps.length;
+      if (ps[at].poll()) {
+        this.nextPoller = at + 1;
+        return true;
+      }
+    }
+    return Atomics.load(this.si, this.upcall) !== 0;
+  };
 
   /** Every poller arms its event index and looks once more (RING_FINAL_CHECK_FOR_*). */
   private armPollers(): boolean {
@@ -221,12 +233,16 @@ export class EventChannels {
   }
 }
 
-/** A driver polled by the idle loop (a ring consumer that would rather spin than sleep). */
+/** A driver the idle loop looks at before the vCPU sleeps (a ring consumer, a device's waiter). */
 export interface IdlePoller {
   /** Look for work and do it; true if there was some. */
   poll(): boolean;
   /** About to sleep: arm the event index and look once more; true if work appeared. */
   prepareToSleep(): boolean;
-  /** True while this driver waits for answers to its own requests (see busyPollUs). */
+  /**
+   * True while this driver waits for answers to its own requests (a frontend with I/O in flight):
+   * only then is spinning for it worth anything under `poll`. A driver without busy() (a backend,
+   * a device model) serves a peer that may send more at any time, so it always counts as waiting.
+   */
   busy?(): boolean;
 }

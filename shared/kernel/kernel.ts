@@ -14,6 +14,8 @@ import { EventChannels } from './events.ts';
 import { GrantTable } from './grant-table.ts';
 import { PageAllocator } from './pages.ts';
 import { readStartInfo, type StartInfo } from './start-info.ts';
+import { CMDLINE_WAIT, parseCmdline } from '../public/cmdline.ts';
+import { parseWaitPolicy, type WaitPolicy } from '../wait.ts';
 
 export class Kernel {
   readonly hypercall: Hypercalls;
@@ -25,6 +27,8 @@ export class Kernel {
   readonly pages: PageAllocator;
   readonly events: EventChannels;
   readonly gnttab: GrantTable;
+  /** How this kernel's drivers wait for the other side (`wait=` on the command line, shared/wait.ts). */
+  readonly wait: WaitPolicy;
   /** The PV console once its driver is up (shared/kernel/console.ts sets it); log() then goes there. */
   console: { write(text: string): void } | null = null;
 
@@ -39,6 +43,8 @@ export class Kernel {
     // The builder mapped shared_info and, just above it, the grant frames.
     const sharedInfo = env.memory.pageWords(this.si.shared_info_gfn, true);
     this.events = new EventChannels(env.hypercall, sharedInfo, this.vcpu);
+    this.wait = parseWaitPolicy(parseCmdline(this.si.cmd_line).get(CMDLINE_WAIT), 'kernel command line');
+    this.events.policy = this.wait;
     const gntGfn = this.si.shared_info_gfn + 1;
     const perVcpu = Math.floor((this.grantEntries() - GNTTAB_NR_RESERVED_ENTRIES) / this.nr_vcpus);
     this.gnttab = new GrantTable(env.hypercall, env.memory, gntGfn,

@@ -55,9 +55,20 @@ export class PageAllocator {
 
   /** A gfn with no RAM behind it, to map something foreign at. */
   allocHole(): number {
-    const gfn = this.freedHoles.pop() ?? this.nextHole++;
-    if (gfn >= this.holeEnd) throw new Error('out of physmap holes');
+    const gfn = this.tryAllocHole();
+    if (gfn < 0) throw new Error('out of physmap holes');
     return gfn;
+  }
+
+  /**
+   * The same, or -1 when every hole is taken: for a backend, where running out is a frontend's
+   * request to refuse, not a bug in the kernel's sizing.
+   */
+  tryAllocHole(): number {
+    const freed = this.freedHoles.pop();
+    if (freed !== undefined) return freed;
+    if (this.nextHole >= this.holeEnd) return -1;
+    return this.nextHole++;
   }
 
   releaseHole(gfn: number): void {

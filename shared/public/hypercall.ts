@@ -29,6 +29,20 @@ export const XENMAPSPACE_gmfn_foreign = 4;
 /** What the toolstack does when a domain shuts down for a reason (xl.cfg on_poweroff & co). */
 export type ShutdownAction = 'destroy' | 'restart' | 'preserve';
 
+/**
+ * The action a toolstack takes for `config`'s domain shut down for `reason`, with xl's defaults
+ * (on_poweroff destroy, on_reboot restart, on_crash destroy; a suspended domain is kept). The
+ * hypervisor only records a shutdown; whoever created the domain applies this.
+ */
+export function shutdownAction(config: Pick<DomainConfig, 'on_poweroff' | 'on_reboot' | 'on_crash'>, reason: string): ShutdownAction {
+  switch (reason) {
+    case 'poweroff': return config.on_poweroff ?? 'destroy';
+    case 'reboot': return config.on_reboot ?? 'restart';
+    case 'crash': return config.on_crash ?? 'destroy';
+    default: return 'preserve';
+  }
+}
+
 /** domctl createdomain + the builder's inputs (libxl's domain config, reduced). */
 export interface DomainConfig {
   name: string;
@@ -78,6 +92,12 @@ export interface DomainInfo {
   running: boolean;
   /** XEN_DOMINF_blocked: every vCPU still up waits in SCHEDOP_block (an idle guest). */
   blocked: boolean;
+  /**
+   * ringvisor's mechanism counters summed over the domain's vCPUs (hypercalls, notifications,
+   * grant operations, traps, ioreqs, ...): what `ringvisor top` and the web view show per second.
+   * Xen keeps such counts in perfc and xentrace, not in getdomaininfo.
+   */
+  counters: Record<string, number>;
 }
 
 /** XEN_SYSCTL_physinfo, reduced: what `xl info` reports about the host. */
@@ -204,7 +224,10 @@ export interface Cpu {
   cli_hlt(): never;
 }
 
-/** What a vCPU's thread hands the kernel at entry (Xen: the registers at the PV entry point). */
+/**
+ * What a vCPU's thread hands the kernel at entry (Xen: the registers at the PV entry point), and
+ * all it hands it: a kernel that uses only these reaches no other domain (README, "Isolation").
+ */
 export interface KernelEnv {
   vcpu_id: number;
   /** vCPUs the domain was built with (a real kernel reads this from ACPI or probes VCPUOP_is_up). */

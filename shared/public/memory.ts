@@ -5,6 +5,12 @@
  * enforce it, and XENMEM_* (xen/include/public/memory.h). ringvisor has no MMU to program, so
  * every guest access goes through this object, which is the MMU: it refuses, as a page fault,
  * any frame the domain neither owns nor has mapped through a grant.
+ *
+ * Two kinds of page view serve hot paths. `page()` / `pageWords()` are checked once, when made,
+ * and keep working for as long as they are held: right for the domain's own RAM, which nothing
+ * takes back today. `map()` is for a page that can be taken away (a grant mapping, a foreign
+ * mapping): its `bytes()` / `words()` are checked against the domain's P2M each time they are
+ * called, once per request, and fault as an unmapped page does once the mapping has ended.
  */
 
 /** An access to a guest-physical address with no valid translation, or a write to a read-only one. */
@@ -18,6 +24,20 @@ export class PageFault extends Error {
   ) {
     super(`page fault: d${domid} ${access} at gpa 0x${gpa.toString(16)} (gfn 0x${Math.floor(gpa / 4096).toString(16)}): ${why}`);
   }
+}
+
+/**
+ * A page view the hypervisor can take back (hypervisor/guest-memory.ts, "Taking a frame back").
+ * Call `bytes()` or `words()` once per request and drop the array when the request is done: the
+ * call is where the mapping is checked, as a TLB refill is where a real MMU checks it.
+ */
+export interface GuestPage {
+  readonly gfn: number;
+  readonly writable: boolean;
+  /** The page's bytes, or a PageFault if the gfn no longer translates (or no longer for writing). */
+  bytes(): Uint8Array;
+  /** The same page as 32-bit words, for Atomics on shared indices. */
+  words(): Int32Array;
 }
 
 export interface GuestMemory {
@@ -39,6 +59,11 @@ export interface GuestMemory {
   page(gfn: number, writable: boolean): Uint8Array;
   /** The same page as 32-bit words, for Atomics on shared indices. */
   pageWords(gfn: number, writable: boolean): Int32Array;
+  /**
+   * A view of `gfn` that follows the P2M: checked now (a PageFault if it does not translate) and
+   * again at every `bytes()` / `words()` after the domain's P2M has changed.
+   */
+  map(gfn: number, writable: boolean): GuestPage;
   /** True if `gfn` currently has a translation (RAM, a special page or a grant mapping). */
   present(gfn: number): boolean;
 }

@@ -11,9 +11,9 @@ export const BIN = fileURLToPath(new URL('../../bin/ringvisor.mjs', import.meta.
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
 /** `ringvisor ARGS...`, to completion. */
-export function rv(args: readonly string[], opts: { cwd?: string; input?: string } = {}): Promise<CliResult> {
+export function rv(args: readonly string[], opts: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv() });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv(opts.env) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => { stdout += b.toString(); });
@@ -32,19 +32,19 @@ export class CliProcess {
   readonly exited: Promise<number | null>;
   private waiters: (() => void)[] = [];
 
-  constructor(args: readonly string[], opts: { cwd?: string } = {}) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv() });
+  constructor(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+    this.child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: cliEnv(opts.env) });
     const wake = () => { const w = this.waiters; this.waiters = []; for (const f of w) f(); };
     this.child.stdout.on('data', (b: Buffer) => { this.stdout += b.toString(); wake(); });
     this.child.stderr.on('data', (b: Buffer) => { this.stderr += b.toString(); wake(); });
     this.exited = new Promise((resolve) => this.child.on('close', (code) => { wake(); resolve(code); }));
   }
 
-  /** Resolves once stdout matches; rejects if the process ends first. */
-  async waitFor(re: RegExp): Promise<void> {
+  /** Resolves once stdout (or stderr) matches; rejects if the process ends first. */
+  async waitFor(re: RegExp, stream: 'stdout' | 'stderr' = 'stdout'): Promise<void> {
     let ended = false;
     void this.exited.then(() => { ended = true; });
-    while (!re.test(this.stdout)) {
+    while (!re.test(this[stream])) {
       if (ended || this.child.exitCode !== null) throw new Error(`exited before printing ${re}:\n${this.stdout}\n${this.stderr}`);
       await new Promise<void>((r) => this.waiters.push(r));
     }
@@ -56,8 +56,9 @@ export class CliProcess {
 }
 
 /* The child finds tsx through the bin itself; ava's loader flags are not for it. */
-function cliEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env, ...extra };
+  for (const [k, v] of Object.entries(extra)) if (v === undefined) delete env[k];
   delete env.NODE_OPTIONS;
   return env;
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import { Host, type HostUsage } from '../../hypervisor/host.ts';
+import { bareToolstack } from '../../scenarios/bare-toolstack.ts';
 import type { IdeModelStats } from '../../dom0/device-models/ide/piix.ts';
 import type { GuestTask, IdeMessage, ModelSpec } from '../kernels/ide-protocol.ts';
 import { imagePattern } from '../kernels/ide-workload.ts';
@@ -31,6 +32,7 @@ export class IdeRig {
 
   private constructor(memoryMiB: number) {
     this.host = new Host({ memoryMiB, log: (l) => this.log.push(l) });
+    bareToolstack(this.host); // guests that crash or power off are destroyed, as xl's defaults say
     this.dir = mkdtempSync(join(tmpdir(), 'ringvisor-ide-'));
     this.channelName = `ringvisor-ide-${randomUUID()}`;
     this.ch = new BroadcastChannel(this.channelName);

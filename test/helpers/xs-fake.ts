@@ -9,7 +9,7 @@
  * need those (handshake, hostile guests, console, xenstore-utils) boot real domains instead.
  */
 import { Xenstored, type XenstoredOptions } from '../../dom0/services/xenstored/server.ts';
-import { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
+import { XenbusClient, XsError } from '../../shared/kernel/xenbus/client.ts';
 import { XsRingTransport } from '../../shared/kernel/xenbus/xs-ring.ts';
 import type { Quotas } from '../../dom0/services/xenstored/quota.ts';
 import { makeDomainHome } from '../../dom0/toolstack/xenstore-home.ts';
@@ -80,4 +80,15 @@ export async function makeRig(quotas: Partial<Quotas> = {}): Promise<Rig> {
 /** Resolve after the event loop has run everything already queued (no timing involved). */
 export function settle(): Promise<void> {
   return new Promise((r) => setImmediate(() => setImmediate(r)));
+}
+
+/** The errno a request was refused with, or 'resolved' if it was not refused. */
+export async function refusal(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (e) {
+    if (e instanceof XsError) return e.errno;
+    throw e;
+  }
 }

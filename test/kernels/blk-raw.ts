@@ -10,8 +10,8 @@ import { registerFrontend } from '../../shared/kernel/xenbus/frontend.ts';
 import { xenbusInit } from '../../shared/kernel/xenbus/xs-ring.ts';
 import type { KernelEnv } from '../../shared/public/hypercall.ts';
 import {
-  BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_SEG_OFFSET, blkif_request, blkif_response,
-  set_indirect_gref, set_seg,
+  BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_SEG_OFFSET, blkif_request, blkif_request_discard,
+  blkif_request_indirect, blkif_response, set_indirect_gref, set_seg,
 } from '../../shared/public/io/blkif.ts';
 import { sring } from '../../shared/public/io/ring.ts';
 
@@ -68,6 +68,7 @@ export async function main(env: KernelEnv): Promise<void> {
     k.events.notify(q.port);
     while (q.ring.unconsumedResponses() === 0) await new Promise(setImmediate);
     q.ring.takeResponse(rsp.words);
+    // The bytes no field covers: 9 (between operation and status) and 12..15 (tail padding).
     return { status: rsp.status, operation: rsp.operation, padding: rsp.dv.getUint8(9) | rsp.dv.getUint32(12, true) };
   };
   const goodRead = () => send(() => {
@@ -82,12 +83,12 @@ export async function main(env: KernelEnv): Promise<void> {
       req.operation = c.op;
       req.sector_number = c.sector ?? 0;
       if (c.indirect) {
-        req.dv.setUint8(1, c.indirect.op);
-        req.dv.setUint16(2, c.indirect.nrSegs, true);
+        req.dv.setUint8(blkif_request_indirect.fields.indirect_op[1], c.indirect.op);
+        req.dv.setUint16(blkif_request_indirect.fields.nr_segments[1], c.indirect.nrSegs, true);
         set_indirect_gref(req.dv, 0, gref);
       } else if (c.discard) {
-        req.dv.setUint8(1, c.discard.flag);
-        req.dv.setUint32(24, c.discard.nrSectors, true);
+        req.dv.setUint8(blkif_request_discard.fields.flag[1], c.discard.flag);
+        req.dv.setBigUint64(blkif_request_discard.fields.nr_sectors[1], BigInt(c.discard.nrSectors), true);
       } else {
         req.nr_segments = c.nrSegs ?? 1;
         const s = c.seg ?? { first: 0, last: 7 };

@@ -80,6 +80,14 @@ test('access: r and ro are read-only, w, rw and empty read-write', (t) => {
   t.false(ok('d.img,raw,xvda,w').readonly);
   t.false(ok('d.img,raw,xvda,').readonly);
   t.false(ok('d.img,raw,xvda').readonly);
+  t.false(ok('d.img,raw,xvda,rw').sharedWrite, 'only w! overrides the sharing check');
+});
+
+test('access w! and rw!: read-write, the image shared on purpose (the block script\'s override)', (t) => {
+  for (const spec of ['d.img,raw,xvda,w!', 'd.img,raw,xvda,rw!', 'vdev=xvda, access=w!, target=d.img']) {
+    t.like(ok(spec), { readonly: false, sharedWrite: true }, spec);
+  }
+  t.like(ok('d.iso,raw,xvdc,w!,devtype=cdrom'), { readonly: true, sharedWrite: false }, 'a CD-ROM stays read-only media');
 });
 
 test('target= takes the rest of the spec, commas included', (t) => {
@@ -103,7 +111,7 @@ test('errors say what was wrong and what was expected', (t) => {
   t.regex(err('d.img,raw'), /no vdev given \(expected a virtual disk name/);
   t.regex(err('d.img,raw,vda'), /invalid or unsupported vdev `vda'/);
   t.regex(err('d.img,qcow3,xvda'), /unknown value for format: `qcow3' \(expected raw, qcow/);
-  t.regex(err('d.img,raw,xvda,rx'), /unknown value for access: `rx' \(expected r, ro, w or rw\)/);
+  t.regex(err('d.img,raw,xvda,rx'), /unknown value for access: `rx' \(expected r, ro, w or rw; w! to share an image read-write\)/);
   t.regex(err('d.img,raw,xvda,size=10'), /unknown parameter `size='/);
   t.regex(err('d.img,raw,xvda,devtype=floppy'), /unknown value for devtype/);
   t.regex(err('d.img,raw,xvda,backendtype=nfs'), /unknown value for backendtype/);

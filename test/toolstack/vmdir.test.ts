@@ -77,7 +77,16 @@ test('a template refuses to boot until a VM is provisioned from it', (t) => {
   t.regex(vm.config.vifs[0]!.mac!, /^00:16:3e:[0-7][0-9a-f]:[0-9a-f]{2}:[0-9a-f]{2}$/);
   t.is(vm.config.vifs[0]!.bridge, 'xenbr0', 'the rest of the vif spec is kept');
   t.regex(readFileSync(vm.configFile, 'utf8'), /^vif = \[ 'mac=00:16:3e:[0-9a-f:]{8},bridge=xenbr0' \]$/m, 'in its own quotes');
-  t.deepEqual(comments(vm.configFile), comments(join(tpl, 'vm.cfg')), 'comments survive provisioning');
+  // The admin's comments survive provisioning; the template's own words (its opening comment,
+  // the one above the marker) are replaced by a line saying where this VM came from.
+  const tplText = readFileSync(join(tpl, 'vm.cfg'), 'utf8');
+  const header = tplText.split('\n').findIndex((l) => !l.startsWith('#'));
+  const marker = comments(join(tpl, 'vm.cfg')).filter((c, i) => i >= header && /The marker/.test(c));
+  t.is(marker.length, 1);
+  const kept = comments(join(tpl, 'vm.cfg')).slice(header).filter((c) => c !== marker[0]);
+  const got = comments(vm.configFile);
+  t.regex(got[0]!, /^# VM web1, provisioned by `ringvisor new-vm` from a template on /);
+  t.deepEqual(got.slice(2), kept, 'every other comment survives provisioning');
   t.false(readFileSync(vm.configFile, 'utf8').includes('template = 1'));
   ensureVmImages(vm.config);
   t.notThrows(() => validateForBoot(vm.config));

@@ -8,13 +8,33 @@
  *
  * Order of work for each request: copy it out of the ring (RING_COPY_REQUEST), check the copy
  * (request.ts), map what it names (grants.ts), preadv/pwritev straight between the disk image
- * and the mapped pages (disk.ts), unmap transient mappings, and write a response built whole.
- * A frontend that publishes a producer index more than a ring ahead has corrupted the ring: this
- * ring stops, with a log line naming it, and the rest of Dom0 carries on. A bad request gets an
- * error response and a rate-limited log line naming it; the next good one is served normally.
+ * and the mapped pages (dom0/lib/raw-image.ts), unmap transient mappings, and write a response
+ * built whole. A frontend that publishes a producer index more than a ring ahead has corrupted
+ * the ring: this ring stops, with a log line naming it, and the rest of Dom0 carries on. A bad
+ * request gets an error response and a log line naming it (rate-limited per guest,
+ * dom0/lib/guest-log.ts); the next good one is served normally.
  *
- * The ring registers with the kernel's idle loop as a poller: after each burst of work Dom0 keeps
- * looking at req_prod for a bounded time before arming req_event (see shared/kernel/events.ts).
+ * Fair service. Dom0 has one thread for every ring, xenstored, the toolstack and destroy, so a
+ * ring is served a bounded batch per turn, as netback's NAPI poll has its weight (64 packets)
+ * and blkback's kthread yields between batches: at most BATCH_PIECES pieces of work, where a
+ * piece is one request, or one bounded part of a large one (PIECE_SEGMENTS pages of a read or
+ * write, one RawImage.discard() call of a discard). A request bigger than what is left of the
+ * batch stays half done and goes on at the ring's next turn; the ring keeps polling while it has
+ * work, and the kernel's idle loop takes its pollers in turn and gives the event loop (sockets,
+ * control messages) a turn between batches.
+ *
+ * Mappings. One owner per kind: `grants` (a GrantMapper) owns every mapping of the frontend's
+ * data and indirect pages, `ringMaps` the ring's own pages. Each piece's transient mappings go
+ * in a `finally` as soon as the piece is done (and an indirect page's as soon as its entries are
+ * copied); everything the owners hold goes when the ring goes: disconnect, a failed
+ * construction, or a ring stopped for misbehaving. Running out of mappings fails the request
+ * that wanted one. No exception thrown while serving a request leaves serve(): it stops this ring
+ * with one log line, and other rings and Dom0's main loop never see it.
+ *
+ * The ring registers with the kernel's idle loop as a poller, and waits for requests under the
+ * run's waiting policy (shared/wait.ts): under `irq` Dom0 arms req_event as soon as the ring is
+ * drained and sleeps until the frontend's event (blkback's kthread in xen_blkif_schedule); under
+ * `poll` it keeps looking at req_prod for the policy's budget first (shared/kernel/events.ts).
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../../shared/kernel/events.ts';
@@ -22,9 +42,10 @@ import {
   BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
   BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTOR_SIZE, blkif_request, blkif_response,
 } from '../../../shared/public/io/blkif.ts';
-import { BackRing } from '../../../shared/public/io/ring.ts';
+import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../../shared/public/xen.ts';
-import type { DiskImage } from './disk.ts';
+import type { GrantBudget } from '../../lib/grant-budget.ts';
+import type { RawImage } from '../../lib/raw-image.ts';
 import { GrantMapper } from './grants.ts';
 import { RequestPlan, checkRequest, parseSegments, type VbdLimits } from './request.ts';
 
@@ -33,21 +54,35 @@ export interface RingConfig {
   frontend: number;
   devid: number;
   queue: number;
-  disk: DiskImage;
+  disk: RawImage;
   limits: VbdLimits;
   persistent: boolean;
   ringRefs: readonly number[];
   remotePort: number;
+  budget: GrantBudget;
+  /** A line the frontend caused (rate-limited per guest by the caller). */
   log: (line: string) => void;
 }
 
-const MAX_LOGGED_ERRORS = 20;
+/** Pieces of work per ring per turn. */
+export const BATCH_PIECES = 16;
+/** Pages of a read or write done as one piece (128 KiB). */
+export const PIECE_SEGMENTS = 32;
 const PUSH_BATCH = 4;
+const RSP_ID = blkif_response.fields.id[1];
 
 export class BlkifRing implements IdlePoller {
-  readonly stats = { requests: 0, errors: 0, notifications: 0, segments: 0, bytes: 0, interrupts: 0, flushes: 0, discards: 0 };
-  private ring: BackRing | null;
-  private readonly port: number;
+  /**
+   * Counters. rd_req, wr_req, rd_sect and wr_sect are Linux blkback's sysfs statistics; yields
+   * (turns that ended with the budget spent) is what devstats reports as oo_req, blkback's
+   * "out of requests": the backend, not the ring, was the bottleneck.
+   */
+  readonly stats = {
+    requests: 0, errors: 0, notifications: 0, segments: 0, bytes: 0, interrupts: 0, flushes: 0, discards: 0, pieces: 0, yields: 0,
+    rd_req: 0, wr_req: 0, rd_sect: 0, wr_sect: 0,
+  };
+  private ring: BackRing | null = null;
+  private port = -1;
   private readonly ringMaps: GrantMapper;
   readonly grants: GrantMapper;
   private readonly req = blkif_request.create();
@@ -57,31 +92,36 @@ export class BlkifRing implements IdlePoller {
   private readonly indirect = new DataView(new ArrayBuffer(PAGE_SIZE));
   private readonly indirectBytes = new Uint8Array(this.indirect.buffer);
   private stopped = false;
+  /** A request taken but not yet answered (this.plan holds it), and how far it has got. */
+  private active = false;
+  private segDone = 0;
+  private sectorDone = 0;
+  private unpublished = 0;
 
   constructor(private readonly c: RingConfig) {
     const k = c.k;
     this.plan = new RequestPlan(c.limits.maxIndirectSegments);
-    this.grants = new GrantMapper(k, c.frontend, c.persistent);
-    this.ringMaps = new GrantMapper(k, c.frontend, true, c.ringRefs.length);
-    const pages: Int32Array[] = [];
-    for (const ref of c.ringRefs) {
-      const page = this.ringMaps.page(ref, true);
-      if (page === null) {
-        this.ringMaps.releaseAll();
-        throw new Error(`cannot map ring-ref ${ref} of d${c.frontend} (status ${this.ringMaps.lastStatus})`);
-      }
-      pages.push(new Int32Array(page.buffer, page.byteOffset, PAGE_SIZE >> 2));
-    }
+    this.grants = new GrantMapper(k, c.frontend, c.budget, c.persistent);
+    // The ring's own pages: held for the ring's life, but not persistent grants of data.
+    this.ringMaps = new GrantMapper(k, c.frontend, c.budget, false);
+    // Everything acquired below is released if anything after it throws.
     try {
+      const pages: Int32Array[] = [];
+      for (const ref of c.ringRefs) {
+        const page = this.ringMaps.page(ref, true);
+        if (page === null) throw new Error(`cannot map ring-ref ${ref}: ${this.ringMaps.lastError}`);
+        pages.push(new Int32Array(page.buffer, page.byteOffset, PAGE_SIZE >> 2));
+      }
       this.ring = new BackRing(pages, blkif_request.size, blkif_response.size);
+      this.port = k.events.bindInterdomain(c.frontend, c.remotePort, () => {
+        this.stats.interrupts++;
+        this.serve();
+      });
     } catch (e) {
+      this.ring = null;
       this.ringMaps.releaseAll();
       throw e;
     }
-    this.port = k.events.bindInterdomain(c.frontend, c.remotePort, () => {
-      this.stats.interrupts++;
-      this.serve();
-    });
     k.events.addPoller(this);
   }
 
@@ -89,9 +129,14 @@ export class BlkifRing implements IdlePoller {
     return this.ring?.size ?? 0;
   }
 
+  /** The ring's indices now, for the tools (null once the ring stopped). */
+  indices(): RingIndices | null {
+    return this.ring?.indices() ?? null;
+  }
+
   poll(): boolean {
     const ring = this.ring;
-    if (ring === null || ring.unconsumedRequests() === 0) return false;
+    if (ring === null || (!this.active && ring.unconsumedRequests() === 0)) return false;
     this.serve();
     return true;
   }
@@ -99,151 +144,204 @@ export class BlkifRing implements IdlePoller {
   prepareToSleep(): boolean {
     const ring = this.ring;
     if (ring === null) return false;
-    if (!ring.finalCheckForRequests()) return false;
+    if (!this.active && !ring.finalCheckForRequests()) return false;
     this.serve();
     return true;
   }
 
-  /** Take and answer everything published so far. */
+  /** One turn: up to BATCH_PIECES pieces of work, then answer what is done. */
   serve(): void {
     const ring = this.ring;
     if (ring === null) return;
-    for (;;) {
-      const req_prod = ring.reqProd();
-      if (ring.requestOverflow(req_prod)) {
-        this.fail(`req_prod ${req_prod} is more than ${ring.size} ahead of rsp_prod ${ring.rsp_prod_pvt}`);
-        return;
-      }
-      if (ring.unconsumedRequests(req_prod) === 0) break;
-      let unpublished = 0;
-      while (ring.unconsumedRequests(req_prod) !== 0) {
-        ring.takeRequest(this.req.words);
-        this.respond(this.execute());
-        // Publish responses in small batches as they are made (Linux's make_response publishes
-        // each one): the frontend can reuse slots while we work on the next requests, instead of
-        // the two ends taking turns with whole rings; a few at a time keeps the cache line with
-        // rsp_prod, which the frontend is polling, from bouncing on every response.
-        if (++unpublished === PUSH_BATCH) {
-          this.pushResponses();
-          unpublished = 0;
+    try {
+      let budget = BATCH_PIECES;
+      while (budget > 0) {
+        if (!this.active) {
+          const req_prod = ring.reqProd();
+          if (ring.requestOverflow(req_prod)) {
+            if (this.unpublished > 0) this.pushResponses();
+            this.fail(`req_prod ${req_prod} is more than ${ring.size} ahead of rsp_prod ${ring.rsp_prod_pvt}`);
+            return;
+          }
+          if (ring.unconsumedRequests(req_prod) === 0) break;
+          ring.takeRequest(this.req.words);
+          budget--;
+          this.begin();
+        } else {
+          budget--;
+          this.step();
         }
       }
-      if (unpublished > 0) this.pushResponses();
+      if (budget === 0) this.stats.yields++;
+      if (this.unpublished > 0) this.pushResponses();
+    } catch (e) {
+      // Not a frontend's mistake (those are statuses): a bug or a host failure while serving
+      // this ring. It stops here, with this ring.
+      this.fail(`internal error: ${(e as Error).message}`);
     }
   }
 
   private pushResponses(): void {
+    this.unpublished = 0;
     if (this.ring!.pushResponses()) {
       this.stats.notifications++;
       this.c.k.events.notify(this.port);
     }
   }
 
-  /** Check and carry out the request in this.req; returns the response status. */
-  private execute(): number {
+  /** The request just copied into this.req: check it, and finish it or leave it active. */
+  private begin(): void {
     const plan = this.plan;
-    const lim = this.c.limits;
     this.stats.requests++;
-    let status = checkRequest(this.req.dv, lim, plan);
+    let status = checkRequest(this.req.dv, this.c.limits, plan);
     if (status === BLKIF_RSP_OKAY && plan.nrIndirect > 0) status = this.readIndirect();
-    if (status !== BLKIF_RSP_OKAY) return this.bad(status);
-    try {
-      switch (plan.op) {
-        case BLKIF_OP_FLUSH_DISKCACHE:
+    if (status !== BLKIF_RSP_OKAY) return this.finish(this.bad(status));
+    switch (plan.op) {
+      case BLKIF_OP_FLUSH_DISKCACHE:
+        try {
           this.c.disk.flush();
-          this.stats.flushes++;
-          return BLKIF_RSP_OKAY;
-        case BLKIF_OP_DISCARD:
-          this.c.disk.discard(plan.sector, plan.nrSectors);
-          this.stats.discards++;
-          return BLKIF_RSP_OKAY;
-        default: {
-          const status = this.readWrite();
-          return status === BLKIF_RSP_OKAY ? status : this.bad(status);
+        } catch (e) {
+          return this.finish(this.ioError(e));
         }
-      }
-    } catch (e) {
-      plan.reason = `I/O error on ${this.c.disk.path}: ${(e as Error).message}`;
-      return this.bad(BLKIF_RSP_ERROR);
-    } finally {
-      this.grants.releaseTransient();
+        this.stats.flushes++;
+        return this.finish(BLKIF_RSP_OKAY);
+      case BLKIF_OP_DISCARD:
+        this.active = true;
+        this.sectorDone = 0;
+        if (plan.nrSectors === 0) return this.finish(BLKIF_RSP_OKAY);
+        return this.step();
+      default:
+        this.active = true;
+        this.segDone = 0;
+        this.sectorDone = 0;
+        return this.step();
     }
   }
 
-  /** Map the request's pages and move the data with one preadv/pwritev. */
-  private readWrite(): number {
+  /** One piece of the active request. */
+  private step(): void {
+    const plan = this.plan;
+    this.stats.pieces++;
+    if (plan.op === BLKIF_OP_DISCARD) {
+      try {
+        this.sectorDone += this.c.disk.discard(plan.sector + this.sectorDone, plan.nrSectors - this.sectorDone);
+      } catch (e) {
+        return this.finish(this.ioError(e));
+      }
+      if (this.sectorDone >= plan.nrSectors) {
+        this.stats.discards++;
+        this.finish(BLKIF_RSP_OKAY);
+      }
+      return;
+    }
+    let status: number;
+    try {
+      status = this.readWritePiece();
+    } catch (e) {
+      status = this.ioError(e);
+    } finally {
+      this.grants.releaseTransient();
+    }
+    if (status !== BLKIF_RSP_OKAY) return this.finish(this.bad(status));
+    if (this.segDone === plan.nrSegs) {
+      if (plan.op === BLKIF_OP_READ) this.stats.rd_req++; else this.stats.wr_req++;
+      this.finish(BLKIF_RSP_OKAY);
+    }
+  }
+
+  /** Map the next PIECE_SEGMENTS pages of the request and move their data with one preadv/pwritev. */
+  private readWritePiece(): number {
     const plan = this.plan;
     const write = plan.op !== BLKIF_OP_READ;
     const iov = this.iov;
     iov.length = 0;
-    for (let i = 0; i < plan.nrSegs; i++) {
+    const from = this.segDone;
+    const to = Math.min(plan.nrSegs, from + PIECE_SEGMENTS);
+    let sectors = 0;
+    for (let i = from; i < to; i++) {
       const page = this.grants.page(plan.gref[i], !write);
-      if (page === null) {
-        plan.reason = `segment ${i}: grant ref ${plan.gref[i]} cannot be mapped (status ${this.grants.lastStatus})`;
-        return BLKIF_RSP_ERROR;
-      }
+      if (page === null) return plan.refuse(BLKIF_RSP_ERROR, `segment ${i}: ${this.grants.lastError}`);
       const first = plan.first[i];
       const last = plan.last[i];
       iov.push(first === 0 && last === 7 ? page : page.subarray(first * SECTOR_SIZE, (last + 1) * SECTOR_SIZE));
+      sectors += last - first + 1;
     }
-    const want = plan.nrSectors * SECTOR_SIZE;
-    const done = write ? this.c.disk.writev(plan.sector, iov) : this.c.disk.readv(plan.sector, iov);
-    if (done !== want) {
-      plan.reason = `short ${write ? 'write' : 'read'}: ${done} of ${want} bytes`;
-      return BLKIF_RSP_ERROR;
-    }
-    this.stats.segments += plan.nrSegs;
+    const at = plan.sector + this.sectorDone;
+    const want = sectors * SECTOR_SIZE;
+    const done = write ? this.c.disk.writev(at, iov) : this.c.disk.readv(at, iov);
+    iov.length = 0;
+    if (done !== want) return plan.refuse(BLKIF_RSP_ERROR, `short ${write ? 'write' : 'read'}: ${done} of ${want} bytes at sector ${at}`);
+    this.segDone = to;
+    this.sectorDone += sectors;
+    this.stats.segments += to - from;
     this.stats.bytes += want;
+    if (write) this.stats.wr_sect += sectors; else this.stats.rd_sect += sectors;
     return BLKIF_RSP_OKAY;
   }
 
-  /** Map each indirect page, copy its entries out, and check them (xen_blkbk_parse_indirect). */
+  /**
+   * Map each indirect page, copy its entries out, unmap it, and check the copy
+   * (xen_blkbk_parse_indirect). The mapping is released on every way out.
+   */
   private readIndirect(): number {
     const plan = this.plan;
     const total = plan.nrSegs;
     for (let p = 0; p < plan.nrIndirect; p++) {
-      const page = this.grants.page(plan.indirectGref[p], false);
-      if (page === null) {
-        return plan.refuse(BLKIF_RSP_ERROR, `indirect page ${p}: grant ref ${plan.indirectGref[p]} cannot be mapped (status ${this.grants.lastStatus})`);
-      }
       const start = p * BLKIF_SEGMENTS_PER_INDIRECT_FRAME;
       const n = Math.min(BLKIF_SEGMENTS_PER_INDIRECT_FRAME, total - start);
-      this.indirectBytes.set(n === BLKIF_SEGMENTS_PER_INDIRECT_FRAME ? page : page.subarray(0, n * 8));
+      try {
+        const page = this.grants.page(plan.indirectGref[p], false);
+        if (page === null) return plan.refuse(BLKIF_RSP_ERROR, `indirect page ${p}: ${this.grants.lastError}`);
+        this.indirectBytes.set(n === BLKIF_SEGMENTS_PER_INDIRECT_FRAME ? page : page.subarray(0, n * 8));
+      } finally {
+        this.grants.releaseTransient();
+      }
       const rc = parseSegments(this.indirect, 0, n, this.c.limits, plan, start);
       if (rc !== BLKIF_RSP_OKAY) return rc;
     }
     return BLKIF_RSP_OKAY;
   }
 
+  private ioError(e: unknown): number {
+    this.plan.reason = `I/O error on ${this.c.disk.path}: ${(e as Error).message}`;
+    return this.bad(BLKIF_RSP_ERROR);
+  }
+
   private bad(status: number): number {
     this.stats.errors++;
-    if (this.stats.errors <= MAX_LOGGED_ERRORS) {
-      const p = this.plan;
-      const opName = BLKIF_OP_NAMES[p.wireOp] ?? `op ${p.wireOp}`;
-      this.c.log(`blkback d${this.c.frontend}/${this.c.devid} queue ${this.c.queue}: bad ${opName} request id ${p.id}: ${p.reason}`
-        + (this.stats.errors === MAX_LOGGED_ERRORS ? ' (further errors on this ring are counted, not logged)' : ''));
-    }
+    const p = this.plan;
+    const opName = BLKIF_OP_NAMES[p.wireOp] ?? `op ${p.wireOp}`;
+    this.c.log(`blkback d${this.c.frontend}/${this.c.devid} queue ${this.c.queue}: bad ${opName} request id ${p.idText()}: ${p.reason}`);
     return status;
   }
 
-  /** make_response: every byte of the slot is written (XSA-216). */
-  private respond(status: number): void {
+  /** make_response: every byte of the slot is written (XSA-216); the id goes back as it came. */
+  private finish(status: number): void {
+    this.active = false;
     const r = this.rsp;
     r.clear();
-    r.id = this.plan.id;
+    r.dv.setUint32(RSP_ID, this.plan.idLo, true);
+    r.dv.setUint32(RSP_ID + 4, this.plan.idHi, true);
     r.operation = this.plan.wireOp;
     r.status = status;
     this.ring!.putResponse(r.words);
+    // Publish responses in small batches as they are made (Linux's make_response publishes
+    // each one): the frontend can reuse slots while we work on the next requests, instead of
+    // the two ends taking turns with whole rings; a few at a time keeps the cache line with
+    // rsp_prod, which the frontend is polling, from bouncing on every response.
+    if (++this.unpublished === PUSH_BATCH) this.pushResponses();
   }
 
-  /** The frontend corrupted the ring: stop this ring only. */
+  /** The frontend corrupted the ring (or serving it failed): stop this ring only. */
   private fail(why: string): void {
     this.stopped = true;
     this.stats.errors++;
+    this.active = false;
     this.c.log(`blkback d${this.c.frontend}/${this.c.devid} queue ${this.c.queue}: ring stopped: ${why}`);
     this.c.k.events.unbind(this.port);
     this.c.k.events.removePoller(this);
     this.ring = null;
+    this.grants.releaseTransient();
   }
 
   get isStopped(): boolean {
@@ -253,8 +351,10 @@ export class BlkifRing implements IdlePoller {
   /** xen_blkif_disconnect: stop taking requests, unmap everything, close the port. */
   disconnect(): void {
     this.c.k.events.removePoller(this);
-    this.c.k.events.close(this.port);
+    if (this.port >= 0) this.c.k.events.close(this.port);
+    this.port = -1;
     this.ring = null;
+    this.active = false;
     this.grants.releaseAll();
     this.ringMaps.releaseAll();
   }

@@ -20,22 +20,27 @@
  * disk (sectors, info, sector-size) and the other features, then Connected. Anything the
  * frontend wrote is checked before use: a queue count or ring order above what was offered, a
  * missing ring-ref, or a protocol other than the 64-bit ABI ends the connection attempt with an
- * `error` node, as xenbus_dev_fatal does, and the device goes Closing.
+ * `error` node, as xenbus_dev_fatal does, and the device goes Closing (shared/kernel/xenbus/
+ * backend.ts), with one line in Dom0's log, rate-limited per guest like every line a frontend
+ * can cause (dom0/lib/guest-log.ts). Whatever connect had set up when it failed is torn down
+ * before it returns, so a frontend that fails its handshake a thousand times holds nothing.
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../../shared/kernel/xenbus/device.ts';
 import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
-import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
 import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
+import { grantBudget } from '../../lib/grant-budget.ts';
+import { guestLog } from '../../lib/guest-log.ts';
+import { RawImage } from '../../lib/raw-image.ts';
 import { BlkifRing } from './blkif-ring.ts';
-import { DiskImage } from './disk.ts';
+import { registerDevice } from '../../lib/devstats.ts';
 import type { VbdLimits } from './request.ts';
 
 /** Linux blkback's defaults: 256 indirect segments, rings up to 16 pages, 4 queues. */
 export const BLKBACK_DEFAULTS = { maxIndirectSegments: 256, maxRingPageOrder: 4, maxQueues: 4, persistent: true };
 
 export class VbdBackend implements BackendDriver {
-  disk: DiskImage | null = null;
+  disk: RawImage | null = null;
   rings: BlkifRing[] = [];
   limits: VbdLimits = { sectors: 0, readOnly: false, flush: true, discard: true, maxIndirectSegments: 0 };
   private offer = { ...BLKBACK_DEFAULTS };
@@ -43,8 +48,12 @@ export class VbdBackend implements BackendDriver {
   private readonly past: Record<string, number> = {};
   private frontend = -1;
   private devid = 0;
+  private unregister: (() => void) | null = null;
 
-  constructor(private readonly k: Kernel, private readonly log: (line: string) => void) {}
+  constructor(private readonly k: Kernel) {}
+
+  /** A line this device's frontend caused: rate-limited per guest. */
+  private readonly log = (line: string) => guestLog(this.k).line(this.frontend, line);
 
   /** xen_blkbk_probe + backend_changed: open the disk, publish what we offer. */
   async probe(dev: XenbusDevice): Promise<void> {
@@ -52,14 +61,18 @@ export class VbdBackend implements BackendDriver {
     const dir = dev.nodename;
     this.frontend = dev.otherendId;
     this.devid = Number(dir.split('/').pop());
+    this.unregister ??= registerDevice({
+      kind: 'vbd', frontend: this.frontend, devid: this.devid, name: `vbd-${this.frontend}-${this.devid}`,
+      stats: () => sysfsStats(this.stats()),
+      rings: () => this.rings.flatMap((r, q) => {
+        const ix = r.indices();
+        return ix === null ? [] : [{ name: this.rings.length > 1 ? `queue-${q}` : 'ring-ref', ...ix }];
+      }),
+    });
     const params = await xs.read(`${dir}/${XS_BLK.params}`);
     const mode = (await xs.tryRead(`${dir}/${XS_BLK.mode}`)) ?? 'w';
-    this.disk = new DiskImage(params, !mode.startsWith('w'));
-    const num = async (key: string, dflt: number) => {
-      const v = await xs.tryRead(`${dir}/${key}`);
-      const n = v === null ? NaN : Number(v);
-      return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
-    };
+    this.disk = new RawImage(params, !mode.startsWith('w'));
+    const num = (key: string, dflt: number) => xs.readUnsigned(`${dir}/${key}`, dflt);
     this.offer = {
       persistent: (await num('ringvisor-persistent', 1)) === 1,
       maxIndirectSegments: Math.min(await num('ringvisor-max-indirect-segments', BLKBACK_DEFAULTS.maxIndirectSegments), 8 * 512),
@@ -84,32 +97,32 @@ export class VbdBackend implements BackendDriver {
   async connect(dev: XenbusDevice): Promise<void> {
     const xs = dev.xs;
     const fe = dev.otherend;
+    // xenbus_dev_fatal: the reason goes to the device's error node; backend.ts logs it once.
     const fail = async (why: string) => {
       await xs.write(`${dev.nodename}/error`, why).catch(() => undefined);
-      this.log(`blkback d${this.frontend}/${this.devid}: ${why}`);
       throw new Error(why);
     };
     const protocol = (await xs.tryRead(`${fe}/${XS_BLK.protocol}`)) ?? XEN_IO_PROTO_ABI_X86_64;
     if (protocol !== XEN_IO_PROTO_ABI_X86_64) await fail(`unsupported protocol ${protocol}`);
-    const nq = await readNum(xs, `${fe}/${XS_BLK.multi_queue_num_queues}`, 1);
+    const nq = await xs.readUnsigned(`${fe}/${XS_BLK.multi_queue_num_queues}`, 1);
     if (nq < 1 || nq > this.offer.maxQueues) await fail(`multi-queue-num-queues ${nq} is not 1..${this.offer.maxQueues}`);
-    const order = await readNum(xs, `${fe}/${XS_BLK.ring_page_order}`, 0);
+    const order = await xs.readUnsigned(`${fe}/${XS_BLK.ring_page_order}`, 0);
     if (order > this.offer.maxRingPageOrder) await fail(`ring-page-order ${order} is above the offered ${this.offer.maxRingPageOrder}`);
-    const persistent = this.offer.persistent && (await readNum(xs, `${fe}/${XS_BLK.feature_persistent}`, 0)) === 1;
+    const persistent = this.offer.persistent && (await xs.readUnsigned(`${fe}/${XS_BLK.feature_persistent}`, 0)) === 1;
     for (let q = 0; q < nq; q++) {
       const dir = nq === 1 ? fe : `${fe}/queue-${q}`;
       const refs: number[] = [];
       for (let i = 0; i < 1 << order; i++) {
-        const ref = await readNum(xs, `${dir}/${order === 0 ? XS_BLK.ring_ref : `${XS_BLK.ring_ref}${i}`}`, -1);
+        const ref = await xs.readUnsigned(`${dir}/${order === 0 ? XS_BLK.ring_ref : `${XS_BLK.ring_ref}${i}`}`, -1);
         if (ref < 0) await fail(`${dir}: ring-ref${order === 0 ? '' : i} is missing`);
         refs.push(ref);
       }
-      const port = await readNum(xs, `${dir}/${XS_BLK.event_channel}`, -1);
+      const port = await xs.readUnsigned(`${dir}/${XS_BLK.event_channel}`, -1);
       if (port < 0) await fail(`${dir}: event-channel is missing`);
       try {
         this.rings.push(new BlkifRing({
           k: this.k, frontend: this.frontend, devid: this.devid, queue: q, disk: this.disk!, limits: this.limits,
-          persistent, ringRefs: refs, remotePort: port, log: this.log,
+          persistent, ringRefs: refs, remotePort: port, budget: grantBudget(this.k), log: this.log,
         }));
       } catch (e) {
         await this.disconnect();
@@ -143,6 +156,8 @@ export class VbdBackend implements BackendDriver {
   }
 
   async remove(): Promise<void> {
+    this.unregister?.();
+    this.unregister = null;
     await this.disconnect();
     this.disk?.close();
     this.disk = null;
@@ -156,13 +171,21 @@ export class VbdBackend implements BackendDriver {
   }
 }
 
-function ringStats(r: BlkifRing): Record<string, number> {
-  return { ...r.stats, maps: r.grants.stats.maps, unmaps: r.grants.stats.unmaps, persistentHits: r.grants.stats.persistentHits };
+/**
+ * The device's statistics under Linux blkback's sysfs names (what xentop reads), then
+ * ringvisor's mechanism counters. oo_req is Linux's "out of requests" (a request waited for a
+ * free pending_req): here, the turns a ring's batch budget ran out with work left (yields).
+ */
+function sysfsStats(s: Record<string, number>): Record<string, number> {
+  return {
+    oo_req: s.yields ?? 0, rd_req: s.rd_req ?? 0, wr_req: s.wr_req ?? 0, f_req: s.flushes ?? 0, ds_req: s.discards ?? 0,
+    rd_sect: s.rd_sect ?? 0, wr_sect: s.wr_sect ?? 0,
+    notifications: s.notifications ?? 0, interrupts: s.interrupts ?? 0, errors: s.errors ?? 0,
+    grant_maps: s.maps ?? 0, grant_unmaps: s.unmaps ?? 0, persistent_hits: s.persistentHits ?? 0,
+  };
 }
 
-async function readNum(xs: XenbusClient, path: string, dflt: number): Promise<number> {
-  const v = await xs.tryRead(path);
-  if (v === null) return dflt;
-  const n = Number(v);
-  return Number.isSafeInteger(n) && n >= 0 ? n : dflt;
+function ringStats(r: BlkifRing): Record<string, number> {
+  const g = r.grants.stats;
+  return { ...r.stats, maps: g.maps, unmaps: g.unmaps, persistentHits: g.persistentHits, mapsRefused: g.refused };
 }

@@ -27,6 +27,7 @@ import { BackRing } from '../../../shared/public/io/ring.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../../../shared/public/xen.ts';
 import type { Packet, PacketPool } from '../../lib/packet.ts';
 import { GrantMapper } from '../blkback/grants.ts';
+import { grantBudget } from '../../lib/grant-budget.ts';
 import { TX_CONTROL, TX_DROP, TX_FATAL, TX_NONE, TxPlan, buildTx, type TxLimits } from './tx-build.ts';
 
 /** Packets taken off the tx ring per turn (Linux: the NAPI budget, 64). */
@@ -91,10 +92,10 @@ export class NetbackQueue implements IdlePoller {
   constructor(private readonly k: Kernel, private readonly owner: QueueOwner, readonly index: number, rings: QueueRings) {
     for (let i = 0; i < TX_BATCH; i++) this.plans.push(new TxPlan());
     for (let i = 0; i < TX_COPY_OPS; i++) this.ops.push(newGnttabCopy());
-    this.maps = new GrantMapper(k, owner.frontend, true, 2);
+    this.maps = new GrantMapper(k, owner.frontend, grantBudget(k), true, 2);
     const page = (ref: number) => {
       const p = this.maps.page(ref, true);
-      if (p === null) throw new Error(`cannot map ring ref ${ref} of d${owner.frontend} (status ${this.maps.lastStatus})`);
+      if (p === null) throw new Error(`cannot map ring ref ${ref} of d${owner.frontend}: ${this.maps.lastError}`);
       return new Int32Array(p.buffer, p.byteOffset, PAGE_SIZE >> 2);
     };
     let txPort = -1;

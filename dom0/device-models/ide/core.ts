@@ -9,7 +9,10 @@
  *
  * Emulation is synchronous: a command runs to its next data block (or to its end) inside the
  * register write that issued it, so the device is never seen BSY, and by the time the guest
- * reads Status the next step is ready. What the guest sees follows the protocols of [ATA-6]
+ * reads Status the next step is ready. One exception: TRIM (DATA SET MANAGEMENT), whose ranges
+ * may name the whole disk; once its range list is transferred the device stays BSY while the
+ * discard runs a bounded piece per turn of Dom0's loop (trim.ts), then interrupts, so a guest
+ * cannot hold Dom0's one thread with it (as QEMU runs it from a bottom half, ide_trim_bh_cb). What the guest sees follows the protocols of [ATA-6]
  * clause 9:
  *   PIO data-in (9.5, READ SECTORS, IDENTIFY): each 512-byte block sets DRQ and raises INTRQ;
  *     the host reads Status (clearing INTRQ), then 256 words; after the last, DRQ clears and no
@@ -40,10 +43,10 @@ import {
   ATA_LBA, ATA_NIEN, ATA_SECT_SIZE, ATA_SRST,
 } from '../../../shared/public/hw/ata.ts';
 import type { BusMaster, DmaSink } from './bmdma.ts';
-import type { RawImage } from './block.ts';
+import type { RawImage } from '../../lib/raw-image.ts';
 import { COMMANDS } from './commands.ts';
 import type { IoDevice } from '../xen-hvm.ts';
-import { trim } from './trim.ts';
+import { TrimJob, trimRanges } from './trim.ts';
 
 const XFER_NONE = 0;
 const XFER_PIO_IN = 1;
@@ -94,6 +97,8 @@ export class AtaDevice implements IoDevice, DmaSink {
   private readonly buf = new Uint8Array(ATA_SECT_SIZE);
   private pos = 0;
   private readonly dsmBuf: Uint8Array;
+  /** The TRIM being carried out, a piece per turn; cleared by anything that ends the command. */
+  private trimJob: TrimJob | null = null;
   /** Command-block registers, by offset: built once from the table in shared/public/hw/ata.ts. */
   private readonly rd: ((size: 1 | 2 | 4) => number)[];
   private readonly wr: ((value: number, size: 1 | 2 | 4) => void)[];
@@ -170,6 +175,7 @@ export class AtaDevice implements IoDevice, DmaSink {
     this.devctl = v;
     if ((v & ATA_SRST) !== 0) {
       this.xfer = XFER_NONE;
+      this.trimJob = null;
       this.status = ATA_BSY;
       this.setIntrq(false);
     } else if (wasReset) {
@@ -218,6 +224,7 @@ export class AtaDevice implements IoDevice, DmaSink {
   private abort(reason: string): void {
     this.stats.errors[reason] = (this.stats.errors[reason] ?? 0) + 1;
     this.xfer = XFER_NONE;
+    this.trimJob = null;
     this.status = ATA_DRDY | ATA_ERR;
     this.error = ATA_ABRT;
     this.setIntrq(true);
@@ -361,15 +368,42 @@ export class AtaDevice implements IoDevice, DmaSink {
     bm.finish(null);
     const sectors = this.dmaBytes / ATA_SECT_SIZE;
     if (this.dsm) {
-      const trimmed = trim(this.disk, this.dsmBuf, this.dmaBytes);
-      if (typeof trimmed === 'string') return this.abort(trimmed);
-      this.stats.trimmedSectors += trimmed;
+      const ranges = trimRanges(this.dsmBuf, this.dmaBytes, this.disk.sectors);
+      if (ranges === 'out-of-range') return this.abort(ranges);
+      this.xfer = XFER_NONE;
+      this.status = ATA_BSY;
+      const job = new TrimJob(this.disk, ranges);
+      this.trimJob = job;
+      return this.trimStep(job);
     } else if (this.xfer === XFER_DMA_IN) {
       this.stats.sectorsRead += sectors;
     } else {
       this.stats.sectorsWritten += sectors;
     }
     this.complete();
+  }
+
+  /** A piece of the TRIM in progress; the rest at a later turn, unless the command was ended meanwhile. */
+  private trimStep(job: TrimJob): void {
+    if (this.trimJob !== job) return;
+    let done: boolean;
+    try {
+      done = job.step();
+    } catch {
+      return this.abort('host-io');
+    }
+    if (!done) {
+      setImmediate(() => this.trimStep(job));
+      return;
+    }
+    this.trimJob = null;
+    this.stats.trimmedSectors += job.sectors;
+    this.complete();
+  }
+
+  /** The device model is going away: a TRIM in progress stops where it is. */
+  stop(): void {
+    this.trimJob = null;
   }
 
   /** DmaSink: one region of the transfer, `offset` bytes into it. */
@@ -379,9 +413,9 @@ export class AtaDevice implements IoDevice, DmaSink {
       let o = offset;
       for (const v of iov) { this.dsmBuf.set(v, o); o += v.length; }
     } else if (this.xfer === XFER_DMA_IN) {
-      this.disk.readv(at, iov);
+      this.disk.readvAt(at, iov);
     } else {
-      this.disk.writev(at, iov);
+      this.disk.writevAt(at, iov);
     }
   }
 

@@ -7,7 +7,7 @@
  * starts it for an HVM guest's `disk = [...]` with an emulated (hd*) target. Parts:
  *   core.ts      the ATA device: task file, command engine, PIO (commands.ts: the command table)
  *   bmdma.ts     the bus-master DMA engine and its PRD table walk
- *   block.ts     the raw image file behind the disk; trim.ts, identify.ts
+ *   ../../lib/raw-image.ts the raw image file behind the disk (shared with blkback); trim.ts, identify.ts
  *   ../xen-hvm.ts the ioreq server that brings the guest's register accesses here
  *   ../mapcache.ts guest RAM for DMA, through foreign mappings
  *
@@ -29,7 +29,7 @@ import { BM_REGS_BYTES, PIIX_BMIDE_BASE } from '../../../shared/public/hw/bmide.
 import { MapCache, type MapCacheStats } from '../mapcache.ts';
 import { IoreqServer, type IoreqServerStats } from '../xen-hvm.ts';
 import { BusMaster, type BusMasterStats } from './bmdma.ts';
-import { RawImage } from './block.ts';
+import { RawImage } from '../../lib/raw-image.ts';
 import { AtaDevice, type AtaStats } from './core.ts';
 import { DSM_MAX_BLOCKS, buildIdentify } from './identify.ts';
 
@@ -98,6 +98,7 @@ export function startIdeModel(k: Kernel, opts: IdeModelOptions): IdeModel {
       stop() {
         if (stopped) return;
         stopped = true;
+        ata.stop();
         srv.close();
         mem.flush();
         disk.close();

@@ -23,12 +23,17 @@ import {
 import { encodeMessage, XsMessageReader } from '../../../shared/kernel/xenbus/xs-message.ts';
 import { domainPath } from '../../../shared/public/io/xenbus.ts';
 import type { Quotas } from './quota.ts';
+import type { XenstoredTrace } from './trace.ts';
 import type { Transaction } from './transaction.ts';
-import type { Watch, Watcher } from './watch.ts';
+import type { Watch, Watcher, WatchIndex } from './watch.ts';
 
 /** What a connection needs from the daemon around it. */
 export interface ConnectionOwner {
   readonly quota: Quotas;
+  /** Every connection's watches by path (this connection's go when it does). */
+  readonly watchIndex: WatchIndex;
+  /** Every message out is traced while tracing is on. */
+  readonly trace: XenstoredTrace;
   /** The connection has input (or room for output): serve it soon. */
   schedule(conn: Connection): void;
   /** The connection is gone for good. */
@@ -37,6 +42,8 @@ export interface ConnectionOwner {
 }
 
 interface OutMessage {
+  /** XS_* type (for the trace). */
+  type: number;
   bytes: Uint8Array;
   /** A reply (counts as outstanding until sent), not a watch event. */
   reply: boolean;
@@ -47,7 +54,7 @@ interface OutMessage {
 export type ReceiveResult = 'message' | 'none' | 'closed';
 
 export abstract class Connection implements Watcher {
-  readonly watches: Watch[] = [];
+  readonly watches = new Map<string, Watch>();
   readonly transactions = new Map<number, Transaction>();
   /** Holds the request being assembled; a complete one is read by the dispatcher. */
   readonly reader = new XsMessageReader();
@@ -61,6 +68,8 @@ export abstract class Connection implements Watcher {
   /** Replies queued and not yet handed to the transport (quota_req_outstanding). */
   outstanding = 0;
   private readonly queuedEvents = new Set<string>();
+  /** Over the soft memory quota, and said so in the log (soft_quota_reported). */
+  private softReported = false;
   /** Set once xenstored stops serving this client (ignore_connection), with the reason. */
   ignored: string | null = null;
   readonly stats = { requests: 0, errors: 0, events: 0, eventsDropped: 0 };
@@ -92,14 +101,14 @@ export abstract class Connection implements Watcher {
   reply(type: number, payload: Uint8Array): void {
     if (payload.length > XENSTORE_PAYLOAD_MAX) return this.error('E2BIG');
     const h = this.reader.header;
-    this.queue({ bytes: encodeMessage(type, h.req_id, h.tx_id, [payload]), reply: true, eventKey: null });
+    this.queue({ type, bytes: encodeMessage(type, h.req_id, h.tx_id, [payload]), reply: true, eventKey: null });
   }
 
   /** send_error. */
   error(errno: XsErrno): void {
     this.stats.errors++;
     const h = this.reader.header;
-    this.queue({ bytes: encodeMessage(XS_ERROR, h.req_id, h.tx_id, [errno]), reply: true, eventKey: null });
+    this.queue({ type: XS_ERROR, bytes: encodeMessage(XS_ERROR, h.req_id, h.tx_id, [errno]), reply: true, eventKey: null });
   }
 
   /** send_event: queue a WATCH_EVENT unless an identical one is queued or we are over quota. */
@@ -115,14 +124,24 @@ export abstract class Connection implements Watcher {
     }
     if (!special) this.queuedEvents.add(key);
     this.stats.events++;
-    this.queue({ bytes, reply: false, eventKey: special ? null : key });
+    this.queue({ type: XS_WATCH_EVENT, bytes, reply: false, eventKey: special ? null : key });
   }
 
   private queue(m: OutMessage): void {
     if (this.ignored !== null) return;
+    if (this.owner.trace.on) this.owner.trace.io(this, true, m.type, m.bytes.subarray(XSD_SOCKMSG_SIZE));
     this.out.push(m);
     this.outBytes += m.bytes.length;
     if (m.reply) this.outstanding++;
+    if (!this.privileged) this.noteMemory();
+  }
+
+  /** domain_memory_add's soft-quota warning: logged once on the way up, once on the way down. */
+  private noteMemory(): void {
+    const over = this.outBytes >= this.owner.quota.memorySoft;
+    if (over === this.softReported) return;
+    this.softReported = over;
+    this.owner.log(`xenstored: ${this.describe()} ${over ? 'exceeds soft memory quota' : 'below soft memory quota again'}`);
   }
 
   /** The transport has taken out[0] whole. */
@@ -132,10 +151,16 @@ export abstract class Connection implements Watcher {
     this.outBytes -= m.bytes.length;
     if (m.reply) this.outstanding--;
     if (m.eventKey !== null) this.queuedEvents.delete(m.eventKey);
+    if (this.softReported) this.noteMemory();
   }
 
   get queuedOutput(): number {
     return this.out.length;
+  }
+
+  /** Bytes of queued output, headers included (what C charges the domain's memory for it). */
+  get queuedBytes(): number {
+    return this.outBytes;
   }
 
   /** A free transaction id (never 0, never one in use). */
@@ -149,7 +174,7 @@ export abstract class Connection implements Watcher {
 
   /** conn_delete_all_watches + conn_delete_all_transactions (also XS_RESET_WATCHES). */
   forgetState(): void {
-    this.watches.length = 0;
+    this.owner.watchIndex.removeAll(this);
     this.transactions.clear();
   }
 

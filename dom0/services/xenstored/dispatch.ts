@@ -24,15 +24,16 @@ import { canonicalize, isSpecialPath } from './node.ts';
 import {
   doDirectory, doDirectoryPart, doGetPerms, doMkdir, doRead, doRm, doSetPerms, doWrite, type OpContext,
 } from './ops.ts';
+import { doControl } from './control.ts';
 import { XsdError, fail } from './quota.ts';
 import { Transaction } from './transaction.ts';
-import { addWatch, removeWatch, watchEventPath } from './watch.ts';
-import type { Xenstored } from './server.ts';
+import { watchEventPath } from './watch.ts';
+import type { XenstoredCore } from './core.ts';
 
 const OK = encodeString('OK\0');
 
 interface Request {
-  xs: Xenstored;
+  xs: XenstoredCore;
   conn: Connection;
   t: Transaction | null;
   payload: Uint8Array;
@@ -103,7 +104,7 @@ function setPerms(r: Request): void {
 
 function watch(r: Request): void {
   const [p, token] = args(r.payload, 2);
-  const w = addWatch(r.conn, p, token, r.xs.quota.pathMax, r.xs.quota.watches);
+  const w = r.xs.watchIndex.add(r.conn, p, token, r.xs.quota.pathMax, r.xs.quota.watches);
   ack(r, XS_WATCH);
   // Every watch fires once when set; this event answers no request.
   r.conn.sendEvent(watchEventPath(w, w.node), w.token, isSpecialPath(w.node));
@@ -125,6 +126,7 @@ function transactionEnd(r: Request): void {
   if (t === null) fail('ENOENT', 'no transaction');
   conn.transactions.delete(t.id);
   if (arg === 'T') {
+    if (t.failed) fail('ENOMEM', 'transaction failed part-way');
     if (!conn.privileged && t.nodeCreated) {
       for (const [, count] of t.ownersAfterCommit()) if (count > xs.quota.nodes) fail('ENOSPC', `more than ${xs.quota.nodes} nodes`);
     }
@@ -133,20 +135,9 @@ function transactionEnd(r: Request): void {
   ack(r, XS_TRANSACTION_END);
 }
 
-/** XS_CONTROL: "print <text>" logs; "quota" lists the limits; "quota <domid>" a domain's usage. */
+/** XS_CONTROL (./control.ts). */
 function control(r: Request): void {
-  const [cmd, ...rest] = splitStrings(r.payload);
-  if (cmd === 'print') {
-    r.xs.log(`xenstored: ${rest.join(' ')}`);
-    return ack(r, XS_CONTROL);
-  }
-  if (cmd === 'quota') {
-    const text = rest.length === 0
-      ? Object.entries(r.xs.quota).map(([k, v]) => `${k.padEnd(16)}: ${v}\n`).join('')
-      : r.xs.usageReport(Number(rest[0]));
-    return r.conn.reply(XS_CONTROL, encodeString(`${text}\0`));
-  }
-  fail('EINVAL', `unknown control command ${cmd ?? ''}`);
+  r.conn.reply(XS_CONTROL, encodeString(`${doControl(r.xs, splitStrings(r.payload))}\0`));
 }
 
 const wireFuncs: Partial<Record<number, WireFunc>> = {
@@ -158,7 +149,7 @@ const wireFuncs: Partial<Record<number, WireFunc>> = {
   [XS_UNWATCH]: {
     fn: (r) => {
       const [p, token] = args(r.payload, 2);
-      removeWatch(r.conn, p, token);
+      r.xs.watchIndex.remove(r.conn, p, token);
       ack(r, XS_UNWATCH);
     },
     notid: true,
@@ -204,9 +195,10 @@ const wireFuncs: Partial<Record<number, WireFunc>> = {
 };
 
 /** process_message: run the request now in conn.reader and queue its reply. */
-export function processMessage(xs: Xenstored, conn: Connection): void {
+export function processMessage(xs: XenstoredCore, conn: Connection): void {
   const h = conn.reader.header;
   conn.stats.requests++;
+  if (xs.trace.on) xs.trace.io(conn, false, h.type, conn.reader.payload());
   try {
     const wf = wireFuncs[h.type];
     if (wf === undefined) fail('ENOSYS', `type ${h.type}`);

@@ -20,13 +20,13 @@ import type { Requester } from './node.ts';
 import { doRm } from './ops.ts';
 import { fail } from './quota.ts';
 import { RingConnection } from './ring-connection.ts';
-import type { Xenstored } from './server.ts';
+import type { XenstoredCore } from './core.ts';
 import { XS_INTRODUCE_DOMAIN, XS_RELEASE_DOMAIN } from './watch.ts';
 
 /** xenstored itself, acting on the store (domain_tree_remove runs with no connection). */
 const XENSTORED: Requester = { id: 0, privileged: true };
 
-export function introduceDomain(xs: Xenstored, domid: number, gfn: number, port: number): void {
+export function introduceDomain(xs: XenstoredCore, domid: number, gfn: number, port: number): void {
   if (domid <= 0 || domid >= DOMID_FIRST_RESERVED) fail('EINVAL', `domid ${domid}`);
   if (port <= 0) fail('EINVAL', `port ${port}`);
   if (xs.domains.has(domid)) return; // already introduced: nothing to redo (Xen rebinds the port)
@@ -41,7 +41,7 @@ export function introduceDomain(xs: Xenstored, domid: number, gfn: number, port:
   xs.schedule(conn);
 }
 
-export function releaseDomain(xs: Xenstored, domid: number): void {
+export function releaseDomain(xs: XenstoredCore, domid: number): void {
   if (domid === 0) fail('EINVAL', 'cannot release Dom0');
   const conn = xs.domains.get(domid) ?? fail('ENOENT', `domain ${domid} not introduced`);
   xs.domains.delete(domid);
@@ -52,7 +52,7 @@ export function releaseDomain(xs: Xenstored, domid: number): void {
 }
 
 /** domain_tree_remove: delete every subtree whose top node the domain owns. */
-function removeOwnedNodes(xs: Xenstored, domid: number): void {
+function removeOwnedNodes(xs: XenstoredCore, domid: number): void {
   if (xs.store.owned(domid) === 0) return;
   const tops: string[] = [];
   for (const n of xs.store.walk('/')) {

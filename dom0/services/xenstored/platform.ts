@@ -10,7 +10,7 @@
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import { GNTTAB_RESERVED_XENSTORE } from '../../../shared/public/grant_table.ts';
 import { mapForeignPage } from '../../lib/foreign-page.ts';
-import type { XenstoredPlatform } from './server.ts';
+import type { XenstoredPlatform } from './core.ts';
 
 export function kernelPlatform(k: Kernel): XenstoredPlatform {
   return {

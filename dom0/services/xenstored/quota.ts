@@ -22,6 +22,10 @@
  *                                       guest: past it, watch events are dropped, as C drops
  *                                       them for a domain over its memory quota. Node memory is
  *                                       already bounded by nodes × nodeSize.
+ *   memorySoft   2 MiB       logged    the same measure; crossing it (either way) is logged
+ *                                       once, as C warns of a domain over its soft quota.
+ *
+ * XS_CONTROL "quota set" changes these at run time (./control.ts).
  *
  * Off-by-one notes: C refuses a watch only when a domain already has more than 128 and a
  * transaction only when it has more than 10 open; ringvisor refuses the 129th watch and the 11th
@@ -40,6 +44,8 @@ export interface Quotas {
   permsPerNode: number;
   transactionNodes: number;
   memory: number;
+  /** The soft memory quota: past it, a warning in the log (quota_memory_per_domain_soft). */
+  memorySoft: number;
 }
 
 export const DEFAULT_QUOTAS: Readonly<Quotas> = {
@@ -52,6 +58,7 @@ export const DEFAULT_QUOTAS: Readonly<Quotas> = {
   permsPerNode: 5,
   transactionNodes: 1024,
   memory: 2 * 1024 * 1024 + 512 * 1024,
+  memorySoft: 2 * 1024 * 1024,
 };
 
 /** A request refused: its errno name is what the client receives in an XS_ERROR reply. */

@@ -9,6 +9,7 @@
  *   ops.ts         read / write / mkdir / rm / perms      transaction.ts  transactions
  *   watch.ts       watches and special watch paths       quota.ts        quotas, refusals
  *   dispatch.ts    one request → one reply               domain.ts       introduce / release
+ *   control.ts     XS_CONTROL (xenstore-control)         trace.ts        the trace file
  *   connection.ts  framing, output queue, misbehaviour   ring-connection.ts, socket.ts, local.ts
  *                                                                         the three transports
  *
@@ -21,6 +22,7 @@
 import type { Server } from 'node:net';
 import { XS_PERM_NONE, type XsPermission } from '../../../shared/public/io/xs_wire.ts';
 import type { Connection, ConnectionOwner } from './connection.ts';
+import type { XenstoredCore, XenstoredPlatform } from './core.ts';
 import { processMessage } from './dispatch.ts';
 import { introduceDomain, releaseDomain } from './domain.ts';
 import { LocalConnection, LocalTransport } from './local.ts';
@@ -28,21 +30,10 @@ import { DEFAULT_QUOTAS, type Quotas } from './quota.ts';
 import type { RingConnection } from './ring-connection.ts';
 import { listenUnix } from './socket.ts';
 import { Store } from './store.ts';
-import { SpecialNodes, fireWatches } from './watch.ts';
+import { XenstoredTrace } from './trace.ts';
+import { SpecialNodes, WatchIndex } from './watch.ts';
 
-/** A guest's store page, mapped, and its store port, bound. */
-export interface DomainLink {
-  page: Int32Array;
-  notify(): void;
-  /** Unbind the port and unmap the page. */
-  detach(): void;
-}
-
-/** How xenstored reaches guests' pages and ports (Dom0's kernel, or a test's fake). */
-export interface XenstoredPlatform {
-  /** Map `domid`'s store page and bind to its store port `port`; null if either fails. */
-  attach(domid: number, gfn: number, port: number, onEvent: () => void): DomainLink | null;
-}
+export type { DomainLink, XenstoredPlatform } from './core.ts';
 
 export interface XenstoredOptions {
   platform: XenstoredPlatform;
@@ -53,9 +44,10 @@ export interface XenstoredOptions {
 /** Requests served per connection per turn (see "Scheduling"). */
 const BATCH = 8;
 
-export class Xenstored implements ConnectionOwner {
+export class Xenstored implements ConnectionOwner, XenstoredCore {
   readonly store = new Store();
   readonly special = new SpecialNodes();
+  readonly watchIndex = new WatchIndex();
   readonly quota: Quotas;
   readonly platform: XenstoredPlatform;
   readonly connections = new Set<Connection>();
@@ -66,12 +58,20 @@ export class Xenstored implements ConnectionOwner {
   private pumping = false;
   private server: Server | null = null;
   readonly log: (line: string) => void;
+  /** The trace file, off until XS_CONTROL names one (./trace.ts). */
+  readonly trace: XenstoredTrace;
   readonly stats = { requests: 0, turns: 0 };
 
   constructor(opts: XenstoredOptions) {
     this.platform = opts.platform;
     this.quota = { ...DEFAULT_QUOTAS, ...opts.quotas };
-    this.log = opts.log ?? ((line) => console.error(line));
+    const log = opts.log ?? ((line) => console.error(line));
+    this.trace = new XenstoredTrace(log);
+    // C's log() goes to syslog and, when tracing, the trace file too.
+    this.log = (line) => {
+      log(line);
+      this.trace.line(line);
+    };
     // setup_structure: what exists before anyone connects.
     const dom0Only: XsPermission[] = [{ id: 0, perms: XS_PERM_NONE }];
     for (const p of ['/tool', '/tool/xenstored', '/local', '/local/domain']) {
@@ -108,7 +108,7 @@ export class Xenstored implements ConnectionOwner {
 
   /** fire_watches for a change to `name` (see ./watch.ts). */
   fire(name: string, exact: boolean, perms: readonly XsPermission[] | undefined): void {
-    fireWatches(this.connections, this.store, this.special, name, exact, perms);
+    this.watchIndex.fire(this.store, this.special, name, exact, perms);
     // Outside a turn (the toolstack calling introduce() directly), make sure a turn flushes them.
     if (!this.pumping) this.kick();
   }
@@ -161,16 +161,11 @@ export class Xenstored implements ConnectionOwner {
     if (conn.canRead() && conn.hasInput()) this.ready.add(conn);
   }
 
-  /** A domain's usage against its quotas (XS_CONTROL "quota <domid>"). */
-  usageReport(domid: number): string {
-    const conn = this.domains.get(domid);
-    const rows: [string, number][] = [
-      ['nodes', this.store.owned(domid)],
-      ['watches', conn?.watches.length ?? 0],
-      ['transactions', conn?.transactions.size ?? 0],
-      ['outstanding', conn?.outstanding ?? 0],
-    ];
-    return `Domain ${domid}:\n${rows.map(([k, v]) => `${k.padEnd(16)}: ${String(v).padStart(8)}\n`).join('')}`;
+  /** check_store (XS_CONTROL "check"): find and repair inconsistencies, logging each. */
+  checkStore(): void {
+    this.log('xenstored: Checking store ...');
+    for (const problem of this.store.check()) this.log(`xenstored: check_store: ${problem}`);
+    this.log('xenstored: Checking store complete.');
   }
 
   /** Stop: close the socket and drop every connection. */

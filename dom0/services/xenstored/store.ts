@@ -95,6 +95,47 @@ export class Store implements NodeAccess {
     }
   }
 
+  /**
+   * check_store + clean_store, with C's default recovery: walk from the root; a child name
+   * listed twice, or naming no node, is dropped from its parent's list; a node the walk never
+   * reaches is deleted; the per-domain node counts are recounted. Returns what it found, in C's
+   * words, for the log.
+   */
+  check(): string[] {
+    const problems: string[] = [];
+    const reachable = new Set<string>();
+    const stack = ['/'];
+    while (stack.length > 0) {
+      const node = this.nodes.get(stack.pop()!)!;
+      reachable.add(node.name);
+      const kept: string[] = [];
+      for (const c of node.children) {
+        const path = childPath(node.name, c);
+        if (kept.includes(c) || reachable.has(path)) problems.push(`'${path}' is duplicated!`);
+        else if (!this.nodes.has(path)) problems.push(`node '${path}' not found`);
+        else {
+          kept.push(c);
+          stack.push(path);
+        }
+      }
+      // The repair is a change like any other (remove_child_entry writes the node): a new generation.
+      if (kept.length !== node.children.length) this.nodes.set(node.name, { ...node, children: kept, generation: this.nextGeneration() });
+    }
+    for (const name of [...this.nodes.keys()]) {
+      if (reachable.has(name)) continue;
+      problems.push(`clean_store: '${name}' is orphaned!`);
+      this.nodes.delete(name);
+    }
+    const counted = new Map<number, number>();
+    for (const n of this.nodes.values()) counted.set(n.perms[0].id, (counted.get(n.perms[0].id) ?? 0) + 1);
+    for (const domid of new Set([...counted.keys(), ...this.ownedCount.keys()])) {
+      if (counted.get(domid) !== this.ownedCount.get(domid)) problems.push(`domain ${domid} owns ${counted.get(domid) ?? 0} nodes, not ${this.ownedCount.get(domid) ?? 0}`);
+    }
+    this.ownedCount.clear();
+    for (const [domid, n] of counted) this.ownedCount.set(domid, n);
+    return problems;
+  }
+
   /** Permissions of a node, e.g. for tests and diagnostics. */
   permsOf(path: string): readonly XsPermission[] | undefined {
     return this.nodes.get(path)?.perms;

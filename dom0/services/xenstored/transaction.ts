@@ -2,19 +2,33 @@
  * XenStore transactions: a private view of the store that is applied whole at commit, or not at
  * all if something it read has changed meanwhile.
  *
- * Xen: tools/xenstored/transaction.c (access_node, finalize_transaction, do_transaction_start,
- * do_transaction_end, queue_watches). The conflict rule is C xenstored's: every node the
- * transaction *first read* (rather than first wrote) has its generation recorded, absent nodes as
- * NO_GENERATION; at commit each is compared with the store, and any difference is EAGAIN.
+ * Xen: tools/xenstored/transaction.c (access_node, transaction_prepend, finalize_transaction,
+ * do_transaction_start, do_transaction_end, queue_watches), Xen 4.17. The rules are C
+ * xenstored's, operation for operation:
+ *
+ *  - The first time a transaction touches a node, the node is copied into the transaction (C
+ *    writes it to the TDB under "<generation>/<path>"; a record here is immutable, so keeping a
+ *    reference is the copy). Every later access inside the transaction (read, directory,
+ *    get-perms, a write or rm that looks first) sees that copy and never the store again, so
+ *    reads are repeatable: what another client writes meanwhile is invisible. A node found
+ *    absent at first access stays absent inside the transaction, even if someone creates it.
+ *  - A node whose first access was a read has the generation it had then recorded (an absent
+ *    node NO_GENERATION). At commit each is compared with the store; any difference is EAGAIN
+ *    and nothing is applied. A node first accessed by a write is not checked (the commit
+ *    overwrites whatever is there), but ringvisor's operations, like C's, always look a node up
+ *    before changing it, so in practice every node a transaction changes is checked.
+ *  - Writes inside the transaction take a fresh global generation each (C's access_node bumps
+ *    the counter for every modifying access, in a transaction or not); the commit stamps another
+ *    as it writes each record to the store.
+ *  - Touching more than quota_trans_nodes distinct nodes is ENOSPC, and, as in C, fails the
+ *    whole transaction: its commit then answers ENOMEM.
+ *
  * docs/misc/xenstore.txt promises only that "intervening writes" fail a commit, so clients retry
  * on any EAGAIN (XenbusClient.transaction does).
  *
- * Reads of nodes the transaction has not touched see the store as it is now (not as it was at
- * start), exactly as in C: such a read is then checked at commit like any other.
- *
- * Changes are kept in an overlay keyed by path (a node record, or null for deleted); watch events
- * they cause are queued, one per path (non-exact wins over exact), and fire at commit, after the
- * changes are visible. Abort, or the connection going away, just drops the object.
+ * Watch events the changes cause are queued, one per path (non-exact wins over exact), and fire
+ * at commit, after the changes are visible. Abort, or the connection going away, just drops the
+ * object.
  */
 import type { XsPermission } from '../../../shared/public/io/xs_wire.ts';
 import { NO_GENERATION, type XsNode } from './node.ts';
@@ -30,15 +44,20 @@ export interface QueuedEvent {
 }
 
 export class Transaction implements NodeAccess {
-  /** The generation when it started, stamped on the nodes it writes until they are committed. */
+  /** The generation when it started (do_transaction_start's ++generation). */
   readonly generation: number;
-  private readonly overlay = new Map<string, XsNode | null>();
-  /** Nodes first accessed by a read, and the generation seen then. */
+  /**
+   * The transaction's copy of every node it has accessed (struct accessed_node), in first-access
+   * order: the record, or null for a node absent at first access or removed since.
+   */
+  private readonly view = new Map<string, XsNode | null>();
+  /** Nodes first accessed by a read, and the generation seen then (check_gen). */
   private readonly reads = new Map<string, number>();
-  private readonly accessed = new Set<string>();
+  /** Nodes this transaction changed (accessed_node.modified). */
+  private readonly modified = new Set<string>();
   private readonly ownerDelta = new Map<number, number>();
   private readonly events = new Map<string, QueuedEvent>();
-  /** A change failed half-way (a quota hit while writing): the commit must not happen. */
+  /** A change failed half-way, or a quota was hit (trans->fail): the commit must not happen. */
   failed = false;
   /** At least one node was created: the commit re-checks the node quota (transaction_fix_domains). */
   nodeCreated = false;
@@ -52,38 +71,46 @@ export class Transaction implements NodeAccess {
     this.generation = store.nextGeneration();
   }
 
-  /** access_node: count the node against the transaction's quota the first time it is touched. */
-  private touch(path: string, forWrite: boolean): void {
-    if (this.accessed.has(path)) return;
-    if (this.accessed.size >= this.nodeLimit) {
-      if (forWrite) this.failed = true;
-      fail('ENOSPC', `transaction touches more than ${this.nodeLimit} nodes`);
+  /** access_node's quota check for a node not yet accessed; a refusal fails the transaction. */
+  private admit(path: string): void {
+    if (this.view.size >= this.nodeLimit) {
+      this.failed = true;
+      fail('ENOSPC', `transaction touches more than ${this.nodeLimit} nodes (${path})`);
     }
-    this.accessed.add(path);
-    if (!forWrite) this.reads.set(path, this.store.read(path)?.generation ?? NO_GENERATION);
   }
 
   read(path: string): XsNode | undefined {
-    const mine = this.overlay.get(path);
-    if (mine !== undefined) return mine ?? undefined;
-    this.touch(path, false);
+    const seen = this.view.get(path);
+    if (seen !== undefined) return seen ?? undefined;
+    // First access: copy the node in and remember what we saw.
+    this.admit(path);
+    const node = this.store.read(path) ?? null;
+    this.view.set(path, node);
+    this.reads.set(path, node?.generation ?? NO_GENERATION);
+    return node ?? undefined;
+  }
+
+  /** The transaction's copy if it has one, else the store's node, without recording a read. */
+  private current(path: string): XsNode | undefined {
+    if (this.view.has(path)) return this.view.get(path) ?? undefined;
+    this.admit(path);
     return this.store.read(path);
   }
 
   write(content: NodeContent): void {
-    this.touch(content.name, true);
-    const before = this.read(content.name);
+    const before = this.current(content.name);
     if (before === undefined) this.nodeCreated = true;
     else this.count(before.perms[0].id, -1);
     this.count(content.perms[0].id, 1);
-    this.overlay.set(content.name, { ...content, generation: this.generation });
+    this.view.set(content.name, { ...content, generation: this.store.nextGeneration() });
+    this.modified.add(content.name);
   }
 
   remove(path: string): void {
-    this.touch(path, true);
-    const before = this.read(path);
+    const before = this.current(path);
     if (before !== undefined) this.count(before.perms[0].id, -1);
-    this.overlay.set(path, null);
+    this.view.set(path, null);
+    this.modified.add(path);
   }
 
   owned(domid: number): number {
@@ -117,7 +144,8 @@ export class Transaction implements NodeAccess {
     for (const [path, gen] of this.reads) {
       if ((this.store.read(path)?.generation ?? NO_GENERATION) !== gen) fail('EAGAIN', `${path} changed`);
     }
-    for (const [path, node] of this.overlay) {
+    for (const path of this.modified) {
+      const node = this.view.get(path)!;
       if (node === null) this.store.remove(path);
       else this.store.write(node);
     }

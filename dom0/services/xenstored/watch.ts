@@ -20,7 +20,7 @@
 import { XENSTORE_REL_PATH_MAX, XS_PERM_NONE, XS_PERM_OWNER, XS_PERM_READ, XS_PERM_WRITE, type XsPermission } from '../../../shared/public/io/xs_wire.ts';
 import { domainPath } from '../../../shared/public/io/xenbus.ts';
 import {
-  canonicalize, isChild, isSpecialPath, isValidNodename, parentOf, permForConn, type Requester,
+  canonicalize, isSpecialPath, isValidNodename, parentOf, permForConn, type Requester,
 } from './node.ts';
 import { fail } from './quota.ts';
 import type { Store } from './store.ts';
@@ -34,14 +34,20 @@ export interface Watch {
   readonly token: string;
   /** Set when the client gave a relative path: this prefix is cut from the paths it is sent. */
   readonly relativeTo: string | null;
+  readonly owner: Watcher;
+  /** Registration order across all connections: events go out in it, as C's lists do. */
+  readonly seq: number;
 }
 
 /** What a connection offers the watch machinery. */
 export interface Watcher extends Requester {
-  readonly watches: Watch[];
+  /** Its watches, by watchKey (C's conn->watches). */
+  readonly watches: Map<string, Watch>;
   /** Queue a WATCH_EVENT (may drop it: see the header). */
   sendEvent(path: string, token: string, special: boolean): void;
 }
+
+const watchKey = (node: string, token: string) => `${node}\0${token}`;
 
 /** get_watch_path: what a watcher is told, relative if it asked relatively. */
 export function watchEventPath(w: Watch, name: string): string {
@@ -50,29 +56,109 @@ export function watchEventPath(w: Watch, name: string): string {
   return rest.startsWith('/') ? rest.slice(1) : rest;
 }
 
-/** do_watch's checks and bookkeeping; the caller acknowledges, then fires the first event. */
-export function addWatch(conn: Watcher, rawPath: string, token: string, pathMax: number, maxWatches: number): Watch {
-  let node = rawPath;
-  let relativeTo: string | null = null;
-  if (isSpecialPath(rawPath)) {
-    if (rawPath.length > XENSTORE_REL_PATH_MAX) fail('EINVAL', 'special watch name too long');
-  } else {
-    if (!rawPath.startsWith('/')) relativeTo = domainPath(conn.id);
-    node = canonicalize(conn, rawPath);
-    if (!isValidNodename(node, pathMax)) fail('EINVAL', `bad watch path ${rawPath}`);
-  }
-  if (conn.watches.some((w) => w.node === node && w.token === token)) fail('EEXIST');
-  if (!conn.privileged && conn.watches.length >= maxWatches) fail('E2BIG', `more than ${maxWatches} watches`);
-  const w: Watch = { node, token, relativeTo };
-  conn.watches.push(w);
-  return w;
-}
+/**
+ * Every watch of every connection, by the path it watches.
+ *
+ * C xenstored's fire_watches walks every connection and every watch of each for every change,
+ * so one connection with many watches slows every write in the system. Here a change to
+ * /a/b/c looks up the watches on /a/b/c, /a/b, /a and / (or only /a/b/c for an exact event):
+ * a write costs what its own watchers cost, however many watches exist elsewhere. Which watches
+ * fire, in which order per connection, and who may see them is unchanged.
+ */
+export class WatchIndex {
+  private readonly byNode = new Map<string, Set<Watch>>();
+  private nextSeq = 0;
+  /** Reused by fire(): no allocation per change. */
+  private readonly hits: Watch[] = [];
+  private readonly allowed = new Map<Watcher, boolean>();
 
-export function removeWatch(conn: Watcher, rawPath: string, token: string): void {
-  const node = canonicalize(conn, rawPath);
-  const i = conn.watches.findIndex((w) => w.node === node && w.token === token);
-  if (i < 0) fail('ENOENT');
-  conn.watches.splice(i, 1);
+  /** do_watch's checks and bookkeeping; the caller acknowledges, then fires the first event. */
+  add(conn: Watcher, rawPath: string, token: string, pathMax: number, maxWatches: number): Watch {
+    let node = rawPath;
+    let relativeTo: string | null = null;
+    if (isSpecialPath(rawPath)) {
+      if (rawPath.length > XENSTORE_REL_PATH_MAX) fail('EINVAL', 'special watch name too long');
+    } else {
+      if (!rawPath.startsWith('/')) relativeTo = domainPath(conn.id);
+      node = canonicalize(conn, rawPath);
+      if (!isValidNodename(node, pathMax)) fail('EINVAL', `bad watch path ${rawPath}`);
+    }
+    const key = watchKey(node, token);
+    if (conn.watches.has(key)) fail('EEXIST');
+    // Dom0 (domain_watch() is 0 for a privileged connection) has no watch quota, as in C.
+    if (!conn.privileged && conn.watches.size >= maxWatches) fail('E2BIG', `more than ${maxWatches} watches`);
+    const w: Watch = { node, token, relativeTo, owner: conn, seq: this.nextSeq++ };
+    conn.watches.set(key, w);
+    const set = this.byNode.get(node);
+    if (set === undefined) this.byNode.set(node, new Set([w]));
+    else set.add(w);
+    return w;
+  }
+
+  /** do_unwatch. */
+  remove(conn: Watcher, rawPath: string, token: string): void {
+    const w = conn.watches.get(watchKey(canonicalize(conn, rawPath), token));
+    if (w === undefined) fail('ENOENT');
+    this.unlink(w);
+  }
+
+  /** conn_delete_all_watches. */
+  removeAll(conn: Watcher): void {
+    for (const w of conn.watches.values()) this.unlink(w);
+  }
+
+  private unlink(w: Watch): void {
+    w.owner.watches.delete(watchKey(w.node, w.token));
+    const set = this.byNode.get(w.node)!;
+    set.delete(w);
+    if (set.size === 0) this.byNode.delete(w.node);
+  }
+
+  /** How many watches exist in all (for diagnostics and tests). */
+  get size(): number {
+    let n = 0;
+    for (const set of this.byNode.values()) n += set.size;
+    return n;
+  }
+
+  /**
+   * fire_watches: tell every connection with a matching watch that `name` changed: watches on
+   * `name` itself and, unless `exact`, on each ancestor (is_child: "/" is everyone's ancestor).
+   * `perms` are the node's permissions before the change, when it had any.
+   */
+  fire(store: Store, special: SpecialNodes, name: string, exact: boolean, perms: readonly XsPermission[] | undefined): void {
+    if (this.byNode.size === 0) return;
+    const hits = this.hits;
+    this.collect(name);
+    if (!exact) {
+      for (let p = name; p !== '/';) {
+        p = parentOf(p);
+        this.collect(p);
+      }
+    }
+    if (hits.length === 0) return;
+    if (hits.length > 1) hits.sort((a, b) => a.seq - b.seq);
+    const isSpecial = isSpecialPath(name);
+    try {
+      for (const w of hits) {
+        const c = w.owner;
+        let ok = this.allowed.get(c);
+        if (ok === undefined) {
+          ok = isSpecial ? special.canRead(c, name) : permitted(c, store, name, perms);
+          this.allowed.set(c, ok);
+        }
+        if (ok) c.sendEvent(watchEventPath(w, name), w.token, isSpecial);
+      }
+    } finally {
+      hits.length = 0;
+      this.allowed.clear();
+    }
+  }
+
+  private collect(node: string): void {
+    const set = this.byNode.get(node);
+    if (set !== undefined) for (const w of set) this.hits.push(w);
+  }
 }
 
 /** The permissions of @introduceDomain and @releaseDomain: by default only Dom0 may watch them. */
@@ -114,22 +200,4 @@ function permitted(who: Requester, store: Store, name: string, perms: readonly X
   if ((permForConn(who, node.perms) & XS_PERM_READ) !== 0) return true;
   const parent = store.read(parentOf(name));
   return parent !== undefined && (permForConn(who, parent.perms) & XS_PERM_READ) !== 0;
-}
-
-/**
- * fire_watches: tell every connection with a matching watch that `name` changed. `perms` are the
- * node's permissions before the change, when it had any.
- */
-export function fireWatches(
-  conns: Iterable<Watcher>, store: Store, special: SpecialNodes,
-  name: string, exact: boolean, perms: readonly XsPermission[] | undefined,
-): void {
-  const isSpecial = isSpecialPath(name);
-  for (const c of conns) {
-    if (c.watches.length === 0) continue;
-    if (isSpecial ? !special.canRead(c, name) : !permitted(c, store, name, perms)) continue;
-    for (const w of c.watches) {
-      if (exact ? w.node === name : isChild(name, w.node)) c.sendEvent(watchEventPath(w, name), w.token, isSpecial);
-    }
-  }
 }

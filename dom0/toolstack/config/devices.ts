@@ -29,7 +29,9 @@ import type { Report } from './config-error.ts';
 import { parseDiskSpec, type DiskSpec } from './diskspec.ts';
 import { parseVifSpec, type VifSpec } from './vifspec.ts';
 import type { Located } from './xlcfg-get.ts';
-import type { GuestType } from './vmconfig.ts';
+
+/** xl.cfg's type = "pv" | "pvh" | "hvm": which devices a guest may have depends on it (declared here, below vmconfig.ts, so neither imports the other). */
+export type GuestType = 'pv' | 'pvh' | 'hvm';
 
 export type IoPath = 'pv' | 'emulated';
 

@@ -30,6 +30,12 @@ export interface DiskSpec {
   format: DiskFormat;
   vdev: Vdev;
   readonly: boolean;
+  /**
+   * access `w!` (or `rw!`): read-write even if the image is in use elsewhere. The block hotplug
+   * script's override of its sharing check (dom0/toolstack/image-lock.ts); for shared-disk
+   * clusters that coordinate writes themselves.
+   */
+  sharedWrite: boolean;
   devtype: 'disk' | 'cdrom';
   backendtype: BackendType | null;
   /** Backend domain name (driver domains). */
@@ -222,8 +228,8 @@ function setFormat(d: Draft, value: string): void {
 }
 
 function setAccess(d: Draft, value: string): void {
-  if (!['r', 'ro', 'w', 'rw', ''].includes(value)) {
-    throw new SpecError(`unknown value for access: \`${value}' (expected r, ro, w or rw)`);
+  if (!['r', 'ro', 'w', 'rw', 'w!', 'rw!', ''].includes(value)) {
+    throw new SpecError(`unknown value for access: \`${value}' (expected r, ro, w or rw; w! to share an image read-write)`);
   }
   d.access = value;
 }
@@ -252,6 +258,7 @@ function finish(d: Draft): DiskSpec {
     target, format, vdev,
     // access defaults to rw, except that a CD-ROM is read-only media whatever the spec says
     readonly: cdrom || d.access === 'r' || d.access === 'ro',
+    sharedWrite: !cdrom && (d.access === 'w!' || d.access === 'rw!'),
     devtype: cdrom ? 'cdrom' : 'disk',
     backendtype: d.backendtype ?? null,
     backend: d.backend === undefined || d.backend === '' ? null : d.backend,

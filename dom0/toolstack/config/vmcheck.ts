@@ -27,7 +27,7 @@ export function validateForBoot(vm: VmConfig): void {
 
   if (vm.template) {
     err(vm.lines['template'] ?? 1, `${vm.name} is a template (template = 1), which cannot be booted ` +
-      '(expected a VM provisioned from it, e.g. with newVmFromTemplate)');
+      `(expected a VM provisioned from it: ringvisor new-vm --from ${vm.dir} DEST)`);
   }
   for (const d of vm.disks) {
     if (d.path === null) continue; // an empty CD-ROM drive

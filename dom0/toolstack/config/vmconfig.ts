@@ -21,13 +21,13 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { DomainConfig, ShutdownAction } from '../../../shared/public/hypercall.ts';
 import { configError, Report, type Diagnostic } from './config-error.ts';
-import { interpretDisks, interpretVifs, type DiskConfig, type VifConfig } from './devices.ts';
+import { interpretDisks, interpretVifs, type DiskConfig, type GuestType, type VifConfig } from './devices.ts';
 import { ignoredReason, nearestKey, ALL_KNOWN_KEYS } from './xl-keys.ts';
 import { getBool, getLong, getString, getStringList, keyLine } from './xlcfg-get.ts';
 import { parseXlConfig, type XlConfig } from './xlcfg-parse.ts';
 import { interpretWorkload, workloadCmdline, type WorkloadConfig } from './workload.ts';
 
-export type GuestType = 'pv' | 'pvh' | 'hvm';
+export type { GuestType };
 
 /** xl.cfg's event actions (xl_parse.c action_on_shutdown_names). */
 export const XEN_SHUTDOWN_ACTIONS = [

@@ -29,14 +29,9 @@ import { randomXenMac, withMac } from './vifspec.ts';
 import { interpretXlConfig, type VmConfig } from './vmconfig.ts';
 import { applyEdits, quote, removeKey, replaceValue, setString, type Edit } from './xlcfg-edit.ts';
 import { parseXlConfig, type XlConfig } from './xlcfg-parse.ts';
+import { RUNTIME_ENTRIES, VM_CONFIG } from './vm-layout.ts';
 
-export const VM_CONFIG = 'vm.cfg';
-/* What a running VM adds to its directory (the toolstack hands these paths to xenconsoled & co). */
-export const CONSOLE_LOG = 'console.log';
-export const PAGING_FILE = 'paging.bin';
-export const RUN_DIR = 'run';
-/** Run-time entries: never copied into a new VM. */
-export const RUNTIME_ENTRIES: readonly string[] = [CONSOLE_LOG, PAGING_FILE, RUN_DIR];
+export { CONSOLE_LOG, PAGING_FILE, RUN_DIR, RUNTIME_ENTRIES, VM_CONFIG } from './vm-layout.ts';
 
 const MiB = 1024 * 1024;
 
@@ -133,6 +128,7 @@ export function provisionInPlace(dir: string, opts: ProvisionOptions = {}): VmDi
     ...setString(vm.xl, 'name', name),
     ...setString(vm.xl, 'uuid', randomUUID(), { after: 'name' }),
     ...removeKey(vm.xl, 'template'),
+    ...(vm.config.template ? templateCommentEdits(vm.xl, name) : []),
   ];
   const vifList = vm.xl.settings.get('vif')?.value;
   if (vifList?.kind === 'list') {
@@ -149,6 +145,41 @@ export function provisionInPlace(dir: string, opts: ProvisionOptions = {}): VmDi
   writeFileSync(tmp, applyEdits(vm.xl.source, edits));
   renameSync(tmp, vm.configFile); // the old config stays whole until the new one is complete
   return loadVmDir(dir);
+}
+
+/*
+ * A template's own words do not describe the VM made from it: its opening comment, if it speaks
+ * of the template, becomes a line saying where the VM came from; the comment directly above
+ * `template = 1` goes with that line.
+ */
+function templateCommentEdits(xl: XlConfig, name: string): Edit[] {
+  const src = xl.source;
+  const edits: Edit[] = [];
+  const lines = src.split('\n');
+  let headerEnd = 0; // offset just past the file's opening comment block
+  for (const line of lines) {
+    if (!line.startsWith('#')) break;
+    headerEnd += line.length + 1;
+  }
+  // Only an opening comment that speaks of the template is the template's; an admin's own stays.
+  if (headerEnd > 0 && /template/i.test(src.slice(0, headerEnd))) {
+    edits.push({ offset: 0, end: Math.min(headerEnd, src.length),
+      text: `# VM ${name}, provisioned by \`ringvisor new-vm\` from a template on ${new Date().toISOString().slice(0, 10)}.\n` +
+        '# Syntax: xl.cfg(5); the keys ringvisor adds: dom0/toolstack/config/README.md.\n' });
+  }
+  for (const stmt of xl.settings.get('template')?.statements ?? []) {
+    const lineStart = src.lastIndexOf('\n', stmt.loc.offset - 1) + 1;
+    let start = lineStart;
+    while (start > headerEnd) {
+      const prev = src.lastIndexOf('\n', start - 2) + 1;
+      if (!src.slice(prev, start).startsWith('#')) break;
+      start = prev;
+    }
+    // and the blank line that set it apart, so no double gap is left
+    if (start >= headerEnd + 1 && src[start - 1] === '\n' && (start - 1 === 0 || src[start - 2] === '\n')) start -= 1;
+    if (start < lineStart) edits.push({ offset: start, end: lineStart, text: '' });
+  }
+  return edits;
 }
 
 interface Sibling {

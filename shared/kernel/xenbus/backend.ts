@@ -23,6 +23,12 @@
  *   Unknown       (the frontend's directory is gone) remove
  *   after remove  Closed, as xenbus_dev_remove leaves it
  *
+ * A driver hook that fails (a frontend's bad keys, a ring that cannot be mapped, a port that cannot
+ * be bound) is xenbus_dev_fatal: the driver has written why in the device's `error` node and torn
+ * down what it had set up; here the device goes Closing and the failure is reported once, on one
+ * line (onError, or a console line): a frontend can make a backend fail, never throw out of the
+ * watch that runs it, and never print a stack trace.
+ *
  * A frontend that goes Initialised before we reach InitWait is served all the same; with
  * `skipInitWait` this backend never publishes InitWait and waits for the frontend to go first
  * (the other shortcut Linux frontends tolerate).
@@ -59,6 +65,12 @@ export interface BackendOptions {
    * frees its ring pages on seeing Closing frees pages nobody maps any more.
    */
   disconnectOnClosing?: boolean;
+  /** A driver hook failed (default: one console line, no stack). */
+  onError?: (dev: XenbusDevice, e: unknown) => void;
+}
+
+function oneLine(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 export class XenbusBackend {
@@ -69,9 +81,20 @@ export class XenbusBackend {
     this.dev = new XenbusDevice(xs, nodename, 'backend');
   }
 
+  private report(e: unknown): void {
+    if (this.opts.onError) this.opts.onError(this.dev, e);
+    else console.error(`xenbus ${this.dev.nodename}: ${oneLine(e)}`);
+  }
+
   async probe(): Promise<boolean> {
     if (!(await this.dev.readOtherend())) return false;
-    await this.driver.probe(this.dev);
+    try {
+      await this.driver.probe(this.dev);
+    } catch (e) {
+      this.report(e);
+      await this.dev.switchState(XenbusState.Closing).catch(() => false);
+      return false;
+    }
     if (!this.opts.skipInitWait) await this.enter(XenbusState.InitWait);
     await this.dev.watchOtherend((s) => this.frontendChanged(s));
     return true;
@@ -86,6 +109,17 @@ export class XenbusBackend {
   /** frontend_changed. Runs once per frontend state change, in order. */
   async frontendChanged(frontend: XenbusStateValue): Promise<void> {
     if (this.removed) return;
+    try {
+      await this.follow(frontend);
+    } catch (e) {
+      this.report(e);
+      if (this.removed) return;
+      await this.driver.disconnect(this.dev).catch((e2) => this.report(e2));
+      await this.enter(XenbusState.Closing).catch(() => false);
+    }
+  }
+
+  private async follow(frontend: XenbusStateValue): Promise<void> {
     const dev = this.dev;
     switch (frontend) {
       case XenbusState.Initialising:

@@ -72,8 +72,8 @@ export class XenbusClient {
   private closed: string | null = null;
   /** Counters a reader can inspect. */
   readonly stats = { requests: 0, errors: 0, watchEvents: 0 };
-  /** Where a failing watch callback is reported (default: thrown away with a console line). */
-  onWatchError: (e: unknown, path: string) => void = (e, path) => console.error(`xenbus watch ${path}:`, e);
+  /** Where a failing watch callback is reported (default: thrown away with one console line, no stack). */
+  onWatchError: (e: unknown, path: string) => void = (e, path) => console.error(`xenbus watch ${path}: ${e instanceof Error ? e.message : String(e)}`);
 
   constructor(private readonly transport: XsTransport) {
     transport.onMessage = (type, req_id, _tx, payload) => this.receive(type, req_id, payload);
@@ -142,6 +142,17 @@ export class XenbusClient {
       if (e instanceof XsError && e.errno === 'ENOENT') return null;
       throw e;
     }
+  }
+
+  /**
+   * xenbus_read_unsigned: a node holding a whole number, or `dflt` if it is absent or holds
+   * anything else (the other end wrote it; a bad value is its mistake, never ours to throw on).
+   */
+  async readUnsigned(path: string, dflt: number, t = XBT_NULL): Promise<number> {
+    const v = await this.tryRead(path, t);
+    if (v === null || !/^[0-9]+$/.test(v)) return dflt;
+    const n = Number(v);
+    return Number.isSafeInteger(n) ? n : dflt;
   }
 
   /** xenbus_write: creates the node (and missing parents) if needed. */

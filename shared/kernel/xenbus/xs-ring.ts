@@ -17,6 +17,7 @@
  */
 import type { Kernel } from '../kernel.ts';
 import { ByteRingView } from '../../public/io/byte-ring.ts';
+import { ByteRingOutput } from '../byte-ring-output.ts';
 import { XENSTORE_REQ_RING, XENSTORE_RSP_RING } from '../../public/io/xs_wire.ts';
 import { PAGE_SIZE } from '../../public/xen.ts';
 import { XenbusClient, type XsTransport } from './client.ts';
@@ -25,26 +26,24 @@ import { XsMessageReader } from './xs-message.ts';
 export class XsRingTransport implements XsTransport {
   onMessage: XsTransport['onMessage'] = null;
   onClose: XsTransport['onClose'] = null;
-  private readonly req: ByteRingView;
+  /** Requests not yet wholly in the `req` ring. */
+  private readonly req: ByteRingOutput;
   private readonly rsp: ByteRingView;
   private readonly reader = new XsMessageReader();
-  /** Requests not yet wholly in the ring: the head one may be partly written. */
-  private readonly queue: Uint8Array[] = [];
-  private headOff = 0;
   private dead: string | null = null;
   readonly stats = { notifications: 0, interrupts: 0 };
 
   /** `page` is the mapped ring page as words; `notify` sends on the store event channel. */
   constructor(page: Int32Array, private readonly notify: () => void) {
     const bytes = new Uint8Array(page.buffer, page.byteOffset, PAGE_SIZE);
-    this.req = new ByteRingView(bytes, page, XENSTORE_REQ_RING);
+    this.req = new ByteRingOutput(new ByteRingView(bytes, page, XENSTORE_REQ_RING));
     this.rsp = new ByteRingView(bytes, page, XENSTORE_RSP_RING);
   }
 
   send(msg: Uint8Array): void {
     if (this.dead !== null) return;
-    this.queue.push(msg);
-    if (this.queue.length === 1) this.pushRequests();
+    this.req.push(msg);
+    if (this.req.pending === 1) this.pushRequests();
   }
 
   /** The store event channel's handler: xenstored made room or produced replies. */
@@ -61,18 +60,9 @@ export class XsRingTransport implements XsTransport {
 
   /** xb_write: as much of the queue as fits, then one notification for all of it. */
   private pushRequests(): void {
-    let wrote = false;
-    while (this.queue.length > 0) {
-      const msg = this.queue[0];
-      const n = this.req.write(msg, this.headOff, msg.length - this.headOff);
-      if (n < 0) return this.fail('xenstored left req_cons more than a ring away from req_prod');
-      if (n > 0) wrote = true;
-      this.headOff += n;
-      if (this.headOff < msg.length) break; // ring full: xenstored notifies when it makes room
-      this.queue.shift();
-      this.headOff = 0;
-    }
-    if (wrote) this.kick();
+    const n = this.req.flush();
+    if (n < 0) return this.fail('xenstored left req_cons more than a ring away from req_prod');
+    if (n > 0) this.kick(); // a full ring waits for xenstored's notification that it made room
   }
 
   /** xb_read + process_msg: every complete message goes to the client. */
@@ -103,7 +93,7 @@ export class XsRingTransport implements XsTransport {
   private fail(why: string): void {
     if (this.dead !== null) return;
     this.dead = why;
-    this.queue.length = 0;
+    this.req.clear();
     this.onClose?.(why);
   }
 }

@@ -36,13 +36,10 @@
  * has answered (RING_REQUEST_PROD_OVERFLOW). The frontend checks the response producer the
  * same way (RING_RESPONSE_PROD_OVERFLOW); checking each response's id is the device's job.
  *
- * Polling. pollFor() is where ringvisor spins before it sleeps. A wake-up from Atomics.wait
- * costs about 45 µs on these machines while a spinning peer sees a new index in about 0.1 µs,
- * so a consumer that has just drained its ring keeps looking for a bounded time (about one
- * wake-up's worth, the classic spin-then-block bound: never worse than twice the optimum)
- * before it arms its event index and blocks. While it polls its event index stays behind, so
- * the producer sends no notifications at all: this is what keeps notifications per request low
- * at high queue depth, as NAPI and the virtio drivers' busy-polling do in Linux.
+ * Waiting. When a consumer has drained its ring it either arms its event index and sleeps at
+ * once, or keeps looking for a bounded time first; that choice is the run's waiting policy
+ * (shared/wait.ts), not the ring's. While a consumer looks without arming, its producer sends
+ * no notifications at all: the hold-off above is what makes polling cheap.
  */
 
 export const sring = {
@@ -191,6 +188,20 @@ export class FrontRing {
   }
 }
 
+/**
+ * A ring's indices at one moment, for the tools that draw it (`ringvisor top`, the web view):
+ * the four shared ones as the frontend published them, and the backend's private two.
+ */
+export interface RingIndices {
+  size: number;
+  req_prod: number;
+  req_event: number;
+  rsp_prod: number;
+  rsp_event: number;
+  req_cons: number;
+  rsp_prod_pvt: number;
+}
+
 /** The backend's end: it consumes requests and produces responses. */
 export class BackRing {
   private readonly s: SharedRing;
@@ -219,6 +230,20 @@ export class BackRing {
 
   get size(): number {
     return this.s.size;
+  }
+
+  /** The indices now, for display only (never for decisions: they may move as they are read). */
+  indices(): RingIndices {
+    const h = this.s.hdr;
+    return {
+      size: this.s.size,
+      req_prod: Atomics.load(h, sring.req_prod) >>> 0,
+      req_event: Atomics.load(h, sring.req_event) >>> 0,
+      rsp_prod: Atomics.load(h, sring.rsp_prod) >>> 0,
+      rsp_event: Atomics.load(h, sring.rsp_event) >>> 0,
+      req_cons: this.req_cons,
+      rsp_prod_pvt: this.rsp_prod_pvt,
+    };
   }
 
   /** The frontend's published request producer (a hostile value until checked). */
@@ -288,18 +313,4 @@ export class BackRing {
 /** A ring whose indices no honest peer could have produced. */
 export class RingOverflow extends Error {
   override readonly name = 'RingOverflow';
-}
-
-/**
- * Spin until `ready()` or until `budgetUs` microseconds have passed (see "Polling" above).
- * Returns ready()'s last answer. The clock is read every 64 tries, not every try.
- */
-export function pollFor(ready: () => boolean, budgetUs: number): boolean {
-  if (ready()) return true;
-  if (budgetUs <= 0) return false;
-  const deadline = performance.now() + budgetUs / 1000;
-  for (let i = 1; ; i++) {
-    if (ready()) return true;
-    if ((i & 63) === 0 && performance.now() > deadline) return false;
-  }
 }

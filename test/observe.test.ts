@@ -1,0 +1,120 @@
+// Seeing a running host: `ringvisor top -b` prints xentop's columns with the hypervisor's and
+// blkback's figures, and the live web view (`host --http`) shows every domain and a ring whose
+// indices move, in Debian's Chromium driven by playwright-core, and refuses anything but
+// loopback. One host serves all of it; a guest reads its disk for the whole test.
+import test from 'ava';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { CliProcess, rv } from './helpers/cli.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const dir = mkdtempSync(join(tmpdir(), 'rv-observe-'));
+const runDir = join(dir, 'run');
+const at = ['--run-dir', runDir];
+let host: CliProcess;
+let url = '';
+
+/** A VM that reads 256 blocks and stays up, and one that keeps reading until destroyed. */
+function vm(name: string, count: number): string {
+  const d = join(dir, name);
+  mkdirSync(d);
+  writeFileSync(join(d, 'vm.cfg'), [
+    `name = "${name}"`, 'type = "pv"', 'memory = 32', "disk = [ 'disk.img,raw,xvda,rw' ]", 'create_images = [ "disk.img=16" ]',
+    'workload = "fio-rand-read"', `workload_args = [ "bs=4096", "count=${count}", "iodepth=8" ]`, '',
+  ].join('\n'));
+  return d;
+}
+
+test.before(async () => {
+  host = new CliProcess(['host', ...at, '--http', '127.0.0.1:0']);
+  await host.waitFor(/ringvisor host up[\s\S]*web view +http:\/\/127\.0\.0\.1:\d+\//);
+  url = /web view +(http:\/\/\S+)/.exec(host.stdout)![1];
+});
+
+test.after.always(async () => {
+  host.child.kill('SIGTERM');
+  await host.exited;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test.serial('top -b -i 2: xentop\'s columns, with the figures the hypervisor and blkback count', async (t) => {
+  const made = await rv([...at, 'create', vm('reader', 256)]);
+  t.is(made.code, 0, made.stderr);
+  const domid = /id=(\d+)/.exec(made.stdout)![1];
+  t.regex(domid, /^\d+$/);
+  // The workload's result line is on its console log once its 256 reads are done.
+  const log = join(dir, 'reader', 'console.log');
+  while (!(existsSync(log) && /workload-result/.test(readFileSync(log, 'utf8')))) await new Promise((r) => setTimeout(r, 50));
+  const top = await rv([...at, 'top', '-b', '-i', '2', '-d', '0.2', '-x']);
+  t.is(top.code, 0, top.stderr);
+  const blocks = top.stdout.trim().split(/\n\n/);
+  t.is(blocks.length, 2, 'two samples');
+  const head = blocks[1].split('\n').find((l) => l.includes('NAME'))!;
+  t.deepEqual(head.trim().split(/\s+/).slice(0, 18), ['NAME', 'STATE', 'CPU(sec)', 'CPU(%)', 'MEM(k)', 'MEM(%)', 'MAXMEM(k)', 'MAXMEM(%)',
+    'VCPUS', 'NETS', 'NETTX(k)', 'NETRX(k)', 'VBDS', 'VBD_OO', 'VBD_RD', 'VBD_WR', 'VBD_RSECT', 'VBD_WSECT']);
+  const row = blocks[1].split('\n').find((l) => /^\s*reader /.test(l))!.trim().split(/\s+/);
+  const list = await rv([...at, 'list', 'reader']);
+  const listed = list.stdout.split('\n')[1].trim().split(/\s+/);
+  t.is(Number(row[4]), Number(listed[2]) * 1024, 'MEM(k) is what xl list reports, in KiB');
+  t.is(row[8], listed[3], 'VCPUS');
+  t.regex(row[1], /^[-d][-s][-b][-c][-p][-r]$/);
+  t.is(row[12], '1', 'one VBD');
+  t.is(row[14], '256', 'VBD_RD: blkback served the workload\'s 256 reads');
+  t.is(row[15], '0', 'VBD_WR');
+  t.is(row[16], String(256 * 8), 'VBD_RSECT: 4 KiB = 8 sectors each');
+  t.regex(blocks[1], /VBD BlkBack 51712 \[vbd-\d+-51712\]\s+OO:\s+0\s+RD:\s+256\s+WR:\s+0/);
+  await rv([...at, 'destroy', 'reader']);
+});
+
+test.serial('the web view shows every domain and a ring whose indices move', async (t) => {
+  if (!existsSync(CHROMIUM)) return t.pass(`skipped: ${CHROMIUM} is not installed (Debian's chromium package)`);
+  const made = await rv([...at, 'create', vm('busy', 50_000_000)]);
+  t.is(made.code, 0, made.stderr);
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1300, height: 1100 } });
+    await page.goto(url);
+    await page.waitForSelector('[data-ring^="vbd-"]');
+    const names = await page.$$eval('#domains tbody tr', (rows) => rows.map((r) => r.getAttribute('data-name')));
+    t.deepEqual(names, ['Domain-0', 'busy']);
+    const first = await page.$eval('[data-ring^="vbd-"]', (e) => Number(e.getAttribute('data-req-prod')));
+    await page.screenshot({ path: join(dir, 'web-1.png') });
+    await page.waitForFunction((before) => {
+      const e = document.querySelector('[data-ring^="vbd-"]');
+      return e !== null && Number(e.getAttribute('data-req-prod')) !== before;
+    }, first);
+    const second = await page.$eval('[data-ring^="vbd-"]', (e) => Number(e.getAttribute('data-req-prod')));
+    await page.screenshot({ path: join(dir, 'web-2.png') });
+    t.not(second, first, 'req_prod moved between the two screenshots');
+    t.true(existsSync(join(dir, 'web-1.png')) && existsSync(join(dir, 'web-2.png')));
+  } finally {
+    await browser.close();
+    await rv([...at, 'destroy', 'busy']);
+  }
+});
+
+test.serial('the web view refuses non-loopback addresses, foreign Host headers and writes', async (t) => {
+  for (const addr of ['0.0.0.0:8080', '10.1.2.3:80', '[::]:80', 'example.com:80']) {
+    const r = await rv([...at, 'host', '--http', addr]);
+    t.is(r.code, 2, addr);
+    t.regex(r.stderr, /listens only on loopback|expected ADDRESS:PORT/);
+  }
+  const ask = (method: string, hostHeader: string) => new Promise<number>((resolve, reject) => {
+    const u = new URL('/api/sample', url);
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method, headers: { host: hostHeader } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.is(await ask('GET', new URL(url).host), 200);
+  t.is(await ask('GET', 'attacker.example:80'), 403, 'DNS rebinding: a foreign Host header is refused');
+  t.is(await ask('POST', new URL(url).host), 405, 'read-only');
+});
