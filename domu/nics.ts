@@ -7,6 +7,10 @@
  * Xen the address a vif-route setup expects is the vif's `ip=`, which the toolstack writes in the
  * backend directory, readable by the guest). A vif added later (network-attach) is probed the same
  * way and reported through `onHotplug`.
+ *
+ * An HVM guest's emulated NICs (the command line's e1000=IP,..., shared/public/cmdline.ts) are
+ * probed after the vifs, as e1000_probe runs for each PCI function firmware listed; their names
+ * follow the vifs' (eth<n>), and the stack goes on the first NIC of all.
  */
 import type { Kernel } from '../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
@@ -16,15 +20,19 @@ import { XS_DIR_DEVICE, XenbusState } from '../shared/public/io/xenbus.ts';
 import { formatIPv4, parseIPv4 } from '../shared/public/net/inet.ts';
 import { NetStack } from './net/stack.ts';
 import { Netfront } from './netfront/netfront.ts';
+import { probeE1000 } from './e1000/e1000.ts';
+import { E1000_IRQS } from '../shared/public/hw/e1000.ts';
+import type { NetDevice } from './net/netdev.ts';
 
 export interface GuestNics {
-  nics: Netfront[];
+  nics: NetDevice[];
   /** The stack on the first NIC, or null if the guest has none. */
   stack: NetStack | null;
   closeAll(): Promise<void>;
 }
 
-export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) => void, onHotplug?: (nic: Netfront) => void): Promise<GuestNics> {
+export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) => void, onHotplug?: (nic: Netfront) => void,
+  e1000: string | null = null): Promise<GuestNics> {
   const dir = `${XS_DIR_DEVICE}/vif`;
   const atBoot = new Set((await xs.directory(dir).catch(() => [] as string[])).map((d) => `${dir}/${d}`));
   const nics: Netfront[] = [];
@@ -73,10 +81,21 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
     });
   });
   nics.sort((a, b) => a.name.localeCompare(b.name));
-  const first = nics[0];
+  const all: NetDevice[] = [...nics];
+  const addrs = new Map<NetDevice, number>(ips);
+  for (const [index, ip] of (e1000 === null || e1000 === '' ? [] : e1000.split(',')).entries()) {
+    const nic = probeE1000(k, { index, name: `eth${all.length}` });
+    const addr = parseIPv4(ip) ?? 0;
+    addrs.set(nic, addr);
+    all.push(nic);
+    closers.push(() => nic.close());
+    log(`e1000: ${nic.name}: Intel 82540EM at 0x${nic.regs.base.toString(16)}, irq ${E1000_IRQS[index]}, mac ${formatMac(nic.mac)}, ` +
+      `ip ${addr ? formatIPv4(addr) : 'none'}`);
+  }
+  const first = all[0];
   return {
-    nics,
-    stack: first === undefined ? null : new NetStack(first, ips.get(first) ?? 0),
+    nics: all,
+    stack: first === undefined ? null : new NetStack(first, addrs.get(first) ?? 0),
     async closeAll() {
       await Promise.all(closers.map((c) => c()));
     },

@@ -26,7 +26,7 @@ import {
 import { gnttab_copy, gnttab_map_grant_ref, gnttab_unmap_grant_ref } from './grant-table.ts';
 import { dm_set_isa_irq_level, evtchn_bind_pirq } from './hvm-irq.ts';
 import {
-  acquire_ioreq_page, dm_create_ioreq_server, dm_destroy_ioreq_server, dm_get_ioreq_server_info, dm_map_io_range,
+  acquire_ioreq_page, dm_add_buffered_zone, dm_create_ioreq_server, dm_destroy_ioreq_server, dm_get_ioreq_server_info, dm_map_io_range,
   dm_set_ioreq_server_state, dm_unmap_io_range,
 } from './ioreq.ts';
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
@@ -221,6 +221,10 @@ export class HypercallTable implements Hypercalls {
     const tr = this.#c.trace;
     if (tr.on(TRC_HVM)) tr.write(TRC_HVM_IRQ, domid, isa_irq, level, 0);
     return dm_set_isa_irq_level(this.#c, domid, isa_irq, level);
+  }
+  dm_op_add_buffered_zone(domid: number, id: number, start: number, end: number): number {
+    this.#enter();
+    return dm_add_buffered_zone(this.#c, domid, id, start, end);
   }
 
   /* console_io */

@@ -8,6 +8,12 @@
  * model says STATE_IORESP_READY. One instance per vCPU thread, built once by vcpu.ts and called
  * from TrappingCpu (trap.ts) for every port or MMIO access the guest makes.
  *
+ * Buffered writes (ioreq_send_buffered): a write that falls in a zone the server asked to have
+ * buffered (RINGVISOR_DMOP_add_buffered_zone) is appended to the server's buffered ioreq page
+ * (shared/public/hvm/ioreq.ts) and the vCPU goes on at once, with an event on bufioreq_port; it is
+ * counted as `bufioreqs`, not `ioreqs` (it is still a trap). A full page sends it the synchronous
+ * way, as Xen does. Reads are never buffered.
+ *
  * Hot path: nothing is allocated; the server lookup is a scan of at most MAX_IOREQ_SERVERS ×
  * MAX_IO_RANGES words under the target's row lock (uncontended: one CAS), which also takes a
  * reference on the ioreq page so that a server destroyed meanwhile cannot free it under us.
@@ -31,10 +37,10 @@
  */
 import { XEN_DMOP_IO_RANGE_MEMORY, XEN_DMOP_IO_RANGE_PORT } from '../shared/public/hvm/dm_op.ts';
 import {
-  IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PIO, IOREQ_W, IOREQ_WRITE, STATE_IOREQ_NONE, STATE_IOREQ_READY, STATE_IORESP_READY,
-  ioreq_ctrl, ioreq_slot_word, ioreq_state,
+  BUFIOREQ_W, BUF_REWIND_AT, IOREQ_BUFFER_SLOT_NUM, IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PIO, IOREQ_W, IOREQ_WRITE,
+  STATE_IOREQ_NONE, STATE_IOREQ_READY, STATE_IORESP_READY, buf_ioreq_word0, ioreq_ctrl, ioreq_slot_word, ioreq_state,
 } from '../shared/public/hvm/ioreq.ts';
-import { PAGE_WORDS } from '../shared/public/xen.ts';
+import { PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
 import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { evtchn_remote_runstate, evtchn_send } from './event-channel.ts';
@@ -46,8 +52,8 @@ import { ioreqLock, serverBase } from './ioreq.ts';
 import { get_page, put_page } from './page-alloc.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import {
-  IOREQ_SERVER_ENABLED, MAX_IO_RANGES, MAX_IOREQ_SERVERS, RUNSTATE_blocked, RUNSTATE_runnable, RUNSTATE_running, SV, V,
-  VREQ_STOP,
+  IOREQ_SERVER_ENABLED, MAX_BUF_ZONES, MAX_IO_RANGES, MAX_IOREQ_SERVERS, RUNSTATE_blocked, RUNSTATE_runnable, RUNSTATE_running,
+  SV, V, VREQ_STOP, type HypervisorState,
 } from './state.ts';
 
 /** What send() returns when no server claims the access (Xen's X86EMUL_UNHANDLEABLE). */
@@ -103,6 +109,7 @@ export class IoreqSender {
     const last = addr + size - 1;
     let mfn = -1;
     let port = 0;
+    let server = -1;
     spin_lock(hv.ioreq, ioreqLock(this.domid));
     for (let s = 0; s < MAX_IOREQ_SERVERS && mfn < 0; s++) {
       const base = serverBase(this.domid, s);
@@ -112,7 +119,7 @@ export class IoreqSender {
         if (hv.ioreq[at] === rangeType + 1 && addr >= hv.ioreq[at + 1] >>> 0 && last <= hv.ioreq[at + 2] >>> 0) {
           mfn = hv.ioreq[base + SV.MFN];
           port = hv.ioreq[base + SV.VP_EPORT + c.vcpu];
-          get_page(hv, mfn);
+          server = base;
           break;
         }
       }
@@ -121,6 +128,16 @@ export class IoreqSender {
       spin_unlock(hv.ioreq, ioreqLock(this.domid));
       return IO_UNCLAIMED;
     }
+    // ioreq_send_buffered: a write into one of the server's buffered zones, if its page has room.
+    if (write && type === IOREQ_TYPE_COPY && hv.ioreq[server + SV.BUF_MFN] !== 0 && inBufferedZone(hv, server, addr, last)
+      && sendBuffered(hv, hv.ioreq[server + SV.BUF_MFN], addr, size as 1 | 2 | 4, value)) {
+      const bufPort = hv.ioreq[server + SV.BUF_PORT];
+      spin_unlock(hv.ioreq, ioreqLock(this.domid));
+      c.count('bufioreqs');
+      evtchn_send(c, bufPort);
+      return 0;
+    }
+    get_page(hv, mfn);
     // ioreq_send: the fields, then the state word that publishes them, then the event. READY is
     // set before the row lock is dropped: a server destroyed from here on finds the slot READY
     // and answers it (destroyServer), where otherwise it could miss it and leave us waiting.
@@ -162,5 +179,49 @@ export class IoreqSender {
       }
     }
     this.sched.sleepEnd();
+  }
+}
+
+/** Does [addr, last] lie inside one of the buffered zones of the server at `base`? Row lock held. */
+function inBufferedZone(hv: HypervisorState, base: number, addr: number, last: number): boolean {
+  for (let z = 0; z < MAX_BUF_ZONES; z++) {
+    const at = base + SV.BUF_ZONES + 2 * z;
+    const first = hv.ioreq[at] >>> 0;
+    const end = hv.ioreq[at + 1] >>> 0;
+    if ((first !== 0 || end !== 0) && addr >= first && last <= end) return true;
+  }
+  return false;
+}
+
+/**
+ * Append one write to the buffered page at `bufMfn` (ioreq_send_buffered): false if it is full,
+ * and the access then goes the synchronous way, as in Xen. The row lock is Xen's bufioreq_lock:
+ * one producer at a time; the device model only ever advances read_pointer.
+ */
+function sendBuffered(hv: HypervisorState, bufMfn: number, addr: number, size: 1 | 2 | 4, value: number): boolean {
+  const m = hv.mem32;
+  const page = bufMfn * PAGE_WORDS;
+  const rp = Atomics.load(m, page + BUFIOREQ_W.read_pointer) >>> 0;
+  const wp = m[page + BUFIOREQ_W.write_pointer] >>> 0;
+  if (wp - rp >= IOREQ_BUFFER_SLOT_NUM) return false;
+  const slot = page + BUFIOREQ_W.slots + (wp % IOREQ_BUFFER_SLOT_NUM) * 2;
+  m[slot] = buf_ioreq_word0(IOREQ_TYPE_COPY, size, addr);
+  m[slot + 1] = value;
+  // The slot before the pointer that publishes it (Xen's smp_wmb before write_pointer).
+  Atomics.store(m, page + BUFIOREQ_W.write_pointer, (wp + 1) | 0);
+  if (rp >= BUF_REWIND_AT) rewind(hv, bufMfn);
+  return true;
+}
+
+/** Both pointers back by a multiple of the slot count, with one 64-bit CAS (Xen's ATOMIC mode). */
+function rewind(hv: HypervisorState, bufMfn: number): void {
+  const v64 = new BigInt64Array(hv.buffers.machine, bufMfn * PAGE_SIZE, 1);
+  for (;;) {
+    const old = Atomics.load(v64, 0);
+    const r = Number(BigInt.asUintN(32, old));
+    const w = Number(BigInt.asUintN(32, old >> 32n));
+    const n = Math.floor(r / IOREQ_BUFFER_SLOT_NUM) * IOREQ_BUFFER_SLOT_NUM;
+    const next = (BigInt(w - n) << 32n) | BigInt(r - n);
+    if (Atomics.compareExchange(v64, 0, old, next) === old) return;
   }
 }

@@ -26,7 +26,8 @@
  * the ports, and give the page back once nothing maps it.
  */
 import {
-  HVM_IOREQSRV_BUFIOREQ_OFF, XENMEM_resource_ioreq_server, XENMEM_resource_ioreq_server_frame_ioreq,
+  HVM_IOREQSRV_BUFIOREQ_ATOMIC, HVM_IOREQSRV_BUFIOREQ_LEGACY, HVM_IOREQSRV_BUFIOREQ_OFF, XENMEM_resource_ioreq_server,
+  XENMEM_resource_ioreq_server_frame_bufioreq, XENMEM_resource_ioreq_server_frame_ioreq,
   XEN_DMOP_IO_RANGE_MEMORY, XEN_DMOP_IO_RANGE_PORT, XEN_DMOP_no_gfns, type DmIoreqServerInfo,
 } from '../shared/public/hvm/dm_op.ts';
 import {
@@ -43,7 +44,7 @@ import { alloc_domheap_page, get_page, release_page_of_dying } from './page-allo
 import { foreign_release_mappings, map_foreign_frame } from './p2m-foreign.ts';
 import {
   D, E, IO, IOREQ_SERVER_DISABLED, IOREQ_SERVER_ENABLED, IOREQ_SERVER_FREE, MAX_DOMAINS, MAX_IO_RANGES,
-  MAX_IOREQ_SERVERS, MAX_VCPUS, NR_ISA_IRQS, SV, type HypervisorState,
+  MAX_BUF_ZONES, MAX_IOREQ_SERVERS, MAX_VCPUS, NR_ISA_IRQS, SV, type HypervisorState,
 } from './state.ts';
 
 export const ioreqLock = (d: number) => d * IO.WORDS + IO.LOCK;
@@ -83,7 +84,8 @@ function withServer(c: Caller, domid: number, id: number, op: (base: number) => 
 export function dm_create_ioreq_server(c: Caller, domid: number, handle_bufioreq: number): number {
   const rc = dmTarget(c, domid);
   if (rc < 0) return rc;
-  if (handle_bufioreq !== HVM_IOREQSRV_BUFIOREQ_OFF) return -XEN_EOPNOTSUPP;
+  if (handle_bufioreq !== HVM_IOREQSRV_BUFIOREQ_OFF && handle_bufioreq !== HVM_IOREQSRV_BUFIOREQ_LEGACY
+    && handle_bufioreq !== HVM_IOREQSRV_BUFIOREQ_ATOMIC) return -XEN_EINVAL;
   const hv = c.hv;
   spin_lock(hv.ioreq, ioreqLock(domid));
   try {
@@ -105,6 +107,21 @@ export function dm_create_ioreq_server(c: Caller, domid: number, handle_bufioreq
       hv.ioreq[base + SV.VP_EPORT + v] = port;
       hv.mem32[mfn * PAGE_WORDS + ioreq_slot_word(v, IOREQ_W.vp_eport)] = port;
     }
+    if (handle_bufioreq !== HVM_IOREQSRV_BUFIOREQ_OFF) {
+      // ioreq_server_alloc_pages + the bufioreq event channel (ioreq_server_alloc_rangesets'
+      // neighbour in Xen): a second page and one more unbound port in the target.
+      const buf = alloc_domheap_page(hv, domid);
+      const bufPort = buf < 0 ? -XEN_ENOMEM : alloc_unbound_port(hv, domid, c.domid);
+      if (bufPort < 0) {
+        if (buf >= 0) release_page_of_dying(hv, buf);
+        for (let v = 0; v < nr; v++) evtchn_close_port(hv, domid, hv.ioreq[base + SV.VP_EPORT + v]);
+        hv.ioreq.fill(0, base, base + SV.WORDS);
+        release_page_of_dying(hv, mfn);
+        return bufPort;
+      }
+      hv.ioreq[base + SV.BUF_MFN] = buf;
+      hv.ioreq[base + SV.BUF_PORT] = bufPort;
+    }
     hv.ioreq[base + SV.EMULATOR] = c.domid;
     hv.ioreq[base + SV.MFN] = mfn;
     Atomics.store(hv.ioreq, base + SV.STATE, IOREQ_SERVER_DISABLED);
@@ -118,7 +135,7 @@ export function dm_create_ioreq_server(c: Caller, domid: number, handle_bufioreq
 export function dm_get_ioreq_server_info(c: Caller, domid: number, id: number, flags: number, out: DmIoreqServerInfo): number {
   return withServer(c, domid, id, () => {
     if ((flags & XEN_DMOP_no_gfns) === 0) return -XEN_EOPNOTSUPP;
-    out.bufioreq_port = 0;
+    out.bufioreq_port = c.hv.ioreq[serverBase(domid, id) + SV.BUF_PORT];
     return 0;
   });
 }
@@ -168,6 +185,29 @@ export function dm_unmap_io_range(c: Caller, domid: number, id: number, type: nu
   });
 }
 
+/**
+ * RINGVISOR_DMOP_add_buffered_zone (see shared/public/hvm/dm_op.ts): writes to [start, end] go to
+ * the server's buffered page. The server must have one, and every zone must share one 1 MiB window.
+ */
+export function dm_add_buffered_zone(c: Caller, domid: number, id: number, start: number, end: number): number {
+  return withServer(c, domid, id, (base) => {
+    const io = c.hv.ioreq;
+    if (io[base + SV.BUF_MFN] === 0) return -XEN_EINVAL;
+    if (!rangeValid(XEN_DMOP_IO_RANGE_MEMORY, start, end) || start >>> 20 !== end >>> 20) return -XEN_EINVAL;
+    const window = (start >>> 20) + 1;
+    if (io[base + SV.BUF_WINDOW] !== 0 && io[base + SV.BUF_WINDOW] !== window) return -XEN_EINVAL;
+    for (let z = 0; z < MAX_BUF_ZONES; z++) {
+      const at = base + SV.BUF_ZONES + 2 * z;
+      if (io[at] !== 0 || io[at + 1] !== 0) continue;
+      io[base + SV.BUF_WINDOW] = window;
+      io[at] = start | 0;
+      io[at + 1] = end | 0;
+      return 0;
+    }
+    return -XEN_ENOSPC;
+  });
+}
+
 /** XEN_DMOP_set_ioreq_server_state: only an enabled server receives accesses. */
 export function dm_set_ioreq_server_state(c: Caller, domid: number, id: number, enabled: boolean): number {
   return withServer(c, domid, id, (base) => {
@@ -189,11 +229,13 @@ export function acquire_ioreq_page(c: Caller, domid: number, type: number, id: n
   const rc = dmTarget(c, domid);
   if (rc < 0) return rc;
   if (type !== XENMEM_resource_ioreq_server) return -XEN_EOPNOTSUPP;
-  if (frame !== XENMEM_resource_ioreq_server_frame_ioreq(0)) return -XEN_EINVAL; // no buffered page, one sync page
+  const sync = frame === XENMEM_resource_ioreq_server_frame_ioreq(0);
+  if (!sync && frame !== XENMEM_resource_ioreq_server_frame_bufioreq) return -XEN_EINVAL; // one sync page, one buffered
   return map_foreign_frame(c, gpfn, domid, (hv) => {
     const base = ownServer(c, domid, id);
     if (base < 0) return base;
-    const mfn = hv.ioreq[base + SV.MFN];
+    const mfn = hv.ioreq[base + (sync ? SV.MFN : SV.BUF_MFN)];
+    if (mfn === 0) return -XEN_EINVAL; // a server without a buffered page
     get_page(hv, mfn);
     return mfn;
   });
@@ -230,6 +272,9 @@ function destroyServer(hv: HypervisorState, d: number, base: number): void {
       Atomics.notify(hv.mem32, ctrl);
     }
   }
+  const bufPort = hv.ioreq[base + SV.BUF_PORT];
+  if (bufPort !== 0 && portTalksTo(hv, d, bufPort, emulator)) evtchn_close_port(hv, d, bufPort);
+  if (hv.ioreq[base + SV.BUF_MFN] !== 0) release_page_of_dying(hv, hv.ioreq[base + SV.BUF_MFN]);
   release_page_of_dying(hv, mfn);
   hv.ioreq.fill(0, base, base + SV.WORDS);
 }

@@ -131,6 +131,8 @@ export const COUNTERS = [
   // The emulated-device path (ioreq.ts, p2m-foreign.ts): accesses forwarded to a device model,
   // and the device model's foreign mappings of guest frames (QEMU's mapcache fills).
   'ioreqs', 'foreign_maps', 'foreign_unmaps',
+  // Writes a vCPU put on a buffered ioreq page instead of waiting for the device model.
+  'bufioreqs',
 ] as const;
 export type CounterName = (typeof COUNTERS)[number];
 export const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as never;
@@ -149,10 +151,15 @@ export const SV = {
   STATE: 0,      // IOREQ_SERVER_*
   EMULATOR: 1,   // the device model's domain (the only one that may operate on the server)
   MFN: 2,        // the synchronous ioreq page: one struct ioreq per vCPU
+  BUF_MFN: 3,    // the buffered ioreq page (0: the server has none)
   RANGES: 4,     // MAX_IO_RANGES × {type (XEN_DMOP_IO_RANGE_* + 1; 0 = free), first, last}
   VP_EPORT: 4 + MAX_IO_RANGES * 3, // MAX_VCPUS ports in the target, one per vCPU, bound by the emulator
-  WORDS: 4 + MAX_IO_RANGES * 3 + MAX_VCPUS,
+  BUF_PORT: 4 + MAX_IO_RANGES * 3 + MAX_VCPUS,      // bufioreq_evtchn: the target's port for the buffered page
+  BUF_WINDOW: 5 + MAX_IO_RANGES * 3 + MAX_VCPUS,    // the 1 MiB window all buffered zones lie in (+1; 0 = none yet)
+  BUF_ZONES: 6 + MAX_IO_RANGES * 3 + MAX_VCPUS,     // MAX_BUF_ZONES × {first, last}; first = last = 0: free
+  WORDS: 6 + MAX_IO_RANGES * 3 + MAX_VCPUS + 2 * 8,
 } as const;
+export const MAX_BUF_ZONES = 8;
 export const IOREQ_SERVER_FREE = 0;
 export const IOREQ_SERVER_DISABLED = 1;
 export const IOREQ_SERVER_ENABLED = 2;

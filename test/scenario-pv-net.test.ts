@@ -21,5 +21,7 @@ test('pv-net narrates the handshake, bridge learning, a packet\'s path, ping, a 
   t.regex(text, /\(ping: 5\/5 replies/);
   t.regex(text, /sent 5000, received 5000, lost 0, corrupted 0/);
   t.regex(text, /per packet: \d+\.\d{3} notifications, \d+\.\d{3} grant-copy ops/);
+  t.regex(text, /guest-d \(PV\) → guest-c \(e1000\): 2000 of 2000 datagrams arrived, 0 corrupted/);
+  t.regex(text, /per packet: \d+\.\d{3} traps, \d+\.\d{3} ioreq round trips/);
   t.regex(text, /The capture: \d+ frames/);
 });

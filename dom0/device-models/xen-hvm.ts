@@ -22,6 +22,14 @@
  * register loop makes round trips with no sleep on either side (hypervisor/ioreq-send.ts has
  * the vCPU's half).
  *
+ * Buffered writes (opts.bufioreq): the server also maps Xen's buffered ioreq page and binds its
+ * bufioreq_port; the zones the device names (addBufferedZone) then send their writes there, and the
+ * vCPU does not wait. Before it handles a synchronous request it has taken, the server takes the
+ * buffered entries, in order (QEMU's cpu_handle_ioreq: cpu_get_ioreq, then handle_buffered_iopage,
+ * then handle_ioreq), so a guest's buffered writes always reach the device before its next read. QEMU only arms a 100 ms timer
+ * when the bufioreq event arrives and otherwise waits for the next synchronous request; ringvisor
+ * drains on the event itself (no timer, no delay added to what the benchmark measures).
+ *
  * A device that throws is a bug in the model, not the guest's doing. It must not take Dom0 down
  * with it (QEMU dying does not kill Dom0 either): the server logs it once, marks itself broken,
  * and from then on answers every access with all ones, like an empty bus.
@@ -29,12 +37,14 @@
 import type { IdlePoller } from '../../shared/kernel/events.ts';
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import {
-  HVM_IOREQSRV_BUFIOREQ_OFF, XENMEM_resource_ioreq_server, XENMEM_resource_ioreq_server_frame_ioreq,
-  XEN_DMOP_IO_RANGE_MEMORY, XEN_DMOP_IO_RANGE_PORT,
+  HVM_IOREQSRV_BUFIOREQ_ATOMIC, HVM_IOREQSRV_BUFIOREQ_OFF, XENMEM_resource_ioreq_server,
+  XENMEM_resource_ioreq_server_frame_bufioreq, XENMEM_resource_ioreq_server_frame_ioreq, XEN_DMOP_IO_RANGE_MEMORY,
+  XEN_DMOP_IO_RANGE_PORT, XEN_DMOP_no_gfns, type DmIoreqServerInfo,
 } from '../../shared/public/hvm/dm_op.ts';
 import {
-  IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PIO, IOREQ_W, STATE_IOREQ_INPROCESS, STATE_IOREQ_READY, STATE_IORESP_READY,
-  ioreq_dir, ioreq_is_string, ioreq_slot_word, ioreq_state, ioreq_type, ioreq_with_state,
+  BUFIOREQ_W, IOREQ_BUFFER_SLOT_NUM, IOREQ_READ, IOREQ_TYPE_COPY, IOREQ_TYPE_PIO, IOREQ_W, STATE_IOREQ_INPROCESS,
+  STATE_IOREQ_READY, STATE_IORESP_READY, buf_ioreq_addr, buf_ioreq_size, buf_ioreq_type, ioreq_dir, ioreq_is_string,
+  ioreq_slot_word, ioreq_state, ioreq_type, ioreq_with_state,
 } from '../../shared/public/hvm/ioreq.ts';
 import { errnoName } from '../../shared/public/xen.ts';
 import * as trace from '../../shared/public/trace.ts';
@@ -54,6 +64,13 @@ export interface IoreqServerStats {
   unhandled: number;   // accesses to an address no device here owns (answered with all ones)
   irqRaises: number;   // rising edges of an interrupt line (one event to the guest each)
   modelFaults: number; // exceptions thrown by a device (the server is broken after the first)
+  buffered: number;    // writes taken from the buffered ioreq page
+  bufEvents: number;   // bufioreq_port events that woke us
+}
+
+export interface IoreqServerOptions {
+  /** Ask for Xen's buffered ioreq page (HVM_IOREQSRV_BUFIOREQ_ATOMIC), for addBufferedZone. */
+  bufioreq?: boolean;
 }
 
 interface Region { first: number; last: number; dev: IoDevice }
@@ -67,9 +84,19 @@ function check(what: string, rc: number): number {
 
 export class IoreqServer implements IdlePoller {
   readonly id: number;
-  readonly stats: IoreqServerStats = { ioreqs: 0, events: 0, polled: 0, unhandled: 0, irqRaises: 0, modelFaults: 0 };
+  readonly stats: IoreqServerStats = { ioreqs: 0, events: 0, polled: 0, unhandled: 0, irqRaises: 0, modelFaults: 0, buffered: 0, bufEvents: 0 };
   private readonly pageGfn: number;
   private readonly page: Int32Array;
+  /** The buffered ioreq page and its event channel (-1 / null: none). */
+  private bufGfn = -1;
+  private bufPage: Int32Array | null = null;
+  private bufPort = -1;
+  /** The 1 MiB window the buffered zones lie in (buf_ioreq keeps only the low 20 address bits). */
+  private bufWindow = -1;
+  private readonly onBufEvent = (): void => {
+    this.stats.bufEvents++;
+    this.drainBuffered();
+  };
   private readonly ports: number[] = [];
   /** Port → index + 1 in `regions` (0: not ours). */
   private readonly portOwner = new Uint8Array(0x10000);
@@ -86,9 +113,9 @@ export class IoreqServer implements IdlePoller {
     this.inEvent = false;
   };
 
-  constructor(private readonly k: Kernel, readonly domid: number, readonly nrVcpus: number) {
+  constructor(private readonly k: Kernel, readonly domid: number, readonly nrVcpus: number, opts: IoreqServerOptions = {}) {
     const h = k.hypercall;
-    this.id = check('create_ioreq_server', h.dm_op_create_ioreq_server(domid, HVM_IOREQSRV_BUFIOREQ_OFF));
+    this.id = check('create_ioreq_server', h.dm_op_create_ioreq_server(domid, opts.bufioreq ? HVM_IOREQSRV_BUFIOREQ_ATOMIC : HVM_IOREQSRV_BUFIOREQ_OFF));
     this.pageGfn = k.pages.allocHole();
     try {
       check('acquire_resource(ioreq page)', h.memory_acquire_resource(domid, XENMEM_resource_ioreq_server, this.id,
@@ -101,7 +128,22 @@ export class IoreqServer implements IdlePoller {
         if (vp_eport === 0) throw new Error(`ioreq server: d${domid} has no vCPU ${v}`);
         this.ports.push(k.events.bindInterdomain(domid, vp_eport, this.onEvent));
       }
+      if (opts.bufioreq) {
+        // QEMU's xen_map_ioreq_server: the buffered page (frame 0) and bufioreq_port.
+        const info: DmIoreqServerInfo = { bufioreq_port: 0 };
+        check('get_ioreq_server_info', h.dm_op_get_ioreq_server_info(domid, this.id, XEN_DMOP_no_gfns, info));
+        this.bufGfn = k.pages.allocHole();
+        check('acquire_resource(bufioreq page)', h.memory_acquire_resource(domid, XENMEM_resource_ioreq_server, this.id,
+          XENMEM_resource_ioreq_server_frame_bufioreq, this.bufGfn));
+        this.bufPage = k.memory.pageWords(this.bufGfn, true);
+        this.bufPort = k.events.bindInterdomain(domid, info.bufioreq_port, this.onBufEvent);
+      }
     } catch (e) {
+      if (this.bufPort >= 0) k.events.close(this.bufPort);
+      if (this.bufGfn >= 0) {
+        h.memory_remove_from_physmap(this.bufGfn);
+        k.pages.releaseHole(this.bufGfn);
+      }
       for (const port of this.ports) k.events.close(port);
       h.dm_op_destroy_ioreq_server(domid, this.id);
       h.memory_remove_from_physmap(this.pageGfn); // fails harmlessly if the page was never mapped
@@ -124,6 +166,14 @@ export class IoreqServer implements IdlePoller {
     check(`map MMIO 0x${first.toString(16)}+${bytes}`,
       this.k.hypercall.dm_op_map_io_range_to_ioreq_server(this.domid, this.id, XEN_DMOP_IO_RANGE_MEMORY, first, first + bytes - 1));
     this.mmio.push({ first, last: first + bytes - 1, dev });
+  }
+
+  /** Writes to `bytes` from guest-physical `first` go to the buffered page (RINGVISOR_DMOP_add_buffered_zone). */
+  addBufferedZone(first: number, bytes: number): void {
+    if (this.bufPage === null) throw new Error('ioreq server: addBufferedZone needs a server made with bufioreq');
+    check(`buffered zone 0x${first.toString(16)}+${bytes}`,
+      this.k.hypercall.dm_op_add_buffered_zone(this.domid, this.id, first, first + bytes - 1));
+    this.bufWindow = (first >>> 20) * 0x100000;
   }
 
   /** XEN_DMOP_set_ioreq_server_state(1): from now on the claimed accesses arrive here. */
@@ -150,10 +200,38 @@ export class IoreqServer implements IdlePoller {
     return this.service();
   }
 
-  /** cpu_handle_ioreq: answer every request that is waiting. */
+  /**
+   * handle_buffered_iopage: apply every buffered write, in order. The fields are read after the
+   * write_pointer that published them, and read_pointer is advanced after the entry is used, so
+   * the hypervisor never reuses a slot we are still reading.
+   */
+  drainBuffered(): boolean {
+    const b = this.bufPage;
+    if (b === null || this.closed) return false;
+    let found = false;
+    for (;;) {
+      const rp = Atomics.load(b, BUFIOREQ_W.read_pointer) >>> 0;
+      const wp = Atomics.load(b, BUFIOREQ_W.write_pointer) >>> 0;
+      if (rp === wp) break;
+      found = true;
+      const slot = BUFIOREQ_W.slots + (rp % IOREQ_BUFFER_SLOT_NUM) * 2;
+      const w0 = b[slot];
+      const data = b[slot + 1] >>> 0;
+      const size = buf_ioreq_size(w0);
+      const addr = this.bufWindow + buf_ioreq_addr(w0);
+      this.stats.buffered++;
+      const region = !this.broken && (size === 1 || size === 2 || size === 4) ? this.lookup(buf_ioreq_type(w0), addr, size) : null;
+      if (region === null) this.stats.unhandled++;
+      else this.access(region, addr, size as 1 | 2 | 4, true, data);
+      Atomics.add(b, BUFIOREQ_W.read_pointer, 1);
+    }
+    return found;
+  }
+
+  /** cpu_handle_ioreq: the buffered writes first, then every synchronous request that is waiting. */
   service(): boolean {
     if (this.closed) return false;
-    let found = false;
+    let found = this.drainBuffered();
     for (let v = 0; v < this.nrVcpus; v++) {
       const ctrlIdx = ioreq_slot_word(v, IOREQ_W.ctrl);
       const ctrl = Atomics.load(this.page, ctrlIdx);
@@ -161,6 +239,11 @@ export class IoreqServer implements IdlePoller {
       Atomics.store(this.page, ctrlIdx, ioreq_with_state(ctrl, STATE_IOREQ_INPROCESS));
       found = true;
       if (!this.inEvent) this.stats.polled++;
+      // QEMU's order: the request is fetched first, then the buffered page drained, then the
+      // request handled. A write the vCPU buffered before this access was published before this
+      // slot's READY, so having seen READY we see it now (draining only before the scan could
+      // miss a write that arrived between the two, and answer a read before it).
+      this.drainBuffered();
       this.k.hypercall.xentrace(TRC_GUEST_DM_IOREQ | TRC_BEGIN, this.domid, v, 0, 0);
       this.handle(v, ctrl);
       this.k.hypercall.xentrace(TRC_GUEST_DM_IOREQ | TRC_END, this.domid, v, 0, 0);
@@ -184,18 +267,31 @@ export class IoreqServer implements IdlePoller {
     if (region === null) {
       this.stats.unhandled++;
     } else {
-      try {
-        if (read) value = region.dev.read(addr - region.first, size as 1 | 2 | 4) >>> 0;
-        else region.dev.write(addr - region.first, size as 1 | 2 | 4, p[base + IOREQ_W.data] >>> 0);
-      } catch (e) {
-        this.stats.modelFaults++;
-        this.broken = true;
-        this.k.log(`ioreq server d${this.domid}: device model fault at 0x${addr.toString(16)}, answering all ones from now on: ${(e as Error).stack ?? e}`);
-      }
+      const v = this.access(region, addr, size as 1 | 2 | 4, !read, p[base + IOREQ_W.data] >>> 0);
+      if (read && v >= 0) value = v;
     }
     if (read) {
       p[base + IOREQ_W.data] = value;
       p[base + IOREQ_W.data + 1] = 0;
+    }
+  }
+
+  /**
+   * One device access: the value read (0 for a write), or -1 if the device threw, which is a bug in
+   * the model: logged once, and the server goes broken (see the header).
+   */
+  private access(region: Region, addr: number, size: 1 | 2 | 4, write: boolean, data: number): number {
+    try {
+      if (write) {
+        region.dev.write(addr - region.first, size, data);
+        return 0;
+      }
+      return region.dev.read(addr - region.first, size) >>> 0;
+    } catch (e) {
+      this.stats.modelFaults++;
+      this.broken = true;
+      this.k.log(`ioreq server d${this.domid}: device model fault at 0x${addr.toString(16)}, answering all ones from now on: ${(e as Error).stack ?? e}`);
+      return -1;
     }
   }
 
@@ -222,8 +318,13 @@ export class IoreqServer implements IdlePoller {
     this.closed = true;
     this.k.events.removePoller(this);
     for (const port of this.ports) this.k.events.close(port);
+    if (this.bufPort >= 0) this.k.events.close(this.bufPort);
     this.k.hypercall.dm_op_destroy_ioreq_server(this.domid, this.id);
     check('remove_from_physmap(ioreq page)', this.k.hypercall.memory_remove_from_physmap(this.pageGfn));
     this.k.pages.releaseHole(this.pageGfn);
+    if (this.bufGfn >= 0) {
+      check('remove_from_physmap(bufioreq page)', this.k.hypercall.memory_remove_from_physmap(this.bufGfn));
+      this.k.pages.releaseHole(this.bufGfn);
+    }
   }
 }

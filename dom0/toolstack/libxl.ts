@@ -32,7 +32,8 @@ import { ConfigError } from './config/config-error.ts';
 import { domainConfigFields, type VmConfig } from './config/vmconfig.ts';
 import { validateForBoot } from './config/vmcheck.ts';
 import { addVbd, removeBackends, startDiskModel } from './devices.ts';
-import { addVif, nicFromVif } from './nic.ts';
+import { addVif, nicFromVif, startNicModel } from './nic.ts';
+import type { E1000Model } from '../device-models/e1000/e1000.ts';
 import { prepareVm, type PreparedVm } from './prepare.ts';
 import type { CreateResult, HostInfo, ListedDomain, XlErrorKind } from './protocol.ts';
 import { removeRunState, writeRunState } from './state-file.ts';
@@ -66,6 +67,8 @@ interface XlDomain {
   phase: 'creating' | 'running' | 'shutdown' | 'dying';
   dying: Promise<void> | null;
   model: IdeModel | null;
+  /** The emulated NICs' device models (model=e1000), in slot order. */
+  nics: E1000Model[];
   /** Its disk images, held until it is destroyed (./image-lock.ts). */
   locks: ImageLock[];
   started: string;
@@ -124,7 +127,7 @@ export class Libxl extends EventEmitter {
       throw e instanceof HypercallError ? await this.buildFailure(vm, e) : e;
     });
     const rec: XlDomain = {
-      domid: built.domid, uuid, prepared, phase: 'creating', dying: null, model: null, locks, started: new Date().toISOString(),
+      domid: built.domid, uuid, prepared, phase: 'creating', dying: null, model: null, nics: [], locks, started: new Date().toISOString(),
     };
     this.domains.set(rec.domid, rec);
     try {
@@ -132,6 +135,7 @@ export class Libxl extends EventEmitter {
       for (const vif of prepared.vifs) await addVif(this.dom0.toolstack, this.xs, rec.domid, nicFromVif(vif));
       // libxl starts QEMU before it unpauses an HVM guest: the guest's first port access must find it.
       if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.vcpus, prepared.emulatedDisk);
+      prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.vcpus, index, v)));
       this.writeState(rec, 'running');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
       rec.phase = 'running';
@@ -214,6 +218,7 @@ export class Libxl extends EventEmitter {
   /* libxl__destroy_domid's Dom0 half, for a domain the hypervisor no longer runs. */
   private async cleanup(domid: number, rec: XlDomain | undefined): Promise<void> {
     rec?.model?.stop();
+    for (const nic of rec?.nics ?? []) nic.stop();
     // Releasing the domain removes every node it owned: its device/ directories, so each backend
     // sees its frontend gone and lets go of rings and grants (shared/kernel/xenbus/backend.ts).
     await this.dom0.toolstack.forgetDomain(domid);

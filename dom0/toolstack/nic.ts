@@ -21,6 +21,8 @@ import type { VifConfig } from './config/devices.ts';
 import { parseVifSpec, randomXenMac } from './config/vifspec.ts';
 import { BACKEND_TIMEOUT_MS, waitForState } from './devices.ts';
 import type { DeviceSpec, Toolstack } from './xenstore-home.ts';
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import { startE1000Model, type E1000Model } from '../device-models/e1000/e1000.ts';
 
 export interface NicConfig {
   devid?: number;
@@ -72,6 +74,16 @@ export function parseRate(s: string): { bytesPerInterval: number; intervalUs: nu
   const bytesPerInterval = Math.floor((bytesPerSec * intervalUs) / 1e6);
   if (bytesPerInterval < 1) return 'less than one byte per interval';
   return { bytesPerInterval, intervalUs };
+}
+
+/**
+ * An HVM guest's emulated vif (model=e1000): its device model on the vif's bridge, as
+ * libxl__build_device_model_args adds `-device e1000,mac=...` with a tap on that bridge. The NIC
+ * sits in slot `index` (its BAR and IRQ); the key bufioreq=1 asks for buffered MMIO.
+ */
+export function startNicModel(k: Kernel, domid: number, vcpus: number, index: number, v: VifConfig): E1000Model {
+  const nic = nicFromVif(v);
+  return startE1000Model(k, { domid, vcpus, index, devid: v.devid, mac: nic.mac, bridge: nic.bridge, buffered: v.bufioreq === true });
 }
 
 /** A vif from the config as the toolstack attaches it: libxl makes a MAC for one that has none. */

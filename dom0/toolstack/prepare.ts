@@ -11,8 +11,11 @@
  *
  *   - one emulated disk, the primary master hda (the IDE model in dom0/device-models/ide has one);
  *     no emulated CD-ROM drives
- *   - vifs are attached as PV vifs (netback, ./nic.ts); an HVM guest's emulated NIC (model=e1000)
- *     is not built yet, so such a vif is attached as PV only, with a warning; a bad rate= is an error
+ *   - PV vifs go to netback (./nic.ts); an HVM guest's emulated vifs (model=e1000, or type=ioemu,
+ *     Xen's HVM default) become emulated e1000 NICs, at most E1000_MAX_NICS, each a device model
+ *     (libxl_dm.c's -device e1000), and the guest is told where on its command line (e1000=).
+ *     xl also gives such a vif a PV twin that a PVHVM guest's unplug would hide; ringvisor's guest
+ *     uses the e1000 only, so there is no twin. bufioreq=1 on a PV vif is refused; a bad rate= is an error
  *   - workload arguments may not use the command-line words the toolstack writes itself
  *   - memory must fit in what the hypervisor has free
  */
@@ -24,9 +27,10 @@ import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
 import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
 import { workloadCmdline } from './config/workload.ts';
 import {
-  CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
+  CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
 } from '../../shared/public/cmdline.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { E1000_MAX_NICS } from '../../shared/public/hw/e1000.ts';
 import { parseRate } from './nic.ts';
 import { liveClaim, runtimeFiles, type VmRuntimeFiles } from './state-file.ts';
 
@@ -42,8 +46,10 @@ export interface PreparedVm {
   imagesCreated: string[];
   pvDisks: DiskConfig[];
   emulatedDisk: DiskConfig | null;
-  /** Every vif, attached as a PV vif (see the header). */
+  /** The PV vifs (see the header). */
   vifs: VifConfig[];
+  /** The emulated NICs, in slot order (see the header). */
+  emulatedNics: VifConfig[];
   cmdline: string;
   /** Its console log and state file (./state-file.ts). */
   files: VmRuntimeFiles;
@@ -93,9 +99,8 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     }
   }
   for (const v of vm.vifs) {
-    if (v.io === 'emulated') {
-      warnings.push({ severity: 'warning', file: vm.displayFile, line: v.line, column: v.column,
-        message: `vif '${v.spec}': ringvisor's emulated ${v.model ?? 'e1000'} is not built yet; the guest gets this vif as a PV vif (netfront) only` });
+    if (v.io !== 'emulated' && v.bufioreq === true) {
+      err(v.line, `vif '${v.spec}': bufioreq=1 applies to an emulated NIC (an HVM guest's model=e1000), not a PV vif`, v.column);
     }
     if (v.rate !== null) {
       const r = parseRate(v.rate);
@@ -125,6 +130,12 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
   words.set(CMDLINE_GUEST_TYPE, vm.type);
   const emulatedDisk = emulated.length > 0 ? emulated[0]! : null;
   if (emulatedDisk) words.set(CMDLINE_IDE, emulatedDisk.vdev.name);
+  const emulatedNics = vm.vifs.filter((v) => v.io === 'emulated');
+  if (emulatedNics.length > E1000_MAX_NICS) {
+    const extra = emulatedNics[E1000_MAX_NICS];
+    err(extra.line, `vif '${extra.spec}': ringvisor emulates at most ${E1000_MAX_NICS} e1000 NICs per guest (expected type=vif for this one)`, extra.column);
+  }
+  if (emulatedNics.length > 0) words.set(CMDLINE_E1000, emulatedNics.slice(0, E1000_MAX_NICS).map((v) => v.ip ?? '-').join(','));
   if (wait !== undefined) words.set(CMDLINE_WAIT, wait);
   const cmdline = formatCmdline(words);
   if (Buffer.byteLength(cmdline) > MAX_CMDLINE) {
@@ -144,6 +155,7 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     vm, imagesCreated, emulatedDisk, cmdline, files,
     warnings: warnings.sort((a, b) => a.line - b.line).map(formatDiagnostic),
     pvDisks: vm.disks.filter((d) => d.io === 'pv'),
-    vifs: vm.vifs,
+    vifs: vm.vifs.filter((v) => v.io !== 'emulated'),
+    emulatedNics: emulatedNics.slice(0, E1000_MAX_NICS),
   };
 }

@@ -15,6 +15,7 @@ import type { KernelEnv } from '../../shared/public/hypercall.ts';
 import { XS_NET, formatMac } from '../../shared/public/io/netif.ts';
 import { formatIPv4, parseIPv4 } from '../../shared/public/net/inet.ts';
 import type { NetGuestModule, NetMessage, NetTaskResult } from './protocol.ts';
+import { e1000ForHarness, type HarnessNic } from './e1000-guest.ts';
 
 export async function main(env: KernelEnv): Promise<void> {
   const k = new Kernel(env);
@@ -32,7 +33,7 @@ export async function main(env: KernelEnv): Promise<void> {
   };
   const xs = xenbusInit(k);
   post({ kind: 'booted', nonce: m.nonce });
-  const { nic, ip } = await new Promise<{ nic: Netfront; ip: number }>((resolve) => {
+  const { nic, ip } = m.e1000 !== undefined ? e1000ForHarness(k, m.e1000) : await new Promise<{ nic: HarnessNic; ip: number }>((resolve) => {
     let front: Netfront;
     void registerFrontend(xs, 'vif', () => (front = new Netfront(k, m.front)), {
       onProbe: (fe) => {

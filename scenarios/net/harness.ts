@@ -20,6 +20,7 @@ import type { NetGuestModule, NetMessage, NetTask, NetTaskResult } from './proto
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
+const E1000_MODULE = new URL('./e1000-dom0.ts', import.meta.url).href;
 const GUEST_KERNEL = new URL('./guest-kernel.ts', import.meta.url).href;
 
 export interface NetGuestSpec {
@@ -35,6 +36,11 @@ export interface NetGuestSpec {
   extra?: Record<string, unknown>;
   /** Boot without the vif; the test attaches it later (hot-plug). */
   attachLater?: boolean;
+  /**
+   * An HVM guest with an emulated e1000 instead of a PV vif (`model=e1000`; `buffered`: the vif
+   * key bufioreq=1): its model is started in Dom0 before the guest runs, with the vif's mac and bridge.
+   */
+  e1000?: { buffered?: boolean };
 }
 
 export interface TaskOutcome {
@@ -51,6 +57,8 @@ export interface NetGuestOutcome {
   front: Record<string, number>;
   stack: Record<string, number>;
   shutdown: ShutdownEvent;
+  /** The e1000 device model's counters at the end (e1000 guests only). */
+  model?: Record<string, number>;
 }
 
 export class NetGuest {
@@ -108,7 +116,7 @@ export class NetHost {
   static async boot(opts: { bridges?: BridgeConfig[]; memoryMiB?: number } = {}): Promise<NetHost> {
     const h = new NetHost(opts.memoryMiB ?? 256);
     const module: Dom0Module & { net: { bridges?: BridgeConfig[] } } = {
-      runDir: h.runDir, control: h.controlName, modules: [DOM0_MODULE], net: { bridges: opts.bridges },
+      runDir: h.runDir, control: h.controlName, modules: [DOM0_MODULE, E1000_MODULE], net: { bridges: opts.bridges },
     };
     await h.host.createDomain({ name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module }, { privileged: true });
     await h.next((m) => m.kind === 'ready', 'Dom0');
@@ -221,6 +229,7 @@ export class NetHost {
     const nonce = randomUUID();
     const name = spec.name ?? `net-${nonce.slice(0, 8)}`;
     const module: NetGuestModule = { channel: `${this.controlName}-net`, nonce, front: spec.front, tasks: spec.tasks, ...spec.extra };
+    if (spec.e1000) module.e1000 = { ip: spec.vif.ip };
     const shut = new Promise<ShutdownEvent>((resolve) => {
       const on = (e: ShutdownEvent) => { if (e.name === name) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
@@ -230,11 +239,13 @@ export class NetHost {
       config: { name, vcpus: spec.vcpus ?? 1, memoryKiB: (spec.memoryMiB ?? 32) * 1024, kernel: spec.kernel ?? GUEST_KERNEL, module, paused: true },
     })) as number;
     // As libxl does for a PV guest: its vifs are added while it is still paused.
-    if (!spec.attachLater) await this.call({ kind: 'add-device', device: vifSpec(domid, spec.vif) });
+    if (spec.e1000) await this.e1000Call({ kind: 'e1000-start', domid, vcpus: spec.vcpus ?? 1, mac: spec.vif.mac, bridge: spec.vif.bridge, buffered: spec.e1000.buffered ?? false });
+    else if (!spec.attachLater) await this.call({ kind: 'add-device', device: vifSpec(domid, spec.vif) });
     this.host.unpause(domid);
     // A guest started after this one may send it a broadcast at once (ARP): wait until netback has
     // it on the bridge and Connected, since a guest here cannot send an ARP request again.
-    if (!spec.attachLater) await this.backendConnected(domid, spec.vif.devid ?? 0);
+    // (An e1000 has no backend to wait for: its model queues frames until the driver enables receive.)
+    if (!spec.attachLater && !spec.e1000) await this.backendConnected(domid, spec.vif.devid ?? 0);
     const outcome = (async (): Promise<NetGuestOutcome> => {
       const connected = await this.next<Extract<NetMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, `${name} to connect`);
       const tasks: TaskOutcome[] = [];
@@ -246,10 +257,18 @@ export class NetHost {
       }
       const closed = await this.next<Extract<NetMessage, { kind: 'closed' }>>((m) => m.kind === 'closed' && m.nonce === nonce, `${name} to close`);
       const shutdown = await shut;
+      const model = spec.e1000 ? (await this.e1000Call({ kind: 'e1000-stop', domid })).stats : undefined;
       await this.call({ kind: 'forget', domid });
-      return { domid, connected, tasks, front: closed.stats, stack: closed.stack, shutdown };
+      return { domid, connected, tasks, front: closed.stats, stack: closed.stack, shutdown, model };
     })();
     return new NetGuest(nonce, domid, this, outcome);
+  }
+
+  /** An e1000 model call (./e1000-dom0.ts); throws its error. */
+  async e1000Call(m: DistributiveOmit<Extract<NetMessage, { kind: 'e1000-start' | 'e1000-stop' | 'e1000-stats' | 'e1000-inject' }>, 'id'>): Promise<Extract<NetMessage, { kind: 'e1000-reply' }>> {
+    const r = await this.ask(m, 'e1000-reply');
+    if (r.error !== undefined) throw new Error(r.error);
+    return r;
   }
 
   async close(): Promise<void> {

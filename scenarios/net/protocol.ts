@@ -29,6 +29,8 @@ export interface NetGuestModule {
   nonce: string;
   front?: NetfrontOptions;
   tasks: NetTask[];
+  /** An emulated e1000 at slot 0 instead of a vif (./e1000-guest.ts). */
+  e1000?: { ip?: string };
 }
 
 export type NetMessage =
@@ -53,4 +55,9 @@ export type NetMessage =
   | { kind: 'hostile-report'; nonce: string; report: Record<string, unknown> }
   | { kind: 'booted'; nonce: string }
   | { kind: 'bridge-send'; id: number; bridge: string; frames: number; size: number }
-  | { kind: 'bridge-send-reply'; id: number; ms: number; frames: number };
+  | { kind: 'bridge-send-reply'; id: number; ms: number; frames: number }
+  /* An emulated e1000 for an HVM test guest (./e1000-dom0.ts). */
+  | { kind: 'e1000-start'; id: number; domid: number; vcpus: number; mac: string; bridge?: string; buffered: boolean }
+  | { kind: 'e1000-stop' | 'e1000-stats'; id: number; domid: number }
+  | { kind: 'e1000-inject'; id: number; bridge: string; frames: number }
+  | { kind: 'e1000-reply'; id: number; error?: string; stats?: Record<string, number> };

@@ -15,6 +15,8 @@
  *                                  has ACPI and a reset register; a PV guest asks Xen directly)
  *   ide=VDEV                       an emulated IDE disk on the primary channel's master, which
  *                                  the guest names VDEV (e.g. hda): probe it (HVM guests only)
+ *   e1000=IP[,IP...]               emulated e1000 NICs at slots 0, 1, ... (shared/public/hw/e1000.ts),
+ *                                  each with the address its vif's ip= gave ('-': none) (HVM only)
  *   wait=irq|poll                  how the kernel's drivers wait for the other side: sleep on the
  *                                  event, or spin a bounded time first (shared/wait.ts); Dom0 and
  *                                  DomU alike (shared/kernel/kernel.ts reads it; default irq)
@@ -26,9 +28,10 @@
 export const CMDLINE_WORKLOAD = 'workload';
 export const CMDLINE_GUEST_TYPE = 'xen_guest';
 export const CMDLINE_IDE = 'ide';
+export const CMDLINE_E1000 = 'e1000';
 export const CMDLINE_WAIT = 'wait';
 /** Words the toolstack owns: a workload argument may not use these names. */
-export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_WAIT];
+export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_E1000, CMDLINE_WAIT];
 
 export type CmdlineGuestType = 'pv' | 'pvh' | 'hvm';
 

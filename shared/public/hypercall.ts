@@ -201,6 +201,8 @@ export interface Hypercalls {
   dm_op_set_ioreq_server_state(domid: number, id: number, enabled: boolean): number;
   dm_op_destroy_ioreq_server(domid: number, id: number): number;
   dm_op_set_isa_irq_level(domid: number, isa_irq: number, level: 0 | 1): number;
+  /** RINGVISOR_DMOP_add_buffered_zone: writes to [start, end] (inclusive) go to the buffered page. */
+  dm_op_add_buffered_zone(domid: number, id: number, start: number, end: number): number;
 
   /* console_io: the hypervisor's own console, for a kernel's earliest messages */
   console_io_write(text: string): void;

@@ -33,6 +33,12 @@ export interface VifSpec {
   vlan: string | null;
   gatewaydev: string | null;
   trusted: boolean | null;
+  /**
+   * ringvisor's own key, bufioreq=0|1: an emulated NIC's register writes go through Xen's
+   * buffered ioreq page where QEMU would coalesce them (dom0/device-models/e1000/e1000.ts).
+   * xl has no such key; its default (0) is xl's behaviour.
+   */
+  bufioreq: boolean | null;
   /** Pieces accepted but not modelled (colo_*, accel): name=value as written. */
   ignored: string[];
 }
@@ -48,7 +54,7 @@ const STRING_KEYS = ['bridge', 'model', 'ip', 'vifname', 'script', 'backend', 'r
 export function parseVifSpec(spec: string): VifSpecResult {
   const vif: VifSpec = {
     mac: null, bridge: null, model: null, type: null, ip: null, vifname: null, script: null, backend: null,
-    rate: null, mtu: null, devid: null, vlan: null, gatewaydev: null, trusted: null, ignored: [],
+    rate: null, mtu: null, devid: null, vlan: null, gatewaydev: null, trusted: null, bufioreq: null, ignored: [],
   };
   const warnings: string[] = [];
   for (const raw of spec.split(',')) {
@@ -82,6 +88,10 @@ export function parseVifSpec(spec: string): VifSpecResult {
         vif[key] = Number(value);
         break;
       }
+      case 'bufioreq':
+        if (value !== '0' && value !== '1') return { ok: false, error: `invalid bufioreq \`${value}' (expected 0 or 1)` };
+        vif.bufioreq = value === '1';
+        break;
       case 'netdev':
         warnings.push('vif netdev= is deprecated; it is read as gatewaydev=');
         vif.gatewaydev = value;
@@ -98,7 +108,7 @@ export function parseVifSpec(spec: string): VifSpecResult {
           warnings.push(`vif ${key}= is a COLO setting, not modelled; ignored`);
         } else {
           warnings.push(`unrecognized vif argument \`${piece}' ignored (expected mac=, bridge=, model=, type=, ip=, ` +
-            'vifname=, script=, backend=, rate=, mtu=, devid=, vlan=, gatewaydev=)');
+            'vifname=, script=, backend=, rate=, mtu=, devid=, vlan=, gatewaydev=, bufioreq=)');
         }
     }
   }

@@ -21,8 +21,8 @@
  * Only the control domain may make these calls, and only the server's own emulator may use a
  * server once created (Xen checks the same through XSM and s->emulator).
  *
- * ringvisor differences: no buffered ioreqs (handle_bufioreq must be HVM_IOREQSRV_BUFIOREQ_OFF;
- * every access is synchronous), no PCI config space ranges, and get_ioreq_server_info only in its
+ * ringvisor differences: buffered ioreqs only for the MMIO zones a device model names
+ * (RINGVISOR_DMOP_add_buffered_zone below; the page itself is Xen's), no PCI config space ranges, and get_ioreq_server_info only in its
  * XEN_DMOP_no_gfns form (the legacy way of exposing the page in the guest's own physmap is not
  * offered: a guest could write requests into it).
  */
@@ -37,8 +37,20 @@ export const XEN_DMOP_set_ioreq_server_state = 5;
 export const XEN_DMOP_destroy_ioreq_server = 6;
 export const XEN_DMOP_set_isa_irq_level = 9;
 
-/* hvm_op.h: create_ioreq_server's handle_bufioreq. */
+/* hvm_op.h: create_ioreq_server's handle_bufioreq (QEMU asks for ATOMIC; LEGACY is taken as ATOMIC). */
 export const HVM_IOREQSRV_BUFIOREQ_OFF = 0;
+export const HVM_IOREQSRV_BUFIOREQ_LEGACY = 1;
+export const HVM_IOREQSRV_BUFIOREQ_ATOMIC = 2;
+
+/*
+ * ringvisor's one dm_op of its own: name a zone of MMIO whose writes go to the buffered page.
+ * Xen has no such call (it buffers only stdvga's writes, chosen inside Xen); QEMU marks such zones
+ * with memory_region_add_coalescing, which only KVM acts on (KVM_REGISTER_COALESCED_MMIO). ringvisor
+ * lets the device model name the zones, as KVM does, and delivers the writes through Xen's page.
+ * All zones of one server must lie in one 1 MiB-aligned window (see ./ioreq.ts, buf_ioreq.addr).
+ */
+export const RINGVISOR_DMOP_add_buffered_zone = 0x100;
+export const MAX_BUFFERED_ZONES = 8;
 
 /* get_ioreq_server_info flags. */
 export const XEN_DMOP_no_gfns = 1 << 0;

@@ -109,3 +109,65 @@ export function ioreq_with_state(ctrl: number, state: number): number {
 export function ioreq_slot_word(v: number, w: number): number {
   return v * IOREQ_W.WORDS + w;
 }
+
+/*
+ * The buffered ioreq page: writes the vCPU does not wait for.
+ *
+ * Xen: `struct buf_ioreq` and `struct buffered_iopage` in hvm/ioreq.h; the producer is
+ * ioreq_send_buffered (xen/common/ioreq.c), the consumer QEMU's handle_buffered_iopage
+ * (hw/xen/xen-hvm-common.c). A server created with handle_bufioreq ≠ OFF has this second page
+ * (acquire_resource frame XENMEM_resource_ioreq_server_frame_bufioreq) and a second event
+ * channel (bufioreq_port). The hypervisor appends a write here, notifies that port, and lets the
+ * vCPU go on; the device model takes entries in order, and always before it answers a
+ * synchronous request, so a guest's buffered writes are seen before its next read.
+ *
+ *   struct buf_ioreq {            // 8 bytes
+ *       uint8_t  type;            // word 0 bits 0-7
+ *       uint8_t  pad:1, dir:1,    // bit 8, bit 9 (always IOREQ_WRITE)
+ *                size:2;          // bits 10-11: 0 => 1 byte, 1 => 2, 2 => 4 (3 => 8, two slots)
+ *       uint32_t addr:20;         // bits 12-31: the address's low 20 bits
+ *       uint32_t data;            // word 1
+ *   };
+ *   struct buffered_iopage {
+ *       uint32_t read_pointer;    // @0  advanced by the device model only
+ *       uint32_t write_pointer;   // @4  advanced by the hypervisor only
+ *       struct buf_ioreq buf_ioreq[IOREQ_BUFFER_SLOT_NUM];   // @8, slot = pointer % 511
+ *   };
+ *
+ * The 20-bit address is Xen's: it buffers only accesses below 1 MiB (stdvga's). ringvisor's
+ * buffered zones sit in a device's BAR above that, so the hypervisor requires all of one server's
+ * zones to lie in one 1 MiB-aligned window, stores the low 20 bits as Xen does, and the device
+ * model, which named the zones, puts the window back (BUF_WINDOW_MASK).
+ *
+ * Pointers are free-running 32-bit counters, the slot is pointer % 511 (511 does not divide 2^32).
+ * Xen's ATOMIC mode rewinds both pointers by a multiple of 511 with one 64-bit compare-and-swap
+ * once the reader has moved on; ringvisor does the same, only when read_pointer has passed
+ * BUF_REWIND_AT, which keeps them far from 2^32 with a CAS every few hundred million writes.
+ */
+export const IOREQ_BUFFER_SLOT_NUM = 511;
+export const BUF_IOREQ_SIZE = 8;
+export const buffered_iopage = { read_pointer: 0, write_pointer: 4, buf_ioreq: 8 } as const;
+/** Word indices in the page. */
+export const BUFIOREQ_W = {
+  read_pointer: buffered_iopage.read_pointer >> 2,
+  write_pointer: buffered_iopage.write_pointer >> 2,
+  slots: buffered_iopage.buf_ioreq >> 2,
+} as const;
+export const BUF_ADDR_SHIFT = 12;
+export const BUF_WINDOW_MASK = ~0xfffff >>> 0;
+export const BUF_REWIND_AT = IOREQ_BUFFER_SLOT_NUM * (1 << 20);
+
+/** Word 0 of a buf_ioreq. */
+export function buf_ioreq_word0(type: number, size: 1 | 2 | 4, addr: number): number {
+  const sz = size === 1 ? 0 : size === 2 ? 1 : 2;
+  return (type & 0xff) | (IOREQ_WRITE << 9) | (sz << 10) | ((addr & 0xfffff) << BUF_ADDR_SHIFT);
+}
+export function buf_ioreq_size(word0: number): number {
+  return 1 << ((word0 >>> 10) & 3);
+}
+export function buf_ioreq_addr(word0: number): number {
+  return word0 >>> BUF_ADDR_SHIFT;
+}
+export function buf_ioreq_type(word0: number): number {
+  return word0 & 0xff;
+}
