@@ -21,6 +21,7 @@ import type {
 } from './protocol.ts';
 import { CMDLINE_WAIT } from '../../shared/public/cmdline.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../../shared/wait.ts';
+import { Inbox } from '../lib/inbox.ts';
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
@@ -84,9 +85,8 @@ export class BlockHost {
   readonly dom0Log: string[] = [];
   private readonly control: BroadcastChannel;
   private readonly blk: BroadcastChannel;
-  private readonly inbox: (Dom0Message | BlockMessage)[] = [];
-  /** Everyone waiting for a message (several guests may run at once). */
-  private waiting: (() => void)[] = [];
+  /** Messages from Dom0 and the guests, and everyone waiting for one (../lib/inbox.ts). */
+  private readonly inbox = new Inbox<Dom0Message | BlockMessage>();
   /** Guests' own report channels still open (a guest destroyed mid-run never reaches its finally). */
   private readonly guestChannels = new Set<BroadcastChannel>();
   private nextId = 1;
@@ -95,14 +95,11 @@ export class BlockHost {
   private constructor(memoryMiB: number, readonly wait: WaitPolicy) {
     this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l) });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
-    this.host.on('shutdown', () => this.wakeAll());
+    this.host.on('shutdown', () => this.inbox.wake());
     this.runDir = mkdtempSync(join(tmpdir(), 'ringvisor-blk-'));
     this.control = new BroadcastChannel(this.controlName);
     this.blk = new BroadcastChannel(`${this.controlName}-blk`);
-    const take = (ev: unknown) => {
-      this.inbox.push((ev as { data: Dom0Message | BlockMessage }).data);
-      this.wakeAll();
-    };
+    const take = (ev: unknown) => this.inbox.push((ev as { data: Dom0Message | BlockMessage }).data);
     this.control.onmessage = take;
     this.blk.onmessage = take;
   }
@@ -121,24 +118,15 @@ export class BlockHost {
     return h;
   }
 
-  private wakeAll(): void {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const f of w) f();
-  }
-
   usage(): HostUsage {
     return this.host.usage();
   }
 
   private async next<T extends Dom0Message | BlockMessage>(match: (m: Dom0Message | BlockMessage) => boolean, why = ''): Promise<T> {
-    for (;;) {
-      const i = this.inbox.findIndex(match);
-      if (i >= 0) return this.inbox.splice(i, 1)[0] as T;
+    return this.inbox.take<T>(match, () => {
       const crashed = this.host.list().find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash');
-      if (crashed) throw new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`);
-      await new Promise<void>((r) => this.waiting.push(r));
-    }
+      return crashed ? new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`) : null;
+    });
   }
 
   /** A toolstack call in Dom0 (dom0/toolstack/control.ts). */
@@ -184,7 +172,6 @@ export class BlockHost {
     this.guestChannels.add(guest);
     guest.onmessage = (ev) => {
       this.inbox.push((ev as { data: BlockMessage }).data);
-      this.wakeAll();
     };
     try {
       return await this.runGuestOn(guest, nonce, path, run);

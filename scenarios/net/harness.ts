@@ -17,6 +17,7 @@ import type { Dom0Module } from '../../dom0/kernel.ts';
 import type { NetfrontOptions } from '../../domu/netfront/netfront.ts';
 import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.ts';
 import type { NetGuestModule, NetMessage, NetTask, NetTaskResult } from './protocol.ts';
+import { Inbox } from '../lib/inbox.ts';
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
@@ -93,22 +94,19 @@ export class NetHost {
   readonly dom0Log: string[] = [];
   private readonly control: BroadcastChannel;
   readonly netCh: BroadcastChannel;
-  private readonly inbox: (Dom0Message | NetMessage)[] = [];
-  private waiting: (() => void)[] = [];
+  /** Messages from Dom0 and the guests, and everyone waiting for one (../lib/inbox.ts). */
+  private readonly inbox = new Inbox<Dom0Message | NetMessage>();
   private nextId = 1;
   private readonly controlName = `ringvisor-net-${randomUUID()}`;
 
   private constructor(memoryMiB: number) {
     this.host = new Host({ memoryMiB, log: (l) => this.dom0Log.push(l) });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
-    this.host.on('shutdown', () => this.wakeAll());
+    this.host.on('shutdown', () => this.inbox.wake());
     this.runDir = mkdtempSync(join(tmpdir(), 'ringvisor-net-'));
     this.control = new BroadcastChannel(this.controlName);
     this.netCh = new BroadcastChannel(`${this.controlName}-net`);
-    const take = (ev: unknown) => {
-      this.inbox.push((ev as { data: Dom0Message | NetMessage }).data);
-      this.wakeAll();
-    };
+    const take = (ev: unknown) => this.inbox.push((ev as { data: Dom0Message | NetMessage }).data);
     this.control.onmessage = take;
     this.netCh.onmessage = take;
   }
@@ -123,12 +121,6 @@ export class NetHost {
     return h;
   }
 
-  private wakeAll(): void {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const f of w) f();
-  }
-
   usage(): HostUsage {
     return this.host.usage();
   }
@@ -141,13 +133,10 @@ export class NetHost {
   }
 
   async next<T extends Dom0Message | NetMessage>(match: (m: Dom0Message | NetMessage) => boolean, why = ''): Promise<T> {
-    for (;;) {
-      const i = this.inbox.findIndex(match);
-      if (i >= 0) return this.inbox.splice(i, 1)[0] as T;
+    return this.inbox.take<T>(match, () => {
       const crashed = this.host.list().find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash');
-      if (crashed) throw new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`);
-      await new Promise<void>((r) => this.waiting.push(r));
-    }
+      return crashed ? new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`) : null;
+    });
   }
 
   /** A toolstack call in Dom0 (dom0/toolstack/control.ts). */
