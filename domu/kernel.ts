@@ -62,7 +62,7 @@ export async function main(env: KernelEnv): Promise<void> {
   serveConsole(k, cons, disks.disks, (req) => stop(req));
 
   const workload = NET_WORKLOADS.includes(args.get('workload') ?? '')
-    ? runNetWorkload(net.stack, args, (line) => k.log(line)).then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
+    ? runNetWorkload(net.stack, args, (line) => k.log(line), (ms) => k.timers.sleep(ms)).then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
     : runWorkload(k, disks.disks, args, (line) => k.log(line));
   // A shutdown request does not wait for the workload: Linux stops user space first.
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);

@@ -16,7 +16,8 @@ import { udpRrClient, udpRrServer, udpStreamRecv, udpStreamSend } from './udp-st
 
 export const NET_WORKLOADS = ['ping', 'udp-stream', 'udp-rr'];
 
-export async function runNetWorkload(stack: NetStack | null, args: ReadonlyMap<string, string>, say: (line: string) => void): Promise<void> {
+export async function runNetWorkload(stack: NetStack | null, args: ReadonlyMap<string, string>, say: (line: string) => void,
+  sleep: (ms: number) => Promise<void>): Promise<void> {
   const name = args.get('workload')!;
   if (stack === null) {
     say(`workload ${name}: this VM has no network interface (add a vif = [ ... ]); idling`);
@@ -48,7 +49,7 @@ export async function runNetWorkload(stack: NetStack | null, args: ReadonlyMap<s
     say(`udp-stream: receiving on ${formatIPv4(stack.ip)}:${port}`);
     result = await udpStreamRecv(stack, port).done;
   } else if (name === 'udp-stream' && role === 'send') {
-    result = await udpStreamSend(stack, target(), port, port + 1, num('size', 1472), num('count', 10000));
+    result = await udpStreamSend(stack, target(), port, port + 1, num('size', 1472), num('count', 10000), sleep);
   } else if (name === 'udp-rr' && role === 'server') {
     say(`udp-rr: serving on ${formatIPv4(stack.ip)}:${port}`);
     result = { requests: await udpRrServer(stack, port).done };

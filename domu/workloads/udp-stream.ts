@@ -11,12 +11,15 @@
  * Payload: [seq u32][FNV-1a of bytes 8.. u32][pattern]. The receiver recomputes the checksum of
  * every datagram, so a byte changed anywhere on the way is counted (`bad`).
  *
- * Where this differs from netperf: ringvisor's guests have no timers yet, so a receiver cannot end
- * a stream by a timeout, and a lost end marker would leave it waiting. The sender therefore keeps at
- * most WINDOW datagrams ahead of what the receiver has acknowledged (an ack every ACK_EVERY
- * sequence numbers, carrying the highest seen); that window is below what netback queues for a
- * guest (RX_BACKLOG) and the guest's posted buffers, so the stream itself does not overrun the
- * path. Loss is still counted from sequence numbers: it is what something else on the path dropped.
+ * Where this differs from netperf: the sender keeps at most WINDOW datagrams ahead of what the
+ * receiver has acknowledged (an ack every ACK_EVERY sequence numbers, carrying the highest seen);
+ * that window is below what netback queues for a guest (RX_BACKLOG) and the guest's posted
+ * buffers, so the stream itself does not overrun the path. Loss is still counted from sequence
+ * numbers: it is what something else on the path dropped. An ack or the end marker can be lost
+ * too, so a sender that has heard nothing for PROBE_MS of guest time (the guest's timer,
+ * shared/kernel/time.ts) asks again: a PROBE the receiver answers with an ack, or the end marker
+ * again. After MAX_PROBES unanswered it stops and reports what was acknowledged, as netperf's
+ * sender ends by its own clock.
  */
 import { checksum, fillPattern } from '../../shared/checksum.ts';
 import type { NetStack, UdpSocket } from '../net/stack.ts';
@@ -26,6 +29,9 @@ const ACK_EVERY = 16;
 const MAGIC_ACK = 0x41434b21;
 const MAGIC_FIN = 0x46494e21;
 const MAGIC_FINACK = 0x46494e41;
+const MAGIC_PROBE = 0x50524f42;
+const PROBE_MS = 50;
+const MAX_PROBES = 40;
 const PATTERNS = 8;
 
 export interface StreamResult {
@@ -33,8 +39,12 @@ export interface StreamResult {
   bytes: number; ms: number; pps: number; MBps: number;
 }
 
-/** The sender: `count` datagrams of `size` payload bytes to dst:dport, from our port `sport`. */
-export async function udpStreamSend(stack: NetStack, dst: number, dport: number, sport: number, size: number, count: number): Promise<StreamResult> {
+/**
+ * The sender: `count` datagrams of `size` payload bytes to dst:dport, from our port `sport`.
+ * `sleep` is the guest's timer (k.timers.sleep): how long to wait before asking again.
+ */
+export async function udpStreamSend(stack: NetStack, dst: number, dport: number, sport: number, size: number, count: number,
+  sleep: (ms: number) => Promise<void>): Promise<StreamResult> {
   if (size < 8) throw new RangeError('udp-stream: datagrams carry an 8-byte header; size must be at least 8');
   const payloads: Uint8Array[] = [];
   for (let i = 0; i < PATTERNS; i++) {
@@ -56,26 +66,40 @@ export async function udpStreamSend(stack: NetStack, dst: number, dport: number,
     wake = null;
     w?.();
   });
-  const until = (cond: () => boolean) => cond() ? Promise.resolve() : new Promise<void>((r) => {
-    const check = () => { if (cond()) r(); else wake = check; };
-    wake = check;
-  });
+  const heard = () => new Promise<boolean>((r) => { wake = () => r(true); });
+  /** Wait until `cond`, calling `probe` after each PROBE_MS heard nothing; false if it never came. */
+  const until = async (cond: () => boolean, probe: () => Promise<void>): Promise<boolean> => {
+    for (let probes = 0; !cond(); ) {
+      const got = await Promise.race([heard(), sleep(PROBE_MS).then(() => false)]);
+      wake = null;
+      if (!got && !cond()) {
+        if (++probes > MAX_PROBES) return false;
+        await probe();
+      }
+    }
+    return true;
+  };
+  const control = (magic: number, value: number) => {
+    const m = new Uint8Array(8);
+    new DataView(m.buffer).setUint32(0, magic);
+    new DataView(m.buffer).setUint32(4, value);
+    return m;
+  };
   try {
     const mac = await stack.resolve(dst);
+    const send = async (m: Uint8Array) => { while (!sock.trySend(mac, dst, dport, m)) await stack.txRoom(); };
     const t0 = performance.now();
     for (let seq = 0; seq < count; seq++) {
-      if (seq - acked >= WINDOW) await until(() => seq - acked < WINDOW);
+      if (seq - acked >= WINDOW && !(await until(() => seq - acked < WINDOW, () => send(control(MAGIC_PROBE, seq))))) break;
       const p = payloads[seq % PATTERNS];
       p[0] = seq >>> 24; p[1] = seq >>> 16; p[2] = seq >>> 8; p[3] = seq;
       while (!sock.trySend(mac, dst, dport, p)) await stack.txRoom();
     }
-    const fin = new Uint8Array(8);
-    new DataView(fin.buffer).setUint32(0, MAGIC_FIN);
-    new DataView(fin.buffer).setUint32(4, count);
-    while (!sock.trySend(mac, dst, dport, fin)) await stack.txRoom();
-    await until(() => finack >= 0);
+    const fin = control(MAGIC_FIN, count);
+    await send(fin);
+    await until(() => finack >= 0, () => send(fin));
     const ms = performance.now() - t0;
-    return result('send', size, count, finack, 0, ms);
+    return result('send', size, count, finack >= 0 ? finack : Math.min(acked, count), 0, ms);
   } finally {
     sock.close();
   }
@@ -95,6 +119,12 @@ export function udpStreamRecv(stack: NetStack, port: number): { ready: UdpSocket
   const done = new Promise<StreamResult>((r) => { finish = r; });
   const sock: UdpSocket = stack.udpSocket(port, (data, src, sport) => {
     if (data.length < 8) return;
+    if (data.length === 8 && u32(data, 0) === MAGIC_PROBE) {
+      ackDv.setUint32(0, MAGIC_ACK);
+      ackDv.setUint32(4, high);
+      void sock.sendTo(src, sport, ack.slice());
+      return;
+    }
     if (data.length === 8 && u32(data, 0) === MAGIC_FIN) {
       const sent = u32(data, 4);
       ackDv.setUint32(0, MAGIC_FINACK);

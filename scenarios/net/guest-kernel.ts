@@ -62,7 +62,7 @@ export async function main(env: KernelEnv): Promise<void> {
           break;
         }
         case 'stream-send':
-          result = { kind: 'stream', result: await udpStreamSend(stack, addr(t.target), t.port, t.port + 1, t.size, t.count) };
+          result = { kind: 'stream', result: await udpStreamSend(stack, addr(t.target), t.port, t.port + 1, t.size, t.count, (ms) => k.timers.sleep(ms)) };
           break;
         case 'rr-server': {
           const r = udpRrServer(stack, t.port);
