@@ -95,9 +95,15 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
   const first = all[0];
   return {
     nics: all,
-    stack: first === undefined ? null : new NetStack(first, addrs.get(first) ?? 0),
+    stack: first === undefined ? null : withTimer(new NetStack(first, addrs.get(first) ?? 0), k),
     async closeAll() {
       await Promise.all(closers.map((c) => c()));
     },
   };
+}
+
+/** A stack that re-sends unanswered ARP requests on the guest's own timer. */
+function withTimer(stack: NetStack, k: Kernel): NetStack {
+  stack.sleep = (ms) => k.timers.sleep(ms);
+  return stack;
 }

@@ -3,9 +3,9 @@
  *
  * Linux: net/ipv4/arp.c on the neighbour layer (net/core/neighbour.c): an entry is made by a reply
  * to our request, or by any request addressed to us (the asker's address is learned for free,
- * RFC 826's "merge" step); a lookup that misses sends a broadcast request. ringvisor's guests have
- * no timers yet (VIRQ_TIMER comes with the scheduler), so entries do not expire and a request is
- * not retried: resolve() waits for the reply, which on a bridge that floods never gets lost.
+ * RFC 826's "merge" step); a lookup that misses sends a broadcast request. Entries do not
+ * expire; an unanswered request is re-sent by the stack every 100 ms of guest time when the
+ * kernel gives it a timer (stack.ts).
  * flush() empties the table (`ip neigh flush`), and the counters show what ARP did.
  */
 
@@ -14,6 +14,7 @@ export class ArpCache {
   private readonly waiting = new Map<number, (() => void)[]>();
   readonly stats = { requests_sent: 0, replies_sent: 0, learned: 0 };
 
+  /** The MAC of `ip` if it is known now. */
   lookup(ip: number): Uint8Array | undefined {
     return this.table.get(ip);
   }

@@ -30,6 +30,9 @@ export type EchoHandler = (id: number, seq: number, data: Uint8Array, srcIp: num
 
 const U8 = new Uint8Array(0);
 
+/** How long an ARP request waits for its reply before it is sent again. */
+const ARP_RETRY_MS = 100;
+
 export class NetStack {
   readonly arp = new ArpCache();
   readonly stats = {
@@ -65,8 +68,24 @@ export class NetStack {
   }
 
   /** The MAC of `ip` (an ARP request if we do not know it yet). */
-  resolve(ip: number): Promise<Uint8Array> {
-    return this.arp.resolve(ip, () => this.sendArp(ARP_REQUEST, ETH_BROADCAST, ip));
+  /**
+   * The guest's timer (k.timers.sleep), when the kernel hands one over: an ARP request that got no
+   * reply within ARP_RETRY_MS is sent again, as Linux re-solicits (net/ipv4/arp.c, arp_solicit).
+   */
+  sleep: ((ms: number) => Promise<void>) | null = null;
+
+  async resolve(ip: number): Promise<Uint8Array> {
+    const cached = this.arp.lookup(ip);
+    if (cached !== undefined) return cached;
+    const known = this.arp.resolve(ip, () => this.sendArp(ARP_REQUEST, ETH_BROADCAST, ip));
+    const sleep = this.sleep;
+    if (sleep === null) return known;
+    for (;;) {
+      const mac = await Promise.race([known, sleep(ARP_RETRY_MS).then(() => null)]);
+      if (mac !== null) return mac;
+      this.arp.stats.requests_sent++;
+      this.sendArp(ARP_REQUEST, ETH_BROADCAST, ip);
+    }
   }
 
   private sendArp(oper: number, dstMac: Uint8Array, targetIp: number, targetMac: Uint8Array = ETH_BROADCAST): void {

@@ -46,6 +46,7 @@ export async function main(env: KernelEnv): Promise<void> {
     });
   });
   const stack = new NetStack(nic, ip);
+  stack.sleep = (ms) => k.timers.sleep(ms);
   post({ kind: 'connected', nonce: m.nonce, mac: formatMac(nic.mac), ip: formatIPv4(ip), negotiated: { ...nic.negotiated }, mtu: nic.mtu });
   for (let i = 0; i < m.tasks.length; i++) {
     const t = m.tasks[i];
