@@ -107,7 +107,10 @@ const env: KernelEnv = Object.freeze({
   hypercall: new HypercallTable(caller, sched, control),
   memory: new DomainMemory(hv, boot.domid, boot.vcpu),
   cpu,
-  sched: { preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v) },
+  sched: {
+    preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v),
+    evtchn_peer_preempted: (port) => sched.peerPreempted(port),
+  },
   start_info_gfn: boot.start_info_gfn,
   module: boot.module,
 });

@@ -258,6 +258,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       idlePolls: this.k.events.idle.polls,
       idlePollHits: this.k.events.idle.pollHits,
       idleSleeps: this.k.events.idle.sleeps,
+      idlePeerStops: this.k.events.idle.peerStops,
     };
   }
 

@@ -150,6 +150,11 @@ export class BlkifRing implements IdlePoller {
     return true;
   }
 
+  /** More requests come from the frontend's vCPU at the remote end of our event channel. */
+  peerPort(): number {
+    return this.ring === null ? -1 : this.port;
+  }
+
   prepareToSleep(): boolean {
     const ring = this.ring;
     if (ring === null) return false;
