@@ -35,7 +35,7 @@
  * every waiter here, not one per driver.
  *
  * Spin only while the peer runs (DESIGN.md §12). Measured on 2 cores, a spinner that keeps the
- * core its peer needs turns polling from the fastest policy into the slowest. Three things stop a
+ * core its peer needs turns polling from the fastest policy into the slowest. Two things stop a
  * spin early:
  *   - the peer is preempted: the vCPU that the waiter's event channel reaches is runnable but
  *     holds no pCPU slot, or sleeps while every slot is taken (GuestSched.evtchn_peer_preempted,
@@ -45,8 +45,6 @@
  *     tables directly (hypervisor/ioreq-send.ts). Xen shows a guest only its own vCPUs' runstate
  *     (VCPUOP_register_runstate_memory_area); ringvisor's guests see their device peers', since
  *     the question needs it.
- *   - the spinner itself was descheduled by the host OS (a gap of STOLEN_GAP_US between two
- *     looks at the clock): the scheduler's slots cannot see the host's other processes; this can.
  *   - the kernel's poll limit has shrunk (cpuidle-haltpoll's adaptation, shared/kernel/events.ts):
  *     when waits keep outlasting the budget, spinning buys nothing and the limit falls to 0.
  */
@@ -70,38 +68,22 @@ export function spinBudgetUs(policy: WaitPolicy): number {
   return policy === 'poll' ? POLL_BUDGET_US : 0;
 }
 
-/**
- * A gap this long between two looks at the clock (64 tries apart, a few microseconds of work)
- * means the host OS ran something else on this core meanwhile: the machine has more runnable
- * threads than cores, so this spin is taking a core the peer may need. The spin stops, as it
- * does for a preempted peer (Xen guests see the same thing as steal time in their runstate).
- */
-export const STOLEN_GAP_US = 50;
-
 /** Why spins on this thread stopped early (each vCPU thread has its own copy of this module). */
-export const spinRecord = { peerPreempted: 0, stolen: 0 };
+export const spinRecord = { peerPreempted: 0 };
 
 /**
  * Spin until `ready()` or until `budgetUs` microseconds have passed, or until `peerPreempted()`
- * (when given) says the peer cannot answer before it runs again, or until this thread finds it
- * was descheduled by the host (STOLEN_GAP_US). Returns ready()'s last answer. The clock and the
- * peer are looked at every 64 tries, not every try.
+ * (when given) says the peer cannot answer before it runs again. Returns ready()'s last answer.
+ * The clock and the peer are looked at every 64 tries, not every try.
  */
 export function spinUntil(ready: () => boolean, budgetUs: number, peerPreempted?: () => boolean): boolean {
   if (ready()) return true;
   if (budgetUs <= 0) return false;
-  let last = performance.now();
-  const deadline = last + budgetUs / 1000;
+  const deadline = performance.now() + budgetUs / 1000;
   for (let i = 1; ; i++) {
     if (ready()) return true;
     if ((i & 63) !== 0) continue;
-    const t = performance.now();
-    if (t > deadline) return ready();
-    if (t - last > STOLEN_GAP_US / 1000) {
-      spinRecord.stolen++;
-      return ready();
-    }
-    last = t;
+    if (performance.now() > deadline) return ready();
     if (peerPreempted !== undefined && peerPreempted()) {
       spinRecord.peerPreempted++;
       return ready();

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import type { FioRw } from '../../domu/workloads/fio.ts';
 import { parseWaitPolicy } from '../../shared/wait.ts';
 import { BlockHost, type TaskOutcome } from '../block/harness.ts';
+import { MAX_VCPUS, VT } from '../../hypervisor/state.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -55,6 +56,13 @@ const per = (o: TaskOutcome, ios: number) => {
     hypercalls: (d.hypercalls + z.hypercalls) / ios,
   };
 };
+/** Dom0's vCPU 0: ms running, runnable (waiting for a slot) and blocked so far; and the scheduler's counters. */
+const dom0Times = () => {
+  const t = host.host.hv.vcpuTime;
+  const b = 0 * MAX_VCPUS * VT.WORDS;
+  return { running: t[b + VT.RUNNING], runnable: t[b + VT.RUNNABLE], blocked: t[b + VT.BLOCKED], ...host.host.sched.counters() };
+};
+const t0 = dom0Times();
 try {
   const region = (IMAGE_MIB << 20) / guests;
   const runs = await Promise.all(Array.from({ length: guests }, (_, g) => host.runGuest({
@@ -85,6 +93,8 @@ try {
   console.log(`median ${med.toFixed(0)} IOPS, min ${Math.min(...rates).toFixed(0)}, max ${Math.max(...rates).toFixed(0)}, `
     + `spread (max-min)/median ${(((Math.max(...rates) - Math.min(...rates)) / med) * 100).toFixed(1)}%`);
   console.log(`dom0: ${JSON.stringify(await host.dom0Wait())}`);
+  const t1 = dom0Times();
+  console.log(`dom0 vCPU over the run (ms): ${Object.entries(t1).map(([k, v]) => `${k} ${(v - (t0 as Record<string, number>)[k]).toFixed(0)}`).join(', ')}`);
 } finally {
   await host.close();
   rmSync(image, { force: true });

@@ -14,7 +14,7 @@
  * the ring offers and hand anything slow to async code.
  */
 import type { Hypercalls } from '../public/hypercall.ts';
-import { DEFAULT_WAIT_POLICY, spinBudgetUs, spinRecord, spinUntil, type WaitPolicy } from '../wait.ts';
+import { DEFAULT_WAIT_POLICY, spinBudgetUs, spinUntil, type WaitPolicy } from '../wait.ts';
 import { shared_info, vcpu_info } from '../public/xen.ts';
 import { NR_EVTCHN_PORTS } from '../public/event_channel.ts';
 import * as trace from '../public/trace.ts';
@@ -43,7 +43,7 @@ export class EventChannels {
   /** Events handled, for the kernel's own statistics. */
   handled = 0;
   /** The idle loop's record: polls begun, polls that found work, arm-and-recheck rounds, sleeps. */
-  readonly idle = { polls: 0, pollHits: 0, armHits: 0, sleeps: 0, peerStops: 0, stolen: 0, grows: 0, shrinks: 0 };
+  readonly idle = { polls: 0, pollHits: 0, armHits: 0, sleeps: 0, peerStops: 0, grows: 0, shrinks: 0 };
   /**
    * How long the idle loop spins now, in µs, under `poll`: adapted between 0 and the policy's
    * budget as cpuidle-haltpoll adapts guest_halt_poll_ns's poll limit (see adjustPollLimit).
@@ -184,9 +184,7 @@ export class EventChannels {
         if (wants) idleFrom = performance.now();
         const budget = wants ? this.pollLimitUs : 0;
         if (budget > 0) this.idle.polls++;
-        const hit = budget > 0 && spinUntil(this.anyWork, budget, this.peersPreempted);
-        if (budget > 0) this.idle.stolen = spinRecord.stolen;
-        if (hit) {
+        if (budget > 0 && spinUntil(this.anyWork, budget, this.peersPreempted)) {
           this.idle.pollHits++;
           polled = true;
         } else if (this.armPollers()) {

@@ -145,11 +145,11 @@ export class GrantMapper {
 
   /**
    * purge_persistent_gnt, if this ring overflowed and the last purge is LRU_INTERVAL_MS ago (see
-   * the header). One boolean test when nothing overflowed.
+   * the header). One boolean test when nothing overflowed. `now` is performance.now() (a test may
+   * pass its own).
    */
-  purgeIfDue(): void {
+  purgeIfDue(now = performance.now()): void {
     if (!this.overflow) return;
-    const now = performance.now();
     if (now < this.nextLru) return;
     this.nextLru = now + LRU_INTERVAL_MS;
     this.overflow = false;
