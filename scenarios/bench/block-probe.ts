@@ -4,7 +4,7 @@
  * and how far its repeats spread, without running the whole block suite.
  *
  *   npx tsx scenarios/bench/block-probe.ts [--rw read|randread|write|randwrite] [--bs BYTES]
- *        [--qd N] [--repeats N] [--wait irq|poll] [--ms MS] [--queues N] [--guests N]
+ *        [--qd N] [--repeats N] [--wait irq|poll] [--ms MS] [--warmup MS] [--queues N] [--guests N]
  *
  * --guests N runs N PV guests at once on the one image (each its own region), as the scale suite
  * does, and prints each one's rate. The figures are one host's, on whatever else the machine runs.
@@ -27,6 +27,7 @@ const { values: a } = parseArgs({
     repeats: { type: 'string', default: '5' },
     wait: { type: 'string', default: 'irq' },
     ms: { type: 'string', default: '300' },
+    warmup: { type: 'string', default: '50' },
     queues: { type: 'string' },
     guests: { type: 'string', default: '1' },
   },
@@ -70,7 +71,7 @@ try {
     tasks: Array.from({ length: repeats }, (_, r) => ({
       kind: 'fio' as const,
       job: {
-        rw, bs, iodepth: qd, ios: 1e9, size: region, runtimeMs: ms, warmupMs: 50, seed: 7 + 101 * r + g,
+        rw, bs, iodepth: qd, ios: 1e9, size: region, runtimeMs: ms, warmupMs: Number(a.warmup), seed: 7 + 101 * r + g,
         skip: Math.floor(((g * region) / bs) + (r * region / bs) / repeats),
       },
     })),
