@@ -25,7 +25,8 @@ import {
 } from '../../shared/public/trace.ts';
 
 const G = TRC_GUEST & TRC_CLS_MASK;
-const NAMES = new Map<number, [name: string, cat: string, args: string[]]>([
+/** Event id (class | number, without TRC_BEGIN/TRC_END) → its slice's name, category and argument names. */
+export const NAMES: ReadonlyMap<number, [name: string, cat: string, args: string[]]> = new Map<number, [name: string, cat: string, args: string[]]>([
   [TRC_LOST_RECORDS, ['lost records', 'gen', ['lost']]],
   [TRC_PV_EVTCHN_SEND, ['evtchn_send', 'pv', ['port']]],
   [TRC_MEM_GRANT_MAP, ['gnttab_map_grant_ref', 'mem', ['dom', 'ref']]],
