@@ -10,6 +10,10 @@ import { TraceRecording, parseClasses } from '../tools/trace/record.ts';
 import { toTraceEvents, type TraceEvent } from '../dom0/lib/trace-json.ts';
 import { TRC_ALL, TRC_HVM, TRC_MEM } from '../shared/public/trace.ts';
 import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
+import { readFileSync } from 'node:fs';
+import { sourceFiles } from '../tools/docs/build.ts';
+import { traceSites } from '../tools/docs/trace-sites.ts';
+import { stripTracePoints } from '../scenarios/bench/strip-trace.ts';
 
 test('-e takes class names or a number, and refuses an unknown class', (t) => {
   t.is(parseClasses(undefined), TRC_ALL);
@@ -65,4 +69,22 @@ test('a recorded run holds whole PV and emulated request flows, with nested slic
   // The device model's step follows the trap that caused it.
   const v = via(emu!);
   t.true(v.indexOf('trap') < v.indexOf('device model'));
+});
+
+test('the trace suite\'s baseline: every trace point cut from a copy of the tree, and an unknown shape refused', (t) => {
+  const files = sourceFiles().filter((f) => /^(shared|hypervisor|dom0|domu)\//.test(f) && f !== 'hypervisor/trace.ts' && f !== 'shared/public/trace.ts');
+  const read = (f: string) => readFileSync(f, 'utf8');
+  const before = traceSites(files, read);
+  t.true(before.size >= 10, 'the tree has trace points to cut');
+  let cut = 0;
+  const stripped = new Map(files.map((f) => {
+    const r = stripTracePoints(read(f), f);
+    cut += r.cut;
+    return [f, r.text];
+  }));
+  t.true(cut >= [...before.values()].reduce((a, s) => a + s.length, 0));
+  t.is(traceSites(files, (f) => stripped.get(f)!).size, 0, 'no trace point is left in the baseline');
+  t.notRegex(stripped.get('hypervisor/hypercall.ts')!, /tr\.on\(|tr\.write\(/);
+  t.regex(stripped.get('hypervisor/ioreq-send.ts')!, /pio\([^)]*\): number \{\n\s*return this\.send\(IOREQ_TYPE_PIO/);
+  t.throws(() => stripTracePoints('  foo(() => k.hypercall.xentrace(TRC_X, 0, 0, 0, 0));\n', 'x.ts'), { message: /x\.ts:1: a trace point this does not know how to cut/ });
 });
