@@ -66,6 +66,11 @@ test.serial('top -b -i 2: xentop\'s columns, with the figures the hypervisor and
   t.is(row[15], '0', 'VBD_WR');
   t.is(row[16], String(256 * 8), 'VBD_RSECT: 4 KiB = 8 sectors each');
   t.regex(blocks[1], /VBD BlkBack 51712 \[vbd-\d+-51712\]\s+OO:\s+0\s+RD:\s+256\s+WR:\s+0/);
+  // -c: every counter by name, and every device's counters, whatever they are.
+  const all = await rv([...at, 'top', '-b', '-i', '1', '-c']);
+  t.is(all.code, 0, all.stderr);
+  t.regex(all.stdout, /counters\/s: .*hypercalls \d+.*notifications \d+/);
+  t.regex(all.stdout, /vbd 51712 \[vbd-\d+-51712\]: .*rd_req 256/);
   await rv([...at, 'destroy', 'reader']);
 });
 
@@ -83,6 +88,14 @@ test.serial('the web view shows every domain and a ring whose indices move', asy
     await page.waitForSelector('[data-ring^="vbd-"]');
     const names = await page.$$eval('#domains tbody tr', (rows) => rows.map((r) => r.getAttribute('data-name')));
     t.deepEqual(names, ['Domain-0', 'busy']);
+    // The memory picture: a row per domain, its tot_pages in MiB as xl list reports its memory.
+    await page.waitForSelector('#memory-picture tbody tr[data-domid] [data-figure="tot_pages"]');
+    const mem = await page.$$eval('#memory-picture tbody tr', (rows) => rows.map((r) => Number(r.querySelector('[data-figure="tot_pages"]')?.textContent)));
+    const listed = (await rv([...at, 'list'])).stdout.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[2]));
+    t.deepEqual(mem, listed, 'memory picture: tot_pages in MiB, as xl list');
+    // The scheduler's shares: each domain with its weight (256 unless set).
+    const weights = await page.$$eval('#shares .share', (rows) => rows.map((r) => Number(r.getAttribute('data-weight'))));
+    t.deepEqual(weights, [256, 256]);
     const first = await page.$eval('[data-ring^="vbd-"]', (e) => Number(e.getAttribute('data-req-prod')));
     await page.screenshot({ path: join(dir, 'web-1.png') });
     await page.waitForFunction((before) => {
