@@ -8,7 +8,7 @@ import test from 'ava';
 import { SCENARIOS } from '../scenarios/registry.ts';
 import { TraceRecording, parseClasses } from '../tools/trace/record.ts';
 import { toTraceEvents, type TraceEvent } from '../dom0/lib/trace-json.ts';
-import { TRC_ALL, TRC_HVM, TRC_MEM } from '../shared/public/trace.ts';
+import { TRC_ALL, TRC_BEGIN, TRC_END, TRC_HVM, TRC_HVM_TRAP, TRC_MEM, TRC_PV_HYPERCALL, type TraceRecord } from '../shared/public/trace.ts';
 import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
 import { readFileSync } from 'node:fs';
 import { sourceFiles } from '../tools/docs/build.ts';
@@ -87,4 +87,12 @@ test('the trace suite\'s baseline: every trace point cut from a copy of the tree
   t.notRegex(stripped.get('hypervisor/hypercall.ts')!, /tr\.on\(|tr\.write\(/);
   t.regex(stripped.get('hypervisor/ioreq-send.ts')!, /pio\([^)]*\): number \{\n\s*return this\.send\(IOREQ_TYPE_PIO/);
   t.throws(() => stripTracePoints('  foo(() => k.hypercall.xentrace(TRC_X, 0, 0, 0, 0));\n', 'x.ts'), { message: /x\.ts:1: a trace point this does not know how to cut/ });
+});
+
+test('a trace point this writer does not list is named by its constant and nests like the others', (t) => {
+  const rec = (event: number, ts: number): TraceRecord => ({ event, domid: 1, vcpu: 0, ts, data: [7, 0, 0, 0] });
+  const json = toTraceEvents([rec(TRC_HVM_TRAP | TRC_BEGIN, 1), rec(TRC_PV_HYPERCALL, 1.5), rec(TRC_HVM_TRAP | TRC_END, 2), rec(TRC_HVM | 0x0ff, 3)]);
+  const evs = json.traceEvents.filter((e) => e.ph !== 'M');
+  t.deepEqual(evs.map((e) => [e.ph, e.name, e.cat]), [['B', 'hvm trap', 'hvm'], ['X', 'pv hypercall', 'pv'], ['E', 'hvm trap', undefined], ['X', 'event 0x8f0ff', 'unknown']]);
+  t.is(evs[0]!.args!.d0, 7);
 });

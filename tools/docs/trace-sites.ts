@@ -1,6 +1,6 @@
 /*
- * Where each trace record is written: for every event the trace knows (dom0/lib/trace-json.ts's
- * names), the source lines whose trace point writes it, and the function around each.
+ * Where each trace record is written: for every event constant in shared/public/trace.ts (named
+ * as dom0/lib/trace-json.ts names it in the JSON), the source lines whose trace point writes it, and the function around each.
  *
  * Found by reading the tree, not listed by hand: a trace point is a call of HYPERVISOR_xentrace
  * (`xentrace(TRC_GUEST_..., ...)`, guest kernels and Dom0's drivers) or of the hypervisor's
@@ -10,7 +10,7 @@
  * which the docs test notices.
  */
 import * as T from '../../shared/public/trace.ts';
-import { NAMES } from '../../dom0/lib/trace-json.ts';
+import { eventInfo } from '../../dom0/lib/trace-json.ts';
 
 export interface Site { file: string; line: number; fn: string }
 
@@ -19,13 +19,14 @@ const G = T.TRC_GUEST & T.TRC_CLS_MASK;
 const WRITERS = /^(shared|hypervisor|dom0|domu)\//;
 const KEYWORDS = new Set(['if', 'for', 'while', 'switch', 'catch', 'return', 'function', 'new', 'await', 'typeof', 'super']);
 
-/** The constant's name for each event id the trace JSON names. */
+/** The constant's name for each event id (classes and masks left out). */
 function constantsByKind(): Map<number, string> {
   const out = new Map<number, string>();
   for (const [name, value] of Object.entries(T)) {
     if (!name.startsWith('TRC_') || typeof value !== 'number') continue;
+    if (T.TRACE_CLASSES[name.slice(4).toLowerCase()] !== undefined) continue; // a class, not an event
     const kind = name.startsWith('TRC_GUEST_') ? G | value : value;
-    if (NAMES.has(kind) && !out.has(kind)) out.set(kind, name);
+    if ((kind & T.TRC_CLS_MASK) !== 0 && (value & T.TRC_NUM_MASK) !== 0 && !out.has(kind)) out.set(kind, name);
   }
   return out;
 }
@@ -75,6 +76,6 @@ export function traceSites(files: readonly string[], read: (file: string) => str
 /** The same, by the slice name the trace JSON gives the event. */
 export function sitesByName(sites: ReadonlyMap<number, Site[]>): Map<string, Site[]> {
   const out = new Map<string, Site[]>();
-  for (const [kind, s] of sites) out.set(NAMES.get(kind)![0], s);
+  for (const [kind, s] of sites) out.set(eventInfo(kind)[0], s);
   return out;
 }
