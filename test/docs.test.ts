@@ -23,7 +23,7 @@ test('npm run docs: every source file has its page and no internal link is broke
   t.teardown(() => rmSync(out, { recursive: true, force: true }));
   const { files } = build(out, await paths());
   t.true(files.length > 150, `${files.length} source files`);
-  t.true(files.includes('shared/public/io/ring.ts') && files.includes('tools/docs/build.ts'));
+  t.true(files.includes('shared/public/io/ring.ts') && files.includes('tools/docs/build.ts') && files.includes('cli/webview/static/app.js'));
   t.deepEqual(checkSite(out, sourceFiles()), []);
 
   const index = readFileSync(join(out, 'index.html'), 'utf8');

@@ -31,7 +31,7 @@ const SOURCE_DIRS = ['shared', 'hypervisor', 'dom0', 'domu', 'cli', 'scenarios',
 /** The project's source files, as git knows them (so a generated or ignored file never shows). */
 export function sourceFiles(root = ROOT): string[] {
   const out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', ...SOURCE_DIRS], { cwd: root, encoding: 'utf8' });
-  return out.split('\n').filter((f) => /\.(ts|mjs)$/.test(f) && existsSync(join(root, f))).sort();
+  return out.split('\n').filter((f) => /\.(ts|mjs|js)$/.test(f) && existsSync(join(root, f))).sort();
 }
 
 const pageOf = (file: string) => `src/${file}.html`;
@@ -105,7 +105,7 @@ export function build(outDir: string, paths: RecordedPaths, root = ROOT): { page
     anchors.set(f, sections.map((s) => s.line));
     const rows = sections.map((s) => {
       const prose = s.prose ? linkPaths(marked.parse(s.prose, { async: false }), linker(f)) : '';
-      const code = s.code ? hljs.highlight(s.code, { language: f.endsWith('.mjs') ? 'javascript' : 'typescript' }).value : '';
+      const code = s.code ? hljs.highlight(s.code, { language: /\.m?js$/.test(f) ? 'javascript' : 'typescript' }).value : '';
       return `<tr id="L${s.line}"><td class="prose">${prose}</td><td class="code"><pre><code>${code}</code></pre></td></tr>`;
     });
     const body = `<h1>${escapeHtml(f)}</h1><table class="sections">${rows.join('\n')}</table>`;
