@@ -48,18 +48,24 @@ export async function benchNet(opts: SuiteOptions): Promise<BenchRow[]> {
       say(`net: ${path} udp-rr 64 bytes, ${rrCount} round trips × ${repeats} (+ a warm-up)`);
       rows.push(rrRow(await rr(h, 64, rrCount, repeats + 1, path), path));
     }
+    // The floor: the same workloads between two stacks in Dom0 over the bridge (./net/bridge-floor.ts).
     for (const size of [64, 1472]) {
-      say(`net: bridge floor, ${size} bytes`);
-      const pps: number[] = [];
+      say(`net: bridge floor udp-stream ${size} bytes, ${streamCount} datagrams × ${repeats} (+ a warm-up)`);
+      rows.push(streamRow('bridge', 'udp-stream', size, await floor(h, 'udp-stream', size, streamCount, repeats + 1)));
+    }
+    say(`net: bridge floor udp-rr 64 bytes, ${rrCount} round trips × ${repeats} (+ a warm-up)`);
+    rows.push(rrRow(await floor(h, 'udp-rr', 64, rrCount, repeats + 1), 'bridge'));
+    // The bridge alone: a prebuilt frame in, a sink that drops it, one frame at a time.
+    for (const size of [64, 1472]) {
+      say(`net: bridge-raw, ${size} bytes`);
+      const runs: Run[] = [];
       for (let r = 0; r < repeats + 1; r++) {
+        const before = h.allCounters();
         const f = await h.ask({ kind: 'bridge-send', bridge: 'xenbr0', frames: streamCount, size: size + 42 }, 'bridge-send-reply');
-        if (r > 0) pps.push((f.frames * 1000) / f.ms);
+        const pps = (f.frames * 1000) / f.ms;
+        if (r > 0) runs.push({ pps, MBps: (pps * size) / 1e6, lost: streamCount - f.frames, counters: delta(h.allCounters(), before), packets: Math.max(1, f.frames) });
       }
-      const p = median(pps);
-      rows.push({
-        suite: 'net', path: 'bridge', wait: 'irq', workload: 'udp-stream', blockSize: size, queueDepth: 1, reqPerSec: p, MBps: (p * size) / 1e6,
-        counters: { notifications: 0, grantCopies: 0, hypercalls: 0, traps: 0 }, repeats, min: Math.min(...pps), max: Math.max(...pps),
-      });
+      rows.push({ ...streamRow('bridge-raw', 'udp-stream', size, runs), queueDepth: 1 });
     }
   } finally {
     await h.close();
@@ -69,12 +75,12 @@ export async function benchNet(opts: SuiteOptions): Promise<BenchRow[]> {
 
 interface Run { pps: number; MBps: number; lost: number; counters: Record<string, number>; packets: number }
 
-const PATHS = ['pv', 'emu-e1000', 'emu-e1000-buffered'] as const;
+const PATHS = ['pv', 'emu-e1000', 'emu-e1000-unbatched', 'emu-e1000-buffered'] as const;
 type NetBenchPath = (typeof PATHS)[number];
 
 /** What a guest on `path` adds to its spec: nothing for a vif, an emulated e1000 otherwise. */
-function nicOf(path: NetBenchPath): { e1000?: { buffered: boolean } } {
-  return path === 'pv' ? {} : { e1000: { buffered: path === 'emu-e1000-buffered' } };
+function nicOf(path: NetBenchPath): { e1000?: { buffered: boolean; txKick: 'burst' | 'each' } } {
+  return path === 'pv' ? {} : { e1000: { buffered: path === 'emu-e1000-buffered', txKick: path === 'emu-e1000-unbatched' ? 'each' : 'burst' } };
 }
 
 /** `n` streams of `count` datagrams from A to B, one pair of guests per stream. */
@@ -105,6 +111,18 @@ function streamRun(so: NetGuestOutcome, ro: NetGuestOutcome, before: Record<stri
   return { pps: s.result.result.pps, MBps: s.result.result.MBps, lost: r.result.lost, counters: delta(s.counters, before), packets };
 }
 
+/** `n` runs of a workload between two stacks in Dom0 (no guest): the floor. */
+async function floor(h: NetHost, workload: 'udp-stream' | 'udp-rr', size: number, count: number, n: number): Promise<Run[]> {
+  const runs: Run[] = [];
+  for (let i = 0; i < n; i++) {
+    const before = h.allCounters();
+    const f = await h.ask({ kind: 'floor-run', bridge: 'xenbr0', workload, size, count }, 'floor-reply');
+    if (f.error !== undefined) throw new Error(`net bench floor: ${f.error}`);
+    runs.push({ pps: f.pps, MBps: f.MBps, lost: f.lost, counters: delta(h.allCounters(), before), packets: f.packets });
+  }
+  return runs.slice(1);
+}
+
 async function rr(h: NetHost, size: number, count: number, n: number, path: NetBenchPath = 'pv'): Promise<Run[]> {
   const runs: Run[] = [];
   for (let i = 0; i < n; i++) {
@@ -125,7 +143,7 @@ async function rr(h: NetHost, size: number, count: number, n: number, path: NetB
 
 function perPacket(runs: Run[]): Record<string, number> {
   const m = (k: string) => median(runs.map((r) => (r.counters[k] ?? 0) / r.packets));
-  return { notifications: m('notifications'), grantCopies: m('grant_copies'), hypercalls: m('hypercalls'), traps: m('traps'), ioreqs: m('ioreqs'), bufioreqs: m('bufioreqs'), wakeups: m('wakeups'), lost: median(runs.map((r) => r.lost)) };
+  return { notifications: m('notifications'), grantCopies: m('grant_copies'), grantMaps: m('grant_maps'), hypercalls: m('hypercalls'), traps: m('traps'), ioreqs: m('ioreqs'), bufioreqs: m('bufioreqs'), wakeups: m('wakeups'), lost: median(runs.map((r) => r.lost)) };
 }
 
 function streamRow(path: string, workload: string, size: number, runs: Run[]): BenchRow {
@@ -136,7 +154,7 @@ function streamRow(path: string, workload: string, size: number, runs: Run[]): B
   };
 }
 
-function rrRow(runs: Run[], path: NetBenchPath = 'pv'): BenchRow {
+function rrRow(runs: Run[], path: string = 'pv'): BenchRow {
   const tps = runs.map((r) => r.pps);
   return {
     suite: 'net', path, wait: 'irq', workload: 'udp-rr', blockSize: 64, queueDepth: 1, reqPerSec: median(tps), MBps: median(runs.map((r) => r.MBps)),

@@ -41,7 +41,7 @@ export interface NetGuestSpec {
    * An HVM guest with an emulated e1000 instead of a PV vif (`model=e1000`; `buffered`: the vif
    * key bufioreq=1): its model is started in Dom0 before the guest runs, with the vif's mac and bridge.
    */
-  e1000?: { buffered?: boolean };
+  e1000?: { buffered?: boolean; txKick?: 'burst' | 'each' };
 }
 
 export interface TaskOutcome {
@@ -218,7 +218,7 @@ export class NetHost {
     const nonce = randomUUID();
     const name = spec.name ?? `net-${nonce.slice(0, 8)}`;
     const module: NetGuestModule = { channel: `${this.controlName}-net`, nonce, front: spec.front, tasks: spec.tasks, ...spec.extra };
-    if (spec.e1000) module.e1000 = { ip: spec.vif.ip };
+    if (spec.e1000) module.e1000 = { ip: spec.vif.ip, txKick: spec.e1000.txKick ?? 'burst' };
     const shut = new Promise<ShutdownEvent>((resolve) => {
       const on = (e: ShutdownEvent) => { if (e.name === name) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
