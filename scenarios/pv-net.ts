@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetHost, type NetGuestOutcome } from './net/harness.ts';
+import { ACK_EVERY } from '../domu/workloads/udp-stream.ts';
 
 const A = { mac: '00:16:3e:0a:00:0a', ip: '10.0.0.10' };
 const B = { mac: '00:16:3e:0a:00:0b', ip: '10.0.0.11' };
@@ -103,7 +104,7 @@ export async function pvNet(say: (line: string) => void): Promise<void> {
     const [dout, cout] = await Promise.all([d.outcome, c.outcome]);
     const ec = delta(dout.tasks[0]?.counters ?? before3, before3);
     const er = cout.tasks[0]?.result;
-    const packets = 2000 + Math.ceil(2000 / 16) + 2;
+    const packets = 2000 + Math.ceil(2000 / ACK_EVERY) + 2;
     if (er?.kind === 'stream') say(`   guest-d (PV) → guest-c (e1000): ${er.result.received} of 2000 datagrams arrived, ${er.result.bad} corrupted`);
     say(`   per packet: ${per(ec.traps, packets)} traps, ${per(ec.ioreqs, packets)} ioreq round trips, ${per(ec.notifications, packets)} notifications`);
     const m = cout.model ?? {};
@@ -135,7 +136,7 @@ function report(say: (line: string) => void, ao: NetGuestOutcome, bo: NetGuestOu
     say(`   (ping: ${ping.result.received}/${ping.result.sent} replies, rtt median ${ping.result.rttMs.median.toFixed(3)} ms, ARP took ${ping.result.arpMs.toFixed(3)} ms)`);
   }
   if (s?.kind === 'stream' && r?.kind === 'stream') {
-    const packets = 5000 + Math.ceil(5000 / 16) + 2;
+    const packets = 5000 + Math.ceil(5000 / ACK_EVERY) + 2;
     say(`   sent ${s.result.datagrams}, received ${r.result.received}, lost ${r.result.lost}, corrupted ${r.result.bad}: ` +
       `${s.result.MBps.toFixed(1)} MB/s, ${Math.round(s.result.pps)} packets/s (one run on this machine; the benchmark takes medians)`);
     say(`   per packet: ${per(c.notifications, packets)} notifications, ${per(c.grant_copies, packets)} grant-copy ops, ` +

@@ -182,7 +182,10 @@ export class NetfrontQueue implements IdlePoller {
 
   prepareToSleep(): boolean {
     if (this.dead !== null) return false;
-    const tx = this.tx.finalCheckForResponses();
+    // Tx completions only free buffers: ask to hear when half of what is in flight is done (the
+    // Xen tree's netfront did so), not after every batch netback answers.
+    const inFlight = (this.tx.req_prod_pvt - this.tx.rsp_cons) >>> 0;
+    const tx = this.tx.finalCheckForResponsesAt((inFlight >> 1) + 1);
     const rx = this.rx.finalCheckForResponses();
     if (tx) this.reapTx();
     if (rx) this.reapRx();

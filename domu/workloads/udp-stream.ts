@@ -25,7 +25,8 @@ import { checksum, fillPattern } from '../../shared/checksum.ts';
 import type { NetStack, UdpSocket } from '../net/stack.ts';
 
 export const WINDOW = 128;
-const ACK_EVERY = 16;
+/** Acks per window: 4 (each ack is a packet back, and a notification if the sender sleeps). */
+export const ACK_EVERY = 32;
 const MAGIC_ACK = 0x41434b21;
 const MAGIC_FIN = 0x46494e21;
 const MAGIC_FINACK = 0x46494e41;

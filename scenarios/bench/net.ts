@@ -26,6 +26,7 @@
  * The e1000 rows add traps, ioreqs (synchronous round trips) and bufioreqs per packet.
  */
 import { NetHost, type NetGuestOutcome } from '../net/harness.ts';
+import { ACK_EVERY } from '../../domu/workloads/udp-stream.ts';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
 
 const A = { mac: '00:16:3e:00:0b:0a', ip: '10.0.11.10' };
@@ -107,7 +108,7 @@ function streamRun(so: NetGuestOutcome, ro: NetGuestOutcome, before: Record<stri
   if (r?.kind !== 'stream' || s.result?.kind !== 'stream') throw new Error('net bench: no stream result');
   if (r.result.bad > 0) throw new Error(`net bench: ${r.result.bad} datagrams arrived corrupted`);
   // Packets: the datagrams, their acks, the end marker and its answer.
-  const packets = count + Math.ceil(count / 16) + 2;
+  const packets = count + Math.ceil(count / ACK_EVERY) + 2;
   return { pps: s.result.result.pps, MBps: s.result.result.MBps, lost: r.result.lost, counters: delta(s.counters, before), packets };
 }
 
