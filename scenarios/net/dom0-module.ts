@@ -14,6 +14,7 @@ import { waitForState } from '../../dom0/toolstack/devices.ts';
 import type { Packet } from '../../dom0/lib/packet.ts';
 import type { BridgePort } from '../../dom0/services/bridge/bridge.ts';
 import { floorRr, floorStream } from './bridge-floor.ts';
+import { netbackParams } from '../../dom0/backends/netback/tx.ts';
 
 export async function init(dom0: Dom0): Promise<void> {
   await initNetback(dom0);
@@ -57,6 +58,11 @@ export async function init(dom0: Dom0): Promise<void> {
       }
       case 'bridge-send': {
         post({ kind: 'bridge-send-reply', id: m.id, ...bridgeFloor(dom0, m.bridge, m.frames, m.size) });
+        return;
+      }
+      case 'netback-param': {
+        netbackParams.txMap = m.txMap;
+        post({ kind: 'netback-param-reply', id: m.id });
         return;
       }
       case 'floor-run': {

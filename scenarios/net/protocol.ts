@@ -56,6 +56,9 @@ export type NetMessage =
   | { kind: 'booted'; nonce: string }
   | { kind: 'bridge-send'; id: number; bridge: string; frames: number; size: number }
   | { kind: 'bridge-send-reply'; id: number; ms: number; frames: number }
+  /* A netback module parameter (dom0/backends/netback/tx.ts netbackParams), for vifs connected after it. */
+  | { kind: 'netback-param'; id: number; txMap: boolean }
+  | { kind: 'netback-param-reply'; id: number }
   /* The floor with the guests' stacks and workloads in Dom0 (./bridge-floor.ts). */
   | { kind: 'floor-run'; id: number; bridge: string; workload: 'udp-stream' | 'udp-rr'; size: number; count: number }
   | { kind: 'floor-reply'; id: number; error?: string; ms: number; pps: number; MBps: number; received: number; lost: number; packets: number }

@@ -165,6 +165,7 @@ export class NetbackQueue implements IdlePoller {
       this.k.events.close(this.txPort);
       if (this.split) this.k.events.close(this.rxPort);
     }
+    this.tx.close();
     this.txRing = null;
     this.rxRing = null;
     this.maps.releaseAll();

@@ -7,15 +7,24 @@
  * hypercall for the whole batch) → xenvif_tx_submit (check each op, respond, hand the skb up).
  * The checks on each packet are tx-build.ts.
  *
- * Where ringvisor differs: Linux grant-copies only the first XEN_NETBACK_TX_COPY_LEN (128) bytes
- * and grant-maps the rest as zero-copy frags, answering the frontend only when the last user of the
- * skb lets go (the zerocopy callback and the dealloc thread). Here every slot is grant-copied into
- * Dom0 packet pages, so a packet is answered as soon as its batch is copied and no mapping of a
- * guest's page outlives a batch. The cost of that choice, per packet: one copy op per slot piece
- * (a UDP datagram from the guest stack is two slots, header and payload: two ops) where Linux
- * needs one copy op for the header and one map op for the payload.
+ * As Linux does since 3.15 (and with the XSA-423 fix of 2022): only the first
+ * XEN_NETBACK_TX_COPY_LEN (128) bytes of a packet, taken from as many slots as it needs, are
+ * grant-copied into a Dom0 packet page (the linear part: every header the bridge reads is Dom0's own
+ * copy, out of the guest's reach); the rest of each slot stays in the guest's page, mapped
+ * read-only (./map-cache.ts), as the packet's frags. The frontend's buffer is still in use then, so
+ * its response waits until the last user of the frame lets go (Linux: the zerocopy callback and
+ * xenvif_tx_dealloc_action; here Packet.onFree), and the answers of a burst go out together.
+ * When a slot cannot be mapped (the mapping budget is spent) the packet is copied whole instead.
+ * `netbackParams.txMap = false` copies every packet whole, as ringvisor's netback first did
+ * (one copy op per slot piece, the response at once), for comparison.
+ *
+ * Per packet of a UDP datagram from the guest stack (two slots: 42 header bytes, then the
+ * payload): with txMap, two small copy ops (42 + 86 bytes) and one frag, whose mapping is a cache
+ * hit after the first lap of the ring; without, two copy ops of the whole data.
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
+import { grantBudget } from '../../lib/grant-budget.ts';
+import { TxMapCache } from './map-cache.ts';
 import { GNTCOPY_source_gref, GNTST_okay, newGnttabCopy, type GnttabCopy } from '../../../shared/public/grant_table.ts';
 import { NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, netif_tx_response } from '../../../shared/public/io/netif.ts';
 import type { BackRing } from '../../../shared/public/io/ring.ts';
@@ -31,6 +40,14 @@ const TX_BATCH = 64;
 /** Copy ops per hypercall (Linux: tx_copy_ops[MAX_PENDING_REQS]); a packet needs at most 19 slots + 16 page boundaries = 35. */
 const TX_COPY_OPS = 256;
 const TX_MAX_OPS_PER_PACKET = 40;
+/** XEN_NETBACK_TX_COPY_LEN: the bytes of each packet copied into Dom0's linear part. */
+export const TX_COPY_LEN = 128;
+/** MAX_PENDING_REQS: packets whose responses wait for their frags to be let go (one per ring slot at most). */
+const MAX_PENDING = 256;
+const MAX_SLOTS = 22;
+
+/** Module parameters (Linux: /sys/module/xen_netback/parameters), read when a queue connects. */
+export const netbackParams = { txMap: true };
 
 export class NetbackTx {
   private readonly plans: TxPlan[] = [];
@@ -38,6 +55,17 @@ export class NetbackTx {
   private readonly opEnd = new Int32Array(TX_BATCH);
   private readonly ops: GnttabCopy[] = [];
   private readonly rsp = netif_tx_response.create();
+  /** Per packet of the batch: its pending index when its frags are mapped, else -1. */
+  private readonly pendOf = new Int32Array(TX_BATCH);
+  private readonly cache: TxMapCache | null;
+  /** Pending packets: the slot ids to answer, the extras, the mappings they hold. */
+  private readonly pendIds = new Uint16Array(MAX_PENDING * MAX_SLOTS);
+  private readonly pendSlots = new Uint8Array(MAX_PENDING);
+  private readonly pendExtras = new Uint8Array(MAX_PENDING);
+  private readonly pendEnt = new Int16Array(MAX_PENDING * MAX_SLOTS);
+  private readonly pendNEnt = new Uint8Array(MAX_PENDING);
+  private readonly pendFree: number[] = [];
+  private pushQueued = false;
 
   constructor(
     private readonly k: Kernel,
@@ -49,6 +77,20 @@ export class NetbackTx {
   ) {
     for (let i = 0; i < TX_BATCH; i++) this.plans.push(new TxPlan());
     for (let i = 0; i < TX_COPY_OPS; i++) this.ops.push(newGnttabCopy());
+    this.cache = netbackParams.txMap ? new TxMapCache(k, owner.frontend, grantBudget(k)) : null;
+    for (let i = MAX_PENDING - 1; i >= 0; i--) this.pendFree.push(i);
+  }
+
+  /** The queue is going: mappings no packet uses are unmapped now, the others when let go. */
+  close(): void {
+    if (this.cache === null) return;
+    this.cache.close();
+    this.stats.grant_unmap_ops = this.cache.stats.unmaps;
+  }
+
+  /** Mappings still held (for tests). */
+  get mapped(): number {
+    return this.cache?.held ?? 0;
   }
 
   /** xenvif_tx_action: at most TX_BUDGET packets this turn. */
@@ -85,15 +127,27 @@ export class NetbackTx {
         this.respond(plan, NETIF_RSP_ERROR);
         continue;
       }
-      const p = owner.pool.alloc(plan.total);
+      let p: Packet | null = null;
+      let pend = -1;
+      if (this.cache !== null && plan.total > TX_COPY_LEN && this.pendFree.length > 0) {
+        p = owner.pool.alloc(TX_COPY_LEN);
+        pend = p === null ? -1 : this.headAndFrags(plan, p, nOps);
+        if (p !== null && pend < 0) p.release(); // a slot could not be mapped: copy it all below
+        if (pend >= 0) nOps += this.headOps;
+        else p = null;
+      }
       if (p === null) {
-        // Dom0 is out of packet buffers: drop, as Linux does when alloc_skb fails.
-        this.stats.tx_errors++;
-        this.respond(plan, NETIF_RSP_ERROR);
-        continue;
+        p = owner.pool.alloc(plan.total);
+        if (p === null) {
+          // Dom0 is out of packet buffers: drop, as Linux does when alloc_skb fails.
+          this.stats.tx_errors++;
+          this.respond(plan, NETIF_RSP_ERROR);
+          continue;
+        }
+        nOps = this.copyOps(plan, p, nOps);
       }
       this.pkts[nPkts] = p;
-      nOps = this.copyOps(plan, p, nOps);
+      this.pendOf[nPkts] = pend;
       this.opEnd[nPkts] = nOps;
       nPkts++;
     }
@@ -110,7 +164,18 @@ export class NetbackTx {
       this.pkts[i] = null;
       let ok = true;
       for (; op < this.opEnd[i]; op++) if (this.ops[op].status !== GNTST_okay) ok = false;
-      this.respond(this.plans[i], ok ? NETIF_RSP_OKAY : NETIF_RSP_ERROR);
+      const pend = this.pendOf[i];
+      if (pend < 0 || !ok) this.respond(this.plans[i], ok ? NETIF_RSP_OKAY : NETIF_RSP_ERROR);
+      if (pend >= 0) {
+        if (ok) {
+          // Answered when the frame is let go (its frags are the guest's pages).
+          p.tag = pend;
+          p.onFree = this.freed;
+          this.stats.tx_deferred_responses++;
+        } else {
+          this.unpend(pend);
+        }
+      }
       if (!ok) {
         this.stats.tx_errors++;
         owner.dropped(`grant copy of packet id ${this.plans[i].id[0]} failed`);
@@ -123,6 +188,99 @@ export class NetbackTx {
     }
     this.push();
     return nPkts;
+  }
+
+  /** Copy ops the last headAndFrags() added. */
+  private headOps = 0;
+
+  /**
+   * xenvif_get_requests after the XSA-423 fix: copy ops for the first TX_COPY_LEN bytes into `p`'s
+   * linear page, from as many slots as they span; the rest of each slot becomes a mapped frag.
+   * Returns the packet's pending index, or -1 (nothing held) if a slot cannot be mapped.
+   */
+  private headAndFrags(plan: TxPlan, p: Packet, nOps: number): number {
+    const cache = this.cache!;
+    const pend = this.pendFree.pop()!;
+    const base = pend * MAX_SLOTS;
+    let nEnt = 0;
+    let left = TX_COPY_LEN;
+    let at = 0;
+    const first = nOps;
+    const dom = this.owner.frontend;
+    for (let s = 0; s < plan.nSlots; s++) {
+      let off = plan.offset[s];
+      let size = plan.size[s];
+      if (left > 0 && size > 0) {
+        const n = Math.min(left, size);
+        const o = this.ops[nOps++];
+        o.flags = GNTCOPY_source_gref;
+        o.source.ref = plan.gref[s];
+        o.source.domid = dom;
+        o.source.offset = off;
+        o.dest.gfn = p.gfns[0];
+        o.dest.domid = DOMID_SELF;
+        o.dest.offset = at;
+        o.len = n;
+        o.status = 0;
+        at += n;
+        left -= n;
+        off += n;
+        size -= n;
+      }
+      if (size > 0) {
+        const e = cache.get(plan.gref[s]);
+        if (e < 0) {
+          for (let k = 0; k < nEnt; k++) cache.release(this.pendEnt[base + k]);
+          this.pendFree.push(pend);
+          this.syncMapStats();
+          return -1;
+        }
+        cache.hold(e);
+        this.pendEnt[base + nEnt++] = e;
+        p.addFrag(cache.gfn[e], off, size, cache.views[e]);
+        this.stats.tx_frags_mapped++;
+      }
+    }
+    for (let s = 0; s < plan.nSlots; s++) this.pendIds[base + s] = plan.id[s];
+    this.pendSlots[pend] = plan.nSlots;
+    this.pendExtras[pend] = plan.extraCount;
+    this.pendNEnt[pend] = nEnt;
+    this.headOps = nOps - first;
+    this.syncMapStats();
+    return pend;
+  }
+
+  private syncMapStats(): void {
+    this.stats.grant_map_ops = this.cache!.stats.maps;
+    this.stats.grant_unmap_ops = this.cache!.stats.unmaps;
+  }
+
+  /** A frame with mapped frags was let go: answer its slots (xenvif_tx_dealloc_action, then make_tx_response). */
+  private readonly freed = (p: Packet): void => {
+    const pend = p.tag;
+    if (!this.stopped()) {
+      const base = pend * MAX_SLOTS;
+      this.respondSlots(this.pendIds, base, this.pendSlots[pend], this.pendExtras[pend], NETIF_RSP_OKAY);
+      if (!this.pushQueued) {
+        this.pushQueued = true;
+        queueMicrotask(this.pushLater); // the answers of one burst go out with one push
+      }
+    }
+    this.unpend(pend);
+  };
+
+  private readonly pushLater = (): void => {
+    this.pushQueued = false;
+    if (!this.stopped()) this.push();
+  };
+
+  /** Let go of a pending packet's mappings and its index. */
+  private unpend(pend: number): void {
+    const base = pend * MAX_SLOTS;
+    for (let k = 0; k < this.pendNEnt[pend]; k++) this.cache!.release(this.pendEnt[base + k]);
+    this.pendNEnt[pend] = 0;
+    this.pendFree.push(pend);
+    this.syncMapStats();
   }
 
   /** One copy op per piece of each slot that fits in one Dom0 page. */
@@ -155,19 +313,23 @@ export class NetbackTx {
 
   /** make_tx_response for every slot of a packet: data slots get `status`, extras NULL. */
   private respond(plan: TxPlan, status: number): void {
+    this.respondSlots(plan.id, 0, plan.nSlots, plan.extraCount, status);
+  }
+
+  private respondSlots(ids: Uint16Array, base: number, nSlots: number, extras: number, status: number): void {
     const r = this.rsp;
     const tx = this.ring;
     r.clear();
-    r.id = plan.id[0];
+    r.id = ids[base];
     r.status = status;
     tx.putResponse(r.words);
-    for (let e = 0; e < plan.extraCount; e++) {
+    for (let e = 0; e < extras; e++) {
       r.id = 0;
       r.status = NETIF_RSP_NULL;
       tx.putResponse(r.words);
     }
-    for (let s = 1; s < plan.nSlots; s++) {
-      r.id = plan.id[s];
+    for (let s = 1; s < nSlots; s++) {
+      r.id = ids[base + s];
       r.status = status;
       tx.putResponse(r.words);
     }
