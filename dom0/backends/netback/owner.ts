@@ -33,6 +33,7 @@ export interface QueueStats {
   tx_packets: number; tx_bytes: number; tx_errors: number; rx_packets: number; rx_bytes: number; rx_dropped: number;
   notifications: number; interrupts: number; grant_copy_ops: number; copy_batches: number;
   /** Tx data left in the guest's pages (mapped frags), the maps and unmaps that cost, responses held for them. */
+  tx_notifications: number; rx_notifications: number;
   tx_frags_mapped: number; grant_map_ops: number; grant_unmap_ops: number; tx_deferred_responses: number;
 }
 
@@ -40,6 +41,7 @@ export function newQueueStats(): QueueStats {
   return {
     tx_packets: 0, tx_bytes: 0, tx_errors: 0, rx_packets: 0, rx_bytes: 0, rx_dropped: 0,
     notifications: 0, interrupts: 0, grant_copy_ops: 0, copy_batches: 0,
+    tx_notifications: 0, rx_notifications: 0,
     tx_frags_mapped: 0, grant_map_ops: 0, grant_unmap_ops: 0, tx_deferred_responses: 0,
   };
 }

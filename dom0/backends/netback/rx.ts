@@ -200,6 +200,7 @@ export class NetbackRx {
     this.nHeld = 0;
     if (rx.pushResponses()) {
       this.stats.notifications++;
+      this.stats.rx_notifications++;
       this.k.events.notify(this.port);
     }
   }

@@ -339,6 +339,7 @@ export class NetbackTx {
   private push(): void {
     if (this.ring.pushResponses()) {
       this.stats.notifications++;
+      this.stats.tx_notifications++;
       this.k.events.notify(this.port);
     }
   }
