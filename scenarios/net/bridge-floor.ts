@@ -11,7 +11,7 @@
  * up in one microtask per burst, so a sender's burst does not recurse into the receiver.
  *
  * The workloads are the guests' own code (domu/workloads/udp-stream.ts and domu/net/stack.ts,
- * pure computation on byte arrays): the same window of 128 datagrams, the same acks every 16,
+ * pure computation on byte arrays): the same window of datagrams, the same acks,
  * the same checksum on every payload. So the `bridge` row does the same work at the same depth as
  * the `pv` row, minus virtualization. The old floor (`bridge-raw`: a prebuilt frame into the bridge
  * and a sink that drops it, one at a time) is kept as the cost of the bridge alone.
