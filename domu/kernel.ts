@@ -19,6 +19,20 @@
  *
  * A workload that finds bad data throws; the exception leaves main() and the domain crashes
  * (hypervisor/vcpu.ts), so on_crash decides what happens to it, as for a guest kernel panic.
+ *
+ * This kernel is resumable (DESIGN.md section 12; README, "Save, restore and live migration").
+ * Xen saves a guest by copying its memory and its vCPUs' registers; this kernel's objects live on
+ * its thread's heap, which no page copy reaches, so the rule is: what it needs to continue lives in
+ * guest memory. Its workload keeps its progress there; rings, grants, ports and watches are
+ * rebuilt after a move (Xen does not migrate those either). At suspend (control/shutdown =
+ * "suspend") the kernel quiesces its frontends, writes a small vCPU-context record into a guest
+ * page and makes SCHEDOP_shutdown(SHUTDOWN_suspend) naming it, as Linux's xen_suspend hands its
+ * start_info frame to HYPERVISOR_suspend in a register; the hypervisor keeps that as the vCPU's
+ * saved context. A restored domain boots this same main() on a fresh thread in resume mode: the
+ * context record is found, read from memory, and the devices reconnect as Linux's resume path does
+ * (xs_resume, then blkfront_resume / netfront_resume: each frontend goes through the xenbus
+ * handshake with the new backends, blkfront re-issuing what was in flight as blkif_recover). The
+ * target host receives nothing but the save stream: the guest's pages, that record, the config.
  */
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
