@@ -20,6 +20,8 @@ import {
 } from '../shared/public/hypercall.ts';
 import { XEN_EEXIST, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
+import { shadow_op } from './mm/log-dirty.ts';
+import type { ShadowOpResult } from '../shared/public/domctl.ts';
 import {
   evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_send, evtchn_status, evtchn_unmask,
 } from './event-channel.ts';
@@ -256,6 +258,12 @@ export class HypercallTable implements Hypercalls {
   }
   domctl_scheduler_op(op: SchedOp): Promise<unknown> {
     return this.#domctl<unknown>('scheduler_op', op);
+  }
+  /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
+  domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {
+    this.#enter();
+    if (!this.#c.privileged) return -XEN_EPERM;
+    return shadow_op(this.#c.hv, domid, op, mode, bitmap, pages);
   }
 
   /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */

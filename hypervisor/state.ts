@@ -180,6 +180,9 @@ export const FOREIGNMAP_WORDS = MAX_GUEST_PAGES / 32;
  * vCPU of its domain and written at every unmap, and should not bounce other domains' lines.
  */
 export const P2MGEN_STRIDE = 16;
+/* Log-dirty (mm/log-dirty.ts): per domain a 16-word header, the dirty and writable-view bitmaps. */
+export const LOGDIRTY_HEADER = 16;
+export const LOGDIRTY_STRIDE = LOGDIRTY_HEADER + 2 * (MAX_GUEST_PAGES / 32);
 
 /** The buffers that make up one host. Built by the control thread, passed to every vCPU thread. */
 export interface HypervisorBuffers {
@@ -200,6 +203,7 @@ export interface HypervisorBuffers {
   p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
   trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
+  logdirty: SharedArrayBuffer;    // per-domain log-dirty state and bitmaps (mm/log-dirty.ts)
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
@@ -226,6 +230,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     trace: traceBuffer(MAX_DOMAINS * MAX_VCPUS),
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
+    logdirty: i32(MAX_DOMAINS * LOGDIRTY_STRIDE),
   };
 }
 
@@ -247,6 +252,7 @@ export class HypervisorState {
   readonly ioreq: Int32Array;
   readonly foreignmap: Int32Array;
   readonly p2mgen: Int32Array;
+  readonly logdirty: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -268,6 +274,7 @@ export class HypervisorState {
     this.ioreq = new Int32Array(buffers.ioreq);
     this.foreignmap = new Int32Array(buffers.foreignmap);
     this.p2mgen = new Int32Array(buffers.p2mgen);
+    this.logdirty = new Int32Array(buffers.logdirty);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));

@@ -18,6 +18,7 @@ import type { GuestMemory } from './memory.ts';
 import type { ShutdownReason } from './xen.ts';
 import type { PcpuLoad, SchedOp } from './sched.ts';
 import type { TraceRecord } from './trace.ts';
+import type { ShadowOpResult } from './domctl.ts';
 
 /* XENMEM_add_to_physmap spaces: hypervisor-owned pages a guest maps into its physmap. */
 export const XENMAPSPACE_shared_info = 0;
@@ -219,6 +220,13 @@ export interface Hypercalls {
    * argument the scheduler refuses (with the reason, for xl's message), or -errno.
    */
   domctl_scheduler_op(op: SchedOp): Promise<unknown>;
+  /**
+   * XEN_DOMCTL_shadow_op, log-dirty ops (./domctl.ts): OFF, ENABLE_LOGDIRTY, CLEAN, PEEK. For CLEAN
+   * and PEEK, `bitmap` receives one bit per gfn for the first `pages` gfns. Runs in the caller's
+   * thread. A CLEAN of a running domain should be made with it paused (Xen's paging_log_dirty_op
+   * pauses it), so no vCPU is inside a request on a view the CLEAN re-protects.
+   */
+  domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number;
 
   /* sysctl: the control domain only */
   /** XEN_SYSCTL_getdomaininfolist: every domain, by domid (xl list's source). */
