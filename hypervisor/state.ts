@@ -55,6 +55,7 @@ export const D = {
   PINNED: 12,          // active grant entries of this domain pinned by someone (map or copy)
   TEARDOWN_DONE: 13,   // 1 once destroy has released everything it can; the slot frees when PINNED is 0
   ONLINE_VCPUS: 14,    // vCPUs not yet gone down (hlt with interrupts off takes one down)
+  RESUME_GFN: 15,      // the saved vCPU context: the gfn SCHEDOP_shutdown(suspend) named (+1; 0 = none)
   WORDS: 16,
 } as const;
 export const DOMSTATE_FREE = 0;

@@ -31,6 +31,8 @@ export interface VcpuBoot {
   kernel: string;
   module: unknown;
   start_info_gfn: number;
+  /** A restored domain's saved context (KernelEnv.resume_gfn), -1 on an ordinary boot. */
+  resume_gfn: number;
   /** The host's waiting policy, for this vCPU's trapped accesses (ioreq-send.ts). */
   wait: WaitPolicy;
 }
@@ -109,6 +111,7 @@ const env: KernelEnv = Object.freeze({
   cpu,
   sched: { preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v) },
   start_info_gfn: boot.start_info_gfn,
+  resume_gfn: boot.vcpu === 0 ? boot.resume_gfn : -1,
   module: boot.module,
 });
 
@@ -145,6 +148,9 @@ process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 
 sched.online();
+// The kernel's first instruction is behind a preemption point: a domain built paused (a restore
+// still filling its memory) runs nothing until the toolstack unpauses it.
+sched.preemptionPoint();
 try {
   const image = (await import(boot.kernel)) as KernelImage;
   if (boot.vcpu === 0) {

@@ -97,6 +97,8 @@ class XlConnection {
       case 'unpause': return x.unpause(await x.resolve(r.domain));
       case 'block-list': return blockList(this.dom0.xs, await x.resolve(r.domain));
       case 'destroy-all': return x.destroyAll();
+      case 'save': return x.save(await x.resolve(r.domain), r.file);
+      case 'restore': return x.restore(r.file, { paused: r.paused });
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall);
       case 'trace': return traceToFile(this.dom0.k.hypercall, r.mask, r.seconds, r.path);
