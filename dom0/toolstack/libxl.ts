@@ -23,7 +23,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { SaveError, restoreFromStream, suspendAndSave, type SaveRestoreHost, type SaveResult } from './migration/save-restore.ts';
+import { SaveError, restoreFromStream, suspendAndSave, type SaveResult } from './migration/save-restore.ts';
+import type { MigrateHost } from './migration/migrate.ts';
 import { SaveFileError } from './migration/stream-read.ts';
 import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
@@ -430,14 +431,14 @@ export class Libxl extends EventEmitter {
       throw new XlError('failed', `cannot read ${file}: ${(e as Error).message}`);
     }
     try {
-      return await restoreFromStream(this.saveHost(opts.paused ?? false), bytes, file);
+      return await restoreFromStream(this.saveHost(), bytes, file, opts);
     } catch (e) {
       throw e instanceof SaveError || e instanceof SaveFileError ? new XlError('failed', e.message) : e;
     }
   }
 
   /** What ./migration needs of this toolstack. */
-  saveHost(paused = false): SaveRestoreHost {
+  saveHost(): MigrateHost {
     return {
       k: this.dom0.k,
       xs: this.xs,
@@ -445,7 +446,12 @@ export class Libxl extends EventEmitter {
       preparedOf: (domid) => this.domains.get(domid)?.prepared ?? null,
       waitStopped: (domid) => this.waitStopped(domid),
       destroy: (domid) => this.destroy(domid),
-      bootRestored: (path, resume_gfn, fill) => {
+      releaseLocks: (domid) => {
+        const rec = this.domains.get(domid);
+        for (const l of rec?.locks ?? []) l.release();
+        if (rec) rec.locks = [];
+      },
+      bootRestored: (path, resume_gfn, fill, paused) => {
         const run = this.createLock.then(async () => {
           const infos = await this.infoList();
           const phys = await this.hc.sysctl_physinfo();

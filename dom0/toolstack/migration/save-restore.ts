@@ -39,7 +39,7 @@ export interface SaveRestoreHost {
   waitStopped(domid: number): Promise<void>;
   destroy(domid: number): Promise<void>;
   /** libxl's create from a config path, paused, its devices added; `fill` runs before the unpause. */
-  bootRestored(configPath: string, resume_gfn: number, fill: (domid: number, nr_pages: number) => Promise<void>): Promise<number>;
+  bootRestored(configPath: string, resume_gfn: number, fill: (domid: number, nr_pages: number) => Promise<void>, paused: boolean): Promise<number>;
 }
 
 export class SaveError extends Error {
@@ -102,12 +102,12 @@ export function range(from: number, to: number): number[] {
 }
 
 /** xl restore FILE: check the whole stream, then build, fill, resume. Returns the new domain id. */
-export async function restoreFromStream(h: SaveRestoreHost, bytes: Uint8Array, what: string): Promise<{ domid: number; name: string; pages: number }> {
+export async function restoreFromStream(h: SaveRestoreHost, bytes: Uint8Array, what: string, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
   const img = readSaveImage(bytes, what);
-  return restoreImage(h, img);
+  return restoreImage(h, img, opts);
 }
 
-export async function restoreImage(h: SaveRestoreHost, img: SavedImage): Promise<{ domid: number; name: string; pages: number }> {
+export async function restoreImage(h: SaveRestoreHost, img: SavedImage, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
   const c = img.config;
   let text: string;
   try {
@@ -121,7 +121,7 @@ export async function restoreImage(h: SaveRestoreHost, img: SavedImage): Promise
   const domid = await h.bootRestored(c.file, vcpu0.resume_gfn, async (d, nr_pages) => {
     if (nr_pages !== Math.ceil(c.memoryKiB / 4)) throw new SaveError(`the new domain has ${nr_pages} pages, the saved one ${Math.ceil(c.memoryKiB / 4)}`);
     writePages(h.k, d, nr_pages, img);
-  });
+  }, opts.paused ?? false);
   h.log(`xl: restored ${c.name} as domain ${domid} from ${img.pages} pages`);
   return { domid, name: c.name, pages: img.pages };
 }
