@@ -14,6 +14,7 @@ import {
 } from '../shared/public/grant_table.ts';
 import { PAGE_SIZE, XEN_EINVAL } from '../shared/public/xen.ts';
 import { World, type TestDomain } from './helpers/world.ts';
+import { LOGDIRTY_STRIDE } from '../hypervisor/state.ts';
 
 const PAGES = 256; // the test domains' RAM (1 MiB)
 
@@ -162,4 +163,14 @@ test('CLEAN without ENABLE is refused; OFF stops the log', (t) => {
   t.deepEqual(shadow_op(w.hv, guest.domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0), { pages: 0, stats: { fault_count: 0, dirty_count: 0 } });
   t.is(shadow_op(w.hv, guest.domid, XEN_DOMCTL_SHADOW_OP_PEEK, 0, bitmap, PAGES), -XEN_EINVAL);
   t.is(shadow_op(w.hv, 63, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, null, 0), -XEN_EINVAL, 'no such domain');
+});
+
+test('a destroyed domain takes its log with it: the next owner of its id starts with log-dirty off and no marks', (t) => {
+  const { w, guest } = setup();
+  guest.mem.pageWords(guest.pages.alloc(), true);
+  t.is(enable(w, guest), 0);
+  guest.mem.fill(guest.pages.alloc() * PAGE_SIZE, 8, 1);
+  w.kill(guest);
+  const row = w.hv.logdirty.subarray(guest.domid * LOGDIRTY_STRIDE, (guest.domid + 1) * LOGDIRTY_STRIDE);
+  t.true(row.every((v) => v === 0));
 });

@@ -89,6 +89,14 @@ export function log_dirty_view(hv: HypervisorState, d: number, gfn: number): voi
   if ((e & P2M_PRESENT) !== 0 && (e & P2M_FOREIGN) === 0) setBit(hv, d, VIEWS, gfn);
 }
 
+/** paging_final_teardown: a domain's log-dirty state goes with it (domain_kill), so its id's next owner starts clean. */
+export function log_dirty_teardown(hv: HypervisorState, d: number): void {
+  const row = d * LOGDIRTY_STRIDE;
+  Atomics.store(hv.logdirty, row + LD.ENABLED, 0);
+  // Word by word, writing only what is set: a fill would commit every page of a row never used.
+  for (let i = row; i < row + LOGDIRTY_STRIDE; i++) if (hv.logdirty[i] !== 0) hv.logdirty[i] = 0;
+}
+
 /** gnttab_mark_dirty: a backend wrote rd's page through grant `ref` (a copy, or a writable mapping ending). */
 export function gnttab_mark_dirty(hv: HypervisorState, rd: number, ref: number): void {
   if (hv.logdirty[rd * LOGDIRTY_STRIDE + LD.ENABLED] === 0) return;

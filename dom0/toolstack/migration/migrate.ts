@@ -199,6 +199,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     throw new SaveError(`migration of ${vm.name} failed after it was suspended: ${why}; it is kept here, shut down (reason suspend)`);
   }
   const downtimeMs = performance.now() - tDown;
+  hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
   sock.end();
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
