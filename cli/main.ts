@@ -31,6 +31,7 @@ import { addTraceVerb } from './trace.ts';
 import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 import { registerSchedVerbs } from './sched.ts';
 import { registerNetworkVerbs } from './network.ts';
+import { registerSaveRestoreVerbs } from './save-restore.ts';
 import type { BridgeConfig } from '../dom0/backends/netback/module.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
@@ -192,6 +193,7 @@ A session:
 
   addTraceVerb(program, withClient, (s) => io.stdout.write(`${s}\n`));
   registerNetworkVerbs({ domainVerb, program, withClient, out });
+  registerSaveRestoreVerbs({ domainVerb, program, withClient, out });
 
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 

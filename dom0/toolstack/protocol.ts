@@ -46,6 +46,10 @@ export type XlVerb =
   | { verb: 'trace'; mask: number; seconds: number; path: string }
   | { verb: 'console-history'; domain: string; max: number }
   | { verb: 'destroy-all' }
+  | { verb: 'save'; domain: string; file: string }
+  | { verb: 'restore'; file: string; paused?: boolean }
+  | { verb: 'migrate-receive'; port?: number; address?: string; paused?: boolean }
+  | { verb: 'migrate'; domain: string; host: string; port: number; maxIterations?: number; dirtyThreshold?: number }
   | { verb: 'sched'; op: SchedRequest };
 
 /** `sched-credit`, `vcpu-list`, `vcpu-pin` (xl's sched and vCPU verbs), answered by ./sched.ts. */
