@@ -100,6 +100,14 @@ export class BlkifRing implements IdlePoller {
   private segDone = 0;
   private sectorDone = 0;
   private unpublished = 0;
+  /**
+   * Fault injection for the recovery tests (dom0/backends/blkback/restart.ts): when stats.requests
+   * reaches crashAt, the ring stops dead before taking the next request, as a crashed backend
+   * would: responses made but not yet published are lost, requests still on the ring stay there.
+   * -1: never.
+   */
+  crashAt = -1;
+  onCrash: (() => void) | null = null;
 
   constructor(private readonly c: RingConfig) {
     const k = c.k;
@@ -168,6 +176,7 @@ export class BlkifRing implements IdlePoller {
             return;
           }
           if (ring.unconsumedRequests(req_prod) === 0) break;
+          if (this.stats.requests === this.crashAt) return this.crash();
           ring.takeRequest(this.req.words);
           budget--;
           this.begin();
@@ -351,6 +360,17 @@ export class BlkifRing implements IdlePoller {
     this.c.k.events.removePoller(this);
     this.ring = null;
     this.grants.releaseTransient();
+  }
+
+  /** The injected crash: stop where we are; disconnect() (the unbind that follows) cleans up. */
+  private crash(): void {
+    this.ring = null;
+    this.active = false;
+    this.crashAt = -1;
+    this.c.k.events.removePoller(this);
+    const f = this.onCrash;
+    this.onCrash = null;
+    f?.();
   }
 
   get isStopped(): boolean {
