@@ -200,7 +200,11 @@ export interface HypervisorBuffers {
   p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
   trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
+  pci: SharedArrayBuffer;         // assigned devices, IOMMU faults, storage namespaces (passthrough/)
 }
+
+/** Words of hv.pci: a few per device, then the storage controller's namespace table (passthrough/). */
+export const PCI_STATE_WORDS = 2048;
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
   if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MAX_HOST_MEMORY_MIB) {
@@ -226,6 +230,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     trace: traceBuffer(MAX_DOMAINS * MAX_VCPUS),
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
+    pci: i32(PCI_STATE_WORDS),
   };
 }
 
@@ -247,6 +252,7 @@ export class HypervisorState {
   readonly ioreq: Int32Array;
   readonly foreignmap: Int32Array;
   readonly p2mgen: Int32Array;
+  readonly pci: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -268,6 +274,7 @@ export class HypervisorState {
     this.ioreq = new Int32Array(buffers.ioreq);
     this.foreignmap = new Int32Array(buffers.foreignmap);
     this.p2mgen = new Int32Array(buffers.p2mgen);
+    this.pci = new Int32Array(buffers.pci);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));
