@@ -15,10 +15,10 @@ import { MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PRESENT } from '../hypervisor/state.
 import { PCI_STORAGE0, PCI_STORAGE1 } from '../shared/public/hw/sc.ts';
 import { checksum } from '../shared/checksum.ts';
 import { openInbox } from './helpers/channel.ts';
-import type { ScDmaModule, ScDmaReport } from './kernels/sc-dma.ts';
+import type { ScDmaModule, ScDmaReport } from '../scenarios/single-conduit/dma-guest.ts';
 
 const IDLE = new URL('./kernels/probe.ts', import.meta.url).href;
-const GUEST = new URL('./kernels/sc-dma.ts', import.meta.url).href;
+const GUEST = new URL('../scenarios/single-conduit/dma-guest.ts', import.meta.url).href;
 
 test('a passed-through controller DMAs into its owner\'s frames only; outside them the IOMMU refuses, counts and logs', async (t) => {
   const logs: string[] = [];

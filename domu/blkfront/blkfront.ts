@@ -84,7 +84,9 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   /** The owners of re-issued parts, until the first of them is answered. */
   private reissued: Set<unknown> | null = null;
   private recoveryT0 = 0;
-  readonly recovery = { recoveries: 0, reissued: 0, recoveryMs: 0 };
+  private suspendT0 = 0;
+  /** recoveryMs: the new backend's InitWait → first re-issued answer; stallMs: the old one's death → the same. */
+  readonly recovery = { recoveries: 0, reissued: 0, recoveryMs: 0, stallMs: 0 };
   private devid = 0;
   private backendId = 0;
   private ready!: () => void;
@@ -180,6 +182,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
     this.persistentSet.clear();
     this.recovered = kept;
     this.recoveryT0 = 0;
+    this.suspendT0 = performance.now();
     this.recovery.recoveries++;
     this.k.log(`blkfront ${this.name}: backend d${this.backendId} went away with ${kept.length} request(s) unanswered; waiting for it to come back`);
   }
@@ -319,6 +322,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       recoveries: this.recovery.recoveries,
       reissued: this.recovery.reissued,
       recoveryMs: this.recovery.recoveryMs,
+      stallMs: this.recovery.stallMs,
       idlePolls: this.k.events.idle.polls,
       idlePollHits: this.k.events.idle.pollHits,
       idleSleeps: this.k.events.idle.sleeps,
@@ -346,7 +350,9 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   private firstReissuedAnswered(): void {
     this.reissued = null;
     if (this.recoveryT0 === 0) return;
-    this.recovery.recoveryMs = performance.now() - this.recoveryT0;
+    const now = performance.now();
+    this.recovery.recoveryMs = now - this.recoveryT0;
+    this.recovery.stallMs = now - this.suspendT0;
     this.recoveryT0 = 0;
     this.k.log(`blkfront ${this.name}: reconnected; first re-issued request answered ${this.recovery.recoveryMs.toFixed(1)} ms after the new backend's InitWait`);
   }

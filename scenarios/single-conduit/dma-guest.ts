@@ -1,6 +1,6 @@
-// A guest given the second storage controller by passthrough: it drives the controller itself,
-// DMA into its own frames works, DMA to an address outside its memory is refused by the IOMMU, and
-// the controller it was not given does not answer it.
+// The passthrough guest of `npm start -- single-conduit` (and test/iommu.test.ts): it is given the
+// second storage controller and drives it itself. DMA into its own frames works; DMA to an address
+// outside its memory is refused by the IOMMU; the controller it was not given does not answer it.
 import { BroadcastChannel } from 'node:worker_threads';
 import { Kernel } from '../../shared/kernel/kernel.ts';
 import { ScDisk } from '../../shared/kernel/drivers/sc-disk.ts';
