@@ -55,6 +55,7 @@ const ns = (nsid: number, w: number) => PCI_NS_BASE + nsid * NS.WORDS + w;
 const SECTOR = 512;
 const DEALLOCATE_PIECE_SECTORS = 2048;
 const ZEROS = new Uint8Array(PAGE_SIZE);
+const HEADER_WORDS = SC_PRP_OFFSET >> 2;
 
 /* ---- the control domain's side (domctls, control thread) ---- */
 
@@ -99,6 +100,7 @@ export function sc_namespaces(hv: HypervisorState): number {
 class ControllerContext {
   readonly cmd = sc_command.create();
   readonly page = new Uint8Array(PAGE_SIZE);
+  readonly words = new Int32Array(this.page.buffer);
   readonly dv = new DataView(this.page.buffer);
   readonly iov: Uint8Array[] = [];
   readonly mfns = new Int32Array(SC_MAX_PRP);
@@ -127,16 +129,20 @@ export function sc_doorbell(hv: HypervisorState, dev: number, owner: number, cmd
   const cmdMfn = iommu_translate(hv, dev, owner, cmdGfn, true);
   if (cmdMfn < 0) return fault(cmdGfn);
   // The device's own copy of the command: the header, then the regions it names (no double fetch).
-  const src = c.frame(cmdMfn);
-  c.page.set(src.subarray(0, SC_PRP_OFFSET));
-  c.cmd.bytes.set(c.page.subarray(0, sc_command.size));
+  // Word by word from machine memory: nothing allocated per command.
+  const mem = hv.mem32;
+  const base = cmdMfn * (PAGE_SIZE >> 2);
+  const w = c.words;
+  const cw = c.cmd.words;
+  for (let i = 0; i < HEADER_WORDS; i++) cw[i] = w[i] = mem[base + i];
   const n = Math.min(c.cmd.nr_prp, SC_MAX_PRP);
-  if (n > 0) c.page.set(src.subarray(SC_PRP_OFFSET, SC_PRP_OFFSET + n * SC_PRP_BYTES), SC_PRP_OFFSET);
+  const end = HEADER_WORDS + n * (SC_PRP_BYTES >> 2);
+  for (let i = HEADER_WORDS; i < end; i++) w[i] = mem[base + i];
   const status = execute(hv, c, dev, owner);
   if (status === SC_STATUS_IOMMU_FAULT) return result;
   // Write the header back by DMA: status, result, and IDENTIFY's flags.
   c.cmd.status = status;
-  src.set(c.cmd.bytes);
+  for (let i = 0; i < HEADER_WORDS; i++) mem[base + i] = cw[i];
   Atomics.add(hv.pci, pciWord(dev, PD.DMA_OPS), 1);
   result.status = status;
   return result;

@@ -27,6 +27,7 @@ import {
   sc_command, set_prp,
 } from '../../public/hw/sc.ts';
 
+const HEADER_WORDS = SC_PRP_OFFSET >> 2;
 const STATUS_NAMES: Record<number, string> = {
   [SC_STATUS_INVALID]: 'invalid command', [SC_STATUS_IO_ERROR]: 'medium error', [SC_STATUS_READONLY]: 'read-only namespace',
   [SC_STATUS_IOMMU_FAULT]: 'IOMMU fault (a DMA address outside this domain)',
@@ -48,11 +49,11 @@ export class ScDisk {
   /** For log lines: the controller and namespace. */
   readonly path: string;
   private readonly gfn: number;
-  private readonly page: Uint8Array;
+  private readonly page: Int32Array;
   /** The command is built here, privately, then copied onto the command page in one store. */
   private readonly cmd = sc_command.create();
   /** The whole command as it will be on the page: header (from cmd) and regions at their offsets. */
-  private readonly image = new Uint8Array(SC_PRP_OFFSET + SC_MAX_PRP * SC_PRP_BYTES);
+  private readonly image = new Int32Array((SC_PRP_OFFSET + SC_MAX_PRP * SC_PRP_BYTES) >> 2);
   private readonly imageView = new DataView(this.image.buffer);
   private nr = 0;
   private bytes = 0;
@@ -61,7 +62,7 @@ export class ScDisk {
   constructor(private readonly k: Kernel, readonly dev: number, readonly nsid: number) {
     this.path = `sc${dev}n${nsid}`;
     this.gfn = k.pages.alloc();
-    this.page = k.memory.page(this.gfn, true);
+    this.page = k.memory.pageWords(this.gfn, true);
     try {
       this.start(SC_OP_IDENTIFY, 0);
       this.ring();
@@ -118,12 +119,16 @@ export class ScDisk {
   /** Copy the command onto its page, ring, read the status back (the device wrote the header). */
   private ring(): void {
     if (this.closed) throw new Error(`${this.path} is closed`);
+    // Word by word onto the page: nothing allocated per command.
     const page = this.page;
-    this.image.set(this.cmd.bytes);
-    page.set(this.image.subarray(0, SC_PRP_OFFSET + this.nr * SC_PRP_BYTES));
+    const img = this.image;
+    const cw = this.cmd.words;
+    for (let i = 0; i < HEADER_WORDS; i++) img[i] = cw[i];
+    const end = HEADER_WORDS + this.nr * (SC_PRP_BYTES >> 2);
+    for (let i = 0; i < end; i++) page[i] = img[i];
     const rc = this.k.hypercall.pci_doorbell(this.dev, this.gfn);
     if (rc < 0) throw new Error(`${this.path}: the controller is not assigned to this domain (${rc})`);
-    if (rc !== SC_STATUS_IOMMU_FAULT) this.cmd.bytes.set(page.subarray(0, sc_command.size));
+    if (rc !== SC_STATUS_IOMMU_FAULT) for (let i = 0; i < HEADER_WORDS; i++) cw[i] = page[i];
     if (rc !== SC_STATUS_OK) throw new Error(`${this.path}: ${STATUS_NAMES[rc] ?? `status ${rc}`}`);
   }
 
