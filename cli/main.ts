@@ -179,8 +179,9 @@ A session:
     .option('-d, --delay <seconds>', 'seconds between samples', positiveNumber, 3)
     .option('-x, --vbds', 'one line per virtual block device')
     .option('-n, --networks', 'one line per network device')
-    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean }, cmd: Command) => {
-      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true };
+    .option('-c, --counters', 'under each domain: every hypervisor counter per second, every other figure, every device\'s counters')
+    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean; counters?: boolean }, cmd: Command) => {
+      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true, counters: o.counters === true };
       await withClient(cmd, (c) => runTop(c, opts, io));
     });
 

@@ -302,6 +302,15 @@ export interface GuestSched {
    * that does not exist. A read of one word of the scheduler's shared state.
    */
   vcpu_is_running(domid: number, vcpu: number): boolean;
+  /**
+   * Is the vCPU that an event sent on this domain's interdomain `port` would wake preempted:
+   * runnable, but holding no pCPU (Linux's vcpu_is_preempted, read from the runstate the
+   * scheduler keeps, for the peer at the other end of a device's event channel)? A spinner
+   * waiting for that peer's answer stops at once when it is (DESIGN §12, shared/wait.ts): the
+   * answer cannot come before the peer runs, and the spinner may hold the pCPU it needs. False
+   * for a peer that runs, sleeps (it will be woken by the event) or is not there. A few loads.
+   */
+  evtchn_peer_preempted(port: number): boolean;
 }
 
 /**

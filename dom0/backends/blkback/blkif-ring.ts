@@ -19,7 +19,7 @@
  * ring is served a bounded batch per turn, as netback's NAPI poll has its weight (64 packets)
  * and blkback's kthread yields between batches: at most BATCH_PIECES pieces of work, where a
  * piece is one request, or one bounded part of a large one (PIECE_SEGMENTS pages of a read or
- * write, one RawImage.discard() call of a discard). A request bigger than what is left of the
+ * write, one deallocate command of a discard (bounded by the controller)). A request bigger than what is left of the
  * batch stays half done and goes on at the ring's next turn; the ring keeps polling while it has
  * work, and the kernel's idle loop takes its pollers in turn and gives the event loop (sockets,
  * control messages) a turn between batches.
@@ -40,7 +40,7 @@
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../../shared/kernel/events.ts';
 import {
-  BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
   BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTOR_SIZE, blkif_request, blkif_response,
 } from '../../../shared/public/io/blkif.ts';
 import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
@@ -50,7 +50,7 @@ import type { ScDisk } from '../../../shared/kernel/drivers/sc-disk.ts';
 import * as trace from '../../../shared/public/trace.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { TRC_BEGIN, TRC_END, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_DISK_IO } = trace;
-import { GrantMapper } from './grants.ts';
+import { GrantMapper, persistentPerRing } from './grants.ts';
 import { RequestPlan, checkRequest, parseSegments, type VbdLimits } from './request.ts';
 
 export interface RingConfig {
@@ -64,6 +64,8 @@ export interface RingConfig {
   ringRefs: readonly number[];
   remotePort: number;
   budget: GrantBudget;
+  /** How many rings the device has (the persistent-grant limit is shared out between them). */
+  rings?: number;
   /** A line the frontend caused (rate-limited per guest by the caller). */
   log: (line: string) => void;
 }
@@ -125,6 +127,9 @@ export class BlkifRing implements IdlePoller {
       }
       this.ring = new BackRing(pages, blkif_request.size, blkif_response.size);
       this.ring.tracer = k.hypercall;
+      const segs = Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, c.limits.maxIndirectSegments);
+      this.grants.maxPersistent = persistentPerRing(c.budget.limits.persistentPerFrontend, c.rings ?? 1, this.ring.size,
+        segs + Math.ceil(c.limits.maxIndirectSegments / BLKIF_SEGMENTS_PER_INDIRECT_FRAME));
       this.port = k.events.bindInterdomain(c.frontend, c.remotePort, () => {
         this.stats.interrupts++;
         this.serve();
@@ -153,6 +158,11 @@ export class BlkifRing implements IdlePoller {
     return true;
   }
 
+  /** More requests come from the frontend's vCPU at the remote end of our event channel. */
+  peerPort(): number {
+    return this.ring === null ? -1 : this.port;
+  }
+
   prepareToSleep(): boolean {
     const ring = this.ring;
     if (ring === null) return false;
@@ -166,6 +176,7 @@ export class BlkifRing implements IdlePoller {
     const ring = this.ring;
     if (ring === null) return;
     try {
+      this.grants.purgeIfDue();
       let budget = BATCH_PIECES;
       while (budget > 0) {
         if (!this.active) {
