@@ -191,6 +191,23 @@ A session:
       out(formatBlockList(await withClient(cmd, (c) => c.call<BlockListRow[]>({ verb: 'block-list', domain }))));
     });
 
+  domainVerb('block-backend-kill', 'kill the backend serving one of a domain\'s disks mid-I/O and start a new one; the frontend re-issues what was not answered (blkif_recover)')
+    .argument('<vdev>', 'the disk: xvda, hda, or its device number')
+    .option('--no-restart', 'leave the disk without a backend (its I/O waits)')
+    .option('--after <n>', 'die when one of its rings has taken N more requests, not now', nonNegativeInt)
+    .action(async (domain: string, vdev: string, o: { restart: boolean; after?: number }, cmd: Command) => {
+      const r = await withClient(cmd, (c) => c.call<{ backend: string; killed: boolean; restarted: boolean }>({ verb: 'block-backend-kill', domain, vdev, restart: o.restart, afterRequests: o.after }));
+      out(!r.killed ? `${r.backend}: armed; blkback dies after ${o.after} more request(s) on a ring${o.restart ? ', then a new one starts' : ''}`
+        : `${r.backend}: blkback killed${r.restarted ? '; a new blkback is bound and waits in InitWait for the frontend' : ''}`);
+    });
+
+  domainVerb('block-backend-start', 'start a new backend for a disk whose backend was killed with --no-restart')
+    .argument('<vdev>', 'the disk: xvda, hda, or its device number')
+    .action(async (domain: string, vdev: string, _o: unknown, cmd: Command) => {
+      const r = await withClient(cmd, (c) => c.call<{ backend: string; restarted: boolean }>({ verb: 'block-backend-start', domain, vdev }));
+      out(`${r.backend}: ${r.restarted ? 'a new blkback is bound and waits in InitWait for the frontend' : 'the new blkback failed to start'}`);
+    });
+
   addTraceVerb(program, withClient, (s) => io.stdout.write(`${s}\n`));
   registerNetworkVerbs({ domainVerb, program, withClient, out });
   registerSaveRestoreVerbs({ domainVerb, program, withClient, out });

@@ -36,6 +36,9 @@ import {
   RUNSTATE_offline, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, VT, XENHEAP_FRAMES, HypervisorState, allocateBuffers,
 } from './state.ts';
 import { HostScheduler } from './sched/host-sched.ts';
+import { pci_assign, pci_info, pci_init, pci_owner, pci_reassign_to_dom0 } from './passthrough/pci.ts';
+import { sc_attach, sc_detach, sc_detach_all } from './passthrough/storage-controller.ts';
+import { PCI_DEVICES } from '../shared/public/hw/sc.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
@@ -121,6 +124,7 @@ export class Host extends EventEmitter {
     this.wait = opts.wait ?? DEFAULT_WAIT_POLICY;
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     initAllocator(this.hv);
+    pci_init(this.hv);
     this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
@@ -180,6 +184,10 @@ export class Host extends EventEmitter {
       case 'shutdown':
         void this.onShutdown(entry, m.reason, m.detail);
         break;
+      case 'xen-log':
+        this.log(m.text);
+        this.emit('xen-log', { domid: entry.domid, text: m.text });
+        break;
       case 'domctl':
         void this.domctl(m.op, m.args).then((result) => w.postMessage({ kind: 'domctl-reply', id: m.id, result } satisfies ControlMessage));
         break;
@@ -222,6 +230,9 @@ export class Host extends EventEmitter {
     entry.destroying ??= (async () => {
       await this.stopVcpus(entry);
       domain_kill(this.hv, domid);
+      // Xen reassigns a dead domain's devices to the hardware domain (its DMA was confined to
+      // frames that are now freed, and it has no owner left to program it).
+      for (const dev of pci_reassign_to_dom0(this.hv, domid)) this.log(`(XEN) d${domid} is gone: ${PCI_DEVICES[dev]} reassigned to Dom0`);
       this.entries.delete(domid);
       send_global_virq(this.hv, VIRQ_DOM_EXC);
       this.emit('destroyed', { domid, name: entry.config.name });
@@ -364,6 +375,22 @@ export class Host extends EventEmitter {
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();
+        case 'assign_device': {
+          const [dev, to] = args as [number, number];
+          if (!this.entries.has(to)) return -XEN_ESRCH;
+          pci_assign(this.hv, dev, to);
+          this.log(`(XEN) ${PCI_DEVICES[dev] ?? dev} assigned to d${to}; its DMA now reaches only d${to}'s frames`);
+          return 0;
+        }
+        case 'deassign_device': {
+          const [dev, from] = args as [number, number];
+          if (pci_owner(this.hv, dev) !== from) return -XEN_EINVAL;
+          pci_reassign_to_dom0(this.hv, from);
+          return 0;
+        }
+        case 'storage_attach': return sc_attach(this.hv, args[0] as number, args[1] as string, args[2] as boolean);
+        case 'storage_detach': sc_detach(this.hv, args[0] as number); return 0;
+        case 'pci_info': return pci_info(this.hv);
         case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.config.vcpus ?? -1);
         case 'remote_shutdown': {
           if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
@@ -394,6 +421,7 @@ export class Host extends EventEmitter {
       await this.destroy(d);
     }
     this.sched.close();
+    sc_detach_all(this.hv);
   }
 }
 

@@ -34,6 +34,12 @@ import {
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import * as trace from './trace.ts';
+import { PD, pciWord, pci_owner } from './passthrough/pci.ts';
+import { sc_doorbell } from './passthrough/storage-controller.ts';
+import { PCI_DEVICES, SC_STATUS_IOMMU_FAULT, type PciDeviceInfo } from '../shared/public/hw/sc.ts';
+
+/** IOMMU faults logged per device; the rest are counted only. */
+const IOMMU_FAULTS_LOGGED = 8;
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { drainTrace, setTraceMask } = trace;
 import {
@@ -48,6 +54,8 @@ import {
 export interface ControlChannel {
   domctl(op: string, args: unknown[]): Promise<unknown>;
   console(text: string): void;
+  /** A line for the hypervisor's own log ("(XEN) ..."), not the domain's console. */
+  xenLog(text: string): void;
   shutdown(reason: ShutdownReason, detail: string): never;
 }
 
@@ -243,6 +251,23 @@ export class HypercallTable implements Hypercalls {
     this.#control.console(text);
   }
 
+  /* a passed-through device's doorbell (see Hypercalls.pci_doorbell): no trap, no hypercall counted */
+  pci_doorbell(dev: number, cmd_gfn: number): number {
+    const c = this.#c;
+    if (pci_owner(c.hv, dev) !== c.domid) return -XEN_EPERM;
+    const r = sc_doorbell(c.hv, dev, c.domid, cmd_gfn);
+    if (r.status === SC_STATUS_IOMMU_FAULT) {
+      // Logged like VT-d's DMAR fault report, and bounded: a guest can make faults, not floods.
+      const n = Atomics.load(c.hv.pci, pciWord(dev, PD.FAULTS));
+      if (n <= IOMMU_FAULTS_LOGGED) {
+        this.#control.xenLog(`(XEN) [VT-D] DMAR: DMA ${r.faultGfn === cmd_gfn ? 'read' : 'access'} fault from device ${PCI_DEVICES[dev]} `
+          + `(owner d${c.domid}): address 0x${(r.faultGfn * 4096).toString(16)} (gfn ${r.faultGfn}) is not in d${c.domid}'s IOMMU table; nothing transferred`
+          + (n === IOMMU_FAULTS_LOGGED ? ' (further faults from this device are counted, not logged)' : ''));
+      }
+    }
+    return r.status;
+  }
+
   /* domctl */
   async #domctl<T>(op: string, ...args: unknown[]): Promise<T | number> {
     this.#enter();
@@ -280,6 +305,22 @@ export class HypercallTable implements Hypercalls {
     this.#enter();
     if (!this.#c.privileged) return -XEN_EPERM;
     return shadow_op(this.#c.hv, domid, op, mode, bitmap, pages);
+  }
+
+  domctl_assign_device(dev: number, domid: number): Promise<number> {
+    return this.#domctl<number>('assign_device', dev, domid);
+  }
+  domctl_deassign_device(dev: number, domid: number): Promise<number> {
+    return this.#domctl<number>('deassign_device', dev, domid);
+  }
+  domctl_storage_attach(dev: number, path: string, readOnly: boolean): Promise<number> {
+    return this.#domctl<number>('storage_attach', dev, path, readOnly);
+  }
+  domctl_storage_detach(nsid: number): Promise<number> {
+    return this.#domctl<number>('storage_detach', nsid);
+  }
+  sysctl_pci_info(): Promise<PciDeviceInfo[] | number> {
+    return this.#domctl<PciDeviceInfo[]>('pci_info');
   }
 
   /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */

@@ -205,7 +205,11 @@ export interface HypervisorBuffers {
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
   trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
   logdirty: SharedArrayBuffer;    // per-domain log-dirty state and bitmaps (mm/log-dirty.ts)
+  pci: SharedArrayBuffer;         // assigned devices, IOMMU faults, storage namespaces (passthrough/)
 }
+
+/** Words of hv.pci: a few per device, then the storage controller's namespace table (passthrough/). */
+export const PCI_STATE_WORDS = 2048;
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
   if (!Number.isInteger(memoryMiB) || memoryMiB < 1 || memoryMiB > MAX_HOST_MEMORY_MIB) {
@@ -232,6 +236,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
     logdirty: i32(MAX_DOMAINS * LOGDIRTY_STRIDE),
+    pci: i32(PCI_STATE_WORDS),
   };
 }
 
@@ -254,6 +259,7 @@ export class HypervisorState {
   readonly foreignmap: Int32Array;
   readonly p2mgen: Int32Array;
   readonly logdirty: Int32Array;
+  readonly pci: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -276,6 +282,7 @@ export class HypervisorState {
     this.foreignmap = new Int32Array(buffers.foreignmap);
     this.p2mgen = new Int32Array(buffers.p2mgen);
     this.logdirty = new Int32Array(buffers.logdirty);
+    this.pci = new Int32Array(buffers.pci);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));

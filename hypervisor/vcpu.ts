@@ -41,6 +41,7 @@ export interface VcpuBoot {
 /** Messages a vCPU thread sends the control thread. */
 export type VcpuMessage =
   | { kind: 'console'; text: string }
+  | { kind: 'xen-log'; text: string }
   | { kind: 'shutdown'; reason: ShutdownReason; detail: string }
   | { kind: 'domctl'; id: number; op: string; args: unknown[] };
 /** Messages the control thread sends a vCPU thread. */
@@ -89,6 +90,9 @@ const control: ControlChannel = {
   },
   console(text) {
     post({ kind: 'console', text });
+  },
+  xenLog(text) {
+    post({ kind: 'xen-log', text });
   },
   shutdown: domainShutdown,
 };

@@ -7,6 +7,7 @@ import { cpuShare } from './cpu-share.ts';
 import { tour } from './tour.ts';
 import { pvNet } from './pv-net.ts';
 import { liveMigration } from './live-migration.ts';
+import { singleConduit } from './single-conduit.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
 /** What `npm start` passes every scenario. */
@@ -30,6 +31,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'ring-tour', summary: 'a DomU and Dom0 share a ring: grants, event channels, notification hold-off', run: ringTour },
   { name: 'cpu-share', summary: 'the credit scheduler: three CPU hogs by weight, a cap, a pin, and BOOST for an I/O-bound guest', run: cpuShare },
   { name: 'tour', summary: 'the opening concepts on a live host: Type-1, hypercall and trap, Dom0 and DomU, a VM is files', run: tour },
+  { name: 'single-conduit', summary: 'Dom0 as the single I/O conduit: blkback fails under four guests and comes back; one backend fails; the IOMMU refuses a stray DMA', run: singleConduit },
   { name: 'pv-net', summary: 'two PV guests on xenbr0: the vif handshake, bridge learning, one packet\'s path, ping, UDP, a pcap', run: pvNet },
   { name: 'live-migration', summary: 'a guest moves, running, between two hosts: precopy rounds under log-dirty, the stop-and-copy, the downtime; then save and restore', run: liveMigration },
   { name: 'migrate', summary: 'the same as live-migration', run: liveMigration },

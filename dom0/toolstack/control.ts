@@ -16,6 +16,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { shutdownAction, type DomainConfig } from '../../shared/public/hypercall.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { DeviceSpec, GuestOptions } from './xenstore-home.ts';
+import { blockBackendKill, blockBackendStart, type BackendKillOptions } from './backend-kill.ts';
 
 export type Dom0Request =
   | { kind: 'create'; id: number; config: DomainConfig; opts?: GuestOptions }
@@ -24,7 +25,10 @@ export type Dom0Request =
   | { kind: 'forget'; id: number; domid: number }
   | { kind: 'add-device'; id: number; device: DeviceSpec }
   | { kind: 'remove-device'; id: number; device: DeviceSpec }
-  | { kind: 'console-input'; id: number; domid: number; data: Uint8Array };
+  | { kind: 'console-input'; id: number; domid: number; data: Uint8Array }
+  /** Kill the backend of one vbd (now, or after N more requests) and start a new one (./backend-kill.ts). */
+  | { kind: 'block-backend-kill'; id: number; domid: number; devid: number; opts?: BackendKillOptions }
+  | { kind: 'block-backend-start'; id: number; domid: number; devid: number };
 
 export type Dom0Message =
   | { kind: 'ready'; socket: string }
@@ -80,6 +84,8 @@ export function serveControl(dom0: Dom0, name: string): BroadcastChannel {
         case 'add-device': return ts.addDevice(m.device);
         case 'remove-device': return ts.removeDevice(m.device);
         case 'console-input': return dom0.consoled.write(m.domid, m.data);
+        case 'block-backend-kill': return blockBackendKill(dom0, m.domid, m.devid, m.opts);
+        case 'block-backend-start': return blockBackendStart(dom0, m.domid, m.devid);
       }
     };
     run().then(

@@ -35,6 +35,7 @@ import type { CreatedDomain, DomainConfig, Hypercalls } from '../../shared/publi
 import { XS_PERM_NONE, XS_PERM_READ, type XsPermission } from '../../shared/public/io/xs_wire.ts';
 import { errnoName } from '../../shared/public/xen.ts';
 import type { Xenconsoled } from '../services/xenconsoled.ts';
+import { BlockHotplug } from './block-hotplug.ts';
 
 export interface GuestOptions {
   /** Where the console log goes (Xen: /var/log/xen/console/guest-<name>.log). */
@@ -65,12 +66,17 @@ const ro = (owner: number, reader: number): XsPermission[] => [{ id: owner, perm
 const own = (owner: number): XsPermission[] => [{ id: owner, perms: XS_PERM_NONE }];
 
 export class Toolstack {
+  /** The block hotplug step: disks attached to the storage controller (./block-hotplug.ts). */
+  private readonly hotplug: BlockHotplug;
+
   constructor(
     private readonly hypercall: Hypercalls,
     private readonly xs: XenbusClient,
     private readonly consoled: Xenconsoled,
     private readonly runDir: string,
-  ) {}
+  ) {
+    this.hotplug = new BlockHotplug(hypercall);
+  }
 
   /** xen-init-dom0: Dom0's own home and name. */
   async initDom0(): Promise<void> {
@@ -144,16 +150,24 @@ export class Toolstack {
     const vm = await this.xs.tryRead(`${domainPath(domid)}/vm`);
     await this.xs.rm(domainPath(domid));
     if (vm !== null && vm.startsWith('/vm/')) await this.xs.rm(vm);
+    await this.hotplug.forgetFrontend(domid);
   }
 
   /** libxl__device_generic_add (see addDeviceNodes). */
-  addDevice(d: DeviceSpec): Promise<{ frontend: string; backend: string }> {
-    return addDeviceNodes(this.xs, d);
+  async addDevice(d: DeviceSpec): Promise<{ frontend: string; backend: string }> {
+    const spec = await this.hotplug.add(d);
+    try {
+      return await addDeviceNodes(this.xs, spec);
+    } catch (e) {
+      await this.hotplug.remove(spec);
+      throw e;
+    }
   }
 
-  /** libxl's device removal (see removeDeviceNodes). */
-  removeDevice(d: DeviceSpec): Promise<void> {
-    return removeDeviceNodes(this.xs, d);
+  /** libxl's device removal (see removeDeviceNodes), then the hotplug step's undo. */
+  async removeDevice(d: DeviceSpec): Promise<void> {
+    await removeDeviceNodes(this.xs, d);
+    await this.hotplug.remove(d);
   }
 
 }

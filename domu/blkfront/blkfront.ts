@@ -25,6 +25,19 @@
  * the device is connected, and the data is never copied in the guest. The grants in use are
  * bounded by the buffers the guest does I/O from. The protocol is the same: the frontend reuses
  * grants, the backend keeps them mapped (up to its own limit, past which it maps per request).
+ *
+ * A backend that dies (xen-blkfront.c blkfront_resume, blkif_recover). When the backend goes to
+ * Closed without passing through Closing (shared/kernel/xenbus/frontend.ts says why that means it
+ * died), suspend() takes every response already on the rings (those requests were answered),
+ * keeps every part still in flight, and gives back the rings, grants and ports; the device stays,
+ * its callers keep waiting, and new requests queue. When a backend reaches InitWait again, the
+ * handshake runs as the first time (new rings sized to what the new backend offers), and connect()
+ * issues the kept parts again before anything that queued meanwhile, each split again to the new
+ * backend's segment limit. A part is completed only by a response to it, so each request is
+ * answered once: one answered before the death was reaped then, one that was not is answered by
+ * the new backend. Re-issuing a write the old backend had half done writes the same data again.
+ * The time from the new backend's InitWait to the first re-issued part answered is kept
+ * (`recoveryMs`) with the counts of recoveries and re-issued parts.
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
@@ -68,6 +81,14 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   private readonly scratch: Part = { op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0, owner: null };
   private next = 0;
   private brokenWhy: string | null = null;
+  /** Parts in flight when the backend died, to issue again on the next one (blkif_recover). */
+  private recovered: Part[] | null = null;
+  /** The owners of re-issued parts, until the first of them is answered. */
+  private reissued: Set<unknown> | null = null;
+  private recoveryT0 = 0;
+  private suspendT0 = 0;
+  /** recoveryMs: the new backend's InitWait → first re-issued answer; stallMs: the old one's death → the same. */
+  readonly recovery = { recoveries: 0, reissued: 0, recoveryMs: 0, stallMs: 0 };
   private devid = 0;
   private backendId = 0;
   private ready!: () => void;
@@ -91,6 +112,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
 
   async publish(dev: XenbusDevice, t: number): Promise<void> {
     const xs = dev.xs;
+    if (this.recovered !== null && this.recoveryT0 === 0) this.recoveryT0 = performance.now();
     if (this.queues.length === 0) {
       this.devid = Number(dev.nodename.split('/').pop());
       this.name = vbdName(this.devid);
@@ -138,10 +160,54 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       maxInFlight: this.queues.reduce((n, q) => n + q.ring.size, 0),
       maxRequestBytes: segs * 4096,
     };
+    if (this.recovered !== null) this.reissue(this.recovered);
     this.ready();
   }
 
+  /**
+   * blkif_recover's first half: the backend died. Take what it answered, keep what it did not,
+   * give back rings, grants and ports (it unmapped them as it went, or the hypervisor did when
+   * its domain died). Requests submitted from now on wait for the next backend.
+   */
+  async suspend(): Promise<void> {
+    const old = this.queues;
+    this.queues = []; // completions below may submit more: they must queue, not reach a dead ring
+    const kept: Part[] = this.recovered ?? [];
+    for (const q of old) {
+      q.reap();
+      q.takeUnanswered(kept);
+      this.k.events.removePoller(q);
+      q.free();
+    }
+    for (const ref of this.persistentRefs.values()) this.k.gnttab.endAccess(ref);
+    this.persistentRefs.clear();
+    this.persistentSet.clear();
+    this.recovered = kept;
+    this.recoveryT0 = 0;
+    this.suspendT0 = performance.now();
+    this.recovery.recoveries++;
+    this.k.log(`blkfront ${this.name}: backend d${this.backendId} went away with ${kept.length} request(s) unanswered; waiting for it to come back`);
+  }
+
+  /**
+   * blkif_recover's second half: the kept parts ahead of what queued meanwhile, each split again
+   * to the new backend's limit (it may offer fewer indirect segments than the old one did).
+   */
+  private reissue(kept: Part[]): void {
+    this.recovered = null;
+    const maxSectors = this.queues[0].maxSegments * SECTORS_PER_PAGE;
+    const parts = splitParts(kept, maxSectors);
+    this.recovery.reissued += parts.length;
+    this.reissued = parts.length > 0 ? new Set(parts.map((p) => p.owner)) : null;
+    if (this.reissued === null) this.recoveryT0 = 0;
+    const queued = splitParts(this.waiting.splice(0), maxSectors);
+    this.waiting.push(...parts, ...queued);
+    this.drain();
+  }
+
   async close(): Promise<void> {
+    for (const p of this.recovered?.splice(0) ?? []) this.complete(p.owner, BLKIF_RSP_ERROR);
+    this.recovered = null;
     for (const q of this.queues) q.abandon();
     for (const p of this.waiting.splice(0)) this.complete(p.owner, BLKIF_RSP_ERROR);
     // The backend has unmapped everything by now (it goes Closing only after disconnecting).
@@ -194,7 +260,8 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
     }
     const { sector, count, buf } = req;
     const data = op === BLKIF_OP_READ || op === BLKIF_OP_WRITE;
-    const maxSectors = this.queues[0].maxSegments * SECTORS_PER_PAGE;
+    // From the last connect (not queues[0]: while a dead backend is awaited there are no queues).
+    const maxSectors = (this.features.maxRequestBytes >> 12) * SECTORS_PER_PAGE;
     if (!data || count <= maxSectors) {
       // The common case allocates nothing: one scratch part, copied onto the ring at once.
       const p = this.scratch;
@@ -255,6 +322,10 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       notifications: sum((q) => q.stats.notifications),
       interrupts: sum((q) => q.stats.interrupts),
       persistentGrants: this.persistentRefs.size,
+      recoveries: this.recovery.recoveries,
+      reissued: this.recovery.reissued,
+      recoveryMs: this.recovery.recoveryMs,
+      stallMs: this.recovery.stallMs,
       idlePolls: this.k.events.idle.polls,
       idlePollHits: this.k.events.idle.pollHits,
       idleSleeps: this.k.events.idle.sleeps,
@@ -272,11 +343,23 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
 
   /** A part finished with a blkif status: finish its block request when all its parts have. */
   private readonly complete = (owner: unknown, status: number): void => {
+    if (this.reissued !== null && this.reissued.has(owner)) this.firstReissuedAnswered();
     const g = owner as Group;
     if (g.group !== true) return this.finish(owner as BlockRequest, status);
     if (status !== BLKIF_RSP_OKAY && g.status === BLKIF_RSP_OKAY) g.status = status;
-    if (--g.left === 0) this.finish(g.req, g.status);
+    // A group's owner is a block request, or (a part split again after a recovery) another group.
+    if (--g.left === 0) this.complete(g.req, g.status);
   };
+
+  private firstReissuedAnswered(): void {
+    this.reissued = null;
+    if (this.recoveryT0 === 0) return;
+    const now = performance.now();
+    this.recovery.recoveryMs = now - this.recoveryT0;
+    this.recovery.stallMs = now - this.suspendT0;
+    this.recoveryT0 = 0;
+    this.k.log(`blkfront ${this.name}: reconnected; first re-issued request answered ${this.recovery.recoveryMs.toFixed(1)} ms after the new backend's InitWait`);
+  }
 
   private finish(req: BlockRequest, status: number): void {
     if (status === BLKIF_RSP_OKAY) return req.done(0);
@@ -340,8 +423,27 @@ const NO_PAGES: readonly number[] = [];
 const NOTHING_TO_FLUSH = 'nothing to flush';
 const BLKIF_OPS: Record<BlockOp, number> = { read: BLKIF_OP_READ, write: BLKIF_OP_WRITE, flush: BLKIF_OP_FLUSH_DISKCACHE, discard: BLKIF_OP_DISCARD };
 
+/** Parts no bigger than `maxSectors`: a bigger data part becomes a group of parts, completed as one. */
+function splitParts(parts: Part[], maxSectors: number): Part[] {
+  const out: Part[] = [];
+  for (const p of parts) {
+    const data = p.op === BLKIF_OP_READ || p.op === BLKIF_OP_WRITE;
+    if (!data || p.nrSectors <= maxSectors) {
+      out.push(p);
+      continue;
+    }
+    const n = Math.ceil(p.nrSectors / maxSectors);
+    const group: Group = { group: true, req: p.owner, left: n, status: 0 };
+    for (let i = 0; i < n; i++) {
+      const s = i * maxSectors;
+      out.push({ op: p.op, sector: p.sector + s, nrSectors: Math.min(maxSectors, p.nrSectors - s), gfns: p.gfns, firstPage: p.firstPage + s / SECTORS_PER_PAGE, owner: group });
+    }
+  }
+  return out;
+}
+
 /** The parts of a block request bigger than one blkif request. */
-interface Group { group: true; req: BlockRequest; left: number; status: number }
+interface Group { group: true; req: unknown; left: number; status: number }
 
 /** vbd-interface.pandoc: the device number → its Linux name (xvda = 202:0 = 51712). */
 export function vbdName(devid: number): string {

@@ -55,6 +55,13 @@ interface Shadow {
   wireOp: number;
   owner: unknown;
   grefs: number[];  // transient grants to end when the response arrives
+  // The part itself, kept so that it can be issued again if the backend dies before answering
+  // (Linux keeps the request in the shadow for blkif_recover). Plain fields: nothing allocated.
+  op: number;
+  sector: number;
+  nrSectors: number;
+  gfns: readonly number[];
+  firstPage: number;
 }
 
 export class BlkfrontQueue implements IdlePoller {
@@ -94,7 +101,9 @@ export class BlkfrontQueue implements IdlePoller {
     this.ring.tracer = k.hypercall;
     this.ringRefs = this.ringGfns.map((g) => k.gnttab.grant(backend, g, false));
     for (let id = this.ring.size - 1; id >= 0; id--) this.freeIds.push(id);
-    for (let id = 0; id < this.ring.size; id++) this.shadow.push({ busy: false, wireOp: 0, owner: null, grefs: [] });
+    for (let id = 0; id < this.ring.size; id++) {
+      this.shadow.push({ busy: false, wireOp: 0, owner: null, grefs: [], op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0 });
+    }
     this.port = k.events.allocUnbound(backend, () => {
       this.stats.interrupts++;
       this.reap();
@@ -177,6 +186,11 @@ export class BlkfrontQueue implements IdlePoller {
     sh.busy = true;
     sh.wireOp = r.operation;
     sh.owner = p.owner;
+    sh.op = p.op;
+    sh.sector = p.sector;
+    sh.nrSectors = p.nrSectors;
+    sh.gfns = p.gfns;
+    sh.firstPage = p.firstPage;
     this.ring.putRequest(r.words);
     this.stats.requests++;
     if (!this.pushScheduled && !this.reaping) {
@@ -275,6 +289,27 @@ export class BlkfrontQueue implements IdlePoller {
 
   get brokenReason(): string | null {
     return this.dead;
+  }
+
+  /**
+   * blkif_recover's first half, after the backend died (it has unmapped everything): every part
+   * still in flight, in the order it was issued, goes into `into` to be issued again on the next
+   * backend, and its transient grants are ended. The caller has reaped what was answered first.
+   */
+  takeUnanswered(into: Part[]): void {
+    const ids = [];
+    for (let id = 0; id < this.shadow.length; id++) if (this.shadow[id].busy) ids.push(id);
+    // Ids come from a stack, so the issue order is lost; the sector order is as good for a disk.
+    ids.sort((a, b) => this.shadow[a].sector - this.shadow[b].sector);
+    for (const id of ids) {
+      const sh = this.shadow[id];
+      for (const g of sh.grefs) this.granter.end(g);
+      sh.grefs.length = 0;
+      into.push({ op: sh.op, sector: sh.sector, nrSectors: sh.nrSectors, gfns: sh.gfns, firstPage: sh.firstPage, owner: sh.owner });
+      sh.busy = false;
+      sh.owner = null;
+      this.freeIds.push(id);
+    }
   }
 
   /** The parts still in flight (to fail them on teardown). */

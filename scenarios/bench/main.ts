@@ -2,7 +2,7 @@
  * `npm run bench`: measure, in one run, the paths ringvisor compares, and report them as a
  * terminal table, a JSON file (--json FILE) and, later, an SVG chart (--svg FILE).
  *
- *   npm run bench -- [--suite ring|xenstore|block|net|sched|scale|trace|all] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]
+ *   npm run bench -- [--suite ring|xenstore|block|net|sched|scale|trace|migrate|recover|all] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]
  *
  * Figures are medians of repeats after a warm-up, and comparisons are ratios within the run:
  * these machines are shared and noisy. Nothing here sleeps or spins to shape a number. Every
@@ -19,6 +19,7 @@ import { benchXenstore } from './xenstore.ts';
 import { benchSched, schedSummary } from './sched.ts';
 import { benchTrace, traceSummary } from './trace.ts';
 import { benchNet } from './net.ts';
+import { benchRecover, recoverSummary } from './recover.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
 import { renderSvg } from './chart.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
@@ -33,6 +34,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   trace: benchTrace,
   net: benchNet,
   migrate: benchMigrate,
+  recover: benchRecover,
 };
 
 const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]`;
@@ -78,7 +80,7 @@ async function main(): Promise<number> {
     rows.push(...(await SUITES[n]({ quick: args.quick!, waits, progress })));
   }
   process.stdout.write(`${formatTable(rows)}\n`);
-  for (const summary of [ringSummary(rows), blockSummary(rows), schedSummary(rows), scaleSummary(rows), traceSummary(rows), migrateSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
+  for (const summary of [ringSummary(rows), blockSummary(rows), schedSummary(rows), scaleSummary(rows), traceSummary(rows), migrateSummary(rows), recoverSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
   if (args.json) {
     writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
     process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);

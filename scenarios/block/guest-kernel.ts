@@ -8,6 +8,7 @@ import { probeIde } from '../../domu/ide/disk.ts';
 import type { IoBuffer } from '../../domu/block/blkdev.ts';
 import { fioBuffers, fioRun } from '../../domu/workloads/fio.ts';
 import { runVerify } from '../../domu/workloads/verify.ts';
+import { runBurst } from '../../domu/workloads/burst.ts';
 import { Kernel } from '../../shared/kernel/kernel.ts';
 import { registerFrontend } from '../../shared/kernel/xenbus/frontend.ts';
 import { xenbusInit } from '../../shared/kernel/xenbus/xs-ring.ts';
@@ -51,6 +52,9 @@ export async function main(env: KernelEnv): Promise<void> {
         result = { kind: 'fio', result: await run.timed() };
       } else if (task.kind === 'verify') {
         result = { kind: 'verify', result: await runVerify(k, dev, task.job) };
+      } else if (task.kind === 'burst') {
+        await new Promise<void>((go) => { goes.set(i, go); post({ kind: 'mark', nonce: m.nonce, index: i, phase: 'warmup' }); });
+        result = { kind: 'burst', result: await runBurst(k, dev, task.job) };
       } else {
         result = { kind: 'ops', result: await runSteps(k, dev, task.steps) };
       }

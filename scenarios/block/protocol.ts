@@ -5,6 +5,7 @@
 import type { BlkfrontOptions } from '../../domu/blkfront/blkfront.ts';
 import type { FioJob, FioResult } from '../../domu/workloads/fio.ts';
 import type { VerifyJob, VerifyResult } from '../../domu/workloads/verify.ts';
+import type { BurstJob, BurstResult } from '../../domu/workloads/burst.ts';
 import type { BlockFeatures } from '../../domu/block/blkdev.ts';
 import type { WaitPolicy } from '../../shared/wait.ts';
 
@@ -18,11 +19,14 @@ export interface BlockOpOutcome { ok: boolean; error?: string; sum?: number }
 export type BlockTask =
   | { kind: 'fio'; job: FioJob }
   | { kind: 'verify'; job: VerifyJob }
-  | { kind: 'ops'; steps: BlockOpStep[] };
+  | { kind: 'ops'; steps: BlockOpStep[] }
+  /** Stops once (a 'mark', before anything is submitted), then the burst. */
+  | { kind: 'burst'; job: BurstJob };
 export type BlockTaskResult =
   | { kind: 'fio'; result: FioResult }
   | { kind: 'verify'; result: VerifyResult }
-  | { kind: 'ops'; result: BlockOpOutcome[] };
+  | { kind: 'ops'; result: BlockOpOutcome[] }
+  | { kind: 'burst'; result: BurstResult };
 
 /** Which way the guest reaches its disk. */
 export type DiskPath = 'pv' | 'emu-dma' | 'emu-pio';

@@ -11,6 +11,7 @@
  * GNTST_* status into each op instead. Calls that must create or end threads (domctl) go to
  * the hypervisor's control thread and so return a Promise.
  */
+import type { PciDeviceInfo } from './hw/sc.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from './grant_table.ts';
 import type { EvtchnStatus } from './event_channel.ts';
 import type { DmIoreqServerInfo } from './hvm/dm_op.ts';
@@ -145,6 +146,14 @@ export interface Hypercalls {
    */
   evtchn_bind_virq(virq: number, vcpu: number): number;
 
+  /*
+   * A passed-through device's doorbell (shared/public/hw/sc.ts): a write to a register of a
+   * device this domain owns. Not a hypercall in Xen (the BAR is mapped into the owner and the
+   * write goes to the device without a trap); here it is the call that runs the device, with no
+   * hypercall counted. Returns the command's status, or -EPERM if the caller does not own `dev`.
+   */
+  pci_doorbell(dev: number, cmd_gfn: number): number;
+
   /* grant_table_op */
   gnttab_map_grant_ref(op: GnttabMapGrantRef): void;
   gnttab_unmap_grant_ref(op: GnttabUnmapGrantRef): void;
@@ -243,6 +252,18 @@ export interface Hypercalls {
   sysctl_getdomaininfolist(): Promise<DomainInfo[] | number>;
   /** XEN_SYSCTL_physinfo: the host's CPUs and memory (xl info's source). */
   sysctl_physinfo(): Promise<PhysInfo | number>;
+  /** XEN_DOMCTL_assign_device: give PCI device `dev` to `domid` (from Dom0; EBUSY if another guest has it). */
+  domctl_assign_device(dev: number, domid: number): Promise<number>;
+  /** XEN_DOMCTL_deassign_device: `dev` goes back to Dom0. */
+  domctl_deassign_device(dev: number, domid: number): Promise<number>;
+  /**
+   * The block hotplug step (Xen's block script): attach image file `path` as a namespace of storage
+   * controller `dev`; returns its nsid (≥ 1), or -errno. storage_detach removes it.
+   */
+  domctl_storage_attach(dev: number, path: string, readOnly: boolean): Promise<number>;
+  domctl_storage_detach(nsid: number): Promise<number>;
+  /** The host's PCI devices: owner, DMA operations and IOMMU faults (xl pci-assignable-list, roughly). */
+  sysctl_pci_info(): Promise<PciDeviceInfo[] | number>;
   /* xentrace (trace.h). HYPERVISOR_xentrace: a guest's own record (event's low 16 bits, in class
      TRC_GUEST) into its vCPU's trace buffer, if that class is enabled; else nothing, at the cost of
      one load. Xen's HVMOP_xentrace. */

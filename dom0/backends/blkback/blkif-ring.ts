@@ -7,9 +7,10 @@
  * multi-queue device has one of these per queue, each with its own ring pages and event channel.
  *
  * Order of work for each request: copy it out of the ring (RING_COPY_REQUEST), check the copy
- * (request.ts), map what it names (grants.ts), preadv/pwritev straight between the disk image
- * and the mapped pages (dom0/lib/raw-image.ts), unmap transient mappings, and write a response
- * built whole. A frontend that publishes a producer index more than a ring ahead has corrupted
+ * (request.ts), map what it names (grants.ts), have the storage controller DMA straight between
+ * the disk and the mapped pages (shared/kernel/drivers/sc-disk.ts: the bus addresses are where the
+ * grants are mapped in our physmap, which the IOMMU lets the controller reach), unmap transient
+ * mappings, and write a response built whole. A frontend that publishes a producer index more than a ring ahead has corrupted
  * the ring: this ring stops, with a log line naming it, and the rest of Dom0 carries on. A bad
  * request gets an error response and a log line naming it (rate-limited per guest,
  * dom0/lib/guest-log.ts); the next good one is served normally.
@@ -18,7 +19,7 @@
  * ring is served a bounded batch per turn, as netback's NAPI poll has its weight (64 packets)
  * and blkback's kthread yields between batches: at most BATCH_PIECES pieces of work, where a
  * piece is one request, or one bounded part of a large one (PIECE_SEGMENTS pages of a read or
- * write, one RawImage.discard() call of a discard). A request bigger than what is left of the
+ * write, one deallocate command of a discard (bounded by the controller)). A request bigger than what is left of the
  * batch stays half done and goes on at the ring's next turn; the ring keeps polling while it has
  * work, and the kernel's idle loop takes its pollers in turn and gives the event loop (sockets,
  * control messages) a turn between batches.
@@ -45,7 +46,7 @@ import {
 import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../../shared/public/xen.ts';
 import type { GrantBudget } from '../../lib/grant-budget.ts';
-import type { RawImage } from '../../lib/raw-image.ts';
+import type { ScDisk } from '../../../shared/kernel/drivers/sc-disk.ts';
 import * as trace from '../../../shared/public/trace.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { TRC_BEGIN, TRC_END, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_DISK_IO } = trace;
@@ -57,7 +58,7 @@ export interface RingConfig {
   frontend: number;
   devid: number;
   queue: number;
-  disk: RawImage;
+  disk: ScDisk;
   limits: VbdLimits;
   persistent: boolean;
   ringRefs: readonly number[];
@@ -93,7 +94,6 @@ export class BlkifRing implements IdlePoller {
   private readonly req = blkif_request.create();
   private readonly rsp = blkif_response.create();
   private readonly plan: RequestPlan;
-  private readonly iov: Uint8Array[] = [];
   private readonly indirect = new DataView(new ArrayBuffer(PAGE_SIZE));
   private readonly indirectBytes = new Uint8Array(this.indirect.buffer);
   private stopped = false;
@@ -102,6 +102,14 @@ export class BlkifRing implements IdlePoller {
   private segDone = 0;
   private sectorDone = 0;
   private unpublished = 0;
+  /**
+   * Fault injection for the recovery tests (dom0/backends/blkback/restart.ts): when stats.requests
+   * reaches crashAt, the ring stops dead before taking the next request, as a crashed backend
+   * would: responses made but not yet published are lost, requests still on the ring stay there.
+   * -1: never.
+   */
+  crashAt = -1;
+  onCrash: (() => void) | null = null;
 
   constructor(private readonly c: RingConfig) {
     const k = c.k;
@@ -179,6 +187,7 @@ export class BlkifRing implements IdlePoller {
             return;
           }
           if (ring.unconsumedRequests(req_prod) === 0) break;
+          if (this.stats.requests === this.crashAt) return this.crash();
           ring.takeRequest(this.req.words);
           budget--;
           this.begin();
@@ -266,29 +275,28 @@ export class BlkifRing implements IdlePoller {
     }
   }
 
-  /** Map the next PIECE_SEGMENTS pages of the request and move their data with one preadv/pwritev. */
+  /** Map the next PIECE_SEGMENTS pages of the request and move their data with one controller command. */
   private readWritePiece(): number {
     const plan = this.plan;
     const write = plan.op !== BLKIF_OP_READ;
-    const iov = this.iov;
-    iov.length = 0;
+    const disk = this.c.disk;
     const from = this.segDone;
     const to = Math.min(plan.nrSegs, from + PIECE_SEGMENTS);
+    const at = plan.sector + this.sectorDone;
+    disk.begin(write, at);
     let sectors = 0;
     for (let i = from; i < to; i++) {
       const page = this.grants.page(plan.gref[i], !write);
       if (page === null) return plan.refuse(BLKIF_RSP_ERROR, `segment ${i}: ${this.grants.lastError}`);
       const first = plan.first[i];
       const last = plan.last[i];
-      iov.push(first === 0 && last === 7 ? page : page.subarray(first * SECTOR_SIZE, (last + 1) * SECTOR_SIZE));
+      disk.region(this.grants.lastGfn, first * SECTOR_SIZE, (last - first + 1) * SECTOR_SIZE);
       sectors += last - first + 1;
     }
-    const at = plan.sector + this.sectorDone;
     const want = sectors * SECTOR_SIZE;
     this.c.k.hypercall.xentrace(TRC_GUEST_DISK_IO | TRC_BEGIN, this.c.frontend, at, sectors, write ? 1 : 0);
-    const done = write ? this.c.disk.writev(at, iov) : this.c.disk.readv(at, iov);
+    const done = disk.run();
     this.c.k.hypercall.xentrace(TRC_GUEST_DISK_IO | TRC_END, this.c.frontend, done, 0, 0);
-    iov.length = 0;
     if (done !== want) return plan.refuse(BLKIF_RSP_ERROR, `short ${write ? 'write' : 'read'}: ${done} of ${want} bytes at sector ${at}`);
     this.segDone = to;
     this.sectorDone += sectors;
@@ -362,6 +370,17 @@ export class BlkifRing implements IdlePoller {
     this.c.k.events.removePoller(this);
     this.ring = null;
     this.grants.releaseTransient();
+  }
+
+  /** The injected crash: stop where we are; disconnect() (the unbind that follows) cleans up. */
+  private crash(): void {
+    this.ring = null;
+    this.active = false;
+    this.crashAt = -1;
+    this.c.k.events.removePoller(this);
+    const f = this.onCrash;
+    this.onCrash = null;
+    f?.();
   }
 
   get isStopped(): boolean {

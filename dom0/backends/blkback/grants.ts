@@ -75,6 +75,8 @@ export class GrantMapper {
   private readonly unmapOp = { host_addr: 0, handle: 0, status: 0 };
   /** Why the last page() returned null, for the error log. */
   lastError = '';
+  /** Where the last page() mapped its grant in our physmap: the bus address a device DMAs to. */
+  lastGfn = -1;
   readonly stats = { maps: 0, unmaps: 0, persistentHits: 0, refused: 0, purged: 0, purges: 0 };
 
   constructor(
@@ -105,6 +107,7 @@ export class GrantMapper {
       const m = this.persistent.get(gref);
       if (m !== undefined) {
         this.stats.persistentHits++;
+        this.lastGfn = m.gfn;
         this.hold(m);
         return m.view;
       }
@@ -112,6 +115,7 @@ export class GrantMapper {
         const fresh = this.map(gref, true, true);
         if (fresh === null) return null;
         this.persistent.set(gref, fresh);
+        this.lastGfn = fresh.gfn;
         this.hold(fresh);
         return fresh.view;
       }
@@ -125,6 +129,7 @@ export class GrantMapper {
     const t = this.map(gref, writable, false);
     if (t === null) return null;
     this.transient.push(t);
+    this.lastGfn = t.gfn;
     return t.view;
   }
 

@@ -7,6 +7,10 @@
  *
  * What the toolstack writes in the backend directory, and blkback reads (libxl's keys):
  *   params          the image file          mode            "r" or "w"
+ *   physical-device the disk blkback drives: "<controller>:<namespace>" of the host's storage
+ *                   controller, written by the toolstack's hotplug step when it attached `params`
+ *                   to the controller (shared/kernel/drivers/sc-disk.ts); blkback never opens
+ *                   the image file itself
  *   discard-enable  "0" turns discard off (libxl)
  * and ringvisor's per-disk switches for the negotiated features, so their effect can be
  * measured (Linux has these as module parameters of xen-blkback):
@@ -31,7 +35,7 @@ import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
 import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
 import { grantBudget } from '../../lib/grant-budget.ts';
 import { guestLog } from '../../lib/guest-log.ts';
-import { RawImage } from '../../lib/raw-image.ts';
+import { ScDisk, parsePhysicalDevice } from '../../../shared/kernel/drivers/sc-disk.ts';
 import { BlkifRing } from './blkif-ring.ts';
 import { registerDevice } from '../../lib/devstats.ts';
 import type { VbdLimits } from './request.ts';
@@ -40,7 +44,7 @@ import type { VbdLimits } from './request.ts';
 export const BLKBACK_DEFAULTS = { maxIndirectSegments: 256, maxRingPageOrder: 4, maxQueues: 4, persistent: true };
 
 export class VbdBackend implements BackendDriver {
-  disk: RawImage | null = null;
+  disk: ScDisk | null = null;
   rings: BlkifRing[] = [];
   limits: VbdLimits = { sectors: 0, readOnly: false, flush: true, discard: true, maxIndirectSegments: 0 };
   private offer = { ...BLKBACK_DEFAULTS };
@@ -69,9 +73,10 @@ export class VbdBackend implements BackendDriver {
         return ix === null ? [] : [{ name: this.rings.length > 1 ? `queue-${q}` : 'ring-ref', ...ix }];
       }),
     });
-    const params = await xs.read(`${dir}/${XS_BLK.params}`);
-    const mode = (await xs.tryRead(`${dir}/${XS_BLK.mode}`)) ?? 'w';
-    this.disk = new RawImage(params, !mode.startsWith('w'));
+    const phys = (await xs.tryRead(`${dir}/${XS_BLK.physical_device}`)) ?? '';
+    const where = parsePhysicalDevice(phys);
+    if (where === null) throw new Error(`physical-device "${phys}" is not <controller>:<namespace>: the hotplug step has not attached the disk`);
+    this.disk = new ScDisk(this.k, where.dev, where.nsid);
     const num = (key: string, dflt: number) => xs.readUnsigned(`${dir}/${key}`, dflt);
     this.offer = {
       persistent: (await num('ringvisor-persistent', 1)) === 1,

@@ -153,6 +153,19 @@ export class XenbusBackend {
   }
 
   /**
+   * The driver is unbound from this device while it runs (Linux: echo the device to the driver's
+   * sysfs `unbind`; or its process or domain died and the toolstack cleans up after it): disconnect
+   * (unmap and unbind whatever the frontend gave), then remove, ending in Closed without passing
+   * through Closing, which is how a frontend tells a backend that died from one that is closing
+   * (./frontend.ts). A new driver may then probe the same directory (probeBackend).
+   */
+  async unbind(): Promise<void> {
+    if (this.removed) return;
+    await this.driver.disconnect(this.dev).catch((e) => this.report(e));
+    await this.unregister();
+  }
+
+  /**
    * device_unregister. Like Linux's xenbus_dev_remove, the device ends in Closed (if its directory
    * is still there): a toolstack removing a dead domain's devices waits for that before it deletes
    * the backend directory (libxl__devices_destroy), so it knows the rings and grants are let go.
@@ -165,6 +178,17 @@ export class XenbusBackend {
     await this.dev.switchState(XenbusState.Closed);
     this.opts.onRemove?.(this.dev);
   }
+}
+
+/**
+ * Probe one backend directory with a fresh driver (Linux: bind, after an unbind): the device
+ * starts over from InitWait, and the frontend, if it kept the device, reconnects to it.
+ */
+export async function probeBackend(
+  xs: XenbusClient, nodename: string, driver: BackendDriver, opts: BackendOptions = {},
+): Promise<XenbusBackend | null> {
+  const be = new XenbusBackend(xs, nodename, driver, opts);
+  return (await be.probe()) ? be : null;
 }
 
 /**

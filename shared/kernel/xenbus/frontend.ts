@@ -17,8 +17,18 @@
  *   Connected   if not yet Initialised (the backend skipped InitWait): publish first;
  *               then connect, then Connected (a repeated Connected changes nothing)
  *   Closing     close, then Closed (unless already Closed)
- *   Closed      the same, if not already Closed
+ *   Closed      the same, if not already Closed; but see "A backend that dies" below
  *   others      nothing
+ *
+ * A backend that dies. An orderly end always passes through Closing (the toolstack's removal, the
+ * frontend's own shutdown, a backend's xenbus_dev_fatal), so a backend that goes to Closed while we
+ * are Initialised or Connected has gone without asking: its driver was unbound, it crashed, or the
+ * driver domain it ran in died. A driver with `suspend` keeps the device: suspend(dev) takes what
+ * was answered, keeps every request that was not, and frees the ring, grants and port; we go back
+ * to Initialising (as xenbus does for a resumed device, xenbus_dev_resume), and the next backend
+ * that reaches InitWait in that directory meets us there, the handshake runs again, and the driver's
+ * connect() re-issues what was kept (xen-blkfront.c blkfront_resume + blkif_recover). A driver
+ * without it closes as before.
  *
  * Shortcut tolerated in the other direction: a driver with `connectEarly` publishes and goes
  * Initialised at probe, before the backend reaches InitWait; the backend's state machine
@@ -40,6 +50,8 @@ export interface FrontendDriver {
   publish(dev: XenbusDevice, t: number): Promise<void>;
   connect(dev: XenbusDevice): Promise<void>;
   close(dev: XenbusDevice): Promise<void>;
+  /** The backend died (see the header): keep unanswered requests, free the rest; reconnect later. */
+  suspend?(dev: XenbusDevice): Promise<void>;
 }
 
 export interface FrontendOptions {
@@ -50,6 +62,8 @@ export interface FrontendOptions {
 export class XenbusFrontend {
   readonly dev: XenbusDevice;
   private closed = false;
+  /** Suspended after a backend died, until the next one connects. */
+  private suspended = false;
 
   constructor(xs: XenbusClient, nodename: string, private readonly driver: FrontendDriver, private readonly opts: FrontendOptions = {}) {
     this.dev = new XenbusDevice(xs, nodename, 'frontend');
@@ -92,11 +106,21 @@ export class XenbusFrontend {
           if (this.driver.connectOnInitWait) break;
         }
         await this.driver.connect(dev);
+        this.suspended = false;
         await this.enter(XenbusState.Connected);
         break;
       case XenbusState.Closed:
       case XenbusState.Closing:
         if (dev.state === XenbusState.Closed) break;
+        if (backend === XenbusState.Closed && this.driver.suspend !== undefined && !this.closed
+          && (dev.state === XenbusState.Connected || dev.state === XenbusState.Initialised)) {
+          await this.driver.suspend(dev);
+          this.suspended = true;
+          await this.enter(XenbusState.Initialising);
+          break;
+        }
+        // Suspended, and the dead backend's Closed seen again: still waiting for the next one.
+        if (this.suspended && dev.state === XenbusState.Initialising && backend === XenbusState.Closed) break;
         this.closed = true;
         await this.driver.close(dev);
         await this.enter(XenbusState.Closed);
@@ -110,6 +134,14 @@ export class XenbusFrontend {
   /** The guest wants the device gone (unplug, shutdown): Closing; the backend's Closing then brings us to Closed. */
   async shutdown(): Promise<void> {
     if (this.dev.state === XenbusState.Closed || this.dev.state === XenbusState.Closing) return;
+    if (this.suspended) {
+      // No backend to answer Closing: let go of what was kept and close on our own.
+      this.closed = true;
+      await this.driver.close(this.dev);
+      await this.enter(XenbusState.Closed);
+      await this.dev.unwatchOtherend();
+      return;
+    }
     await this.enter(XenbusState.Closing);
   }
 }

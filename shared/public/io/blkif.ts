@@ -154,6 +154,8 @@ export const XS_BLK = {
   device_type: 'device-type',
   discard_enable: 'discard-enable',
   virtual_device: 'virtual-device',
+  /* hotplug step → backend: the device blkback drives (Linux: "major:minor" of the loop device) */
+  physical_device: 'physical-device',
 } as const;
 
 export const XEN_IO_PROTO_ABI_X86_64 = 'x86_64-abi';
