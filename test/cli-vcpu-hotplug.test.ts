@@ -2,15 +2,13 @@
  * vCPU hot-plug through the bin, as xl does it: maxvcpus > vcpus boots with the rest offline;
  * `vcpu-set` writes cpu/N/availability; the guest kernel brings vCPUs up (VCPUOP_up) and takes
  * them down (each stops its work, then VCPUOP_down on itself); list, vcpu-list and the xenstore
- * nodes say so; xl's refusals for 0, too many and nonsense. The workload is cpu-burn shared by
- * every online vCPU: its digest must be that of units 0..N-1 each done exactly once, though
- * vCPUs came and went while it ran.
+ * nodes say so; xl's refusals for 0, too many and nonsense. The guest runs cpu-burn on every
+ * online vCPU meanwhile (that no unit of it is lost is test/vcpu-hotplug-work.test.ts's check).
  */
 import test from 'ava';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jobDigest } from '../domu/workloads/cpu-smp.ts';
 import { CliProcess, rv } from './helpers/cli.ts';
 
 const TEMPLATE = new URL('../examples/templates/small-guest', import.meta.url).pathname;
@@ -32,7 +30,7 @@ test('maxvcpus, vcpu-set up and down mid-run, list / vcpu-list / xenstore, xl\'s
     t.is((await rv(['new-vm', '--from', TEMPLATE, '--name', 'smp', join(dir, 'smp')])).code, 0);
     const cfg = join(dir, 'smp', 'vm.cfg');
     writeFileSync(cfg, readFileSync(cfg, 'utf8').replace(/^vcpus = 1$/m, 'vcpus = 2\nmaxvcpus = 3')
-      .replace(/^workload\b.*$/m, 'workload = "cpu-burn"\nworkload_args = [ "seconds=45" ]'));
+      .replace(/^workload\b.*$/m, 'workload = "cpu-burn"'));
     const created = await rv([...at, 'create', join(dir, 'smp')]);
     t.is(created.code, 0, created.stderr);
     const log = join(dir, 'smp', 'console.log');
@@ -61,16 +59,12 @@ test('maxvcpus, vcpu-set up and down mid-run, list / vcpu-list / xenstore, xl\'s
     t.regex(vl, /^smp +1 +1 +- +--p /m);
     t.regex(vl, /^smp +1 +2 +- +--p /m);
     t.regex((await rv([...at, 'list', 'smp'])).stdout, /^smp +\d+ +\d+ +1 /m);
-    t.false(/workload-result/.test(text()), `the vCPUs went offline while the job still ran:\n${text()}`);
+    const units = (v: number) => Number(/by vCPU (\d+) \/ (\d+) \/ (\d+)/.exec(text().slice(text().lastIndexOf('cpu-burn: ')))?.[v + 1] ?? -1);
+    const before = text().length;
+    await until(() => /cpu-burn: \d+ s, /.test(text().slice(before)), 'a progress report after', text);
+    t.true(units(1) > 0 && units(2) > 0, `vCPUs 1 and 2 did part of the work: ${units(0)} / ${units(1)} / ${units(2)}`);
 
-    await until(() => /workload-result/.test(text()), 'the cpu-burn result');
-    const r = JSON.parse(/workload-result (\{.*\})/.exec(text())![1]) as { units: number; digest: number; byVcpu: number[] };
-    t.log(`units ${r.units}, by vCPU ${r.byVcpu.join(' / ')}`);
-    t.is(r.byVcpu.reduce((a, b) => a + b, 0), r.units);
-    t.true(r.byVcpu[1] > 0 && r.byVcpu[2] > 0, 'vCPUs 1 and 2 did part of the work');
-    t.is(r.digest, jobDigest(r.units), 'every unit 0..N-1 done exactly once');
-
-    // xl's refusals (checked last: the job above must outlast the CLI calls on a loaded machine).
+    // xl's refusals: nothing is written.
     const zero = await rv([...at, 'vcpu-set', 'smp', '0']);
     t.is(zero.code, 1);
     t.regex(zero.stderr, /Requested 0 VCPUs!/);
