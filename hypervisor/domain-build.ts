@@ -28,6 +28,7 @@ import {
 import { alloc_unbound_port, evtchn_destroy } from './event-channel.ts';
 import { gnttab_fence, gnttab_release_mappings } from './grant-table.ts';
 import { p2m_take_back } from './guest-memory.ts';
+import { log_dirty_teardown } from './mm/log-dirty.ts';
 import { hvm_domain_kill } from './ioreq.ts';
 import { alloc_domheap_page, freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
 import {
@@ -161,6 +162,7 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
   // of its views is in use while the frames go; any that outlives them faults from now on.
   p2m_take_back(hv, domid);
   hv.domains[base + D.TOT_PAGES] = 0;
+  log_dirty_teardown(hv, domid);
   hv.sharedInfo[domid].fill(0);
   hv.grantTable[domid].fill(0);
   Atomics.store(hv.domains, base + D.TEARDOWN_DONE, 1);

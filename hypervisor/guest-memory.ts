@@ -49,6 +49,7 @@ import {
   C, MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_MFN_MASK, P2M_PRESENT, P2M_READONLY, P2MGEN_STRIDE,
   type HypervisorState,
 } from './state.ts';
+import { log_dirty_view, log_dirty_write } from './mm/log-dirty.ts';
 
 /**
  * Step 2 of taking a frame back (see the header): `d`'s P2M has lost or changed an entry, so
@@ -76,7 +77,15 @@ class Gate {
     const access = write ? 'write' : 'read';
     if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, access, 'no translation in the P2M');
     if (write && (e & P2M_READONLY) !== 0) throw this.fault(gpa, access, 'the page is mapped read-only');
+    if (write) log_dirty_write(this.hv, this.domid, gfn, e); // log-dirty's hook (mm/log-dirty.ts)
     return e & P2M_MFN_MASK;
+  }
+
+  /** A page view is translated as an access; a writable one is also remembered by log-dirty. */
+  translateView(gfn: number, writable: boolean): number {
+    const mfn = this.translate(gfn, writable);
+    if (writable) log_dirty_view(this.hv, this.domid, gfn);
+    return mfn;
   }
 
   generation(): number {
@@ -153,11 +162,11 @@ export class DomainMemory implements GuestMemory {
   }
 
   page(gfn: number, writable: boolean): Uint8Array {
-    return new Uint8Array(this.#gate.hv.buffers.machine, this.#gate.translate(gfn, writable) * PAGE_SIZE, PAGE_SIZE);
+    return new Uint8Array(this.#gate.hv.buffers.machine, this.#gate.translateView(gfn, writable) * PAGE_SIZE, PAGE_SIZE);
   }
 
   pageWords(gfn: number, writable: boolean): Int32Array {
-    return new Int32Array(this.#gate.hv.buffers.machine, this.#gate.translate(gfn, writable) * PAGE_SIZE, PAGE_WORDS);
+    return new Int32Array(this.#gate.hv.buffers.machine, this.#gate.translateView(gfn, writable) * PAGE_SIZE, PAGE_WORDS);
   }
 
   map(gfn: number, writable: boolean): GuestPage {

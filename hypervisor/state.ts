@@ -55,6 +55,7 @@ export const D = {
   PINNED: 12,          // active grant entries of this domain pinned by someone (map or copy)
   TEARDOWN_DONE: 13,   // 1 once destroy has released everything it can; the slot frees when PINNED is 0
   ONLINE_VCPUS: 14,    // vCPUs up: not down (VCPUOP_down, or never brought up) and not halted (hlt with interrupts off)
+  RESUME_GFN: 15,      // the saved vCPU context: the gfn SCHEDOP_shutdown(suspend) named (+1; 0 = none)
   WORDS: 16,
 } as const;
 export const DOMSTATE_FREE = 0;
@@ -181,6 +182,9 @@ export const FOREIGNMAP_WORDS = MAX_GUEST_PAGES / 32;
  * vCPU of its domain and written at every unmap, and should not bounce other domains' lines.
  */
 export const P2MGEN_STRIDE = 16;
+/* Log-dirty (mm/log-dirty.ts): per domain a 16-word header, the dirty and writable-view bitmaps. */
+export const LOGDIRTY_HEADER = 16;
+export const LOGDIRTY_STRIDE = LOGDIRTY_HEADER + 2 * (MAX_GUEST_PAGES / 32);
 
 /** The buffers that make up one host. Built by the control thread, passed to every vCPU thread. */
 export interface HypervisorBuffers {
@@ -201,6 +205,7 @@ export interface HypervisorBuffers {
   p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
   trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
+  logdirty: SharedArrayBuffer;    // per-domain log-dirty state and bitmaps (mm/log-dirty.ts)
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
@@ -227,6 +232,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     trace: traceBuffer(MAX_DOMAINS * MAX_VCPUS),
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
+    logdirty: i32(MAX_DOMAINS * LOGDIRTY_STRIDE),
   };
 }
 
@@ -248,6 +254,7 @@ export class HypervisorState {
   readonly ioreq: Int32Array;
   readonly foreignmap: Int32Array;
   readonly p2mgen: Int32Array;
+  readonly logdirty: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -269,6 +276,7 @@ export class HypervisorState {
     this.ioreq = new Int32Array(buffers.ioreq);
     this.foreignmap = new Int32Array(buffers.foreignmap);
     this.p2mgen = new Int32Array(buffers.p2mgen);
+    this.logdirty = new Int32Array(buffers.logdirty);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));

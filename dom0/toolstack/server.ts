@@ -13,6 +13,8 @@
  * goes to xenconsoled, and the session ends when the client closes the socket (xl console's
  * Ctrl-]) or the domain goes.
  */
+import { listenForMigration, migrateTo } from './migration/migrate-verbs.ts';
+import { DEFAULT_PRECOPY } from './migration/migrate.ts';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -97,6 +99,12 @@ class XlConnection {
       case 'unpause': return x.unpause(await x.resolve(r.domain));
       case 'block-list': return blockList(this.dom0.xs, await x.resolve(r.domain));
       case 'destroy-all': return x.destroyAll();
+      case 'save': return x.save(await x.resolve(r.domain), r.file);
+      case 'restore': return x.restore(r.file, { paused: r.paused });
+      case 'migrate-receive': return listenForMigration(x.saveHost(), r);
+      case 'migrate': return migrateTo(x.saveHost(), await x.resolve(r.domain), r.host, r.port, {
+        maxIterations: r.maxIterations ?? DEFAULT_PRECOPY.maxIterations, dirtyThreshold: r.dirtyThreshold ?? DEFAULT_PRECOPY.dirtyThreshold,
+      }).catch((e: unknown) => { throw new XlError('failed', (e as Error).message); });
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall);
       case 'trace': return traceToFile(this.dom0.k.hypercall, r.mask, r.seconds, r.path);
