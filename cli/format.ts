@@ -27,7 +27,7 @@ export function formatList(domains: readonly ListedDomain[]): string {
 export function formatInfo(i: HostInfo): string {
   const rows: [string, string | number][] = [
     ['host', hostname()], ['release', release()], ['machine', machine()],
-    ['nr_cpus', i.nr_cpus], ['total_memory', i.total_memory], ['free_memory', i.free_memory],
+    ['nr_cpus', i.nr_cpus], ['max_cpu_id', i.nr_cpus - 1], ['total_memory', i.total_memory], ['free_memory', i.free_memory],
     ['nr_domains', i.nr_domains], ['max_domains', i.max_domains],
     ['xen_version', i.xen_version], ['xen_caps', i.xen_caps], ['xen_pagesize', 4096],
     ['run_dir', i.run_dir], ['xenstored_socket', i.xenstored_socket], ['xl_socket', i.xl_socket],

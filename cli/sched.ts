@@ -1,9 +1,10 @@
 /*
- * The scheduling verbs of the command line: sched-credit, vcpu-list, vcpu-pin.
+ * The scheduling verbs of the command line: sched-credit, vcpu-list, vcpu-pin, vcpu-set.
  *
  * Xen: tools/xl/xl_sched.c (main_sched_credit and its output: the pool line, then Name ID Weight
  * Cap) and tools/xl/xl_vcpu.c (main_vcpulist: Name ID VCPU CPU State Time(s) Affinity (Hard /
- * Soft); main_vcpupin). The toolstack's side is dom0/toolstack/sched.ts.
+ * Soft); main_vcpupin; main_vcpuset, silent on success as xl is). The toolstack's side is
+ * dom0/toolstack/sched.ts.
  */
 import { type Command, InvalidArgumentError } from 'commander';
 import type { CreditRow, SchedRequest, VcpuRow } from '../dom0/toolstack/sched.ts';
@@ -54,6 +55,13 @@ export function registerSchedVerbs(program: Command, w: Wiring): void {
     .argument('[cpus_soft]', 'soft affinity, the same way')
     .action(async (domain: string, vcpu: string, hard: string, soft: string | undefined, _o: unknown, cmd: Command) => {
       await sched(w, cmd, { op: 'vcpu-pin', domain, vcpu, hard, soft });
+    });
+
+  program.command('vcpu-set').description('set how many vCPUs are online, up to maxvcpus: the guest\'s cpu/N/availability nodes, which its kernel acts on (xl vcpu-set)')
+    .argument('<domain>', 'domain name or id').argument('<vcpus>', 'vCPUs 0..N-1 online, the rest offline')
+    .option('-i, --ignore-host', 'allow more vCPUs than the host has pCPUs')
+    .action(async (domain: string, count: string, o: { ignoreHost?: boolean }, cmd: Command) => {
+      await sched(w, cmd, { op: 'vcpu-set', domain, count, ignoreHost: o.ignoreHost ?? false });
     });
 }
 

@@ -3,7 +3,8 @@
  *
  * Xen/Linux: what a Linux guest does from xen_start_kernel to a running init, reduced to its Xen
  * parts, in Linux's order: the hvc console (so printk lands in xenconsoled's log), xenbus (the
- * store ring), the control/shutdown watch (drivers/xen/manage.c), the block devices
+ * store ring), the control/shutdown watch (drivers/xen/manage.c), the vCPU hot-plug watch
+ * (drivers/xen/cpu_hotplug.c: shared/kernel/cpu-hotplug.ts), the block devices
  * (xenbus_probe_frontend's wait_for_devices for PV disks, ata_piix for an emulated one), the
  * network interfaces (netfront, and the stack on the first one: ./nics.ts), then
  * "init": the workload named on the command line. A config's `kernel =` would pick the image in
@@ -49,6 +50,10 @@ import { machineOff, watchShutdown } from './manage.ts';
 import { R, WORKLOAD_MEM_TOUCH, plainRecord, resumeRecordAtBoot, type ResumeRecord } from './resume.ts';
 import { startMemTouch, type MemTouch } from './workloads/mem-touch.ts';
 import { runWorkload, type AfterWorkload } from './workloads/run.ts';
+import { CpuHotplug } from '../shared/kernel/cpu-hotplug.ts';
+
+/** Every vCPU but 0 runs this kernel's secondary entry: shared work, and going down and up when told. */
+export { secondary } from './smp.ts';
 
 export async function main(env: KernelEnv): Promise<void> {
   const k = new Kernel(env);
@@ -72,6 +77,7 @@ export async function main(env: KernelEnv): Promise<void> {
     k.log(`xenbus: control/shutdown says ${req}`);
     stop(req);
   });
+  await CpuHotplug.setup(k, xs, (line) => k.log(line)); // vCPU hot-plug: cpu/N/availability (./smp.ts runs the others)
   const disks = await findDisks(k, xs, {
     ide: args.has(CMDLINE_IDE) ? args.get(CMDLINE_IDE)! : null,
     log: (line) => k.log(line),

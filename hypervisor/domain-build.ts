@@ -51,7 +51,7 @@ let rover = 0;
  * the last one handed out, so a just-destroyed id is not reused at once (Xen does the same, to
  * keep stale references to an old domain from reaching a new one).
  */
-export function domain_create(hv: HypervisorState, privileged: boolean, initdomain: boolean, nr_vcpus: number): number {
+export function domain_create(hv: HypervisorState, privileged: boolean, initdomain: boolean, nr_vcpus: number, online = nr_vcpus): number {
   let domid = -1;
   if (initdomain) {
     if (Atomics.compareExchange(hv.domains, D.STATE, DOMSTATE_FREE, DOMSTATE_CREATING) === DOMSTATE_FREE) domid = 0;
@@ -68,12 +68,14 @@ export function domain_create(hv: HypervisorState, privileged: boolean, initdoma
   hv.domains[base + D.GENERATION]++;
   hv.domains[base + D.FLAGS] = (privileged ? DOMF_PRIVILEGED : 0) | (initdomain ? DOMF_INITDOMAIN : 0);
   hv.domains[base + D.NR_VCPUS] = nr_vcpus;
-  hv.domains[base + D.ONLINE_VCPUS] = nr_vcpus;
+  hv.domains[base + D.ONLINE_VCPUS] = online;
   hv.domains[base + D.SHUTDOWN_REASON] = -1;
   hv.vcpus.fill(0, hv.vcpu(domid, 0, 0), hv.vcpu(domid, MAX_VCPUS, 0));
   hv.vcpuTime.fill(0, domid * MAX_VCPUS * VT.WORDS, (domid + 1) * MAX_VCPUS * VT.WORDS);
   hv.counters.fill(0, domid * MAX_VCPUS * NR_COUNTERS, (domid + 1) * MAX_VCPUS * NR_COUNTERS);
   for (let v = 0; v < nr_vcpus; v++) hv.vcpus[hv.vcpu(domid, v, V.ALIVE)] = 0;
+  // vCPUs beyond the first `online` are built down (_VPF_down): the guest brings them up (vcpu-op.ts).
+  for (let v = online; v < nr_vcpus; v++) hv.vcpus[hv.vcpu(domid, v, V.DOWN)] = 1;
   return domid;
 }
 

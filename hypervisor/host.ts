@@ -137,12 +137,14 @@ export class Host extends EventEmitter {
     const privileged = opts.privileged ?? false;
     validateConfig(config);
     const slots = this.sched.pcpus;
-    for (const c of [...(config.cpus ?? []), ...(config.cpus_soft ?? [])]) {
+    for (const c of [...(config.cpus ?? []), ...(config.cpus_soft ?? []), ...(config.vcpu_hard_affinity ?? []).flat(), ...(config.vcpu_soft_affinity ?? []).flat()]) {
       if (slots > 0 && c >= slots) throw new RangeError(`domain config ${config.name}: cpus names pCPU ${c}, but this host has pCPUs 0..${slots - 1}`);
     }
     const initdomain = privileged && Atomics.load(this.hv.domains, D.STATE) === DOMSTATE_FREE;
     if (privileged && !initdomain) throw new DomctlError(XEN_EINVAL, 'only Dom0 is privileged in ringvisor, and it already exists');
-    const domid = domain_create(this.hv, privileged, initdomain, config.vcpus);
+    // Every vCPU it may ever have is built now (Xen: max_vcpus); the first `vcpus` are up.
+    const maxVcpus = config.max_vcpus ?? config.vcpus;
+    const domid = domain_create(this.hv, privileged, initdomain, maxVcpus, config.vcpus);
     // Xen's createdomain answers ENOMEM when no domain id is free.
     if (domid < 0) throw new DomctlError(XEN_ENOMEM, `no free domain slot (all ${MAX_DOMAINS} in use)`);
     const built = build_domain(this.hv, domid, config.memoryKiB, config.cmdline ?? '');
@@ -152,14 +154,14 @@ export class Host extends EventEmitter {
         `${freeFrames(this.hv) * 4} KiB free)`);
     }
     const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
-    this.sched.domainCreated(domid, config.vcpus, config);
+    this.sched.domainCreated(domid, maxVcpus, config);
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
     if (config.paused) {
       Atomics.store(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
-      for (let v = 0; v < config.vcpus; v++) Atomics.store(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
+      for (let v = 0; v < maxVcpus; v++) Atomics.store(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
     }
-    for (let v = 0; v < config.vcpus; v++) {
+    for (let v = 0; v < maxVcpus; v++) {
       const boot: VcpuBoot = {
         buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
         resume_gfn: config.resume_gfn ?? -1,
@@ -214,6 +216,7 @@ export class Host extends EventEmitter {
       Atomics.or(hv.vcpus, hv.vcpu(entry.domid, v, V.REQUEST), VREQ_STOP | VREQ_CHECK);
       vcpu_kick(hv, entry.domid, v);
       this.sched.kickWaiter(entry.domid, v); // one waiting for a pCPU slot wakes to see it
+      Atomics.notify(hv.vcpus, hv.vcpu(entry.domid, v, V.DOWN)); // and one that is down (vcpu-op.ts)
     }
     Atomics.notify(hv.domains, entry.domid * D.WORDS + D.PAUSE_COUNT); // a paused vCPU wakes to see it
     await Promise.all(entry.exited.map((exited, v) => {
@@ -315,7 +318,8 @@ export class Host extends EventEmitter {
       state: state === DOMSTATE_SHUTDOWN ? 'shutdown' : state !== DOMSTATE_RUNNING ? 'dying'
         : hv.domains[base + D.PAUSE_COUNT] > 0 ? 'paused' : 'running',
       shutdown_reason: reason >= 0 ? SHUTDOWN_NAMES[reason] : null,
-      vcpus: hv.domains[base + D.NR_VCPUS],
+      vcpus: Math.max(0, hv.domains[base + D.ONLINE_VCPUS]),
+      max_vcpus: hv.domains[base + D.NR_VCPUS],
       tot_pages: hv.domains[base + D.TOT_PAGES],
       max_pages: hv.domains[base + D.MAX_PAGES],
       privileged: (hv.domains[base + D.FLAGS] & DOMF_PRIVILEGED) !== 0,
@@ -391,7 +395,7 @@ export class Host extends EventEmitter {
         case 'storage_attach': return sc_attach(this.hv, args[0] as number, args[1] as string, args[2] as boolean);
         case 'storage_detach': sc_detach(this.hv, args[0] as number); return 0;
         case 'pci_info': return pci_info(this.hv);
-        case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.config.vcpus ?? -1);
+        case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.workers.length ?? -1);
         case 'remote_shutdown': {
           if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
           const reason = args[1] as ShutdownReason;
@@ -429,6 +433,14 @@ export class Host extends EventEmitter {
 function validateConfig(c: DomainConfig): void {
   if (typeof c.name !== 'string' || c.name.length === 0) throw new DomctlError(XEN_EINVAL, 'domain config: name must be a non-empty string');
   if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
+  const max = c.max_vcpus ?? c.vcpus;
+  if (!Number.isInteger(max) || max < c.vcpus || max > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: max_vcpus must be vcpus..${MAX_VCPUS}`);
+  for (const key of ['vcpu_hard_affinity', 'vcpu_soft_affinity'] as const) {
+    const l = c[key];
+    if (l !== undefined && !(Array.isArray(l) && l.length <= max && l.every((m) => Array.isArray(m) && m.every((p) => Number.isInteger(p) && p >= 0 && p < 31)))) {
+      throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: ${key} must be at most max_vcpus lists of pCPU numbers 0..30`);
+    }
+  }
   if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: memory must be at least 64 KiB`);
   if (typeof c.kernel !== 'string') throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: kernel must be a module URL`);
   if (c.weight !== undefined && !(Number.isInteger(c.weight) && c.weight >= 1 && c.weight <= 65535)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: weight must be 1..65535`);

@@ -33,6 +33,7 @@ import {
 } from './ioreq.ts';
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
 import type { VcpuScheduler } from './schedule.ts';
+import { vcpu_op_down, vcpu_op_is_up, vcpu_op_up } from './vcpu-op.ts';
 import * as trace from './trace.ts';
 import { PD, pciWord, pci_owner } from './passthrough/pci.ts';
 import { sc_doorbell } from './passthrough/storage-controller.ts';
@@ -207,6 +208,24 @@ export class HypercallTable implements Hypercalls {
   }
   sched_remote_shutdown(domid: number, reason: ShutdownReason): Promise<number> {
     return this.#domctl<number>('remote_shutdown', domid, reason);
+  }
+
+  /* vcpu_op (./vcpu-op.ts) */
+  vcpu_op_up(vcpuid: number): number {
+    this.#enter();
+    return vcpu_op_up(this.#c, vcpuid);
+  }
+  vcpu_op_down(vcpuid: number): number {
+    this.#enter();
+    const rc = vcpu_op_down(this.#c, vcpuid);
+    if (rc === 'last-vcpu') return this.#control.shutdown('poweroff', `VCPUOP_down on vCPU ${vcpuid}, the last one up`);
+    // On ourselves, synchronous: this preemption point goes down and returns once we are up again.
+    if (rc === 0 && vcpuid === this.#c.vcpu) this.#sched.preemptionPoint();
+    return rc;
+  }
+  vcpu_op_is_up(vcpuid: number): number {
+    this.#enter();
+    return vcpu_op_is_up(this.#c, vcpuid);
   }
 
   /* dm_op */

@@ -52,6 +52,8 @@ export class VcpuScheduler {
   private readonly request: number;
   private readonly upcall: number;
   private readonly pauseWord: number;
+  /** Our _VPF_down word (state.ts V.DOWN). */
+  private readonly downWord: number;
   private readonly timeBase: number;
   private readonly unit: number;
   private readonly tables: SchedTables;
@@ -73,16 +75,25 @@ export class VcpuScheduler {
     this.request = c.hv.vcpu(c.domid, c.vcpu, V.REQUEST);
     this.upcall = c.vcpu * VCPU_WORDS + UPCALL_PENDING;
     this.pauseWord = c.domid * D.WORDS + D.PAUSE_COUNT;
+    this.downWord = c.hv.vcpu(c.domid, c.vcpu, V.DOWN);
     this.timeBase = (c.domid * MAX_VCPUS + c.vcpu) * VT.WORDS;
     this.unit = unitOf(c.domid, c.vcpu);
     this.tables = schedTables(c.hv.buffers.sched);
     this.credit = this.tables.nrPcpus > 0 ? new CreditScheduler(c.hv, this.tables) : null;
   }
 
-  /** The thread has started: account from now. With slots, it is runnable until its first preemption point. */
+  /**
+   * The thread has started: account from now. A vCPU built down (beyond `vcpus`, up to
+   * `maxvcpus`) waits here, offline, until VCPUOP_up, before any guest code runs. With slots, it is
+   * runnable until its first preemption point.
+   */
   online(): void {
     this.c.hv.vcpuTime[this.timeBase + VT.SINCE] = now();
     Atomics.store(this.c.hv.vcpus, this.c.hv.vcpu(this.c.domid, this.c.vcpu, V.ALIVE), 1);
+    if (Atomics.load(this.c.hv.vcpus, this.downWord) !== 0) {
+      this.runstate(RUNSTATE_offline);
+      this.waitWhileDown();
+    }
     if (this.credit === null) {
       this.runstate(RUNSTATE_running);
     } else {
@@ -116,6 +127,13 @@ export class VcpuScheduler {
     for (;;) {
       const req = Atomics.exchange(hv.vcpus, this.request, 0);
       if ((req & VREQ_STOP) !== 0) this.stop();
+      if (Atomics.load(hv.vcpus, this.downWord) !== 0) {
+        // VCPUOP_down (vcpu-op.ts): offline, holding nothing, until VCPUOP_up; then take a slot again.
+        this.giveUp(RUNSTATE_offline);
+        this.waitWhileDown();
+        if (this.credit === null) this.runstate(RUNSTATE_running);
+        continue;
+      }
       const paused = Atomics.load(hv.domains, this.pauseWord);
       if (paused !== 0) {
         // Paused: not runnable. Give the slot up and sleep on the pause count until it changes.
@@ -160,11 +178,32 @@ export class VcpuScheduler {
       if (Atomics.load(t.i32, word) !== 0) break;
       Atomics.wait(t.i32, word, 0);
       if ((Atomics.load(this.c.hv.vcpus, this.request) & VREQ_STOP) !== 0) this.stop();
+      // Taken down while queued: leave the runqueue (unless a slot came at the same moment),
+      // wait offline, then queue again.
+      if (Atomics.load(this.c.hv.vcpus, this.downWord) !== 0 && this.credit!.dequeue(this.unit)) {
+        this.runstate(RUNSTATE_offline);
+        this.waitWhileDown();
+        this.runstate(RUNSTATE_runnable);
+        if (this.credit!.wake(this.unit, now())) break;
+      }
     }
     this.hasSlot = true;
     // Running since the scheduler gave us the slot, not since the host OS got round to waking
     // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
     this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
+  }
+
+  /**
+   * _VPF_down: sleep on the flag until VCPUOP_up clears it (or the domain is stopped). The
+   * caller has given up its slot and set the runstate to offline.
+   */
+  private waitWhileDown(): void {
+    const hv = this.c.hv;
+    for (;;) {
+      if (Atomics.load(hv.vcpus, this.downWord) === 0) break;
+      Atomics.wait(hv.vcpus, this.downWord, 1);
+      if ((Atomics.load(hv.vcpus, this.request) & VREQ_STOP) !== 0) this.stop();
+    }
   }
 
   /** Stop being runnable (`next` says why): the slot goes to whoever waits; the next preemption point takes one again. */

@@ -54,7 +54,7 @@ export const D = {
   MAPTRACK_USED: 11,   // handles in use
   PINNED: 12,          // active grant entries of this domain pinned by someone (map or copy)
   TEARDOWN_DONE: 13,   // 1 once destroy has released everything it can; the slot frees when PINNED is 0
-  ONLINE_VCPUS: 14,    // vCPUs not yet gone down (hlt with interrupts off takes one down)
+  ONLINE_VCPUS: 14,    // vCPUs up: not down (VCPUOP_down, or never brought up) and not halted (hlt with interrupts off)
   RESUME_GFN: 15,      // the saved vCPU context: the gfn SCHEDOP_shutdown(suspend) named (+1; 0 = none)
   WORDS: 16,
 } as const;
@@ -71,6 +71,7 @@ export const V = {
   RUNSTATE: 0,   // RUNSTATE_*
   REQUEST: 1,    // VREQ_* bits the control thread sets; checked at every preemption point
   ALIVE: 2,      // 1 while the thread runs
+  DOWN: 3,       // _VPF_down: 1 while the vCPU is down (not brought up, or VCPUOP_down); it waits on this word (sched/vcpu-op.ts)
   WORDS: 4,
 } as const;
 export const RUNSTATE_running = 0;

@@ -7,14 +7,18 @@
  * sleeping on its timer runs beside the hogs, with BOOST and without; last, on a two-pCPU host,
  * one guest is pinned to a pCPU of its own. Every second: each guest's share of a pCPU (its running time),
  * its credit and priority, and what the scheduler did (switches, accounting periods, BOOSTs,
- * parks, steals). About 20 seconds.
+ * parks, steals). Then vCPU hot-plug on a full host (./sched/vcpu-hotplug.ts): a vCPU brought
+ * online and taken offline under a running workload. About 30 seconds.
  */
 import type { WakeResult } from '../domu/workloads/cpu.ts';
 import { CpuRig } from './sched/rig.ts';
+import { vcpuHotplug } from './sched/vcpu-hotplug.ts';
+import type { ScenarioOptions } from './registry.ts';
+import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
 
 const SECONDS_PER_PHASE = 3;
 
-export async function cpuShare(say: (line: string) => void): Promise<void> {
+export async function cpuShare(say: (line: string) => void, opts: ScenarioOptions = { wait: DEFAULT_WAIT_POLICY }): Promise<void> {
   say('A host with one pCPU (ringvisor host --pcpus 1) and the credit scheduler: 30 ms timeslice,');
   say('10 ms ticks, accounting every timeslice, 1 ms ratelimit.');
   let rig = new CpuRig(1);
@@ -66,6 +70,9 @@ export async function cpuShare(say: (line: string) => void): Promise<void> {
   } finally {
     await rig.close();
   }
+  say('');
+  say('Last, vCPUs themselves come and go (also on its own: npm start -- vcpu-hotplug).');
+  await vcpuHotplug(say, opts);
 }
 
 async function watch(rig: CpuRig, ids: number[], seconds: number, say: (line: string) => void): Promise<void> {

@@ -59,6 +59,7 @@ test('host --pcpus 2; sched-credit, vcpu-pin, vcpu-list and info as xl prints th
 
     const info = await rv([...at, 'info']);
     t.regex(info.stdout, /^nr_cpus +: 2$/m);
+    t.regex(info.stdout, /^max_cpu_id +: 1$/m);
     t.regex(info.stdout, /^pcpu0 +: (idle|d\d+v\d+) +load \d+\.\d% since boot$/m);
     t.regex(info.stdout, /^pcpu1 +: /m);
   } finally {

@@ -96,4 +96,14 @@ test('cpu-share: weights, a cap, BOOST and a pin, narrated second by second', as
   // gamma, pinned to a pCPU of its own, runs all the time (its runstate; the host OS may be slower).
   const pinned = [...text.matchAll(/^\s+\d+s\s+gamma\s+\d+\s+\d+\s+1\s+(\d+)%/gm)].map((m) => Number(m[1]));
   t.true(pinned.length >= 1 && pinned.every((s) => s >= 90), `gamma on pCPU 1: ${pinned.join(', ')}%`);
+  // vCPU hot-plug: the node, the guest's word for it, the runstate, at each step.
+  const hp = text.slice(text.indexOf('vCPU hot-plug.'));
+  t.regex(hp, /cpu\/1\/availability = offline\n[^]*vCPU 1: runstate offline, no pCPU, 0\.0 s of running time/);
+  t.regex(hp, /ringvisor vcpu-set smp 2[^]*cpu\/1\/availability = online\n\s+guest: xen cpu hotplug: cpu\/1\/availability = online: VCPUOP_up; CPU 1 is now online/);
+  t.regex(hp, /CPU 1 is now online\n\s+guest: cpu-burn: \d+ s, \d+ units in the last second; by vCPU \d+ \/ [1-9]\d*; online: 0, 1/, 'vCPU 1 does units');
+  t.regex(hp, /ringvisor vcpu-set smp 1[^]*cpu\/1\/availability = offline\n\s+guest: xen cpu hotplug: [^\n]*CPU 1 is now offline/);
+  const downs = [...hp.matchAll(/vCPU 1: runstate offline, no pCPU, ([0-9.]+) s of running time/g)].map((m) => m[1]);
+  t.is(downs.length, 3, 'offline at boot, after going down, and a second later');
+  t.is(downs[1], downs[2], 'no running time while offline');
+  t.regex(hp, /vCPU 1: runstate (running|runnable|blocked), on pCPU [01]/, 'online: on a pCPU');
 });

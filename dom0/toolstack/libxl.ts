@@ -149,8 +149,8 @@ export class Libxl extends EventEmitter {
       for (const disk of prepared.pvDisks) await addVbd(this.dom0.toolstack, this.xs, rec.domid, disk);
       for (const vif of prepared.vifs) await addVif(this.dom0.toolstack, this.xs, rec.domid, nicFromVif(vif));
       // libxl starts QEMU before it unpauses an HVM guest: the guest's first port access must find it.
-      if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.vcpus, prepared.emulatedDisk);
-      prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.vcpus, index, v)));
+      if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.maxvcpus, prepared.emulatedDisk);
+      prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.maxvcpus, index, v)));
       if (restore) await restore.fill(rec.domid, built.nr_pages);
       this.writeState(rec, 'running');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
@@ -319,7 +319,7 @@ export class Libxl extends EventEmitter {
 
   async list(): Promise<ListedDomain[]> {
     return (await this.infoList()).map((i) => ({
-      name: i.name, domid: i.domid, memMiB: Math.floor((i.tot_pages * 4096) / 1048576), vcpus: i.vcpus,
+      name: i.name, domid: i.domid, memMiB: Math.floor((i.tot_pages * 4096) / 1048576), vcpus: i.vcpus, maxVcpus: i.max_vcpus,
       running: i.running, blocked: i.blocked, paused: i.state === 'paused', shutdown: i.state === 'shutdown',
       shutdownReason: i.state === 'shutdown' ? i.shutdown_reason : null, dying: i.state === 'dying', cpuSeconds: i.cpu_time_ms / 1000,
     }));

@@ -59,7 +59,8 @@ export type SchedRequest =
   | { op: 'credit'; domain?: string; weight?: number; cap?: number }
   | { op: 'pool'; tslice_ms?: number; ratelimit_us?: number; boost?: boolean }
   | { op: 'vcpu-list'; domains: string[] }
-  | { op: 'vcpu-pin'; domain: string; vcpu: string; hard: string; soft?: string };
+  | { op: 'vcpu-pin'; domain: string; vcpu: string; hard: string; soft?: string }
+  | { op: 'vcpu-set'; domain: string; count: string; ignoreHost?: boolean };
 
 export type XlRequest = XlVerb & { id: number };
 
@@ -88,7 +89,9 @@ export interface ListedDomain {
   name: string;
   domid: number;
   memMiB: number;
+  /** vCPUs online (xl list's VCPUs), and how many it may have (maxvcpus). */
   vcpus: number;
+  maxVcpus?: number;
   running: boolean;
   blocked: boolean;
   paused: boolean;

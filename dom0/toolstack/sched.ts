@@ -1,5 +1,6 @@
 /*
- * xl's scheduling verbs, the toolstack's side: sched-credit, vcpu-list, vcpu-pin.
+ * xl's scheduling verbs, the toolstack's side: sched-credit, vcpu-list, vcpu-pin, vcpu-set
+ * (the last is ./vcpu-set.ts).
  *
  * Xen: tools/xl/xl_sched.c (main_sched_credit: -d/-w/-c per domain, -s/-t/-r for the pool) and
  * tools/xl/xl_vcpu.c (main_vcpulist, main_vcpupin, the cpulist syntax "0-3,5" and "all"), over
@@ -11,6 +12,7 @@ import type { SchedCreditParams, SchedOp, SchedPool, VcpuInfo } from '../../shar
 import { errnoName } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import { XlError, type Libxl } from './libxl.ts';
+import { vcpuSet } from './vcpu-set.ts';
 
 import type { SchedRequest } from './protocol.ts';
 export type { SchedRequest };
@@ -53,7 +55,7 @@ export async function schedVerb(x: Libxl, dom0: Dom0, r: SchedRequest): Promise<
     }
     case 'vcpu-pin': {
       const domid = await x.resolve(r.domain);
-      const nr = domains.find((d) => d.domid === domid)?.vcpus ?? 0;
+      const nr = domains.find((d) => d.domid === domid)?.maxVcpus ?? 0;
       const n = Math.max(1, pool.pcpus);
       const vcpus = r.vcpu === 'all' ? Array.from({ length: nr }, (_, i) => i) : [vcpuNumber(r.vcpu)];
       const hard = r.hard === '-' ? null : parseCpuList(r.hard, n);
@@ -61,6 +63,8 @@ export async function schedVerb(x: Libxl, dom0: Dom0, r: SchedRequest): Promise<
       for (const vcpu of vcpus) await call({ op: 'setvcpuaffinity', domid, vcpu, hard, soft });
       return 0;
     }
+    case 'vcpu-set':
+      return vcpuSet(dom0.xs, dom0.k.hypercall, await x.resolve(r.domain), r.count, r.ignoreHost ?? false);
   }
 }
 

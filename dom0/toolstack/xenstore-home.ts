@@ -20,6 +20,7 @@
  *   /local/domain/<id>/control/feature-poweroff, feature-reboot, feature-suspend   owner <id>: the guest writes "1"
  *                                                                  once it handles the requests
  *   /local/domain/<id>/console    owner Dom0, <id> may read       ring-ref, port, type
+ *   /local/domain/<id>/cpu/<N>/availability   (Dom0's, <id> may read)  "online" / "offline" per vCPU
  *   /vm/<uuid>                    owner Dom0, <id> may read       name, uuid (only with a uuid)
  *
  * These are the toolstack's XenStore calls; the xl-like toolstack that boots VMs from their
@@ -34,6 +35,7 @@ import { GNTTAB_RESERVED_CONSOLE } from '../../shared/public/grant_table.ts';
 import type { CreatedDomain, DomainConfig, Hypercalls } from '../../shared/public/hypercall.ts';
 import { XS_PERM_NONE, XS_PERM_READ, type XsPermission } from '../../shared/public/io/xs_wire.ts';
 import { errnoName } from '../../shared/public/xen.ts';
+import { CPU_OFFLINE, CPU_ONLINE, xsCpuAvailability } from '../../shared/public/vcpu.ts';
 import type { Xenconsoled } from '../services/xenconsoled.ts';
 import { BlockHotplug } from './block-hotplug.ts';
 
@@ -113,6 +115,7 @@ export class Toolstack {
         await this.xs.write(`${home}/console/ring-ref`, String(GNTTAB_RESERVED_CONSOLE), t);
         await this.xs.write(`${home}/console/port`, String(built.console_evtchn), t);
         await this.xs.write(`${home}/console/type`, 'xenconsoled', t);
+        await writeVcpuAvailability(this.xs, domid, config.vcpus, config.max_vcpus ?? config.vcpus, t);
       });
       this.consoled.add(domid, built.console_evtchn, opts.consoleLog ?? `${this.runDir}/console/guest-${config.name}.log`);
       await this.xs.introduce(domid, built.store_gfn, built.store_evtchn);
@@ -193,6 +196,16 @@ export async function makeDomainHome(xs: XenbusClient, domid: number, name: stri
     await xs.write(`${vm}/uuid`, uuid, t);
     await xs.write(`${home}/vm`, vm, t);
   }
+}
+
+/**
+ * libxl__build_post's `cpu/<N>/availability` for each of the domain's `max` vCPUs, the first
+ * `online` "online" and the rest "offline" (shared/public/vcpu.ts; xl vcpu-set rewrites them:
+ * ./vcpu-set.ts). They inherit the home's permissions: Dom0's, readable by the guest.
+ */
+export async function writeVcpuAvailability(xs: XenbusClient, domid: number, online: number, max: number, t = 0): Promise<void> {
+  const home = domainPath(domid);
+  for (let v = 0; v < max; v++) await xs.write(`${home}/${xsCpuAvailability(v)}`, v < online ? CPU_ONLINE : CPU_OFFLINE, t);
 }
 
 /** libxl__xs_mknod: an empty node with exactly these permissions. */

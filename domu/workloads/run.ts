@@ -27,7 +27,8 @@ import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { BlockDevice } from '../block/blkdev.ts';
 import { runDiskCheck } from './disk-check.ts';
 import { fioBuffers, runFio, type FioRw } from './fio.ts';
-import { runCpuBurn, runIoWake } from './cpu.ts';
+import { runIoWake } from './cpu.ts';
+import { runSmpBurn } from './cpu-burn-all.ts';
 import { runWriteLog } from './write-log.ts';
 
 export type AfterWorkload = 'idle' | 'poweroff';
@@ -118,17 +119,7 @@ async function runCpuWorkload(k: Kernel, name: 'cpu-burn' | 'io-wake', args: Rea
     const v = Number(args.get(key) ?? dflt);
     return Number.isSafeInteger(v) && v > 0 ? v : dflt;
   };
-  if (name === 'cpu-burn') {
-    const seconds = args.has('seconds') ? num('seconds', 10) : Infinity;
-    say(`cpu-burn: ${seconds === Infinity ? 'until shut down' : `${seconds} s`}, a work unit at a time, a preemption point after each`);
-    let last = 0;
-    const r = await runCpuBurn(k, { seconds, reportMs: 1000 }, (p) => {
-      say(`cpu-burn: ${p.seconds.toFixed(0)} s, ${Math.round(p.units - last)} units in the last second`);
-      last = p.units;
-    });
-    say(`${RESULT_PREFIX}${JSON.stringify({ workload: name, ...r })}`);
-    return then;
-  }
+  if (name === 'cpu-burn') return runSmpBurn(k, args, num, say, then);
   const count = num('count', 200);
   const periodMs = num('period', 5);
   say(`io-wake: ${count} sleeps of ${periodMs} ms on the guest timer (VIRQ_TIMER)`);

@@ -338,6 +338,21 @@ export class CreditScheduler {
     }
   }
 
+  /**
+   * A queued vCPU was taken down (VCPUOP_down) before it got a slot: off its runqueue. False if a
+   * slot was given to it meanwhile (it keeps it, and goes down at its next preemption point).
+   */
+  dequeue(unit: number): boolean {
+    this.lock();
+    try {
+      if (this.i(unit, U.SLOT) !== 0) return false;
+      this.set(unit, U.RUNQ, 0);
+      return true;
+    } finally {
+      this.unlock();
+    }
+  }
+
   /* ---- the control thread's timer interrupt ---- */
 
   /**

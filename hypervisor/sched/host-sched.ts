@@ -31,6 +31,9 @@ export interface DomainSchedConfig {
   cpus?: number[];
   /** Soft affinity: the slots they prefer. */
   cpus_soft?: number[];
+  /** Per vCPU (xl.cfg's list form), used instead of the two above: entry v is vCPU v's; missing entries mean all. */
+  vcpu_hard_affinity?: number[][];
+  vcpu_soft_affinity?: number[][];
 }
 
 
@@ -83,9 +86,12 @@ export class HostScheduler {
   /** A domain is built: its weight and cap, each vCPU's affinity, its clock. */
   domainCreated(domid: number, nrVcpus: number, cfg: DomainSchedConfig): void {
     this.credit.initDomain(domid, cfg.weight ?? CSCHED_DEFAULT_WEIGHT, cfg.cap ?? 0);
-    const hard = cfg.cpus ? maskOf(cfg.cpus) : 0;
-    const soft = cfg.cpus_soft ? maskOf(cfg.cpus_soft) : 0;
-    for (let v = 0; v < nrVcpus; v++) this.credit.initUnit(unitOf(domid, v), hard, soft);
+    // libxl: a per-vCPU list wins over the single list; a vCPU it does not reach gets every pCPU.
+    const pick = (perVcpu: number[][] | undefined, all: number[] | undefined, v: number): number =>
+      perVcpu ? (perVcpu[v] ? maskOf(perVcpu[v]) : 0) : all ? maskOf(all) : 0;
+    for (let v = 0; v < nrVcpus; v++) {
+      this.credit.initUnit(unitOf(domid, v), pick(cfg.vcpu_hard_affinity, cfg.cpus, v), pick(cfg.vcpu_soft_affinity, cfg.cpus_soft, v));
+    }
     publishGuestTime(this.hv, this.t, domid, nrVcpus);
   }
 
@@ -166,7 +172,8 @@ export class HostScheduler {
       const ranOn = t.i32[t.u(u, U.RAN_ON)];
       out.push({
         domid, vcpu: v,
-        cpu: this.pcpus === 0 ? -1 : slot >= 0 ? slot : ranOn !== 0 ? t.i32[t.u(u, U.PROCESSOR)] : -1,
+        // xl vcpu-list prints no CPU for a vCPU that is down.
+        cpu: this.pcpus === 0 || state === 'offline' ? -1 : slot >= 0 ? slot : ranOn !== 0 ? t.i32[t.u(u, U.PROCESSOR)] : -1,
         state, running: alive && onSlot, time_ms: time,
         hard: slotsOf(t.i32[t.u(u, U.HARD)], n), soft: slotsOf(t.i32[t.u(u, U.SOFT)], n),
         credit: t.f64[t.uf(u, UFL.CREDIT)], pri: PRI_NAMES[t.i32[t.u(u, U.PRI)]] ?? '?',

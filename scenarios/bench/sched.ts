@@ -8,6 +8,8 @@
  *   io-wake  a guest sleeping 5 ms on its timer beside two hogs on one pCPU, with BOOST and with
  *            it switched off (sched-credit -s --boost off): how late it runs (median µs, goal
  *            with BOOST ≤ 2000)
+ *   sim      share and cap again, from the algorithm alone on a simulated clock (../sched/sim.ts):
+ *            the part of the errors above that is not the host's timing
  *   decision the scheduler's own work, in-process on a table of 8 waiting vCPUs: one
  *            csched_schedule that keeps the pCPU, and one that switches (µs)
  *   burn     cpu-burn on every core, the scheduler on (pcpus = cores) against off (pcpus 0, the
@@ -22,6 +24,9 @@ import { unitOf } from '../../hypervisor/sched/tables.ts';
 import { HypervisorState, allocateBuffers } from '../../hypervisor/state.ts';
 import type { WakeResult } from '../../domu/workloads/cpu.ts';
 import { CpuRig } from '../sched/rig.ts';
+import { simulateShares } from '../sched/sim.ts';
+
+const SIM = 'credit (simulated clock)';
 import type { BenchRow, SuiteOptions } from './types.ts';
 
 /* The CPU rig's guests run under the default waiting policy, irq: they block on their timers. */
@@ -137,6 +142,12 @@ export async function benchSched(o: SuiteOptions): Promise<BenchRow[]> {
   rows.push(await cap(ms));
   o.progress?.('io-wake beside two hogs, with and without BOOST');
   rows.push(await ioWake(true, o.quick ? 100 : 400), await ioWake(false, o.quick ? 100 : 400));
+  // The same two figures from the algorithm alone, on a simulated clock (../sched/sim.ts): what
+  // the threaded rows miss beyond these is the host's timing (ticks, accounting, preemption points late).
+  const [a, b] = simulateShares([{ weight: 256 }, { weight: 512 }], ms);
+  const [capped] = simulateShares([{ weight: 256, cap: 20 }, { weight: 256 }], ms);
+  rows.push(row(SIM, 'share 256:512', { ratio: b! / a!, errorPct: Math.abs(b! / a! / 2 - 1) * 100 }),
+    row(SIM, 'cap 20%', { sharePct: capped!, errorPP: Math.abs(capped! - 20) }));
   o.progress?.('decision cost');
   rows.push(...decision(o.quick ? 20_000 : 200_000));
   const cores = Math.min(31, availableParallelism());
@@ -158,6 +169,12 @@ export function schedSummary(rows: readonly BenchRow[]): string | null {
   if (s) lines.push(`share 256:512: ratio ${s.counters.ratio.toFixed(2)}, error ${s.counters.errorPct.toFixed(1)}% (goal ≤ 5%)`);
   const c = get('credit', 'cap');
   if (c) lines.push(`cap 20%: share ${c.counters.sharePct.toFixed(1)}%, error ${c.counters.errorPP.toFixed(1)} pp (goal ≤ 2)`);
+  const ss = get(SIM, 'share');
+  const sc = get(SIM, 'cap');
+  if (ss && sc) {
+    lines.push(`the algorithm alone (simulated clock): share error ${ss.counters.errorPct.toFixed(1)}%, cap error ${sc.counters.errorPP.toFixed(1)} pp ` +
+      '(the threaded figures above, less these, are the host\'s timing)');
+  }
   const w = get('credit', 'io-wake');
   const wn = get('credit, no BOOST', 'io-wake');
   if (w && wn) lines.push(`io-wake median lateness: ${w.medianUs!.toFixed(0)} µs with BOOST (goal ≤ 2000), ${wn.medianUs!.toFixed(0)} µs without`);

@@ -8,7 +8,9 @@
  * hypervisor/event-channel.ts): clear evtchn_upcall_pending, then take the selector words with
  * an exchange, then for each selected word take the pending-and-unmasked bits, clearing each
  * port's pending bit before calling its handler. An event that arrives during the handler sets
- * the bits again, so it is seen by the next scan, never lost.
+ * the bits again, so it is seen by the next scan, never lost. Each vCPU runs its own copy of
+ * this layer and takes only the ports it has handlers for (those bound to it); another vCPU's
+ * bit in the same word is left for that vCPU.
  *
  * Handlers run synchronously inside the scan, as interrupt handlers do: they should take what
  * the ring offers and hand anything slow to async code.
@@ -130,14 +132,15 @@ export class EventChannels {
         while (bits !== 0) {
           const b = 31 - Math.clz32(bits & -bits);
           bits &= bits - 1;
-          Atomics.and(si, PENDING + w, ~(1 << b));
           const port = w * 32 + b;
           const h = this.handlers[port];
-          if (h !== undefined) {
-            n++;
-            this.hypercall.xentrace(TRC_GUEST_EVTCHN_UPCALL, port, 0, 0, 0);
-            h(port);
-          }
+          // Only this vCPU's ports: one bound on another vCPU whose bit shares the word is that
+          // vCPU's to take (Linux: active_evtchns masks the word with the CPU's cpu_evtchn_mask).
+          if (h === undefined) continue;
+          Atomics.and(si, PENDING + w, ~(1 << b));
+          n++;
+          this.hypercall.xentrace(TRC_GUEST_EVTCHN_UPCALL, port, 0, 0, 0);
+          h(port);
         }
       }
     }

@@ -7,9 +7,11 @@
  * for "holes" above RAM, where foreign pages (grant mappings, shared_info, grant frames) are put.
  *
  * Each vCPU thread runs its own copy of the kernel with its own heap, so RAM and holes are split
- * between vCPUs: vCPU v of n takes every page whose index is v modulo n. Nothing is shared.
+ * between vCPUs: vCPU v of n takes every page whose index is v modulo n. Nothing is shared but
+ * one page, the vCPUs' common SMP state (./smp.ts), which no allocator hands out.
  */
 import type { StartInfo } from './start-info.ts';
+import { smpAreaGfn } from './smp.ts';
 
 /** Holes begin this far above RAM; the first gfns above RAM hold shared_info and the grant frames. */
 export const HOLE_BASE_OFFSET = 64;
@@ -23,7 +25,8 @@ export class PageAllocator {
   readonly total: number;
 
   constructor(si: StartInfo, vcpu = 0, nr_vcpus = 1) {
-    const special = new Set([si.start_info_gfn, si.store_gfn, si.console_gfn]);
+    // The builder's pages, and the page the kernel's vCPUs share (./smp.ts), are nobody's to hand out.
+    const special = new Set([si.start_info_gfn, si.store_gfn, si.console_gfn, smpAreaGfn(si)]);
     for (let gfn = si.nr_pages - 1; gfn >= 0; gfn--) {
       if (!special.has(gfn) && gfn % nr_vcpus === vcpu) this.free.push(gfn);
     }

@@ -72,6 +72,18 @@ export interface DomainConfig {
   /** Hard and soft affinity of every vCPU: the pCPU slots it may run on / prefers (xl.cfg cpus=, cpus_soft=). */
   cpus?: number[];
   cpus_soft?: number[];
+  /**
+   * The same per vCPU (libxl's vcpu_hard_affinity / vcpu_soft_affinity, from xl.cfg's list form
+   * `cpus = ["0", "1-3"]`): entry v is vCPU v's; vCPUs past the end get all pCPUs, as in xl.
+   * Given, it is used instead of `cpus` / `cpus_soft`.
+   */
+  vcpu_hard_affinity?: number[][];
+  vcpu_soft_affinity?: number[][];
+  /**
+   * vCPUs the domain is built with (xl.cfg `maxvcpus`, default `vcpus`); only the first `vcpus`
+   * are up at boot, the rest wait offline until the guest brings them up (VCPUOP_up).
+   */
+  max_vcpus?: number;
   /** Restore: vCPU 0's saved context (XEN_DOMCTL_setvcpucontext, made at creation here); see KernelEnv.resume_gfn. */
   resume_gfn?: number;
 }
@@ -95,7 +107,10 @@ export interface DomainInfo {
   name: string;
   state: 'running' | 'paused' | 'shutdown' | 'dying';
   shutdown_reason: ShutdownReason | null;
+  /** vCPUs up (Xen: nr_online_vcpus; xl list's VCPUs column). */
   vcpus: number;
+  /** vCPUs it has, up or down (Xen: max_vcpu_id + 1). */
+  max_vcpus: number;
   tot_pages: number;
   max_pages: number;
   privileged: boolean;
@@ -195,6 +210,21 @@ export interface Hypercalls {
   set_timer_op(timeout_ns: number): number;
   /** SCHEDOP_shutdown: the domain stops; this call does not return to the guest. */
   sched_shutdown(reason: ShutdownReason): never;
+
+  /*
+   * vcpu_op (xen/include/public/vcpu.h): hot-plug of this domain's own vCPUs, numbered
+   * 0..nr_vcpus-1 (the domain's maxvcpus). Results: 0, or -errno (ENOENT for no such vCPU).
+   */
+  /** VCPUOP_up: make a down vCPU runnable; it starts at the kernel's `secondary` entry, or carries on where it went down. */
+  vcpu_op_up(vcpuid: number): number;
+  /**
+   * VCPUOP_down: take a vCPU down. On another vCPU this is asynchronous (it stops at its next
+   * preemption point); on the caller itself it returns only once the vCPU is up again. Taking
+   * down the last vCPU up powers the domain off (and does not return).
+   */
+  vcpu_op_down(vcpuid: number): number;
+  /** VCPUOP_is_up: 1 if up, 0 if down. */
+  vcpu_op_is_up(vcpuid: number): number;
   /**
    * SCHEDOP_shutdown(SHUTDOWN_suspend), Linux's HYPERVISOR_suspend: the domain stops, its memory
    * kept for the toolstack to save; `resume_gfn` (the page holding the kernel's resume record) is
@@ -337,7 +367,7 @@ export interface GuestSched {
  */
 export interface KernelEnv {
   vcpu_id: number;
-  /** vCPUs the domain was built with (a real kernel reads this from ACPI or probes VCPUOP_is_up). */
+  /** vCPUs the domain was built with, up or down: its maxvcpus (a real kernel reads this from ACPI or probes VCPUOP_is_up). */
   nr_vcpus: number;
   hypercall: Hypercalls;
   memory: GuestMemory;

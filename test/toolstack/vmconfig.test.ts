@@ -188,7 +188,7 @@ test('domainConfigFields: what the hypervisor gets', (t) => {
   const c = config('name = "x"\nmemory = 64\nvcpus = 2\non_crash = "coredump-restart"\ndisk = [ "d,raw,xvda" ]\n' +
     'workload = "disk-check"\nworkload_args = [ "disk=xvda", "bs=4096" ]');
   t.deepEqual(domainConfigFields(c), {
-    name: 'x', vcpus: 2, memoryKiB: 65536, on_poweroff: 'destroy', on_reboot: 'restart', on_crash: 'restart',
+    name: 'x', vcpus: 2, max_vcpus: 2, memoryKiB: 65536, on_poweroff: 'destroy', on_reboot: 'restart', on_crash: 'restart',
     cmdline: 'workload=disk-check disk=xvda bs=4096',
   });
 });

@@ -3,9 +3,12 @@
  *
  * Xen: xl.cfg(5) "CPU Allocation" and "Scheduling"; tools/xl/xl_parse.c (parse_vcpu_affinity:
  * a cpu list string, "all", ranges "0-3", exclusions "^2"; cpu_weight and cap into
- * libxl_domain_sched_params). ringvisor takes one cpu list for every vCPU (xl also accepts a list
- * of lists, one per vCPU: not yet). A pCPU number beyond the host's is caught when the domain is
- * built, as libxl does against the host's cpumap.
+ * libxl_domain_sched_params). `cpus` and `cpus_soft` take either form xl takes: one cpu list for
+ * every vCPU (`cpus = "0-3"`), or a list with one cpu list per vCPU (`cpus = ["0", "1-3"]`:
+ * vCPU 0 on pCPU 0, vCPU 1 on 1 to 3), which becomes libxl's vcpu_hard_affinity /
+ * vcpu_soft_affinity. As in parse_vcpu_affinity, entries beyond maxvcpus are ignored (with a
+ * warning here) and vCPUs beyond the list may run anywhere. A pCPU number beyond the host's is
+ * caught when the domain is built, as libxl does against the host's cpumap.
  */
 import { keyLine, getLong, getString } from './xlcfg-get.ts';
 import type { Report } from './config-error.ts';
@@ -16,19 +19,44 @@ export interface SchedConfig {
   cap?: number;
   cpus?: number[];
   cpus_soft?: number[];
+  /** The list form, one entry per vCPU (libxl's names). */
+  vcpu_hard_affinity?: number[][];
+  vcpu_soft_affinity?: number[][];
 }
 
 /** The most pCPU slots a host may have (hypervisor/sched/tables.ts MAX_PCPUS). */
 const MAX_CPUS = 31;
 
-export function interpretSched(cfg: XlConfig, report: Report): SchedConfig {
+const PER_VCPU = { cpus: 'vcpu_hard_affinity', cpus_soft: 'vcpu_soft_affinity' } as const;
+
+export function interpretSched(cfg: XlConfig, report: Report, maxvcpus = Infinity): SchedConfig {
   const out: SchedConfig = {};
   const weight = getLong(cfg, 'cpu_weight', report, 'cpu_weight = 1..65535 (default 256)', { min: 1, max: 65535 });
   if (weight !== undefined) out.weight = weight;
   const cap = getLong(cfg, 'cap', report, 'cap = % of one pCPU, 0 = none', { min: 0, max: 100 * MAX_CPUS });
   if (cap !== undefined) out.cap = cap;
   for (const key of ['cpus', 'cpus_soft'] as const) {
-    const s = getString(cfg, key, report, `${key} = "CPULIST", e.g. "0-1,3" or "all"`);
+    const setting = cfg.settings.get(key);
+    if (setting?.value.kind === 'list') {
+      const lists: number[][] = [];
+      setting.value.items.forEach((item, v) => {
+        if (item.kind === 'list') {
+          report.error(item.loc.line, `\`${key}' entry ${v} is a list (expected a cpu list string per vCPU, e.g. ${key} = ["0", "1-3"])`, item.loc.column);
+          return;
+        }
+        if (v >= maxvcpus) {
+          report.warn(item.loc.line, `\`${key}' entry ${v} ("${item.text}") ignored: the domain has ${maxvcpus} vCPU(s) at most (maxvcpus)`, item.loc.column);
+          return;
+        }
+        const cpus = cpuList(item.text);
+        if (typeof cpus === 'string') report.error(item.loc.line, `${key} entry ${v} (vCPU ${v}) "${item.text}": ${cpus}`, item.loc.column);
+        else lists.push(cpus);
+      });
+      if (setting.value.items.length === 0) report.error(keyLine(setting), `\`${key}' is an empty list (expected a cpu list string per vCPU, e.g. ${key} = ["0", "1-3"])`);
+      out[PER_VCPU[key]] = lists;
+      continue;
+    }
+    const s = getString(cfg, key, report, `${key} = "CPULIST", e.g. "0-1,3" or "all", or one per vCPU: ["0", "1-3"]`);
     if (!s) continue;
     const cpus = cpuList(s.text);
     if (typeof cpus === 'string') report.error(keyLine(cfg.settings.get(key)!), `${key} = "${s.text}": ${cpus}`, s.loc.column);

@@ -170,7 +170,7 @@ export function interpretXlConfig(cfg: XlConfig, absFile: string): LoadedVmConfi
   }
 
   const workload = interpretWorkload(cfg, disks, report);
-  const sched = interpretSched(cfg, report);
+  const sched = interpretSched(cfg, report, Math.max(maxvcpus, vcpus));
   const template = getBool(cfg, 'template', report) ?? false;
   const createImages = imagesToCreate(cfg, dir, disks, report);
 
@@ -258,7 +258,7 @@ function imagesToCreate(cfg: XlConfig, dir: string, disks: readonly DiskConfig[]
  */
 export function domainConfigFields(vm: VmConfig): Omit<DomainConfig, 'kernel'> {
   const fields: Omit<DomainConfig, 'kernel'> = {
-    name: vm.name, vcpus: vm.vcpus, memoryKiB: vm.memoryMiB * 1024,
+    name: vm.name, vcpus: vm.vcpus, max_vcpus: vm.maxvcpus, memoryKiB: vm.memoryMiB * 1024,
     on_poweroff: vm.on_poweroff.action, on_reboot: vm.on_reboot.action, on_crash: vm.on_crash.action,
     ...vm.sched,
   };

@@ -36,7 +36,7 @@ export const WORKLOADS: Readonly<Record<string, string>> = {
   'fio-rand-read': 'reads of bs bytes at random aligned offsets, count times (IOPS)',
   'fio-rand-write': 'writes of bs bytes at random aligned offsets, count times (IOPS)',
   'write-log': 'write blocks 0, 1, 2, ... of a known pattern, flushing now and then, printing how far the disk has acknowledged (a crash test\'s guest side)',
-  'cpu-burn': 'CPU work in short deterministic steps for seconds=N (default: until shut down), work units per second each second',
+  'cpu-burn': 'CPU work in short deterministic steps, shared by every online vCPU, for seconds=N or units=N (default: until shut down), work units per second each second',
   'io-wake': 'sleep period=MS (default 5) on the guest timer, wake, a little work, count times (default 200): how late each wake-up ran',
   'mem-touch': 'write a working set of wss=MiB (default 4) of guest memory page by page, checking each pass against the one before, passes=N (default: until stopped); resumable: its progress is in guest memory, so it carries on after save/restore or migration',
   'ping': 'ICMP echo to target=IP, count times, each reply checked and timed (needs a vif)',
