@@ -37,8 +37,8 @@
  * between requests, so none holds an array across the change.
  *
  * page() and pageWords() are the older, unchecked views: typed arrays checked once when made.
- * They are right for a domain's own RAM, which nothing takes back yet; a view of a page that can
- * go away should be a GuestPage.
+ * They are right for a domain's own RAM, and they pin the page (P2M_PINNED, mm/fault.ts), so page
+ * sharing and paging never take it back; a view of a page that can go away should be a GuestPage.
  */
 import { PageFault, type GuestMemory, type GuestPage } from '../shared/public/memory.ts';
 import { PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
@@ -46,6 +46,7 @@ import {
   C, MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_MFN_MASK, P2M_PRESENT, P2M_READONLY, P2MGEN_STRIDE,
   type HypervisorState,
 } from './state.ts';
+import { FAULT_NOMEM, p2m_fault, p2m_pin_private } from './mm/fault.ts';
 
 /**
  * Step 2 of taking a frame back (see the header): `d`'s P2M has lost or changed an entry, so
@@ -61,7 +62,7 @@ class Gate {
   readonly genIndex: number;
   private readonly faultCounter: number;
 
-  constructor(readonly hv: HypervisorState, readonly domid: number, vcpu: number) {
+  constructor(readonly hv: HypervisorState, readonly domid: number, vcpu: number, readonly crash?: (why: string) => never) {
     this.p2mBase = domid * MAX_GUEST_PAGES;
     this.genIndex = domid * P2MGEN_STRIDE;
     this.faultCounter = (domid * MAX_VCPUS + vcpu) * NR_COUNTERS + C.page_faults;
@@ -70,10 +71,29 @@ class Gate {
   /** gfn → mfn, or a page fault. The single gate for every access (see header). */
   translate(gfn: number, write: boolean, gpa = gfn * PAGE_SIZE): number {
     const e = gfn >= 0 && gfn < MAX_GUEST_PAGES ? this.hv.p2m[this.p2mBase + gfn] : 0;
-    const access = write ? 'write' : 'read';
-    if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, access, 'no translation in the P2M');
-    if (write && (e & P2M_READONLY) !== 0) throw this.fault(gpa, access, 'the page is mapped read-only');
+    if ((e & P2M_PRESENT) === 0 || (write && (e & P2M_READONLY) !== 0)) return this.slow(gfn, write, gpa, e);
     return e & P2M_MFN_MASK;
+  }
+
+  /* The fault path: populate on demand, page in, break a share (mm/fault.ts), or the guest's fault. */
+  private slow(gfn: number, write: boolean, gpa: number, e: number): number {
+    const mfn = p2m_fault(this.hv, this.domid, gfn, write);
+    if (mfn >= 0) return mfn;
+    const access = write ? 'write' : 'read';
+    if (mfn === FAULT_NOMEM) {
+      const why = `PoD: out of memory: d${this.domid} touched gfn 0x${gfn.toString(16)} and the host has no free frame`;
+      this.crash?.(why);
+      throw this.fault(gpa, access, why);
+    }
+    if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, access, 'no translation in the P2M');
+    throw this.fault(gpa, access, 'the page is mapped read-only');
+  }
+
+  /* An unchecked view outlives the access: the page is made private and pinned (mm/fault.ts). */
+  pinned(gfn: number, write: boolean): number {
+    this.translate(gfn, write);
+    p2m_pin_private(this.hv, this.domid, gfn);
+    return this.translate(gfn, write);
   }
 
   generation(): number {
@@ -94,8 +114,9 @@ const FILL = 2;
 export class DomainMemory implements GuestMemory {
   readonly #gate: Gate;
 
-  constructor(hv: HypervisorState, domid: number, vcpu = 0) {
-    this.#gate = new Gate(hv, domid, vcpu);
+  /** `crash`: how this vCPU crashes its domain when the hypervisor has no frame for it (PoD). */
+  constructor(hv: HypervisorState, domid: number, vcpu = 0, crash?: (why: string) => never) {
+    this.#gate = new Gate(hv, domid, vcpu, crash);
   }
 
   present(gfn: number): boolean {
@@ -150,11 +171,11 @@ export class DomainMemory implements GuestMemory {
   }
 
   page(gfn: number, writable: boolean): Uint8Array {
-    return new Uint8Array(this.#gate.hv.buffers.machine, this.#gate.translate(gfn, writable) * PAGE_SIZE, PAGE_SIZE);
+    return new Uint8Array(this.#gate.hv.buffers.machine, this.#gate.pinned(gfn, writable) * PAGE_SIZE, PAGE_SIZE);
   }
 
   pageWords(gfn: number, writable: boolean): Int32Array {
-    return new Int32Array(this.#gate.hv.buffers.machine, this.#gate.translate(gfn, writable) * PAGE_SIZE, PAGE_WORDS);
+    return new Int32Array(this.#gate.hv.buffers.machine, this.#gate.pinned(gfn, writable) * PAGE_SIZE, PAGE_WORDS);
   }
 
   map(gfn: number, writable: boolean): GuestPage {

@@ -105,7 +105,7 @@ const env: KernelEnv = Object.freeze({
   vcpu_id: boot.vcpu,
   nr_vcpus: Atomics.load(hv.domains, boot.domid * D.WORDS + D.NR_VCPUS),
   hypercall: new HypercallTable(caller, sched, control),
-  memory: new DomainMemory(hv, boot.domid, boot.vcpu),
+  memory: new DomainMemory(hv, boot.domid, boot.vcpu, (why) => domainShutdown('crash', why)),
   cpu,
   sched: { preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v) },
   start_info_gfn: boot.start_info_gfn,
