@@ -46,7 +46,7 @@ import {
   C, MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_MFN_MASK, P2M_PRESENT, P2M_READONLY, P2MGEN_STRIDE,
   type HypervisorState,
 } from './state.ts';
-import { FAULT_NOMEM, p2m_fault, p2m_pin_private } from './mm/fault.ts';
+import { FAULT_NOMEM, p2m_fault, p2m_pin_private, p2m_pod_oom_counted } from './mm/fault.ts';
 
 /**
  * Step 2 of taking a frame back (see the header): `d`'s P2M has lost or changed an entry, so
@@ -82,7 +82,10 @@ class Gate {
     const access = write ? 'write' : 'read';
     if (mfn === FAULT_NOMEM) {
       const why = `PoD: out of memory: d${this.domid} touched gfn 0x${gfn.toString(16)} and the host has no free frame`;
-      this.crash?.(why);
+      if (this.crash) {
+        p2m_pod_oom_counted(this.hv);
+        this.crash(why);
+      }
       throw this.fault(gpa, access, why);
     }
     if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, access, 'no translation in the P2M');

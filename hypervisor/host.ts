@@ -36,6 +36,9 @@ import {
   RUNSTATE_offline, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, VT, XENHEAP_FRAMES, HypervisorState, allocateBuffers,
 } from './state.ts';
 import { HostScheduler } from './sched/host-sched.ts';
+import { MD, md } from './mm/mm-state.ts';
+import { mmCounters } from './mm/counters.ts';
+import { LIBXL_MAXMEM_CONSTANT_KIB } from '../shared/public/memory.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
@@ -141,7 +144,9 @@ export class Host extends EventEmitter {
     const domid = domain_create(this.hv, privileged, initdomain, config.vcpus);
     // Xen's createdomain answers ENOMEM when no domain id is free.
     if (domid < 0) throw new DomctlError(XEN_ENOMEM, `no free domain slot (all ${MAX_DOMAINS} in use)`);
-    const built = build_domain(this.hv, domid, config.memoryKiB, config.cmdline ?? '');
+    // The guest sees maxmem; its balloon gives back what is above memory. max_pages gets xl's slack.
+    const physKiB = Math.max(config.memoryKiB, config.maxmemKiB ?? 0);
+    const built = build_domain(this.hv, domid, physKiB, config.cmdline ?? '', Math.ceil((physKiB + LIBXL_MAXMEM_CONSTANT_KIB) / 4));
     if (typeof built === 'number') {
       domain_abort(this.hv, domid);
       throw new DomctlError(-built, `cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked, ` +
@@ -306,6 +311,9 @@ export class Host extends EventEmitter {
       vcpus: hv.domains[base + D.NR_VCPUS],
       tot_pages: hv.domains[base + D.TOT_PAGES],
       max_pages: hv.domains[base + D.MAX_PAGES],
+      shr_pages: hv.mm[md(domid, MD.SHARED)],
+      paged_pages: hv.mm[md(domid, MD.PAGED)],
+      pod_pages: hv.mm[md(domid, MD.POD_ENTRIES)],
       privileged: (hv.domains[base + D.FLAGS] & DOMF_PRIVILEGED) !== 0,
       cpu_time_ms: cpu,
       running,
@@ -323,6 +331,7 @@ export class Host extends EventEmitter {
       free_pages: freeFrames(hv),
       nr_domains: this.usage().domains,
       max_domains: MAX_DOMAINS,
+      mm: mmCounters(hv),
       pcpus: this.sched.pcpuLoad(),
     };
   }
@@ -363,6 +372,13 @@ export class Host extends EventEmitter {
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();
+        case 'max_mem': {
+          const kib = args[1] as number;
+          if (!this.entries.has(domid)) return -XEN_ESRCH;
+          if (!(Number.isInteger(kib) && kib >= 0)) return -XEN_EINVAL;
+          Atomics.store(this.hv.domains, domid * D.WORDS + D.MAX_PAGES, Math.ceil(kib / 4));
+          return 0;
+        }
         case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.config.vcpus ?? -1);
         case 'remote_shutdown': {
           if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
@@ -401,6 +417,9 @@ function validateConfig(c: DomainConfig): void {
   if (typeof c.name !== 'string' || c.name.length === 0) throw new DomctlError(XEN_EINVAL, 'domain config: name must be a non-empty string');
   if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
   if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: memory must be at least 64 KiB`);
+  if (c.maxmemKiB !== undefined && !(Number.isInteger(c.maxmemKiB) && c.maxmemKiB >= c.memoryKiB)) {
+    throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: maxmem must be at least memory`);
+  }
   if (typeof c.kernel !== 'string') throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: kernel must be a module URL`);
   if (c.weight !== undefined && !(Number.isInteger(c.weight) && c.weight >= 1 && c.weight <= 65535)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: weight must be 1..65535`);
   if (c.cap !== undefined && !(Number.isInteger(c.cap) && c.cap >= 0 && c.cap <= 100 * 31)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: cap must be 0 (none) or a % of one pCPU`);

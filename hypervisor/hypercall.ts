@@ -30,6 +30,7 @@ import {
   dm_set_ioreq_server_state, dm_unmap_io_range,
 } from './ioreq.ts';
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
+import { decrease_reservation, populate_physmap } from './mm/reservation.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import * as trace from './trace.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
@@ -168,6 +169,17 @@ export class HypercallTable implements Hypercalls {
     return acquire_ioreq_page(this.#c, domid, type, id, frame, gpfn);
   }
 
+  memory_decrease_reservation(gfns: ArrayLike<number>, nr: number): number {
+    this.#enter();
+    if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
+    return decrease_reservation(this.#c.hv, this.#c.domid, gfns, nr);
+  }
+  memory_populate_physmap(gfns: ArrayLike<number>, nr: number): number {
+    this.#enter();
+    if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
+    return populate_physmap(this.#c.hv, this.#c.domid, gfns, nr);
+  }
+
   /* sched_op */
   sched_yield(): void {
     this.#c.count('hypercalls');
@@ -253,6 +265,9 @@ export class HypercallTable implements Hypercalls {
   }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.#domctl<DomainInfo>('getdomaininfo', domid);
+  }
+  domctl_max_mem(domid: number, max_kib: number): Promise<number> {
+    return this.#domctl<number>('max_mem', domid, max_kib);
   }
   domctl_scheduler_op(op: SchedOp): Promise<unknown> {
     return this.#domctl<unknown>('scheduler_op', op);

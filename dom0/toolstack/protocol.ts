@@ -46,6 +46,8 @@ export type XlVerb =
   | { verb: 'trace'; mask: number; seconds: number; path: string }
   | { verb: 'console-history'; domain: string; max: number }
   | { verb: 'destroy-all' }
+  | { verb: 'mem-set'; domain: string; size: string }
+  | { verb: 'mem-max'; domain: string; size: string }
   | { verb: 'sched'; op: SchedRequest };
 
 /** `sched-credit`, `vcpu-list`, `vcpu-pin` (xl's sched and vCPU verbs), answered by ./sched.ts. */
@@ -105,6 +107,8 @@ export interface HostInfo {
   xl_socket: string;
   /** The scheduler's pCPU slots and their load (empty: no scheduler). */
   pcpus: PcpuLoad[];
+  /** Page sharing, paging and PoD counters (hypervisor/mm/counters.ts). */
+  mm?: Record<string, number>;
 }
 
 /**

@@ -13,6 +13,7 @@
  * goes to xenconsoled, and the session ends when the client closes the socket (xl console's
  * Ctrl-]) or the domain goes.
  */
+import { memMax, memSet } from './mem.ts';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -97,6 +98,8 @@ class XlConnection {
       case 'unpause': return x.unpause(await x.resolve(r.domain));
       case 'block-list': return blockList(this.dom0.xs, await x.resolve(r.domain));
       case 'destroy-all': return x.destroyAll();
+      case 'mem-set': return memSet(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
+      case 'mem-max': return memMax(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall);
       case 'trace': return traceToFile(this.dom0.k.hypercall, r.mask, r.seconds, r.path);

@@ -20,6 +20,7 @@
  *   /local/domain/<id>/control/feature-poweroff, feature-reboot   owner <id>: the guest writes "1"
  *                                                                  once it handles the requests
  *   /local/domain/<id>/console    owner Dom0, <id> may read       ring-ref, port, type
+ *   /local/domain/<id>/memory     owner Dom0, <id> may read       static-max, target (KiB): the balloon's
  *   /vm/<uuid>                    owner Dom0, <id> may read       name, uuid (only with a uuid)
  *
  * These are the toolstack's XenStore calls; the xl-like toolstack that boots VMs from their
@@ -34,6 +35,7 @@ import { GNTTAB_RESERVED_CONSOLE } from '../../shared/public/grant_table.ts';
 import type { CreatedDomain, DomainConfig, Hypercalls } from '../../shared/public/hypercall.ts';
 import { XS_PERM_NONE, XS_PERM_READ, type XsPermission } from '../../shared/public/io/xs_wire.ts';
 import { errnoName } from '../../shared/public/xen.ts';
+import { XS_MEMORY_STATIC_MAX, XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
 import type { Xenconsoled } from '../services/xenconsoled.ts';
 
 export interface GuestOptions {
@@ -107,6 +109,10 @@ export class Toolstack {
         await this.xs.write(`${home}/console/ring-ref`, String(GNTTAB_RESERVED_CONSOLE), t);
         await this.xs.write(`${home}/console/port`, String(built.console_evtchn), t);
         await this.xs.write(`${home}/console/type`, 'xenconsoled', t);
+        // The balloon's keys (libxl__build_post): the most it may ever have, and its target, in KiB.
+        await mknod(this.xs, `${home}/memory`, ro(0, domid), t);
+        await this.xs.write(`${home}/${XS_MEMORY_STATIC_MAX}`, String(Math.max(config.memoryKiB, config.maxmemKiB ?? 0)), t);
+        await this.xs.write(`${home}/${XS_MEMORY_TARGET}`, String(config.memoryKiB), t);
       });
       this.consoled.add(domid, built.console_evtchn, opts.consoleLog ?? `${this.runDir}/console/guest-${config.name}.log`);
       await this.xs.introduce(domid, built.store_gfn, built.store_evtchn);

@@ -16,6 +16,7 @@
  */
 import { MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PAGED, P2M_PINNED, P2M_POD, P2M_PRESENT, P2M_READONLY, P2M_SHARED,
   type HypervisorState } from '../state.ts';
+import { MH } from './mm-state.ts';
 import { POD_ENOMEM, POD_RETRY, p2m_pod_demand_populate } from './pod.ts';
 import { mem_sharing_unshare_page } from './sharing.ts';
 import { p2m_mem_paging_populate } from './paging.ts';
@@ -63,4 +64,9 @@ export function p2m_pin_private(hv: HypervisorState, d: number, gfn: number): nu
     if ((e & P2M_PRESENT) === 0 || (e & (P2M_FOREIGN | P2M_PINNED)) !== 0) return e;
     if (Atomics.compareExchange(hv.p2m, idx, e, (e | P2M_PINNED) >>> 0) === e) return (e | P2M_PINNED) >>> 0;
   }
+}
+
+/** A domain is about to crash for want of a frame (p2m_pod_demand_populate's domain_crash). */
+export function p2m_pod_oom_counted(hv: HypervisorState): void {
+  Atomics.add(hv.mm, MH.POD_OOM, 1);
 }
