@@ -39,6 +39,9 @@
  * page() and pageWords() are the older, unchecked views: typed arrays checked once when made.
  * They are right for a domain's own RAM, and they pin the page (P2M_PINNED, mm/fault.ts), so page
  * sharing and paging never take it back; a view of a page that can go away should be a GuestPage.
+ *
+ * Every view is a typed array over the machine buffer; in a guest's thread its `.buffer` is
+ * refused (view-guard.ts), so a view reaches its page and nothing beside it.
  */
 import { PageFault, type GuestMemory, type GuestPage } from '../shared/public/memory.ts';
 import { PAGE_SHIFT, PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';

@@ -21,6 +21,7 @@ import { IoreqSender } from './ioreq-send.ts';
 import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
+import { guardPageViews } from './view-guard.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
@@ -143,6 +144,9 @@ function crash(e: unknown): never {
 
 process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
+
+// A guest's page views give out their page, never the machine behind it (view-guard.ts).
+if (!caller.privileged) guardPageViews(Object.values(boot.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
 
 sched.online();
 try {

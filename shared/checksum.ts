@@ -7,6 +7,7 @@
  * at the end folded in one by one: fast enough to run on every request of a million-request
  * test, and sensitive to position, so a swapped or shifted page is caught.
  */
+import { wordsOf } from './view.ts';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
@@ -15,7 +16,7 @@ export function checksum(bytes: Uint8Array, len = bytes.length, seed = FNV_OFFSE
   let h = seed | 0;
   const whole = len & ~3;
   if ((bytes.byteOffset & 3) === 0) {
-    const words = new Int32Array(bytes.buffer, bytes.byteOffset, whole >> 2);
+    const words = wordsOf(bytes.subarray(0, whole));
     for (let i = 0; i < words.length; i++) h = Math.imul(h ^ words[i], FNV_PRIME);
   } else {
     for (let i = 0; i < whole; i += 4) {
@@ -31,7 +32,7 @@ export function fillPattern(bytes: Uint8Array, seed: number, len = bytes.length)
   let x = (seed | 0) || 0x9e3779b9;
   const whole = len & ~3;
   if ((bytes.byteOffset & 3) === 0) {
-    const words = new Int32Array(bytes.buffer, bytes.byteOffset, whole >> 2);
+    const words = wordsOf(bytes.subarray(0, whole));
     for (let i = 0; i < words.length; i++) {
       x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
       words[i] = x;

@@ -28,7 +28,9 @@ test('the default scenario boots both example VMs, narrates the PV handshake and
   t.regex(text, /^3\. ringvisor create guest-pv/m);
   t.regex(text, /^4\. ringvisor create guest-hvm/m);
   for (const state of ['InitWait', 'Connected']) t.regex(text, new RegExp(`xenstore \\| backend .*/backend/vbd/\\d+/51712: ${state}`));
-  t.regex(text, /xenstore \| frontend .*\/device\/vbd\/51712: Initialised/);
+  // A watch event names the node, not the value (as in Xen): on a loaded machine the narrator may
+  // read Initialised after blkfront has already moved on, so either early state shows the handshake.
+  t.regex(text, /xenstore \| frontend .*\/device\/vbd\/51712: Initialis(ed|ing)/);
   t.regex(text, /guest-pv \| blkfront: xvda connected/);
   t.regex(text, /guest-hvm \| ata_piix: hda: /);
   t.is(text.match(/OK, every byte read back as written/g)?.length, 2);

@@ -27,6 +27,7 @@ import {
 import { FrontRing } from '../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import * as trace from '../../shared/public/trace.ts';
+import { dataViewOf } from '../../shared/view.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { TRC_GUEST_BLKFRONT_COMPLETE, TRC_GUEST_BLKFRONT_SUBMIT } = trace;
 
@@ -114,7 +115,7 @@ export class BlkfrontQueue implements IdlePoller {
       this.indirectPages.push({
         gfns,
         refs: gfns.map((g) => this.k.gnttab.grant(this.backend, g, readonly)),
-        views: gfns.map((g) => { const p = this.k.memory.page(g, true); return new DataView(p.buffer, p.byteOffset, PAGE_SIZE); }),
+        views: gfns.map((g) => { const p = this.k.memory.page(g, true); return dataViewOf(p); }),
       });
     }
   }

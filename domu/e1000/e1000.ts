@@ -43,6 +43,7 @@ import {
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import type { NetDevice } from '../net/netdev.ts';
 import { E1000Regs } from './regs.ts';
+import { dataViewOf } from '../../shared/view.ts';
 
 const RING = PAGE_SIZE / E1000_DESC_SIZE; // 256 descriptors: one page per ring
 const BUF = 2048;                          // RCTL.BSIZE 00
@@ -130,8 +131,8 @@ export class E1000Nic implements NetDevice, IdlePoller {
     this.rxRing = k.memory.page(this.ringGfns[1], true);
     this.txRing.fill(0);
     this.rxRing.fill(0);
-    this.txDv = new DataView(this.txRing.buffer, this.txRing.byteOffset, PAGE_SIZE);
-    this.rxDv = new DataView(this.rxRing.buffer, this.rxRing.byteOffset, PAGE_SIZE);
+    this.txDv = dataViewOf(this.txRing, 0, PAGE_SIZE);
+    this.rxDv = dataViewOf(this.rxRing, 0, PAGE_SIZE);
     for (let i = 0; i < (2 * RING) / BUFS_PER_PAGE; i++) {
       const gfn = k.pages.alloc();
       this.bufGfns.push(gfn);

@@ -16,6 +16,7 @@ import type { Kernel } from '../../shared/kernel/kernel.ts';
 import { PRD_BOUNDARY, PRD_BYTES, PRD_EOT, PRD_MAX_REGION } from '../../shared/public/hw/bmide.ts';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../shared/public/xen.ts';
 import type { IoBuffer } from '../block/blkdev.ts';
+import { dataViewOf } from '../../shared/view.ts';
 
 export const PRD_PER_PAGE = PAGE_SIZE / PRD_BYTES;
 
@@ -29,7 +30,7 @@ export class PrdTable {
     this.gfn = k.pages.alloc();
     this.gpa = this.gfn * PAGE_SIZE;
     this.page = k.memory.page(this.gfn, true);
-    this.dv = new DataView(this.page.buffer, this.page.byteOffset, PAGE_SIZE);
+    this.dv = dataViewOf(this.page, 0, PAGE_SIZE);
   }
 
   /** Entry `i`, written as given (tests use this to build malformed tables). */

@@ -20,6 +20,7 @@ import { send_guest_vcpu_virq } from '../event-channel.ts';
 import type { HypervisorState } from '../state.ts';
 import { MAX_VCPUS } from '../state.ts';
 import { G, GF, U, UFL, type SchedTables } from './tables.ts';
+import { viewAs } from '../../shared/view.ts';
 
 /** The singleshot deadline of `unit` (ms on the shared clock), or 0. */
 export function timerDeadline(t: SchedTables, unit: number): number {
@@ -73,7 +74,7 @@ export function systemTimeNs(t: SchedTables, now: number): number {
  */
 export function publishGuestTime(hv: HypervisorState, t: SchedTables, domid: number, nrVcpus: number): void {
   const si = hv.sharedInfo[domid];
-  const f64 = new Float64Array(si.buffer, si.byteOffset, si.length >> 1);
+  const f64 = viewAs(si, Float64Array);
   const boot = t.f64[GF.BOOT];
   for (let v = 0; v < nrVcpus; v++) {
     const base = v * vcpu_info.SIZE + vcpu_info.time;

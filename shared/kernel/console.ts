@@ -17,6 +17,7 @@ import { ByteRingOutput } from './byte-ring-output.ts';
 import { XENCONS_IN_RING, XENCONS_OUT_RING, xencons_interface } from '../public/io/console.ts';
 import { PAGE_SIZE } from '../public/xen.ts';
 import type { Kernel } from './kernel.ts';
+import { viewAs } from '../view.ts';
 
 const encoder = new TextEncoder();
 
@@ -33,7 +34,7 @@ export class XenConsole {
   readonly stats = { bytesOut: 0, bytesIn: 0, notifications: 0 };
 
   constructor(page: Int32Array, private readonly notify: () => void) {
-    const bytes = new Uint8Array(page.buffer, page.byteOffset, PAGE_SIZE);
+    const bytes = viewAs(page, Uint8Array);
     this.outRing = new ByteRingView(bytes, page, XENCONS_OUT_RING);
     this.out = new ByteRingOutput(this.outRing);
     this.in = new ByteRingView(bytes, page, XENCONS_IN_RING);

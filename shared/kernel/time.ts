@@ -17,6 +17,7 @@ import { VIRQ_TIMER } from '../public/event_channel.ts';
 import type { Cpu, Hypercalls } from '../public/hypercall.ts';
 import { shared_info, vcpu_info, vcpu_time_info } from '../public/xen.ts';
 import type { EventChannels } from './events.ts';
+import { viewAs } from '../view.ts';
 
 interface Sleeper {
   deadlineNs: number;
@@ -29,7 +30,7 @@ export class GuestClock {
   private readonly base: number;
 
   constructor(private readonly si: Int32Array, private readonly cpu: Cpu, vcpu: number) {
-    this.f64 = new Float64Array(si.buffer, si.byteOffset, si.length >> 1);
+    this.f64 = viewAs(si, Float64Array);
     this.base = vcpu * vcpu_info.SIZE + vcpu_info.time;
   }
 

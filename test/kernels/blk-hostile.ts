@@ -26,6 +26,7 @@ import {
   blkif_request, blkif_request_indirect, blkif_response, set_indirect_gref, set_seg,
 } from '../../shared/public/io/blkif.ts';
 import { XenbusState } from '../../shared/public/io/xenbus.ts';
+import { dataViewOf } from '../../shared/view.ts';
 
 export type HostileBlkMode = 'refused-indirect' | 'fresh-grants' | 'full-rings' | 'bad-evtchn' | 'ids';
 
@@ -148,7 +149,7 @@ export async function main(env: KernelEnv): Promise<void> {
         // One indirect page whose only entry has last_sect 9: the backend must map the page to
         // find that out, then refuse the request.
         const ind = page(false);
-        const dv = new DataView(ind.view.buffer, ind.view.byteOffset, 4096);
+        const dv = dataViewOf(ind.view, 0, 4096);
         set_seg(dv, 0, 0, good.ref, 0, 9);
         await step(async () => {
           const statuses: Record<string, number> = {};
@@ -199,7 +200,7 @@ export async function main(env: KernelEnv): Promise<void> {
         const segs = 256;
         const data = Array.from({ length: segs }, () => page(true));
         const ind = page(true); // read-write, as a frontend offering feature-persistent grants it
-        const dv = new DataView(ind.view.buffer, ind.view.byteOffset, 4096);
+        const dv = dataViewOf(ind.view, 0, 4096);
         for (let s = 0; s < segs; s++) set_seg(dv, 0, s, data[s].ref, 0, 7);
         let stopped = false;
         const stopCh = new BroadcastChannel(m.stopChannel!);

@@ -23,6 +23,7 @@ import {
   TXD_LENGTH, e1000MmioBase,
 } from '../../shared/public/hw/e1000.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { dataViewOf } from '../../shared/view.ts';
 
 export type E1000HostileCase = 'tx-len-zero' | 'tx-tdt-beyond' | 'tx-ring-nomem' | 'tx-buf-nomem' | 'rx-ring-nomem'
   | 'rx-buf-nomem' | 'rx-no-buffers' | 'bad-access';
@@ -48,7 +49,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const ring = k.pages.alloc();
   const buf = k.pages.alloc();
   const ringBytes = k.memory.page(ring, true);
-  const dv = new DataView(ringBytes.buffer, ringBytes.byteOffset, PAGE_SIZE);
+  const dv = dataViewOf(ringBytes, 0, PAGE_SIZE);
   const waitForFrames = async () => {
     ch.postMessage({ kind: 'note', nonce: m.nonce, name: 'ready' });
     await went;

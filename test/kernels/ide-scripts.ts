@@ -13,6 +13,7 @@ import type { IdeChannel } from '../../domu/ide/channel.ts';
 import type { IdeDisk } from '../../domu/ide/disk.ts';
 import { PrdTable } from '../../domu/ide/prd.ts';
 import { digest } from './ide-workload.ts';
+import { dataViewOf } from '../../shared/view.ts';
 
 const DATA = ATA_PRIMARY_CMD_BASE + ATA_REG.data;
 
@@ -131,7 +132,7 @@ export async function runScript(k: Kernel, disk: IdeDisk, script: string): Promi
     case 'prd-no-eot': {
       // A table in the last 16 bytes before a 64 KiB line: two entries, neither marked EOT.
       const gfn = pageWhere(k, (g) => ((g + 1) * PAGE_SIZE) % PRD_BOUNDARY === 0);
-      const view = new DataView(k.memory.page(gfn, true).buffer, k.memory.page(gfn, true).byteOffset, PAGE_SIZE);
+      const view = dataViewOf(k.memory.page(gfn, true));
       const at = gfn * PAGE_SIZE + PAGE_SIZE - 16;
       return read8(() => {
         for (let i = 0; i < 2; i++) {
@@ -173,8 +174,8 @@ export async function runScript(k: Kernel, disk: IdeDisk, script: string): Promi
       while (g1 !== g0 + 1 || (g1 * PAGE_SIZE) % PRD_BOUNDARY === 0) { g0 = g1; g1 = k.pages.alloc(); }
       const a = k.pages.alloc();
       const b = k.pages.alloc();
-      const v0 = new DataView(k.memory.page(g0, true).buffer, k.memory.page(g0, true).byteOffset, PAGE_SIZE);
-      const v1 = new DataView(k.memory.page(g1, true).buffer, k.memory.page(g1, true).byteOffset, PAGE_SIZE);
+      const v0 = dataViewOf(k.memory.page(g0, true));
+      const v1 = dataViewOf(k.memory.page(g1, true));
       v0.setUint32(PAGE_SIZE - 8, a * PAGE_SIZE, true); v0.setUint16(PAGE_SIZE - 4, PAGE_SIZE, true); v0.setUint16(PAGE_SIZE - 2, 0, true);
       v1.setUint32(0, b * PAGE_SIZE, true); v1.setUint16(4, PAGE_SIZE, true); v1.setUint16(6, PRD_EOT, true);
       ch.bmSetup(g0 * PAGE_SIZE + PAGE_SIZE - 8, BM_CMD_WRITE);

@@ -12,6 +12,7 @@ import { GNTCOPY_source_gref, GNTMAP_host_map, GNTST_okay, newGnttabCopy } from 
 import { XENMAPSPACE_gmfn_foreign, type KernelEnv } from '../../shared/public/hypercall.ts';
 import { PageFault } from '../../shared/public/memory.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../../shared/public/xen.ts';
+import { dataViewOf, viewAs } from '../../shared/view.ts';
 
 export interface IsolationModule {
   channel: string;
@@ -34,8 +35,12 @@ export interface ProbeReport {
   hypercallsThatWorked: string[];
   /** Whether anything it can read through its memory object (its RAM, and beyond) holds the secret. */
   secretInOwnMemory: boolean;
-  /** The one known gap: a page view's .buffer (README, "Isolation"). */
-  pageViewBuffer: { bytes: number; holdsSecret: boolean };
+  /**
+   * What a page view gives out: its .buffer (refused in a guest's thread), and the re-viewing
+   * helpers tried with a lying byteOffset, a range past the page and a fake constructor. Each
+   * entry is the number of bytes reached, or the error's name.
+   */
+  pageView: { buffer: string; lyingOffset: string; pastEnd: string; fakeCtor: string; sabsReached: number; holdsSecret: boolean };
 }
 
 export type IsolationMessage = { kind: 'victim-ready' } | ProbeReport;
@@ -59,7 +64,8 @@ export async function main(env: KernelEnv): Promise<void> {
   const report: ProbeReport = {
     kind: 'probe-report', visited: 0, suspicious: [], sabs: [], secretVia: [],
     workerData: { import: '', getBuiltinModule: '', parentPort: '' },
-    hypercallsThatWorked: [], secretInOwnMemory: false, pageViewBuffer: { bytes: 0, holdsSecret: false },
+    hypercallsThatWorked: [], secretInOwnMemory: false,
+    pageView: { buffer: '', lyingOffset: '', pastEnd: '', fakeCtor: '', sabsReached: 0, holdsSecret: false },
   };
 
   // 1. Walk everything reachable from what the kernel was handed, and from the global object.
@@ -108,9 +114,29 @@ export async function main(env: KernelEnv): Promise<void> {
     }
   }
 
-  // 5. The known gap, measured rather than hidden: a page view's .buffer.
+  // 5. A page view, and every way to get more than its page out of it.
   const view = k.memory.page(k.pages.alloc(), false);
-  report.pageViewBuffer = { bytes: view.buffer.byteLength, holdsSecret: indexOf(new Uint8Array(view.buffer), secret) >= 0 };
+  const reached: SharedArrayBuffer[] = [];
+  const attempt = (f: () => ArrayBufferView | ArrayBufferLike): string => {
+    try {
+      const got = f();
+      const buf = ArrayBuffer.isView(got) ? null : got;
+      if (buf instanceof SharedArrayBuffer) reached.push(buf);
+      return `${ArrayBuffer.isView(got) ? got.byteLength : got.byteLength} bytes`;
+    } catch (e) {
+      return (e as Error).name;
+    }
+  };
+  report.pageView.buffer = attempt(() => view.buffer);
+  const liar = k.memory.page(k.pages.alloc(), false);
+  Object.defineProperty(liar, 'byteOffset', { value: 0 });
+  Object.defineProperty(liar, 'byteLength', { value: 1 << 30 });
+  report.pageView.lyingOffset = attempt(() => viewAs(liar, Uint8Array));
+  report.pageView.pastEnd = attempt(() => dataViewOf(view, 0, 2 * PAGE_SIZE));
+  class Grab { constructor(b: SharedArrayBuffer) { reached.push(b); } }
+  report.pageView.fakeCtor = attempt(() => viewAs(view, Grab as unknown as typeof Uint8Array));
+  report.pageView.sabsReached = reached.length;
+  report.pageView.holdsSecret = reached.some((b) => indexOf(new Uint8Array(b), secret) >= 0);
 
   ch.postMessage(report);
   ch.close();
@@ -137,7 +163,9 @@ function walk(roots: [string, unknown][], report: ProbeReport, secret: Uint8Arra
     seen.add(x);
     if (x instanceof SharedArrayBuffer) { visitSab(path, x); continue; }
     if (ArrayBuffer.isView(x)) {
-      if (x.buffer instanceof SharedArrayBuffer) visitSab(`${path}.buffer`, x.buffer);
+      try {
+        if (x.buffer instanceof SharedArrayBuffer) visitSab(`${path}.buffer`, x.buffer);
+      } catch { /* a page view refuses its .buffer (hypervisor/view-guard.ts) */ }
       continue; // indices are data, not references
     }
     try {

@@ -18,6 +18,7 @@ import { xenbusInit } from '../../shared/kernel/xenbus/xs-ring.ts';
 import { XENSTORE_REQ_RING, XENSTORE_RING_SIZE, XS_READ, xenstore_domain_interface } from '../../shared/public/io/xs_wire.ts';
 import type { KernelEnv } from '../../shared/public/hypercall.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { viewAs } from '../../shared/view.ts';
 
 export type HostileMode = 'random' | 'oversize' | 'ringidx' | 'flood';
 export type HostileMessage =
@@ -30,7 +31,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const { channel, mode } = env.module as { channel: string; mode: HostileMode };
   const ch = new BroadcastChannel(channel);
   const words = k.memory.pageWords(k.si.store_gfn, true);
-  const bytes = new Uint8Array(words.buffer, words.byteOffset, PAGE_SIZE);
+  const bytes = viewAs(words, Uint8Array);
   const req = new ByteRingView(bytes, words, XENSTORE_REQ_RING);
   const port = k.si.store_evtchn;
   const flood = encodeMessage(XS_READ, 1, 0, ['data/big']);

@@ -22,6 +22,7 @@ import { XENSTORE_REQ_RING, XENSTORE_RSP_RING } from '../../public/io/xs_wire.ts
 import { PAGE_SIZE } from '../../public/xen.ts';
 import { XenbusClient, type XsTransport } from './client.ts';
 import { XsMessageReader } from './xs-message.ts';
+import { viewAs } from '../../view.ts';
 
 export class XsRingTransport implements XsTransport {
   onMessage: XsTransport['onMessage'] = null;
@@ -35,7 +36,7 @@ export class XsRingTransport implements XsTransport {
 
   /** `page` is the mapped ring page as words; `notify` sends on the store event channel. */
   constructor(page: Int32Array, private readonly notify: () => void) {
-    const bytes = new Uint8Array(page.buffer, page.byteOffset, PAGE_SIZE);
+    const bytes = viewAs(page, Uint8Array);
     this.req = new ByteRingOutput(new ByteRingView(bytes, page, XENSTORE_REQ_RING));
     this.rsp = new ByteRingView(bytes, page, XENSTORE_RSP_RING);
   }
