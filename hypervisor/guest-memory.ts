@@ -59,13 +59,21 @@ export function p2m_take_back(hv: HypervisorState, d: number): void {
   Atomics.add(hv.p2mgen, d * P2MGEN_STRIDE, 1);
 }
 
+/** What a vCPU thread gives its memory object for the fault path (vcpu.ts). */
+export interface FaultHooks {
+  /** Crash the domain (Xen's domain_crash): no frame for a page it must have. Never returns. */
+  crash?: (why: string) => never;
+  /** Wait for the pager to free frames; false if none runs or it freed nothing in time. */
+  waitFrames?: () => boolean;
+}
+
 /** What the memory object and its page views share; never handed to the kernel itself. */
 class Gate {
   readonly p2mBase: number;
   readonly genIndex: number;
   private readonly faultCounter: number;
 
-  constructor(readonly hv: HypervisorState, readonly domid: number, vcpu: number, readonly crash?: (why: string) => never) {
+  constructor(readonly hv: HypervisorState, readonly domid: number, vcpu: number, readonly hooks: FaultHooks = {}) {
     this.p2mBase = domid * MAX_GUEST_PAGES;
     this.genIndex = domid * P2MGEN_STRIDE;
     this.faultCounter = (domid * MAX_VCPUS + vcpu) * NR_COUNTERS + C.page_faults;
@@ -80,14 +88,16 @@ class Gate {
 
   /* The fault path: populate on demand, page in, break a share (mm/fault.ts), or the guest's fault. */
   private slow(gfn: number, write: boolean, gpa: number, e: number): number {
-    const mfn = p2m_fault(this.hv, this.domid, gfn, write);
+    let mfn = p2m_fault(this.hv, this.domid, gfn, write);
+    // No frame: while a pager runs, wait for it to free some (mm/pager-wait.ts), a few times.
+    for (let i = 0; mfn === FAULT_NOMEM && i < 8 && this.hooks.waitFrames?.() === true; i++) mfn = p2m_fault(this.hv, this.domid, gfn, write);
     if (mfn >= 0) return mfn;
     const access = write ? 'write' : 'read';
     if (mfn === FAULT_NOMEM) {
       const why = `PoD: out of memory: d${this.domid} touched gfn 0x${gfn.toString(16)} and the host has no free frame`;
-      if (this.crash) {
+      if (this.hooks.crash) {
         p2m_pod_oom_counted(this.hv);
-        this.crash(why);
+        this.hooks.crash(why);
       }
       throw this.fault(gpa, access, why);
     }
@@ -120,9 +130,9 @@ const FILL = 2;
 export class DomainMemory implements GuestMemory {
   readonly #gate: Gate;
 
-  /** `crash`: how this vCPU crashes its domain when the hypervisor has no frame for it (PoD). */
-  constructor(hv: HypervisorState, domid: number, vcpu = 0, crash?: (why: string) => never) {
-    this.#gate = new Gate(hv, domid, vcpu, crash);
+  /** `hooks`: how this vCPU waits for the pager, and crashes its domain, when there is no frame for it. */
+  constructor(hv: HypervisorState, domid: number, vcpu = 0, hooks: FaultHooks = {}) {
+    this.#gate = new Gate(hv, domid, vcpu, hooks);
   }
 
   present(gfn: number): boolean {

@@ -37,6 +37,10 @@ import {
 } from './state.ts';
 import { HostScheduler } from './sched/host-sched.ts';
 import { MD, md } from './mm/mm-state.ts';
+import { MmDaemons, type PagingSettings, type SharingSettings } from './mm/mm-daemons.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { mmCounters } from './mm/counters.ts';
 import { LIBXL_MAXMEM_CONSTANT_KIB } from '../shared/public/memory.ts';
 import { startThread } from './thread.ts';
@@ -48,6 +52,8 @@ const VCPU_ENTRY = new URL('./vcpu.ts', import.meta.url);
 const STOP_GRACE_MS = 2000;
 
 export interface HostOptions {
+  /** Where domains' paging files go (mm/paging.ts); default: a temporary directory removed at close. */
+  pagingDir?: string;
   /** Guest RAM, in MiB, the frame allocator hands out. */
   memoryMiB?: number;
   /** Where hypervisor messages go (Xen's console); default: stderr. */
@@ -112,6 +118,10 @@ export class Host extends EventEmitter {
   readonly hv: HypervisorState;
   /** The pCPU slots and the credit scheduler's controls. */
   readonly sched: HostScheduler;
+  /** The sharing scanner and the pager (mm/mm-daemons.ts), off until the toolstack turns them on. */
+  readonly mm: MmDaemons;
+  private readonly pagingDir: string;
+  private readonly ownPagingDir: boolean;
   private readonly entries = new Map<number, DomainEntry>();
   private threads = 0;
   private closing = false;
@@ -125,6 +135,15 @@ export class Host extends EventEmitter {
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     initAllocator(this.hv);
     this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
+    this.pagingDir = opts.pagingDir ?? mkdtempSync(join(tmpdir(), 'ringvisor-paging-'));
+    this.ownPagingDir = opts.pagingDir === undefined;
+    this.mm = new MmDaemons(this.hv, {
+      domUs: () => [...this.entries.values()].filter((e) => !e.privileged && Atomics.load(this.hv.domains, e.domid * D.WORDS + D.STATE) === DOMSTATE_RUNNING)
+        .map((e) => ({ domid: e.domid, pages: e.built.nr_pages })),
+      pause: (d) => this.pause(d),
+      unpause: (d) => this.unpause(d),
+      isQuiescent: (d) => this.isQuiescent(d),
+    }, this.pagingDir);
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
@@ -226,6 +245,7 @@ export class Host extends EventEmitter {
     entry.destroying ??= (async () => {
       await this.stopVcpus(entry);
       domain_kill(this.hv, domid);
+      this.mm.forget(domid);
       this.entries.delete(domid);
       send_global_virq(this.hv, VIRQ_DOM_EXC);
       this.emit('destroyed', { domid, name: entry.config.name });
@@ -372,6 +392,9 @@ export class Host extends EventEmitter {
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();
+        case 'mem_sharing': return this.mm.setSharing(args[0] as Partial<SharingSettings>);
+        case 'mem_sharing_pass': return await this.mm.scanner.pass(args[0] as number);
+        case 'mem_paging': return this.mm.setPaging(args[0] as Partial<PagingSettings>);
         case 'max_mem': {
           const kib = args[1] as number;
           if (!this.entries.has(domid)) return -XEN_ESRCH;
@@ -408,6 +431,8 @@ export class Host extends EventEmitter {
       const d = Math.max(...this.entries.keys());
       await this.destroy(d);
     }
+    await this.mm.close();
+    if (this.ownPagingDir) rmSync(this.pagingDir, { recursive: true, force: true });
     this.sched.close();
   }
 }

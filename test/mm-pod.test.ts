@@ -54,7 +54,7 @@ test('a PoD touch with no free frame crashes the domain (Xen: "PoD: out of memor
   other.mem.write(0, page);
   const d = w.domain({ memoryKiB: 8 * 1024 });
   const crashes: string[] = [];
-  const mem = new DomainMemory(w.hv, d.domid, 0, (why) => { crashes.push(why); throw new Error('crashed'); });
+  const mem = new DomainMemory(w.hv, d.domid, 0, { crash: (why) => { crashes.push(why); throw new Error('crashed'); } });
   let g = 0;
   const e = t.throws(() => { for (; g < 2048; g++) mem.write(g * PAGE_SIZE, page); });
   t.is(e!.message, 'crashed');

@@ -25,6 +25,9 @@ export const MH = {
   PAGE_INS: 7,         // page-ins so far (xenpaging's prep / page-in on access)
   POD_FILLS: 8,        // PoD entries backed by a frame at first touch
   POD_OOM: 9,          // domains crashed because a PoD entry found no frame
+  PAGER_ON: 10,        // 1 while the pager runs: a vCPU short of a frame waits for it instead of crashing
+  PRESSURE: 11,        // bumped by a vCPU that found no frame: wakes the pager at once
+  FREED_SEQ: 12,       // bumped by the pager after each batch it evicted: wakes waiting vCPUs
   WORDS: 16,
 } as const;
 

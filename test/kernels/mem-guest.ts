@@ -7,10 +7,16 @@ import { PageFault } from '../../shared/public/memory.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 
 export interface MemGuestModule {
-  /** touch: write `pages` pages with a pattern, check them, then idle. */
-  action: 'touch';
+  /**
+   * touch: write `pages` pages with a pattern, check them, then idle.
+   * churn: `pages` pages, half a common image (the same in every guest), a quarter zeros, a quarter
+   * its own; then `rounds` rounds of: verify every page, rewrite `writes` random ones, sleep 2 ms.
+   */
+  action: 'touch' | 'churn';
   pages: number;
   seed: number;
+  rounds?: number;
+  writes?: number;
 }
 
 export async function main(env: KernelEnv): Promise<void> {
@@ -19,6 +25,10 @@ export async function main(env: KernelEnv): Promise<void> {
   const buf = new Uint8Array(PAGE_SIZE);
   const back = new Uint8Array(PAGE_SIZE);
   const gfns = k.pages.allocMany(Math.min(m.pages, k.pages.available));
+  if (m.action === 'churn') {
+    await churn(k, m, gfns);
+    return new Promise(() => undefined); // idle, in events.run(), until destroyed
+  }
   try {
     for (const [i, g] of gfns.entries()) {
       fillPattern(buf, m.seed + i);
@@ -38,4 +48,36 @@ export async function main(env: KernelEnv): Promise<void> {
   }
   k.log(`touched ${gfns.length} pages, ${bad} bad`);
   await k.events.run();
+}
+
+async function churn(k: Kernel, m: MemGuestModule, gfns: number[]): Promise<void> {
+  void k.events.run(); // the idle loop: the guest timer's VIRQ is taken there
+  const buf = new Uint8Array(PAGE_SIZE);
+  const back = new Uint8Array(PAGE_SIZE);
+  const n = gfns.length;
+  // seeds[i]: the pattern page i holds; 0 = zeros.
+  const seeds = gfns.map((_, i) => (i < n / 2 ? 1000 + i : i < (3 * n) / 4 ? 0 : m.seed * 100000 + i));
+  const put = (i: number) => {
+    if (seeds[i] === 0) buf.fill(0); else fillPattern(buf, seeds[i]);
+    k.memory.write(gfns[i] * PAGE_SIZE, buf);
+  };
+  for (let i = 0; i < n; i++) put(i);
+  let bad = 0;
+  let x = m.seed | 1;
+  for (let r = 0; r < (m.rounds ?? 10); r++) {
+    for (let i = 0; i < n; i++) {
+      if (seeds[i] === 0) buf.fill(0); else fillPattern(buf, seeds[i]);
+      k.memory.read(gfns[i] * PAGE_SIZE, back);
+      if (checksum(back) !== checksum(buf)) bad++;
+      if (i % 64 === 0) k.preempt();
+    }
+    for (let w = 0; w < (m.writes ?? 8); w++) {
+      x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+      const i = (x >>> 0) % n;
+      seeds[i] = (x >>> 0) | 1;
+      put(i);
+    }
+    await k.timers.sleep(2);
+  }
+  k.log(`churned ${n} pages for ${m.rounds ?? 10} rounds, ${bad} bad`);
 }
