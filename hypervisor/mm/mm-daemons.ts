@@ -87,6 +87,9 @@ export class MmDaemons {
       })();
     } else {
       Atomics.store(this.hv.mm, MH.PAGER_ON, 0);
+      // Wake the loop so it ends now (a waitAsync's timeout does not keep the process alive).
+      Atomics.add(this.hv.mm, MH.PRESSURE, 1);
+      Atomics.notify(this.hv.mm, MH.PRESSURE);
       Atomics.add(this.hv.mm, MH.FREED_SEQ, 1);
       Atomics.notify(this.hv.mm, MH.FREED_SEQ); // nobody waits for a pager that has stopped
     }
