@@ -6,6 +6,7 @@ import { ringTour } from './ring-tour.ts';
 import { cpuShare } from './cpu-share.ts';
 import { tour } from './tour.ts';
 import { pvNet } from './pv-net.ts';
+import { overcommit } from './overcommit.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
 /** What `npm start` passes every scenario. */
@@ -29,6 +30,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'ring-tour', summary: 'a DomU and Dom0 share a ring: grants, event channels, notification hold-off', run: ringTour },
   { name: 'cpu-share', summary: 'the credit scheduler: three CPU hogs by weight, a cap, a pin, and BOOST for an I/O-bound guest', run: cpuShare },
   { name: 'tour', summary: 'the opening concepts on a live host: Type-1, hypercall and trap, Dom0 and DomU, a VM is files', run: tour },
+  { name: 'overcommit', summary: 'four 96 MiB guests on a 256 MiB host: populate on demand, page sharing, ballooning, paging', run: overcommit },
   { name: 'pv-net', summary: 'two PV guests on xenbr0: the vif handshake, bridge learning, one packet\'s path, ping, UDP, a pcap', run: pvNet },
 ];
 

@@ -29,6 +29,7 @@ import { runDiskCheck } from './disk-check.ts';
 import { fioBuffers, runFio, type FioRw } from './fio.ts';
 import { runCpuBurn, runIoWake } from './cpu.ts';
 import { runWriteLog } from './write-log.ts';
+import { runMemTouch } from './mem-touch.ts';
 
 export type AfterWorkload = 'idle' | 'poweroff';
 
@@ -52,6 +53,10 @@ export async function runWorkload(k: Kernel, disks: readonly BlockDevice[], args
     return then;
   }
   if (name === 'cpu-burn' || name === 'io-wake') return runCpuWorkload(k, name, args, say, then);
+  if (name === 'mem-touch') {
+    say(`${RESULT_PREFIX}${JSON.stringify(await runMemTouch(k, args, say))}`);
+    return then;
+  }
   if (name !== 'disk-check' && name !== 'write-log' && !(name in FIO)) {
     say(`workload ${name}: unknown to this kernel (it knows idle, disk-check, write-log, ${Object.keys(FIO).join(', ')}, cpu-burn, io-wake); idling`);
     return 'idle';
