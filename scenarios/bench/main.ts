@@ -2,7 +2,7 @@
  * `npm run bench`: measure, in one run, the paths ringvisor compares, and report them as a
  * terminal table, a JSON file (--json FILE) and, later, an SVG chart (--svg FILE).
  *
- *   npm run bench -- [--suite ring|xenstore|block|net|sched|scale|trace|all] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]
+ *   npm run bench -- [--suite ring|xenstore|block|net|sched|scale|trace|mem|all] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]
  *
  * Figures are medians of repeats after a warm-up, and comparisons are ratios within the run:
  * these machines are shared and noisy. Nothing here sleeps or spins to shape a number. Every
@@ -18,6 +18,7 @@ import { benchXenstore } from './xenstore.ts';
 import { benchSched, schedSummary } from './sched.ts';
 import { benchTrace, traceSummary } from './trace.ts';
 import { benchNet } from './net.ts';
+import { benchMem } from './mem.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
 import { renderSvg } from './chart.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
@@ -31,6 +32,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   scale: benchScale,
   trace: benchTrace,
   net: benchNet,
+  mem: benchMem,
 };
 
 const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]`;
