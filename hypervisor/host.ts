@@ -392,9 +392,8 @@ export class Host extends EventEmitter {
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();
-        case 'mem_sharing': return this.mm.setSharing(args[0] as Partial<SharingSettings>);
-        case 'mem_sharing_pass': return await this.mm.scanner.pass(args[0] as number);
-        case 'mem_paging': return this.mm.setPaging(args[0] as Partial<PagingSettings>);
+        case 'mem_sharing': return this.mm.setSharing(checkedSettings(args[0], { run: 'boolean', pages_to_scan: 'count', sleep_millisecs: 'count' }) as Partial<SharingSettings>);
+        case 'mem_paging': return this.mm.setPaging(checkedSettings(args[0], { run: 'boolean', low_water_pages: 'count' }) as Partial<PagingSettings>);
         case 'max_mem': {
           const kib = args[1] as number;
           if (!this.entries.has(domid)) return -XEN_ESRCH;
@@ -435,6 +434,21 @@ export class Host extends EventEmitter {
     if (this.ownPagingDir) rmSync(this.pagingDir, { recursive: true, force: true });
     this.sched.close();
   }
+}
+
+/* The memory daemons' settings from a domctl: only the named keys, each of its kind, or EINVAL. */
+function checkedSettings(v: unknown, keys: Record<string, 'boolean' | 'count'>): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) throw new DomctlError(XEN_EINVAL, 'memory daemon settings must be an object');
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    const kind = keys[k];
+    if (kind === undefined || x === undefined) continue;
+    if (kind === 'boolean' ? typeof x !== 'boolean' : !(Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= 1 << 24)) {
+      throw new DomctlError(XEN_EINVAL, `memory daemon setting ${k}: ${String(x)} (expected ${kind === 'boolean' ? 'true or false' : 'a whole number'})`);
+    }
+    out[k] = x;
+  }
+  return out;
 }
 
 /* Xen's domctl argument checks: a bad value is EINVAL (e.g. more vCPUs than MAX_VCPUS). */

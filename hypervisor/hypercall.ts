@@ -266,6 +266,12 @@ export class HypercallTable implements Hypercalls {
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.#domctl<DomainInfo>('getdomaininfo', domid);
   }
+  domctl_mem_sharing(settings: { run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }): Promise<unknown> {
+    return this.#domctl<unknown>('mem_sharing', settings);
+  }
+  domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown> {
+    return this.#domctl<unknown>('mem_paging', settings);
+  }
   domctl_max_mem(domid: number, max_kib: number): Promise<number> {
     return this.#domctl<number>('max_mem', domid, max_kib);
   }

@@ -141,3 +141,12 @@ test.serial('the balloon keeps every byte of the pages the guest still uses (che
   keep.forEach((g, i) => { d.mem.read(g * PAGE_SIZE, page); if (checksum(page) !== sums[i]) t.fail(`gfn ${g} changed`); });
   t.pass();
 });
+
+test.serial('mem-sharing and mem-paging turn the scanner and the pager on and off through the toolstack; bad settings are refused', async (t) => {
+  t.like(await xl.call({ verb: 'mem-sharing', run: true, pages_to_scan: 500 }), { run: true, pages_to_scan: 500, sleep_millisecs: 20 });
+  t.like(await xl.call({ verb: 'mem-sharing', run: false }), { run: false, pages_to_scan: 500 });
+  t.like(await xl.call({ verb: 'mem-paging', run: true, low_water_pages: 128 }), { run: true, low_water_pages: 128 });
+  t.like(await xl.call({ verb: 'mem-paging', run: false }), { run: false });
+  const e = await t.throwsAsync(xl.call({ verb: 'mem-sharing', pages_to_scan: -1 }));
+  t.regex(e!.message, /refused: EINVAL/);
+});

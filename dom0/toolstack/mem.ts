@@ -62,3 +62,9 @@ export async function memMax(hc: Hypercalls, xs: XenbusClient, domid: number, si
   await xs.write(`${domainPath(domid)}/${XS_MEMORY_STATIC_MAX}`, String(max));
   return max;
 }
+
+/** The sharing scanner's or the pager's settings as the hypervisor answered (an errno is an error). */
+export function memDaemon(answer: unknown): unknown {
+  if (typeof answer === 'number') throw new XlError('failed', `the hypervisor refused: ${errnoName(answer)}`);
+  return answer;
+}

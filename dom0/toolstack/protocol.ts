@@ -48,6 +48,8 @@ export type XlVerb =
   | { verb: 'destroy-all' }
   | { verb: 'mem-set'; domain: string; size: string }
   | { verb: 'mem-max'; domain: string; size: string }
+  | { verb: 'mem-sharing'; run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }
+  | { verb: 'mem-paging'; run?: boolean; low_water_pages?: number }
   | { verb: 'sched'; op: SchedRequest };
 
 /** `sched-credit`, `vcpu-list`, `vcpu-pin` (xl's sched and vCPU verbs), answered by ./sched.ts. */

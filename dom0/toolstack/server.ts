@@ -13,7 +13,7 @@
  * goes to xenconsoled, and the session ends when the client closes the socket (xl console's
  * Ctrl-]) or the domain goes.
  */
-import { memMax, memSet } from './mem.ts';
+import { memDaemon, memMax, memSet } from './mem.ts';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -100,6 +100,8 @@ class XlConnection {
       case 'destroy-all': return x.destroyAll();
       case 'mem-set': return memSet(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
       case 'mem-max': return memMax(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
+      case 'mem-sharing': return memDaemon(await this.dom0.k.hypercall.domctl_mem_sharing({ run: r.run, pages_to_scan: r.pages_to_scan, sleep_millisecs: r.sleep_millisecs }));
+      case 'mem-paging': return memDaemon(await this.dom0.k.hypercall.domctl_mem_paging({ run: r.run, low_water_pages: r.low_water_pages }));
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall);
       case 'trace': return traceToFile(this.dom0.k.hypercall, r.mask, r.seconds, r.path);

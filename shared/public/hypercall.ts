@@ -235,6 +235,14 @@ export interface Hypercalls {
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
+  /**
+   * The host's page-sharing scanner (KSM's knobs: run, pages_to_scan, sleep_millisecs) and pager
+   * (run, low_water_pages): change what is given, return the settings now. Xen drives sharing and
+   * paging from Dom0 tools through XENMEM_sharing_op / XENMEM_paging_op; ringvisor's run in the
+   * hypervisor's control thread and the toolstack turns them on and off.
+   */
+  domctl_mem_sharing(settings: { run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }): Promise<unknown>;
+  domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown>;
   /** XEN_DOMCTL_max_mem: the most RAM (KiB) the domain may hold (d->max_pages), for xl mem-max / mem-set. */
   domctl_max_mem(domid: number, max_kib: number): Promise<number>;
   /**
