@@ -59,11 +59,11 @@ export class Balloon {
     this.target = Math.min(kib >> 2, this.k.si.nr_pages);
     this.stats.target = this.target;
     this.delayMs = 1000;
-    void this.process();
+    void this.balloonProcess();
   }
 
   /** balloon_process: work toward the target a batch at a time; reschedule with back-off on a shortfall. */
-  private async process(): Promise<void> {
+  private async balloonProcess(): Promise<void> {
     if (this.running) return;
     this.running = true;
     const start = this.stats.current;
