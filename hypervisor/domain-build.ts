@@ -29,7 +29,7 @@ import { alloc_unbound_port, evtchn_destroy } from './event-channel.ts';
 import { gnttab_fence, gnttab_release_mappings } from './grant-table.ts';
 import { p2m_take_back } from './guest-memory.ts';
 import { hvm_domain_kill } from './ioreq.ts';
-import { frameOwner, release_page_of_dying } from './page-alloc.ts';
+import { freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
 import { p2m_fault } from './mm/fault.ts';
 import { mmDomainReset } from './mm/mm-state.ts';
 import { paging_teardown } from './mm/paging.ts';
@@ -87,10 +87,13 @@ export function build_domain(hv: HypervisorState, domid: number, memoryKiB: numb
   if (nr_pages < NR_SPECIAL_PAGES + 1 || nr_pages >= MAX_GUEST_PAGES - 64) return -XEN_ENOMEM;
   const p2m = domid * MAX_GUEST_PAGES;
   // Populate on demand (mm/pod.ts): RAM costs a frame at first touch, so `memory` may exceed what
-  // the host has free. The builder touches only the three special pages it writes.
+  // the host has free. The builder touches only the three special pages it writes. Dom0 is not a
+  // PoD guest: as Xen's dom0_mem, its memory is all allocated when it is built.
   mmDomainReset(hv.mm, domid);
+  if ((hv.domains[domid * D.WORDS + D.FLAGS] & DOMF_INITDOMAIN) !== 0 && freeFrames(hv) < nr_pages) return -XEN_ENOMEM;
   p2m_pod_mark(hv, domid, 0, nr_pages);
-  for (let gfn = nr_pages - NR_SPECIAL_PAGES; gfn < nr_pages; gfn++) {
+  const first = (hv.domains[domid * D.WORDS + D.FLAGS] & DOMF_INITDOMAIN) !== 0 ? 0 : nr_pages - NR_SPECIAL_PAGES;
+  for (let gfn = first; gfn < nr_pages; gfn++) {
     if (p2m_fault(hv, domid, gfn, true) < 0) return -XEN_ENOMEM; // destroy frees what we took
   }
   hv.domains[domid * D.WORDS + D.MAX_PAGES] = maxPages ?? nr_pages;
