@@ -2,7 +2,7 @@
  * Scenario `overcommit`: the lecture's memory half on a live host, narrated.
  *
  * A host of 256 MiB boots four 96 MiB guests (384 MiB promised: 1.5×), each running mem-touch
- * (a common 16 MiB boot image, a 64 MiB working set with a hot part, every page verified by
+ * (a common 16 MiB boot image, a 48 MiB working set with a hot part, every page verified by
  * checksum). What makes it fit, in the order the lecture and ESX use them:
  *   populate on demand  a guest's memory costs a frame only when touched (hypervisor/mm/pod.ts)
  *   page sharing        identical pages become one read-only frame, copy-on-write (mm/sharing.ts)
@@ -33,7 +33,7 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
   const host = rh.host;
   try {
     const free0 = freeFrames(host.hv);
-    say(`1. A host of ${HOST_MIB} MiB with Dom0: ${mib(free0).trim()} MiB free for guests.`);
+    say(`1. A host of ${HOST_MIB} MiB; Dom0 has its 64 MiB allocated (it is no PoD guest): ${mib(free0).trim()} MiB free for guests.`);
     host.mm.setSharing({ run: true, pages_to_scan: 4000, sleep_millisecs: 10 });
     host.mm.setPaging({ run: true, low_water_pages: 2048 });
     say('   The sharing scanner runs (4000 pages per pass every 10 ms: faster than KSM\'s 100 per 20 ms,');
@@ -41,7 +41,7 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
     say('');
     say(`2. Four VMs of ${GUEST_MIB} MiB: ${GUESTS.length * GUEST_MIB} MiB promised on ${HOST_MIB} MiB, ` +
       `${((GUESTS.length * GUEST_MIB) / HOST_MIB).toFixed(1)}× overcommitted.`);
-    say('   Each runs mem-touch: a 16 MiB boot image identical in every guest, a 64 MiB working set');
+    say('   Each runs mem-touch: a 16 MiB boot image identical in every guest, a 48 MiB working set');
     say('   (one cold page in ten zero, 4 MiB hot, rewritten each round), every page checked.');
     const lines = new Map<string, string[]>();
     const clients: XlClient[] = [];
@@ -49,7 +49,7 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
       const d = join(dir, name);
       mkdirSync(d);
       writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${GUEST_MIB}\nworkload = "mem-touch"\n` +
-        `workload_args = [ "image=16", "ws=64", "zero=10", "hot=4", "rounds=4", "period=400", "seed=${GUESTS.indexOf(name) + 1}" ]\n`);
+        `workload_args = [ "image=16", "ws=48", "zero=10", "hot=4", "rounds=4", "period=400", "seed=${GUESTS.indexOf(name) + 1}" ]\n`);
       const r = await xl.call<CreateResult>({ verb: 'create', path: d });
       lines.set(name, []);
       const c = await XlClient.open(rh.runDir);
@@ -77,10 +77,11 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
       }
       if (!ballooned && freeFrames(host.hv) < free0 / 3) {
         ballooned = true;
-        say('   Free memory is below a third: the toolstack sets balloon targets (xl mem-set VM 84m each):');
+        say('   Free memory is below a third: the toolstack sets balloon targets (xl mem-set VM 72m each):');
         say('   each balloon gives back pages its guest does not use; untouched ones cost the host nothing');
         say('   already, but now the guest can never touch them, so the promise shrinks to what is backed.');
-        for (const g of GUESTS) await xl.call({ verb: 'mem-set', domain: g, size: '84m' });
+        if (mmCounters(host.hv).page_outs > 0) say('   (The pager has already stepped in: the guests fill memory faster than a once-a-second policy looks.)');
+        for (const g of GUESTS) await xl.call({ verb: 'mem-set', domain: g, size: '72m' });
       }
     }
     const c = mmCounters(host.hv);
