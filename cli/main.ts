@@ -32,6 +32,7 @@ import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 import { registerMemVerbs } from './mem.ts';
 import { registerSchedVerbs } from './sched.ts';
 import { registerNetworkVerbs } from './network.ts';
+import { registerSaveRestoreVerbs } from './save-restore.ts';
 import type { BridgeConfig } from '../dom0/backends/netback/module.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
@@ -180,8 +181,9 @@ A session:
     .option('-d, --delay <seconds>', 'seconds between samples', positiveNumber, 3)
     .option('-x, --vbds', 'one line per virtual block device')
     .option('-n, --networks', 'one line per network device')
-    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean }, cmd: Command) => {
-      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true };
+    .option('-c, --counters', 'under each domain: every hypervisor counter per second, every other figure, every device\'s counters')
+    .action(async (o: { batch?: boolean; iterations: number; delay: number; vbds?: boolean; networks?: boolean; counters?: boolean }, cmd: Command) => {
+      const opts = { batch: o.batch === true, iterations: o.iterations, delaySeconds: o.delay, vbds: o.vbds === true, nets: o.networks === true, counters: o.counters === true };
       await withClient(cmd, (c) => runTop(c, opts, io));
     });
 
@@ -192,6 +194,7 @@ A session:
 
   addTraceVerb(program, withClient, (s) => io.stdout.write(`${s}\n`));
   registerNetworkVerbs({ domainVerb, program, withClient, out });
+  registerSaveRestoreVerbs({ domainVerb, program, withClient, out });
 
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 

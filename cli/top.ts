@@ -11,13 +11,16 @@
  * trapped accesses (the emulated path's cost), so the mechanism behind the I/O is beside it.
  *
  * Options as xentop's: -b batch (no screen control, for scripts), -i N iterations, -d SECONDS
- * between samples (default 3), -x one line per block device, -n one per network device.
+ * between samples (default 3), -x one line per block device, -n one per network device. And
+ * ringvisor's -c: under each domain every hypervisor counter per second, every other figure the
+ * hypervisor reports for it, and every device's counters, by name, whatever they are: a counter,
+ * a figure or a device kind added later shows here without a change to this file.
  */
 import type { DomainInfo } from '../shared/public/hypercall.ts';
 import type { DeviceRow } from '../dom0/lib/devstats.ts';
 import type { TopSample } from '../dom0/toolstack/protocol.ts';
 
-export interface TopOptions { batch: boolean; iterations: number; delaySeconds: number; vbds: boolean; nets: boolean }
+export interface TopOptions { batch: boolean; iterations: number; delaySeconds: number; vbds: boolean; nets: boolean; counters?: boolean }
 
 const COLUMNS: [title: string, width: number][] = [
   ['NAME', 10], ['STATE', 6], ['CPU(sec)', 10], ['CPU(%)', 6], ['MEM(k)', 10], ['MEM(%)', 6], ['MAXMEM(k)', 10],
@@ -86,6 +89,27 @@ export function deviceLines(now: TopSample, domid: number, opts: TopOptions): st
   return out;
 }
 
+/** DomainInfo figures the table's columns already show. */
+const IN_COLUMNS = new Set(['domid', 'vcpus', 'tot_pages', 'max_pages', 'cpu_time_ms']);
+/** physinfo figures the summary already shows. */
+const IN_SUMMARY = new Set(['nr_cpus', 'total_pages', 'free_pages', 'nr_domains', 'max_domains']);
+
+/** -c: every counter per second, every other figure, every device's counters, by name. */
+export function counterLines(now: TopSample, prev: TopSample | null, domid: number): string[] {
+  const d = now.domains.find((x) => x.domid === domid);
+  if (!d) return [];
+  const dt = prev ? (now.time - prev.time) / 1000 : 0;
+  const before = prev?.domains.find((p) => p.domid === d.domid && p.name === d.name) ?? null;
+  const rate = (k: string) => (before && dt > 0 ? ((d.counters[k] ?? 0) - (before.counters[k] ?? 0)) / dt : 0);
+  const out = [`  counters/s: ${Object.keys(d.counters).sort().map((k) => `${k} ${rate(k).toFixed(0)}`).join('  ')}`];
+  const figures = Object.entries(d).filter(([k, v]) => typeof v === 'number' && !IN_COLUMNS.has(k));
+  if (figures.length > 0) out.push(`  figures: ${figures.map(([k, v]) => `${k} ${v}`).join('  ')}`);
+  for (const r of now.devices.filter((x) => x.frontend === domid)) {
+    out.push(`  ${r.kind} ${r.devid} [${r.name}]: ${Object.entries(r.stats).map(([k, v]) => `${k} ${v}`).join('  ')}`);
+  }
+  return out;
+}
+
 /** The summary lines above the table, as xentop's (time, domains by state, memory, CPUs). */
 export function summary(now: TopSample): string[] {
   const n = (f: (d: DomainInfo) => boolean) => now.domains.filter(f).length;
@@ -94,6 +118,11 @@ export function summary(now: TopSample): string[] {
     `ringvisor top - ${t}`,
     `${now.domains.length} domains: ${n((d) => d.running)} running, ${n((d) => d.blocked)} blocked, ${n((d) => d.state === 'paused')} paused, ${n((d) => d.state === 'shutdown' && d.shutdown_reason !== 'crash')} shutdown, ${n((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash')} crashed, ${n((d) => d.state === 'dying')} dying`,
     `Mem: ${now.total_pages * 4}k total, ${(now.total_pages - now.free_pages) * 4}k used, ${now.free_pages * 4}k free    CPUs: ${now.nr_cpus}`,
+    // Any other figure the hypervisor's physinfo carries (shared or paged pages, ...), by its name.
+    ...(() => {
+      const more = Object.entries(now.host ?? {}).filter(([k]) => !IN_SUMMARY.has(k));
+      return more.length > 0 ? [`Host: ${more.map(([k, v]) => (k.endsWith('_pages') ? `${k.slice(0, -6)} ${v * 4}k` : `${k} ${v}`)).join(', ')}`] : [];
+    })(),
   ];
 }
 
@@ -101,7 +130,9 @@ export function summary(now: TopSample): string[] {
 export function render(now: TopSample, prev: TopSample | null, opts: TopOptions): string {
   const lines = [...summary(now), header()];
   const table = rows(now, prev);
-  now.domains.forEach((d, i) => { lines.push(table[i], ...deviceLines(now, d.domid, opts)); });
+  now.domains.forEach((d, i) => {
+    lines.push(table[i], ...deviceLines(now, d.domid, opts), ...(opts.counters ? counterLines(now, prev, d.domid) : []));
+  });
   return lines.join('\n') + '\n';
 }
 

@@ -19,6 +19,20 @@
  *
  * A workload that finds bad data throws; the exception leaves main() and the domain crashes
  * (hypervisor/vcpu.ts), so on_crash decides what happens to it, as for a guest kernel panic.
+ *
+ * This kernel is resumable (DESIGN.md section 12; README, "Save, restore and live migration").
+ * Xen saves a guest by copying its memory and its vCPUs' registers; this kernel's objects live on
+ * its thread's heap, which no page copy reaches, so the rule is: what it needs to continue lives in
+ * guest memory. Its workload keeps its progress there; rings, grants, ports and watches are
+ * rebuilt after a move (Xen does not migrate those either). At suspend (control/shutdown =
+ * "suspend") the kernel quiesces its frontends, writes a small vCPU-context record into a guest
+ * page and makes SCHEDOP_shutdown(SHUTDOWN_suspend) naming it, as Linux's xen_suspend hands its
+ * start_info frame to HYPERVISOR_suspend in a register; the hypervisor keeps that as the vCPU's
+ * saved context. A restored domain boots this same main() on a fresh thread in resume mode: the
+ * context record is found, read from memory, and the devices reconnect as Linux's resume path does
+ * (xs_resume, then blkfront_resume / netfront_resume: each frontend goes through the xenbus
+ * handshake with the new backends, blkfront re-issuing what was in flight as blkif_recover). The
+ * target host receives nothing but the save stream: the guest's pages, that record, the config.
  */
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
@@ -33,10 +47,15 @@ import { findDisks } from './disks.ts';
 import { findNics } from './nics.ts';
 import { NET_WORKLOADS, runNetWorkload } from './workloads/net-run.ts';
 import { machineOff, watchShutdown } from './manage.ts';
+import { R, WORKLOAD_MEM_TOUCH, plainRecord, resumeRecordAtBoot, type ResumeRecord } from './resume.ts';
+import { startMemTouch, type MemTouch } from './workloads/mem-touch.ts';
 import { runWorkload, type AfterWorkload } from './workloads/run.ts';
 
 export async function main(env: KernelEnv): Promise<void> {
   const k = new Kernel(env);
+  // Resume mode (see the header): take back the pages the suspended kernel kept its state in,
+  // before anything else allocates.
+  const resumed = resumeRecordAtBoot(k, env.resume_gfn);
   void k.events.run(); // the idle loop: events, xenbus replies and the console are served from here
   const cons = consoleInit(k);
   const args = parseCmdline(k.si.cmd_line);
@@ -46,6 +65,7 @@ export async function main(env: KernelEnv): Promise<void> {
   k.log(`ringvisor DomU kernel: ${name}, ${type.toUpperCase()} guest, ${(k.si.nr_pages * PAGE_SIZE) >> 20} MiB, ` +
     `${k.nr_vcpus} vCPU(s)`);
   k.log(`Command line: ${k.si.cmd_line}`);
+  if (resumed) k.log(`resume: restored from a save stream (suspend #${resumed.words[R.SUSPENDS]}); reconnecting devices to this host's backends`);
 
   let stop: (req: ShutdownRequest) => void = () => undefined;
   const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });
@@ -63,12 +83,26 @@ export async function main(env: KernelEnv): Promise<void> {
   const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null);
   serveConsole(k, cons, disks.disks, (req) => stop(req));
 
-  const workload = NET_WORKLOADS.includes(args.get('workload') ?? '')
+  let memTouch: MemTouch | null = null;
+  const wname = args.get('workload') ?? 'idle';
+  if (resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && wname !== 'idle') {
+    k.log(`resume: workload ${wname} kept its progress on the kernel's heap, not in guest memory, so it cannot carry on; idling`);
+  }
+  const workload: Promise<AfterWorkload> = resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH
+    ? Promise.resolve('idle')
+    : wname === 'mem-touch'
+    ? (memTouch = startMemTouch(k, args, resumed, (line) => k.log(line))).done.then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
+    : NET_WORKLOADS.includes(wname)
     ? runNetWorkload(net.stack, args, (line) => k.log(line), (ms) => k.timers.sleep(ms)).then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
     : runWorkload(k, disks.disks, args, (line) => k.log(line));
   // A shutdown request does not wait for the workload: Linux stops user space first.
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
+  if (req === 'suspend') {
+    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await disks.closeAll(); await net.closeAll(); });
+    await cons.drained();
+    return k.hypercall.sched_suspend(rec.gfn);
+  }
   const reboot = req === 'reboot';
   k.log(reboot ? 'reboot: Restarting system' : 'reboot: Power down');
   await disks.closeAll();
@@ -113,4 +147,21 @@ function serveConsole(k: Kernel, cons: XenConsole, disks: readonly BlockDevice[]
 
 function mib(d: BlockDevice): string {
   return `${((d.sectors * 512) / 1048576).toFixed(0)} MiB`;
+}
+
+/*
+ * do_suspend (drivers/xen/manage.c): freeze the workload between two steps (freeze_processes),
+ * quiesce the frontends (dpm_suspend_start: blkfront and netfront finish what is in flight and let
+ * go of their rings and grants; the new host's backends will be handshaken with afresh), then write
+ * the resume record (domu/resume.ts). The caller makes the hypercall.
+ */
+async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>): Promise<ResumeRecord> {
+  k.log('suspend: freezing the workload and quiescing devices');
+  if (memTouch) await memTouch.freeze();
+  await quiesce();
+  const rec = found ?? plainRecord(k);
+  rec.words[R.SUSPENDS]++;
+  rec.store();
+  k.log(`suspend: resume record at gfn ${rec.gfn}; SCHEDOP_shutdown(SHUTDOWN_suspend)`);
+  return rec;
 }

@@ -11,6 +11,7 @@
  *   on change  in one transaction read control/shutdown and, if it holds a request we handle,
  *              write "" back (the acknowledgement the toolstack waits for); retry on EAGAIN
  *   then       "poweroff" and "halt": an orderly power-off; "reboot": an orderly restart;
+ *              "suspend": do_suspend, for save and migration (domu/resume.ts);
  *              anything else is ignored with a message, as Linux does
  *
  * The orderly part (Linux's orderly_poweroff: stop user space, sync and release the disks) is
@@ -22,7 +23,7 @@ import type { Kernel } from '../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import type { CmdlineGuestType } from '../shared/public/cmdline.ts';
 import {
-  SHUTDOWN_REQUESTS, XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, type ShutdownRequest,
+  SHUTDOWN_REQUESTS, XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_FEATURE_SUSPEND, XS_CONTROL_SHUTDOWN, type ShutdownRequest,
 } from '../shared/public/io/xenbus.ts';
 import {
   ACPI_PM1A_CNT, ACPI_SLP_EN, ACPI_SLP_TYP_S5, RESET_CONTROL, RESET_CONTROL_RST_CPU,
@@ -32,6 +33,7 @@ import {
 export async function watchShutdown(k: Kernel, xs: XenbusClient, onRequest: (req: ShutdownRequest) => void): Promise<void> {
   await xs.write(XS_CONTROL_FEATURE_POWEROFF, '1');
   await xs.write(XS_CONTROL_FEATURE_REBOOT, '1');
+  await xs.write(XS_CONTROL_FEATURE_SUSPEND, '1');
   let shuttingDown = false;
   await xs.watch(XS_CONTROL_SHUTDOWN, async () => {
     if (shuttingDown) return;

@@ -28,6 +28,7 @@ import {
 import { alloc_unbound_port, evtchn_destroy } from './event-channel.ts';
 import { gnttab_fence, gnttab_release_mappings } from './grant-table.ts';
 import { p2m_take_back } from './guest-memory.ts';
+import { log_dirty_teardown } from './mm/log-dirty.ts';
 import { hvm_domain_kill } from './ioreq.ts';
 import { freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
 import { p2m_fault } from './mm/fault.ts';
@@ -169,6 +170,7 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
   p2m_take_back(hv, domid);
   paging_teardown(hv, domid);
   hv.domains[base + D.TOT_PAGES] = 0;
+  log_dirty_teardown(hv, domid);
   hv.sharedInfo[domid].fill(0);
   hv.grantTable[domid].fill(0);
   Atomics.store(hv.domains, base + D.TEARDOWN_DONE, 1);

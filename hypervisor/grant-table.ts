@@ -28,6 +28,7 @@ import {
 import { DOMID_SELF, PAGE_SIZE } from '../shared/public/xen.ts';
 import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
+import { gnttab_mark_dirty, paging_mark_dirty } from './mm/log-dirty.ts';
 import { p2m_take_back } from './guest-memory.ts';
 import { frameOwner, get_page, put_page } from './page-alloc.ts';
 import {
@@ -199,6 +200,7 @@ function unmap_handle(hv: HypervisorState, ld: number, handle: number, gfn: numb
   // The mapper's views of this gfn fault from their next use on (guest-memory.ts, "Taking a
   // frame back"), before the granter can get the frame back by ending its grant.
   p2m_take_back(hv, ld);
+  if ((flags & GNTMAP_readonly) === 0) gnttab_mark_dirty(hv, rd, ref); // the mapper may have written it
   unpin(hv, rd, ref, (flags & GNTMAP_readonly) !== 0);
   put_page(hv, mfn);
   maptrack_free(hv, ld, handle);
@@ -229,6 +231,7 @@ export function gnttab_copy(c: Caller, ops: readonly GnttabCopy[], count: number
       continue;
     }
     hv.mem8.copyWithin(dst * PAGE_SIZE + op.dest.offset, src * PAGE_SIZE + op.source.offset, src * PAGE_SIZE + op.source.offset + len);
+    if (dstGref) gnttab_mark_dirty(hv, op.dest.domid, op.dest.ref); else paging_mark_dirty(hv, c.domid, op.dest.gfn);
     if (srcGref) unpin(hv, op.source.domid, op.source.ref, true);
     if (dstGref) unpin(hv, op.dest.domid, op.dest.ref, false);
     c.count('grant_copy_bytes', len);

@@ -50,6 +50,7 @@ import {
   type HypervisorState,
 } from './state.ts';
 import { FAULT_NOMEM, p2m_fault, p2m_pin_private, p2m_pod_oom_counted } from './mm/fault.ts';
+import { log_dirty_view, log_dirty_write } from './mm/log-dirty.ts';
 
 /**
  * Step 2 of taking a frame back (see the header): `d`'s P2M has lost or changed an entry, so
@@ -83,6 +84,7 @@ class Gate {
   translate(gfn: number, write: boolean, gpa = gfn * PAGE_SIZE): number {
     const e = gfn >= 0 && gfn < MAX_GUEST_PAGES ? this.hv.p2m[this.p2mBase + gfn] : 0;
     if ((e & P2M_PRESENT) === 0 || (write && (e & P2M_READONLY) !== 0)) return this.slow(gfn, write, gpa, e);
+    if (write) log_dirty_write(this.hv, this.domid, gfn, e); // log-dirty's hook (mm/log-dirty.ts)
     return e & P2M_MFN_MASK;
   }
 
@@ -91,7 +93,10 @@ class Gate {
     let mfn = p2m_fault(this.hv, this.domid, gfn, write);
     // No frame: while a pager runs, wait for it to free some (mm/pager-wait.ts), a few times.
     for (let i = 0; mfn === FAULT_NOMEM && i < 8 && this.hooks.waitFrames?.() === true; i++) mfn = p2m_fault(this.hv, this.domid, gfn, write);
-    if (mfn >= 0) return mfn;
+    if (mfn >= 0) {
+      if (write) log_dirty_write(this.hv, this.domid, gfn, this.hv.p2m[this.p2mBase + gfn]);
+      return mfn;
+    }
     const access = write ? 'write' : 'read';
     if (mfn === FAULT_NOMEM) {
       const why = `PoD: out of memory: d${this.domid} touched gfn 0x${gfn.toString(16)} and the host has no free frame`;
@@ -105,11 +110,17 @@ class Gate {
     throw this.fault(gpa, access, 'the page is mapped read-only');
   }
 
-  /* An unchecked view outlives the access: the page is made private and pinned (mm/fault.ts). */
-  pinned(gfn: number, write: boolean): number {
-    this.translate(gfn, write);
+  /**
+   * A page view is translated as an access, made private and pinned (it outlives the access, so
+   * sharing and paging must leave the page alone: mm/fault.ts); a writable one is also remembered
+   * by log-dirty.
+   */
+  translateView(gfn: number, writable: boolean): number {
+    this.translate(gfn, writable);
     p2m_pin_private(this.hv, this.domid, gfn);
-    return this.translate(gfn, write);
+    const mfn = this.translate(gfn, writable);
+    if (writable) log_dirty_view(this.hv, this.domid, gfn);
+    return mfn;
   }
 
   generation(): number {
@@ -187,11 +198,11 @@ export class DomainMemory implements GuestMemory {
   }
 
   page(gfn: number, writable: boolean): Uint8Array {
-    return new Uint8Array(this.#gate.hv.buffers.machine, this.#gate.pinned(gfn, writable) * PAGE_SIZE, PAGE_SIZE);
+    return new Uint8Array(this.#gate.hv.buffers.machine, this.#gate.translateView(gfn, writable) * PAGE_SIZE, PAGE_SIZE);
   }
 
   pageWords(gfn: number, writable: boolean): Int32Array {
-    return new Int32Array(this.#gate.hv.buffers.machine, this.#gate.pinned(gfn, writable) * PAGE_SIZE, PAGE_WORDS);
+    return new Int32Array(this.#gate.hv.buffers.machine, this.#gate.translateView(gfn, writable) * PAGE_SIZE, PAGE_WORDS);
   }
 
   map(gfn: number, writable: boolean): GuestPage {

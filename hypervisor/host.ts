@@ -182,6 +182,7 @@ export class Host extends EventEmitter {
     for (let v = 0; v < config.vcpus; v++) {
       const boot: VcpuBoot = {
         buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
+        resume_gfn: config.resume_gfn ?? -1,
       };
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;

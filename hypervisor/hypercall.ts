@@ -18,8 +18,10 @@ import {
   XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
   type DomainInfo, type Hypercalls, type PhysInfo,
 } from '../shared/public/hypercall.ts';
-import { XEN_EEXIST, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
+import { XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
+import { shadow_op } from './mm/log-dirty.ts';
+import type { ShadowOpResult } from '../shared/public/domctl.ts';
 import {
   evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_send, evtchn_status, evtchn_unmask,
 } from './event-channel.ts';
@@ -199,6 +201,14 @@ export class HypercallTable implements Hypercalls {
     this.#enter();
     return this.#control.shutdown(reason, 'SCHEDOP_shutdown');
   }
+  sched_suspend(resume_gfn: number): never {
+    this.#enter();
+    const hv = this.#c.hv;
+    if (Number.isInteger(resume_gfn) && resume_gfn >= 0 && resume_gfn < hv.domains[hv.dom(this.#c.domid, D.MAX_PAGES)]) {
+      Atomics.store(hv.domains, hv.dom(this.#c.domid, D.RESUME_GFN), resume_gfn + 1);
+    }
+    return this.#control.shutdown('suspend', 'SCHEDOP_shutdown(SHUTDOWN_suspend)');
+  }
   sched_remote_shutdown(domid: number, reason: ShutdownReason): Promise<number> {
     return this.#domctl<number>('remote_shutdown', domid, reason);
   }
@@ -277,6 +287,20 @@ export class HypercallTable implements Hypercalls {
   }
   domctl_scheduler_op(op: SchedOp): Promise<unknown> {
     return this.#domctl<unknown>('scheduler_op', op);
+  }
+  domctl_getvcpucontext(domid: number): number {
+    this.#enter();
+    if (!this.#c.privileged) return -XEN_EPERM;
+    const hv = this.#c.hv;
+    if (!hv.isAlive(domid)) return -XEN_ESRCH;
+    const g = Atomics.load(hv.domains, hv.dom(domid, D.RESUME_GFN));
+    return g === 0 ? -XEN_ENOENT : g - 1;
+  }
+  /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
+  domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {
+    this.#enter();
+    if (!this.#c.privileged) return -XEN_EPERM;
+    return shadow_op(this.#c.hv, domid, op, mode, bitmap, pages);
   }
 
   /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */

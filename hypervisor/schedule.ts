@@ -31,8 +31,9 @@
  */
 import { vcpu_info } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
+import { evtchn_remote_runstate } from './event-channel.ts';
 import { CreditScheduler } from './sched/credit.ts';
-import { CSCHED_TICKS_PER_TSLICE, G, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
+import { CSCHED_TICKS_PER_TSLICE, G, P, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
 import { sendTimerVirq, setTimer, takeExpiredTimer, timerDeadline } from './sched/timer.ts';
 import {
   D, MAX_DOMAINS, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_RESCHED, VREQ_SLOT, VREQ_STOP, VT,
@@ -225,6 +226,29 @@ export class VcpuScheduler {
     if (this.credit === null) return Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.RUNSTATE)) === RUNSTATE_running
       && Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.ALIVE)) === 1;
     return Atomics.load(this.tables.i32, this.tables.u(unitOf(domid, vcpu), U.SLOT)) !== 0;
+  }
+
+  /**
+   * GuestSched.evtchn_peer_preempted: the vCPU an event on our `port` would wake cannot run
+   * until some vCPU gives up its pCPU slot: it is runnable and waits for one (Linux's
+   * vcpu_is_preempted), or it sleeps while every slot is taken, so the event that wakes it will
+   * leave it waiting too. A sleeping peer with a free slot to wake onto is not preempted: it
+   * answers after one wake-up, which is what a spin budget is for. Without slots (`pcpus = 0`)
+   * the host OS decides and its preemption is invisible here: never preempted.
+   */
+  peerPreempted(port: number): boolean {
+    if (this.credit === null) return false;
+    const hv = this.c.hv;
+    const idx = evtchn_remote_runstate(hv, this.c.domid, port);
+    if (idx < 0) return false;
+    const t = this.tables;
+    const unit = (idx - V.RUNSTATE) / V.WORDS;
+    if (Atomics.load(t.i32, t.u(unit, U.SLOT)) !== 0) return false;
+    const rs = Atomics.load(hv.vcpus, idx);
+    if (rs === RUNSTATE_runnable) return true;
+    if (rs !== RUNSTATE_blocked) return false;
+    for (let p = 0, n = t.nrPcpus; p < n; p++) if (Atomics.load(t.i32, t.p(p, P.CURR)) === 0) return false;
+    return true;
   }
 
   /** SCHEDOP_yield: let a waiting vCPU of our priority have the slot now, if one waits. */

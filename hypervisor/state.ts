@@ -56,6 +56,7 @@ export const D = {
   PINNED: 12,          // active grant entries of this domain pinned by someone (map or copy)
   TEARDOWN_DONE: 13,   // 1 once destroy has released everything it can; the slot frees when PINNED is 0
   ONLINE_VCPUS: 14,    // vCPUs not yet gone down (hlt with interrupts off takes one down)
+  RESUME_GFN: 15,      // the saved vCPU context: the gfn SCHEDOP_shutdown(suspend) named (+1; 0 = none)
   WORDS: 16,
 } as const;
 export const DOMSTATE_FREE = 0;
@@ -194,6 +195,9 @@ export const FOREIGNMAP_WORDS = MAX_GUEST_PAGES / 32;
  * vCPU of its domain and written at every unmap, and should not bounce other domains' lines.
  */
 export const P2MGEN_STRIDE = 16;
+/* Log-dirty (mm/log-dirty.ts): per domain a 16-word header, the dirty and writable-view bitmaps. */
+export const LOGDIRTY_HEADER = 16;
+export const LOGDIRTY_STRIDE = LOGDIRTY_HEADER + 2 * (MAX_GUEST_PAGES / 32);
 
 /** The buffers that make up one host. Built by the control thread, passed to every vCPU thread. */
 export interface HypervisorBuffers {
@@ -215,6 +219,7 @@ export interface HypervisorBuffers {
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
   trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
   mm: SharedArrayBuffer;          // PoD, sharing and paging counters and state (mm/mm-state.ts)
+  logdirty: SharedArrayBuffer;    // per-domain log-dirty state and bitmaps (mm/log-dirty.ts)
 }
 
 export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
@@ -242,6 +247,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
     mm: allocateMmBuffer(),
+    logdirty: i32(MAX_DOMAINS * LOGDIRTY_STRIDE),
   };
 }
 
@@ -264,6 +270,7 @@ export class HypervisorState {
   readonly foreignmap: Int32Array;
   readonly p2mgen: Int32Array;
   readonly mm: Int32Array;
+  readonly logdirty: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
   readonly sharedInfo: Int32Array[] = [];
   readonly grantTable: Uint32Array[] = [];
@@ -286,6 +293,7 @@ export class HypervisorState {
     this.foreignmap = new Int32Array(buffers.foreignmap);
     this.p2mgen = new Int32Array(buffers.p2mgen);
     this.mm = new Int32Array(buffers.mm);
+    this.logdirty = new Int32Array(buffers.logdirty);
     for (let d = 0; d < MAX_DOMAINS; d++) {
       this.sharedInfo.push(new Int32Array(buffers.machine, sharedInfoMfn(d) * PAGE_SIZE, PAGE_WORDS));
       this.grantTable.push(new Uint32Array(buffers.machine, grantFrameMfn(d, 0) * PAGE_SIZE, GRANT_FRAMES * PAGE_WORDS));

@@ -26,8 +26,8 @@ import {
 const MASK_WORD = TB_MASK;
 const CLASS_BITS = TRC_CLS_MASK;
 
-/** Records per vCPU slot: 4096 × 32 bytes = 128 KiB; pages of idle slots are never touched. */
-export const TRACE_RECORDS = 4096;
+/** Records per vCPU slot: 8192 × 32 bytes = 256 KiB; pages of idle slots are never touched. */
+export const TRACE_RECORDS = 8192;
 
 let processBuffer: SharedArrayBuffer | null = null;
 /** The process's trace buffer (made on first use, on the control thread). */

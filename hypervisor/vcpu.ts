@@ -33,6 +33,8 @@ export interface VcpuBoot {
   kernel: string;
   module: unknown;
   start_info_gfn: number;
+  /** A restored domain's saved context (KernelEnv.resume_gfn), -1 on an ordinary boot. */
+  resume_gfn: number;
   /** The host's waiting policy, for this vCPU's trapped accesses (ioreq-send.ts). */
   wait: WaitPolicy;
 }
@@ -117,8 +119,12 @@ const env: KernelEnv = Object.freeze({
     },
   }),
   cpu,
-  sched: { preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v) },
+  sched: {
+    preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v),
+    evtchn_peer_preempted: (port) => sched.peerPreempted(port),
+  },
   start_info_gfn: boot.start_info_gfn,
+  resume_gfn: boot.vcpu === 0 ? boot.resume_gfn : -1,
   module: boot.module,
 });
 
@@ -158,6 +164,9 @@ process.on('unhandledRejection', crash);
 if (!caller.privileged) guardPageViews(Object.values(boot.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
 
 sched.online();
+// The kernel's first instruction is behind a preemption point: a domain built paused (a restore
+// still filling its memory) runs nothing until the toolstack unpauses it.
+sched.preemptionPoint();
 try {
   const image = (await import(boot.kernel)) as KernelImage;
   if (boot.vcpu === 0) {

@@ -1,7 +1,7 @@
 /*
  * Scenario `overcommit`: the lecture's memory half on a live host, narrated.
  *
- * A host of 256 MiB boots four 96 MiB guests (384 MiB promised: 1.5×), each running mem-touch
+ * A host of 256 MiB boots four 96 MiB guests (384 MiB promised: 1.5×), each running mem-image
  * (a common 16 MiB boot image, a 48 MiB working set with a hot part, every page verified by
  * checksum). What makes it fit, in the order the lecture and ESX use them:
  *   populate on demand  a guest's memory costs a frame only when touched (hypervisor/mm/pod.ts)
@@ -41,14 +41,14 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
     say('');
     say(`2. Four VMs of ${GUEST_MIB} MiB: ${GUESTS.length * GUEST_MIB} MiB promised on ${HOST_MIB} MiB, ` +
       `${((GUESTS.length * GUEST_MIB) / HOST_MIB).toFixed(1)}× overcommitted.`);
-    say('   Each runs mem-touch: a 16 MiB boot image identical in every guest, a 48 MiB working set');
+    say('   Each runs mem-image: a 16 MiB boot image identical in every guest, a 48 MiB working set');
     say('   (one cold page in ten zero, 4 MiB hot, rewritten each round), every page checked.');
     const lines = new Map<string, string[]>();
     const clients: XlClient[] = [];
     for (const name of GUESTS) {
       const d = join(dir, name);
       mkdirSync(d);
-      writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${GUEST_MIB}\nworkload = "mem-touch"\n` +
+      writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${GUEST_MIB}\nworkload = "mem-image"\n` +
         `workload_args = [ "image=16", "ws=48", "zero=10", "hot=4", "rounds=4", "period=400", "seed=${GUESTS.indexOf(name) + 1}" ]\n`);
       const r = await xl.call<CreateResult>({ verb: 'create', path: d });
       lines.set(name, []);
@@ -65,7 +65,7 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
     say(`   All four booted (populate on demand: nothing is backed until touched); ${mib(freeFrames(host.hv)).trim()} MiB free.`);
     say('');
     say('3. Every second, per guest (MiB), as ESX reports it, and the host:');
-    const done = () => GUESTS.every((g) => lines.get(g)!.some((l) => /mem-touch: OK|read back wrong|crash/.test(l)));
+    const done = () => GUESTS.every((g) => lines.get(g)!.some((l) => /mem-image: OK|read back wrong|crash/.test(l)));
     let ballooned = false;
     for (let s = 1; !done() && s <= 55; s++) {
       await new Promise((r) => setTimeout(r, 1000));
@@ -92,10 +92,10 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
     say(`   paging: ${c.page_outs} pages written to paging files, ${c.page_ins} read back on access, ${c.paged_out} still out`);
     say(`   populate on demand: ${c.pod_fills} pages backed at first touch`);
     for (const g of GUESTS) {
-      const verdict = lines.get(g)!.find((l) => /mem-touch: OK|read back wrong/.test(l)) ?? 'did not finish';
-      say(`   ${g}: ${verdict.replace(/^.*mem-touch: /, 'mem-touch: ')}`);
+      const verdict = lines.get(g)!.find((l) => /mem-image: OK|read back wrong/.test(l)) ?? 'did not finish';
+      say(`   ${g}: ${verdict.replace(/^.*mem-image: /, 'mem-image: ')}`);
     }
-    const ok = GUESTS.every((g) => lines.get(g)!.some((l) => l.includes('mem-touch: OK')));
+    const ok = GUESTS.every((g) => lines.get(g)!.some((l) => l.includes('mem-image: OK')));
     say(ok ? `5. Every guest verified its data: ${GUESTS.length * GUEST_MIB} MiB promised on ${HOST_MIB} MiB, nothing lost.`
       : '5. Not every guest finished: see above.');
     for (const cl of clients) cl.close();

@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetHost, type NetGuestOutcome } from './net/harness.ts';
+import { ACK_EVERY } from '../domu/workloads/udp-stream.ts';
 
 const A = { mac: '00:16:3e:0a:00:0a', ip: '10.0.0.10' };
 const B = { mac: '00:16:3e:0a:00:0b', ip: '10.0.0.11' };
@@ -67,9 +68,11 @@ export async function pvNet(say: (line: string) => void): Promise<void> {
     say('4. One packet\'s path, guest-a → guest-b:');
     say('   netfront copies the frame into a page it granted, puts a netif_tx_request {gref, offset, size, id} on its tx ring,');
     say('   and notifies only if netback armed req_event (it does not while it is polling);');
-    say('   netback copies the request out of the ring, checks it as Linux does, and grant-copies the data into a Dom0 page;');
+    say('   netback copies the request out of the ring, checks it as Linux does, grant-copies the first 128 bytes (the headers)');
+    say('   into a Dom0 page and maps the rest of a larger packet read-only from guest-a\'s page (a mapping it keeps);');
     say('   the bridge looks up the destination MAC and hands the frame to vif' + `${b.domid}.0;`);
-    say('   netback grant-copies it into a page guest-b posted on its rx ring and answers in the same slot;');
+    say('   netback grant-copies it into a page guest-b posted on its rx ring and answers in the same slot,');
+    say('   and only then answers guest-a\'s tx request (its page was in use until now);');
     say('   netfront checks the response, hands the frame to the stack, and posts the page again.');
     const before = h.allCounters();
     await a.go('path');
@@ -103,7 +106,7 @@ export async function pvNet(say: (line: string) => void): Promise<void> {
     const [dout, cout] = await Promise.all([d.outcome, c.outcome]);
     const ec = delta(dout.tasks[0]?.counters ?? before3, before3);
     const er = cout.tasks[0]?.result;
-    const packets = 2000 + Math.ceil(2000 / 16) + 2;
+    const packets = 2000 + Math.ceil(2000 / ACK_EVERY) + 2;
     if (er?.kind === 'stream') say(`   guest-d (PV) → guest-c (e1000): ${er.result.received} of 2000 datagrams arrived, ${er.result.bad} corrupted`);
     say(`   per packet: ${per(ec.traps, packets)} traps, ${per(ec.ioreqs, packets)} ioreq round trips, ${per(ec.notifications, packets)} notifications`);
     const m = cout.model ?? {};
@@ -135,10 +138,10 @@ function report(say: (line: string) => void, ao: NetGuestOutcome, bo: NetGuestOu
     say(`   (ping: ${ping.result.received}/${ping.result.sent} replies, rtt median ${ping.result.rttMs.median.toFixed(3)} ms, ARP took ${ping.result.arpMs.toFixed(3)} ms)`);
   }
   if (s?.kind === 'stream' && r?.kind === 'stream') {
-    const packets = 5000 + Math.ceil(5000 / 16) + 2;
+    const packets = 5000 + Math.ceil(5000 / ACK_EVERY) + 2;
     say(`   sent ${s.result.datagrams}, received ${r.result.received}, lost ${r.result.lost}, corrupted ${r.result.bad}: ` +
       `${s.result.MBps.toFixed(1)} MB/s, ${Math.round(s.result.pps)} packets/s (one run on this machine; the benchmark takes medians)`);
-    say(`   per packet: ${per(c.notifications, packets)} notifications, ${per(c.grant_copies, packets)} grant-copy ops, ` +
+    say(`   per packet: ${per(c.notifications, packets)} notifications, ${per(c.grant_copies, packets)} grant-copy ops, ${per(c.grant_maps, packets)} grant maps, ` +
       `${per(c.hypercalls, packets)} hypercalls, ${per(c.traps, packets)} traps`);
   }
   const rr = ao.tasks[3]?.result;

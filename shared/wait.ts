@@ -34,13 +34,19 @@
  * guest-halt-polling.rst) and of KVM's host halt-polling on x86 (halt_poll_ns): one budget for
  * every waiter here, not one per driver.
  *
- * Spin only while the peer runs (DESIGN.md §12). A spinner that can see the runstate of the vCPU
- * it waits for stops at once when that vCPU is preempted (runnable but not running), as Linux's
- * vcpu_is_preempted and KVM's halt-polling do: the answer cannot come before the peer runs
- * again. Only the hypervisor can see another domain's runstate (Xen offers a guest its own
- * vCPUs' runstate area, VCPUOP_register_runstate_memory_area, and no other domain's), so only
- * the trapping vCPU, waiting on its device model's vCPU, makes this check; a guest kernel's
- * spin is bounded by the budget alone.
+ * Spin only while the peer runs (DESIGN.md §12). Measured on 2 cores, a spinner that keeps the
+ * core its peer needs turns polling from the fastest policy into the slowest. Two things stop a
+ * spin early:
+ *   - the peer is preempted: the vCPU that the waiter's event channel reaches is runnable but
+ *     holds no pCPU slot, or sleeps while every slot is taken (GuestSched.evtchn_peer_preempted,
+ *     read from the runstate and slot words the scheduler keeps; Linux's vcpu_is_preempted, KVM's
+ *     halt-polling). Guest kernels ask it for their drivers' event channels
+ *     (shared/kernel/events.ts, IdlePoller.peerPort); the trapping vCPU asks the hypervisor's
+ *     tables directly (hypervisor/ioreq-send.ts). Xen shows a guest only its own vCPUs' runstate
+ *     (VCPUOP_register_runstate_memory_area); ringvisor's guests see their device peers', since
+ *     the question needs it.
+ *   - the kernel's poll limit has shrunk (cpuidle-haltpoll's adaptation, shared/kernel/events.ts):
+ *     when waits keep outlasting the budget, spinning buys nothing and the limit falls to 0.
  */
 
 export type WaitPolicy = 'irq' | 'poll';
@@ -62,6 +68,9 @@ export function spinBudgetUs(policy: WaitPolicy): number {
   return policy === 'poll' ? POLL_BUDGET_US : 0;
 }
 
+/** Why spins on this thread stopped early (each vCPU thread has its own copy of this module). */
+export const spinRecord = { peerPreempted: 0 };
+
 /**
  * Spin until `ready()` or until `budgetUs` microseconds have passed, or until `peerPreempted()`
  * (when given) says the peer cannot answer before it runs again. Returns ready()'s last answer.
@@ -73,6 +82,11 @@ export function spinUntil(ready: () => boolean, budgetUs: number, peerPreempted?
   const deadline = performance.now() + budgetUs / 1000;
   for (let i = 1; ; i++) {
     if (ready()) return true;
-    if ((i & 63) === 0 && (performance.now() > deadline || (peerPreempted !== undefined && peerPreempted()))) return ready();
+    if ((i & 63) !== 0) continue;
+    if (performance.now() > deadline) return ready();
+    if (peerPreempted !== undefined && peerPreempted()) {
+      spinRecord.peerPreempted++;
+      return ready();
+    }
   }
 }

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CliProcess, rv } from './helpers/cli.ts';
+import type { TraceFile } from '../dom0/lib/trace-json.ts';
+import { flowsOf, isComplete } from '../tools/docs/request-path.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const dir = mkdtempSync(join(tmpdir(), 'rv-observe-'));
@@ -66,6 +68,11 @@ test.serial('top -b -i 2: xentop\'s columns, with the figures the hypervisor and
   t.is(row[15], '0', 'VBD_WR');
   t.is(row[16], String(256 * 8), 'VBD_RSECT: 4 KiB = 8 sectors each');
   t.regex(blocks[1], /VBD BlkBack 51712 \[vbd-\d+-51712\]\s+OO:\s+0\s+RD:\s+256\s+WR:\s+0/);
+  // -c: every counter by name, and every device's counters, whatever they are.
+  const all = await rv([...at, 'top', '-b', '-i', '1', '-c']);
+  t.is(all.code, 0, all.stderr);
+  t.regex(all.stdout, /counters\/s: .*hypercalls \d+.*notifications \d+/);
+  t.regex(all.stdout, /vbd 51712 \[vbd-\d+-51712\]: .*rd_req 256/);
   await rv([...at, 'destroy', 'reader']);
 });
 
@@ -83,6 +90,14 @@ test.serial('the web view shows every domain and a ring whose indices move', asy
     await page.waitForSelector('[data-ring^="vbd-"]');
     const names = await page.$$eval('#domains tbody tr', (rows) => rows.map((r) => r.getAttribute('data-name')));
     t.deepEqual(names, ['Domain-0', 'busy']);
+    // The memory picture: a row per domain, its tot_pages in MiB as xl list reports its memory.
+    await page.waitForSelector('#memory-picture tbody tr[data-domid] [data-figure="tot_pages"]');
+    const mem = await page.$$eval('#memory-picture tbody tr', (rows) => rows.map((r) => Number(r.querySelector('[data-figure="tot_pages"]')?.textContent)));
+    const listed = (await rv([...at, 'list'])).stdout.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[2]));
+    t.deepEqual(mem, listed, 'memory picture: tot_pages in MiB, as xl list');
+    // The scheduler's shares: each domain with its weight (256 unless set).
+    const weights = await page.$$eval('#shares .share', (rows) => rows.map((r) => Number(r.getAttribute('data-weight'))));
+    t.deepEqual(weights, [256, 256]);
     const first = await page.$eval('[data-ring^="vbd-"]', (e) => Number(e.getAttribute('data-req-prod')));
     await page.screenshot({ path: join(dir, 'web-1.png') });
     await page.waitForFunction((before) => {
@@ -96,6 +111,32 @@ test.serial('the web view shows every domain and a ring whose indices move', asy
   } finally {
     await browser.close();
     await rv([...at, 'destroy', 'busy']);
+  }
+});
+
+test.serial('ringvisor trace -w FILE against the running host: whole PV request flows; -e keeps only the class asked', async (t) => {
+  const made = await rv([...at, 'create', vm('traced', 50_000_000)]);
+  t.is(made.code, 0, made.stderr);
+  try {
+    const log = join(dir, 'traced', 'console.log');
+    while (!(existsSync(log) && /xvda connected/.test(readFileSync(log, 'utf8')))) await new Promise((r) => setTimeout(r, 50));
+    const file = join(dir, 'all.json');
+    const r = await rv([...at, 'trace', '-w', file, '-d', '1']);
+    t.is(r.code, 0, r.stderr);
+    const json = JSON.parse(readFileSync(file, 'utf8')) as TraceFile;
+    t.true(Array.isArray(json.traceEvents));
+    const whole = flowsOf(json).filter((f) => isComplete(f, 'pv'));
+    t.true(whole.length > 0, 'a PV request from blkfront through blkback and the disk back to blkfront');
+    const domid = Number(/id=(\d+)/.exec(made.stdout)![1]);
+    t.is(whole[0]!.points[0]!.pid, domid, 'the flow starts in the guest');
+    t.is(whole[0]!.points[1]!.pid, 0, 'and is served in Dom0');
+    const pvOnly = join(dir, 'pv.json');
+    t.is((await rv([...at, 'trace', '-w', pvOnly, '-e', 'pv', '-d', '0.5'])).code, 0);
+    const names = new Set((JSON.parse(readFileSync(pvOnly, 'utf8')) as TraceFile).traceEvents.filter((e) => e.ph === 'B' || e.ph === 'X').map((e) => e.name));
+    t.true(names.has('evtchn_send'), 'the guest and blkback notify each other');
+    t.true([...names].every((n) => n === 'evtchn_send' || n === 'lost records'), `only the pv class with -e pv: ${[...names].join(', ')}`);
+  } finally {
+    await rv([...at, 'destroy', 'traced']);
   }
 });
 

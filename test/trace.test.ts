@@ -8,8 +8,17 @@ import test from 'ava';
 import { SCENARIOS } from '../scenarios/registry.ts';
 import { TraceRecording, parseClasses } from '../tools/trace/record.ts';
 import { toTraceEvents, type TraceEvent } from '../dom0/lib/trace-json.ts';
-import { TRC_ALL, TRC_HVM, TRC_MEM } from '../shared/public/trace.ts';
+import { TRC_ALL, TRC_BEGIN, TRC_END, TRC_HVM, TRC_HVM_TRAP, TRC_MEM, TRC_PV_HYPERCALL, type TraceRecord } from '../shared/public/trace.ts';
 import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sourceFiles } from '../tools/docs/build.ts';
+import { traceSites } from '../tools/docs/trace-sites.ts';
+import { stripTracePoints } from '../scenarios/bench/strip-trace.ts';
+import { traceSummary } from '../scenarios/bench/trace.ts';
+import type { BenchRow } from '../scenarios/bench/types.ts';
 
 test('-e takes class names or a number, and refuses an unknown class', (t) => {
   t.is(parseClasses(undefined), TRC_ALL);
@@ -65,4 +74,60 @@ test('a recorded run holds whole PV and emulated request flows, with nested slic
   // The device model's step follows the trap that caused it.
   const v = via(emu!);
   t.true(v.indexOf('trap') < v.indexOf('device model'));
+});
+
+test('the trace suite\'s baseline: every trace point cut from a copy of the tree, and an unknown shape refused', (t) => {
+  const files = sourceFiles().filter((f) => /^(shared|hypervisor|dom0|domu)\//.test(f) && f !== 'hypervisor/trace.ts' && f !== 'shared/public/trace.ts');
+  const read = (f: string) => readFileSync(f, 'utf8');
+  const before = traceSites(files, read);
+  t.true(before.size >= 10, 'the tree has trace points to cut');
+  let cut = 0;
+  const stripped = new Map(files.map((f) => {
+    const r = stripTracePoints(read(f), f);
+    cut += r.cut;
+    return [f, r.text];
+  }));
+  t.true(cut >= [...before.values()].reduce((a, s) => a + s.length, 0));
+  t.is(traceSites(files, (f) => stripped.get(f)!).size, 0, 'no trace point is left in the baseline');
+  t.notRegex(stripped.get('hypervisor/hypercall.ts')!, /tr\.on\(|tr\.write\(/);
+  t.regex(stripped.get('hypervisor/ioreq-send.ts')!, /pio\([^)]*\): number \{\n\s*return this\.send\(IOREQ_TYPE_PIO/);
+  t.throws(() => stripTracePoints('  foo(() => k.hypercall.xentrace(TRC_X, 0, 0, 0, 0));\n', 'x.ts'), { message: /x\.ts:1: a trace point this does not know how to cut/ });
+});
+
+test('a trace point this writer does not list is named by its constant and nests like the others', (t) => {
+  const rec = (event: number, ts: number): TraceRecord => ({ event, domid: 1, vcpu: 0, ts, data: [7, 0, 0, 0] });
+  const json = toTraceEvents([rec(TRC_HVM_TRAP | TRC_BEGIN, 1), rec(TRC_PV_HYPERCALL, 1.5), rec(TRC_HVM_TRAP | TRC_END, 2), rec(TRC_HVM | 0x0ff, 3)]);
+  const evs = json.traceEvents.filter((e) => e.ph !== 'M');
+  t.deepEqual(evs.map((e) => [e.ph, e.name, e.cat]), [['B', 'hvm trap', 'hvm'], ['X', 'pv hypercall', 'pv'], ['E', 'hvm trap', undefined], ['X', 'event 0x8f0ff', 'unknown']]);
+  t.is(evs[0]!.args!.d0, 7);
+});
+
+test('npm start -- NAME --trace FILE records the scenario; a bad class is a usage error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'rv-trace-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'ring-tour.json');
+  const run = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'scenarios/main.ts', ...args], (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }));
+  });
+  const r = await run(['ring-tour', '--trace', file, '--trace-classes', 'pv']);
+  t.is(r.code, 0, r.stderr);
+  const n = Number(/trace: (\d+) records in /.exec(r.stdout)?.[1]);
+  t.true(n > 0, r.stdout.slice(-300));
+  const evs = (JSON.parse(readFileSync(file, 'utf8')) as { traceEvents: TraceEvent[] }).traceEvents.filter((e) => e.ph !== 'M');
+  t.true(evs.some((e) => e.name === 'evtchn_send'), 'the ring\'s notifications');
+  t.true(evs.every((e) => e.cat === undefined || e.cat === 'pv' || e.cat === 'gen'), 'only the pv class');
+  const bad = await run(['ring-tour', '--trace', file, '--trace-classes', 'nope']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /unknown trace class "nope"/);
+});
+
+test('the trace suite prints off / cut and on / off per path from its rows', (t) => {
+  const row = (path: string, mode: string, reqPerSec: number): BenchRow => ({
+    suite: 'trace', path, wait: 'irq', workload: mode, blockSize: 4096, queueDepth: 32, reqPerSec, MBps: 0, counters: {}, engine: `trace-${mode}`, min: reqPerSec - 1, max: reqPerSec + 1,
+  });
+  const text = traceSummary([row('pv', 'none', 1000), row('pv', 'off', 990), row('pv', 'on', 800), row('emu-dma', 'off', 50), row('emu-dma', 'on', 40)])!;
+  t.regex(text, /pv +wait=irq: off \/ cut = 0\.990 \(goal ≥ 0\.98\) +on \/ off = 0\.808/);
+  t.regex(text, /emu-dma +wait=irq: off \/ cut = n\/a .*on \/ off = 0\.800/);
+  t.regex(text, /cut median 1000\/s, min 999, max 1001/);
+  t.is(traceSummary([]), null);
 });

@@ -14,7 +14,7 @@
  * anything but a loopback host (so a page elsewhere cannot reach it by DNS rebinding), and has no
  * verb that changes the host. No account is needed, as befits a socket only this machine reaches.
  *
- * Routes: /               the page (./static/index.html, app.js, style.css)
+ * Routes: /               the page (./static/index.html, app.js, views.js, style.css)
  *         /api/sample     one TopSample as JSON (the page polls it twice a second)
  *         /api/console/N  the last 16 KiB of domain N's console, as text
  *         /vendor/...     uPlot, the charting library (node_modules/uplot/dist)
@@ -61,6 +61,7 @@ const UPLOT = new URL('../../node_modules/uplot/dist/', import.meta.url);
 const FILES: Record<string, [URL, string]> = {
   '/': [new URL('index.html', STATIC), 'text/html; charset=utf-8'],
   '/app.js': [new URL('app.js', STATIC), 'text/javascript; charset=utf-8'],
+  '/views.js': [new URL('views.js', STATIC), 'text/javascript; charset=utf-8'],
   '/style.css': [new URL('style.css', STATIC), 'text/css; charset=utf-8'],
   '/vendor/uPlot.iife.min.js': [new URL('uPlot.iife.min.js', UPLOT), 'text/javascript; charset=utf-8'],
   '/vendor/uPlot.min.css': [new URL('uPlot.min.css', UPLOT), 'text/css; charset=utf-8'],

@@ -195,6 +195,14 @@ export class IoreqServer implements IdlePoller {
     return this.service();
   }
 
+  /**
+   * IdlePoller: the vCPU whose accesses we wait for (a one-vCPU guest's; with more, we cannot
+   * name one, and the spin is bounded by its budget alone). See shared/wait.ts.
+   */
+  peerPort(): number {
+    return this.ports.length === 1 ? this.ports[0] : -1;
+  }
+
   /** IdlePoller: nothing to arm (every access sends its event), so just look once more. */
   prepareToSleep(): boolean {
     return this.service();

@@ -22,9 +22,16 @@
  * in flight never exceed one piece's, so with persistentTotal below the host's limits a
  * frontend's valid request always finds room.
  *
- * Not done: shrinking a frontend's persistent set when others arrive (Linux's
- * purge_persistent_gnt); the first frontends keep theirs up to the limits above, later ones get
- * per-request mappings once persistentTotal is reached.
+ * Each ring of a frontend keeps at most its share of persistentPerFrontend (blkback's
+ * persistentPerRing) and, when it wants more, purges its least recently used ones as Linux's
+ * purge_persistent_gnt does (dom0/backends/blkback/grants.ts). A frontend whose pages each go to
+ * one ring (blkfront does, as Linux's per-ring pools do) keeps every page it does I/O from mapped
+ * with far fewer than 1536: 32 buffers of 64 KiB on 4 queues hold 544 (512 data pages and the
+ * indirect pages in use), and then its requests cost no grant operation.
+ *
+ * Not done: shrinking one frontend's persistent set when others arrive; the first frontends keep
+ * theirs up to the limits above, later ones get per-request mappings once persistentTotal is
+ * reached.
  */
 export const MAPPING_LIMITS = { persistentPerFrontend: 1536, persistentTotal: 4096, perFrontend: 2560 };
 

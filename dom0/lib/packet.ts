@@ -8,6 +8,12 @@
  * bridge floods to several ports is shared, not copied: each port takes a reference and drops it
  * once the frame has been copied out.
  *
+ * A frame from a guest's tx ring may also carry frags (Linux: skb_shinfo(skb)->frags): pieces that
+ * stay in the guest's own pages, mapped read-only into Dom0 by netback, after a linear part that
+ * holds at least the headers (netback copies the first 128 bytes there). Whoever reads a frame's
+ * bytes reads the linear pages, then the frags (copyOut, or netback's rx copy ops per piece). When
+ * the last reference goes, `onFree` tells the frags' owner (netback answers the frontend then).
+ *
  * Pages are taken from Dom0's allocator the first time they are needed, up to a bound, and kept
  * on a free list; Packet objects are made once and reused. Nothing is allocated per frame. A full
  * pool is back-pressure: the caller drops the frame and counts it, as a NIC with no buffers does.
@@ -18,15 +24,40 @@ import { PAGE_SIZE } from '../../shared/public/xen.ts';
 /** XEN_NETIF_MAX_TX_SIZE (0xFFFF) rounded up to pages. */
 export const PACKET_MAX_PAGES = 16;
 export const PACKET_MAX_BYTES = 0xffff;
+/** Frags a frame may carry: one per tx slot after the linear part (fatal_skb_slots is 20). */
+export const PACKET_MAX_FRAGS = 21;
 
 export class Packet {
   readonly gfns = new Int32Array(PACKET_MAX_PAGES);
   readonly pages: Uint8Array[] = [];
   nPages = 0;
+  /** The whole frame: the linear part, then the frags. */
   len = 0;
+  /** Bytes in the linear pages (from offset 0 of pages[0]). */
+  linLen = 0;
   refs = 0;
+  /** Frags after the linear part: a Dom0 gfn (a grant mapping), the offset and length in it, a view. */
+  readonly fragGfn = new Int32Array(PACKET_MAX_FRAGS);
+  readonly fragOff = new Int32Array(PACKET_MAX_FRAGS);
+  readonly fragLen = new Int32Array(PACKET_MAX_FRAGS);
+  readonly fragView: (Uint8Array | null)[] = new Array(PACKET_MAX_FRAGS).fill(null);
+  nFrags = 0;
+  /** Called once when the last reference goes, before the pages return to the pool. */
+  onFree: ((p: Packet) => void) | null = null;
+  /** The frags' owner's own number for this frame (netback: its pending index). */
+  tag = 0;
 
   constructor(private readonly pool: PacketPool) {}
+
+  /** Append a frag (the caller holds the page mapped until onFree). */
+  addFrag(gfn: number, off: number, len: number, view: Uint8Array | null): void {
+    const f = this.nFrags++;
+    this.fragGfn[f] = gfn;
+    this.fragOff[f] = off;
+    this.fragLen[f] = len;
+    this.fragView[f] = view;
+    this.len += len;
+  }
 
   /** Drop one reference; the last one gives the pages back. */
   release(): void {
@@ -35,9 +66,17 @@ export class Packet {
 
   /** Copy the whole frame into `dst` (which has room for len bytes). */
   copyOut(dst: Uint8Array): void {
-    for (let i = 0, done = 0; done < this.len; i++) {
-      const n = Math.min(PAGE_SIZE, this.len - done);
+    let done = 0;
+    for (let i = 0; done < this.linLen; i++) {
+      const n = Math.min(PAGE_SIZE, this.linLen - done);
       dst.set(n === PAGE_SIZE ? this.pages[i] : this.pages[i].subarray(0, n), done);
+      done += n;
+    }
+    for (let f = 0; f < this.nFrags; f++) {
+      const v = this.fragView[f];
+      const n = this.fragLen[f];
+      if (v !== null) dst.set(v.subarray(this.fragOff[f], this.fragOff[f] + n), done);
+      else dst.fill(0, done, done + n);
       done += n;
     }
   }
@@ -77,6 +116,8 @@ export class PacketPool {
     }
     p.nPages = need;
     p.len = len;
+    p.linLen = len;
+    p.nFrags = 0;
     p.refs = 1;
     this.stats.allocs++;
     return p;
@@ -94,6 +135,13 @@ export class PacketPool {
   }
 
   free(p: Packet): void {
+    const done = p.onFree;
+    if (done !== null) {
+      p.onFree = null;
+      done(p);
+    }
+    for (let f = 0; f < p.nFrags; f++) p.fragView[f] = null;
+    p.nFrags = 0;
     for (let i = 0; i < p.nPages; i++) this.freePages.push(p.gfns[i]);
     p.nPages = 0;
     p.pages.length = 0;

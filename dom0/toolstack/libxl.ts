@@ -22,6 +22,10 @@
  * destroyed; only its own are restarted or cleaned up after death.
  */
 import { randomUUID } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { SaveError, restoreFromStream, suspendAndSave, type SaveResult } from './migration/save-restore.ts';
+import type { MigrateHost } from './migration/migrate.ts';
+import { SaveFileError } from './migration/stream-read.ts';
 import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import { XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, domainPath } from '../../shared/public/io/xenbus.ts';
@@ -74,6 +78,12 @@ interface XlDomain {
   started: string;
 }
 
+/** A restore's part in boot(): the saved vCPU context, and the memory filled before the unpause. */
+interface RestoreHooks {
+  resume_gfn: number;
+  fill(domid: number, nr_pages: number): Promise<void>;
+}
+
 const PRESERVE = { on_poweroff: 'preserve', on_reboot: 'preserve', on_crash: 'preserve' } as const;
 
 export class Libxl extends EventEmitter {
@@ -114,13 +124,18 @@ export class Libxl extends EventEmitter {
     };
   }
 
-  /** libxl_domain_create_new after the checks: build paused, devices, device model, state file, unpause. */
-  private async boot(prepared: PreparedVm, paused: boolean): Promise<XlDomain> {
+  /**
+   * libxl_domain_create_new after the checks: build paused, devices, device model, state file, unpause.
+   * A restore (libxl_domain_create_restore) passes the saved vCPU context and fills the memory
+   * before the unpause (./migration/save-restore.ts).
+   */
+  private async boot(prepared: PreparedVm, paused: boolean, restore?: RestoreHooks): Promise<XlDomain> {
     const vm = prepared.vm;
     const uuid = vm.uuid ?? randomUUID(); // libxl makes one per boot when the config has none
     const locks = this.lockImages(prepared);
     const built = await this.dom0.toolstack.buildDomain(
-      { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE },
+      { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE,
+        ...(restore ? { resume_gfn: restore.resume_gfn } : {}) },
       { consoleLog: prepared.files.consoleLog, uuid },
     ).catch(async (e: unknown) => {
       for (const l of locks) l.release();
@@ -136,6 +151,7 @@ export class Libxl extends EventEmitter {
       // libxl starts QEMU before it unpauses an HVM guest: the guest's first port access must find it.
       if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.vcpus, prepared.emulatedDisk);
       prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.vcpus, index, v)));
+      if (restore) await restore.fill(rec.domid, built.nr_pages);
       this.writeState(rec, 'running');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
       rec.phase = 'running';
@@ -391,6 +407,65 @@ export class Libxl extends EventEmitter {
     } catch (e) {
       this.opts.log(`xl: restarting ${vm.name} failed: ${(e as Error).message}`);
     }
+  }
+
+  /** xl save DOMAIN FILE: suspend it, write it out, destroy it (./migration/save-restore.ts). */
+  async save(domid: number, file: string): Promise<SaveResult> {
+    const out = openSync(file, 'w');
+    try {
+      const r = await suspendAndSave(this.saveHost(), domid, (chunk) => { writeSync(out, chunk); });
+      fsyncSync(out);
+      await this.destroy(domid);
+      return r;
+    } catch (e) {
+      throw e instanceof SaveError ? new XlError('failed', e.message) : e;
+    } finally {
+      closeSync(out);
+    }
+  }
+
+  /** xl restore FILE: the whole file checked first; a bad one starts nothing. */
+  async restore(file: string, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(file);
+    } catch (e) {
+      throw new XlError('failed', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    try {
+      return await restoreFromStream(this.saveHost(), bytes, file, opts);
+    } catch (e) {
+      throw e instanceof SaveError || e instanceof SaveFileError ? new XlError('failed', e.message) : e;
+    }
+  }
+
+  /** What ./migration needs of this toolstack. */
+  saveHost(): MigrateHost {
+    return {
+      k: this.dom0.k,
+      xs: this.xs,
+      log: (line) => this.opts.log(line),
+      preparedOf: (domid) => this.domains.get(domid)?.prepared ?? null,
+      waitStopped: (domid) => this.waitStopped(domid),
+      destroy: (domid) => this.destroy(domid),
+      releaseLocks: (domid) => {
+        const rec = this.domains.get(domid);
+        for (const l of rec?.locks ?? []) l.release();
+        if (rec) rec.locks = [];
+      },
+      bootRestored: (path, resume_gfn, fill, paused) => {
+        const run = this.createLock.then(async () => {
+          const infos = await this.infoList();
+          const phys = await this.hc.sysctl_physinfo();
+          if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
+          const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
+          const prepared = prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
+          return (await this.boot(prepared, paused, { resume_gfn, fill })).domid;
+        });
+        this.createLock = run.then(() => undefined, () => undefined);
+        return run;
+      },
+    };
   }
 
   /** Destroy every domain this toolstack created (a host going down, as the xendomains script does). */

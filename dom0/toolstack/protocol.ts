@@ -17,7 +17,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import type { DeviceRow } from '../lib/devstats.ts';
-import type { PcpuLoad } from '../../shared/public/sched.ts';
+import type { PcpuLoad, SchedCreditParams } from '../../shared/public/sched.ts';
 
 /** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
 export function xlSocketPath(runDir: string): string {
@@ -50,6 +50,10 @@ export type XlVerb =
   | { verb: 'mem-max'; domain: string; size: string }
   | { verb: 'mem-sharing'; run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }
   | { verb: 'mem-paging'; run?: boolean; low_water_pages?: number }
+  | { verb: 'save'; domain: string; file: string }
+  | { verb: 'restore'; file: string; paused?: boolean }
+  | { verb: 'migrate-receive'; port?: number; address?: string; paused?: boolean }
+  | { verb: 'migrate'; domain: string; host: string; port: number; maxIterations?: number; dirtyThreshold?: number }
   | { verb: 'sched'; op: SchedRequest };
 
 /** `sched-credit`, `vcpu-list`, `vcpu-pin` (xl's sched and vCPU verbs), answered by ./sched.ts. */
@@ -126,6 +130,15 @@ export interface TopSample {
   free_pages: number;
   domains: DomainInfo[];
   devices: DeviceRow[];
+  /**
+   * Every numeric figure of XEN_SYSCTL_physinfo, by its name (total_pages, free_pages, and any
+   * the hypervisor adds: the views show what is there, e.g. every `*_pages` in the memory picture).
+   */
+  host: Record<string, number>;
+  /** The scheduler's pCPU slots: which vCPU holds each, and its load (empty: no scheduler). */
+  pcpus: PcpuLoad[];
+  /** Each domain's credit-scheduler parameters (XEN_DOMCTL_SCHEDOP_getinfo), by domid. */
+  sched: Record<number, SchedCreditParams>;
 }
 
 export interface BlockListRow {

@@ -14,6 +14,8 @@
  * Ctrl-]) or the domain goes.
  */
 import { memDaemon, memMax, memSet } from './mem.ts';
+import { listenForMigration, migrateTo } from './migration/migrate-verbs.ts';
+import { DEFAULT_PRECOPY } from './migration/migrate.ts';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -102,6 +104,12 @@ class XlConnection {
       case 'mem-max': return memMax(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
       case 'mem-sharing': return memDaemon(await this.dom0.k.hypercall.domctl_mem_sharing({ run: r.run, pages_to_scan: r.pages_to_scan, sleep_millisecs: r.sleep_millisecs }));
       case 'mem-paging': return memDaemon(await this.dom0.k.hypercall.domctl_mem_paging({ run: r.run, low_water_pages: r.low_water_pages }));
+      case 'save': return x.save(await x.resolve(r.domain), r.file);
+      case 'restore': return x.restore(r.file, { paused: r.paused });
+      case 'migrate-receive': return listenForMigration(x.saveHost(), r);
+      case 'migrate': return migrateTo(x.saveHost(), await x.resolve(r.domain), r.host, r.port, {
+        maxIterations: r.maxIterations ?? DEFAULT_PRECOPY.maxIterations, dirtyThreshold: r.dirtyThreshold ?? DEFAULT_PRECOPY.dirtyThreshold,
+      }).catch((e: unknown) => { throw new XlError('failed', (e as Error).message); });
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall);
       case 'trace': return traceToFile(this.dom0.k.hypercall, r.mask, r.seconds, r.path);

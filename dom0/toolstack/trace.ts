@@ -15,6 +15,12 @@ import { writeFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { toTraceEvents } from '../lib/trace-json.ts';
 
+/**
+ * How often the buffers are drained (as tools/trace/record.ts's): a busy PV disk writes some
+ * 10 records per request, so a slot's 8192 records last about 10 ms at 80k requests per second.
+ */
+const DRAIN_MS = 10;
+
 export async function traceFor(hc: Hypercalls, mask: number, seconds: number): Promise<TraceRecord[]> {
   const out: TraceRecord[] = [];
   const check = (rc: number, what: string) => { if (rc < 0) throw new Error(`${what}: ${errnoName(rc)}`); };
@@ -23,7 +29,7 @@ export async function traceFor(hc: Hypercalls, mask: number, seconds: number): P
   const until = Date.now() + Math.min(Math.max(seconds, 0), 600) * 1000;
   try {
     while (Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, DRAIN_MS)); // xentrace -s
       check(hc.sysctl_tbuf_drain(out), 'tbuf_op drain');
     }
   } finally {

@@ -17,7 +17,7 @@
  *   /local/domain/<id>/control/shutdown        owner <id>         the toolstack writes "poweroff",
  *                                                                  "reboot" or "halt"; the guest
  *                                                                  acknowledges by writing ""
- *   /local/domain/<id>/control/feature-poweroff, feature-reboot   owner <id>: the guest writes "1"
+ *   /local/domain/<id>/control/feature-poweroff, feature-reboot, feature-suspend   owner <id>: the guest writes "1"
  *                                                                  once it handles the requests
  *   /local/domain/<id>/console    owner Dom0, <id> may read       ring-ref, port, type
  *   /local/domain/<id>/memory     owner Dom0, <id> may read       static-max, target (KiB): the balloon's
@@ -28,7 +28,7 @@
  */
 import { XsError, type XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import {
-  XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, XS_KEY_BACKEND, XS_KEY_BACKEND_ID,
+  XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_FEATURE_SUSPEND, XS_CONTROL_SHUTDOWN, XS_KEY_BACKEND, XS_KEY_BACKEND_ID,
   XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_ONLINE, XS_KEY_STATE, XenbusState, backendPath, domainPath, frontendPath,
 } from '../../shared/public/io/xenbus.ts';
 import { GNTTAB_RESERVED_CONSOLE } from '../../shared/public/grant_table.ts';
@@ -174,7 +174,7 @@ export async function makeDomainHome(xs: XenbusClient, domid: number, name: stri
   for (const dir of ['data', 'device']) await mknod(xs, `${home}/${dir}`, own(domid), t);
   await mknod(xs, `${home}/control`, ro(0, domid), t);
   // The guest writes these: it acknowledges a shutdown request, and says which ones it handles.
-  for (const node of [XS_CONTROL_SHUTDOWN, XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT]) {
+  for (const node of [XS_CONTROL_SHUTDOWN, XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_FEATURE_SUSPEND]) {
     await mknod(xs, `${home}/${node}`, own(domid), t);
   }
   if (uuid !== undefined) {

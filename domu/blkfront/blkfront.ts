@@ -61,6 +61,8 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   queues: BlkfrontQueue[] = [];
   private readonly opts: Required<BlkfrontOptions>;
   private readonly persistentRefs = new Map<number, number>(); // gfn → gref
+  /** gfn → the queue a persistently granted page goes to (see enqueue). */
+  private readonly homeQueue = new Map<number, number>();
   private readonly persistentSet = new Set<number>();
   private readonly waiting: Part[] = [];
   private readonly scratch: Part = { op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0, owner: null };
@@ -146,6 +148,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
     for (const ref of this.persistentRefs.values()) this.k.gnttab.endAccess(ref);
     this.persistentRefs.clear();
     this.persistentSet.clear();
+    this.homeQueue.clear();
     for (const q of this.queues) {
       this.k.events.removePoller(q);
       q.free();
@@ -255,6 +258,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       idlePolls: this.k.events.idle.polls,
       idlePollHits: this.k.events.idle.pollHits,
       idleSleeps: this.k.events.idle.sleeps,
+      idlePeerStops: this.k.events.idle.peerStops,
     };
   }
 
@@ -282,7 +286,28 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       : status === BLKIF_RSP_EOPNOTSUPP ? `${req.op} is not supported by the backend` : `${req.op}: I/O error from the backend`);
   }
 
+  /**
+   * Which queue a part goes to. With persistent grants, a page's grant belongs to one ring, as
+   * each of Linux's rings has its own pool of granted pages (blkfront_ring_info.grants): a part
+   * goes to the queue its first page went to the first time, and first times are dealt round
+   * robin. Otherwise the backend would keep one mapping of the page per ring it arrived on, four
+   * times the mappings for four queues, and a frontend's I/O buffers would outgrow its share of
+   * Dom0's persistent mappings (dom0/lib/grant-budget.ts): every request would pay grant maps and
+   * unmaps again. A part whose queue is full goes to another, as before; parts without pages
+   * (flush, discard) and devices without persistent grants are dealt round robin.
+   */
   private enqueue(p: Part): void {
+    if (this.waiting.length === 0 && this.negotiated.persistent && p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD) {
+      const gfn = p.gfns[p.firstPage];
+      let home = this.homeQueue.get(gfn);
+      if (home === undefined) {
+        home = this.next;
+        this.next = this.next + 1 === this.queues.length ? 0 : this.next + 1;
+        this.homeQueue.set(gfn, home);
+      }
+      const q = this.queues[home];
+      if (q.hasRoom) return q.issue(p);
+    }
     if (this.waiting.length === 0) {
       for (let tries = 0; tries < this.queues.length; tries++) {
         const q = this.queues[this.next];

@@ -222,6 +222,11 @@ export class BlkfrontQueue implements IdlePoller {
     return this.inFlight > 0;
   }
 
+  /** Our answers come from whoever blkback runs on: the remote end of our event channel. */
+  peerPort(): number {
+    return this.dead === null ? this.port : -1;
+  }
+
   prepareToSleep(): boolean {
     // Arm even with nothing in flight: another queue's completion, handled later in this same
     // round, may issue a request here before the vCPU sleeps.

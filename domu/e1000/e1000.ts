@@ -14,7 +14,9 @@
  * (scatter-gather: one descriptor per fragment, EOP on the last) and asks for DD (RS); the tail
  * register TDT is written once per burst, at the end of the current microtask (Linux's xmit_more;
  * netfront publishes its ring the same way), and that one write sends the burst: the model runs
- * the ring inside the trapped write. Receive takes every descriptor with DD, hands the frame up,
+ * the ring inside the trapped write. With `txKick: 'each'` the driver writes TDT after every frame
+ * instead, as Linux's e1000_xmit_frame did before xmit_more (Linux 3.18, 2014) and as a simple
+ * driver without batching does: one synchronous trap per packet sent, the un-batched case. Receive takes every descriptor with DD, hands the frame up,
  * gives the buffer back, and writes RDT once per pass.
  *
  * Waiting, under the kernel's idle loop as every driver does: the NIC's ISA IRQ is bound as an
@@ -56,6 +58,8 @@ export interface E1000Options {
   /** Which emulated NIC (its BAR0 and IRQ, shared/public/hw/e1000.ts). */
   index: number;
   name?: string;
+  /** When TDT is written: once per burst (xmit_more, the default) or after every frame. */
+  txKick?: 'burst' | 'each';
 }
 
 /** Probe and open NIC `index`: reset it, read its MAC from the EEPROM, set up both rings. */
@@ -98,9 +102,12 @@ export class E1000Nic implements NetDevice, IdlePoller {
   private closed = false;
   /** A received frame spanning descriptors is gathered here (RCTL.LPE frames; not used at MTU 1500). */
   private readonly gather = new Uint8Array(16384);
+  /** TDT after every frame (no xmit_more). */
+  readonly kickEach: boolean;
 
   constructor(private readonly k: Kernel, opts: E1000Options) {
     this.name = opts.name ?? `eth${opts.index}`;
+    this.kickEach = opts.txKick === 'each';
     this.regs = new E1000Regs(k, opts.index);
     const port = k.hypercall.evtchn_bind_pirq(E1000_IRQS[opts.index]);
     if (port < 0) throw new Error(`e1000: cannot bind IRQ ${E1000_IRQS[opts.index]} (${port}): no device model for this NIC?`);
@@ -222,7 +229,9 @@ export class E1000Nic implements NetDevice, IdlePoller {
     }
     this.counters.tx_packets++;
     this.counters.tx_bytes += total;
-    if (!this.doorbellQueued) {
+    if (this.kickEach) {
+      this.doorbell(); // one trapped TDT write for this frame alone
+    } else if (!this.doorbellQueued) {
       this.doorbellQueued = true;
       queueMicrotask(this.doorbell);
     }

@@ -153,7 +153,8 @@ export class NetStack {
     sum = csumPartial(hdr, u, UDP_HDR, sum);
     sum = csumPartial(payload, 0, payload.length, sum);
     put16(hdr, u + UDP_CSUM, csumFold(sum) || 0xffff); // 0 means "no checksum": send 0xffff instead
-    this.frags[0] = hdr.subarray(0, ETH_HDR + IP_HDR + UDP_HDR);
+    // A socket's header buffer is exactly the headers: no view made per datagram.
+    this.frags[0] = hdr.length === ETH_HDR + IP_HDR + UDP_HDR ? hdr : hdr.subarray(0, ETH_HDR + IP_HDR + UDP_HDR);
     this.frags[1] = payload;
     if (!this.dev.transmit(this.frags, payload.length > 0 ? 2 : 1)) {
       this.stats.tx_full++;

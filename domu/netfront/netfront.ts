@@ -167,7 +167,7 @@ export class Netfront implements NetDevice, FrontendDriver {
     const q = this.queues.length === 1 ? this.queues[0] : this.queues[flowHash(frags[0]) % this.queues.length];
     if (!this.negotiated.sg && n > 1) {
       // No scatter-gather: join the fragments into one slot (the MTU keeps a frame in one page).
-      if (q.txFree < 1) return this.busy();
+      if (q.txFree < 1) return this.busy(q);
       let at = 0;
       for (let f = 0; f < n; f++) { this.joined.set(frags[f], at); at += frags[f].length; }
       this.one[0] = this.joined.subarray(0, at);
@@ -178,13 +178,14 @@ export class Netfront implements NetDevice, FrontendDriver {
       this.counters.tx_dropped++;
       return true;
     }
-    if (q.txFree < slots) return this.busy();
+    if (q.txFree < slots) return this.busy(q);
     q.transmit(frags, n, total);
     return true;
   }
 
-  private busy(): boolean {
+  private busy(q: NetfrontQueue): boolean {
     this.counters.tx_busy++;
+    q.wantRoom = true;
     this.txWaiting = true;
     return false;
   }

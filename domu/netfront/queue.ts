@@ -69,6 +69,8 @@ export class NetfrontQueue implements IdlePoller {
   private readonly gather = new Uint8Array(0x10000);
   private dead: string | null = null;
   private pushScheduled = false;
+  /** The stack found the ring full and waits for room (netfront's queue is stopped). */
+  wantRoom = false;
 
   /** `buffers` (a power of two ≤ 256): tx pages and posted rx buffers, bounded by the grant references the vCPU has. */
   constructor(private readonly k: Kernel, private readonly backend: number, split: boolean, private readonly hooks: QueueHooks, private readonly buffers = 256) {
@@ -182,7 +184,12 @@ export class NetfrontQueue implements IdlePoller {
 
   prepareToSleep(): boolean {
     if (this.dead !== null) return false;
-    const tx = this.tx.finalCheckForResponses();
+    // Tx completions only give buffers back (they are ours, granted once). While the stack waits
+    // for room, ask to hear when half of what is in flight is done (the Xen tree's netfront did
+    // so); otherwise only when all of it is, so a sender sleeping on something else (its peer's
+    // acks) is not woken for completions at all. Either way a callback is always scheduled.
+    const inFlight = (this.tx.req_prod_pvt - this.tx.rsp_cons) >>> 0;
+    const tx = this.tx.finalCheckForResponsesAt(this.wantRoom ? (inFlight >> 1) + 1 : inFlight);
     const rx = this.rx.finalCheckForResponses();
     if (tx) this.reapTx();
     if (rx) this.reapRx();
@@ -206,7 +213,10 @@ export class NetfrontQueue implements IdlePoller {
       this.freeTx.push(id);
       freed++;
     }
-    if (freed > 0) this.hooks.txRoom();
+    if (freed > 0) {
+      this.wantRoom = false;
+      this.hooks.txRoom();
+    }
   }
 
   /** xennet_poll: take rx responses frame by frame, check them, hand frames up, re-post buffers. */

@@ -1,94 +1,124 @@
 /*
- * mem-touch: a working set written and verified with checksums, with a hot part rewritten every
- * round and a cold part written once, on top of a common boot image; what the memory features
- * (populate on demand, sharing, ballooning, paging) are measured and narrated against.
+ * mem-touch: a guest that keeps writing a working set of its memory and checks, page by page, that
+ * what it wrote last pass is still there. It is the writable working set of a live migration (Clark
+ * et al., NSDI 2005) and the proof that a saved, restored or migrated guest kept its memory.
  *
- * Not a Xen component: a stand-in for a guest's memory behaviour. Arguments (workload_args):
- *   image=MiB   the common "OS" pages: the same bytes in every guest (default 8), as identical
- *               guests booted from one image would have: what content-based sharing finds
- *   ws=MiB      the working set (default 16): cold pages written once, then the hot part
- *   zero=PCT    of the cold pages, this many in a hundred are zeros (default 50), as freshly
- *               allocated memory often is: the commonest page to share
- *   hot=MiB     rewritten every round (default 2)
- *   rounds=N    rounds of rewrite-hot + verify-everything (default 5), period=MS apart (default 200)
- *   seed=N      this guest's own data (default 1)
- * Each round prints "mem-touch: round R verified N pages, B bad"; a bad page crashes the guest
- * (as disk-check does), since it means memory lost data.
+ * Not a Xen component. It is resumable (domu/resume.ts): its whole progress (pass, page, seed,
+ * counts) lives in the resume record page, its data in the pages reserved above it, nothing on the
+ * thread's heap that it would need again. Freeze it (Linux's freeze_processes before suspend) and
+ * it stops between two pages, with the record up to date; a resumed kernel runs it again from the
+ * record, and its first act is to verify the pages written before the move.
+ *
+ * Arguments: wss=MiB (working set, default 4), passes=N (0: until stopped, the default),
+ * seed=N (1). Page i of pass p holds words (mix(seed, p, i) + j), so every page of every pass differs.
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
-import { checksum, fillPattern } from '../../shared/checksum.ts';
-import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { PAGE_SIZE, PAGE_WORDS } from '../../shared/public/xen.ts';
+import { R, RESUME_MAGIC, RESUME_VERSION, ResumeRecord, WORKLOAD_MEM_TOUCH } from '../resume.ts';
 
-export interface MemTouchResult {
-  workload: 'mem-touch';
-  pages: number;
-  rounds: number;
-  bad: number;
-  writeMs: number;
-  /** Pages written and verified per second over the rounds (the throughput the bench compares). */
-  pagesPerSecond: number;
+/* The workload's words in the record (from R.WORKLOAD_STATE). */
+const S = { WSS_PAGES: 8, PASS: 9, INDEX: 10, SEED: 11, PASSES: 12, VERIFIED: 13, RESUMES: 14 } as const;
+/* Pages between turns of the event loop, so xenbus (a suspend request) and the console are served. */
+const TURN_PAGES = 64;
+const REPORT_PASSES = 100;
+
+export interface MemTouch {
+  record: ResumeRecord;
+  /** Resolves when the loop has stopped between two pages (the record is current). */
+  freeze(): Promise<void>;
+  /** Resolves when `passes` are done (never, for passes = 0). */
+  done: Promise<void>;
 }
 
-const IMAGE_SEED = 0xb007;
+function mix(seed: number, pass: number, page: number): number {
+  let x = (seed * 0x9e3779b1) ^ (pass * 0x85ebca6b) ^ (page * 0xc2b2ae35);
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  return (x ^ (x >>> 15)) | 0;
+}
 
-export async function runMemTouch(k: Kernel, args: ReadonlyMap<string, string>, say: (line: string) => void): Promise<MemTouchResult> {
-  const num = (key: string, dflt: number) => {
-    const v = Number(args.get(key) ?? dflt);
-    return Number.isSafeInteger(v) && v >= 0 ? v : dflt;
+/** Start mem-touch: fresh (args) or resumed (`resumed`: the record a resumed kernel found). */
+export function startMemTouch(k: Kernel, args: ReadonlyMap<string, string>, resumed: ResumeRecord | null,
+  say: (line: string) => void): MemTouch {
+  let rec: ResumeRecord;
+  if (resumed !== null && resumed.words[R.WORKLOAD] === WORKLOAD_MEM_TOUCH) {
+    rec = resumed;
+    rec.words[S.RESUMES]++;
+    say(`mem-touch: resumed at pass ${rec.words[S.PASS]}, page ${rec.words[S.INDEX]} of ${rec.words[S.WSS_PAGES]} ` +
+      '(its progress was in guest memory)');
+  } else {
+    const num = (key: string, dflt: number) => {
+      const v = Number(args.get(key) ?? dflt);
+      return Number.isSafeInteger(v) && v >= 0 ? v : dflt;
+    };
+    const wss = Math.max(1, Math.round((num('wss', 4) * 1048576) / PAGE_SIZE));
+    const [gfn] = k.pages.allocTop(1 + wss);
+    rec = new ResumeRecord(k, gfn);
+    rec.words[R.MAGIC] = RESUME_MAGIC;
+    rec.words[R.VERSION] = RESUME_VERSION;
+    rec.words[R.RESERVED] = 1 + wss;
+    rec.words[R.WORKLOAD] = WORKLOAD_MEM_TOUCH;
+    rec.words[S.WSS_PAGES] = wss;
+    rec.words[S.SEED] = num('seed', 1);
+    rec.words[S.PASSES] = num('passes', 0);
+    say(`mem-touch: writing a working set of ${wss} pages (${((wss * PAGE_SIZE) / 1048576).toFixed(1)} MiB), verifying each pass`);
+  }
+  rec.store();
+  const w = rec.words;
+  const base = rec.gfn - w[S.WSS_PAGES]; // allocTop gave the record, then the pages below it
+  const page = new Int32Array(PAGE_WORDS);
+  const bytes = new Uint8Array(page.buffer);
+  let freezeAsked: (() => void) | null = null;
+  let frozen: Promise<void> | null = null;
+  let finished = false;
+  let reported = false;
+
+  const loop = async (): Promise<void> => {
+    for (let step = 0; ; step++) {
+      if (freezeAsked !== null) {
+        rec.store();
+        freezeAsked();
+        return new Promise<never>(() => undefined); // frozen until the domain suspends
+      }
+      const pass = w[S.PASS];
+      const i = w[S.INDEX];
+      const gpa = (base + i) * PAGE_SIZE;
+      if (pass > 0) {
+        k.memory.read(gpa, bytes);
+        const want = mix(w[S.SEED], pass - 1, i);
+        for (let j = 0; j < PAGE_WORDS; j++) {
+          if (page[j] !== ((want + j) | 0)) {
+            throw new Error(`mem-touch: page ${i} (gfn ${base + i}) word ${j} is 0x${(page[j] >>> 0).toString(16)}, ` +
+              `expected 0x${((want + j) >>> 0).toString(16)} from pass ${pass - 1}`);
+          }
+        }
+        w[S.VERIFIED]++;
+      }
+      const v = mix(w[S.SEED], pass, i);
+      for (let j = 0; j < PAGE_WORDS; j++) page[j] = (v + j) | 0;
+      k.memory.write(gpa, bytes);
+      if (i + 1 < w[S.WSS_PAGES]) w[S.INDEX] = i + 1;
+      else {
+        w[S.INDEX] = 0;
+        w[S.PASS] = pass + 1;
+        // The first passes, the first after a start or a resume, then every REPORT_PASSES: a console, not a flood.
+        if (pass < 3 || pass % REPORT_PASSES === 0 || !reported) say(`mem-touch: pass ${pass} done: ${w[S.WSS_PAGES]} pages written${pass > 0 ? ', each checked against the pass before' : ''}` +
+          ` (${w[S.VERIFIED]} pages verified in all)`);
+        reported = true;
+        if (w[S.PASSES] > 0 && w[S.PASS] >= w[S.PASSES]) { rec.store(); return; }
+      }
+      rec.store(); // the progress goes to guest memory with every page
+      k.preempt();
+      if (step % TURN_PAGES === TURN_PAGES - 1) await new Promise(setImmediate);
+    }
   };
-  const per = 1048576 / PAGE_SIZE;
-  const want = (num('image', 8) + num('ws', 16)) * per;
-  const gfns = k.pages.allocMany(Math.min(want, k.pages.available - 64)); // leave the drivers a little
-  const nImage = Math.min(num('image', 8) * per, gfns.length);
-  const nHot = Math.min(num('hot', 2) * per, gfns.length - nImage);
-  const nCold = gfns.length - nImage - nHot;
-  const seed = num('seed', 1);
-  const rounds = num('rounds', 5);
-  const period = num('period', 200);
-  // seeds[i]: what page i holds; 0 = zeros.
-  const seeds = new Float64Array(gfns.length);
-  for (let i = 0; i < nImage; i++) seeds[i] = IMAGE_SEED + i;
-  const zero = Math.min(num('zero', 50), 100);
-  for (let i = 0; i < nCold; i++) seeds[nImage + i] = (i * 37) % 100 < zero ? 0 : seed * 1e7 + i;
-  const buf = new Uint8Array(PAGE_SIZE);
-  const back = new Uint8Array(PAGE_SIZE);
-  const fill = (s: number) => { if (s === 0) buf.fill(0); else fillPattern(buf, s); };
-  say(`mem-touch: ${mib(nImage)} common image, ${mib(nCold)} cold, ${mib(nHot)} hot; ${rounds} rounds, ${period} ms apart`);
-  const t0 = performance.now();
-  for (let i = 0; i < nImage + nCold; i++) {
-    fill(seeds[i]);
-    k.memory.write(gfns[i] * PAGE_SIZE, buf);
-    if ((i & 63) === 0) k.preempt();
-  }
-  const writeMs = performance.now() - t0;
-  let bad = 0;
-  let touched = 0;
-  const t1 = performance.now();
-  for (let r = 1; r <= rounds; r++) {
-    for (let i = nImage + nCold; i < gfns.length; i++) {
-      seeds[i] = seed * 1e9 + r * 1e6 + i;
-      fill(seeds[i]);
-      k.memory.write(gfns[i] * PAGE_SIZE, buf);
-      if ((i & 63) === 0) k.preempt();
-    }
-    let badNow = 0;
-    for (let i = 0; i < gfns.length; i++) {
-      fill(seeds[i]);
-      k.memory.read(gfns[i] * PAGE_SIZE, back);
-      if (checksum(back) !== checksum(buf)) badNow++;
-      if ((i & 63) === 0) k.preempt();
-    }
-    touched += nHot + gfns.length;
-    bad += badNow;
-    say(`mem-touch: round ${r} verified ${gfns.length} pages, ${badNow} bad`);
-    if (r < rounds) await k.timers.sleep(period);
-  }
-  const ms = performance.now() - t1;
-  for (const g of gfns) k.pages.release(g);
-  const result: MemTouchResult = { workload: 'mem-touch', pages: gfns.length, rounds, bad, writeMs, pagesPerSecond: (touched / Math.max(ms, 1)) * 1000 };
-  if (bad > 0) throw new Error(`mem-touch: ${bad} page(s) read back wrong: memory lost data`);
-  say(`mem-touch: OK, every page read back as written`);
-  return result;
+  const done = loop().then(() => { finished = true; });
+  return {
+    record: rec,
+    done,
+    freeze() {
+      frozen ??= finished ? Promise.resolve() : new Promise<void>((resolve) => { freezeAsked = resolve; });
+      return frozen;
+    },
+  };
 }
-
-const mib = (pages: number) => `${((pages * PAGE_SIZE) / 1048576).toFixed(0)} MiB`;

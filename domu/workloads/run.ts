@@ -29,7 +29,7 @@ import { runDiskCheck } from './disk-check.ts';
 import { fioBuffers, runFio, type FioRw } from './fio.ts';
 import { runCpuBurn, runIoWake } from './cpu.ts';
 import { runWriteLog } from './write-log.ts';
-import { runMemTouch } from './mem-touch.ts';
+import { runMemImage } from './mem-image.ts';
 
 export type AfterWorkload = 'idle' | 'poweroff';
 
@@ -53,8 +53,8 @@ export async function runWorkload(k: Kernel, disks: readonly BlockDevice[], args
     return then;
   }
   if (name === 'cpu-burn' || name === 'io-wake') return runCpuWorkload(k, name, args, say, then);
-  if (name === 'mem-touch') {
-    say(`${RESULT_PREFIX}${JSON.stringify(await runMemTouch(k, args, say))}`);
+  if (name === 'mem-image') {
+    say(`${RESULT_PREFIX}${JSON.stringify(await runMemImage(k, args, say))}`);
     return then;
   }
   if (name !== 'disk-check' && name !== 'write-log' && !(name in FIO)) {

@@ -13,8 +13,10 @@
  *
  * Where this differs from netperf: the sender keeps at most WINDOW datagrams ahead of what the
  * receiver has acknowledged (an ack every ACK_EVERY sequence numbers, carrying the highest seen);
- * that window is below what netback queues for a guest (RX_BACKLOG) and the guest's posted
- * buffers, so the stream itself does not overrun the path. Loss is still counted from sequence
+ * that window (256) fits in what the path holds for a guest (netback's RX_BACKLOG of 256 plus the
+ * 256 buffers the guest posted; an e1000's 256 rx descriptors plus its model's backlog of 256), so
+ * the stream itself does not overrun the path. Four acks per window: each ack is a packet back and,
+ * when the sender sleeps, a notification, so they are kept few (netperf sends none). Loss is still counted from sequence
  * numbers: it is what something else on the path dropped. An ack or the end marker can be lost
  * too, so a sender that has heard nothing for PROBE_MS of guest time (the guest's timer,
  * shared/kernel/time.ts) asks again: a PROBE the receiver answers with an ack, or the end marker
@@ -24,8 +26,8 @@
 import { checksum, fillPattern } from '../../shared/checksum.ts';
 import type { NetStack, UdpSocket } from '../net/stack.ts';
 
-export const WINDOW = 128;
-const ACK_EVERY = 16;
+export const WINDOW = 256;
+export const ACK_EVERY = 64;
 const MAGIC_ACK = 0x41434b21;
 const MAGIC_FIN = 0x46494e21;
 const MAGIC_FINACK = 0x46494e41;

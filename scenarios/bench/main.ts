@@ -9,6 +9,7 @@
  * row names the waiting policy it ran under (shared/wait.ts); by default the block and ring
  * suites run under both, and ratios are printed per policy.
  */
+import { benchMigrate, migrateSummary } from './migrate.ts';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { benchBlock } from './block.ts';
@@ -33,6 +34,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   trace: benchTrace,
   net: benchNet,
   mem: benchMem,
+  migrate: benchMigrate,
 };
 
 const USAGE = `usage: npm run bench -- [--suite ${[...Object.keys(SUITES), 'all'].join('|')}] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]`;
@@ -78,7 +80,7 @@ async function main(): Promise<number> {
     rows.push(...(await SUITES[n]({ quick: args.quick!, waits, progress })));
   }
   process.stdout.write(`${formatTable(rows)}\n`);
-  for (const summary of [ringSummary(rows), blockSummary(rows), schedSummary(rows), scaleSummary(rows), traceSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
+  for (const summary of [ringSummary(rows), blockSummary(rows), schedSummary(rows), scaleSummary(rows), traceSummary(rows), migrateSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
   if (args.json) {
     writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
     process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);

@@ -1,100 +1,155 @@
 /*
- * The trace suite: what recording costs. The same fio job over the PV disk and the emulated
- * (DMA) disk, repeats interleaved, with tracing off (every trace point compiled in, the mask 0)
- * and on (every class, drained as xentrace would): the ratio on/off per path.
+ * The trace suite: what recording costs, both figures issue 18 asks for from one run.
  *
- * The other figure the issue asks for, tracing compiled in but off against the code without
- * trace points, cannot be taken in one process: run `npm run bench -- --suite block` on this
- * branch and on the commit before the trace points, on a quiet machine, and divide (README,
- * "Measuring").
+ * The same fio job (4 KiB random reads, depth 32) over the PV disk and the emulated (DMA) disk,
+ * by three contestants, each a process of its own booting its own block host
+ * (./trace-cost-child.ts), taking turns repeat by repeat in an order rotated each time:
+ *   none  this tree with every trace point cut out of the source (./strip-trace.ts: Xen built
+ *         without trace buffers), the baseline;
+ *   off   this tree as it is, tracing off (the mask 0: each trace point one load and a branch);
+ *   on    this tree, every class on, drained every DRAIN_MS as the recorder does.
+ * Ratios per path and policy: off/none (goal ≥ 0.98: tracing compiled in costs nothing when
+ * off) and on/off (what recording costs). Each row keeps its repeats, min and max, and the
+ * trace records written and lost (a slot's buffer full between two drains, as xentrace loses
+ * them when it falls behind) per timed request.
+ *
+ * Why a copy of this tree with the trace points cut rather than the commit before them: that
+ * commit differs in everything landed since, so it would measure all of that; the cut copy
+ * differs in exactly the trace points (strip-trace.ts refuses a trace point it cannot cut).
+ * Why three processes: `none` cannot share a process with the others (its modules are other
+ * files), and giving `off` and `on` a process each keeps the three alike.
  *
  * Xen: what xentrace costs is the question its -e mask answers: tb_event_mask is read at each
  * trace point, and a record is written only when its class is set.
  */
-import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { FioJob } from '../../domu/workloads/fio.ts';
-import { MAX_DOMAINS, MAX_VCPUS } from '../../hypervisor/state.ts';
-import { drainTrace, setTraceMask, traceBuffer } from '../../hypervisor/trace.ts';
-import { TRC_ALL, type TraceRecord } from '../../shared/public/trace.ts';
-import { BlockHost } from '../block/harness.ts';
-import type { BlockTask, DiskPath } from '../block/protocol.ts';
+import type { DiskPath } from '../block/protocol.ts';
 import { DRAIN_MS } from '../../tools/trace/record.ts';
+import { copyTree } from './strip-trace.ts';
+import type { CostMode, FromChild, ToChild } from './trace-cost-child.ts';
 import { repeatFields, type BenchRow, type Sample, type SuiteOptions } from './types.ts';
 
+const ROOT = resolve(import.meta.dirname, '../..');
 const IMAGE_MIB = 64;
 const BS = 4096;
 const DEPTH = 32;
+const MODES: CostMode[] = ['none', 'off', 'on'];
+
+/** A contestant's process and its messages, in order. */
+class Contestant {
+  readonly child: ChildProcess;
+  private readonly queue: FromChild[] = [];
+  private waiter: (() => void) | null = null;
+  private exited: string | null = null;
+
+  constructor(readonly mode: CostMode, tree: string, wait: string) {
+    this.child = fork(join(tree, 'scenarios/bench/trace-cost-child.ts'), [mode, wait], { cwd: tree, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (m: FromChild) => { this.queue.push(m); this.waiter?.(); });
+    this.child.on('exit', (code, sig) => { this.exited = `exited (${code ?? sig})`; this.waiter?.(); });
+  }
+
+  send(m: ToChild): void { this.child.send(m); }
+
+  async next<K extends FromChild['kind']>(kind: K): Promise<Extract<FromChild, { kind: K }>> {
+    for (;;) {
+      const m = this.queue.shift();
+      if (m?.kind === 'error') throw new Error(`trace suite, ${this.mode}: ${m.message}`);
+      if (m?.kind === kind) return m as Extract<FromChild, { kind: K }>;
+      if (m) throw new Error(`trace suite, ${this.mode}: expected ${kind}, got ${m.kind}`);
+      if (this.exited) throw new Error(`trace suite, ${this.mode}: ${this.exited}`);
+      await new Promise<void>((r) => { this.waiter = r; });
+      this.waiter = null;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.send({ cmd: 'exit' });
+    await gone;
+  }
+}
 
 export async function benchTrace(opts: SuiteOptions): Promise<BenchRow[]> {
   const say = opts.progress ?? (() => {});
   const repeats = opts.quick ? 3 : 6;
-  const job: FioJob = { rw: 'randread', bs: BS, iodepth: DEPTH, ios: 1e9, size: IMAGE_MIB << 20, runtimeMs: opts.quick ? 150 : 500, warmupMs: opts.quick ? 30 : 100, seed: 11 };
-  const image = join(tmpdir(), `ringvisor-bench-trace-${randomUUID()}.img`);
-  const buf = traceBuffer(MAX_DOMAINS * MAX_VCPUS);
-  const sink: TraceRecord[] = [];
-  let timer: NodeJS.Timeout | null = null;
-  const tracing = (on: boolean) => {
-    if (timer !== null) { clearInterval(timer); timer = null; }
-    setTraceMask(buf, on ? TRC_ALL : 0);
-    drainTrace(buf, sink);
-    sink.length = 0;
-    // Drained as the recorder does, and thrown away: the cost measured is the writers' and the drain's.
-    if (on) timer = setInterval(() => { drainTrace(buf, sink); sink.length = 0; }, DRAIN_MS);
-  };
+  const work = mkdtempSync(join(tmpdir(), 'ringvisor-bench-trace-'));
   const rows: BenchRow[] = [];
   try {
+    const cut = copyTree(ROOT, join(work, 'none'), true);
+    copyTree(ROOT, join(work, 'intact'), false);
+    say(`trace: ${cut} trace points cut from the baseline copy (${join(work, 'none')})`);
+    const image = join(work, 'disk.img');
     const fd = openSync(image, 'w');
     const chunk = Buffer.alloc(1 << 20, 0x5a);
     for (let m = 0; m < IMAGE_MIB; m++) writeSync(fd, chunk, 0, chunk.length, m << 20);
     closeSync(fd);
+    const jobs: FioJob[] = Array.from({ length: repeats }, (_, i) => ({
+      rw: 'randread', bs: BS, iodepth: DEPTH, ios: 1e9, size: IMAGE_MIB << 20,
+      runtimeMs: opts.quick ? 150 : 500, warmupMs: opts.quick ? 30 : 100, seed: 11 + i,
+    }));
     for (const wait of opts.waits) {
-      const host = await BlockHost.boot(256, wait);
+      const cs = MODES.map((m) => new Contestant(m, join(work, m === 'none' ? 'none' : 'intact'), wait));
       try {
+        await Promise.all(cs.map((c) => c.next('booted')));
         for (const path of ['pv', 'emu-dma'] as DiskPath[]) {
-          say(`trace (wait=${wait}): ${path}, ${repeats} repeats of off and on, interleaved`);
-          // off, on, on, off, off, on, ...: neither setting always goes first.
-          const plan = Array.from({ length: 2 * repeats }, (_, i) => ((i >> 1) + i) % 2 === 1);
-          const tasks: BlockTask[] = plan.map((_, i) => ({ kind: 'fio', job: { ...job, seed: 11 + i } }));
-          const g = await host.runGuest({
-            image, path, tasks, memoryMiB: 64, readOnly: true,
-            beforeWarmup: async (i) => tracing(plan[i]!),
-            afterTask: () => tracing(false),
-          });
-          const got: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
-          g.tasks.forEach((o, i) => {
-            if (o.error !== null || o.result?.kind !== 'fio') throw new Error(`trace ${path}: ${o.error}`);
-            const f = o.result.result;
-            got[plan[i] ? 'on' : 'off'].push({ reqPerSec: f.iops, ios: f.ios, ms: f.ms, maxInFlight: f.maxInFlight });
-          });
-          for (const k of ['off', 'on'] as const) {
-            const fields = repeatFields(got[k]);
-            rows.push({
-              suite: 'trace', path, wait, workload: `rand-read, tracing ${k}`, blockSize: BS, queueDepth: DEPTH,
-              ...fields, iops: fields.reqPerSec, MBps: (fields.reqPerSec * BS) / 1e6, counters: {}, engine: `trace-${k}`,
-            });
+          say(`trace (wait=${wait}): ${path}, ${repeats} repeats of trace points cut / off / on, taking turns`);
+          for (const c of cs) c.send({ cmd: 'run', path, image, jobs });
+          for (let i = 0; i < repeats; i++) {
+            // none, off, on; then off, on, none; ...: no contestant always goes first.
+            for (let k = 0; k < cs.length; k++) {
+              const c = cs[(i + k) % cs.length]!;
+              c.send({ cmd: 'go', i });
+              const d = await c.next('done');
+              if (d.i !== i) throw new Error(`trace suite, ${c.mode}: repeat ${d.i} ended, expected ${i}`);
+            }
+          }
+          for (const c of cs) {
+            const { samples, records, lost } = await c.next('samples');
+            if (c.mode === 'on' && records === 0) throw new Error(`trace suite: tracing on recorded nothing on ${path}`);
+            if (c.mode !== 'on' && records !== 0) throw new Error(`trace suite: ${records} records with tracing ${c.mode} on ${path}`);
+            rows.push(row(path, wait, c.mode, samples, records, lost));
           }
         }
       } finally {
-        tracing(false);
-        await host.close();
+        await Promise.all(cs.map((c) => c.close()));
       }
     }
   } finally {
-    rmSync(image, { force: true });
+    rmSync(work, { recursive: true, force: true });
   }
   return rows;
 }
 
-/** "tracing on / off" per path and policy. */
+const LABEL: Record<CostMode, string> = { none: 'trace points cut', off: 'tracing off', on: 'tracing on' };
+
+function row(path: DiskPath, wait: BenchRow['wait'], mode: CostMode, samples: Sample[], records: number, lost: number): BenchRow {
+  const fields = repeatFields(samples);
+  const ios = Math.max(1, samples.reduce((a, x) => a + (x.ios ?? 0), 0));
+  return {
+    suite: 'trace', path, wait, workload: `rand-read, ${LABEL[mode]}`, blockSize: BS, queueDepth: DEPTH,
+    ...fields, iops: fields.reqPerSec, MBps: (fields.reqPerSec * BS) / 1e6, counters: { traceRecords: records / ios, traceLost: lost / ios }, engine: `trace-${mode}`,
+  };
+}
+
+/** "off / cut" and "on / off" per path and policy, with the spread of the repeats behind them. */
 export function traceSummary(rows: readonly BenchRow[]): string | null {
   const lines: string[] = [];
-  for (const r of rows) {
-    if (r.suite !== 'trace' || r.engine !== 'trace-on') continue;
-    const off = rows.find((o) => o.suite === 'trace' && o.engine === 'trace-off' && o.path === r.path && o.wait === r.wait);
-    if (off) lines.push(`  ${r.path.padEnd(8)} wait=${r.wait}: tracing on / off = ${(r.reqPerSec / off.reqPerSec).toFixed(3)}`);
+  const find = (r: BenchRow, mode: CostMode) => rows.find((o) => o.suite === 'trace' && o.engine === `trace-${mode}` && o.path === r.path && o.wait === r.wait);
+  const spread = (r: BenchRow) => `median ${r.reqPerSec.toFixed(0)}/s, min ${r.min?.toFixed(0)}, max ${r.max?.toFixed(0)}`;
+  for (const off of rows) {
+    if (off.suite !== 'trace' || off.engine !== 'trace-off') continue;
+    const none = find(off, 'none');
+    const on = find(off, 'on');
+    const ratio = (a: BenchRow | undefined, b: BenchRow | undefined) => (a && b ? (a.reqPerSec / b.reqPerSec).toFixed(3) : 'n/a');
+    lines.push(`  ${off.path.padEnd(8)} wait=${off.wait}: off / cut = ${ratio(off, none)} (goal ≥ 0.98)   on / off = ${ratio(on, off)}`);
+    for (const [m, r] of [['cut', none], ['off', off], ['on', on]] as const) if (r) lines.push(`      ${m.padEnd(3)} ${spread(r)}`);
   }
-  return lines.length > 0 ? `What recording a trace costs (every class on, drained every ${DRAIN_MS} ms):\n${lines.join('\n')}` : null;
+  return lines.length > 0
+    ? `What tracing costs: compiled in but off against the trace points cut out, and every class on (drained every ${DRAIN_MS} ms) against off:\n${lines.join('\n')}`
+    : null;
 }

@@ -9,7 +9,7 @@ import type { BlockFeatures } from '../../domu/block/blkdev.ts';
 import type { WaitPolicy } from '../../shared/wait.ts';
 
 /** A kernel's waiting policy as it understood its command line, and what its idle loop did under it. */
-export interface WaitReport { wait: WaitPolicy; idle: { polls: number; pollHits: number; armHits: number; sleeps: number } }
+export interface WaitReport { wait: WaitPolicy; idle: { polls: number; pollHits: number; armHits: number; sleeps: number; peerStops?: number } }
 
 /** One explicit request, for tests that want to see each status. */
 export interface BlockOpStep { op: 'read' | 'write' | 'flush' | 'discard'; sector: number; count: number; seed?: number }

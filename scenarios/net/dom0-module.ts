@@ -13,6 +13,8 @@ import type { NetMessage } from './protocol.ts';
 import { waitForState } from '../../dom0/toolstack/devices.ts';
 import type { Packet } from '../../dom0/lib/packet.ts';
 import type { BridgePort } from '../../dom0/services/bridge/bridge.ts';
+import { floorRr, floorStream } from './bridge-floor.ts';
+import { netbackParams } from '../../dom0/backends/netback/tx.ts';
 
 export async function init(dom0: Dom0): Promise<void> {
   await initNetback(dom0);
@@ -56,6 +58,22 @@ export async function init(dom0: Dom0): Promise<void> {
       }
       case 'bridge-send': {
         post({ kind: 'bridge-send-reply', id: m.id, ...bridgeFloor(dom0, m.bridge, m.frames, m.size) });
+        return;
+      }
+      case 'netback-param': {
+        netbackParams.txMap = m.txMap;
+        post({ kind: 'netback-param-reply', id: m.id });
+        return;
+      }
+      case 'floor-run': {
+        const bridge = bridges.get(m.bridge);
+        const pool = packetPool(dom0.k);
+        const run = bridge === undefined ? Promise.reject(new Error(`no bridge ${m.bridge}`))
+          : m.workload === 'udp-stream' ? floorStream(dom0.k, bridge, pool, m.size, m.count) : floorRr(dom0.k, bridge, pool, m.size, m.count);
+        void run.then(
+          (r) => post({ kind: 'floor-reply', id: m.id, ms: r.ms, pps: r.result.pps, MBps: r.result.MBps, received: r.result.received, lost: r.result.lost, packets: r.a.tx_packets + r.b.tx_packets }),
+          (e) => post({ kind: 'floor-reply', id: m.id, error: e instanceof Error ? e.message : String(e), ms: 0, pps: 0, MBps: 0, received: 0, lost: 0, packets: 0 }),
+        );
         return;
       }
       case 'uplink-port': {

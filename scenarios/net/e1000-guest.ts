@@ -13,8 +13,8 @@ export interface HarnessNic extends NetDevice {
   closeDevice(): Promise<void>;
 }
 
-export function e1000ForHarness(k: Kernel, spec: { ip?: string }): { nic: HarnessNic; ip: number } {
-  const dev = probeE1000(k, { index: 0 });
+export function e1000ForHarness(k: Kernel, spec: { ip?: string; txKick?: 'burst' | 'each' }): { nic: HarnessNic; ip: number } {
+  const dev = probeE1000(k, { index: 0, txKick: spec.txKick });
   const nic = Object.assign(dev, { negotiated: {}, closeDevice: () => dev.close() });
   return { nic, ip: parseIPv4(spec.ip ?? '') ?? 0 };
 }

@@ -18,6 +18,8 @@ import type { NetfrontOptions } from '../../domu/netfront/netfront.ts';
 import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.ts';
 import type { NetGuestModule, NetMessage, NetTask, NetTaskResult } from './protocol.ts';
 import { Inbox } from '../lib/inbox.ts';
+import { CMDLINE_WAIT } from '../../shared/public/cmdline.ts';
+import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../../shared/wait.ts';
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
@@ -41,7 +43,7 @@ export interface NetGuestSpec {
    * An HVM guest with an emulated e1000 instead of a PV vif (`model=e1000`; `buffered`: the vif
    * key bufioreq=1): its model is started in Dom0 before the guest runs, with the vif's mac and bridge.
    */
-  e1000?: { buffered?: boolean };
+  e1000?: { buffered?: boolean; txKick?: 'burst' | 'each' };
 }
 
 export interface TaskOutcome {
@@ -99,8 +101,8 @@ export class NetHost {
   private nextId = 1;
   private readonly controlName = `ringvisor-net-${randomUUID()}`;
 
-  private constructor(memoryMiB: number) {
-    this.host = new Host({ memoryMiB, log: (l) => this.dom0Log.push(l) });
+  private constructor(memoryMiB: number, readonly wait: WaitPolicy) {
+    this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l) });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
     this.host.on('shutdown', () => this.inbox.wake());
     this.runDir = mkdtempSync(join(tmpdir(), 'ringvisor-net-'));
@@ -111,12 +113,13 @@ export class NetHost {
     this.netCh.onmessage = take;
   }
 
-  static async boot(opts: { bridges?: BridgeConfig[]; memoryMiB?: number } = {}): Promise<NetHost> {
-    const h = new NetHost(opts.memoryMiB ?? 256);
+  /** `wait`: one waiting policy for the whole host (shared/wait.ts), Dom0's and every guest's. */
+  static async boot(opts: { bridges?: BridgeConfig[]; memoryMiB?: number; wait?: WaitPolicy } = {}): Promise<NetHost> {
+    const h = new NetHost(opts.memoryMiB ?? 256, opts.wait ?? DEFAULT_WAIT_POLICY);
     const module: Dom0Module & { net: { bridges?: BridgeConfig[] } } = {
       runDir: h.runDir, control: h.controlName, modules: [DOM0_MODULE, E1000_MODULE], net: { bridges: opts.bridges },
     };
-    await h.host.createDomain({ name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module }, { privileged: true });
+    await h.host.createDomain({ name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module, cmdline: `${CMDLINE_WAIT}=${h.wait}` }, { privileged: true });
     await h.next((m) => m.kind === 'ready', 'Dom0');
     return h;
   }
@@ -218,14 +221,14 @@ export class NetHost {
     const nonce = randomUUID();
     const name = spec.name ?? `net-${nonce.slice(0, 8)}`;
     const module: NetGuestModule = { channel: `${this.controlName}-net`, nonce, front: spec.front, tasks: spec.tasks, ...spec.extra };
-    if (spec.e1000) module.e1000 = { ip: spec.vif.ip };
+    if (spec.e1000) module.e1000 = { ip: spec.vif.ip, txKick: spec.e1000.txKick ?? 'burst' };
     const shut = new Promise<ShutdownEvent>((resolve) => {
       const on = (e: ShutdownEvent) => { if (e.name === name) { this.host.off('shutdown', on); resolve(e); } };
       this.host.on('shutdown', on);
     });
     const domid = (await this.call({
       kind: 'create',
-      config: { name, vcpus: spec.vcpus ?? 1, memoryKiB: (spec.memoryMiB ?? 32) * 1024, kernel: spec.kernel ?? GUEST_KERNEL, module, paused: true },
+      config: { name, vcpus: spec.vcpus ?? 1, memoryKiB: (spec.memoryMiB ?? 32) * 1024, kernel: spec.kernel ?? GUEST_KERNEL, module, paused: true, cmdline: `${CMDLINE_WAIT}=${this.wait}` },
     })) as number;
     // As libxl does for a PV guest: its vifs are added while it is still paused.
     if (spec.e1000) await this.e1000Call({ kind: 'e1000-start', domid, vcpus: spec.vcpus ?? 1, mac: spec.vif.mac, bridge: spec.vif.bridge, buffered: spec.e1000.buffered ?? false });

@@ -30,7 +30,7 @@ export interface NetGuestModule {
   front?: NetfrontOptions;
   tasks: NetTask[];
   /** An emulated e1000 at slot 0 instead of a vif (./e1000-guest.ts). */
-  e1000?: { ip?: string };
+  e1000?: { ip?: string; txKick?: 'burst' | 'each' };
 }
 
 export type NetMessage =
@@ -56,6 +56,12 @@ export type NetMessage =
   | { kind: 'booted'; nonce: string }
   | { kind: 'bridge-send'; id: number; bridge: string; frames: number; size: number }
   | { kind: 'bridge-send-reply'; id: number; ms: number; frames: number }
+  /* A netback module parameter (dom0/backends/netback/tx.ts netbackParams), for vifs connected after it. */
+  | { kind: 'netback-param'; id: number; txMap: boolean }
+  | { kind: 'netback-param-reply'; id: number }
+  /* The floor with the guests' stacks and workloads in Dom0 (./bridge-floor.ts). */
+  | { kind: 'floor-run'; id: number; bridge: string; workload: 'udp-stream' | 'udp-rr'; size: number; count: number }
+  | { kind: 'floor-reply'; id: number; error?: string; ms: number; pps: number; MBps: number; received: number; lost: number; packets: number }
   /* An emulated e1000 for an HVM test guest (./e1000-dom0.ts). */
   | { kind: 'e1000-start'; id: number; domid: number; vcpus: number; mac: string; bridge?: string; buffered: boolean }
   | { kind: 'e1000-stop' | 'e1000-stats'; id: number; domid: number }

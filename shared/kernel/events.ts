@@ -23,6 +23,9 @@ const { TRC_GUEST_EVTCHN_UPCALL } = trace;
 
 export type EventHandler = (port: number) => void;
 
+/** cpuidle-haltpoll's guest_halt_poll_grow_start (50,000 ns): where a poll limit of 0 grows to. */
+export const HALTPOLL_GROW_START_US = 50;
+
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
 
@@ -40,7 +43,17 @@ export class EventChannels {
   /** Events handled, for the kernel's own statistics. */
   handled = 0;
   /** The idle loop's record: polls begun, polls that found work, arm-and-recheck rounds, sleeps. */
-  readonly idle = { polls: 0, pollHits: 0, armHits: 0, sleeps: 0 };
+  readonly idle = { polls: 0, pollHits: 0, armHits: 0, sleeps: 0, peerStops: 0, grows: 0, shrinks: 0 };
+  /**
+   * How long the idle loop spins now, in µs, under `poll`: adapted between 0 and the policy's
+   * budget as cpuidle-haltpoll adapts guest_halt_poll_ns's poll limit (see adjustPollLimit).
+   */
+  pollLimitUs = -1;
+  /**
+   * Is the peer behind a device's event channel preempted (GuestSched.evtchn_peer_preempted)?
+   * Set at boot by kernel.ts; until then no peer counts as preempted.
+   */
+  peerPreempted: (port: number) => boolean = () => false;
 
   constructor(
     private readonly hypercall: Hypercalls,
@@ -161,13 +174,17 @@ export class EventChannels {
   async run(): Promise<void> {
     this.running = true;
     let lastTurn = performance.now();
+    if (this.pollLimitUs < 0) this.pollLimitUs = spinBudgetUs(this.policy);
     while (this.running) {
       const dispatched = this.dispatch() > 0;
       let polled = false;
+      let idleFrom = -1;
       if (!dispatched && this.pollers.length > 0) {
-        const budget = this.wantsSpin() ? spinBudgetUs(this.policy) : 0;
+        const wants = spinBudgetUs(this.policy) > 0 && this.wantsSpin();
+        if (wants) idleFrom = performance.now();
+        const budget = wants ? this.pollLimitUs : 0;
         if (budget > 0) this.idle.polls++;
-        if (budget > 0 && spinUntil(this.anyWork, budget)) {
+        if (budget > 0 && spinUntil(this.anyWork, budget, this.peersPreempted)) {
           this.idle.pollHits++;
           polled = true;
         } else if (this.armPollers()) {
@@ -179,6 +196,7 @@ export class EventChannels {
         this.idle.sleeps++;
         await this.hypercall.sched_block();
         lastTurn = performance.now();
+        if (idleFrom >= 0) this.adjustPollLimit((lastTurn - idleFrom) * 1000);
         continue;
       }
       // Handlers may have resolved promises whose continuations take several microtask hops
@@ -197,6 +215,28 @@ export class EventChannels {
     }
   }
 
+  /**
+   * cpuidle-haltpoll's adjust_poll_limit (drivers/cpuidle/governors/haltpoll.c), after a spin that
+   * ended in sleep: `blockUs` is how long the vCPU was idle, spin included. Woken within the
+   * policy's budget but after the current limit: a longer spin would have caught it, so grow
+   * (double, at least HALTPOLL_GROW_START_US). Idle for longer than the budget: no spin within the
+   * budget could have helped, so shrink (halve, and below 1 µs stop). So on a machine where the
+   * peer answers quickly the spin stays at the budget, and where answers come late (the peer
+   * preempted by the host, the other side idle) it falls to nothing and the vCPU sleeps at once,
+   * as under `irq`, instead of burning the core the peer needs. A spin that found work leaves the
+   * limit alone, as in haltpoll.
+   */
+  private adjustPollLimit(blockUs: number): void {
+    const max = spinBudgetUs(this.policy);
+    if (blockUs > this.pollLimitUs && blockUs <= max) {
+      this.pollLimitUs = Math.min(max, Math.max(HALTPOLL_GROW_START_US, this.pollLimitUs * 2));
+      this.idle.grows++;
+    } else if (blockUs > max && this.pollLimitUs > 0) {
+      this.pollLimitUs = this.pollLimitUs < 2 ? 0 : this.pollLimitUs / 2;
+      this.idle.shrinks++;
+    }
+  }
+
   /** A driver completed work whose continuations run as promise callbacks (see run()). */
   wakeAsync(): void {
     this.asyncWork = true;
@@ -207,6 +247,22 @@ export class EventChannels {
     for (const p of this.pollers) if (p.busy === undefined || p.busy()) return true;
     return false;
   }
+
+  /**
+   * Spin only while the peer runs (DESIGN §12): the spin stops when every driver that waits for
+   * work waits on a peer that is preempted (runnable but holding no pCPU), since no answer can
+   * come before the scheduler runs one of them, and this vCPU may hold the pCPU it needs. A
+   * driver that cannot name its peer (no peerPort) keeps the spin going. Looked at every 64 tries.
+   */
+  private readonly peersPreempted = (): boolean => {
+    for (const p of this.pollers) {
+      if (p.busy !== undefined && !p.busy()) continue;
+      const port = p.peerPort?.() ?? -1;
+      if (port < 0 || !this.peerPreempted(port)) return false;
+    }
+    this.idle.peerStops++;
+    return true;
+  };
 
   /**
    * One look over the pollers and the upcall flag (the spin's condition); true if anything turned
@@ -249,4 +305,6 @@ export interface IdlePoller {
    * a device model) serves a peer that may send more at any time, so it always counts as waiting.
    */
   busy?(): boolean;
+  /** The event channel on which this driver's peer answers (its remote end runs the peer), or -1. */
+  peerPort?(): number;
 }

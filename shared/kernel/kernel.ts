@@ -49,6 +49,7 @@ export class Kernel {
     this.events = new EventChannels(env.hypercall, sharedInfo, this.vcpu);
     this.wait = parseWaitPolicy(parseCmdline(this.si.cmd_line).get(CMDLINE_WAIT), 'kernel command line');
     this.events.policy = this.wait;
+    this.events.peerPreempted = (port) => env.sched.evtchn_peer_preempted(port);
     this.clock = new GuestClock(sharedInfo, env.cpu, this.vcpu);
     const gntGfn = this.si.shared_info_gfn + 1;
     const perVcpu = Math.floor((this.grantEntries() - GNTTAB_NR_RESERVED_ENTRIES) / this.nr_vcpus);

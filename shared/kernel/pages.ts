@@ -45,6 +45,16 @@ export class PageAllocator {
     return out;
   }
 
+  /**
+   * The `n` highest free pages, highest first. alloc() takes from the bottom, so these are the
+   * same pages at every boot of the same domain: a resumed kernel takes them again to keep what
+   * its predecessor stored there (domu/resume.ts).
+   */
+  allocTop(n: number): number[] {
+    if (n > this.free.length) throw new Error(`out of guest memory (${n} pages asked at the top, ${this.free.length} free)`);
+    return this.free.splice(0, n);
+  }
+
   release(gfn: number): void {
     this.free.push(gfn);
   }

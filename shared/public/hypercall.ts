@@ -18,6 +18,7 @@ import type { GuestMemory } from './memory.ts';
 import type { ShutdownReason } from './xen.ts';
 import type { PcpuLoad, SchedOp } from './sched.ts';
 import type { TraceRecord } from './trace.ts';
+import type { ShadowOpResult } from './domctl.ts';
 
 /* XENMEM_add_to_physmap spaces: hypervisor-owned pages a guest maps into its physmap. */
 export const XENMAPSPACE_shared_info = 0;
@@ -75,6 +76,8 @@ export interface DomainConfig {
   /** Hard and soft affinity of every vCPU: the pCPU slots it may run on / prefers (xl.cfg cpus=, cpus_soft=). */
   cpus?: number[];
   cpus_soft?: number[];
+  /** Restore: vCPU 0's saved context (XEN_DOMCTL_setvcpucontext, made at creation here); see KernelEnv.resume_gfn. */
+  resume_gfn?: number;
 }
 
 /**
@@ -206,6 +209,12 @@ export interface Hypercalls {
   /** SCHEDOP_shutdown: the domain stops; this call does not return to the guest. */
   sched_shutdown(reason: ShutdownReason): never;
   /**
+   * SCHEDOP_shutdown(SHUTDOWN_suspend), Linux's HYPERVISOR_suspend: the domain stops, its memory
+   * kept for the toolstack to save; `resume_gfn` (the page holding the kernel's resume record) is
+   * kept as the vCPU's saved context, as Linux passes its start_info frame in a register.
+   */
+  sched_suspend(resume_gfn: number): never;
+  /**
    * SCHEDOP_remote_shutdown (control domain only): shut `domid` down for `reason` now, without
    * its cooperation (xl shutdown -F, when a guest does not answer control/shutdown). Its vCPUs
    * stop at their next preemption point; 0 once they have, or -errno.
@@ -251,6 +260,15 @@ export interface Hypercalls {
    * argument the scheduler refuses (with the reason, for xl's message), or -errno.
    */
   domctl_scheduler_op(op: SchedOp): Promise<unknown>;
+  /**
+   * XEN_DOMCTL_shadow_op, log-dirty ops (./domctl.ts): OFF, ENABLE_LOGDIRTY, CLEAN, PEEK. For CLEAN
+   * and PEEK, `bitmap` receives one bit per gfn for the first `pages` gfns. Runs in the caller's
+   * thread. A CLEAN of a running domain should be made with it paused (Xen's paging_log_dirty_op
+   * pauses it), so no vCPU is inside a request on a view the CLEAN re-protects.
+   */
+  /** XEN_DOMCTL_getvcpucontext, reduced to what a resumable guest saves: its resume record's gfn, or -errno. */
+  domctl_getvcpucontext(domid: number): number;
+  domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number;
 
   /* sysctl: the control domain only */
   /** XEN_SYSCTL_getdomaininfolist: every domain, by domid (xl list's source). */
@@ -313,6 +331,15 @@ export interface GuestSched {
    * that does not exist. A read of one word of the scheduler's shared state.
    */
   vcpu_is_running(domid: number, vcpu: number): boolean;
+  /**
+   * Is the vCPU that an event sent on this domain's interdomain `port` would wake preempted:
+   * runnable, but holding no pCPU (Linux's vcpu_is_preempted, read from the runstate the
+   * scheduler keeps, for the peer at the other end of a device's event channel)? A spinner
+   * waiting for that peer's answer stops at once when it is (DESIGN §12, shared/wait.ts): the
+   * answer cannot come before the peer runs, and the spinner may hold the pCPU it needs. False
+   * for a peer that runs, sleeps (it will be woken by the event) or is not there. A few loads.
+   */
+  evtchn_peer_preempted(port: number): boolean;
 }
 
 /**
@@ -329,6 +356,11 @@ export interface KernelEnv {
   sched: GuestSched;
   /** gfn of start_info (Xen passes its address in %rsi). */
   start_info_gfn: number;
+  /**
+   * A restored domain's saved vCPU context: the gfn of the resume record its kernel wrote before
+   * it suspended (README, "Save, restore and live migration"); -1 on an ordinary boot.
+   */
+  resume_gfn: number;
   module: unknown;
 }
 

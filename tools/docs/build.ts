@@ -18,6 +18,9 @@ import { marked } from 'marked';
 import { splitSections } from './sections.ts';
 import { linkPaths } from './links.ts';
 import { STYLE } from './style.ts';
+import { renderPath, type PathPage } from './request-path.ts';
+import type { RecordedPaths } from './request-trace.ts';
+import { sitesByName, traceSites, type Site } from './trace-sites.ts';
 
 hljs.registerLanguage('typescript', typescript);
 hljs.registerLanguage('javascript', javascript);
@@ -28,7 +31,7 @@ const SOURCE_DIRS = ['shared', 'hypervisor', 'dom0', 'domu', 'cli', 'scenarios',
 /** The project's source files, as git knows them (so a generated or ignored file never shows). */
 export function sourceFiles(root = ROOT): string[] {
   const out = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', ...SOURCE_DIRS], { cwd: root, encoding: 'utf8' });
-  return out.split('\n').filter((f) => /\.(ts|mjs)$/.test(f) && existsSync(join(root, f))).sort();
+  return out.split('\n').filter((f) => /\.(ts|mjs|js)$/.test(f) && existsSync(join(root, f))).sort();
 }
 
 const pageOf = (file: string) => `src/${file}.html`;
@@ -58,7 +61,11 @@ function layout(title: string, depth: number, nav: string, body: string): string
 <body><header><a href="${up}index.html">ringvisor</a> · <span>${escapeHtml(title)}</span></header>${nav}<main>${body}</main></body></html>\n`;
 }
 
-export function build(outDir: string, root = ROOT): { pages: number; files: string[] } {
+/**
+ * Writes the site. `paths` is the trace the first page draws (./request-trace.ts records it; the
+ * build is synchronous, the recording is not, so the caller records first).
+ */
+export function build(outDir: string, paths: RecordedPaths, root = ROOT): { pages: number; files: string[]; requestPages: PathPage[] } {
   const files = sourceFiles(root);
   const known = new Set(files);
   const importers = new Map<string, string[]>();
@@ -86,6 +93,7 @@ export function build(outDir: string, root = ROOT): { pages: number; files: stri
     return null;
   };
 
+  const anchors = new Map<string, number[]>(); // file → its sections' first lines (their row ids)
   for (const f of files) {
     const page = pageOf(f);
     const depth = page.split('/').length - 1;
@@ -93,10 +101,12 @@ export function build(outDir: string, root = ROOT): { pages: number; files: stri
     const list = (label: string, xs: string[]) => xs.length === 0 ? '' :
       `<p><b>${label}</b> ${xs.map((x) => `<a href="${toPage(x)}">${x}</a>`).join(', ')}</p>`;
     const nav = `<nav class="file">${list('imports', imports.get(f)!)}${list('imported by', (importers.get(f) ?? []).sort())}</nav>`;
-    const rows = splitSections(texts.get(f)!).map((s) => {
+    const sections = splitSections(texts.get(f)!);
+    anchors.set(f, sections.map((s) => s.line));
+    const rows = sections.map((s) => {
       const prose = s.prose ? linkPaths(marked.parse(s.prose, { async: false }), linker(f)) : '';
-      const code = s.code ? hljs.highlight(s.code, { language: f.endsWith('.mjs') ? 'javascript' : 'typescript' }).value : '';
-      return `<tr><td class="prose">${prose}</td><td class="code"><pre><code>${code}</code></pre></td></tr>`;
+      const code = s.code ? hljs.highlight(s.code, { language: /\.m?js$/.test(f) ? 'javascript' : 'typescript' }).value : '';
+      return `<tr id="L${s.line}"><td class="prose">${prose}</td><td class="code"><pre><code>${code}</code></pre></td></tr>`;
     });
     const body = `<h1>${escapeHtml(f)}</h1><table class="sections">${rows.join('\n')}</table>`;
     mkdirSync(join(outDir, dirname(page)), { recursive: true });
@@ -114,9 +124,25 @@ export function build(outDir: string, root = ROOT): { pages: number; files: stri
     return escapeHtml(line);
   };
   const anchored = new Set<string>();
+  // The first page: one request of each kind, as the trace recorded it, each slice linked to the
+  // section of source holding the trace point that wrote it.
+  const sites = sitesByName(traceSites(files, (f) => texts.get(f)!));
+  const linkFor = (s: Site) => {
+    const lines = anchors.get(s.file) ?? [];
+    const at = lines.filter((l) => l <= s.line).pop() ?? lines[0];
+    return `${pageOf(s.file)}${at !== undefined ? `#L${at}` : ''}`;
+  };
+  const requestPages = (['pv', 'emulated'] as const).map((kind) => {
+    const p = renderPath(paths.trace, kind, sites, linkFor);
+    if (!p) throw new Error(`docs: the recorded trace holds no complete ${kind} request flow (see tools/docs/request-path.ts)`);
+    return p;
+  });
   const index = [
     '<h1>ringvisor, annotated</h1>',
     '<p>Xen\'s split-driver architecture in TypeScript, to be read. Each page shows one source file with its comments beside its code; paths in the prose link to the project\'s pages and to the Xen, Linux and QEMU files they name. Generated from the source by <code>npm run docs</code>.</p>',
+    '<h2 id="request-path">One request\'s path, as the trace saw it</h2>',
+    '<p>Recorded while this site was built: a host ran a PV guest and an HVM guest, each reading eight 4 KiB blocks of its disk one at a time, under <code>ringvisor trace -e all</code>\'s recorder (<a href="src/tools/docs/request-trace.ts.html">tools/docs/request-trace.ts</a>). Below, one request of each kind from the middle of its run. Open any recording whole in <a class="upstream" href="https://ui.perfetto.dev">ui.perfetto.dev</a> (<code>npm start -- NAME --trace FILE</code>).</p>',
+    ...requestPages.map((p) => p.html),
     '<h2 id="reading-order">Reading order: from boot to a completed block request</h2>',
     readingOrder(readme, linker(null)),
     '<h2 id="all-files">Every file</h2>',
@@ -131,13 +157,14 @@ export function build(outDir: string, root = ROOT): { pages: number; files: stri
     }),
   ].join('\n');
   writeFileSync(join(outDir, 'index.html'), layout('annotated source', 0, '', index));
-  return { pages: files.length + 1, files };
+  return { pages: files.length + 1, files, requestPages };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const i = process.argv.indexOf('--out');
   const out = resolve(i > 0 ? process.argv[i + 1] : join(ROOT, 'out/docs'));
-  const { pages } = build(out);
+  const { recordRequestPaths } = await import('./request-trace.ts');
+  const { pages } = build(out, await recordRequestPaths());
   const { checkSite } = await import('./check.ts');
   const problems = checkSite(out, sourceFiles());
   for (const p of problems) console.error(`docs: ${p}`);

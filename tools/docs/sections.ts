@@ -18,6 +18,8 @@ export interface Section {
   /** Markdown-ish prose with the comment markers taken off. */
   prose: string;
   code: string;
+  /** 1-based line of the section's first line of code (of its prose when it has no code): its anchor. */
+  line: number;
 }
 
 const BLOCK_OPEN = /^\s*\/\*\*?(.*)$/;
@@ -51,11 +53,21 @@ export function splitSections(source: string): Section[] {
   const sections: Section[] = [];
   let prose: string[] = [];
   let code: string[] = [];
+  let proseLine = 0; // where this section's prose began, and its code (0: not yet)
+  let codeLine = 0;
   const flush = () => {
-    if (prose.length === 0 && code.every((l) => l.trim() === '')) { code = []; return; }
-    sections.push({ prose: keepDrawings(prose.join('\n').replace(/^\n+|\s+$/g, '')), code: code.join('\n').replace(/^\n+|\s+$/g, '') });
+    if (prose.length === 0 && code.every((l) => l.trim() === '')) { code = []; codeLine = 0; return; }
+    sections.push({
+      prose: keepDrawings(prose.join('\n').replace(/^\n+|\s+$/g, '')), code: code.join('\n').replace(/^\n+|\s+$/g, ''),
+      line: codeLine || proseLine,
+    });
     prose = [];
     code = [];
+    proseLine = codeLine = 0;
+  };
+  const pushCode = (line: string, i: number) => {
+    if (codeLine === 0 && line.trim() !== '') codeLine = i + 1;
+    code.push(line);
   };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
@@ -65,8 +77,9 @@ export function splitSections(source: string): Section[] {
       let j = i;
       while (j < lines.length && !lines[j].includes('*/')) j++;
       const after = j < lines.length ? lines[j].slice(lines[j].indexOf('*/') + 2).trim() : '';
-      if (after !== '') { code.push(line); continue; } // `/* x */ code`: leave it in the code
+      if (after !== '') { pushCode(line, i); continue; } // `/* x */ code`: leave it in the code
       if (code.length > 0) flush();
+      if (proseLine === 0) proseLine = i + 1;
       const body = lines.slice(i, j + 1).map((l, k) => (k === 0 ? open[1].replace(/\*\/\s*$/, '') : blockLine(l)));
       prose.push(...body, '');
       i = j;
@@ -75,10 +88,11 @@ export function splitSections(source: string): Section[] {
     const lc = LINE_COMMENT.exec(line);
     if (lc) {
       if (code.length > 0 && code.some((l) => l.trim() !== '')) flush();
+      if (proseLine === 0) proseLine = i + 1;
       prose.push(lc[1]);
       continue;
     }
-    code.push(line);
+    pushCode(line, i);
   }
   flush();
   return sections;

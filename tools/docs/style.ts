@@ -21,5 +21,13 @@ code { font-family: ui-monospace, monospace; font-size: 0.92em; }
 .hljs-keyword, .hljs-built_in { color: #8a3b12; } .hljs-string { color: #2a6e2a; }
 .hljs-number, .hljs-literal { color: #1f5e9e; } .hljs-comment { color: #777; font-style: italic; }
 .hljs-title, .hljs-title.function_ { color: #5a2d82; } .hljs-type, .hljs-title.class_ { color: #0a6a6a; }
+section.path { margin: 12px 0 28px; }
+.timeline-box { overflow-x: auto; border: 1px solid #e3e6ea; }
+svg.timeline a:hover rect, svg.timeline a:hover path { opacity: 0.75; }
+table.steps { border-collapse: collapse; font-size: 12.5px; margin-top: 8px; }
+table.steps td, table.steps th { padding: 2px 8px; border-bottom: 1px solid #eef0f2; text-align: left; vertical-align: top; }
+table.steps td.num { text-align: right; font-family: ui-monospace, monospace; }
+table.steps tr.flow td { font-weight: 600; }
+table.steps small { color: #667; font-weight: normal; }
 @media (max-width: 900px) { table.sections, tr, td { display: block; width: auto !important; } }
 `;

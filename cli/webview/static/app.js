@@ -2,7 +2,9 @@
 // and draws it. Plain DOM and SVG, no framework: the page has four parts that each redraw from
 // the latest sample, which is what a framework would add nothing to. Charts are uPlot (small,
 // fast, no dependencies). Rates are differences of two samples over the time between them, as
-// `ringvisor top` computes them (cli/top.ts).
+// `ringvisor top` computes them (cli/top.ts). The memory picture, the scheduler's shares, the
+// counters charted and the domains' other figures come from ./views.js, which shows whatever the
+// sample carries by name, so a figure or counter the hypervisor adds appears without a change here.
 'use strict';
 
 const PERIOD_MS = 500;
@@ -28,21 +30,14 @@ function stateLetters(d) {
     d.state === 'paused' ? 'p' : '-', d.running ? 'r' : '-'].join('');
 }
 
-const RATES = {
-  notifications: (c) => c.notifications || 0,
-  hypercalls: (c) => c.hypercalls || 0,
-  grant_ops: (c) => (c.grant_maps || 0) + (c.grant_unmaps || 0) + (c.grant_copies || 0),
-  traps: (c) => c.traps || 0,
-  ioreqs: (c) => c.ioreqs || 0,
-};
+const V = globalThis.RingvisorViews; // ./views.js: the generic panels' figures
 
+/** CPU % and every counter per second (whatever counters the hypervisor keeps), and grant ops summed. */
 function rates(d, dt) {
   const before = prev && prev.domains.find((p) => p.domid === d.domid && p.name === d.name);
-  const out = { cpu: 0 };
-  for (const k of Object.keys(RATES)) out[k] = 0;
-  if (!before || dt <= 0) return out;
-  out.cpu = (d.cpu_time_ms - before.cpu_time_ms) / 10 / dt;
-  for (const [k, f] of Object.entries(RATES)) out[k] = (f(d.counters) - f(before.counters)) / dt;
+  const out = { cpu: 0, ...V.counterRates(d, before, dt) };
+  out.grant_ops = (out.grant_maps || 0) + (out.grant_unmaps || 0) + (out.grant_copies || 0);
+  if (before && dt > 0) out.cpu = (d.cpu_time_ms - before.cpu_time_ms) / 10 / dt;
   return out;
 }
 
@@ -70,8 +65,10 @@ function drawDomains(s, dt) {
   for (const d of s.domains) {
     const r = rates(d, dt);
     const tr = el('tr', { 'data-domid': d.domid, 'data-name': d.name });
+    const n = (k) => (r[k] || 0).toFixed(0);
     const cells = [d.domid, d.name, stateLetters(d), r.cpu.toFixed(1), (d.tot_pages * 4 / 1024).toFixed(0), d.vcpus,
-      r.notifications.toFixed(0), r.hypercalls.toFixed(0), r.grant_ops.toFixed(0), r.traps.toFixed(0), r.ioreqs.toFixed(0)];
+      n('notifications'), n('hypercalls'), n('grant_ops'), n('traps'), n('ioreqs'),
+      V.otherFigures(d).map(([k, v]) => `${k} ${v}`).join(' ')];
     cells.forEach((c, i) => tr.append(el('td', i === 2 ? { class: 'state' } : {}, String(c))));
     const link = el('a', { href: `/api/console/${d.domid}` }, 'console');
     link.addEventListener('click', (ev) => { ev.preventDefault(); showConsole(d); });
@@ -79,6 +76,53 @@ function drawDomains(s, dt) {
     td.append(link);
     tr.append(td);
     body.append(tr);
+  }
+}
+
+/** Every `*_pages` figure there is: the host's, then a row per domain with its bar (tot of max). */
+function drawMemoryPicture(s) {
+  const m = V.memoryPicture(s);
+  $('host-memory').textContent = m.host.map((h) => `${h.label} ${h.mib.toFixed(1)} MiB`).join(' · ');
+  const table = $('memory-picture');
+  const head = el('tr');
+  for (const t of ['Domain', '', ...m.columns.map((c) => c.label)]) head.append(el('th', {}, t));
+  table.querySelector('thead').replaceChildren(head);
+  const body = table.querySelector('tbody');
+  body.replaceChildren();
+  const most = Math.max(1, ...m.rows.map((r) => r.max || r.tot));
+  for (const r of m.rows) {
+    const tr = el('tr', { 'data-domid': r.domid });
+    tr.append(el('td', {}, r.name));
+    const bar = el('td', { class: 'bar' });
+    const outer = el('div', { class: 'mem-max', title: `max ${r.max.toFixed(1)} MiB` });
+    outer.style.width = `${(160 * (r.max || r.tot)) / most}px`;
+    const inner = el('div', { class: 'mem-tot', title: `tot ${r.tot.toFixed(1)} MiB` });
+    inner.style.width = `${r.max > 0 ? Math.min(100, (100 * r.tot) / r.max) : 100}%`;
+    outer.append(inner);
+    bar.append(outer);
+    tr.append(bar);
+    r.mib.forEach((v, i) => tr.append(el('td', { 'data-figure': m.columns[i].name }, v === null ? '' : v.toFixed(1))));
+    body.append(tr);
+  }
+}
+
+/** Weight, cap, the share a weight entitles a domain to, and what it used: two bars per domain. */
+function drawShares(s) {
+  const sh = V.schedShares(s, prev);
+  $('pcpus').textContent = sh.pcpus.length === 0 ? 'No pCPU slots: the host OS schedules the vCPU threads (--pcpus 0).'
+    : sh.pcpus.map((p) => `pCPU ${p.cpu}: ${p.curr} (${(100 * p.load).toFixed(0)}% busy since boot)`).join(' · ');
+  const box = $('shares');
+  box.replaceChildren();
+  const scale = Math.max(100, ...sh.rows.map((r) => Math.max(r.entitled, r.used)));
+  for (const r of sh.rows) {
+    const row = el('div', { class: 'share', 'data-domid': r.domid, 'data-weight': r.weight });
+    row.append(el('span', { class: 'who' }, `${r.name} — weight ${r.weight}${r.cap ? `, cap ${r.cap}%` : ''}, ${r.vcpus} vCPU${r.vcpus > 1 ? 's' : ''}`));
+    for (const [cls, v, what] of [['entitled', r.entitled, 'entitled if all busy'], ['used', r.used, 'used']]) {
+      const b = el('div', { class: `sbar ${cls}`, title: `${what}: ${v.toFixed(1)}% of one pCPU` }, `${v.toFixed(0)}%`);
+      b.style.width = `${Math.max(2, (300 * v) / scale)}px`;
+      row.append(b);
+    }
+    box.append(row);
   }
 }
 
@@ -177,11 +221,24 @@ function record(s, dt) {
 
 const CHARTS = [['io', 'block requests/s'], ['notifications', 'event notifications/s'], ['hypercalls', 'hypercalls/s'],
   ['grant_ops', 'grant operations/s'], ['traps', 'trapped accesses/s'], ['cpu', 'CPU %']];
+const COMPONENTS = new Set(['grant_maps', 'grant_unmaps', 'grant_copies']); // drawn summed, as grant_ops
+
+/** The fixed charts, then one for every other counter that has moved since the page opened. */
+function chartList() {
+  const list = [...CHARTS];
+  const known = new Set(list.map(([k]) => k));
+  const moved = new Set();
+  for (const h of history.byDomain.values()) {
+    for (const [k, arr] of Object.entries(h.series)) if (!known.has(k) && !COMPONENTS.has(k) && arr.some((v) => v)) moved.add(k);
+  }
+  for (const k of [...moved].sort()) list.push([k, `${k.replace(/_/g, ' ')}/s`]);
+  return list;
+}
 
 function drawCharts() {
   if (typeof uPlot === 'undefined') return;
   const ids = [...history.byDomain.keys()];
-  for (const [key, title] of CHARTS) {
+  for (const [key, title] of chartList()) {
     let ch = charts.get(key);
     if (!ch || ch.ids.join() !== ids.join()) {
       if (ch) ch.plot.destroy();
@@ -212,6 +269,8 @@ async function tick() {
     const s = await (await fetch('/api/sample')).json();
     const dt = prev ? (s.time - prev.time) / 1000 : 0;
     drawSummary(s);
+    drawMemoryPicture(s);
+    drawShares(s);
     drawDomains(s, dt);
     drawDevices(s);
     record(s, dt);

@@ -39,7 +39,7 @@
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../../shared/kernel/events.ts';
 import {
-  BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
   BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTOR_SIZE, blkif_request, blkif_response,
 } from '../../../shared/public/io/blkif.ts';
 import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
@@ -49,7 +49,7 @@ import type { RawImage } from '../../lib/raw-image.ts';
 import * as trace from '../../../shared/public/trace.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { TRC_BEGIN, TRC_END, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_DISK_IO } = trace;
-import { GrantMapper } from './grants.ts';
+import { GrantMapper, persistentPerRing } from './grants.ts';
 import { RequestPlan, checkRequest, parseSegments, type VbdLimits } from './request.ts';
 
 export interface RingConfig {
@@ -63,6 +63,8 @@ export interface RingConfig {
   ringRefs: readonly number[];
   remotePort: number;
   budget: GrantBudget;
+  /** How many rings the device has (the persistent-grant limit is shared out between them). */
+  rings?: number;
   /** A line the frontend caused (rate-limited per guest by the caller). */
   log: (line: string) => void;
 }
@@ -117,6 +119,9 @@ export class BlkifRing implements IdlePoller {
       }
       this.ring = new BackRing(pages, blkif_request.size, blkif_response.size);
       this.ring.tracer = k.hypercall;
+      const segs = Math.max(BLKIF_MAX_SEGMENTS_PER_REQUEST, c.limits.maxIndirectSegments);
+      this.grants.maxPersistent = persistentPerRing(c.budget.limits.persistentPerFrontend, c.rings ?? 1, this.ring.size,
+        segs + Math.ceil(c.limits.maxIndirectSegments / BLKIF_SEGMENTS_PER_INDIRECT_FRAME));
       this.port = k.events.bindInterdomain(c.frontend, c.remotePort, () => {
         this.stats.interrupts++;
         this.serve();
@@ -145,6 +150,11 @@ export class BlkifRing implements IdlePoller {
     return true;
   }
 
+  /** More requests come from the frontend's vCPU at the remote end of our event channel. */
+  peerPort(): number {
+    return this.ring === null ? -1 : this.port;
+  }
+
   prepareToSleep(): boolean {
     const ring = this.ring;
     if (ring === null) return false;
@@ -158,6 +168,7 @@ export class BlkifRing implements IdlePoller {
     const ring = this.ring;
     if (ring === null) return;
     try {
+      this.grants.purgeIfDue();
       let budget = BATCH_PIECES;
       while (budget > 0) {
         if (!this.active) {

@@ -122,7 +122,7 @@ export class VbdBackend implements BackendDriver {
       try {
         this.rings.push(new BlkifRing({
           k: this.k, frontend: this.frontend, devid: this.devid, queue: q, disk: this.disk!, limits: this.limits,
-          persistent, ringRefs: refs, remotePort: port, budget: grantBudget(this.k), log: this.log,
+          persistent, ringRefs: refs, remotePort: port, budget: grantBudget(this.k), rings: nq, log: this.log,
         }));
       } catch (e) {
         await this.disconnect();
@@ -187,5 +187,8 @@ function sysfsStats(s: Record<string, number>): Record<string, number> {
 
 function ringStats(r: BlkifRing): Record<string, number> {
   const g = r.grants.stats;
-  return { ...r.stats, maps: g.maps, unmaps: g.unmaps, persistentHits: g.persistentHits, mapsRefused: g.refused };
+  return {
+    ...r.stats, maps: g.maps, unmaps: g.unmaps, persistentHits: g.persistentHits, mapsRefused: g.refused,
+    persistentPurged: g.purged, persistentHeld: r.grants.persistentCount, persistentLimit: r.grants.maxPersistent,
+  };
 }

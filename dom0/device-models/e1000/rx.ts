@@ -28,7 +28,7 @@ import {
   E1000_RDLEN, E1000_RDT, E1000_ROC, E1000_RXD_STAT_DD, E1000_RXD_STAT_EOP, E1000_RXD_STAT_IXSM, E1000_TPR,
   RXD_STATUS, e1000RxBufSize, e1000_rx_desc,
 } from '../../../shared/public/hw/e1000.ts';
-import type { Packet } from '../../lib/packet.ts';
+import { PACKET_MAX_BYTES, type Packet } from '../../lib/packet.ts';
 import type { E1000Core } from './core.ts';
 import type { GuestDma } from './dma.ts';
 import { ringBase } from './tx.ts';
@@ -47,6 +47,8 @@ export class RxRing {
   private count = 0;
   /** A zero-padded copy for frames shorter than ETH_ZLEN. */
   private readonly pad = new Uint8Array(ETH_ZLEN);
+  /** A frame with frags (netback's mapped tx data) is made linear here before its DMA. */
+  private readonly linear = new Uint8Array(PACKET_MAX_BYTES);
 
   constructor(private readonly core: E1000Core, private readonly dma: GuestDma) {}
 
@@ -206,6 +208,10 @@ export class RxRing {
       this.pad.fill(0);
       p.copyOut(this.pad);
       return this.dma.write(gpa, this.pad, from, len);
+    }
+    if (p.nFrags > 0) {
+      if (from === 0) p.copyOut(this.linear);
+      return this.dma.write(gpa, this.linear, from, len);
     }
     let done = 0;
     while (done < len) {

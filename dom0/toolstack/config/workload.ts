@@ -38,10 +38,11 @@ export const WORKLOADS: Readonly<Record<string, string>> = {
   'write-log': 'write blocks 0, 1, 2, ... of a known pattern, flushing now and then, printing how far the disk has acknowledged (a crash test\'s guest side)',
   'cpu-burn': 'CPU work in short deterministic steps for seconds=N (default: until shut down), work units per second each second',
   'io-wake': 'sleep period=MS (default 5) on the guest timer, wake, a little work, count times (default 200): how late each wake-up ran',
+  'mem-touch': 'write a working set of wss=MiB (default 4) of guest memory page by page, checking each pass against the one before, passes=N (default: until stopped); resumable: its progress is in guest memory, so it carries on after save/restore or migration',
   'ping': 'ICMP echo to target=IP, count times, each reply checked and timed (needs a vif)',
   'udp-stream': 'netperf UDP_STREAM: role=recv, or role=send target=IP size=BYTES count=N; every payload checked',
   'udp-rr': 'netperf UDP_RR: role=server, or role=client target=IP size=BYTES count=N (round trips)',
-  'mem-touch': 'a common image=MiB, a working set ws=MiB with a hot=MiB part rewritten each of rounds=N rounds period=MS apart; every page verified by checksum',
+  'mem-image': 'a common image=MiB, a working set ws=MiB with a hot=MiB part rewritten each of rounds=N rounds period=MS apart; every page verified by checksum',
 };
 
 /** Arguments shared by the disk workloads, with the check each value must pass. */

@@ -61,7 +61,9 @@ export const XS_KEY_ONLINE = 'online';
 export const XS_CONTROL_SHUTDOWN = 'control/shutdown';
 export const XS_CONTROL_FEATURE_POWEROFF = 'control/feature-poweroff';
 export const XS_CONTROL_FEATURE_REBOOT = 'control/feature-reboot';
-export const SHUTDOWN_REQUESTS = ['poweroff', 'reboot', 'halt'] as const;
+/** "suspend": quiesce, save what the kernel needs into guest memory, SCHEDOP_shutdown(SHUTDOWN_suspend). */
+export const XS_CONTROL_FEATURE_SUSPEND = 'control/feature-suspend';
+export const SHUTDOWN_REQUESTS = ['poweroff', 'reboot', 'halt', 'suspend'] as const;
 export type ShutdownRequest = (typeof SHUTDOWN_REQUESTS)[number];
 
 /* Directories, relative to a domain's home /local/domain/<id>. */

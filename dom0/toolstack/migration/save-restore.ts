@@ -1,0 +1,151 @@
+/*
+ * xl save and xl restore: suspend a guest and write it out as a stream; build a new domain from a
+ * stream and resume the guest in it.
+ *
+ * Xen: tools/xl/xl_saverestore.c (save_domain, restore_domain), libxl_dom_suspend.c (ask the guest
+ * through control/shutdown = "suspend", wait for it to shut down with reason suspend),
+ * tools/libs/guest/xg_sr_save.c (the pages, a batch at a time, then the vCPU context, END) and
+ * xg_sr_restore.c (populate the new domain's memory from PAGE_DATA, set the vCPU context).
+ *
+ * What crosses: only the stream (stream-write.ts / stream-read.ts). The restorer builds a new
+ * domain from the config the stream names, with its disks and vifs, exactly as `create` does, and
+ * before unpausing it fills its RAM from the stream, except three pages the builder has just made
+ * for this domain: start_info (new store and console ports in it, as libxc's restore rewrites
+ * start_info's store and console fields), and the xenstore and console rings (the new host's
+ * xenstored and xenconsoled start them afresh). Its vCPU 0 starts in resume mode with the saved
+ * context (domu/resume.ts), and the guest reconnects its devices to this host's backends.
+ *
+ * Not modelled: SHARED_INFO (event state is not carried: the resumed kernel binds its ports anew,
+ * as Linux's xen_irq_resume does; its clock is the new host's), checkpointed streams (Remus, COLO).
+ */
+import { readFileSync } from 'node:fs';
+import type { Kernel } from '../../../shared/kernel/kernel.ts';
+import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
+import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbus.ts';
+import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
+import { PAGE_SIZE, errnoName } from '../../../shared/public/xen.ts';
+import type { PreparedVm } from '../prepare.ts';
+import { ForeignPages } from './foreign-pages.ts';
+import { readSaveImage, type SavedImage } from './stream-read.ts';
+import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
+
+/** What save and restore need from the toolstack (libxl.ts). */
+export interface SaveRestoreHost {
+  k: Kernel;
+  xs: XenbusClient;
+  log(line: string): void;
+  /** The VM a running domain was created from, or null (not ours). */
+  preparedOf(domid: number): PreparedVm | null;
+  waitStopped(domid: number): Promise<void>;
+  destroy(domid: number): Promise<void>;
+  /** libxl's create from a config path, paused, its devices added; `fill` runs before the unpause. */
+  bootRestored(configPath: string, resume_gfn: number, fill: (domid: number, nr_pages: number) => Promise<void>, paused: boolean): Promise<number>;
+}
+
+export class SaveError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SaveError';
+  }
+}
+
+export interface SaveResult { domid: number; name: string; pages: number; bytes: number }
+
+/**
+ * Suspend `domid` and write its stream to `sink`. The domain is left shut down (reason suspend)
+ * for the caller to destroy (xl save) or resume elsewhere (migrate).
+ */
+export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Sink): Promise<SaveResult> {
+  const prepared = h.preparedOf(domid);
+  if (prepared === null) throw new SaveError(`domain ${domid} was not created by this toolstack: no config to save with it`);
+  const vm = prepared.vm;
+  const config: SavedConfig = { name: vm.name, file: vm.file, text: readFileSync(vm.file, 'utf8'), memoryKiB: vm.memoryMiB * 1024, vcpus: vm.vcpus };
+
+  // libxl__domain_suspend_device_model / _common: ask the guest, wait for SHUTDOWN_suspend.
+  await h.xs.write(`${domainPath(domid)}/${XS_CONTROL_SHUTDOWN}`, 'suspend');
+  await h.waitStopped(domid);
+  const info = await h.k.hypercall.domctl_getdomaininfo(domid);
+  if (typeof info === 'number') throw new SaveError(`domain ${domid}: ${errnoName(info)}`);
+  if (info.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} stopped with reason ${info.shutdown_reason} instead of suspending`);
+  const resume_gfn = h.k.hypercall.domctl_getvcpucontext(domid);
+  if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record: ${errnoName(resume_gfn)}`);
+
+  const w = new StreamWriter(sink);
+  await w.headers(config);
+  await w.libxcBegin();
+  const pages = await sendPages(h.k, domid, w, range(0, info.max_pages));
+  await w.vcpuContext(0, resume_gfn);
+  await w.end();
+  h.log(`xl: saved ${vm.name} (domain ${domid}): ${pages} pages, ${w.bytesWritten} bytes`);
+  return { domid, name: vm.name, pages, bytes: w.bytesWritten };
+}
+
+/** write_batch, over a list of gfns: PAGE_DATA records of at most MAX_BATCH_SIZE pages. */
+export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[]): Promise<number> {
+  const fp = new ForeignPages(k, domid);
+  try {
+    for (let i = 0; i < gfns.length; i += MAX_BATCH_SIZE) {
+      const batch = gfns.slice(i, i + MAX_BATCH_SIZE);
+      // A fresh buffer per batch: the sink may keep it (a socket's write queue).
+      const data = new Uint8Array(batch.length * PAGE_SIZE);
+      fp.read(batch, data);
+      await w.pageData(batch, data);
+    }
+  } finally {
+    fp.close();
+  }
+  return gfns.length;
+}
+
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+/** xl restore FILE: check the whole stream, then build, fill, resume. Returns the new domain id. */
+export async function restoreFromStream(h: SaveRestoreHost, bytes: Uint8Array, what: string, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
+  const img = readSaveImage(bytes, what);
+  return restoreImage(h, img, opts);
+}
+
+export async function restoreImage(h: SaveRestoreHost, img: SavedImage, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
+  const c = img.config;
+  let text: string;
+  try {
+    text = readFileSync(c.file, 'utf8');
+  } catch (e) {
+    throw new SaveError(`the saved domain's config ${c.file} cannot be read (${(e as Error).message}); a restore needs the VM's files where they were`);
+  }
+  if (text !== c.text) throw new SaveError(`${c.file} has changed since ${c.name} was saved (expected the config it was saved with)`);
+  const vcpu0 = img.vcpus.find((v) => v.vcpu === 0);
+  if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
+  const domid = await h.bootRestored(c.file, vcpu0.resume_gfn, async (d, nr_pages) => {
+    if (nr_pages !== Math.ceil(c.memoryKiB / 4)) throw new SaveError(`the new domain has ${nr_pages} pages, the saved one ${Math.ceil(c.memoryKiB / 4)}`);
+    writePages(h.k, d, nr_pages, img);
+  }, opts.paused ?? false);
+  h.log(`xl: restored ${c.name} as domain ${domid} from ${img.pages} pages`);
+  return { domid, name: c.name, pages: img.pages };
+}
+
+/** process_page_data: every saved page into the new domain, but the builder's own three (see the header). */
+export function writePages(k: Kernel, domid: number, nr_pages: number, img: SavedImage): void {
+  const fresh = new Set([nr_pages - 3, nr_pages - 2, nr_pages - 1]); // start_info, xenstore, console
+  const fp = new ForeignPages(k, domid);
+  try {
+    for (const b of img.batches) {
+      const keep: number[] = [];
+      const idx: number[] = [];
+      b.gfns.forEach((g, i) => {
+        if (g >= nr_pages) throw new SaveError(`PAGE_DATA names gfn ${g}, beyond the domain's ${nr_pages} pages`);
+        if (!fresh.has(g)) { keep.push(g); idx.push(i); }
+      });
+      if (keep.length === b.gfns.length) fp.write(keep, b.data);
+      else if (keep.length > 0) {
+        const data = new Uint8Array(keep.length * PAGE_SIZE);
+        idx.forEach((i, j) => data.set(b.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), j * PAGE_SIZE));
+        fp.write(keep, data);
+      }
+    }
+  } finally {
+    fp.close();
+  }
+}

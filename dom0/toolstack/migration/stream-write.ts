@@ -1,0 +1,134 @@
+/*
+ * Writing a save stream: xl's header with the config, libxl's stream v2, and libxc's image stream
+ * (v3) with its records, as the layouts in shared/public/migration-stream.ts declare them.
+ *
+ * Xen: tools/xl/xl_saverestore.c (save_domain_core_begin: the header and the JSON config),
+ * tools/libs/light/libxl_stream_write.c (the libxl header, LIBXC_CONTEXT, END) and
+ * tools/libs/guest/xg_sr_save.c (write_headers, write_batch, the static records, END). The writer
+ * hands each finished piece to a sink: a file for `save`, a socket for `migrate`. Records are
+ * little-endian (image header option bit 0 clear), as on x86; the headers are big-endian.
+ */
+import {
+  DHDR_TYPE_X86_PV, IHDR_ID, IHDR_MARKER, IHDR_VERSION, LIBXL_IDENT, LIBXL_VERSION, MAX_BATCH_SIZE, REC_ALIGN,
+  REC_TYPE_END, REC_TYPE_LIBXC_CONTEXT, REC_TYPE_LIBXL_END, REC_TYPE_PAGE_DATA, REC_TYPE_SHARED_INFO,
+  REC_TYPE_STATIC_DATA_END, REC_TYPE_X86_PV_INFO, REC_TYPE_X86_PV_VCPU_BASIC, XEN_DOMCTL_PFINFO_NOTAB,
+  XL_MANDATORY_FLAG_JSON, XL_MANDATORY_FLAG_STREAMv2, XL_SAVEFILE_BYTEORDER, XL_SAVEFILE_MAGIC, PAGE_DATA_TYPE_SHIFT,
+  domain_header, image_header, libxl_header, page_data_header, rec_hdr, save_file_header, x86_pv_info, x86_pv_vcpu_basic,
+} from '../../../shared/public/migration-stream.ts';
+import { PAGE_SHIFT, PAGE_SIZE } from '../../../shared/public/xen.ts';
+
+export type Sink = (chunk: Uint8Array) => void | Promise<void>;
+
+/** What xl puts in the save file's optional data (its JSON config), ringvisor's reduced form. */
+export interface SavedConfig {
+  name: string;
+  /** The VM's config file (shared storage: the target reads the same path). */
+  file: string;
+  /** Its text when saved; the restorer refuses a config that changed since. */
+  text: string;
+  memoryKiB: number;
+  vcpus: number;
+}
+
+/* A pad of zeros for the 8-byte alignment of records. */
+const PAD = new Uint8Array(REC_ALIGN);
+
+export class StreamWriter {
+  bytesWritten = 0;
+
+  constructor(private readonly sink: Sink) {}
+
+  private async put(chunk: Uint8Array): Promise<void> {
+    this.bytesWritten += chunk.length;
+    await this.sink(chunk);
+  }
+
+  /** xl's save_file_header plus its optional data (the config as JSON), then libxl's header. */
+  async headers(config: SavedConfig): Promise<void> {
+    const json = new TextEncoder().encode(JSON.stringify(config));
+    const h = new DataView(new ArrayBuffer(save_file_header.SIZE + 4));
+    new TextEncoder().encode(XL_SAVEFILE_MAGIC).forEach((b, i) => h.setUint8(save_file_header.magic + i, b));
+    h.setUint32(save_file_header.byteorder, XL_SAVEFILE_BYTEORDER, true);
+    h.setUint32(save_file_header.mandatory_flags, XL_MANDATORY_FLAG_JSON | XL_MANDATORY_FLAG_STREAMv2, true);
+    h.setUint32(save_file_header.optional_flags, 0, true);
+    h.setUint32(save_file_header.optional_data_len, 4 + json.length, true);
+    h.setUint32(save_file_header.SIZE, json.length, true); // config_len, then the config
+    await this.put(new Uint8Array(h.buffer));
+    await this.put(json);
+    const l = new DataView(new ArrayBuffer(libxl_header.SIZE));
+    l.setBigUint64(libxl_header.ident, LIBXL_IDENT, false);
+    l.setUint32(libxl_header.version, LIBXL_VERSION, false);
+    l.setUint32(libxl_header.options, 0, false);
+    await this.put(new Uint8Array(l.buffer));
+  }
+
+  /** libxl's LIBXC_CONTEXT (libxc's stream follows inline), libxc's image and domain headers, the static records. */
+  async libxcBegin(): Promise<void> {
+    await this.record(REC_TYPE_LIBXC_CONTEXT, new Uint8Array(0));
+    const ih = new DataView(new ArrayBuffer(image_header.SIZE + domain_header.SIZE));
+    ih.setBigUint64(image_header.marker, IHDR_MARKER, false);
+    ih.setUint32(image_header.id, IHDR_ID, false);
+    ih.setUint32(image_header.version, IHDR_VERSION, false);
+    ih.setUint16(image_header.options, 0, false); // little-endian records
+    const d = image_header.SIZE;
+    ih.setUint32(d + domain_header.type, DHDR_TYPE_X86_PV, false);
+    ih.setUint16(d + domain_header.page_shift, PAGE_SHIFT, false);
+    ih.setUint32(d + domain_header.xen_major, 4, false);
+    ih.setUint32(d + domain_header.xen_minor, 19, false);
+    await this.put(new Uint8Array(ih.buffer));
+    const info = new Uint8Array(x86_pv_info.SIZE);
+    info[x86_pv_info.guest_width] = 8;
+    info[x86_pv_info.pt_levels] = 4;
+    await this.record(REC_TYPE_X86_PV_INFO, info);
+    await this.record(REC_TYPE_STATIC_DATA_END, new Uint8Array(0));
+  }
+
+  /**
+   * One PAGE_DATA record: `gfns` (at most MAX_BATCH_SIZE) and their contents, page after page in
+   * `data` (the saver's copy, taken from the guest's frames).
+   */
+  async pageData(gfns: readonly number[], data: Uint8Array): Promise<void> {
+    const n = gfns.length;
+    if (n === 0 || n > MAX_BATCH_SIZE || data.length !== n * PAGE_SIZE) throw new RangeError(`PAGE_DATA batch of ${n} pages with ${data.length} bytes`);
+    const head = new DataView(new ArrayBuffer(page_data_header.pfn + 8 * n));
+    head.setUint32(page_data_header.count, n, true);
+    for (let i = 0; i < n; i++) {
+      head.setBigUint64(page_data_header.pfn + 8 * i, (BigInt(XEN_DOMCTL_PFINFO_NOTAB) << PAGE_DATA_TYPE_SHIFT) | BigInt(gfns[i]), true);
+    }
+    await this.recordParts(REC_TYPE_PAGE_DATA, [new Uint8Array(head.buffer), data]);
+  }
+
+  /** SHARED_INFO: exactly one page. */
+  async sharedInfo(page: Uint8Array): Promise<void> {
+    await this.record(REC_TYPE_SHARED_INFO, page);
+  }
+
+  /** X86_PV_VCPU_BASIC: this vCPU's context (the gfn of its resume record). */
+  async vcpuContext(vcpu: number, resumeGfn: number): Promise<void> {
+    const b = new DataView(new ArrayBuffer(x86_pv_vcpu_basic.SIZE));
+    b.setUint32(x86_pv_vcpu_basic.vcpu_id, vcpu, true);
+    b.setBigUint64(x86_pv_vcpu_basic.resume_gfn, BigInt(resumeGfn), true);
+    await this.record(REC_TYPE_X86_PV_VCPU_BASIC, new Uint8Array(b.buffer));
+  }
+
+  /** libxc's END, then libxl's END: the stream is complete. */
+  async end(): Promise<void> {
+    await this.record(REC_TYPE_END, new Uint8Array(0));
+    await this.record(REC_TYPE_LIBXL_END, new Uint8Array(0));
+  }
+
+  private record(type: number, body: Uint8Array): Promise<void> {
+    return this.recordParts(type, [body]);
+  }
+
+  private async recordParts(type: number, parts: readonly Uint8Array[]): Promise<void> {
+    const length = parts.reduce((s, p) => s + p.length, 0);
+    const h = new DataView(new ArrayBuffer(rec_hdr.SIZE));
+    h.setUint32(rec_hdr.type, type >>> 0, true);
+    h.setUint32(rec_hdr.length, length, true);
+    await this.put(new Uint8Array(h.buffer));
+    for (const p of parts) if (p.length > 0) await this.put(p);
+    const pad = (REC_ALIGN - (length % REC_ALIGN)) % REC_ALIGN;
+    if (pad > 0) await this.put(PAD.subarray(0, pad));
+  }
+}

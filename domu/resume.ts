@@ -1,0 +1,73 @@
+/*
+ * The resumable guest's saved context: one page of guest memory the kernel writes at suspend and
+ * reads back when a restored domain boots it in resume mode.
+ *
+ * Xen/Linux: what the registers and the kernel's own memory hold across Linux's xen_suspend
+ * (drivers/xen/manage.c do_suspend → xen_suspend → HYPERVISOR_suspend(start_info frame)): Xen saves
+ * the vCPU's registers, the memory goes page by page, and the kernel carries on from the hypercall's
+ * return on the new host. ringvisor's kernel keeps its objects on its thread's heap, which no page
+ * copy reaches (README, "Save, restore and live migration"), so the rule is that what it needs in
+ * order to continue is in guest memory, and this record says where:
+ *
+ *   word 0  RESUME_MAGIC             word 1  RESUME_VERSION
+ *   word 2  pages reserved at the top of vCPU 0's RAM (PageAllocator.allocTop), this page first
+ *   word 3  the workload that keeps its progress here (WORKLOAD_*)
+ *   word 4  how many times this guest has been suspended
+ *   word 8… the workload's own state (./workloads/mem-touch.ts owns words 8..63)
+ *
+ * The page's gfn is what SCHEDOP_shutdown(SHUTDOWN_suspend) names and the save stream carries as
+ * the vCPU context; on restore it comes back as env.resume_gfn.
+ */
+import type { Kernel } from '../shared/kernel/kernel.ts';
+import { PAGE_SIZE } from '../shared/public/xen.ts';
+
+export const RESUME_MAGIC = 0x52565253; // "RVRS"
+export const RESUME_VERSION = 1;
+export const R = { MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, WORKLOAD_STATE: 8, WORDS: 64 } as const;
+export const WORKLOAD_NONE = 0;
+export const WORKLOAD_MEM_TOUCH = 1;
+
+/** The record: a private copy of its words, read from and written back to its page. */
+export class ResumeRecord {
+  readonly words = new Int32Array(R.WORDS);
+  private readonly bytes = new Uint8Array(this.words.buffer);
+
+  constructor(private readonly k: Kernel, readonly gfn: number) {}
+
+  load(): this {
+    this.k.memory.read(this.gfn * PAGE_SIZE, this.bytes);
+    return this;
+  }
+
+  store(): void {
+    this.k.memory.write(this.gfn * PAGE_SIZE, this.bytes);
+  }
+
+  get valid(): boolean {
+    return this.words[R.MAGIC] === RESUME_MAGIC && this.words[R.VERSION] === RESUME_VERSION;
+  }
+}
+
+/**
+ * Boot: a fresh kernel takes nothing. A resumed one reads its record and takes back the pages its
+ * predecessor reserved, before anything else allocates, so its workload finds its state.
+ */
+export function resumeRecordAtBoot(k: Kernel, resume_gfn: number): ResumeRecord | null {
+  if (resume_gfn < 0) return null;
+  const rec = new ResumeRecord(k, resume_gfn).load();
+  if (!rec.valid) throw new Error(`resume: no resume record at gfn ${resume_gfn} (magic 0x${(rec.words[R.MAGIC] >>> 0).toString(16)})`);
+  const top = k.pages.allocTop(rec.words[R.RESERVED]);
+  if (top[0] !== resume_gfn) throw new Error(`resume: the record is at gfn ${resume_gfn}, but the top of RAM is ${top[0]}`);
+  return rec;
+}
+
+/** Suspend without a workload that keeps state in memory: a record of one page, nothing else. */
+export function plainRecord(k: Kernel): ResumeRecord {
+  const [gfn] = k.pages.allocTop(1);
+  const rec = new ResumeRecord(k, gfn);
+  rec.words[R.MAGIC] = RESUME_MAGIC;
+  rec.words[R.VERSION] = RESUME_VERSION;
+  rec.words[R.RESERVED] = 1;
+  rec.words[R.WORKLOAD] = WORKLOAD_NONE;
+  return rec;
+}
