@@ -42,7 +42,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mmCounters } from './mm/counters.ts';
-import { LIBXL_MAXMEM_CONSTANT_KIB } from '../shared/public/memory.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
@@ -165,7 +164,10 @@ export class Host extends EventEmitter {
     if (domid < 0) throw new DomctlError(XEN_ENOMEM, `no free domain slot (all ${MAX_DOMAINS} in use)`);
     // The guest sees maxmem; its balloon gives back what is above memory. max_pages gets xl's slack.
     const physKiB = Math.max(config.memoryKiB, config.maxmemKiB ?? 0);
-    const built = build_domain(this.hv, domid, physKiB, config.cmdline ?? '', Math.ceil((physKiB + LIBXL_MAXMEM_CONSTANT_KIB) / 4));
+    // max_pages starts at the physmap's size (the save code walks gfns up to it); mem-set and
+    // mem-max add xl's slack (LIBXL_MAXMEM_CONSTANT) when they move it.
+    const built = build_domain(this.hv, domid, physKiB, config.cmdline ?? '');
+    if (typeof built !== 'number') Atomics.store(this.hv.mm, md(domid, MD.POD_TARGET), Math.ceil(config.memoryKiB / 4));
     if (typeof built === 'number') {
       domain_abort(this.hv, domid);
       throw new DomctlError(-built, `cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked, ` +
@@ -330,7 +332,10 @@ export class Host extends EventEmitter {
         : hv.domains[base + D.PAUSE_COUNT] > 0 ? 'paused' : 'running',
       shutdown_reason: reason >= 0 ? SHUTDOWN_NAMES[reason] : null,
       vcpus: hv.domains[base + D.NR_VCPUS],
-      tot_pages: hv.domains[base + D.TOT_PAGES],
+      // As Xen reports a PoD guest: the frames it holds plus the PoD entries its target covers
+      // (Xen's PoD cache); what it holds shared or paged out is in shr_pages and paged_pages.
+      tot_pages: Math.max(hv.domains[base + D.TOT_PAGES], Math.min(hv.domains[base + D.TOT_PAGES] + hv.mm[md(domid, MD.POD_ENTRIES)],
+        hv.mm[md(domid, MD.POD_TARGET)] - hv.mm[md(domid, MD.SHARED)] - hv.mm[md(domid, MD.PAGED)])),
       max_pages: hv.domains[base + D.MAX_PAGES],
       shr_pages: hv.mm[md(domid, MD.SHARED)],
       paged_pages: hv.mm[md(domid, MD.PAGED)],
@@ -395,6 +400,13 @@ export class Host extends EventEmitter {
         case 'physinfo': return this.physinfo();
         case 'mem_sharing': return this.mm.setSharing(checkedSettings(args[0], { run: 'boolean', pages_to_scan: 'count', sleep_millisecs: 'count' }) as Partial<SharingSettings>);
         case 'mem_paging': return this.mm.setPaging(checkedSettings(args[0], { run: 'boolean', low_water_pages: 'count' }) as Partial<PagingSettings>);
+        case 'set_pod_target': {
+          const kib = args[1] as number;
+          if (!this.entries.has(domid)) return -XEN_ESRCH;
+          if (!(Number.isInteger(kib) && kib >= 0)) return -XEN_EINVAL;
+          Atomics.store(this.hv.mm, md(domid, MD.POD_TARGET), Math.ceil(kib / 4));
+          return 0;
+        }
         case 'max_mem': {
           const kib = args[1] as number;
           if (!this.entries.has(domid)) return -XEN_ESRCH;

@@ -282,6 +282,9 @@ export class HypercallTable implements Hypercalls {
   domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown> {
     return this.#domctl<unknown>('mem_paging', settings);
   }
+  domctl_set_pod_target(domid: number, target_kib: number): Promise<number> {
+    return this.#domctl<number>('set_pod_target', domid, target_kib);
+  }
   domctl_max_mem(domid: number, max_kib: number): Promise<number> {
     return this.#domctl<number>('max_mem', domid, max_kib);
   }

@@ -20,6 +20,7 @@ import { startHost } from '../cli/host.ts';
 import type { CreateResult } from '../dom0/toolstack/protocol.ts';
 import { mmCounters } from '../hypervisor/mm/counters.ts';
 import { freeFrames } from '../hypervisor/page-alloc.ts';
+import { D } from '../hypervisor/state.ts';
 
 const GUESTS = ['vm1', 'vm2', 'vm3', 'vm4'];
 const GUEST_MIB = 96;
@@ -72,8 +73,9 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
       const infos = host.list().filter((i) => GUESTS.includes(i.name));
       say(`   t=${String(s).padStart(2)}s  ${'guest'.padEnd(5)} granted shared ballooned swapped | host free ${mib(freeFrames(host.hv))}`);
       for (const i of infos) {
-        const size = i.tot_pages + (i.pod_pages ?? 0) + (i.shr_pages ?? 0) + (i.paged_pages ?? 0);
-        say(`          ${i.name.padEnd(5)} ${mib(i.tot_pages)}  ${mib(i.shr_pages ?? 0)} ${mib((GUEST_MIB * 256) - size)}    ${mib(i.paged_pages ?? 0)}`);
+        const held = host.hv.domains[i.domid * D.WORDS + D.TOT_PAGES]; // frames it holds (granted)
+        const size = held + (i.pod_pages ?? 0) + (i.shr_pages ?? 0) + (i.paged_pages ?? 0);
+        say(`          ${i.name.padEnd(5)} ${mib(held)}  ${mib(i.shr_pages ?? 0)} ${mib((GUEST_MIB * 256) - size)}    ${mib(i.paged_pages ?? 0)}`);
       }
       if (!ballooned && freeFrames(host.hv) < free0 / 3) {
         ballooned = true;

@@ -319,9 +319,9 @@ export class Libxl extends EventEmitter {
 
   async list(): Promise<ListedDomain[]> {
     return (await this.infoList()).map((i) => ({
-      // The guest's current size: frames it holds, plus pages populated on demand, shared or paged out.
+      // The guest's current size: tot_pages (with the PoD entries its target covers), shared and paged out.
       name: i.name, domid: i.domid, vcpus: i.vcpus,
-      memMiB: Math.floor(((i.tot_pages + (i.pod_pages ?? 0) + (i.shr_pages ?? 0) + (i.paged_pages ?? 0)) * 4096) / 1048576),
+      memMiB: Math.floor(((i.tot_pages + (i.shr_pages ?? 0) + (i.paged_pages ?? 0)) * 4096) / 1048576),
       running: i.running, blocked: i.blocked, paused: i.state === 'paused', shutdown: i.state === 'shutdown',
       shutdownReason: i.state === 'shutdown' ? i.shutdown_reason : null, dying: i.state === 'dying', cpuSeconds: i.cpu_time_ms / 1000,
     }));

@@ -44,6 +44,8 @@ export async function memSet(hc: Hypercalls, xs: XenbusClient, domid: number, si
   if (target < 1024) throw new XlError('failed', `memory target ${target} KiB is below the 1 MiB a guest needs to run`);
   const rc = await hc.domctl_max_mem(domid, target + LIBXL_MAXMEM_CONSTANT_KIB);
   if (rc < 0) throw new XlError('failed', `cannot set domain ${domid}'s max_mem: ${errnoName(rc)}`);
+  const pod = await hc.domctl_set_pod_target(domid, target);
+  if (pod < 0) throw new XlError('failed', `cannot set domain ${domid}'s PoD target: ${errnoName(pod)}`);
   await xs.write(`${domainPath(domid)}/${XS_MEMORY_TARGET}`, String(target));
   return target;
 }

@@ -40,6 +40,7 @@ export const MD = {
   PAGE_INS: 4,
   PAGE_OUTS: 5,
   POD_FILLS: 6,
+  POD_TARGET: 7,       // the balloon target in pages (XENMEM_set_pod_target): what getdomaininfo counts of the PoD entries
   WORDS: 8,
 } as const;
 

@@ -252,6 +252,8 @@ export interface Hypercalls {
    */
   domctl_mem_sharing(settings: { run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }): Promise<unknown>;
   domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown>;
+  /** XENMEM_set_pod_target: the domain's memory target (KiB), which libxl sets with each mem-set. */
+  domctl_set_pod_target(domid: number, target_kib: number): Promise<number>;
   /** XEN_DOMCTL_max_mem: the most RAM (KiB) the domain may hold (d->max_pages), for xl mem-max / mem-set. */
   domctl_max_mem(domid: number, max_kib: number): Promise<number>;
   /**
