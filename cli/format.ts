@@ -34,6 +34,7 @@ export function formatInfo(i: HostInfo): string {
   ];
   for (const p of i.pcpus ?? []) rows.push([`pcpu${p.cpu}`, `${p.curr.padEnd(8)} load ${(p.load * 100).toFixed(1)}% since boot`]);
   if ((i.pcpus ?? []).length === 0) rows.push(['pcpus', 'none: no scheduler, the host OS decides']);
+  for (const [k, v] of Object.entries(i.mm ?? {})) rows.push([k, v]);
   return rows.map(([k, v]) => `${k.padEnd(23)}: ${v}\n`).join('');
 }
 

@@ -29,6 +29,7 @@ import type { WaitPolicy } from '../shared/wait.ts';
 import { runTop } from './top.ts';
 import { addTraceVerb } from './trace.ts';
 import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
+import { registerMemVerbs } from './mem.ts';
 import { registerSchedVerbs } from './sched.ts';
 import { registerNetworkVerbs } from './network.ts';
 import { registerSaveRestoreVerbs } from './save-restore.ts';
@@ -215,6 +216,7 @@ A session:
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 
   registerSchedVerbs(program, { withClient, out });
+  registerMemVerbs(program, { withClient, out });
 
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')

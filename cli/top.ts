@@ -58,7 +58,7 @@ export function rows(now: TopSample, prev: TopSample | null): string[] {
     const cpuPct = before && dt > 0 ? ((d.cpu_time_ms - before.cpu_time_ms) / 10) / dt : 0;
     const vbds = now.devices.filter((r) => r.frontend === d.domid && r.kind === 'vbd');
     const vifs = now.devices.filter((r) => r.frontend === d.domid && r.kind === 'vif');
-    const memK = d.tot_pages * 4;
+    const memK = (d.tot_pages + (d.shr_pages ?? 0) + (d.paged_pages ?? 0)) * 4; // as xl list's Mem
     const maxK = d.max_pages * 4;
     const cells: string[] = [
       d.name.slice(0, 10), stateLetters(d), (d.cpu_time_ms / 1000).toFixed(0), cpuPct.toFixed(1),

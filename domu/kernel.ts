@@ -42,6 +42,7 @@ import { CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type Cmdl
 import type { KernelEnv } from '../shared/public/hypercall.ts';
 import type { ShutdownRequest } from '../shared/public/io/xenbus.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
+import { balloonInit } from './balloon/balloon.ts';
 import type { BlockDevice } from './block/blkdev.ts';
 import { findDisks } from './disks.ts';
 import { findNics } from './nics.ts';
@@ -78,6 +79,7 @@ export async function main(env: KernelEnv): Promise<void> {
     stop(req);
   });
   await CpuHotplug.setup(k, xs, (line) => k.log(line)); // vCPU hot-plug: cpu/N/availability (./smp.ts runs the others)
+  await balloonInit(k, xs, (line) => k.log(line));
   const disks = await findDisks(k, xs, {
     ide: args.has(CMDLINE_IDE) ? args.get(CMDLINE_IDE)! : null,
     log: (line) => k.log(line),

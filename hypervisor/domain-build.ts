@@ -30,7 +30,12 @@ import { gnttab_fence, gnttab_release_mappings } from './grant-table.ts';
 import { p2m_take_back } from './guest-memory.ts';
 import { log_dirty_teardown } from './mm/log-dirty.ts';
 import { hvm_domain_kill } from './ioreq.ts';
-import { alloc_domheap_page, freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
+import { freeFrames, frameOwner, release_page_of_dying } from './page-alloc.ts';
+import { p2m_fault } from './mm/fault.ts';
+import { mmDomainReset } from './mm/mm-state.ts';
+import { paging_teardown } from './mm/paging.ts';
+import { p2m_pod_mark } from './mm/pod.ts';
+import { p2m_release_entry } from './mm/release.ts';
 import {
   D, DOMF_INITDOMAIN, DOMF_PRIVILEGED, DOMSTATE_CREATING, DOMSTATE_DYING, DOMSTATE_FREE, MAX_DOMAINS,
   MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_FOREIGN, P2M_MFN_MASK, P2M_PRESENT, V, VT,
@@ -80,18 +85,21 @@ export function domain_create(hv: HypervisorState, privileged: boolean, initdoma
 }
 
 /** The builder: RAM, special pages, ports, seeded grants, start_info. Returns -errno on failure. */
-export function build_domain(hv: HypervisorState, domid: number, memoryKiB: number, cmdline: string): BuiltDomain | number {
+export function build_domain(hv: HypervisorState, domid: number, memoryKiB: number, cmdline: string, maxPages?: number): BuiltDomain | number {
   const nr_pages = Math.ceil(memoryKiB / 4);
   if (nr_pages < NR_SPECIAL_PAGES + 1 || nr_pages >= MAX_GUEST_PAGES - 64) return -XEN_ENOMEM;
-  if (freeFrames(hv) < nr_pages) return -XEN_ENOMEM;
   const p2m = domid * MAX_GUEST_PAGES;
-  for (let gfn = 0; gfn < nr_pages; gfn++) {
-    const mfn = alloc_domheap_page(hv, domid);
-    if (mfn < 0) return -XEN_ENOMEM; // raced with another allocation; destroy frees what we took
-    hv.p2m[p2m + gfn] = (mfn | P2M_PRESENT) >>> 0;
-    hv.domains[domid * D.WORDS + D.TOT_PAGES]++;
+  // Populate on demand (mm/pod.ts): RAM costs a frame at first touch, so `memory` may exceed what
+  // the host has free. The builder touches only the three special pages it writes. Dom0 is not a
+  // PoD guest: as Xen's dom0_mem, its memory is all allocated when it is built.
+  mmDomainReset(hv.mm, domid);
+  if ((hv.domains[domid * D.WORDS + D.FLAGS] & DOMF_INITDOMAIN) !== 0 && freeFrames(hv) < nr_pages) return -XEN_ENOMEM;
+  p2m_pod_mark(hv, domid, 0, nr_pages);
+  const first = (hv.domains[domid * D.WORDS + D.FLAGS] & DOMF_INITDOMAIN) !== 0 ? 0 : nr_pages - NR_SPECIAL_PAGES;
+  for (let gfn = first; gfn < nr_pages; gfn++) {
+    if (p2m_fault(hv, domid, gfn, true) < 0) return -XEN_ENOMEM; // destroy frees what we took
   }
-  hv.domains[domid * D.WORDS + D.MAX_PAGES] = nr_pages;
+  hv.domains[domid * D.WORDS + D.MAX_PAGES] = maxPages ?? nr_pages;
   const shared_info_gfn = nr_pages;
   hv.p2m[p2m + shared_info_gfn] = (sharedInfoMfn(domid) | P2M_PRESENT) >>> 0;
   for (let i = 0; i < GRANT_FRAMES; i++) hv.p2m[p2m + shared_info_gfn + 1 + i] = (grantFrameMfn(domid, i) | P2M_PRESENT) >>> 0;
@@ -153,14 +161,16 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
     for (let gfn = chunk; gfn < chunk + P2M_SCAN_CHUNK; gfn++) {
       const e = hv.p2m[p2m + gfn];
       if (e === 0) continue;
-      hv.p2m[p2m + gfn] = 0;
       const mfn = e & P2M_MFN_MASK;
+      if (p2m_release_entry(hv, domid, gfn, e)) continue; // PoD, shared or paged (mm/release.ts)
+      hv.p2m[p2m + gfn] = 0;
       if ((e & P2M_FOREIGN) === 0 && (e & P2M_PRESENT) !== 0 && frameOwner(hv, mfn) === domid) release_page_of_dying(hv, mfn);
     }
   }
   // Every P2M change ends with a take-back (guest-memory.ts). Its threads have stopped, so none
   // of its views is in use while the frames go; any that outlives them faults from now on.
   p2m_take_back(hv, domid);
+  paging_teardown(hv, domid);
   hv.domains[base + D.TOT_PAGES] = 0;
   log_dirty_teardown(hv, domid);
   hv.sharedInfo[domid].fill(0);

@@ -17,6 +17,7 @@
  * maptrack handle remembers it for unmap. A copy pins the entries for just the duration of the
  * copy (Xen's transient pin).
  */
+import { p2m_pin_private } from './mm/fault.ts';
 import {
   GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTMAP_host_map, GNTMAP_readonly, GNTST_bad_copy_arg,
   GNTST_bad_domain, GNTST_bad_gntref, GNTST_bad_handle, GNTST_bad_page, GNTST_bad_virt_addr,
@@ -115,7 +116,8 @@ function clear_status(gt: Uint32Array, ref: number, pinLeft: number): void {
 /** The granter's gfn → a machine frame it owns, or -1 (not RAM of its own: refused). */
 function resolveFrame(hv: HypervisorState, rd: number, gfn: number): number {
   if (gfn >= MAX_GUEST_PAGES) return -1;
-  const e = hv.p2m[rd * MAX_GUEST_PAGES + gfn];
+  // Resident, private and pinned first: a granted page is not shared or paged (mm/fault.ts).
+  const e = p2m_pin_private(hv, rd, gfn);
   if ((e & P2M_PRESENT) === 0 || (e & P2M_FOREIGN) !== 0) return -1;
   const mfn = e & P2M_MFN_MASK;
   return frameOwner(hv, mfn) === rd ? mfn : -1;
@@ -247,7 +249,7 @@ function acquire(c: Caller, p: GnttabCopyPtr, isGref: boolean, readonly: boolean
   // A plain gfn must be the caller's own RAM (Xen also lets a privileged caller name others').
   if (p.domid !== DOMID_SELF && p.domid !== c.domid) return GNTST_permission_denied;
   if (!Number.isInteger(p.gfn) || p.gfn < 0 || p.gfn >= MAX_GUEST_PAGES) return GNTST_bad_page;
-  const e = c.hv.p2m[c.domid * MAX_GUEST_PAGES + p.gfn];
+  const e = p2m_pin_private(c.hv, c.domid, p.gfn);
   if ((e & P2M_PRESENT) === 0 || (!readonly && (e & P2M_READONLY) !== 0)) return GNTST_bad_page;
   return e & P2M_MFN_MASK;
 }

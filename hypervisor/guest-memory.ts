@@ -37,8 +37,8 @@
  * between requests, so none holds an array across the change.
  *
  * page() and pageWords() are the older, unchecked views: typed arrays checked once when made.
- * They are right for a domain's own RAM, which nothing takes back yet; a view of a page that can
- * go away should be a GuestPage.
+ * They are right for a domain's own RAM, and they pin the page (P2M_PINNED, mm/fault.ts), so page
+ * sharing and paging never take it back; a view of a page that can go away should be a GuestPage.
  *
  * Every view is a typed array over the machine buffer; in a guest's thread its `.buffer` is
  * refused (view-guard.ts), so a view reaches its page and nothing beside it.
@@ -49,6 +49,7 @@ import {
   C, MAX_GUEST_PAGES, MAX_VCPUS, NR_COUNTERS, P2M_MFN_MASK, P2M_PRESENT, P2M_READONLY, P2MGEN_STRIDE,
   type HypervisorState,
 } from './state.ts';
+import { FAULT_NOMEM, p2m_fault, p2m_pin_private, p2m_pod_oom_counted } from './mm/fault.ts';
 import { log_dirty_view, log_dirty_write } from './mm/log-dirty.ts';
 
 /**
@@ -59,13 +60,21 @@ export function p2m_take_back(hv: HypervisorState, d: number): void {
   Atomics.add(hv.p2mgen, d * P2MGEN_STRIDE, 1);
 }
 
+/** What a vCPU thread gives its memory object for the fault path (vcpu.ts). */
+export interface FaultHooks {
+  /** Crash the domain (Xen's domain_crash): no frame for a page it must have. Never returns. */
+  crash?: (why: string) => never;
+  /** Wait for the pager to free frames; false if none runs or it freed nothing in time. */
+  waitFrames?: () => boolean;
+}
+
 /** What the memory object and its page views share; never handed to the kernel itself. */
 class Gate {
   readonly p2mBase: number;
   readonly genIndex: number;
   private readonly faultCounter: number;
 
-  constructor(readonly hv: HypervisorState, readonly domid: number, vcpu: number) {
+  constructor(readonly hv: HypervisorState, readonly domid: number, vcpu: number, readonly hooks: FaultHooks = {}) {
     this.p2mBase = domid * MAX_GUEST_PAGES;
     this.genIndex = domid * P2MGEN_STRIDE;
     this.faultCounter = (domid * MAX_VCPUS + vcpu) * NR_COUNTERS + C.page_faults;
@@ -74,15 +83,41 @@ class Gate {
   /** gfn → mfn, or a page fault. The single gate for every access (see header). */
   translate(gfn: number, write: boolean, gpa = gfn * PAGE_SIZE): number {
     const e = gfn >= 0 && gfn < MAX_GUEST_PAGES ? this.hv.p2m[this.p2mBase + gfn] : 0;
-    const access = write ? 'write' : 'read';
-    if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, access, 'no translation in the P2M');
-    if (write && (e & P2M_READONLY) !== 0) throw this.fault(gpa, access, 'the page is mapped read-only');
+    if ((e & P2M_PRESENT) === 0 || (write && (e & P2M_READONLY) !== 0)) return this.slow(gfn, write, gpa, e);
     if (write) log_dirty_write(this.hv, this.domid, gfn, e); // log-dirty's hook (mm/log-dirty.ts)
     return e & P2M_MFN_MASK;
   }
 
-  /** A page view is translated as an access; a writable one is also remembered by log-dirty. */
+  /* The fault path: populate on demand, page in, break a share (mm/fault.ts), or the guest's fault. */
+  private slow(gfn: number, write: boolean, gpa: number, e: number): number {
+    let mfn = p2m_fault(this.hv, this.domid, gfn, write);
+    // No frame: while a pager runs, wait for it to free some (mm/pager-wait.ts), a few times.
+    for (let i = 0; mfn === FAULT_NOMEM && i < 8 && this.hooks.waitFrames?.() === true; i++) mfn = p2m_fault(this.hv, this.domid, gfn, write);
+    if (mfn >= 0) {
+      if (write) log_dirty_write(this.hv, this.domid, gfn, this.hv.p2m[this.p2mBase + gfn]);
+      return mfn;
+    }
+    const access = write ? 'write' : 'read';
+    if (mfn === FAULT_NOMEM) {
+      const why = `PoD: out of memory: d${this.domid} touched gfn 0x${gfn.toString(16)} and the host has no free frame`;
+      if (this.hooks.crash) {
+        p2m_pod_oom_counted(this.hv);
+        this.hooks.crash(why);
+      }
+      throw this.fault(gpa, access, why);
+    }
+    if ((e & P2M_PRESENT) === 0) throw this.fault(gpa, access, 'no translation in the P2M');
+    throw this.fault(gpa, access, 'the page is mapped read-only');
+  }
+
+  /**
+   * A page view is translated as an access, made private and pinned (it outlives the access, so
+   * sharing and paging must leave the page alone: mm/fault.ts); a writable one is also remembered
+   * by log-dirty.
+   */
   translateView(gfn: number, writable: boolean): number {
+    this.translate(gfn, writable);
+    p2m_pin_private(this.hv, this.domid, gfn);
     const mfn = this.translate(gfn, writable);
     if (writable) log_dirty_view(this.hv, this.domid, gfn);
     return mfn;
@@ -106,8 +141,9 @@ const FILL = 2;
 export class DomainMemory implements GuestMemory {
   readonly #gate: Gate;
 
-  constructor(hv: HypervisorState, domid: number, vcpu = 0) {
-    this.#gate = new Gate(hv, domid, vcpu);
+  /** `hooks`: how this vCPU waits for the pager, and crashes its domain, when there is no frame for it. */
+  constructor(hv: HypervisorState, domid: number, vcpu = 0, hooks: FaultHooks = {}) {
+    this.#gate = new Gate(hv, domid, vcpu, hooks);
   }
 
   present(gfn: number): boolean {

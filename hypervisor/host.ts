@@ -39,6 +39,12 @@ import { HostScheduler } from './sched/host-sched.ts';
 import { pci_assign, pci_info, pci_init, pci_owner, pci_reassign_to_dom0 } from './passthrough/pci.ts';
 import { sc_attach, sc_detach, sc_detach_all } from './passthrough/storage-controller.ts';
 import { PCI_DEVICES } from '../shared/public/hw/sc.ts';
+import { MD, md } from './mm/mm-state.ts';
+import { MmDaemons, type PagingSettings, type SharingSettings } from './mm/mm-daemons.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mmCounters } from './mm/counters.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
@@ -48,6 +54,8 @@ const VCPU_ENTRY = new URL('./vcpu.ts', import.meta.url);
 const STOP_GRACE_MS = 2000;
 
 export interface HostOptions {
+  /** Where domains' paging files go (mm/paging.ts); default: a temporary directory removed at close. */
+  pagingDir?: string;
   /** Guest RAM, in MiB, the frame allocator hands out. */
   memoryMiB?: number;
   /** Where hypervisor messages go (Xen's console); default: stderr. */
@@ -112,6 +120,10 @@ export class Host extends EventEmitter {
   readonly hv: HypervisorState;
   /** The pCPU slots and the credit scheduler's controls. */
   readonly sched: HostScheduler;
+  /** The sharing scanner and the pager (mm/mm-daemons.ts), off until the toolstack turns them on. */
+  readonly mm: MmDaemons;
+  private readonly pagingDir: string;
+  private readonly ownPagingDir: boolean;
   private readonly entries = new Map<number, DomainEntry>();
   private threads = 0;
   private closing = false;
@@ -126,6 +138,15 @@ export class Host extends EventEmitter {
     initAllocator(this.hv);
     pci_init(this.hv);
     this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
+    this.pagingDir = opts.pagingDir ?? mkdtempSync(join(tmpdir(), 'ringvisor-paging-'));
+    this.ownPagingDir = opts.pagingDir === undefined;
+    this.mm = new MmDaemons(this.hv, {
+      domUs: () => [...this.entries.values()].filter((e) => !e.privileged && Atomics.load(this.hv.domains, e.domid * D.WORDS + D.STATE) === DOMSTATE_RUNNING)
+        .map((e) => ({ domid: e.domid, pages: e.built.nr_pages })),
+      pause: (d) => this.pause(d),
+      unpause: (d) => this.unpause(d),
+      isQuiescent: (d) => this.isQuiescent(d),
+    }, this.pagingDir);
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
   }
 
@@ -147,7 +168,12 @@ export class Host extends EventEmitter {
     const domid = domain_create(this.hv, privileged, initdomain, maxVcpus, config.vcpus);
     // Xen's createdomain answers ENOMEM when no domain id is free.
     if (domid < 0) throw new DomctlError(XEN_ENOMEM, `no free domain slot (all ${MAX_DOMAINS} in use)`);
-    const built = build_domain(this.hv, domid, config.memoryKiB, config.cmdline ?? '');
+    // The guest sees maxmem; its balloon gives back what is above memory. max_pages gets xl's slack.
+    const physKiB = Math.max(config.memoryKiB, config.maxmemKiB ?? 0);
+    // max_pages starts at the physmap's size (the save code walks gfns up to it); mem-set and
+    // mem-max add xl's slack (LIBXL_MAXMEM_CONSTANT) when they move it.
+    const built = build_domain(this.hv, domid, physKiB, config.cmdline ?? '');
+    if (typeof built !== 'number') Atomics.store(this.hv.mm, md(domid, MD.POD_TARGET), Math.ceil(config.memoryKiB / 4));
     if (typeof built === 'number') {
       domain_abort(this.hv, domid);
       throw new DomctlError(-built, `cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked, ` +
@@ -236,6 +262,7 @@ export class Host extends EventEmitter {
       // Xen reassigns a dead domain's devices to the hardware domain (its DMA was confined to
       // frames that are now freed, and it has no owner left to program it).
       for (const dev of pci_reassign_to_dom0(this.hv, domid)) this.log(`(XEN) d${domid} is gone: ${PCI_DEVICES[dev]} reassigned to Dom0`);
+      this.mm.forget(domid);
       this.entries.delete(domid);
       send_global_virq(this.hv, VIRQ_DOM_EXC);
       this.emit('destroyed', { domid, name: entry.config.name });
@@ -320,8 +347,14 @@ export class Host extends EventEmitter {
       shutdown_reason: reason >= 0 ? SHUTDOWN_NAMES[reason] : null,
       vcpus: Math.max(0, hv.domains[base + D.ONLINE_VCPUS]),
       max_vcpus: hv.domains[base + D.NR_VCPUS],
-      tot_pages: hv.domains[base + D.TOT_PAGES],
+      // As Xen reports a PoD guest: the frames it holds plus the PoD entries its target covers
+      // (Xen's PoD cache); what it holds shared or paged out is in shr_pages and paged_pages.
+      tot_pages: Math.max(hv.domains[base + D.TOT_PAGES], Math.min(hv.domains[base + D.TOT_PAGES] + hv.mm[md(domid, MD.POD_ENTRIES)],
+        hv.mm[md(domid, MD.POD_TARGET)] - hv.mm[md(domid, MD.SHARED)] - hv.mm[md(domid, MD.PAGED)])),
       max_pages: hv.domains[base + D.MAX_PAGES],
+      shr_pages: hv.mm[md(domid, MD.SHARED)],
+      paged_pages: hv.mm[md(domid, MD.PAGED)],
+      pod_pages: hv.mm[md(domid, MD.POD_ENTRIES)],
       privileged: (hv.domains[base + D.FLAGS] & DOMF_PRIVILEGED) !== 0,
       cpu_time_ms: cpu,
       running,
@@ -339,6 +372,7 @@ export class Host extends EventEmitter {
       free_pages: freeFrames(hv),
       nr_domains: this.usage().domains,
       max_domains: MAX_DOMAINS,
+      mm: mmCounters(hv),
       pcpus: this.sched.pcpuLoad(),
     };
   }
@@ -396,6 +430,22 @@ export class Host extends EventEmitter {
         case 'storage_detach': sc_detach(this.hv, args[0] as number); return 0;
         case 'pci_info': return pci_info(this.hv);
         case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.workers.length ?? -1);
+        case 'mem_sharing': return this.mm.setSharing(checkedSettings(args[0], { run: 'boolean', pages_to_scan: 'count', sleep_millisecs: 'count' }) as Partial<SharingSettings>);
+        case 'mem_paging': return this.mm.setPaging(checkedSettings(args[0], { run: 'boolean', low_water_pages: 'count' }) as Partial<PagingSettings>);
+        case 'set_pod_target': {
+          const kib = args[1] as number;
+          if (!this.entries.has(domid)) return -XEN_ESRCH;
+          if (!(Number.isInteger(kib) && kib >= 0)) return -XEN_EINVAL;
+          Atomics.store(this.hv.mm, md(domid, MD.POD_TARGET), Math.ceil(kib / 4));
+          return 0;
+        }
+        case 'max_mem': {
+          const kib = args[1] as number;
+          if (!this.entries.has(domid)) return -XEN_ESRCH;
+          if (!(Number.isInteger(kib) && kib >= 0)) return -XEN_EINVAL;
+          Atomics.store(this.hv.domains, domid * D.WORDS + D.MAX_PAGES, Math.ceil(kib / 4));
+          return 0;
+        }
         case 'remote_shutdown': {
           if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
           const reason = args[1] as ShutdownReason;
@@ -424,9 +474,26 @@ export class Host extends EventEmitter {
       const d = Math.max(...this.entries.keys());
       await this.destroy(d);
     }
+    await this.mm.close();
+    if (this.ownPagingDir) rmSync(this.pagingDir, { recursive: true, force: true });
     this.sched.close();
     sc_detach_all(this.hv);
   }
+}
+
+/* The memory daemons' settings from a domctl: only the named keys, each of its kind, or EINVAL. */
+function checkedSettings(v: unknown, keys: Record<string, 'boolean' | 'count'>): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null) throw new DomctlError(XEN_EINVAL, 'memory daemon settings must be an object');
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    const kind = keys[k];
+    if (kind === undefined || x === undefined) continue;
+    if (kind === 'boolean' ? typeof x !== 'boolean' : !(Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= 1 << 24)) {
+      throw new DomctlError(XEN_EINVAL, `memory daemon setting ${k}: ${String(x)} (expected ${kind === 'boolean' ? 'true or false' : 'a whole number'})`);
+    }
+    out[k] = x;
+  }
+  return out;
 }
 
 /* Xen's domctl argument checks: a bad value is EINVAL (e.g. more vCPUs than MAX_VCPUS). */
@@ -442,6 +509,9 @@ function validateConfig(c: DomainConfig): void {
     }
   }
   if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: memory must be at least 64 KiB`);
+  if (c.maxmemKiB !== undefined && !(Number.isInteger(c.maxmemKiB) && c.maxmemKiB >= c.memoryKiB)) {
+    throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: maxmem must be at least memory`);
+  }
   if (typeof c.kernel !== 'string') throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: kernel must be a module URL`);
   if (c.weight !== undefined && !(Number.isInteger(c.weight) && c.weight >= 1 && c.weight <= 65535)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: weight must be 1..65535`);
   if (c.cap !== undefined && !(Number.isInteger(c.cap) && c.cap >= 0 && c.cap <= 100 * 31)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: cap must be 0 (none) or a % of one pCPU`);

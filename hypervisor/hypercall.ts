@@ -32,6 +32,7 @@ import {
   dm_set_ioreq_server_state, dm_unmap_io_range,
 } from './ioreq.ts';
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
+import { decrease_reservation, populate_physmap } from './mm/reservation.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import { vcpu_op_down, vcpu_op_is_up, vcpu_op_up } from './vcpu-op.ts';
 import * as trace from './trace.ts';
@@ -179,6 +180,17 @@ export class HypercallTable implements Hypercalls {
     return acquire_ioreq_page(this.#c, domid, type, id, frame, gpfn);
   }
 
+  memory_decrease_reservation(gfns: ArrayLike<number>, nr: number): number {
+    this.#enter();
+    if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
+    return decrease_reservation(this.#c.hv, this.#c.domid, gfns, nr);
+  }
+  memory_populate_physmap(gfns: ArrayLike<number>, nr: number): number {
+    this.#enter();
+    if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
+    return populate_physmap(this.#c.hv, this.#c.domid, gfns, nr);
+  }
+
   /* sched_op */
   sched_yield(): void {
     this.#c.count('hypercalls');
@@ -307,6 +319,18 @@ export class HypercallTable implements Hypercalls {
   }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.#domctl<DomainInfo>('getdomaininfo', domid);
+  }
+  domctl_mem_sharing(settings: { run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }): Promise<unknown> {
+    return this.#domctl<unknown>('mem_sharing', settings);
+  }
+  domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown> {
+    return this.#domctl<unknown>('mem_paging', settings);
+  }
+  domctl_set_pod_target(domid: number, target_kib: number): Promise<number> {
+    return this.#domctl<number>('set_pod_target', domid, target_kib);
+  }
+  domctl_max_mem(domid: number, max_kib: number): Promise<number> {
+    return this.#domctl<number>('max_mem', domid, max_kib);
   }
   domctl_scheduler_op(op: SchedOp): Promise<unknown> {
     return this.#domctl<unknown>('scheduler_op', op);

@@ -24,6 +24,7 @@
  * that lock (ioreq.ts hvm_domain_kill) before it frees frames, so every lookup that saw the owner
  * alive has taken its reference by then, and no later one can.
  */
+import { p2m_pin_private } from './mm/fault.ts';
 import { DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_EPERM, XEN_ESRCH } from '../shared/public/xen.ts';
 import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
@@ -67,7 +68,7 @@ export function map_foreign_frame(c: Caller, gpfn: number, fd: number, pick: (hv
 function gmfn_foreign(c: Caller, fd: number, gfn: number, gpfn: number): number {
   if (!validGfn(gfn)) return -XEN_EINVAL;
   return map_foreign_frame(c, gpfn, fd, (hv) => {
-    const e = hv.p2m[fd * MAX_GUEST_PAGES + gfn];
+    const e = p2m_pin_private(hv, fd, gfn); // resident, private, and kept so (mm/fault.ts)
     // Only the owner's own RAM: not a hole, not something it has itself mapped from elsewhere.
     if ((e & P2M_PRESENT) === 0 || (e & P2M_FOREIGN) !== 0) return -XEN_EINVAL;
     const mfn = e & P2M_MFN_MASK;

@@ -17,6 +17,7 @@ import { GRANT_ENTRIES_PER_PAGE } from '../shared/public/grant_table.ts';
 import { NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
 import { allocateSchedBuffer } from './sched/tables.ts';
 import { traceBuffer } from './trace.ts';
+import { allocateMmBuffer } from './mm/mm-state.ts';
 
 /* Limits, chosen once (Xen's equivalents are boot or domain-creation parameters). */
 export const MAX_DOMAINS = 64;             // domain ids 0..63
@@ -99,7 +100,20 @@ export const P2M_PRESENT = 0x8000_0000;
 export const P2M_READONLY = 0x4000_0000;
 export const P2M_FOREIGN = 0x2000_0000; // a grant mapping: the frame belongs to another domain
 export const P2M_RESERVED = 0x1000_0000; // being filled by a grant map in progress (not yet present)
-export const P2M_MFN_MASK = 0x0fff_ffff;
+/*
+ * Entry types of the memory-management features (hypervisor/mm/). Xen keeps a p2m_type_t per
+ * entry; these are its types ringvisor needs, as bits between the flags and the frame number.
+ * An entry that is not PRESENT but has POD or PAGED is RAM the guest owns that faults into the
+ * gate's fault path (guest-memory.ts → mm/fault.ts) instead of faulting the guest.
+ */
+export const P2M_POD = 0x0800_0000;    // p2m_populate_on_demand: RAM not yet backed; first access gets a zeroed frame (mm/pod.ts)
+export const P2M_SHARED = 0x0400_0000; // p2m_ram_shared: PRESENT|READONLY, the frame is dom_cow's; a write breaks the share (mm/sharing.ts)
+export const P2M_PAGED = 0x0200_0000;  // p2m_ram_paged: the contents are in the domain's paging file at gfn × 4096 (mm/paging.ts)
+/* The guest holds an unchecked view of the page (page()/pageWords()), or someone mapped or pinned it
+ * by grant or foreign map: sharing and paging leave it alone, as Xen's nominate refuses a page
+ * with extra references (-EBUSY). */
+export const P2M_PINNED = 0x0100_0000;
+export const P2M_MFN_MASK = 0x00ff_ffff; // 64 GiB of frames: far above MAX_HOST_MEMORY_MIB
 
 /* Event-channel port (struct evtchn): Int32 words. */
 export const E = { STATE: 0, REMOTE_DOM: 1, REMOTE_PORT: 2, NOTIFY_VCPU: 3, WORDS: 4 } as const;
@@ -205,6 +219,7 @@ export interface HypervisorBuffers {
   p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
   trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
+  mm: SharedArrayBuffer;          // PoD, sharing and paging counters and state (mm/mm-state.ts)
   logdirty: SharedArrayBuffer;    // per-domain log-dirty state and bitmaps (mm/log-dirty.ts)
   pci: SharedArrayBuffer;         // assigned devices, IOMMU faults, storage namespaces (passthrough/)
 }
@@ -236,6 +251,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     trace: traceBuffer(MAX_DOMAINS * MAX_VCPUS),
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
+    mm: allocateMmBuffer(),
     logdirty: i32(MAX_DOMAINS * LOGDIRTY_STRIDE),
     pci: i32(PCI_STATE_WORDS),
   };
@@ -259,6 +275,7 @@ export class HypervisorState {
   readonly ioreq: Int32Array;
   readonly foreignmap: Int32Array;
   readonly p2mgen: Int32Array;
+  readonly mm: Int32Array;
   readonly logdirty: Int32Array;
   readonly pci: Int32Array;
   /** Per domain: shared_info as words, and the grant table as words; fixed Xen-heap frames. */
@@ -282,6 +299,7 @@ export class HypervisorState {
     this.ioreq = new Int32Array(buffers.ioreq);
     this.foreignmap = new Int32Array(buffers.foreignmap);
     this.p2mgen = new Int32Array(buffers.p2mgen);
+    this.mm = new Int32Array(buffers.mm);
     this.logdirty = new Int32Array(buffers.logdirty);
     this.pci = new Int32Array(buffers.pci);
     for (let d = 0; d < MAX_DOMAINS; d++) {

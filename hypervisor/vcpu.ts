@@ -16,6 +16,7 @@ import type { KernelEnv, KernelImage } from '../shared/public/hypercall.ts';
 import { vcpu_info, type ShutdownReason } from '../shared/public/xen.ts';
 import { Caller } from './caller.ts';
 import { DomainMemory } from './guest-memory.ts';
+import { pagerRunning, waitForPager } from './mm/pager-wait.ts';
 import { HypercallTable, type ControlChannel } from './hypercall.ts';
 import { IoreqSender } from './ioreq-send.ts';
 import { VcpuScheduler } from './schedule.ts';
@@ -112,7 +113,15 @@ const env: KernelEnv = Object.freeze({
   vcpu_id: boot.vcpu,
   nr_vcpus: Atomics.load(hv.domains, boot.domid * D.WORDS + D.NR_VCPUS),
   hypercall: new HypercallTable(caller, sched, control),
-  memory: new DomainMemory(hv, boot.domid, boot.vcpu),
+  memory: new DomainMemory(hv, boot.domid, boot.vcpu, {
+    crash: (why) => domainShutdown('crash', why),
+    // Short of a frame while a pager runs: give the pCPU slot up and wait for it (mm/pager-wait.ts).
+    waitFrames: () => {
+      if (!pagerRunning(hv)) return false;
+      sched.sleepBegin();
+      try { return waitForPager(hv); } finally { sched.sleepEnd(); }
+    },
+  }),
   cpu,
   sched: {
     preempt: () => sched.preemptionPoint(), vcpu_is_running: (d, v) => sched.vcpuIsRunning(d, v),

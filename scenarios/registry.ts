@@ -7,6 +7,7 @@ import { cpuShare } from './cpu-share.ts';
 import { tour } from './tour.ts';
 import { pvNet } from './pv-net.ts';
 import { vcpuHotplug } from './sched/vcpu-hotplug.ts';
+import { overcommit } from './overcommit.ts';
 import { liveMigration } from './live-migration.ts';
 import { singleConduit } from './single-conduit.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
@@ -34,6 +35,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'tour', summary: 'the opening concepts on a live host: Type-1, hypercall and trap, Dom0 and DomU, a VM is files', run: tour },
   { name: 'single-conduit', summary: 'Dom0 as the single I/O conduit: blkback fails under four guests and comes back; one backend fails; the IOMMU refuses a stray DMA', run: singleConduit },
   { name: 'vcpu-hotplug', summary: 'maxvcpus and vcpu-set: a vCPU comes online and goes offline under cpu-burn, with its xenstore node and runstate', run: vcpuHotplug },
+  { name: 'overcommit', summary: 'four 96 MiB guests on a 256 MiB host: populate on demand, page sharing, ballooning, paging', run: overcommit },
   { name: 'pv-net', summary: 'two PV guests on xenbr0: the vif handshake, bridge learning, one packet\'s path, ping, UDP, a pcap', run: pvNet },
   { name: 'live-migration', summary: 'a guest moves, running, between two hosts: precopy rounds under log-dirty, the stop-and-copy, the downtime; then save and restore', run: liveMigration },
   { name: 'migrate', summary: 'the same as live-migration', run: liveMigration },

@@ -319,7 +319,9 @@ export class Libxl extends EventEmitter {
 
   async list(): Promise<ListedDomain[]> {
     return (await this.infoList()).map((i) => ({
-      name: i.name, domid: i.domid, memMiB: Math.floor((i.tot_pages * 4096) / 1048576), vcpus: i.vcpus, maxVcpus: i.max_vcpus,
+      // The guest's current size: tot_pages (with the PoD entries its target covers), shared and paged out.
+      name: i.name, domid: i.domid, vcpus: i.vcpus, maxVcpus: i.max_vcpus,
+      memMiB: Math.floor(((i.tot_pages + (i.shr_pages ?? 0) + (i.paged_pages ?? 0)) * 4096) / 1048576),
       running: i.running, blocked: i.blocked, paused: i.state === 'paused', shutdown: i.state === 'shutdown',
       shutdownReason: i.state === 'shutdown' ? i.shutdown_reason : null, dying: i.state === 'dying', cpuSeconds: i.cpu_time_ms / 1000,
     }));
@@ -331,7 +333,7 @@ export class Libxl extends EventEmitter {
     return {
       nr_cpus: p.nr_cpus, total_memory: Math.floor((p.total_pages * 4096) / 1048576), free_memory: Math.floor((p.free_pages * 4096) / 1048576),
       nr_domains: p.nr_domains, max_domains: p.max_domains, xen_version: 'ringvisor-0.1', xen_caps: 'xen-3.0-x86_64 hvm-3.0-x86_64',
-      run_dir: runDir, xenstored_socket: this.dom0.socketPath, xl_socket: this.opts.socket, pcpus: p.pcpus,
+      run_dir: runDir, xenstored_socket: this.dom0.socketPath, xl_socket: this.opts.socket, pcpus: p.pcpus, mm: p.mm,
     };
   }
 

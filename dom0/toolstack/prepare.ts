@@ -17,7 +17,7 @@
  *     xl also gives such a vif a PV twin that a PVHVM guest's unplug would hide; ringvisor's guest
  *     uses the e1000 only, so there is no twin. bufioreq=1 on a PV vif is refused; a bad rate= is an error
  *   - workload arguments may not use the command-line words the toolstack writes itself
- *   - memory must fit in what the hypervisor has free
+ *   - memory beyond what the hypervisor has free is a warning (overcommit: RAM is populated on demand)
  */
 import { rmSync, statSync } from 'node:fs';
 import { ConfigError, formatDiagnostic, type Diagnostic } from './config/config-error.ts';
@@ -116,9 +116,11 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
     }
   }
   const pages = (vm.memoryMiB * 1048576) / PAGE_SIZE;
+  // RAM is populated on demand (hypervisor/mm/pod.ts): more than is free is overcommit, allowed.
   if (pages > freePages) {
-    err(vm.lines['memory'] ?? vm.lines['maxmem'] ?? 1, `memory = ${vm.memoryMiB} MiB, but the host has ` +
-      `${Math.floor((freePages * PAGE_SIZE) / 1048576)} MiB free (expected less, or more host memory: ringvisor host --memory)`);
+    warnings.push({ severity: 'warning', file: vm.displayFile, line: vm.lines['memory'] ?? vm.lines['maxmem'] ?? 1,
+      message: `memory = ${vm.memoryMiB} MiB, but the host has ${Math.floor((freePages * PAGE_SIZE) / 1048576)} MiB free: ` +
+        'overcommitted; pages are backed when first touched, and a guest that touches one the host cannot back crashes (PoD: out of memory)' });
   }
   const files = runtimeFiles(vm.file);
   const claim = liveClaim(files.stateFile);

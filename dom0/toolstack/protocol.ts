@@ -48,6 +48,10 @@ export type XlVerb =
   | { verb: 'trace'; mask: number; seconds: number; path: string }
   | { verb: 'console-history'; domain: string; max: number }
   | { verb: 'destroy-all' }
+  | { verb: 'mem-set'; domain: string; size: string }
+  | { verb: 'mem-max'; domain: string; size: string }
+  | { verb: 'mem-sharing'; run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }
+  | { verb: 'mem-paging'; run?: boolean; low_water_pages?: number }
   | { verb: 'save'; domain: string; file: string }
   | { verb: 'restore'; file: string; paused?: boolean }
   | { verb: 'migrate-receive'; port?: number; address?: string; paused?: boolean }
@@ -114,6 +118,8 @@ export interface HostInfo {
   xl_socket: string;
   /** The scheduler's pCPU slots and their load (empty: no scheduler). */
   pcpus: PcpuLoad[];
+  /** Page sharing, paging and PoD counters (hypervisor/mm/counters.ts). */
+  mm?: Record<string, number>;
 }
 
 /**

@@ -13,6 +13,7 @@
  * goes to xenconsoled, and the session ends when the client closes the socket (xl console's
  * Ctrl-]) or the domain goes.
  */
+import { memDaemon, memMax, memSet } from './mem.ts';
 import { listenForMigration, migrateTo } from './migration/migrate-verbs.ts';
 import { DEFAULT_PRECOPY } from './migration/migrate.ts';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
@@ -102,6 +103,10 @@ class XlConnection {
       case 'block-backend-start': return blockBackendStart(this.dom0, await x.resolve(r.domain), vdevNumber(r.vdev));
       case 'block-backend-kill': return blockBackendKill(this.dom0, await x.resolve(r.domain), vdevNumber(r.vdev), { restart: r.restart, afterRequests: r.afterRequests });
       case 'destroy-all': return x.destroyAll();
+      case 'mem-set': return memSet(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
+      case 'mem-max': return memMax(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
+      case 'mem-sharing': return memDaemon(await this.dom0.k.hypercall.domctl_mem_sharing({ run: r.run, pages_to_scan: r.pages_to_scan, sleep_millisecs: r.sleep_millisecs }));
+      case 'mem-paging': return memDaemon(await this.dom0.k.hypercall.domctl_mem_paging({ run: r.run, low_water_pages: r.low_water_pages }));
       case 'save': return x.save(await x.resolve(r.domain), r.file);
       case 'restore': return x.restore(r.file, { paused: r.paused });
       case 'migrate-receive': return listenForMigration(x.saveHost(), r);

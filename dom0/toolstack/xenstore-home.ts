@@ -21,6 +21,7 @@
  *                                                                  once it handles the requests
  *   /local/domain/<id>/console    owner Dom0, <id> may read       ring-ref, port, type
  *   /local/domain/<id>/cpu/<N>/availability   (Dom0's, <id> may read)  "online" / "offline" per vCPU
+ *   /local/domain/<id>/memory     owner Dom0, <id> may read       static-max, target (KiB): the balloon's
  *   /vm/<uuid>                    owner Dom0, <id> may read       name, uuid (only with a uuid)
  *
  * These are the toolstack's XenStore calls; the xl-like toolstack that boots VMs from their
@@ -36,6 +37,7 @@ import type { CreatedDomain, DomainConfig, Hypercalls } from '../../shared/publi
 import { XS_PERM_NONE, XS_PERM_READ, type XsPermission } from '../../shared/public/io/xs_wire.ts';
 import { errnoName } from '../../shared/public/xen.ts';
 import { CPU_OFFLINE, CPU_ONLINE, xsCpuAvailability } from '../../shared/public/vcpu.ts';
+import { XS_MEMORY_STATIC_MAX, XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
 import type { Xenconsoled } from '../services/xenconsoled.ts';
 import { BlockHotplug } from './block-hotplug.ts';
 
@@ -116,6 +118,10 @@ export class Toolstack {
         await this.xs.write(`${home}/console/port`, String(built.console_evtchn), t);
         await this.xs.write(`${home}/console/type`, 'xenconsoled', t);
         await writeVcpuAvailability(this.xs, domid, config.vcpus, config.max_vcpus ?? config.vcpus, t);
+        // The balloon's keys (libxl__build_post): the most it may ever have, and its target, in KiB.
+        await mknod(this.xs, `${home}/memory`, ro(0, domid), t);
+        await this.xs.write(`${home}/${XS_MEMORY_STATIC_MAX}`, String(Math.max(config.memoryKiB, config.maxmemKiB ?? 0)), t);
+        await this.xs.write(`${home}/${XS_MEMORY_TARGET}`, String(config.memoryKiB), t);
       });
       this.consoled.add(domid, built.console_evtchn, opts.consoleLog ?? `${this.runDir}/console/guest-${config.name}.log`);
       await this.xs.introduce(domid, built.store_gfn, built.store_evtchn);

@@ -30,6 +30,7 @@ import { fioBuffers, runFio, type FioRw } from './fio.ts';
 import { runIoWake } from './cpu.ts';
 import { runSmpBurn } from './cpu-burn-all.ts';
 import { runWriteLog } from './write-log.ts';
+import { runMemImage } from './mem-image.ts';
 
 export type AfterWorkload = 'idle' | 'poweroff';
 
@@ -53,6 +54,10 @@ export async function runWorkload(k: Kernel, disks: readonly BlockDevice[], args
     return then;
   }
   if (name === 'cpu-burn' || name === 'io-wake') return runCpuWorkload(k, name, args, say, then);
+  if (name === 'mem-image') {
+    say(`${RESULT_PREFIX}${JSON.stringify(await runMemImage(k, args, say))}`);
+    return then;
+  }
   if (name !== 'disk-check' && name !== 'write-log' && !(name in FIO)) {
     say(`workload ${name}: unknown to this kernel (it knows idle, disk-check, write-log, ${Object.keys(FIO).join(', ')}, cpu-burn, io-wake); idling`);
     return 'idle';

@@ -2,7 +2,7 @@
  * `npm run bench`: measure, in one run, the paths ringvisor compares, and report them as a
  * terminal table, a JSON file (--json FILE) and, later, an SVG chart (--svg FILE).
  *
- *   npm run bench -- [--suite ring|xenstore|block|net|sched|scale|trace|migrate|recover|all] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]
+ *   npm run bench -- [--suite ring|xenstore|block|net|sched|scale|trace|mem|migrate|recover|all] [--wait irq|poll|both] [--quick] [--json FILE] [--svg FILE]
  *
  * Figures are medians of repeats after a warm-up, and comparisons are ratios within the run:
  * these machines are shared and noisy. Nothing here sleeps or spins to shape a number. Every
@@ -20,6 +20,7 @@ import { benchSched, schedSummary } from './sched.ts';
 import { benchTrace, traceSummary } from './trace.ts';
 import { benchNet } from './net.ts';
 import { benchRecover, recoverSummary } from './recover.ts';
+import { benchMem } from './mem.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
 import { renderSvg } from './chart.ts';
 import type { BenchRow, SuiteOptions } from './types.ts';
@@ -33,6 +34,7 @@ const SUITES: Record<string, (o: SuiteOptions) => Promise<BenchRow[]>> = {
   scale: benchScale,
   trace: benchTrace,
   net: benchNet,
+  mem: benchMem,
   migrate: benchMigrate,
   recover: benchRecover,
 };

@@ -52,6 +52,11 @@ export interface DomainConfig {
   name: string;
   vcpus: number;
   memoryKiB: number;
+  /**
+   * The guest's physmap size (KiB), when more than memoryKiB: it boots seeing this much and its
+   * balloon gives back the difference (xl.cfg maxmem; Xen's PoD + balloon target).
+   */
+  maxmemKiB?: number;
   /** Module (file URL) exporting the kernel's `main(env)`: the "kernel image". */
   kernel: string;
   /** The kernel command line, copied into start_info.cmd_line (at most 1023 bytes). */
@@ -113,6 +118,10 @@ export interface DomainInfo {
   max_vcpus: number;
   tot_pages: number;
   max_pages: number;
+  /** Xen's shr_pages and paged_pages, and the PoD entries not yet backed (XENMEM_get_pod_target's pod_entries). */
+  shr_pages?: number;
+  paged_pages?: number;
+  pod_pages?: number;
   privileged: boolean;
   cpu_time_ms: number;
   /** XEN_DOMINF_running: some vCPU is executing guest code right now. */
@@ -137,6 +146,8 @@ export interface PhysInfo {
   /** Domains that exist (any state), and the most there may be. */
   nr_domains: number;
   max_domains: number;
+  /** Page sharing, paging and PoD counters (hypervisor/mm/mm-state.ts names them; Xen's and KSM's names). */
+  mm?: Record<string, number>;
   /** The scheduler's pCPU slots (none: no scheduler, the host OS decides) and their load. */
   pcpus: PcpuLoad[];
 }
@@ -193,6 +204,17 @@ export interface Hypercalls {
    * at our hole `gpfn` (here: an ioreq server's page, by its emulator; see ./hvm/dm_op.ts).
    */
   memory_acquire_resource(domid: number, type: number, id: number, frame: number, gpfn: number): number;
+  /**
+   * XENMEM_decrease_reservation (extent_order 0, DOMID_SELF): give the RAM at gfns[0..nr) back to
+   * the hypervisor; each becomes a hole. Returns how many were given back (it stops at the first
+   * page it refuses: one still mapped or viewed elsewhere). The balloon's inflate.
+   */
+  memory_decrease_reservation(gfns: ArrayLike<number>, nr: number): number;
+  /**
+   * XENMEM_populate_physmap (extent_order 0, DOMID_SELF): back the holes gfns[0..nr) with new RAM.
+   * Returns how many were (it stops when the host has no frame or the domain is at max_pages).
+   */
+  memory_populate_physmap(gfns: ArrayLike<number>, nr: number): number;
 
   /* sched_op */
   /** SCHEDOP_yield: if another vCPU of this priority waits for our pCPU, it runs first. */
@@ -261,6 +283,18 @@ export interface Hypercalls {
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
+  /**
+   * The host's page-sharing scanner (KSM's knobs: run, pages_to_scan, sleep_millisecs) and pager
+   * (run, low_water_pages): change what is given, return the settings now. Xen drives sharing and
+   * paging from Dom0 tools through XENMEM_sharing_op / XENMEM_paging_op; ringvisor's run in the
+   * hypervisor's control thread and the toolstack turns them on and off.
+   */
+  domctl_mem_sharing(settings: { run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }): Promise<unknown>;
+  domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown>;
+  /** XENMEM_set_pod_target: the domain's memory target (KiB), which libxl sets with each mem-set. */
+  domctl_set_pod_target(domid: number, target_kib: number): Promise<number>;
+  /** XEN_DOMCTL_max_mem: the most RAM (KiB) the domain may hold (d->max_pages), for xl mem-max / mem-set. */
+  domctl_max_mem(domid: number, max_kib: number): Promise<number>;
   /**
    * XEN_DOMCTL_scheduler_op, XEN_SYSCTL_scheduler_op, XEN_DOMCTL_{get,set}vcpuaffinity,
    * XEN_DOMCTL_getvcpuinfo (see ./sched.ts for each op's result): the result, `{ error }` for an

@@ -67,3 +67,13 @@ export interface GuestMemory {
   /** True if `gfn` currently has a translation (RAM, a special page or a grant mapping). */
   present(gfn: number): boolean;
 }
+
+/* XENMEM_* sub-ops of __HYPERVISOR_memory_op (xen/include/public/memory.h), as the balloon uses them. */
+export const XENMEM_increase_reservation = 0;
+export const XENMEM_decrease_reservation = 1;
+export const XENMEM_populate_physmap = 6;
+/** xl's slack over a domain's memory target for its max_pages (libxl LIBXL_MAXMEM_CONSTANT, x86). */
+export const LIBXL_MAXMEM_CONSTANT_KIB = 1024;
+/** XenStore keys under a domain's home (docs/misc/xenstore-paths.pandoc), in KiB. */
+export const XS_MEMORY_TARGET = 'memory/target';
+export const XS_MEMORY_STATIC_MAX = 'memory/static-max';

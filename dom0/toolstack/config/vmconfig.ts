@@ -259,6 +259,7 @@ function imagesToCreate(cfg: XlConfig, dir: string, disks: readonly DiskConfig[]
 export function domainConfigFields(vm: VmConfig): Omit<DomainConfig, 'kernel'> {
   const fields: Omit<DomainConfig, 'kernel'> = {
     name: vm.name, vcpus: vm.vcpus, max_vcpus: vm.maxvcpus, memoryKiB: vm.memoryMiB * 1024,
+    ...(vm.maxmemMiB > vm.memoryMiB ? { maxmemKiB: vm.maxmemMiB * 1024 } : {}),
     on_poweroff: vm.on_poweroff.action, on_reboot: vm.on_reboot.action, on_crash: vm.on_crash.action,
     ...vm.sched,
   };

@@ -1,0 +1,144 @@
+/*
+ * The balloon driver: the guest gives RAM back to the hypervisor when the toolstack asks for a
+ * smaller target, and takes it again when the target grows.
+ *
+ * Linux: drivers/xen/xen-balloon.c (the watch on memory/target, in KiB, turned into pages with
+ * >> (PAGE_SHIFT − 10)) and drivers/xen/balloon.c (balloon_process: inflate with
+ * decrease_reservation, deflate with increase_reservation → XENMEM_populate_physmap, a batch of
+ * at most one page of frame numbers (512 on 64-bit) at a time; when the hypervisor gives fewer
+ * pages than asked, try again after 1 s, doubling to 32 s, max_schedule_delay). The lecture's
+ * "balloon driver that inflates and presses the guest OS": the guest itself chooses which pages
+ * go (here, free pages of its allocator, which it then cannot use), so nothing it needs is taken.
+ *
+ * Inflating: take free pages from the kernel's allocator, hand them to the hypervisor; they
+ * become holes in the physmap (a touch now faults). A page the hypervisor refuses (still mapped
+ * or viewed elsewhere) is kept aside and never offered again. If the allocator runs dry before
+ * the target, the balloon says so and stays where it got (Linux's balloon would make the kernel
+ * reclaim; this kernel has no page cache to shrink). Deflating: populate the holes again and
+ * give the pages back to the allocator.
+ *
+ * One driver per kernel, on vCPU 0, with vCPU 0's share of the pages (shared/kernel/pages.ts).
+ */
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
+import { XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
+
+/** One page of xen_pfn_t (8 bytes each): balloon.c's frame_list. */
+export const BALLOON_BATCH = 512;
+const MAX_SCHEDULE_DELAY_MS = 32_000;
+
+export interface BalloonStats {
+  /** Pages the guest has now (Linux's balloon_stats.current_pages), and the target. */
+  current: number;
+  target: number;
+  /** Pages in the balloon (given back). */
+  ballooned: number;
+  inflated: number;
+  deflated: number;
+  /** Batches the hypervisor cut short (no frame, or max_pages): each one retried later. */
+  retries: number;
+}
+
+export class Balloon {
+  private readonly ballooned: number[] = [];
+  private readonly refused: number[] = [];
+  private target: number;
+  private running = false;
+  private delayMs = 1000;
+  readonly stats: BalloonStats;
+  private readonly frames = new Float64Array(BALLOON_BATCH);
+
+  constructor(private readonly k: Kernel, private readonly say: (line: string) => void) {
+    this.target = k.si.nr_pages;
+    this.stats = { current: k.si.nr_pages, target: this.target, ballooned: 0, inflated: 0, deflated: 0, retries: 0 };
+  }
+
+  /** xen-balloon.c's watch_target: a new target in KiB. */
+  setTargetKiB(kib: number): void {
+    if (!Number.isSafeInteger(kib) || kib <= 0) return;
+    this.target = Math.min(kib >> 2, this.k.si.nr_pages);
+    this.stats.target = this.target;
+    this.delayMs = 1000;
+    void this.balloonProcess();
+  }
+
+  /** balloon_process: work toward the target a batch at a time; reschedule with back-off on a shortfall. */
+  private async balloonProcess(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const start = this.stats.current;
+    try {
+      for (;;) {
+        const credit = this.target - this.stats.current;
+        if (credit === 0) {
+          if (start !== this.stats.current) this.say(`xen:balloon: at target: ${this.stats.current * 4} KiB (${this.ballooned.length} pages in the balloon)`);
+          return;
+        }
+        const ok = credit > 0 ? this.increase(Math.min(credit, BALLOON_BATCH)) : this.decrease(Math.min(-credit, BALLOON_BATCH));
+        if (ok === 'stuck') return;
+        if (ok === 'short') {
+          this.stats.retries++;
+          await this.k.timers.sleep(this.delayMs);
+          this.delayMs = Math.min(this.delayMs * 2, MAX_SCHEDULE_DELAY_MS);
+        }
+        this.k.preempt();
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** increase_reservation: populate holes from the balloon; 'short' if the hypervisor gave fewer. */
+  private increase(n: number): 'done' | 'short' | 'stuck' {
+    n = Math.min(n, this.ballooned.length);
+    if (n === 0) return 'stuck';
+    const base = this.ballooned.length - n;
+    for (let i = 0; i < n; i++) this.frames[i] = this.ballooned[base + i];
+    const rc = this.k.hypercall.memory_populate_physmap(this.frames, n);
+    const got = Math.max(0, rc);
+    for (let i = 0; i < got; i++) this.k.pages.release(this.frames[i]);
+    this.ballooned.splice(base, got);
+    this.account(got, 'deflated');
+    return got < n ? 'short' : 'done';
+  }
+
+  /** decrease_reservation: free pages of ours into the balloon; 'stuck' once the allocator is dry. */
+  private decrease(n: number): 'done' | 'short' | 'stuck' {
+    n = Math.min(n, this.k.pages.available);
+    if (n === 0) {
+      this.say(`xen:balloon: cannot reach ${this.target * 4} KiB: no free page left to give (at ${this.stats.current * 4} KiB)`);
+      return 'stuck';
+    }
+    for (let i = 0; i < n; i++) this.frames[i] = this.k.pages.alloc();
+    const rc = this.k.hypercall.memory_decrease_reservation(this.frames, n);
+    const gave = Math.max(0, rc);
+    for (let i = 0; i < gave; i++) this.ballooned.push(this.frames[i]);
+    // The first one refused is still referenced elsewhere: keep it out of the way; the rest go back.
+    if (gave < n) this.refused.push(this.frames[gave]);
+    for (let i = gave + 1; i < n; i++) this.k.pages.release(this.frames[i]);
+    this.account(-gave, 'inflated');
+    return 'done';
+  }
+
+  private account(delta: number, what: 'inflated' | 'deflated'): void {
+    this.stats.current += delta;
+    this.stats[what] += Math.abs(delta);
+    this.stats.ballooned = this.ballooned.length;
+  }
+}
+
+/** xen-balloon.c's balloon_init_watcher: follow memory/target from now on. */
+export async function balloonInit(k: Kernel, xs: XenbusClient, say: (line: string) => void): Promise<Balloon> {
+  const b = new Balloon(k, say);
+  await xs.watch(XS_MEMORY_TARGET, async () => {
+    const v = await xs.tryRead(XS_MEMORY_TARGET);
+    if (v === null) return;
+    const kib = Number(v);
+    if (!Number.isSafeInteger(kib)) {
+      say(`xen:balloon: ignoring memory/target ${JSON.stringify(v)} (expected KiB)`);
+      return;
+    }
+    b.setTargetKiB(kib);
+  });
+  return b;
+}

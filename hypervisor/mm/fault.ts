@@ -1,0 +1,72 @@
+/*
+ * The gate's fault path: what the hypervisor does when a domain touches a gfn whose P2M entry it
+ * cannot use as it is, before deciding that the guest made a mistake.
+ *
+ * Xen: the nested-page-fault handler (hvm_hap_nested_page_fault, xen/arch/x86/hvm/hvm.c), which
+ * looks at the entry's p2m type: populate-on-demand → p2m_pod_demand_populate; paged out →
+ * p2m_mem_paging_populate and wait for the pager; shared and written → mem_sharing_unshare_page.
+ * Only when none applies is it the guest's fault. The translate gate (guest-memory.ts) calls
+ * p2m_fault on its slow path only, so the hot path pays nothing for these features.
+ *
+ * Others reach a domain's frames too: a grant map or copy, a foreign map by a device model. They
+ * need the frame itself, for longer than one access, so p2m_pin_private makes the page private
+ * and resident and sets P2M_PINNED, which keeps sharing and paging away from it from then on (as
+ * Xen's nominate refuses a page with extra references). The guest's own unchecked page views
+ * (page(), pageWords()) are pinned the same way.
+ */
+import { MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PAGED, P2M_PINNED, P2M_POD, P2M_PRESENT, P2M_READONLY, P2M_SHARED,
+  type HypervisorState } from '../state.ts';
+import { MH } from './mm-state.ts';
+import { POD_ENOMEM, POD_RETRY, p2m_pod_demand_populate } from './pod.ts';
+import { mem_sharing_unshare_page } from './sharing.ts';
+import { p2m_mem_paging_populate } from './paging.ts';
+
+/** p2m_fault's results besides a frame number. */
+export const FAULT_GUEST = -1;    // a real fault: no translation, or a write to a read-only page
+export const FAULT_NOMEM = -2;    // the hypervisor had to find a frame and the host had none
+
+const RETRY = POD_RETRY;
+
+/**
+ * `d` touched `gfn` (for writing if `write`) and the gate could not use the entry. Returns the
+ * frame the access may use now, FAULT_GUEST, or FAULT_NOMEM (the caller crashes the domain).
+ */
+export function p2m_fault(hv: HypervisorState, d: number, gfn: number, write: boolean): number {
+  if (!(gfn >= 0 && gfn < MAX_GUEST_PAGES)) return FAULT_GUEST;
+  const idx = d * MAX_GUEST_PAGES + gfn;
+  for (;;) {
+    const e = Atomics.load(hv.p2m, idx);
+    let r: number;
+    if ((e & P2M_POD) !== 0) r = p2m_pod_demand_populate(hv, d, gfn, e);
+    else if ((e & P2M_PAGED) !== 0) r = p2m_mem_paging_populate(hv, d, gfn, e);
+    else if ((e & P2M_SHARED) !== 0 && write) r = mem_sharing_unshare_page(hv, d, gfn, e);
+    else if ((e & P2M_PRESENT) !== 0 && !(write && (e & P2M_READONLY) !== 0)) return e & P2M_MFN_MASK; // changed meanwhile
+    else return FAULT_GUEST;
+    if (r === RETRY) continue;
+    return r === POD_ENOMEM ? FAULT_NOMEM : r;
+  }
+}
+
+/**
+ * Make `d`'s RAM page `gfn` resident and private and mark it pinned, for a view or mapping that
+ * outlives one access. Returns the entry as it is now (the caller checks it as before); an entry
+ * that is not the domain's own RAM (a hole, a grant or foreign mapping) is returned untouched.
+ */
+export function p2m_pin_private(hv: HypervisorState, d: number, gfn: number): number {
+  if (!(gfn >= 0 && gfn < MAX_GUEST_PAGES)) return 0;
+  const idx = d * MAX_GUEST_PAGES + gfn;
+  for (;;) {
+    const e = Atomics.load(hv.p2m, idx);
+    if ((e & (P2M_POD | P2M_PAGED | P2M_SHARED)) !== 0) {
+      if (p2m_fault(hv, d, gfn, true) < 0) return e; // out of memory: the caller sees a page it cannot use
+      continue;
+    }
+    if ((e & P2M_PRESENT) === 0 || (e & (P2M_FOREIGN | P2M_PINNED)) !== 0) return e;
+    if (Atomics.compareExchange(hv.p2m, idx, e, (e | P2M_PINNED) >>> 0) === e) return (e | P2M_PINNED) >>> 0;
+  }
+}
+
+/** A domain is about to crash for want of a frame (p2m_pod_demand_populate's domain_crash). */
+export function p2m_pod_oom_counted(hv: HypervisorState): void {
+  Atomics.add(hv.mm, MH.POD_OOM, 1);
+}
