@@ -13,7 +13,7 @@
  * Inflating: take free pages from the kernel's allocator, hand them to the hypervisor; they
  * become holes in the physmap (a touch now faults). A page the hypervisor refuses (still mapped
  * or viewed elsewhere) is kept aside and never offered again. If the allocator runs dry before
- * the target, the balloon says so and stays where it got (Linux's balloon would make the kernel
+ * the target (it keeps balloonReserve() pages for the kernel), the balloon says so and stays where it got (Linux's balloon would make the kernel
  * reclaim; this kernel has no page cache to shrink). Deflating: populate the holes again and
  * give the pages back to the allocator.
  *
@@ -26,6 +26,15 @@ import { XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
 /** One page of xen_pfn_t (8 bytes each): balloon.c's frame_list. */
 export const BALLOON_BATCH = 512;
 const MAX_SCHEDULE_DELAY_MS = 32_000;
+/**
+ * Pages the balloon never takes from the allocator: what the kernel needs for its rings, buffers
+ * and grant mappings after boot (the balloon inflates before the devices connect). Linux's balloon
+ * allocates with __GFP_NORETRY above the kernel's min_free_kbytes watermark, so it cannot starve
+ * the kernel either. A quarter of vCPU 0's pages, and at least 8 MiB.
+ */
+export function balloonReserve(totalPages: number): number {
+  return Math.max(2048, Math.ceil(totalPages / 4));
+}
 
 export interface BalloonStats {
   /** Pages the guest has now (Linux's balloon_stats.current_pages), and the target. */
@@ -104,9 +113,9 @@ export class Balloon {
 
   /** decrease_reservation: free pages of ours into the balloon; 'stuck' once the allocator is dry. */
   private decrease(n: number): 'done' | 'short' | 'stuck' {
-    n = Math.min(n, this.k.pages.available);
+    n = Math.min(n, Math.max(0, this.k.pages.available - balloonReserve(this.k.pages.total)));
     if (n === 0) {
-      this.say(`xen:balloon: cannot reach ${this.target * 4} KiB: no free page left to give (at ${this.stats.current * 4} KiB)`);
+      this.say(`xen:balloon: cannot reach ${this.target * 4} KiB: no free page left to give above the kernel's reserve (at ${this.stats.current * 4} KiB)`);
       return 'stuck';
     }
     for (let i = 0; i < n; i++) this.frames[i] = this.k.pages.alloc();
