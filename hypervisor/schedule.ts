@@ -79,7 +79,7 @@ export class VcpuScheduler {
     this.timeBase = (c.domid * MAX_VCPUS + c.vcpu) * VT.WORDS;
     this.unit = unitOf(c.domid, c.vcpu);
     this.tables = schedTables(c.hv.buffers.sched);
-    this.credit = this.tables.nrPcpus > 0 ? new CreditScheduler(c.hv, this.tables) : null;
+    this.credit = this.tables.nrPcpus > 0 ? new CreditScheduler(c.hv, this.tables, c.trace) : null;
   }
 
   /**

@@ -37,7 +37,13 @@ test('host, new-vm, create, list, xenstore-ls, block-list, console, shutdown, de
     t.regex(list.stdout, /^Domain-0 +0 +64 +1 +[r-][b-]----/m);
     t.regex(list.stdout, new RegExp(`^web1 +${domid} +32 +1 +[r-][b-]----`, 'm'));
 
-    const ls = await rv([...at, 'xenstore-ls', `/local/domain/${domid}`]);
+    // create returns once the domain is built and unpaused, not once its kernel has booted: ask
+    // until the guest has written its control features and its disk is connected (bounded).
+    let ls = await rv([...at, 'xenstore-ls', `/local/domain/${domid}`]);
+    for (let i = 0; i < 200 && ls.code === 0 && !(/^ feature-poweroff = "1"$/m.test(ls.stdout) && /^ {3}state = "4"$/m.test(ls.stdout)); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      ls = await rv([...at, 'xenstore-ls', `/local/domain/${domid}`]);
+    }
     t.is(ls.code, 0);
     t.regex(ls.stdout, /^name = "web1"$/m);
     t.regex(ls.stdout, /^ vbd = ""$/m);

@@ -74,6 +74,12 @@ test('a recorded run holds whole PV and emulated request flows, with nested slic
   // The device model's step follows the trap that caused it.
   const v = via(emu!);
   t.true(v.indexOf('trap') < v.indexOf('device model'));
+
+  // The scheduler's decisions: a pCPU slot changing hands (TRC_SCHED_SWITCH), from the vCPU
+  // threads that made them, naming the slot and both vCPUs (domid << 8 | vcpu, -1 for idle).
+  const switches = evs.filter((e) => e.cat === 'sched' && e.name === 'schedule (switch)');
+  t.true(switches.length > 0, 'scheduler switches are in the trace');
+  t.true(switches.every((e) => [e.args?.pcpu, e.args?.prev, e.args?.next].every((x) => Number.isInteger(x))), JSON.stringify(switches[0]));
 });
 
 test('the trace suite\'s baseline: every trace point cut from a copy of the tree, and an unknown shape refused', (t) => {

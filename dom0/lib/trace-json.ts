@@ -35,7 +35,7 @@ export const NAMES: ReadonlyMap<number, [name: string, cat: string, args: string
   [TRC_MEM_GRANT_COPY, ['gnttab_copy', 'mem', ['ops']]],
   [TRC_HVM_IOREQ, ['trap → ioreq round trip', 'hvm', ['addr', 'write', 'size', 'value']]],
   [TRC_HVM_IRQ, ['set_isa_irq_level', 'hvm', ['domid', 'irq', 'level']]],
-  [TRC_SCHED_SWITCH, ['schedule', 'sched', []]],
+  [TRC_SCHED_SWITCH, ['schedule (switch)', 'sched', ['pcpu', 'prev', 'next']]],
   [G | TRC_GUEST_RING_PUSH, ['ring push', 'ring', ['prod', 'old', 'backend']]],
   [G | TRC_GUEST_RING_CONSUME, ['ring consume', 'ring', ['cons', 'backend']]],
   [G | TRC_GUEST_EVTCHN_UPCALL, ['event delivery (upcall)', 'pv', ['port']]],

@@ -77,6 +77,7 @@ export class NetfrontQueue implements IdlePoller {
     this.ringGfns = k.pages.allocMany(2);
     this.tx = new FrontRing([k.memory.pageWords(this.ringGfns[0], true)], NETIF_TX_SLOT, netif_tx_response.size);
     this.rx = new FrontRing([k.memory.pageWords(this.ringGfns[1], true)], NETIF_RX_SLOT, NETIF_RX_SLOT);
+    this.tx.tracer = this.rx.tracer = k.hypercall; // ring push / consume records (TRC_GUEST)
     this.txRef = k.gnttab.grant(backend, this.ringGfns[0], false);
     this.rxRef = k.gnttab.grant(backend, this.ringGfns[1], false);
     this.txBusy = new Uint8Array(this.tx.size);

@@ -31,9 +31,20 @@ import {
 } from './tables.ts';
 import { MAX_VCPUS } from '../state.ts';
 import { csched_acct } from './credit-acct.ts';
+import type { TraceWriter } from '../trace.ts';
+import { TRC_SCHED, TRC_SCHED_SWITCH } from '../../shared/public/trace.ts';
+
+/** What the scheduler needs of a trace buffer; the control thread has none (NO_TRACE). */
+type SchedTrace = Pick<TraceWriter, 'on' | 'write'>;
+const NO_TRACE: SchedTrace = { on: () => false, write: () => {} };
 
 export class CreditScheduler {
-  constructor(readonly hv: HypervisorState, readonly t: SchedTables) {}
+  /**
+   * `trace`: the deciding thread's trace buffer, for TRC_SCHED_SWITCH (Xen's schedule() records every
+   * switch on the pCPU that makes it). A vCPU thread passes its own; the control thread, which
+   * decides at ticks and has no trace slot, passes none, so tick-time switches are not recorded.
+   */
+  constructor(readonly hv: HypervisorState, readonly t: SchedTables, private readonly trace: SchedTrace = NO_TRACE) {}
 
   private lock(): void {
     spin_lock(this.t.i32, G.LOCK);
@@ -96,6 +107,8 @@ export class CreditScheduler {
     } else if (prev < 0 && unit >= 0) {
       t.f64[t.pf(slot, PF.START)] = now;
     }
+    const tr = this.trace;
+    if (tr.on(TRC_SCHED)) tr.write(TRC_SCHED_SWITCH, slot, traceUnit(prev), traceUnit(unit), 0);
     t.i32[t.p(slot, P.CURR)] = unit + 1;
     t.f64[t.pf(slot, PF.RESCHED_AT)] = 0;
     if (unit < 0) return;
@@ -440,3 +453,8 @@ export class CreditScheduler {
 }
 
 export { MAX_PCPUS };
+
+/** A unit as the trace shows it: domid << 8 | vcpu (the record's cpu field's form), -1 for idle. */
+function traceUnit(unit: number): number {
+  return unit < 0 ? -1 : (Math.floor(unit / MAX_VCPUS) << 8) | (unit % MAX_VCPUS);
+}

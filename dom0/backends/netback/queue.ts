@@ -56,6 +56,7 @@ export class NetbackQueue implements IdlePoller {
     try {
       this.txRing = new BackRing([page(rings.txRef)], NETIF_TX_SLOT, netif_tx_response.size);
       this.rxRing = new BackRing([page(rings.rxRef)], NETIF_RX_SLOT, NETIF_RX_SLOT);
+      this.txRing.tracer = this.rxRing.tracer = k.hypercall; // ring push / consume records (TRC_GUEST)
       if (rings.txPort === rings.rxPort) {
         txPort = k.events.bindInterdomain(owner.frontend, rings.txPort, this.onEvent);
         this.txPort = this.rxPort = txPort;
