@@ -380,10 +380,12 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
    * (flush, discard) and devices without persistent grants are dealt round robin.
    */
   private enqueue(p: Part): void {
-    if (this.waiting.length === 0 && this.negotiated.persistent && p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD) {
+    // No queues while the backend is gone (blkif_recover waits for the next one): the part waits.
+    if (this.waiting.length === 0 && this.queues.length > 0 && this.negotiated.persistent && p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD) {
+      if (this.next >= this.queues.length) this.next = 0; // a new backend may offer fewer queues
       const gfn = p.gfns[p.firstPage];
       let home = this.homeQueue.get(gfn);
-      if (home === undefined) {
+      if (home === undefined || home >= this.queues.length) {
         home = this.next;
         this.next = this.next + 1 === this.queues.length ? 0 : this.next + 1;
         this.homeQueue.set(gfn, home);
