@@ -159,12 +159,14 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
     const words = new Uint8Array(hv.p2m.buffer, (p2m + chunk) * 4, P2M_SCAN_CHUNK * 4);
     if (Buffer.compare(words, P2M_ZEROS) === 0) continue;
     for (let gfn = chunk; gfn < chunk + P2M_SCAN_CHUNK; gfn++) {
-      const e = hv.p2m[p2m + gfn];
-      if (e === 0) continue;
-      const mfn = e & P2M_MFN_MASK;
-      if (p2m_release_entry(hv, domid, gfn, e)) continue; // PoD, shared or paged (mm/release.ts)
-      hv.p2m[p2m + gfn] = 0;
-      if ((e & P2M_FOREIGN) === 0 && (e & P2M_PRESENT) !== 0 && frameOwner(hv, mfn) === domid) release_page_of_dying(hv, mfn);
+      // Look until the entry is empty: a PoD fault racing this scan (a device model's access) may
+      // fill it after we looked (mm/pod.ts takes its frame back out itself once it sees DYING).
+      for (let e = Atomics.load(hv.p2m, p2m + gfn); e !== 0; e = Atomics.load(hv.p2m, p2m + gfn)) {
+        if (p2m_release_entry(hv, domid, gfn, e)) continue; // PoD, shared or paged (mm/release.ts)
+        if (Atomics.compareExchange(hv.p2m, p2m + gfn, e, 0) !== e) continue;
+        const mfn = e & P2M_MFN_MASK;
+        if ((e & P2M_FOREIGN) === 0 && (e & P2M_PRESENT) !== 0 && frameOwner(hv, mfn) === domid) release_page_of_dying(hv, mfn);
+      }
     }
   }
   // Every P2M change ends with a take-back (guest-memory.ts). Its threads have stopped, so none

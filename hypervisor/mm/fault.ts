@@ -17,7 +17,7 @@
 import { MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PAGED, P2M_PINNED, P2M_POD, P2M_PRESENT, P2M_READONLY, P2M_SHARED,
   type HypervisorState } from '../state.ts';
 import { MH } from './mm-state.ts';
-import { POD_ENOMEM, POD_RETRY, p2m_pod_demand_populate } from './pod.ts';
+import { POD_DYING, POD_ENOMEM, POD_RETRY, p2m_pod_demand_populate } from './pod.ts';
 import { mem_sharing_unshare_page } from './sharing.ts';
 import { p2m_mem_paging_populate } from './paging.ts';
 
@@ -43,7 +43,7 @@ export function p2m_fault(hv: HypervisorState, d: number, gfn: number, write: bo
     else if ((e & P2M_PRESENT) !== 0 && !(write && (e & P2M_READONLY) !== 0)) return e & P2M_MFN_MASK; // changed meanwhile
     else return FAULT_GUEST;
     if (r === RETRY) continue;
-    return r === POD_ENOMEM ? FAULT_NOMEM : r;
+    return r === POD_ENOMEM ? FAULT_NOMEM : r === POD_DYING ? FAULT_GUEST : r;
   }
 }
 

@@ -17,26 +17,37 @@
  * so a populated page reads as zeros, as Xen's PoD pages do.
  */
 import { alloc_domheap_page, free_domheap_page } from '../page-alloc.ts';
-import { D, MAX_GUEST_PAGES, P2M_POD, P2M_PRESENT, type HypervisorState } from '../state.ts';
+import { D, DOMSTATE_DYING, MAX_GUEST_PAGES, P2M_POD, P2M_PRESENT, type HypervisorState } from '../state.ts';
 import { MH, MD, md } from './mm-state.ts';
 
 /** p2m_pod_demand_populate's results besides a frame number. */
 export const POD_RETRY = -1;   // the entry changed under us: look again
 export const POD_ENOMEM = -2;  // the host has no free frame: the domain must crash
+export const POD_DYING = -3;   // the domain is being torn down: no frame for it (Xen: d->is_dying)
 
 /**
  * Back the PoD entry `e` of `d`'s `gfn` with a zeroed frame. Two vCPUs may fault on one entry at
  * once: the compare-and-swap decides who populates it, and the loser gives its frame back.
  */
 export function p2m_pod_demand_populate(hv: HypervisorState, d: number, gfn: number, e: number): number {
+  const state = d * D.WORDS + D.STATE;
+  if (Atomics.load(hv.domains, state) === DOMSTATE_DYING) return POD_DYING;
   const mfn = alloc_domheap_page(hv, d);
   if (mfn < 0) return POD_ENOMEM;
-  if (Atomics.compareExchange(hv.p2m, d * MAX_GUEST_PAGES + gfn, e, (mfn | P2M_PRESENT) >>> 0) !== e) {
+  const idx = d * MAX_GUEST_PAGES + gfn;
+  const filled = (mfn | P2M_PRESENT) >>> 0;
+  if (Atomics.compareExchange(hv.p2m, idx, e, filled) !== e) {
     free_domheap_page(hv, mfn);
     return POD_RETRY;
   }
-  Atomics.add(hv.domains, d * D.WORDS + D.TOT_PAGES, 1);
   Atomics.sub(hv.mm, md(d, MD.POD_ENTRIES), 1);
+  // domain_kill sets DYING before it scans the P2M. If it is set now, the scan may already have
+  // passed this gfn: take the frame back out (unless the scan got it first) so nothing leaks.
+  if (Atomics.load(hv.domains, state) === DOMSTATE_DYING) {
+    if (Atomics.compareExchange(hv.p2m, idx, filled, 0) === filled) free_domheap_page(hv, mfn);
+    return POD_DYING;
+  }
+  Atomics.add(hv.domains, d * D.WORDS + D.TOT_PAGES, 1);
   Atomics.add(hv.mm, md(d, MD.POD_FILLS), 1);
   Atomics.add(hv.mm, MH.POD_FILLS, 1);
   return mfn;
