@@ -48,7 +48,8 @@ export class MmDaemons {
     for (const d of domids) {
       try { this.host.pause(d); paused.push(d); } catch { /* gone meanwhile */ }
     }
-    // vCPUs stop at their next preemption point; a blocked one already has.
+    // vCPUs stop at their next preemption point; a blocked one already has. The control thread
+    // has no event for "quiescent", so it looks once per event-loop turn of 1 ms until they have.
     while (!paused.every((d) => this.host.isQuiescent(d))) await new Promise((r) => setTimeout(r, 1));
     return () => { for (const d of paused) { try { this.host.unpause(d); } catch { /* gone */ } } };
   }
@@ -60,6 +61,9 @@ export class MmDaemons {
       this.sharingLoop = (async () => {
         while (this.sharing.run && !this.closed) {
           await this.scanner.pass(this.sharing.pages_to_scan);
+          // KSM's pacing (/sys/kernel/mm/ksm/sleep_millisecs): ksmd sleeps between passes so the
+          // scanner takes a bounded share of the CPU. It is the daemon's policy knob, set by the
+          // user (mem-sharing), not a delay in any measured path: the mem suite times pass() itself.
           await new Promise((r) => setTimeout(r, this.sharing.sleep_millisecs));
         }
         this.sharingLoop = null;
