@@ -46,8 +46,11 @@ const IOMMU_FAULTS_LOGGED = 8;
 const { drainTrace, setTraceMask } = trace;
 import {
   TRC_ALL, TRC_BEGIN, TRC_CLS_MASK, TRC_END, TRC_GUEST, TRC_MEM, TRC_MEM_GRANT_COPY, TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP,
-  TRC_HVM, TRC_HVM_IRQ, TRC_PV, TRC_PV_EVTCHN_SEND, type TraceRecord,
+  TRC_HVM, TRC_HVM_IRQ, TRC_PV, TRC_PV_EVTCHN_SEND, TRC_PV_HYPERCALL, type TraceRecord,
 } from '../shared/public/trace.ts';
+import { HYPERCALL_IDS } from '../shared/public/hypercall-ids.ts';
+/** Each entry's TRC_PV_HYPERCALL id, as a module-local object (see the note on imported bindings above). */
+const HC = HYPERCALL_IDS;
 import {
   D, GRANT_FRAMES, MAX_GUEST_PAGES, P2M_PRESENT, grantFrameMfn, sharedInfoMfn,
 } from './state.ts';
@@ -74,22 +77,34 @@ export class HypercallTable implements Hypercalls {
     this.#control = control;
   }
 
-  #enter(): void {
-    this.#c.count('hypercalls');
+  /*
+   * The one dispatch every hypercall passes (Xen's hypercall entry, where TRC_PV_HYPERCALL is
+   * written): count it, trace it if the pv class is on, then a preemption point. `id` names the
+   * hypercall and its sub-op (shared/public/hypercall-ids.ts); it is a constant at each call.
+   */
+  #enter(id: number): void {
+    this.#count(id);
     this.#sched.preemptionPoint();
+  }
+  /* The same without the preemption point, for the calls that are one themselves (yield, block). */
+  #count(id: number): void {
+    const c = this.#c;
+    c.count('hypercalls');
+    const tr = c.trace;
+    if (tr.on(TRC_PV)) tr.write(TRC_PV_HYPERCALL, id >>> 8, id & 0xff, 0, 0);
   }
 
   /* event_channel_op */
   evtchn_alloc_unbound(dom: number, remote_dom: number): number {
-    this.#enter();
+    this.#enter(HC.evtchn_alloc_unbound);
     return evtchn_alloc_unbound(this.#c, dom, remote_dom);
   }
   evtchn_bind_interdomain(remote_dom: number, remote_port: number): number {
-    this.#enter();
+    this.#enter(HC.evtchn_bind_interdomain);
     return evtchn_bind_interdomain(this.#c, remote_dom, remote_port);
   }
   evtchn_send(port: number): number {
-    this.#enter();
+    this.#enter(HC.evtchn_send);
     const tr = this.#c.trace;
     if (!tr.on(TRC_PV)) return evtchn_send(this.#c, port);
     tr.write(TRC_PV_EVTCHN_SEND | TRC_BEGIN, port, 0, 0, 0);
@@ -98,29 +113,29 @@ export class HypercallTable implements Hypercalls {
     return rc;
   }
   evtchn_close(port: number): number {
-    this.#enter();
+    this.#enter(HC.evtchn_close);
     return evtchn_close(this.#c, port);
   }
   evtchn_unmask(port: number): number {
-    this.#enter();
+    this.#enter(HC.evtchn_unmask);
     return evtchn_unmask(this.#c, port);
   }
   evtchn_status(dom: number, port: number, out: EvtchnStatus): number {
-    this.#enter();
+    this.#enter(HC.evtchn_status);
     return evtchn_status(this.#c, dom, port, out);
   }
   evtchn_bind_pirq(pirq: number): number {
-    this.#enter();
+    this.#enter(HC.evtchn_bind_pirq);
     return evtchn_bind_pirq(this.#c, pirq);
   }
   evtchn_bind_virq(virq: number, vcpu: number): number {
-    this.#enter();
+    this.#enter(HC.evtchn_bind_virq);
     return evtchn_bind_virq(this.#c, virq, vcpu);
   }
 
   /* grant_table_op */
   gnttab_map_grant_ref(op: GnttabMapGrantRef): void {
-    this.#enter();
+    this.#enter(HC.gnttab_map_grant_ref);
     const tr = this.#c.trace;
     if (!tr.on(TRC_MEM)) return gnttab_map_grant_ref(this.#c, op);
     tr.write(TRC_MEM_GRANT_MAP | TRC_BEGIN, op.dom, op.ref, 0, 0);
@@ -128,7 +143,7 @@ export class HypercallTable implements Hypercalls {
     tr.write(TRC_MEM_GRANT_MAP | TRC_END, op.status, op.handle, 0, 0);
   }
   gnttab_unmap_grant_ref(op: GnttabUnmapGrantRef): void {
-    this.#enter();
+    this.#enter(HC.gnttab_unmap_grant_ref);
     const tr = this.#c.trace;
     if (!tr.on(TRC_MEM)) return gnttab_unmap_grant_ref(this.#c, op);
     tr.write(TRC_MEM_GRANT_UNMAP | TRC_BEGIN, op.handle, 0, 0, 0);
@@ -136,7 +151,7 @@ export class HypercallTable implements Hypercalls {
     tr.write(TRC_MEM_GRANT_UNMAP | TRC_END, op.status, 0, 0, 0);
   }
   gnttab_copy(ops: readonly GnttabCopy[], count: number): void {
-    this.#enter();
+    this.#enter(HC.gnttab_copy);
     const n = Math.min(count, ops.length);
     const tr = this.#c.trace;
     if (!tr.on(TRC_MEM)) return gnttab_copy(this.#c, ops, n);
@@ -145,13 +160,13 @@ export class HypercallTable implements Hypercalls {
     tr.write(TRC_MEM_GRANT_COPY | TRC_END, n, 0, 0, 0);
   }
   gnttab_query_size(): { nr_frames: number; max_nr_frames: number } {
-    this.#enter();
+    this.#enter(HC.gnttab_query_size);
     return { nr_frames: GRANT_FRAMES, max_nr_frames: GRANT_FRAMES };
   }
 
   /* memory_op */
   memory_add_to_physmap(space: number, idx: number, gfn: number): number {
-    this.#enter();
+    this.#enter(HC.memory_add_to_physmap);
     let mfn: number;
     if (space === XENMAPSPACE_shared_info && idx === 0) mfn = sharedInfoMfn(this.#c.domid);
     else if (space === XENMAPSPACE_grant_table && Number.isInteger(idx) && idx >= 0 && idx < GRANT_FRAMES) mfn = grantFrameMfn(this.#c.domid, idx);
@@ -163,55 +178,55 @@ export class HypercallTable implements Hypercalls {
     return 0;
   }
   memory_current_reservation(): number {
-    this.#enter();
+    this.#enter(HC.memory_current_reservation);
     return Atomics.load(this.#c.hv.domains, this.#c.domid * D.WORDS + D.TOT_PAGES);
   }
   memory_add_to_physmap_batch(space: number, foreign_domid: number, idxs: ArrayLike<number>, gpfns: ArrayLike<number>, errs: Int32Array, size: number): number {
-    this.#enter();
+    this.#enter(HC.memory_add_to_physmap_batch);
     if (space !== XENMAPSPACE_gmfn_foreign) return -XEN_EINVAL;
     return add_to_physmap_batch_foreign(this.#c, foreign_domid, idxs, gpfns, errs, size);
   }
   memory_remove_from_physmap(gpfn: number): number {
-    this.#enter();
+    this.#enter(HC.memory_remove_from_physmap);
     return remove_from_physmap(this.#c, gpfn);
   }
   memory_acquire_resource(domid: number, type: number, id: number, frame: number, gpfn: number): number {
-    this.#enter();
+    this.#enter(HC.memory_acquire_resource);
     return acquire_ioreq_page(this.#c, domid, type, id, frame, gpfn);
   }
 
   memory_decrease_reservation(gfns: ArrayLike<number>, nr: number): number {
-    this.#enter();
+    this.#enter(HC.memory_decrease_reservation);
     if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
     return decrease_reservation(this.#c.hv, this.#c.domid, gfns, nr);
   }
   memory_populate_physmap(gfns: ArrayLike<number>, nr: number): number {
-    this.#enter();
+    this.#enter(HC.memory_populate_physmap);
     if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
     return populate_physmap(this.#c.hv, this.#c.domid, gfns, nr);
   }
 
   /* sched_op */
   sched_yield(): void {
-    this.#c.count('hypercalls');
+    this.#count(HC.sched_yield);
     this.#sched.yield();
   }
   set_timer_op(timeout_ns: number): number {
-    this.#enter();
+    this.#enter(HC.set_timer_op);
     if (typeof timeout_ns !== 'number' || !(timeout_ns >= 0) || !Number.isFinite(timeout_ns)) return -XEN_EINVAL;
     this.#sched.setTimer(timeout_ns);
     return 0;
   }
   sched_block(): Promise<void> {
-    this.#c.count('hypercalls');
+    this.#count(HC.sched_block);
     return this.#sched.block();
   }
   sched_shutdown(reason: ShutdownReason): never {
-    this.#enter();
+    this.#enter(HC.sched_shutdown);
     return this.#control.shutdown(reason, 'SCHEDOP_shutdown');
   }
   sched_suspend(resume_gfn: number): never {
-    this.#enter();
+    this.#enter(HC.sched_suspend);
     const hv = this.#c.hv;
     if (Number.isInteger(resume_gfn) && resume_gfn >= 0 && resume_gfn < hv.domains[hv.dom(this.#c.domid, D.MAX_PAGES)]) {
       Atomics.store(hv.domains, hv.dom(this.#c.domid, D.RESUME_GFN), resume_gfn + 1);
@@ -219,16 +234,16 @@ export class HypercallTable implements Hypercalls {
     return this.#control.shutdown('suspend', 'SCHEDOP_shutdown(SHUTDOWN_suspend)');
   }
   sched_remote_shutdown(domid: number, reason: ShutdownReason): Promise<number> {
-    return this.#domctl<number>('remote_shutdown', domid, reason);
+    return this.#domctl<number>(HC.sched_remote_shutdown, 'remote_shutdown', domid, reason);
   }
 
   /* vcpu_op (./vcpu-op.ts) */
   vcpu_op_up(vcpuid: number): number {
-    this.#enter();
+    this.#enter(HC.vcpu_op_up);
     return vcpu_op_up(this.#c, vcpuid);
   }
   vcpu_op_down(vcpuid: number): number {
-    this.#enter();
+    this.#enter(HC.vcpu_op_down);
     const rc = vcpu_op_down(this.#c, vcpuid);
     if (rc === 'last-vcpu') return this.#control.shutdown('poweroff', `VCPUOP_down on vCPU ${vcpuid}, the last one up`);
     // On ourselves, synchronous: this preemption point goes down and returns once we are up again.
@@ -236,49 +251,49 @@ export class HypercallTable implements Hypercalls {
     return rc;
   }
   vcpu_op_is_up(vcpuid: number): number {
-    this.#enter();
+    this.#enter(HC.vcpu_op_is_up);
     return vcpu_op_is_up(this.#c, vcpuid);
   }
 
   /* dm_op */
   dm_op_create_ioreq_server(domid: number, handle_bufioreq: number): number {
-    this.#enter();
+    this.#enter(HC.dm_op_create_ioreq_server);
     return dm_create_ioreq_server(this.#c, domid, handle_bufioreq);
   }
   dm_op_get_ioreq_server_info(domid: number, id: number, flags: number, out: DmIoreqServerInfo): number {
-    this.#enter();
+    this.#enter(HC.dm_op_get_ioreq_server_info);
     return dm_get_ioreq_server_info(this.#c, domid, id, flags, out);
   }
   dm_op_map_io_range_to_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number {
-    this.#enter();
+    this.#enter(HC.dm_op_map_io_range_to_ioreq_server);
     return dm_map_io_range(this.#c, domid, id, type, start, end);
   }
   dm_op_unmap_io_range_from_ioreq_server(domid: number, id: number, type: number, start: number, end: number): number {
-    this.#enter();
+    this.#enter(HC.dm_op_unmap_io_range_from_ioreq_server);
     return dm_unmap_io_range(this.#c, domid, id, type, start, end);
   }
   dm_op_set_ioreq_server_state(domid: number, id: number, enabled: boolean): number {
-    this.#enter();
+    this.#enter(HC.dm_op_set_ioreq_server_state);
     return dm_set_ioreq_server_state(this.#c, domid, id, enabled);
   }
   dm_op_destroy_ioreq_server(domid: number, id: number): number {
-    this.#enter();
+    this.#enter(HC.dm_op_destroy_ioreq_server);
     return dm_destroy_ioreq_server(this.#c, domid, id);
   }
   dm_op_set_isa_irq_level(domid: number, isa_irq: number, level: 0 | 1): number {
-    this.#enter();
+    this.#enter(HC.dm_op_set_isa_irq_level);
     const tr = this.#c.trace;
     if (tr.on(TRC_HVM)) tr.write(TRC_HVM_IRQ, domid, isa_irq, level, 0);
     return dm_set_isa_irq_level(this.#c, domid, isa_irq, level);
   }
   dm_op_add_buffered_zone(domid: number, id: number, start: number, end: number): number {
-    this.#enter();
+    this.#enter(HC.dm_op_add_buffered_zone);
     return dm_add_buffered_zone(this.#c, domid, id, start, end);
   }
 
   /* console_io */
   console_io_write(text: string): void {
-    this.#enter();
+    this.#enter(HC.console_io_write);
     this.#control.console(text);
   }
 
@@ -300,43 +315,43 @@ export class HypercallTable implements Hypercalls {
   }
 
   /* domctl */
-  async #domctl<T>(op: string, ...args: unknown[]): Promise<T | number> {
-    this.#enter();
+  async #domctl<T>(id: number, op: string, ...args: unknown[]): Promise<T | number> {
+    this.#enter(id);
     if (!this.#c.privileged) return -XEN_EPERM;
     return (await this.#control.domctl(op, args)) as T | number;
   }
   domctl_createdomain(config: DomainConfig): Promise<CreatedDomain | number> {
-    return this.#domctl<CreatedDomain>('createdomain', config);
+    return this.#domctl<CreatedDomain>(HC.domctl_createdomain, 'createdomain', config);
   }
   domctl_destroydomain(domid: number): Promise<number> {
-    return this.#domctl<number>('destroydomain', domid);
+    return this.#domctl<number>(HC.domctl_destroydomain, 'destroydomain', domid);
   }
   domctl_pausedomain(domid: number): Promise<number> {
-    return this.#domctl<number>('pausedomain', domid);
+    return this.#domctl<number>(HC.domctl_pausedomain, 'pausedomain', domid);
   }
   domctl_unpausedomain(domid: number): Promise<number> {
-    return this.#domctl<number>('unpausedomain', domid);
+    return this.#domctl<number>(HC.domctl_unpausedomain, 'unpausedomain', domid);
   }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
-    return this.#domctl<DomainInfo>('getdomaininfo', domid);
+    return this.#domctl<DomainInfo>(HC.domctl_getdomaininfo, 'getdomaininfo', domid);
   }
   domctl_mem_sharing(settings: { run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }): Promise<unknown> {
-    return this.#domctl<unknown>('mem_sharing', settings);
+    return this.#domctl<unknown>(HC.domctl_mem_sharing, 'mem_sharing', settings);
   }
   domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown> {
-    return this.#domctl<unknown>('mem_paging', settings);
+    return this.#domctl<unknown>(HC.domctl_mem_paging, 'mem_paging', settings);
   }
   domctl_set_pod_target(domid: number, target_kib: number): Promise<number> {
-    return this.#domctl<number>('set_pod_target', domid, target_kib);
+    return this.#domctl<number>(HC.domctl_set_pod_target, 'set_pod_target', domid, target_kib);
   }
   domctl_max_mem(domid: number, max_kib: number): Promise<number> {
-    return this.#domctl<number>('max_mem', domid, max_kib);
+    return this.#domctl<number>(HC.domctl_max_mem, 'max_mem', domid, max_kib);
   }
   domctl_scheduler_op(op: SchedOp): Promise<unknown> {
-    return this.#domctl<unknown>('scheduler_op', op);
+    return this.#domctl<unknown>(HC.domctl_scheduler_op, 'scheduler_op', op);
   }
   domctl_getvcpucontext(domid: number): number {
-    this.#enter();
+    this.#enter(HC.domctl_getvcpucontext);
     if (!this.#c.privileged) return -XEN_EPERM;
     const hv = this.#c.hv;
     if (!hv.isAlive(domid)) return -XEN_ESRCH;
@@ -345,33 +360,33 @@ export class HypercallTable implements Hypercalls {
   }
   /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {
-    this.#enter();
+    this.#enter(HC.domctl_shadow_op);
     if (!this.#c.privileged) return -XEN_EPERM;
     return shadow_op(this.#c.hv, domid, op, mode, bitmap, pages);
   }
 
   domctl_assign_device(dev: number, domid: number): Promise<number> {
-    return this.#domctl<number>('assign_device', dev, domid);
+    return this.#domctl<number>(HC.domctl_assign_device, 'assign_device', dev, domid);
   }
   domctl_deassign_device(dev: number, domid: number): Promise<number> {
-    return this.#domctl<number>('deassign_device', dev, domid);
+    return this.#domctl<number>(HC.domctl_deassign_device, 'deassign_device', dev, domid);
   }
   domctl_storage_attach(dev: number, path: string, readOnly: boolean): Promise<number> {
-    return this.#domctl<number>('storage_attach', dev, path, readOnly);
+    return this.#domctl<number>(HC.domctl_storage_attach, 'storage_attach', dev, path, readOnly);
   }
   domctl_storage_detach(nsid: number): Promise<number> {
-    return this.#domctl<number>('storage_detach', nsid);
+    return this.#domctl<number>(HC.domctl_storage_detach, 'storage_detach', nsid);
   }
   sysctl_pci_info(): Promise<PciDeviceInfo[] | number> {
-    return this.#domctl<PciDeviceInfo[]>('pci_info');
+    return this.#domctl<PciDeviceInfo[]>(HC.sysctl_pci_info, 'pci_info');
   }
 
   /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */
   sysctl_getdomaininfolist(): Promise<DomainInfo[] | number> {
-    return this.#domctl<DomainInfo[]>('getdomaininfolist');
+    return this.#domctl<DomainInfo[]>(HC.sysctl_getdomaininfolist, 'getdomaininfolist');
   }
   sysctl_physinfo(): Promise<PhysInfo | number> {
-    return this.#domctl<PhysInfo>('physinfo');
+    return this.#domctl<PhysInfo>(HC.sysctl_physinfo, 'physinfo');
   }
 
   /*
@@ -386,13 +401,13 @@ export class HypercallTable implements Hypercalls {
     tr.write((TRC_GUEST & TRC_CLS_MASK) | (event & 0xffff), d0 | 0, d1 | 0, d2 | 0, d3 | 0);
   }
   sysctl_tbuf_set_evt_mask(mask: number): number {
-    this.#enter();
+    this.#enter(HC.sysctl_tbuf_set_evt_mask);
     if (!this.#c.privileged) return -XEN_EPERM;
     setTraceMask(this.#c.hv.buffers.trace, mask & TRC_ALL);
     return 0;
   }
   sysctl_tbuf_drain(out: TraceRecord[]): number {
-    this.#enter();
+    this.#enter(HC.sysctl_tbuf_drain);
     if (!this.#c.privileged) return -XEN_EPERM;
     drainTrace(this.#c.hv.buffers.trace, out);
     return 0;

@@ -30,15 +30,25 @@ const CLASS_BITS = TRC_CLS_MASK;
 export const TRACE_RECORDS = 8192;
 
 let processBuffer: SharedArrayBuffer | null = null;
-/** The process's trace buffer (made on first use, on the control thread). */
-export function traceBuffer(slots: number): SharedArrayBuffer {
+/**
+ * The process's trace buffer (made on first use, on the control thread): one slot per vCPU
+ * (`vcpuSlots`), and one more, the last, for the control thread (./sched/host-sched.ts: the
+ * timer interrupt's scheduling decisions), as Xen's trace buffers are per CPU and its timer
+ * softirqs write into the buffer of the CPU they run on.
+ */
+export function traceBuffer(vcpuSlots: number): SharedArrayBuffer {
   if (processBuffer === null) {
+    const slots = vcpuSlots + 1;
     processBuffer = new SharedArrayBuffer(traceBufferBytes(slots, TRACE_RECORDS));
     const w = new Int32Array(processBuffer);
     w[TB_SLOTS] = slots;
     w[TB_RECORDS] = TRACE_RECORDS;
   }
   return processBuffer;
+}
+/** The control thread's slot: the last one. */
+export function controlTraceSlot(buf: SharedArrayBuffer): number {
+  return new Int32Array(buf)[TB_SLOTS]! - 1;
 }
 
 /** One vCPU thread's writer: its slot's t_buf and records. */
@@ -53,6 +63,8 @@ export class TraceWriter {
     this.words = new Int32Array(buf);
     this.f64 = new Float64Array(buf);
     const slots = this.words[TB_SLOTS]!;
+    // A slot past the buffer would write over another slot's records: a broken host invariant.
+    if (!(Number.isInteger(slot) && slot >= 0 && slot < slots)) throw new RangeError(`trace slot ${slot} (the buffer has ${slots})`);
     this.#tbuf = TB_HEADER + slot * TB_T_BUF;
     this.#base = recordBase(slots, TRACE_RECORDS, slot);
     this.#cpu = (domid << 8) | vcpu;

@@ -132,9 +132,11 @@ test.serial('ringvisor trace -w FILE against the running host: whole PV request 
     t.is(whole[0]!.points[1]!.pid, 0, 'and is served in Dom0');
     const pvOnly = join(dir, 'pv.json');
     t.is((await rv([...at, 'trace', '-w', pvOnly, '-e', 'pv', '-d', '0.5'])).code, 0);
-    const names = new Set((JSON.parse(readFileSync(pvOnly, 'utf8')) as TraceFile).traceEvents.filter((e) => e.ph === 'B' || e.ph === 'X').map((e) => e.name));
+    const slices = (JSON.parse(readFileSync(pvOnly, 'utf8')) as TraceFile).traceEvents.filter((e) => e.ph === 'B' || e.ph === 'X');
+    const names = new Set(slices.map((e) => e.name));
     t.true(names.has('evtchn_send'), 'the guest and blkback notify each other');
-    t.true([...names].every((n) => n === 'evtchn_send' || n === 'lost records'), `only the pv class with -e pv: ${[...names].join(', ')}`);
+    t.true(names.has('event_channel_op(EVTCHNOP_send)'), 'each hypercall, named');
+    t.true(slices.every((e) => e.cat === 'pv' || e.name === 'lost records'), `only the pv class with -e pv: ${[...names].join(', ')}`);
   } finally {
     await rv([...at, 'destroy', 'traced']);
   }

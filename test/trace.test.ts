@@ -10,6 +10,7 @@ import { TraceRecording, parseClasses } from '../tools/trace/record.ts';
 import { toTraceEvents, type TraceEvent } from '../dom0/lib/trace-json.ts';
 import { TRC_ALL, TRC_BEGIN, TRC_END, TRC_HVM, TRC_HVM_TRAP, TRC_MEM, TRC_PV_HYPERCALL, type TraceRecord } from '../shared/public/trace.ts';
 import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
+import { DOMID_XEN } from '../shared/public/xen.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -80,6 +81,16 @@ test('a recorded run holds whole PV and emulated request flows, with nested slic
   const switches = evs.filter((e) => e.cat === 'sched' && e.name === 'schedule (switch)');
   t.true(switches.length > 0, 'scheduler switches are in the trace');
   t.true(switches.every((e) => [e.args?.pcpu, e.args?.prev, e.args?.next].every((x) => Number.isInteger(x))), JSON.stringify(switches[0]));
+  // ... and from the control thread, on its own track: its timer interrupt's ticks.
+  const control = evs.filter((e) => e.pid === DOMID_XEN);
+  t.true(control.some((e) => e.ph === 'B' && e.name === 'csched_tick (every slot)'), 'the control thread\'s ticks');
+  t.true(evs.some((e) => e.ph === 'M' && e.pid === DOMID_XEN && e.name === 'thread_name' && /control thread/.test(String(e.args?.name))));
+
+  // Every hypercall, named by what it called: the guests' event sends, Dom0's too.
+  const calls = evs.filter((e) => e.cat === 'pv' && e.ph === 'X' && /^\w+\(|^set_timer_op$/.test(e.name));
+  t.true(calls.some((e) => e.name === 'event_channel_op(EVTCHNOP_send)' && e.pid !== 0), 'a guest\'s EVTCHNOP_send');
+  t.true(calls.some((e) => e.name === 'event_channel_op(EVTCHNOP_send)' && e.pid === 0), 'Dom0\'s');
+  t.true(calls.some((e) => e.name === 'sched_op(SCHEDOP_block)'), 'a vCPU blocking');
 });
 
 test('the trace suite\'s baseline: every trace point cut from a copy of the tree, and an unknown shape refused', (t) => {
@@ -104,7 +115,8 @@ test('a trace point this writer does not list is named by its constant and nests
   const rec = (event: number, ts: number): TraceRecord => ({ event, domid: 1, vcpu: 0, ts, data: [7, 0, 0, 0] });
   const json = toTraceEvents([rec(TRC_HVM_TRAP | TRC_BEGIN, 1), rec(TRC_PV_HYPERCALL, 1.5), rec(TRC_HVM_TRAP | TRC_END, 2), rec(TRC_HVM | 0x0ff, 3)]);
   const evs = json.traceEvents.filter((e) => e.ph !== 'M');
-  t.deepEqual(evs.map((e) => [e.ph, e.name, e.cat]), [['B', 'hvm trap', 'hvm'], ['X', 'pv hypercall', 'pv'], ['E', 'hvm trap', undefined], ['X', 'event 0x8f0ff', 'unknown']]);
+  // (A hypercall's record is listed: named by the hypercall its words name, here number 7.)
+  t.deepEqual(evs.map((e) => [e.ph, e.name, e.cat]), [['B', 'hvm trap', 'hvm'], ['X', 'hypercall 7(op 0)', 'pv'], ['E', 'hvm trap', undefined], ['X', 'event 0x8f0ff', 'unknown']]);
   t.is(evs[0]!.args!.d0, 7);
 });
 

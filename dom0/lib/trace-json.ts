@@ -1,6 +1,7 @@
 /*
  * From drained trace records to Trace Event JSON, the format ui.perfetto.dev and chrome://tracing
  * load: one process per domain, one track per vCPU thread and one per backend running on it,
+ * one process "Xen" whose track is the control thread (the scheduler's timer interrupt),
  * slices for the B/E record pairs, and flow arrows that follow one request end to end.
  *
  * Xen: what xenalyze does with xentrace's binary (tools/xentrace/xenalyze.c): pair the records
@@ -21,14 +22,18 @@ import {
   TRC_BEGIN, TRC_CLS_MASK, TRC_END, TRC_GUEST, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_BLKFRONT_COMPLETE,
   TRC_GUEST_BLKFRONT_SUBMIT, TRC_GUEST_DISK_IO, TRC_GUEST_DM_IOREQ, TRC_GUEST_EVTCHN_UPCALL, TRC_GUEST_IDE_COMMAND, TRC_GUEST_IDE_DONE,
   TRC_GUEST_RING_CONSUME, TRC_GUEST_RING_PUSH, TRC_HVM_IOREQ, TRC_HVM_IRQ, TRC_LOST_RECORDS, TRC_MEM_GRANT_COPY,
-  TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP, TRC_PV_EVTCHN_SEND, TRC_SCHED_SWITCH, type TraceRecord,
+  TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP, TRC_PV_EVTCHN_SEND, TRC_PV_HYPERCALL, TRC_SCHED_SWITCH, TRC_CSCHED_ACCOUNT,
+  TRC_CSCHED_TICK, TRC_CSCHED_TICKLE, type TraceRecord,
 } from '../../shared/public/trace.ts';
+import { DOMID_XEN } from '../../shared/public/xen.ts';
+import { hypercallName } from '../../shared/public/hypercall-ids.ts';
 import * as TRACE from '../../shared/public/trace.ts';
 
 const G = TRC_GUEST & TRC_CLS_MASK;
 /** Event id (class | number, without TRC_BEGIN/TRC_END) → its slice's name, category and argument names. */
 export const NAMES: ReadonlyMap<number, [name: string, cat: string, args: string[]]> = new Map<number, [name: string, cat: string, args: string[]]>([
   [TRC_LOST_RECORDS, ['lost records', 'gen', ['lost']]],
+  [TRC_PV_HYPERCALL, ['hypercall', 'pv', ['hypercall', 'op']]], // each record named by what it called (below)
   [TRC_PV_EVTCHN_SEND, ['evtchn_send', 'pv', ['port']]],
   [TRC_MEM_GRANT_MAP, ['gnttab_map_grant_ref', 'mem', ['dom', 'ref']]],
   [TRC_MEM_GRANT_UNMAP, ['gnttab_unmap_grant_ref', 'mem', ['handle']]],
@@ -36,6 +41,9 @@ export const NAMES: ReadonlyMap<number, [name: string, cat: string, args: string
   [TRC_HVM_IOREQ, ['trap → ioreq round trip', 'hvm', ['addr', 'write', 'size', 'value']]],
   [TRC_HVM_IRQ, ['set_isa_irq_level', 'hvm', ['domid', 'irq', 'level']]],
   [TRC_SCHED_SWITCH, ['schedule (switch)', 'sched', ['pcpu', 'prev', 'next']]],
+  [TRC_CSCHED_TICK, ['csched_tick (every slot)', 'sched', ['slots']]],
+  [TRC_CSCHED_ACCOUNT, ['csched_acct (credit by weight)', 'sched', ['slots']]],
+  [TRC_CSCHED_TICKLE, ['tickle (asked to reschedule)', 'sched', ['pcpu', 'running']]],
   [G | TRC_GUEST_RING_PUSH, ['ring push', 'ring', ['prod', 'old', 'backend']]],
   [G | TRC_GUEST_RING_CONSUME, ['ring consume', 'ring', ['cons', 'backend']]],
   [G | TRC_GUEST_EVTCHN_UPCALL, ['event delivery (upcall)', 'pv', ['port']]],
@@ -97,7 +105,9 @@ export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMa
     const kind = r.event & ~(TRC_BEGIN | TRC_END);
     const begin = (r.event & TRC_BEGIN) !== 0;
     const end = (r.event & TRC_END) !== 0;
-    const [name, cat, argNames] = eventInfo(kind);
+    const [kindName, cat, argNames] = eventInfo(kind);
+    // A hypercall's record is named by what it called: "event_channel_op(EVTCHNOP_send)".
+    const name = kind === TRC_PV_HYPERCALL ? hypercallName(r.data[0], r.data[1]) : kindName;
     const pid = r.domid;
     const cpuKey = `${r.domid}:${r.vcpu}`;
     const stack = stacks.get(cpuKey) ?? [];
@@ -106,7 +116,10 @@ export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMa
     const bt = BACKEND_TRACK.get(kind);
     const tid = bt !== undefined ? bt[0] + r.vcpu : stack.length > 0 ? stack[stack.length - 1]!.tid : r.vcpu;
     const tkey = `${pid}:${tid}`;
-    if (!threads.has(tkey)) threads.set(tkey, bt !== undefined ? `${bt[1]} (vCPU ${r.vcpu})` : tid >= 100 ? `backend (vCPU ${r.vcpu})` : `vCPU ${r.vcpu}`);
+    if (!threads.has(tkey)) {
+      threads.set(tkey, pid === DOMID_XEN ? 'control thread (timer interrupt)'
+        : bt !== undefined ? `${bt[1]} (vCPU ${r.vcpu})` : tid >= 100 ? `backend (vCPU ${r.vcpu})` : `vCPU ${r.vcpu}`);
+    }
     const args: Record<string, unknown> = {};
     argNames.forEach((a, i) => { args[a] = r.data[i]; });
     if (end) {
@@ -180,7 +193,7 @@ export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMa
   }
   const meta: TraceEvent[] = [];
   for (const pid of new Set([...threads.keys()].map((k) => Number(k.split(':')[0])))) {
-    meta.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: names.get(pid) ?? (pid === 0 ? 'Domain-0' : `d${pid}`) } });
+    meta.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: names.get(pid) ?? (pid === 0 ? 'Domain-0' : pid === DOMID_XEN ? 'Xen (the hypervisor\'s control thread)' : `d${pid}`) } });
   }
   for (const [k, name] of threads) {
     const [pid, tid] = k.split(':').map(Number) as [number, number];

@@ -32,17 +32,20 @@ import {
 import { MAX_VCPUS } from '../state.ts';
 import { csched_acct } from './credit-acct.ts';
 import type { TraceWriter } from '../trace.ts';
-import { TRC_SCHED, TRC_SCHED_SWITCH } from '../../shared/public/trace.ts';
+import {
+  TRC_BEGIN, TRC_CSCHED_ACCOUNT, TRC_CSCHED_TICK, TRC_CSCHED_TICKLE, TRC_END, TRC_SCHED, TRC_SCHED_SWITCH,
+} from '../../shared/public/trace.ts';
 
-/** What the scheduler needs of a trace buffer; the control thread has none (NO_TRACE). */
+/** What the scheduler needs of a trace buffer (NO_TRACE: none, for the simulator and the bench). */
 type SchedTrace = Pick<TraceWriter, 'on' | 'write'>;
 const NO_TRACE: SchedTrace = { on: () => false, write: () => {} };
 
 export class CreditScheduler {
   /**
    * `trace`: the deciding thread's trace buffer, for TRC_SCHED_SWITCH (Xen's schedule() records every
-   * switch on the pCPU that makes it). A vCPU thread passes its own; the control thread, which
-   * decides at ticks and has no trace slot, passes none, so tick-time switches are not recorded.
+   * switch on the pCPU that makes it) and the credit scheduler's own records (TRC_CSCHED_*). A
+   * vCPU thread passes its own; the control thread passes the control slot's (./host-sched.ts),
+   * so what its timer interrupt decides (ticks, accounting, slots given, tickles) is on its track.
    */
   constructor(readonly hv: HypervisorState, readonly t: SchedTables, private readonly trace: SchedTrace = NO_TRACE) {}
 
@@ -165,6 +168,8 @@ export class CreditScheduler {
     if (cur < 0) return;
     const at = this.t.pf(slot, PF.RESCHED_AT);
     if (this.t.f64[at] === 0) this.t.f64[at] = now;
+    const tr = this.trace;
+    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_TICKLE, slot, traceUnit(cur), 0, 0);
     const d = Math.floor(cur / MAX_VCPUS);
     Atomics.or(this.hv.vcpus, this.hv.vcpu(d, cur % MAX_VCPUS, V.REQUEST), VREQ_RESCHED);
   }
@@ -379,6 +384,8 @@ export class CreditScheduler {
    */
   tick(now: number): void {
     const t = this.t;
+    const tr = this.trace;
+    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_TICK | TRC_BEGIN, t.nrPcpus, 0, 0, 0);
     this.lock();
     try {
       if (now - t.f64[GF.LAST_ACCT] >= this.tsliceMs) this.acct(now);
@@ -404,6 +411,7 @@ export class CreditScheduler {
       }
     } finally {
       this.unlock();
+      if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_TICK | TRC_END, t.i32[G.SWITCHES], 0, 0, 0);
     }
   }
 
@@ -417,11 +425,14 @@ export class CreditScheduler {
 
   /** csched_acct (lock held): charge the running vCPUs, then share out credit (./credit-acct.ts). */
   private acct(now: number): void {
+    const tr = this.trace;
+    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_ACCOUNT | TRC_BEGIN, this.t.nrPcpus, 0, 0, 0);
     for (let p = 0; p < this.t.nrPcpus; p++) {
       const cur = this.curr(p);
       if (cur >= 0) this.burn(cur, now);
     }
     csched_acct(this.t, now);
+    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_ACCOUNT | TRC_END, this.t.i32[G.ACCTS], this.t.i32[G.PARKS], 0, 0);
   }
 
   /** sched_credit -s: the pool's timeslice and ratelimit (µs). */

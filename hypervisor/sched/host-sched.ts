@@ -14,7 +14,8 @@
  * decides which vCPU thread runs (what ringvisor did before; the bench compares the two).
  */
 import type { PcpuLoad, SchedOp, SchedPool, VcpuInfo } from '../../shared/public/sched.ts';
-import { XEN_EINVAL } from '../../shared/public/xen.ts';
+import { DOMID_XEN, XEN_EINVAL } from '../../shared/public/xen.ts';
+import { TraceWriter, controlTraceSlot } from '../trace.ts';
 import { RUNSTATE_running, V, VT, MAX_VCPUS, type HypervisorState } from '../state.ts';
 import { CreditScheduler } from './credit.ts';
 import {
@@ -51,7 +52,9 @@ export class HostScheduler {
   constructor(private readonly hv: HypervisorState, pcpus: number) {
     if (!Number.isInteger(pcpus) || pcpus < 0 || pcpus > MAX_PCPUS) throw new RangeError(`pcpus must be 0..${MAX_PCPUS} (0: no scheduler)`);
     this.t = schedTables(hv.buffers.sched);
-    this.credit = new CreditScheduler(hv, this.t);
+    // The control thread's decisions go into its own trace slot, a track of their own.
+    const buf = hv.buffers.trace;
+    this.credit = new CreditScheduler(hv, this.t, new TraceWriter(buf, DOMID_XEN, 0, controlTraceSlot(buf)));
     const i = this.t.i32;
     i[G.NR_PCPUS] = pcpus;
     i[G.TSLICE_US] = CSCHED_DEFAULT_TSLICE_MS * 1000;
