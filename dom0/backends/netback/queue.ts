@@ -18,7 +18,7 @@
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../../shared/kernel/events.ts';
 import { NETIF_RX_SLOT, NETIF_TX_SLOT, netif_tx_response } from '../../../shared/public/io/netif.ts';
-import { BackRing } from '../../../shared/public/io/ring.ts';
+import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../../shared/public/xen.ts';
 import type { Packet } from '../../lib/packet.ts';
 import { GrantMapper } from '../blkback/grants.ts';
@@ -77,6 +77,11 @@ export class NetbackQueue implements IdlePoller {
 
   get split(): boolean {
     return this.txPort !== this.rxPort;
+  }
+
+  /** The tx and rx rings' indices now, for the tools (`ringvisor top`, the web view); null once torn down. */
+  ringIndices(): { tx: RingIndices; rx: RingIndices } | null {
+    return this.txRing === null || this.rxRing === null ? null : { tx: this.txRing.indices(), rx: this.rxRing.indices() };
   }
 
   private readonly onEvent = (): void => {

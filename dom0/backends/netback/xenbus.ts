@@ -29,6 +29,7 @@ import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
 import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
 import { XS_NET } from '../../../shared/public/io/netif.ts';
 import type { PacketPool } from '../../lib/packet.ts';
+import { registerDevice } from '../../lib/devstats.ts';
 import { TxCredit } from './credit.ts';
 import { vifBridgeOffline, vifBridgeOnline, waitForHotplug } from './hotplug.ts';
 import { XenVif } from './interface.ts';
@@ -39,6 +40,7 @@ export const NETBACK_DEFAULTS = { maxQueues: 4, split: true };
 export class NetBackend implements BackendDriver {
   vif: XenVif | null = null;
   private offer = { ...NETBACK_DEFAULTS };
+  private unregister: (() => void) | null = null;
 
   constructor(private readonly k: Kernel, private readonly pool: PacketPool, private readonly log: (line: string) => void) {}
 
@@ -60,6 +62,18 @@ export class NetBackend implements BackendDriver {
     });
     const vif = new XenVif(this.k, dev.otherendId, devid, this.pool, this.log);
     this.vif = vif;
+    // Its counters and rings for `ringvisor top` (NETS, NETTX, NETRX) and the web view, as Linux's
+    // vif<domid>.<devid> shows them in /proc/net/dev; the rings named as their XenStore keys.
+    this.unregister?.();
+    this.unregister = registerDevice({
+      kind: 'vif', frontend: vif.frontend, devid, name: vif.name,
+      stats: () => vif.stats(),
+      rings: () => vif.queues.flatMap((q) => {
+        const ix = q.ringIndices();
+        const at = vif.queues.length > 1 ? `queue-${q.index}/` : '';
+        return ix === null ? [] : [{ name: `${at}tx-ring-ref`, ...ix.tx }, { name: `${at}rx-ring-ref`, ...ix.rx }];
+      }),
+    });
     const why = await vifBridgeOnline(xs, dir, vif);
     if (why !== null) this.log(`netback ${vif.name}: hotplug failed: ${why}`);
   }
@@ -116,6 +130,8 @@ export class NetBackend implements BackendDriver {
 
   /** netback_remove: disconnect, and the hotplug step's offline. */
   async remove(): Promise<void> {
+    this.unregister?.();
+    this.unregister = null;
     if (this.vif === null) return;
     this.vif.disconnect();
     vifBridgeOffline(this.vif);
