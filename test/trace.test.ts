@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { sourceFiles } from '../tools/docs/build.ts';
 import { traceSites } from '../tools/docs/trace-sites.ts';
 import { stripTracePoints } from '../scenarios/bench/strip-trace.ts';
-import { traceSummary } from '../scenarios/bench/trace.ts';
+import { pairedRatio, traceSummary } from '../scenarios/bench/trace.ts';
 import type { BenchRow } from '../scenarios/bench/types.ts';
 
 test('-e takes class names or a number, and refuses an unknown class', (t) => {
@@ -148,4 +148,19 @@ test('the trace suite prints off / cut and on / off per path from its rows', (t)
   t.regex(text, /emu-dma +wait=irq: off \/ cut = n\/a .*on \/ off = 0\.800/);
   t.regex(text, /cut median 1000\/s, min 999, max 1001/);
   t.is(traceSummary([]), null);
+});
+
+test('with the repeats\' samples, the ratio is taken round by round: a slow round slows all three alike', (t) => {
+  // Round i's three runs were back to back: round 2 ran on a busy machine, round 3 on a quiet one.
+  const rates = { none: [1000, 1000, 500, 2000], off: [990, 990, 495, 1980], on: [800, 800, 400, 1600] };
+  const row = (mode: keyof typeof rates): BenchRow => ({
+    suite: 'trace', path: 'pv', wait: 'irq', workload: mode, blockSize: 4096, queueDepth: 32, reqPerSec: [...rates[mode]].sort((a, b) => a - b)[2]!,
+    MBps: 0, counters: {}, engine: `trace-${mode}`, samples: rates[mode].map((reqPerSec) => ({ reqPerSec })),
+  });
+  const p = pairedRatio(row('off'), row('none'))!;
+  t.deepEqual([p.n, p.min.toFixed(3), p.max.toFixed(3), p.median.toFixed(3)], [4, '0.990', '0.990', '0.990'], 'each round: 0.99');
+  const text = traceSummary([row('none'), row('off'), row('on')])!;
+  t.regex(text, /pv +wait=irq: off \/ cut = 0\.990 \(goal ≥ 0\.98\) +on \/ off = 0\.808/);
+  t.regex(text, /off \/ cut, round by round: median 0\.990, quartiles 0\.990\.\.0\.990, range 0\.990\.\.0\.990 over 4 rounds/);
+  t.is(pairedRatio(row('off'), { ...row('none'), samples: undefined }), null);
 });

@@ -13,6 +13,12 @@
  * trace records written and lost (a slot's buffer full between two drains, as xentrace loses
  * them when it falls behind) per timed request.
  *
+ * The ratio is taken per round and then the median of the rounds (with quartiles and range):
+ * the three runs of one round are back to back, so whatever else the machine did then weighs on
+ * all three, and a ratio of two runs a second apart is steadier than a ratio of two medians
+ * taken over the whole suite (on a shared machine the repeats of one contestant spread by ±10%,
+ * far more than the 2% the goal is about). The ratio of the medians is printed beside it.
+ *
  * Why a copy of this tree with the trace points cut rather than the commit before them: that
  * commit differs in everything landed since, so it would measure all of that; the cut copy
  * differs in exactly the trace points (strip-trace.ts refuses a trace point it cannot cut).
@@ -76,7 +82,8 @@ class Contestant {
 
 export async function benchTrace(opts: SuiteOptions): Promise<BenchRow[]> {
   const say = opts.progress ?? (() => {});
-  const repeats = opts.quick ? 3 : 6;
+  // A multiple of three, so each contestant goes first, second and third equally often.
+  const repeats = opts.quick ? 3 : 12;
   const work = mkdtempSync(join(tmpdir(), 'ringvisor-bench-trace-'));
   const rows: BenchRow[] = [];
   try {
@@ -136,6 +143,22 @@ function row(path: DiskPath, wait: BenchRow['wait'], mode: CostMode, samples: Sa
   };
 }
 
+/**
+ * a / b round by round (the repeats' samples, in order: round i of each ran back to back), as
+ * the median of the rounds with quartiles and range; null without samples from both.
+ */
+export function pairedRatio(a: BenchRow | undefined, b: BenchRow | undefined): { median: number; q1: number; q3: number; min: number; max: number; n: number } | null {
+  const n = Math.min(a?.samples?.length ?? 0, b?.samples?.length ?? 0);
+  if (n === 0) return null;
+  const r = Array.from({ length: n }, (_, i) => a!.samples![i]!.reqPerSec / b!.samples![i]!.reqPerSec).sort((x, y) => x - y);
+  const at = (q: number) => {
+    const x = q * (n - 1);
+    const lo = Math.floor(x);
+    return r[lo]! + (r[Math.min(n - 1, lo + 1)]! - r[lo]!) * (x - lo);
+  };
+  return { median: at(0.5), q1: at(0.25), q3: at(0.75), min: r[0]!, max: r[n - 1]!, n };
+}
+
 /** "off / cut" and "on / off" per path and policy, with the spread of the repeats behind them. */
 export function traceSummary(rows: readonly BenchRow[]): string | null {
   const lines: string[] = [];
@@ -145,8 +168,19 @@ export function traceSummary(rows: readonly BenchRow[]): string | null {
     if (off.suite !== 'trace' || off.engine !== 'trace-off') continue;
     const none = find(off, 'none');
     const on = find(off, 'on');
-    const ratio = (a: BenchRow | undefined, b: BenchRow | undefined) => (a && b ? (a.reqPerSec / b.reqPerSec).toFixed(3) : 'n/a');
+    // The headline: the median of the per-round ratios where there are samples, else the ratio of the medians.
+    const ratio = (a: BenchRow | undefined, b: BenchRow | undefined) => {
+      const p = pairedRatio(a, b);
+      return p ? p.median.toFixed(3) : a && b ? (a.reqPerSec / b.reqPerSec).toFixed(3) : 'n/a';
+    };
     lines.push(`  ${off.path.padEnd(8)} wait=${off.wait}: off / cut = ${ratio(off, none)} (goal ≥ 0.98)   on / off = ${ratio(on, off)}`);
+    for (const [what, a, b] of [['off / cut', off, none], ['on / off', on, off]] as const) {
+      const p = pairedRatio(a, b);
+      if (p) {
+        lines.push(`      ${what}, round by round: median ${p.median.toFixed(3)}, quartiles ${p.q1.toFixed(3)}..${p.q3.toFixed(3)}, `
+          + `range ${p.min.toFixed(3)}..${p.max.toFixed(3)} over ${p.n} rounds; ratio of the medians ${(a!.reqPerSec / b!.reqPerSec).toFixed(3)}`);
+      }
+    }
     for (const [m, r] of [['cut', none], ['off', off], ['on', on]] as const) if (r) lines.push(`      ${m.padEnd(3)} ${spread(r)}`);
   }
   return lines.length > 0
