@@ -11,6 +11,7 @@ interface Views {
   memoryPicture(s: TopSample): { host: { name: string; mib: number }[]; columns: { name: string }[]; rows: { name: string; mib: (number | null)[]; tot: number; max: number }[] };
   schedShares(s: TopSample, prev: TopSample | null): { pool: number; rows: { name: string; weight: number; entitled: number; used: number }[] };
   otherFigures(d: DomainInfo): [string, number][];
+  ioRates(s: TopSample, prev: TopSample | null, domid: number, dt: number): { io: number; net: number };
 }
 const views = async (): Promise<Views> => {
   const url = new URL('../cli/webview/static/views.js', import.meta.url).href;
@@ -77,4 +78,16 @@ test('a figure, a counter and a device kind added later appear in top -c and the
   t.regex(out, /^Host: sharing_freed 2048k$/m);
   const before = render(sample(2000, false), sample(1000, false), opts);
   t.notRegex(before, /Host:|pod_faults|online_vcpus|widget/);
+});
+
+test('I/O per second from the devices: block requests from vbds, network KiB from vifs, for what both samples have', async (t) => {
+  const v = await views();
+  const dev = (kind: string, devid: number, stats: Record<string, number>) => ({ kind, frontend: 1, devid, name: `${kind}${devid}`, stats, rings: [] });
+  const at = (time: number, devices: TopSample['devices']): TopSample => ({ ...sample(time, false), devices });
+  const before = at(1000, [dev('vbd', 51712, { rd_req: 100, wr_req: 50 }), dev('vif', 0, { tx_bytes: 1024, rx_bytes: 0 })]);
+  const after = at(3000, [dev('vbd', 51712, { rd_req: 300, wr_req: 50 }), dev('vif', 0, { tx_bytes: 1024 + 4096, rx_bytes: 2048 }),
+    dev('vif', 1, { tx_bytes: 1 << 20, rx_bytes: 0 })]);
+  t.deepEqual(v.ioRates(after, before, 1, 2), { io: 100, net: 3 }, '200 requests and 6 KiB over 2 s; vif 1 is new: not counted yet');
+  t.deepEqual(v.ioRates(after, null, 1, 0), { io: 0, net: 0 });
+  t.deepEqual(v.ioRates(after, before, 0, 2), { io: 0, net: 0 }, 'Dom0 has no devices of its own here');
 });

@@ -19,12 +19,12 @@ const at = ['--run-dir', runDir];
 let host: CliProcess;
 let url = '';
 
-/** A VM that reads 256 blocks and stays up, and one that keeps reading until destroyed. */
-function vm(name: string, count: number): string {
+/** A VM that reads 256 blocks and stays up, and one that keeps reading until destroyed; `extra`: more config lines. */
+function vm(name: string, count: number, extra: string[] = []): string {
   const d = join(dir, name);
   mkdirSync(d);
   writeFileSync(join(d, 'vm.cfg'), [
-    `name = "${name}"`, 'type = "pv"', 'memory = 32', "disk = [ 'disk.img,raw,xvda,rw' ]", 'create_images = [ "disk.img=16" ]',
+    `name = "${name}"`, 'type = "pv"', 'memory = 32', "disk = [ 'disk.img,raw,xvda,rw' ]", 'create_images = [ "disk.img=16" ]', ...extra,
     'workload = "fio-rand-read"', `workload_args = [ "bs=4096", "count=${count}", "iodepth=8" ]`, '',
   ].join('\n'));
   return d;
@@ -78,7 +78,7 @@ test.serial('top -b -i 2: xentop\'s columns, with the figures the hypervisor and
 
 test.serial('the web view shows every domain and a ring whose indices move', async (t) => {
   if (!existsSync(CHROMIUM)) return t.pass(`skipped: ${CHROMIUM} is not installed (Debian's chromium package)`);
-  const made = await rv([...at, 'create', vm('busy', 50_000_000)]);
+  const made = await rv([...at, 'create', vm('busy', 50_000_000, ["vif = [ 'ip=10.0.9.10' ]"])]);
   t.is(made.code, 0, made.stderr);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -98,6 +98,12 @@ test.serial('the web view shows every domain and a ring whose indices move', asy
     // The scheduler's shares: each domain with its weight (256 unless set).
     const weights = await page.$$eval('#shares .share', (rows) => rows.map((r) => Number(r.getAttribute('data-weight'))));
     t.deepEqual(weights, [256, 256]);
+    // Its network device too, drawn as the disk is: netback's vif with its tx and rx rings.
+    await page.waitForSelector('[data-device^="vif"] [data-ring$="/rx-ring-ref"]');
+    const vifRings = await page.$$eval('[data-device^="vif"] [data-ring]', (rows) => rows.map((r) => r.getAttribute('data-ring')!.split('/').pop()));
+    t.deepEqual(vifRings, ['tx-ring-ref', 'rx-ring-ref']);
+    // ... and its traffic over time, in a chart of its own (uPlot titles each chart).
+    await page.waitForFunction(() => [...document.querySelectorAll('#charts .u-title')].some((e) => e.textContent === 'network KiB/s (sent + received)'));
     const first = await page.$eval('[data-ring^="vbd-"]', (e) => Number(e.getAttribute('data-req-prod')));
     await page.screenshot({ path: join(dir, 'web-1.png') });
     await page.waitForFunction((before) => {

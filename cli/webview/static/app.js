@@ -204,11 +204,7 @@ function record(s, dt) {
       history.byDomain.set(d.domid, h);
     }
     const r = rates(d, dt);
-    const vbds = s.devices.filter((x) => x.frontend === d.domid && x.kind === 'vbd');
-    const pv = prev ? prev.devices.filter((x) => x.frontend === d.domid && x.kind === 'vbd') : [];
-    const reqs = (rows) => rows.reduce((a, x) => a + (x.stats.rd_req || 0) + (x.stats.wr_req || 0), 0);
-    const io = prev && dt > 0 ? Math.max(0, (reqs(vbds) - reqs(pv)) / dt) : 0;
-    for (const [k, v] of Object.entries({ ...r, io })) {
+    for (const [k, v] of Object.entries({ ...r, ...V.ioRates(s, prev, d.domid, dt) })) {
       const arr = (h.series[k] ??= new Array(history.t.length - 1).fill(null));
       arr.push(v);
     }
@@ -219,7 +215,7 @@ function record(s, dt) {
   }
 }
 
-const CHARTS = [['io', 'block requests/s'], ['notifications', 'event notifications/s'], ['hypercalls', 'hypercalls/s'],
+const CHARTS = [['io', 'block requests/s'], ['net', 'network KiB/s (sent + received)'], ['notifications', 'event notifications/s'], ['hypercalls', 'hypercalls/s'],
   ['grant_ops', 'grant operations/s'], ['traps', 'trapped accesses/s'], ['cpu', 'CPU %']];
 const COMPONENTS = new Set(['grant_maps', 'grant_unmaps', 'grant_copies']); // drawn summed, as grant_ops
 

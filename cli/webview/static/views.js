@@ -73,11 +73,28 @@
     return out;
   }
 
+  /**
+   * A domain's I/O per second over the last interval, from its devices' counters (xentop's
+   * sources): block requests (rd_req + wr_req of its vbds) and network KiB (tx_bytes + rx_bytes
+   * of its vifs, both directions). A device that appeared or went since the last sample counts
+   * from what the two samples both have.
+   */
+  function ioRates(s, prev, domid, dt) {
+    const mine = (x) => (x ? x.devices.filter((r) => r.frontend === domid) : []);
+    const sum = (rows, kind, keys) => rows.filter((r) => r.kind === kind).reduce((a, r) => a + keys.reduce((b, k) => b + (r.stats[k] || 0), 0), 0);
+    if (!prev || !(dt > 0)) return { io: 0, net: 0 };
+    const now = mine(s);
+    const before = mine(prev);
+    const both = (rows, other) => rows.filter((r) => other.some((o) => o.kind === r.kind && o.devid === r.devid));
+    const delta = (kind, keys) => Math.max(0, sum(both(now, before), kind, keys) - sum(both(before, now), kind, keys));
+    return { io: delta('vbd', ['rd_req', 'wr_req']) / dt, net: delta('vif', ['tx_bytes', 'rx_bytes']) / 1024 / dt };
+  }
+
   /** DomainInfo figures no column shows: a figure the hypervisor adds appears in the table. */
   const SHOWN = new Set(['domid', 'vcpus', 'tot_pages', 'max_pages', 'cpu_time_ms']);
   function otherFigures(d) {
     return Object.entries(d).filter(([k, v]) => typeof v === 'number' && !SHOWN.has(k) && !isPages(k));
   }
 
-  root.RingvisorViews = { memoryPicture, schedShares, counterRates, otherFigures };
+  root.RingvisorViews = { memoryPicture, schedShares, counterRates, otherFigures, ioRates };
 })(globalThis);
