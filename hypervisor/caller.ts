@@ -10,7 +10,7 @@
  * handed to a guest kernel; the objects that are (the hypercall table, the CPU) hold it in a
  * #private field, so no walk from them reaches it.
  */
-import { TraceWriter } from './trace.ts';
+import { TraceWriter, traceSlot } from './trace.ts';
 import { C, D, DOMF_PRIVILEGED, MAX_VCPUS, NR_COUNTERS, type CounterName, type HypervisorState } from './state.ts';
 
 export class Caller {
@@ -25,7 +25,8 @@ export class Caller {
     readonly vcpu: number,
   ) {
     this.cbase = (domid * MAX_VCPUS + vcpu) * NR_COUNTERS;
-    this.trace = new TraceWriter(hv.buffers.trace, domid, vcpu, domid * MAX_VCPUS + vcpu);
+    const bank = hv.buffers.traceBank;
+    this.trace = new TraceWriter(hv.buffers.trace, domid, vcpu, traceSlot(hv.buffers.trace, bank, domid * MAX_VCPUS + vcpu), bank);
   }
 
   /** is_control_domain(current->domain). Read each time: it is a property of the live domain. */

@@ -16,7 +16,7 @@ import { PAGE_SIZE, PAGE_WORDS } from '../shared/public/xen.ts';
 import { GRANT_ENTRIES_PER_PAGE } from '../shared/public/grant_table.ts';
 import { NR_EVTCHN_PORTS } from '../shared/public/event_channel.ts';
 import { allocateSchedBuffer } from './sched/tables.ts';
-import { traceBuffer } from './trace.ts';
+import { claimTraceBank, traceBuffer } from './trace.ts';
 import { allocateMmBuffer } from './mm/mm-state.ts';
 
 /* Limits, chosen once (Xen's equivalents are boot or domain-creation parameters). */
@@ -219,6 +219,7 @@ export interface HypervisorBuffers {
   p2mgen: SharedArrayBuffer;      // per-domain P2M generation (P2MGEN_STRIDE words each)
   sched: SharedArrayBuffer;       // the credit scheduler's tables (sched/tables.ts)
   trace: SharedArrayBuffer;       // the per-vCPU trace buffers (trace.ts; one per process)
+  traceBank: number;              // this host's bank of slots in it (trace.ts)
   mm: SharedArrayBuffer;          // PoD, sharing and paging counters and state (mm/mm-state.ts)
   logdirty: SharedArrayBuffer;    // per-domain log-dirty state and bitmaps (mm/log-dirty.ts)
   pci: SharedArrayBuffer;         // assigned devices, IOMMU faults, storage namespaces (passthrough/)
@@ -249,6 +250,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     ioreq: i32(MAX_DOMAINS * IO.WORDS),
     foreignmap: i32(MAX_DOMAINS * FOREIGNMAP_WORDS),
     trace: traceBuffer(MAX_DOMAINS * MAX_VCPUS),
+    traceBank: claimTraceBank(),
     p2mgen: i32(MAX_DOMAINS * P2MGEN_STRIDE),
     sched: allocateSchedBuffer(),
     mm: allocateMmBuffer(),

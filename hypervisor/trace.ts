@@ -13,7 +13,7 @@
  * record's words before it). The reader copies records between cons and prod, then stores cons.
  */
 import {
-  R_CPU, R_DATA, R_EVENT, R_TS, REC_WORDS, T_CONS, T_LOST, T_PROD, TB_HEADER, TB_MASK, TB_RECORDS, TB_SLOTS, TB_T_BUF,
+  R_CPU, R_DATA, R_EVENT, R_TS, REC_WORDS, T_CONS, T_LOST, T_PROD, TB_BANK_SLOTS, TB_HEADER, TB_MASK, TB_RECORDS, TB_SLOTS, TB_T_BUF,
   TRC_CLS_MASK, TRC_LOST_RECORDS, recordBase, traceBufferBytes, type TraceRecord,
 } from '../shared/public/trace.ts';
 
@@ -29,26 +29,48 @@ const CLASS_BITS = TRC_CLS_MASK;
 /** Records per vCPU slot: 8192 × 32 bytes = 256 KiB; pages of idle slots are never touched. */
 export const TRACE_RECORDS = 8192;
 
-let processBuffer: SharedArrayBuffer | null = null;
 /**
- * The process's trace buffer (made on first use, on the control thread): one slot per vCPU
- * (`vcpuSlots`), and one more, the last, for the control thread (./sched/host-sched.ts: the
- * timer interrupt's scheduling decisions), as Xen's trace buffers are per CPU and its timer
- * softirqs write into the buffer of the CPU they run on.
+ * Banks of slots, one per host running at once in this process (a migration scenario runs two,
+ * a pool more): each host's domain ids and vCPU numbers are its own, so each gets its own slots.
+ * Hosts take banks in turn; a fifth host at once would share the first's bank (and its records
+ * would be told apart by nothing): a limit of the tracer, said here.
+ */
+export const TRACE_BANKS = 4;
+
+let processBuffer: SharedArrayBuffer | null = null;
+let nextBank = 0;
+/**
+ * The process's trace buffer (made on first use, on the control thread): per bank, one slot per
+ * vCPU (`vcpuSlots`), and one more, the bank's last, for its host's control thread
+ * (./sched/host-sched.ts: the timer interrupt's scheduling decisions), as Xen's trace buffers
+ * are per CPU and its timer softirqs write into the buffer of the CPU they run on. Pages of
+ * slots never written are never touched.
  */
 export function traceBuffer(vcpuSlots: number): SharedArrayBuffer {
   if (processBuffer === null) {
-    const slots = vcpuSlots + 1;
+    const bankSlots = vcpuSlots + 1;
+    const slots = TRACE_BANKS * bankSlots;
     processBuffer = new SharedArrayBuffer(traceBufferBytes(slots, TRACE_RECORDS));
     const w = new Int32Array(processBuffer);
     w[TB_SLOTS] = slots;
     w[TB_RECORDS] = TRACE_RECORDS;
+    w[TB_BANK_SLOTS] = bankSlots;
   }
   return processBuffer;
 }
-/** The control thread's slot: the last one. */
-export function controlTraceSlot(buf: SharedArrayBuffer): number {
-  return new Int32Array(buf)[TB_SLOTS]! - 1;
+/** A new host's bank (the control thread, when it allocates the host's buffers). */
+export function claimTraceBank(): number {
+  const b = nextBank;
+  nextBank = (nextBank + 1) % TRACE_BANKS;
+  return b;
+}
+/** The slot of vCPU slot `vcpuSlot` (domid * MAX_VCPUS + vcpu) in bank `bank`. */
+export function traceSlot(buf: SharedArrayBuffer, bank: number, vcpuSlot: number): number {
+  return bank * new Int32Array(buf)[TB_BANK_SLOTS]! + vcpuSlot;
+}
+/** Bank `bank`'s control-thread slot: the bank's last. */
+export function controlTraceSlot(buf: SharedArrayBuffer, bank = 0): number {
+  return (bank + 1) * new Int32Array(buf)[TB_BANK_SLOTS]! - 1;
 }
 
 /** One vCPU thread's writer: its slot's t_buf and records. */
@@ -59,7 +81,7 @@ export class TraceWriter {
   readonly #base: number;
   readonly #cpu: number;
 
-  constructor(buf: SharedArrayBuffer, domid: number, vcpu: number, slot: number) {
+  constructor(buf: SharedArrayBuffer, domid: number, vcpu: number, slot: number, bank = 0) {
     this.words = new Int32Array(buf);
     this.f64 = new Float64Array(buf);
     const slots = this.words[TB_SLOTS]!;
@@ -67,7 +89,7 @@ export class TraceWriter {
     if (!(Number.isInteger(slot) && slot >= 0 && slot < slots)) throw new RangeError(`trace slot ${slot} (the buffer has ${slots})`);
     this.#tbuf = TB_HEADER + slot * TB_T_BUF;
     this.#base = recordBase(slots, TRACE_RECORDS, slot);
-    this.#cpu = (domid << 8) | vcpu;
+    this.#cpu = (bank << 24) | (domid << 8) | vcpu;
   }
 
   /** tb_init_done && (tb_event_mask & event): the one check every trace point makes. */
@@ -130,8 +152,9 @@ export function drainTrace(buf: SharedArrayBuffer, out: TraceRecord[]): void {
       const r = base + (cons & (TRACE_RECORDS - 1)) * REC_WORDS;
       const cpu = w[r + R_CPU]!;
       out.push({
-        event: w[r + R_EVENT]!, domid: cpu >> 8, vcpu: cpu & 0xff, ts: f64[(r + R_TS) >> 1]!,
+        event: w[r + R_EVENT]!, domid: (cpu >> 8) & 0xffff, vcpu: cpu & 0xff, ts: f64[(r + R_TS) >> 1]!,
         data: [w[r + R_DATA]! >>> 0, w[r + R_DATA + 1]! >>> 0, w[r + R_DATA + 2]! >>> 0, w[r + R_DATA + 3]! >>> 0],
+        host: cpu >>> 24,
       });
     }
     Atomics.store(w, t + T_CONS, prod);

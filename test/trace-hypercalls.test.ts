@@ -3,6 +3,7 @@
 // count of records equals the hypervisor's own hypercall counter. And the control thread's
 // scheduling decisions (csched_tick, csched_acct, switches, tickles) land on a track of its own.
 import test from 'ava';
+import { Caller } from '../hypervisor/caller.ts';
 import { HypercallTable, type ControlChannel } from '../hypervisor/hypercall.ts';
 import type { VcpuScheduler } from '../hypervisor/schedule.ts';
 import { controlTraceSlot, drainTrace, setTraceMask } from '../hypervisor/trace.ts';
@@ -120,7 +121,7 @@ serial('the control thread\'s decisions: csched_tick and csched_acct slices and 
     t.true(meta.some((e) => e.name === 'process_name' && e.pid === DOMID_XEN && /^Xen/.test(String(e.args?.name))));
     t.true(meta.some((e) => e.name === 'thread_name' && e.pid === DOMID_XEN && /control thread/.test(String(e.args?.name))));
     t.true(json.traceEvents.some((e) => e.ph === 'B' && e.name === 'csched_acct (credit by weight)'));
-    t.is(controlTraceSlot(buf), new Int32Array(buf)[1]! - 1);
+    t.is(controlTraceSlot(buf, w.hv.buffers.traceBank), (w.hv.buffers.traceBank + 1) * new Int32Array(buf)[3]! - 1, 'its bank\'s last slot');
   } finally {
     setTraceMask(buf, 0);
     hs.close();
@@ -136,4 +137,31 @@ test('tracing off: the scheduler\'s and the dispatch\'s trace points write nothi
   drain(w);
   hc.gnttab_query_size();
   t.deepEqual(drain(w), []);
+});
+
+serial('two hosts in one process (a migration\'s two): their domains\' records land in slots of their own and stay apart', (t) => {
+  const a = new World();
+  const b = new World();
+  t.not(a.hv.buffers.traceBank, b.hv.buffers.traceBank, 'each host its own bank');
+  // Domain 5, vCPU 0, on each host: the same ids, which once meant the same slot.
+  const on = (w: World) => new HypercallTable(new Caller(w.hv, 5, 0), {} as VcpuScheduler, {} as ControlChannel);
+  const ta = { hc: on(a), d: { domid: 5 } };
+  const tb = { hc: on(b), d: { domid: 5 } };
+  drain(a);
+  setTraceMask(a.hv.buffers.trace, TRC_ALL);
+  try {
+    for (let i = 0; i < 100; i++) {
+      ta.hc.xentrace(0x2001, 1, i, 0, 0); // blkfront submit on host a's guest
+      tb.hc.xentrace(0x2001, 2, i, 0, 0); // ... and host b's
+    }
+  } finally {
+    setTraceMask(a.hv.buffers.trace, 0);
+  }
+  const recs = drain(a).filter((r) => r.domid === ta.d.domid && (r.event & 0xffff) === 0x2001);
+  const fromA = recs.filter((r) => r.host === a.hv.buffers.traceBank);
+  const fromB = recs.filter((r) => r.host === b.hv.buffers.traceBank);
+  t.deepEqual(fromA.map((r) => [r.data[0], r.data[1]]), Array.from({ length: 100 }, (_, i) => [1, i]), 'host a\'s records, whole and in order');
+  t.deepEqual(fromB.map((r) => [r.data[0], r.data[1]]), Array.from({ length: 100 }, (_, i) => [2, i]));
+  const meta = toTraceEvents(recs).traceEvents.filter((e) => e.name === 'process_name').map((e) => e.args!.name).sort();
+  t.deepEqual(meta, [`host ${a.hv.buffers.traceBank}: d${ta.d.domid}`, `host ${b.hv.buffers.traceBank}: d${tb.d.domid}`]);
 });

@@ -2,7 +2,9 @@
  * From drained trace records to Trace Event JSON, the format ui.perfetto.dev and chrome://tracing
  * load: one process per domain, one track per vCPU thread and one per backend running on it,
  * one process "Xen" whose track is the control thread (the scheduler's timer interrupt),
- * slices for the B/E record pairs, and flow arrows that follow one request end to end.
+ * slices for the B/E record pairs, and flow arrows that follow one request end to end. Records
+ * from several hosts of one process (a migration's two) make one process per host and domain,
+ * named "host N: ...", and a flow never joins records of two hosts.
  *
  * Xen: what xenalyze does with xentrace's binary (tools/xentrace/xenalyze.c): pair the records
  * into intervals and follow them per domain and vCPU. Format: the Trace Event Format document
@@ -92,6 +94,11 @@ export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMa
   const out: TraceEvent[] = [];
   const threads = new Map<string, string>();              // "pid:tid" → track name
   const stacks = new Map<string, { ev: number; tid: number }[]>(); // open slices per vCPU
+  const stackPid = new Map<string, number>();              // ... and the process each is in
+  // Several hosts in one process (a migration): one process per (host, domain), named with the host.
+  const hosts = new Set(recs.map((r) => r.host ?? 0));
+  const multi = hosts.size > 1;
+  const pidHost = new Map<number, number>();
   const flows = new Map<string, number>();                 // request key → flow id
   const backendFlow = new Map<string, number>();           // vCPU → flow of the request its backend holds
   let nextFlow = 1;
@@ -108,16 +115,19 @@ export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMa
     const [kindName, cat, argNames] = eventInfo(kind);
     // A hypercall's record is named by what it called: "event_channel_op(EVTCHNOP_send)".
     const name = kind === TRC_PV_HYPERCALL ? hypercallName(r.data[0], r.data[1]) : kindName;
-    const pid = r.domid;
-    const cpuKey = `${r.domid}:${r.vcpu}`;
+    const h = r.host ?? 0;
+    const pid = multi ? h * 0x10000 + r.domid : r.domid;
+    pidHost.set(pid, h);
+    const cpuKey = `${h}:${r.domid}:${r.vcpu}`;
     const stack = stacks.get(cpuKey) ?? [];
     stacks.set(cpuKey, stack);
+    stackPid.set(cpuKey, pid);
     // The track: a backend's own records on its track; what runs inside a backend slice with it.
     const bt = BACKEND_TRACK.get(kind);
     const tid = bt !== undefined ? bt[0] + r.vcpu : stack.length > 0 ? stack[stack.length - 1]!.tid : r.vcpu;
     const tkey = `${pid}:${tid}`;
     if (!threads.has(tkey)) {
-      threads.set(tkey, pid === DOMID_XEN ? 'control thread (timer interrupt)'
+      threads.set(tkey, r.domid === DOMID_XEN ? 'control thread (timer interrupt)'
         : bt !== undefined ? `${bt[1]} (vCPU ${r.vcpu})` : tid >= 100 ? `backend (vCPU ${r.vcpu})` : `vCPU ${r.vcpu}`);
     }
     const args: Record<string, unknown> = {};
@@ -142,12 +152,12 @@ export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMa
     switch (kind) {
       case G | TRC_GUEST_BLKFRONT_SUBMIT: {
         const id = nextFlow++;
-        flows.set(`pv:${r.domid}:${d0}:${d1}`, id);
+        flows.set(`pv:${h}:${r.domid}:${d0}:${d1}`, id);
         flow('s', id, ts, pid, tid, 'blkfront');
         break;
       }
       case G | TRC_GUEST_BLKBACK_REQUEST: {
-        const id = flows.get(`pv:${d0}:${d1}:${d2}`);
+        const id = flows.get(`pv:${h}:${d0}:${d1}:${d2}`);
         if (id !== undefined) { flow('t', id, ts, pid, tid, 'blkback'); backendFlow.set(cpuKey, id); }
         break;
       }
@@ -157,43 +167,46 @@ export function toTraceEvents(records: readonly TraceRecord[], names: ReadonlyMa
         break;
       }
       case G | TRC_GUEST_BLKFRONT_COMPLETE: {
-        const key = `pv:${r.domid}:${d0}:${d1}`;
+        const key = `pv:${h}:${r.domid}:${d0}:${d1}`;
         const id = flows.get(key);
         if (id !== undefined) { flow('f', id, ts, pid, tid, 'blkfront'); flows.delete(key); }
         break;
       }
       case G | TRC_GUEST_IDE_COMMAND: {
         const id = nextFlow++;
-        flows.set(`ide:${r.domid}`, id);
+        flows.set(`ide:${h}:${r.domid}`, id);
         flow('s', id, ts, pid, tid, 'ide driver');
         break;
       }
       case TRC_HVM_IOREQ: {
-        const id = flows.get(`ide:${r.domid}`);
+        const id = flows.get(`ide:${h}:${r.domid}`);
         if (id !== undefined) flow('t', id, ts, pid, tid, 'trap');
         break;
       }
       case G | TRC_GUEST_DM_IOREQ:
       case TRC_HVM_IRQ: {
-        const id = flows.get(`ide:${d0}`);
+        const id = flows.get(`ide:${h}:${d0}`);
         if (id !== undefined) flow('t', id, ts, pid, tid, kind === TRC_HVM_IRQ ? 'irq' : 'device model');
         break;
       }
       case G | TRC_GUEST_IDE_DONE: {
-        const id = flows.get(`ide:${r.domid}`);
-        if (id !== undefined) { flow('f', id, ts, pid, tid, 'ide driver'); flows.delete(`ide:${r.domid}`); }
+        const id = flows.get(`ide:${h}:${r.domid}`);
+        if (id !== undefined) { flow('f', id, ts, pid, tid, 'ide driver'); flows.delete(`ide:${h}:${r.domid}`); }
         break;
       }
     }
   }
   // Slices still open when the trace stopped end where it did.
   for (const [key, stack] of stacks) {
-    const pid = Number(key.split(':')[0]);
+    const pid = stackPid.get(key)!;
     for (let j = stack.length - 1; j >= 0; j--) out.push({ name: eventInfo(stack[j]!.ev)[0], ph: 'E', ts: last, pid, tid: stack[j]!.tid });
   }
   const meta: TraceEvent[] = [];
   for (const pid of new Set([...threads.keys()].map((k) => Number(k.split(':')[0])))) {
-    meta.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: names.get(pid) ?? (pid === 0 ? 'Domain-0' : pid === DOMID_XEN ? 'Xen (the hypervisor\'s control thread)' : `d${pid}`) } });
+    const h = pidHost.get(pid) ?? 0;
+    const domid = multi ? pid - h * 0x10000 : pid;
+    const name = (multi ? undefined : names.get(domid)) ?? (domid === 0 ? 'Domain-0' : domid === DOMID_XEN ? 'Xen (the hypervisor\'s control thread)' : `d${domid}`);
+    meta.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: multi ? `host ${h}: ${name}` : name } });
   }
   for (const [k, name] of threads) {
     const [pid, tid] = k.split(':').map(Number) as [number, number];

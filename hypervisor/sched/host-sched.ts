@@ -54,7 +54,8 @@ export class HostScheduler {
     this.t = schedTables(hv.buffers.sched);
     // The control thread's decisions go into its own trace slot, a track of their own.
     const buf = hv.buffers.trace;
-    this.credit = new CreditScheduler(hv, this.t, new TraceWriter(buf, DOMID_XEN, 0, controlTraceSlot(buf)));
+    const bank = hv.buffers.traceBank;
+    this.credit = new CreditScheduler(hv, this.t, new TraceWriter(buf, DOMID_XEN, 0, controlTraceSlot(buf, bank), bank));
     const i = this.t.i32;
     i[G.NR_PCPUS] = pcpus;
     i[G.TSLICE_US] = CSCHED_DEFAULT_TSLICE_MS * 1000;

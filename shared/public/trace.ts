@@ -6,8 +6,11 @@
  * a record written by the CPU where the event happens, into that CPU's buffer, with no lock).
  *
  * ringvisor's "CPU" is a vCPU thread, so there is one buffer per vCPU slot (domid * MAX_VCPUS +
- * vcpu), written only by that thread, drained by Dom0's tracer (the sysctl) or the host. A record
- * is fixed: 8 words = 32 bytes: the event id, the domain and vCPU, a Float64 timestamp (ms, on
+ * vcpu), written only by that thread, drained by Dom0's tracer (the sysctl) or the host, and one
+ * more for the control thread. A process may run several hosts (a migration's two), each with
+ * its own domain ids, so the slots come in banks, one per host: a host's slot is its bank's
+ * first slot + its own number, and a record names its bank. A record
+ * is fixed: 8 words = 32 bytes: the event id, the bank, domain and vCPU, a Float64 timestamp (ms, on
  * the host's clock: performance.timeOrigin + now) and four u32 data words. Xen's t_rec varies
  * in length (extra_u32 count); a fixed record keeps the writer to a handful of stores.
  *
@@ -83,6 +86,7 @@ export const TRC_GUEST_DM_IOREQ = 0x5000 | 1;          // d0 = guest dom, d1 = a
 export const TB_MASK = 0;        // enabled classes (tb_event_mask); 0 = off
 export const TB_SLOTS = 1;       // number of slots
 export const TB_RECORDS = 2;     // records per slot (a power of two)
+export const TB_BANK_SLOTS = 3;  // slots per bank (one host's vCPU slots, then its control thread's)
 export const TB_HEADER = 4;
 export const TB_T_BUF = 4;       // words per t_buf: cons, prod, lost
 export const T_CONS = 0;
@@ -90,7 +94,7 @@ export const T_PROD = 1;
 export const T_LOST = 2;
 export const REC_WORDS = 8;
 export const R_EVENT = 0;
-export const R_CPU = 1;          // domid << 8 | vcpu
+export const R_CPU = 1;          // bank << 24 | domid << 8 | vcpu
 export const R_TS = 2;           // Float64 at word 2 (byte 8): 8-byte aligned
 export const R_DATA = 4;         // four u32
 
@@ -103,5 +107,9 @@ export function recordBase(slots: number, records: number, s: number): number {
   return TB_HEADER + slots * TB_T_BUF + s * records * REC_WORDS;
 }
 
-/** One drained record, as a tracer reads it (XEN_SYSCTL_tbuf_op's consumer). */
-export interface TraceRecord { event: number; domid: number; vcpu: number; ts: number; data: [number, number, number, number] }
+/**
+ * One drained record, as a tracer reads it (XEN_SYSCTL_tbuf_op's consumer). `host`: the bank,
+ * which of the process's hosts wrote it (absent or 0 for the first; only a process running
+ * several hosts at once has records from two).
+ */
+export interface TraceRecord { event: number; domid: number; vcpu: number; ts: number; data: [number, number, number, number]; host?: number }
