@@ -87,8 +87,15 @@ export const TB_MASK = 0;        // enabled classes (tb_event_mask); 0 = off
 export const TB_SLOTS = 1;       // number of slots
 export const TB_RECORDS = 2;     // records per slot (a power of two)
 export const TB_BANK_SLOTS = 3;  // slots per bank (one host's vCPU slots, then its control thread's)
-export const TB_HEADER = 4;
-export const TB_T_BUF = 4;       // words per t_buf: cons, prod, lost
+/*
+ * The header and each t_buf take a 64-byte cache line of their own. With tracing on, every trace
+ * point on every thread reads TB_MASK, and each writer stores its slot's prod once a record: with
+ * the mask and Dom0's t_buf (slot 0) on one line, and four slots' t_bufs to a line, each record
+ * Dom0 wrote cost the guest's next trace point a cache miss on the line Dom0's core had just
+ * written (and neighbouring slots the same between themselves). Xen's t_bufs are per-CPU pages.
+ */
+export const TB_HEADER = 16;
+export const TB_T_BUF = 16;      // words per t_buf: cons, prod, lost, then padding to 64 bytes
 export const T_CONS = 0;
 export const T_PROD = 1;
 export const T_LOST = 2;
