@@ -17,7 +17,11 @@ import { XlClient } from '../cli/client.ts';
 import { startHost } from '../cli/host.ts';
 import { newVmFromTemplate } from '../dom0/toolstack/config/vmdir.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
-import { TRC_HVM, TRC_HVM_IOREQ, TRC_PV, TRC_PV_EVTCHN_SEND, TRC_BEGIN, type TraceRecord } from '../shared/public/trace.ts';
+import {
+  TRC_CSCHED_TICK, TRC_HVM, TRC_HVM_IOREQ, TRC_PV, TRC_PV_EVTCHN_SEND, TRC_PV_HYPERCALL, TRC_BEGIN, TRC_SCHED, type TraceRecord,
+} from '../shared/public/trace.ts';
+import { hypercallName } from '../shared/public/hypercall-ids.ts';
+import { DOMID_XEN } from '../shared/public/xen.ts';
 import { DEFAULT_WAIT_POLICY } from '../shared/wait.ts';
 import { TraceRecording } from '../tools/trace/record.ts';
 import type { ScenarioOptions } from './registry.ts';
@@ -49,7 +53,7 @@ export async function tour(say: (line: string) => void, opts: ScenarioOptions = 
 
     // 2 and 3. Dom0 and DomU; a hypercall; a trap. Two shipped VMs, traced while they run.
     cpSync(new URL('vms/', EXAMPLES), join(work, 'vms'), { recursive: true });
-    const rec = new TraceRecording(TRC_PV | TRC_HVM);
+    const rec = new TraceRecording(TRC_PV | TRC_HVM | TRC_SCHED);
     const pv = await xl.call<CreateResult>({ verb: 'create', path: join(work, 'vms', 'guest-pv') });
     const hvm = await xl.call<CreateResult>({ verb: 'create', path: join(work, 'vms', 'guest-hvm') });
     const both = await xl.call<ListedDomain[]>({ verb: 'list' });
@@ -70,6 +74,16 @@ export async function tour(say: (line: string) => void, opts: ScenarioOptions = 
       say('   the hypervisor ran it right there, on the guest\'s own thread, and marked Dom0\'s port pending. A PV guest');
       say(`   knows it is virtualized and asks (${count(pv.domid, TRC_PV_EVTCHN_SEND | TRC_BEGIN)} event sends in this run).`);
     } else say('   hypercall: none recorded for guest-pv (its trace buffer was empty)');
+    // Every hypercall is recorded where they all enter (TRC_PV_HYPERCALL), named with its sub-op.
+    const calls = new Map<string, number>();
+    for (const r of recs) if (r.domid === pv.domid && r.event === TRC_PV_HYPERCALL) calls.set(hypercallName(r.data[0], r.data[1]), (calls.get(hypercallName(r.data[0], r.data[1])) ?? 0) + 1);
+    const top = [...calls].sort((a, b) => b[1] - a[1]).slice(0, 4).map(([n, k]) => `${n} ×${k}`).join(', ');
+    const total = [...calls.values()].reduce((a, b) => a + b, 0);
+    say(`   All of guest-pv's hypercalls, as the one entry recorded them: ${total}, most often`);
+    say(`     ${top || 'none'}.`);
+    const ticks = recs.filter((r) => r.domid === DOMID_XEN && r.event === (TRC_CSCHED_TICK | TRC_BEGIN)).length;
+    say(`   Meanwhile the hypervisor's control thread took ${ticks} timer ticks (csched_tick: charge the running vCPUs, share out`);
+    say('   credit, ask one to give its pCPU up): the scheduler is the hypervisor\'s, not the guests\'.');
     if (trap) {
       say(`   trap: guest-hvm's IDE driver executed ${trap.data[1] ? 'OUT' : 'IN'} on port 0x${trap.data[0]!.toString(16)} as on real hardware; the access`);
       say('   trapped to the hypervisor, which sent an ioreq to the device model in Dom0 and held the vCPU until it answered.');

@@ -69,6 +69,8 @@ test('npm start -- tour: the opening concepts in order on a live host, each with
   t.regex(text, /guest-pv +id \d+/);
   t.regex(text, /hypercall: guest-pv's kernel called HYPERVISOR_event_channel_op\(EVTCHNOP_send, port \d+\)/, 'taken from the trace');
   t.regex(text, /trap: guest-hvm's IDE driver executed (OUT|IN) on port 0x1f[0-7]/, 'an IDE register, trapped');
+  t.regex(text, /All of guest-pv's hypercalls, as the one entry recorded them: [1-9]\d*, most often\n.*event_channel_op\(EVTCHNOP_send\) ×\d+/, 'TRC_PV_HYPERCALL');
+  t.regex(text, /the hypervisor's control thread took [1-9]\d* timer ticks \(csched_tick/, 'the control thread\'s track');
   const web = [...text.matchAll(/web[12]: name (web[12]), uuid ([0-9a-f-]{36}), vif ([0-9a-f:]{17})/g)];
   t.is(web.length, 2);
   t.deepEqual(web.map((m) => m[1]), ['web1', 'web2']);
