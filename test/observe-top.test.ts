@@ -16,6 +16,7 @@ import { XlClient } from '../cli/client.ts';
 import type { CreateResult, TopSample } from '../dom0/toolstack/protocol.ts';
 import { D, XENHEAP_FRAMES } from '../hypervisor/state.ts';
 import { MD, md } from '../hypervisor/mm/mm-state.ts';
+import { mmCounters } from '../hypervisor/mm/counters.ts';
 import { rv } from './helpers/cli.ts';
 
 let dir = '';
@@ -127,6 +128,10 @@ test.serial('top -b -i 2: every xentop column of every guest matches the figure 
   t.deepEqual([p.NETS, p['NETTX(k)'], p['NETRX(k)'], p.VBDS], ['1', String(txK), String(rxK), '0'], 'the pinger: what its netfront sent and received');
   const g = row('target');
   t.deepEqual([g.NETS, g['NETTX(k)'], g['NETRX(k)'], g.VBDS], ['1', String(rxK), String(txK), '0'], 'the target: the same bytes, the other way round');
+
+  // The host's memory-management counters (`ringvisor info`'s mm), as the hypervisor keeps them.
+  const host = lines.find((l) => l.startsWith('Host: '))!;
+  for (const [k, v] of Object.entries(mmCounters(hv))) t.true(host.includes(`${k} ${v}`), `Host: ${k} ${v} in ${host}`);
 
   // The sample the web view draws carries each vif with its counters and both rings, as it does
   // each vbd: the view draws whatever devices a sample has (cli/webview/static/app.js).

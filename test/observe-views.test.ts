@@ -12,6 +12,7 @@ interface Views {
   schedShares(s: TopSample, prev: TopSample | null): { pool: number; rows: { name: string; weight: number; entitled: number; used: number }[] };
   otherFigures(d: DomainInfo): [string, number][];
   ioRates(s: TopSample, prev: TopSample | null, domid: number, dt: number): { io: number; net: number };
+  hostFigures(s: TopSample): [string, number][];
 }
 const views = async (): Promise<Views> => {
   const url = new URL('../cli/webview/static/views.js', import.meta.url).href;
@@ -90,4 +91,12 @@ test('I/O per second from the devices: block requests from vbds, network KiB fro
   t.deepEqual(v.ioRates(after, before, 1, 2), { io: 100, net: 3 }, '200 requests and 6 KiB over 2 s; vif 1 is new: not counted yet');
   t.deepEqual(v.ioRates(after, null, 1, 0), { io: 0, net: 0 });
   t.deepEqual(v.ioRates(after, before, 0, 2), { io: 0, net: 0 }, 'Dom0 has no devices of its own here');
+});
+
+test('the host\'s memory-management counters (info\'s mm) beside the memory picture, by name', async (t) => {
+  const v = await views();
+  const s = sample(1000, true);
+  s.host = { ...s.host, sharing_shared_frames: 30, sharing_mappings: 90, paged_out: 7 };
+  t.deepEqual(v.hostFigures(s), [['sharing_shared_frames', 30], ['sharing_mappings', 90], ['paged_out', 7]], 'not the _pages figures (the picture has them), nor the summary\'s');
+  t.deepEqual(v.hostFigures(sample(1000, false)), []);
 });

@@ -95,6 +95,8 @@ test.serial('the web view shows every domain and a ring whose indices move', asy
     const mem = await page.$$eval('#memory-picture tbody tr', (rows) => rows.map((r) => Number(r.querySelector('[data-figure="tot_pages"]')?.textContent)));
     const listed = (await rv([...at, 'list'])).stdout.trim().split('\n').slice(1).map((l) => Number(l.trim().split(/\s+/)[2]));
     t.deepEqual(mem, listed, 'memory picture: tot_pages in MiB, as xl list');
+    // ... and beside it the host's sharing, paging and PoD counters (`ringvisor info`'s mm).
+    await page.waitForFunction(() => /sharing shared frames \d+ · sharing mappings \d+/.test(document.getElementById('host-mm')?.textContent ?? ''));
     // The scheduler's shares: each domain with its weight (256 unless set).
     const weights = await page.$$eval('#shares .share', (rows) => rows.map((r) => Number(r.getAttribute('data-weight'))));
     t.deepEqual(weights, [256, 256]);

@@ -27,9 +27,11 @@ export async function topSample(hc: Hypercalls): Promise<TopSample> {
     const r = await hc.domctl_scheduler_op({ op: 'getinfo', domid: d.domid });
     if (typeof r === 'object' && r !== null && typeof (r as SchedCreditParams).weight === 'number') sched[d.domid] = r as SchedCreditParams;
   }));
-  // physinfo's numeric figures, whatever they are: the tools show each by its name.
+  // physinfo's numeric figures, whatever they are, and its memory-management counters (page
+  // sharing, paging, PoD: what `ringvisor info` lists under mm): the tools show each by its name.
   const host: Record<string, number> = {};
   for (const [k, v] of Object.entries(phys)) if (typeof v === 'number') host[k] = v;
+  for (const [k, v] of Object.entries(phys.mm ?? {})) if (typeof v === 'number' && !(k in host)) host[k] = v;
   return {
     time: performance.timeOrigin + performance.now(),
     nr_cpus: phys.nr_cpus,

@@ -83,6 +83,7 @@ function drawDomains(s, dt) {
 function drawMemoryPicture(s) {
   const m = V.memoryPicture(s);
   $('host-memory').textContent = m.host.map((h) => `${h.label} ${h.mib.toFixed(1)} MiB`).join(' · ');
+  $('host-mm').textContent = V.hostFigures(s).map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(' · ');
   const table = $('memory-picture');
   const head = el('tr');
   for (const t of ['Domain', '', ...m.columns.map((c) => c.label)]) head.append(el('th', {}, t));

@@ -90,11 +90,21 @@
     return { io: delta('vbd', ['rd_req', 'wr_req']) / dt, net: delta('vif', ['tx_bytes', 'rx_bytes']) / 1024 / dt };
   }
 
+  /**
+   * The host's other figures (physinfo's, and its memory-management counters: frames shared and
+   * the mappings onto them, frames paged out, PoD fills...), by name: what the memory picture's
+   * `_pages` figures and the summary line do not show.
+   */
+  const SUMMARY = new Set(['nr_cpus', 'nr_domains', 'max_domains']);
+  function hostFigures(s) {
+    return Object.entries(s.host || {}).filter(([k, v]) => typeof v === 'number' && !isPages(k) && !SUMMARY.has(k));
+  }
+
   /** DomainInfo figures no column shows: a figure the hypervisor adds appears in the table. */
   const SHOWN = new Set(['domid', 'vcpus', 'tot_pages', 'max_pages', 'cpu_time_ms']);
   function otherFigures(d) {
     return Object.entries(d).filter(([k, v]) => typeof v === 'number' && !SHOWN.has(k) && !isPages(k));
   }
 
-  root.RingvisorViews = { memoryPicture, schedShares, counterRates, otherFigures, ioRates };
+  root.RingvisorViews = { memoryPicture, schedShares, counterRates, otherFigures, ioRates, hostFigures };
 })(globalThis);
