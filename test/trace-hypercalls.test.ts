@@ -11,7 +11,7 @@ import { HostScheduler } from '../hypervisor/sched/host-sched.ts';
 import { unitOf } from '../hypervisor/sched/tables.ts';
 import { HYPERCALL_IDS, hypercallName } from '../shared/public/hypercall-ids.ts';
 import {
-  TRC_ALL, TRC_BEGIN, TRC_CSCHED_ACCOUNT, TRC_CSCHED_TICK, TRC_END, TRC_HVM, TRC_PV, TRC_PV_HYPERCALL, TRC_SCHED,
+  TRC_ALL, TRC_BEGIN, TRC_CSCHED_ACCT, TRC_CSCHED_TICK, TRC_END, TRC_HVM, TRC_PV, TRC_PV_HYPERCALL, TRC_SCHED,
   TRC_SCHED_SWITCH, type TraceRecord,
 } from '../shared/public/trace.ts';
 import { DOMID_XEN } from '../shared/public/xen.ts';
@@ -110,8 +110,8 @@ serial('the control thread\'s decisions: csched_tick and csched_acct slices and 
     const kinds = control.map((r) => r.event);
     t.is(kinds.filter((e) => e === (TRC_CSCHED_TICK | TRC_BEGIN)).length, 2);
     t.is(kinds.filter((e) => e === (TRC_CSCHED_TICK | TRC_END)).length, 2);
-    t.is(kinds.filter((e) => e === (TRC_CSCHED_ACCOUNT | TRC_BEGIN)).length, hs.counters().accts);
-    const acct = kinds.indexOf(TRC_CSCHED_ACCOUNT | TRC_BEGIN);
+    t.is(kinds.filter((e) => e === (TRC_CSCHED_ACCT | TRC_BEGIN)).length, hs.counters().accts);
+    const acct = kinds.indexOf(TRC_CSCHED_ACCT | TRC_BEGIN);
     t.true(acct > kinds.indexOf(TRC_CSCHED_TICK | TRC_BEGIN) && acct < kinds.indexOf(TRC_CSCHED_TICK | TRC_END), 'accounting runs inside a tick');
     const sw = control.filter((r) => r.event === TRC_SCHED_SWITCH);
     t.deepEqual(sw.map((r) => [r.data[1] | 0, r.data[2] | 0]), [[-1, d.domid << 8], [d.domid << 8, -1]], 'the slot given at the wake, and freed');

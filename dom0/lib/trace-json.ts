@@ -24,7 +24,7 @@ import {
   TRC_BEGIN, TRC_CLS_MASK, TRC_END, TRC_GUEST, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_BLKFRONT_COMPLETE,
   TRC_GUEST_BLKFRONT_SUBMIT, TRC_GUEST_DISK_IO, TRC_GUEST_DM_IOREQ, TRC_GUEST_EVTCHN_UPCALL, TRC_GUEST_IDE_COMMAND, TRC_GUEST_IDE_DONE,
   TRC_GUEST_RING_CONSUME, TRC_GUEST_RING_PUSH, TRC_HVM_IOREQ, TRC_HVM_IRQ, TRC_LOST_RECORDS, TRC_MEM_GRANT_COPY,
-  TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP, TRC_PV_EVTCHN_SEND, TRC_PV_HYPERCALL, TRC_SCHED_SWITCH, TRC_CSCHED_ACCOUNT,
+  TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP, TRC_PV_EVTCHN_SEND, TRC_PV_HYPERCALL, TRC_SCHED_SWITCH, TRC_CSCHED_ACCT,
   TRC_CSCHED_TICK, TRC_CSCHED_TICKLE, type TraceRecord,
 } from '../../shared/public/trace.ts';
 import { DOMID_XEN } from '../../shared/public/xen.ts';
@@ -44,7 +44,7 @@ export const NAMES: ReadonlyMap<number, [name: string, cat: string, args: string
   [TRC_HVM_IRQ, ['set_isa_irq_level', 'hvm', ['domid', 'irq', 'level']]],
   [TRC_SCHED_SWITCH, ['schedule (switch)', 'sched', ['pcpu', 'prev', 'next']]],
   [TRC_CSCHED_TICK, ['csched_tick (every slot)', 'sched', ['slots']]],
-  [TRC_CSCHED_ACCOUNT, ['csched_acct (credit by weight)', 'sched', ['slots']]],
+  [TRC_CSCHED_ACCT, ['csched_acct (credit by weight)', 'sched', ['slots']]],
   [TRC_CSCHED_TICKLE, ['tickle (asked to reschedule)', 'sched', ['pcpu', 'running']]],
   [G | TRC_GUEST_RING_PUSH, ['ring push', 'ring', ['prod', 'old', 'backend']]],
   [G | TRC_GUEST_RING_CONSUME, ['ring consume', 'ring', ['cons', 'backend']]],

@@ -33,7 +33,7 @@ import { MAX_VCPUS } from '../state.ts';
 import { csched_acct } from './credit-acct.ts';
 import type { TraceWriter } from '../trace.ts';
 import {
-  TRC_BEGIN, TRC_CSCHED_ACCOUNT, TRC_CSCHED_TICK, TRC_CSCHED_TICKLE, TRC_END, TRC_SCHED, TRC_SCHED_SWITCH,
+  TRC_BEGIN, TRC_CSCHED_ACCT, TRC_CSCHED_TICK, TRC_CSCHED_TICKLE, TRC_END, TRC_SCHED, TRC_SCHED_SWITCH,
 } from '../../shared/public/trace.ts';
 
 /** What the scheduler needs of a trace buffer (NO_TRACE: none, for the simulator and the bench). */
@@ -426,13 +426,13 @@ export class CreditScheduler {
   /** csched_acct (lock held): charge the running vCPUs, then share out credit (./credit-acct.ts). */
   private acct(now: number): void {
     const tr = this.trace;
-    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_ACCOUNT | TRC_BEGIN, this.t.nrPcpus, 0, 0, 0);
+    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_ACCT | TRC_BEGIN, this.t.nrPcpus, 0, 0, 0);
     for (let p = 0; p < this.t.nrPcpus; p++) {
       const cur = this.curr(p);
       if (cur >= 0) this.burn(cur, now);
     }
     csched_acct(this.t, now);
-    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_ACCOUNT | TRC_END, this.t.i32[G.ACCTS], this.t.i32[G.PARKS], 0, 0);
+    if (tr.on(TRC_SCHED)) tr.write(TRC_CSCHED_ACCT | TRC_END, this.t.i32[G.ACCTS], this.t.i32[G.PARKS], 0, 0);
   }
 
   /** sched_credit -s: the pool's timeslice and ratelimit (µs). */

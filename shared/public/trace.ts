@@ -51,15 +51,16 @@ export const TRC_HVM_IRQ = (TRC_HVM & TRC_CLS_MASK) | 0x1000 | 3;          // d0
 export const TRC_SCHED_SWITCH = (TRC_SCHED & TRC_CLS_MASK) | 0x8000 | 0x00a;
 /*
  * The credit scheduler's own events (credit.c's TRC_CSCHED_*, in TRC_SCHED_CLASS = 0x00022000 with
- * the credit scheduler's id 0). Xen writes ACCOUNT_START and ACCOUNT_STOP; here they are one
- * slice's begin and end. The tick has no record in credit.c (Xen's tick is per pCPU and silent);
- * ringvisor's control thread runs it for every slot at once, so it gets a slice (number 12, past
- * Xen's last) to show what the control thread decides and when.
+ * the credit scheduler's id 0). TICKLE is credit.c's number 6 (the pCPU __runq_tickle asks to
+ * reschedule). The tick and the accounting have no record in credit.c (Xen's tick is per pCPU and
+ * silent; its ACCOUNT_START/STOP, numbers 2 and 3, mark one vCPU joining and leaving the active
+ * list); ringvisor's control thread runs both for every slot at once, so each gets a slice of its
+ * own, numbered past credit.c's last (11), to show what the control thread decides and when.
  */
 export const TRC_SCHED_CLASS = (TRC_SCHED & TRC_CLS_MASK) | 0x2000;
-export const TRC_CSCHED_ACCOUNT = TRC_SCHED_CLASS | 2;   // B: d0 = slots; E: d0 = accountings so far, d1 = parks so far
 export const TRC_CSCHED_TICKLE = TRC_SCHED_CLASS | 6;    // d0 = the slot asked to reschedule, d1 = the vCPU on it (domid << 8 | vcpu)
 export const TRC_CSCHED_TICK = TRC_SCHED_CLASS | 12;     // B: d0 = slots; E: d0 = switches so far
+export const TRC_CSCHED_ACCT = TRC_SCHED_CLASS | 13;     // B: d0 = slots; E: d0 = accountings so far, d1 = parks so far
 
 /* Hypercall numbers in TRC_PV_HYPERCALL's d0 (xen.h __HYPERVISOR_*). */
 export const HC_event_channel_op = 32;
