@@ -24,6 +24,9 @@ export function xlSocketPath(runDir: string): string {
   return `${runDir}/xl/socket`;
 }
 
+export type { MemPolicyStatus } from './mem-policy.ts';
+import type { MemPolicyStatus } from './mem-policy.ts';
+
 export const MAX_FRAME = 1 << 20;
 
 export type XlVerb =
@@ -52,6 +55,7 @@ export type XlVerb =
   | { verb: 'mem-max'; domain: string; size: string }
   | { verb: 'mem-sharing'; run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }
   | { verb: 'mem-paging'; run?: boolean; low_water_pages?: number }
+  | { verb: 'mem-policy'; run?: boolean; interval_ms?: number; soft_pages?: number; hard_pages?: number; headroom_pages?: number }
   | { verb: 'save'; domain: string; file: string }
   | { verb: 'restore'; file: string; paused?: boolean }
   | { verb: 'migrate-receive'; port?: number; address?: string; paused?: boolean }
@@ -120,6 +124,8 @@ export interface HostInfo {
   pcpus: PcpuLoad[];
   /** Page sharing, paging and PoD counters (hypervisor/mm/counters.ts). */
   mm?: Record<string, number>;
+  /** The memory policy's state and what it did (./mem-policy.ts). */
+  mem_policy?: MemPolicyStatus;
 }
 
 /**
