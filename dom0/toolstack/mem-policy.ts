@@ -49,14 +49,14 @@ export interface MemPolicySettings {
   /** Free frames below which targets are lowered (ESX soft), and the pager's mark (ESX hard). */
   soft_pages: number;
   hard_pages: number;
-  /** Untouched pages each guest keeps when its target is lowered. */
+  /** Untouched pages each guest keeps when its target is lowered (default 8 MiB: room for a guest still booting to grow). */
   headroom_pages: number;
 }
 
 export interface MemPolicyStatus {
   settings: MemPolicySettings;
   state: MemState;
-  /** Each guest's target as the policy set it (KiB), by domid. */
+  /** Each guest's target as the policy last set or left it in the soft state (KiB), by domid. */
   targets: Record<number, number>;
   /** What the policy did, oldest first (the last 32), and how many events in all. */
   events: string[];
@@ -67,7 +67,7 @@ const MAX_EVENTS = 32;
 
 /** Defaults from the host's size: ESX's soft and hard states are 4% and 2% free; this host is small and its guests fill fast, so 8% and 4%. */
 export function defaultPolicy(totalPages: number): MemPolicySettings {
-  return { run: false, interval_ms: 200, soft_pages: Math.ceil(totalPages * 0.08), hard_pages: Math.ceil(totalPages * 0.04), headroom_pages: 256 };
+  return { run: false, interval_ms: 200, soft_pages: Math.ceil(totalPages * 0.08), hard_pages: Math.ceil(totalPages * 0.04), headroom_pages: 2048 };
 }
 
 export class MemPolicy {
@@ -152,7 +152,9 @@ export class MemPolicy {
       if (typeof list === 'number') throw new Error(`getdomaininfolist: errno ${list}`);
       // Paused counts: the scanner and the pager pause the guests they work on.
       const guests = list.filter((d) => !d.privileged && (d.state === 'running' || d.state === 'paused'));
-      for (const d of [...this.original.keys()]) if (!guests.some((g) => g.domid === d)) { this.original.delete(d); this.lowered.delete(d); }
+      for (const d of new Set([...this.original.keys(), ...this.lowered.keys()])) {
+        if (!guests.some((g) => g.domid === d)) { this.original.delete(d); this.lowered.delete(d); }
+      }
       const free = p.free_pages;
       // Frames the guests can have: the host's, less what Dom0 (no PoD guest) holds. What they are
       // promised: their balloon targets (memory/target), as `xl list` adds up.
@@ -165,9 +167,15 @@ export class MemPolicy {
         await this.hc.domctl_mem_sharing({ run: true });
         await this.hc.domctl_mem_paging({ run: true, low_water_pages: s.hard_pages });
       }
-      if (free < s.soft_pages && this.state !== 'soft' && this.state !== 'hard') {
-        this.state = 'soft';
-        await this.balloon(guests, free);
+      if (guests.length === 0 && this.state !== 'high') {
+        this.state = 'high';
+        this.note('high: no guests left');
+      }
+      if (free < s.soft_pages && guests.some((g) => !this.lowered.has(g.domid))) {
+        // Entering the soft state, or a guest created while in it: lower the targets not yet lowered.
+        const entering = this.state !== 'soft' && this.state !== 'hard';
+        if (entering) this.state = 'soft';
+        await this.balloon(guests.filter((g) => !this.lowered.has(g.domid)), free, entering);
       } else if (free > 2 * s.soft_pages && (this.state === 'soft' || this.state === 'hard')) {
         this.state = 'overcommitted';
         await this.restore(`${mib(free)} free again, above twice the soft mark`);
@@ -189,17 +197,18 @@ export class MemPolicy {
   }
 
   /** The soft state's step: lower each guest's target by what it never touched, most untouched first. */
-  private async balloon(guests: DomainInfo[], free: number): Promise<void> {
+  private async balloon(guests: DomainInfo[], free: number, entering: boolean): Promise<void> {
     const s = this.settings!;
     const order = [...guests].sort((a, b) => (b.pod_pages ?? 0) - (a.pod_pages ?? 0));
     const parts: string[] = [];
     for (const d of order) {
       const untouched = (d.pod_pages ?? 0) - s.headroom_pages;
-      if (untouched <= 0) continue;
       const now = await this.targetKiB(d.domid);
-      if (now <= 0) continue;
       const target = Math.max(1024, now - untouched * 4);
-      if (target >= now) continue;
+      if (untouched <= 0 || now <= 0 || target >= now) {
+        this.lowered.set(d.domid, now); // looked at: it keeps its target
+        continue;
+      }
       try {
         await memSet(this.hc, this.xs, d.domid, `${target}k`);
       } catch (e) {
@@ -210,6 +219,7 @@ export class MemPolicy {
       this.lowered.set(d.domid, target);
       parts.push(`${d.name} ${mib(now / 4)} → ${mib(target / 4)}`);
     }
+    if (parts.length === 0 && !entering) return;
     this.note(`soft: ${mib(free)} free, below ${mib(s.soft_pages)}: balloon targets lowered by the pages never touched` +
       ` (headroom ${mib(s.headroom_pages)}): ${parts.length > 0 ? parts.join(', ') : 'no guest has untouched memory to give'}`);
   }
