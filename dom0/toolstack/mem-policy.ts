@@ -39,29 +39,9 @@ import { XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
 import type { DomainInfo, Hypercalls, PhysInfo } from '../../shared/public/hypercall.ts';
 import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import { memSet } from './mem.ts';
+import type { MemPolicySettings, MemPolicyStatus, MemState } from './protocol.ts';
 
-export type MemState = 'off' | 'high' | 'overcommitted' | 'soft' | 'hard';
-
-export interface MemPolicySettings {
-  run: boolean;
-  /** How often the policy looks (ms). */
-  interval_ms: number;
-  /** Free frames below which targets are lowered (ESX soft), and the pager's mark (ESX hard). */
-  soft_pages: number;
-  hard_pages: number;
-  /** Untouched pages each guest keeps when its target is lowered (default 8 MiB: room for a guest still booting to grow). */
-  headroom_pages: number;
-}
-
-export interface MemPolicyStatus {
-  settings: MemPolicySettings;
-  state: MemState;
-  /** Each guest's target as the policy last set or left it in the soft state (KiB), by domid. */
-  targets: Record<number, number>;
-  /** What the policy did, oldest first (the last 32), and how many events in all. */
-  events: string[];
-  eventCount: number;
-}
+export type { MemPolicySettings, MemPolicyStatus, MemState };
 
 const MAX_EVENTS = 32;
 
