@@ -14,7 +14,8 @@
  *                  the sharing scanner is turned on (it costs the guests only the scan, and ESX
  *                  and KSM run it all the time); the pager is armed at the hard mark.
  *   soft           free frames below the soft mark: balloon targets. Each guest's target drops by
- *                  the pages it has never touched (its PoD entries, `pod_pages`), less a headroom,
+ *                  the pages it has never touched (its PoD entries, `pod_pages`), less a headroom
+ *                  (at least a quarter of its static max: what its balloon keeps for its kernel),
  *                  the guest with the most untouched memory first, so a guest keeps every page it
  *                  has used and the promise shrinks to what is backed.
  *   hard           free frames below the hard mark: the pager (armed since the host became
@@ -35,7 +36,7 @@
  * `events` for `ringvisor info` (its mem_policy lines) and the overcommit scenario's narration.
  */
 import { domainPath } from '../../shared/public/io/xenbus.ts';
-import { XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
+import { XS_MEMORY_STATIC_MAX, XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
 import type { DomainInfo, Hypercalls, PhysInfo } from '../../shared/public/hypercall.ts';
 import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import { memSet } from './mem.ts';
@@ -182,7 +183,12 @@ export class MemPolicy {
     const order = [...guests].sort((a, b) => (b.pod_pages ?? 0) - (a.pod_pages ?? 0));
     const parts: string[] = [];
     for (const d of order) {
-      const untouched = (d.pod_pages ?? 0) - s.headroom_pages;
+      // A guest keeps untouched pages of its own: the headroom, and at least a quarter of its static
+      // max and 1 MiB more, which a balloon never gives (Linux's keeps the kernel's reserve:
+      // domu/balloon/balloon.ts; XenServer's dynamic-min is at least static-max / 4 for the same reason).
+      const staticMax = await this.kib(d.domid, XS_MEMORY_STATIC_MAX);
+      const keep = Math.max(s.headroom_pages, Math.ceil(staticMax / 16) + 256);
+      const untouched = (d.pod_pages ?? 0) - keep;
       const now = await this.targetKiB(d.domid);
       const target = Math.max(1024, now - untouched * 4);
       if (untouched <= 0 || now <= 0 || target >= now) {
@@ -201,11 +207,15 @@ export class MemPolicy {
     }
     if (parts.length === 0 && !entering) return;
     this.note(`soft: ${mib(free)} free, below ${mib(s.soft_pages)}: balloon targets lowered by the pages never touched` +
-      ` (headroom ${mib(s.headroom_pages)}): ${parts.length > 0 ? parts.join(', ') : 'no guest has untouched memory to give'}`);
+      ` (each keeps at least ${mib(s.headroom_pages)} and a quarter of its static max): ${parts.length > 0 ? parts.join(', ') : 'no guest has untouched memory to give'}`);
   }
 
-  private async targetKiB(domid: number): Promise<number> {
-    const v = Number(await this.xs.tryRead(`${domainPath(domid)}/${XS_MEMORY_TARGET}`));
+  private targetKiB(domid: number): Promise<number> {
+    return this.kib(domid, XS_MEMORY_TARGET);
+  }
+
+  private async kib(domid: number, key: string): Promise<number> {
+    const v = Number(await this.xs.tryRead(`${domainPath(domid)}/${key}`));
     return Number.isSafeInteger(v) && v > 0 ? v : 0;
   }
 
