@@ -13,7 +13,7 @@
  * Two guests at a time (each cycle creates both, waits for both to verify their data, destroys
  * both), 48 MiB each on a host with 64 MiB for guests (1.5×), each running mem-image with a common
  * 8 MiB image (so their pages are shared with each other) and 8 MiB of its own. The policy's marks
- * are set high (soft 44 MiB free, hard 40 MiB), so guests are ballooned, and paged out and in. A "cycle" in the count is one guest's life.
+ * are set high (soft 38 MiB free, hard 34 MiB), so guests are ballooned, and paged out and in. A "cycle" in the count is one guest's life.
  *
  * Used by test/mem-soak.test.ts (100 guests, ~55 s on a loaded 2-core machine) and `npm run soak:mem` (1,000).
  */
@@ -122,7 +122,7 @@ export class MemSoak {
     // Everything on: the scanner fast, the policy with its soft mark above what two guests leave
     // free and the pager's (hard) mark just under it, so every cycle shares, balloons and pages.
     rh.host.mm.setSharing({ run: false, pages_to_scan: 4000, sleep_millisecs: 5 });
-    await xl.call({ verb: 'mem-policy', run: true, soft_pages: 44 * 256, hard_pages: 40 * 256, headroom_pages: 256, interval_ms: 50 });
+    await xl.call({ verb: 'mem-policy', run: true, soft_pages: 38 * 256, hard_pages: 34 * 256, headroom_pages: 256, interval_ms: 50 });
     await cycle(rh, xl, dirs, () => undefined); // warm-up: not counted
     return new MemSoak(root, rh, xl, xs, dirs, empty, await memSnapshot(rh, xs), opts);
   }
