@@ -6,8 +6,9 @@
  *                      host has for them (its RAM less Dom0's), reached with every guest's data
  *                      verified: each runs mem-image and checks every page it wrote, every round.
  *                      Twice: guests with a common boot image (goal ≥ 2×), and guests with none
- *                      (goal ≥ 1.5×). The toolstack's memory policy (dom0/toolstack/mem-policy.ts)
- *                      drives sharing, balloon targets and the pager, as on a real host.
+ *                      (goal ≥ 1.5×); and 3× with the common image, where sharing is not enough and
+ *                      the balloon and the pager step in. The toolstack's memory policy
+ *                      (dom0/toolstack/mem-policy.ts) drives sharing, balloon targets and the pager.
  *   mem-touch on/off   the same guests and workload on a host where they fit with sharing and
  *                      paging off, against the common-image run above with them on: the ratio of
  *                      the workload's throughput (mem-image's pages written and verified per
@@ -168,10 +169,14 @@ export async function liveMemRows(quick: boolean, say: (line: string) => void): 
   rows.push(row('overcommit-ratio common-image', two, { ...two.counters, goal: 2 }));
   rows.push(row('mem-touch on/off', two, { onOffRatio: base > 0 && two.verified === guests ? Math.round((on / base) * 1000) / 1000 : 0, offPagesPerSec: base, onPagesPerSec: on }));
 
+  say(`mem: further: the same guests on ${Math.round(promised / 3)} MiB for them (3×), where the balloon and the pager must step in`);
+  const three = await liveOvercommit({ ...common, hostMiB: dom0 + Math.round(promised / 3), policy: true });
+  rows.push(row('overcommit-ratio common-image 3x', three, { ...three.counters }));
+
   say(`mem: no common image, ${Math.round(promised / 1.5)} MiB for ${promised} promised (1.5×), the policy on`);
   const priv = await liveOvercommit({ ...common, image: 0, ws: common.image + common.ws, hostMiB: dom0 + Math.round(promised / 1.5), policy: true });
   rows.push(row('overcommit-ratio private', priv, { ...priv.counters, goal: 1.5 }));
-  for (const r of [two, priv]) {
+  for (const r of [two, three, priv]) {
     if (r.verified !== guests) say(`mem: ${r.run.image > 0 ? 'common-image' : 'private'} run: only ${r.verified} of ${guests} guests verified their data; its ratio does not count`);
   }
   return rows;

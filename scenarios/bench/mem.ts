@@ -17,6 +17,7 @@
  *                     verified (common image: goal ≥ 2×; none: goal ≥ 1.5×), the memory policy on
  *   mem-touch on/off  the guests' mem-image throughput overcommitted (policy, sharing, paging on)
  *                     against the same guests where they fit with everything off
+ *   overcommit 3x     how far the same guests go when balloon and pager must step in (no goal)
  *
  * Xen: the figures an operator of PoD, xl mem-set, mem_sharing and xenpaging would ask for.
  */
