@@ -35,6 +35,12 @@ export function formatInfo(i: HostInfo): string {
   for (const p of i.pcpus ?? []) rows.push([`pcpu${p.cpu}`, `${p.curr.padEnd(8)} load ${(p.load * 100).toFixed(1)}% since boot`]);
   if ((i.pcpus ?? []).length === 0) rows.push(['pcpus', 'none: no scheduler, the host OS decides']);
   for (const [k, v] of Object.entries(i.mm ?? {})) rows.push([k, v]);
+  if (i.mem_policy) {
+    const m = i.mem_policy;
+    rows.push(['mem_policy', m.state === 'off' ? 'off' : `${m.state} (soft mark ${m.settings.soft_pages} pages, hard mark ${m.settings.hard_pages})`]);
+    for (const [d, kib] of Object.entries(m.targets)) rows.push([`mem_policy_target_d${d}`, `${kib} KiB`]);
+    for (const e of m.events.slice(-8)) rows.push(['mem_policy_event', e]);
+  }
   return rows.map(([k, v]) => `${k.padEnd(23)}: ${v}\n`).join('');
 }
 

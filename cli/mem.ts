@@ -1,6 +1,6 @@
 /*
  * The memory verbs of the command line: mem-set and mem-max, and the switches of the sharing
- * scanner (mem-sharing) and the pager (mem-paging).
+ * scanner (mem-sharing), the pager (mem-paging) and the policy that drives them (mem-policy).
  *
  * Xen: tools/xl/xl_mem.c (main_memset, main_memmax). Sizes as xl takes them: a number with an
  * optional unit b, k, m, g or t, KiB when none ("256m"). The toolstack's side is
@@ -39,6 +39,16 @@ export function registerMemVerbs(program: Command, w: Wiring): void {
     .option('--low-water <pages>', 'keep at least this many frames free by paging out', count)
     .action(async (run: boolean | undefined, o: { lowWater?: number }, cmd: Command) => {
       const s = await w.withClient(cmd, (c) => c.call({ verb: 'mem-paging', run, low_water_pages: o.lowWater }));
+      w.out(`${JSON.stringify(s)}\n`);
+    });
+  program.command('mem-policy').description('the toolstack\'s memory policy: sharing first, then balloon targets, paging last (ESX\'s soft and hard states); prints its state')
+    .argument('[run]', 'on or off (default: leave it)', onOff)
+    .option('--soft <pages>', 'free frames below which balloon targets are lowered', count)
+    .option('--hard <pages>', 'free frames the pager keeps (the last resort)', count)
+    .option('--headroom <pages>', 'untouched pages a guest keeps when its target is lowered', count)
+    .option('--interval <ms>', 'how often the policy looks', count)
+    .action(async (run: boolean | undefined, o: { soft?: number; hard?: number; headroom?: number; interval?: number }, cmd: Command) => {
+      const s = await w.withClient(cmd, (c) => c.call({ verb: 'mem-policy', run, soft_pages: o.soft, hard_pages: o.hard, headroom_pages: o.headroom, interval_ms: o.interval }));
       w.out(`${JSON.stringify(s)}\n`);
     });
 

@@ -42,7 +42,7 @@ import { CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type Cmdl
 import type { KernelEnv } from '../shared/public/hypercall.ts';
 import type { ShutdownRequest } from '../shared/public/io/xenbus.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
-import { balloonInit } from './balloon/balloon.ts';
+import { type Balloon, balloonInit, balloonResume } from './balloon/balloon.ts';
 import type { BlockDevice } from './block/blkdev.ts';
 import { findDisks } from './disks.ts';
 import { findNics } from './nics.ts';
@@ -61,6 +61,7 @@ export async function main(env: KernelEnv): Promise<void> {
   // Resume mode (see the header): take back the pages the suspended kernel kept its state in,
   // before anything else allocates.
   const resumed = resumeRecordAtBoot(k, env.resume_gfn);
+  const ballooned = resumed ? balloonResume(k, resumed) : []; // its pages too, before anything allocates
   void k.events.run(); // the idle loop: events, xenbus replies and the console are served from here
   const cons = consoleInit(k);
   const args = parseCmdline(k.si.cmd_line);
@@ -79,7 +80,7 @@ export async function main(env: KernelEnv): Promise<void> {
     stop(req);
   });
   await CpuHotplug.setup(k, xs, (line) => k.log(line)); // vCPU hot-plug: cpu/N/availability (./smp.ts runs the others)
-  await balloonInit(k, xs, (line) => k.log(line));
+  const balloon = await balloonInit(k, xs, (line) => k.log(line), ballooned);
   const disks = await findDisks(k, xs, {
     ide: args.has(CMDLINE_IDE) ? args.get(CMDLINE_IDE)! : null,
     log: (line) => k.log(line),
@@ -105,7 +106,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   if (req === 'suspend') {
-    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await disks.closeAll(); await net.closeAll(); });
+    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await disks.closeAll(); await net.closeAll(); }, balloon);
     await cons.drained();
     return k.hypercall.sched_suspend(rec.gfn);
   }
@@ -161,12 +162,13 @@ function mib(d: BlockDevice): string {
  * go of their rings and grants; the new host's backends will be handshaken with afresh), then write
  * the resume record (domu/resume.ts). The caller makes the hypercall.
  */
-async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>): Promise<ResumeRecord> {
+async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>, balloon: Balloon): Promise<ResumeRecord> {
   k.log('suspend: freezing the workload and quiescing devices');
   if (memTouch) await memTouch.freeze();
   await quiesce();
   const rec = found ?? plainRecord(k);
   rec.words[R.SUSPENDS]++;
+  balloon.save(rec); // its list of ballooned-out gfns, into guest memory
   rec.store();
   k.log(`suspend: resume record at gfn ${rec.gfn}; SCHEDOP_shutdown(SHUTDOWN_suspend)`);
   return rec;

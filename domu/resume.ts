@@ -13,6 +13,7 @@
  *   word 2  pages reserved at the top of vCPU 0's RAM (PageAllocator.allocTop), this page first
  *   word 3  the workload that keeps its progress here (WORKLOAD_*)
  *   word 4  how many times this guest has been suspended
+ *   word 5  pages in the balloon; word 6  the gfn + 1 of the first page listing them (./balloon/balloon.ts)
  *   word 8… the workload's own state (./workloads/mem-touch.ts owns words 8..63)
  *
  * The page's gfn is what SCHEDOP_shutdown(SHUTDOWN_suspend) names and the save stream carries as
@@ -23,7 +24,7 @@ import { PAGE_SIZE } from '../shared/public/xen.ts';
 
 export const RESUME_MAGIC = 0x52565253; // "RVRS"
 export const RESUME_VERSION = 1;
-export const R = { MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, WORKLOAD_STATE: 8, WORDS: 64 } as const;
+export const R = { MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, BALLOONED: 5, BALLOON_LIST: 6, WORKLOAD_STATE: 8, WORDS: 64 } as const;
 export const WORKLOAD_NONE = 0;
 export const WORKLOAD_MEM_TOUCH = 1;
 

@@ -352,6 +352,7 @@ export class Host extends EventEmitter {
       tot_pages: Math.max(hv.domains[base + D.TOT_PAGES], Math.min(hv.domains[base + D.TOT_PAGES] + hv.mm[md(domid, MD.POD_ENTRIES)],
         hv.mm[md(domid, MD.POD_TARGET)] - hv.mm[md(domid, MD.SHARED)] - hv.mm[md(domid, MD.PAGED)])),
       max_pages: hv.domains[base + D.MAX_PAGES],
+      physmap_pages: entry.built.nr_pages,
       shr_pages: hv.mm[md(domid, MD.SHARED)],
       paged_pages: hv.mm[md(domid, MD.PAGED)],
       pod_pages: hv.mm[md(domid, MD.POD_ENTRIES)],

@@ -18,7 +18,7 @@ import {
   XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
   type DomainInfo, type Hypercalls, type PhysInfo,
 } from '../shared/public/hypercall.ts';
-import { XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
+import { DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
 import { shadow_op } from './mm/log-dirty.ts';
 import type { ShadowOpResult } from '../shared/public/domctl.ts';
@@ -33,6 +33,7 @@ import {
 } from './ioreq.ts';
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
 import { decrease_reservation, populate_physmap } from './mm/reservation.ts';
+import { getpageframeinfo3 } from './mm/pfinfo.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import { vcpu_op_down, vcpu_op_is_up, vcpu_op_up } from './vcpu-op.ts';
 import * as trace from './trace.ts';
@@ -52,7 +53,7 @@ import { HYPERCALL_IDS } from '../shared/public/hypercall-ids.ts';
 /** Each entry's TRC_PV_HYPERCALL id, as a module-local object (see the note on imported bindings above). */
 const HC = HYPERCALL_IDS;
 import {
-  D, GRANT_FRAMES, MAX_GUEST_PAGES, P2M_PRESENT, grantFrameMfn, sharedInfoMfn,
+  D, GRANT_FRAMES, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_PRESENT, grantFrameMfn, sharedInfoMfn,
 } from './state.ts';
 
 /** What the vCPU thread offers the table for calls it cannot finish alone. */
@@ -195,10 +196,17 @@ export class HypercallTable implements Hypercalls {
     return acquire_ioreq_page(this.#c, domid, type, id, frame, gpfn);
   }
 
-  memory_decrease_reservation(gfns: ArrayLike<number>, nr: number): number {
+  memory_decrease_reservation(gfns: ArrayLike<number>, nr: number, domid = DOMID_SELF): number {
     this.#enter(HC.memory_decrease_reservation);
     if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
-    return decrease_reservation(this.#c.hv, this.#c.domid, gfns, nr);
+    let d = this.#c.domid;
+    if (domid !== DOMID_SELF && domid !== d) {
+      // Another domain's: the control domain only, and a DomU that exists (Xen's rcu_lock_domain_by_any_id + XSM check).
+      if (!this.#c.privileged) return -XEN_EPERM;
+      if (!(Number.isInteger(domid) && domid > 0 && domid < MAX_DOMAINS) || !this.#c.hv.isAlive(domid)) return -XEN_ESRCH;
+      d = domid;
+    }
+    return decrease_reservation(this.#c.hv, d, gfns, nr);
   }
   memory_populate_physmap(gfns: ArrayLike<number>, nr: number): number {
     this.#enter(HC.memory_populate_physmap);
@@ -228,7 +236,9 @@ export class HypercallTable implements Hypercalls {
   sched_suspend(resume_gfn: number): never {
     this.#enter(HC.sched_suspend);
     const hv = this.#c.hv;
-    if (Number.isInteger(resume_gfn) && resume_gfn >= 0 && resume_gfn < hv.domains[hv.dom(this.#c.domid, D.MAX_PAGES)]) {
+    // Any gfn the P2M can hold (not max_pages: a ballooned-down guest's RAM reaches above it); the
+    // saver reads the record there, and a gfn with no RAM behind it fails the save, not the host.
+    if (Number.isInteger(resume_gfn) && resume_gfn >= 0 && resume_gfn < MAX_GUEST_PAGES) {
       Atomics.store(hv.domains, hv.dom(this.#c.domid, D.RESUME_GFN), resume_gfn + 1);
     }
     return this.#control.shutdown('suspend', 'SCHEDOP_shutdown(SHUTDOWN_suspend)');
@@ -357,6 +367,13 @@ export class HypercallTable implements Hypercalls {
     if (!hv.isAlive(domid)) return -XEN_ESRCH;
     const g = Atomics.load(hv.domains, hv.dom(domid, D.RESUME_GFN));
     return g === 0 ? -XEN_ENOENT : g - 1;
+  }
+  domctl_getpageframeinfo3(domid: number, gfns: ArrayLike<number>, types: Int32Array, n: number): number {
+    this.#enter(HC.domctl_getpageframeinfo3);
+    if (!this.#c.privileged) return -XEN_EPERM;
+    if (!this.#c.hv.isAlive(domid)) return -XEN_ESRCH;
+    if (!(Number.isInteger(n) && n >= 0 && n <= gfns.length && n <= types.length)) return -XEN_EINVAL;
+    return getpageframeinfo3(this.#c.hv, domid, gfns, types, n);
   }
   /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {

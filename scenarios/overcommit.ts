@@ -9,6 +9,8 @@
  *   ballooning          the toolstack lowers each guest's target; its balloon driver gives back
  *                       what it does not use (domu/balloon/), so the promise shrinks
  *   paging              the last resort, when free frames fall below the pager's mark (mm/pager.ts)
+ * The toolstack's memory policy (dom0/toolstack/mem-policy.ts) takes those steps, in that order, as
+ * the host's free frames fall; its decisions are narrated as it takes them.
  * Every second a table per guest as ESX reports one (granted, shared, ballooned, swapped) and the
  * host's free memory; it ends when every guest has verified its data. Under a minute.
  */
@@ -17,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import { startHost } from '../cli/host.ts';
-import type { CreateResult } from '../dom0/toolstack/protocol.ts';
+import type { CreateResult, HostInfo, MemPolicyStatus } from '../dom0/toolstack/protocol.ts';
 import { mmCounters } from '../hypervisor/mm/counters.ts';
 import { freeFrames } from '../hypervisor/page-alloc.ts';
 import { D } from '../hypervisor/state.ts';
@@ -35,10 +37,13 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
   try {
     const free0 = freeFrames(host.hv);
     say(`1. A host of ${HOST_MIB} MiB; Dom0 has its 64 MiB allocated (it is no PoD guest): ${mib(free0).trim()} MiB free for guests.`);
-    host.mm.setSharing({ run: true, pages_to_scan: 4000, sleep_millisecs: 10 });
-    host.mm.setPaging({ run: true, low_water_pages: 2048 });
-    say('   The sharing scanner runs (4000 pages per pass every 10 ms: faster than KSM\'s 100 per 20 ms,');
-    say('   so a one-minute run shows it), and the pager stands by below 8 MiB free: the last resort.');
+    // The scanner's knobs, set now, used when the policy turns it on (faster than KSM's 100 pages
+    // per 20 ms, so a one-minute run shows it).
+    host.mm.setSharing({ run: false, pages_to_scan: 4000, sleep_millisecs: 10 });
+    const policy = await xl.call<MemPolicyStatus>({ verb: 'mem-policy', run: true });
+    say('   The toolstack\'s memory policy is on (ringvisor mem-policy on; dom0/toolstack/mem-policy.ts), in ESX\'s order:');
+    say('   once the guests are promised more than the host has, sharing first (the scanner: 4000 pages every 10 ms)');
+    say(`   and the pager armed; below ${mib(policy.settings.soft_pages).trim()} MiB free, balloon targets; below ${mib(policy.settings.hard_pages).trim()} MiB free, paging: the last resort.`);
     say('');
     say(`2. Four VMs of ${GUEST_MIB} MiB: ${GUESTS.length * GUEST_MIB} MiB promised on ${HOST_MIB} MiB, ` +
       `${((GUESTS.length * GUEST_MIB) / HOST_MIB).toFixed(1)}× overcommitted.`);
@@ -67,7 +72,7 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
     say('');
     say('3. Every second, per guest (MiB), as ESX reports it, and the host:');
     const done = () => GUESTS.every((g) => lines.get(g)!.some((l) => /mem-image: OK|read back wrong|crash/.test(l)));
-    let ballooned = false;
+    let seen = 0;
     for (let s = 1; !done() && s <= 55; s++) {
       await new Promise((r) => setTimeout(r, 1000));
       const infos = host.list().filter((i) => GUESTS.includes(i.name));
@@ -77,13 +82,11 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
         const size = held + (i.pod_pages ?? 0) + (i.shr_pages ?? 0) + (i.paged_pages ?? 0);
         say(`          ${i.name.padEnd(5)} ${mib(held)}  ${mib(i.shr_pages ?? 0)} ${mib((GUEST_MIB * 256) - size)}    ${mib(i.paged_pages ?? 0)}`);
       }
-      if (!ballooned && freeFrames(host.hv) < free0 / 3) {
-        ballooned = true;
-        say('   Free memory is below a third: the toolstack sets balloon targets (xl mem-set VM 72m each):');
-        say('   each balloon gives back pages its guest does not use; untouched ones cost the host nothing');
-        say('   already, but now the guest can never touch them, so the promise shrinks to what is backed.');
-        if (mmCounters(host.hv).page_outs > 0) say('   (The pager has already stepped in: the guests fill memory faster than a once-a-second policy looks.)');
-        for (const g of GUESTS) await xl.call({ verb: 'mem-set', domain: g, size: '72m' });
+      // What the policy did since the last table (its events, as `ringvisor info` lists them).
+      const pol = (await xl.call<HostInfo>({ verb: 'info' })).mem_policy;
+      if (pol) {
+        for (const e of pol.events.slice(Math.max(0, pol.events.length - (pol.eventCount - seen)))) say(`   policy: ${e}`);
+        seen = pol.eventCount;
       }
     }
     const c = mmCounters(host.hv);

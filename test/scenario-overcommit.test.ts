@@ -1,6 +1,6 @@
 /*
  * `npm start -- overcommit`: four 96 MiB guests on a 256 MiB host, narrated: populate on demand,
- * sharing, balloon targets, paging, the ESX-style table, and every guest's data verified.
+ * sharing, balloon targets, paging (the toolstack's policy taking them in that order), the ESX-style table, and every guest's data verified.
  * Checked for its key lines, not its numbers.
  */
 import test from 'ava';
@@ -15,6 +15,13 @@ test('overcommit narrates 1.5× on a live host and ends with every guest\'s data
   t.regex(text, /384 MiB promised on 256 MiB, 1\.5× overcommitted/);
   t.regex(text, /All four booted \(populate on demand/);
   t.regex(text, /guest granted shared ballooned swapped \| host free/);
+  // The policy's steps, in ESX's order: sharing when overcommitted, then balloon targets (soft), then the pager (hard).
+  const step = (re: RegExp) => lines.findIndex((l) => re.test(l));
+  const over = step(/policy: overcommitted: 384\.0 MiB promised to 4 guests, .* sharing on; the pager armed/);
+  const soft = step(/policy: soft: .* below .*: balloon targets lowered by the pages never touched/);
+  t.true(over >= 0 && soft > over, 'sharing is turned on before any balloon target is lowered');
+  const hard = step(/policy: hard: .* the pager wrote \d+ pages to paging files/);
+  if (hard >= 0) t.true(hard > soft, 'the pager is reported only after the balloon step');
   t.regex(text, /sharing: \d+ shared frames \(Xen nr_shared_mfns, KSM pages_shared\) mapped \d+ times: \d+ frames saved \(sharing_freed_memory/);
   t.regex(text, /paging: \d+ pages written to paging files, \d+ read back on access/);
   for (const g of ['vm1', 'vm2', 'vm3', 'vm4']) t.regex(text, new RegExp(`${g}: mem-image: OK, every page read back as written`));

@@ -337,6 +337,11 @@ export class Libxl extends EventEmitter {
     };
   }
 
+  /** A line in the toolstack's log (the host's), for the daemons beside it (./mem-policy.ts). */
+  logLine(line: string): void {
+    this.opts.log(line);
+  }
+
   /** Every domain's info, from the hypervisor. */
   private async infoList(): Promise<DomainInfo[]> {
     const infos = await this.hc.sysctl_getdomaininfolist();

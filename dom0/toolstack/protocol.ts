@@ -24,6 +24,31 @@ export function xlSocketPath(runDir: string): string {
   return `${runDir}/xl/socket`;
 }
 
+/* The memory policy's settings and state (./mem-policy.ts does the work). */
+export type MemState = 'off' | 'high' | 'overcommitted' | 'soft' | 'hard';
+
+export interface MemPolicySettings {
+  run: boolean;
+  /** How often the policy looks (ms). */
+  interval_ms: number;
+  /** Free frames below which targets are lowered (ESX soft), and the pager's mark (ESX hard). */
+  soft_pages: number;
+  hard_pages: number;
+  /** Untouched pages each guest keeps when its target is lowered (default 8 MiB: room for a guest still booting to grow). */
+  headroom_pages: number;
+}
+
+export interface MemPolicyStatus {
+  settings: MemPolicySettings;
+  state: MemState;
+  /** Each guest's target as the policy last set or left it in the soft state (KiB), by domid. */
+  targets: Record<number, number>;
+  /** What the policy did, oldest first (the last 32), and how many events in all. */
+  events: string[];
+  eventCount: number;
+}
+
+
 export const MAX_FRAME = 1 << 20;
 
 export type XlVerb =
@@ -52,6 +77,7 @@ export type XlVerb =
   | { verb: 'mem-max'; domain: string; size: string }
   | { verb: 'mem-sharing'; run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }
   | { verb: 'mem-paging'; run?: boolean; low_water_pages?: number }
+  | { verb: 'mem-policy'; run?: boolean; interval_ms?: number; soft_pages?: number; hard_pages?: number; headroom_pages?: number }
   | { verb: 'save'; domain: string; file: string }
   | { verb: 'restore'; file: string; paused?: boolean }
   | { verb: 'migrate-receive'; port?: number; address?: string; paused?: boolean }
@@ -120,6 +146,8 @@ export interface HostInfo {
   pcpus: PcpuLoad[];
   /** Page sharing, paging and PoD counters (hypervisor/mm/counters.ts). */
   mm?: Record<string, number>;
+  /** The memory policy's state and what it did (./mem-policy.ts). */
+  mem_policy?: MemPolicyStatus;
 }
 
 /**

@@ -14,6 +14,7 @@
  * Ctrl-]) or the domain goes.
  */
 import { memDaemon, memMax, memSet } from './mem.ts';
+import { MemPolicy, memPolicyFor } from './mem-policy.ts';
 import { listenForMigration, migrateTo } from './migration/migrate-verbs.ts';
 import { DEFAULT_PRECOPY } from './migration/migrate.ts';
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
@@ -93,7 +94,7 @@ class XlConnection {
     switch (r.verb) {
       case 'create': return x.create(r.path, { paused: r.paused });
       case 'list': return x.list();
-      case 'info': return x.info(this.runDir);
+      case 'info': return { ...await x.info(this.runDir), mem_policy: this.policy().status() };
       case 'destroy': return x.destroy(await x.resolve(r.domain));
       case 'shutdown': return x.shutdown(await x.resolve(r.domain), r.kind, r.force ?? false);
       case 'wait': return x.waitStopped(await x.resolve(r.domain));
@@ -107,6 +108,11 @@ class XlConnection {
       case 'mem-max': return memMax(this.dom0.k.hypercall, this.dom0.xs, await x.resolve(r.domain), r.size);
       case 'mem-sharing': return memDaemon(await this.dom0.k.hypercall.domctl_mem_sharing({ run: r.run, pages_to_scan: r.pages_to_scan, sleep_millisecs: r.sleep_millisecs }));
       case 'mem-paging': return memDaemon(await this.dom0.k.hypercall.domctl_mem_paging({ run: r.run, low_water_pages: r.low_water_pages }));
+      case 'mem-policy': {
+        const { verb: _v, id: _i, ...settings } = r;
+        return await this.policy().set(Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)))
+          .catch((e: unknown) => { throw new XlError('failed', (e as Error).message); });
+      }
       case 'save': return x.save(await x.resolve(r.domain), r.file);
       case 'restore': return x.restore(r.file, { paused: r.paused });
       case 'migrate-receive': return listenForMigration(x.saveHost(), r);
@@ -120,6 +126,11 @@ class XlConnection {
       case 'sched': return schedVerb(x, this.dom0, r.op);
       default: throw new XlError('failed', `unknown verb ${(r as { verb: string }).verb}`);
     }
+  }
+
+  /* The host's memory policy (one per Dom0, shared by every connection). */
+  private policy(): MemPolicy {
+    return memPolicyFor(this.dom0, () => new MemPolicy(this.dom0.k.hypercall, this.dom0.xs, (l) => this.libxl.logLine(l)));
   }
 
   /* xl console: history, then live output; the reply comes first so the client knows it is attached. */

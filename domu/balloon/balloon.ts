@@ -18,10 +18,25 @@
  * give the pages back to the allocator.
  *
  * One driver per kernel, on vCPU 0, with vCPU 0's share of the pages (shared/kernel/pages.ts).
+ *
+ * Across a save and restore (or a migration), the balloon's list is the guest's: Linux keeps its
+ * ballooned pages on a list in kernel memory, which the save copies. This kernel's heap is not
+ * copied, so at suspend the driver writes its list into pages of guest memory and the resume
+ * record names the first (balloonSave); a resumed kernel reads it back before anything allocates,
+ * takes those gfns out of its allocator (they have no RAM behind them on the new host either:
+ * the restorer left them holes) and starts its balloon with them (balloonResume).
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import { XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
+import { PAGE_SIZE, PAGE_WORDS } from '../../shared/public/xen.ts';
+import { R, type ResumeRecord } from '../resume.ts';
+
+/* A page of the saved list: word 0 the next page's gfn + 1 (0: the last), word 1 the gfns in this one, then the gfns. */
+const LIST_NEXT = 0;
+const LIST_COUNT = 1;
+const LIST_FIRST = 2;
+const PER_LIST_PAGE = PAGE_WORDS - LIST_FIRST;
 
 /** One page of xen_pfn_t (8 bytes each): balloon.c's frame_list. */
 export const BALLOON_BATCH = 512;
@@ -57,9 +72,30 @@ export class Balloon {
   readonly stats: BalloonStats;
   private readonly frames = new Float64Array(BALLOON_BATCH);
 
-  constructor(private readonly k: Kernel, private readonly say: (line: string) => void) {
-    this.target = k.si.nr_pages;
-    this.stats = { current: k.si.nr_pages, target: this.target, ballooned: 0, inflated: 0, deflated: 0, retries: 0 };
+  /** `resumed`: the gfns a suspended predecessor had in its balloon (balloonResume). */
+  constructor(private readonly k: Kernel, private readonly say: (line: string) => void, resumed: readonly number[] = []) {
+    this.ballooned.push(...resumed);
+    this.target = k.si.nr_pages - resumed.length;
+    this.stats = { current: this.target, target: this.target, ballooned: resumed.length, inflated: 0, deflated: 0, retries: 0 };
+  }
+
+  /** At suspend: the balloon's list into guest memory, named by the resume record (see the header). */
+  save(rec: ResumeRecord): void {
+    const words = new Int32Array(PAGE_WORDS);
+    const bytes = new Uint8Array(words.buffer);
+    let next = 0; // gfn + 1 of the page written before (the lists are written last page first)
+    for (let end = this.ballooned.length; end > 0; end -= PER_LIST_PAGE) {
+      const start = Math.max(0, end - PER_LIST_PAGE);
+      const gfn = this.k.pages.alloc();
+      words.fill(0);
+      words[LIST_NEXT] = next;
+      words[LIST_COUNT] = end - start;
+      for (let i = start; i < end; i++) words[LIST_FIRST + i - start] = this.ballooned[i];
+      this.k.memory.write(gfn * PAGE_SIZE, bytes);
+      next = gfn + 1;
+    }
+    rec.words[R.BALLOONED] = this.ballooned.length;
+    rec.words[R.BALLOON_LIST] = next;
   }
 
   /** xen-balloon.c's watch_target: a new target in KiB. */
@@ -136,9 +172,33 @@ export class Balloon {
   }
 }
 
-/** xen-balloon.c's balloon_init_watcher: follow memory/target from now on. */
-export async function balloonInit(k: Kernel, xs: XenbusClient, say: (line: string) => void): Promise<Balloon> {
-  const b = new Balloon(k, say);
+/**
+ * A resumed kernel, before anything allocates: the gfns its predecessor had ballooned out, read
+ * from the list its resume record names, and taken out of the allocator. Returns them.
+ */
+export function balloonResume(k: Kernel, rec: ResumeRecord): number[] {
+  const want = rec.words[R.BALLOONED];
+  const out: number[] = [];
+  const words = new Int32Array(PAGE_WORDS);
+  const bytes = new Uint8Array(words.buffer);
+  for (let next = rec.words[R.BALLOON_LIST], pages = 0; next !== 0 && out.length < want; pages++) {
+    if (pages > want / PER_LIST_PAGE + 1) throw new Error('resume: the balloon\'s saved list loops');
+    k.memory.read((next - 1) * PAGE_SIZE, bytes);
+    const n = words[LIST_COUNT];
+    if (!(n > 0 && n <= PER_LIST_PAGE)) throw new Error(`resume: a page of the balloon's saved list says ${n} gfns`);
+    for (let i = 0; i < n; i++) out.push(words[LIST_FIRST + i]);
+    next = words[LIST_NEXT];
+  }
+  if (out.length !== want) throw new Error(`resume: the balloon's saved list has ${out.length} gfns, the record says ${want}`);
+  const taken = k.pages.take(new Set(out));
+  if (taken !== want) throw new Error(`resume: ${want - taken} of the balloon's saved gfns are not this kernel's to take`);
+  return out;
+}
+
+/** xen-balloon.c's balloon_init_watcher: follow memory/target from now on. `resumed`: see balloonResume. */
+export async function balloonInit(k: Kernel, xs: XenbusClient, say: (line: string) => void, resumed: readonly number[] = []): Promise<Balloon> {
+  const b = new Balloon(k, say, resumed);
+  if (resumed.length > 0) say(`xen:balloon: resumed with ${resumed.length} pages in the balloon (${b.stats.current * 4} KiB)`);
   await xs.watch(XS_MEMORY_TARGET, async () => {
     const v = await xs.tryRead(XS_MEMORY_TARGET);
     if (v === null) return;

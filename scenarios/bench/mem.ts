@@ -12,8 +12,14 @@
  *   cow-break         a write to a shared page (µs each, against a write to a private one)
  *   page-out, page-in the pager's eviction to a paging file and the page-in on access (µs each)
  *
- * Xen: the figures an operator of PoD, xl mem-set, mem_sharing and xenpaging would ask for. The
- * overcommit ratio with every guest's data verified is the `overcommit` scenario's last lines.
+ * and, on live hosts (./mem-live.ts):
+ *   overcommit-ratio  promised memory over the host's frames for guests, every guest's data
+ *                     verified (common image: goal ≥ 2×; none: goal ≥ 1.5×), the memory policy on
+ *   mem-touch on/off  the guests' mem-image throughput overcommitted (policy, sharing, paging on)
+ *                     against the same guests where they fit with everything off
+ *   overcommit 3x     how far the same guests go when balloon and pager must step in (no goal)
+ *
+ * Xen: the figures an operator of PoD, xl mem-set, mem_sharing and xenpaging would ask for.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +36,7 @@ import { D, DOMSTATE_RUNNING, HypervisorState, allocateBuffers } from '../../hyp
 import { fillPattern } from '../../shared/checksum.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
+import { liveMemRows } from './mem-live.ts';
 
 interface Dom { domid: number; mem: DomainMemory; pages: number }
 
@@ -140,6 +147,7 @@ export async function benchMem(opts: SuiteOptions): Promise<BenchRow[]> {
     }
     rows.push(row('paging', 'page-out', out, {}));
     rows.push(row('paging', 'page-in', inn, {}));
+    rows.push(...await liveMemRows(opts.quick, say));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -94,7 +94,7 @@ async function nodes(xs: XenbusClient, path: string, out: string[] = []): Promis
   return out;
 }
 
-async function snapshot(rh: RunningHost, xs: XenbusClient): Promise<Snapshot> {
+export async function snapshot(rh: RunningHost, xs: XenbusClient): Promise<Snapshot> {
   (globalThis as { gc?: () => void }).gc?.();
   const status = readFileSync('/proc/self/status', 'utf8');
   const xsPaths = await nodes(xs, '/');
@@ -114,7 +114,7 @@ function memory(): { rssMiB: number; heapMiB: number; externalMiB: number } {
   return { rssMiB: m.rss / 2 ** 20, heapMiB: m.heapUsed / 2 ** 20, externalMiB: m.external / 2 ** 20 };
 }
 
-function compare(now: Snapshot, empty: Snapshot, warm: Snapshot, rssToleranceMiB: number): string[] {
+export function compare(now: Snapshot, empty: Snapshot, warm: Snapshot, rssToleranceMiB: number): string[] {
   const problems: string[] = [];
   for (const [k, v] of Object.entries(now.usage) as [keyof HostUsage, number][]) {
     if (v !== empty.usage[k]) problems.push(`${k} ${empty.usage[k]} → ${v}`);

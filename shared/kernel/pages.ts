@@ -58,6 +58,15 @@ export class PageAllocator {
     return this.free.splice(0, n);
   }
 
+  /** Take these particular pages out of the free list (a resumed kernel's balloon: gfns it has no RAM behind). Returns how many were free. */
+  take(gfns: ReadonlySet<number>): number {
+    const before = this.free.length;
+    let j = 0;
+    for (let i = 0; i < this.free.length; i++) if (!gfns.has(this.free[i])) this.free[j++] = this.free[i];
+    this.free.length = j;
+    return before - j;
+  }
+
   release(gfn: number): void {
     this.free.push(gfn);
   }

@@ -118,6 +118,8 @@ export interface DomainInfo {
   max_vcpus: number;
   tot_pages: number;
   max_pages: number;
+  /** Its RAM's gfns are 0..physmap_pages, ballooned out or not (Xen: XENMEM_maximum_gpfn + 1, which the saver walks to). */
+  physmap_pages?: number;
   /** Xen's shr_pages and paged_pages, and the PoD entries not yet backed (XENMEM_get_pod_target's pod_entries). */
   shr_pages?: number;
   paged_pages?: number;
@@ -207,9 +209,11 @@ export interface Hypercalls {
   /**
    * XENMEM_decrease_reservation (extent_order 0, DOMID_SELF): give the RAM at gfns[0..nr) back to
    * the hypervisor; each becomes a hole. Returns how many were given back (it stops at the first
-   * page it refuses: one still mapped or viewed elsewhere). The balloon's inflate.
+   * page it refuses: one still mapped or viewed elsewhere). The balloon's inflate. The control
+   * domain may name another domain (`domid`), as a restorer does to leave a saved guest's
+   * ballooned-out holes holes.
    */
-  memory_decrease_reservation(gfns: ArrayLike<number>, nr: number): number;
+  memory_decrease_reservation(gfns: ArrayLike<number>, nr: number, domid?: number): number;
   /**
    * XENMEM_populate_physmap (extent_order 0, DOMID_SELF): back the holes gfns[0..nr) with new RAM.
    * Returns how many were (it stops when the host has no frame or the domain is at max_pages).
@@ -309,6 +313,12 @@ export interface Hypercalls {
    */
   /** XEN_DOMCTL_getvcpucontext, reduced to what a resumable guest saves: its resume record's gfn, or -errno. */
   domctl_getvcpucontext(domid: number): number;
+  /**
+   * XEN_DOMCTL_getpageframeinfo3: types[i] for `domid`'s gfns[i], i < n (XEN_DOMCTL_PFINFO_NOTAB:
+   * RAM, its contents to send; XTAB: a hole; XALLOC: a PoD entry never touched). Returns n, or
+   * -errno. Runs in the caller's thread (hypervisor/mm/pfinfo.ts).
+   */
+  domctl_getpageframeinfo3(domid: number, gfns: ArrayLike<number>, types: Int32Array, n: number): number;
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number;
 
   /* sysctl: the control domain only */

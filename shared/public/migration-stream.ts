@@ -75,6 +75,7 @@ export const PAGE_DATA_PFN_MASK = 0x000fffffffffffffn; // bits 51..0
 export const PAGE_DATA_TYPE_SHIFT = 60n;
 export const XEN_DOMCTL_PFINFO_NOTAB = 0x0;  // an ordinary page: its contents follow
 export const XEN_DOMCTL_PFINFO_XTAB = 0xf;   // an invalid page: no contents
+export const XEN_DOMCTL_PFINFO_XALLOC = 0xe; // allocate only: RAM, no contents (ringvisor: a PoD entry never touched)
 /** The saver's largest batch (xg_sr_common.h MAX_BATCH_SIZE): 1024 pages, 4 MiB of data. */
 export const MAX_BATCH_SIZE = 1024;
 

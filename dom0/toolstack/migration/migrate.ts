@@ -134,7 +134,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await input.expect(MIGRATE_RECEIVER_BANNER);
   const info = await hc.domctl_getdomaininfo(domid);
   if (typeof info === 'number') throw new SaveError(`domain ${domid}: ${errnoName(info)}`);
-  const nr = info.max_pages;
+  const nr = info.physmap_pages ?? info.max_pages; // the whole physmap: a ballooned-down guest's RAM reaches above max_pages
   const w = new StreamWriter((c) => send(sock, c));
   const bitmap = new Int32Array(Math.ceil(nr / 32));
   const dirtyList = (): number[] => {

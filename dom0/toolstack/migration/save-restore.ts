@@ -26,6 +26,7 @@ import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { PAGE_SIZE, errnoName } from '../../../shared/public/xen.ts';
 import type { PreparedVm } from '../prepare.ts';
 import { ForeignPages } from './foreign-pages.ts';
+import { batchTypes, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
 import { readSaveImage, type SavedImage } from './stream-read.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
@@ -59,7 +60,10 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
   const prepared = h.preparedOf(domid);
   if (prepared === null) throw new SaveError(`domain ${domid} was not created by this toolstack: no config to save with it`);
   const vm = prepared.vm;
-  const config: SavedConfig = { name: vm.name, file: vm.file, text: readFileSync(vm.file, 'utf8'), memoryKiB: vm.memoryMiB * 1024, vcpus: vm.vcpus };
+  const config: SavedConfig = {
+    name: vm.name, file: vm.file, text: readFileSync(vm.file, 'utf8'), memoryKiB: vm.memoryMiB * 1024, vcpus: vm.vcpus,
+    targetKiB: await savedTargetKiB(h.xs, domid), // ./balloon-state.ts
+  };
 
   // libxl__domain_suspend_device_model / _common: ask the guest, wait for SHUTDOWN_suspend.
   await h.xs.write(`${domainPath(domid)}/${XS_CONTROL_SHUTDOWN}`, 'suspend');
@@ -73,23 +77,29 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
   const w = new StreamWriter(sink);
   await w.headers(config);
   await w.libxcBegin();
-  const pages = await sendPages(h.k, domid, w, range(0, info.max_pages));
+  const pages = await sendPages(h.k, domid, w, range(0, info.physmap_pages ?? info.max_pages)); // the whole physmap, ballooned or not
   await w.vcpuContext(0, resume_gfn);
   await w.end();
   h.log(`xl: saved ${vm.name} (domain ${domid}): ${pages} pages, ${w.bytesWritten} bytes`);
   return { domid, name: vm.name, pages, bytes: w.bytesWritten };
 }
 
-/** write_batch, over a list of gfns: PAGE_DATA records of at most MAX_BATCH_SIZE pages. */
+/**
+ * write_batch, over a list of gfns: PAGE_DATA records of at most MAX_BATCH_SIZE pages. Each
+ * batch's types first (getpageframeinfo3): only RAM the guest has is read and sent; a ballooned
+ * hole or an untouched PoD page is named without contents (./balloon-state.ts).
+ */
 export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[]): Promise<number> {
   const fp = new ForeignPages(k, domid);
+  const types = new Int32Array(MAX_BATCH_SIZE);
   try {
     for (let i = 0; i < gfns.length; i += MAX_BATCH_SIZE) {
       const batch = gfns.slice(i, i + MAX_BATCH_SIZE);
+      const ram = batchTypes(k, domid, batch, types);
       // A fresh buffer per batch: the sink may keep it (a socket's write queue).
-      const data = new Uint8Array(batch.length * PAGE_SIZE);
-      fp.read(batch, data);
-      await w.pageData(batch, data);
+      const data = new Uint8Array(ram.length * PAGE_SIZE);
+      if (ram.length > 0) fp.read(ram, data);
+      await w.pageData(batch, data, types);
     }
   } finally {
     fp.close();
@@ -118,17 +128,25 @@ export async function restoreImage(h: SaveRestoreHost, img: SavedImage, opts: { 
   if (text !== c.text) throw new SaveError(`${c.file} has changed since ${c.name} was saved (expected the config it was saved with)`);
   const vcpu0 = img.vcpus.find((v) => v.vcpu === 0);
   if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
+  let balloon = null as { holes: number; targetKiB: number | null } | null;
   const domid = await h.bootRestored(c.file, vcpu0.resume_gfn, async (d, nr_pages) => {
     if (nr_pages !== Math.ceil(c.memoryKiB / 4)) throw new SaveError(`the new domain has ${nr_pages} pages, the saved one ${Math.ceil(c.memoryKiB / 4)}`);
     writePages(h.k, d, nr_pages, img);
+    balloon = await restoreBalloonState(h.k, h.xs, d, img, builderPages(nr_pages));
   }, opts.paused ?? false);
-  h.log(`xl: restored ${c.name} as domain ${domid} from ${img.pages} pages`);
+  h.log(`xl: restored ${c.name} as domain ${domid} from ${img.pages} pages` +
+    (balloon && (balloon.holes > 0 || balloon.targetKiB !== null) ? ` (${balloon.holes} ballooned-out pages left holes, target ${balloon.targetKiB} KiB)` : ''));
   return { domid, name: c.name, pages: img.pages };
+}
+
+/** The builder's pages of a new domain: start_info, xenstore, console. */
+function builderPages(nr_pages: number): Set<number> {
+  return new Set([nr_pages - 3, nr_pages - 2, nr_pages - 1]);
 }
 
 /** process_page_data: every saved page into the new domain, but the builder's own three (see the header). */
 export function writePages(k: Kernel, domid: number, nr_pages: number, img: SavedImage): void {
-  const fresh = new Set([nr_pages - 3, nr_pages - 2, nr_pages - 1]); // start_info, xenstore, console
+  const fresh = builderPages(nr_pages);
   const fp = new ForeignPages(k, domid);
   try {
     for (const b of img.batches) {

@@ -16,7 +16,7 @@ import {
   DHDR_TYPE_X86_PV, IHDR_ID, IHDR_MARKER, IHDR_OPT_BIG_ENDIAN, IHDR_VERSION, LIBXL_IDENT, LIBXL_VERSION, MAX_BATCH_SIZE,
   PAGE_DATA_PFN_MASK, PAGE_DATA_TYPE_SHIFT, REC_ALIGN, REC_TYPE_END, REC_TYPE_LIBXC_CONTEXT, REC_TYPE_LIBXL_END,
   REC_TYPE_NAMES, REC_TYPE_OPTIONAL, REC_TYPE_PAGE_DATA, REC_TYPE_SHARED_INFO, REC_TYPE_STATIC_DATA_END,
-  REC_TYPE_X86_PV_INFO, REC_TYPE_X86_PV_VCPU_BASIC, REC_TYPE_X86_TSC_INFO, XEN_DOMCTL_PFINFO_NOTAB, XEN_DOMCTL_PFINFO_XTAB,
+  REC_TYPE_X86_PV_INFO, REC_TYPE_X86_PV_VCPU_BASIC, REC_TYPE_X86_TSC_INFO, XEN_DOMCTL_PFINFO_NOTAB, XEN_DOMCTL_PFINFO_XALLOC, XEN_DOMCTL_PFINFO_XTAB,
   XL_MANDATORY_FLAG_JSON, XL_MANDATORY_FLAG_STREAMv2, XL_SAVEFILE_BYTEORDER, XL_SAVEFILE_MAGIC,
   domain_header, image_header, libxl_header, page_data_header, rec_hdr, save_file_header, x86_pv_vcpu_basic,
 } from '../../../shared/public/migration-stream.ts';
@@ -30,7 +30,12 @@ export class SaveFileError extends Error {
   }
 }
 
-export interface PageBatch { gfns: number[]; data: Uint8Array }
+/**
+ * One PAGE_DATA record: the gfns whose contents follow (`data`, page after page); and those named
+ * without contents: `holes` (XTAB: no RAM, a ballooned-out page) and `pod` (XALLOC: RAM never
+ * touched, a populate-on-demand entry), each in record order.
+ */
+export interface PageBatch { gfns: number[]; data: Uint8Array; holes: number[]; pod: number[] }
 
 export interface SavedImage {
   config: SavedConfig;
@@ -90,6 +95,9 @@ class Reader {
     if (typeof config !== 'object' || config === null || typeof config.name !== 'string' || typeof config.file !== 'string'
       || typeof config.text !== 'string' || !Number.isInteger(config.memoryKiB) || !Number.isInteger(config.vcpus)) {
       this.fail('the config lacks name, file, text, memoryKiB or vcpus');
+    }
+    if (config.targetKiB !== undefined && !(Number.isSafeInteger(config.targetKiB) && config.targetKiB > 0)) {
+      this.fail(`the config's balloon target ${JSON.stringify(config.targetKiB)} is not a size in KiB`);
     }
     this.at += optLen;
     return config;
@@ -185,16 +193,20 @@ class Reader {
     if (count === 0 || count > MAX_BATCH_SIZE) bad(`count ${count} (expected 1..${MAX_BATCH_SIZE})`);
     if (body.length < page_data_header.pfn + 8 * count) bad(`${count} pfns do not fit its ${body.length} bytes`);
     const gfns: number[] = [];
+    const holes: number[] = [];
+    const pod: number[] = [];
     for (let i = 0; i < count; i++) {
       const v = dv.getBigUint64(page_data_header.pfn + 8 * i, true);
       const t = Number(v >> PAGE_DATA_TYPE_SHIFT);
-      if (t === XEN_DOMCTL_PFINFO_XTAB) continue;
+      const gfn = Number(v & PAGE_DATA_PFN_MASK);
+      if (t === XEN_DOMCTL_PFINFO_XTAB) { holes.push(gfn); continue; }
+      if (t === XEN_DOMCTL_PFINFO_XALLOC) { pod.push(gfn); continue; }
       if (t !== XEN_DOMCTL_PFINFO_NOTAB) bad(`pfn type 0x${t.toString(16)}: page tables do not occur in an auto-translated guest`);
-      gfns.push(Number(v & PAGE_DATA_PFN_MASK));
+      gfns.push(gfn);
     }
     const dataAt = page_data_header.pfn + 8 * count;
     if (body.length !== dataAt + gfns.length * PAGE_SIZE) bad(`${body.length - dataAt} bytes of data for ${gfns.length} pages`);
-    return { gfns, data: body.subarray(dataAt) };
+    return { gfns, data: body.subarray(dataAt), holes, pod };
   }
 }
 

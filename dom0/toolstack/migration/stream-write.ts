@@ -28,6 +28,8 @@ export interface SavedConfig {
   text: string;
   memoryKiB: number;
   vcpus: number;
+  /** The balloon target when saved (memory/target, KiB), as libxl keeps target_memkb; restored with it. */
+  targetKiB?: number;
 }
 
 /* A pad of zeros for the 8-byte alignment of records. */
@@ -84,16 +86,21 @@ export class StreamWriter {
   }
 
   /**
-   * One PAGE_DATA record: `gfns` (at most MAX_BATCH_SIZE) and their contents, page after page in
-   * `data` (the saver's copy, taken from the guest's frames).
+   * One PAGE_DATA record: `gfns` (at most MAX_BATCH_SIZE) and the contents of those that carry
+   * data, page after page in `data` (the saver's copy, taken from the guest's frames). `types`,
+   * when given, is each gfn's XEN_DOMCTL_PFINFO_* type (getpageframeinfo3): only NOTAB pages carry
+   * data; XTAB (a hole) and XALLOC (a PoD entry) are named with no contents. Without it, all are NOTAB.
    */
-  async pageData(gfns: readonly number[], data: Uint8Array): Promise<void> {
+  async pageData(gfns: readonly number[], data: Uint8Array, types?: Int32Array): Promise<void> {
     const n = gfns.length;
-    if (n === 0 || n > MAX_BATCH_SIZE || data.length !== n * PAGE_SIZE) throw new RangeError(`PAGE_DATA batch of ${n} pages with ${data.length} bytes`);
+    let withData = n;
+    if (types) { withData = 0; for (let i = 0; i < n; i++) if (types[i] === XEN_DOMCTL_PFINFO_NOTAB) withData++; }
+    if (n === 0 || n > MAX_BATCH_SIZE || data.length !== withData * PAGE_SIZE) throw new RangeError(`PAGE_DATA batch of ${n} pages (${withData} with data) with ${data.length} bytes`);
     const head = new DataView(new ArrayBuffer(page_data_header.pfn + 8 * n));
     head.setUint32(page_data_header.count, n, true);
     for (let i = 0; i < n; i++) {
-      head.setBigUint64(page_data_header.pfn + 8 * i, (BigInt(XEN_DOMCTL_PFINFO_NOTAB) << PAGE_DATA_TYPE_SHIFT) | BigInt(gfns[i]), true);
+      const t = types ? types[i] : XEN_DOMCTL_PFINFO_NOTAB;
+      head.setBigUint64(page_data_header.pfn + 8 * i, (BigInt(t) << PAGE_DATA_TYPE_SHIFT) | BigInt(gfns[i]), true);
     }
     await this.recordParts(REC_TYPE_PAGE_DATA, [new Uint8Array(head.buffer), data]);
   }

@@ -1,0 +1,72 @@
+/*
+ * A saved guest's memory as its balloon and populate-on-demand left it: what the saver sends for
+ * pages that have no RAM behind them, and what the restorer does with them.
+ *
+ * Xen: tools/libs/guest/xg_sr_save.c asks XEN_DOMCTL_getpageframeinfo3 for each batch's types and
+ * sends a ballooned-out pfn as XTAB, with no contents; xg_sr_restore.c populates only the pfns
+ * that carry a type needing RAM, so a hole stays a hole. libxl saves the domain's configuration
+ * as it is now (libxl__domain_save: the target_memkb that xl mem-set last set, kept in the
+ * domain's JSON config), and the restore sets that target again, so the guest's balloon finds
+ * the size it had. ringvisor: hypervisor/mm/pfinfo.ts gives the types (XALLOC for a PoD entry
+ * never touched: its contents are zeros and are not sent); the restorer's new domain is all PoD,
+ * so an XALLOC page needs nothing, and each final hole is given back with decrease_reservation
+ * on the new domain. Which gfns the guest ballooned out it knows itself, from its own memory
+ * (domu/balloon/balloon.ts's saved list), as Linux's balloon keeps its page list in kernel memory.
+ *
+ * A gfn may be named more than once in a migration stream (a later round resends what was
+ * dirtied): the last record that names it says what it is.
+ */
+import type { Kernel } from '../../../shared/kernel/kernel.ts';
+import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
+import { domainPath } from '../../../shared/public/io/xenbus.ts';
+import { LIBXL_MAXMEM_CONSTANT_KIB, XS_MEMORY_TARGET } from '../../../shared/public/memory.ts';
+import { MAX_BATCH_SIZE, XEN_DOMCTL_PFINFO_NOTAB } from '../../../shared/public/migration-stream.ts';
+import { errnoName } from '../../../shared/public/xen.ts';
+import type { SavedImage } from './stream-read.ts';
+
+/** getpageframeinfo3 for one batch; returns the gfns whose contents must be sent. */
+export function batchTypes(k: Kernel, domid: number, gfns: readonly number[], types: Int32Array): number[] {
+  const rc = k.hypercall.domctl_getpageframeinfo3(domid, gfns, types, gfns.length);
+  if (rc < 0) throw new Error(`getpageframeinfo3 of domain ${domid}: ${errnoName(rc)}`);
+  return gfns.filter((_, i) => types[i] === XEN_DOMCTL_PFINFO_NOTAB);
+}
+
+/** The balloon target to save with the config (memory/target, KiB), or undefined if it has none. */
+export async function savedTargetKiB(xs: XenbusClient, domid: number): Promise<number | undefined> {
+  const v = Number(await xs.tryRead(`${domainPath(domid)}/${XS_MEMORY_TARGET}`));
+  return Number.isSafeInteger(v) && v > 0 ? v : undefined;
+}
+
+/** The gfns the stream leaves as holes: named XTAB by the last record that names them. */
+export function finalHoles(img: SavedImage): number[] {
+  const last = new Map<number, boolean>();
+  for (const b of img.batches) {
+    for (const g of b.gfns) last.set(g, false);
+    for (const g of b.pod) last.set(g, false);
+    for (const g of b.holes) last.set(g, true);
+  }
+  return [...last].filter(([, hole]) => hole).map(([g]) => g);
+}
+
+/**
+ * Before the restored guest runs: its holes given back, and its balloon target as it was saved.
+ * `fresh`: the builder's pages in the new domain, never holes.
+ */
+export async function restoreBalloonState(k: Kernel, xs: XenbusClient, domid: number, img: SavedImage, fresh: ReadonlySet<number>): Promise<{ holes: number; targetKiB: number | null }> {
+  const holes = finalHoles(img).filter((g) => !fresh.has(g));
+  for (let i = 0; i < holes.length; i += MAX_BATCH_SIZE) {
+    const batch = holes.slice(i, i + MAX_BATCH_SIZE);
+    const done = k.hypercall.memory_decrease_reservation(batch, batch.length, domid);
+    if (done !== batch.length) throw new Error(`leaving gfn ${batch[Math.max(0, done)]} of the restored domain ${domid} a hole: ${done < 0 ? errnoName(done) : 'refused'}`);
+  }
+  const target = img.config.targetKiB;
+  if (target !== undefined) {
+    // What libxl_set_memory_target does (../mem.ts's memSet, which this file cannot import without
+    // an import circle through libxl.ts): max_mem with the slack, the PoD target, memory/target.
+    for (const rc of [await k.hypercall.domctl_max_mem(domid, target + LIBXL_MAXMEM_CONSTANT_KIB), await k.hypercall.domctl_set_pod_target(domid, target)]) {
+      if (rc < 0) throw new Error(`setting the restored domain ${domid}'s balloon target: ${errnoName(rc)}`);
+    }
+    await xs.write(`${domainPath(domid)}/${XS_MEMORY_TARGET}`, String(target));
+  }
+  return { holes: holes.length, targetKiB: target ?? null };
+}
