@@ -9,7 +9,7 @@
 import test from 'ava';
 import { createSocket, type Socket } from 'node:dgram';
 import { evtchn_alloc_unbound, evtchn_close } from '../hypervisor/event-channel.ts';
-import { PD, pci_assign, pci_owner, pciWord } from '../hypervisor/passthrough/pci.ts';
+import { PD, pci_assign, pci_owner, pci_reassign_to_dom0, pciWord } from '../hypervisor/passthrough/pci.ts';
 import { PassthroughNic, nic_doorbell } from '../hypervisor/passthrough/nic.ts';
 import { NicDriver } from '../shared/kernel/drivers/nic.ts';
 import type { Kernel } from '../shared/kernel/kernel.ts';
@@ -157,6 +157,15 @@ test('frames cross the card both ways with their checksums; a DMA outside the ow
     // Only the owner rings the card.
     const { k: k2 } = kernelOf(w, other);
     t.throws(() => new NicDriver(k2, PCI_NIC0).up(0), { message: /not assigned to this domain/ });
+
+    // The owner dies: the card goes back to Dom0 and no longer writes the old owner's rings.
+    t.deepEqual(pci_reassign_to_dom0(w.hv, owner.domid), [PCI_NIC0]);
+    const received = drv.deviceCounters().rx_received;
+    const dropped = nic.stats.rx_dropped;
+    far.send(frame(500, 700), port, '127.0.0.1');
+    await until('the frame dropped', () => nic.stats.rx_dropped > dropped, pump);
+    t.is(drv.deviceCounters().rx_received, received, 'nothing more was written into the old owner\'s memory');
+    t.is(rx.length, rxBefore);
     drv.close();
   } finally {
     nic.close();
