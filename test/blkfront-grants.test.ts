@@ -1,7 +1,8 @@
 /*
  * blkfront's persistent grants are bounded per ring (xen-blkfront.c's per-ring grant list): the
- * pool on its own over a real grant table and real mappings (reuse, reclaim of a grant the
- * backend let go, never one it still maps, exhaustion as -1); then a guest whose random I/O
+ * pool on its own over a real grant table and real mappings (a grant the backend did not keep is
+ * ended at completion, one it kept is reused, one it let go later is reclaimed, one it maps is
+ * never ended, exhaustion is -1); then a guest whose random I/O
  * moves over far more pages than its grant table holds, every byte checked, with the grants it
  * issues (counted by the hypervisor in its own copy of the table) bounded all the way through;
  * then the same with a pool too small for the backend ever to purge, so segments go through
@@ -25,7 +26,7 @@ import { World } from './helpers/world.ts';
 
 const MIB = 1 << 20;
 
-test('the pool reuses a page\'s grant, reclaims the oldest the backend let go, and never one it maps', (t) => {
+test('the pool ends what the backend did not keep, reuses what it kept, reclaims what it let go, and never ends one it maps', (t) => {
   const w = new World();
   const back = w.domain({ privileged: true });
   const front = w.domain();
@@ -46,44 +47,45 @@ test('the pool reuses a page\'s grant, reclaims the oldest the backend let go, a
     gnttab_unmap_grant_ref(back.c, op);
     t.is(op.status, GNTST_okay);
   };
+  const issued = () => grantsIssued(w.hv, front.domid) - builder;
   const ea = pool.get(a), eb = pool.get(b), ec = pool.get(c), ed = pool.get(d);
   t.is(pool.granted, 4);
+  t.is(issued(), 4, 'the hypervisor sees the pool\'s grants');
+  // The backend keeps a, b and c mapped (persistent); d it mapped for the request only.
+  for (const x of [ea, eb, ec]) map(x);
   for (const x of [ea, eb, ec, ed]) pool.put(x);
-  const refA = pool.refOf(ea);
-  t.is(pool.get(a), ea, 'a page seen again finds its grant');
-  t.is(pool.refOf(ea), refA);
-  pool.put(ea);
-  t.is(pool.stats.grants, 4);
-  t.is(pool.stats.hits, 1);
-  // The backend keeps b and c mapped (persistently); LRU order is now b, c, d, a.
-  map(eb);
-  map(ec);
-  const refD = pool.refOf(ed);
-  const ee = pool.get(e);
-  t.is(ee, ed, 'the oldest idle grant the backend does not map (d) is reclaimed');
-  t.is(pool.stats.stillMapped, 2, 'b and c were looked at and left alone');
-  t.is(pool.stats.reclaimed, 1);
-  t.is(pool.granted, 4);
+  t.is(pool.stats.ended, 1, 'd\'s grant ended when its request was answered (blkif_completion)');
   t.false(pool.holds(d));
-  t.true(pool.holds(e));
-  t.is(front.gnttab.flags(refD) === 0 || pool.refOf(ee) === refD, true, 'd\'s grant was ended (or its reference reused for e)');
-  // a and e are in flight; b and c still mapped: nothing can be given.
-  t.is(pool.get(a), ea);
-  t.is(pool.get(f), -1, 'exhausted: the caller bounces or waits');
-  t.is(pool.stats.exhausted, 1);
-  t.true(pool.holds(b) && pool.holds(c), 'a grant the backend maps is never ended');
-  unmap(eb);
-  const ef = pool.get(f);
-  t.is(ef, eb, 'once the backend lets b go, its entry serves f');
+  t.is(pool.granted, 3);
+  t.is(issued(), 3);
+  const refA = pool.refOf(ea);
+  t.is(pool.get(a), ea, 'a page seen again finds the grant the backend kept');
+  t.is(pool.refOf(ea), refA);
+  pool.put(ea); // idle, most recent: the LRU order is b, c, a
+  t.is(pool.stats.hits, 1);
+  const ee = pool.get(e); // a free slot (d's)
   t.is(pool.granted, 4);
-  t.is(grantsIssued(w.hv, front.domid) - builder, 4, 'the hypervisor sees exactly the pool\'s grants');
-  for (const x of [ea, ee, ef]) pool.put(x);
+  t.is(pool.get(f), -1, 'full of grants in use or mapped: the caller bounces or waits');
+  t.is(pool.stats.stillMapped, 3, 'b, c and a were looked at and left alone');
+  t.is(pool.stats.exhausted, 1);
+  t.true(pool.holds(a) && pool.holds(b) && pool.holds(c), 'a grant the backend maps is never ended');
+  unmap(eb); // the backend's purge let b go
+  const ef = pool.get(f);
+  t.is(ef, eb, 'the oldest grant the backend let go is reclaimed for f');
+  t.is(pool.stats.reclaimed, 1);
+  t.false(pool.holds(b));
+  t.is(issued(), 4);
+  pool.put(ee);
+  pool.put(ef);
+  t.is(pool.stats.ended, 3, 'e and f were not kept by the backend: ended when answered');
+  t.is(issued(), 2);
   pool.endAll();
-  t.is(front.gnttab.deferredCount, 1, 'c is still mapped: its end waits on the deferred list');
-  t.is(grantsIssued(w.hv, front.domid) - builder, 1);
+  t.is(front.gnttab.deferredCount, 2, 'a and c are still mapped: their ends wait on the deferred list');
+  t.is(issued(), 2);
+  unmap(ea);
   unmap(ec);
   front.gnttab.retryDeferred();
-  t.is(grantsIssued(w.hv, front.domid) - builder, 0);
+  t.is(issued(), 0);
 });
 
 let host: BlockHost;
@@ -157,11 +159,12 @@ test.serial('random I/O over far more pages than the grant table holds: every by
   const stats = g.tasks[0].stats;
   const limit = bound(g);
   t.log(`pool ${stats.persistentPerRing}/ring x ${String(g.device.negotiated.queues)}; most grants issued ${maxIssued} (bound ${limit}); ` +
-    `held at the end ${stats.persistentGrants}, reclaimed ${stats.persistentReclaimed}, bounce copies ${stats.bounceCopies}; backend ${JSON.stringify(g.backend)}`);
+    `held at the end ${stats.persistentGrants}, ended ${stats.persistentEnded}, reclaimed ${stats.persistentReclaimed}, bounce copies ${stats.bounceCopies}; backend ${JSON.stringify(g.backend)}`);
   t.true(maxIssued > 0, 'the sampler saw the guest\'s grants');
   t.true(maxIssued <= limit, `the guest granted at most ${limit} at once (saw ${maxIssued})`);
   t.true(stats.persistentGrants <= stats.persistentPerRing * (g.device.negotiated.queues as number));
-  t.true(stats.persistentReclaimed > 0, 'grants the backend let go were reclaimed for new pages');
+  t.true(stats.persistentEnded > 0, 'grants the backend mapped for one request were ended when it was answered');
+  t.true(stats.persistentReclaimed + stats.bounceCopies > 0, 'the pool filled up: grants were reclaimed or segments bounced');
 });
 
 test.serial('a pool too small for the backend ever to purge: segments bounce, every byte checked, no error', async (t) => {
@@ -178,6 +181,7 @@ test.serial('a pool too small for the backend ever to purge: segments bounce, ev
   // blkback keeps up to 1056 mappings on one ring: it maps all 48 (and the bounce pages) and
   // never overflows, so nothing is reclaimed and every other page goes through a bounce page.
   t.is(stats.persistentReclaimed, 0);
+  t.is(stats.persistentEnded, 0, 'nothing to end: the backend kept every grant');
   t.true(stats.bounceCopies > 1000, `bounced ${stats.bounceCopies}`);
   t.true(stats.persistentGrants <= 48);
   t.true(maxIssued <= bound(g), `at most ${bound(g)} grants at once (saw ${maxIssued})`);

@@ -311,6 +311,7 @@ export class Blkfront implements BlockDevice, FrontendDriver {
       interrupts: sum((q) => q.stats.interrupts),
       persistentGrants: sum((q) => q.pool?.granted ?? 0),
       persistentPerRing: this.poolGrants,
+      persistentEnded: sum((q) => q.pool?.stats.ended ?? 0),
       persistentReclaimed: sum((q) => q.pool?.stats.reclaimed ?? 0),
       bounceCopies: sum((q) => q.bounce?.stats.copies ?? 0),
       recoveries: this.recovery.recoveries,

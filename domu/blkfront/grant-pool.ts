@@ -10,12 +10,15 @@
  * (its slots times the segments one request carries), each on a page blkfront owns, and copies
  * every bio through them. ringvisor grants the caller's own I/O buffer pages instead (zero copy,
  * see blkfront.ts), so a grant belongs to a guest page, not to a pool slot; this pool keeps the
- * bound Linux's list gives. It holds at most `cap` grants: a page seen again finds its grant
- * (no grant operation for anyone: the backend kept it mapped); a new page takes a free slot, or
- * else the least recently used idle grant the backend no longer maps. Only the grantee's mapping
- * stands in the way of ending a grant (the entry's GTF_reading/GTF_writing, Linux's
- * gnttab_try_end_foreign_access), and blkback drops mappings it has not used lately when it is
- * over its own limit (purge_persistent_gnt, dom0/backends/blkback/grants.ts): so a working set
+ * bound Linux's list gives. It holds at most `cap` grants. When a request is answered, each of
+ * its grants the backend did not keep mapped is ended at once (blkif_completion); a page seen
+ * again finds its grant if the backend kept it (no grant operation for anyone); a new page takes
+ * a free slot, or else the least recently used idle grant the backend has since let go (its
+ * purge_persistent_gnt, dom0/backends/blkback/grants.ts, drops mappings it has not used lately
+ * when it is over its own limit; this is Linux's purge_persistent_grants, done when a grant is
+ * wanted rather than every few seconds). Only the grantee's mapping stands in the way of ending a
+ * grant: the entry's GTF_reading/GTF_writing, checked and cleared in one compare-and-swap
+ * (gnttab_try_end_foreign_access; older kernels' gnttab_query_foreign_access). So a working set
  * bigger than either limit moves, in both domains, to the pages in use now. When no idle grant
  * can be ended, get() says so (-1) and the queue copies the segment through one of its bounce
  * pages (bounce.ts), which is what Linux does for every segment.
@@ -45,7 +48,7 @@ export class GrantPool {
   private idle = 0;
   /** Linux's persistent_gnts_c: grants this ring holds now. */
   granted = 0;
-  readonly stats = { hits: 0, grants: 0, reclaimed: 0, stillMapped: 0, exhausted: 0 };
+  readonly stats = { hits: 0, grants: 0, ended: 0, reclaimed: 0, stillMapped: 0, exhausted: 0 };
 
   constructor(
     private readonly gnttab: GrantTable,
@@ -103,9 +106,30 @@ export class GrantPool {
     return this.gref[e];
   }
 
-  /** The segment holding `e` was answered (blkif_completion): idle now, most recently used. */
+  /**
+   * The segment holding `e` was answered (blkif_completion). The last user gone, the grant is
+   * ended at once if the backend did not keep it mapped (it mapped it for this request only:
+   * Linux's blkif_completion ends such a grant and puts it at the tail); one the backend keeps
+   * stays, idle, most recently used, for the page's next request.
+   */
   put(e: number): void {
-    if (--this.users[e] === 0) this.append(e);
+    if (--this.users[e] !== 0) return;
+    if (this.gnttab.endAccessRef(this.gref[e])) {
+      this.forget(e);
+      this.free.push(e);
+      this.stats.ended++;
+      return;
+    }
+    this.append(e);
+  }
+
+  /** An entry whose grant was just ended: its reference back to the table, its page forgotten. */
+  private forget(e: number): void {
+    this.gnttab.release(this.gref[e]);
+    this.byGfn.delete(this.gfn[e]);
+    this.gref[e] = NONE;
+    this.gfn[e] = NONE;
+    this.granted--;
   }
 
   private append(e: number): void {
@@ -128,11 +152,7 @@ export class GrantPool {
       const e = this.head;
       this.unlink(e);
       if (this.gnttab.endAccessRef(this.gref[e])) {
-        this.gnttab.release(this.gref[e]);
-        this.byGfn.delete(this.gfn[e]);
-        this.gref[e] = NONE;
-        this.gfn[e] = NONE;
-        this.granted--;
+        this.forget(e);
         this.stats.reclaimed++;
         return e;
       }
