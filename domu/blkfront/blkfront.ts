@@ -24,10 +24,12 @@
  * (allocIoBuffer), so blkfront grants a buffer's own pages and keeps the grant for the next
  * request on that page, and the data is not copied in the guest. The grants are bounded as
  * Linux's are: each ring has a pool of at most as many as it can have segments in flight (and
- * no more than its share of this vCPU's grant table), reuses them, and reclaims the least
- * recently used one the backend has stopped mapping when a new page needs one; when none can
- * be had, the segment is copied through a bounce page, and when those are busy the request
- * waits (queue.ts, grant-pool.ts, bounce.ts). The protocol is the same: the frontend reuses
+ * no more than its share of this vCPU's grant table), ends at completion each grant the backend
+ * did not keep mapped, reuses the ones it kept, and reclaims the least recently used one the
+ * backend has let go since when a new page needs one; when none can be had, the segment is
+ * copied through a bounce page, and when those are busy the request waits (queue.ts,
+ * grant-pool.ts, bounce.ts). Pages the caller frees stay granted until their grant is reclaimed
+ * (at most the pool's bound), as the buffers' owner gives blkfront no word of it. The protocol is the same: the frontend reuses
  * grants, the backend keeps them mapped (up to its own limit, past which it maps per request
  * and purges the least recently used).
  *
