@@ -166,6 +166,15 @@ test('frames cross the card both ways with their checksums; a DMA outside the ow
     await until('the frame dropped', () => nic.stats.rx_dropped > dropped, pump);
     t.is(drv.deviceCounters().rx_received, received, 'nothing more was written into the old owner\'s memory');
     t.is(rx.length, rxBefore);
+    // Its driver's next doorbell is refused: no exception in the old owner, frames are dropped.
+    const gotNow = got.length;
+    const late = frame(600, 600);
+    t.true(drv.transmit(late, late.length), 'queued before the refused doorbell');
+    await tick();
+    t.false(drv.transmit(late, late.length));
+    t.is(drv.stats.tx_lost, 1);
+    await tick();
+    t.is(got.length, gotNow, 'nothing went out');
     drv.close();
   } finally {
     nic.close();

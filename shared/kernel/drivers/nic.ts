@@ -40,7 +40,7 @@ const D_FLAGS = nic_desc.fields.flags[1];
 const MASK = NIC_RING_SIZE - 1;
 
 export class NicDriver {
-  readonly stats = { tx_frames: 0, rx_frames: 0, tx_ring_full: 0, tx_errors: 0, rx_errors: 0, interrupts: 0 };
+  readonly stats = { tx_frames: 0, rx_frames: 0, tx_ring_full: 0, tx_lost: 0, tx_errors: 0, rx_errors: 0, interrupts: 0 };
   private readonly pages: number[] = [];
   private readonly ctrlGfn: number;
   private readonly ctrl: Int32Array;
@@ -56,6 +56,8 @@ export class NicDriver {
   private rxNext = 0;
   private linkWaiters: ((port: number) => void)[] = [];
   private closed = false;
+  /** The card refused a doorbell: it is no longer this domain's. */
+  private gone = false;
   onFrame: (bytes: Uint8Array, len: number) => void = () => undefined;
 
   constructor(private readonly k: Kernel, readonly dev: number) {
@@ -110,7 +112,10 @@ export class NicDriver {
 
   /** e1000_xmit_frame: `len` bytes of `src` into free TX buffers, one descriptor per page. */
   transmit(src: Uint8Array, len: number): boolean {
-    if (this.closed) return false;
+    if (this.closed || this.gone) {
+      this.stats.tx_lost++;
+      return false;
+    }
     this.cleanTx();
     const need = Math.ceil(len / PAGE_SIZE);
     if (len < 14 || len > NIC_MAX_FRAME || NIC_RING_SIZE - (this.txTail - this.txClean) < need) {
@@ -132,10 +137,23 @@ export class NicDriver {
     // The descriptors before the tail: the doorbell's hypercall orders them before the device's read.
     Atomics.store(this.ctrl, W.tx_tail, this.txTail | 0);
     this.stats.tx_frames++;
-    this.doorbell();
+    // One doorbell for a burst: frames the bridge hands over in one turn share it (as a driver
+    // writes TDT once per batch, xmit_more).
+    if (!this.bellScheduled) {
+      this.bellScheduled = true;
+      queueMicrotask(this.ringTx);
+    }
     return true;
   }
 
+  private bellScheduled = false;
+  private readonly ringTx = (): void => {
+    this.bellScheduled = false;
+    // The card was taken away (assigned elsewhere): what was queued is lost, and so is what follows.
+    if (!this.closed && this.k.hypercall.pci_doorbell(this.dev, this.ctrlGfn) < 0) this.gone = true;
+  };
+
+  /** A doorbell a caller waits on (up, addPeer): refused means this domain does not own the card. */
   private doorbell(): void {
     const rc = this.k.hypercall.pci_doorbell(this.dev, this.ctrlGfn);
     if (rc < 0) throw new Error(`nic ${this.dev}: the card is not assigned to this domain (${rc})`);
