@@ -315,6 +315,23 @@ export function send_global_virq(hv: HypervisorState, virq: number): void {
   if (wake >= 0) evtchn_kick(hv, d, wake);
 }
 
+/**
+ * send_guest_pirq, for a passed-through device's interrupt (hypervisor/passthrough/nic.ts): raise
+ * `d`'s port `port`, which its driver allocated unbound with itself as the remote end and gave the
+ * device as its MSI. A port in any other state is left alone, so a device cannot raise an event
+ * on someone else's channel. Called by the control thread, where the device runs.
+ */
+export function send_device_irq(hv: HypervisorState, d: number, port: number): boolean {
+  if (!hv.isAlive(d) || !portIsValid(port)) return false;
+  spin_lock(hv.domains, lockIndex(d));
+  const c = chn(d, port);
+  const ok = hv.evtchn[c + E.STATE] === EVTCHNSTAT_unbound && hv.evtchn[c + E.REMOTE_DOM] === d;
+  const wake = ok ? evtchn_set_pending(hv, d, port) : -1;
+  spin_unlock(hv.domains, lockIndex(d));
+  if (wake >= 0) evtchn_kick(hv, d, wake);
+  return ok;
+}
+
 /** EVTCHNOP_unmask: clear the mask bit and deliver an event that arrived while masked. */
 export function evtchn_unmask(c: Caller, port: number): number {
   const hv = c.hv;

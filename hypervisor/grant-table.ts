@@ -310,6 +310,18 @@ export function grantsActive(hv: HypervisorState, d: number): number {
   return Atomics.load(hv.domains, d * D.WORDS + D.PINNED);
 }
 
+/**
+ * Grant entries `d` has made valid (GTF_permit_access set) in its table now: what a guest is
+ * granting, mapped or not, read from the frames the hypervisor owns (a test's bound on a
+ * frontend's grants; Xen shows the same through the 'g' debug key, gnttab_usage_print).
+ */
+export function grantsIssued(hv: HypervisorState, d: number): number {
+  const t = hv.grantTable[d];
+  let n = 0;
+  for (let ref = 0; ref < NR_GRANT_ENTRIES; ref++) if ((Atomics.load(t, gntent_flags_word(ref)) & GTF_permit_access) !== 0) n++;
+  return n;
+}
+
 /** Grant mappings `d` holds of others' pages. */
 export function mappingsHeld(hv: HypervisorState, d: number): number {
   let n = 0;

@@ -38,7 +38,8 @@ import {
 import { HostScheduler } from './sched/host-sched.ts';
 import { pci_assign, pci_info, pci_init, pci_owner, pci_reassign_to_dom0 } from './passthrough/pci.ts';
 import { sc_attach, sc_detach, sc_detach_all } from './passthrough/storage-controller.ts';
-import { PCI_DEVICES } from '../shared/public/hw/sc.ts';
+import { PCI_DEVICES, PCI_NIC0 } from '../shared/public/hw/sc.ts';
+import { PassthroughNic } from './passthrough/nic.ts';
 import { MD, md } from './mm/mm-state.ts';
 import { MmDaemons, type PagingSettings, type SharingSettings } from './mm/mm-daemons.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -120,6 +121,8 @@ export class Host extends EventEmitter {
   readonly hv: HypervisorState;
   /** The pCPU slots and the credit scheduler's controls. */
   readonly sched: HostScheduler;
+  /** The host's network card (PCI_NIC0), Dom0's until assigned elsewhere. */
+  readonly nic: PassthroughNic;
   /** The sharing scanner and the pager (mm/mm-daemons.ts), off until the toolstack turns them on. */
   readonly mm: MmDaemons;
   private readonly pagingDir: string;
@@ -148,6 +151,7 @@ export class Host extends EventEmitter {
       isQuiescent: (d) => this.isQuiescent(d),
     }, this.pagingDir);
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.nic = new PassthroughNic(this.hv, PCI_NIC0, (line) => this.log(line));
   }
 
   /**
@@ -479,6 +483,7 @@ export class Host extends EventEmitter {
     if (this.ownPagingDir) rmSync(this.pagingDir, { recursive: true, force: true });
     this.sched.close();
     sc_detach_all(this.hv);
+    this.nic.close();
   }
 }
 

@@ -39,7 +39,8 @@ import { vcpu_op_down, vcpu_op_is_up, vcpu_op_up } from './vcpu-op.ts';
 import * as trace from './trace.ts';
 import { PD, pciWord, pci_owner } from './passthrough/pci.ts';
 import { sc_doorbell } from './passthrough/storage-controller.ts';
-import { PCI_DEVICES, SC_STATUS_IOMMU_FAULT, type PciDeviceInfo } from '../shared/public/hw/sc.ts';
+import { nic_doorbell } from './passthrough/nic.ts';
+import { PCI_DEVICES, PCI_NIC0, SC_STATUS_IOMMU_FAULT, type PciDeviceInfo } from '../shared/public/hw/sc.ts';
 
 /** IOMMU faults logged per device; the rest are counted only. */
 const IOMMU_FAULTS_LOGGED = 8;
@@ -311,6 +312,7 @@ export class HypercallTable implements Hypercalls {
   pci_doorbell(dev: number, cmd_gfn: number): number {
     const c = this.#c;
     if (pci_owner(c.hv, dev) !== c.domid) return -XEN_EPERM;
+    if (dev === PCI_NIC0) return nic_doorbell(c.hv, dev, cmd_gfn);
     const r = sc_doorbell(c.hv, dev, c.domid, cmd_gfn);
     if (r.status === SC_STATUS_IOMMU_FAULT) {
       // Logged like VT-d's DMAR fault report, and bounded: a guest can make faults, not floods.

@@ -21,10 +21,17 @@
  * Persistent grants, and where ringvisor differs from Linux: Linux keeps a pool of persistently
  * granted pages and copies each bio's data through them, because a bio's pages are arbitrary
  * page-cache pages it must not leave granted. ringvisor's callers do I/O on dedicated buffers
- * (allocIoBuffer), so blkfront keeps the grant on a buffer's own pages once made, for as long as
- * the device is connected, and the data is never copied in the guest. The grants in use are
- * bounded by the buffers the guest does I/O from. The protocol is the same: the frontend reuses
- * grants, the backend keeps them mapped (up to its own limit, past which it maps per request).
+ * (allocIoBuffer), so blkfront grants a buffer's own pages and keeps the grant for the next
+ * request on that page, and the data is not copied in the guest. The grants are bounded as
+ * Linux's are: each ring has a pool of at most as many as it can have segments in flight (and
+ * no more than its share of this vCPU's grant table), ends at completion each grant the backend
+ * did not keep mapped, reuses the ones it kept, and reclaims the least recently used one the
+ * backend has let go since when a new page needs one; when none can be had, the segment is
+ * copied through a bounce page, and when those are busy the request waits (queue.ts,
+ * grant-pool.ts, bounce.ts). Pages the caller frees stay granted until their grant is reclaimed
+ * (at most the pool's bound), as the buffers' owner gives blkfront no word of it. The protocol is the same: the frontend reuses
+ * grants, the backend keeps them mapped (up to its own limit, past which it maps per request
+ * and purges the least recently used).
  *
  * A backend that dies (xen-blkfront.c blkfront_resume, blkif_recover). When the backend goes to
  * Closed without passing through Closing (shared/kernel/xenbus/frontend.ts says why that means it
@@ -43,13 +50,13 @@ import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
 import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
 import {
-  BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
   BLKIF_RSP_OKAY, SECTORS_PER_PAGE, VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK,
 } from '../../shared/public/io/blkif.ts';
 import {
   blockPromise, type BlockDevice, type BlockFeatures, type BlockOp, type BlockRequest, type IoBuffer,
 } from '../block/blkdev.ts';
-import { BlkfrontQueue, type PageGranter, type Part } from './queue.ts';
+import { BlkfrontQueue, type Part } from './queue.ts';
 
 export interface BlkfrontOptions {
   /** Largest ring this frontend will use, as log2 pages (Linux's max_ring_page_order). */
@@ -60,9 +67,21 @@ export interface BlkfrontOptions {
   maxIndirectSegments?: number;
   /** Offer persistent grants (feature-persistent). */
   persistent?: boolean;
+  /**
+   * Most persistent grants per ring (default, as Linux: what the ring can have in flight, its
+   * slots times a request's segments; here also within a share of the grant table). Fewer make
+   * segments beyond them go through bounce pages.
+   */
+  maxPersistentGrants?: number;
 }
 
-export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
+/**
+ * The share of this vCPU's free grant references one device's pools may take in all (a
+ * quarter): the rest stays for its rings' transient grants, other disks and the network.
+ */
+const POOL_SHARE_OF_GRANT_TABLE = 4;
+
+export class Blkfront implements BlockDevice, FrontendDriver {
   name = '';
   readonly path = 'pv' as const;
   sectors = 0;
@@ -71,12 +90,10 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   features: BlockFeatures = { flush: false, discard: false, maxInFlight: 0, maxRequestBytes: 0 };
   /** What was negotiated, for scenarios and tests to show. */
   readonly negotiated = { ringPageOrder: 0, queues: 1, indirectSegments: 0, persistent: false };
+  /** Most persistent grants each ring keeps (grant-pool.ts), chosen at connect. */
+  poolGrants = 0;
   queues: BlkfrontQueue[] = [];
   private readonly opts: Required<BlkfrontOptions>;
-  private readonly persistentRefs = new Map<number, number>(); // gfn → gref
-  /** gfn → the queue a persistently granted page goes to (see enqueue). */
-  private readonly homeQueue = new Map<number, number>();
-  private readonly persistentSet = new Set<number>();
   private readonly waiting: Part[] = [];
   private readonly scratch: Part = { op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0, owner: null };
   private next = 0;
@@ -105,6 +122,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       maxQueues: opts.maxQueues ?? 4,
       maxIndirectSegments: opts.maxIndirectSegments ?? 32,
       persistent: opts.persistent ?? true,
+      maxPersistentGrants: opts.maxPersistentGrants ?? Infinity,
     };
   }
 
@@ -123,7 +141,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       this.negotiated.queues = Math.max(1, Math.min(this.opts.maxQueues, maxQueues));
       for (let q = 0; q < this.negotiated.queues; q++) {
         this.queues.push(new BlkfrontQueue(this.k, this.backendId, this.devid, this.negotiated.ringPageOrder,
-          this, (why) => this.broken(why), this.complete, () => this.drain()));
+          (why) => this.broken(why), this.complete, () => this.drain()));
       }
     }
     const order = this.negotiated.ringPageOrder;
@@ -153,8 +171,12 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
     const discard = (await xs.readUnsigned(`${be}/${XS_BLK.feature_discard}`, 0)) === 1;
     this.negotiated.persistent = this.opts.persistent && (await xs.readUnsigned(`${be}/${XS_BLK.feature_persistent}`, 0)) === 1;
     this.negotiated.indirectSegments = Math.min(this.opts.maxIndirectSegments, await xs.readUnsigned(`${be}/${XS_BLK.feature_max_indirect_segments}`, 0));
-    for (const q of this.queues) q.setupIndirect(this.negotiated.indirectSegments, this.negotiated.persistent);
-    const segs = this.queues[0].maxSegments;
+    // Linux sizes each ring's grant list to what the ring can have in flight: slots times the
+    // segments of one request. Here no more than the device's share of the table, either.
+    const segs = this.negotiated.indirectSegments > 0 ? this.negotiated.indirectSegments : BLKIF_MAX_SEGMENTS_PER_REQUEST;
+    const share = Math.floor(this.k.gnttab.available / (POOL_SHARE_OF_GRANT_TABLE * this.queues.length));
+    this.poolGrants = Math.max(1, Math.min(this.opts.maxPersistentGrants, Math.max(segs, Math.min(this.queues[0].ring.size * segs, share))));
+    for (const q of this.queues) q.setupGrants(this.negotiated.indirectSegments, this.negotiated.persistent, this.poolGrants);
     this.features = {
       flush, discard,
       maxInFlight: this.queues.reduce((n, q) => n + q.ring.size, 0),
@@ -179,9 +201,6 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       this.k.events.removePoller(q);
       q.free();
     }
-    for (const ref of this.persistentRefs.values()) this.k.gnttab.endAccess(ref);
-    this.persistentRefs.clear();
-    this.persistentSet.clear();
     this.recovered = kept;
     this.recoveryT0 = 0;
     this.suspendT0 = performance.now();
@@ -211,41 +230,12 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
     for (const q of this.queues) q.abandon();
     for (const p of this.waiting.splice(0)) this.complete(p.owner, BLKIF_RSP_ERROR);
     // The backend has unmapped everything by now (it goes Closing only after disconnecting).
-    for (const ref of this.persistentRefs.values()) this.k.gnttab.endAccess(ref);
-    this.persistentRefs.clear();
-    this.persistentSet.clear();
-    this.homeQueue.clear();
     for (const q of this.queues) {
       this.k.events.removePoller(q);
       q.free();
     }
     this.queues = [];
     this.gone();
-  }
-
-  /* ---- grants for data pages: PageGranter ---- */
-
-  grant(gfn: number, backendWrites: boolean): number {
-    if (this.negotiated.persistent) {
-      // Every grant is kept, read-write, for reuse: the backend may keep any of them mapped for
-      // as long as the device is connected, so none may be ended early (Linux grants read-write
-      // whenever feature-persistent is on, for the same reason).
-      const ref = this.persistentRefs.get(gfn);
-      if (ref !== undefined) return ref;
-      const fresh = this.k.gnttab.grant(this.backendId, gfn, false);
-      this.persistentRefs.set(gfn, fresh);
-      this.persistentSet.add(fresh);
-      return fresh;
-    }
-    return this.k.gnttab.grant(this.backendId, gfn, !backendWrites);
-  }
-
-  isTransient(gref: number): boolean {
-    return !this.persistentSet.has(gref);
-  }
-
-  end(gref: number): void {
-    this.k.gnttab.endAccess(gref);
   }
 
   /* ---- BlockDevice ---- */
@@ -321,7 +311,11 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
       indirect: sum((q) => q.stats.indirect),
       notifications: sum((q) => q.stats.notifications),
       interrupts: sum((q) => q.stats.interrupts),
-      persistentGrants: this.persistentRefs.size,
+      persistentGrants: sum((q) => q.pool?.granted ?? 0),
+      persistentPerRing: this.poolGrants,
+      persistentEnded: sum((q) => q.pool?.stats.ended ?? 0),
+      persistentReclaimed: sum((q) => q.pool?.stats.reclaimed ?? 0),
+      bounceCopies: sum((q) => q.bounce?.stats.copies ?? 0),
       recoveries: this.recovery.recoveries,
       reissued: this.recovery.reissued,
       recoveryMs: this.recovery.recoveryMs,
@@ -372,8 +366,8 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
   /**
    * Which queue a part goes to. With persistent grants, a page's grant belongs to one ring, as
    * each of Linux's rings has its own pool of granted pages (blkfront_ring_info.grants): a part
-   * goes to the queue its first page went to the first time, and first times are dealt round
-   * robin. Otherwise the backend would keep one mapping of the page per ring it arrived on, four
+   * goes to the queue whose pool holds its first page's grant, and a page no pool holds goes to
+   * the next queue round robin. Otherwise the backend would keep one mapping of the page per ring it arrived on, four
    * times the mappings for four queues, and a frontend's I/O buffers would outgrow its share of
    * Dom0's persistent mappings (dom0/lib/grant-budget.ts): every request would pay grant maps and
    * unmaps again. A part whose queue is full goes to another, as before; parts without pages
@@ -384,31 +378,35 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
     if (this.waiting.length === 0 && this.queues.length > 0 && this.negotiated.persistent && p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD) {
       if (this.next >= this.queues.length) this.next = 0; // a new backend may offer fewer queues
       const gfn = p.gfns[p.firstPage];
-      let home = this.homeQueue.get(gfn);
-      if (home === undefined || home >= this.queues.length) {
-        home = this.next;
-        this.next = this.next + 1 === this.queues.length ? 0 : this.next + 1;
-        this.homeQueue.set(gfn, home);
-      }
-      const q = this.queues[home];
-      if (q.hasRoom) return q.issue(p);
+      let home = -1;
+      for (let i = 0; i < this.queues.length && home < 0; i++) if (this.queues[i].pool?.holds(gfn)) home = i;
+      const q = home >= 0 ? this.queues[home] : null;
+      if (q !== null && q.hasRoom && q.issue(p)) return;
     }
     if (this.waiting.length === 0) {
       for (let tries = 0; tries < this.queues.length; tries++) {
         const q = this.queues[this.next];
         this.next = this.next + 1 === this.queues.length ? 0 : this.next + 1;
-        if (q.hasRoom) return q.issue(p);
+        if (q.hasRoom && q.issue(p)) return;
       }
     }
     this.waiting.push(p === this.scratch ? { ...p } : p);
   }
 
-  /** Responses freed ring slots: issue what was waiting (blk-mq's restart of a stopped queue). */
+  /**
+   * Responses freed ring slots (or grants, or bounce pages): issue what was waiting, in order
+   * (blk-mq's restart of a stopped queue). The first part no queue can take now stops the round.
+   */
   private drain(): void {
     while (this.waiting.length > 0) {
-      const q = this.queues.find((x) => x.hasRoom);
-      if (!q) return;
-      q.issue(this.waiting.shift()!);
+      const p = this.waiting[0];
+      let issued = false;
+      for (let i = 0; i < this.queues.length && !issued; i++) {
+        const q = this.queues[i];
+        issued = q.hasRoom && q.issue(p);
+      }
+      if (!issued) return;
+      this.waiting.shift();
     }
   }
 

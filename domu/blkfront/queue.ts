@@ -12,15 +12,20 @@
  * operation must be the one sent. A backend that fails any of these is broken or hostile, and the
  * device is stopped ("illegal number of responses", "incorrect id"), as Linux does.
  *
- * Pages go to the backend by grant: with persistent grants negotiated, each page is granted
- * once and the grant kept (see blkfront.ts for why ringvisor can keep the I/O buffer's own
- * pages granted where Linux copies into a pool); otherwise each page is granted for one request
- * (read-only when the backend only reads it) and access is ended when the response arrives.
+ * Pages go to the backend by grant: with persistent grants negotiated, from the ring's bounded
+ * pool (grant-pool.ts: a page seen before finds its grant, a new one takes a free or reclaimed
+ * grant; see blkfront.ts for why ringvisor grants the I/O buffer's own pages where Linux copies
+ * into its pool); otherwise each page is granted for one request (read-only when the backend
+ * only reads it) and access is ended when the response arrives. A segment that can get no grant
+ * (the pool is full of grants the backend still maps, or the grant table is used up) is copied
+ * through one of the ring's bounce pages (bounce.ts); a request for which there are not enough
+ * of those waits, in the device's queue, for this ring's next response. Running out of grants
+ * is never an error.
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../shared/kernel/events.ts';
 import {
-  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_WRITE, BLKIF_SEG_OFFSET,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_OKAY, BLKIF_SEG_OFFSET,
   BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTORS_PER_PAGE, blkif_request, blkif_request_discard, blkif_request_indirect,
   blkif_response, set_indirect_gref, set_seg,
 } from '../../shared/public/io/blkif.ts';
@@ -28,6 +33,8 @@ import { FrontRing } from '../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import * as trace from '../../shared/public/trace.ts';
 import { dataViewOf } from '../../shared/view.ts';
+import { BouncePages } from './bounce.ts';
+import { GrantPool } from './grant-pool.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { TRC_GUEST_BLKFRONT_COMPLETE, TRC_GUEST_BLKFRONT_SUBMIT } = trace;
 
@@ -42,19 +49,17 @@ export interface Part {
   owner: unknown;
 }
 
-/** How a queue gets a grant for a data page (the device decides persistent or not). */
-export interface PageGranter {
-  /** A grant the backend can use for `gfn`; `transient` grants are ended after the response. */
-  grant(gfn: number, backendWrites: boolean): number;
-  isTransient(gref: number): boolean;
-  end(gref: number): void;
-}
-
 interface Shadow {
   busy: boolean;
   wireOp: number;
   owner: unknown;
+  refs: number[];   // the grant of each segment, in order
   grefs: number[];  // transient grants to end when the response arrives
+  pooled: number[]; // pool entries to give back when the response arrives
+  // Bounce pages in use, and for each the caller's page and the bytes to copy back on a read.
+  bounce: number[];
+  bounceGfn: number[];
+  bounceBytes: number[];
   // The part itself, kept so that it can be issued again if the backend dies before answering
   // (Linux keeps the request in the shadow for blkif_recover). Plain fields: nothing allocated.
   op: number;
@@ -82,13 +87,16 @@ export class BlkfrontQueue implements IdlePoller {
   reaping = false;
   private maxIndirectSegs = 0;
   private dead: string | null = null;
+  /** With persistent grants: the ring's bounded pool (null without them, or before connect). */
+  pool: GrantPool | null = null;
+  /** Pages to copy through when no grant can be had; null until the device is connected. */
+  bounce: BouncePages | null = null;
 
   constructor(
     private readonly k: Kernel,
     private readonly backend: number,
     private readonly handle: number,
     ringOrder: number,
-    private readonly granter: PageGranter,
     /** The device stops when a response does not check out. */
     private readonly onBroken: (why: string) => void,
     /** A part completed with a blkif status. */
@@ -102,7 +110,10 @@ export class BlkfrontQueue implements IdlePoller {
     this.ringRefs = this.ringGfns.map((g) => k.gnttab.grant(backend, g, false));
     for (let id = this.ring.size - 1; id >= 0; id--) this.freeIds.push(id);
     for (let id = 0; id < this.ring.size; id++) {
-      this.shadow.push({ busy: false, wireOp: 0, owner: null, grefs: [], op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0 });
+      this.shadow.push({
+        busy: false, wireOp: 0, owner: null, refs: [], grefs: [], pooled: [], bounce: [], bounceGfn: [], bounceBytes: [],
+        op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0,
+      });
     }
     this.port = k.events.allocUnbound(backend, () => {
       this.stats.interrupts++;
@@ -111,10 +122,17 @@ export class BlkfrontQueue implements IdlePoller {
     k.events.addPoller(this);
   }
 
-  /** Set up indirect pages once the backend's limit is known (blkfront_setup_indirect). */
-  setupIndirect(maxSegs: number, persistent: boolean): void {
+  /**
+   * Once the backend's limits are known (blkfront_setup_indirect, fill_grant_buffer): indirect
+   * pages, the grant pool of at most `poolCap` grants when persistent grants were negotiated, and
+   * one request's worth of bounce pages.
+   */
+  setupGrants(maxSegs: number, persistent: boolean, poolCap: number): void {
     this.maxIndirectSegs = maxSegs;
-    if (maxSegs === 0 || this.indirectPages.length > 0) return;
+    if (this.bounce !== null) return;
+    this.bounce = new BouncePages(this.k, this.backend, this.maxSegments);
+    if (persistent) this.pool = new GrantPool(this.k.gnttab, this.backend, poolCap);
+    if (maxSegs === 0) return;
     // The backend only reads indirect pages; with persistent grants every grant is read-write,
     // because the backend keeps each mapping for any later use (as Linux's frontend does).
     const readonly = !persistent;
@@ -135,7 +153,7 @@ export class BlkfrontQueue implements IdlePoller {
   }
 
   get hasRoom(): boolean {
-    return this.dead === null && this.freeIds.length > 0 && this.ring.freeRequests() > 0;
+    return this.dead === null && this.bounce !== null && this.freeIds.length > 0 && this.ring.freeRequests() > 0;
   }
 
   get inFlight(): number {
@@ -146,11 +164,18 @@ export class BlkfrontQueue implements IdlePoller {
    * Put one part on the ring (the caller checked hasRoom). It is published by the next push():
    * at the end of the reap that made room for it, or in a microtask, so a burst of submissions
    * costs one index update and at most one notification (Linux's flush_requests after a plug).
+   * False, with nothing changed, when its pages can get neither grants nor bounce pages now: the
+   * caller keeps it waiting until this ring answers something.
    */
-  issue(p: Part): void {
+  issue(p: Part): boolean {
     const id = this.freeIds.pop()!;
-    this.k.hypercall.xentrace(TRC_GUEST_BLKFRONT_SUBMIT, this.ringRefs[0]!, id, p.op, p.sector);
     const sh = this.shadow[id];
+    const data = p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD;
+    if (data && !this.acquire(p, sh)) {
+      this.freeIds.push(id);
+      return false;
+    }
+    this.k.hypercall.xentrace(TRC_GUEST_BLKFRONT_SUBMIT, this.ringRefs[0]!, id, p.op, p.sector);
     const r = this.req;
     r.clear();
     r.handle = this.handle;
@@ -163,11 +188,10 @@ export class BlkfrontQueue implements IdlePoller {
       r.operation = p.op; // flush: no segments
     } else {
       const nsegs = Math.ceil(p.nrSectors / SECTORS_PER_PAGE);
-      const backendWrites = p.op !== BLKIF_OP_WRITE;
       if (nsegs <= BLKIF_MAX_SEGMENTS_PER_REQUEST) {
         r.operation = p.op;
         r.nr_segments = nsegs;
-        this.fillSegments(r.dv, BLKIF_SEG_OFFSET, p, nsegs, backendWrites, sh);
+        this.fillSegments(r.dv, BLKIF_SEG_OFFSET, p, nsegs, sh);
       } else {
         const ind = this.indirectPages[id];
         r.operation = BLKIF_OP_INDIRECT;
@@ -176,7 +200,7 @@ export class BlkfrontQueue implements IdlePoller {
         r.dv.setUint16(blkif_request_indirect.fields.handle[1], this.handle, true);
         for (let pg = 0; pg * BLKIF_SEGMENTS_PER_INDIRECT_FRAME < nsegs; pg++) {
           const n = Math.min(BLKIF_SEGMENTS_PER_INDIRECT_FRAME, nsegs - pg * BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
-          this.fillSegments(ind.views[pg], 0, p, n, backendWrites, sh, pg * BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
+          this.fillSegments(ind.views[pg], 0, p, n, sh, pg * BLKIF_SEGMENTS_PER_INDIRECT_FRAME);
           set_indirect_gref(r.dv, pg, ind.refs[pg]);
         }
         this.stats.indirect++;
@@ -197,15 +221,79 @@ export class BlkfrontQueue implements IdlePoller {
       this.pushScheduled = true;
       queueMicrotask(this.push);
     }
+    return true;
   }
 
-  private fillSegments(dv: DataView, base: number, p: Part, n: number, backendWrites: boolean, sh: Shadow, from = 0): void {
+  /**
+   * A grant for each page of `p` into sh.refs: from the pool (persistent) or fresh for this
+   * request (transient), else a bounce page (a write's data copied in now). All or nothing: when
+   * a page can get none of them, what was taken is given back and the answer is false.
+   */
+  private acquire(p: Part, sh: Shadow): boolean {
+    const nsegs = Math.ceil(p.nrSectors / SECTORS_PER_PAGE);
+    const backendWrites = p.op !== BLKIF_OP_WRITE;
+    const pool = this.pool;
+    const bounce = this.bounce!;
+    for (let seg = 0; seg < nsegs; seg++) {
+      const gfn = p.gfns[p.firstPage + seg];
+      if (pool !== null) {
+        const e = pool.get(gfn);
+        if (e >= 0) {
+          sh.pooled.push(e);
+          sh.refs.push(pool.refOf(e));
+          continue;
+        }
+      } else {
+        const ref = this.k.gnttab.claim();
+        if (ref >= 0) {
+          this.k.gnttab.grantRef(ref, this.backend, gfn, !backendWrites);
+          sh.grefs.push(ref);
+          sh.refs.push(ref);
+          continue;
+        }
+      }
+      if (bounce.available === 0) {
+        this.release(sh, false);
+        return false;
+      }
+      const i = bounce.take();
+      const bytes = Math.min(SECTORS_PER_PAGE, p.nrSectors - seg * SECTORS_PER_PAGE) * 512;
+      if (!backendWrites) bounce.copyIn(i, gfn, bytes);
+      sh.bounce.push(i);
+      sh.bounceGfn.push(gfn);
+      sh.bounceBytes.push(bytes);
+      sh.refs.push(bounce.refs[i]);
+    }
+    return true;
+  }
+
+  /**
+   * blkif_completion: give back what a request held (ending its transient grants, returning pool
+   * entries and bounce pages), first copying a successful read's bounce pages to the caller's.
+   */
+  private release(sh: Shadow, copyOut: boolean): void {
+    for (const g of sh.grefs) this.k.gnttab.endAccess(g);
+    if (this.pool !== null) for (const e of sh.pooled) this.pool.put(e);
+    const bounce = this.bounce;
+    if (bounce !== null) {
+      for (let j = 0; j < sh.bounce.length; j++) {
+        if (copyOut) bounce.copyOut(sh.bounce[j], sh.bounceGfn[j], sh.bounceBytes[j]);
+        bounce.give(sh.bounce[j]);
+      }
+    }
+    sh.refs.length = 0;
+    sh.grefs.length = 0;
+    sh.pooled.length = 0;
+    sh.bounce.length = 0;
+    sh.bounceGfn.length = 0;
+    sh.bounceBytes.length = 0;
+  }
+
+  private fillSegments(dv: DataView, base: number, p: Part, n: number, sh: Shadow, from = 0): void {
     for (let i = 0; i < n; i++) {
       const seg = from + i;
-      const gref = this.granter.grant(p.gfns[p.firstPage + seg], backendWrites);
-      if (this.granter.isTransient(gref)) sh.grefs.push(gref);
       const left = p.nrSectors - seg * SECTORS_PER_PAGE;
-      set_seg(dv, base, i, gref, 0, Math.min(SECTORS_PER_PAGE, left) - 1);
+      set_seg(dv, base, i, sh.refs[seg], 0, Math.min(SECTORS_PER_PAGE, left) - 1);
     }
   }
 
@@ -263,8 +351,7 @@ export class BlkfrontQueue implements IdlePoller {
         const sh = id < this.shadow.length ? this.shadow[id] : undefined;
         if (sh === undefined || !sh.busy) return this.broken(`response has incorrect id (${id})`);
         if (this.rsp.operation !== sh.wireOp) return this.broken(`response has incorrect operation (${this.rsp.operation} instead of ${sh.wireOp})`);
-        for (const g of sh.grefs) this.granter.end(g);
-        sh.grefs.length = 0;
+        this.release(sh, this.rsp.status === BLKIF_RSP_OKAY && sh.op === BLKIF_OP_READ);
         const owner = sh.owner;
         sh.busy = false;
         sh.owner = null;
@@ -303,8 +390,7 @@ export class BlkfrontQueue implements IdlePoller {
     ids.sort((a, b) => this.shadow[a].sector - this.shadow[b].sector);
     for (const id of ids) {
       const sh = this.shadow[id];
-      for (const g of sh.grefs) this.granter.end(g);
-      sh.grefs.length = 0;
+      this.release(sh, false);
       into.push({ op: sh.op, sector: sh.sector, nrSectors: sh.nrSectors, gfns: sh.gfns, firstPage: sh.firstPage, owner: sh.owner });
       sh.busy = false;
       sh.owner = null;
@@ -316,6 +402,7 @@ export class BlkfrontQueue implements IdlePoller {
   abandon(): void {
     for (const sh of this.shadow) {
       if (!sh.busy) continue;
+      this.release(sh, false);
       sh.busy = false;
       const owner = sh.owner;
       sh.owner = null;
@@ -323,9 +410,11 @@ export class BlkfrontQueue implements IdlePoller {
     }
   }
 
-  /** Give back the ring, indirect pages and port (after the backend has unmapped them). */
+  /** Give back the ring, indirect pages, pool, bounce pages and port (after the backend has unmapped them). */
   free(): void {
     this.k.events.close(this.port);
+    this.pool?.endAll();
+    this.bounce?.free();
     for (const ref of this.ringRefs) this.k.gnttab.endAccess(ref);
     for (const ind of this.indirectPages) for (const ref of ind.refs) this.k.gnttab.endAccess(ref);
     for (const g of this.ringGfns) this.k.pages.release(g);

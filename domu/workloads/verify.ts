@@ -25,6 +25,12 @@ export interface VerifyJob {
   /** Share of discards and flushes among the ops, when the device offers them. */
   discards?: number;
   flushes?: number;
+  /**
+   * I/O buffers the requests take in turn (default `depth`). More than `depth` models a guest
+   * whose I/O moves over many pages, as a page cache does: each request takes the buffer that
+   * has been free longest, so every buffer's pages are used again and again.
+   */
+  buffers?: number;
 }
 
 export interface VerifyResult {
@@ -46,7 +52,8 @@ export async function runVerify(k: Kernel, dev: BlockDevice, job: VerifyJob): Pr
   const size = Math.min(job.size, dev.sectors * 512);
   const model = new Uint8Array(size);
   const res: VerifyResult = { ops: 0, reads: 0, writes: 0, discards: 0, flushes: 0, bytesChecked: 0, errors: [], chunkSums: [], sizes: { min: Infinity, max: 0 } };
-  const bufs: IoBuffer[] = Array.from({ length: job.depth }, () => allocIoBuffer(k.memory, () => k.pages.alloc(), job.maxBytes));
+  const bufs: IoBuffer[] = Array.from({ length: Math.max(job.depth, job.buffers ?? 0) }, () => allocIoBuffer(k.memory, () => k.pages.alloc(), job.maxBytes));
+  const freeBufs = bufs.slice(job.depth); // FIFO: the longest free goes next
   const scratch = new Uint8Array(job.maxBytes);
 
   // What the disk holds now becomes the model's starting point.
@@ -82,7 +89,8 @@ export async function runVerify(k: Kernel, dev: BlockDevice, job: VerifyJob): Pr
   let wake: (() => void)[] = [];
   const finished = () => { const w = wake; wake = []; for (const f of w) f(); };
   let next = 0;
-  const slot = async (buf: IoBuffer) => {
+  const slot = async (own: IoBuffer) => {
+    let buf = own;
     while (next < ops.length) {
       const o = ops[next];
       if (o.op === 'flush') {
@@ -98,6 +106,10 @@ export async function runVerify(k: Kernel, dev: BlockDevice, job: VerifyJob): Pr
         continue;
       }
       next++;
+      if (freeBufs.length > 0) {
+        freeBufs.push(buf);
+        buf = freeBufs.shift()!;
+      }
       res.sizes.min = Math.min(res.sizes.min, bytes);
       res.sizes.max = Math.max(res.sizes.max, bytes);
       const claim = { start, end: start + bytes };
@@ -134,7 +146,7 @@ export async function runVerify(k: Kernel, dev: BlockDevice, job: VerifyJob): Pr
       }
     }
   };
-  await Promise.all(bufs.map(slot));
+  await Promise.all(bufs.slice(0, job.depth).map(slot));
   res.ops = next;
   await dev.flush();
   for (let off = 0; off < size; off += MIB) res.chunkSums.push(checksum(model.subarray(off, Math.min(size, off + MIB))));

@@ -23,8 +23,8 @@
 import { PCI_DEVICES, PCI_NONE, type PciDeviceInfo } from '../../shared/public/hw/sc.ts';
 import { MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PRESENT, P2M_READONLY, P2M_RESERVED, type HypervisorState } from '../state.ts';
 
-/** Per-device words. */
-export const PD = { OWNER: 0, FAULTS: 1, FAULT_GFN: 2, FAULT_DOM: 3, DMA_OPS: 4, WORDS: 8 } as const;
+/** Per-device words. BELL and ARG: a NIC's doorbell (./nic.ts), rung in a vCPU thread, served in the control thread. */
+export const PD = { OWNER: 0, FAULTS: 1, FAULT_GFN: 2, FAULT_DOM: 3, DMA_OPS: 4, BELL: 5, ARG: 6, WORDS: 8 } as const;
 export const NR_PCI = PCI_DEVICES.length;
 /** Where the storage controller's namespace table starts in hv.pci. */
 export const PCI_NS_BASE = NR_PCI * PD.WORDS;

@@ -55,7 +55,7 @@ export async function main(env: KernelEnv): Promise<void> {
   k.events.removePoller(q);
   k.events.unbind(q.port);
   const buf = allocIoBuffer(k.memory, () => k.pages.alloc(), 4096);
-  const gref = dev.grant(buf.gfns[0], true);
+  const gref = k.gnttab.grant(0, buf.gfns[0], false); // blkback runs in Dom0 here
   const req = blkif_request.create();
   const rsp = blkif_response.create();
   let id = 0;

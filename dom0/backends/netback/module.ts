@@ -7,8 +7,8 @@
  * every backend/vif/<fe>/<devid> directory the toolstack creates is probed by a new NetBackend.
  *
  * The bridges come from Dom0's boot module (`net`, see NetHostOptions): by default one, xenbr0,
- * with no uplink. An uplink joins a bridge to other hosts' over UDP on 127.0.0.1
- * (dom0/services/bridge/uplink.ts).
+ * with no uplink. An uplink joins a bridge to other hosts' through the host's network card, whose
+ * wire is UDP on 127.0.0.1 (dom0/services/bridge/uplink.ts).
  */
 import type { Dom0 } from '../../dom0.ts';
 import { registerBackend } from '../../../shared/kernel/xenbus/backend.ts';
@@ -16,6 +16,7 @@ import { packetPool } from '../../lib/packet.ts';
 import { bridges, createBridge } from '../../services/bridge/bridge.ts';
 import { startUplink, type UplinkOptions } from '../../services/bridge/uplink.ts';
 import { DEFAULT_BRIDGE } from './hotplug.ts';
+import { PCI_DEVICES, PCI_NIC0 } from '../../../shared/public/hw/sc.ts';
 import { NetBackend } from './xenbus.ts';
 
 export interface BridgeConfig {
@@ -38,8 +39,8 @@ export async function init(dom0: Dom0): Promise<void> {
   for (const b of opts.bridges ?? [{ name: DEFAULT_BRIDGE }]) {
     const bridge = createBridge(b.name);
     if (b.uplink !== undefined) {
-      const up = await startUplink(bridge, pool, b.uplink, log);
-      log(`bridge ${b.name}: uplink ${up.name} on 127.0.0.1:${up.port}${b.uplink.peers?.length ? `, peers ${b.uplink.peers.join(', ')}` : ''}`);
+      const up = await startUplink(dom0.k, bridge, pool, b.uplink);
+      log(`bridge ${b.name}: uplink ${up.name} through nic ${PCI_DEVICES[PCI_NIC0]}, wire 127.0.0.1:${up.port}${b.uplink.peers?.length ? `, peers ${b.uplink.peers.join(', ')}` : ''}`);
     }
   }
   log(`netback: bridges ${[...bridges.keys()].join(', ')}`);

@@ -1,101 +1,98 @@
 /*
- * A bridge's uplink: a port whose other end is a UDP socket on 127.0.0.1, one Ethernet frame per
- * datagram, so the bridges of several ringvisor hosts on one machine form one Ethernet segment.
+ * A bridge's uplink: a port whose other end is the host's network card, so the bridges of several
+ * ringvisor hosts on one machine form one Ethernet segment.
  *
- * QEMU: `-netdev dgram,id=n,local.type=inet,local.host=127.0.0.1,local.port=P,remote...` (and the
- * older `-netdev socket,udp=`): the same framing, one frame per datagram, no header. On a real
- * Xen host this port would be the physical NIC enslaved to xenbr0 (peth0).
+ * Linux/Xen: a Dom0 whose xenbr0 enslaves the physical NIC (peth0, by Xen's old network-bridge
+ * script or /etc/network/interfaces): the bridge forwards to the NIC's netdev, whose driver
+ * (e1000e) hands frames to the hardware by DMA. Here the card is the hypervisor's
+ * (hypervisor/passthrough/nic.ts: its wire is a UDP socket on 127.0.0.1, one frame per datagram,
+ * QEMU's `-netdev dgram` framing), assigned to Dom0 unless `pci = [...]` gives it elsewhere, and
+ * driven by shared/kernel/drivers/nic.ts. Dom0 opens no socket for it: every frame goes out and
+ * comes in through descriptor rings in Dom0's memory, which the card reaches only through the
+ * IOMMU.
  *
- * Frames from a peer enter the bridge like frames from a vif (learned, forwarded or flooded); a
- * frame the bridge sends out here goes to every peer. Peers are given (`peers`, or addPeer once
- * the other host's port is known) or learned: a datagram from a loopback address not yet known
- * makes it a peer. Nothing but loopback is ever bound or accepted.
+ * Frames from the wire enter the bridge like frames from a vif (learned, forwarded or flooded); a
+ * frame the bridge sends out here goes to every link partner of the card. Partners are given
+ * (`peers`, or addPeer once the other host's port is known) or learned by the card: a datagram
+ * from a loopback address not yet known makes it one.
  */
-import { createSocket, type Socket } from 'node:dgram';
+import type { Kernel } from '../../../shared/kernel/kernel.ts';
+import { NicDriver } from '../../../shared/kernel/drivers/nic.ts';
+import { NIC_MAX_FRAME } from '../../../shared/public/hw/nic.ts';
+import { PCI_NIC0 } from '../../../shared/public/hw/sc.ts';
 import type { Packet, PacketPool } from '../../lib/packet.ts';
-import { PACKET_MAX_BYTES } from '../../lib/packet.ts';
 import type { Bridge, BridgePort } from './bridge.ts';
 
 export interface UplinkOptions {
-  /** UDP port to listen on, on 127.0.0.1 (0: any free port). */
+  /** UDP port the card's wire uses, on 127.0.0.1 (0: any free port). */
   port?: number;
   /** "127.0.0.1:PORT" of other hosts' uplinks. */
   peers?: string[];
 }
 
-const LOOPBACK = '127.0.0.1';
-
 export class Uplink implements BridgePort {
   readonly name: string;
-  readonly stats = { rx_datagrams: 0, tx_datagrams: 0, rx_dropped: 0 };
+  readonly stats = { rx_frames: 0, tx_frames: 0, rx_dropped: 0, tx_dropped: 0 };
   private readonly peers = new Set<number>();
+  /** A frame on its way to the card: the bridge's packet copied here, then into TX buffers. */
+  private readonly out = new Uint8Array(NIC_MAX_FRAME);
   port = 0;
 
-  constructor(private readonly bridge: Bridge, private readonly pool: PacketPool, private readonly sock: Socket) {
+  constructor(private readonly bridge: Bridge, private readonly pool: PacketPool, readonly nic: NicDriver) {
     this.name = `${bridge.name}-uplink`;
+    nic.onFrame = (bytes, len) => this.received(bytes, len);
   }
 
   addPeer(addr: string): void {
     const m = /^127\.0\.0\.1:([0-9]{1,5})$/.exec(addr);
     if (m === null || Number(m[1]) === 0 || Number(m[1]) > 65535) throw new Error(`uplink peer ${addr}: expected 127.0.0.1:PORT`);
     this.peers.add(Number(m[1]));
+    this.nic.addPeer(Number(m[1]));
   }
 
   peerPorts(): number[] {
     return [...this.peers];
   }
 
-  /** A frame from the bridge: to every peer. The datagram is its own copy (the send is asynchronous). */
+  /** A frame from the bridge: to the card. */
   deliver(p: Packet): boolean {
-    if (this.peers.size === 0) {
+    const len = p.len;
+    if (len > this.out.length) {
       p.release();
+      this.stats.tx_dropped++;
       return false;
     }
-    const buf = Buffer.allocUnsafe(p.len);
-    p.copyOut(buf);
+    p.copyOut(this.out);
     p.release();
-    for (const port of this.peers) {
-      this.sock.send(buf, port, LOOPBACK);
-      this.stats.tx_datagrams++;
+    if (!this.nic.transmit(this.out, len)) {
+      this.stats.tx_dropped++;
+      return false;
     }
+    this.stats.tx_frames++;
     return true;
   }
 
-  /** A datagram from a peer: into the bridge. */
-  received(msg: Buffer, from: { address: string; port: number }): void {
-    if (from.address !== LOOPBACK || msg.length < 14 || msg.length > PACKET_MAX_BYTES) {
-      this.stats.rx_dropped++;
-      return;
-    }
-    this.peers.add(from.port);
-    const p = this.pool.alloc(msg.length);
+  /** A frame from the card: into the bridge. */
+  private received(bytes: Uint8Array, len: number): void {
+    const p = this.pool.alloc(len);
     if (p === null) {
       this.stats.rx_dropped++;
       return;
     }
-    p.copyIn(msg);
-    this.stats.rx_datagrams++;
+    p.copyIn(bytes.subarray(0, len));
+    this.stats.rx_frames++;
     this.bridge.input(this, p);
   }
 
   close(): void {
     this.bridge.removePort(this);
-    this.sock.close();
+    this.nic.close();
   }
 }
 
-export async function startUplink(bridge: Bridge, pool: PacketPool, opts: UplinkOptions, log: (line: string) => void): Promise<Uplink> {
-  // A larger receive buffer, if the host allows it (net.core.rmem_max caps it): a burst from the
-  // other host waits there until Dom0's idle loop gives its sockets a turn.
-  const sock = createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
-  const up = new Uplink(bridge, pool, sock);
-  sock.on('message', (msg, rinfo) => up.received(msg, rinfo));
-  sock.on('error', (e) => log(`bridge ${bridge.name}: uplink: ${e.message}`));
-  await new Promise<void>((resolve, reject) => {
-    sock.once('error', reject);
-    sock.bind(opts.port ?? 0, LOOPBACK, () => { sock.off('error', reject); resolve(); });
-  });
-  up.port = sock.address().port;
+export async function startUplink(k: Kernel, bridge: Bridge, pool: PacketPool, opts: UplinkOptions): Promise<Uplink> {
+  const up = new Uplink(bridge, pool, new NicDriver(k, PCI_NIC0));
+  up.port = await up.nic.up(opts.port ?? 0);
   for (const p of opts.peers ?? []) up.addPeer(p);
   bridge.addPort(up);
   uplinks.set(bridge.name, up);
