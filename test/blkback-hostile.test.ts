@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { BlockHost, type GuestOutcome } from '../scenarios/block/harness.ts';
 import { checksum, fillPattern } from '../shared/checksum.ts';
 import { BroadcastChannel } from 'node:worker_threads';
-import { RATELIMIT_BURST } from '../dom0/lib/guest-log.ts';
+import { RATELIMIT_BURST } from '../backends/lib/guest-log.ts';
 import type { HostileBlkModule, HostileReport } from './kernels/blk-hostile.ts';
 
 const HOSTILE = new URL('./kernels/blk-hostile.ts', import.meta.url).href;

@@ -16,7 +16,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
-import type { DeviceRow } from '../lib/devstats.ts';
+import type { DeviceRow } from '../../backends/lib/devstats.ts';
 import type { PcpuLoad, SchedCreditParams } from '../../shared/public/sched.ts';
 
 /** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
@@ -124,7 +124,7 @@ export interface HostInfo {
 
 /**
  * One sample for `ringvisor top` and the web view: every domain as getdomaininfo reports it, the
- * host's memory, and every device Dom0 serves with its counters and rings (dom0/lib/devstats.ts).
+ * host's memory, and every device Dom0 serves with its counters and rings (backends/lib/devstats.ts).
  * The tools turn two samples into rates.
  */
 export interface TopSample {

@@ -13,7 +13,7 @@
  */
 import type { Hypercalls } from '../../shared/public/hypercall.ts';
 import { errnoName } from '../../shared/public/xen.ts';
-import { deviceSnapshot } from '../lib/devstats.ts';
+import { deviceSnapshot } from '../../backends/lib/devstats.ts';
 import type { SchedCreditParams } from '../../shared/public/sched.ts';
 import type { TopSample } from './protocol.ts';
 

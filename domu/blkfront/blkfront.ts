@@ -375,7 +375,7 @@ export class Blkfront implements BlockDevice, FrontendDriver, PageGranter {
    * goes to the queue its first page went to the first time, and first times are dealt round
    * robin. Otherwise the backend would keep one mapping of the page per ring it arrived on, four
    * times the mappings for four queues, and a frontend's I/O buffers would outgrow its share of
-   * Dom0's persistent mappings (dom0/lib/grant-budget.ts): every request would pay grant maps and
+   * Dom0's persistent mappings (backends/lib/grant-budget.ts): every request would pay grant maps and
    * unmaps again. A part whose queue is full goes to another, as before; parts without pages
    * (flush, discard) and devices without persistent grants are dealt round robin.
    */

@@ -4,7 +4,7 @@
  * re-issued request answered).
  *
  * Each repeat is one guest writing a burst of 32 requests, all in flight, while its blkback is
- * armed to crash after 6 requests on a ring (dom0/backends/blkback/restart.ts); the toolstack
+ * armed to crash after 6 requests on a ring (backends/blkback/restart.ts); the toolstack
  * binds a new blkback as soon as the frontend has seen the old one go, and blkfront re-issues
  * what was not answered (domu/blkfront/blkfront.ts). The row's `median µs` is the recovery time
  * blkfront measured (InitWait seen → first re-issued request answered); req/s is the whole

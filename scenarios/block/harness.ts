@@ -28,7 +28,7 @@ const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
 const GUEST_KERNEL = new URL('./guest-kernel.ts', import.meta.url).href;
 export const XVDA = 51712; // (202 << 8) | (0 << 4): xvda in vbd-interface numbering
 
-/** Per-disk switches, written by the toolstack into the backend directory (see dom0/backends/blkback/xenbus.ts). */
+/** Per-disk switches, written by the toolstack into the backend directory (see backends/blkback/xenbus.ts). */
 export interface DiskSwitches {
   persistent?: boolean;
   maxIndirectSegments?: number;

@@ -26,18 +26,18 @@
  * missing ring-ref, or a protocol other than the 64-bit ABI ends the connection attempt with an
  * `error` node, as xenbus_dev_fatal does, and the device goes Closing (shared/kernel/xenbus/
  * backend.ts), with one line in Dom0's log, rate-limited per guest like every line a frontend
- * can cause (dom0/lib/guest-log.ts). Whatever connect had set up when it failed is torn down
+ * can cause (backends/lib/guest-log.ts). Whatever connect had set up when it failed is torn down
  * before it returns, so a frontend that fails its handshake a thousand times holds nothing.
  */
-import type { Kernel } from '../../../shared/kernel/kernel.ts';
-import type { XenbusDevice } from '../../../shared/kernel/xenbus/device.ts';
-import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
-import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
-import { grantBudget } from '../../lib/grant-budget.ts';
-import { guestLog } from '../../lib/guest-log.ts';
-import { ScDisk, parsePhysicalDevice } from '../../../shared/kernel/drivers/sc-disk.ts';
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
+import type { BackendDriver } from '../../shared/kernel/xenbus/backend.ts';
+import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../shared/public/io/blkif.ts';
+import { grantBudget } from '../lib/grant-budget.ts';
+import { guestLog } from '../lib/guest-log.ts';
+import { ScDisk, parsePhysicalDevice } from '../../shared/kernel/drivers/sc-disk.ts';
 import { BlkifRing } from './blkif-ring.ts';
-import { registerDevice } from '../../lib/devstats.ts';
+import { registerDevice } from '../lib/devstats.ts';
 import type { VbdLimits } from './request.ts';
 
 /** Linux blkback's defaults: 256 indirect segments, rings up to 16 pages, 4 queues. */
