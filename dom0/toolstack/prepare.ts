@@ -27,7 +27,7 @@ import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
 import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
 import { workloadCmdline } from './config/workload.ts';
 import {
-  CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
+  CMDLINE_DRIVER_DOMAIN, CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
 } from '../../shared/public/cmdline.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import { E1000_MAX_NICS } from '../../shared/public/hw/e1000.ts';
@@ -139,6 +139,7 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
   }
   if (emulatedNics.length > 0) words.set(CMDLINE_E1000, emulatedNics.slice(0, E1000_MAX_NICS).map((v) => v.ip ?? '-').join(','));
   if (wait !== undefined) words.set(CMDLINE_WAIT, wait);
+  if (vm.driverDomain) words.set(CMDLINE_DRIVER_DOMAIN, '1');
   const cmdline = formatCmdline(words);
   if (Buffer.byteLength(cmdline) > MAX_CMDLINE) {
     err(vm.workload?.line ?? 1, `the kernel command line would be ${Buffer.byteLength(cmdline)} bytes (expected at most ${MAX_CMDLINE})`);

@@ -19,13 +19,15 @@ import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.
 import type {
   BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport, DiskPath, NativeResult, WaitReport,
 } from './protocol.ts';
-import { CMDLINE_WAIT } from '../../shared/public/cmdline.ts';
+import { CMDLINE_DRIVER_DOMAIN, CMDLINE_WAIT, CMDLINE_WORKLOAD } from '../../shared/public/cmdline.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../../shared/wait.ts';
 import { Inbox } from '../lib/inbox.ts';
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
 const GUEST_KERNEL = new URL('./guest-kernel.ts', import.meta.url).href;
+/** The standard DomU kernel: a storage driver domain boots it with driver_domain=1 (domu/driver-domain.ts). */
+const DOMU_KERNEL = new URL('../../domu/kernel.ts', import.meta.url).href;
 export const XVDA = 51712; // (202 << 8) | (0 << 4): xvda in vbd-interface numbering
 
 /** Per-disk switches, written by the toolstack into the backend directory (see backends/blkback/xenbus.ts). */
@@ -39,6 +41,8 @@ export interface DiskSwitches {
 
 export interface GuestRun {
   image: string;
+  /** The domain serving the disk: Dom0 (default) or a storage driver domain (startDriverDomain). */
+  backend?: number;
   /** How the guest reaches the disk (default pv). */
   path?: DiskPath;
   readOnly?: boolean;
@@ -246,7 +250,23 @@ export class BlockHost {
     if (d.maxIndirectSegments !== undefined) backKeys['ringvisor-max-indirect-segments'] = String(d.maxIndirectSegments);
     if (d.maxRingPageOrder !== undefined) backKeys['ringvisor-max-ring-page-order'] = String(d.maxRingPageOrder);
     if (d.maxQueues !== undefined) backKeys['ringvisor-max-queues'] = String(d.maxQueues);
-    return { type: 'vbd', frontend: domid, devid: XVDA, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys };
+    return { type: 'vbd', frontend: domid, devid: XVDA, backend: run.backend ?? 0, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys };
+  }
+
+  /**
+   * A storage driver domain: the standard DomU kernel with driver_domain=1, given storage
+   * controller `dev` (pci = [...]) while paused; on_crash as given (restart: the toolstack builds
+   * it again under the same name and it takes over the disks it served). Returns its domid.
+   */
+  async startDriverDomain(name: string, dev: number, onCrash: 'destroy' | 'restart' = 'destroy'): Promise<number> {
+    return (await this.call({
+      kind: 'create',
+      config: {
+        name, vcpus: 1, memoryKiB: 32 * 1024, kernel: DOMU_KERNEL, on_crash: onCrash,
+        cmdline: `${CMDLINE_WORKLOAD}=idle ${CMDLINE_DRIVER_DOMAIN}=1 ${CMDLINE_WAIT}=${this.wait}`,
+      },
+      opts: { pci: [dev], driverDomain: true },
+    })) as number;
   }
 
   /** A request to the block module in Dom0 (device models); answered by 'ide-done'. */
