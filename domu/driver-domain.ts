@@ -27,6 +27,9 @@ import { init as blkbackInit } from '../backends/blkback/module.ts';
 
 /** modprobe xen-blkback in the driver domain: from now on it serves backend/vbd under its home. */
 export async function driverDomainInit(k: Kernel, xs: XenbusClient, log: (line: string) => void): Promise<void> {
-  await blkbackInit({ k, xs });
+  // A kernel panic, as sysrq-c at the console does it (domu/kernel.ts): the exception leaves the
+  // kernel and the hypervisor crashes the domain; on_crash decides what follows.
+  const panic = (why: string) => queueMicrotask(() => { throw new Error(`Kernel panic: ${why}`); });
+  await blkbackInit({ k, xs, panic });
   log('driver domain: blkback loaded; serving backend/vbd through the storage controller passed through to this domain');
 }

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { BlockHost, type GuestOutcome } from '../scenarios/block/harness.ts';
 import type { VerifyJob, VerifyResult } from '../domu/workloads/verify.ts';
+import type { BurstJob, BurstResult } from '../domu/workloads/burst.ts';
+import { sc_namespaces } from '../hypervisor/passthrough/storage-controller.ts';
 import { checksum } from '../shared/checksum.ts';
 import { PCI_STORAGE1 } from '../shared/public/hw/sc.ts';
 import { iommu_translate, pci_info } from '../hypervisor/passthrough/pci.ts';
@@ -115,4 +117,76 @@ test.serial('a disk served by a storage driver domain: the same data as through 
   t.is(c.refused, 1, 'an address outside its P2M is an IOMMU fault, counted');
   await host.call({ kind: 'destroy', domid: dd });
   t.deepEqual(host.usage(), before, 'the driver domain and its guests left nothing behind');
+});
+
+function burstOf(g: GuestOutcome): BurstResult {
+  const t = g.tasks[0];
+  if (t.error !== null || t.result?.kind !== 'burst') throw new Error(`burst failed: ${t.error}`);
+  return t.result.result;
+}
+
+function onDisk(img: string, job: BurstJob): number[] {
+  const data = readFileSync(img);
+  const bytes = job.sectors * 512;
+  return Array.from({ length: job.requests }, (_, i) => {
+    const off = (job.start + i * job.stride) * 512;
+    return checksum(new Uint8Array(data.buffer, data.byteOffset + off, bytes));
+  });
+}
+
+test.serial('a driver domain crashes with 32 writes in flight; on_crash = "restart" brings it back; each request answered once, none lost; a Dom0 guest never notices', async (t) => {
+  const before = host.usage();
+  const dd = await host.startDriverDomain('storage-dd-r', PCI_STORAGE1, 'restart');
+  const img = image(16);
+  const job: BurstJob = { requests: 32, sectors: 16, start: 8, stride: 32, seed: 9 };
+  const restarted = new Promise<{ domid: number }>((resolve) => {
+    const on = (e: { domid: number; name: string }) => {
+      if (e.name !== 'storage-dd-r' || e.domid === dd) return;
+      host.host.off('created', on);
+      resolve(e);
+    };
+    host.host.on('created', on);
+  });
+  const [g, bystander] = await Promise.all([
+    host.runGuest({ image: img, backend: dd, disk: { crashBackendDomainAfter: 6 }, tasks: [{ kind: 'burst', job }] }),
+    host.runGuest({ image: image(16), tasks: [{ kind: 'verify', job: { ...JOB, ops: 400 } }] }),
+  ]);
+  const r = burstOf(g);
+  t.deepEqual(r.answers, new Array(32).fill(1), 'every request answered exactly once');
+  t.deepEqual(r.errors, []);
+  t.deepEqual(r.mismatches, [], 'every range reads back as written');
+  t.deepEqual(onDisk(img, job), r.sums, 'every acknowledged write is in the image file');
+  const s = g.tasks[0].stats;
+  t.is(s.recoveries, 1, 'the frontend saw its backend die once');
+  t.true(s.reissued > 0 && s.reissued < 32, `some answered before the crash, some re-issued after (${s.reissued})`);
+  t.log(`${s.reissued} of 32 re-issued; stood still ${s.stallMs.toFixed(1)} ms; first re-issued answered ${s.recoveryMs.toFixed(1)} ms after the new backend's InitWait (loaded machine)`);
+  const next = (await restarted).domid;
+  t.not(next, dd);
+  t.is(pci_info(host.host.hv)[PCI_STORAGE1].owner, next, 'the restarted driver domain has the controller again');
+  t.is(bystander.tasks[0].error, null);
+  t.is(bystander.tasks[0].stats.recoveries, 0, 'the guest on Dom0\'s backend never noticed');
+  await host.call({ kind: 'destroy', domid: next });
+  t.deepEqual(host.usage(), before, 'both driver domains and the guests left nothing behind');
+});
+
+test.serial('a driver domain destroyed under its guest: the guest waits; once it is gone too, the host is as before', async (t) => {
+  const before = host.usage();
+  const namespaces = sc_namespaces(host.host.hv);
+  const dd = await host.startDriverDomain('storage-dd-d', PCI_STORAGE1);
+  let fe = -1;
+  let destroyed: Promise<unknown> = Promise.resolve();
+  const run = host.runGuest({
+    image: image(16), backend: dd, tasks: [{ kind: 'burst', job: { requests: 32, sectors: 8, start: 0, stride: 8, seed: 3 } }],
+    onRunning: (d) => { fe = d; },
+    beforeWarmup: async () => {
+      await host.call({ kind: 'destroy', domid: dd });
+      t.is(pci_info(host.host.hv)[PCI_STORAGE1].owner, 0, 'its controller went back to Dom0');
+      // The burst starts with no backend: its requests wait in the guest, which is destroyed next.
+      destroyed = new Promise((resolve, reject) => setImmediate(() => host.call({ kind: 'destroy', domid: fe }).then(resolve, reject)));
+    },
+  });
+  await t.throwsAsync(run, { message: /is gone/ });
+  await destroyed; // the toolstack's cleanup after it, to the end
+  t.deepEqual(host.usage(), before, 'no frame, grant, mapping, port or thread is left');
+  t.is(sc_namespaces(host.host.hv), namespaces, 'the guest\'s disk was detached from the controller');
 });

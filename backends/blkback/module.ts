@@ -24,6 +24,11 @@ export interface BackendDomain {
   k: Kernel;
   /** This domain's XenStore client: backend/vbd is read relative to its home. */
   xs: XenbusClient;
+  /**
+   * How this domain's kernel panics (a driver domain has one; Dom0 does not offer it): used only
+   * by the fault injection of ./xenbus.ts (`ringvisor-crash-domain-after`).
+   */
+  panic?: (why: string) => void;
 }
 
 /** The devices this domain serves, by backend directory (for statistics and tests). */
@@ -44,7 +49,7 @@ function options(dom: BackendDomain): BackendOptions & { onProbe: (be: XenbusBac
 }
 
 function driverFor(dom: BackendDomain, nodename: string): VbdBackend {
-  const be = new VbdBackend(dom.k);
+  const be = new VbdBackend(dom.k, dom.panic);
   vbds.set(nodename, be);
   return be;
 }

@@ -18,6 +18,12 @@
  *   ringvisor-max-indirect-segments   offered feature-max-indirect-segments ("0": none)
  *   ringvisor-max-ring-page-order     offered max-ring-page-order
  *   ringvisor-max-queues              offered multi-queue-max-queues
+ * and one fault injection, for driver domains only (a domain that can panic: ./module.ts):
+ *   ringvisor-crash-domain-after      N: once a ring of this device has taken N requests, the
+ *                                     ring stops dead (BlkifRing.crashAt: responses not yet
+ *                                     published are lost) and the whole domain panics, so its
+ *                                     guests lose their backend mid-I/O and on_crash decides
+ *                                     (test/driver-domain.test.ts, the single-conduit scenario)
  *
  * What blkback publishes: at probe, before InitWait, what the frontend needs to build its rings
  * (max-ring-page-order, multi-queue-max-queues, feature-max-indirect-segments); at connect, the
@@ -54,7 +60,7 @@ export class VbdBackend implements BackendDriver {
   private devid = 0;
   private unregister: (() => void) | null = null;
 
-  constructor(private readonly k: Kernel) {}
+  constructor(private readonly k: Kernel, private readonly panic?: (why: string) => void) {}
 
   /** A line this device's frontend caused: rate-limited per guest. */
   private readonly log = (line: string) => guestLog(this.k).line(this.frontend, line);
@@ -135,6 +141,8 @@ export class VbdBackend implements BackendDriver {
       }
     }
     const dir = dev.nodename;
+    const crashAfter = this.panic === undefined ? 0 : await xs.readUnsigned(`${dir}/ringvisor-crash-domain-after`, 0);
+    if (crashAfter > 0) this.armPanic(crashAfter);
     await xs.transaction(async (t) => {
       await xs.write(`${dir}/${XS_BLK.sectors}`, String(this.limits.sectors), t);
       await xs.write(`${dir}/${XS_BLK.info}`, String(this.limits.readOnly ? VDISK_READONLY : 0), t);
@@ -149,6 +157,19 @@ export class VbdBackend implements BackendDriver {
       }
       await xs.write(`${dir}/${XS_BLK.feature_persistent}`, this.offer.persistent ? '1' : '0', t);
     });
+  }
+
+  /** The fault injection of the header: a ring stops dead after `after` requests, then the domain panics. */
+  private armPanic(after: number): void {
+    const panic = this.panic!;
+    const why = `blkback vbd-${this.frontend}-${this.devid}: crashing this driver domain after ${after} request(s) on a ring (ringvisor-crash-domain-after)`;
+    for (const r of this.rings) {
+      r.crashAt = r.stats.requests + after;
+      r.onCrash = () => {
+        for (const x of this.rings) x.onCrash = null;
+        panic(why);
+      };
+    }
   }
 
   /** xen_blkif_disconnect: every ring unmapped and unbound; safe to call twice. */

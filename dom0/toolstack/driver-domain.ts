@@ -51,6 +51,12 @@ interface Served {
   orphan: boolean;
 }
 
+/** How long a takeover waits for a frontend to notice its backend died (libxl's LIBXL_INIT_TIMEOUT). */
+const ADOPT_WAIT_MS = 10_000;
+
+/** blkback's fault injection key (backends/blkback/xenbus.ts). */
+const CRASH_KEY = 'ringvisor-crash-domain-after';
+
 const key = (s: ServedSpec) => `${s.type}/${s.frontend}/${s.devid}`;
 
 export class DriverDomains {
@@ -92,9 +98,14 @@ export class DriverDomains {
       n++;
       const state = `${backendPath(domid, s.spec.type, s.spec.frontend, s.spec.devid)}/${XS_KEY_STATE}`;
       // Only where the directory still is: a late write must not make nodes again.
-      await this.xs.transaction(async (t) => {
-        if ((await this.xs.tryRead(state, t)) !== null) await this.xs.write(state, String(XenbusState.Closed), t);
+      const written = await this.xs.transaction(async (t) => {
+        if ((await this.xs.tryRead(state, t)) === null) return false;
+        await this.xs.write(state, String(XenbusState.Closed), t);
+        return true;
       });
+      // The frontend reads the state when its watch fires: keep the directory until it has seen
+      // Closed (the caller removes the dead domain's home next).
+      if (written) await this.frontendLetGo(frontendPath(s.spec.frontend, s.spec.type, s.spec.devid));
     }
     if (n > 0) this.log(`xl: backend domain ${domid} is gone; its ${n} device(s) now wait for a domain of its name`);
     return n;
@@ -115,13 +126,18 @@ export class DriverDomains {
     for (const s of orphans) {
       const d = s.spec;
       const fe = frontendPath(d.frontend, d.type, d.devid);
+      // Not before the frontend has seen its backend die (it left Initialised / Connected): a
+      // new backend must never find the dead one's ring-refs and connect to them.
+      await this.frontendLetGo(fe);
       const bk = backendPath(domid, d.type, d.frontend, d.devid);
       await this.xs.transaction(async (t) => {
         await this.xs.mkdir(bk, t);
         await this.xs.setPerms(bk, perms(domid, d.frontend), t);
+        // A fault injected once (backends/blkback/xenbus.ts) is not handed to the successor.
+        const { [CRASH_KEY]: _injected, ...keys } = d.backKeys ?? {};
         const back = {
           [XS_KEY_FRONTEND]: fe, [XS_KEY_FRONTEND_ID]: String(d.frontend), [XS_KEY_ONLINE]: '1',
-          [XS_KEY_STATE]: String(XenbusState.Initialising), ...d.backKeys,
+          [XS_KEY_STATE]: String(XenbusState.Initialising), ...keys,
         };
         for (const [k, v] of Object.entries(back)) await this.xs.write(`${bk}/${k}`, v, t);
         await this.regrant(fe, perms(d.frontend, domid), t);
@@ -133,6 +149,25 @@ export class DriverDomains {
     }
     if (orphans.length > 0) this.log(`xl: ${name} (domain ${domid}) takes over the ${orphans.length} device(s) its predecessor served`);
     return orphans.length;
+  }
+
+  /** Until the frontend's state is neither Initialised nor Connected (or it is gone), at most ADOPT_WAIT_MS. */
+  private async frontendLetGo(fe: string): Promise<void> {
+    const path = `${fe}/${XS_KEY_STATE}`;
+    const done = (v: string | null) => v === null || (Number(v) !== XenbusState.Initialised && Number(v) !== XenbusState.Connected);
+    let release!: () => void;
+    const gone = new Promise<void>((resolve) => { release = resolve; });
+    const timer = setTimeout(() => {
+      this.log(`xl: ${fe} did not notice its backend die within ${ADOPT_WAIT_MS / 1000} s; handing it over anyway`);
+      release();
+    }, ADOPT_WAIT_MS);
+    const w = await this.xs.watch(path, async () => { if (done(await this.xs.tryRead(path))) release(); });
+    try {
+      await gone;
+    } finally {
+      clearTimeout(timer);
+      await w.unwatch().catch(() => undefined);
+    }
   }
 
   /** Set `p` on `path` and every node below it. */

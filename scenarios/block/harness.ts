@@ -37,6 +37,8 @@ export interface DiskSwitches {
   maxRingPageOrder?: number;
   maxQueues?: number;
   discard?: boolean;
+  /** A driver domain serving this disk panics once a ring has taken this many requests (backends/blkback/xenbus.ts). */
+  crashBackendDomainAfter?: number;
 }
 
 export interface GuestRun {
@@ -94,12 +96,15 @@ export class BlockHost {
   /** Guests' own report channels still open (a guest destroyed mid-run never reaches its finally). */
   private readonly guestChannels = new Set<BroadcastChannel>();
   private nextId = 1;
+  /** Names of the storage driver domains started here (startDriverDomain). */
+  private readonly driverDomains = new Set<string>();
   private readonly controlName = `ringvisor-blk-${randomUUID()}`;
 
   private constructor(memoryMiB: number, readonly wait: WaitPolicy) {
     this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l) });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
     this.host.on('shutdown', () => this.inbox.wake());
+    this.host.on('destroyed', () => this.inbox.wake());
     this.runDir = mkdtempSync(join(tmpdir(), 'ringvisor-blk-'));
     this.control = new BroadcastChannel(this.controlName);
     this.blk = new BroadcastChannel(`${this.controlName}-blk`);
@@ -126,10 +131,17 @@ export class BlockHost {
     return this.host.usage();
   }
 
-  private async next<T extends Dom0Message | BlockMessage>(match: (m: Dom0Message | BlockMessage) => boolean, why = ''): Promise<T> {
+  /**
+   * The next message `match` takes. A guest that crashed ends the wait (a driver domain's crash
+   * does not: its on_crash is the toolstack's business), and so does `domid` being gone.
+   */
+  private async next<T extends Dom0Message | BlockMessage>(match: (m: Dom0Message | BlockMessage) => boolean, why = '', domid?: number): Promise<T> {
     return this.inbox.take<T>(match, () => {
-      const crashed = this.host.list().find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash');
-      return crashed ? new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`) : null;
+      const list = this.host.list();
+      const crashed = list.find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash' && !this.driverDomains.has(d.name));
+      if (crashed) return new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`);
+      if (domid !== undefined && !list.some((d) => d.domid === domid)) return new Error(`domain ${domid} is gone while waiting for ${why}`);
+      return null;
     });
   }
 
@@ -208,22 +220,22 @@ export class BlockHost {
       await this.call({ kind: 'add-device', device: this.vbd(domid, run) });
     }
     run.onRunning?.(domid, performance.now() - t0);
-    const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect');
+    const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect', domid);
     const tasks: TaskOutcome[] = [];
     for (let i = 0; i < run.tasks.length; i++) {
       let before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
-      const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+      const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`, domid);
       let end: BlockMessage = first;
       if (first.kind === 'mark') {
         // A fio task stops twice: before its warm-up, then before its timed part (counters start there).
         await run.beforeWarmup?.(i);
         guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
-        end = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i} warm-up`);
+        end = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i} warm-up`, domid);
         if (end.kind === 'mark') {
           await run.beforeTimed?.(i);
           before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
           guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
-          end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+          end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`, domid);
         }
         run.afterTask?.(i);
       }
@@ -250,6 +262,7 @@ export class BlockHost {
     if (d.maxIndirectSegments !== undefined) backKeys['ringvisor-max-indirect-segments'] = String(d.maxIndirectSegments);
     if (d.maxRingPageOrder !== undefined) backKeys['ringvisor-max-ring-page-order'] = String(d.maxRingPageOrder);
     if (d.maxQueues !== undefined) backKeys['ringvisor-max-queues'] = String(d.maxQueues);
+    if (d.crashBackendDomainAfter !== undefined) backKeys['ringvisor-crash-domain-after'] = String(d.crashBackendDomainAfter);
     return { type: 'vbd', frontend: domid, devid: XVDA, backend: run.backend ?? 0, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys };
   }
 
@@ -259,6 +272,7 @@ export class BlockHost {
    * it again under the same name and it takes over the disks it served). Returns its domid.
    */
   async startDriverDomain(name: string, dev: number, onCrash: 'destroy' | 'restart' = 'destroy'): Promise<number> {
+    this.driverDomains.add(name);
     return (await this.call({
       kind: 'create',
       config: {
