@@ -18,6 +18,7 @@
  *     uses the e1000 only, so there is no twin. bufioreq=1 on a PV vif is refused; a bad rate= is an error
  *   - workload arguments may not use the command-line words the toolstack writes itself
  *   - memory beyond what the hypervisor has free is a warning (overcommit: RAM is populated on demand)
+ *   - a disk's backend=NAME names a running domain (a storage driver domain: ./driver-domain.ts)
  */
 import { rmSync, statSync } from 'node:fs';
 import { ConfigError, formatDiagnostic, type Diagnostic } from './config/config-error.ts';
@@ -113,6 +114,15 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
         err(vm.lines['workload_args'] ?? vm.workload.line, `workload_args ${key}= is a word the toolstack writes on the ` +
           `command line itself (expected another name)`);
       }
+    }
+  }
+  // disk backend=NAME: the driver domain must be running already (xl looks it up at create).
+  for (const d of vm.disks) {
+    if (d.io !== 'pv' || d.backend === null) continue;
+    const byId = /^[0-9]+$/.test(d.backend);
+    if (!running.some((r) => (byId ? r.domid === Number(d.backend) : r.name === d.backend))) {
+      err(d.line, `disk '${d.spec}': backend=${d.backend}: no such domain is running (expected a driver domain, ` +
+        'driver_domain = 1 with a storage controller in pci = [...], created first)', d.column);
     }
   }
   const pages = (vm.memoryMiB * 1048576) / PAGE_SIZE;
