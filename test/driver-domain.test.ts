@@ -110,6 +110,7 @@ test.serial('a disk served by a storage driver domain: the same data as through 
   for (const i of [0, 1]) {
     t.is(b.tasks[i].counters.dom0.grant_maps, 0, 'Dom0 mapped no grant: the data path does not touch it');
   }
+  t.true(b.tasks[0].counters.backend.grant_maps + b.tasks[1].counters.backend.grant_maps > 0, 'the driver domain mapped the frontend\'s grants');
   const c = confined as unknown as { reachable: number; viaGrant: number; frontFrames: number; refused: number };
   t.true(c.reachable > 0, `the controller reaches the frontend's granted pages (${c.reachable} of its ${c.frontFrames} frames)`);
   t.is(c.viaGrant, c.reachable, 'every frontend frame it reaches is one blkback mapped by grant, none through the driver domain\'s RAM');

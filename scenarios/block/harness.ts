@@ -70,8 +70,11 @@ export interface TaskOutcome {
   result: BlockTaskResult | null;
   error: string | null;
   stats: Record<string, number>;
-  /** Hypervisor counters over the timed part (fio) or the whole task (verify). */
-  counters: { dom0: Record<string, number>; domU: Record<string, number> };
+  /**
+   * Hypervisor counters over the timed part (fio) or the whole task (verify): Dom0's, the
+   * guest's, and its disk's backend domain's (Dom0's again, or a storage driver domain's).
+   */
+  counters: { dom0: Record<string, number>; domU: Record<string, number>; backend: Record<string, number> };
 }
 
 export interface GuestOutcome {
@@ -223,7 +226,9 @@ export class BlockHost {
     const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect', domid);
     const tasks: TaskOutcome[] = [];
     for (let i = 0; i < run.tasks.length; i++) {
-      let before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
+      const be = run.backend ?? 0;
+      const sample = () => ({ dom0: this.host.counters(0), domU: this.host.counters(domid), backend: this.host.counters(be) });
+      let before = sample();
       const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`, domid);
       let end: BlockMessage = first;
       if (first.kind === 'mark') {
@@ -233,13 +238,14 @@ export class BlockHost {
         end = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i} warm-up`, domid);
         if (end.kind === 'mark') {
           await run.beforeTimed?.(i);
-          before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
+          before = sample();
           guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
           end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`, domid);
         }
         run.afterTask?.(i);
       }
-      const counters = { dom0: delta(this.host.counters(0), before.dom0), domU: delta(this.host.counters(domid), before.domU) };
+      const now = sample();
+      const counters = { dom0: delta(now.dom0, before.dom0), domU: delta(now.domU, before.domU), backend: delta(now.backend, before.backend) };
       if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats, counters });
       else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {}, counters });
     }
