@@ -64,6 +64,23 @@ test.serial('a driver domain from xl.cfg serves a guest\'s disk: backend under i
   t.is(rows[0].backendId, dd.domid, 'the driver domain is the backend');
   t.is(rows[0].backendPath, `/local/domain/${dd.domid}/backend/vbd/${g.domid}/51712`);
   t.is(rows[0].state, 4);
+
+  // The driver domain crashes (sysrq-c at its console); on_crash = "restart": xl builds it again
+  // under a new domid, gives it 00:1f.1 again, and the disk is handed to it; web reconnects.
+  const con = await XlClient.open(rh.runDir);
+  const att = await con.console('storage-dd', () => undefined, () => undefined);
+  att.send(Buffer.from('crash\r'));
+  let now = rows[0];
+  while (now.backendId === dd.domid || now.state !== 4) {
+    await new Promise((r) => setTimeout(r, 50)); // polling the toolstack, not timing anything
+    now = (await xl.call<BlockListRow[]>({ verb: 'block-list', domain: 'web' }))[0];
+  }
+  const list = await xl.call<{ name: string; domid: number }[]>({ verb: 'list' });
+  const again = list.find((d) => d.name === 'storage-dd')!.domid;
+  t.not(again, dd.domid, 'a new driver domain');
+  t.is(now.backendId, again, 'serves web\'s disk now');
+  t.is(now.backendPath, `/local/domain/${again}/backend/vbd/${g.domid}/51712`);
+  con.close();
   await xl.call({ verb: 'destroy', domain: 'web' });
   await xl.call({ verb: 'destroy', domain: 'storage-dd' });
 });
