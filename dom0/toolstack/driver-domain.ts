@@ -77,15 +77,6 @@ export class DriverDomains {
     this.served.delete(key(spec));
   }
 
-  /** Devices served by `domid` now, or waiting for a domain named `name`. */
-  servedBy(domid: number): ServedSpec[] {
-    return [...this.served.values()].filter((s) => !s.orphan && s.spec.backend === domid).map((s) => s.spec);
-  }
-
-  orphansOf(name: string): ServedSpec[] {
-    return [...this.served.values()].filter((s) => s.orphan && s.backendName === name).map((s) => s.spec);
-  }
-
   /**
    * `domid` is gone (call after the hypervisor destroyed it, before its home is removed): every
    * backend it served says Closed, and its devices wait for a domain of its name.
