@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import { startHost, type RunningHost } from '../cli/host.ts';
 import type { BlockListRow, CreateResult } from '../dom0/toolstack/protocol.ts';
+import type { PciListRow } from '../dom0/toolstack/pci.ts';
+import { formatPciList } from '../cli/pci.ts';
 
 let dir = '';
 let rh: RunningHost;
@@ -51,6 +53,8 @@ test.serial('a driver domain from xl.cfg serves a guest\'s disk: backend under i
   });
   t.deepEqual(dd.warnings, []);
   t.regex(await consoleSays('storage-dd', /driver domain: blkback loaded/), /Command line: .*driver_domain=1/);
+  t.deepEqual((await xl.call<PciListRow[]>({ verb: 'pci-list', domain: 'storage-dd' })).map((r) => r.bdf), ['0000:00:1f.1']);
+  t.deepEqual(await xl.call<string[]>({ verb: 'pci-assignable-list' }), ['0000:00:1f.2'], 'Dom0\'s own controller is never assignable; 1f.1 is taken');
   const g = await xl.call<CreateResult>({
     verb: 'create',
     path: vm('web', `disk = [ 'disk.img,raw,xvda,rw,backend=storage-dd' ]\ncreate_images = [ "disk.img=8" ]\n` +
@@ -83,6 +87,8 @@ test.serial('a driver domain from xl.cfg serves a guest\'s disk: backend under i
   con.close();
   await xl.call({ verb: 'destroy', domain: 'web' });
   await xl.call({ verb: 'destroy', domain: 'storage-dd' });
+  t.deepEqual(await xl.call<string[]>({ verb: 'pci-assignable-list' }), ['0000:00:1f.1', '0000:00:1f.2'], 'the controller is Dom0\'s again');
+  t.regex(formatPciList(await xl.call<PciListRow[]>({ verb: 'pci-list', domain: 'Domain-0' })), /^Device +DMA-ops +IOMMU-faults\n0000:00:1f\.0 +\d+ +0\n0000:00:1f\.1/);
 });
 
 test.serial('pci = [...] and backend= errors name file and line', async (t) => {

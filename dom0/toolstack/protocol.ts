@@ -36,6 +36,8 @@ export type XlVerb =
   | { verb: 'pause'; domain: string }
   | { verb: 'unpause'; domain: string }
   | { verb: 'block-list'; domain: string }
+  | { verb: 'pci-list'; domain: string }
+  | { verb: 'pci-assignable-list' }
   | { verb: 'block-backend-kill'; domain: string; vdev: string; restart: boolean; afterRequests?: number }
   | { verb: 'block-backend-start'; domain: string; vdev: string }
   | { verb: 'network-list'; domain: string }
