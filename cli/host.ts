@@ -33,7 +33,7 @@ import { CMDLINE_WAIT } from '../shared/public/cmdline.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
 const DOM0_KERNEL = new URL('../dom0/kernel.ts', import.meta.url).href;
-const BLKBACK = new URL('../dom0/backends/blkback/module.ts', import.meta.url).href;
+const BLKBACK = new URL('../backends/blkback/module.ts', import.meta.url).href;
 const NETBACK = new URL('../dom0/backends/netback/module.ts', import.meta.url).href;
 /** The kernel image every VM boots (dom0/toolstack passes it to the domain builder). */
 export const GUEST_KERNEL = new URL('../domu/kernel.ts', import.meta.url).href;

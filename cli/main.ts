@@ -32,6 +32,7 @@ import { parseLoopbackAddress, serveWebView } from './webview/server.ts';
 import { registerMemVerbs } from './mem.ts';
 import { registerSchedVerbs } from './sched.ts';
 import { registerNetworkVerbs } from './network.ts';
+import { registerPciVerbs } from './pci.ts';
 import { registerSaveRestoreVerbs } from './save-restore.ts';
 import type { BridgeConfig } from '../dom0/backends/netback/module.ts';
 
@@ -217,6 +218,7 @@ A session:
 
   registerSchedVerbs(program, { withClient, out });
   registerMemVerbs(program, { withClient, out });
+  registerPciVerbs(program, { withClient, out });
 
   program.command('new-vm').description('provision a new VM directory from a template: fresh name, UUID and MACs (needs no host)')
     .requiredOption('--from <template>', 'the template (or any VM) directory to copy')

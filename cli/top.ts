@@ -5,7 +5,7 @@
  * from the same source: NAME, STATE (d s b c p r, '-' where not), CPU(sec), CPU(%) over the last
  * interval (0 on the first sample, as xentop), MEM(k) and MAXMEM(k) with their share of the host,
  * VCPUS, NETS/NETTX(k)/NETRX(k) from the vifs Dom0 serves, VBDS and VBD_OO/RD/WR/RSECT/WSECT from
- * blkback's statistics (dom0/lib/devstats.ts, Linux's sysfs counters). SSID (the XSM label) is
+ * blkback's statistics (backends/lib/devstats.ts, Linux's sysfs counters). SSID (the XSM label) is
  * left out: ringvisor has no XSM. Then ringvisor's own columns, per second over the interval:
  * event-channel notifications sent, hypercalls, grant operations (maps + unmaps + copies) and
  * trapped accesses (the emulated path's cost), so the mechanism behind the I/O is beside it.
@@ -17,7 +17,7 @@
  * a figure or a device kind added later shows here without a change to this file.
  */
 import type { DomainInfo } from '../shared/public/hypercall.ts';
-import type { DeviceRow } from '../dom0/lib/devstats.ts';
+import type { DeviceRow } from '../backends/lib/devstats.ts';
 import type { TopSample } from '../dom0/toolstack/protocol.ts';
 
 export interface TopOptions { batch: boolean; iterations: number; delaySeconds: number; vbds: boolean; nets: boolean; counters?: boolean }

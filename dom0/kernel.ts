@@ -59,7 +59,7 @@ export async function main(env: KernelEnv): Promise<void> {
   await xenstored.listen(socketPath);
   const xs = new XenbusClient(xenstored.connectLocal());
   const consoled = new Xenconsoled(k);
-  const toolstack = new Toolstack(k.hypercall, xs, consoled, mod.runDir);
+  const toolstack = new Toolstack(k.hypercall, xs, consoled, mod.runDir, (l) => k.log(l));
   await toolstack.initDom0();
   const domExc: (() => void)[] = [];
   const virq = k.hypercall.evtchn_bind_virq(VIRQ_DOM_EXC, 0);

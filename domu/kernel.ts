@@ -38,7 +38,7 @@
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
 import { xenbusInit } from '../shared/kernel/xenbus/xs-ring.ts';
-import { CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type CmdlineGuestType } from '../shared/public/cmdline.ts';
+import { CMDLINE_DRIVER_DOMAIN, CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type CmdlineGuestType } from '../shared/public/cmdline.ts';
 import type { KernelEnv } from '../shared/public/hypercall.ts';
 import type { ShutdownRequest } from '../shared/public/io/xenbus.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
@@ -52,6 +52,7 @@ import { R, WORKLOAD_MEM_TOUCH, plainRecord, resumeRecordAtBoot, type ResumeReco
 import { startMemTouch, type MemTouch } from './workloads/mem-touch.ts';
 import { runWorkload, type AfterWorkload } from './workloads/run.ts';
 import { CpuHotplug } from '../shared/kernel/cpu-hotplug.ts';
+import { driverDomainInit } from './driver-domain.ts';
 
 /** Every vCPU but 0 runs this kernel's secondary entry: shared work, and going down and up when told. */
 export { secondary } from './smp.ts';
@@ -81,6 +82,8 @@ export async function main(env: KernelEnv): Promise<void> {
   });
   await CpuHotplug.setup(k, xs, (line) => k.log(line)); // vCPU hot-plug: cpu/N/availability (./smp.ts runs the others)
   const balloon = await balloonInit(k, xs, (line) => k.log(line), ballooned);
+  // driver_domain=1: this guest serves other guests' disks (./driver-domain.ts).
+  if (args.get(CMDLINE_DRIVER_DOMAIN) === '1') await driverDomainInit(k, xs, (line) => k.log(line));
   const disks = await findDisks(k, xs, {
     ide: args.has(CMDLINE_IDE) ? args.get(CMDLINE_IDE)! : null,
     log: (line) => k.log(line),

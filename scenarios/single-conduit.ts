@@ -8,10 +8,12 @@
  *      Dom0's blkback fails in the middle (every vbd's driver is unbound): all four stall; a new
  *      blkback is bound, each blkfront re-issues what was not answered (blkif_recover). How long
  *      each guest stood still is printed, and that none lost a byte.
- *   2. The same four guests, and only one vbd's backend fails: only its guest pauses; the other
- *      three never notice. This is the confinement a storage driver domain gives (Xen's remedy:
- *      `driver_domain=1` and `disk = [ '..., backend=storage-dd' ]`); ringvisor has the backend
- *      restart and the passthrough a driver domain needs, not yet the driver domain itself.
+ *   2. The remedy: the same four guests split across two storage driver domains (DomUs with
+ *      driver_domain=1, each given a storage controller with pci = [...]: domu/driver-domain.ts),
+ *      web and db on storage-a, mail and build on storage-b. storage-a crashes in the middle of
+ *      their I/O and on_crash = "restart" brings it back under a new domid; the toolstack hands its
+ *      disks to the new one (dom0/toolstack/driver-domain.ts). Only web and db pause, for how long
+ *      is printed; mail and build never notice; no byte is lost.
  *   3. The second storage controller is passed through to a guest; the guest programs it to DMA
  *      into an address outside its memory (on a machine without an IOMMU, one of Dom0's frames),
  *      and the IOMMU refuses it: counted, logged, nothing transferred, Dom0's frame unchanged.
@@ -26,7 +28,7 @@ import type { BurstJob } from '../domu/workloads/burst.ts';
 import { pci_assign, pci_info } from '../hypervisor/passthrough/pci.ts';
 import { sc_attach } from '../hypervisor/passthrough/storage-controller.ts';
 import { P2M_MFN_MASK, P2M_PRESENT } from '../hypervisor/state.ts';
-import { PCI_DEVICES, PCI_STORAGE0, PCI_STORAGE1 } from '../shared/public/hw/sc.ts';
+import { PCI_DEVICES, PCI_STORAGE0, PCI_STORAGE1, PCI_STORAGE2 } from '../shared/public/hw/sc.ts';
 import { checksum } from '../shared/checksum.ts';
 import type { ScDmaModule, ScDmaReport } from './single-conduit/dma-guest.ts';
 import type { ScenarioOptions } from './registry.ts';
@@ -56,13 +58,33 @@ export async function singleConduit(say: (line: string) => void, opts?: Scenario
     say(`   All four stood still: one conduit, one failure, every guest behind it (the lecture's point).`);
 
     say('');
-    say('2. The same four guests, and this time only db\'s backend fails.');
-    const one = await round(h, images, (i) => i === 1, 2);
-    for (const [i, g] of one.entries()) say(`   ${describe(NAMES[i], g)}`);
-    const untouched = one.filter((g, i) => i !== 1 && g.tasks[0].stats.recoveries === 0).length;
-    say(`   Only db paused; ${untouched === 3 ? 'the other three' : `only ${untouched} of the other three`} never noticed. A storage driver domain gives every`);
-    say('   group of guests this confinement for its whole backend (xl.cfg driver_domain=1, disk backend=...):');
-    say('   ringvisor has the restart and the passthrough it needs, not yet the driver domain itself.');
+    say('2. The remedy: storage driver domains. Two DomUs with driver_domain=1, each given a storage controller');
+    say(`   (pci = [ '${PCI_DEVICES[PCI_STORAGE1].slice(5)}' ] and [ '${PCI_DEVICES[PCI_STORAGE2].slice(5)}' ]), run blkback; Dom0 stays the toolstack and no request`);
+    say('   passes through it. web and db are served by storage-a, mail and build by storage-b.');
+    say('   storage-a crashes in the middle of their I/O; on_crash = "restart".');
+    const a = await h.startDriverDomain('storage-a', PCI_STORAGE1, 'restart');
+    const b = await h.startDriverDomain('storage-b', PCI_STORAGE2);
+    const restarted = new Promise<number>((resolve) => {
+      const on = (e: { domid: number; name: string }) => {
+        if (e.name !== 'storage-a' || e.domid === a) return;
+        h.host.off('created', on);
+        resolve(e.domid);
+      };
+      h.host.on('created', on);
+    });
+    const split = await ddRound(h, images, (i) => (i < 2 ? a : b), 2);
+    const again = await restarted;
+    for (const [i, g] of split.entries()) say(`   ${describe(NAMES[i], g)}`);
+    say('   (their pause is the crash, a new storage-a booted and given the controller again, and the reconnection)');
+    const paused = NAMES.filter((_, i) => split[i].tasks[0].stats.recoveries > 0);
+    const confined = paused.every((n) => n === 'web' || n === 'db');
+    say(`   storage-a came back as d${again} and took over its disks; ${paused.includes('mail') || paused.includes('build') ? 'storage-b\'s guests NOTICED' : 'mail and build, on storage-b, never noticed'}.`);
+    say(confined
+      ? `   Only storage-a's guests paused (${paused.join(', ')}): a failure is confined to the driver domain it happened in.`
+      : `   NOT CONFINED: ${paused.join(', ')} paused.`);
+    await h.call({ kind: 'destroy', domid: again });
+    await h.call({ kind: 'destroy', domid: b });
+    say(`   (both driver domains destroyed: ${PCI_DEVICES[PCI_STORAGE1]} and ${PCI_DEVICES[PCI_STORAGE2]} are Dom0's again)`);
 
     say('');
     say(`3. The second storage controller (${PCI_DEVICES[PCI_STORAGE1]}) is assigned to a guest (what xl.cfg's pci = [...]`);
@@ -87,6 +109,27 @@ async function round(h: BlockHost, images: string[], dies: (i: number) => boolea
       },
     });
   }));
+}
+
+/**
+ * The four guests' bursts, each disk served by the driver domain `backend(i)`, all starting
+ * together; the first driver domain's disks carry the fault injection that makes it panic once a
+ * ring has taken 6 requests (backends/blkback/xenbus.ts), so it dies with requests in flight.
+ */
+async function ddRound(h: BlockHost, images: string[], backend: (i: number) => number, seed: number): Promise<GuestOutcome[]> {
+  let arrived = 0;
+  let go!: () => void;
+  const together = new Promise<void>((resolve) => { go = resolve; });
+  const first = backend(0);
+  return Promise.all(images.map((image, i) => h.runGuest({
+    image, memoryMiB: 32, backend: backend(i),
+    disk: backend(i) === first ? { crashBackendDomainAfter: 6 } : {},
+    tasks: [{ kind: 'burst', job: { ...JOB, seed: seed * 100 + i * 7 } }],
+    beforeWarmup: async () => {
+      if (++arrived === images.length) go();
+      await together;
+    },
+  })));
 }
 
 function describe(name: string, g: GuestOutcome): string {

@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Kernel } from '../shared/kernel/kernel.ts';
 import { GNTST_okay, type GnttabMapGrantRef } from '../shared/public/grant_table.ts';
-import { GrantBudget, MAPPING_LIMITS } from '../dom0/lib/grant-budget.ts';
-import { GrantMapper, LRU_INTERVAL_MS, MAX_PERSISTENT_PER_RING, persistentPerRing } from '../dom0/backends/blkback/grants.ts';
+import { GrantBudget, MAPPING_LIMITS } from '../backends/lib/grant-budget.ts';
+import { GrantMapper, LRU_INTERVAL_MS, MAX_PERSISTENT_PER_RING, persistentPerRing } from '../backends/blkback/grants.ts';
 import { BlockHost } from '../scenarios/block/harness.ts';
 
 /** Just what GrantMapper uses of a kernel: holes, map and unmap hypercalls, page views. */

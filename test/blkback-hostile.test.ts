@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { BlockHost, type GuestOutcome } from '../scenarios/block/harness.ts';
 import { checksum, fillPattern } from '../shared/checksum.ts';
 import { BroadcastChannel } from 'node:worker_threads';
-import { RATELIMIT_BURST } from '../dom0/lib/guest-log.ts';
+import { RATELIMIT_BURST } from '../backends/lib/guest-log.ts';
 import type { HostileBlkModule, HostileReport } from './kernels/blk-hostile.ts';
 
 const HOSTILE = new URL('./kernels/blk-hostile.ts', import.meta.url).href;
@@ -209,11 +209,11 @@ test.serial('item 4: the toolstack destroys a guest whose rings are full, half-d
   let started!: () => void;
   const attackRunning = new Promise<void>((r) => { started = r; });
   // The attack never ends by itself: this guest is only ever destroyed. Its harness run waits
-  // for a report that will not come, and is left behind.
-  void host.runGuest({
+  // for a report that will not come, and ends with "domain N is gone" once it is destroyed.
+  const attack = host.runGuest({
     image: image(64), kernel: HOSTILE, extra: hostile('full-rings', 1e9, { stopChannel: `ringvisor-unused-${randomUUID()}` }),
     tasks: [{ kind: 'ops', steps: [] }], beforeTimed: async () => started(),
-  });
+  }).catch((e: Error) => e);
   await attackRunning;
   const attackerId = host.host.list().find((d) => d.domid !== 0)!.domid;
   const served = async () => Object.entries(await host.vbdStats()).find(([p]) => p.includes(`/vbd/${attackerId}/`))?.[1].requests ?? 0;
@@ -222,6 +222,7 @@ test.serial('item 4: the toolstack destroys a guest whose rings are full, half-d
   t.true(n >= 512, `the attack is being served (${n} requests so far)`);
   await host.call({ kind: 'destroy', domid: attackerId });
   t.false(host.host.list().some((d) => d.domid === attackerId), 'the domain is gone');
+  t.regex(String(await attack), /domain \d+ is gone while waiting for task 0/, 'and its harness run says so');
   t.deepEqual(host.usage(), before, 'no mapping, port or frame left behind');
 });
 

@@ -9,11 +9,11 @@ import { closeSync, ftruncateSync, openSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { GuestLog } from '../dom0/lib/guest-log.ts';
-import { GrantBudget } from '../dom0/lib/grant-budget.ts';
+import { GuestLog } from '../backends/lib/guest-log.ts';
+import { GrantBudget } from '../backends/lib/grant-budget.ts';
 import { DISCARD_PIECE_SECTORS, RawImage } from '../dom0/lib/raw-image.ts';
 import { trim, trimRanges } from '../dom0/device-models/ide/trim.ts';
-import { RequestPlan, checkRequest, type VbdLimits } from '../dom0/backends/blkback/request.ts';
+import { RequestPlan, checkRequest, type VbdLimits } from '../backends/blkback/request.ts';
 import { BLKIF_OP_DISCARD, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BLKIF_SEG_OFFSET, blkif_request, blkif_request_discard, set_seg } from '../shared/public/io/blkif.ts';
 import { IdeRig } from './helpers/ide-rig.ts';
 

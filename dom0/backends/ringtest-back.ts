@@ -29,7 +29,7 @@ import {
   type RingtestConnect,
 } from '../../shared/public/io/ringtest.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../../shared/public/xen.ts';
-import { guestLog } from '../lib/guest-log.ts';
+import { guestLog } from '../../backends/lib/guest-log.ts';
 
 export interface RingtestBackOptions {
   mode?: 'copy' | 'map';
@@ -72,7 +72,7 @@ export class RingtestBack {
   constructor(private readonly k: Kernel, readonly c: RingtestConnect, opts: RingtestBackOptions = {}) {
     this.mode = opts.mode ?? 'map';
     this.spinUs = opts.spinUs ?? 50;
-    // Every line here is one the frontend can cause: rate-limited per guest (dom0/lib/guest-log.ts).
+    // Every line here is one the frontend can cause: rate-limited per guest (backends/lib/guest-log.ts).
     this.log = opts.log ?? ((l) => guestLog(k).line(c.frontend, l));
     this.bounceGfn = k.pages.alloc();
     this.bounce = k.memory.page(this.bounceGfn, true);

@@ -4,7 +4,7 @@
  *
  * Xen: no xl verb does this; an administrator does it by unbinding xen-blkback from the device in
  * the backend's domain (and binding it again), or by destroying a driver domain that has
- * `on_crash = "restart"`. The mechanism is dom0/backends/blkback/restart.ts; this is the
+ * `on_crash = "restart"`. The mechanism is backends/blkback/restart.ts; this is the
  * toolstack's part: find which backend serves the disk (the frontend's `backend` key), kill it,
  * wait until the frontend has seen it go (its state leaves Initialised/Connected: blkfront went
  * back to Initialising to wait, or gave up and closed), and only then bind a new blkback, so the
@@ -13,8 +13,8 @@
  * the crash is armed and the restart happens when it fires.
  */
 import type { Dom0 } from '../dom0.ts';
-import { armCrash, unbindVbd } from '../backends/blkback/restart.ts';
-import { probeVbd, vbdBuses } from '../backends/blkback/module.ts';
+import { armCrash, unbindVbd } from '../../backends/blkback/restart.ts';
+import { probeVbd, vbdBuses } from '../../backends/blkback/module.ts';
 import { XS_KEY_BACKEND, XS_KEY_BACKEND_ID, XS_KEY_STATE, XenbusState, domainPath } from '../../shared/public/io/xenbus.ts';
 import { BACKEND_TIMEOUT_MS, waitForState } from './devices.ts';
 import { XlError } from './libxl.ts';

@@ -15,7 +15,7 @@
  * (hypervisor/passthrough/storage-controller.ts).
  */
 import type { Hypercalls } from '../../shared/public/hypercall.ts';
-import { PCI_STORAGE0 } from '../../shared/public/hw/sc.ts';
+import { PCI_STORAGE0, PCI_STORAGE_CONTROLLERS } from '../../shared/public/hw/sc.ts';
 import { XS_BLK } from '../../shared/public/io/blkif.ts';
 import { errnoName } from '../../shared/public/xen.ts';
 import { formatPhysicalDevice } from '../../shared/kernel/drivers/sc-disk.ts';
@@ -46,7 +46,7 @@ export class BlockHotplug {
     if (backend === 0) return PCI_STORAGE0;
     const info = await this.hypercall.sysctl_pci_info();
     if (typeof info === 'number') throw new Error(`cannot list PCI devices: ${errnoName(info)}`);
-    const dev = info.find((p) => p.owner === backend);
+    const dev = info.find((p) => p.owner === backend && PCI_STORAGE_CONTROLLERS.includes(p.dev));
     if (dev === undefined) throw new Error(`domain ${backend} serves disks but owns no storage controller (pci = [...] in its config)`);
     return dev.dev;
   }

@@ -51,7 +51,9 @@ export function serveControl(dom0: Dom0, name: string): BroadcastChannel {
     try {
       const infos = await dom0.k.hypercall.sysctl_getdomaininfolist();
       if (typeof infos === 'number') return;
-      for (const [domid, rec] of ours) {
+      // A snapshot: a restart below adds its new domain to `ours`, which this look (made before it
+      // existed) must not judge gone.
+      for (const [domid, rec] of [...ours]) {
         const info = infos.find((i) => i.domid === domid);
         if (info && info.state !== 'shutdown') continue;
         ours.delete(domid);

@@ -29,7 +29,7 @@ import type { BlockListRow } from './protocol.ts';
 export const BACKEND_TIMEOUT_MS = 10_000;
 
 /** The vbd a PV disk becomes (libxl's device_disk_add). */
-export function vbdSpec(domid: number, disk: DiskConfig): DeviceSpec {
+export function vbdSpec(domid: number, disk: DiskConfig, backend = 0): DeviceSpec {
   const devtype = disk.devtype === 'cdrom' ? 'cdrom' : 'disk';
   const backKeys: Record<string, string> = {
     [XS_BLK.params]: disk.path ?? '',
@@ -42,7 +42,7 @@ export function vbdSpec(domid: number, disk: DiskConfig): DeviceSpec {
   };
   if (disk.discard !== null) backKeys[XS_BLK.discard_enable] = disk.discard ? '1' : '0';
   return {
-    type: 'vbd', frontend: domid, devid: disk.vdev.devid, backend: 0,
+    type: 'vbd', frontend: domid, devid: disk.vdev.devid, backend,
     frontKeys: { [XS_BLK.virtual_device]: String(disk.vdev.devid), [XS_BLK.device_type]: devtype },
     backKeys,
   };
@@ -53,11 +53,12 @@ export function vbdSpec(domid: number, disk: DiskConfig): DeviceSpec {
  * backend driver has probed the device (state InitWait or later), so a backend that cannot serve
  * the disk fails `create` instead of leaving the guest waiting for a disk forever.
  */
-export async function addVbd(ts: Toolstack, xs: XenbusClient, domid: number, disk: DiskConfig): Promise<DeviceSpec> {
-  const spec = vbdSpec(domid, disk);
+export async function addVbd(ts: Toolstack, xs: XenbusClient, domid: number, disk: DiskConfig, backendId = 0): Promise<DeviceSpec> {
+  const spec = vbdSpec(domid, disk, backendId);
   const { backend } = await ts.addDevice(spec);
   await waitForState(xs, `${backend}/${XS_KEY_STATE}`, (s) => s !== null && s >= XenbusState.InitWait, BACKEND_TIMEOUT_MS,
-    `the block backend did not take ${disk.vdev.name} (${backend}) within ${BACKEND_TIMEOUT_MS / 1000} s: is blkback loaded in Dom0?`);
+    `the block backend did not take ${disk.vdev.name} (${backend}) within ${BACKEND_TIMEOUT_MS / 1000} s: ` +
+    (backendId === 0 ? 'is blkback loaded in Dom0?' : `does domain ${backendId} run blkback (driver_domain = 1 in its config)?`));
   return spec;
 }
 
@@ -76,14 +77,20 @@ export const DESTROY_TIMEOUT_MS = 10_000;
  * directories. A backend that does not close in time is removed all the same, as libxl does.
  */
 export async function removeBackends(xs: XenbusClient, domid: number, log: (line: string) => void): Promise<void> {
-  const root = `${domainPath(0)}/${XS_DIR_BACKEND}`;
-  for (const type of await xs.directory(root).catch(() => [] as string[])) {
-    const dir = `${root}/${type}/${domid}`;
-    for (const devid of await xs.directory(dir).catch(() => [] as string[])) {
-      await waitForState(xs, `${dir}/${devid}/${XS_KEY_STATE}`, (s) => s === null || s === XenbusState.Closed, DESTROY_TIMEOUT_MS,
-        `backend ${dir}/${devid} did not close`).catch((e: Error) => log(`xl: ${e.message} within ${DESTROY_TIMEOUT_MS / 1000} s; removing it anyway`));
+  // Its backends may be in Dom0 or in any driver domain (backend=NAME in a disk spec).
+  const homes = await xs.directory('/local/domain').catch(() => [] as string[]);
+  for (const be of [0, ...homes.map(Number).filter((d) => Number.isInteger(d) && d !== 0 && d !== domid)]) {
+    const root = `${domainPath(be)}/${XS_DIR_BACKEND}`;
+    for (const type of await xs.directory(root).catch(() => [] as string[])) {
+      const dir = `${root}/${type}/${domid}`;
+      const devids = await xs.directory(dir).catch(() => null);
+      if (devids === null) continue;
+      for (const devid of devids) {
+        await waitForState(xs, `${dir}/${devid}/${XS_KEY_STATE}`, (s) => s === null || s === XenbusState.Closed, DESTROY_TIMEOUT_MS,
+          `backend ${dir}/${devid} did not close`).catch((e: Error) => log(`xl: ${e.message} within ${DESTROY_TIMEOUT_MS / 1000} s; removing it anyway`));
+      }
+      await xs.rm(dir);
     }
-    await xs.rm(dir);
   }
 }
 

@@ -132,6 +132,7 @@ export class Libxl extends EventEmitter {
   private async boot(prepared: PreparedVm, paused: boolean, restore?: RestoreHooks): Promise<XlDomain> {
     const vm = prepared.vm;
     const uuid = vm.uuid ?? randomUUID(); // libxl makes one per boot when the config has none
+    const backends = await this.diskBackends(prepared);
     const locks = this.lockImages(prepared);
     const built = await this.dom0.toolstack.buildDomain(
       { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE,
@@ -146,7 +147,8 @@ export class Libxl extends EventEmitter {
     };
     this.domains.set(rec.domid, rec);
     try {
-      for (const disk of prepared.pvDisks) await addVbd(this.dom0.toolstack, this.xs, rec.domid, disk);
+      await this.assignPci(vm, rec.domid);
+      for (const [i, disk] of prepared.pvDisks.entries()) await addVbd(this.dom0.toolstack, this.xs, rec.domid, disk, backends[i]);
       for (const vif of prepared.vifs) await addVif(this.dom0.toolstack, this.xs, rec.domid, nicFromVif(vif));
       // libxl starts QEMU before it unpauses an HVM guest: the guest's first port access must find it.
       if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.maxvcpus, prepared.emulatedDisk);
@@ -154,12 +156,44 @@ export class Libxl extends EventEmitter {
       if (restore) await restore.fill(rec.domid, built.nr_pages);
       this.writeState(rec, 'running');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
+      // A driver domain named as a dead one was: it serves the devices that were waiting for it.
+      if (vm.driverDomain) await this.dom0.toolstack.driverDomains.adopt(vm.name, rec.domid);
       rec.phase = 'running';
     } catch (e) {
       await this.destroy(rec.domid).catch(() => undefined); // nothing half-made stays behind
       throw e;
     }
     return rec;
+  }
+
+  /*
+   * disk = [ '..., backend=NAME' ]: the domain serving each PV disk, by name or id (libxl's
+   * libxl_domain_qualifier_to_domid), Dom0 when none is given. It must be running: xl refuses a
+   * backend it cannot find.
+   */
+  private async diskBackends(prepared: PreparedVm): Promise<number[]> {
+    const infos = prepared.pvDisks.some((d) => d.backend !== null) ? await this.infoList() : [];
+    return prepared.pvDisks.map((d) => {
+      if (d.backend === null) return 0;
+      const hit = /^[0-9]+$/.test(d.backend) ? infos.find((i) => i.domid === Number(d.backend)) : infos.find((i) => i.name === d.backend);
+      if (hit === undefined || hit.state === 'dying' || hit.state === 'shutdown') {
+        throw new ConfigError([{ severity: 'error', file: prepared.vm.displayFile, line: d.line, column: d.column,
+          message: `disk '${d.spec}': backend=${d.backend}: no such domain is running (expected a driver domain, ` +
+            'driver_domain = 1 with a storage controller in pci = [...], created first)' }]);
+      }
+      return hit.domid;
+    });
+  }
+
+  /* pci = [...]: each device assigned while the domain is paused (XEN_DOMCTL_assign_device). */
+  private async assignPci(vm: VmConfig, domid: number): Promise<void> {
+    for (const p of vm.pci) {
+      await this.dom0.toolstack.assignDevices(domid, [p.dev]).catch((e: Error) => {
+        const owner = e instanceof HypercallError ? ' (another domain has it)' : '';
+        throw new ConfigError([{ severity: 'error', file: vm.displayFile, line: p.line, column: p.column,
+          message: `pci '${p.spec}': ${p.bdf} cannot be assigned: ${e.message}${owner}` }]);
+      });
+    }
   }
 
   /*

@@ -18,6 +18,7 @@
  *     uses the e1000 only, so there is no twin. bufioreq=1 on a PV vif is refused; a bad rate= is an error
  *   - workload arguments may not use the command-line words the toolstack writes itself
  *   - memory beyond what the hypervisor has free is a warning (overcommit: RAM is populated on demand)
+ *   - a disk's backend=NAME names a running domain (a storage driver domain: ./driver-domain.ts)
  */
 import { rmSync, statSync } from 'node:fs';
 import { ConfigError, formatDiagnostic, type Diagnostic } from './config/config-error.ts';
@@ -27,7 +28,7 @@ import { loadVmConfig, type VmConfig } from './config/vmconfig.ts';
 import { ensureVmImages, loadVmDir } from './config/vmdir.ts';
 import { workloadCmdline } from './config/workload.ts';
 import {
-  CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
+  CMDLINE_DRIVER_DOMAIN, CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_RESERVED, CMDLINE_WAIT, formatCmdline, parseCmdline,
 } from '../../shared/public/cmdline.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import { E1000_MAX_NICS } from '../../shared/public/hw/e1000.ts';
@@ -115,6 +116,15 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
       }
     }
   }
+  // disk backend=NAME: the driver domain must be running already (xl looks it up at create).
+  for (const d of vm.disks) {
+    if (d.io !== 'pv' || d.backend === null) continue;
+    const byId = /^[0-9]+$/.test(d.backend);
+    if (!running.some((r) => (byId ? r.domid === Number(d.backend) : r.name === d.backend))) {
+      err(d.line, `disk '${d.spec}': backend=${d.backend}: no such domain is running (expected a driver domain, ` +
+        'driver_domain = 1 with a storage controller in pci = [...], created first)', d.column);
+    }
+  }
   const pages = (vm.memoryMiB * 1048576) / PAGE_SIZE;
   // RAM is populated on demand (hypervisor/mm/pod.ts): more than is free is overcommit, allowed.
   if (pages > freePages) {
@@ -139,6 +149,7 @@ export function prepareVm(path: string, running: readonly RunningDomain[], freeP
   }
   if (emulatedNics.length > 0) words.set(CMDLINE_E1000, emulatedNics.slice(0, E1000_MAX_NICS).map((v) => v.ip ?? '-').join(','));
   if (wait !== undefined) words.set(CMDLINE_WAIT, wait);
+  if (vm.driverDomain) words.set(CMDLINE_DRIVER_DOMAIN, '1');
   const cmdline = formatCmdline(words);
   if (Buffer.byteLength(cmdline) > MAX_CMDLINE) {
     err(vm.workload?.line ?? 1, `the kernel command line would be ${Buffer.byteLength(cmdline)} bytes (expected at most ${MAX_CMDLINE})`);

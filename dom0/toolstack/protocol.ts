@@ -16,7 +16,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
-import type { DeviceRow } from '../lib/devstats.ts';
+import type { DeviceRow } from '../../backends/lib/devstats.ts';
 import type { PcpuLoad, SchedCreditParams } from '../../shared/public/sched.ts';
 
 /** <runDir>/xl/socket, beside xenstored's <runDir>/xenstored/socket. */
@@ -61,6 +61,8 @@ export type XlVerb =
   | { verb: 'pause'; domain: string }
   | { verb: 'unpause'; domain: string }
   | { verb: 'block-list'; domain: string }
+  | { verb: 'pci-list'; domain: string }
+  | { verb: 'pci-assignable-list' }
   | { verb: 'block-backend-kill'; domain: string; vdev: string; restart: boolean; afterRequests?: number }
   | { verb: 'block-backend-start'; domain: string; vdev: string }
   | { verb: 'network-list'; domain: string }
@@ -152,7 +154,7 @@ export interface HostInfo {
 
 /**
  * One sample for `ringvisor top` and the web view: every domain as getdomaininfo reports it, the
- * host's memory, and every device Dom0 serves with its counters and rings (dom0/lib/devstats.ts).
+ * host's memory, and every device Dom0 serves with its counters and rings (backends/lib/devstats.ts).
  * The tools turn two samples into rates.
  */
 export interface TopSample {

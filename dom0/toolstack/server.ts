@@ -21,6 +21,7 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { blockList } from './devices.ts';
+import { pciAssignableList, pciList } from './pci.ts';
 import { blockBackendKill, blockBackendStart, vdevNumber } from './backend-kill.ts';
 import { isNetworkVerb, runNetworkVerb } from './network.ts';
 import { ConfigError } from './config/config-error.ts';
@@ -101,6 +102,8 @@ class XlConnection {
       case 'pause': return x.pause(await x.resolve(r.domain));
       case 'unpause': return x.unpause(await x.resolve(r.domain));
       case 'block-list': return blockList(this.dom0.xs, await x.resolve(r.domain));
+      case 'pci-list': return pciList(this.dom0.k.hypercall, await x.resolve(r.domain));
+      case 'pci-assignable-list': return pciAssignableList(this.dom0.k.hypercall);
       case 'block-backend-start': return blockBackendStart(this.dom0, await x.resolve(r.domain), vdevNumber(r.vdev));
       case 'block-backend-kill': return blockBackendKill(this.dom0, await x.resolve(r.domain), vdevNumber(r.vdev), { restart: r.restart, afterRequests: r.afterRequests });
       case 'destroy-all': return x.destroyAll();

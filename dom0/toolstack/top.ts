@@ -5,7 +5,7 @@
  * Xen: libxenstat's xenstat_get_node (tools/xenstat/libxenstat/src/xenstat.c), which xentop calls
  * once per refresh: XEN_SYSCTL_physinfo for the host, XEN_SYSCTL_getdomaininfolist for the
  * domains, and the backends' sysfs statistics for networks and block devices (here
- * ../lib/devstats.ts). Rates are the tools' business: they divide the difference of two samples
+ * ../../backends/lib/devstats.ts). Rates are the tools' business: they divide the difference of two samples
  * by the time between them, as xentop does. Also the scheduler's view (each pCPU slot, each
  * domain's weight and cap: XEN_DOMCTL_SCHEDOP_getinfo, as xl sched-credit) for the web view's
  * shares, and every numeric physinfo figure by name, so a figure the hypervisor adds (shared,
@@ -13,7 +13,7 @@
  */
 import type { Hypercalls } from '../../shared/public/hypercall.ts';
 import { errnoName } from '../../shared/public/xen.ts';
-import { deviceSnapshot } from '../lib/devstats.ts';
+import { deviceSnapshot } from '../../backends/lib/devstats.ts';
 import type { SchedCreditParams } from '../../shared/public/sched.ts';
 import type { TopSample } from './protocol.ts';
 

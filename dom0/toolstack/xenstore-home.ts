@@ -40,12 +40,17 @@ import { CPU_OFFLINE, CPU_ONLINE, xsCpuAvailability } from '../../shared/public/
 import { XS_MEMORY_STATIC_MAX, XS_MEMORY_TARGET } from '../../shared/public/memory.ts';
 import type { Xenconsoled } from '../services/xenconsoled.ts';
 import { BlockHotplug } from './block-hotplug.ts';
+import { DriverDomains } from './driver-domain.ts';
 
 export interface GuestOptions {
   /** Where the console log goes (Xen: /var/log/xen/console/guest-<name>.log). */
   consoleLog?: string;
   /** The VM's UUID: libxl writes /vm/<uuid> and the home's `vm` key. */
   uuid?: string;
+  /** pci = [...]: host devices assigned while it is paused (their indices, shared/public/hw/sc.ts). */
+  pci?: number[];
+  /** driver_domain = 1: once it runs, it takes over the devices a dead domain of its name served (./driver-domain.ts). */
+  driverDomain?: boolean;
 }
 
 export interface DeviceSpec {
@@ -72,14 +77,18 @@ const own = (owner: number): XsPermission[] => [{ id: owner, perms: XS_PERM_NONE
 export class Toolstack {
   /** The block hotplug step: disks attached to the storage controller (./block-hotplug.ts). */
   private readonly hotplug: BlockHotplug;
+  /** Devices served by driver domains, and those waiting for one (./driver-domain.ts). */
+  readonly driverDomains: DriverDomains;
 
   constructor(
     private readonly hypercall: Hypercalls,
     private readonly xs: XenbusClient,
     private readonly consoled: Xenconsoled,
     private readonly runDir: string,
+    log: (line: string) => void = () => undefined,
   ) {
     this.hotplug = new BlockHotplug(hypercall);
+    this.driverDomains = new DriverDomains(xs, log);
   }
 
   /** xen-init-dom0: Dom0's own home and name. */
@@ -96,7 +105,12 @@ export class Toolstack {
    */
   async createDomain(config: DomainConfig, opts: GuestOptions = {}): Promise<number> {
     const built = await this.buildDomain(config, opts);
+    await this.assignDevices(built.domid, opts.pci ?? []).catch(async (e: unknown) => {
+      await this.destroyDomain(built.domid).catch(() => undefined);
+      throw e;
+    });
     if (!config.paused) await this.unpause(built.domid, config.name);
+    if (opts.driverDomain) await this.driverDomains.adopt(config.name, built.domid);
     return built.domid;
   }
 
@@ -132,6 +146,14 @@ export class Toolstack {
     return built;
   }
 
+  /** pci = [...]: XEN_DOMCTL_assign_device for each, while the domain is built and paused. */
+  async assignDevices(domid: number, devs: readonly number[]): Promise<void> {
+    for (const dev of devs) {
+      const rc = await this.hypercall.domctl_assign_device(dev, domid);
+      if (rc < 0) throw new HypercallError(-rc, `cannot assign PCI device ${dev} to domain ${domid}: ${errnoName(rc)}`);
+    }
+  }
+
   /** xl unpause (and the last step of create). */
   async unpause(domid: number, name = `domain ${domid}`): Promise<void> {
     const rc = await this.hypercall.domctl_unpausedomain(domid);
@@ -151,6 +173,8 @@ export class Toolstack {
    * called by whoever saw the domain die.
    */
   async forgetDomain(domid: number): Promise<void> {
+    // A driver domain: the backends it ran say Closed before its home (and they) go.
+    await this.driverDomains.backendGone(domid);
     this.consoled.remove(domid);
     // Idempotent: a domain may be forgotten by whoever saw it die and by destroyDomain both.
     await this.xs.release(domid).catch((e: unknown) => {
@@ -159,6 +183,7 @@ export class Toolstack {
     const vm = await this.xs.tryRead(`${domainPath(domid)}/vm`);
     await this.xs.rm(domainPath(domid));
     if (vm !== null && vm.startsWith('/vm/')) await this.xs.rm(vm);
+    await this.driverDomains.forgetFrontend(domid);
     await this.hotplug.forgetFrontend(domid);
   }
 
@@ -166,7 +191,9 @@ export class Toolstack {
   async addDevice(d: DeviceSpec): Promise<{ frontend: string; backend: string }> {
     const spec = await this.hotplug.add(d);
     try {
-      return await addDeviceNodes(this.xs, spec);
+      const paths = await addDeviceNodes(this.xs, spec);
+      await this.driverDomains.record(spec);
+      return paths;
     } catch (e) {
       await this.hotplug.remove(spec);
       throw e;
@@ -176,6 +203,7 @@ export class Toolstack {
   /** libxl's device removal (see removeDeviceNodes), then the hotplug step's undo. */
   async removeDevice(d: DeviceSpec): Promise<void> {
     await removeDeviceNodes(this.xs, d);
+    this.driverDomains.drop(d);
     await this.hotplug.remove(d);
   }
 

@@ -369,7 +369,7 @@ export class Blkfront implements BlockDevice, FrontendDriver {
    * goes to the queue whose pool holds its first page's grant, and a page no pool holds goes to
    * the next queue round robin. Otherwise the backend would keep one mapping of the page per ring it arrived on, four
    * times the mappings for four queues, and a frontend's I/O buffers would outgrow its share of
-   * Dom0's persistent mappings (dom0/lib/grant-budget.ts): every request would pay grant maps and
+   * Dom0's persistent mappings (backends/lib/grant-budget.ts): every request would pay grant maps and
    * unmaps again. A part whose queue is full goes to another, as before; parts without pages
    * (flush, discard) and devices without persistent grants are dealt round robin.
    */

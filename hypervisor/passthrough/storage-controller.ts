@@ -37,7 +37,7 @@ import {
 import {
   SC_MAX_PRP, SC_NS_READONLY, SC_OP_DEALLOCATE, SC_OP_FLUSH, SC_OP_IDENTIFY, SC_OP_READ, SC_OP_WRITE, SC_PRP_BYTES, SC_PRP_OFFSET,
   SC_STATUS_INVALID, SC_STATUS_IO_ERROR, SC_STATUS_IOMMU_FAULT, SC_STATUS_OK, SC_STATUS_READONLY, prp_gfn, prp_len,
-  prp_offset, sc_command,
+  prp_offset, sc_command, PCI_STORAGE_CONTROLLERS,
 } from '../../shared/public/hw/sc.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import type { HypervisorState } from '../state.ts';
@@ -61,6 +61,7 @@ const HEADER_WORDS = SC_PRP_OFFSET >> 2;
 
 /** storage_attach: the image file at `path` becomes a namespace of controller `dev`. Returns its nsid (1..255). */
 export function sc_attach(hv: HypervisorState, dev: number, path: string, readOnly: boolean): number {
+  if (!PCI_STORAGE_CONTROLLERS.includes(dev)) throw new Error(`device ${dev} is not a storage controller`);
   let nsid = 1;
   while (nsid <= MAX_NAMESPACES && (hv.pci[ns(nsid, NS.FLAGS)] & NS_USED) !== 0) nsid++;
   if (nsid > MAX_NAMESPACES) throw new Error(`storage controller ${dev}: all ${MAX_NAMESPACES} namespaces are in use`);

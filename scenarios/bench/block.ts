@@ -1,7 +1,9 @@
 /*
  * The block suite: the same fio-like jobs on the same image file, native (Dom0 making the very
  * preadv/pwritev calls blkback makes, on its own memory, at the job's depth), through the PV
- * split driver (a DomU's blkfront, Dom0's blkback), through the emulated IDE controller with
+ * split driver (a DomU's blkfront, Dom0's blkback), through the same split driver with blkback in
+ * a storage driver domain (pv-dd: a DomU with driver_domain=1 and the second storage controller
+ * passed through; the data path never touches Dom0), through the emulated IDE controller with
  * bus-master DMA (emu-dma) and with PIO (emu-pio), where every register access traps to the
  * device model in Dom0, and, when Debian's fio is installed, fio itself on the image (psync, and
  * io_uring where the kernel allows it: scenarios/bench/fio-host.ts).
@@ -42,6 +44,7 @@ import type { WaitPolicy } from '../../shared/wait.ts';
 import { BlockHost, type GuestOutcome, type TaskOutcome } from '../block/harness.ts';
 import type { BlockTask, DiskPath } from '../block/protocol.ts';
 import { probeHostFio, runHostFio, type FioEngine } from './fio-host.ts';
+import { PCI_STORAGE1 } from '../../shared/public/hw/sc.ts';
 import { median, repeatFields, type BenchRow, type Sample, type SuiteOptions } from './types.ts';
 
 const WORKLOADS: { name: string; rw: FioRw }[] = [
@@ -56,7 +59,9 @@ const IMAGE_MIB = 256;
 /** A cap on requests per run; runs are time-based (see the header). */
 const MAX_IOS = 1e9;
 
-type Path = 'native' | DiskPath | 'fio';
+/** pv-dd: the PV path with blkback in a storage driver domain instead of Dom0. */
+type GuestPath = DiskPath | 'pv-dd';
+type Path = 'native' | GuestPath | 'fio';
 interface Job { workload: string; rw: FioRw; bs: number; depth: number }
 interface Slot { path: Path; engine?: FioEngine; j: number; r: number }
 
@@ -112,7 +117,7 @@ async function underPolicy(opts: SuiteOptions, wait: WaitPolicy, image: string, 
       : p === 'fio' ? e === 'io_uring' || job.depth === 1
         : true;
   const kinds: { path: Path; engine?: FioEngine }[] = [
-    { path: 'native' }, { path: 'pv' }, { path: 'emu-dma' }, { path: 'emu-pio' }, ...engines.map((engine) => ({ path: 'fio' as const, engine })),
+    { path: 'native' }, { path: 'pv' }, { path: 'pv-dd' }, { path: 'emu-dma' }, { path: 'emu-pio' }, ...engines.map((engine) => ({ path: 'fio' as const, engine })),
   ];
   const order: Slot[] = [];
   jobs.forEach((job, j) => {
@@ -121,19 +126,20 @@ async function underPolicy(opts: SuiteOptions, wait: WaitPolicy, image: string, 
       for (let i = 0; i < here.length; i++) order.push({ ...here[(i + r) % here.length], j, r });
     }
   });
-  const guestPaths: DiskPath[] = ['pv', 'emu-dma', 'emu-pio'];
+  const guestPaths: GuestPath[] = ['pv', 'pv-dd', 'emu-dma', 'emu-pio'];
   const turns = new Turns(order.map(slotKey), guestPaths.length);
   const results = new Map<string, { sample: Sample; counters: Record<string, number> | null; depth: number }>();
 
   say(`block (wait=${wait}): ${order.length} turns: ${jobs.length} jobs × ${repeats} repeats × up to ${kinds.length} paths, interleaved`);
   const host = await BlockHost.boot(512, wait);
   try {
-    const guest = async (path: DiskPath): Promise<GuestOutcome> => {
+    const dd = await host.startDriverDomain(`storage-dd-${wait}`, PCI_STORAGE1);
+    const guest = async (path: GuestPath): Promise<GuestOutcome> => {
       const mine = order.filter((s) => s.path === path);
       const tasks: BlockTask[] = mine.map((s) => ({ kind: 'fio', job: fioJob(s.j, s.r) }));
       let arrived = false;
       const g = await host.runGuest({
-        image, path, tasks, memoryMiB: 96,
+        image, tasks, memoryMiB: 96, ...(path === 'pv-dd' ? { path: 'pv', backend: dd } : { path }),
         beforeWarmup: async (i) => {
           if (!arrived) { arrived = true; turns.arrive(); }
           await turns.turn(slotKey(mine[i]));
@@ -193,10 +199,10 @@ async function underPolicy(opts: SuiteOptions, wait: WaitPolicy, image: string, 
 const describe = (j: Job) => `${j.workload} bs=${j.bs} qd=${j.depth}`;
 const poolThreads = () => Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
-/** Mechanism counters per request of one timed run. */
+/** Mechanism counters per request of one timed run (the backend's side: Dom0's, or the driver domain's). */
 function perRequest(o: TaskOutcome, ios: number): Record<string, number> {
   const d = o.counters.domU;
-  const z = o.counters.dom0;
+  const z = o.counters.backend;
   return {
     notifications: (d.notifications + z.notifications) / ios,
     hypercalls: (d.hypercalls + z.hypercalls) / ios,

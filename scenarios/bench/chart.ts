@@ -10,7 +10,7 @@ import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { BenchRow } from './types.ts';
 
-const PATH_ORDER = ['native', 'fio', 'pv', 'emu-dma', 'emu-pio', 'ring', 'bare-ring', 'ringbuf.js', 'xenstored'];
+const PATH_ORDER = ['native', 'fio', 'pv', 'pv-dd', 'emu-dma', 'emu-pio', 'ring', 'bare-ring', 'ringbuf.js', 'xenstored'];
 
 export async function renderSvg(rows: readonly BenchRow[]): Promise<string> {
   const panels: vl.TopLevelSpec[] = [];

@@ -81,6 +81,11 @@ export function blockSummary(rows: readonly BenchRow[]): string | null {
         if (r) lines.push(`  ${path} / native, ${workload} ${bs / 1024} KiB qd${qd}: ${r}${path === 'pv' ? `  [${goal}]` : ''}`);
       }
     };
+    // A storage driver domain against Dom0's blkback: the same split driver, another backend domain.
+    for (const [workload, bs, qd] of [['rand-read', 4096, 32], ['seq-read', 65536, 32], ['rand-write', 4096, 32]] as const) {
+      const r = ratio(find('pv-dd', workload, bs, qd), find('pv', workload, bs, qd));
+      if (r) lines.push(`  pv-dd / pv, ${workload} ${bs / 1024} KiB qd${qd}: ${r}  [goal ≥ 0.90]`);
+    }
     vsNative('seq-read', 65536, 32, 'goal ≥ 0.80, floor 0.70');
     vsNative('rand-read', 4096, 32, 'goal ≥ 0.60, floor 0.50');
     vsNative('rand-read', 4096, 1, 'no goal set');

@@ -19,9 +19,9 @@
 import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync, realpathSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
-const STRIPPED_DIRS = ['shared', 'hypervisor', 'dom0', 'domu'];
+const STRIPPED_DIRS = ['shared', 'hypervisor', 'dom0', 'backends', 'domu'];
 /** What a copy needs to run the bench's block harness. */
-const COPIED = ['shared', 'hypervisor', 'dom0', 'domu', 'scenarios', 'tools', 'package.json', 'tsconfig.json'];
+const COPIED = ['shared', 'hypervisor', 'dom0', 'backends', 'domu', 'scenarios', 'tools', 'package.json', 'tsconfig.json'];
 
 const CALL_LINE = /^\s*(?:if \(tr\.on\(TRC_\w+\)\) tr\.write\(.*\);|[\w.?#]*\.xentrace\(.*\);)\s*$/;
 const TR_DECL = /^\s*const tr = [\w.#]+\.trace;\s*$/;

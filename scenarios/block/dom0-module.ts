@@ -17,7 +17,7 @@
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { RawImage } from '../../dom0/lib/raw-image.ts';
-import { init as initBlkback, vbds } from '../../dom0/backends/blkback/module.ts';
+import { init as initBlkback, vbds } from '../../backends/blkback/module.ts';
 import type { Dom0 } from '../../dom0/dom0.ts';
 import { fioResult, jobSectors, type FioJob } from '../../domu/workloads/fio.ts';
 import type { BlockMessage, NativeResult } from './protocol.ts';

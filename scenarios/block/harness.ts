@@ -19,26 +19,32 @@ import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.
 import type {
   BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport, DiskPath, NativeResult, WaitReport,
 } from './protocol.ts';
-import { CMDLINE_WAIT } from '../../shared/public/cmdline.ts';
+import { CMDLINE_DRIVER_DOMAIN, CMDLINE_WAIT, CMDLINE_WORKLOAD } from '../../shared/public/cmdline.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../../shared/wait.ts';
 import { Inbox } from '../lib/inbox.ts';
 
 const DOM0_KERNEL = new URL('../../dom0/kernel.ts', import.meta.url).href;
 const DOM0_MODULE = new URL('./dom0-module.ts', import.meta.url).href;
 const GUEST_KERNEL = new URL('./guest-kernel.ts', import.meta.url).href;
+/** The standard DomU kernel: a storage driver domain boots it with driver_domain=1 (domu/driver-domain.ts). */
+const DOMU_KERNEL = new URL('../../domu/kernel.ts', import.meta.url).href;
 export const XVDA = 51712; // (202 << 8) | (0 << 4): xvda in vbd-interface numbering
 
-/** Per-disk switches, written by the toolstack into the backend directory (see dom0/backends/blkback/xenbus.ts). */
+/** Per-disk switches, written by the toolstack into the backend directory (see backends/blkback/xenbus.ts). */
 export interface DiskSwitches {
   persistent?: boolean;
   maxIndirectSegments?: number;
   maxRingPageOrder?: number;
   maxQueues?: number;
   discard?: boolean;
+  /** A driver domain serving this disk panics once a ring has taken this many requests (backends/blkback/xenbus.ts). */
+  crashBackendDomainAfter?: number;
 }
 
 export interface GuestRun {
   image: string;
+  /** The domain serving the disk: Dom0 (default) or a storage driver domain (startDriverDomain). */
+  backend?: number;
   /** How the guest reaches the disk (default pv). */
   path?: DiskPath;
   readOnly?: boolean;
@@ -64,8 +70,11 @@ export interface TaskOutcome {
   result: BlockTaskResult | null;
   error: string | null;
   stats: Record<string, number>;
-  /** Hypervisor counters over the timed part (fio) or the whole task (verify). */
-  counters: { dom0: Record<string, number>; domU: Record<string, number> };
+  /**
+   * Hypervisor counters over the timed part (fio) or the whole task (verify): Dom0's, the
+   * guest's, and its disk's backend domain's (Dom0's again, or a storage driver domain's).
+   */
+  counters: { dom0: Record<string, number>; domU: Record<string, number>; backend: Record<string, number> };
 }
 
 export interface GuestOutcome {
@@ -90,12 +99,15 @@ export class BlockHost {
   /** Guests' own report channels still open (a guest destroyed mid-run never reaches its finally). */
   private readonly guestChannels = new Set<BroadcastChannel>();
   private nextId = 1;
+  /** Names of the storage driver domains started here (startDriverDomain). */
+  private readonly driverDomains = new Set<string>();
   private readonly controlName = `ringvisor-blk-${randomUUID()}`;
 
   private constructor(memoryMiB: number, readonly wait: WaitPolicy) {
     this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l) });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
     this.host.on('shutdown', () => this.inbox.wake());
+    this.host.on('destroyed', () => this.inbox.wake());
     this.runDir = mkdtempSync(join(tmpdir(), 'ringvisor-blk-'));
     this.control = new BroadcastChannel(this.controlName);
     this.blk = new BroadcastChannel(`${this.controlName}-blk`);
@@ -122,10 +134,17 @@ export class BlockHost {
     return this.host.usage();
   }
 
-  private async next<T extends Dom0Message | BlockMessage>(match: (m: Dom0Message | BlockMessage) => boolean, why = ''): Promise<T> {
+  /**
+   * The next message `match` takes. A guest that crashed ends the wait (a driver domain's crash
+   * does not: its on_crash is the toolstack's business), and so does `domid` being gone.
+   */
+  private async next<T extends Dom0Message | BlockMessage>(match: (m: Dom0Message | BlockMessage) => boolean, why = '', domid?: number): Promise<T> {
     return this.inbox.take<T>(match, () => {
-      const crashed = this.host.list().find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash');
-      return crashed ? new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`) : null;
+      const list = this.host.list();
+      const crashed = list.find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash' && !this.driverDomains.has(d.name));
+      if (crashed) return new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`);
+      if (domid !== undefined && !list.some((d) => d.domid === domid)) return new Error(`domain ${domid} is gone while waiting for ${why}`);
+      return null;
     });
   }
 
@@ -204,26 +223,29 @@ export class BlockHost {
       await this.call({ kind: 'add-device', device: this.vbd(domid, run) });
     }
     run.onRunning?.(domid, performance.now() - t0);
-    const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect');
+    const connected = await this.next<Extract<BlockMessage, { kind: 'connected' }>>((m) => m.kind === 'connected' && m.nonce === nonce, 'the disk to connect', domid);
     const tasks: TaskOutcome[] = [];
     for (let i = 0; i < run.tasks.length; i++) {
-      let before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
-      const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+      const be = run.backend ?? 0;
+      const sample = () => ({ dom0: this.host.counters(0), domU: this.host.counters(domid), backend: this.host.counters(be) });
+      let before = sample();
+      const first = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`, domid);
       let end: BlockMessage = first;
       if (first.kind === 'mark') {
         // A fio task stops twice: before its warm-up, then before its timed part (counters start there).
         await run.beforeWarmup?.(i);
         guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
-        end = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i} warm-up`);
+        end = await this.next<BlockMessage>((m) => (m.kind === 'mark' || m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i} warm-up`, domid);
         if (end.kind === 'mark') {
           await run.beforeTimed?.(i);
-          before = { dom0: this.host.counters(0), domU: this.host.counters(domid) };
+          before = sample();
           guest.postMessage({ kind: 'go', nonce, index: i } satisfies BlockMessage);
-          end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`);
+          end = await this.next<BlockMessage>((m) => (m.kind === 'task-done' || m.kind === 'task-failed') && m.nonce === nonce && m.index === i, `task ${i}`, domid);
         }
         run.afterTask?.(i);
       }
-      const counters = { dom0: delta(this.host.counters(0), before.dom0), domU: delta(this.host.counters(domid), before.domU) };
+      const now = sample();
+      const counters = { dom0: delta(now.dom0, before.dom0), domU: delta(now.domU, before.domU), backend: delta(now.backend, before.backend) };
       if (end.kind === 'task-done') tasks.push({ result: end.result, error: null, stats: end.stats, counters });
       else if (end.kind === 'task-failed') tasks.push({ result: null, error: end.error, stats: {}, counters });
     }
@@ -246,7 +268,25 @@ export class BlockHost {
     if (d.maxIndirectSegments !== undefined) backKeys['ringvisor-max-indirect-segments'] = String(d.maxIndirectSegments);
     if (d.maxRingPageOrder !== undefined) backKeys['ringvisor-max-ring-page-order'] = String(d.maxRingPageOrder);
     if (d.maxQueues !== undefined) backKeys['ringvisor-max-queues'] = String(d.maxQueues);
-    return { type: 'vbd', frontend: domid, devid: XVDA, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys };
+    if (d.crashBackendDomainAfter !== undefined) backKeys['ringvisor-crash-domain-after'] = String(d.crashBackendDomainAfter);
+    return { type: 'vbd', frontend: domid, devid: XVDA, backend: run.backend ?? 0, frontKeys: { 'virtual-device': String(XVDA), 'device-type': 'disk' }, backKeys };
+  }
+
+  /**
+   * A storage driver domain: the standard DomU kernel with driver_domain=1, given storage
+   * controller `dev` (pci = [...]) while paused; on_crash as given (restart: the toolstack builds
+   * it again under the same name and it takes over the disks it served). Returns its domid.
+   */
+  async startDriverDomain(name: string, dev: number, onCrash: 'destroy' | 'restart' = 'destroy'): Promise<number> {
+    this.driverDomains.add(name);
+    return (await this.call({
+      kind: 'create',
+      config: {
+        name, vcpus: 1, memoryKiB: 32 * 1024, kernel: DOMU_KERNEL, on_crash: onCrash,
+        cmdline: `${CMDLINE_WORKLOAD}=idle ${CMDLINE_DRIVER_DOMAIN}=1 ${CMDLINE_WAIT}=${this.wait}`,
+      },
+      opts: { pci: [dev], driverDomain: true },
+    })) as number;
   }
 
   /** A request to the block module in Dom0 (device models); answered by 'ide-done'. */

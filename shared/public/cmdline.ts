@@ -20,6 +20,8 @@
  *   wait=irq|poll                  how the kernel's drivers wait for the other side: sleep on the
  *                                  event, or spin a bounded time first (shared/wait.ts); Dom0 and
  *                                  DomU alike (shared/kernel/kernel.ts reads it; default irq)
+ *   driver_domain=1                xl.cfg's driver_domain=1: this DomU serves other guests' devices,
+ *                                  so its kernel loads the backend drivers (domu/driver-domain.ts)
  *
  * Both ends use this module, so the names are written once. Unknown words are kept: they are the
  * workload's arguments.
@@ -30,8 +32,9 @@ export const CMDLINE_GUEST_TYPE = 'xen_guest';
 export const CMDLINE_IDE = 'ide';
 export const CMDLINE_E1000 = 'e1000';
 export const CMDLINE_WAIT = 'wait';
+export const CMDLINE_DRIVER_DOMAIN = 'driver_domain';
 /** Words the toolstack owns: a workload argument may not use these names. */
-export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_E1000, CMDLINE_WAIT];
+export const CMDLINE_RESERVED: readonly string[] = [CMDLINE_WORKLOAD, CMDLINE_GUEST_TYPE, CMDLINE_IDE, CMDLINE_E1000, CMDLINE_WAIT, CMDLINE_DRIVER_DOMAIN];
 
 export type CmdlineGuestType = 'pv' | 'pvh' | 'hvm';
 

@@ -1,5 +1,5 @@
 /*
- * Properties of blkback's request check (dom0/backends/blkback/request.ts: checkRequest and
+ * Properties of blkback's request check (backends/blkback/request.ts: checkRequest and
  * parseSegments, Linux's dispatch_rw_block_io / xen_blkbk_parse_indirect checks) over random
  * request bytes.
  *
@@ -18,7 +18,7 @@ import {
   BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ,
   BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY, BLKIF_SEG_OFFSET, BLKIF_SEGMENTS_PER_INDIRECT_FRAME,
 } from '../../shared/public/io/blkif.ts';
-import { RequestPlan, checkRequest, parseSegments, type VbdLimits } from '../../dom0/backends/blkback/request.ts';
+import { RequestPlan, checkRequest, parseSegments, type VbdLimits } from '../../backends/blkback/request.ts';
 import type { FuzzGroup } from './property.ts';
 
 const limits: fc.Arbitrary<VbdLimits> = fc.record({

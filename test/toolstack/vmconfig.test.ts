@@ -166,16 +166,29 @@ test('create_images: PATH=MiB for a disk of this config', (t) => {
 });
 
 test('Xen keys ringvisor ignores are warnings that say why; unknown keys suggest the nearest', (t) => {
-  const w = warnings('name = "x"\nkernel = "/boot/vmlinuz"\nvnc = 1\npci = [ "01:00.0" ]\npool = "Pool-0"\n' +
+  const w = warnings('name = "x"\nkernel = "/boot/vmlinuz"\nvnc = 1\npci_permissive = 1\npool = "Pool-0"\n' +
     'memroy = 64\nvpcus = 2\nfrobnicate = 1\ndevice_model_version = "qemu-xen"\n');
   t.true(w.some((x) => /^2: `kernel' ignored: ringvisor boots its own guest kernel/.test(x)));
   t.true(w.some((x) => /^3: `vnc' ignored: no graphics/.test(x)));
-  t.true(w.some((x) => /^4: `pci' ignored: no device passthrough/.test(x)));
+  t.true(w.some((x) => /^4: `pci_permissive' ignored: the storage controllers are passed through whole/.test(x)));
   t.true(w.some((x) => /^5: `pool' ignored: ringvisor has one cpupool/.test(x)));
   t.true(w.some((x) => /^6: unknown key `memroy' ignored \(did you mean `memory'\?\)/.test(x)));
   t.true(w.some((x) => /^7: unknown key `vpcus' ignored \(did you mean `vcpus'\?\)/.test(x)));
   t.true(w.some((x) => x === '8: unknown key `frobnicate\' ignored'));
   t.true(w.some((x) => /^9: `device_model_version' ignored: ringvisor's device models run in Dom0/.test(x)));
+});
+
+test('pci = [...] and driver_domain: the devices given, by BDF; options and a slot are warnings; a bad one is an error at its line', (t) => {
+  const c = config('name = "dd"\ndriver_domain = 1\npci = [ "00:1f.2", "0000:00:1f.1@3,permissive=1" ]');
+  t.true(c.driverDomain);
+  t.deepEqual(c.pci.map((p) => [p.dev, p.bdf, p.line]), [[2, '0000:00:1f.2', 3], [1, '0000:00:1f.1', 3]]);
+  t.false(config('name = "x"').driverDomain);
+  t.deepEqual(config('name = "x"').pci, []);
+  const w = warnings('name = "dd"\npci = [ "00:1f.1,seize=1" ]');
+  t.true(w.some((x) => /^2: pci '00:1f\.1,seize=1': not modelled, ignored: seize=1/.test(x)), w.join('\n'));
+  fails(t, 'name = "x"\npci = [ "00:1f.0" ]\n', 2, /0000:00:1f\.0 is not assignable/);
+  fails(t, 'name = "x"\npci = "00:1f.1"\n', 2, /`pci' is a single value but should be a list/);
+  fails(t, 'name = "x"\ndriver_domain = "yes"\n', 2, /`driver_domain' is not a valid number/);
 });
 
 test('every error of a config is reported at once, each with its file:line', (t) => {

@@ -26,7 +26,7 @@ hljs.registerLanguage('typescript', typescript);
 hljs.registerLanguage('javascript', javascript);
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const SOURCE_DIRS = ['shared', 'hypervisor', 'dom0', 'domu', 'cli', 'scenarios', 'tools', 'test', 'bin'];
+const SOURCE_DIRS = ['shared', 'hypervisor', 'dom0', 'backends', 'domu', 'cli', 'scenarios', 'tools', 'test', 'bin'];
 
 /** The project's source files, as git knows them (so a generated or ignored file never shows). */
 export function sourceFiles(root = ROOT): string[] {

@@ -16,7 +16,7 @@ export interface Site { file: string; line: number; fn: string }
 
 const G = T.TRC_GUEST & T.TRC_CLS_MASK;
 /** Folders whose files write records (tools, tests and scenarios only read them). */
-const WRITERS = /^(shared|hypervisor|dom0|domu)\//;
+const WRITERS = /^(shared|hypervisor|dom0|backends|domu)\//;
 const KEYWORDS = new Set(['if', 'for', 'while', 'switch', 'catch', 'return', 'function', 'new', 'await', 'typeof', 'super']);
 
 /** The constant's name for each event id (classes and masks left out). */

@@ -11,7 +11,7 @@
  * first lap of the ring, a packet's frags cost no map or unmap hypercall at all.
  *
  * Bounds: at most CACHE_ENTRIES mappings per queue, each taken from the frontend's share of Dom0's
- * mapping budget (dom0/lib/grant-budget.ts); when either is used up, get() says -1 and the slot's
+ * mapping budget (backends/lib/grant-budget.ts); when either is used up, get() says -1 and the slot's
  * data is grant-copied instead. A mapping is unmapped only when no packet uses it: at close, those
  * still in flight (in another vif's backlog, say) are unmapped when their last packet lets go, as
  * Linux's xenvif_disconnect waits for its pending unmaps. Until then the frontend's end_access on
@@ -19,7 +19,7 @@
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import { GNTMAP_host_map, GNTMAP_readonly, GNTST_okay, type GnttabMapGrantRef } from '../../../shared/public/grant_table.ts';
-import type { GrantBudget } from '../../lib/grant-budget.ts';
+import type { GrantBudget } from '../../../backends/lib/grant-budget.ts';
 
 /** Twice the tx ring: every buffer a frontend can have in flight, with room to spare. */
 export const CACHE_ENTRIES = 512;

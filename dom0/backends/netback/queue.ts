@@ -21,8 +21,8 @@ import { NETIF_RX_SLOT, NETIF_TX_SLOT, netif_tx_response } from '../../../shared
 import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
 import { PAGE_SIZE } from '../../../shared/public/xen.ts';
 import type { Packet } from '../../lib/packet.ts';
-import { GrantMapper } from '../blkback/grants.ts';
-import { grantBudget } from '../../lib/grant-budget.ts';
+import { GrantMapper } from '../../../backends/blkback/grants.ts';
+import { grantBudget } from '../../../backends/lib/grant-budget.ts';
 import { newQueueStats, type QueueOwner, type QueueRings, type QueueStats } from './owner.ts';
 import { NetbackTx } from './tx.ts';
 import { NetbackRx } from './rx.ts';

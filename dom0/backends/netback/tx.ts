@@ -23,7 +23,7 @@
  * hit after the first lap of the ring; without, two copy ops of the whole data.
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
-import { grantBudget } from '../../lib/grant-budget.ts';
+import { grantBudget } from '../../../backends/lib/grant-budget.ts';
 import { TxMapCache } from './map-cache.ts';
 import { GNTCOPY_source_gref, GNTST_okay, newGnttabCopy, type GnttabCopy } from '../../../shared/public/grant_table.ts';
 import { NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, netif_tx_response } from '../../../shared/public/io/netif.ts';

@@ -29,7 +29,7 @@ import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
 import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
 import { XS_NET } from '../../../shared/public/io/netif.ts';
 import type { PacketPool } from '../../lib/packet.ts';
-import { registerDevice } from '../../lib/devstats.ts';
+import { registerDevice } from '../../../backends/lib/devstats.ts';
 import { TxCredit } from './credit.ts';
 import { vifBridgeOffline, vifBridgeOnline, waitForHotplug } from './hotplug.ts';
 import { XenVif } from './interface.ts';

@@ -119,8 +119,7 @@ function placeDisk(d: DiskSpec, type: GuestType, item: Located, report: Report):
 
 function noteIgnoredDiskOptions(d: DiskConfig, report: Report): void {
   const ignored: string[] = [];
-  if (d.backendtype !== null) ignored.push(`backendtype=${d.backendtype} (there is one block backend, in Dom0)`);
-  if (d.backend !== null && d.backend !== '0' && d.backend !== 'Domain-0') ignored.push(`backend=${d.backend} (no driver domains)`);
+  if (d.backendtype !== null) ignored.push(`backendtype=${d.backendtype} (every backend is blkback, in Dom0 or the domain backend= names)`);
   if (d.script !== null) ignored.push(`script=${d.script} (no hotplug scripts)`);
   if (d.specification === 'virtio') ignored.push('specification=virtio (the disk is a Xen VBD)');
   if (d.colo) ignored.push('COLO parameters');

@@ -10,6 +10,7 @@
  *   deprecated builder = "generic" | "hvm" also works)  memory MiB (32, or maxmem)  maxmem MiB
  *   (memory)  vcpus (1)  maxvcpus (vcpus)  disk [...]  vif [...]  on_poweroff (destroy)
  *   on_reboot (restart)  on_crash (destroy)  on_watchdog, on_soft_reset (checked, not modelled).
+ *   pci [...] (none: Dom0 keeps every device)  driver_domain (0) (./passthrough.ts).
  * ringvisor's own keys (README.md in this folder): workload, workload_args, template, create_images.
  * Every other key of Xen's is accepted with a warning saying why it is ignored (xl-keys.ts); a key
  * nobody knows gets a warning with the nearest known key.
@@ -27,6 +28,7 @@ import { getBool, getLong, getString, getStringList, keyLine } from './xlcfg-get
 import { parseXlConfig, type XlConfig } from './xlcfg-parse.ts';
 import { interpretWorkload, workloadCmdline, type WorkloadConfig } from './workload.ts';
 import { interpretSched, type SchedConfig } from './sched-keys.ts';
+import { interpretPassthrough, type PciConfig } from './passthrough.ts';
 
 export type { GuestType };
 
@@ -80,6 +82,9 @@ export interface VmConfig {
   workload: WorkloadConfig | null;
   /** cpus, cpus_soft, cpu_weight, cap (./sched-keys.ts). */
   sched: SchedConfig;
+  /** pci = [...]: the host devices this VM is given; driver_domain = 1: it serves other guests' devices (./passthrough.ts). */
+  pci: PciConfig[];
+  driverDomain: boolean;
   /** `template = 1`: a VM to copy, never to boot. */
   template: boolean;
   createImages: ImageToCreate[];
@@ -171,6 +176,7 @@ export function interpretXlConfig(cfg: XlConfig, absFile: string): LoadedVmConfi
 
   const workload = interpretWorkload(cfg, disks, report);
   const sched = interpretSched(cfg, report, Math.max(maxvcpus, vcpus));
+  const { pci, driverDomain } = interpretPassthrough(cfg, report);
   const template = getBool(cfg, 'template', report) ?? false;
   const createImages = imagesToCreate(cfg, dir, disks, report);
 
@@ -180,7 +186,7 @@ export function interpretXlConfig(cfg: XlConfig, absFile: string): LoadedVmConfi
   const config: VmConfig = {
     file: absFile, dir, displayFile: cfg.file, name: nameAt!.text, uuid: uuidAt ? uuidAt.text.toLowerCase() : null,
     type, memoryMiB, maxmemMiB, vcpus, maxvcpus, disks, vifs, on_poweroff, on_reboot, on_crash,
-    workload, sched, template, createImages, lines,
+    workload, sched, pci, driverDomain, template, createImages, lines,
   };
   return { config, warnings: report.sortedWarnings() };
 }

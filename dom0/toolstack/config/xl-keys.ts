@@ -13,7 +13,7 @@
 export const MODELLED_KEYS: readonly string[] = [
   'name', 'uuid', 'type', 'builder', 'memory', 'maxmem', 'vcpus', 'maxvcpus', 'disk', 'vif',
   'on_poweroff', 'on_reboot', 'on_crash', 'on_watchdog', 'on_soft_reset',
-  'cpus', 'cpus_soft', 'cpu_weight', 'cap',
+  'cpus', 'cpus_soft', 'cpu_weight', 'cap', 'pci', 'driver_domain',
 ];
 
 /** ringvisor's own keys (not in Xen; documented in dom0/toolstack/config/README.md). */
@@ -40,8 +40,8 @@ const IGNORED_GROUPS: ReadonlyArray<{ why: string; keys: readonly string[] }> = 
       'channel', 'vuart'],
   },
   {
-    why: 'no device passthrough from xl.cfg yet (the hypervisor can assign its storage controllers, hypervisor/passthrough/; xl does not ask it to)',
-    keys: ['pci', 'pci_permissive', 'pci_msitranslate', 'pci_seize', 'pci_power_mgmt', 'gfx_passthru', 'rdm',
+    why: 'the storage controllers are passed through whole with pci = [...]; these finer passthrough settings are not modelled',
+    keys: ['pci_permissive', 'pci_msitranslate', 'pci_seize', 'pci_power_mgmt', 'gfx_passthru', 'rdm',
       'rdm_mem_boundary', 'dtdev', 'ioports', 'iomem', 'irqs', 'passthrough', 'e820_host', 'hvm_pirq', 'nr_spis'],
   },
   {
@@ -67,9 +67,9 @@ const IGNORED_GROUPS: ReadonlyArray<{ why: string; keys: readonly string[] }> = 
       'msr_relaxed', 'vpmu', 'vmtrace_buf_kb', 'gic_version', 'sve', 'tee', 'arm_sci', 'trap_unmapped_accesses'],
   },
   {
-    why: 'security labels, limits and driver-domain settings are not modelled',
+    why: 'security labels and limits are not modelled',
     keys: ['seclabel', 'init_seclabel', 'max_grant_frames', 'max_maptrack_frames', 'max_grant_version',
-      'max_event_channels', 'nomigrate', 'driver_domain', 'xend_suspend_evtchn_compat', 'xenstore_feature_mask',
+      'max_event_channels', 'nomigrate', 'xend_suspend_evtchn_compat', 'xenstore_feature_mask',
       'xenstore_quota'],
   },
 ];

@@ -17,7 +17,7 @@ import {
   XS_KEY_BACKEND, XS_KEY_BACKEND_ID, XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_STATE, XenbusState,
   xenbusStateName, type XenbusStateValue,
 } from '../../public/io/xenbus.ts';
-import type { XenbusClient, XsWatch } from './client.ts';
+import { XsError, type XenbusClient, type XsWatch } from './client.ts';
 
 export type XenbusRole = 'frontend' | 'backend';
 
@@ -44,9 +44,17 @@ export class XenbusDevice {
     return true;
   }
 
-  /** xenbus_read_driver_state: a missing or garbled state reads as Unknown. */
+  /**
+   * xenbus_read_driver_state: a missing or garbled state reads as Unknown, and so does one we may
+   * not read (Linux: any error is Unknown). A driver domain meets that when a frontend is gone:
+   * its directory's parent is the guest's home, which the driver domain may not read, so xenstored
+   * answers EACCES rather than ENOENT.
+   */
   async readState(dir: string): Promise<XenbusStateValue> {
-    const s = await this.xs.tryRead(`${dir}/${XS_KEY_STATE}`);
+    const s = await this.xs.tryRead(`${dir}/${XS_KEY_STATE}`).catch((e: unknown) => {
+      if (e instanceof XsError && e.errno === 'EACCES') return null;
+      throw e;
+    });
     const n = s === null ? NaN : Number(s);
     return Number.isInteger(n) && n >= XenbusState.Unknown && n <= XenbusState.Reconfigured ? (n as XenbusStateValue) : XenbusState.Unknown;
   }

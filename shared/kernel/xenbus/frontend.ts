@@ -28,7 +28,11 @@
  * to Initialising (as xenbus does for a resumed device, xenbus_dev_resume), and the next backend
  * that reaches InitWait in that directory meets us there, the handshake runs again, and the driver's
  * connect() re-issues what was kept (xen-blkfront.c blkfront_resume + blkif_recover). A driver
- * without it closes as before.
+ * without it closes as before. While suspended we also watch our own `backend` key: when the
+ * toolstack hands the device to a new backend domain (a driver domain restarted under a new
+ * domid: dom0/toolstack/driver-domain.ts), we re-read `backend` and `backend-id` and follow the new
+ * backend's state instead, as xenbus_dev_resume's talk_to_otherend does after a migration; the
+ * driver's next publish grants to the new domain.
  *
  * Shortcut tolerated in the other direction: a driver with `connectEarly` publishes and goes
  * Initialised at probe, before the backend reaches InitWait; the backend's state machine
@@ -38,7 +42,7 @@
  * straight to Connected, never Initialised (xen-netfront.c netback_changed → xennet_connect);
  * netback connects when it sees that, and its own Connected then changes nothing here.
  */
-import { XS_DIR_DEVICE, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
+import { XS_DIR_DEVICE, XS_KEY_BACKEND, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
 import type { XenbusClient, XsWatch } from './client.ts';
 import { XenbusDevice, watchForDevices } from './device.ts';
 
@@ -64,6 +68,8 @@ export class XenbusFrontend {
   private closed = false;
   /** Suspended after a backend died, until the next one connects. */
   private suspended = false;
+  /** While suspended: our own `backend` key, which the toolstack rewrites to move us to a new backend. */
+  private backendKey: XsWatch | null = null;
 
   constructor(xs: XenbusClient, nodename: string, private readonly driver: FrontendDriver, private readonly opts: FrontendOptions = {}) {
     this.dev = new XenbusDevice(xs, nodename, 'frontend');
@@ -107,6 +113,7 @@ export class XenbusFrontend {
         }
         await this.driver.connect(dev);
         this.suspended = false;
+        await this.stopFollowing();
         await this.enter(XenbusState.Connected);
         break;
       case XenbusState.Closed:
@@ -117,11 +124,13 @@ export class XenbusFrontend {
           await this.driver.suspend(dev);
           this.suspended = true;
           await this.enter(XenbusState.Initialising);
+          this.backendKey ??= await dev.xs.watch(`${dev.nodename}/${XS_KEY_BACKEND}`, () => this.followBackend());
           break;
         }
         // Suspended, and the dead backend's Closed seen again: still waiting for the next one.
         if (this.suspended && dev.state === XenbusState.Initialising && backend === XenbusState.Closed) break;
         this.closed = true;
+        await this.stopFollowing();
         await this.driver.close(dev);
         await this.enter(XenbusState.Closed);
         await dev.unwatchOtherend();
@@ -131,12 +140,29 @@ export class XenbusFrontend {
     }
   }
 
+  /** talk_to_otherend, while suspended: if `backend` names another directory now, follow that one. */
+  private async followBackend(): Promise<void> {
+    const dev = this.dev;
+    if (!this.suspended || this.closed) return;
+    const before = dev.otherend;
+    if (!(await dev.readOtherend()) || dev.otherend === before) return;
+    await dev.unwatchOtherend();
+    await dev.watchOtherend((s) => this.backendChanged(s));
+  }
+
+  private async stopFollowing(): Promise<void> {
+    const w = this.backendKey;
+    this.backendKey = null;
+    await w?.unwatch().catch(() => undefined);
+  }
+
   /** The guest wants the device gone (unplug, shutdown): Closing; the backend's Closing then brings us to Closed. */
   async shutdown(): Promise<void> {
     if (this.dev.state === XenbusState.Closed || this.dev.state === XenbusState.Closing) return;
     if (this.suspended) {
       // No backend to answer Closing: let go of what was kept and close on our own.
       this.closed = true;
+      await this.stopFollowing();
       await this.driver.close(this.dev);
       await this.enter(XenbusState.Closed);
       await this.dev.unwatchOtherend();

@@ -70,8 +70,11 @@ export const SC_STATUS_IOMMU_FAULT = 5;
 /* Devices the hypervisor has, by index (a PCI bus:device.function in Xen's `pci = ['00:1f.2']`). */
 export const PCI_STORAGE0 = 0;    // the storage controller every disk is attached to
 export const PCI_STORAGE1 = 1;    // a second one, for passthrough to a guest or a driver domain
-export const PCI_NIC0 = 2;        // the network card behind the bridge's uplink (shared/public/hw/nic.ts)
-export const PCI_DEVICES = ['0000:00:1f.0', '0000:00:1f.1', '0000:00:19.0'] as const;
+export const PCI_STORAGE2 = 2;    // a third: two storage driver domains, each with its own controller
+export const PCI_NIC0 = 3;        // the network card behind the bridge's uplink (shared/public/hw/nic.ts)
+export const PCI_DEVICES = ['0000:00:1f.0', '0000:00:1f.1', '0000:00:1f.2', '0000:00:19.0'] as const;
+/** The devices that are storage controllers (this file's layout); the others have their own (hw/nic.ts). */
+export const PCI_STORAGE_CONTROLLERS: readonly number[] = [PCI_STORAGE0, PCI_STORAGE1, PCI_STORAGE2];
 export const PCI_NONE = -1;
 
 /** What the hypervisor tells the control domain about a device. */

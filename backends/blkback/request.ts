@@ -19,7 +19,7 @@ import {
   BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
   BLKIF_RSP_OKAY, BLKIF_SEG_OFFSET, BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTORS_PER_PAGE, blkif_request,
   blkif_request_discard, blkif_request_indirect, indirect_gref, seg_first_sect, seg_gref, seg_last_sect,
-} from '../../../shared/public/io/blkif.ts';
+} from '../../shared/public/io/blkif.ts';
 
 const RQ = blkif_request.fields;
 const IQ = blkif_request_indirect.fields;

@@ -18,6 +18,12 @@
  *   ringvisor-max-indirect-segments   offered feature-max-indirect-segments ("0": none)
  *   ringvisor-max-ring-page-order     offered max-ring-page-order
  *   ringvisor-max-queues              offered multi-queue-max-queues
+ * and one fault injection, for driver domains only (a domain that can panic: ./module.ts):
+ *   ringvisor-crash-domain-after      N: once a ring of this device has taken N requests, the
+ *                                     ring stops dead (BlkifRing.crashAt: responses not yet
+ *                                     published are lost) and the whole domain panics, so its
+ *                                     guests lose their backend mid-I/O and on_crash decides
+ *                                     (test/driver-domain.test.ts, the single-conduit scenario)
  *
  * What blkback publishes: at probe, before InitWait, what the frontend needs to build its rings
  * (max-ring-page-order, multi-queue-max-queues, feature-max-indirect-segments); at connect, the
@@ -26,18 +32,18 @@
  * missing ring-ref, or a protocol other than the 64-bit ABI ends the connection attempt with an
  * `error` node, as xenbus_dev_fatal does, and the device goes Closing (shared/kernel/xenbus/
  * backend.ts), with one line in Dom0's log, rate-limited per guest like every line a frontend
- * can cause (dom0/lib/guest-log.ts). Whatever connect had set up when it failed is torn down
+ * can cause (backends/lib/guest-log.ts). Whatever connect had set up when it failed is torn down
  * before it returns, so a frontend that fails its handshake a thousand times holds nothing.
  */
-import type { Kernel } from '../../../shared/kernel/kernel.ts';
-import type { XenbusDevice } from '../../../shared/kernel/xenbus/device.ts';
-import type { BackendDriver } from '../../../shared/kernel/xenbus/backend.ts';
-import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../../shared/public/io/blkif.ts';
-import { grantBudget } from '../../lib/grant-budget.ts';
-import { guestLog } from '../../lib/guest-log.ts';
-import { ScDisk, parsePhysicalDevice } from '../../../shared/kernel/drivers/sc-disk.ts';
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
+import type { BackendDriver } from '../../shared/kernel/xenbus/backend.ts';
+import { VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK } from '../../shared/public/io/blkif.ts';
+import { grantBudget } from '../lib/grant-budget.ts';
+import { guestLog } from '../lib/guest-log.ts';
+import { ScDisk, parsePhysicalDevice } from '../../shared/kernel/drivers/sc-disk.ts';
 import { BlkifRing } from './blkif-ring.ts';
-import { registerDevice } from '../../lib/devstats.ts';
+import { registerDevice } from '../lib/devstats.ts';
 import type { VbdLimits } from './request.ts';
 
 /** Linux blkback's defaults: 256 indirect segments, rings up to 16 pages, 4 queues. */
@@ -54,7 +60,7 @@ export class VbdBackend implements BackendDriver {
   private devid = 0;
   private unregister: (() => void) | null = null;
 
-  constructor(private readonly k: Kernel) {}
+  constructor(private readonly k: Kernel, private readonly panic?: (why: string) => void) {}
 
   /** A line this device's frontend caused: rate-limited per guest. */
   private readonly log = (line: string) => guestLog(this.k).line(this.frontend, line);
@@ -135,6 +141,8 @@ export class VbdBackend implements BackendDriver {
       }
     }
     const dir = dev.nodename;
+    const crashAfter = this.panic === undefined ? 0 : await xs.readUnsigned(`${dir}/ringvisor-crash-domain-after`, 0);
+    if (crashAfter > 0) this.armPanic(crashAfter);
     await xs.transaction(async (t) => {
       await xs.write(`${dir}/${XS_BLK.sectors}`, String(this.limits.sectors), t);
       await xs.write(`${dir}/${XS_BLK.info}`, String(this.limits.readOnly ? VDISK_READONLY : 0), t);
@@ -149,6 +157,19 @@ export class VbdBackend implements BackendDriver {
       }
       await xs.write(`${dir}/${XS_BLK.feature_persistent}`, this.offer.persistent ? '1' : '0', t);
     });
+  }
+
+  /** The fault injection of the header: a ring stops dead after `after` requests, then the domain panics. */
+  private armPanic(after: number): void {
+    const panic = this.panic!;
+    const why = `blkback vbd-${this.frontend}-${this.devid}: crashing this driver domain after ${after} request(s) on a ring (ringvisor-crash-domain-after)`;
+    for (const r of this.rings) {
+      r.crashAt = r.stats.requests + after;
+      r.onCrash = () => {
+        for (const x of this.rings) x.onCrash = null;
+        panic(why);
+      };
+    }
   }
 
   /** xen_blkif_disconnect: every ring unmapped and unbound; safe to call twice. */

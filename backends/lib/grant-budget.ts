@@ -24,7 +24,7 @@
  *
  * Each ring of a frontend keeps at most its share of persistentPerFrontend (blkback's
  * persistentPerRing) and, when it wants more, purges its least recently used ones as Linux's
- * purge_persistent_gnt does (dom0/backends/blkback/grants.ts). A frontend whose pages each go to
+ * purge_persistent_gnt does (backends/blkback/grants.ts). A frontend whose pages each go to
  * one ring (blkfront does, as Linux's per-ring pools do) keeps every page it does I/O from mapped
  * with far fewer than 1536: 32 buffers of 64 KiB on 4 queues hold 544 (512 data pages and the
  * indirect pages in use), and then its requests cost no grant operation.

@@ -13,7 +13,7 @@
  * mappings, and write a response built whole. A frontend that publishes a producer index more than a ring ahead has corrupted
  * the ring: this ring stops, with a log line naming it, and the rest of Dom0 carries on. A bad
  * request gets an error response and a log line naming it (rate-limited per guest,
- * dom0/lib/guest-log.ts); the next good one is served normally.
+ * backends/lib/guest-log.ts); the next good one is served normally.
  *
  * Fair service. Dom0 has one thread for every ring, xenstored, the toolstack and destroy, so a
  * ring is served a bounded batch per turn, as netback's NAPI poll has its weight (64 packets)
@@ -37,17 +37,18 @@
  * drained and sleeps until the frontend's event (blkback's kthread in xen_blkif_schedule); under
  * `poll` it keeps looking at req_prod for the policy's budget first (shared/kernel/events.ts).
  */
-import type { Kernel } from '../../../shared/kernel/kernel.ts';
-import type { IdlePoller } from '../../../shared/kernel/events.ts';
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import type { IdlePoller } from '../../shared/kernel/events.ts';
 import {
   BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
   BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTOR_SIZE, blkif_request, blkif_response,
-} from '../../../shared/public/io/blkif.ts';
-import { BackRing, type RingIndices } from '../../../shared/public/io/ring.ts';
-import { PAGE_SIZE } from '../../../shared/public/xen.ts';
-import type { GrantBudget } from '../../lib/grant-budget.ts';
-import type { ScDisk } from '../../../shared/kernel/drivers/sc-disk.ts';
-import * as trace from '../../../shared/public/trace.ts';
+} from '../../shared/public/io/blkif.ts';
+import { BackRing, type RingIndices } from '../../shared/public/io/ring.ts';
+import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import type { GrantBudget } from '../lib/grant-budget.ts';
+import type { ScDisk } from '../../shared/kernel/drivers/sc-disk.ts';
+import { wordsOf } from '../../shared/view.ts';
+import * as trace from '../../shared/public/trace.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { TRC_BEGIN, TRC_END, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_DISK_IO } = trace;
 import { GrantMapper, persistentPerRing } from './grants.ts';
@@ -103,7 +104,7 @@ export class BlkifRing implements IdlePoller {
   private sectorDone = 0;
   private unpublished = 0;
   /**
-   * Fault injection for the recovery tests (dom0/backends/blkback/restart.ts): when stats.requests
+   * Fault injection for the recovery tests (backends/blkback/restart.ts): when stats.requests
    * reaches crashAt, the ring stops dead before taking the next request, as a crashed backend
    * would: responses made but not yet published are lost, requests still on the ring stay there.
    * -1: never.
@@ -123,7 +124,7 @@ export class BlkifRing implements IdlePoller {
       for (const ref of c.ringRefs) {
         const page = this.ringMaps.page(ref, true);
         if (page === null) throw new Error(`cannot map ring-ref ${ref}: ${this.ringMaps.lastError}`);
-        pages.push(new Int32Array(page.buffer, page.byteOffset, PAGE_SIZE >> 2));
+        pages.push(wordsOf(page));
       }
       this.ring = new BackRing(pages, blkif_request.size, blkif_response.size);
       this.ring.tracer = k.hypercall;

@@ -6,7 +6,7 @@
  * persistent_gnts tree per ring, xen_blkif_max_pgrants, purge_persistent_gnt). With
  * feature-persistent negotiated the frontend reuses the same grants, so the backend maps each
  * one the first time it sees it and keeps it, up to a limit per ring (Linux: max_persistent_grants,
- * 1056; here also the ring's share of its frontend's budget, see dom0/lib/grant-budget.ts); past
+ * 1056; here also the ring's share of its frontend's budget, see backends/lib/grant-budget.ts); past
  * the limit, and always without the feature, a grant is mapped for one piece of work and
  * unmapped when its I/O is done. The pages are mapped into holes of Dom0's physmap
  * (GNTMAP_host_map at a free gfn) and reached through page views built once per mapping.
@@ -29,9 +29,9 @@
  * the request that wanted the page fails, nothing throws. Only an unmap of our own mapping
  * failing throws: that is a broken host invariant.
  */
-import type { Kernel } from '../../../shared/kernel/kernel.ts';
-import { GNTMAP_host_map, GNTMAP_readonly, GNTST_okay, type GnttabMapGrantRef } from '../../../shared/public/grant_table.ts';
-import type { GrantBudget } from '../../lib/grant-budget.ts';
+import type { Kernel } from '../../shared/kernel/kernel.ts';
+import { GNTMAP_host_map, GNTMAP_readonly, GNTST_okay, type GnttabMapGrantRef } from '../../shared/public/grant_table.ts';
+import type { GrantBudget } from '../lib/grant-budget.ts';
 
 /** Linux blkback's max_persistent_grants, per ring. */
 export const MAX_PERSISTENT_PER_RING = 1056;
