@@ -34,9 +34,7 @@ import {
 import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
-import { schedulerOf } from './sched/credit.ts';
-import { G } from './sched/tables.ts';
-import type { TraceWriter } from './trace.ts';
+import { G, schedTables } from './sched/tables.ts';
 
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
@@ -70,32 +68,16 @@ function markVcpuPending(hv: HypervisorState, d: number, v: number, w: number): 
   return Atomics.exchange(si, vi + UPCALL_PENDING, 1) === 0 ? v : -1;
 }
 
-/**
- * An event for vCPU `v` of domain `d` (its upcall flag went 0 → 1): make it runnable. Xen's
- * vcpu_kick → vcpu_unblock → vcpu_wake, run by the sender: if the vCPU sleeps in SCHEDOP_block
- * without a pCPU slot, the scheduler decides here whether it gets one at once or waits in a
- * runqueue, and only a vCPU that gets one has its thread woken (sched/credit.ts wakeBlocked).
- * Otherwise (it runs, already waits for a slot, or there is no scheduler) wake its thread if it
- * sleeps on the flag. `trace`: the sender's trace buffer, for the slot switch a wake may make.
- */
-export function evtchn_kick(hv: HypervisorState, d: number, v: number, trace?: TraceWriter): void {
-  const s = schedulerOf(hv, trace);
-  if (s.enabled && s.wakeBlocked(d * MAX_VCPUS + v, performance.timeOrigin + performance.now())) return;
-  if (notifyVcpu(hv, d, v) > 0) Atomics.add(s.t.i32, G.EVT_WAKES, 1);
+/** Wake vCPU `v` of domain `d` if it sleeps in SCHEDOP_block. */
+export function evtchn_kick(hv: HypervisorState, d: number, v: number): void {
+  // Counted when it found the vCPU's thread asleep (a host thread wake-up): sched/tables.ts G.EVT_WAKES.
+  if (Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1) > 0) Atomics.add(schedTables(hv.buffers.sched).i32, G.EVT_WAKES, 1);
 }
 
-/** Wake vCPU `v`'s thread if it sleeps on its upcall flag; how many waiters woke. */
-function notifyVcpu(hv: HypervisorState, d: number, v: number): number {
-  return Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1);
-}
-
-/**
- * Raise vCPU `v`'s upcall flag and wake its thread, with no port: the control thread's "IPI"
- * (stop, pause, VCPUOP_down). Its thread must run to see why, so it is woken even without a slot.
- */
+/** Raise vCPU `v`'s upcall flag and wake it, with no port: the control thread's "IPI". */
 export function vcpu_kick(hv: HypervisorState, d: number, v: number): void {
   Atomics.store(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1);
-  notifyVcpu(hv, d, v);
+  evtchn_kick(hv, d, v);
 }
 
 /** Lowest free port of `d`, or -1. Caller holds d's event lock. */
@@ -172,7 +154,7 @@ export function evtchn_bind_interdomain(c: Caller, remote_dom: number, remote_po
   double_unlock(hv.domains, lockIndex(ld), lockIndex(rd));
   if (rc > 0) {
     const v = evtchn_set_pending(hv, ld, rc);
-    if (v >= 0) evtchn_kick(hv, ld, v, c.trace);
+    if (v >= 0) evtchn_kick(hv, ld, v);
   }
   return rc;
 }
@@ -196,7 +178,7 @@ export function evtchn_send(c: Caller, port: number): number {
   spin_unlock(hv.domains, lockIndex(ld));
   if (wake >= 0) {
     c.count('wakeups');
-    evtchn_kick(hv, rd, wake, c.trace);
+    evtchn_kick(hv, rd, wake);
   }
   // Sending on an unbound port is allowed and does nothing, as in Xen.
   return state === EVTCHNSTAT_interdomain || state === EVTCHNSTAT_unbound ? 0 : -XEN_EINVAL;
@@ -346,7 +328,7 @@ export function evtchn_unmask(c: Caller, port: number): number {
   Atomics.and(si, MASK + w, ~bit);
   if ((Atomics.load(si, PENDING + w) & bit) !== 0) {
     const v = markVcpuPending(hv, d, hv.evtchn[chn(d, port) + E.NOTIFY_VCPU], w);
-    if (v >= 0) evtchn_kick(hv, d, v, c.trace);
+    if (v >= 0) evtchn_kick(hv, d, v);
   }
   return 0;
 }

@@ -147,10 +147,7 @@ export class VcpuScheduler {
       }
       if (!this.hasSlot) {
         this.acquire();
-        if (this.blocking > 0) {
-          this.wakeOwnBlock();
-          this.queueIdleCheck();
-        }
+        if (this.blocking > 0) this.queueIdleCheck();
       } else if ((req & VREQ_RESCHED) !== 0) {
         const t = now();
         if (!this.credit.schedule(this.unit, t)) {
@@ -163,18 +160,12 @@ export class VcpuScheduler {
     }
   }
 
-  /**
-   * csched_unit_wake from our own thread: take a slot, waiting on our U.SLOT word if none is free.
-   * An event's sender may have made us runnable while we slept (sched/credit.ts wakeBlocked): then
-   * we have been runnable since (UFL.WOKEN), not since our thread woke, and may hold a slot already.
-   */
+  /** csched_unit_wake from our own thread: take a slot, waiting on our U.SLOT word if none is free. */
   private acquire(): void {
-    const t = this.tables;
-    const woken = t.f64[t.uf(this.unit, UFL.WOKEN)];
-    this.runstate(RUNSTATE_runnable, woken > 0 ? woken : now());
+    this.runstate(RUNSTATE_runnable);
     if (this.credit!.wake(this.unit, now())) {
       this.hasSlot = true;
-      this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
+      this.runstate(RUNSTATE_running);
       return;
     }
     this.waitForSlot();
@@ -215,19 +206,14 @@ export class VcpuScheduler {
     }
   }
 
-  /**
-   * Stop being runnable (`next` says why): the slot goes to whoever waits (or, if we hold none
-   * but a sender queued us, we leave the runqueue); the next preemption point takes one again.
-   * `asleep`: we are in SCHEDOP_block and our thread sleeps on its upcall flag, so an event's
-   * sender may make us runnable without waking the thread (sched/credit.ts wakeBlocked).
-   */
-  private giveUp(next: number, asleep = false): void {
+  /** Stop being runnable (`next` says why): the slot goes to whoever waits; the next preemption point takes one again. */
+  private giveUp(next: number): void {
     const t = now();
-    if (this.credit !== null) {
-      this.credit.release(this.unit, t, false, asleep);
+    if (this.credit !== null && this.hasSlot) {
+      this.credit.release(this.unit, t);
       this.hasSlot = false;
-      Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
     }
+    if (this.credit !== null) Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
     this.runstate(next, t);
   }
 
@@ -244,24 +230,9 @@ export class VcpuScheduler {
     setImmediate(() => {
       this.idleCheckQueued = false;
       if (this.blocking === 0 || !this.hasSlot) return;
-      if (this.wakeOwnBlock()) return; // an event waits: SCHEDOP_block is about to return, keep the slot
       if (this.activity) this.queueIdleCheck();
-      else this.giveUp(RUNSTATE_blocked, true);
+      else this.giveUp(RUNSTATE_blocked);
     });
-  }
-
-  /**
-   * Our thread runs (host I/O woke it, or its timer) while SCHEDOP_block still waits and an event
-   * is pending: a sender may have queued us without waking the thread (sched/credit.ts
-   * wakeBlocked), leaving the wake-up to the slot's hand-over, which found the thread awake and
-   * woke it on U.SLOT instead. So the block's own waiter is woken here, or it would sleep on with
-   * an event pending and no sender left to wake it (the flag is already 1). True if one was pending.
-   */
-  private wakeOwnBlock(): boolean {
-    const si = this.c.hv.sharedInfo[this.c.domid];
-    if (Atomics.load(si, this.upcall) === 0) return false;
-    Atomics.notify(si, this.upcall);
-    return true;
   }
 
   /** SCHEDOP_block: sleep until an event is pending, or until the singleshot timer (set_timer_op) expires. */

@@ -26,17 +26,13 @@
 import { spin_lock, spin_unlock } from '../spinlock.ts';
 import { D, V, VREQ_RESCHED, type HypervisorState } from '../state.ts';
 import {
-  BLK_ASLEEP, BLK_QUEUED, BLK_RUNNING, CSCHED_CREDITS_PER_MSEC, CSCHED_PRI_IDLE, CSCHED_PRI_TS_BOOST, CSCHED_PRI_TS_OVER, CSCHED_PRI_TS_UNDER,
-  DM, G, GF, MAX_PCPUS, P, PF, U, UF_ACTIVE, UF_PARKED, UFL, allSlots, schedTables, type SchedTables,
+  CSCHED_CREDITS_PER_MSEC, CSCHED_PRI_IDLE, CSCHED_PRI_TS_BOOST, CSCHED_PRI_TS_OVER, CSCHED_PRI_TS_UNDER,
+  DM, G, GF, MAX_PCPUS, P, PF, U, UF_ACTIVE, UF_PARKED, UFL, allSlots, type SchedTables,
 } from './tables.ts';
 import { MAX_VCPUS } from '../state.ts';
 import { csched_acct } from './credit-acct.ts';
 import type { TraceWriter } from '../trace.ts';
 import { TRC_SCHED, TRC_SCHED_SWITCH } from '../../shared/public/trace.ts';
-import { vcpu_info } from '../../shared/public/xen.ts';
-
-const VCPU_WORDS = vcpu_info.SIZE >> 2;
-const UPCALL_PENDING = vcpu_info.evtchn_upcall_pending >> 2;
 
 /** What the scheduler needs of a trace buffer; the control thread has none (NO_TRACE). */
 type SchedTrace = Pick<TraceWriter, 'on' | 'write'>;
@@ -102,10 +98,8 @@ export class CreditScheduler {
   }
 
   /**
-   * The slot changes hands: to `unit`, or to nobody (-1). Wakes the vCPU it is given to: on its
-   * U.SLOT word, or, if a sender queued it while its thread slept in SCHEDOP_block (BLK_QUEUED),
-   * on its evtchn_upcall_pending word, where that thread sleeps. `handover`: another thread gives
-   * it (counted in G.HANDOVERS: the host must run a thread that was waiting).
+   * The slot changes hands: to `unit`, or to nobody (-1). Wakes the vCPU it is given to.
+   * `handover`: another thread gives it (counted in G.HANDOVERS; G.SLOT_WAKES if its thread slept).
    */
   private setCurr(slot: number, unit: number, now: number, handover = false): void {
     const t = this.t;
@@ -127,17 +121,12 @@ export class CreditScheduler {
     this.set(unit, U.RAN_ON, this.i(unit, U.RAN_ON) | (1 << slot));
     t.f64[t.uf(unit, UFL.LAST_BURN)] = now;
     t.f64[t.uf(unit, UFL.GIVEN)] = now;
-    if (handover) t.i32[G.HANDOVERS]++;
     Atomics.store(t.i32, t.u(unit, U.SLOT), slot + 1);
-    let woke: number;
-    if (this.i(unit, U.BLOCKED) === BLK_QUEUED) {
-      this.set(unit, U.BLOCKED, BLK_RUNNING);
-      const d = Math.floor(unit / MAX_VCPUS);
-      woke = Atomics.notify(this.hv.sharedInfo[d], (unit % MAX_VCPUS) * VCPU_WORDS + UPCALL_PENDING, 1);
-    } else {
-      woke = Atomics.notify(t.i32, t.u(unit, U.SLOT));
+    const woke = Atomics.notify(t.i32, t.u(unit, U.SLOT));
+    if (handover) {
+      t.i32[G.HANDOVERS]++;
+      if (woke > 0) t.i32[G.SLOT_WAKES]++;
     }
-    if (woke > 0) t.i32[G.SLOT_WAKES]++;
   }
 
   /**
@@ -221,98 +210,62 @@ export class CreditScheduler {
   /* ---- the vCPU's own thread ---- */
 
   /**
-   * csched_unit_wake, from the vCPU's own thread: `unit` became runnable. BOOST if it wakes UNDER;
-   * an idle slot it may use is taken at once (true); otherwise it queues, tickling the slot
-   * running the lowest priority below its own, and waits on its U.SLOT word (false). A sender may
-   * have done this already while the thread slept (wakeBlocked): then it holds a slot, or waits
-   * for one where the sender queued it.
+   * csched_unit_wake: `unit` became runnable. BOOST if it wakes UNDER; an idle slot it may use is
+   * taken at once (true); otherwise it queues, tickling the slot running the lowest priority
+   * below its own, and waits on its U.SLOT word (false).
    */
   wake(unit: number, now: number): boolean {
+    const t = this.t;
     this.lock();
     try {
-      this.set(unit, U.BLOCKED, BLK_RUNNING); // our thread is awake, whoever woke it
-      this.t.f64[this.t.uf(unit, UFL.WOKEN)] = 0;
       if (this.i(unit, U.SLOT) !== 0) return true;
       if (this.i(unit, U.RUNQ) !== 0) return false;
-      return this.wakeLocked(unit, now, false);
+      const parked = (this.i(unit, U.FLAGS) & UF_PARKED) !== 0;
+      if (!parked && this.pri(unit) === CSCHED_PRI_TS_UNDER && t.i32[G.BOOST] !== 0) this.set(unit, U.PRI, CSCHED_PRI_TS_BOOST);
+      if (this.pri(unit) === CSCHED_PRI_TS_BOOST) {
+        // (Still BOOST from the last wake if no tick has charged it since: it counts again.)
+        t.i32[G.BOOSTS]++;
+        this.set(unit, U.BOOSTS, this.i(unit, U.BOOSTS) + 1);
+      }
+      t.f64[t.uf(unit, UFL.LAST_BURN)] = now;
+      const n = t.nrPcpus;
+      const hard = this.hard(unit);
+      const soft = this.i(unit, U.SOFT) & hard;
+      const proc = this.i(unit, U.PROCESSOR);
+      if (!parked) {
+        const idle = this.pickIdle(hard, soft, proc, n);
+        if (idle >= 0) {
+          this.setCurr(idle, unit, now);
+          return true;
+        }
+      }
+      // __runq_tickle: the slot whose vCPU has the lowest priority below ours (soft affinity first).
+      let target = (hard & (1 << proc)) !== 0 ? proc : 31 - Math.clz32(hard & -hard);
+      let victim = -1;
+      let victimPri = this.pri(unit);
+      for (let p = 0; p < n && !parked; p++) {
+        if ((hard & (1 << p)) === 0) continue;
+        const c = this.curr(p);
+        const cp = c < 0 ? CSCHED_PRI_IDLE : this.pri(c);
+        const better = cp < victimPri || (cp === victimPri && victim >= 0 && (soft & (1 << p)) !== 0 && (soft & (1 << victim)) === 0);
+        if (better) {
+          victim = p;
+          victimPri = cp;
+        }
+      }
+      if (victim >= 0) {
+        target = victim;
+        // The ratelimit: a vCPU keeps its slot at least this long; the tick asks later if too soon.
+        if (now - t.f64[t.pf(victim, PF.SLICE)] >= this.ratelimitMs) {
+          t.i32[G.TICKLES]++;
+          this.resched(victim);
+        }
+      }
+      this.enqueue(unit, target);
+      return false;
     } finally {
       this.unlock();
     }
-  }
-
-  /**
-   * vcpu_wake on the waker's side (Xen: evtchn_set_pending → vcpu_kick → vcpu_unblock →
-   * vcpu_wake → csched_unit_wake, all run by the pCPU that sent the event): an event is for a
-   * vCPU whose thread sleeps in SCHEDOP_block without a slot (BLK_ASLEEP). Make it runnable here,
-   * under the scheduler's lock: an idle slot is given to it at once, and its thread woken;
-   * otherwise it is queued (BOOST and tickle as any wake-up) and its thread is NOT woken: it
-   * could only wake to find no slot and sleep again on U.SLOT, two host wake-ups where Xen, whose
-   * blocked vCPUs are not threads, has none. The hand-over of a slot wakes it, once.
-   * False: it was not asleep in SCHEDOP_block (it runs, waits for a slot already, or the scheduler
-   * is off): the caller wakes its thread as usual.
-   */
-  wakeBlocked(unit: number, now: number): boolean {
-    const t = this.t;
-    if (Atomics.load(t.i32, t.u(unit, U.BLOCKED)) !== BLK_ASLEEP) return false;
-    this.lock();
-    try {
-      if (this.i(unit, U.BLOCKED) !== BLK_ASLEEP) return false;
-      if (this.i(unit, U.SLOT) !== 0 || this.i(unit, U.RUNQ) !== 0) return false;
-      this.set(unit, U.BLOCKED, BLK_QUEUED);
-      t.f64[t.uf(unit, UFL.WOKEN)] = now;
-      if (!this.wakeLocked(unit, now, true)) t.i32[G.WAKES_QUEUED]++;
-      return true;
-    } finally {
-      this.unlock();
-    }
-  }
-
-  /** csched_unit_wake's body (lock held, `unit` neither running nor queued). True: it has an idle slot. */
-  private wakeLocked(unit: number, now: number, remote: boolean): boolean {
-    const t = this.t;
-    const parked = (this.i(unit, U.FLAGS) & UF_PARKED) !== 0;
-    if (!parked && this.pri(unit) === CSCHED_PRI_TS_UNDER && t.i32[G.BOOST] !== 0) this.set(unit, U.PRI, CSCHED_PRI_TS_BOOST);
-    if (this.pri(unit) === CSCHED_PRI_TS_BOOST) {
-      // (Still BOOST from the last wake if no tick has charged it since: it counts again.)
-      t.i32[G.BOOSTS]++;
-      this.set(unit, U.BOOSTS, this.i(unit, U.BOOSTS) + 1);
-    }
-    t.f64[t.uf(unit, UFL.LAST_BURN)] = now;
-    const n = t.nrPcpus;
-    const hard = this.hard(unit);
-    const soft = this.i(unit, U.SOFT) & hard;
-    const proc = this.i(unit, U.PROCESSOR);
-    if (!parked) {
-      const idle = this.pickIdle(hard, soft, proc, n);
-      if (idle >= 0) {
-        this.setCurr(idle, unit, now, remote);
-        return true;
-      }
-    }
-    // __runq_tickle: the slot whose vCPU has the lowest priority below ours (soft affinity first).
-    let target = (hard & (1 << proc)) !== 0 ? proc : 31 - Math.clz32(hard & -hard);
-    let victim = -1;
-    let victimPri = this.pri(unit);
-    for (let p = 0; p < n && !parked; p++) {
-      if ((hard & (1 << p)) === 0) continue;
-      const c = this.curr(p);
-      const cp = c < 0 ? CSCHED_PRI_IDLE : this.pri(c);
-      const better = cp < victimPri || (cp === victimPri && victim >= 0 && (soft & (1 << p)) !== 0 && (soft & (1 << victim)) === 0);
-      if (better) {
-        victim = p;
-        victimPri = cp;
-      }
-    }
-    if (victim >= 0) {
-      target = victim;
-      // The ratelimit: a vCPU keeps its slot at least this long; the tick asks later if too soon.
-      if (now - t.f64[t.pf(victim, PF.SLICE)] >= this.ratelimitMs) {
-        t.i32[G.TICKLES]++;
-        this.resched(victim);
-      }
-    }
-    this.enqueue(unit, target);
-    return false;
   }
 
   /** An idle slot in `hard`: the last one it ran on, then soft affinity, then any. -1: none. */
@@ -384,26 +337,20 @@ export class CreditScheduler {
 
   /**
    * The vCPU stops being runnable (it blocks, is paused, goes offline): its slot goes to the best
-   * waiting vCPU that may use it, local or stolen, or idles; a vCPU that holds none but was queued
-   * (by a sender's wakeBlocked while it slept) leaves its runqueue. With `gone`, the vCPU leaves
-   * the scheduler for good (its thread ended). With `asleep`, its thread now sleeps in
-   * SCHEDOP_block on its upcall word: an event's sender may make it runnable (wakeBlocked).
+   * waiting vCPU that may use it, local or stolen, or idles. With `gone`, the vCPU leaves the
+   * scheduler for good (its thread ended): it is also taken off any runqueue.
    */
-  release(unit: number, now: number, gone = false, asleep = false): void {
+  release(unit: number, now: number, gone = false): void {
     const t = this.t;
     this.lock();
     try {
       const slot = this.i(unit, U.SLOT) - 1;
-      this.set(unit, U.BLOCKED, asleep && !gone ? BLK_ASLEEP : BLK_RUNNING);
-      t.f64[t.uf(unit, UFL.WOKEN)] = 0;
       if (gone) {
+        this.set(unit, U.RUNQ, 0);
         this.set(unit, U.EXISTS, 0);
         this.set(unit, U.FLAGS, 0);
       }
-      if (slot < 0) {
-        this.set(unit, U.RUNQ, 0);
-        return;
-      }
+      if (slot < 0) return;
       t.i32[G.SCHEDULES]++;
       this.burn(unit, now);
       Atomics.store(t.i32, t.u(unit, U.SLOT), 0);
@@ -519,20 +466,6 @@ export class CreditScheduler {
 }
 
 export { MAX_PCPUS };
-
-const waker = new WeakMap<HypervisorState, CreditScheduler>();
-/**
- * This thread's scheduler for waking others (event-channel.ts evtchn_kick): one per thread and
- * hypervisor state, made on first use; `trace` is the thread's buffer, if it has one.
- */
-export function schedulerOf(hv: HypervisorState, trace?: SchedTrace): CreditScheduler {
-  let s = waker.get(hv);
-  if (s === undefined) {
-    s = new CreditScheduler(hv, schedTables(hv.buffers.sched), trace);
-    waker.set(hv, s);
-  }
-  return s;
-}
 
 /** A unit as the trace shows it: domid << 8 | vcpu (the record's cpu field's form), -1 for idle. */
 function traceUnit(unit: number): number {

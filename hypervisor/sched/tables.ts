@@ -57,13 +57,12 @@ export const G = {
   /*
    * What scheduling costs the host, counted (not timed): each vCPU is a thread, and every time a
    * sleeping one must run, the host OS wakes it (a futex wake-up, ~45 µs here). Xen's pCPUs have
-   * no such cost; these counters show how much of it the mechanisms below avoid.
+   * no such cost; the bench suites scale and net show these per request and per packet.
    */
-  HANDOVERS: 15,     // a slot given by one thread to a vCPU waiting for it (release, preemption, tick, a remote wake onto an idle slot)
+  HANDOVERS: 15,     // a slot given by one thread to a vCPU waiting for it (release, preemption, the tick filling an idle slot)
   SLOT_WAKES: 16,    // ... of which found its thread asleep and woke it (Atomics.notify woke a waiter)
   EVT_WAKES: 17,     // event deliveries that woke a vCPU thread asleep in SCHEDOP_block
-  WAKES_QUEUED: 18,  // event deliveries to a blocked vCPU that queued it for a slot without waking its thread (vcpu_wake on the sender's side)
-  TICKLES: 19,       // reschedule requests a wake-up made (__runq_tickle of a busy slot)
+  TICKLES: 18,       // reschedule requests a wake-up made (__runq_tickle of a busy slot)
   WORDS: 24,
 } as const;
 
@@ -104,19 +103,8 @@ export const U = {
   RAN_ON: 9,     // bit p: has run on slot p (for tests and vcpu-list)
   BOOSTS: 10,    // its wake-ups at BOOST
   PREEMPTED: 11, // times it lost its slot to another vCPU (not counting blocking)
-  /*
-   * Where its thread sleeps while it holds no slot (see credit.ts wakeBlocked): BLK_RUNNING, it
-   * is not asleep in SCHEDOP_block (it runs, or waits on U.SLOT); BLK_ASLEEP, it gave its slot up
-   * in SCHEDOP_block and its thread sleeps on its evtchn_upcall_pending word; BLK_QUEUED, an event
-   * made it runnable and the sender queued it for a slot without waking its thread, which the
-   * slot's hand-over will wake (on the upcall word, where it sleeps).
-   */
-  BLOCKED: 12,
-  WORDS: 13,
+  WORDS: 12,
 } as const;
-export const BLK_RUNNING = 0;
-export const BLK_ASLEEP = 1;
-export const BLK_QUEUED = 2;
 export const UF_ACTIVE = 1;   // on the active list: earns credit at accounting
 export const UF_PARKED = 2;   // CSCHED_FLAG_UNIT_PARKED: capped and over its cap
 /* Float64 per vCPU. */
@@ -125,8 +113,7 @@ export const UFL = {
   LAST_BURN: 1,  // when credit was last charged (ms)
   TIMER: 2,      // singleshot timer deadline (ms on the shared clock); 0 = none
   GIVEN: 3,      // when it was last given a slot: its runstate is "running" from then on
-  WOKEN: 4,      // when a sender's event made it runnable while its thread slept (0: not since it last ran)
-  WORDS: 5,
+  WORDS: 4,
 } as const;
 
 /* csched_dom: Int32 words per domain. */
