@@ -100,8 +100,11 @@ export class CreditScheduler {
     this.set(unit, U.SEQ, ++this.t.i32[G.SEQ]);
   }
 
-  /** The slot changes hands: to `unit`, or to nobody (-1). Wakes the vCPU it is given to. */
-  private setCurr(slot: number, unit: number, now: number): void {
+  /**
+   * The slot changes hands: to `unit`, or to nobody (-1). Wakes the vCPU it is given to.
+   * `handover`: another thread gives it (counted in G.HANDOVERS; G.SLOT_WAKES if its thread slept).
+   */
+  private setCurr(slot: number, unit: number, now: number, handover = false): void {
     const t = this.t;
     const prev = this.curr(slot);
     if (prev >= 0 && unit < 0) {
@@ -122,7 +125,11 @@ export class CreditScheduler {
     t.f64[t.uf(unit, UFL.LAST_BURN)] = now;
     t.f64[t.uf(unit, UFL.GIVEN)] = now;
     Atomics.store(t.i32, t.u(unit, U.SLOT), slot + 1);
-    Atomics.notify(t.i32, t.u(unit, U.SLOT));
+    const woke = Atomics.notify(t.i32, t.u(unit, U.SLOT));
+    if (handover) {
+      t.i32[G.HANDOVERS]++;
+      if (woke > 0) t.i32[G.SLOT_WAKES]++;
+    }
   }
 
   /**
@@ -254,7 +261,10 @@ export class CreditScheduler {
       if (victim >= 0) {
         target = victim;
         // The ratelimit: a vCPU keeps its slot at least this long; the tick asks later if too soon.
-        if (now - t.f64[t.pf(victim, PF.SLICE)] >= this.ratelimitMs) this.resched(victim);
+        if (now - t.f64[t.pf(victim, PF.SLICE)] >= this.ratelimitMs) {
+          t.i32[G.TICKLES]++;
+          this.resched(victim);
+        }
       }
       this.enqueue(unit, target);
       return false;
@@ -316,7 +326,7 @@ export class CreditScheduler {
         t.f64[GF.LATE_MAX] = Math.max(t.f64[GF.LATE_MAX], now - asked);
         t.i32[G.LATE_N]++;
       }
-      this.setCurr(slot, next, now);
+      this.setCurr(slot, next, now, true);
       t.i32[G.SWITCHES]++;
       const target = allowedHere ? slot : 31 - Math.clz32(hard & -hard);
       if (!parked && target !== slot && this.curr(target) < 0) {
@@ -349,7 +359,10 @@ export class CreditScheduler {
       t.i32[G.SCHEDULES]++;
       this.burn(unit, now);
       Atomics.store(t.i32, t.u(unit, U.SLOT), 0);
-      if (this.curr(slot) === unit) this.setCurr(slot, this.pickNext(slot), now);
+      if (this.curr(slot) === unit) {
+        const next = this.pickNext(slot);
+        this.setCurr(slot, next, now, next >= 0);
+      }
       t.i32[G.SWITCHES]++;
     } finally {
       this.unlock();
@@ -394,7 +407,7 @@ export class CreditScheduler {
         const cur = this.curr(p);
         if (cur < 0) {
           const next = this.pickNext(p);
-          if (next >= 0) this.setCurr(p, next, now);
+          if (next >= 0) this.setCurr(p, next, now, true);
           continue;
         }
         this.burn(cur, now);

@@ -42,6 +42,12 @@ export interface SchedCounters {
   accts: number; schedules: number; switches: number; steals: number; boosts: number; boost_preempts: number; parks: number;
   /** Decision → effect: from asking a running vCPU for its slot to its giving it up (ms): mean, max, how many. */
   lateMeanMs: number; lateMaxMs: number; lateN: number;
+  /**
+   * Host thread wake-ups scheduling made, counted (tables.ts G): slots handed to a waiting vCPU,
+   * of those the ones whose thread slept and was woken, event deliveries that woke a blocked
+   * vCPU's thread, and wake-ups that asked a running vCPU to reschedule (tickles).
+   */
+  handovers: number; slot_wakes: number; evt_wakes: number; tickles: number;
 }
 
 export class HostScheduler {
@@ -229,6 +235,7 @@ export class HostScheduler {
       accts: i[G.ACCTS], schedules: i[G.SCHEDULES], switches: i[G.SWITCHES], steals: i[G.STEALS],
       boosts: i[G.BOOSTS], boost_preempts: i[G.BOOST_PREEMPTS], parks: i[G.PARKS],
       lateMeanMs: i[G.LATE_N] > 0 ? this.t.f64[GF.LATE_SUM] / i[G.LATE_N] : 0, lateMaxMs: this.t.f64[GF.LATE_MAX], lateN: i[G.LATE_N],
+      handovers: i[G.HANDOVERS], slot_wakes: i[G.SLOT_WAKES], evt_wakes: Atomics.load(i, G.EVT_WAKES), tickles: i[G.TICKLES],
     };
   }
 

@@ -54,7 +54,16 @@ export const G = {
   PARKS: 12,         // capped vCPUs parked
   HIGH: 13,          // highest registered unit index + 1: how far a runqueue scan goes
   LATE_N: 14,        // decisions whose effect was measured (GF.LATE_SUM)
-  WORDS: 16,
+  /*
+   * What scheduling costs the host, counted (not timed): each vCPU is a thread, and every time a
+   * sleeping one must run, the host OS wakes it (a futex wake-up, ~45 µs here). Xen's pCPUs have
+   * no such cost; the bench suites scale and net show these per request and per packet.
+   */
+  HANDOVERS: 15,     // a slot given by one thread to a vCPU waiting for it (release, preemption, the tick filling an idle slot)
+  SLOT_WAKES: 16,    // ... of which found its thread asleep and woke it (Atomics.notify woke a waiter)
+  EVT_WAKES: 17,     // event deliveries that woke a vCPU thread asleep in SCHEDOP_block
+  TICKLES: 18,       // reschedule requests a wake-up made (__runq_tickle of a busy slot)
+  WORDS: 24,
 } as const;
 
 /* Float64 globals. */

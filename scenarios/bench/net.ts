@@ -163,7 +163,15 @@ async function rr(h: NetHost, size: number, count: number, n: number, path: NetB
 
 function perPacket(runs: Run[]): Record<string, number> {
   const m = (k: string) => median(runs.map((r) => (r.counters[k] ?? 0) / r.packets));
-  return { notifications: m('notifications'), grantCopies: m('grant_copies'), grantMaps: m('grant_maps'), hypercalls: m('hypercalls'), traps: m('traps'), ioreqs: m('ioreqs'), bufioreqs: m('bufioreqs'), wakeups: m('wakeups'), lost: median(runs.map((r) => r.lost)) };
+  // handovers, futexWakes, evtWakes: what scheduling cost the host per packet, counted
+  // (hypervisor/sched/tables.ts G): pCPU slots handed to a waiting vCPU, and the host thread
+  // wake-ups of those hand-overs and of events that woke a blocked vCPU's thread.
+  const futex = (r: Run) => (r.counters.sched_slot_wakes ?? 0) + (r.counters.sched_evt_wakes ?? 0);
+  return {
+    notifications: m('notifications'), grantCopies: m('grant_copies'), grantMaps: m('grant_maps'), hypercalls: m('hypercalls'), traps: m('traps'), ioreqs: m('ioreqs'),
+    bufioreqs: m('bufioreqs'), wakeups: m('wakeups'), handovers: m('sched_handovers'), futexWakes: median(runs.map((r) => futex(r) / r.packets)),
+    evtWakes: m('sched_evt_wakes'), lost: median(runs.map((r) => r.lost)),
+  };
 }
 
 function streamRow(path: string, workload: string, size: number, runs: Run[]): BenchRow {

@@ -159,7 +159,16 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait
   // Why the aggregate moves with N: how much of its window Dom0 (the one server) spent waiting
   // for a pCPU slot, and how often slots changed hands, per request.
   counters.dom0SlotWait = sched.running + sched.runnable > 0 ? sched.runnable / (sched.running + sched.runnable) : 0;
-  counters.slotSwitches = sched.switches / Math.max(1, (aggregate * sched.window) / 1000);
+  const windowRequests = Math.max(1, (aggregate * sched.window) / 1000);
+  counters.slotSwitches = sched.switches / windowRequests;
+  // What the scheduler cost the host, per request, counted (hypervisor/sched/tables.ts G): slots
+  // handed to a waiting vCPU, the host thread wake-ups (futex) of slot hand-overs and of events
+  // that woke a blocked vCPU, and wake-ups that asked a running vCPU to reschedule (tickles).
+  counters.handovers = sched.handovers / windowRequests;
+  counters.futexWakes = (sched.slotWakes + sched.evtWakes) / windowRequests;
+  counters.evtWakes = sched.evtWakes / windowRequests;
+  counters.tickles = sched.tickles / windowRequests;
+  counters.boostPreempts = sched.boostPreempts / windowRequests;
   const figures: ScaleFigures = {
     guests: n, perGuestIops: iops, minIops: Math.min(...iops), maxIops: Math.max(...iops), jain: jain(iops),
     createMs, createMedianMs: median(createMs), rssMiBPerGuest: (rssAll - rssBefore) / 2 ** 20 / n, guestRamMiB: GUEST_MIB,
@@ -176,7 +185,10 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait
 function schedSnapshot(host: BlockHost): Record<string, number> {
   const t = host.host.hv.vcpuTime;
   const c = host.host.sched.counters();
-  return { running: t[VT.RUNNING], runnable: t[VT.RUNNABLE], switches: c.switches, boostPreempts: c.boost_preempts, window: performance.now() };
+  return {
+    running: t[VT.RUNNING], runnable: t[VT.RUNNABLE], switches: c.switches, boostPreempts: c.boost_preempts, window: performance.now(),
+    handovers: c.handovers, slotWakes: c.slot_wakes, evtWakes: c.evt_wakes, tickles: c.tickles,
+  };
 }
 
 function diff(a: Record<string, number>, b: Record<string, number>): Record<string, number> {

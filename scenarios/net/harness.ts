@@ -132,6 +132,9 @@ export class NetHost {
   allCounters(): Record<string, number> {
     const sum: Record<string, number> = {};
     for (const d of this.host.list()) for (const [k, v] of Object.entries(this.host.counters(d.domid))) sum[k] = (sum[k] ?? 0) + v;
+    // And the scheduler's host-side costs (hypervisor/sched/tables.ts G): slot hand-overs and thread wake-ups.
+    const s = this.host.sched.counters();
+    Object.assign(sum, { sched_handovers: s.handovers, sched_slot_wakes: s.slot_wakes, sched_evt_wakes: s.evt_wakes, sched_tickles: s.tickles });
     return sum;
   }
 

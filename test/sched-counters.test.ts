@@ -1,0 +1,70 @@
+/*
+ * The scheduler's host-cost counters (hypervisor/sched/tables.ts G.HANDOVERS, SLOT_WAKES, TICKLES,
+ * EVT_WAKES), driven directly with no threads: a slot taken while idle is no hand-over; a slot
+ * given by a releasing vCPU to a queued one is; a BOOSTed wake beside an UNDER holder past the
+ * ratelimit tickles it; an event wakes (and counts) only a thread that really sleeps on its flag.
+ */
+import test from 'ava';
+import { CreditScheduler } from '../hypervisor/sched/credit.ts';
+import { HostScheduler } from '../hypervisor/sched/host-sched.ts';
+import { GF, PF, unitOf } from '../hypervisor/sched/tables.ts';
+import { HypervisorState, allocateBuffers } from '../hypervisor/state.ts';
+import { evtchn_kick } from '../hypervisor/event-channel.ts';
+
+function rig(pcpus: number) {
+  const hv = new HypervisorState(allocateBuffers(1));
+  const hs = new HostScheduler(hv, pcpus);
+  hs.close();
+  const cs = new CreditScheduler(hv, hs.t);
+  return { hv, hs, cs, t0: hs.t.f64[GF.BOOT] };
+}
+
+test('hand-overs: an idle slot taken is none; a release to a queued vCPU is one; no thread slept, so no wake', (t) => {
+  const { hs, cs, t0 } = rig(1);
+  const a = unitOf(1, 0);
+  const b = unitOf(2, 0);
+  for (const [d, u] of [[1, a], [2, b]] as const) {
+    cs.initDomain(d, 256, 0);
+    cs.initUnit(u, 0, 0);
+  }
+  t.true(cs.wake(a, t0));
+  t.is(hs.counters().handovers, 0);
+  t.false(cs.wake(b, t0 + 0.1)); // queued behind a
+  cs.release(a, t0 + 0.2);
+  const c = hs.counters();
+  t.is(c.handovers, 1);
+  t.is(c.slot_wakes, 0); // b's "thread" was not waiting in Atomics.wait
+  cs.release(b, t0 + 0.3);
+  t.is(hs.counters().handovers, 1); // to nobody: the slot idles
+});
+
+test('tickles: a BOOSTed wake asks an UNDER holder to reschedule only past the ratelimit', (t) => {
+  const { hs, cs, t0 } = rig(1);
+  const a = unitOf(1, 0);
+  const b = unitOf(2, 0);
+  for (const [d, u] of [[1, a], [2, b]] as const) {
+    cs.initDomain(d, 256, 0);
+    cs.initUnit(u, 0, 0);
+  }
+  t.true(cs.wake(a, t0));
+  // a has run for its BOOST's tick: UNDER again (csched_tick).
+  cs.tick(t0 + 0.1);
+  t.false(cs.wake(b, t0 + 0.2)); // within the 1 ms ratelimit: queued, no tickle
+  t.is(hs.counters().tickles, 0);
+  t.true(cs.dequeue(b)); // b leaves the runqueue (it never held a slot)
+  hs.t.f64[hs.t.pf(0, PF.SLICE)] = t0 - 5; // a has held the slot for 5 ms
+  t.false(cs.wake(b, t0 + 0.4));
+  t.is(hs.counters().tickles, 1);
+});
+
+test('event wake-ups are counted only when a thread sleeps on the upcall flag', async (t) => {
+  const { hv, hs } = rig(1);
+  evtchn_kick(hv, 1, 0); // nobody waits
+  t.is(hs.counters().evt_wakes, 0);
+  const si = hv.sharedInfo[1]!;
+  const w = Atomics.waitAsync(si, 0, 0);
+  t.true(w.async);
+  evtchn_kick(hv, 1, 0);
+  t.is(await w.value, 'ok');
+  t.is(hs.counters().evt_wakes, 1);
+});
