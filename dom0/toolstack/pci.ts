@@ -8,11 +8,11 @@
  * controllers (shared/public/hw/sc.ts); the hypervisor's table says who owns each
  * (XEN_SYSCTL pci_info here). There is no guest PCI bus, so no Vdev; instead each row says what the
  * IOMMU saw: the device's DMA operations and its faults (DMA outside its owner's frames). A
- * controller Dom0 owns, other than Dom0's own (00:1f.0, which its blkback drives: not
- * assignable, ./config/passthrough.ts), is assignable.
+ * device Dom0 owns and no Dom0 driver holds (PCI_HELD_BY_DOM0: its own controller and the network
+ * card; ./config/passthrough.ts) is assignable.
  */
 import type { Hypercalls } from '../../shared/public/hypercall.ts';
-import { PCI_STORAGE0, type PciDeviceInfo } from '../../shared/public/hw/sc.ts';
+import { PCI_HELD_BY_DOM0, type PciDeviceInfo } from '../../shared/public/hw/sc.ts';
 import { errnoName } from '../../shared/public/xen.ts';
 
 export interface PciListRow {
@@ -35,5 +35,5 @@ export async function pciList(hc: Hypercalls, domid: number): Promise<PciListRow
 
 /** The BDFs a config's pci = [...] may name now. */
 export async function pciAssignableList(hc: Hypercalls): Promise<string[]> {
-  return (await info(hc)).filter((d) => d.owner === 0 && d.dev !== PCI_STORAGE0).map((d) => d.bdf);
+  return (await info(hc)).filter((d) => d.owner === 0 && !PCI_HELD_BY_DOM0.has(d.dev)).map((d) => d.bdf);
 }

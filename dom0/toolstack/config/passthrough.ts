@@ -11,8 +11,8 @@
  *
  * ringvisor's devices are the storage controllers of shared/public/hw/sc.ts. The first one,
  * 0000:00:1f.0, is Dom0's: its blkback drives every disk Dom0 serves through it, so it is not
- * assignable (as a device still bound to a Dom0 driver is not, until pci-assignable-add); the
- * others are. VSLOT and the keys xl knows (permissive, msitranslate, seize, power_mgmt,
+ * assignable (as a device still bound to a Dom0 driver is not, until pci-assignable-add); nor is
+ * the network card behind the bridge's uplink (hw/nic.ts); the others are. VSLOT and the keys xl knows (permissive, msitranslate, seize, power_mgmt,
  * rdm_policy, name) are accepted and ignored with a warning: there is no guest PCI bus to place
  * the device on, and no config space to be permissive about. What a driver domain does with its
  * controller: domu/driver-domain.ts.
@@ -20,7 +20,7 @@
 import type { Report } from './config-error.ts';
 import { getBool, getStringList, type Located } from './xlcfg-get.ts';
 import type { XlConfig } from './xlcfg-parse.ts';
-import { PCI_DEVICES, PCI_STORAGE0 } from '../../../shared/public/hw/sc.ts';
+import { PCI_DEVICES, PCI_HELD_BY_DOM0 } from '../../../shared/public/hw/sc.ts';
 
 export interface PciConfig {
   /** The device's index in the hypervisor's table (shared/public/hw/sc.ts PCI_DEVICES). */
@@ -69,9 +69,10 @@ export function interpretPassthrough(cfg: XlConfig, report: Report): Passthrough
       report.error(line, `pci '${item.text}': ${r}`, column);
       continue;
     }
-    if (r.dev === PCI_STORAGE0) {
-      report.error(line, `pci '${item.text}': ${r.bdf} is not assignable: Dom0's blkback drives every disk Dom0 serves ` +
-        `through it (expected another controller: ${PCI_DEVICES.filter((_, i) => i !== PCI_STORAGE0).join(', ')})`, column);
+    const held = PCI_HELD_BY_DOM0.get(r.dev);
+    if (held !== undefined) {
+      report.error(line, `pci '${item.text}': ${r.bdf} is not assignable: ${held} ` +
+        `(expected one of: ${PCI_DEVICES.filter((_, i) => !PCI_HELD_BY_DOM0.has(i)).join(', ')})`, column);
       continue;
     }
     const twice = pci.find((p) => p.dev === r.dev);

@@ -75,6 +75,15 @@ export const PCI_NIC0 = 3;        // the network card behind the bridge's uplink
 export const PCI_DEVICES = ['0000:00:1f.0', '0000:00:1f.1', '0000:00:1f.2', '0000:00:19.0'] as const;
 /** The devices that are storage controllers (this file's layout); the others have their own (hw/nic.ts). */
 export const PCI_STORAGE_CONTROLLERS: readonly number[] = [PCI_STORAGE0, PCI_STORAGE1, PCI_STORAGE2];
+/**
+ * Devices a Dom0 driver holds, so not assignable (as a device bound to a Dom0 driver is not, until
+ * pci-assignable-add), with why: the controller Dom0's blkback drives, and the card its bridge's
+ * uplink drives (no DomU kernel has a driver for the card yet: a network driver domain is not built).
+ */
+export const PCI_HELD_BY_DOM0: ReadonlyMap<number, string> = new Map([
+  [PCI_STORAGE0, "Dom0's blkback drives every disk Dom0 serves through it"],
+  [PCI_NIC0, "Dom0's bridge drives its uplink through it, and no guest kernel has a driver for it yet"],
+]);
 export const PCI_NONE = -1;
 
 /** What the hypervisor tells the control domain about a device. */
