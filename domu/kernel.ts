@@ -86,15 +86,18 @@ export async function main(env: KernelEnv): Promise<void> {
     onHotplug: (dev) => k.log(`${dev.name}: hot-plugged`),
   });
   k.log(`disks: ${disks.disks.map((d) => `${d.name} (${d.path}, ${mib(d)})`).join(', ') || 'none'}`);
-  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null);
+  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed !== null);
   serveConsole(k, cons, disks.disks, (req) => stop(req));
 
   let memTouch: MemTouch | null = null;
   const wname = args.get('workload') ?? 'idle';
-  if (resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && wname !== 'idle') {
+  // A server that keeps no progress (udp-rr's echo: each answer is the request sent back) simply
+  // serves again after a resume, as a daemon does after Linux's resume; anything else idles.
+  const stateless = wname === 'udp-rr' && args.get('role') === 'server';
+  if (resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && wname !== 'idle' && !stateless) {
     k.log(`resume: workload ${wname} kept its progress on the kernel's heap, not in guest memory, so it cannot carry on; idling`);
   }
-  const workload: Promise<AfterWorkload> = resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH
+  const workload: Promise<AfterWorkload> = resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && !stateless
     ? Promise.resolve('idle')
     : wname === 'mem-touch'
     ? (memTouch = startMemTouch(k, args, resumed, (line) => k.log(line))).done.then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
