@@ -38,6 +38,7 @@
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
 import { xenbusInit } from '../shared/kernel/xenbus/xs-ring.ts';
+import { XS_RESET_WATCHES } from '../shared/public/io/xs_wire.ts';
 import { CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type CmdlineGuestType } from '../shared/public/cmdline.ts';
 import type { KernelEnv } from '../shared/public/hypercall.ts';
 import type { ShutdownRequest } from '../shared/public/io/xenbus.ts';
@@ -66,11 +67,15 @@ export async function main(env: KernelEnv): Promise<void> {
   const args = parseCmdline(k.si.cmd_line);
   const type = (['pv', 'pvh', 'hvm'].includes(args.get(CMDLINE_GUEST_TYPE) ?? '') ? args.get(CMDLINE_GUEST_TYPE) : 'pv') as CmdlineGuestType;
   const xs = xenbusInit(k);
+  // Resumed in the domain it suspended in (a migration that failed: xc_domain_resume), the kernel
+  // finds the store connection its predecessor used, its watches still set: drop them first, as
+  // Linux's xs_reset_watches does for a kexec'd kernel. On a new host the connection is new anyway.
+  if (resumed) await xs.request(XS_RESET_WATCHES, ['']);
   const name = await xs.read('name');
   k.log(`ringvisor DomU kernel: ${name}, ${type.toUpperCase()} guest, ${(k.si.nr_pages * PAGE_SIZE) >> 20} MiB, ` +
     `${k.nr_vcpus} vCPU(s)`);
   k.log(`Command line: ${k.si.cmd_line}`);
-  if (resumed) k.log(`resume: restored from a save stream (suspend #${resumed.words[R.SUSPENDS]}); reconnecting devices to this host's backends`);
+  if (resumed) k.log(`resume: restored from a save stream, or resumed in place (suspend #${resumed.words[R.SUSPENDS]}); reconnecting devices to this host's backends`);
 
   let stop: (req: ShutdownRequest) => void = () => undefined;
   const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });

@@ -317,6 +317,9 @@ export class HypercallTable implements Hypercalls {
   domctl_unpausedomain(domid: number): Promise<number> {
     return this.#domctl<number>('unpausedomain', domid);
   }
+  domctl_resumedomain(domid: number): Promise<number> {
+    return this.#domctl<number>('resumedomain', domid);
+  }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.#domctl<DomainInfo>('getdomaininfo', domid);
   }
