@@ -17,7 +17,13 @@
  * NAME--migratedaway from the target's "ready" until it is destroyed (or taken back).
  */
 import { SaveError } from './save-restore.ts';
-import type { MigrateHost } from './migrate.ts';
+
+/** What recovery needs of the toolstack (a part of migrate.ts's MigrateHost). */
+export interface RecoveryHost {
+  log(line: string): void;
+  rename(domid: number, from: string, to: string): Promise<void>;
+  resume(domid: number): Promise<void>;
+}
 
 export const incomingName = (name: string): string => `${name}--incoming`;
 export const migratedAwayName = (name: string): string => `${name}--migratedaway`;
@@ -26,7 +32,7 @@ export const migratedAwayName = (name: string): string => `${name}--migratedaway
  * After a failure past the suspend: resume the guest here if that is safe, and return the error
  * for the caller to throw (it says what became of the guest).
  */
-export async function recoverAtSender(h: MigrateHost, domid: number, name: string,
+export async function recoverAtSender(h: RecoveryHost, domid: number, name: string,
   step: { renamedAway: boolean; goSent: boolean }, why: string): Promise<SaveError> {
   if (step.goSent) {
     h.log(`xl migrate: ${name}: ** migration failed during the final handshake ** (${why}); the domain's state is undefined: ` +
