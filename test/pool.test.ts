@@ -14,6 +14,7 @@ import { startHost, type RunningHost } from '../cli/host.ts';
 import { PoolBalancer } from '../cli/pool/balancer.ts';
 import { PoolFileError, ejectFromPool, joinPool, readPool } from '../cli/pool/pool-file.ts';
 import { formatPoolList, viewPool } from '../cli/pool/pool-view.ts';
+import { rv } from './helpers/cli.ts';
 
 let dir = '';
 const hosts: Record<string, RunningHost> = {};
@@ -98,4 +99,21 @@ test.serial('a member that starts paging has a guest moved to the member with th
     await balancer.stop();
     xa.close();
   }
+});
+
+test.serial('the command line: pool-join, list --pool, pool-eject; a missing pool file is an error that names it', async (t) => {
+  const file = join(dir, 'cli-pool.json');
+  const j1 = await rv(['--run-dir', hosts['host-b'].runDir, 'pool-join', file, '--name', 'bee']);
+  t.is(j1.code, 0, j1.stderr);
+  t.regex(j1.stdout, /bee \(160 MiB\) joined pool pool0: bee \(master\)/);
+  const j2 = await rv(['--run-dir', hosts['host-c'].runDir, 'pool-join', file, '--name', 'sea']);
+  t.regex(j2.stdout, /joined pool pool0: bee \(master\), sea/);
+  const l = await rv(['list', '--pool', file]);
+  t.is(l.code, 0, l.stderr);
+  t.regex(l.stdout, /bee \(master\): \d+ MiB free of 160/);
+  t.regex(l.stdout, /sea: \d+ MiB free of 128/);
+  t.regex((await rv(['pool-eject', file, 'bee'])).stdout, /bee left pool pool0; master: sea/);
+  const bad = await rv(['pool-list', join(dir, 'nope.json')]);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /nope\.json: cannot read the pool file/);
 });
