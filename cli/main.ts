@@ -34,6 +34,7 @@ import { registerSchedVerbs } from './sched.ts';
 import { registerNetworkVerbs } from './network.ts';
 import { registerPciVerbs } from './pci.ts';
 import { registerSaveRestoreVerbs } from './save-restore.ts';
+import { poolListText, registerPoolVerbs } from './pool/verbs.ts';
 import type { BridgeConfig } from '../dom0/backends/netback/module.ts';
 
 interface Io extends ConsoleIo { stdin: NodeJS.ReadStream; stdout: NodeJS.WriteStream; stderr: NodeJS.WriteStream }
@@ -116,7 +117,9 @@ A session:
 
   program.command('list').description('list domains: Name, ID, Mem (MiB), VCPUs, State (r b p s c d), Time(s) (xl list)')
     .argument('[domain...]', 'only these (names or ids)')
-    .action(async (domains: string[], _o: unknown, cmd: Command) => {
+    .option('--pool <poolfile>', 'every guest of the pool instead, with its host (pool-list)')
+    .action(async (domains: string[], o: { pool?: string }, cmd: Command) => {
+      if (o.pool !== undefined) { out(await poolListText(o.pool)); return; }
       const all = await withClient(cmd, (c) => c.call<ListedDomain[]>({ verb: 'list' }));
       const wanted = domains.length === 0 ? all : all.filter((d) => domains.includes(d.name) || domains.includes(String(d.domid)));
       const missing = domains.filter((x) => !all.some((d) => d.name === x || String(d.domid) === x));
@@ -213,6 +216,7 @@ A session:
   addTraceVerb(program, withClient, (s) => io.stdout.write(`${s}\n`));
   registerNetworkVerbs({ domainVerb, program, withClient, out });
   registerSaveRestoreVerbs({ domainVerb, program, withClient, out });
+  registerPoolVerbs({ program, runDir, out });
 
   addXenstoreVerbs(program, { stdout: io.stdout, stderr: io.stderr, runDir, setCode: (c) => { code = c; } });
 

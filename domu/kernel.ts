@@ -38,6 +38,7 @@
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
 import { xenbusInit } from '../shared/kernel/xenbus/xs-ring.ts';
+import { XS_RESET_WATCHES } from '../shared/public/io/xs_wire.ts';
 import { CMDLINE_DRIVER_DOMAIN, CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type CmdlineGuestType } from '../shared/public/cmdline.ts';
 import type { KernelEnv } from '../shared/public/hypercall.ts';
 import type { ShutdownRequest } from '../shared/public/io/xenbus.ts';
@@ -68,11 +69,15 @@ export async function main(env: KernelEnv): Promise<void> {
   const args = parseCmdline(k.si.cmd_line);
   const type = (['pv', 'pvh', 'hvm'].includes(args.get(CMDLINE_GUEST_TYPE) ?? '') ? args.get(CMDLINE_GUEST_TYPE) : 'pv') as CmdlineGuestType;
   const xs = xenbusInit(k);
+  // Resumed in the domain it suspended in (a migration that failed: xc_domain_resume), the kernel
+  // finds the store connection its predecessor used, its watches still set: drop them first, as
+  // Linux's xs_reset_watches does for a kexec'd kernel. On a new host the connection is new anyway.
+  if (resumed) await xs.request(XS_RESET_WATCHES, ['']);
   const name = await xs.read('name');
   k.log(`ringvisor DomU kernel: ${name}, ${type.toUpperCase()} guest, ${(k.si.nr_pages * PAGE_SIZE) >> 20} MiB, ` +
     `${k.nr_vcpus} vCPU(s)`);
   k.log(`Command line: ${k.si.cmd_line}`);
-  if (resumed) k.log(`resume: restored from a save stream (suspend #${resumed.words[R.SUSPENDS]}); reconnecting devices to this host's backends`);
+  if (resumed) k.log(`resume: restored from a save stream, or resumed in place (suspend #${resumed.words[R.SUSPENDS]}); reconnecting devices to this host's backends`);
 
   let stop: (req: ShutdownRequest) => void = () => undefined;
   const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });
@@ -90,15 +95,18 @@ export async function main(env: KernelEnv): Promise<void> {
     onHotplug: (dev) => k.log(`${dev.name}: hot-plugged`),
   });
   k.log(`disks: ${disks.disks.map((d) => `${d.name} (${d.path}, ${mib(d)})`).join(', ') || 'none'}`);
-  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null);
+  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed !== null);
   serveConsole(k, cons, disks.disks, (req) => stop(req));
 
   let memTouch: MemTouch | null = null;
   const wname = args.get('workload') ?? 'idle';
-  if (resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && wname !== 'idle') {
+  // A server that keeps no progress (udp-rr's echo: each answer is the request sent back) simply
+  // serves again after a resume, as a daemon does after Linux's resume; anything else idles.
+  const stateless = wname === 'udp-rr' && args.get('role') === 'server';
+  if (resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && wname !== 'idle' && !stateless) {
     k.log(`resume: workload ${wname} kept its progress on the kernel's heap, not in guest memory, so it cannot carry on; idling`);
   }
-  const workload: Promise<AfterWorkload> = resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH
+  const workload: Promise<AfterWorkload> = resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && !stateless
     ? Promise.resolve('idle')
     : wname === 'mem-touch'
     ? (memTouch = startMemTouch(k, args, resumed, (line) => k.log(line))).done.then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))

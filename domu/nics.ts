@@ -32,7 +32,7 @@ export interface GuestNics {
 }
 
 export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) => void, onHotplug?: (nic: Netfront) => void,
-  e1000: string | null = null): Promise<GuestNics> {
+  e1000: string | null = null, resumed = false): Promise<GuestNics> {
   const dir = `${XS_DIR_DEVICE}/vif`;
   const atBoot = new Set((await xs.directory(dir).catch(() => [] as string[])).map((d) => `${dir}/${d}`));
   const nics: Netfront[] = [];
@@ -93,9 +93,19 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
       `ip ${addr ? formatIPv4(addr) : 'none'}`);
   }
   const first = all[0];
+  const stack = first === undefined ? null : withTimer(new NetStack(first, addrs.get(first) ?? 0), k);
+  // After a resume (a migration, a restore), netfront has reconnected to this host's netback and
+  // posted fresh rx buffers; Linux's netback_changed then calls netdev_notify_peers, and the
+  // interface, which kept its address across the suspend, sends a gratuitous ARP. Here the stack
+  // is rebuilt after the reconnection (the old one was on the old thread's heap), so it announces
+  // itself once it exists. At a first boot Linux sends none (no address yet when netfront connects).
+  if (resumed && stack !== null && stack.ip !== 0) {
+    stack.announce();
+    log(`${stack.dev.name}: resumed; gratuitous ARP for ${formatIPv4(stack.ip)} (netdev_notify_peers)`);
+  }
   return {
     nics: all,
-    stack: first === undefined ? null : withTimer(new NetStack(first, addrs.get(first) ?? 0), k),
+    stack,
     async closeAll() {
       await Promise.all(closers.map((c) => c()));
     },

@@ -28,6 +28,7 @@ import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo } from '../share
 import type { SchedOp } from '../shared/public/sched.ts';
 import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
+import { domain_resume_prepare } from './domain-resume.ts';
 import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
 import { grantsActive, mappingsHeld } from './grant-table.ts';
 import { freeFrames, initAllocator, usedFrames } from './page-alloc.ts';
@@ -191,10 +192,18 @@ export class Host extends EventEmitter {
       Atomics.store(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
       for (let v = 0; v < maxVcpus; v++) Atomics.store(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
     }
+    this.startVcpus(entry, maxVcpus, config.resume_gfn ?? -1);
+    this.emit('created', { domid, name: config.name });
+    return domid;
+  }
+
+  /** One thread per vCPU, entering the kernel (vcpu.ts); vCPU 0 in resume mode if `resume_gfn` >= 0. */
+  private startVcpus(entry: DomainEntry, maxVcpus: number, resume_gfn: number): void {
+    const { domid, config, built } = entry;
     for (let v = 0; v < maxVcpus; v++) {
       const boot: VcpuBoot = {
         buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
-        resume_gfn: config.resume_gfn ?? -1,
+        resume_gfn,
       };
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;
@@ -203,8 +212,27 @@ export class Host extends EventEmitter {
       w.on('message', (m: VcpuMessage) => this.onMessage(entry, w, m));
       w.on('error', (e) => this.log(`(XEN) d${domid}v${v} thread error: ${e.stack ?? e}`));
     }
-    this.emit('created', { domid, name: config.name });
-    return domid;
+  }
+
+  /**
+   * XEN_DOMCTL_resumedomain for a domain that suspended (./domain-resume.ts): same id, same memory,
+   * fresh vCPU threads booting the kernel in resume mode. EINVAL if it is not suspended.
+   */
+  async resumeDomain(domid: number): Promise<void> {
+    const entry = this.entries.get(domid);
+    if (!entry) throw new DomctlError(XEN_ESRCH, `no domain ${domid}`);
+    if (entry.destroying) throw new DomctlError(XEN_EINVAL, `domain ${domid} is being destroyed`);
+    await Promise.all(entry.exited); // the suspended kernel's threads are gone (they stopped at the shutdown)
+    const nr = entry.workers.length;
+    const saved = domain_resume_prepare(this.hv, entry.built, entry.config.vcpus);
+    if (saved < 0) throw new DomctlError(XEN_EINVAL, `domain ${domid} (${entry.config.name}) is not suspended`);
+    entry.workers = [];
+    entry.exited = [];
+    entry.stopping = false;
+    this.sched.domainCreated(domid, nr, entry.config);
+    this.startVcpus(entry, nr, saved);
+    this.log(`(XEN) d${domid} (${entry.config.name}) resumed from its suspend (context at gfn ${saved})`);
+    this.emit('resumed', { domid, name: entry.config.name });
   }
 
   private onMessage(entry: DomainEntry, w: Worker, m: VcpuMessage): void {
@@ -415,6 +443,7 @@ export class Host extends EventEmitter {
         case 'destroydomain': await this.destroy(domid); return 0;
         case 'pausedomain': if (domid === 0) return -XEN_EINVAL; this.pause(domid); return 0;
         case 'unpausedomain': this.unpause(domid); return 0;
+        case 'resumedomain': await this.resumeDomain(domid); return 0;
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();

@@ -344,6 +344,9 @@ export class HypercallTable implements Hypercalls {
   domctl_unpausedomain(domid: number): Promise<number> {
     return this.#domctl<number>(HC.domctl_unpausedomain, 'unpausedomain', domid);
   }
+  domctl_resumedomain(domid: number): Promise<number> {
+    return this.#domctl<number>(HC.domctl_resumedomain, 'resumedomain', domid);
+  }
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
     return this.#domctl<DomainInfo>(HC.domctl_getdomaininfo, 'getdomaininfo', domid);
   }

@@ -30,8 +30,10 @@ import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { p2m_take_back } from './guest-memory.ts';
 import { frameOwner, get_page, put_page } from './page-alloc.ts';
+import { p2m_fault } from './mm/fault.ts';
+import { waitForPager } from './mm/pager-wait.ts';
 import {
-  FOREIGNMAP_WORDS, IO, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PRESENT, P2M_RESERVED,
+  FOREIGNMAP_WORDS, IO, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PAGED, P2M_POD, P2M_PRESENT, P2M_RESERVED,
   type HypervisorState,
 } from './state.ts';
 
@@ -67,6 +69,7 @@ export function map_foreign_frame(c: Caller, gpfn: number, fd: number, pick: (hv
 /** XENMAPSPACE_gmfn_foreign for one frame: `fd`'s gfn at our `gpfn`. */
 function gmfn_foreign(c: Caller, fd: number, gfn: number, gpfn: number): number {
   if (!validGfn(gfn)) return -XEN_EINVAL;
+  pageInForeign(c.hv, fd, gfn);
   return map_foreign_frame(c, gpfn, fd, (hv) => {
     const e = p2m_pin_private(hv, fd, gfn); // resident, private, and kept so (mm/fault.ts)
     // Only the owner's own RAM: not a hole, not something it has itself mapped from elsewhere.
@@ -76,6 +79,21 @@ function gmfn_foreign(c: Caller, fd: number, gfn: number, gpfn: number): number 
     get_page(hv, mfn);
     return mfn;
   });
+}
+
+/*
+ * A gfn that is paged out (or not yet populated) needs a frame before it can be mapped. On a host
+ * short of frames, while a pager runs, wait for the pager's next batch and try again, outside any
+ * lock, as a guest's own fault does (mm/pager-wait.ts). Xen answers such a mapping -ENOENT after
+ * asking xenpaging for the page, and libxenforeignmemory retries the paged-out frames until they
+ * are in; the save of a guest on a host that is paging (a pool moving it away) meets exactly this.
+ */
+function pageInForeign(hv: HypervisorState, fd: number, gfn: number): void {
+  if (!(Number.isInteger(fd) && fd >= 0 && fd < MAX_DOMAINS) || !hv.isAlive(fd)) return;
+  const idx = fd * MAX_GUEST_PAGES + gfn;
+  while ((Atomics.load(hv.p2m, idx) & (P2M_PAGED | P2M_POD)) !== 0 && p2m_fault(hv, fd, gfn, true) < 0) {
+    if (!waitForPager(hv)) return; // no pager, or it freed nothing in time: the mapping fails as before
+  }
 }
 
 /** XENMEM_add_to_physmap_batch, XENMAPSPACE_gmfn_foreign only. */

@@ -2,7 +2,8 @@
  * `npm start -- live-migration` (also `migrate`): a guest moves, running, from one host to another
  * on this machine, narrated: what a resumable guest is, the receiver, each precopy round with the
  * pages log-dirty caught being written, the stop-and-copy, the downtime, and the guest carrying on
- * at the other end with its working set verified; then xl save and restore of the same guest.
+ * at the other end with its working set verified; then xl save and restore of the same guest; then
+ * the two hosts as a pool that moves a VM on its own when one runs short of memory (./live-migration-pool.ts).
  *
  * Xen: xl migrate / xl migrate-receive, libxc's precopy over XEN_DOMCTL_shadow_op, Linux's
  * xen_suspend and resume path; Clark et al., "Live Migration of Virtual Machines" (NSDI 2005).
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import { startHost, type RunningHost } from '../cli/host.ts';
 import type { MigrateResult } from '../dom0/toolstack/migration/migrate.ts';
+import { poolPart } from './live-migration-pool.ts';
 
 export async function liveMigration(say: (line: string) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ringvisor-live-migration-'));
@@ -78,6 +80,7 @@ export async function liveMigration(say: (line: string) => void): Promise<void> 
     say(`6. A VM is files: xl save wrote it to ${file} (${(statSync(file).size / 1048576).toFixed(1)} MiB: xl's header and`);
     say(`   config, then libxc's records), and xl restore brought it back as domain ${restored.domid}, carrying on again.`);
     await xb.call({ verb: 'destroy', domain: 'wanderer' });
+    await poolPart(say, a, b, dir, 7, consoleSays);
     xa.close();
     xb.close();
   } finally {

@@ -37,7 +37,7 @@ export const SCENARIOS: Scenario[] = [
   { name: 'vcpu-hotplug', summary: 'maxvcpus and vcpu-set: a vCPU comes online and goes offline under cpu-burn, with its xenstore node and runstate', run: vcpuHotplug },
   { name: 'overcommit', summary: 'four 96 MiB guests on a 256 MiB host: populate on demand, page sharing, ballooning, paging', run: overcommit },
   { name: 'pv-net', summary: 'two PV guests on xenbr0: the vif handshake, bridge learning, one packet\'s path, ping, UDP, a pcap', run: pvNet },
-  { name: 'live-migration', summary: 'a guest moves, running, between two hosts: precopy rounds under log-dirty, the stop-and-copy, the downtime; then save and restore', run: liveMigration },
+  { name: 'live-migration', summary: 'a guest moves, running, between two hosts: precopy rounds under log-dirty, the stop-and-copy, the downtime; then save and restore; then the pool moving a VM on its own when a host runs short of memory', run: liveMigration },
   { name: 'migrate', summary: 'the same as live-migration', run: liveMigration },
 ];
 

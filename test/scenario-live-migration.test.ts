@@ -1,7 +1,8 @@
 /*
  * `npm start -- live-migration`: the narration names the precopy rounds with their dirty pages, the
  * stop-and-copy, the downtime beside Clark et al.'s figures, the guest resuming on the other host
- * with its working set verified, and a save and restore. Checked for its key lines, not its numbers.
+ * with its working set verified, a save and restore, and the pool moving a VM on its own when a host
+ * runs short of memory. Checked for its key lines, not its numbers.
  */
 import test from 'ava';
 import { SCENARIOS } from '../scenarios/registry.ts';
@@ -21,4 +22,12 @@ test('live-migration narrates the rounds, the stop-and-copy, the downtime, the r
   t.regex(text, /mem-touch: resumed at pass \d+, page \d+/);
   t.regex(text, /still listed on A: no/);
   t.regex(text, /xl restore brought it back as domain \d+/);
+  // The pool part: the members, the decision with its reason, the move, the pool's list after it.
+  t.regex(text, /A and B join a pool \(ringvisor pool-join .*pool\.json\)/);
+  t.regex(text, /pool: host-b is short of memory: its hypervisor paged out \d+ page\(s\) since the last look .*; moving (alpha|beta) \(32 MiB\), its largest guest that fits, to host-a, the member with the most free memory/);
+  t.regex(text, /pool: (alpha|beta): moved to host-a: \d+ precopy round\(s\)/);
+  t.regex(text, /host-a +(alpha|beta) +\d+ +32/);
+  t.regex(text, /On A, (alpha|beta) resumed its pass \d+ and finished it/);
+  t.regex(text, /stayed on B and runs on, verifying \(CPU time [\d.]+ s, then [\d.]+ s/);
+  t.regex(text, /No VM was lost, none is listed twice/);
 });

@@ -29,6 +29,7 @@ import { SaveFileError } from './migration/stream-read.ts';
 import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import { XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, domainPath } from '../../shared/public/io/xenbus.ts';
+import { XS_RESUME } from '../../shared/public/io/xs_wire.ts';
 import { XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { IdeModel } from '../device-models/ide/piix.ts';
@@ -88,6 +89,8 @@ const PRESERVE = { on_poweroff: 'preserve', on_reboot: 'preserve', on_crash: 'pr
 
 export class Libxl extends EventEmitter {
   private readonly domains = new Map<number, XlDomain>();
+  /** Names given by libxl_domain_rename (xl migrate's NAME--incoming, NAME--migratedaway), by domid. */
+  private readonly renamed = new Map<number, string>();
   private scanning = false;
   private rescan = false;
   private createLock: Promise<void> = Promise.resolve();
@@ -279,6 +282,7 @@ export class Libxl extends EventEmitter {
       removeRunState(rec.prepared.files.stateFile);
       forgetDomainRecord(this.opts.runDir, domid);
       this.domains.delete(domid);
+      this.renamed.delete(domid);
       this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) destroyed`);
     }
     this.emit('gone', domid);
@@ -380,6 +384,7 @@ export class Libxl extends EventEmitter {
   private async infoList(): Promise<DomainInfo[]> {
     const infos = await this.hc.sysctl_getdomaininfolist();
     if (typeof infos === 'number') throw new XlError('failed', `getdomaininfolist: ${errnoName(infos)}`);
+    for (const i of infos) i.name = this.renamed.get(i.domid) ?? i.name;
     return infos;
   }
 
@@ -487,6 +492,8 @@ export class Libxl extends EventEmitter {
       preparedOf: (domid) => this.domains.get(domid)?.prepared ?? null,
       waitStopped: (domid) => this.waitStopped(domid),
       destroy: (domid) => this.destroy(domid),
+      rename: (domid, from, to) => this.rename(domid, from, to),
+      resume: (domid) => this.resumeSuspended(domid),
       releaseLocks: (domid) => {
         const rec = this.domains.get(domid);
         for (const l of rec?.locks ?? []) l.release();
@@ -505,6 +512,40 @@ export class Libxl extends EventEmitter {
         return run;
       },
     };
+  }
+
+  /**
+   * libxl_domain_rename: the domain's name (its xenstore `name`, what xl list shows) goes from
+   * `from`, which must be its name now, to `to`, which no other domain may have.
+   */
+  async rename(domid: number, from: string, to: string): Promise<void> {
+    const infos = await this.infoList();
+    const me = infos.find((i) => i.domid === domid);
+    const rec = this.domains.get(domid);
+    if (!me || !rec) throw new XlError('domain', `no domain ${domid} of this toolstack to rename`);
+    if (me.name !== from) throw new XlError('failed', `domain ${domid} is called ${me.name}, not ${from}`);
+    if (infos.some((i) => i.domid !== domid && i.name === to)) throw new XlError('failed', `cannot rename ${from}: a domain called ${to} exists`);
+    await this.xs.write(`${domainPath(domid)}/name`, to);
+    if (to === rec.prepared.vm.name) this.renamed.delete(domid);
+    else this.renamed.set(domid, to);
+    this.opts.log(`xl: domain ${domid} renamed from ${from} to ${to}`);
+  }
+
+  /**
+   * libxl_domain_resume: a domain that suspended for a save or a migration that did not complete
+   * runs again here, with the same id (hypervisor/domain-resume.ts). Its images are locked again
+   * first: if another host holds them now (the target got as far as starting), it stays suspended.
+   */
+  async resumeSuspended(domid: number): Promise<void> {
+    const rec = this.domains.get(domid);
+    if (!rec) throw new XlError('domain', `no domain ${domid} of this toolstack to resume`);
+    if (rec.locks.length === 0) rec.locks = this.lockImages(rec.prepared);
+    await this.xs.request(XS_RESUME, [String(domid)]); // xs_resume_domain: xenstored forgets it was shut down
+    const rc = await this.hc.domctl_resumedomain(domid);
+    if (rc < 0) throw new XlError('failed', `cannot resume domain ${domid}: ${errnoName(rc)}`);
+    rec.phase = 'running';
+    this.writeState(rec, 'running');
+    this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) resumed here`);
   }
 
   /** Destroy every domain this toolstack created (a host going down, as the xendomains script does). */

@@ -3,7 +3,8 @@
  *
  * Linux: net/ipv4/arp.c on the neighbour layer (net/core/neighbour.c): an entry is made by a reply
  * to our request, or by any request addressed to us (the asker's address is learned for free,
- * RFC 826's "merge" step); a lookup that misses sends a broadcast request. Entries do not
+ * RFC 826's "merge" step), and any other ARP seen refreshes an entry we have (a gratuitous ARP
+ * from a neighbour that moved); a lookup that misses sends a broadcast request. Entries do not
  * expire; an unanswered request is re-sent by the stack every 100 ms of guest time when the
  * kernel gives it a timer (stack.ts).
  * flush() empties the table (`ip neigh flush`), and the counters show what ARP did.
@@ -12,7 +13,7 @@
 export class ArpCache {
   private readonly table = new Map<number, Uint8Array>();
   private readonly waiting = new Map<number, (() => void)[]>();
-  readonly stats = { requests_sent: 0, replies_sent: 0, learned: 0 };
+  readonly stats = { requests_sent: 0, replies_sent: 0, learned: 0, gratuitous_sent: 0, refreshed: 0 };
 
   /** The MAC of `ip` if it is known now. */
   lookup(ip: number): Uint8Array | undefined {
@@ -33,6 +34,14 @@ export class ArpCache {
       this.waiting.delete(ip);
       for (const f of w) f();
     }
+  }
+
+  /** An ARP seen that was not for us: update `ip`'s entry if we have one, never make one. */
+  refresh(ip: number, mac: Uint8Array, off: number): void {
+    const known = this.table.get(ip);
+    if (known === undefined) return;
+    known.set(mac.subarray(off, off + 6));
+    this.stats.refreshed++;
   }
 
   /** Wait until `ip` is known; `ask` sends the request (only for the first waiter). */

@@ -88,6 +88,18 @@ export class NetStack {
     }
   }
 
+  /**
+   * A gratuitous ARP: a broadcast request for our own address (sender = target = us), which
+   * Linux sends on NETDEV_NOTIFY_PEERS (inetdev_send_gratuitous_arp, raised by netfront's
+   * netdev_notify_peers when it reconnects after a migration). Bridges on the way learn where our
+   * MAC now is, and neighbours that knew us refresh their entry.
+   */
+  announce(): void {
+    if (this.ip === 0) return; // no address yet: nothing to announce (as Linux, before `ip addr add`)
+    this.arp.stats.gratuitous_sent++;
+    this.sendArp(ARP_REQUEST, ETH_BROADCAST, this.ip);
+  }
+
   private sendArp(oper: number, dstMac: Uint8Array, targetIp: number, targetMac: Uint8Array = ETH_BROADCAST): void {
     const f = this.ctl;
     f.set(dstMac, ETH_DST);
@@ -208,7 +220,9 @@ export class NetStack {
     const oper = get16(f, a + ARP_OPER);
     const spa = get32(f, a + ARP_SPA);
     const tpa = get32(f, a + ARP_TPA);
-    if (tpa !== this.ip) return;
+    // arp_process: an ARP not meant for us (a peer's gratuitous ARP after it moved, say) still
+    // updates an entry we already have; only one addressed to us may make a new one.
+    if (tpa !== this.ip) return void this.arp.refresh(spa, f, a + ARP_SHA);
     this.arp.learn(spa, f, a + ARP_SHA);
     if (oper === ARP_REQUEST) {
       this.arp.stats.replies_sent++;

@@ -5,6 +5,7 @@
  *   udp-stream  role=recv [port=P]                          count and check what arrives, until the end marker
  *               role=send target=IP [port=P] [size=BYTES] [count=N]   (netperf UDP_STREAM)
  *   udp-rr      role=server [port=P] | role=client target=IP [port=P] [size=BYTES] [count=N]   (UDP_RR)
+ *   udp-probe   target=IP [port=P] [count=N, 0: forever] [size=BYTES] [retry=MS] [report=N]   (./udp-probe.ts)
  *
  * Each run ends with one `workload-result {JSON}` line, as the disk workloads do (./run.ts).
  */
@@ -12,9 +13,10 @@ import { parseIPv4, formatIPv4 } from '../../shared/public/net/inet.ts';
 import type { NetStack } from '../net/stack.ts';
 import { runPing } from './ping.ts';
 import { RESULT_PREFIX } from './run.ts';
+import { udpProbe } from './udp-probe.ts';
 import { udpRrClient, udpRrServer, udpStreamRecv, udpStreamSend } from './udp-stream.ts';
 
-export const NET_WORKLOADS = ['ping', 'udp-stream', 'udp-rr'];
+export const NET_WORKLOADS = ['ping', 'udp-stream', 'udp-rr', 'udp-probe'];
 
 export async function runNetWorkload(stack: NetStack | null, args: ReadonlyMap<string, string>, say: (line: string) => void,
   sleep: (ms: number) => Promise<void>): Promise<void> {
@@ -55,6 +57,10 @@ export async function runNetWorkload(stack: NetStack | null, args: ReadonlyMap<s
     result = { requests: await udpRrServer(stack, port).done };
   } else if (name === 'udp-rr' && role === 'client') {
     result = await udpRrClient(stack, target(), port, port + 1, num('size', 64), num('count', 1000));
+  } else if (name === 'udp-probe') {
+    const t = target();
+    say(`udp-probe: asking ${formatIPv4(t)}:${port}, re-asking after ${num('retry', 20)} ms`);
+    result = await udpProbe(stack, t, port, port + 2, { size: num('size', 64), count: num('count', 0), retryMs: Math.max(1, num('retry', 20)), report: num('report', 200) }, sleep, say);
   } else {
     throw new Error(`workload ${name}: role=${role || '(none)'} (expected ${name === 'udp-rr' ? 'server or client' : 'recv or send'})`);
   }

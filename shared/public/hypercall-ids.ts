@@ -76,6 +76,7 @@ const TABLE = {
   domctl_shadow_op: [DOMCTL, 10, 'XEN_DOMCTL_shadow_op'],
   domctl_max_mem: [DOMCTL, 11, 'XEN_DOMCTL_max_mem'],
   domctl_getvcpucontext: [DOMCTL, 13, 'XEN_DOMCTL_getvcpucontext'],
+  domctl_resumedomain: [DOMCTL, 27, 'XEN_DOMCTL_resumedomain'],
   domctl_getpageframeinfo3: [DOMCTL, 28, 'XEN_DOMCTL_getpageframeinfo3'],
   domctl_scheduler_op: [DOMCTL, 16, 'XEN_DOMCTL_scheduler_op'],
   domctl_mem_paging: [DOMCTL, 33, 'XEN_DOMCTL_vm_event_op (paging)'],

@@ -286,6 +286,12 @@ export interface Hypercalls {
   domctl_destroydomain(domid: number): Promise<number>;
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
+  /**
+   * XEN_DOMCTL_resumedomain: a domain that suspended (SCHEDOP_shutdown(SHUTDOWN_suspend)) runs
+   * again where it is, its kernel booting in resume mode from its saved context (xc_domain_resume,
+   * after a save or a migration that did not complete). -EINVAL if it is not suspended.
+   */
+  domctl_resumedomain(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
   /**
    * The host's page-sharing scanner (KSM's knobs: run, pages_to_scan, sleep_millisecs) and pager

@@ -42,6 +42,7 @@ export const WORKLOADS: Readonly<Record<string, string>> = {
   'ping': 'ICMP echo to target=IP, count times, each reply checked and timed (needs a vif)',
   'udp-stream': 'netperf UDP_STREAM: role=recv, or role=send target=IP size=BYTES count=N; every payload checked',
   'udp-rr': 'netperf UDP_RR: role=server, or role=client target=IP size=BYTES count=N (round trips)',
+  'udp-probe': 'ask a udp-rr server at target=IP, one request at a time, re-asking after retry=MS (default 20); count=N (default 0: forever), a progress line each report=N answers; every answer checked',
   'mem-image': 'a common image=MiB, a working set ws=MiB with a hot=MiB part rewritten each of rounds=N rounds period=MS apart; every page verified by checksum',
 };
 

@@ -16,10 +16,11 @@
  *
  * If the receiver fails before the guest is suspended, the sender turns log-dirty off and the guest
  * never noticed. After the suspend the guest's frontends are closed and its image locks handed over
- * (the target opens the same images: shared storage); a failure then leaves the source guest
- * suspended (shut down, reason suspend), which `ringvisor save` can still write out: resuming it in
- * place (xc_domain_resume) is not built yet. Not modelled either: xl's NAME--incoming /
- * NAME--migratedaway renames, and the gratuitous ARP after the move.
+ * (the target opens the same images: shared storage); a failure then, up to the "go" line, resumes
+ * the guest here (./sender-recovery.ts: xl's failed_resume); after it, xl's rules too. The renames
+ * are xl's: the target's copy is NAME--incoming until it is given the go, the source's
+ * NAME--migratedaway from the target's "ready" on. The guest's vifs are re-attached to the target's
+ * bridges of the same names and its kernel announces itself there (domu/nics.ts).
  */
 import type { Socket } from 'node:net';
 import {
@@ -32,6 +33,7 @@ import { SaveError, range, restoreImage, sendPages, type SaveRestoreHost } from 
 import { StreamFramer } from './stream-framer.ts';
 import { readSaveImage } from './stream-read.ts';
 import { StreamWriter, type SavedConfig } from './stream-write.ts';
+import { incomingName, migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
@@ -45,6 +47,10 @@ export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIteration
 export interface MigrateHost extends SaveRestoreHost {
   /** Let go of the domain's image locks: the target takes them (shared storage). */
   releaseLocks(domid: number): void;
+  /** libxl_domain_rename: `from` must be the domain's name now. */
+  rename(domid: number, from: string, to: string): Promise<void>;
+  /** libxl_domain_resume: a suspended domain runs again here, its locks taken back. */
+  resume(domid: number): Promise<void>;
 }
 
 export interface MigrateResult {
@@ -153,6 +159,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
 
   const pagesPerRound: number[] = [];
   let suspended = false;
+  const step = { renamedAway: false, goSent: false };
   let tDown = 0;
   let finalPages = 0;
   try {
@@ -184,10 +191,19 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     h.releaseLocks(domid);
     await w.end();
     await input.expect(MIGRATE_RECEIVER_READY);
+    // xl: about to give the target permission to rename and start its copy, rename ours away first.
+    await h.rename(domid, vm.name, migratedAwayName(vm.name));
+    step.renamedAway = true;
+    step.goSent = true; // from here on, xl's point of no return
     await send(sock, MIGRATE_PERMISSION);
     await input.expect(MIGRATE_REPORT);
     const result = await input.byte();
-    if (result !== 0) throw new SaveError(`the receiver could not unpause its copy (result ${result})`);
+    if (result !== 0) {
+      // The target could not start its copy: it destroys it, then gives us permission to resume ours.
+      await input.expect(MIGRATE_PERMISSION);
+      step.goSent = false;
+      throw new SaveError(`the receiver could not start its copy (result ${result})`);
+    }
   } catch (e) {
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
     const why = (e as Error).message;
@@ -195,8 +211,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       h.log(`xl migrate: ${vm.name}: migration failed before the suspend (${why}); the guest keeps running here`);
       throw new SaveError(`migration of ${vm.name} failed: ${why}; the guest keeps running on this host`);
     }
-    h.log(`xl migrate: ${vm.name}: migration failed after the suspend (${why}); the guest stays suspended here`);
-    throw new SaveError(`migration of ${vm.name} failed after it was suspended: ${why}; it is kept here, shut down (reason suspend)`);
+    throw await recoverAtSender(h, domid, vm.name, step, why);
   }
   const downtimeMs = performance.now() - tDown;
   hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
@@ -213,13 +228,15 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
 }
 
 /** xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs. */
-export async function migrateReceive(h: SaveRestoreHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
+export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
   await send(sock, MIGRATE_RECEIVER_BANNER);
   const bytes = await input.stream(new StreamFramer());
   const img = readSaveImage(bytes, 'migration stream');
   const r = await restoreImage(h, img, { paused: true });
+  const incoming = incomingName(r.name);
   try {
+    await h.rename(r.domid, r.name, incoming); // xl creates it so; here it is renamed as soon as it is built
     await send(sock, MIGRATE_RECEIVER_READY);
     await input.expect(MIGRATE_PERMISSION);
   } catch (e) {
@@ -227,9 +244,26 @@ export async function migrateReceive(h: SaveRestoreHost, sock: Socket, paused = 
     await h.destroy(r.domid);
     throw e;
   }
-  if (!paused) await h.k.hypercall.domctl_unpausedomain(r.domid);
+  // Given the go: our copy takes the guest's name and runs. If that fails, xl reports it, destroys
+  // its copy and gives the sender permission to resume the guest at its end.
+  let failed: string | null = null;
+  try {
+    await h.rename(r.domid, incoming, r.name);
+    if (!paused) {
+      const rc = await h.k.hypercall.domctl_unpausedomain(r.domid);
+      if (rc < 0) throw new Error(`unpause: ${errnoName(rc)}`);
+    }
+  } catch (e) {
+    failed = (e as Error).message;
+  }
   await send(sock, MIGRATE_REPORT);
-  await send(sock, new Uint8Array([0]));
+  await send(sock, new Uint8Array([failed === null ? 0 : 1]));
+  if (failed !== null) {
+    await h.destroy(r.domid);
+    await send(sock, MIGRATE_PERMISSION);
+    sock.end();
+    throw new SaveError(`${r.name} could not be started here (${failed}); the sender may resume it`);
+  }
   sock.end();
   h.log(`xl migrate-receive: ${r.name} is domain ${r.domid} here`);
   return r;

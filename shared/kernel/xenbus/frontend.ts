@@ -42,7 +42,7 @@
  * straight to Connected, never Initialised (xen-netfront.c netback_changed → xennet_connect);
  * netback connects when it sees that, and its own Connected then changes nothing here.
  */
-import { XS_DIR_DEVICE, XS_KEY_BACKEND, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
+import { XS_DIR_DEVICE, XS_KEY_BACKEND, XS_KEY_STATE, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
 import type { XenbusClient, XsWatch } from './client.ts';
 import { XenbusDevice, watchForDevices } from './device.ts';
 
@@ -78,6 +78,15 @@ export class XenbusFrontend {
   /** xenbus_dev_probe: find the backend, maybe connect early, then follow the backend's state. */
   async probe(): Promise<boolean> {
     if (!(await this.dev.readOtherend())) return false;
+    // A directory this domain's previous kernel left Closed (a guest resumed in the domain it
+    // suspended in, after a migration failed): say Initialising first, as xenbus_dev_resume resets
+    // a resumed device, so the Closed backend starts over from InitWait (./backend.ts); until it
+    // does, its Closed is the old session's, and we wait as for a backend that died.
+    const was = await this.dev.xs.tryRead(`${this.dev.nodename}/${XS_KEY_STATE}`);
+    if (was !== null && was !== String(XenbusState.Initialising)) {
+      this.suspended = true;
+      await this.enter(XenbusState.Initialising);
+    }
     if (this.driver.connectEarly) await this.publish();
     await this.dev.watchOtherend((s) => this.backendChanged(s));
     return true;
