@@ -30,7 +30,7 @@ test.before(async () => {
   const aUplink = new Promise<number>((r) => { reported = r; });
   a = await startHost({
     runDir: join(dir, 'a'), memoryMiB: 96, bridges: [{ name: 'xenbr0', uplink: { port: 0 } }],
-    log: (l) => { const m = /uplink xenbr0-uplink on 127\.0\.0\.1:(\d+)/.exec(l); if (m) reported(Number(m[1])); },
+    log: (l) => { const m = /uplink xenbr0-uplink through nic \S+, wire 127\.0\.0\.1:(\d+)/.exec(l); if (m) reported(Number(m[1])); },
   });
   const aPort = await aUplink; // Dom0's console line may come after the host says it is up
   // B names A's uplink; A learns B's from its first datagram (uplink.ts).
