@@ -7,35 +7,15 @@
  * Runs with --expose-gc (package.json) so that RSS is read after a full collection. Exits 1 if
  * anything failed to come back.
  */
-import { parseArgs } from 'node:util';
+import { soakArgs } from './args.ts';
 import { runSoak } from './soak.ts';
 
 const USAGE = 'usage: npm run soak -- [--cycles N] [--check-every N] [--rss-tolerance MiB]';
 
 async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        cycles: { type: 'string', default: '1000' },
-        'check-every': { type: 'string', default: '100' },
-        'rss-tolerance': { type: 'string', default: '64' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values;
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (args.help) { process.stdout.write(`${USAGE}\n`); return 0; }
-  const cycles = Number(args.cycles);
-  const checkEvery = Number(args['check-every']);
-  const rssToleranceMiB = Number(args['rss-tolerance']);
-  if (![cycles, checkEvery, rssToleranceMiB].every((n) => Number.isInteger(n) && n > 0)) {
-    process.stderr.write(`each option takes a positive whole number\n${USAGE}\n`);
-    return 2;
-  }
+  const a = soakArgs(USAGE, 'cycles');
+  if (typeof a === 'number') return a;
+  const { count: cycles, checkEvery, rssToleranceMiB } = a;
   process.stdout.write(`soak: ${cycles} guests (PV and HVM in turn, each running disk-check on its disk), checked every ${checkEvery}\n`);
   const t0 = performance.now();
   const r = await runSoak({ cycles, checkEvery, rssToleranceMiB, progress: (l) => process.stdout.write(`${l}\n`) });

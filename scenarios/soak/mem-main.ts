@@ -8,36 +8,16 @@
  * Runs with --expose-gc (package.json) so that RSS is read after a full collection. Exits 1 if
  * anything failed to come back, or if the mechanisms never ran.
  */
-import { parseArgs } from 'node:util';
+import { soakArgs } from './args.ts';
 import { MemSoak } from './mem-soak.ts';
 
 const USAGE = 'usage: npm run soak:mem -- [--guests N] [--check-every N] [--rss-tolerance MiB]';
 
 async function main(): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      options: {
-        guests: { type: 'string', default: '1000' },
-        'check-every': { type: 'string', default: '100' },
-        'rss-tolerance': { type: 'string', default: '64' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }).values;
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (args.help) { process.stdout.write(`${USAGE}\n`); return 0; }
-  const guests = Number(args.guests);
-  const checkEvery = Number(args['check-every']);
-  const rssToleranceMiB = Number(args['rss-tolerance']);
-  const positive = (n: number) => Number.isInteger(n) && n > 0;
-  if (![guests, checkEvery, rssToleranceMiB].every(positive) || guests % 2 !== 0 || checkEvery % 2 !== 0) {
-    process.stderr.write(`each option takes a positive whole number (guests and check-every even: guests come in pairs)\n${USAGE}\n`);
-    return 2;
-  }
+  // Guests come in pairs, and a check falls between pairs.
+  const a = soakArgs(USAGE, 'guests', (o) => (o.count % 2 !== 0 || o.checkEvery % 2 !== 0 ? 'guests and check-every must be even: guests come in pairs' : null));
+  if (typeof a === 'number') return a;
+  const { count: guests, checkEvery, rssToleranceMiB } = a;
   process.stdout.write(`soak:mem: ${guests} guests, two at a time, 1.5× overcommitted, sharing, paging and the memory policy on; checked every ${checkEvery}\n`);
   const t0 = performance.now();
   const soak = await MemSoak.start({ guests, checkEvery, rssToleranceMiB, progress: (l) => process.stdout.write(`${l}\n`) });
