@@ -183,6 +183,8 @@ export class Host extends EventEmitter {
     this.sched.domainCreated(domid, maxVcpus, config);
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
+    // A restore's saved vCPU context (XEN_DOMCTL_setvcpucontext at build; a migration sets it later).
+    if (config.resume_gfn !== undefined) Atomics.store(this.hv.domains, domid * D.WORDS + D.RESUME_GFN, config.resume_gfn + 1);
     if (config.paused) {
       Atomics.store(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
       for (let v = 0; v < maxVcpus; v++) Atomics.store(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
@@ -190,7 +192,6 @@ export class Host extends EventEmitter {
     for (let v = 0; v < maxVcpus; v++) {
       const boot: VcpuBoot = {
         buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
-        resume_gfn: config.resume_gfn ?? -1,
       };
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;

@@ -18,7 +18,7 @@ import {
   XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
   type DomainInfo, type Hypercalls, type PhysInfo,
 } from '../shared/public/hypercall.ts';
-import { XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
+import { XEN_EBUSY, XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
 import { shadow_op } from './mm/log-dirty.ts';
 import type { ShadowOpResult } from '../shared/public/domctl.ts';
@@ -342,6 +342,17 @@ export class HypercallTable implements Hypercalls {
     if (!hv.isAlive(domid)) return -XEN_ESRCH;
     const g = Atomics.load(hv.domains, hv.dom(domid, D.RESUME_GFN));
     return g === 0 ? -XEN_ENOENT : g - 1;
+  }
+  domctl_setvcpucontext(domid: number, resume_gfn: number): number {
+    this.#enter();
+    if (!this.#c.privileged) return -XEN_EPERM;
+    const hv = this.#c.hv;
+    if (!hv.isAlive(domid)) return -XEN_ESRCH;
+    // The vCPU reads its context when it first passes the pause (vcpu.ts): a running one has read it.
+    if (Atomics.load(hv.domains, hv.dom(domid, D.PAUSE_COUNT)) === 0) return -XEN_EBUSY;
+    if (!Number.isInteger(resume_gfn) || resume_gfn < 0 || resume_gfn >= hv.domains[hv.dom(domid, D.MAX_PAGES)]) return -XEN_EINVAL;
+    Atomics.store(hv.domains, hv.dom(domid, D.RESUME_GFN), resume_gfn + 1);
+    return 0;
   }
   /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {

@@ -49,7 +49,8 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         const { port } = await to.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
         const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port });
         say(`migrate: ${guestMiB} MiB guest, working set ${wss} MiB: ${r.rounds} rounds, ${r.pagesSent} pages, ` +
-          `downtime ${r.downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms`);
+          `downtime ${r.downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms; blackout: ` +
+          r.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)}`).join(' | ') + `; rounds ms ${r.roundMs.map((m) => m.toFixed(0)).join(', ')}`);
         runs.push(r);
         await to.call({ verb: 'destroy', domain: name });
       }

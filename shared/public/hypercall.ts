@@ -309,6 +309,11 @@ export interface Hypercalls {
    */
   /** XEN_DOMCTL_getvcpucontext, reduced to what a resumable guest saves: its resume record's gfn, or -errno. */
   domctl_getvcpucontext(domid: number): number;
+  /**
+   * XEN_DOMCTL_setvcpucontext, reduced the same way: a restored domain's vCPU 0 resumes from the
+   * record at `resume_gfn`. Only while the domain is paused (before its kernel runs); 0 or -errno.
+   */
+  domctl_setvcpucontext(domid: number, resume_gfn: number): number;
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number;
 
   /* sysctl: the control domain only */

@@ -28,10 +28,12 @@ import {
 import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbus.ts';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
-import { SaveError, range, restoreImage, sendPages, type SaveRestoreHost } from './save-restore.ts';
-import { StreamFramer } from './stream-framer.ts';
-import { readSaveImage } from './stream-read.ts';
-import { StreamWriter, type SavedConfig } from './stream-write.ts';
+import { ForeignPages } from './foreign-pages.ts';
+import { SaveError, checkPages, checkSavedConfig, range, sendPages, setVcpuContext, writeBatch, type SaveRestoreHost } from './save-restore.ts';
+import { SocketInput } from './socket-input.ts';
+import type { ImageRecords } from './stream-read.ts';
+import { receiveStream } from './stream-receive.ts';
+import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
@@ -55,64 +57,15 @@ export interface MigrateResult {
   finalPages: number;
   pagesSent: number;
   bytesSent: number;
+  /** Each precopy round: its pages read and sent, and the CLEAN after it. */
+  roundMs: number[];
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
   downtimeMs: number;
-}
-
-/** Bytes from a socket, handed to a line reader or the framer. */
-class SocketInput {
-  private pending = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  private ended: Error | null = null;
-
-  constructor(sock: Socket) {
-    sock.on('data', (d: Buffer) => { this.pending = Buffer.concat([this.pending, d]); this.kick(); });
-    sock.on('close', () => { this.ended ??= new Error('the connection closed'); this.kick(); });
-    sock.on('error', (e) => { this.ended = e; this.kick(); });
-  }
-
-  private kick(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  private async more(): Promise<void> {
-    if (this.ended) throw this.ended;
-    await new Promise<void>((r) => { this.wake = r; });
-  }
-
-  /** Exactly `text`, or an error naming what came instead. */
-  async expect(text: string): Promise<void> {
-    while (this.pending.length < text.length) {
-      if (this.ended) throw new Error(`expected "${text.trim()}", the connection ended (${this.ended.message})`);
-      await this.more();
-    }
-    const got = this.pending.subarray(0, text.length).toString('latin1');
-    if (got !== text) throw new Error(`expected "${text.trim()}", got "${got.trim()}"`);
-    this.pending = this.pending.subarray(text.length);
-  }
-
-  async byte(): Promise<number> {
-    while (this.pending.length < 1) await this.more();
-    const b = this.pending[0];
-    this.pending = this.pending.subarray(1);
-    return b;
-  }
-
-  /** Everything until the framer has a whole stream. */
-  async stream(f: StreamFramer): Promise<Uint8Array> {
-    for (;;) {
-      if (this.pending.length > 0) {
-        const chunk = this.pending;
-        this.pending = Buffer.alloc(0);
-        f.push(chunk);
-      }
-      if (f.complete) return f.complete;
-      await this.more();
-    }
-  }
+  /** That downtime, phase by phase, on the sender's clock. */
+  blackout: { phase: string; ms: number }[];
+  /** When the suspend was asked for, on the host's clock (performance.timeOrigin + now), to compare with the guest's. */
+  suspendedAt: number;
 }
 
 function send(sock: Socket, chunk: Uint8Array | string): Promise<void> {
@@ -120,6 +73,26 @@ function send(sock: Socket, chunk: Uint8Array | string): Promise<void> {
     if (sock.destroyed) { reject(new Error('the connection closed')); return; }
     sock.write(chunk, (e) => (e ? reject(e) : resolve()));
   });
+}
+
+/*
+ * The stream's sink on a socket: write and go on (the kernel's socket buffer and node's queue
+ * pipeline the next batch's reads from the guest with this one's sending); wait only when node's
+ * queue is full ('drain'). A failed write fails the next call.
+ */
+function socketSink(sock: Socket): Sink {
+  let failed: Error | null = null;
+  return (chunk, written) => {
+    if (failed ?? sock.destroyed) return Promise.reject(failed ?? new Error('the connection closed'));
+    const more = sock.write(chunk, (e) => { if (e) failed = e; else written(); });
+    if (more) return;
+    return new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => { sock.off('drain', done); sock.off('close', closed); if (e) reject(e); else resolve(); };
+      const closed = () => done(failed ?? new Error('the connection closed'));
+      sock.once('drain', done);
+      sock.once('close', closed);
+    });
+  };
 }
 
 /** xl migrate DOMAIN HOST: the sender. `sock` is connected to a receiver. */
@@ -135,23 +108,29 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   const info = await hc.domctl_getdomaininfo(domid);
   if (typeof info === 'number') throw new SaveError(`domain ${domid}: ${errnoName(info)}`);
   const nr = info.max_pages;
-  const w = new StreamWriter((c) => send(sock, c));
+  const w = new StreamWriter(socketSink(sock));
   const bitmap = new Int32Array(Math.ceil(nr / 32));
   const dirtyList = (): number[] => {
     const out: number[] = [];
-    for (let g = 0; g < nr; g++) if ((bitmap[g >>> 5] & (1 << (g & 31))) !== 0) out.push(g);
+    for (let word = 0; word < bitmap.length; word++) {
+      const v = bitmap[word];
+      if (v === 0) continue;
+      for (let b = 0; b < 32; b++) if ((v & (1 << b)) !== 0) out.push(word * 32 + b);
+    }
     return out;
   };
   /* A CLEAN with the domain paused, so no vCPU is inside a request across it (shared/public/hypercall.ts). */
-  const clean = async (mode: number): Promise<number[]> => {
-    await hc.domctl_pausedomain(domid);
+  const clean = async (mode: number, pause: boolean): Promise<number[]> => {
+    if (pause) await hc.domctl_pausedomain(domid);
     const r = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_CLEAN, mode, bitmap, nr);
-    await hc.domctl_unpausedomain(domid);
+    if (pause) await hc.domctl_unpausedomain(domid);
     if (typeof r === 'number') throw new SaveError(`log-dirty CLEAN: ${errnoName(r)}`);
     return dirtyList();
   };
 
   const pagesPerRound: number[] = [];
+  const roundMs: number[] = [];
+  const blackout = new Phases();
   let suspended = false;
   let tDown = 0;
   let finalPages = 0;
@@ -163,31 +142,43 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     // Round 1: every page. Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
     for (;;) {
+      const r0 = performance.now();
       pagesPerRound.push(await sendPages(h.k, domid, w, toSend));
-      toSend = await clean(0);
+      toSend = await clean(0, true);
+      roundMs.push(performance.now() - r0);
       h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
     }
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
+    blackout.start(tDown);
     await h.xs.write(`${domainPath(domid)}/${XS_CONTROL_SHUTDOWN}`, 'suspend');
+
     await h.waitStopped(domid);
     suspended = true;
     const after = await hc.domctl_getdomaininfo(domid);
     if (typeof after === 'number' || after.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend`);
+    blackout.mark('suspend: the guest quiesces and makes SCHEDOP_shutdown(suspend); xl sees it stopped');
+    // The guest is stopped for good: no pause around this CLEAN.
     const last = new Set(toSend);
-    for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL)) last.add(g);
-    finalPages = await sendPages(h.k, domid, w, [...last].sort((a, b) => a - b));
+    for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, false)) last.add(g);
+    const lastList = [...last].sort((a, b) => a - b);
+    blackout.mark('log-dirty CLEAN (FINAL)');
+    finalPages = await sendPages(h.k, domid, w, lastList);
+    blackout.mark('last PAGE_DATA records written');
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);
     await w.vcpuContext(0, resume_gfn);
     h.releaseLocks(domid);
     await w.end();
+    blackout.mark('vCPU context, END');
     await input.expect(MIGRATE_RECEIVER_READY);
+    blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
     await send(sock, MIGRATE_PERMISSION);
     await input.expect(MIGRATE_REPORT);
     const result = await input.byte();
     if (result !== 0) throw new SaveError(`the receiver could not unpause its copy (result ${result})`);
+    blackout.mark('target: unpaused ("my copy unpause results")');
   } catch (e) {
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
     const why = (e as Error).message;
@@ -204,33 +195,101 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
-    totalMs: performance.now() - t0, downtimeMs,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    totalMs: performance.now() - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
     `downtime ${downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms`);
   return r;
 }
 
-/** xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs. */
+/** Consecutive phases of the blackout, timed on this thread's clock. */
+class Phases {
+  readonly list: { phase: string; ms: number }[] = [];
+  private last = 0;
+
+  start(t: number): void {
+    this.last = t;
+  }
+
+  mark(phase: string): void {
+    const t = performance.now();
+    this.list.push({ phase, ms: t - this.last });
+    this.last = t;
+  }
+}
+
+/**
+ * xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs.
+ * As libxl_domain_create_restore does, the domain is built (paused, its devices added, its vCPU
+ * threads started and their kernel loaded) when the stream's config arrives, and each PAGE_DATA
+ * batch goes into it as it comes, so that the sender's stop-and-copy waits here only for the last
+ * batches and the vCPU context.
+ */
 export async function migrateReceive(h: SaveRestoreHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
   await send(sock, MIGRATE_RECEIVER_BANNER);
-  const bytes = await input.stream(new StreamFramer());
-  const img = readSaveImage(bytes, 'migration stream');
-  const r = await restoreImage(h, img, { paused: true });
+  const what = 'migration stream';
+  const domain = deferred<{ domid: number; nr_pages: number }>();
+  const ended = deferred<number>(); // vCPU 0's resume_gfn, at the stream's END
+  let built: Promise<number> | null = null;
+  let fp: ForeignPages | null = null;
+  let name = '';
+  let records: ImageRecords;
+  try {
+    records = await receiveStream(input, what, {
+      config(c) {
+
+        checkSavedConfig(c);
+        name = c.name;
+        built = h.bootRestored(c.file, async (d, nr_pages) => {
+          checkPages(c, nr_pages);
+          domain.resolve({ domid: d, nr_pages });
+
+          setVcpuContext(h.k, d, await ended.promise);
+        }, true, { lateLocks: true });
+        built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
+      },
+      async pages(b) {
+        const d = await domain.promise;
+        fp ??= new ForeignPages(h.k, d.domid);
+        writeBatch(fp, d.nr_pages, b);
+      },
+    });
+    const vcpu0 = records.vcpus.find((v) => v.vcpu === 0);
+    if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
+    ended.resolve(vcpu0.resume_gfn);
+
+  } catch (e) {
+    ended.reject(e as Error); // the half-built domain goes (boot destroys what fill failed in)
+    await (built as Promise<number> | null)?.catch(() => undefined);
+    throw e;
+  } finally {
+    (fp as ForeignPages | null)?.close();
+  }
+  const domid = await built!;
+
   try {
     await send(sock, MIGRATE_RECEIVER_READY);
     await input.expect(MIGRATE_PERMISSION);
   } catch (e) {
     // The sender is gone before it cleared us: its copy is the guest; ours goes (xl does the same).
-    await h.destroy(r.domid);
+    await h.destroy(domid);
     throw e;
   }
-  if (!paused) await h.k.hypercall.domctl_unpausedomain(r.domid);
+  if (!paused) await h.k.hypercall.domctl_unpausedomain(domid);
+
   await send(sock, MIGRATE_REPORT);
   await send(sock, new Uint8Array([0]));
   sock.end();
-  h.log(`xl migrate-receive: ${r.name} is domain ${r.domid} here`);
-  return r;
+  h.log(`xl migrate-receive: ${name} is domain ${domid} here (${records.pages} pages received)`);
+  return { domid, name, pages: records.pages };
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: Error): void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined); // a rejection nobody waits for is not unhandled
+  return { promise, resolve, reject };
 }
