@@ -98,6 +98,9 @@ interface DomainEntry {
   privileged: boolean;
   workers: Worker[];
   exited: Promise<void>[];
+  /** Per vCPU: its thread has loaded the kernel (or is gone). */
+  loaded: Promise<void>[];
+  loadedNow: (() => void)[];
   createdAt: number;
   stopping: boolean;
   destroying: Promise<void> | null;
@@ -179,7 +182,7 @@ export class Host extends EventEmitter {
       throw new DomctlError(-built, `cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked, ` +
         `${freeFrames(this.hv) * 4} KiB free)`);
     }
-    const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
+    const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], loaded: [], loadedNow: [], createdAt: Date.now(), stopping: false, destroying: null };
     this.sched.domainCreated(domid, maxVcpus, config);
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
@@ -197,6 +200,7 @@ export class Host extends EventEmitter {
       this.threads++;
       entry.workers.push(w);
       entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; this.sched.vcpuGone(domid, v); resolve(); })));
+      entry.loaded.push(Promise.race([entry.exited[v], new Promise<void>((resolve) => entry.loadedNow.push(resolve))]));
       w.on('message', (m: VcpuMessage) => this.onMessage(entry, w, m));
       w.on('error', (e) => this.log(`(XEN) d${domid}v${v} thread error: ${e.stack ?? e}`));
     }
@@ -213,6 +217,9 @@ export class Host extends EventEmitter {
       case 'shutdown':
         void this.onShutdown(entry, m.reason, m.detail);
         break;
+      case 'loaded':
+        entry.loadedNow[entry.workers.indexOf(w)]?.();
+        break;
       case 'xen-log':
         this.log(m.text);
         this.emit('xen-log', { domid: entry.domid, text: m.text });
@@ -227,7 +234,9 @@ export class Host extends EventEmitter {
   private async onShutdown(entry: DomainEntry, reason: ShutdownReason, detail: string): Promise<void> {
     const c = entry.config;
     if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
-    await this.stopVcpus(entry);
+    // __domain_finalise_shutdown: the toolstack is told once every vCPU has stopped running guest
+    // code; the threads' own teardown (host business, tens of ms) goes on meanwhile.
+    await this.stopVcpus(entry, true);
     send_global_virq(this.hv, VIRQ_DOM_EXC);
     const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail };
     this.emit('shutdown', event);
@@ -235,8 +244,12 @@ export class Host extends EventEmitter {
     if (entry.privileged && !entry.destroying) await this.destroy(entry.domid);
   }
 
-  /** Ask every vCPU to leave at its next preemption point and wait until all have. */
-  private async stopVcpus(entry: DomainEntry): Promise<void> {
+  /**
+   * Ask every vCPU to leave at its next preemption point and wait until all have: until their
+   * threads have exited, or with `leftOnly` until each has left guest code (V.ALIVE cleared,
+   * schedule.ts stop(); a thread not yet online runs none: its first preemption point stops it).
+   */
+  private async stopVcpus(entry: DomainEntry, leftOnly = false): Promise<void> {
     entry.stopping = true;
     const hv = this.hv;
     for (let v = 0; v < entry.workers.length; v++) {
@@ -249,8 +262,21 @@ export class Host extends EventEmitter {
     await Promise.all(entry.exited.map((exited, v) => {
       // A guest spinning without hypercalls never reaches a preemption point: cut its thread.
       const timer = setTimeout(() => void entry.workers[v].terminate(), STOP_GRACE_MS);
-      return exited.finally(() => clearTimeout(timer));
+      const gone = exited.finally(() => clearTimeout(timer));
+      return leftOnly ? Promise.race([gone, this.vcpuLeft(entry.domid, v)]) : gone;
     }));
+  }
+
+  /* Resolves when vCPU v's ALIVE word is 0 (or after STOP_GRACE_MS, when its thread is being cut). */
+  private async vcpuLeft(domid: number, v: number): Promise<void> {
+    const w = this.hv.vcpu(domid, v, V.ALIVE);
+    const until = performance.now() + STOP_GRACE_MS;
+    for (let now = performance.now(); now < until; now = performance.now()) {
+      const r = Atomics.waitAsync(this.hv.vcpus, w, 1, until - now);
+      if (r.async) await r.value;
+      if (Atomics.load(this.hv.vcpus, w) !== 1) return;
+    }
+    await new Promise<void>(() => undefined); // never: the thread's exit settles it
   }
 
   /** xl destroy: stop the threads, tear the domain down. Destroying twice waits for the first. */
@@ -411,6 +437,12 @@ export class Host extends EventEmitter {
         case 'destroydomain': await this.destroy(domid); return 0;
         case 'pausedomain': if (domid === 0) return -XEN_EINVAL; this.pause(domid); return 0;
         case 'unpausedomain': this.unpause(domid); return 0;
+        case 'vcpus_loaded': {
+          const entry = this.entries.get(domid);
+          if (!entry) return -XEN_ESRCH;
+          await Promise.all(entry.loaded);
+          return 0;
+        }
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();

@@ -314,6 +314,9 @@ export class HypercallTable implements Hypercalls {
   domctl_pausedomain(domid: number): Promise<number> {
     return this.#domctl<number>('pausedomain', domid);
   }
+  domctl_vcpus_loaded(domid: number): Promise<number> {
+    return this.#domctl<number>('vcpus_loaded', domid);
+  }
   domctl_unpausedomain(domid: number): Promise<number> {
     return this.#domctl<number>('unpausedomain', domid);
   }

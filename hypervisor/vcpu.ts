@@ -42,6 +42,7 @@ export type VcpuMessage =
   | { kind: 'console'; text: string }
   | { kind: 'xen-log'; text: string }
   | { kind: 'shutdown'; reason: ShutdownReason; detail: string }
+  | { kind: 'loaded' }
   | { kind: 'domctl'; id: number; op: string; args: unknown[] };
 /** Messages the control thread sends a vCPU thread. */
 export type ControlMessage = { kind: 'domctl-reply'; id: number; result: unknown };
@@ -167,12 +168,11 @@ process.on('unhandledRejection', crash);
 if (!caller.privileged) guardPageViews(Object.values(boot.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
 
 sched.online();
-
 try {
   // The image is loaded while the domain may still be paused (the builder's xc_dom_load runs none
   // of it), so a restore's downtime does not include loading it.
   const image = (await import(boot.kernel)) as KernelImage;
-
+  post({ kind: 'loaded' }); // the vCPU exists now (the host's vcpus_loaded domctl waits for this)
   // The kernel's first instruction is behind a preemption point: a domain built paused (a restore
   // still filling its memory) runs nothing until the toolstack unpauses it.
   sched.preemptionPoint();
@@ -180,7 +180,6 @@ try {
   // XEN_DOMCTL_setvcpucontext while the domain was paused.
   if (boot.vcpu === 0) env.resume_gfn = Atomics.load(hv.domains, boot.domid * D.WORDS + D.RESUME_GFN) - 1;
   Object.freeze(env);
-
   if (boot.vcpu === 0) {
     await image.main(env);
     domainShutdown('poweroff', 'kernel main() returned');

@@ -348,7 +348,6 @@ export class Libxl extends EventEmitter {
 
   /** VIRQ_DOM_EXC: some domain shut down or was destroyed. Scans are serialised; events during one cause another. */
   domainException(): void {
-
     if (this.domains.size === 0) return;
     if (this.scanning) {
       this.rescan = true;

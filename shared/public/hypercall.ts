@@ -282,6 +282,13 @@ export interface Hypercalls {
   domctl_destroydomain(domid: number): Promise<number>;
   domctl_pausedomain(domid: number): Promise<number>;
   domctl_unpausedomain(domid: number): Promise<number>;
+  /**
+   * ringvisor's own: resolves (0, or -errno) once every vCPU of the domain exists: its thread
+   * has started and loaded the kernel image, and waits at its first preemption point. In Xen a
+   * vCPU exists when XEN_DOMCTL_max_vcpus returns; a thread takes a while to start, which a
+   * restore waits out before its stop-and-copy (dom0/toolstack/migration/migrate.ts).
+   */
+  domctl_vcpus_loaded(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
   /**
    * The host's page-sharing scanner (KSM's knobs: run, pages_to_scan, sleep_millisecs) and pager

@@ -41,7 +41,15 @@ export const MIGRATE_PERMISSION = 'domain is yours, you are cleared to unpause\n
 export const MIGRATE_REPORT = 'my copy unpause results are as follows';
 
 /** libxc's precopy policy (xenguest.h): stop-and-copy below this many dirty pages, or after this many rounds. */
-export interface PrecopyPolicy { dirtyThreshold: number; maxIterations: number }
+export interface PrecopyPolicy {
+  dirtyThreshold: number;
+  maxIterations: number;
+  /**
+   * false: no precopy: suspend first, then every page once (xc_domain_save without XCFLAGS_LIVE,
+   * send_domain_memory_nonlive): the whole copy is downtime. The migrate bench's "one copy".
+   */
+  live?: boolean;
+}
 export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIterations: 5 };
 
 export interface MigrateHost extends SaveRestoreHost {
@@ -66,6 +74,11 @@ export interface MigrateResult {
   blackout: { phase: string; ms: number }[];
   /** When the suspend was asked for, on the host's clock (performance.timeOrigin + now), to compare with the guest's. */
   suspendedAt: number;
+  /**
+   * The stop-and-copy's pages, from the first read to the target's "ready" (all written there);
+   * not live: every page of the guest once, the bench's "one copy".
+   */
+  lastCopyMs: number;
 }
 
 function send(sock: Socket, chunk: Uint8Array | string): Promise<void> {
@@ -134,19 +147,24 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   let suspended = false;
   let tDown = 0;
   let finalPages = 0;
+  let copyMs = 0;
   try {
-    const rc = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, null, 0);
-    if (typeof rc === 'number' && rc < 0) throw new SaveError(`log-dirty ENABLE: ${errnoName(rc)}`);
+    const live = policy.live ?? true;
+    if (live) {
+      const rc = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, null, 0);
+      if (typeof rc === 'number' && rc < 0) throw new SaveError(`log-dirty ENABLE: ${errnoName(rc)}`);
+    }
     await w.headers(config);
     await w.libxcBegin();
     // Round 1: every page. Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
-    for (;;) {
+    for (; live;) {
       const r0 = performance.now();
       pagesPerRound.push(await sendPages(h.k, domid, w, toSend));
       toSend = await clean(0, true);
       roundMs.push(performance.now() - r0);
-      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
+      h.log(`xl migrate: round ${pagesPerRound.length}
+: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
     }
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
@@ -159,13 +177,17 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     const after = await hc.domctl_getdomaininfo(domid);
     if (typeof after === 'number' || after.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend`);
     blackout.mark('suspend: the guest quiesces and makes SCHEDOP_shutdown(suspend); xl sees it stopped');
-    // The guest is stopped for good: no pause around this CLEAN.
-    const last = new Set(toSend);
-    for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, false)) last.add(g);
-    const lastList = [...last].sort((a, b) => a - b);
-    blackout.mark('log-dirty CLEAN (FINAL)');
+    let lastList = toSend; // not live: every page
+    if (live) {
+      // The guest is stopped for good: no pause around this CLEAN.
+      const last = new Set(toSend);
+      for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, false)) last.add(g);
+      lastList = [...last].sort((a, b) => a - b);
+      blackout.mark('log-dirty CLEAN (FINAL)');
+    }
+    const copy0 = performance.now();
     finalPages = await sendPages(h.k, domid, w, lastList);
-    blackout.mark('last PAGE_DATA records written');
+    blackout.mark(live ? 'last PAGE_DATA records written' : 'every page written (not live)');
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);
     await w.vcpuContext(0, resume_gfn);
@@ -173,6 +195,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await w.end();
     blackout.mark('vCPU context, END');
     await input.expect(MIGRATE_RECEIVER_READY);
+    copyMs = performance.now() - copy0;
     blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
     await send(sock, MIGRATE_PERMISSION);
     await input.expect(MIGRATE_REPORT);
@@ -189,14 +212,17 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     h.log(`xl migrate: ${vm.name}: migration failed after the suspend (${why}); the guest stays suspended here`);
     throw new SaveError(`migration of ${vm.name} failed after it was suspended: ${why}; it is kept here, shut down (reason suspend)`);
   }
-  const downtimeMs = performance.now() - tDown;
+  // Both end where the guest runs on the target (Clark et al.'s activation); destroying the
+  // source's copy follows, outside them.
+  const tRunning = performance.now();
+  const downtimeMs = tRunning - tDown;
   hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
   sock.end();
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
     name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, finalPages, pagesSent, bytesSent: w.bytesWritten,
-    totalMs: performance.now() - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown,
+    totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
     `downtime ${downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms`);
@@ -236,16 +262,24 @@ export async function migrateReceive(h: SaveRestoreHost, sock: Socket, paused = 
   let fp: ForeignPages | null = null;
   let name = '';
   let records: ImageRecords;
+  let tConfig = 0;
+  let tReady = 0;
+  let tEnd = 0;
   try {
     records = await receiveStream(input, what, {
       config(c) {
-
+        tConfig = performance.now();
         checkSavedConfig(c);
         name = c.name;
         built = h.bootRestored(c.file, async (d, nr_pages) => {
           checkPages(c, nr_pages);
+          // libxl reads libxc's stream once the domain is made, its vCPUs included: until their
+          // threads are up the stream waits here (and TCP holds the sender back), so that the
+          // stop-and-copy never waits for them.
+          const rc = await h.k.hypercall.domctl_vcpus_loaded(d);
+          if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
+          tReady = performance.now();
           domain.resolve({ domid: d, nr_pages });
-
           setVcpuContext(h.k, d, await ended.promise);
         }, true, { lateLocks: true });
         built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
@@ -259,7 +293,7 @@ export async function migrateReceive(h: SaveRestoreHost, sock: Socket, paused = 
     const vcpu0 = records.vcpus.find((v) => v.vcpu === 0);
     if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
     ended.resolve(vcpu0.resume_gfn);
-
+    tEnd = performance.now();
   } catch (e) {
     ended.reject(e as Error); // the half-built domain goes (boot destroys what fill failed in)
     await (built as Promise<number> | null)?.catch(() => undefined);
@@ -268,7 +302,6 @@ export async function migrateReceive(h: SaveRestoreHost, sock: Socket, paused = 
     (fp as ForeignPages | null)?.close();
   }
   const domid = await built!;
-
   try {
     await send(sock, MIGRATE_RECEIVER_READY);
     await input.expect(MIGRATE_PERMISSION);
@@ -282,7 +315,10 @@ export async function migrateReceive(h: SaveRestoreHost, sock: Socket, paused = 
   await send(sock, MIGRATE_REPORT);
   await send(sock, new Uint8Array([0]));
   sock.end();
-  h.log(`xl migrate-receive: ${name} is domain ${domid} here (${records.pages} pages received)`);
+  // The stream's own times, for the migrate bench: how long it waited for the domain to be made,
+  // then how long its pages took from there to its END.
+  h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
+    `${(tReady - tConfig).toFixed(1)} ms for the domain to be built, then took ${(tEnd - tReady).toFixed(1)} ms to its END`);
   return { domid, name, pages: records.pages };
 }
 

@@ -7,11 +7,12 @@
  * stream. Here the socket's chunks wait in a queue; a piece that lies in one chunk is handed out as
  * a view of it, one that straddles chunks is gathered into a scratch buffer that is reused, so a
  * record costs at most one copy before it reaches the guest's frames. Past HIGH_WATER bytes
- * waiting (the receiver busy building the domain) the socket is paused, and TCP slows the sender.
+ * waiting (the receiver still building the domain) the socket is paused, and TCP holds the
+ * sender back.
  */
 import type { Socket } from 'node:net';
 
-const HIGH_WATER = 64 << 20;
+const HIGH_WATER = 8 << 20;
 
 export class SocketInput {
   private readonly chunks: Buffer[] = [];
@@ -46,6 +47,8 @@ export class SocketInput {
   private async fill(n: number, what: string): Promise<void> {
     while (this.queued < n) {
       if (this.ended) throw new Error(`${what}: the connection ended after byte ${this.consumed + this.queued} (${this.ended.message})`);
+      // A piece larger than what is queued: the socket must flow again, whatever the high water.
+      if (this.paused) { this.paused = false; this.sock.resume(); }
       await new Promise<void>((r) => { this.wake = r; });
     }
   }
