@@ -1,14 +1,19 @@
 /*
  * The migrate suite: live migration of a guest between two hosts on this machine (loopback TCP),
  * with a writable working set of 0, 16 and 64 MiB (mem-touch) on a 256 MiB guest (--quick: a
- * 64 MiB guest with 0, 4 and 16 MiB). Each row: total time, downtime (the suspend request to the
- * target's "unpaused" report), precopy rounds, and pages sent in all, medians over the repeats.
+ * 64 MiB guest with 0, 4 and 16 MiB). Each row, medians over the repeats: the downtime as the
+ * toolstack sees it (the suspend request to the target's "unpaused" report) and as the guest saw
+ * it (from its workload freezing to running again on the target, by the clock both hosts share:
+ * domu/resume.ts), the blackout phase by phase (MigrateResult.blackout), total time (and of it the
+ * wait for the target's domain and vCPU threads to exist), precopy rounds and pages per round,
+ * pages sent; and "one copy": the same guest moved back without precopy (live: false, every page
+ * once), timed by its receiver from its domain being ready to the stream's END, and the ratio
+ * (total - wait) / one copy.
  *
  * Xen: what Clark et al. measured (NSDI 2005, "Live Migration of Virtual Machines": 60 ms of
- * downtime for a Quake 3 server, 210 ms for SPECweb; XEN-FACTS.md Part 2 section 4.5); their
- * downtime is seen by a client, ours is the toolstack's (a udp-rr peer's view is not measured yet).
- * The guest's suspend here includes closing its frontends' xenbus connections and the target's
- * domain build, which Xen's downtime includes too (the guest's resume and reconnection).
+ * downtime for a Quake 3 server, 210 ms for SPECweb99; XEN-FACTS.md Part 2 section 4.5); their
+ * downtime is seen by a client; a udp-rr peer's view is not measured here yet (the guest's own
+ * count is the nearest: a peer would add the network's reconnection after it).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

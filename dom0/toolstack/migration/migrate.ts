@@ -9,10 +9,20 @@
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
- *   receiver  builds the domain paused and fills it (save-restore.ts), "domain received, ready to unpause\n"
+ *   receiver  builds the domain paused when the config arrives, and writes each batch into it as
+ *             it comes (stream-receive.ts); at END sets the vCPU context, "domain received, ready to unpause\n"
  *   sender    "domain is yours, you are cleared to unpause\n"
  *   receiver  unpauses; "my copy unpause results are as follows" and one byte, 0 = running
  *   sender    destroys its copy
+ *
+ * The downtime (from the suspend request to the report) is what the stop-and-copy cannot avoid:
+ * the guest quiescing, the FINAL CLEAN, the last dirty pages, the vCPU context, the unpause. The
+ * domain build, its vCPU threads and their kernel image are ready before it: the receiver reads
+ * no page until the vCPUs exist (libxl makes the domain before reading libxc's stream), and TCP
+ * holds the sender back meanwhile. MigrateResult.blackout times each phase on the sender's clock.
+ * Page data is raw bytes in PAGE_DATA records read straight from the guest's frames into a reused
+ * buffer, written to the socket without waiting for each write (msgpackr frames none of it).
+ * With `live: false` there is no precopy: suspend, then every page once (libxc's non-live save).
  *
  * If the receiver fails before the guest is suspended, the sender turns log-dirty off and the guest
  * never noticed. After the suspend the guest's frontends are closed and its image locks handed over

@@ -12,7 +12,7 @@
  */
 import type { Socket } from 'node:net';
 
-const HIGH_WATER = 8 << 20;
+export const HIGH_WATER = 8 << 20;
 
 export class SocketInput {
   private readonly chunks: Buffer[] = [];
@@ -26,6 +26,11 @@ export class SocketInput {
   private paused = false;
   /** Bytes taken so far: where the next piece starts in the stream (for error messages). */
   consumed = 0;
+
+  /** Bytes received and not yet taken. */
+  get queuedBytes(): number {
+    return this.queued;
+  }
 
   constructor(private readonly sock: Socket) {
     sock.on('data', (d: Buffer) => {
