@@ -234,22 +234,20 @@ export class Host extends EventEmitter {
   private async onShutdown(entry: DomainEntry, reason: ShutdownReason, detail: string): Promise<void> {
     const c = entry.config;
     if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
+    const gone = this.stopVcpus(entry);
     // __domain_finalise_shutdown: the toolstack is told once every vCPU has stopped running guest
     // code; the threads' own teardown (host business, tens of ms) goes on meanwhile.
-    await this.stopVcpus(entry, true);
+    await Promise.race([gone, Promise.all(entry.workers.map((_, v) => this.vcpuLeft(entry.domid, v)))]);
     send_global_virq(this.hv, VIRQ_DOM_EXC);
+    await gone;
     const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail };
     this.emit('shutdown', event);
     // The control domain has no toolstack above it (see the header).
     if (entry.privileged && !entry.destroying) await this.destroy(entry.domid);
   }
 
-  /**
-   * Ask every vCPU to leave at its next preemption point and wait until all have: until their
-   * threads have exited, or with `leftOnly` until each has left guest code (V.ALIVE cleared,
-   * schedule.ts stop(); a thread not yet online runs none: its first preemption point stops it).
-   */
-  private async stopVcpus(entry: DomainEntry, leftOnly = false): Promise<void> {
+  /** Ask every vCPU to leave at its next preemption point and wait until all have. */
+  private async stopVcpus(entry: DomainEntry): Promise<void> {
     entry.stopping = true;
     const hv = this.hv;
     for (let v = 0; v < entry.workers.length; v++) {
@@ -262,12 +260,15 @@ export class Host extends EventEmitter {
     await Promise.all(entry.exited.map((exited, v) => {
       // A guest spinning without hypercalls never reaches a preemption point: cut its thread.
       const timer = setTimeout(() => void entry.workers[v].terminate(), STOP_GRACE_MS);
-      const gone = exited.finally(() => clearTimeout(timer));
-      return leftOnly ? Promise.race([gone, this.vcpuLeft(entry.domid, v)]) : gone;
+      return exited.finally(() => clearTimeout(timer));
     }));
   }
 
-  /* Resolves when vCPU v's ALIVE word is 0 (or after STOP_GRACE_MS, when its thread is being cut). */
+  /*
+   * Resolves when vCPU v has left guest code: its ALIVE word is 0 (schedule.ts stop(); a thread
+   * not online yet runs none either: its first preemption point stops it). Never, after
+   * STOP_GRACE_MS: the thread is being cut, and its exit settles the wait.
+   */
   private async vcpuLeft(domid: number, v: number): Promise<void> {
     const w = this.hv.vcpu(domid, v, V.ALIVE);
     const until = performance.now() + STOP_GRACE_MS;
