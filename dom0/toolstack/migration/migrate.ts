@@ -173,8 +173,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       pagesPerRound.push(await sendPages(h.k, domid, w, toSend));
       toSend = await clean(0, true);
       roundMs.push(performance.now() - r0);
-      h.log(`xl migrate: round ${pagesPerRound.length}
-: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
+      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
     }
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
