@@ -41,10 +41,10 @@ import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
 import { ForeignPages } from './foreign-pages.ts';
 import { SaveError, builderPages, checkPages, checkSavedConfig, range, sendPages, setVcpuContext, writeBatch, type SaveRestoreHost } from './save-restore.ts';
-import { restoreBalloonState } from './balloon-state.ts';
+import { StreamHoles, restoreBalloonState } from './balloon-state.ts';
 import { incomingName, migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { SocketInput } from './socket-input.ts';
-import type { ImageRecords, PageBatch } from './stream-read.ts';
+import type { ImageRecords } from './stream-read.ts';
 import { receiveStream } from './stream-receive.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
@@ -288,7 +288,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   let name = '';
   let records!: ImageRecords;
   let saved!: SavedConfig;
-  const kept: PageBatch[] = []; // each batch's gfns, holes and PoD entries (not its data): the balloon's holes at the end
+  const holes = new StreamHoles(); // the balloon's holes as the batches name them, ready at the END
   let tConfig = 0;
   let tReady = 0;
   let tEnd = 0;
@@ -306,11 +306,13 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
           // stop-and-copy never waits for them.
           const rc = await h.k.hypercall.domctl_vcpus_loaded(d);
           if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
+          // xl creates it as NAME--incoming; here it is renamed as soon as it is built, before any page.
+          await h.rename(d, c.name, incomingName(c.name));
           tReady = performance.now();
           domain.resolve({ domid: d, nr_pages });
           const resume_gfn = await ended.promise;
           // What the restore of a save file does (./save-restore.ts): holes stay holes, the target as saved.
-          await restoreBalloonState(h.k, h.xs, d, { ...records, config: saved, batches: kept }, builderPages(nr_pages));
+          await restoreBalloonState(h.k, h.xs, d, { holes: holes.list(), targetKiB: saved.targetKiB }, builderPages(nr_pages));
           setVcpuContext(h.k, d, resume_gfn);
         }, true, { lateLocks: true });
         built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
@@ -319,7 +321,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
         const d = await domain.promise;
         fp ??= new ForeignPages(h.k, d.domid);
         writeBatch(fp, d.nr_pages, b);
-        kept.push({ gfns: b.gfns, data: EMPTY, holes: b.holes, pod: b.pod });
+        holes.note(b);
       },
     });
     const vcpu0 = records.vcpus.find((v) => v.vcpu === 0);
@@ -336,7 +338,6 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   const domid = await built!;
   const incoming = incomingName(name);
   try {
-    await h.rename(domid, name, incoming); // xl creates it so; here it is renamed as soon as it is built
     await send(sock, MIGRATE_RECEIVER_READY);
     await input.expect(MIGRATE_PERMISSION);
   } catch (e) {
@@ -372,7 +373,6 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   return { domid, name, pages: records.pages };
 }
 
-const EMPTY = new Uint8Array(0);
 
 function deferred<T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: Error): void } {
   let resolve!: (v: T) => void;

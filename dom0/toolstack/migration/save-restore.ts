@@ -26,7 +26,7 @@ import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { PAGE_SIZE, errnoName } from '../../../shared/public/xen.ts';
 import type { PreparedVm } from '../prepare.ts';
 import { ForeignPages } from './foreign-pages.ts';
-import { batchTypes, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
+import { batchTypes, finalHoles, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
 import { readSaveImage, type PageBatch, type SavedImage } from './stream-read.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
@@ -127,7 +127,7 @@ export async function restoreImage(h: SaveRestoreHost, img: SavedImage, opts: { 
   const domid = await h.bootRestored(c.file, async (d, nr_pages) => {
     checkPages(c, nr_pages);
     writePages(h.k, d, nr_pages, img);
-    balloon = await restoreBalloonState(h.k, h.xs, d, img, builderPages(nr_pages));
+    balloon = await restoreBalloonState(h.k, h.xs, d, { holes: finalHoles(img), targetKiB: c.targetKiB }, builderPages(nr_pages));
     setVcpuContext(h.k, d, vcpu0.resume_gfn);
   }, opts.paused ?? false);
   h.log(`xl: restored ${c.name} as domain ${domid} from ${img.pages} pages` +
