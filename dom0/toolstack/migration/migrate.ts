@@ -39,6 +39,7 @@ import {
 import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbus.ts';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
+import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { ForeignPages } from './foreign-pages.ts';
 import { SaveError, builderPages, checkPages, checkSavedConfig, range, sendPages, setVcpuContext, writeBatch, type SaveRestoreHost } from './save-restore.ts';
 import { StreamHoles, restoreBalloonState } from './balloon-state.ts';
@@ -64,6 +65,15 @@ export interface PrecopyPolicy {
   live?: boolean;
 }
 export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIterations: 5 };
+
+/*
+ * The stop-and-copy's PAGE_DATA records hold at most this many pages (the precopy's, and a save
+ * file's, MAX_BATCH_SIZE). The target writes a record once all of it has arrived: with smaller
+ * records it writes the first while the next are still on their way, and after the sender's last
+ * byte only one small record is left to write. The guest is stopped meanwhile, so that tail is
+ * downtime; during the precopy larger records cost fewer hypercalls and nobody waits.
+ */
+export const FINAL_BATCH = 256;
 
 export interface MigrateHost extends SaveRestoreHost {
   /** Let go of the domain's image locks: the target takes them (shared storage). */
@@ -203,7 +213,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       blackout.mark('log-dirty CLEAN (FINAL)');
     }
     const copy0 = performance.now();
-    finalPages = await sendPages(h.k, domid, w, lastList);
+    finalPages = await sendPages(h.k, domid, w, lastList, live ? FINAL_BATCH : MAX_BATCH_SIZE);
     blackout.mark(live ? 'last PAGE_DATA records written' : 'every page written (not live)');
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);

@@ -89,16 +89,17 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
 }
 
 /**
- * write_batch, over a list of gfns: PAGE_DATA records of at most MAX_BATCH_SIZE pages. Each
+ * write_batch, over a list of gfns: PAGE_DATA records of at most `batchSize` pages (MAX_BATCH_SIZE at most). Each
  * batch's types first (getpageframeinfo3): only RAM the guest has is read, straight into the
  * record; a ballooned hole or an untouched PoD page is named without contents (./balloon-state.ts).
  */
-export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[]): Promise<number> {
+export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[], batchSize = MAX_BATCH_SIZE): Promise<number> {
+  if (!(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw new RangeError(`PAGE_DATA batches of ${batchSize} pages`);
   const fp = new ForeignPages(k, domid);
   const types = new Int32Array(MAX_BATCH_SIZE);
   try {
-    for (let i = 0; i < gfns.length; i += MAX_BATCH_SIZE) {
-      const batch = gfns.slice(i, i + MAX_BATCH_SIZE);
+    for (let i = 0; i < gfns.length; i += batchSize) {
+      const batch = gfns.slice(i, i + batchSize);
       const ram = batchTypes(k, domid, batch, types);
       await w.pageData(batch, (out) => { if (ram.length > 0) fp.read(ram, out); }, types);
     }
