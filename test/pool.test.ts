@@ -73,7 +73,7 @@ test.serial('a member that starts paging has a guest moved to the member with th
   for (const name of ['host-a', 'host-b', 'host-c']) joinPool(poolFile, { name, runDir: hosts[name].runDir });
   const xa = await XlClient.open(hosts['host-a'].runDir);
   // The pager keeps 16 MiB free: it starts paging while a move still has frames to work with (a
-  // migration reads, and so populates and pins, every page of the guest it moves).
+  // migration reads, and so populates and pins while it maps them, every page of the guest it moves).
   await xa.call({ verb: 'mem-paging', run: true, low_water_pages: 4096 });
   const lines: string[] = [];
   const balancer = new PoolBalancer(poolFile, { periodMs: 100, log: (l) => lines.push(l) });
