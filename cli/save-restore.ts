@@ -42,11 +42,12 @@ export function registerSaveRestoreVerbs(ctx: NetworkCliContext): void {
     .argument('<host:port>', 'where `migrate-receive` listens')
     .option('--max-iters <n>', 'precopy rounds at most (libxc: 5)', '5')
     .option('--dirty-threshold <n>', 'stop-and-copy once fewer pages than this are dirty (libxc: 50)', '50')
-    .action(async (domain: string, target: string, opts: { maxIters: string; dirtyThreshold: string }, cmd: Command) => {
+    .option('--no-live', 'no precopy: suspend first, then send every page once (libxc\'s non-live save)')
+    .action(async (domain: string, target: string, opts: { maxIters: string; dirtyThreshold: string; live: boolean }, cmd: Command) => {
       const m = /^(.+):(\d+)$/.exec(target);
       if (!m) throw new CliError('failed', `migrate: ${target} (expected HOST:PORT, as migrate-receive printed it)`);
       const r = await withClient(cmd, (c) => c.call<MigrateResult>({
-        verb: 'migrate', domain, host: m[1], port: Number(m[2]), maxIterations: Number(opts.maxIters), dirtyThreshold: Number(opts.dirtyThreshold),
+        verb: 'migrate', domain, host: m[1], port: Number(m[2]), maxIterations: Number(opts.maxIters), dirtyThreshold: Number(opts.dirtyThreshold), live: opts.live,
       }));
       out(`migrated ${r.name}: ${r.rounds} precopy round(s) of ${r.pagesPerRound.join(', ')} pages, stop-and-copy ${r.finalPages} pages, ` +
         `${r.pagesSent} pages (${(r.bytesSent / 1048576).toFixed(1)} MiB) in all; downtime ${r.downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms\n`);

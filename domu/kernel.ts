@@ -68,6 +68,11 @@ export async function main(env: KernelEnv): Promise<void> {
   const cons = consoleInit(k);
   const args = parseCmdline(k.si.cmd_line);
   const type = (['pv', 'pvh', 'hvm'].includes(args.get(CMDLINE_GUEST_TYPE) ?? '') ? args.get(CMDLINE_GUEST_TYPE) : 'pv') as CmdlineGuestType;
+  // Linux thaws user space as soon as the vCPU runs again (do_suspend: dpm_resume_end, then
+  // thaw_processes) while its frontends reconnect behind it: a workload whose state is in guest
+  // memory carries on now, before xenbus and the devices are back.
+  let memTouch: MemTouch | null = resumed?.words[R.WORKLOAD] === WORKLOAD_MEM_TOUCH && args.get('workload') === 'mem-touch'
+    ? startMemTouch(k, args, resumed, (line) => k.log(line)) : null;
   const xs = xenbusInit(k);
   // Resumed in the domain it suspended in (a migration that failed: xc_domain_resume), the kernel
   // finds the store connection its predecessor used, its watches still set: drop them first, as
@@ -77,7 +82,8 @@ export async function main(env: KernelEnv): Promise<void> {
   k.log(`ringvisor DomU kernel: ${name}, ${type.toUpperCase()} guest, ${(k.si.nr_pages * PAGE_SIZE) >> 20} MiB, ` +
     `${k.nr_vcpus} vCPU(s)`);
   k.log(`Command line: ${k.si.cmd_line}`);
-  if (resumed) k.log(`resume: restored from a save stream, or resumed in place (suspend #${resumed.words[R.SUSPENDS]}); reconnecting devices to this host's backends`);
+  if (resumed) k.log(`resume: restored from a save stream, or resumed in place (suspend #${resumed.words[R.SUSPENDS]}), running again ` +
+    `${resumed.msSinceFrozen().toFixed(1)} ms after it froze; reconnecting devices to this host's backends`);
 
   let stop: (req: ShutdownRequest) => void = () => undefined;
   const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });
@@ -98,7 +104,6 @@ export async function main(env: KernelEnv): Promise<void> {
   const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed !== null);
   serveConsole(k, cons, disks.disks, (req) => stop(req));
 
-  let memTouch: MemTouch | null = null;
   const wname = args.get('workload') ?? 'idle';
   // A server that keeps no progress (udp-rr's echo: each answer is the request sent back) simply
   // serves again after a resume, as a daemon does after Linux's resume; anything else idles.
@@ -109,7 +114,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const workload: Promise<AfterWorkload> = resumed !== null && resumed.words[R.WORKLOAD] !== WORKLOAD_MEM_TOUCH && !stateless
     ? Promise.resolve('idle')
     : wname === 'mem-touch'
-    ? (memTouch = startMemTouch(k, args, resumed, (line) => k.log(line))).done.then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
+    ? (memTouch ??= startMemTouch(k, args, resumed, (line) => k.log(line))).done.then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
     : NET_WORKLOADS.includes(wname)
     ? runNetWorkload(net.stack, args, (line) => k.log(line), (ms) => k.timers.sleep(ms)).then((): AfterWorkload => (args.get('then') === 'poweroff' ? 'poweroff' : 'idle'))
     : runWorkload(k, disks.disks, args, (line) => k.log(line));
@@ -175,11 +180,13 @@ function mib(d: BlockDevice): string {
  */
 async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>, balloon: Balloon): Promise<ResumeRecord> {
   k.log('suspend: freezing the workload and quiescing devices');
+  const frozenAt = performance.now();
   if (memTouch) await memTouch.freeze();
   await quiesce();
   const rec = found ?? plainRecord(k);
   rec.words[R.SUSPENDS]++;
   balloon.save(rec); // its list of ballooned-out gfns, into guest memory
+  rec.stampFrozen(frozenAt);
   rec.store();
   k.log(`suspend: resume record at gfn ${rec.gfn}; SCHEDOP_shutdown(SHUTDOWN_suspend)`);
   return rec;

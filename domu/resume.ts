@@ -14,7 +14,8 @@
  *   word 3  the workload that keeps its progress here (WORKLOAD_*)
  *   word 4  how many times this guest has been suspended
  *   word 5  pages in the balloon; word 6  the gfn + 1 of the first page listing them (./balloon/balloon.ts)
- *   word 8… the workload's own state (./workloads/mem-touch.ts owns words 8..63)
+ *   word 8…61  the workload's own state (./workloads/mem-touch.ts owns words 8..14)
+ *   word 62-63  when its workload was frozen for the last suspend (Float64, ms on the clock below)
  *
  * The page's gfn is what SCHEDOP_shutdown(SHUTDOWN_suspend) names and the save stream carries as
  * the vCPU context; on restore it comes back as env.resume_gfn.
@@ -24,7 +25,9 @@ import { PAGE_SIZE } from '../shared/public/xen.ts';
 
 export const RESUME_MAGIC = 0x52565253; // "RVRS"
 export const RESUME_VERSION = 1;
-export const R = { MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, BALLOONED: 5, BALLOON_LIST: 6, WORKLOAD_STATE: 8, WORDS: 64 } as const;
+export const R = {
+  MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, BALLOONED: 5, BALLOON_LIST: 6, WORKLOAD_STATE: 8, FROZEN_AT: 62, WORDS: 64,
+} as const;
 export const WORKLOAD_NONE = 0;
 export const WORKLOAD_MEM_TOUCH = 1;
 
@@ -42,6 +45,21 @@ export class ResumeRecord {
 
   store(): void {
     this.k.memory.write(this.gfn * PAGE_SIZE, this.bytes);
+  }
+
+  /*
+   * The guest's own view of its blackout: the time its workload froze, read back after the
+   * resume. The clock is the machine's (performance.timeOrigin + now), which both ringvisor hosts
+   * on one machine share; guests on two machines would need their wall clocks in step (NTP).
+   */
+  stampFrozen(now = performance.now()): void {
+    new Float64Array(this.words.buffer)[R.FROZEN_AT / 2] = performance.timeOrigin + now;
+  }
+
+  /** Milliseconds since the workload froze (NaN if the record has no time). */
+  msSinceFrozen(): number {
+    const t = new Float64Array(this.words.buffer)[R.FROZEN_AT / 2];
+    return t > 0 ? performance.timeOrigin + performance.now() - t : NaN;
   }
 
   get valid(): boolean {

@@ -100,6 +100,9 @@ interface DomainEntry {
   privileged: boolean;
   workers: Worker[];
   exited: Promise<void>[];
+  /** Per vCPU: its thread has loaded the kernel (or is gone). */
+  loaded: Promise<void>[];
+  loadedNow: (() => void)[];
   createdAt: number;
   stopping: boolean;
   destroying: Promise<void> | null;
@@ -184,31 +187,36 @@ export class Host extends EventEmitter {
       throw new DomctlError(-built, `cannot build ${config.name}: ${errnoName(built)} (${config.memoryKiB} KiB asked, ` +
         `${freeFrames(this.hv) * 4} KiB free)`);
     }
-    const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], createdAt: Date.now(), stopping: false, destroying: null };
+    const entry: DomainEntry = { domid, built, config, privileged, workers: [], exited: [], loaded: [], loadedNow: [], createdAt: Date.now(), stopping: false, destroying: null };
     this.sched.domainCreated(domid, maxVcpus, config);
     this.entries.set(domid, entry);
     Atomics.store(this.hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_RUNNING);
+    // A restore's saved vCPU context (XEN_DOMCTL_setvcpucontext at build; a migration sets it later).
+    if (config.resume_gfn !== undefined) Atomics.store(this.hv.domains, domid * D.WORDS + D.RESUME_GFN, config.resume_gfn + 1);
     if (config.paused) {
       Atomics.store(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
       for (let v = 0; v < maxVcpus; v++) Atomics.store(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
     }
-    this.startVcpus(entry, maxVcpus, config.resume_gfn ?? -1);
+    this.startVcpus(entry, maxVcpus);
     this.emit('created', { domid, name: config.name });
     return domid;
   }
 
-  /** One thread per vCPU, entering the kernel (vcpu.ts); vCPU 0 in resume mode if `resume_gfn` >= 0. */
-  private startVcpus(entry: DomainEntry, maxVcpus: number, resume_gfn: number): void {
+  /**
+   * One thread per vCPU, entering the kernel (vcpu.ts); vCPU 0 boots in resume mode if the domain
+   * has a saved context (D.RESUME_GFN), which it reads once past its first pause.
+   */
+  private startVcpus(entry: DomainEntry, maxVcpus: number): void {
     const { domid, config, built } = entry;
     for (let v = 0; v < maxVcpus; v++) {
       const boot: VcpuBoot = {
         buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
-        resume_gfn,
       };
       const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;
       entry.workers.push(w);
       entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; this.sched.vcpuGone(domid, v); resolve(); })));
+      entry.loaded.push(Promise.race([entry.exited[v], new Promise<void>((resolve) => entry.loadedNow.push(resolve))]));
       w.on('message', (m: VcpuMessage) => this.onMessage(entry, w, m));
       w.on('error', (e) => this.log(`(XEN) d${domid}v${v} thread error: ${e.stack ?? e}`));
     }
@@ -228,9 +236,11 @@ export class Host extends EventEmitter {
     if (saved < 0) throw new DomctlError(XEN_EINVAL, `domain ${domid} (${entry.config.name}) is not suspended`);
     entry.workers = [];
     entry.exited = [];
+    entry.loaded = [];
+    entry.loadedNow = [];
     entry.stopping = false;
     this.sched.domainCreated(domid, nr, entry.config);
-    this.startVcpus(entry, nr, saved);
+    this.startVcpus(entry, nr); // D.RESUME_GFN still names the saved context
     this.log(`(XEN) d${domid} (${entry.config.name}) resumed from its suspend (context at gfn ${saved})`);
     this.emit('resumed', { domid, name: entry.config.name });
   }
@@ -243,6 +253,9 @@ export class Host extends EventEmitter {
         break;
       case 'shutdown':
         void this.onShutdown(entry, m.reason, m.detail);
+        break;
+      case 'loaded':
+        entry.loadedNow[entry.workers.indexOf(w)]?.();
         break;
       case 'xen-log':
         this.log(m.text);
@@ -258,8 +271,12 @@ export class Host extends EventEmitter {
   private async onShutdown(entry: DomainEntry, reason: ShutdownReason, detail: string): Promise<void> {
     const c = entry.config;
     if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
-    await this.stopVcpus(entry);
+    const gone = this.stopVcpus(entry);
+    // __domain_finalise_shutdown: the toolstack is told once every vCPU has stopped running guest
+    // code; the threads' own teardown (host business, tens of ms) goes on meanwhile.
+    await Promise.race([gone, Promise.all(entry.workers.map((_, v) => this.vcpuLeft(entry.domid, v)))]);
     send_global_virq(this.hv, VIRQ_DOM_EXC);
+    await gone;
     const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail };
     this.emit('shutdown', event);
     // The control domain has no toolstack above it (see the header).
@@ -282,6 +299,22 @@ export class Host extends EventEmitter {
       const timer = setTimeout(() => void entry.workers[v].terminate(), STOP_GRACE_MS);
       return exited.finally(() => clearTimeout(timer));
     }));
+  }
+
+  /*
+   * Resolves when vCPU v has left guest code: its ALIVE word is 0 (schedule.ts stop(); a thread
+   * not online yet runs none either: its first preemption point stops it). Never, after
+   * STOP_GRACE_MS: the thread is being cut, and its exit settles the wait.
+   */
+  private async vcpuLeft(domid: number, v: number): Promise<void> {
+    const w = this.hv.vcpu(domid, v, V.ALIVE);
+    const until = performance.now() + STOP_GRACE_MS;
+    for (let now = performance.now(); now < until; now = performance.now()) {
+      const r = Atomics.waitAsync(this.hv.vcpus, w, 1, until - now);
+      if (r.async) await r.value;
+      if (Atomics.load(this.hv.vcpus, w) !== 1) return;
+    }
+    await new Promise<void>(() => undefined); // never: the thread's exit settles it
   }
 
   /** xl destroy: stop the threads, tear the domain down. Destroying twice waits for the first. */
@@ -444,6 +477,12 @@ export class Host extends EventEmitter {
         case 'pausedomain': if (domid === 0) return -XEN_EINVAL; this.pause(domid); return 0;
         case 'unpausedomain': this.unpause(domid); return 0;
         case 'resumedomain': await this.resumeDomain(domid); return 0;
+        case 'vcpus_loaded': {
+          const entry = this.entries.get(domid);
+          if (!entry) return -XEN_ESRCH;
+          await Promise.all(entry.loaded);
+          return 0;
+        }
         case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
         case 'getdomaininfolist': return this.list();
         case 'physinfo': return this.physinfo();

@@ -18,7 +18,7 @@ import {
   XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
   type DomainInfo, type Hypercalls, type PhysInfo,
 } from '../shared/public/hypercall.ts';
-import { DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
+import { DOMID_SELF, XEN_EBUSY, XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
 import { shadow_op } from './mm/log-dirty.ts';
 import type { ShadowOpResult } from '../shared/public/domctl.ts';
@@ -341,6 +341,9 @@ export class HypercallTable implements Hypercalls {
   domctl_pausedomain(domid: number): Promise<number> {
     return this.#domctl<number>(HC.domctl_pausedomain, 'pausedomain', domid);
   }
+  domctl_vcpus_loaded(domid: number): Promise<number> {
+    return this.#domctl<number>(HC.domctl_vcpus_loaded, 'vcpus_loaded', domid);
+  }
   domctl_unpausedomain(domid: number): Promise<number> {
     return this.#domctl<number>(HC.domctl_unpausedomain, 'unpausedomain', domid);
   }
@@ -379,6 +382,17 @@ export class HypercallTable implements Hypercalls {
     if (!this.#c.hv.isAlive(domid)) return -XEN_ESRCH;
     if (!(Number.isInteger(n) && n >= 0 && n <= gfns.length && n <= types.length)) return -XEN_EINVAL;
     return getpageframeinfo3(this.#c.hv, domid, gfns, types, n);
+  }
+  domctl_setvcpucontext(domid: number, resume_gfn: number): number {
+    this.#enter(HC.domctl_setvcpucontext);
+    if (!this.#c.privileged) return -XEN_EPERM;
+    const hv = this.#c.hv;
+    if (!hv.isAlive(domid)) return -XEN_ESRCH;
+    // The vCPU reads its context when it first passes the pause (vcpu.ts): a running one has read it.
+    if (Atomics.load(hv.domains, hv.dom(domid, D.PAUSE_COUNT)) === 0) return -XEN_EBUSY;
+    if (!Number.isInteger(resume_gfn) || resume_gfn < 0 || resume_gfn >= MAX_GUEST_PAGES) return -XEN_EINVAL;
+    Atomics.store(hv.domains, hv.dom(domid, D.RESUME_GFN), resume_gfn + 1);
+    return 0;
   }
   /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {

@@ -24,7 +24,7 @@
  * that lock (ioreq.ts hvm_domain_kill) before it frees frames, so every lookup that saw the owner
  * alive has taken its reference by then, and no later one can.
  */
-import { p2m_pin_private } from './mm/fault.ts';
+import { p2m_pin_private, p2m_unpin_foreign } from './mm/fault.ts';
 import { DOMID_SELF, XEN_EEXIST, XEN_EINVAL, XEN_EPERM, XEN_ESRCH } from '../shared/public/xen.ts';
 import { spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
@@ -33,7 +33,7 @@ import { frameOwner, get_page, put_page } from './page-alloc.ts';
 import { p2m_fault } from './mm/fault.ts';
 import { waitForPager } from './mm/pager-wait.ts';
 import {
-  FOREIGNMAP_WORDS, IO, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PAGED, P2M_POD, P2M_PRESENT, P2M_RESERVED,
+  F, FOREIGNMAP_WORDS, IO, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PAGED, P2M_PINNED, P2M_POD, P2M_PRESENT, P2M_RESERVED,
   type HypervisorState,
 } from './state.ts';
 
@@ -71,13 +71,22 @@ function gmfn_foreign(c: Caller, fd: number, gfn: number, gpfn: number): number 
   if (!validGfn(gfn)) return -XEN_EINVAL;
   pageInForeign(c.hv, fd, gfn);
   return map_foreign_frame(c, gpfn, fd, (hv) => {
-    const e = p2m_pin_private(hv, fd, gfn); // resident, private, and kept so (mm/fault.ts)
-    // Only the owner's own RAM: not a hole, not something it has itself mapped from elsewhere.
-    if ((e & P2M_PRESENT) === 0 || (e & P2M_FOREIGN) !== 0) return -XEN_EINVAL;
-    const mfn = e & P2M_MFN_MASK;
-    if (frameOwner(hv, mfn) !== fd) return -XEN_EINVAL;
-    get_page(hv, mfn);
-    return mfn;
+    for (;;) {
+      // Resident, private, and kept so while mapped (mm/fault.ts); the last unmap unpins it.
+      const e = p2m_pin_private(hv, fd, gfn, true);
+      // Only the owner's own RAM: not a hole, not something it has itself mapped from elsewhere.
+      if ((e & P2M_PRESENT) === 0 || (e & P2M_FOREIGN) !== 0) return -XEN_EINVAL;
+      const mfn = e & P2M_MFN_MASK;
+      if (frameOwner(hv, mfn) !== fd) return -XEN_EINVAL;
+      get_page(hv, mfn);
+      Atomics.store(hv.frames, mfn * F.WORDS + F.GFN, gfn + 1); // the M2P entry its unmap reads
+      Atomics.add(hv.frames, mfn * F.WORDS + F.MAPS, 1);
+      // The pin found on may have been the last other mapping's, taken off just now: while this
+      // mapping holds the frame its entry stays pinned, and still maps this frame.
+      const now = p2m_pin_private(hv, fd, gfn, true);
+      if ((now & P2M_MFN_MASK) === mfn && (now & (P2M_PRESENT | P2M_PINNED)) === (P2M_PRESENT | P2M_PINNED)) return mfn;
+      put_page(hv, mfn); // paged out and in meanwhile: map the frame it has now
+    }
   });
 }
 
@@ -120,7 +129,7 @@ export function remove_from_physmap(c: Caller, gpfn: number): number {
   if ((Atomics.and(hv.foreignmap, c.domid * FOREIGNMAP_WORDS + (gpfn >>> 5), ~bit) & bit) === 0) return -XEN_EINVAL;
   const e = Atomics.exchange(hv.p2m, c.domid * MAX_GUEST_PAGES + gpfn, 0);
   p2m_take_back(hv, c.domid); // before the page reference goes, which may free the frame
-  put_page(hv, e & P2M_MFN_MASK);
+  unmapForeignFrame(hv, e & P2M_MFN_MASK);
   c.count('foreign_unmaps');
   return 0;
 }
@@ -135,9 +144,20 @@ export function foreign_release_mappings(hv: HypervisorState, d: number): void {
       bits &= bits - 1;
       const e = Atomics.exchange(hv.p2m, d * MAX_GUEST_PAGES + w * 32 + b, 0);
       p2m_take_back(hv, d);
-      put_page(hv, e & P2M_MFN_MASK);
+      unmapForeignFrame(hv, e & P2M_MFN_MASK);
     }
   }
+}
+
+/*
+ * One foreign mapping of `mfn` is gone: the last one takes off the pin a foreign mapping put on
+ * its owner's entry (mm/fault.ts p2m_unpin_foreign), then drops the reference (Xen: put_page; the
+ * page can be paged and shared again once nobody maps it). An acquired resource's frame is the
+ * Xen heap's, with no owner's entry to unpin.
+ */
+function unmapForeignFrame(hv: HypervisorState, mfn: number): void {
+  p2m_unpin_foreign(hv, mfn);
+  put_page(hv, mfn);
 }
 
 /** Foreign mappings `d` holds, for leak checks. */

@@ -46,6 +46,9 @@ export function alloc_domheap_page(hv: HypervisorState, domid: number): number {
   if (mfn >= 0) {
     hv.frames[mfn * F.WORDS + F.REF] = 0;
     hv.frames[mfn * F.WORDS + F.ORPHAN] = 0;
+    hv.frames[mfn * F.WORDS + F.PIN] = 0;
+    hv.frames[mfn * F.WORDS + F.GFN] = 0;
+    hv.frames[mfn * F.WORDS + F.MAPS] = 0;
     Atomics.store(hv.frames, mfn * F.WORDS + F.OWNER, domid + 1);
   }
   return mfn;

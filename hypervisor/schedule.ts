@@ -302,6 +302,7 @@ export class VcpuScheduler {
     this.hasSlot = false;
     this.runstate(RUNSTATE_offline);
     Atomics.store(this.c.hv.vcpus, this.c.hv.vcpu(this.c.domid, this.c.vcpu, V.ALIVE), 0);
+    Atomics.notify(this.c.hv.vcpus, this.c.hv.vcpu(this.c.domid, this.c.vcpu, V.ALIVE)); // the host's stopVcpus may wait on it
     return this.exit(0);
   }
 

@@ -91,7 +91,10 @@ export const F = {
   OWNER: 0,    // domid + 1; 0 = free; XEN_OWNER = the Xen heap
   REF: 1,      // foreign mappings (grant maps) currently holding the frame
   ORPHAN: 2,   // 1: the owner died while mapped; the last unmap frees the frame
-  WORDS: 4,
+  PIN: 3,      // who set its owner's P2M_PINNED: PIN_BY_FOREIGN (undone at the last unmap) or PIN_HELD (kept); mm/fault.ts
+  GFN: 4,      // the owner's gfn + 1, written by a foreign mapping (Xen's M2P entry), so its unmap can find the entry
+  MAPS: 5,     // foreign mappings ever made of it: the pager sees one that came and went while it copied the page out
+  WORDS: 8,
 } as const;
 export const XEN_OWNER = 0x7ff2 + 1;
 

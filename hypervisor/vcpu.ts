@@ -33,8 +33,6 @@ export interface VcpuBoot {
   kernel: string;
   module: unknown;
   start_info_gfn: number;
-  /** A restored domain's saved context (KernelEnv.resume_gfn), -1 on an ordinary boot. */
-  resume_gfn: number;
   /** The host's waiting policy, for this vCPU's trapped accesses (ioreq-send.ts). */
   wait: WaitPolicy;
 }
@@ -44,6 +42,7 @@ export type VcpuMessage =
   | { kind: 'console'; text: string }
   | { kind: 'xen-log'; text: string }
   | { kind: 'shutdown'; reason: ShutdownReason; detail: string }
+  | { kind: 'loaded' }
   | { kind: 'domctl'; id: number; op: string; args: unknown[] };
 /** Messages the control thread sends a vCPU thread. */
 export type ControlMessage = { kind: 'domctl-reply'; id: number; result: unknown };
@@ -109,7 +108,8 @@ const cpu = new TrappingCpu(caller, sched, {
   mmio: (addr, size, write, value) => ioreq.mmio(addr, size, write, value),
 });
 
-const env: KernelEnv = Object.freeze({
+/* Frozen once the vCPU has passed its first pause, when vCPU 0's saved context is known (below). */
+const env: KernelEnv = {
   vcpu_id: boot.vcpu,
   nr_vcpus: Atomics.load(hv.domains, boot.domid * D.WORDS + D.NR_VCPUS),
   hypercall: new HypercallTable(caller, sched, control),
@@ -128,9 +128,9 @@ const env: KernelEnv = Object.freeze({
     evtchn_peer_preempted: (port) => sched.peerPreempted(port),
   },
   start_info_gfn: boot.start_info_gfn,
-  resume_gfn: boot.vcpu === 0 ? boot.resume_gfn : -1,
+  resume_gfn: -1,
   module: boot.module,
-});
+};
 
 /**
  * The kernel entry receives its interface and nothing else. The thread's workerData holds the
@@ -168,11 +168,18 @@ process.on('unhandledRejection', crash);
 if (!caller.privileged) guardPageViews(Object.values(boot.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
 
 sched.online();
-// The kernel's first instruction is behind a preemption point: a domain built paused (a restore
-// still filling its memory) runs nothing until the toolstack unpauses it.
-sched.preemptionPoint();
 try {
+  // The image is loaded while the domain may still be paused (the builder's xc_dom_load runs none
+  // of it), so a restore's downtime does not include loading it.
   const image = (await import(boot.kernel)) as KernelImage;
+  post({ kind: 'loaded' }); // the vCPU exists now (the host's vcpus_loaded domctl waits for this)
+  // The kernel's first instruction is behind a preemption point: a domain built paused (a restore
+  // still filling its memory) runs nothing until the toolstack unpauses it.
+  sched.preemptionPoint();
+  // vCPU 0's saved context (a restore's resume record): set at build, or by a migration's
+  // XEN_DOMCTL_setvcpucontext while the domain was paused.
+  if (boot.vcpu === 0) env.resume_gfn = Atomics.load(hv.domains, boot.domid * D.WORDS + D.RESUME_GFN) - 1;
+  Object.freeze(env);
   if (boot.vcpu === 0) {
     await image.main(env);
     domainShutdown('poweroff', 'kernel main() returned');

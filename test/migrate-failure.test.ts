@@ -64,9 +64,13 @@ async function consoleSays(rh: RunningHost, domain: string, re: RegExp): Promise
   return m;
 }
 
-/** After the suspend: the kernel booted again in resume mode, its disk and vif reconnected, mem-touch went on from where it stopped and finished that pass, checking every page. */
-const RESUMED_AND_VERIFIED = new RegExp('suspend: resume record[^\\n]*\\n[\\s\\S]*resume: [^\\n]*\\n[\\s\\S]*blkfront: xvda connected[\\s\\S]*' +
-  'netfront: eth0 connected[\\s\\S]*mem-touch: resumed at pass (\\d+), page \\d+[^\\n]*\\n[\\s\\S]*mem-touch: pass \\1 done');
+/**
+ * After the suspend: the kernel booted again in resume mode, its disk and vif reconnected, mem-touch went on from where it
+ * stopped and finished that pass, checking every page. mem-touch carries on before the devices are back (user space is
+ * thawed first, domu/kernel.ts), so only the suspend comes first; the rest may come in any order.
+ */
+const RESUMED_AND_VERIFIED = new RegExp('suspend: resume record[^\\n]*\\n(?=[\\s\\S]*resume: )(?=[\\s\\S]*blkfront: xvda connected)(?=[\\s\\S]*netfront: eth0 connected)' +
+  '[\\s\\S]*mem-touch: resumed at pass (\\d+), page \\d+[^\\n]*\\n[\\s\\S]*mem-touch: pass \\1 done');
 
 async function listed(x: XlClient, name: string): Promise<ListedDomain | undefined> {
   return (await x.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === name);

@@ -32,15 +32,27 @@ test.after.always(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/*
+ * The first match of `re` on `domain`'s console. Not a measurement: a bound so that a guest that
+ * never prints it fails the test with what it did print, instead of hanging it.
+ */
+const CONSOLE_WAIT_MS = 120_000;
 async function consoleSays(rh: RunningHost, domain: string, re: RegExp): Promise<RegExpMatchArray> {
   const c = await XlClient.open(rh.runDir);
   let seen = '';
   let done!: (m: RegExpMatchArray) => void;
   const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
-  await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
-  const m = await matched;
-  c.close();
-  return m;
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${domain}'s console never matched ${re} in ${CONSOLE_WAIT_MS / 1000} s; its last output:\n${seen.slice(-2000)}`)), CONSOLE_WAIT_MS);
+  });
+  try {
+    await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
+    return await Promise.race([matched, gaveUp]);
+  } finally {
+    clearTimeout(timer);
+    c.close();
+  }
 }
 
 test.serial('the pool file: join, refuse a second join, eject; a broken file is refused with the reason', (t) => {
@@ -61,7 +73,7 @@ test.serial('a member that starts paging has a guest moved to the member with th
   for (const name of ['host-a', 'host-b', 'host-c']) joinPool(poolFile, { name, runDir: hosts[name].runDir });
   const xa = await XlClient.open(hosts['host-a'].runDir);
   // The pager keeps 16 MiB free: it starts paging while a move still has frames to work with (a
-  // migration reads, and so populates and pins, every page of the guest it moves).
+  // migration reads, and so populates and pins while it maps them, every page of the guest it moves).
   await xa.call({ verb: 'mem-paging', run: true, low_water_pages: 4096 });
   const lines: string[] = [];
   const balancer = new PoolBalancer(poolFile, { periodMs: 100, log: (l) => lines.push(l) });

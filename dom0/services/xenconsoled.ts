@@ -24,9 +24,12 @@
  * `xl console`: Xen's xenconsoled also copies each guest's output to a pty that `xl console`
  * opens, and what is typed there back to the guest. Here attach() is that pty: a client gets
  * every byte after the log has it, and types with write(); history() is what the pty would
- * still hold for a client that attaches late (this domain's output so far, from its log).
+ * still hold for a client that attaches late: the last HISTORY_BYTES this domain printed, kept
+ * here rather than read back from the log, because the log is not this domain's alone: a VM's
+ * directory is shared storage, and during a live migration the source's copy of the guest still
+ * appends to it while the target's copy, built when the stream began, already does too.
  */
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import { ByteRingView } from '../../shared/public/io/byte-ring.ts';
@@ -49,11 +52,14 @@ interface GuestConsole {
   input: Uint8Array[];
   broken: boolean;
   bytesLogged: number;
-  /** Where this domain's output starts in the log (the file is appended to across boots). */
-  logStart: number;
+  /** The last HISTORY_BYTES of output, a ring: byte i of the output at tail[i % HISTORY_BYTES]. */
+  tail: Uint8Array;
   /** Attached clients (xl console): each gets every byte of output, and is told when the console goes. */
   clients: Set<ConsoleClient>;
 }
+
+/** How much of each domain's output history() can give back (the toolstack asks for at most 16 KiB). */
+export const HISTORY_BYTES = 64 * 1024;
 
 /** An attached `xl console`. */
 export interface ConsoleClient {
@@ -86,7 +92,7 @@ export class Xenconsoled {
     }
     const g: GuestConsole = {
       domid, logPath, fd, page, port: local, input: [], broken: false, bytesLogged: 0,
-      logStart: fstatSync(fd).size, clients: new Set(),
+      tail: new Uint8Array(HISTORY_BYTES), clients: new Set(),
       out: new ByteRingView(bytes, page.words, XENCONS_OUT_RING),
       in: new ByteRingView(bytes, page.words, XENCONS_IN_RING),
     };
@@ -115,25 +121,19 @@ export class Xenconsoled {
     return () => { g.clients.delete(client); };
   }
 
-  /** The last `max` bytes this domain has printed so far (its part of the log). */
+  /** The last `max` bytes (at most HISTORY_BYTES) this domain has printed so far. */
   history(domid: number, max: number): Uint8Array {
     const g = this.guests.get(domid);
     if (!g) return new Uint8Array(0);
-    const end = g.logStart + g.bytesLogged;
-    const start = Math.max(g.logStart, end - max);
-    const out = new Uint8Array(end - start);
-    const fd = openSync(g.logPath, 'r');
-    try {
-      let got = 0;
-      while (got < out.length) {
-        const n = readSync(fd, out, got, out.length - got, start + got);
-        if (n === 0) break;
-        got += n;
-      }
-      return out.subarray(0, got);
-    } finally {
-      closeSync(fd);
+    const n = Math.min(max, HISTORY_BYTES, g.bytesLogged);
+    const out = new Uint8Array(n);
+    for (let got = 0; got < n;) {
+      const at = (g.bytesLogged - n + got) % HISTORY_BYTES;
+      const k = Math.min(n - got, HISTORY_BYTES - at);
+      out.set(g.tail.subarray(at, at + k), got);
+      got += k;
     }
+    return out;
   }
 
   /** Type `data` at the guest's console (xl console's keystrokes). */
@@ -162,6 +162,12 @@ export class Xenconsoled {
       if (n < 0) return this.breakConsole(g, 'out_prod is more than a ring ahead of out_cons');
       if (n === 0) break;
       writeSync(g.fd, this.buf, 0, n);
+      for (let got = 0; got < n;) {
+        const at = (g.bytesLogged + got) % HISTORY_BYTES;
+        const k = Math.min(n - got, HISTORY_BYTES - at);
+        g.tail.set(this.buf.subarray(got, got + k), at);
+        got += k;
+      }
       g.bytesLogged += n;
       notify = true;
       for (const c of g.clients) c.output(this.buf.slice(0, n));

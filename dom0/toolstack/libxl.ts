@@ -81,8 +81,10 @@ interface XlDomain {
 
 /** A restore's part in boot(): the saved vCPU context, and the memory filled before the unpause. */
 interface RestoreHooks {
-  resume_gfn: number;
+  /** Writes the memory and sets the vCPU context (XEN_DOMCTL_setvcpucontext). */
   fill(domid: number, nr_pages: number): Promise<void>;
+  /** Take the image locks after fill (a migration: the source lets go of them at its suspend). */
+  lateLocks?: boolean;
 }
 
 const PRESERVE = { on_poweroff: 'preserve', on_reboot: 'preserve', on_crash: 'preserve' } as const;
@@ -136,10 +138,9 @@ export class Libxl extends EventEmitter {
     const vm = prepared.vm;
     const uuid = vm.uuid ?? randomUUID(); // libxl makes one per boot when the config has none
     const backends = await this.diskBackends(prepared);
-    const locks = this.lockImages(prepared);
+    const locks = restore?.lateLocks ? [] : this.lockImages(prepared);
     const built = await this.dom0.toolstack.buildDomain(
-      { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE,
-        ...(restore ? { resume_gfn: restore.resume_gfn } : {}) },
+      { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE },
       { consoleLog: prepared.files.consoleLog, uuid },
     ).catch(async (e: unknown) => {
       for (const l of locks) l.release();
@@ -157,6 +158,7 @@ export class Libxl extends EventEmitter {
       if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.maxvcpus, prepared.emulatedDisk);
       prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.maxvcpus, index, v)));
       if (restore) await restore.fill(rec.domid, built.nr_pages);
+      if (restore?.lateLocks) rec.locks = this.lockImages(prepared);
       this.writeState(rec, 'running');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
       // A driver domain named as a dead one was: it serves the devices that were waiting for it.
@@ -499,14 +501,14 @@ export class Libxl extends EventEmitter {
         for (const l of rec?.locks ?? []) l.release();
         if (rec) rec.locks = [];
       },
-      bootRestored: (path, resume_gfn, fill, paused) => {
+      bootRestored: (path, fill, paused, opts) => {
         const run = this.createLock.then(async () => {
           const infos = await this.infoList();
           const phys = await this.hc.sysctl_physinfo();
           if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
           const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
           const prepared = prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
-          return (await this.boot(prepared, paused, { resume_gfn, fill })).domid;
+          return (await this.boot(prepared, paused, { fill, lateLocks: opts?.lateLocks })).domid;
         });
         this.createLock = run.then(() => undefined, () => undefined);
         return run;

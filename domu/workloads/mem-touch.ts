@@ -45,7 +45,7 @@ export function startMemTouch(k: Kernel, args: ReadonlyMap<string, string>, resu
     rec = resumed;
     rec.words[S.RESUMES]++;
     say(`mem-touch: resumed at pass ${rec.words[S.PASS]}, page ${rec.words[S.INDEX]} of ${rec.words[S.WSS_PAGES]} ` +
-      '(its progress was in guest memory)');
+      `(its progress was in guest memory), ${rec.msSinceFrozen().toFixed(1)} ms after it froze`);
   } else {
     const num = (key: string, dflt: number) => {
       const v = Number(args.get(key) ?? dflt);

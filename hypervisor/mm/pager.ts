@@ -64,7 +64,7 @@ export class Pager {
       if ((e & P2M_PRESENT) === 0 || (e & (P2M_FOREIGN | P2M_PINNED | P2M_READONLY | P2M_SHARED | P2M_RESERVED)) !== 0) continue;
       const mfn = e & P2M_MFN_MASK;
       if (frameOwner(hv, mfn) !== d || Atomics.load(hv.frames, mfn * F.WORDS + F.REF) !== 0) continue;
-      if (p2m_mem_paging_evict(hv, d, gfn, e)) evicted++;
+      if (p2m_mem_paging_evict(hv, d, gfn, e, Atomics.load(hv.frames, mfn * F.WORDS + F.MAPS))) evicted++;
     }
     this.hand.set(d, gfn);
     return evicted;

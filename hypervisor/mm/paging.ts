@@ -18,8 +18,8 @@ import { closeSync, constants, mkdirSync, openSync, readSync, rmSync, writeSync 
 import { join } from 'node:path';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import { p2m_take_back } from '../guest-memory.ts';
-import { alloc_domheap_page, free_domheap_page } from '../page-alloc.ts';
-import { D, MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PAGED, P2M_PRESENT, type HypervisorState } from '../state.ts';
+import { alloc_domheap_page, free_domheap_page, release_page_of_dying } from '../page-alloc.ts';
+import { D, F, MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PAGED, P2M_PRESENT, type HypervisorState } from '../state.ts';
 import { MD, MH, MM_PATH, MM_PATH_BYTES, MM_PATH_LEN, md } from './mm-state.ts';
 import { POD_ENOMEM, POD_RETRY } from './pod.ts';
 
@@ -48,7 +48,7 @@ export function pagingFile(hv: HypervisorState, d: number): string | null {
  * nominate + evict: `d`'s private frame behind entry `e` of `gfn` goes to the paging file and the
  * entry becomes paged. The caller chose an unpinned, unshared page of its own and has `d` paused.
  */
-export function p2m_mem_paging_evict(hv: HypervisorState, d: number, gfn: number, e: number): boolean {
+export function p2m_mem_paging_evict(hv: HypervisorState, d: number, gfn: number, e: number, maps?: number): boolean {
   const file = pagingFile(hv, d);
   if (file === null) return false;
   const mfn = e & P2M_MFN_MASK;
@@ -58,9 +58,19 @@ export function p2m_mem_paging_evict(hv: HypervisorState, d: number, gfn: number
   } finally {
     closeSync(wfd);
   }
-  if (Atomics.compareExchange(hv.p2m, d * MAX_GUEST_PAGES + gfn, e, P2M_PAGED >>> 0) !== e) return false;
+  const idx = d * MAX_GUEST_PAGES + gfn;
+  if (Atomics.compareExchange(hv.p2m, idx, e, P2M_PAGED >>> 0) !== e) return false;
+  // A foreign mapping may have come and gone while the page was copied out (pinning and unpinning
+  // it leaves the entry as it was: its F.MAPS count moved): what it wrote is not in the file, so
+  // the page stays. The entry was PAGED only for these few instructions, the domain quiescent.
+  let held = false;
+  if (maps !== undefined && (Atomics.load(hv.frames, mfn * F.WORDS + F.MAPS) !== maps || Atomics.load(hv.frames, mfn * F.WORDS + F.REF) !== 0)) {
+    if (Atomics.compareExchange(hv.p2m, idx, P2M_PAGED >>> 0, e) === (P2M_PAGED >>> 0)) return false;
+    held = true; // paged in again meanwhile: the entry has a new frame; this one may still be mapped
+  }
   p2m_take_back(hv, d);
-  free_domheap_page(hv, mfn);
+  if (!held) free_domheap_page(hv, mfn);
+  else release_page_of_dying(hv, mfn); // its last mapping frees it
   Atomics.sub(hv.domains, d * D.WORDS + D.TOT_PAGES, 1);
   Atomics.add(hv.mm, md(d, MD.PAGED), 1);
   Atomics.add(hv.mm, md(d, MD.PAGE_OUTS), 1);

@@ -18,7 +18,7 @@
 import { p2m_take_back } from '../guest-memory.ts';
 import { alloc_domheap_page, free_domheap_page, frameOwner } from '../page-alloc.ts';
 import {
-  D, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PINNED, P2M_PRESENT, P2M_RESERVED, type HypervisorState,
+  D, F, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PINNED, P2M_PRESENT, P2M_RESERVED, type HypervisorState,
 } from '../state.ts';
 import { MD, md } from './mm-state.ts';
 import { p2m_release_entry } from './release.ts';
@@ -53,6 +53,7 @@ function guest_remove_page(hv: HypervisorState, d: number, gfn: number): boolean
     if ((e & P2M_PRESENT) === 0) return false;
     const mfn = e & P2M_MFN_MASK;
     if (frameOwner(hv, mfn) !== d) return false; // not its own RAM (shared_info, a grant frame)
+    if (Atomics.load(hv.frames, mfn * F.WORDS + F.REF) !== 0) return false; // mapped by another domain (a foreign mapping's pin may be off already)
     if (Atomics.compareExchange(hv.p2m, idx, e, 0) !== e) continue;
     p2m_take_back(hv, d); // before the frame can go to anyone else
     free_domheap_page(hv, mfn);

@@ -31,7 +31,7 @@ import { COW_OWNER, mem_sharing_nominate_page, mem_sharing_share_pages } from '.
 export const PAGES_TO_SCAN = 100;
 export const SLEEP_MILLISECS = 20;
 
-interface Hint { d: number; gfn: number; e: number }
+interface Hint { d: number; gfn: number; e: number; maps: number }
 
 /** What a pass needs from the control thread: the domains to scan, quiesced. */
 export interface ScanTarget {
@@ -90,10 +90,11 @@ export class ShareScanner {
     const e = Atomics.load(hv.p2m, d * MAX_GUEST_PAGES + gfn);
     if (!candidate(hv, d, e)) return -1;
     const mfn = e & P2M_MFN_MASK;
+    const maps = mapsOf(hv, mfn);
     const h = this.hash(mfn);
     const smfn = this.shared.get(h);
     if (smfn !== undefined) {
-      if (frameOwner(hv, smfn) === COW_OWNER - 1 && this.same(smfn, mfn)) {
+      if (frameOwner(hv, smfn) === COW_OWNER - 1 && this.same(smfn, mfn) && mapsOf(hv, mfn) === maps) {
         return mem_sharing_share_pages(hv, smfn, d, gfn, e) ? 1 : 0;
       }
       this.shared.delete(h); // stale (freed, or another page with this hash): forget it
@@ -102,13 +103,16 @@ export class ShareScanner {
     if (hint !== undefined && !(hint.d === d && hint.gfn === gfn) && this.paused.has(hint.d)) {
       const he = Atomics.load(hv.p2m, hint.d * MAX_GUEST_PAGES + hint.gfn);
       const hmfn = hint.e & P2M_MFN_MASK;
-      if (he === hint.e && candidate(hv, hint.d, he) && this.same(hmfn, mfn) && mem_sharing_nominate_page(hv, hint.d, hint.gfn, he)) {
+      // Neither page mapped by another domain since it was looked at (a foreign mapping that came
+      // and went leaves the entry as it was, but may have written the page): F.MAPS has not moved.
+      if (he === hint.e && candidate(hv, hint.d, he) && this.same(hmfn, mfn) && mapsOf(hv, hmfn) === hint.maps && mapsOf(hv, mfn) === maps &&
+        mem_sharing_nominate_page(hv, hint.d, hint.gfn, he)) {
         this.hints.delete(h);
         this.shared.set(h, hmfn);
         return mem_sharing_share_pages(hv, hmfn, d, gfn, e) ? 1 : 0;
       }
     }
-    this.hints.set(h, { d, gfn, e });
+    this.hints.set(h, { d, gfn, e, maps });
     return 0;
   }
 
@@ -131,6 +135,11 @@ export class ShareScanner {
     this.cursor.delete(d);
     for (const [h, hint] of this.hints) if (hint.d === d) this.hints.delete(h);
   }
+}
+
+/** Foreign mappings ever made of `mfn` (state.ts F.MAPS). */
+function mapsOf(hv: HypervisorState, mfn: number): number {
+  return Atomics.load(hv.frames, mfn * F.WORDS + F.MAPS);
 }
 
 /** A private frame of `d`'s own RAM that nothing else references. */

@@ -45,6 +45,8 @@ export interface BenchRow {
   min?: number;
   max?: number;
   samples?: Sample[];
+  /** A suite's further figures, in the JSON and its summary but not the table (migrate: the blackout phase by phase). */
+  detail?: Record<string, unknown>;
 }
 
 export interface SuiteOptions {

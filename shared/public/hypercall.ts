@@ -292,6 +292,13 @@ export interface Hypercalls {
    * after a save or a migration that did not complete). -EINVAL if it is not suspended.
    */
   domctl_resumedomain(domid: number): Promise<number>;
+  /**
+   * ringvisor's own: resolves (0, or -errno) once every vCPU of the domain exists: its thread
+   * has started and loaded the kernel image, and waits at its first preemption point. In Xen a
+   * vCPU exists when XEN_DOMCTL_max_vcpus returns; a thread takes a while to start, which a
+   * restore waits out before its stop-and-copy (dom0/toolstack/migration/migrate.ts).
+   */
+  domctl_vcpus_loaded(domid: number): Promise<number>;
   domctl_getdomaininfo(domid: number): Promise<DomainInfo | number>;
   /**
    * The host's page-sharing scanner (KSM's knobs: run, pages_to_scan, sleep_millisecs) and pager
@@ -325,6 +332,11 @@ export interface Hypercalls {
    * -errno. Runs in the caller's thread (hypervisor/mm/pfinfo.ts).
    */
   domctl_getpageframeinfo3(domid: number, gfns: ArrayLike<number>, types: Int32Array, n: number): number;
+  /**
+   * XEN_DOMCTL_setvcpucontext, reduced the same way: a restored domain's vCPU 0 resumes from the
+   * record at `resume_gfn`. Only while the domain is paused (before its kernel runs); 0 or -errno.
+   */
+  domctl_setvcpucontext(domid: number, resume_gfn: number): number;
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number;
 
   /* sysctl: the control domain only */

@@ -22,7 +22,7 @@ import { domainPath } from '../../../shared/public/io/xenbus.ts';
 import { LIBXL_MAXMEM_CONSTANT_KIB, XS_MEMORY_TARGET } from '../../../shared/public/memory.ts';
 import { MAX_BATCH_SIZE, XEN_DOMCTL_PFINFO_NOTAB } from '../../../shared/public/migration-stream.ts';
 import { errnoName } from '../../../shared/public/xen.ts';
-import type { SavedImage } from './stream-read.ts';
+import type { PageBatch, SavedImage } from './stream-read.ts';
 
 /** getpageframeinfo3 for one batch; returns the gfns whose contents must be sent. */
 export function batchTypes(k: Kernel, domid: number, gfns: readonly number[], types: Int32Array): number[] {
@@ -37,29 +37,48 @@ export async function savedTargetKiB(xs: XenbusClient, domid: number): Promise<n
   return Number.isSafeInteger(v) && v > 0 ? v : undefined;
 }
 
-/** The gfns the stream leaves as holes: named XTAB by the last record that names them. */
-export function finalHoles(img: SavedImage): number[] {
-  const last = new Map<number, boolean>();
-  for (const b of img.batches) {
-    for (const g of b.gfns) last.set(g, false);
-    for (const g of b.pod) last.set(g, false);
-    for (const g of b.holes) last.set(g, true);
+/**
+ * The gfns a stream leaves as holes, kept as its PAGE_DATA records are read: a migration's
+ * receiver notes each batch as it comes, so that at the stream's END (in the blackout) the holes
+ * are known without looking at every batch again.
+ */
+export class StreamHoles {
+  private readonly holes = new Set<number>();
+
+  note(b: Pick<PageBatch, 'gfns' | 'holes' | 'pod'>): void {
+    if (this.holes.size > 0) {
+      for (const g of b.gfns) this.holes.delete(g);
+      for (const g of b.pod) this.holes.delete(g);
+    }
+    for (const g of b.holes) this.holes.add(g);
   }
-  return [...last].filter(([, hole]) => hole).map(([g]) => g);
+
+  list(): number[] {
+    return [...this.holes];
+  }
+}
+
+/** The gfns a whole image leaves as holes: named XTAB by the last record that names them. */
+export function finalHoles(img: SavedImage): number[] {
+  const t = new StreamHoles();
+  for (const b of img.batches) t.note(b);
+  return t.list();
 }
 
 /**
  * Before the restored guest runs: its holes given back, and its balloon target as it was saved.
  * `fresh`: the builder's pages in the new domain, never holes.
  */
-export async function restoreBalloonState(k: Kernel, xs: XenbusClient, domid: number, img: SavedImage, fresh: ReadonlySet<number>): Promise<{ holes: number; targetKiB: number | null }> {
-  const holes = finalHoles(img).filter((g) => !fresh.has(g));
+export async function restoreBalloonState(
+  k: Kernel, xs: XenbusClient, domid: number, saved: { holes: readonly number[]; targetKiB: number | undefined }, fresh: ReadonlySet<number>,
+): Promise<{ holes: number; targetKiB: number | null }> {
+  const holes = saved.holes.filter((g) => !fresh.has(g));
   for (let i = 0; i < holes.length; i += MAX_BATCH_SIZE) {
     const batch = holes.slice(i, i + MAX_BATCH_SIZE);
     const done = k.hypercall.memory_decrease_reservation(batch, batch.length, domid);
     if (done !== batch.length) throw new Error(`leaving gfn ${batch[Math.max(0, done)]} of the restored domain ${domid} a hole: ${done < 0 ? errnoName(done) : 'refused'}`);
   }
-  const target = img.config.targetKiB;
+  const target = saved.targetKiB;
   if (target !== undefined) {
     // What libxl_set_memory_target does (../mem.ts's memSet, which this file cannot import without
     // an import circle through libxl.ts): max_mem with the slack, the PoD target, memory/target.

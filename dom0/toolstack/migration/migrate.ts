@@ -9,10 +9,20 @@
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
- *   receiver  builds the domain paused and fills it (save-restore.ts), "domain received, ready to unpause\n"
+ *   receiver  builds the domain paused when the config arrives, and writes each batch into it as
+ *             it comes (stream-receive.ts); at END sets the vCPU context, "domain received, ready to unpause\n"
  *   sender    "domain is yours, you are cleared to unpause\n"
  *   receiver  unpauses; "my copy unpause results are as follows" and one byte, 0 = running
  *   sender    destroys its copy
+ *
+ * The downtime (from the suspend request to the report) is what the stop-and-copy cannot avoid:
+ * the guest quiescing, the FINAL CLEAN, the last dirty pages, the vCPU context, the unpause. The
+ * domain build, its vCPU threads and their kernel image are ready before it: the receiver reads
+ * no page until the vCPUs exist (libxl makes the domain before reading libxc's stream), and TCP
+ * holds the sender back meanwhile. MigrateResult.blackout times each phase on the sender's clock.
+ * Page data is raw bytes in PAGE_DATA records read straight from the guest's frames into a reused
+ * buffer, written to the socket without waiting for each write (msgpackr frames none of it).
+ * With `live: false` there is no precopy: suspend, then every page once (libxc's non-live save).
  *
  * If the receiver fails before the guest is suspended, the sender turns log-dirty off and the guest
  * never noticed. After the suspend the guest's frontends are closed and its image locks handed over
@@ -29,11 +39,15 @@ import {
 import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbus.ts';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
-import { SaveError, range, restoreImage, sendPages, type SaveRestoreHost } from './save-restore.ts';
-import { StreamFramer } from './stream-framer.ts';
-import { readSaveImage } from './stream-read.ts';
-import { StreamWriter, type SavedConfig } from './stream-write.ts';
+import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
+import { ForeignPages } from './foreign-pages.ts';
+import { SaveError, builderPages, checkPages, checkSavedConfig, range, sendPages, setVcpuContext, writeBatch, type SaveRestoreHost } from './save-restore.ts';
+import { StreamHoles, restoreBalloonState } from './balloon-state.ts';
 import { incomingName, migratedAwayName, recoverAtSender } from './sender-recovery.ts';
+import { SocketInput } from './socket-input.ts';
+import type { ImageRecords } from './stream-read.ts';
+import { receiveStream } from './stream-receive.ts';
+import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
@@ -41,8 +55,25 @@ export const MIGRATE_PERMISSION = 'domain is yours, you are cleared to unpause\n
 export const MIGRATE_REPORT = 'my copy unpause results are as follows';
 
 /** libxc's precopy policy (xenguest.h): stop-and-copy below this many dirty pages, or after this many rounds. */
-export interface PrecopyPolicy { dirtyThreshold: number; maxIterations: number }
+export interface PrecopyPolicy {
+  dirtyThreshold: number;
+  maxIterations: number;
+  /**
+   * false: no precopy: suspend first, then every page once (xc_domain_save without XCFLAGS_LIVE,
+   * send_domain_memory_nonlive): the whole copy is downtime. The migrate bench's "one copy".
+   */
+  live?: boolean;
+}
 export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIterations: 5 };
+
+/*
+ * The stop-and-copy's PAGE_DATA records hold at most this many pages (the precopy's, and a save
+ * file's, MAX_BATCH_SIZE). The target writes a record once all of it has arrived: with smaller
+ * records it writes the first while the next are still on their way, and after the sender's last
+ * byte only one small record is left to write. The guest is stopped meanwhile, so that tail is
+ * downtime; during the precopy larger records cost fewer hypercalls and nobody waits.
+ */
+export const FINAL_BATCH = 256;
 
 export interface MigrateHost extends SaveRestoreHost {
   /** Let go of the domain's image locks: the target takes them (shared storage). */
@@ -61,64 +92,20 @@ export interface MigrateResult {
   finalPages: number;
   pagesSent: number;
   bytesSent: number;
+  /** Each precopy round: its pages read and sent, and the CLEAN after it. */
+  roundMs: number[];
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
   downtimeMs: number;
-}
-
-/** Bytes from a socket, handed to a line reader or the framer. */
-class SocketInput {
-  private pending = Buffer.alloc(0);
-  private wake: (() => void) | null = null;
-  private ended: Error | null = null;
-
-  constructor(sock: Socket) {
-    sock.on('data', (d: Buffer) => { this.pending = Buffer.concat([this.pending, d]); this.kick(); });
-    sock.on('close', () => { this.ended ??= new Error('the connection closed'); this.kick(); });
-    sock.on('error', (e) => { this.ended = e; this.kick(); });
-  }
-
-  private kick(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  private async more(): Promise<void> {
-    if (this.ended) throw this.ended;
-    await new Promise<void>((r) => { this.wake = r; });
-  }
-
-  /** Exactly `text`, or an error naming what came instead. */
-  async expect(text: string): Promise<void> {
-    while (this.pending.length < text.length) {
-      if (this.ended) throw new Error(`expected "${text.trim()}", the connection ended (${this.ended.message})`);
-      await this.more();
-    }
-    const got = this.pending.subarray(0, text.length).toString('latin1');
-    if (got !== text) throw new Error(`expected "${text.trim()}", got "${got.trim()}"`);
-    this.pending = this.pending.subarray(text.length);
-  }
-
-  async byte(): Promise<number> {
-    while (this.pending.length < 1) await this.more();
-    const b = this.pending[0];
-    this.pending = this.pending.subarray(1);
-    return b;
-  }
-
-  /** Everything until the framer has a whole stream. */
-  async stream(f: StreamFramer): Promise<Uint8Array> {
-    for (;;) {
-      if (this.pending.length > 0) {
-        const chunk = this.pending;
-        this.pending = Buffer.alloc(0);
-        f.push(chunk);
-      }
-      if (f.complete) return f.complete;
-      await this.more();
-    }
-  }
+  /** That downtime, phase by phase, on the sender's clock. */
+  blackout: { phase: string; ms: number }[];
+  /** When the suspend was asked for, on the host's clock (performance.timeOrigin + now), to compare with the guest's. */
+  suspendedAt: number;
+  /**
+   * The stop-and-copy's pages, from the first read to the target's "ready" (all written there);
+   * not live: every page of the guest once, the bench's "one copy".
+   */
+  lastCopyMs: number;
 }
 
 function send(sock: Socket, chunk: Uint8Array | string): Promise<void> {
@@ -126,6 +113,26 @@ function send(sock: Socket, chunk: Uint8Array | string): Promise<void> {
     if (sock.destroyed) { reject(new Error('the connection closed')); return; }
     sock.write(chunk, (e) => (e ? reject(e) : resolve()));
   });
+}
+
+/*
+ * The stream's sink on a socket: write and go on (the kernel's socket buffer and node's queue
+ * pipeline the next batch's reads from the guest with this one's sending); wait only when node's
+ * queue is full ('drain'). A failed write fails the next call.
+ */
+function socketSink(sock: Socket): Sink {
+  let failed: Error | null = null;
+  return (chunk, written) => {
+    if (failed ?? sock.destroyed) return Promise.reject(failed ?? new Error('the connection closed'));
+    const more = sock.write(chunk, (e) => { if (e) failed = e; else written(); });
+    if (more) return;
+    return new Promise<void>((resolve, reject) => {
+      const done = (e?: Error) => { sock.off('drain', done); sock.off('close', closed); if (e) reject(e); else resolve(); };
+      const closed = () => done(failed ?? new Error('the connection closed'));
+      sock.once('drain', done);
+      sock.once('close', closed);
+    });
+  };
 }
 
 /** xl migrate DOMAIN HOST: the sender. `sock` is connected to a receiver. */
@@ -141,56 +148,82 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   const info = await hc.domctl_getdomaininfo(domid);
   if (typeof info === 'number') throw new SaveError(`domain ${domid}: ${errnoName(info)}`);
   const nr = info.physmap_pages ?? info.max_pages; // the whole physmap: a ballooned-down guest's RAM reaches above max_pages
-  const w = new StreamWriter((c) => send(sock, c));
+  const w = new StreamWriter(socketSink(sock));
   const bitmap = new Int32Array(Math.ceil(nr / 32));
   const dirtyList = (): number[] => {
     const out: number[] = [];
-    for (let g = 0; g < nr; g++) if ((bitmap[g >>> 5] & (1 << (g & 31))) !== 0) out.push(g);
+    for (let word = 0; word < bitmap.length; word++) {
+      const v = bitmap[word];
+      if (v === 0) continue;
+      for (let b = 0; b < 32; b++) if ((v & (1 << b)) !== 0) out.push(word * 32 + b);
+    }
     return out;
   };
   /* A CLEAN with the domain paused, so no vCPU is inside a request across it (shared/public/hypercall.ts). */
-  const clean = async (mode: number): Promise<number[]> => {
-    await hc.domctl_pausedomain(domid);
+  const clean = async (mode: number, pause: boolean): Promise<number[]> => {
+    if (pause) await hc.domctl_pausedomain(domid);
     const r = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_CLEAN, mode, bitmap, nr);
-    await hc.domctl_unpausedomain(domid);
+    if (pause) await hc.domctl_unpausedomain(domid);
     if (typeof r === 'number') throw new SaveError(`log-dirty CLEAN: ${errnoName(r)}`);
     return dirtyList();
   };
 
   const pagesPerRound: number[] = [];
+  const roundMs: number[] = [];
+  const blackout = new Phases();
   let suspended = false;
   const step = { renamedAway: false, goSent: false };
   let tDown = 0;
   let finalPages = 0;
+  let copyMs = 0;
   try {
-    const rc = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, null, 0);
-    if (typeof rc === 'number' && rc < 0) throw new SaveError(`log-dirty ENABLE: ${errnoName(rc)}`);
+    const live = policy.live ?? true;
+    if (live) {
+      const rc = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, null, 0);
+      if (typeof rc === 'number' && rc < 0) throw new SaveError(`log-dirty ENABLE: ${errnoName(rc)}`);
+    }
     await w.headers(config);
     await w.libxcBegin();
     // Round 1: every page. Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
-    for (;;) {
+    for (; live;) {
+      const r0 = performance.now();
       pagesPerRound.push(await sendPages(h.k, domid, w, toSend));
-      toSend = await clean(0);
+      toSend = await clean(0, true);
+      roundMs.push(performance.now() - r0);
       h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
     }
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
+    blackout.start(tDown);
     await h.xs.write(`${domainPath(domid)}/${XS_CONTROL_SHUTDOWN}`, 'suspend');
+
     await h.waitStopped(domid);
     suspended = true;
     const after = await hc.domctl_getdomaininfo(domid);
     if (typeof after === 'number' || after.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend`);
-    const last = new Set(toSend);
-    for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL)) last.add(g);
-    finalPages = await sendPages(h.k, domid, w, [...last].sort((a, b) => a - b));
+    blackout.mark('suspend: the guest quiesces and makes SCHEDOP_shutdown(suspend); xl sees it stopped');
+    let lastList = toSend; // not live: every page
+    if (live) {
+      // The guest is stopped for good: no pause around this CLEAN.
+      const last = new Set(toSend);
+      for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, false)) last.add(g);
+      lastList = [...last].sort((a, b) => a - b);
+      blackout.mark('log-dirty CLEAN (FINAL)');
+    }
+    const copy0 = performance.now();
+    finalPages = await sendPages(h.k, domid, w, lastList, live ? FINAL_BATCH : MAX_BATCH_SIZE);
+    blackout.mark(live ? 'last PAGE_DATA records written' : 'every page written (not live)');
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);
     await w.vcpuContext(0, resume_gfn);
     h.releaseLocks(domid);
     await w.end();
+    blackout.mark('vCPU context, END');
     await input.expect(MIGRATE_RECEIVER_READY);
+    copyMs = performance.now() - copy0;
+    blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
     // xl: about to give the target permission to rename and start its copy, rename ours away first.
     await h.rename(domid, vm.name, migratedAwayName(vm.name));
     step.renamedAway = true;
@@ -204,6 +237,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       step.goSent = false;
       throw new SaveError(`the receiver could not start its copy (result ${result})`);
     }
+    blackout.mark('target: renamed and unpaused ("my copy unpause results")');
   } catch (e) {
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
     const why = (e as Error).message;
@@ -213,44 +247,121 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     throw await recoverAtSender(h, domid, vm.name, step, why);
   }
-  const downtimeMs = performance.now() - tDown;
+  // Both end where the guest runs on the target (Clark et al.'s activation); destroying the
+  // source's copy follows, outside them.
+  const tRunning = performance.now();
+  const downtimeMs = tRunning - tDown;
   hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
   sock.end();
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
-    totalMs: performance.now() - t0, downtimeMs,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
     `downtime ${downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms`);
   return r;
 }
 
-/** xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs. */
+/** Consecutive phases of the blackout, timed on this thread's clock. */
+class Phases {
+  readonly list: { phase: string; ms: number }[] = [];
+  private last = 0;
+
+  start(t: number): void {
+    this.last = t;
+  }
+
+  mark(phase: string): void {
+    const t = performance.now();
+    this.list.push({ phase, ms: t - this.last });
+    this.last = t;
+  }
+}
+
+/**
+ * xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs.
+ * As libxl_domain_create_restore does, the domain is built (paused, its devices added, its vCPU
+ * threads started and their kernel loaded) when the stream's config arrives, and each PAGE_DATA
+ * batch goes into it as it comes, so that the sender's stop-and-copy waits here only for the last
+ * batches and the vCPU context.
+ */
 export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
   await send(sock, MIGRATE_RECEIVER_BANNER);
-  const bytes = await input.stream(new StreamFramer());
-  const img = readSaveImage(bytes, 'migration stream');
-  const r = await restoreImage(h, img, { paused: true });
-  const incoming = incomingName(r.name);
+  const what = 'migration stream';
+  const domain = deferred<{ domid: number; nr_pages: number }>();
+  const ended = deferred<number>(); // vCPU 0's resume_gfn, at the stream's END
+  let built: Promise<number> | null = null;
+  let fp: ForeignPages | null = null;
+  let name = '';
+  let records!: ImageRecords;
+  let saved!: SavedConfig;
+  const holes = new StreamHoles(); // the balloon's holes as the batches name them, ready at the END
+  let tConfig = 0;
+  let tReady = 0;
+  let tEnd = 0;
   try {
-    await h.rename(r.domid, r.name, incoming); // xl creates it so; here it is renamed as soon as it is built
+    records = await receiveStream(input, what, {
+      config(c) {
+        tConfig = performance.now();
+        checkSavedConfig(c);
+        saved = c;
+        name = c.name;
+        built = h.bootRestored(c.file, async (d, nr_pages) => {
+          checkPages(c, nr_pages);
+          // libxl reads libxc's stream once the domain is made, its vCPUs included: until their
+          // threads are up the stream waits here (and TCP holds the sender back), so that the
+          // stop-and-copy never waits for them.
+          const rc = await h.k.hypercall.domctl_vcpus_loaded(d);
+          if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
+          // xl creates it as NAME--incoming; here it is renamed as soon as it is built, before any page.
+          await h.rename(d, c.name, incomingName(c.name));
+          tReady = performance.now();
+          domain.resolve({ domid: d, nr_pages });
+          const resume_gfn = await ended.promise;
+          // What the restore of a save file does (./save-restore.ts): holes stay holes, the target as saved.
+          await restoreBalloonState(h.k, h.xs, d, { holes: holes.list(), targetKiB: saved.targetKiB }, builderPages(nr_pages));
+          setVcpuContext(h.k, d, resume_gfn);
+        }, true, { lateLocks: true });
+        built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
+      },
+      async pages(b) {
+        const d = await domain.promise;
+        fp ??= new ForeignPages(h.k, d.domid);
+        writeBatch(fp, d.nr_pages, b);
+        holes.note(b);
+      },
+    });
+    const vcpu0 = records.vcpus.find((v) => v.vcpu === 0);
+    if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
+    ended.resolve(vcpu0.resume_gfn);
+    tEnd = performance.now();
+  } catch (e) {
+    ended.reject(e as Error); // the half-built domain goes (boot destroys what fill failed in)
+    await (built as Promise<number> | null)?.catch(() => undefined);
+    throw e;
+  } finally {
+    (fp as ForeignPages | null)?.close();
+  }
+  const domid = await built!;
+  const incoming = incomingName(name);
+  try {
     await send(sock, MIGRATE_RECEIVER_READY);
     await input.expect(MIGRATE_PERMISSION);
   } catch (e) {
     // The sender is gone before it cleared us: its copy is the guest; ours goes (xl does the same).
-    await h.destroy(r.domid);
+    await h.destroy(domid);
     throw e;
   }
   // Given the go: our copy takes the guest's name and runs. If that fails, xl reports it, destroys
   // its copy and gives the sender permission to resume the guest at its end.
   let failed: string | null = null;
   try {
-    await h.rename(r.domid, incoming, r.name);
+    await h.rename(domid, incoming, name);
     if (!paused) {
-      const rc = await h.k.hypercall.domctl_unpausedomain(r.domid);
+      const rc = await h.k.hypercall.domctl_unpausedomain(domid);
       if (rc < 0) throw new Error(`unpause: ${errnoName(rc)}`);
     }
   } catch (e) {
@@ -259,12 +370,24 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   await send(sock, MIGRATE_REPORT);
   await send(sock, new Uint8Array([failed === null ? 0 : 1]));
   if (failed !== null) {
-    await h.destroy(r.domid);
+    await h.destroy(domid);
     await send(sock, MIGRATE_PERMISSION);
     sock.end();
-    throw new SaveError(`${r.name} could not be started here (${failed}); the sender may resume it`);
+    throw new SaveError(`${name} could not be started here (${failed}); the sender may resume it`);
   }
   sock.end();
-  h.log(`xl migrate-receive: ${r.name} is domain ${r.domid} here`);
-  return r;
+  // The stream's own times, for the migrate bench: how long it waited for the domain to be made,
+  // then how long its pages took from there to its END.
+  h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
+    `${(tReady - tConfig).toFixed(1)} ms for the domain to be built, then took ${(tEnd - tReady).toFixed(1)} ms to its END`);
+  return { domid, name, pages: records.pages };
+}
+
+
+function deferred<T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: Error): void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined); // a rejection nobody waits for is not unhandled
+  return { promise, resolve, reject };
 }

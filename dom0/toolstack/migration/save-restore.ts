@@ -26,8 +26,8 @@ import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { PAGE_SIZE, errnoName } from '../../../shared/public/xen.ts';
 import type { PreparedVm } from '../prepare.ts';
 import { ForeignPages } from './foreign-pages.ts';
-import { batchTypes, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
-import { readSaveImage, type SavedImage } from './stream-read.ts';
+import { batchTypes, finalHoles, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
+import { readSaveImage, type PageBatch, type SavedImage } from './stream-read.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
 /** What save and restore need from the toolstack (libxl.ts). */
@@ -39,8 +39,12 @@ export interface SaveRestoreHost {
   preparedOf(domid: number): PreparedVm | null;
   waitStopped(domid: number): Promise<void>;
   destroy(domid: number): Promise<void>;
-  /** libxl's create from a config path, paused, its devices added; `fill` runs before the unpause. */
-  bootRestored(configPath: string, resume_gfn: number, fill: (domid: number, nr_pages: number) => Promise<void>, paused: boolean): Promise<number>;
+  /**
+   * libxl's create from a config path, paused, its devices added; `fill` runs before the unpause
+   * (it writes the memory and sets the vCPU context). `lateLocks`: take the disks' image locks
+   * after `fill`, when a migration's source has let go of them.
+   */
+  bootRestored(configPath: string, fill: (domid: number, nr_pages: number) => Promise<void>, paused: boolean, opts?: { lateLocks?: boolean }): Promise<number>;
 }
 
 export class SaveError extends Error {
@@ -85,21 +89,19 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
 }
 
 /**
- * write_batch, over a list of gfns: PAGE_DATA records of at most MAX_BATCH_SIZE pages. Each
- * batch's types first (getpageframeinfo3): only RAM the guest has is read and sent; a ballooned
- * hole or an untouched PoD page is named without contents (./balloon-state.ts).
+ * write_batch, over a list of gfns: PAGE_DATA records of at most `batchSize` pages (MAX_BATCH_SIZE at most). Each
+ * batch's types first (getpageframeinfo3): only RAM the guest has is read, straight into the
+ * record; a ballooned hole or an untouched PoD page is named without contents (./balloon-state.ts).
  */
-export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[]): Promise<number> {
+export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[], batchSize = MAX_BATCH_SIZE): Promise<number> {
+  if (!(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw new RangeError(`PAGE_DATA batches of ${batchSize} pages`);
   const fp = new ForeignPages(k, domid);
   const types = new Int32Array(MAX_BATCH_SIZE);
   try {
-    for (let i = 0; i < gfns.length; i += MAX_BATCH_SIZE) {
-      const batch = gfns.slice(i, i + MAX_BATCH_SIZE);
+    for (let i = 0; i < gfns.length; i += batchSize) {
+      const batch = gfns.slice(i, i + batchSize);
       const ram = batchTypes(k, domid, batch, types);
-      // A fresh buffer per batch: the sink may keep it (a socket's write queue).
-      const data = new Uint8Array(ram.length * PAGE_SIZE);
-      if (ram.length > 0) fp.read(ram, data);
-      await w.pageData(batch, data, types);
+      await w.pageData(batch, (out) => { if (ram.length > 0) fp.read(ram, out); }, types);
     }
   } finally {
     fp.close();
@@ -119,6 +121,23 @@ export async function restoreFromStream(h: SaveRestoreHost, bytes: Uint8Array, w
 
 export async function restoreImage(h: SaveRestoreHost, img: SavedImage, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
   const c = img.config;
+  checkSavedConfig(c);
+  const vcpu0 = img.vcpus.find((v) => v.vcpu === 0);
+  if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
+  let balloon = null as { holes: number; targetKiB: number | null } | null;
+  const domid = await h.bootRestored(c.file, async (d, nr_pages) => {
+    checkPages(c, nr_pages);
+    writePages(h.k, d, nr_pages, img);
+    balloon = await restoreBalloonState(h.k, h.xs, d, { holes: finalHoles(img), targetKiB: c.targetKiB }, builderPages(nr_pages));
+    setVcpuContext(h.k, d, vcpu0.resume_gfn);
+  }, opts.paused ?? false);
+  h.log(`xl: restored ${c.name} as domain ${domid} from ${img.pages} pages` +
+    (balloon && (balloon.holes > 0 || balloon.targetKiB !== null) ? ` (${balloon.holes} ballooned-out pages left holes, target ${balloon.targetKiB} KiB)` : ''));
+  return { domid, name: c.name, pages: img.pages };
+}
+
+/** The VM's config must be where it was, as it was (shared storage; see the header). */
+export function checkSavedConfig(c: SavedConfig): void {
   let text: string;
   try {
     text = readFileSync(c.file, 'utf8');
@@ -126,44 +145,47 @@ export async function restoreImage(h: SaveRestoreHost, img: SavedImage, opts: { 
     throw new SaveError(`the saved domain's config ${c.file} cannot be read (${(e as Error).message}); a restore needs the VM's files where they were`);
   }
   if (text !== c.text) throw new SaveError(`${c.file} has changed since ${c.name} was saved (expected the config it was saved with)`);
-  const vcpu0 = img.vcpus.find((v) => v.vcpu === 0);
-  if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
-  let balloon = null as { holes: number; targetKiB: number | null } | null;
-  const domid = await h.bootRestored(c.file, vcpu0.resume_gfn, async (d, nr_pages) => {
-    if (nr_pages !== Math.ceil(c.memoryKiB / 4)) throw new SaveError(`the new domain has ${nr_pages} pages, the saved one ${Math.ceil(c.memoryKiB / 4)}`);
-    writePages(h.k, d, nr_pages, img);
-    balloon = await restoreBalloonState(h.k, h.xs, d, img, builderPages(nr_pages));
-  }, opts.paused ?? false);
-  h.log(`xl: restored ${c.name} as domain ${domid} from ${img.pages} pages` +
-    (balloon && (balloon.holes > 0 || balloon.targetKiB !== null) ? ` (${balloon.holes} ballooned-out pages left holes, target ${balloon.targetKiB} KiB)` : ''));
-  return { domid, name: c.name, pages: img.pages };
+}
+
+export function checkPages(c: SavedConfig, nr_pages: number): void {
+  if (nr_pages !== Math.ceil(c.memoryKiB / 4)) throw new SaveError(`the new domain has ${nr_pages} pages, the saved one ${Math.ceil(c.memoryKiB / 4)}`);
+}
+
+/** XEN_DOMCTL_setvcpucontext: vCPU 0 resumes from the record at `resume_gfn`. */
+export function setVcpuContext(k: Kernel, domid: number, resume_gfn: number): void {
+  const rc = k.hypercall.domctl_setvcpucontext(domid, resume_gfn);
+  if (rc < 0) throw new SaveError(`setting domain ${domid}'s vCPU context (resume record at gfn ${resume_gfn}): ${errnoName(rc)}`);
 }
 
 /** The builder's pages of a new domain: start_info, xenstore, console. */
-function builderPages(nr_pages: number): Set<number> {
+export function builderPages(nr_pages: number): Set<number> {
   return new Set([nr_pages - 3, nr_pages - 2, nr_pages - 1]);
 }
 
 /** process_page_data: every saved page into the new domain, but the builder's own three (see the header). */
 export function writePages(k: Kernel, domid: number, nr_pages: number, img: SavedImage): void {
-  const fresh = builderPages(nr_pages);
   const fp = new ForeignPages(k, domid);
   try {
-    for (const b of img.batches) {
-      const keep: number[] = [];
-      const idx: number[] = [];
-      b.gfns.forEach((g, i) => {
-        if (g >= nr_pages) throw new SaveError(`PAGE_DATA names gfn ${g}, beyond the domain's ${nr_pages} pages`);
-        if (!fresh.has(g)) { keep.push(g); idx.push(i); }
-      });
-      if (keep.length === b.gfns.length) fp.write(keep, b.data);
-      else if (keep.length > 0) {
-        const data = new Uint8Array(keep.length * PAGE_SIZE);
-        idx.forEach((i, j) => data.set(b.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), j * PAGE_SIZE));
-        fp.write(keep, data);
-      }
-    }
+    for (const b of img.batches) writeBatch(fp, nr_pages, b);
   } finally {
     fp.close();
   }
+}
+
+/** One PAGE_DATA batch into the domain `fp` maps. */
+export function writeBatch(fp: ForeignPages, nr_pages: number, b: PageBatch): void {
+  const fresh = nr_pages - 3; // start_info, xenstore, console: the builder's, from this gfn up
+  let clean = true;
+  for (const g of b.gfns) {
+    if (g >= nr_pages) throw new SaveError(`PAGE_DATA names gfn ${g}, beyond the domain's ${nr_pages} pages`);
+    if (g >= fresh) clean = false;
+  }
+  if (clean) { fp.write(b.gfns, b.data); return; }
+  const keep: number[] = [];
+  const idx: number[] = [];
+  b.gfns.forEach((g, i) => { if (g < fresh) { keep.push(g); idx.push(i); } });
+  if (keep.length === 0) return;
+  const data = new Uint8Array(keep.length * PAGE_SIZE);
+  idx.forEach((i, j) => data.set(b.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), j * PAGE_SIZE));
+  fp.write(keep, data);
 }

@@ -2,7 +2,9 @@
  * Where a save stream ends, found as its bytes arrive: the receiving end of a migration reads
  * records until libxl's END without knowing the length in advance (libxl's LIBXC_CONTEXT record
  * says only "libxc's stream follows inline"), as libxl_stream_read.c and xg_sr_restore.c read
- * record by record from the socket. The bytes are then read by stream-read.ts, checked as a file is.
+ * record by record from the socket. The receiver itself now reads records as they come
+ * (./stream-receive.ts); this framer only finds the end, for a party that must take a whole stream
+ * without acting on it (the fake receivers of test/migrate-failure.test.ts).
  */
 import {
   REC_ALIGN, REC_TYPE_END, REC_TYPE_LIBXC_CONTEXT, REC_TYPE_LIBXL_END, domain_header, image_header, libxl_header,

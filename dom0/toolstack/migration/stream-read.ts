@@ -53,16 +53,27 @@ export function readSaveImage(buf: Uint8Array, what = 'save file'): SavedImage {
   return { config, ...img };
 }
 
-class Reader {
+/** What the records after the headers carry, as they are read. */
+export type ImageRecords = Omit<SavedImage, 'config'> & { sawInfo: boolean };
+
+export function emptyRecords(): ImageRecords {
+  return { batches: [], pages: 0, vcpus: [], sharedInfo: null, sawInfo: false };
+}
+
+/**
+ * The checks, over a whole file or over one piece of a stream at a time (stream-receive.ts reads
+ * a migration record by record; `base` is where `buf` starts in the stream, for the messages).
+ */
+export class Reader {
   private at = 0;
   private readonly dv: DataView;
 
-  constructor(private readonly buf: Uint8Array, private readonly what: string) {
+  constructor(private readonly buf: Uint8Array, private readonly what: string, private readonly base = 0) {
     this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
   private fail(why: string): never {
-    throw new SaveFileError(`${this.what}: ${why} (at byte ${this.at})`);
+    throw new SaveFileError(`${this.what}: ${why} (at byte ${this.base + this.at})`);
   }
 
   private need(n: number, of: string): void {
@@ -128,45 +139,64 @@ class Reader {
   }
 
   records(): Omit<SavedImage, 'config'> {
-    // libxl: LIBXC_CONTEXT comes first; libxc's stream follows inline.
+    this.libxcContext();
+    const out = emptyRecords();
+    while (!this.record(out)) { /* every record until libxc's END */ }
+    this.libxlEnd(out);
+    const { sawInfo: _, ...img } = out;
+    return img;
+  }
+
+  /** libxl's LIBXC_CONTEXT, which comes first; libxc's headers follow inline. */
+  libxcContext(): void {
     const [t0, l0] = this.recHeader();
     if (t0 !== REC_TYPE_LIBXC_CONTEXT || l0 !== 0) this.fail(`expected libxl's LIBXC_CONTEXT record, found type ${t0}`);
     this.libxcHeaders();
-    const out: Omit<SavedImage, 'config'> = { batches: [], pages: 0, vcpus: [], sharedInfo: null };
-    let sawInfo = false;
-    for (;;) {
-      const start = this.at;
-      const [type, length] = this.recHeader();
-      const body = this.buf.subarray(this.at, this.at + length);
-      if (type === REC_TYPE_END) break;
-      switch (type) {
-        case REC_TYPE_X86_PV_INFO: sawInfo = true; break;
-        case REC_TYPE_STATIC_DATA_END: case REC_TYPE_X86_TSC_INFO: break;
-        case REC_TYPE_PAGE_DATA:
-          if (!sawInfo) { this.at = start; this.fail('PAGE_DATA before X86_PV_INFO'); }
-          out.batches.push(this.pageData(body, start));
-          out.pages += out.batches.at(-1)!.gfns.length;
-          break;
-        case REC_TYPE_SHARED_INFO:
-          if (length !== PAGE_SIZE) { this.at = start; this.fail(`SHARED_INFO of ${length} bytes, expected one page`); }
-          out.sharedInfo = body;
-          break;
-        case REC_TYPE_X86_PV_VCPU_BASIC:
-          if (length !== x86_pv_vcpu_basic.SIZE) { this.at = start; this.fail(`X86_PV_VCPU_BASIC of ${length} bytes`); }
-          out.vcpus.push({
-            vcpu: this.dv.getUint32(this.at + x86_pv_vcpu_basic.vcpu_id, true),
-            resume_gfn: Number(this.dv.getBigUint64(this.at + x86_pv_vcpu_basic.resume_gfn, true)),
-          });
-          break;
-        default:
-          if ((type & REC_TYPE_OPTIONAL) === 0) { this.at = start; this.fail(`unknown mandatory record ${recName(type)}`); }
+  }
+
+  /**
+   * One libxc record into `out` (PAGE_DATA to `onPages` if given: its data is a view into this
+   * reader's bytes, good until they are reused). True at libxc's END.
+   */
+  record(out: ImageRecords, onPages?: (b: PageBatch) => void): boolean {
+    const start = this.at;
+    const [type, length] = this.recHeader();
+    const body = this.buf.subarray(this.at, this.at + length);
+    if (type === REC_TYPE_END) return true;
+    switch (type) {
+      case REC_TYPE_X86_PV_INFO: out.sawInfo = true; break;
+      case REC_TYPE_STATIC_DATA_END: case REC_TYPE_X86_TSC_INFO: break;
+      case REC_TYPE_PAGE_DATA: {
+        if (!out.sawInfo) { this.at = start; this.fail('PAGE_DATA before X86_PV_INFO'); }
+        const b = this.pageData(body, start);
+        out.pages += b.gfns.length;
+        if (onPages) onPages(b);
+        else out.batches.push(b);
+        break;
       }
-      this.skipBody(length);
+      case REC_TYPE_SHARED_INFO:
+        if (length !== PAGE_SIZE) { this.at = start; this.fail(`SHARED_INFO of ${length} bytes, expected one page`); }
+        out.sharedInfo = onPages ? body.slice() : body;
+        break;
+      case REC_TYPE_X86_PV_VCPU_BASIC:
+        if (length !== x86_pv_vcpu_basic.SIZE) { this.at = start; this.fail(`X86_PV_VCPU_BASIC of ${length} bytes`); }
+        out.vcpus.push({
+          vcpu: this.dv.getUint32(this.at + x86_pv_vcpu_basic.vcpu_id, true),
+          resume_gfn: Number(this.dv.getBigUint64(this.at + x86_pv_vcpu_basic.resume_gfn, true)),
+        });
+        break;
+      default:
+        if ((type & REC_TYPE_OPTIONAL) === 0) { this.at = start; this.fail(`unknown mandatory record ${recName(type)}`); }
     }
+    this.skipBody(length);
+    return false;
+  }
+
+  /** libxl's END after libxc's stream; the stream must have carried a vCPU context. */
+  libxlEnd(out: ImageRecords): void {
     const [tEnd, lEnd] = this.recHeader();
     if (tEnd !== REC_TYPE_LIBXL_END || lEnd !== 0) this.fail(`expected libxl's END after libxc's stream, found type ${tEnd}`);
     if (out.vcpus.length === 0) this.fail('no vCPU context record');
-    return out;
   }
 
   private libxcHeaders(): void {

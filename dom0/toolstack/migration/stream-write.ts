@@ -17,7 +17,12 @@ import {
 } from '../../../shared/public/migration-stream.ts';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../../shared/public/xen.ts';
 
-export type Sink = (chunk: Uint8Array) => void | Promise<void>;
+/**
+ * Where the stream goes. `written` says the chunk's bytes may be reused (a file: at once; a
+ * socket: once flushed); a sink that never calls it costs a fresh buffer per PAGE_DATA record.
+ * A returned promise is back-pressure: the writer waits for it before the next chunk.
+ */
+export type Sink = (chunk: Uint8Array, written: () => void) => void | Promise<void>;
 
 /** What xl puts in the save file's optional data (its JSON config), ringvisor's reduced form. */
 export interface SavedConfig {
@@ -35,14 +40,20 @@ export interface SavedConfig {
 /* A pad of zeros for the 8-byte alignment of records. */
 const PAD = new Uint8Array(REC_ALIGN);
 
+/* The largest PAGE_DATA record: header, count and pfns, the pages. */
+const PAGE_RECORD_MAX = rec_hdr.SIZE + page_data_header.pfn + 8 * MAX_BATCH_SIZE + MAX_BATCH_SIZE * PAGE_SIZE;
+const noop = (): void => undefined;
+
 export class StreamWriter {
   bytesWritten = 0;
+  /* PAGE_DATA records' buffers the sink has given back, for the next ones (no allocation per batch). */
+  private readonly free: Uint8Array[] = [];
 
   constructor(private readonly sink: Sink) {}
 
-  private async put(chunk: Uint8Array): Promise<void> {
+  private async put(chunk: Uint8Array, written: () => void = noop): Promise<void> {
     this.bytesWritten += chunk.length;
-    await this.sink(chunk);
+    await this.sink(chunk, written);
   }
 
   /** xl's save_file_header plus its optional data (the config as JSON), then libxl's header. */
@@ -87,22 +98,38 @@ export class StreamWriter {
 
   /**
    * One PAGE_DATA record: `gfns` (at most MAX_BATCH_SIZE) and the contents of those that carry
-   * data, page after page in `data` (the saver's copy, taken from the guest's frames). `types`,
-   * when given, is each gfn's XEN_DOMCTL_PFINFO_* type (getpageframeinfo3): only NOTAB pages carry
-   * data; XTAB (a hole) and XALLOC (a PoD entry) are named with no contents. Without it, all are NOTAB.
+   * data, which `copy` puts page after page into the record itself (write_batch: the saver's
+   * foreign mapping, read straight into the buffer the socket sends), or which `copy` holds
+   * already. `types`, when given, is each gfn's XEN_DOMCTL_PFINFO_* type (getpageframeinfo3):
+   * only NOTAB pages carry data; XTAB (a hole) and XALLOC (a PoD entry) are named with no
+   * contents. Without it, all are NOTAB. Header and pages leave in one chunk.
    */
-  async pageData(gfns: readonly number[], data: Uint8Array, types?: Int32Array): Promise<void> {
+  async pageData(gfns: readonly number[], copy: Uint8Array | ((out: Uint8Array) => void), types?: Int32Array): Promise<void> {
     const n = gfns.length;
     let withData = n;
     if (types) { withData = 0; for (let i = 0; i < n; i++) if (types[i] === XEN_DOMCTL_PFINFO_NOTAB) withData++; }
-    if (n === 0 || n > MAX_BATCH_SIZE || data.length !== withData * PAGE_SIZE) throw new RangeError(`PAGE_DATA batch of ${n} pages (${withData} with data) with ${data.length} bytes`);
-    const head = new DataView(new ArrayBuffer(page_data_header.pfn + 8 * n));
-    head.setUint32(page_data_header.count, n, true);
-    for (let i = 0; i < n; i++) {
-      const t = types ? types[i] : XEN_DOMCTL_PFINFO_NOTAB;
-      head.setBigUint64(page_data_header.pfn + 8 * i, (BigInt(t) << PAGE_DATA_TYPE_SHIFT) | BigInt(gfns[i]), true);
+    if (n === 0 || n > MAX_BATCH_SIZE || (copy instanceof Uint8Array && copy.length !== withData * PAGE_SIZE)) {
+      throw new RangeError(`PAGE_DATA batch of ${n} pages (${withData} with data)${copy instanceof Uint8Array ? ` with ${copy.length} bytes` : ''}`);
     }
-    await this.recordParts(REC_TYPE_PAGE_DATA, [new Uint8Array(head.buffer), data]);
+    const buf = this.free.pop() ?? new Uint8Array(PAGE_RECORD_MAX);
+    const dataAt = rec_hdr.SIZE + page_data_header.pfn + 8 * n; // a multiple of 8: no padding anywhere
+    const length = dataAt + withData * PAGE_SIZE;
+    const dv = new DataView(buf.buffer, buf.byteOffset, length);
+    dv.setUint32(rec_hdr.type, REC_TYPE_PAGE_DATA, true);
+    dv.setUint32(rec_hdr.length, length - rec_hdr.SIZE, true);
+    dv.setUint32(rec_hdr.SIZE + page_data_header.count, n, true);
+    dv.setUint32(rec_hdr.SIZE + page_data_header.count + 4, 0, true); // reserved
+    const pfn = rec_hdr.SIZE + page_data_header.pfn;
+    const typeShift = Number(PAGE_DATA_TYPE_SHIFT) - 32;
+    for (let i = 0; i < n; i++) {
+      // The type in bits 63-60, the pfn below: both halves as u32s, no BigInt per page.
+      const t = types ? types[i] : XEN_DOMCTL_PFINFO_NOTAB;
+      dv.setUint32(pfn + 8 * i, gfns[i], true);
+      dv.setUint32(pfn + 8 * i + 4, ((t << typeShift) | Math.floor(gfns[i] / 2 ** 32)) >>> 0, true);
+    }
+    if (copy instanceof Uint8Array) buf.set(copy, dataAt);
+    else copy(buf.subarray(dataAt, length));
+    await this.put(buf.subarray(0, length), () => { this.free.push(buf); });
   }
 
   /** SHARED_INFO: exactly one page. */
