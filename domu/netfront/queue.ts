@@ -17,9 +17,10 @@
  * Buffers, and where ringvisor differs: Linux grants each skb's own pages per packet and ends the
  * grants when the response comes. Here each tx id owns one page, granted read-only to the backend
  * once, and a frame is copied into the pages of the slots it uses (one slot per page it spans,
- * several chained by more_data: scatter-gather); each rx id owns one page granted read-write once, re-posted as soon as the
- * frame in it has been handed up. Netback grant-copies a packet's first bytes and maps the rest read-only
- * until the frame is let go, answering only then, so the grants can stay; the slot and response rules are the protocol's.
+ * several chained by more_data: scatter-gather); each rx id owns one page granted read-write
+ * once, re-posted as soon as the frame in it has been handed up. Netback grant-copies a packet's
+ * first bytes and maps the rest read-only until the frame is let go, answering only then, so the
+ * grants can stay; the slot and response rules are the protocol's.
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../shared/kernel/events.ts';
