@@ -207,36 +207,77 @@ function unmap_handle(hv: HypervisorState, ld: number, handle: number, gfn: numb
   return GNTST_okay;
 }
 
-/** GNTTABOP_copy: a batch of copies, each within one page on each side. */
+/**
+ * GNTTABOP_copy: a batch of copies, each within one page on each side.
+ *
+ * As Xen's gnttab_copy since 4.6 (gnttab_copy_one with gnttab_copy_buf_valid / _claim_buf /
+ * _release_buf): each side's frame is kept from one op to the next while the next op names the
+ * same thing (the same grant of the same domain, or the same local gfn), and let go when an op
+ * names another or the batch ends. So the ops a backend makes into one buffer (netback's rx
+ * copies of a frame's linear part and of its frags into one posted page) pin that grant once.
+ * Every op is still checked on its own (lengths, offsets, a failure is that op's status).
+ */
 export function gnttab_copy(c: Caller, ops: readonly GnttabCopy[], count: number): void {
   const hv = c.hv;
   c.count('grant_copies', count);
-  for (let i = 0; i < count; i++) {
-    const op = ops[i];
-    const len = op.len;
-    if (!Number.isInteger(len) || len < 0
-      || !(op.source.offset >= 0 && op.source.offset + len <= PAGE_SIZE)
-      || !(op.dest.offset >= 0 && op.dest.offset + len <= PAGE_SIZE)) {
-      op.status = GNTST_bad_copy_arg;
-      continue;
+  const src = copyBufs[0];
+  const dst = copyBufs[1];
+  src.held = dst.held = false;
+  try {
+    for (let i = 0; i < count; i++) {
+      const op = ops[i];
+      const len = op.len;
+      if (!Number.isInteger(len) || len < 0
+        || !(op.source.offset >= 0 && op.source.offset + len <= PAGE_SIZE)
+        || !(op.dest.offset >= 0 && op.dest.offset + len <= PAGE_SIZE)) {
+        op.status = GNTST_bad_copy_arg;
+        continue;
+      }
+      const srcGref = (op.flags & GNTCOPY_source_gref) !== 0;
+      const dstGref = (op.flags & GNTCOPY_dest_gref) !== 0;
+      const s = claim(c, src, op.source, srcGref, true);
+      if (s < 0) { op.status = s; continue; }
+      const d = claim(c, dst, op.dest, dstGref, false);
+      if (d < 0) { op.status = d; continue; }
+      hv.mem8.copyWithin(d * PAGE_SIZE + op.dest.offset, s * PAGE_SIZE + op.source.offset, s * PAGE_SIZE + op.source.offset + len);
+      if (dstGref) gnttab_mark_dirty(hv, op.dest.domid, op.dest.ref); else paging_mark_dirty(hv, c.domid, op.dest.gfn);
+      c.count('grant_copy_bytes', len);
+      op.status = GNTST_okay;
     }
-    const srcGref = (op.flags & GNTCOPY_source_gref) !== 0;
-    const dstGref = (op.flags & GNTCOPY_dest_gref) !== 0;
-    const src = acquire(c, op.source, srcGref, true);
-    if (src < 0) { op.status = src; continue; }
-    const dst = acquire(c, op.dest, dstGref, false);
-    if (dst < 0) {
-      if (srcGref) unpin(hv, op.source.domid, op.source.ref, true);
-      op.status = dst;
-      continue;
-    }
-    hv.mem8.copyWithin(dst * PAGE_SIZE + op.dest.offset, src * PAGE_SIZE + op.source.offset, src * PAGE_SIZE + op.source.offset + len);
-    if (dstGref) gnttab_mark_dirty(hv, op.dest.domid, op.dest.ref); else paging_mark_dirty(hv, c.domid, op.dest.gfn);
-    if (srcGref) unpin(hv, op.source.domid, op.source.ref, true);
-    if (dstGref) unpin(hv, op.dest.domid, op.dest.ref, false);
-    c.count('grant_copy_bytes', len);
-    op.status = GNTST_okay;
+  } finally {
+    release(hv, src);
+    release(hv, dst);
   }
+}
+
+/** One side's frame kept between ops (Xen's struct gnttab_copy_buf): what it names, and its frame. */
+interface CopyBuf { held: boolean; gref: boolean; domid: number; key: number; readonly: boolean; mfn: number }
+const copyBufs: CopyBuf[] = [
+  { held: false, gref: false, domid: 0, key: 0, readonly: true, mfn: 0 },
+  { held: false, gref: false, domid: 0, key: 0, readonly: false, mfn: 0 },
+];
+
+/** gnttab_copy_buf_valid, else _release_buf + _claim_buf: the frame for `p`, or a GNTST_* code. */
+function claim(c: Caller, b: CopyBuf, p: GnttabCopyPtr, isGref: boolean, readonly: boolean): number {
+  const key = isGref ? p.ref : p.gfn;
+  if (b.held && b.gref === isGref && b.domid === p.domid && b.key === key) return b.mfn;
+  release(c.hv, b);
+  const mfn = acquire(c, p, isGref, readonly);
+  if (mfn < 0) return mfn;
+  b.held = true;
+  b.gref = isGref;
+  b.domid = p.domid;
+  b.key = key;
+  b.readonly = readonly;
+  b.mfn = mfn;
+  return mfn;
+}
+
+/** gnttab_copy_release_buf: drop a grant's transient pin (a local frame needs nothing). */
+function release(hv: HypervisorState, b: CopyBuf): void {
+  if (!b.held) return;
+  b.held = false;
+  if (b.gref) unpin(hv, b.domid, b.key, b.readonly);
 }
 
 /** One side of a copy → machine frame (pinned if it is a grant), or a GNTST_* code. */

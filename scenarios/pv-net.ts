@@ -80,8 +80,8 @@ export async function pvNet(say: (line: string) => void): Promise<void> {
     const rrCounters = delta(h.allCounters(), before);
     say(`   1000 UDP request/response round trips (2000 packets) cost ${per(rrCounters.notifications, 2000)} notifications, ` +
       `${per(rrCounters.grant_copies, 2000)} grant-copy ops and ${per(rrCounters.hypercalls, 2000)} hypercalls per packet`);
-    say('   (one packet in flight at a time, so most packets cost a wake-up; with scatter-gather the headers and the');
-    say('   payload travel in two tx slots, hence two grant-copy ops on the way in and one on the way out).');
+    say('   (one packet in flight at a time, so most packets cost a wake-up; a small frame is one tx slot, headers and');
+    say('   payload in one page as a Linux guest\'s linear skb, hence one grant-copy op on the way in and one on the way out).');
 
     say('');
     say('5. A UDP stream, 5000 datagrams of 1472 bytes, every payload checksummed at the receiver:');

@@ -216,3 +216,44 @@ test('a domain destroyed while its grant is mapped lingers until the unmap, then
   t.is(usedFrames(w.hv), before - held);
   t.is(grantsActive(w.hv, front.domid), 0);
 });
+
+test('a copy batch keeps a grant pinned across consecutive ops into it, and lets go at the end or when an op fails', (t) => {
+  const { back, front } = setup();
+  const dst = grantPage(front, back.domid, false, 0x00);
+  const a = back.pages.alloc();
+  const b = back.pages.alloc();
+  back.mem.fill(a * PAGE_SIZE, PAGE_SIZE, 0xa1);
+  back.mem.fill(b * PAGE_SIZE, PAGE_SIZE, 0xb2);
+  // netback's rx: a frame's linear part, then its frag, into one posted buffer (two ops, one grant).
+  const op = (gfn: number, destOff: number, len: number) => {
+    const o = newGnttabCopy();
+    o.flags = GNTCOPY_dest_gref;
+    o.source = { ref: 0, gfn, domid: DOMID_SELF, offset: 0 };
+    o.dest = { ref: dst.ref, gfn: 0, domid: front.domid, offset: destOff };
+    o.len = len;
+    return o;
+  };
+  const ops = [op(a, 0, 128), op(b, 128, 1386), op(a, 1514, 10)];
+  gnttab_copy(back.c, ops, ops.length);
+  t.deepEqual(ops.map((o) => o.status), [GNTST_okay, GNTST_okay, GNTST_okay]);
+  const got = new Uint8Array(1530);
+  front.mem.read(dst.gfn * PAGE_SIZE, got);
+  t.true(got.subarray(0, 128).every((x) => x === 0xa1) && got.subarray(128, 1514).every((x) => x === 0xb2));
+  t.true(got.subarray(1514, 1524).every((x) => x === 0xa1) && got[1524] === 0);
+  t.is(front.gnttab.flags(dst.ref) & (GTF_reading | GTF_writing), 0, 'the pin kept across the batch is dropped at its end');
+  t.is(grantsActive(back.c.hv, front.domid), 0);
+
+  // An op that fails in the middle is that op's status only; the grant held before it is let go.
+  const bad = op(b, 4000, 200); // crosses the page
+  const after = op(a, 2000, 4);
+  const ro = grantPage(front, back.domid, true, 0x77);
+  const intoRo = op(a, 0, 4);
+  intoRo.dest = { ref: ro.ref, gfn: 0, domid: front.domid, offset: 0 };
+  const batch = [op(a, 0, 4), bad, after, intoRo, op(b, 8, 4)];
+  gnttab_copy(back.c, batch, batch.length);
+  t.deepEqual(batch.map((o) => o.status), [GNTST_okay, GNTST_bad_copy_arg, GNTST_okay, GNTST_permission_denied, GNTST_okay]);
+  t.is(front.gnttab.flags(dst.ref) & (GTF_reading | GTF_writing), 0);
+  t.is(front.gnttab.flags(ro.ref) & (GTF_reading | GTF_writing), 0);
+  t.is(grantsActive(back.c.hv, front.domid), 0);
+  t.true(front.gnttab.endAccess(dst.ref), 'the granter can end access once the batch is done');
+});

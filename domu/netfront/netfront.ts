@@ -17,8 +17,10 @@
  *
  * Frames: the stack hands over an Ethernet frame as fragments, the first holding at least the
  * Ethernet header (netback drops a first slot under 14 bytes; XSA-423 wants headers up front).
- * With feature-sg each fragment gets its own slot(s); without it the fragments are joined into
- * one slot. A frame goes to a queue by a hash of its IPv4 flow, as Linux picks a tx queue.
+ * Netfront lays the fragments out one after the other in its tx pages, one slot per page the
+ * frame spans, as a Linux guest's linear skb goes out (a UDP datagram of up to a page is one
+ * slot); with feature-sg a frame may span several slots (a jumbo MTU), without it the MTU keeps
+ * every frame in one. A frame goes to a queue by a hash of its IPv4 flow, as Linux picks a tx queue.
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
@@ -52,8 +54,6 @@ export class Netfront implements NetDevice, FrontendDriver {
   private readonly opts: Required<NetfrontOptions>;
   private brokenWhy: string | null = null;
   private txWaiting = false;
-  private readonly joined = new Uint8Array(PAGE_SIZE);
-  private readonly one: Uint8Array[] = [this.joined];
   private ready!: () => void;
   private gone!: () => void;
   readonly connected = new Promise<void>((r) => { this.ready = r; });
@@ -155,31 +155,21 @@ export class Netfront implements NetDevice, FrontendDriver {
 
   transmit(frags: readonly Uint8Array[], n: number): boolean {
     let total = 0;
-    let slots = 0;
-    for (let f = 0; f < n; f++) {
-      total += frags[f].length;
-      slots += Math.ceil(frags[f].length / PAGE_SIZE);
-    }
+    for (let f = 0; f < n; f++) total += frags[f].length;
     if (this.brokenWhy !== null || this.queues.length === 0 || n < 1 || frags[0].length < ETH_HLEN || total > this.mtu + ETH_HLEN) {
       this.counters.tx_dropped++; // the stack's mistake, or a dead device: dropped, as Linux counts tx_dropped
       return true;
     }
     const q = this.queues.length === 1 ? this.queues[0] : this.queues[flowHash(frags[0]) % this.queues.length];
-    if (!this.negotiated.sg && n > 1) {
-      // No scatter-gather: join the fragments into one slot (the MTU keeps a frame in one page).
-      if (q.txFree < 1) return this.busy(q);
-      let at = 0;
-      for (let f = 0; f < n; f++) { this.joined.set(frags[f], at); at += frags[f].length; }
-      this.one[0] = this.joined.subarray(0, at);
-      q.transmit(this.one, 1, total);
-      return true;
-    }
+    // One slot per page the frame spans (queue.ts transmit). Without scatter-gather the MTU keeps
+    // a frame within one page, so one slot; with it, a jumbo frame takes several.
+    const slots = Math.ceil(total / PAGE_SIZE);
     if (slots > XEN_NETIF_NR_SLOTS_MIN) {
       this.counters.tx_dropped++;
       return true;
     }
     if (q.txFree < slots) return this.busy(q);
-    q.transmit(frags, n, total);
+    q.transmit(frags, total);
     return true;
   }
 

@@ -16,9 +16,10 @@
  *
  * Buffers, and where ringvisor differs: Linux grants each skb's own pages per packet and ends the
  * grants when the response comes. Here each tx id owns one page, granted read-only to the backend
- * once, and a frame is copied into the pages of the slots it uses (one fragment per slot or more:
- * scatter-gather); each rx id owns one page granted read-write once, re-posted as soon as the
- * frame in it has been handed up. Netback only grant-copies (it never maps data pages), so the
+ * once, and a frame is copied into the pages of the slots it uses (one slot per page it spans,
+ * several chained by more_data: scatter-gather); each rx id owns one page granted read-write
+ * once, re-posted as soon as the frame in it has been handed up. Netback grant-copies a packet's
+ * first bytes and maps the rest read-only until the frame is let go, answering only then, so the
  * grants can stay; the slot and response rules are the protocol's.
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
@@ -120,33 +121,42 @@ export class NetfrontQueue implements IdlePoller {
   }
 
   /**
-   * xennet_start_xmit: put one frame on the tx ring, each fragment in its own slot(s) (the caller
-   * checked slotsFor() ≤ txFree). Published at the end of the current burst (a microtask), so a
-   * burst of frames costs one index update and at most one notification.
+   * xennet_start_xmit: put one frame on the tx ring (the caller checked that its ⌈total / page⌉ slots ≤ txFree).
+   * The frame's bytes are laid out in the tx pages as Linux's linear skb lies in its pages: the
+   * fragments one after the other, one slot per page the frame spans (xennet_make_txreqs splits
+   * the linear area at page boundaries). A UDP datagram of up to a page is one slot, as a Linux
+   * guest's is (ip_append_data builds a linear skb for a plain sendto); a larger frame takes
+   * several slots chained by more_data (scatter-gather). Each byte is copied once, into the page
+   * granted for its slot. Published at the end of the current burst (a microtask), so a burst of
+   * frames costs one index update and at most one notification.
    */
-  transmit(frags: readonly Uint8Array[], n: number, total: number): void {
+  transmit(frags: readonly Uint8Array[], total: number): void {
     const r = this.txReq;
-    let lastFrag = n - 1;
-    while (lastFrag > 0 && frags[lastFrag].length === 0) lastFrag--;
-    let first = true;
-    for (let f = 0; f <= lastFrag; f++) {
-      const frag = frags[f];
-      // Zero-length fragments are not sent at all (XSA-448: a backend may not expect them).
-      for (let at = 0; at < frag.length; at += PAGE_SIZE) {
-        const len = Math.min(PAGE_SIZE, frag.length - at);
-        const id = this.freeTx.pop()!;
-        this.txBusy[id] = 1;
-        this.txPages[id].set(len === frag.length ? frag : frag.subarray(at, at + len));
-        r.clear();
-        r.gref = this.txRefs[id];
-        r.offset = 0;
-        r.flags = f === lastFrag && at + len >= frag.length ? 0 : NETTXF_more_data;
-        r.id = id;
-        r.size = first ? total : len;
-        this.tx.putRequest(r.words);
-        this.stats.tx_slots++;
-        first = false;
+    let f = 0;
+    let at = 0; // within frags[f]
+    for (let sent = 0; sent < total;) {
+      const len = Math.min(PAGE_SIZE, total - sent);
+      const id = this.freeTx.pop()!;
+      this.txBusy[id] = 1;
+      const page = this.txPages[id];
+      // Fill this slot's page from the fragments, in order (zero-length ones take nothing: XSA-448).
+      for (let put = 0; put < len;) {
+        const frag = frags[f];
+        const k = Math.min(frag.length - at, len - put);
+        if (k > 0) page.set(k === frag.length ? frag : frag.subarray(at, at + k), put);
+        put += k;
+        at += k;
+        if (at === frag.length) { f++; at = 0; }
       }
+      r.clear();
+      r.gref = this.txRefs[id];
+      r.offset = 0;
+      r.flags = sent + len < total ? NETTXF_more_data : 0;
+      r.id = id;
+      r.size = sent === 0 ? total : len;
+      this.tx.putRequest(r.words);
+      this.stats.tx_slots++;
+      sent += len;
     }
     this.stats.tx_packets++;
     this.stats.tx_bytes += total;

@@ -58,23 +58,42 @@ export async function udpStreamSend(stack: NetStack, dst: number, dport: number,
   let acked = 0; // highest seq + 1 the receiver has seen
   let finack = -1;
   let wake: (() => void) | null = null;
+  /** Acks and end markers heard so far (the probe timer asks whether any came while it ran). */
+  let heardCount = 0;
   const sock = stack.udpSocket(sport, (data) => {
     if (data.length < 8) return;
     const magic = u32(data, 0);
     if (magic === MAGIC_ACK) acked = Math.max(acked, u32(data, 4));
     else if (magic === MAGIC_FINACK) finack = u32(data, 4);
     else return;
+    heardCount++;
     const w = wake;
     wake = null;
     w?.();
   });
   const heard = () => new Promise<boolean>((r) => { wake = () => r(true); });
+  /*
+   * One probe timer, re-armed only once it has run out, as a retransmit timer is (Linux's
+   * mod_timer on the socket's timer, not a new timer per wait): a sender waiting for acks many
+   * times a second would otherwise leave a guest timer behind after each wait, and each of them
+   * would wake the vCPU when it expires.
+   */
+  let timer: Promise<boolean> | null = null;
+  let armedAt = 0;
+  const probeTimer = (): Promise<boolean> => {
+    if (timer === null) {
+      armedAt = heardCount;
+      timer = sleep(PROBE_MS).then(() => { timer = null; return false; });
+    }
+    return timer;
+  };
   /** Wait until `cond`, calling `probe` after each PROBE_MS heard nothing; false if it never came. */
   const until = async (cond: () => boolean, probe: () => Promise<void>): Promise<boolean> => {
     for (let probes = 0; !cond(); ) {
-      const got = await Promise.race([heard(), sleep(PROBE_MS).then(() => false)]);
+      const got = await Promise.race([heard(), probeTimer()]);
       wake = null;
-      if (!got && !cond()) {
+      // The timer ran out: a probe only if nothing at all was heard since it was armed.
+      if (!got && !cond() && heardCount === armedAt) {
         if (++probes > MAX_PROBES) return false;
         await probe();
       }

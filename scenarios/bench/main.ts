@@ -19,6 +19,7 @@ import { benchXenstore } from './xenstore.ts';
 import { benchSched, schedSummary } from './sched.ts';
 import { benchTrace, traceSummary } from './trace.ts';
 import { benchNet } from './net.ts';
+import { netSummary } from './net-summary.ts';
 import { benchRecover, recoverSummary } from './recover.ts';
 import { benchMem } from './mem.ts';
 import { blockSummary, formatTable, ringSummary } from './report.ts';
@@ -82,7 +83,7 @@ async function main(): Promise<number> {
     rows.push(...(await SUITES[n]({ quick: args.quick!, waits, progress })));
   }
   process.stdout.write(`${formatTable(rows)}\n`);
-  for (const summary of [ringSummary(rows), blockSummary(rows), schedSummary(rows), scaleSummary(rows), traceSummary(rows), migrateSummary(rows), recoverSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
+  for (const summary of [ringSummary(rows), blockSummary(rows), schedSummary(rows), scaleSummary(rows), traceSummary(rows), migrateSummary(rows), recoverSummary(rows), netSummary(rows)]) if (summary) process.stdout.write(`${summary}\n`);
   if (args.json) {
     writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
     process.stderr.write(`wrote ${rows.length} rows to ${args.json}\n`);

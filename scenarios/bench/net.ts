@@ -27,13 +27,15 @@
  * Per-packet counters are the hypervisor's, over all domains, from the sender's start to the
  * moment the harness hears its stream end: event-channel notifications, grant-copy and grant-map
  * operations, hypercalls, wake-ups, traps, ioreqs (synchronous round trips) and bufioreqs.
- * Every run is repeated after a warm-up; the figure is the median.
+ * Every run is repeated after a warm-up, in the same guests (as netperf is run again in the same
+ * VMs: the floor's stacks live in Dom0 and are warm too); the figure is the median.
  *
  * Waiting policy: the guests and Dom0 wait in the kernel's idle loop (shared/kernel/events.ts),
  * where netfront, netback, the e1000 driver and model all register as pollers. Every row runs once
  * per policy (--wait irq|poll|both), on a host of its own whose every waiter follows it.
  */
-import { NetHost, type NetGuestOutcome } from '../net/harness.ts';
+import { NetHost, type TaskOutcome } from '../net/harness.ts';
+import type { NetTask } from '../net/protocol.ts';
 import { ACK_EVERY, WINDOW } from '../../domu/workloads/udp-stream.ts';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
 import type { WaitPolicy } from '../../shared/wait.ts';
@@ -103,32 +105,42 @@ function nicOf(path: NetBenchPath): { e1000?: { buffered: boolean; txKick: 'burs
   return path === 'pv' || path === 'pv-copy' ? {} : { e1000: { buffered: path === 'emu-e1000-buffered', txKick: path === 'emu-e1000-unbatched' ? 'each' : 'burst' } };
 }
 
-/** `n` streams of `count` datagrams from A to B, one pair of guests per stream. */
+/**
+ * `n` streams of `count` datagrams from A to B (the first is the warm-up), all between one pair of
+ * guests, as netperf is run again in the same VMs: the warm-up warms the guests' kernels (their
+ * JIT-compiled code, their ARP caches) as it warms Dom0's, and as the floor's stacks, which live
+ * in Dom0, are warmed by theirs. Each stream has its own port; the counters of a run are those
+ * from its start to the moment the harness heard its sender finish.
+ */
 async function stream(h: NetHost, size: number, count: number, n: number, path: NetBenchPath = 'pv'): Promise<Run[]> {
-  const runs: Run[] = [];
+  const port = (i: number) => 5001 + i;
+  const recvTasks: NetTask[] = [];
+  const sendTasks: NetTask[] = [{ kind: 'ping', target: B.ip, count: 1 }];
   for (let i = 0; i < n; i++) {
-    const recv = await h.start({ vif: B, ...nicOf(path), tasks: [{ kind: 'stream-recv', port: 5001 }] });
-    const send = await h.start({ vif: A, ...nicOf(path), tasks: [{ kind: 'ping', target: B.ip, count: 1 }, { kind: 'barrier', name: 'go' }, { kind: 'stream-send', target: B.ip, port: 5001, size, count }] });
-    await recv.note('listen:5001');
-    await send.note('barrier:go');
-    const before = h.allCounters();
-    await send.go('go');
-    const [so, ro] = await Promise.all([send.outcome, recv.outcome]);
-    runs.push(streamRun(so, ro, before, count));
+    recvTasks.push({ kind: 'stream-recv', port: port(i) });
+    sendTasks.push({ kind: 'barrier', name: `go${i}` }, { kind: 'stream-send', target: B.ip, port: port(i), size, count });
   }
-  return runs;
+  const recv = await h.start({ vif: B, ...nicOf(path), tasks: recvTasks });
+  const send = await h.start({ vif: A, ...nicOf(path), tasks: sendTasks });
+  const befores: Record<string, number>[] = [];
+  for (let i = 0; i < n; i++) {
+    await recv.note(`listen:${port(i)}`);
+    await send.note(`barrier:go${i}`);
+    befores.push(h.allCounters());
+    await send.go(`go${i}`);
+  }
+  const [so, ro] = await Promise.all([send.outcome, recv.outcome]);
+  return befores.map((before, i) => streamRun(so.tasks[2 + 2 * i], ro.tasks[i], before, count));
 }
 
-function streamRun(so: NetGuestOutcome, ro: NetGuestOutcome, before: Record<string, number>, count: number): Run {
-  const failed = [...so.tasks, ...ro.tasks].find((t) => t.error !== null);
+function streamRun(s: TaskOutcome, r: TaskOutcome, before: Record<string, number>, count: number): Run {
+  const failed = [s, r].find((t) => t.error !== null);
   if (failed) throw new Error(`net bench: ${failed.error}`);
-  const r = ro.tasks[0].result;
-  const s = so.tasks[2];
-  if (r?.kind !== 'stream' || s.result?.kind !== 'stream') throw new Error('net bench: no stream result');
-  if (r.result.bad > 0) throw new Error(`net bench: ${r.result.bad} datagrams arrived corrupted`);
+  if (r.result?.kind !== 'stream' || s.result?.kind !== 'stream') throw new Error('net bench: no stream result');
+  if (r.result.result.bad > 0) throw new Error(`net bench: ${r.result.result.bad} datagrams arrived corrupted`);
   // Packets: the datagrams, their acks, the end marker and its answer.
   const packets = count + Math.ceil(count / ACK_EVERY) + 2;
-  return { pps: s.result.result.pps, MBps: s.result.result.MBps, lost: r.result.lost, counters: delta(s.counters, before), packets };
+  return { pps: s.result.result.pps, MBps: s.result.result.MBps, lost: r.result.result.lost, counters: delta(s.counters, before), packets };
 }
 
 /** `n` runs of a workload between two stacks in Dom0 (no guest): the floor. */
@@ -143,21 +155,31 @@ async function floor(h: NetHost, workload: 'udp-stream' | 'udp-rr', size: number
   return runs.slice(1);
 }
 
+/** `n` request/response runs (the first is the warm-up), between one pair of guests as stream(). */
 async function rr(h: NetHost, size: number, count: number, n: number, path: NetBenchPath = 'pv'): Promise<Run[]> {
-  const runs: Run[] = [];
+  const port = (i: number) => 5101 + i;
+  const serverTasks: NetTask[] = [];
+  const clientTasks: NetTask[] = [{ kind: 'ping', target: B.ip, count: 1 }];
   for (let i = 0; i < n; i++) {
-    const server = await h.start({ vif: B, ...nicOf(path), tasks: [{ kind: 'rr-server', port: 5002 }] });
-    const client = await h.start({ vif: A, ...nicOf(path), tasks: [{ kind: 'ping', target: B.ip, count: 1 }, { kind: 'barrier', name: 'go' }, { kind: 'rr-client', target: B.ip, port: 5002, size, count }] });
-    await server.note('listen:5002');
-    await client.note('barrier:go');
-    const before = h.allCounters();
-    await client.go('go');
-    const [co] = await Promise.all([client.outcome, server.outcome]);
-    const c = co.tasks[2];
+    serverTasks.push({ kind: 'rr-server', port: port(i) });
+    clientTasks.push({ kind: 'barrier', name: `go${i}` }, { kind: 'rr-client', target: B.ip, port: port(i), size, count });
+  }
+  const server = await h.start({ vif: B, ...nicOf(path), tasks: serverTasks });
+  const client = await h.start({ vif: A, ...nicOf(path), tasks: clientTasks });
+  const befores: Record<string, number>[] = [];
+  for (let i = 0; i < n; i++) {
+    await server.note(`listen:${port(i)}`);
+    await client.note(`barrier:go${i}`);
+    befores.push(h.allCounters());
+    await client.go(`go${i}`);
+  }
+  const [co] = await Promise.all([client.outcome, server.outcome]);
+  const runs = befores.map((before, i): Run => {
+    const c = co.tasks[2 + 2 * i];
     if (c.error !== null || c.result?.kind !== 'stream') throw new Error(`net bench rr: ${c.error}`);
     if (c.result.result.bad > 0) throw new Error(`net bench rr: ${c.result.result.bad} bad responses`);
-    runs.push({ pps: c.result.result.pps, MBps: c.result.result.MBps, lost: 0, counters: delta(c.counters, before), packets: 2 * count });
-  }
+    return { pps: c.result.result.pps, MBps: c.result.result.MBps, lost: 0, counters: delta(c.counters, before), packets: 2 * count };
+  });
   return runs.slice(1);
 }
 
