@@ -6,6 +6,7 @@
 import { Host } from '../../hypervisor/host.ts';
 import type { DomainConfig } from '../../shared/public/hypercall.ts';
 import type { SchedGuestModule } from './cpu-kernel.ts';
+import { SCENARIO_BOUND_S, until } from '../lib/hang.ts';
 
 const KERNEL = new URL('./cpu-kernel.ts', import.meta.url).href;
 
@@ -52,7 +53,7 @@ export class CpuRig {
   async shares(doms: number[], total: number): Promise<number[]> {
     const before = doms.map((d) => this.cpuMs(d));
     const sum = () => doms.reduce((s, d, i) => s + this.cpuMs(d) - before[i], 0);
-    while (sum() < total) await new Promise((r) => setTimeout(r, 10));
+    await until(() => sum() >= total, `${total} ms of running time among d${doms.join(', d')}`, { seconds: SCENARIO_BOUND_S, seen: () => [`so far ${sum()} ms`] });
     return doms.map((d, i) => this.cpuMs(d) - before[i]);
   }
 
