@@ -16,7 +16,6 @@ import { PoolFileError, ejectFromPool, joinPool, readPool } from '../cli/pool/po
 import { formatPoolList, viewPool } from '../cli/pool/pool-view.ts';
 import { rv } from './helpers/cli.ts';
 import type { ListedDomain } from '../dom0/toolstack/protocol.ts';
-import { consoleMatch } from '../scenarios/lib/console.ts';
 
 let dir = '';
 const hosts: Record<string, RunningHost> = {};
@@ -34,7 +33,14 @@ test.after.always(async () => {
 });
 
 async function consoleSays(rh: RunningHost, domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  return await consoleMatch(rh.runDir, domain, re);
+  const c = await XlClient.open(rh.runDir);
+  let seen = '';
+  let done!: (m: RegExpMatchArray) => void;
+  const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
+  await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
+  const m = await matched;
+  c.close();
+  return m;
 }
 
 test.serial('the pool file: join, refuse a second join, eject; a broken file is refused with the reason', (t) => {
