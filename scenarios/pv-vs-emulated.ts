@@ -25,7 +25,7 @@ import { RESULT_PREFIX } from '../domu/workloads/run.ts';
 import { xenbusStateName } from '../shared/public/io/xenbus.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
 import type { ScenarioOptions } from './registry.ts';
-import { SCENARIO_BOUND_S } from './lib/hang.ts';
+import { SCENARIO_BOUND_S, bounded, lastLines } from './lib/hang.ts';
 import { LineLog } from './lib/line-log.ts';
 
 const WAIT_WORDS: Record<WaitPolicy, string> = {
@@ -173,7 +173,9 @@ async function runGuest(xl: XlClient, host: Host, dom0Log: LineLog, dir: string,
       }
     }, () => resolve());
   });
-  await stopped;
+  // A guest that never powers off (a driver that hangs) fails the scenario, with what it said last.
+  await bounded(stopped, () => `waiting for ${name} (d${domid}) to power off; Dom0's last lines:\n${lastLines(dom0Log.lines)}\n` +
+    `and it printed last: ${partial || '(a whole line)'}`, SCENARIO_BOUND_S);
   await consoleClosed;
   // The toolstack's cleanup (backends, XenStore, state file) ends with this line in Dom0's log.
   await dom0Log.waitFor(new RegExp(`xl: domain ${domid} \\(${name}\\) destroyed`));
