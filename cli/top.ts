@@ -75,13 +75,20 @@ export function rows(now: TopSample, prev: TopSample | null): string[] {
   });
 }
 
+/** A device a driver domain serves says which (Dom0's say nothing, as in xentop). */
+function servedBy(now: TopSample, r: DeviceRow): string {
+  if (r.backend === undefined || r.backend === 0) return '';
+  const dd = now.domains.find((d) => d.domid === r.backend);
+  return ` by ${dd ? `${dd.name}, ` : ''}d${r.backend}`;
+}
+
 /** xentop -x / -n: one line per device under its domain. */
 export function deviceLines(now: TopSample, domid: number, opts: TopOptions): string[] {
   const out: string[] = [];
   for (const r of now.devices.filter((x) => x.frontend === domid)) {
     const s = r.stats;
     if (r.kind === 'vbd' && opts.vbds) {
-      out.push(`VBD BlkBack ${String(r.devid).padStart(5)} [${r.name}]  OO: ${String(s.oo_req ?? 0).padStart(8)}   RD: ${String(s.rd_req ?? 0).padStart(8)}   WR: ${String(s.wr_req ?? 0).padStart(8)}  RSECT: ${String(s.rd_sect ?? 0).padStart(10)}  WSECT: ${String(s.wr_sect ?? 0).padStart(10)}`);
+      out.push(`VBD BlkBack ${String(r.devid).padStart(5)} [${r.name}${servedBy(now, r)}]  OO: ${String(s.oo_req ?? 0).padStart(8)}   RD: ${String(s.rd_req ?? 0).padStart(8)}   WR: ${String(s.wr_req ?? 0).padStart(8)}  RSECT: ${String(s.rd_sect ?? 0).padStart(10)}  WSECT: ${String(s.wr_sect ?? 0).padStart(10)}`);
     } else if (r.kind === 'vif' && opts.nets) {
       out.push(`Net${r.devid} RX: ${String(s.rx_bytes ?? 0).padStart(8)}bytes ${String(s.rx_packets ?? 0).padStart(8)}pkts ${String(s.rx_errors ?? 0).padStart(8)}err ${String(s.rx_dropped ?? 0).padStart(8)}drop  TX: ${String(s.tx_bytes ?? 0).padStart(8)}bytes ${String(s.tx_packets ?? 0).padStart(8)}pkts ${String(s.tx_errors ?? 0).padStart(8)}err ${String(s.tx_dropped ?? 0).padStart(8)}drop`);
     }
@@ -105,7 +112,7 @@ export function counterLines(now: TopSample, prev: TopSample | null, domid: numb
   const figures = Object.entries(d).filter(([k, v]) => typeof v === 'number' && !IN_COLUMNS.has(k));
   if (figures.length > 0) out.push(`  figures: ${figures.map(([k, v]) => `${k} ${v}`).join('  ')}`);
   for (const r of now.devices.filter((x) => x.frontend === domid)) {
-    out.push(`  ${r.kind} ${r.devid} [${r.name}]: ${Object.entries(r.stats).map(([k, v]) => `${k} ${v}`).join('  ')}`);
+    out.push(`  ${r.kind} ${r.devid} [${r.name}${servedBy(now, r)}]: ${Object.entries(r.stats).map(([k, v]) => `${k} ${v}`).join('  ')}`);
   }
   return out;
 }

@@ -18,12 +18,17 @@
  * domctl, and the driver domain only ever sees the namespace number in `physical-device`. It opens
  * no file and could not: this is guest code (test/boundaries.test.ts).
  *
+ * Its devices' statistics (xen-blkback's sysfs counters, which only this kernel has) are written
+ * into each device's backend directory once a second (backends/lib/devstats-publish.ts), where
+ * Dom0's `ringvisor top` and web view read them.
+ *
  * This is the one file of domu/ that may name backends/ (test/boundaries.test.ts): a frontend
  * never calls a backend as a function.
  */
 import type { Kernel } from '../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import { init as blkbackInit } from '../backends/blkback/module.ts';
+import { publishDeviceStats } from '../backends/lib/devstats-publish.ts';
 
 /** modprobe xen-blkback in the driver domain: from now on it serves backend/vbd under its home. */
 export async function driverDomainInit(k: Kernel, xs: XenbusClient, log: (line: string) => void): Promise<void> {
@@ -31,5 +36,7 @@ export async function driverDomainInit(k: Kernel, xs: XenbusClient, log: (line: 
   // kernel and the hypervisor crashes the domain; on_crash decides what follows.
   const panic = (why: string) => queueMicrotask(() => { throw new Error(`Kernel panic: ${why}`); });
   await blkbackInit({ k, xs, panic });
+  // Its devices' counters are this kernel's; Dom0's top and web view read them from XenStore.
+  publishDeviceStats(k, xs);
   log('driver domain: blkback loaded; serving backend/vbd through the storage controller passed through to this domain');
 }

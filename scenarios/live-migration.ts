@@ -15,6 +15,8 @@ import { XlClient } from '../cli/client.ts';
 import { startHost, type RunningHost } from '../cli/host.ts';
 import type { MigrateResult } from '../dom0/toolstack/migration/migrate.ts';
 import { poolPart } from './live-migration-pool.ts';
+import { consoleMatch } from './lib/console.ts';
+import { SCENARIO_BOUND_S } from './lib/hang.ts';
 
 export async function liveMigration(say: (line: string) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ringvisor-live-migration-'));
@@ -91,12 +93,5 @@ export async function liveMigration(say: (line: string) => void): Promise<void> 
 }
 
 async function consoleSays(runDir: string, domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  const c = await XlClient.open(runDir);
-  let seen = '';
-  let done!: (m: RegExpMatchArray) => void;
-  const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
-  await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
-  const m = await matched;
-  c.close();
-  return m;
+  return await consoleMatch(runDir, domain, re, { seconds: SCENARIO_BOUND_S });
 }

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetHost, type NetGuestOutcome } from './net/harness.ts';
 import { ACK_EVERY } from '../domu/workloads/udp-stream.ts';
+import { SCENARIO_BOUND_S, until } from './lib/hang.ts';
 
 const A = { mac: '00:16:3e:0a:00:0a', ip: '10.0.0.10' };
 const B = { mac: '00:16:3e:0a:00:0b', ip: '10.0.0.11' };
@@ -45,7 +46,8 @@ export async function pvNet(say: (line: string) => void): Promise<void> {
     await b.note('listen:5002');
     await a.note('barrier:ready');
     let back = await h.watchLog('/local/domain/0/backend/vif');
-    while (!back.includes(`/${a.domid}/0/state=4`) || !back.includes(`/${b.domid}/0/state=4`)) back = await h.watchLog('/local/domain/0/backend/vif');
+    await until(async () => (back.includes(`/${a.domid}/0/state=4`) && back.includes(`/${b.domid}/0/state=4`)) || (back = await h.watchLog('/local/domain/0/backend/vif'), false),
+      'both vifs Connected in netback', { everyMs: 0, seconds: SCENARIO_BOUND_S, seen: () => back });
     say('   The handshake, as Linux does it (netback\'s side, from XenStore):');
     for (const e of back) {
       const m = /^\/(\d+)\/(\d+)\/(state|hotplug-status)=(.*)$/.exec(e);

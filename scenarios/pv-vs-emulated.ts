@@ -25,6 +25,8 @@ import { RESULT_PREFIX } from '../domu/workloads/run.ts';
 import { xenbusStateName } from '../shared/public/io/xenbus.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
 import type { ScenarioOptions } from './registry.ts';
+import { SCENARIO_BOUND_S, bounded, lastLines } from './lib/hang.ts';
+import { LineLog } from './lib/line-log.ts';
 
 const WAIT_WORDS: Record<WaitPolicy, string> = {
   irq: 'every waiter sleeps on its event, as Linux\'s drivers take an interrupt',
@@ -71,7 +73,7 @@ export async function pvVsEmulated(say: (line: string) => void, opts: ScenarioOp
   say('  the device model and the trapping vCPU (shared/wait.ts; `npm start -- --wait irq|poll`).');
   say('');
   let echoDom0 = false;
-  const dom0 = new Dom0Log();
+  const dom0 = new LineLog('Dom0\'s log', SCENARIO_BOUND_S);
   const rh = await startHost({
     runDir: join(work, 'run'), memoryMiB: 160, wait: opts.wait,
     log: (l) => {
@@ -130,7 +132,7 @@ export async function pvVsEmulated(say: (line: string) => void, opts: ScenarioOp
 }
 
 /* Create one VM through the toolstack, stream its console, and collect what it and the hypervisor counted. */
-async function runGuest(xl: XlClient, host: Host, dom0Log: Dom0Log, dir: string, name: string,
+async function runGuest(xl: XlClient, host: Host, dom0Log: LineLog, dir: string, name: string,
   say: (line: string) => void): Promise<GuestRun> {
   const dom0Before = host.counters(0);
   let shutdownAt: { domU: Record<string, number>; dom0: Record<string, number>; reason: string } | null = null;
@@ -171,7 +173,9 @@ async function runGuest(xl: XlClient, host: Host, dom0Log: Dom0Log, dir: string,
       }
     }, () => resolve());
   });
-  await stopped;
+  // A guest that never powers off (a driver that hangs) fails the scenario, with what it said last.
+  await bounded(stopped, () => `waiting for ${name} (d${domid}) to power off; Dom0's last lines:\n${lastLines(dom0Log.lines)}\n` +
+    `and it printed last: ${partial || '(a whole line)'}`, SCENARIO_BOUND_S);
   await consoleClosed;
   // The toolstack's cleanup (backends, XenStore, state file) ends with this line in Dom0's log.
   await dom0Log.waitFor(new RegExp(`xl: domain ${domid} \\(${name}\\) destroyed`));
@@ -214,21 +218,6 @@ function summary(runs: readonly GuestRun[], say: (line: string) => void, wait: W
       : '  one event each way covers every request either end finds on the ring when it wakes (wait=irq). An emulated request is a');
     say(`  dozen register accesses (${per(emu.domU.traps, emu)} traps per request here), each a round trip through the hypervisor to`);
     say('  the device model and back, plus an interrupt.');
-  }
-}
-
-/* Dom0's log lines as they arrive, and a wait for one (no timers: an event that never comes is a hang the caller sees). */
-class Dom0Log {
-  private readonly lines: string[] = [];
-  private waiters: (() => void)[] = [];
-  add(line: string): void {
-    this.lines.push(line);
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-  async waitFor(re: RegExp): Promise<void> {
-    while (!this.lines.some((l) => re.test(l))) await new Promise<void>((r) => this.waiters.push(r));
   }
 }
 

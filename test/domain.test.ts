@@ -5,6 +5,7 @@ import { Host, type ShutdownEvent } from '../hypervisor/host.ts';
 import { bareToolstack } from '../scenarios/bare-toolstack.ts';
 import type { DomainConfig } from '../shared/public/hypercall.ts';
 import type { ProbeModule } from './kernels/probe.ts';
+import { until as poll } from '../scenarios/lib/hang.ts';
 
 const PROBE = new URL('./kernels/probe.ts', import.meta.url).href;
 
@@ -23,9 +24,9 @@ async function hostWithDom0() {
   return { host, said, xl };
 }
 
-/** Wait, event by event, until `cond` holds (no fixed sleeps). */
+/** Wait, event by event, until `cond` holds (no fixed sleeps); a hang fails naming the condition. */
 async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
+  await poll(cond, `${cond}`.replace(/^\(\) => /, ''), { everyMs: 5 });
 }
 
 test('kernel main() returning powers the domain off; on_poweroff=destroy frees it', async (t) => {

@@ -13,6 +13,8 @@ import { startHost, type RunningHost } from '../cli/host.ts';
 import type { BlockListRow, CreateResult } from '../dom0/toolstack/protocol.ts';
 import type { PciListRow } from '../dom0/toolstack/pci.ts';
 import { formatPciList } from '../cli/pci.ts';
+import { consoleText } from '../scenarios/lib/console.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 let dir = '';
 let rh: RunningHost;
@@ -37,14 +39,7 @@ function vm(name: string, body: string): string {
 }
 
 async function consoleSays(domain: string, re: RegExp): Promise<string> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: () => void;
-  const found = new Promise<void>((r) => { done = r; });
-  await c.console(domain, (d) => { seen += Buffer.from(d).toString(); if (re.test(seen)) done(); }, () => done());
-  await found;
-  c.close();
-  return seen;
+  return await consoleText(rh.runDir, domain, re);
 }
 
 test.serial('a driver domain from xl.cfg serves a guest\'s disk: backend under its home, every byte checked', async (t) => {
@@ -75,10 +70,12 @@ test.serial('a driver domain from xl.cfg serves a guest\'s disk: backend under i
   const att = await con.console('storage-dd', () => undefined, () => undefined);
   att.send(Buffer.from('crash\r'));
   let now = rows[0];
-  while (now.backendId === dd.domid || now.state !== 4) {
-    await new Promise((r) => setTimeout(r, 50)); // polling the toolstack, not timing anything
+  // Polling the toolstack, not timing anything; a restart that never comes fails with the last row seen.
+  await until(async () => {
+    if (now.backendId !== dd.domid && now.state === 4) return true;
     now = (await xl.call<BlockListRow[]>({ verb: 'block-list', domain: 'web' }))[0];
-  }
+    return false;
+  }, 'web\'s disk served by a new storage-dd, Connected', { everyMs: 50, seen: () => JSON.stringify(now) });
   const list = await xl.call<{ name: string; domid: number }[]>({ verb: 'list' });
   const again = list.find((d) => d.name === 'storage-dd')!.domid;
   t.not(again, dd.domid, 'a new driver domain');

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import { startHost, type RunningHost } from '../cli/host.ts';
 import type { CreateResult } from '../dom0/toolstack/protocol.ts';
+import { consoleText } from '../scenarios/lib/console.ts';
 
 let dir = '';
 let rh: RunningHost;
@@ -35,14 +36,7 @@ function vm(name: string, body: string): string {
 }
 
 async function consoleSays(domain: string, re: RegExp): Promise<string> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: () => void;
-  const found = new Promise<void>((r) => { done = r; });
-  await c.console(domain, (d) => { seen += Buffer.from(d).toString(); if (re.test(seen)) done(); }, () => done());
-  await found;
-  c.close();
-  return seen;
+  return await consoleText(rh.runDir, domain, re);
 }
 
 for (const buffered of [false, true]) {

@@ -8,6 +8,7 @@ import { ioreqServersOf } from '../hypervisor/ioreq.ts';
 import { XEN_EINVAL, XEN_EPERM } from '../shared/public/xen.ts';
 import { IdeRig } from './helpers/ide-rig.ts';
 import type { WorkloadSpec } from './kernels/ide-workload.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 test.serial('a DomU calling the device-model hypercalls gets EPERM, and nothing is mapped', async (t) => {
   const rig = await IdeRig.start();
@@ -90,7 +91,7 @@ test.serial('teardown in every order, and in the middle of I/O, returns every fr
     const g1 = await rig.guest(img);
     await rig.task(g1, { do: 'probe', mode: 'emu-pio' });
     void rig.task(g1, { do: 'workload', spec: busy }).catch(() => undefined);
-    while (rig.counters(g1.domid).ioreqs < 20_000) await new Promise((r) => setTimeout(r, 5));
+    await until(() => rig.counters(g1.domid).ioreqs >= 20_000, `20000 ioreqs from d${g1.domid}`, { everyMs: 5, seen: () => [`ioreqs ${rig.counters(g1.domid).ioreqs}`, ...rig.log] });
     await rig.host.destroy(g1.domid);
     await rig.stopModel(g1);
     t.deepEqual(rig.usage(), base, 'guest destroyed mid-I/O');
@@ -100,7 +101,7 @@ test.serial('teardown in every order, and in the middle of I/O, returns every fr
     const g2 = await rig.guest(img);
     await rig.task(g2, { do: 'probe', mode: 'emu-pio' });
     const crashed = rig.crash(g2, { do: 'workload', spec: busy });
-    while (rig.counters(g2.domid).ioreqs < 20_000) await new Promise((r) => setTimeout(r, 5));
+    await until(() => rig.counters(g2.domid).ioreqs >= 20_000, `20000 ioreqs from d${g2.domid}`, { everyMs: 5, seen: () => [`ioreqs ${rig.counters(g2.domid).ioreqs}`, ...rig.log] });
     await rig.stopModel(g2);
     t.regex(await crashed, /general protection fault: (in|out)[bwl] port 0x/);
     t.deepEqual(rig.usage(), base, 'model gone mid-I/O');

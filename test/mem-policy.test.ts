@@ -15,6 +15,7 @@ import { startHost, type RunningHost } from '../cli/host.ts';
 import { xsOpen } from '../dom0/lib/libxenstore.ts';
 import type { CreateResult, HostInfo, ListedDomain, MemPolicyStatus } from '../dom0/toolstack/protocol.ts';
 import { freeFrames } from '../hypervisor/page-alloc.ts';
+import { consoleText } from '../scenarios/lib/console.ts';
 
 let dir = '';
 let rh: RunningHost;
@@ -44,10 +45,7 @@ async function policySays(re: RegExp): Promise<string> {
 }
 
 async function consoleSays(domain: string, re: RegExp): Promise<void> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  await new Promise<void>((done) => { void c.console(domain, (b) => { seen += Buffer.from(b).toString(); if (re.test(seen)) done(); }, () => undefined); });
-  c.close();
+  await consoleText(rh.runDir, domain, re);
 }
 
 test.serial('bad settings are refused and leave the policy as it was', async (t) => {

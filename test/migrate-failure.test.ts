@@ -21,6 +21,7 @@ import {
 } from '../dom0/toolstack/migration/migrate.ts';
 import { StreamFramer } from '../dom0/toolstack/migration/stream-framer.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
+import { consoleMatch } from '../scenarios/lib/console.ts';
 
 let dir = '';
 let a: RunningHost;
@@ -54,14 +55,7 @@ function vm(name: string, n: number): string {
 
 /** The domain's console (history, then live) until `re` matches. */
 async function consoleSays(rh: RunningHost, domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: (m: RegExpMatchArray) => void;
-  const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
-  await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
-  const m = await matched;
-  c.close();
-  return m;
+  return await consoleMatch(rh.runDir, domain, re);
 }
 
 /**

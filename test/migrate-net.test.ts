@@ -16,6 +16,8 @@ import { XlClient } from '../cli/client.ts';
 import { startHost, type RunningHost } from '../cli/host.ts';
 import type { MigrateResult } from '../dom0/toolstack/migration/migrate.ts';
 import type { ListedDomain } from '../dom0/toolstack/protocol.ts';
+import { consoleMatch, consoleUntil } from '../scenarios/lib/console.ts';
+import { LineLog } from '../scenarios/lib/line-log.ts';
 
 const MOVER = { mac: '00:16:3e:00:05:0a', ip: '10.0.5.10' };
 const PEER = { mac: '00:16:3e:00:05:0b', ip: '10.0.5.11' };
@@ -26,13 +28,10 @@ let b: RunningHost;
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rv-mignet-'));
-  let reported!: (port: number) => void;
-  const aUplink = new Promise<number>((r) => { reported = r; });
-  a = await startHost({
-    runDir: join(dir, 'a'), memoryMiB: 96, bridges: [{ name: 'xenbr0', uplink: { port: 0 } }],
-    log: (l) => { const m = /uplink xenbr0-uplink through nic \S+, wire 127\.0\.0\.1:(\d+)/.exec(l); if (m) reported(Number(m[1])); },
-  });
-  const aPort = await aUplink; // Dom0's console line may come after the host says it is up
+  const aLog = new LineLog('host a\'s log');
+  a = await startHost({ runDir: join(dir, 'a'), memoryMiB: 96, bridges: [{ name: 'xenbr0', uplink: { port: 0 } }], log: aLog.add });
+  // Dom0's console line may come after the host says it is up.
+  const aPort = Number((await aLog.waitFor(/uplink xenbr0-uplink through nic \S+, wire 127\.0\.0\.1:(\d+)/))[1]);
   // B names A's uplink; A learns B's from its first datagram (uplink.ts).
   b = await startHost({ runDir: join(dir, 'b'), memoryMiB: 160, bridges: [{ name: 'xenbr0', uplink: { port: 0, peers: [`127.0.0.1:${aPort}`] } }], log: () => undefined });
 });
@@ -51,33 +50,18 @@ function vm(name: string, body: string): string {
 
 /** Resolves with the first match of `re` in the domain's console output (history included). */
 async function consoleSays(rh: RunningHost, domain: string, re: RegExp, from = 0): Promise<RegExpMatchArray> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: (m: RegExpMatchArray) => void;
-  const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
-  await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = seen.slice(from).match(re); if (m) done(m); }, () => undefined);
-  const m = await matched;
-  c.close();
-  return m;
+  return await consoleMatch(rh.runDir, domain, re, { from });
 }
 
 /** The peer's progress lines: answered so far, and every count of bad answers it reported. */
 async function answeredBeyond(n: number): Promise<{ answered: number; bad: number }> {
   const re = new RegExp(`udp-probe: (\\d+) answered, \\d+ re-sent, (\\d+) bad`, 'g');
-  const c = await XlClient.open(b.runDir);
-  let seen = '';
-  let done!: (r: { answered: number; bad: number }) => void;
-  const got = new Promise<{ answered: number; bad: number }>((r) => { done = r; });
-  await c.console('peer', (bytes) => {
-    seen += Buffer.from(bytes).toString();
+  return consoleUntil(b.runDir, 'peer', (seen) => {
     let bad = 0;
     let answered = 0;
     for (const m of seen.matchAll(re)) { answered = Number(m[1]); bad = Math.max(bad, Number(m[2])); }
-    if (answered > n) done({ answered, bad });
-  }, () => undefined);
-  const r = await got;
-  c.close();
-  return r;
+    return answered > n ? { answered, bad } : undefined;
+  }, `more than ${n} answers (${re})`);
 }
 
 /** ARP frames in a pcap file (LINKTYPE_ETHERNET): [sender mac, sender ip, target ip, oper]. */

@@ -17,6 +17,7 @@ import { MIGRATE_RECEIVER_BANNER, type MigrateResult } from '../dom0/toolstack/m
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PRESENT } from '../hypervisor/state.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
+import { consoleMatch } from '../scenarios/lib/console.ts';
 
 let dir = '';
 let src: RunningHost;
@@ -49,14 +50,7 @@ function vm(name: string): string {
 }
 
 async function consoleSays(rh: RunningHost, domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: (m: RegExpMatchArray) => void;
-  const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
-  await c.console(domain, (b) => { seen += Buffer.from(b).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
-  const m = await matched;
-  c.close();
-  return m;
+  return await consoleMatch(rh.runDir, domain, re);
 }
 
 /** sha256 of every RAM page but the builder's last three, read through the domain's P2M. */

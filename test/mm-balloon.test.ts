@@ -16,6 +16,7 @@ import { checksum, fillPattern } from '../shared/checksum.ts';
 import { PageFault } from '../shared/public/memory.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { World } from './helpers/world.ts';
+import { consoleText } from '../scenarios/lib/console.ts';
 
 test('decrease_reservation gives exactly the touched frames back; populate_physmap takes exactly as many; a ballooned gfn faults', (t) => {
   const w = new World(16);
@@ -88,14 +89,7 @@ test.after.always(async () => {
 });
 
 async function consoleSays(domain: string, re: RegExp): Promise<string> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: () => void;
-  const matched = new Promise<void>((r) => { done = r; });
-  await c.console(domain, (b) => { seen += Buffer.from(b).toString(); if (re.test(seen)) done(); }, () => undefined);
-  await matched;
-  c.close();
-  return seen;
+  return await consoleText(rh.runDir, domain, re);
 }
 
 const mem = async (name: string) => (await xl.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === name)!.memMiB;

@@ -14,6 +14,7 @@ import { usedFrames } from '../hypervisor/page-alloc.ts';
 import { checksum, fillPattern } from '../shared/checksum.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { World } from './helpers/world.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 test('evicted pages read back byte for byte (page-in on access), in random order; destroy removes the file', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'rv-paging-'));
@@ -58,10 +59,7 @@ test('on a live host, a guest larger than the host runs under the pager with eve
   const kernel = new URL('./kernels/mem-guest.ts', import.meta.url).href;
   // 12 MiB of data in a 16 MiB guest on an 8 MiB host.
   const d = await host.createDomain({ name: 'big', vcpus: 1, memoryKiB: 16384, kernel, module: { action: 'churn', pages: 3072, seed: 9, rounds: 3, writes: 64 } });
-  while (!said.some((s) => s.startsWith(`d${d} churned`))) {
-    if (host.info(d)?.state === 'shutdown') break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(() => said.some((s) => s.startsWith(`d${d} churned`)) || host.info(d)?.state === 'shutdown', `d${d} churned`, { everyMs: 20, seen: () => said });
   t.true(said.includes(`d${d} churned 3072 pages for 3 rounds, 0 bad`), said.filter((s) => s.startsWith(`d${d}`)).join(' | '));
   const c = mmCounters(host.hv);
   t.true(c.page_outs > 0 && c.page_ins > 0, `paged out ${c.page_outs}, in ${c.page_ins}`);
@@ -69,7 +67,7 @@ test('on a live host, a guest larger than the host runs under the pager with eve
   t.is(host.usage().framesUsed, base);
   for (let i = 0; i < 10; i++) {
     const id = await host.createDomain({ name: `c${i}`, vcpus: 1, memoryKiB: 16384, kernel, module: { action: 'touch', pages: 2500, seed: i } });
-    while (!said.some((s) => s.startsWith(`d${id} touched`))) await new Promise((r) => setTimeout(r, 10));
+    await until(() => said.some((s) => s.startsWith(`d${id} touched`)), `d${id} touched`, { seen: () => said });
     t.true(said.includes(`d${id} touched 2500 pages, 0 bad`));
     await host.destroy(id);
   }

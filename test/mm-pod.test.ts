@@ -12,6 +12,7 @@ import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { PageFault } from '../shared/public/memory.ts';
 import { World } from './helpers/world.ts';
 import type { MemGuestModule } from './kernels/mem-guest.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 const MEM_GUEST = new URL('./kernels/mem-guest.ts', import.meta.url).href;
 const tot = (w: World, d: number) => w.hv.domains[d * D.WORDS + D.TOT_PAGES];
@@ -80,7 +81,7 @@ test('on a live host, a guest that outgrows the host crashes alone; its neighbou
     on_crash: 'preserve' as const,
   });
   const a = await host.createDomain(guest('small', 2048, 256));
-  while (!said.some((s) => s.startsWith(`d${a} touched`))) await new Promise((r) => setTimeout(r, 5));
+  await until(() => said.some((s) => s.startsWith(`d${a} touched`)), `d${a} touched`, { everyMs: 5, seen: () => said });
   t.true(said.includes(`d${a} touched 256 pages, 0 bad`));
   const crashed = new Promise<ShutdownEvent>((resolve) => host.on('shutdown', (e: ShutdownEvent) => { if (e.reason === 'crash') resolve(e); }));
   const b = await host.createDomain(guest('greedy', 16 * 1024, 4000)); // 16 MiB on an 8 MiB host

@@ -8,6 +8,7 @@ import { usedFrames } from '../hypervisor/page-alloc.ts';
 import { checksum, fillPattern } from '../shared/checksum.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { World, type TestDomain } from './helpers/world.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 function scanner(w: World, doms: TestDomain[]) {
   return new ShareScanner(w.hv, {
@@ -128,7 +129,7 @@ test('on a live host, sharing under concurrent writes keeps every guest\'s data 
   for (let i = 0; i < 3; i++) {
     ids.push(await host.createDomain({ name: `g${i}`, vcpus: 1, memoryKiB: 4096, kernel, module: { action: 'churn', pages: 400, seed: i + 1, rounds: 30, writes: 16 } }));
   }
-  while (!ids.every((d) => said.some((s) => s.startsWith(`d${d} churned`)))) await new Promise((r) => setTimeout(r, 10));
+  await until(() => ids.every((d) => said.some((s) => s.startsWith(`d${d} churned`))), `${ids.map((d) => `d${d}`).join(', ')} churned`, { seen: () => said });
   for (const d of ids) t.true(said.includes(`d${d} churned 400 pages for 30 rounds, 0 bad`), `d${d}: ${said.filter((s) => s.startsWith(`d${d}`)).join(' | ')}`);
   const c = mmCounters(host.hv);
   t.true(c.sharing_freed_memory > 200, `sharing saved frames (${c.sharing_freed_memory})`);

@@ -3,6 +3,7 @@
  */
 import test from 'ava';
 import { NetHost } from '../scenarios/net/harness.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 const A = { mac: '00:16:3e:00:01:0a', ip: '10.0.1.10' };
 const B = { mac: '00:16:3e:00:01:0b', ip: '10.0.1.11' };
@@ -16,11 +17,11 @@ test('netfront goes straight to Connected; netback reports Connected only after 
     const front = await h.watchLog(`/local/domain/${g.domid}/device/vif`);
     // netfront does not wait for the backend's Connected; wait until netback has written it.
     let back = await h.watchLog('/local/domain/0/backend/vif');
-    while (!back.includes(`/${g.domid}/0/state=4`)) back = await h.watchLog('/local/domain/0/backend/vif');
+    await until(async () => (back = await h.watchLog('/local/domain/0/backend/vif')).includes(`/${g.domid}/0/state=4`), `netback's state=4 for d${g.domid}`, { everyMs: 0, seen: () => back });
     await g.go('end');
     const o = await g.outcome;
     back = await h.watchLog('/local/domain/0/backend/vif');
-    while (!back.includes(`/${g.domid}/0/state=6`)) back = await h.watchLog('/local/domain/0/backend/vif');
+    await until(async () => (back = await h.watchLog('/local/domain/0/backend/vif')).includes(`/${g.domid}/0/state=6`), `netback's state=6 for d${g.domid}`, { everyMs: 0, seen: () => back });
     t.deepEqual(o.connected?.negotiated, { queues: 1, split: true, sg: true });
     const be = back.filter((e) => e.startsWith(`/${g.domid}/0/`)).map((e) => e.slice(`/${g.domid}/0/`.length));
     const initWait = be.indexOf('state=2');

@@ -6,6 +6,7 @@
 import test from 'ava';
 import { NetHost } from '../scenarios/net/harness.ts';
 import type { NetHostileReport } from './kernels/net-hostile.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 const HOSTILE = new URL('./kernels/net-hostile.ts', import.meta.url).href;
 const A = { mac: '00:16:3e:00:02:0a', ip: '10.0.2.10' };
@@ -13,6 +14,12 @@ const B = { mac: '00:16:3e:00:02:0b', ip: '10.0.2.11' };
 const EVIL = { mac: '00:16:3e:00:02:66', ip: '10.0.2.66' };
 const NETIF_RSP_ERROR = -1;
 
+
+/** Wait for a line of Dom0's (it travels on its own; each look is a round trip through Dom0). */
+async function dom0Said(h: NetHost, line: string): Promise<void> {
+  await until(async () => h.dom0Log.some((l) => l.includes(line)) || (await h.vifStats(), false), `Dom0 to log "${line}"`,
+    { everyMs: 0, seen: () => h.dom0Log });
+}
 test('a runt packet is dropped with an ERROR response; the vif carries on', async (t) => {
   const h = await NetHost.boot();
   try {
@@ -21,7 +28,7 @@ test('a runt packet is dropped with an ERROR response; the vif carries on', asyn
     t.deepEqual(r.statuses, [NETIF_RSP_ERROR, 0]);
     // Dom0's console line travels on its own: wait for it (vifStats is a round trip through Dom0).
     const line = `netback vif${domid}.0: dropped a packet: Bad packet size: 13`;
-    while (!h.dom0Log.some((l) => l.includes(line))) await h.vifStats();
+    await dom0Said(h, line);
     t.true(h.dom0Log.some((l) => l.includes(line)));
     t.false(h.dom0Log.some((l) => l.includes('disabling device')));
     await h.destroy(domid);
@@ -53,7 +60,7 @@ for (const [mode, reason] of [['fatal-slots', /Malicious frontend using 20 slots
       const evil = await h.startRaw(EVIL, HOSTILE, { mode });
       await evil.report;
       const line = `netback vif${evil.domid}.0: fatal error; disabling device:`;
-      while (!h.dom0Log.some((l) => l.includes(line))) await h.vifStats(); // the disable happens in Dom0's next turn
+      await dom0Said(h, line); // the disable happens in Dom0's next turn
       const lines = h.dom0Log.filter((l) => l.includes('disabling device'));
       t.is(lines.length, 1, lines.join('\n'));
       t.regex(lines[0], reason);
@@ -68,7 +75,8 @@ for (const [mode, reason] of [['fatal-slots', /Malicious frontend using 20 slots
       await b.outcome;
       await h.destroy(evil.domid);
       // Wait until netback has let go of every vif (it does so when it sees the frontend gone).
-      while (Object.keys((await h.vifStats()).stats).length > 0) await h.vifStats();
+      let vifs: string[] = [];
+      await until(async () => (vifs = Object.keys((await h.vifStats()).stats)).length === 0, 'netback to let go of every vif', { everyMs: 0, seen: () => [`vifs: ${vifs.join(' ')}`, ...h.dom0Log] });
       const after = h.usage();
       t.deepEqual(
         { domains: after.domains, grantsActive: after.grantsActive, grantMappings: after.grantMappings, portsBound: after.portsBound, framesUsed: after.framesUsed },

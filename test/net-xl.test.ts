@@ -12,6 +12,7 @@ import { startHost, type RunningHost } from '../cli/host.ts';
 import { formatNetworkList } from '../cli/network.ts';
 import type { NetworkListRow } from '../dom0/toolstack/nic.ts';
 import type { CreateResult } from '../dom0/toolstack/protocol.ts';
+import { consoleText } from '../scenarios/lib/console.ts';
 
 let dir = '';
 let rh: RunningHost;
@@ -36,22 +37,7 @@ function vm(name: string, body: string): string {
 }
 
 async function consoleSays(domain: string, re: RegExp): Promise<string> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: () => void;
-  const found = new Promise<void>((r) => { done = r; });
-  await c.console(domain, (d) => { seen += Buffer.from(d).toString(); if (re.test(seen)) done(); }, () => done());
-  // Fail with what the guest said rather than hang the file until ava's timeout (seen once under
-  // load: a hot-plugged vif that never said so). A bound on turns of the loop, not a timing claim.
-  let turns = 0;
-  const bounded = new Promise<void>((resolve) => {
-    const look = () => (re.test(seen) || ++turns > 3000 ? resolve() : setTimeout(look, 10));
-    look();
-  });
-  await Promise.race([found, bounded]);
-  c.close();
-  if (!re.test(seen)) throw new Error(`${domain}'s console never matched ${re}; it said:\n${seen.slice(-2000)}`);
-  return seen;
+  return await consoleText(rh.runDir, domain, re);
 }
 
 test.serial('vifs attached at create; guests ping by ip=; network-list as xl prints it', async (t) => {

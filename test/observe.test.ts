@@ -11,6 +11,7 @@ import { chromium } from 'playwright-core';
 import { CliProcess, rv } from './helpers/cli.ts';
 import type { TraceFile } from '../dom0/lib/trace-json.ts';
 import { flowsOf, isComplete } from '../tools/docs/request-path.ts';
+import { fileSays } from '../scenarios/lib/console.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const dir = mkdtempSync(join(tmpdir(), 'rv-observe-'));
@@ -49,7 +50,7 @@ test.serial('top -b -i 2: xentop\'s columns, with the figures the hypervisor and
   t.regex(domid, /^\d+$/);
   // The workload's result line is on its console log once its 256 reads are done.
   const log = join(dir, 'reader', 'console.log');
-  while (!(existsSync(log) && /workload-result/.test(readFileSync(log, 'utf8')))) await new Promise((r) => setTimeout(r, 50));
+  await fileSays(log, /workload-result/);
   const top = await rv([...at, 'top', '-b', '-i', '2', '-d', '0.2', '-x']);
   t.is(top.code, 0, top.stderr);
   const blocks = top.stdout.trim().split(/\n\n/);
@@ -127,7 +128,7 @@ test.serial('ringvisor trace -w FILE against the running host: whole PV request 
   t.is(made.code, 0, made.stderr);
   try {
     const log = join(dir, 'traced', 'console.log');
-    while (!(existsSync(log) && /xvda connected/.test(readFileSync(log, 'utf8')))) await new Promise((r) => setTimeout(r, 50));
+    await fileSays(log, /xvda connected/);
     const file = join(dir, 'all.json');
     const r = await rv([...at, 'trace', '-w', file, '-d', '1']);
     t.is(r.code, 0, r.stderr);

@@ -18,6 +18,7 @@ import { readSaveImage } from '../dom0/toolstack/migration/stream-read.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { MD, md } from '../hypervisor/mm/mm-state.ts';
 import { D, MAX_GUEST_PAGES } from '../hypervisor/state.ts';
+import { consoleMatch } from '../scenarios/lib/console.ts';
 
 const PAGES = 32 * 256;
 let dir = '';
@@ -36,14 +37,7 @@ test.after.always(async () => {
 });
 
 async function consoleSays(domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: (m: RegExpMatchArray) => void;
-  const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
-  await c.console(domain, (b) => { seen += Buffer.from(b).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
-  const m = await matched;
-  c.close();
-  return m;
+  return await consoleMatch(rh.runDir, domain, re);
 }
 
 /** Holes in a domain's RAM (entries with nothing: not RAM, not PoD, not shared or paged). */

@@ -18,6 +18,7 @@ import { readSaveImage } from '../dom0/toolstack/migration/stream-read.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PRESENT } from '../hypervisor/state.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
+import { consoleMatch } from '../scenarios/lib/console.ts';
 
 let dir = '';
 let rh: RunningHost;
@@ -43,14 +44,7 @@ function vm(name: string, body: string): string {
 
 /** The domain's console so far, then live, until `re` matches; returns the match. */
 async function consoleSays(domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: (m: RegExpMatchArray) => void;
-  const matched = new Promise<RegExpMatchArray>((r) => { done = r; });
-  await c.console(domain, (b) => { seen += Buffer.from(b).toString(); const m = seen.match(re); if (m) done(m); }, () => undefined);
-  const m = await matched;
-  c.close();
-  return m;
+  return await consoleMatch(rh.runDir, domain, re);
 }
 
 const list = () => xl.call<ListedDomain[]>({ verb: 'list' });

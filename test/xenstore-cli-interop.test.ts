@@ -17,6 +17,7 @@ import { Writable } from 'node:stream';
 import { run } from '../cli/main.ts';
 import { xenstoredSocketPath } from '../dom0/kernel.ts';
 import { makeRig, settle, type Rig } from './helpers/xs-fake.ts';
+import { until } from '../scenarios/lib/hang.ts';
 
 const tool = (name: string) => ['/usr/bin', '/usr/sbin', '/usr/local/bin'].map((d) => `${d}/${name}`).find((p) => existsSync(p)) ?? null;
 const UTILS = ['xenstore-read', 'xenstore-write', 'xenstore-ls', 'xenstore-list', 'xenstore-exists', 'xenstore-rm', 'xenstore-chmod', 'xenstore-watch'];
@@ -184,7 +185,7 @@ withUtils('xenstore-watch -n prints the same events as Xen\'s, then exits', asyn
   const theirs = xen('xenstore-watch', '-n', '3', '/cli/watched');
   const mine = ours('xenstore-watch', '-n', '3', '/cli/watched');
   // Both watches in place (each has fired its first event): now change something below.
-  while (rig.xenstored.watchIndex.size < before + 2) await settle();
+  await until(async () => { await settle(); return rig.xenstored.watchIndex.size >= before + 2; }, 'both xenstore-watch processes to set their watch', { everyMs: 0 });
   await rig.dom0.write('/cli/watched/x', '1');
   await rig.dom0.rm('/cli/watched/x');
   const [x, o] = await Promise.all([theirs, mine]);

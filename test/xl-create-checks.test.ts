@@ -17,6 +17,7 @@ import type { ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { DomctlError, Host } from '../hypervisor/host.ts';
 import { XEN_EINVAL, XEN_ENOMEM } from '../shared/public/xen.ts';
 import { rv } from './helpers/cli.ts';
+import { consoleText } from '../scenarios/lib/console.ts';
 
 const EXAMPLES = new URL('./fixtures/xen-examples', import.meta.url).pathname;
 const GUEST = new URL('../domu/kernel.ts', import.meta.url).href;
@@ -50,13 +51,7 @@ function cfg(sub: string, file: string, lines: string): string {
 
 /** The domain's console (its output so far, then live) once it matches `re`. */
 async function consoleSays(domain: string, re: RegExp): Promise<string> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  await new Promise<void>((done) => {
-    void c.console(domain, (b) => { seen += Buffer.from(b).toString(); if (re.test(seen)) done(); }, () => undefined);
-  });
-  c.close();
-  return seen;
+  return await consoleText(rh.runDir, domain, re);
 }
 
 /** A sparse raw image of 4 MiB. */

@@ -15,19 +15,21 @@ import { startHost, type RunningHost } from '../cli/host.ts';
 import { xsOpen } from '../dom0/lib/libxenstore.ts';
 import type { BlockListRow, CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
+import { consoleText } from '../scenarios/lib/console.ts';
+import { bounded } from '../scenarios/lib/hang.ts';
+import { LineLog } from '../scenarios/lib/line-log.ts';
 
 let dir = '';
 let rh: RunningHost;
 let xl: XlClient;
 let xs: XenbusClient;
-const log: string[] = [];
-let logWaiters: (() => void)[] = [];
+const log = new LineLog('the host\'s log');
 
 test.before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'rv-life-'));
   rh = await startHost({
     runDir: join(dir, 'run'), memoryMiB: 160,
-    log: (l) => { log.push(l); const w = logWaiters; logWaiters = []; for (const f of w) f(); },
+    log: log.add,
   });
   xl = await XlClient.open(rh.runDir);
   xs = await xsOpen(rh.xenstoredSocket);
@@ -40,7 +42,7 @@ test.after.always(async () => {
 });
 
 async function logLine(re: RegExp): Promise<void> {
-  while (!log.some((l) => re.test(l))) await new Promise<void>((r) => logWaiters.push(r));
+  await log.waitFor(re);
 }
 
 /** A VM directory with this config body (plus name and a 4 MiB disk created on first start). */
@@ -55,22 +57,20 @@ const list = () => xl.call<ListedDomain[]>({ verb: 'list' });
 
 /** Wait until the domain's console (its output so far, then live) matches `re`. */
 async function consoleSays(domain: string, re: RegExp): Promise<void> {
-  const c = await XlClient.open(rh.runDir);
-  let seen = '';
-  let done!: () => void;
-  const matched = new Promise<void>((r) => { done = r; });
-  await c.console(domain, (b) => { seen += Buffer.from(b).toString(); if (re.test(seen)) done(); }, () => undefined);
-  await matched;
-  c.close();
+  await consoleText(rh.runDir, domain, re);
 }
 
 /** Wait (on a XenStore watch) until `path` holds `value`. */
 async function nodeIs(path: string, value: string): Promise<void> {
   let done!: () => void;
   const reached = new Promise<void>((r) => { done = r; });
-  const w = await xs.watch(path, async () => { if ((await xs.tryRead(path)) === value) done(); });
-  await reached;
-  await w.unwatch();
+  let last: string | null = null;
+  const w = await xs.watch(path, async () => { if ((last = await xs.tryRead(path)) === value) done(); });
+  try {
+    await bounded(reached, () => `waiting for XenStore ${path} to hold ${value}; it holds ${last ?? 'nothing'}`);
+  } finally {
+    await w.unwatch();
+  }
 }
 
 test.serial('reboot: a PV guest restarts itself through control/shutdown, and comes back with its disk', async (t) => {
@@ -98,7 +98,7 @@ test.serial('reboot of an HVM guest: its reset register traps, and the device mo
   await xl.call({ verb: 'shutdown', domain: 'hvm-reboot', kind: 'reboot' });
   await xl.call({ verb: 'wait', domain: String(first.domid) });
   await logLine(/xl: hvm-reboot restarted as domain \d+/);
-  t.true(log.some((l) => /domain \d+ \(hvm-reboot\) has shut down, reason reboot/.test(l)));
+  t.true(log.lines.some((l) => /domain \d+ \(hvm-reboot\) has shut down, reason reboot/.test(l)));
   const again = (await list()).find((x) => x.name === 'hvm-reboot')!;
   t.not(again.domid, first.domid);
   await nodeIs(`/local/domain/${again.domid}/control/feature-poweroff`, '1');

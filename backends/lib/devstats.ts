@@ -11,7 +11,9 @@
  * to `ringvisor top` and to the web view. A new kind of device shows up in both by registering
  * here: the tools know xentop's names and show any other counter as it is.
  *
- * The table belongs to Dom0's thread (each host's Dom0 has its own copy of this module).
+ * The table belongs to the thread of the domain whose backends fill it (each kernel has its own
+ * copy of this module): Dom0's tools read Dom0's directly; a driver domain publishes its own in
+ * XenStore, under its data/devstats (./devstats-publish.ts).
  */
 import type { RingIndices } from '../../shared/public/io/ring.ts';
 
@@ -40,6 +42,8 @@ export interface DeviceRow {
   name: string;
   stats: Record<string, number>;
   rings: RingView[];
+  /** The domain whose backend serves the device, when it is not Dom0 (a driver domain). */
+  backend?: number;
 }
 
 const devices = new Set<DeviceStats>();

@@ -123,7 +123,7 @@ class XlConnection {
         maxIterations: r.maxIterations ?? DEFAULT_PRECOPY.maxIterations, dirtyThreshold: r.dirtyThreshold ?? DEFAULT_PRECOPY.dirtyThreshold, live: r.live ?? true,
       }).catch((e: unknown) => { throw new XlError('failed', (e as Error).message); });
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
-      case 'top': return topSample(this.dom0.k.hypercall);
+      case 'top': return topSample(this.dom0.k.hypercall, this.dom0.xs);
       case 'trace': return traceToFile(this.dom0.k.hypercall, r.mask, r.seconds, r.path);
       case 'console-history': return this.dom0.consoled.history(await x.resolve(r.domain), Math.min(Math.max(0, r.max | 0), CONSOLE_HISTORY));
       case 'sched': return schedVerb(x, this.dom0, r.op);

@@ -5,7 +5,7 @@
  * Xen: libxenstat's xenstat_get_node (tools/xenstat/libxenstat/src/xenstat.c), which xentop calls
  * once per refresh: XEN_SYSCTL_physinfo for the host, XEN_SYSCTL_getdomaininfolist for the
  * domains, and the backends' sysfs statistics for networks and block devices (here
- * ../../backends/lib/devstats.ts). Rates are the tools' business: they divide the difference of two samples
+ * ../../backends/lib/devstats.ts for Dom0's, ./devstats-remote.ts for driver domains'). Rates are the tools' business: they divide the difference of two samples
  * by the time between them, as xentop does. Also the scheduler's view (each pCPU slot, each
  * domain's weight and cap: XEN_DOMCTL_SCHEDOP_getinfo, as xl sched-credit) for the web view's
  * shares, and every numeric physinfo figure by name, so a figure the hypervisor adds (shared,
@@ -15,9 +15,12 @@ import type { Hypercalls } from '../../shared/public/hypercall.ts';
 import { errnoName } from '../../shared/public/xen.ts';
 import { deviceSnapshot } from '../../backends/lib/devstats.ts';
 import type { SchedCreditParams } from '../../shared/public/sched.ts';
+import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
+import { remoteDevices } from './devstats-remote.ts';
 import type { TopSample } from './protocol.ts';
 
-export async function topSample(hc: Hypercalls): Promise<TopSample> {
+/** `xs`: Dom0's XenStore client, to read what driver domains publish of their devices. */
+export async function topSample(hc: Hypercalls, xs: XenbusClient): Promise<TopSample> {
   const [phys, domains] = await Promise.all([hc.sysctl_physinfo(), hc.sysctl_getdomaininfolist()]);
   if (typeof phys === 'number') throw new Error(`physinfo: ${errnoName(phys)}`);
   if (typeof domains === 'number') throw new Error(`getdomaininfolist: ${errnoName(domains)}`);
@@ -38,7 +41,8 @@ export async function topSample(hc: Hypercalls): Promise<TopSample> {
     total_pages: phys.total_pages,
     free_pages: phys.free_pages,
     domains,
-    devices: deviceSnapshot(),
+    devices: [...deviceSnapshot(), ...await remoteDevices(xs, domains.map((d) => d.domid))]
+      .sort((a, b) => a.frontend - b.frontend || a.kind.localeCompare(b.kind) || a.devid - b.devid),
     host,
     pcpus: phys.pcpus,
     sched,

@@ -51,12 +51,17 @@ import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
 import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
 import {
   BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
-  BLKIF_RSP_OKAY, SECTORS_PER_PAGE, VDISK_READONLY, XEN_IO_PROTO_ABI_X86_64, XS_BLK,
+  BLKIF_RSP_OKAY, SECTORS_PER_PAGE, XS_BLK,
 } from '../../shared/public/io/blkif.ts';
 import {
   blockPromise, type BlockDevice, type BlockFeatures, type BlockOp, type BlockRequest, type IoBuffer,
 } from '../block/blkdev.ts';
-import { BlkfrontQueue, type Part } from './queue.ts';
+import { BlkfrontQueue } from './queue.ts';
+import type { Part } from './shadow.ts';
+import { splitParts, type Group } from './split.ts';
+import { blkfrontStats } from './stats.ts';
+import { vbdName } from './vbd-name.ts';
+import { readBackendKeys, writeFrontendKeys } from './xenbus-keys.ts';
 
 export interface BlkfrontOptions {
   /** Largest ring this frontend will use, as log2 pages (Linux's max_ring_page_order). */
@@ -144,33 +149,17 @@ export class Blkfront implements BlockDevice, FrontendDriver {
           (why) => this.broken(why), this.complete, () => this.drain()));
       }
     }
-    const order = this.negotiated.ringPageOrder;
-    const writeQueue = async (dir: string, q: BlkfrontQueue) => {
-      if (order === 0) await xs.write(`${dir}/${XS_BLK.ring_ref}`, String(q.ringRefs[0]), t);
-      else for (let i = 0; i < q.ringRefs.length; i++) await xs.write(`${dir}/${XS_BLK.ring_ref}${i}`, String(q.ringRefs[i]), t);
-      await xs.write(`${dir}/${XS_BLK.event_channel}`, String(q.port), t);
-    };
-    if (order > 0) await xs.write(`${dev.nodename}/${XS_BLK.ring_page_order}`, String(order), t);
-    if (this.queues.length === 1) {
-      await writeQueue(dev.nodename, this.queues[0]);
-    } else {
-      await xs.write(`${dev.nodename}/${XS_BLK.multi_queue_num_queues}`, String(this.queues.length), t);
-      for (let q = 0; q < this.queues.length; q++) await writeQueue(`${dev.nodename}/queue-${q}`, this.queues[q]);
-    }
-    await xs.write(`${dev.nodename}/${XS_BLK.protocol}`, XEN_IO_PROTO_ABI_X86_64, t);
-    await xs.write(`${dev.nodename}/${XS_BLK.feature_persistent}`, this.opts.persistent ? '1' : '0', t);
+    await writeFrontendKeys(xs, dev.nodename, this.queues, this.negotiated.ringPageOrder, this.opts.persistent, t);
   }
 
   async connect(dev: XenbusDevice): Promise<void> {
-    const xs = dev.xs;
-    const be = dev.otherend;
-    this.sectors = await xs.readUnsigned(`${be}/${XS_BLK.sectors}`, 0);
-    this.sectorSize = await xs.readUnsigned(`${be}/${XS_BLK.sector_size}`, 512);
-    this.readOnly = ((await xs.readUnsigned(`${be}/${XS_BLK.info}`, 0)) & VDISK_READONLY) !== 0;
-    const flush = (await xs.readUnsigned(`${be}/${XS_BLK.feature_flush_cache}`, 0)) === 1;
-    const discard = (await xs.readUnsigned(`${be}/${XS_BLK.feature_discard}`, 0)) === 1;
-    this.negotiated.persistent = this.opts.persistent && (await xs.readUnsigned(`${be}/${XS_BLK.feature_persistent}`, 0)) === 1;
-    this.negotiated.indirectSegments = Math.min(this.opts.maxIndirectSegments, await xs.readUnsigned(`${be}/${XS_BLK.feature_max_indirect_segments}`, 0));
+    const be = await readBackendKeys(dev.xs, dev.otherend);
+    this.sectors = be.sectors;
+    this.sectorSize = be.sectorSize;
+    this.readOnly = be.readOnly;
+    const { flush, discard } = be;
+    this.negotiated.persistent = this.opts.persistent && be.persistent;
+    this.negotiated.indirectSegments = Math.min(this.opts.maxIndirectSegments, be.maxIndirectSegments);
     // Linux sizes each ring's grant list to what the ring can have in flight: slots times the
     // segments of one request. Here no more than the device's share of the table, either.
     const segs = this.negotiated.indirectSegments > 0 ? this.negotiated.indirectSegments : BLKIF_MAX_SEGMENTS_PER_REQUEST;
@@ -304,27 +293,7 @@ export class Blkfront implements BlockDevice, FrontendDriver {
   }
 
   stats(): Record<string, number> {
-    const sum = (f: (q: BlkfrontQueue) => number) => this.queues.reduce((n, q) => n + f(q), 0);
-    return {
-      requests: sum((q) => q.stats.requests),
-      segments: sum((q) => q.stats.segments),
-      indirect: sum((q) => q.stats.indirect),
-      notifications: sum((q) => q.stats.notifications),
-      interrupts: sum((q) => q.stats.interrupts),
-      persistentGrants: sum((q) => q.pool?.granted ?? 0),
-      persistentPerRing: this.poolGrants,
-      persistentEnded: sum((q) => q.pool?.stats.ended ?? 0),
-      persistentReclaimed: sum((q) => q.pool?.stats.reclaimed ?? 0),
-      bounceCopies: sum((q) => q.bounce?.stats.copies ?? 0),
-      recoveries: this.recovery.recoveries,
-      reissued: this.recovery.reissued,
-      recoveryMs: this.recovery.recoveryMs,
-      stallMs: this.recovery.stallMs,
-      idlePolls: this.k.events.idle.polls,
-      idlePollHits: this.k.events.idle.pollHits,
-      idleSleeps: this.k.events.idle.sleeps,
-      idlePeerStops: this.k.events.idle.peerStops,
-    };
+    return blkfrontStats(this.queues, this.poolGrants, this.recovery, this.k.events.idle);
   }
 
   /** Ask the backend to let go (Closing); resolves once Closed and everything is given back. */
@@ -422,36 +391,3 @@ const NO_PAGES: readonly number[] = [];
 /** A flush on a device with no write cache: done at once, successfully. */
 const NOTHING_TO_FLUSH = 'nothing to flush';
 const BLKIF_OPS: Record<BlockOp, number> = { read: BLKIF_OP_READ, write: BLKIF_OP_WRITE, flush: BLKIF_OP_FLUSH_DISKCACHE, discard: BLKIF_OP_DISCARD };
-
-/** Parts no bigger than `maxSectors`: a bigger data part becomes a group of parts, completed as one. */
-function splitParts(parts: Part[], maxSectors: number): Part[] {
-  const out: Part[] = [];
-  for (const p of parts) {
-    const data = p.op === BLKIF_OP_READ || p.op === BLKIF_OP_WRITE;
-    if (!data || p.nrSectors <= maxSectors) {
-      out.push(p);
-      continue;
-    }
-    const n = Math.ceil(p.nrSectors / maxSectors);
-    const group: Group = { group: true, req: p.owner, left: n, status: 0 };
-    for (let i = 0; i < n; i++) {
-      const s = i * maxSectors;
-      out.push({ op: p.op, sector: p.sector + s, nrSectors: Math.min(maxSectors, p.nrSectors - s), gfns: p.gfns, firstPage: p.firstPage + s / SECTORS_PER_PAGE, owner: group });
-    }
-  }
-  return out;
-}
-
-/** The parts of a block request bigger than one blkif request. */
-interface Group { group: true; req: unknown; left: number; status: number }
-
-/** vbd-interface.pandoc: the device number → its Linux name (xvda = 202:0 = 51712). */
-export function vbdName(devid: number): string {
-  const letter = (n: number): string => (n < 26 ? String.fromCharCode(97 + n) : letter(Math.floor(n / 26) - 1) + String.fromCharCode(97 + (n % 26)));
-  if ((devid >> 28) === 1) return `xvd${letter((devid >> 8) & 0xfffff)}`;
-  if ((devid >> 8) === 202) return `xvd${letter((devid >> 4) & 15)}`;
-  if ((devid >> 8) === 8) return `sd${letter((devid >> 4) & 15)}`;
-  if ((devid >> 8) === 3) return `hd${letter((devid >> 6) & 1)}`;
-  if ((devid >> 8) === 22) return `hd${letter(2 + ((devid >> 6) & 1))}`;
-  return `vbd${devid}`;
-}

@@ -6,7 +6,8 @@
  * A device negotiated with multi-queue has several of these, each with its own ring pages and
  * event channel.
  *
- * Each request in flight has a shadow entry indexed by its id (the ring slot count bounds both).
+ * Each request in flight has a shadow entry indexed by its id (the ring slot count bounds both;
+ * shadow.ts).
  * A response is trusted only as far as it checks out: the response producer may not run ahead of
  * the requests (RING_RESPONSE_PROD_OVERFLOW), the id must be in range and in flight, and the
  * operation must be the one sent. A backend that fails any of these is broken or hostile, and the
@@ -35,39 +36,9 @@ import * as trace from '../../shared/public/trace.ts';
 import { dataViewOf } from '../../shared/view.ts';
 import { BouncePages } from './bounce.ts';
 import { GrantPool } from './grant-pool.ts';
+import { newShadow, type Part, type Shadow } from './shadow.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { TRC_GUEST_BLKFRONT_COMPLETE, TRC_GUEST_BLKFRONT_SUBMIT } = trace;
-
-/** One blkif request's worth of a block request (a request bigger than one blkif request has several). */
-export interface Part {
-  op: number;             // READ, WRITE, FLUSH_DISKCACHE or DISCARD
-  sector: number;
-  nrSectors: number;
-  gfns: readonly number[];
-  firstPage: number;      // index into gfns of the part's first page
-  /** The block request it belongs to, handed back at completion. */
-  owner: unknown;
-}
-
-interface Shadow {
-  busy: boolean;
-  wireOp: number;
-  owner: unknown;
-  refs: number[];   // the grant of each segment, in order
-  grefs: number[];  // transient grants to end when the response arrives
-  pooled: number[]; // pool entries to give back when the response arrives
-  // Bounce pages in use, and for each the caller's page and the bytes to copy back on a read.
-  bounce: number[];
-  bounceGfn: number[];
-  bounceBytes: number[];
-  // The part itself, kept so that it can be issued again if the backend dies before answering
-  // (Linux keeps the request in the shadow for blkif_recover). Plain fields: nothing allocated.
-  op: number;
-  sector: number;
-  nrSectors: number;
-  gfns: readonly number[];
-  firstPage: number;
-}
 
 export class BlkfrontQueue implements IdlePoller {
   readonly ring: FrontRing;
@@ -110,10 +81,7 @@ export class BlkfrontQueue implements IdlePoller {
     this.ringRefs = this.ringGfns.map((g) => k.gnttab.grant(backend, g, false));
     for (let id = this.ring.size - 1; id >= 0; id--) this.freeIds.push(id);
     for (let id = 0; id < this.ring.size; id++) {
-      this.shadow.push({
-        busy: false, wireOp: 0, owner: null, refs: [], grefs: [], pooled: [], bounce: [], bounceGfn: [], bounceBytes: [],
-        op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0,
-      });
+      this.shadow.push(newShadow());
     }
     this.port = k.events.allocUnbound(backend, () => {
       this.stats.interrupts++;

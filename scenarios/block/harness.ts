@@ -145,7 +145,7 @@ export class BlockHost {
       if (crashed) return new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`);
       if (domid !== undefined && !list.some((d) => d.domid === domid)) return new Error(`domain ${domid} is gone while waiting for ${why}`);
       return null;
-    });
+    }, { what: why, seen: () => this.dom0Log });
   }
 
   /** A toolstack call in Dom0 (dom0/toolstack/control.ts). */

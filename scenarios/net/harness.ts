@@ -142,7 +142,7 @@ export class NetHost {
     return this.inbox.take<T>(match, () => {
       const crashed = this.host.list().find((d) => d.state === 'shutdown' && d.shutdown_reason === 'crash');
       return crashed ? new Error(`${crashed.name} crashed while waiting for ${why}:\n${this.dom0Log.slice(-20).join('\n')}`) : null;
-    });
+    }, { what: why, seen: () => this.dom0Log });
   }
 
   /** A toolstack call in Dom0 (dom0/toolstack/control.ts). */

@@ -11,6 +11,8 @@ import type { RingtestBackOptions, RingtestBackStats } from '../../dom0/backends
 import type { RingtestFrontOptions, RingtestFrontStats } from '../../domu/ringtest-front.ts';
 import { Host, type HostUsage } from '../../hypervisor/host.ts';
 import { bareToolstack } from '../bare-toolstack.ts';
+import { bounded } from '../lib/hang.ts';
+import { HARNESS_BOUND_S } from '../lib/inbox.ts';
 import type { RingtestMessage, RingtestModule } from './protocol.ts';
 
 export interface RingtestOptions {
@@ -65,15 +67,19 @@ export async function runRingtest(opts: RingtestOptions): Promise<RingtestResult
     inbox.push((ev as { data: RingtestMessage }).data);
     waiting?.();
   };
-  const next = async <K extends RingtestMessage['kind']>(kind: K, match: (m: Extract<RingtestMessage, { kind: K }>) => boolean = () => true) => {
-    for (;;) {
-      if (crashes.length) throw new Error(crashes.join('\n'));
-      const failed = inbox.find((m) => m.kind === 'failed');
-      if (failed && failed.kind === 'failed') throw new Error(`ringtest d${failed.domid}: ${failed.error}`);
-      const i = inbox.findIndex((m) => m.kind === kind && match(m as Extract<RingtestMessage, { kind: K }>));
-      if (i >= 0) return inbox.splice(i, 1)[0] as Extract<RingtestMessage, { kind: K }>;
-      await new Promise<void>((r) => { waiting = r; });
-    }
+  const next = <K extends RingtestMessage['kind']>(kind: K, match: (m: Extract<RingtestMessage, { kind: K }>) => boolean = () => true) => {
+    const wait = async () => {
+      for (;;) {
+        if (crashes.length) throw new Error(crashes.join('\n'));
+        const failed = inbox.find((m) => m.kind === 'failed');
+        if (failed && failed.kind === 'failed') throw new Error(`ringtest d${failed.domid}: ${failed.error}`);
+        const i = inbox.findIndex((m) => m.kind === kind && match(m as Extract<RingtestMessage, { kind: K }>));
+        if (i >= 0) return inbox.splice(i, 1)[0] as Extract<RingtestMessage, { kind: K }>;
+        await new Promise<void>((r) => { waiting = r; });
+      }
+    };
+    // A harness's bound (../lib/inbox.ts): the ring benchmarks wait here for whole runs.
+    return bounded(wait(), () => `waiting for a ringtest '${kind}' message; unclaimed: ${inbox.map((m) => m.kind).join(', ') || 'none'}`, HARNESS_BOUND_S);
   };
   const post = (m: RingtestMessage) => ch.postMessage(m);
   /**

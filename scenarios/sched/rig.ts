@@ -6,6 +6,7 @@
 import { Host } from '../../hypervisor/host.ts';
 import type { DomainConfig } from '../../shared/public/hypercall.ts';
 import type { SchedGuestModule } from './cpu-kernel.ts';
+import { SCENARIO_BOUND_S, bounded, lastLines, until } from '../lib/hang.ts';
 
 const KERNEL = new URL('./cpu-kernel.ts', import.meta.url).href;
 
@@ -28,11 +29,14 @@ export class CpuRig {
 
   /** The first console line of `domid` starting with `prefix` (waits for it). */
   async line(domid: number, prefix: string): Promise<string> {
-    for (;;) {
-      const hit = this.said.find((s) => s.startsWith(`d${domid} ${prefix}`));
-      if (hit) return hit.slice(`d${domid} ${prefix}`.length).trim();
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
+    const wait = async () => {
+      for (;;) {
+        const hit = this.said.find((s) => s.startsWith(`d${domid} ${prefix}`));
+        if (hit) return hit.slice(`d${domid} ${prefix}`.length).trim();
+        await new Promise<void>((r) => this.waiters.push(r));
+      }
+    };
+    return bounded(wait(), () => `waiting for d${domid} to say "${prefix}"; the guests said last:\n${lastLines(this.said)}`, SCENARIO_BOUND_S);
   }
 
   /** The last `units N t S` report of (domid, vcpu): work units done and guest seconds. */
@@ -52,7 +56,7 @@ export class CpuRig {
   async shares(doms: number[], total: number): Promise<number[]> {
     const before = doms.map((d) => this.cpuMs(d));
     const sum = () => doms.reduce((s, d, i) => s + this.cpuMs(d) - before[i], 0);
-    while (sum() < total) await new Promise((r) => setTimeout(r, 10));
+    await until(() => sum() >= total, `${total} ms of running time among d${doms.join(', d')}`, { seconds: SCENARIO_BOUND_S, seen: () => [`so far ${sum()} ms`] });
     return doms.map((d, i) => this.cpuMs(d) - before[i]);
   }
 

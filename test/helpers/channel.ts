@@ -1,10 +1,11 @@
 /*
  * The tests' end of a BroadcastChannel that test kernels report on: a fresh name, an inbox, and
- * "wait for the next message of this kind" (no timers: a test that never gets its message hangs
- * until ava's timeout, which names it).
+ * "wait for the next message of this kind" (a message that never comes fails the wait after the
+ * hang detector's bound, scenarios/lib/hang.ts, naming the kind and what did come).
  */
 import { randomUUID } from 'node:crypto';
 import { BroadcastChannel } from 'node:worker_threads';
+import { bounded } from '../../scenarios/lib/hang.ts';
 
 export interface Inbox<M extends { kind: string }> {
   name: string;
@@ -28,12 +29,15 @@ export function openInbox<M extends { kind: string }>(): Inbox<M> {
   ch.onmessage = (ev) => arrive((ev as { data: M }).data);
   return {
     name,
-    async next(kind, match = () => true) {
-      for (;;) {
-        const i = inbox.findIndex((m) => m.kind === kind && match(m as never));
-        if (i >= 0) return inbox.splice(i, 1)[0] as never;
-        await new Promise<void>((r) => { wake = r; });
-      }
+    next(kind, match = () => true) {
+      const wait = async () => {
+        for (;;) {
+          const i = inbox.findIndex((m) => m.kind === kind && match(m as never));
+          if (i >= 0) return inbox.splice(i, 1)[0] as never;
+          await new Promise<void>((r) => { wake = r; });
+        }
+      };
+      return bounded(wait(), () => `waiting for a '${kind}' message on ${name}; unclaimed: ${inbox.map((m) => m.kind).join(', ') || 'none'}`);
     },
     post: (m) => ch.postMessage(m),
     inject: arrive,

@@ -1,10 +1,12 @@
 /*
  * Running the `ringvisor` command as a user would: the package's bin (bin/ringvisor.mjs) in a
  * child process, with its stdout, stderr and exit code; and a `ringvisor host` in the background.
- * No timers: a process that never prints what a test waits for hangs until ava's timeout names it.
+ * A process that never prints what a test waits for fails the wait after the hang detector's
+ * bound (scenarios/lib/hang.ts), with the regex and the process's last lines.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { bounded, lastLines } from '../../scenarios/lib/hang.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/ringvisor.mjs', import.meta.url));
 
@@ -33,7 +35,7 @@ export class CliProcess {
   private waiters: (() => void)[] = [];
 
   /** `wrap`: a command to run it under (e.g. strace and its options, ending in `--`). */
-  constructor(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; wrap?: readonly string[] } = {}) {
+  constructor(private readonly args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; wrap?: readonly string[] } = {}) {
     const argv = [process.execPath, BIN, ...args];
     const [cmd, ...rest] = opts.wrap ? [...opts.wrap, ...argv] : argv;
     this.child = spawn(cmd!, rest, { cwd: opts.cwd, env: cliEnv(opts.env) });
@@ -43,14 +45,18 @@ export class CliProcess {
     this.exited = new Promise((resolve) => this.child.on('close', (code) => { wake(); resolve(code); }));
   }
 
-  /** Resolves once stdout (or stderr) matches; rejects if the process ends first. */
+  /** Resolves once stdout (or stderr) matches; rejects if the process ends first, or hangs. */
   async waitFor(re: RegExp, stream: 'stdout' | 'stderr' = 'stdout'): Promise<void> {
     let ended = false;
     void this.exited.then(() => { ended = true; });
-    while (!re.test(this[stream])) {
-      if (ended || this.child.exitCode !== null) throw new Error(`exited before printing ${re}:\n${this.stdout}\n${this.stderr}`);
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
+    const wait = async () => {
+      while (!re.test(this[stream])) {
+        if (ended || this.child.exitCode !== null) throw new Error(`exited before printing ${re}:\n${this.stdout}\n${this.stderr}`);
+        await new Promise<void>((r) => this.waiters.push(r));
+      }
+    };
+    await bounded(wait(), () => `waiting for ${re} on the ${stream} of \`ringvisor ${this.args.join(' ')}\`; ` +
+      `its stdout ended:\n${lastLines(this.stdout)}\nits stderr:\n${lastLines(this.stderr)}`);
   }
 
   write(s: string): void {

@@ -11,6 +11,7 @@ import { bareToolstack } from '../../scenarios/bare-toolstack.ts';
 import type { IdeModelStats } from '../../dom0/device-models/ide/piix.ts';
 import type { GuestTask, IdeMessage, ModelSpec } from '../kernels/ide-protocol.ts';
 import { imagePattern } from '../kernels/ide-workload.ts';
+import { bounded, lastLines } from '../../scenarios/lib/hang.ts';
 
 const DOM0 = new URL('../kernels/ide-dom0.ts', import.meta.url).href;
 const GUEST = new URL('../kernels/ide-guest.ts', import.meta.url).href;
@@ -54,12 +55,16 @@ export class IdeRig {
 
   /** Wait for a message of `kind` matching `match`; a crash of any domain fails the wait. */
   async next<K extends IdeMessage['kind']>(kind: K, match: (m: Extract<IdeMessage, { kind: K }>) => boolean = () => true): Promise<Extract<IdeMessage, { kind: K }>> {
-    for (;;) {
-      if (this.crashes.length) throw new Error(this.crashes.join('\n'));
-      const i = this.inbox.findIndex((m) => m.kind === kind && match(m as Extract<IdeMessage, { kind: K }>));
-      if (i >= 0) return this.inbox.splice(i, 1)[0] as Extract<IdeMessage, { kind: K }>;
-      await new Promise<void>((r) => { this.waiting.add(r); });
-    }
+    const wait = async () => {
+      for (;;) {
+        if (this.crashes.length) throw new Error(this.crashes.join('\n'));
+        const i = this.inbox.findIndex((m) => m.kind === kind && match(m as Extract<IdeMessage, { kind: K }>));
+        if (i >= 0) return this.inbox.splice(i, 1)[0] as Extract<IdeMessage, { kind: K }>;
+        await new Promise<void>((r) => { this.waiting.add(r); });
+      }
+    };
+    return bounded(wait(), () => `waiting for a '${kind}' message; unclaimed: ${this.inbox.map((m) => m.kind).join(', ') || 'none'}; ` +
+      `the host's last lines:\n${lastLines(this.log)}`);
   }
 
   private wake(): void {

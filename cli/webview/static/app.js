@@ -176,7 +176,11 @@ function drawDevices(s) {
   for (const dev of s.devices) {
     const owner = s.domains.find((d) => d.domid === dev.frontend);
     const card = el('div', { class: 'device', 'data-device': dev.name });
-    card.append(el('h3', {}, `${dev.name} — ${dev.kind} of ${owner ? owner.name : `d${dev.frontend}`} (device ${dev.devid})`));
+    // A driver domain's device (its counters published in XenStore, at most a second old) says whose.
+    const backend = dev.backend ? s.domains.find((d) => d.domid === dev.backend) : null;
+    const served = dev.backend ? `, served by ${backend ? backend.name : ''} (d${dev.backend})` : '';
+    card.append(el('h3', {}, `${dev.name} — ${dev.kind} of ${owner ? owner.name : `d${dev.frontend}`} (device ${dev.devid})${served}`));
+    if (dev.backend) card.setAttribute('data-backend', String(dev.backend));
     const rings = el('div', { class: 'rings' });
     for (const r of dev.rings) {
       const cell = el('div', { class: 'ring', 'data-ring': `${dev.name}/${r.name}`, 'data-req-prod': r.req_prod, 'data-rsp-prod': r.rsp_prod });

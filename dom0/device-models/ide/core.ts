@@ -39,13 +39,14 @@
  * aborts (IDENTIFY's CHS words are informational). No READ/WRITE MULTIPLE, no queuing.
  */
 import {
-  ATA_ABRT, ATA_BSY, ATA_CMD_BLOCK, ATA_CMD_DSM, ATA_CMD_ID_ATA, ATA_DEV1, ATA_DRDY, ATA_DRQ, ATA_DSM_TRIM, ATA_ERR, ATA_HOB,
+  ATA_ABRT, ATA_BSY, ATA_CMD_DSM, ATA_CMD_ID_ATA, ATA_DEV1, ATA_DRDY, ATA_DRQ, ATA_DSM_TRIM, ATA_ERR, ATA_HOB,
   ATA_LBA, ATA_NIEN, ATA_SECT_SIZE, ATA_SRST,
 } from '../../../shared/public/hw/ata.ts';
 import type { BusMaster, DmaSink } from './bmdma.ts';
 import type { RawImage } from '../../lib/raw-image.ts';
 import { COMMANDS } from './commands.ts';
 import type { IoDevice } from '../xen-hvm.ts';
+import { TaskFile, type PortReader, type PortWriter } from './taskfile.ts';
 import { TrimJob, trimRanges } from './trim.ts';
 
 const XFER_NONE = 0;
@@ -75,13 +76,8 @@ export interface AtaStats {
 
 export class AtaDevice implements IoDevice, DmaSink {
   readonly stats: AtaStats = { commands: 0, byCommand: {}, sectorsRead: 0, sectorsWritten: 0, flushes: 0, trimmedSectors: 0, errors: {} };
-  /* The task file: current and "previous content" (HOB) bytes of each 48-bit register. */
-  private feature = 0; // write-only: its "previous content" is never read back, so not kept
-  private nsector = 0; private hobNsector = 0;
-  private lbal = 0; private hobLbal = 0;
-  private lbam = 0; private hobLbam = 0;
-  private lbah = 0; private hobLbah = 0;
-  private device = 0;
+  /* The task file: current and "previous content" (HOB) bytes of each 48-bit register (taskfile.ts). */
+  private readonly tf = new TaskFile();
   private status = ATA_DRDY;
   private error = 0x01; // diagnostic code 01h after power-on or reset: no error
   private devctl = 0;
@@ -99,39 +95,21 @@ export class AtaDevice implements IoDevice, DmaSink {
   private readonly dsmBuf: Uint8Array;
   /** The TRIM being carried out, a piece per turn; cleared by anything that ends the command. */
   private trimJob: TrimJob | null = null;
-  /** Command-block registers, by offset: built once from the table in shared/public/hw/ata.ts. */
-  private readonly rd: ((size: 1 | 2 | 4) => number)[];
-  private readonly wr: ((value: number, size: 1 | 2 | 4) => void)[];
+  /** Command-block registers, by offset: built once from the table in shared/public/hw/ata.ts (taskfile.ts). */
+  private readonly rd: PortReader[];
+  private readonly wr: PortWriter[];
   /** The control block (one port: Alternate Status / Device Control). */
   readonly control: IoDevice = {
-    read: () => (this.device & ATA_DEV1) !== 0 ? 0 : this.status,
+    read: () => (this.tf.device & ATA_DEV1) !== 0 ? 0 : this.status,
     write: (_off, _size, v) => this.writeDevctl(v),
   };
 
   constructor(private readonly disk: RawImage, private readonly bus: IdeBus, private readonly identify: Uint8Array, readonly trimBlocks: number) {
     this.dsmBuf = new Uint8Array(Math.max(1, trimBlocks) * ATA_SECT_SIZE);
-    const readers = {
-      data: (size: 1 | 2 | 4) => this.dataRead(size),
-      error: () => this.error,
-      nsector: () => this.hob() ? this.hobNsector : this.nsector,
-      lbal: () => this.hob() ? this.hobLbal : this.lbal,
-      lbam: () => this.hob() ? this.hobLbam : this.lbam,
-      lbah: () => this.hob() ? this.hobLbah : this.lbah,
-      device: () => this.device,
-      status: () => this.readStatus(),
-    };
-    const writers = {
-      data: (v: number, size: 1 | 2 | 4) => this.dataWrite(v, size),
-      features: (v: number) => { this.feature = v; },
-      nsector: (v: number) => { this.hobNsector = this.nsector; this.nsector = v; },
-      lbal: (v: number) => { this.hobLbal = this.lbal; this.lbal = v; },
-      lbam: (v: number) => { this.hobLbam = this.lbam; this.lbam = v; },
-      lbah: (v: number) => { this.hobLbah = this.lbah; this.lbah = v; },
-      device: (v: number) => { this.device = v; },
-      command: (v: number) => this.command(v),
-    };
-    this.rd = ATA_CMD_BLOCK.map((r) => readers[r.read]);
-    this.wr = ATA_CMD_BLOCK.map((r) => writers[r.write]);
+    ({ rd: this.rd, wr: this.wr } = this.tf.ports(() => this.hob(), {
+      dataRead: (size) => this.dataRead(size), dataWrite: (v, size) => this.dataWrite(v, size),
+      error: () => this.error, status: () => this.readStatus(), command: (v) => this.command(v),
+    }));
   }
 
   /** A command-block access. Wider accesses to the byte registers are successive byte ports. */
@@ -155,7 +133,7 @@ export class AtaDevice implements IoDevice, DmaSink {
 
   /** Status, read from the command block: also acknowledges the interrupt ([ATA-6] 7.15). */
   private readStatus(): number {
-    if ((this.device & ATA_DEV1) !== 0) return 0;
+    if ((this.tf.device & ATA_DEV1) !== 0) return 0;
     this.setIntrq(false);
     return this.status;
   }
@@ -181,15 +159,14 @@ export class AtaDevice implements IoDevice, DmaSink {
     } else if (wasReset) {
       this.status = ATA_DRDY;
       this.error = 0x01;
-      this.nsector = this.lbal = 1; // the ATA signature
-      this.lbam = this.lbah = this.device = 0;
+      this.tf.signature();
     }
     this.setIntrq(this.intrq);
   }
 
   /** The Command register: refuse while a transfer is in progress, else run it. */
   private command(op: number): void {
-    if ((this.device & ATA_DEV1) !== 0) return; // no device 1: nobody answers
+    if ((this.tf.device & ATA_DEV1) !== 0) return; // no device 1: nobody answers
     if ((this.devctl & ATA_SRST) !== 0) return; // in reset: the device takes no commands
     if ((this.status & (ATA_BSY | ATA_DRQ)) !== 0) return this.abort('command-during-transfer');
     const cmd = COMMANDS.get(op);
@@ -202,16 +179,9 @@ export class AtaDevice implements IoDevice, DmaSink {
     if (this.identifying) return this.startPioIn(0, 1);
     if (cmd.proto === 'non-data') return this.flush();
     if (this.dsm) return this.startDsm();
-    if ((this.device & ATA_LBA) === 0) return this.abort('chs-addressing');
-    let lba: number;
-    let count: number;
-    if (cmd.lba48) {
-      lba = (this.hobLbah * 2 ** 40) + (this.hobLbam * 2 ** 32) + (this.hobLbal * 2 ** 24) + ((this.lbah << 16) | (this.lbam << 8) | this.lbal);
-      count = ((this.hobNsector << 8) | this.nsector) || 65536;
-    } else {
-      lba = ((this.device & 0x0f) * 2 ** 24) + ((this.lbah << 16) | (this.lbam << 8) | this.lbal);
-      count = this.nsector || 256;
-    }
+    if ((this.tf.device & ATA_LBA) === 0) return this.abort('chs-addressing');
+    const lba = cmd.lba48 ? this.tf.lba48() : this.tf.lba28();
+    const count = cmd.lba48 ? this.tf.count48() : this.tf.count28();
     if (lba + count > this.disk.sectors) return this.abort('out-of-range');
     const writes = cmd.proto === 'pio-out' || cmd.proto === 'dma-out';
     if (writes && this.disk.readOnly) return this.abort('read-only');
@@ -374,7 +344,7 @@ export class AtaDevice implements IoDevice, DmaSink {
       this.status = ATA_BSY;
       const job = new TrimJob(this.disk, ranges);
       this.trimJob = job;
-      return this.trimStep(job);
+      return job.run(() => this.trimJob === job, () => this.trimDone(job), () => this.abort('host-io'));
     } else if (this.xfer === XFER_DMA_IN) {
       this.stats.sectorsRead += sectors;
     } else {
@@ -383,19 +353,8 @@ export class AtaDevice implements IoDevice, DmaSink {
     this.complete();
   }
 
-  /** A piece of the TRIM in progress; the rest at a later turn, unless the command was ended meanwhile. */
-  private trimStep(job: TrimJob): void {
-    if (this.trimJob !== job) return;
-    let done: boolean;
-    try {
-      done = job.step();
-    } catch {
-      return this.abort('host-io');
-    }
-    if (!done) {
-      setImmediate(() => this.trimStep(job));
-      return;
-    }
+  /** The TRIM in progress is done (a piece per turn: trim.ts), unless the command was ended meanwhile. */
+  private trimDone(job: TrimJob): void {
     this.trimJob = null;
     this.stats.trimmedSectors += job.sectors;
     this.complete();
@@ -421,8 +380,8 @@ export class AtaDevice implements IoDevice, DmaSink {
 
   /** DATA SET MANAGEMENT: TRIM only, up to trimBlocks blocks of ranges, DMA data-out. */
   private startDsm(): void {
-    const blocks = (this.hobNsector << 8) | this.nsector;
-    if (this.trimBlocks === 0 || (this.feature & ATA_DSM_TRIM) === 0) return this.abort('dsm-not-trim');
+    const blocks = this.tf.blocks16();
+    if (this.trimBlocks === 0 || (this.tf.feature & ATA_DSM_TRIM) === 0) return this.abort('dsm-not-trim');
     if (blocks === 0 || blocks > this.trimBlocks) return this.abort('dsm-too-many-blocks');
     if (this.disk.readOnly) return this.abort('read-only');
     this.startDma(XFER_DMA_OUT, 0, blocks * ATA_SECT_SIZE);

@@ -79,6 +79,23 @@ export class TrimJob {
     }
     return this.range === this.ranges.length;
   }
+
+  /**
+   * Run to the end a step per turn of the host's event loop (QEMU's ide_trim_bh_cb, a bottom
+   * half), while `current()` says the command still owns the job; then `done()`, or `failed()` on
+   * a host I/O error. The first step runs now.
+   */
+  run(current: () => boolean, done: () => void, failed: () => void): void {
+    if (!current()) return;
+    let finished: boolean;
+    try {
+      finished = this.step();
+    } catch {
+      return failed();
+    }
+    if (finished) done();
+    else setImmediate(() => this.run(current, done, failed));
+  }
 }
 
 /** Discard every range in the first `bytes` of `payload` at once: the distinct sectors discarded, or why not. */
