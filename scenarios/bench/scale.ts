@@ -24,7 +24,7 @@
  */
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FioJob } from '../../domu/workloads/fio.ts';
 import { BlockHost, type GuestOutcome } from '../block/harness.ts';
@@ -296,6 +296,16 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
       lines.push(`no slots (${wait}): 16 guests on a host with no pCPU slots (pcpus 0: the host OS alone runs the 17 threads): ` +
         `${fmt(noSlots.reqPerSec)} IOPS, ${(noSlots.reqPerSec / peak).toFixed(2)} of the peak with slots, ${noSlots.counters.cpuUs.toFixed(1)} CPU µs/request ` +
         `(with slots ${at16.counters.cpuUs.toFixed(1)}; 1 guest ${one ? one.counters.cpuUs.toFixed(1) : '-'})`);
+    }
+    // What the goal asks of the host's CPU: with every core busy, 0.9 of the peak allows at most this
+    // CPU per request at 16 guests. Set against the 16-guest rows, with slots and with none.
+    const top = scale.find((r) => r.reqPerSec === peak)!;
+    const cores = availableParallelism();
+    const allowed = (cores / Math.max(1e-9, top.scale.coresBusy) / 0.9) * top.counters.cpuUs;
+    if (at16) {
+      lines.push(`limit (${wait}): 0.9 of the peak at 16 guests needs ≤ ${allowed.toFixed(1)} CPU µs/request with all ${cores} cores busy ` +
+        `(the peak's ${top.counters.cpuUs.toFixed(1)} µs at ${top.scale.coresBusy.toFixed(2)} cores); measured ${at16.counters.cpuUs.toFixed(1)} with slots` +
+        `${noSlots ? `, ${noSlots.counters.cpuUs.toFixed(1)} with none (the host OS alone: one thread per vCPU)` : ''}`);
     }
     lines.push(`goals (${wait}): Jain ≥ 0.95 at every N (lowest ${Math.min(...scale.map((r) => r.scale.jain)).toFixed(3)}); ` +
       `16 guests ≥ 0.9 of peak (${at16 ? (at16.reqPerSec / peak).toFixed(2) : '-'}); create → running median ≤ 50 ms (${median(creates).toFixed(0)} ms); ` +
