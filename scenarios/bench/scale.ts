@@ -81,8 +81,9 @@ export interface ScaleFigures {
   slotWakeUs: number;
   evtWakeUs: number;
   slotDead: number;
-  /** The aggregate of each repeat of this N (the row is the median one). */
+  /** The aggregate of each repeat of this N (the row is the median one), and its cores busy. */
   repeatIops: number[];
+  repeatCores: number[];
 }
 
 export type ScaleRow = BenchRow & { scale: ScaleFigures };
@@ -122,6 +123,7 @@ export async function benchScale(opts: SuiteOptions): Promise<BenchRow[]> {
             for (let r = 0; r < (n === 1 ? REPEATS_AT_1 : 1); r++) reps.push(await runN(host, image, n, { ...job, seed: 11 + n }, wait));
             const row = [...reps].sort((a, b) => a.reqPerSec - b.reqPerSec)[reps.length >> 1]!;
             row.scale.repeatIops = reps.map((r) => r.reqPerSec);
+            row.scale.repeatCores = reps.map((r) => r.scale.coresBusy);
             if (pcpus === 0) row.workload += ', no slots';
             rows.push(row);
           }
@@ -216,7 +218,7 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait
   const figures: ScaleFigures = {
     guests: n, perGuestIops: iops, minIops: Math.min(...iops), maxIops: Math.max(...iops), jain: jain(iops),
     createMs, createMedianMs: median(createMs), rssMiBPerGuest: (rssAll - rssBefore) / 2 ** 20 / n, guestRamMiB: GUEST_MIB,
-    pcpus: hostSched.pcpus, ...window, repeatIops: [aggregate],
+    pcpus: hostSched.pcpus, ...window, repeatIops: [aggregate], repeatCores: [window.coresBusy],
   };
   return {
     suite: 'scale', path: 'pv', wait, workload: `rand-read ×${n}`, blockSize: job.bs, queueDepth: DEPTH,
@@ -291,7 +293,12 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
     const reps = one?.scale.repeatIops ?? [];
     const spread = reps.length > 1 ? (Math.max(...reps) - Math.min(...reps)) / median(reps) : NaN;
     lines.push(`Dom0's weight ${DOM0_WEIGHT} (guests 256); dom0SlotWait: the share of Dom0's busy time spent runnable without a pCPU slot`);
-    if (reps.length > 1) lines.push(`repeats (${wait}): 1 guest, the same job ${reps.length} times on a new guest each: ${reps.map(fmt).join(' / ')} IOPS`);
+    // With cores busy beside each: a repeat whose two busy threads (Dom0's, the guest's) shared one
+    // core shows about 1 where the others show nearly 2 (the host OS places threads, not ringvisor).
+    if (reps.length > 1) {
+      lines.push(`repeats (${wait}): 1 guest, the same job ${reps.length} times on a new guest each: ` +
+        `${reps.map((x, i) => `${fmt(x)} IOPS (${(one!.scale.repeatCores[i] ?? 0).toFixed(2)} cores busy)`).join(' / ')}`);
+    }
     if (noSlots && at16) {
       lines.push(`no slots (${wait}): 16 guests on a host with no pCPU slots (pcpus 0: the host OS alone runs the 17 threads): ` +
         `${fmt(noSlots.reqPerSec)} IOPS, ${(noSlots.reqPerSec / peak).toFixed(2)} of the peak with slots, ${noSlots.counters.cpuUs.toFixed(1)} CPU µs/request ` +
