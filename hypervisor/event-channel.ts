@@ -34,7 +34,7 @@ import {
 import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
-import { G, schedTables } from './sched/tables.ts';
+import { G, UFL, schedTables } from './sched/tables.ts';
 
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
@@ -71,7 +71,11 @@ function markVcpuPending(hv: HypervisorState, d: number, v: number, w: number): 
 /** Wake vCPU `v` of domain `d` if it sleeps in SCHEDOP_block. */
 export function evtchn_kick(hv: HypervisorState, d: number, v: number): void {
   // Counted when it found the vCPU's thread asleep (a host thread wake-up): sched/tables.ts G.EVT_WAKES.
-  if (Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1) > 0) Atomics.add(schedTables(hv.buffers.sched).i32, G.EVT_WAKES, 1);
+  if (Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1) > 0) {
+    const t = schedTables(hv.buffers.sched);
+    Atomics.add(t.i32, G.EVT_WAKES, 1);
+    t.f64[t.uf(d * MAX_VCPUS + v, UFL.KICKED)] = performance.timeOrigin + performance.now();
+  }
 }
 
 /** Raise vCPU `v`'s upcall flag and wake it, with no port: the control thread's "IPI". */

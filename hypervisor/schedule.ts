@@ -188,6 +188,7 @@ export class VcpuScheduler {
       }
     }
     this.hasSlot = true;
+    wakeLatency(t, G.SLOT_LAT_US, t.f64[t.uf(this.unit, UFL.GIVEN)]);
     // Running since the scheduler gave us the slot, not since the host OS got round to waking
     // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
     this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
@@ -248,6 +249,11 @@ export class VcpuScheduler {
     const w = deadline === 0 ? Atomics.waitAsync(si, this.upcall, 0) : Atomics.waitAsync(si, this.upcall, 0, Math.max(0, deadline - now()));
     if (w.async) await w.value;
     this.blocking--;
+    const kicked = this.tables.uf(this.unit, UFL.KICKED);
+    if (this.tables.f64[kicked] !== 0) {
+      wakeLatency(this.tables, G.EVT_LAT_US, this.tables.f64[kicked]);
+      this.tables.f64[kicked] = 0;
+    }
     if (deadline !== 0 && takeExpiredTimer(this.tables, this.unit, now())) sendTimerVirq(this.c.hv, this.c.domid, this.c.vcpu);
     if (this.credit === null) this.runstate(RUNSTATE_running);
     this.preemptionPoint();
@@ -330,4 +336,11 @@ export class VcpuScheduler {
     hv.vcpuTime[this.timeBase + VT.SINCE] = t;
     Atomics.store(hv.vcpus, idx, next);
   }
+}
+
+/** Add one wake-up's latency, from `since` to now, to the counter pair at `word` (sum in µs, then count). */
+function wakeLatency(t: SchedTables, word: number, since: number): void {
+  if (since <= 0) return;
+  Atomics.add(t.i32, word, Math.max(0, Math.round((now() - since) * 1000)));
+  Atomics.add(t.i32, word + 1, 1);
 }

@@ -2,12 +2,14 @@
  * The scheduler's host-cost counters (hypervisor/sched/tables.ts G.HANDOVERS, SLOT_WAKES, TICKLES,
  * EVT_WAKES), driven directly with no threads: a slot taken while idle is no hand-over; a slot
  * given by a releasing vCPU to a queued one is; a BOOSTed wake beside an UNDER holder past the
- * ratelimit tickles it; an event wakes (and counts) only a thread that really sleeps on its flag.
+ * ratelimit tickles it; an event wakes (and counts) only a thread that really sleeps on its flag;
+ * a slot given to a thread asleep on its slot word wakes it once the scheduler's lock is dropped;
+ * an event that wakes a thread stamps when (G.EVT_LAT_*'s start).
  */
 import test from 'ava';
 import { CreditScheduler } from '../hypervisor/sched/credit.ts';
 import { HostScheduler } from '../hypervisor/sched/host-sched.ts';
-import { GF, PF, unitOf } from '../hypervisor/sched/tables.ts';
+import { G, GF, PF, U, UFL, unitOf } from '../hypervisor/sched/tables.ts';
 import { HypervisorState, allocateBuffers } from '../hypervisor/state.ts';
 import { evtchn_kick } from '../hypervisor/event-channel.ts';
 
@@ -67,4 +69,38 @@ test('event wake-ups are counted only when a thread sleeps on the upcall flag', 
   evtchn_kick(hv, 1, 0);
   t.is(await w.value, 'ok');
   t.is(hs.counters().evt_wakes, 1);
+});
+
+test('a slot handed to a vCPU whose thread sleeps on its slot word wakes that thread (after the lock is dropped), counted once', async (t) => {
+  const { hs, cs, t0 } = rig(1);
+  const a = unitOf(1, 0);
+  const b = unitOf(2, 0);
+  for (const [d, u] of [[1, a], [2, b]] as const) {
+    cs.initDomain(d, 256, 0);
+    cs.initUnit(u, 0, 0);
+  }
+  t.true(cs.wake(a, t0));
+  t.false(cs.wake(b, t0 + 0.1)); // queued behind a
+  // b's thread asleep on its slot word, as in hypervisor/schedule.ts waitForSlot.
+  // A bound, not a timing: a wake-up never made shows as 'timed-out' instead of a hang.
+  const w = Atomics.waitAsync(hs.t.i32, hs.t.u(b, U.SLOT), 0, 10_000);
+  t.true(w.async);
+  cs.release(a, t0 + 0.2);
+  t.is(await w.value, 'ok');
+  t.is(Atomics.load(hs.t.i32, hs.t.u(b, U.SLOT)), 1); // slot 0, + 1
+  const c = hs.counters();
+  t.is(c.handovers, 1);
+  t.is(c.slot_wakes, 1);
+  t.is(Atomics.load(hs.t.i32, G.LOCK), 0); // the scheduler's lock is free again
+});
+
+test('an event stamps the time it woke a sleeping thread (for the event → running latency), and only then', async (t) => {
+  const { hv, hs } = rig(1);
+  const kicked = hs.t.uf(unitOf(1, 0), UFL.KICKED);
+  evtchn_kick(hv, 1, 0); // nobody waits
+  t.is(hs.t.f64[kicked], 0);
+  const w = Atomics.waitAsync(hv.sharedInfo[1]!, 0, 0, 10_000);
+  evtchn_kick(hv, 1, 0);
+  t.is(await w.value, 'ok');
+  t.true(hs.t.f64[kicked] >= hs.t.f64[GF.BOOT]);
 });

@@ -49,11 +49,27 @@ export class CreditScheduler {
    */
   constructor(readonly hv: HypervisorState, readonly t: SchedTables, private readonly trace: SchedTrace = NO_TRACE) {}
 
+  /**
+   * Threads to wake once the lock is dropped: the vCPUs another thread gave a slot while it was
+   * held. A wake-up is a futex system call of several microseconds; made
+   * under the lock, every other thread that reaches a scheduling decision meanwhile spins or
+   * sleeps on the lock (Xen raises the schedule softirq under its runqueue lock, but an IPI is not
+   * a system call). The slot word is stored under the lock, so a vCPU that looks finds its slot;
+   * one already asleep on the word is woken just after.
+   */
+  private readonly toWake = new Int32Array(MAX_PCPUS + 1);
+  private nrToWake = 0;
+
   private lock(): void {
     spin_lock(this.t.i32, G.LOCK);
   }
   private unlock(): void {
+    const n = this.nrToWake;
+    this.nrToWake = 0;
     spin_unlock(this.t.i32, G.LOCK);
+    for (let k = 0; k < n; k++) {
+      if (Atomics.notify(this.t.i32, this.t.u(this.toWake[k], U.SLOT)) > 0) Atomics.add(this.t.i32, G.SLOT_WAKES, 1);
+    }
   }
 
   get enabled(): boolean {
@@ -101,8 +117,8 @@ export class CreditScheduler {
   }
 
   /**
-   * The slot changes hands: to `unit`, or to nobody (-1). Wakes the vCPU it is given to.
-   * `handover`: another thread gives it (counted in G.HANDOVERS; G.SLOT_WAKES if its thread slept).
+   * The slot changes hands: to `unit`, or to nobody (-1). `handover`: another thread gives it
+   * (counted in G.HANDOVERS), and wakes its thread once the lock is dropped (G.SLOT_WAKES if it slept).
    */
   private setCurr(slot: number, unit: number, now: number, handover = false): void {
     const t = this.t;
@@ -125,11 +141,12 @@ export class CreditScheduler {
     t.f64[t.uf(unit, UFL.LAST_BURN)] = now;
     t.f64[t.uf(unit, UFL.GIVEN)] = now;
     Atomics.store(t.i32, t.u(unit, U.SLOT), slot + 1);
-    const woke = Atomics.notify(t.i32, t.u(unit, U.SLOT));
-    if (handover) {
-      t.i32[G.HANDOVERS]++;
-      if (woke > 0) t.i32[G.SLOT_WAKES]++;
-    }
+    // A vCPU that takes a slot itself (handover false: wake, schedule's move) is awake already;
+    // one given a slot by another thread is woken when the lock is dropped (see toWake).
+    if (!handover) return;
+    t.i32[G.HANDOVERS]++;
+    if (this.nrToWake < this.toWake.length) this.toWake[this.nrToWake++] = unit;
+    else if (Atomics.notify(t.i32, t.u(unit, U.SLOT)) > 0) Atomics.add(t.i32, G.SLOT_WAKES, 1);
   }
 
   /**

@@ -48,6 +48,8 @@ export interface SchedCounters {
    * vCPU's thread, and wake-ups that asked a running vCPU to reschedule (tickles).
    */
   handovers: number; slot_wakes: number; evt_wakes: number; tickles: number;
+  /** Wake-up latencies (tables.ts G.SLOT_LAT_*, G.EVT_LAT_*): sums in µs (wrapping Int32: take differences) and counts. */
+  slot_lat_us: number; slot_lat_n: number; evt_lat_us: number; evt_lat_n: number;
 }
 
 export class HostScheduler {
@@ -236,6 +238,8 @@ export class HostScheduler {
       boosts: i[G.BOOSTS], boost_preempts: i[G.BOOST_PREEMPTS], parks: i[G.PARKS],
       lateMeanMs: i[G.LATE_N] > 0 ? this.t.f64[GF.LATE_SUM] / i[G.LATE_N] : 0, lateMaxMs: this.t.f64[GF.LATE_MAX], lateN: i[G.LATE_N],
       handovers: i[G.HANDOVERS], slot_wakes: i[G.SLOT_WAKES], evt_wakes: Atomics.load(i, G.EVT_WAKES), tickles: i[G.TICKLES],
+      slot_lat_us: Atomics.load(i, G.SLOT_LAT_US), slot_lat_n: Atomics.load(i, G.SLOT_LAT_N),
+      evt_lat_us: Atomics.load(i, G.EVT_LAT_US), evt_lat_n: Atomics.load(i, G.EVT_LAT_N),
     };
   }
 

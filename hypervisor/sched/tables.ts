@@ -63,6 +63,15 @@ export const G = {
   SLOT_WAKES: 16,    // ... of which found its thread asleep and woke it (Atomics.notify woke a waiter)
   EVT_WAKES: 17,     // event deliveries that woke a vCPU thread asleep in SCHEDOP_block
   TICKLES: 18,       // reschedule requests a wake-up made (__runq_tickle of a busy slot)
+  /*
+   * What those wake-ups cost in time: from the decision (slot given; event sent) to the woken
+   * thread running guest code again, summed in µs (Int32, read as differences over a window), and
+   * how many. A pCPU slot given to a sleeping thread is held but idle for that long.
+   */
+  SLOT_LAT_US: 19,   // slot given → its thread runs (waitForSlot returns)
+  SLOT_LAT_N: 20,
+  EVT_LAT_US: 21,    // event that woke a thread in SCHEDOP_block → that thread runs again
+  EVT_LAT_N: 22,
   WORDS: 24,
 } as const;
 
@@ -113,7 +122,8 @@ export const UFL = {
   LAST_BURN: 1,  // when credit was last charged (ms)
   TIMER: 2,      // singleshot timer deadline (ms on the shared clock); 0 = none
   GIVEN: 3,      // when it was last given a slot: its runstate is "running" from then on
-  WORDS: 4,
+  KICKED: 4,     // when an event last woke its thread in SCHEDOP_block (0: not since it ran)
+  WORDS: 5,
 } as const;
 
 /* csched_dom: Int32 words per domain. */

@@ -103,8 +103,8 @@ export class BlockHost {
   private readonly driverDomains = new Set<string>();
   private readonly controlName = `ringvisor-blk-${randomUUID()}`;
 
-  private constructor(memoryMiB: number, readonly wait: WaitPolicy) {
-    this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l) });
+  private constructor(memoryMiB: number, readonly wait: WaitPolicy, pcpus?: number) {
+    this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l), ...(pcpus === undefined ? {} : { pcpus }) });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
     this.host.on('shutdown', () => this.inbox.wake());
     this.host.on('destroyed', () => this.inbox.wake());
@@ -118,10 +118,11 @@ export class BlockHost {
 
   /**
    * One waiting policy for the whole host (shared/wait.ts): the hypervisor's (the trapping vCPU),
-   * and on the command line of Dom0 and of every guest it runs.
+   * and on the command line of Dom0 and of every guest it runs. `pcpus`: the host's pCPU slots
+   * (hypervisor/host.ts; 0: no scheduler, the host OS alone runs the vCPU threads), its default if absent.
    */
-  static async boot(memoryMiB = 256, wait: WaitPolicy = DEFAULT_WAIT_POLICY): Promise<BlockHost> {
-    const h = new BlockHost(memoryMiB, wait);
+  static async boot(memoryMiB = 256, wait: WaitPolicy = DEFAULT_WAIT_POLICY, pcpus?: number): Promise<BlockHost> {
+    const h = new BlockHost(memoryMiB, wait, pcpus);
     const module: Dom0Module = { runDir: h.runDir, control: h.controlName, modules: [DOM0_MODULE] };
     await h.host.createDomain({
       name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module, cmdline: `${CMDLINE_WAIT}=${wait}`,
