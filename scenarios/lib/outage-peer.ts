@@ -83,6 +83,9 @@ export class OutagePeer {
   /** Its last few console lines, for an error message. */
   private readonly tail: string[] = [];
 
+  /** The connection its console comes through. */
+  private consoleClient: XlClient | null = null;
+
   private constructor(readonly host: RunningHost, readonly name: string, readonly retryMs: number, readonly gapMs: number,
     private readonly xl: XlClient) {}
 
@@ -100,9 +103,14 @@ export class OutagePeer {
     const xl = await XlClient.open(host.runDir);
     await xl.call({ verb: 'create', path: d });
     const peer = new OutagePeer(host, o.name, retryMs, gapMs, xl);
-    const c = await XlClient.open(host.runDir);
-    await c.console(o.name, (bytes) => peer.heard(Buffer.from(bytes).toString()), () => c.close());
-    await peer.answeredBeyond(o.warmup ?? 100, 30000);
+    peer.consoleClient = await XlClient.open(host.runDir);
+    await peer.consoleClient.console(o.name, (bytes) => peer.heard(Buffer.from(bytes).toString()), () => undefined);
+    try {
+      await peer.answeredBeyond(o.warmup ?? 100, 30000);
+    } catch (e) {
+      await peer.stop();
+      throw e;
+    }
     return peer;
   }
 
@@ -155,8 +163,14 @@ export class OutagePeer {
     }
   }
 
+  /** Destroy the peer guest and let go of the connections. */
   async stop(): Promise<void> {
-    await this.xl.call({ verb: 'destroy', domain: this.name });
-    this.xl.close();
+    this.consoleClient?.close();
+    this.consoleClient = null;
+    try {
+      await this.xl.call({ verb: 'destroy', domain: this.name });
+    } finally {
+      this.xl.close();
+    }
   }
 }
