@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import type { RunningHost } from '../cli/host.ts';
 import type { MigrateResult } from '../dom0/toolstack/migration/migrate.ts';
+import { consoleSays, memTouchResumed } from './lib/console-wait.ts';
 import { OutagePeer, RR_PORT, startUplinkedHost, vifFor } from './lib/outage-peer.ts';
 import { poolPart } from './live-migration-pool.ts';
 
@@ -98,25 +99,24 @@ export async function liveMigration(say: (line: string) => void): Promise<void> 
     say('   Clark et al. (NSDI 2005) measured 60 ms for a Quake 3 server and 210 ms for SPECweb on Xen, as their');
     say('   clients saw it.');
 
-    const m = await consoleSays(b.runDir, 'wanderer', /mem-touch: resumed at pass (\d+), page (\d+)[^\n]*/);
-    const done = await passDone(b.runDir, 'wanderer', Number(m[1]));
+    const m = await memTouchResumed(b.runDir, 'wanderer');
     say('');
     say('5. On B, a fresh vCPU thread booted the same kernel in resume mode. It found its record, took back');
     say('   the pages it had reserved, reconnected its disk to B\'s blkback through the xenbus handshake, and:');
-    say(`     ${m[0]}`);
-    say(`   It has since finished pass ${done}, checking every page written on A: nothing was lost on the way.`);
+    say(`     ${m.line}`);
+    say(`   It has since finished pass ${m.finished}, checking every page written on A: nothing was lost on the way.`);
     const onA = (await xa.call<{ name: string }[]>({ verb: 'list' })).some((d) => d.name === 'wanderer');
     say(`   A destroyed its copy (still listed on A: ${onA ? 'yes' : 'no'}).`);
 
     const file = join(dir, 'wanderer.save');
     await xb.call({ verb: 'save', domain: 'wanderer', file });
     const restored = await xb.call<{ domid: number }>({ verb: 'restore', file });
-    await consoleSays(b.runDir, 'wanderer', /mem-touch: resumed at pass \d+[\s\S]*mem-touch: pass \d+ done/);
+    await memTouchResumed(b.runDir, 'wanderer', 2); // its log came along: the migration's resume was the first
     say('');
     say(`6. A VM is files: xl save wrote it to ${file} (${(statSync(file).size / 1048576).toFixed(1)} MiB: xl's header and`);
     say(`   config, then libxc's records), and xl restore brought it back as domain ${restored.domid}, carrying on again.`);
     await xb.call({ verb: 'destroy', domain: 'wanderer' });
-    await poolPart(say, a, b, dir, 7, consoleSays);
+    await poolPart(say, a, b, dir, 7);
     xa.close();
     xb.close();
   } finally {
@@ -125,33 +125,4 @@ export async function liveMigration(say: (line: string) => void): Promise<void> 
     await c?.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/**
- * The first "mem-touch: pass N done" with N >= `pass` after its resume line: the pass it resumed in
- * is reported, then every hundredth, and a report may be missed on the console (not in the guest).
- */
-async function passDone(runDir: string, domain: string, pass: number): Promise<number> {
-  return consoleFinds(runDir, domain, (text) => {
-    const at = text.search(/mem-touch: resumed at pass/);
-    if (at < 0) return null;
-    for (const p of text.slice(at).matchAll(/mem-touch: pass (\d+) done/g)) if (Number(p[1]) >= pass) return Number(p[1]);
-    return null;
-  });
-}
-
-function consoleSays(runDir: string, domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  return consoleFinds(runDir, domain, (text) => text.match(re));
-}
-
-/** Resolves with what `find` first finds in the domain's console output (history included). */
-async function consoleFinds<T>(runDir: string, domain: string, find: (text: string) => T | null): Promise<T> {
-  const c = await XlClient.open(runDir);
-  let seen = '';
-  let done!: (m: T) => void;
-  const found = new Promise<T>((r) => { done = r; });
-  await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = find(seen); if (m !== null) done(m); }, () => undefined);
-  const m = await found;
-  c.close();
-  return m;
 }

@@ -1,0 +1,43 @@
+/*
+ * Waiting on a guest's console in a scenario: what its log says, history included (xl console
+ * replays the domain's log, which lives in its VM directory, so a guest that moved brings its
+ * earlier lines along).
+ *
+ * Xen: `xl console`, fed by xenconsoled's per-domain log.
+ */
+import { XlClient } from '../../cli/client.ts';
+
+/** Resolves with what `find` first finds in the domain's console output. */
+export async function consoleFinds<T>(runDir: string, domain: string, find: (text: string) => T | null): Promise<T> {
+  const c = await XlClient.open(runDir);
+  let seen = '';
+  let done!: (m: T) => void;
+  const found = new Promise<T>((r) => { done = r; });
+  await c.console(domain, (bytes) => { seen += Buffer.from(bytes).toString(); const m = find(seen); if (m !== null) done(m); }, () => undefined);
+  const m = await found;
+  c.close();
+  return m;
+}
+
+export function consoleSays(runDir: string, domain: string, re: RegExp): Promise<RegExpMatchArray> {
+  return consoleFinds(runDir, domain, (text) => text.match(re));
+}
+
+/**
+ * mem-touch's `nth` resume (1: the first) and the first pass it reported done after it, at or
+ * beyond the pass it resumed in: that pass is reported, then every hundredth, so a report the
+ * console missed is made up by a later one. Each pass checks every page written the pass before,
+ * so a finished pass means the pages that came across were right.
+ */
+export function memTouchResumed(runDir: string, domain: string, nth = 1): Promise<{ line: string; pass: number; finished: number }> {
+  return consoleFinds(runDir, domain, (text) => {
+    const resumes = [...text.matchAll(/mem-touch: resumed at pass (\d+), page \d+[^\n]*/g)];
+    const r = resumes[nth - 1];
+    if (r === undefined) return null;
+    const pass = Number(r[1]);
+    for (const p of text.slice(r.index! + r[0].length).matchAll(/mem-touch: pass (\d+) done/g)) {
+      if (Number(p[1]) >= pass) return { line: r[0], pass, finished: Number(p[1]) };
+    }
+    return null;
+  });
+}
