@@ -111,7 +111,7 @@ export async function liveMigration(say: (line: string) => void): Promise<void> 
     const file = join(dir, 'wanderer.save');
     await xb.call({ verb: 'save', domain: 'wanderer', file });
     const restored = await xb.call<{ domid: number }>({ verb: 'restore', file });
-    await memTouchResumed(b.runDir, 'wanderer', 2); // its log came along: the migration's resume was the first
+    await memTouchResumed(b.runDir, 'wanderer');
     say('');
     say(`6. A VM is files: xl save wrote it to ${file} (${(statSync(file).size / 1048576).toFixed(1)} MiB: xl's header and`);
     say(`   config, then libxc's records), and xl restore brought it back as domain ${restored.domid}, carrying on again.`);

@@ -24,18 +24,19 @@ export function consoleSays(runDir: string, domain: string, re: RegExp): Promise
 }
 
 /**
- * mem-touch's `nth` resume (1: the first) and the first pass it reported done after it, at or
- * beyond the pass it resumed in: that pass is reported, then every hundredth, so a report the
- * console missed is made up by a later one. Each pass checks every page written the pass before,
- * so a finished pass means the pages that came across were right.
+ * mem-touch's resume after the guest's last suspend in its log, and the first pass it reported done
+ * after it, at or beyond the pass it resumed in: that pass is reported, then every hundredth, so a
+ * report the console missed is made up by a later one. Each pass checks every page written the
+ * pass before, so a finished pass means the pages that came across were right. (The log a host
+ * replays may or may not hold the guest's earlier lives: a restored domain's may start afresh.)
  */
-export function memTouchResumed(runDir: string, domain: string, nth = 1): Promise<{ line: string; pass: number; finished: number }> {
+export function memTouchResumed(runDir: string, domain: string): Promise<{ line: string; pass: number; finished: number }> {
   return consoleFinds(runDir, domain, (text) => {
-    const resumes = [...text.matchAll(/mem-touch: resumed at pass (\d+), page \d+[^\n]*/g)];
-    const r = resumes[nth - 1];
-    if (r === undefined) return null;
+    const from = text.lastIndexOf('suspend: freezing the workload');
+    const r = /mem-touch: resumed at pass (\d+), page \d+[^\n]*/.exec(from < 0 ? text : text.slice(from));
+    if (r === null) return null;
     const pass = Number(r[1]);
-    for (const p of text.slice(r.index! + r[0].length).matchAll(/mem-touch: pass (\d+) done/g)) {
+    for (const p of text.slice(Math.max(0, from) + r.index + r[0].length).matchAll(/mem-touch: pass (\d+) done/g)) {
       if (Number(p[1]) >= pass) return { line: r[0], pass, finished: Number(p[1]) };
     }
     return null;
