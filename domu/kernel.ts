@@ -47,7 +47,7 @@ import { type Balloon, balloonInit, balloonResume } from './balloon/balloon.ts';
 import type { BlockDevice } from './block/blkdev.ts';
 import { findDisks } from './disks.ts';
 import { findNics } from './nics.ts';
-import { NET_WORKLOADS, runNetWorkload } from './workloads/net-run.ts';
+import { NET_WORKLOADS, runNetWorkload, serveBeside } from './workloads/net-run.ts';
 import { machineOff, watchShutdown } from './manage.ts';
 import { R, WORKLOAD_MEM_TOUCH, plainRecord, resumeRecordAtBoot, type ResumeRecord } from './resume.ts';
 import { startMemTouch, type MemTouch } from './workloads/mem-touch.ts';
@@ -103,6 +103,7 @@ export async function main(env: KernelEnv): Promise<void> {
   k.log(`disks: ${disks.disks.map((d) => `${d.name} (${d.path}, ${mib(d)})`).join(', ') || 'none'}`);
   const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed !== null);
   serveConsole(k, cons, disks.disks, (req) => stop(req));
+  serveBeside(net.stack, args, (line) => k.log(line)); // serve=PORT: udp-rr beside the workload (./workloads/net-run.ts)
 
   const wname = args.get('workload') ?? 'idle';
   // A server that keeps no progress (udp-rr's echo: each answer is the request sent back) simply

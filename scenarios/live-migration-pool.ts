@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import type { RunningHost } from '../cli/host.ts';
 import type { ListedDomain } from '../dom0/toolstack/protocol.ts';
+import { memTouchResumed } from './lib/console-wait.ts';
 import { PoolBalancer } from '../cli/pool/balancer.ts';
 import { joinPool, readPool } from '../cli/pool/pool-file.ts';
 import { formatPoolList, viewPool } from '../cli/pool/pool-view.ts';
@@ -21,8 +22,7 @@ async function cpuOf(x: XlClient, name: string): Promise<number | null> {
   return d === undefined || d.shutdown || d.dying ? null : d.cpuSeconds;
 }
 
-export async function poolPart(say: (line: string) => void, a: RunningHost, b: RunningHost, dir: string, step: number,
-  consoleSays: (runDir: string, domain: string, re: RegExp) => Promise<RegExpMatchArray>): Promise<void> {
+export async function poolPart(say: (line: string) => void, a: RunningHost, b: RunningHost, dir: string, step: number): Promise<void> {
   const poolFile = join(dir, 'pool.json');
   joinPool(poolFile, { name: 'host-a', runDir: a.runDir });
   joinPool(poolFile, { name: 'host-b', runDir: b.runDir });
@@ -61,8 +61,8 @@ export async function poolPart(say: (line: string) => void, a: RunningHost, b: R
     for (const l of formatPoolList(readPool(poolFile), views).trimEnd().split('\n')) say(`     ${l}`);
     if (moved.outcome!.startsWith('moved')) {
       const on = moved.to === 'host-a' ? a : b;
-      const m = await consoleSays(on.runDir, moved.vm!, /mem-touch: resumed at pass (\d+), page \d+[^\n]*\n[\s\S]*mem-touch: pass \1 done/);
-      say(`   On A, ${moved.vm} resumed its pass ${m[1]} and finished it, checking every page it had written on B;`);
+      const m = await memTouchResumed(on.runDir, moved.vm!);
+      say(`   On A, ${moved.vm} resumed its pass ${m.pass} and finished it, checking every page it had written on B;`);
       // mem-touch reports its first passes and then every hundredth; a page that came back wrong
       // throws, which crashes the guest (and on_crash destroys it). Running on is the proof.
       const t0 = await cpuOf(xb, stayer);

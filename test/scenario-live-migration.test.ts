@@ -1,6 +1,7 @@
 /*
  * `npm start -- live-migration`: the narration names the precopy rounds with their dirty pages, the
- * stop-and-copy, the downtime beside Clark et al.'s figures, the guest resuming on the other host
+ * stop-and-copy, xl's renames, the downtime beside Clark et al.'s figures and as a udp-rr client on a
+ * third host saw it (every answer checked, answers before and after the move), the guest resuming on the other host
  * with its working set verified, a save and restore, and the pool moving a VM on its own when a host
  * runs short of memory. Checked for its key lines, not its numbers.
  */
@@ -18,6 +19,13 @@ test('live-migration narrates the rounds, the stop-and-copy, the downtime, the r
   t.regex(text, /round 1: 16384 pages sent, \d+ dirtied meanwhile/);
   t.regex(text, /A sends the last \d+ dirty pages/);
   t.regex(text, /downtime \d+ ms, from the suspend request/);
+  t.regex(text, /On C, a guest, "client", asks it \(udp-probe\)[^]*; \d+ answered so far, 0 bad/);
+  t.regex(text, /on A: wanderer -> wanderer--migratedaway/);
+  t.regex(text, /on B: wanderer -> wanderer--incoming/);
+  t.regex(text, /on B: wanderer--incoming -> wanderer/);
+  t.regex(text, /The client on C saw \d+ ms without answers: its last answer \(request (\d+)\) came/);
+  t.regex(text, /the first from B \(request \d+\) \d+ ms (after|before) A heard "unpaused"/);
+  t.regex(text, /It has had \d+ answers in all, 0 bad: the same server, found on B/);
   t.regex(text, /Clark et al\. \(NSDI 2005\) measured 60 ms/);
   t.regex(text, /mem-touch: resumed at pass \d+, page \d+/);
   t.regex(text, /still listed on A: no/);

@@ -5,7 +5,12 @@
  *   udp-stream  role=recv [port=P]                          count and check what arrives, until the end marker
  *               role=send target=IP [port=P] [size=BYTES] [count=N]   (netperf UDP_STREAM)
  *   udp-rr      role=server [port=P] | role=client target=IP [port=P] [size=BYTES] [count=N]   (UDP_RR)
- *   udp-probe   target=IP [port=P] [count=N, 0: forever] [size=BYTES] [retry=MS] [report=N]   (./udp-probe.ts)
+ *   udp-probe   target=IP [port=P] [count=N, 0: forever] [size=BYTES] [retry=MS] [report=N] [gap=MS]   (./udp-probe.ts)
+ *
+ * Beside any workload, serve=PORT runs a udp-rr server on that port (serveBeside): a daemon next to
+ * init's job, as a game or web server runs beside whatever else the machine does (Clark et al.'s
+ * Quake 3 and SPECweb servers were migrated while serving). It keeps nothing, so a resumed kernel
+ * simply serves again.
  *
  * Each run ends with one `workload-result {JSON}` line, as the disk workloads do (./run.ts).
  */
@@ -60,7 +65,8 @@ export async function runNetWorkload(stack: NetStack | null, args: ReadonlyMap<s
   } else if (name === 'udp-probe') {
     const t = target();
     say(`udp-probe: asking ${formatIPv4(t)}:${port}, re-asking after ${num('retry', 20)} ms`);
-    result = await udpProbe(stack, t, port, port + 2, { size: num('size', 64), count: num('count', 0), retryMs: Math.max(1, num('retry', 20)), report: num('report', 200) }, sleep, say);
+    const gap = args.has('gap') ? num('gap', 0) : undefined;
+    result = await udpProbe(stack, t, port, port + 2, { size: num('size', 64), count: num('count', 0), retryMs: Math.max(1, num('retry', 20)), report: num('report', 200), gapMs: gap }, sleep, say);
   } else {
     throw new Error(`workload ${name}: role=${role || '(none)'} (expected ${name === 'udp-rr' ? 'server or client' : 'recv or send'})`);
   }
@@ -68,4 +74,15 @@ export async function runNetWorkload(stack: NetStack | null, args: ReadonlyMap<s
   const device = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
   if ('MBps' in result) say(`${name} ${role}: ${JSON.stringify(result)}`);
   say(`${RESULT_PREFIX}${JSON.stringify({ workload: name, role, nic: stack.dev.name, ...result, device })}`);
+}
+
+/** serve=PORT beside the workload (see the header): a udp-rr server on the first NIC, if there is one. */
+export function serveBeside(stack: NetStack | null, args: ReadonlyMap<string, string>, say: (line: string) => void): void {
+  const v = args.get('serve');
+  if (v === undefined) return;
+  const port = Number(v);
+  if (!Number.isSafeInteger(port) || port < 1 || port > 65535) { say(`serve=${v}: expected a UDP port (1-65535); not serving`); return; }
+  if (stack === null) { say(`serve=${port}: this VM has no network interface (add a vif = [ ... ]); not serving`); return; }
+  say(`udp-rr: serving on ${formatIPv4(stack.ip)}:${port}, beside the workload`);
+  void udpRrServer(stack, port).done;
 }

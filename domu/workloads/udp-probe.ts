@@ -11,7 +11,12 @@
  * progress line; the longest gap between two answers is the outage the peer saw (a migration's
  * downtime plus the time its switches took to learn where the guest went).
  *
- *   udp-probe target=IP [port=P] [count=N] [size=BYTES] [retry=MS] [report=N]
+ * With gap=MS, every silence longer than MS is logged as it ends, with the sequence numbers of the
+ * answers on either side and their times on the machine's clock (performance.timeOrigin + now,
+ * which every ringvisor host on one machine shares, as domu/resume.ts does), so whoever reads the
+ * log can tell which silence was a migration's pause: Clark et al.'s downtime, seen by a client.
+ *
+ *   udp-probe target=IP [port=P] [count=N] [size=BYTES] [retry=MS] [report=N] [gap=MS]
  */
 import { checksum, fillPattern } from '../../shared/checksum.ts';
 import type { NetStack } from '../net/stack.ts';
@@ -21,7 +26,7 @@ export interface ProbeResult {
 }
 
 export async function udpProbe(stack: NetStack, dst: number, dport: number, sport: number,
-  opts: { size: number; count: number; retryMs: number; report: number }, sleep: (ms: number) => Promise<void>, say: (line: string) => void): Promise<ProbeResult> {
+  opts: { size: number; count: number; retryMs: number; report: number; gapMs?: number }, sleep: (ms: number) => Promise<void>, say: (line: string) => void): Promise<ProbeResult> {
   const req = new Uint8Array(Math.max(8, opts.size));
   fillPattern(req.subarray(8), 0x7072);
   new DataView(req.buffer).setUint32(4, checksum(req.subarray(8)));
@@ -52,6 +57,11 @@ export async function udpProbe(stack: NetStack, dst: number, dport: number, spor
       }
       const now = performance.now();
       r.longestGapMs = Math.max(r.longestGapMs, now - last);
+      if (opts.gapMs !== undefined && seq > 0 && now - last > opts.gapMs) {
+        say(`udp-probe: no answer for ${(now - last).toFixed(1)} ms, between the answers to ${seq - 1} at ` +
+          `${(performance.timeOrigin + last).toFixed(1)} and to ${seq} at ${(performance.timeOrigin + now).toFixed(1)} (machine clock, ms); ` +
+          `${r.retransmits} re-sent, ${r.bad} bad so far`);
+      }
       last = now;
       r.answered++;
       if (opts.report > 0 && r.answered % opts.report === 0) {

@@ -10,18 +10,23 @@
  * once), timed by its receiver from its domain being ready to the stream's END, and the ratio
  * (total - wait) / one copy.
  *
+ * And the downtime as a client sees it, as Clark et al. measured theirs: the moving guest serves
+ * udp-rr beside mem-touch (serve=PORT), and a guest on a third host, C, whose bridge's uplink
+ * reaches A's and B's (one Ethernet segment), asks it back to back (udp-probe); the peer's outage
+ * is its silence around the pause, from the last answer before it to the first after the resume
+ * (../lib/outage-peer.ts). Its resolution: one round trip at the start (requests back to back),
+ * the peer's re-asking interval (PEER_RETRY_MS) at the end.
+ *
  * Xen: what Clark et al. measured (NSDI 2005, "Live Migration of Virtual Machines": 60 ms of
- * downtime for a Quake 3 server, 210 ms for SPECweb99; XEN-FACTS.md Part 2 section 4.5); their
- * downtime is seen by a client; a udp-rr peer's view is not measured here yet (the guest's own
- * count is the nearest: a peer would add the network's reconnection after it).
+ * downtime for a Quake 3 server, 210 ms for SPECweb99; XEN-FACTS.md Part 2 section 4.5).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XlClient } from '../../cli/client.ts';
-import { startHost } from '../../cli/host.ts';
 import { CONSOLE_LOG } from '../../dom0/toolstack/config/vm-layout.ts';
 import type { MigrateResult } from '../../dom0/toolstack/migration/migrate.ts';
+import { OutagePeer, RR_PORT, startUplinkedHost, vifFor, type PeerOutage } from '../lib/outage-peer.ts';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
 
 export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
@@ -36,11 +41,15 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
     const m = RECEIVED.exec(line);
     if (m) received.push({ name: m[1], waitMs: Number(m[2]), streamMs: Number(m[3]) });
   };
-  const a = await startHost({ runDir: join(dir, 'a'), memoryMiB: guestMiB + 64, log });
-  const b = await startHost({ runDir: join(dir, 'b'), memoryMiB: guestMiB + 64, log });
+  // A, B and the peer's host C on one Ethernet segment: their bridges' uplinks name each other.
+  const up = await startUplinkedHost({ runDir: join(dir, 'a'), memoryMiB: guestMiB + 64, log });
+  const ub = await startUplinkedHost({ runDir: join(dir, 'b'), memoryMiB: guestMiB + 64, log }, [up.port]);
+  const uc = await startUplinkedHost({ runDir: join(dir, 'c'), memoryMiB: 112, log }, [up.port, ub.port]);
+  const [a, b, c] = [up.host, ub.host, uc.host];
   const xa = await XlClient.open(a.runDir);
   const xb = await XlClient.open(b.runDir);
   const rows: BenchRow[] = [];
+  let n = 0;
   try {
     for (const wss of sets) {
       const runs: Run[] = [];
@@ -48,8 +57,9 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         const name = `mig-${wss}-${i}`;
         const d = join(dir, name);
         mkdirSync(d);
-        writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${guestMiB}\n` +
-          (wss === 0 ? 'workload = "idle"\n' : `workload = "mem-touch"\nworkload_args = [ "wss=${wss}" ]\n`));
+        const vif = vifFor(10 + n);
+        writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${guestMiB}\n${vif.line}\n` +
+          (wss === 0 ? `workload = "idle"\nworkload_args = [ "serve=${RR_PORT}" ]\n` : `workload = "mem-touch"\nworkload_args = [ "wss=${wss}", "serve=${RR_PORT}" ]\n`));
         await xa.call({ verb: 'create', path: d });
         await consoleSays(a.runDir, name, wss === 0 ? /workload idle/ : /mem-touch: pass 1 done/);
         // Alternate directions so neither host is always the source.
@@ -58,10 +68,13 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
           const { port } = await xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
           await xa.call({ verb: 'migrate', domain: name, host: '127.0.0.1', port });
         }
+        // The peer starts once the guest is where the timed move begins, and has had its first answers.
+        const peer = await OutagePeer.start(c, dir, { name: `peer-${wss}-${i}`, vif: 100 + n++, target: vif.ip, retryMs: PEER_RETRY_MS });
         const consoleLog = join(d, CONSOLE_LOG);
         const resumedBefore = countResumes(consoleLog);
         const { port } = await to.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
         const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port });
+        const outage = await peer.outageAround(r);
         const guestMs = await guestBlackout(consoleLog, resumedBefore, wss > 0);
         const rx = await receiverLine(received, name);
         // One copy: the same guest moved back without precopy (suspend, every page once, resume):
@@ -70,10 +83,12 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         const back = await from.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
         const once = await to.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port: back.port, live: false });
         const onceRx = await receiverLine(received, name);
-        const run: Run = { r, guestMs, oneCopyMs: onceRx.streamMs, buildWaitMs: rx.waitMs, nonLiveDowntimeMs: once.downtimeMs };
+        const peerCounts = peer.counts();
+        await peer.stop(); // after the one copy, which it kept asking through, as it did through the live move
+        const run: Run = { r, guestMs, outage, peerBad: peerCounts.bad, oneCopyMs: onceRx.streamMs, buildWaitMs: rx.waitMs, nonLiveDowntimeMs: once.downtimeMs };
         say(`migrate: ${guestMiB} MiB guest, working set ${wss} MiB: ${r.rounds} rounds (${r.pagesPerRound.join(', ')} pages) + ` +
           `${r.finalPages} in the stop-and-copy, ${r.pagesSent} pages; downtime ${r.downtimeMs.toFixed(1)} ms ` +
-          `(the guest saw ${guestMs.toFixed(1)} ms), total ${r.totalMs.toFixed(0)} ms (${rx.waitMs.toFixed(0)} of them waiting for the ` +
+          `(the guest saw ${guestMs.toFixed(1)} ms; its peer on host C ${peerSaw(outage)}), total ${r.totalMs.toFixed(0)} ms (${rx.waitMs.toFixed(0)} of them waiting for the ` +
           `target's domain), one copy ${run.oneCopyMs.toFixed(0)} ms: (total - wait) / one copy = ` +
           `${((r.totalMs - rx.waitMs) / run.oneCopyMs).toFixed(2)}; not live: downtime ${once.downtimeMs.toFixed(0)} ms`);
         say(`  blackout: ${r.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)}`).join(' | ')}`);
@@ -93,9 +108,16 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
           rounds: median(runs.map((x) => x.r.rounds)), pagesSent: median(runs.map((x) => x.r.pagesSent)),
           finalPages: median(runs.map((x) => x.r.finalPages)), oneCopyMs: oneCopy, buildWaitMs: buildWait,
           totalPerCopy: median(runs.map((x) => (x.r.totalMs - x.buildWaitMs) / x.oneCopyMs)),
+          peerOutageMs: median(runs.map((x) => x.outage?.ms ?? NaN)), peerBad: Math.max(...runs.map((x) => x.peerBad)),
         },
         detail: {
           nonLiveDowntimeMs: median(runs.map((x) => x.nonLiveDowntimeMs)),
+          peer: {
+            resolutionMs: { start: 'one round trip (requests back to back)', end: PEER_RETRY_MS },
+            outagesMs: runs.map((x) => x.outage?.ms ?? null),
+            lastAnswerBeforeSuspendMs: median(runs.map((x) => x.outage?.lastBeforeSuspendMs ?? NaN)),
+            firstAnswerAfterUnpauseMs: median(runs.map((x) => x.outage?.firstAfterUnpauseMs ?? NaN)),
+          },
           medianRun: { pagesPerRound: mid.pagesPerRound, roundMs: mid.roundMs, finalPages: mid.finalPages, blackout: mid.blackout },
         },
         medianUs: median(runs.map((x) => x.r.downtimeMs)) * 1000, repeats,
@@ -106,12 +128,22 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
     xb.close();
     await a.close();
     await b.close();
+    await c.close();
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;
 }
 
-interface Run { r: MigrateResult; guestMs: number; oneCopyMs: number; buildWaitMs: number; nonLiveDowntimeMs: number }
+interface Run { r: MigrateResult; guestMs: number; outage: PeerOutage | null; peerBad: number; oneCopyMs: number; buildWaitMs: number; nonLiveDowntimeMs: number }
+
+/** How often the peer asks again while no answer comes: the resolution of the outage's end. */
+const PEER_RETRY_MS = 2;
+
+function peerSaw(o: PeerOutage | null): string {
+  if (o === null) return 'saw no answer again within 10 s';
+  return `saw ${o.ms.toFixed(1)} ms without answers, the last ${o.lastBeforeSuspendMs.toFixed(1)} ms before the suspend request, ` +
+    `the first ${o.firstAfterUnpauseMs.toFixed(1)} ms after the unpause`;
+}
 
 interface ReceiverLine { name: string; waitMs: number; streamMs: number }
 const RECEIVED = /xl migrate-receive: (\S+) is domain \d+ here: \d+ pages received; the stream waited ([0-9.]+) ms for the domain to be built, then took ([0-9.]+) ms/;
@@ -165,11 +197,12 @@ export function migrateSummary(rows: readonly BenchRow[]): string | null {
   if (m.length === 0) return null;
   const c = (r: BenchRow, k: string) => r.counters[k] ?? NaN;
   return ['live migration (loopback TCP between two hosts on this machine), medians: downtime (xl: suspend asked to target ' +
-    'unpaused) / as the guest saw it (workload frozen to running again) / total (of it, waiting for the target\'s domain) / one copy / ' +
+    'unpaused) / as the guest saw it (workload frozen to running again) / as its udp-rr peer on a third host saw it (last answer ' +
+    'before the pause to the first after the resume) / total (of it, waiting for the target\'s domain) / one copy / ' +
     '(total - wait) per copy / rounds (pages each) + stop-and-copy / pages sent',
   ...m.map((r) => {
     const run = r.detail?.medianRun as Pick<MigrateResult, 'pagesPerRound' | 'finalPages' | 'blackout'> | undefined;
-    return `  ${r.workload}: ${c(r, 'downtimeMs').toFixed(1)} ms / ${c(r, 'guestDowntimeMs').toFixed(1)} ms / ${c(r, 'totalMs').toFixed(0)} ms ` +
+    return `  ${r.workload}: ${c(r, 'downtimeMs').toFixed(1)} ms / ${c(r, 'guestDowntimeMs').toFixed(1)} ms / ${c(r, 'peerOutageMs').toFixed(1)} ms / ${c(r, 'totalMs').toFixed(0)} ms ` +
       `(${c(r, 'buildWaitMs').toFixed(0)}) / ` +
       `${c(r, 'oneCopyMs').toFixed(0)} ms / x${c(r, 'totalPerCopy').toFixed(2)} / ${c(r, 'rounds')} (${run?.pagesPerRound.join(', ')}) + ` +
       `${run?.finalPages} / ${c(r, 'pagesSent')}\n    blackout (median run): ${run?.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)} ms`).join(' | ')}`;
@@ -179,5 +212,7 @@ export function migrateSummary(rows: readonly BenchRow[]): string | null {
     'stream\'s END. The wait: the target builds the domain, vCPU threads included, before it reads pages (as libxl does), and TCP holds ' +
     'the sender back meanwhile; a thread is slow to start on a loaded machine.',
   '  Clark et al., "Live Migration of Virtual Machines", NSDI 2005: 60 ms downtime for a Quake 3 server, 210 ms for SPECweb99, ' +
-    'as clients saw them (2005 hardware, gigabit Ethernet); a udp-rr peer\'s view is not measured here yet'].join('\n');
+    'as clients saw them (2005 hardware, gigabit Ethernet), to compare with the peer\'s column. The peer: udp-probe in a guest on host C, ' +
+    `one request in flight, back to back, each answer checked (sequence number and checksum; bad answers: ${Math.max(...m.map((r) => c(r, 'peerBad')))}); ` +
+    `resolution: one round trip at the outage's start, the peer's re-asking interval (${PEER_RETRY_MS} ms) at its end`].join('\n');
 }

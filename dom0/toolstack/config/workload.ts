@@ -38,11 +38,11 @@ export const WORKLOADS: Readonly<Record<string, string>> = {
   'write-log': 'write blocks 0, 1, 2, ... of a known pattern, flushing now and then, printing how far the disk has acknowledged (a crash test\'s guest side)',
   'cpu-burn': 'CPU work in short deterministic steps, shared by every online vCPU, for seconds=N or units=N (default: until shut down), work units per second each second',
   'io-wake': 'sleep period=MS (default 5) on the guest timer, wake, a little work, count times (default 200): how late each wake-up ran',
-  'mem-touch': 'write a working set of wss=MiB (default 4) of guest memory page by page, checking each pass against the one before, passes=N (default: until stopped); resumable: its progress is in guest memory, so it carries on after save/restore or migration',
+  'mem-touch': 'write a working set of wss=MiB (default 4) of guest memory page by page, checking each pass against the one before, passes=N (default: until stopped); resumable: its progress is in guest memory, so it carries on after save/restore or migration; with serve=PORT (any workload) a udp-rr server answers beside it',
   'ping': 'ICMP echo to target=IP, count times, each reply checked and timed (needs a vif)',
   'udp-stream': 'netperf UDP_STREAM: role=recv, or role=send target=IP size=BYTES count=N; every payload checked',
   'udp-rr': 'netperf UDP_RR: role=server, or role=client target=IP size=BYTES count=N (round trips)',
-  'udp-probe': 'ask a udp-rr server at target=IP, one request at a time, re-asking after retry=MS (default 20); count=N (default 0: forever), a progress line each report=N answers; every answer checked',
+  'udp-probe': 'ask a udp-rr server at target=IP, one request at a time, re-asking after retry=MS (default 20); count=N (default 0: forever), a progress line each report=N answers, a line for each silence longer than gap=MS; every answer checked',
   'mem-image': 'a common image=MiB, a working set ws=MiB with a hot=MiB part rewritten each of rounds=N rounds period=MS apart; every page verified by checksum',
 };
 

@@ -106,8 +106,11 @@ export class NicDriver {
 
   /** Name a link partner, another card's wire port (see shared/public/hw/nic.ts, "The wire"). */
   addPeer(port: number): void {
-    Atomics.store(this.ctrl, W.peer_port, port);
-    this.doorbell();
+    // The control block has one word for it, which the card empties when it takes the partner at
+    // the doorbell it was rung with (posted: it works in its own thread). Naming two partners in a
+    // row must not overwrite the first before the card has read it: wait for the word to be empty.
+    if (Atomics.compareExchange(this.ctrl, W.peer_port, 0, port) === 0) this.doorbell();
+    else void this.k.timers.sleep(1).then(() => { if (!this.closed) this.addPeer(port); });
   }
 
   /** e1000_xmit_frame: `len` bytes of `src` into free TX buffers, one descriptor per page. */
