@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
 import { startHost, type RunningHost } from '../cli/host.ts';
 import {
-  MIGRATE_PERMISSION, MIGRATE_RECEIVER_BANNER, MIGRATE_RECEIVER_READY, MIGRATE_REPORT,
+  MIGRATE_PERMISSION, MIGRATE_RECEIVER_BANNER, MIGRATE_RECEIVER_BUILT, MIGRATE_RECEIVER_READY, MIGRATE_REPORT,
 } from '../dom0/toolstack/migration/migrate.ts';
 import { StreamFramer } from '../dom0/toolstack/migration/stream-framer.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
@@ -78,6 +78,7 @@ async function fakeReceiver(then: (sock: Socket, input: AsyncIterator<Buffer>) =
   const server = createServer((sock: Socket) => {
     server.close();
     sock.write(MIGRATE_RECEIVER_BANNER);
+    sock.write(MIGRATE_RECEIVER_BUILT); // it builds nothing: it only reads
     const f = new StreamFramer();
     const input = sock[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     void (async () => {
@@ -163,7 +164,7 @@ test.serial('on the target the guest is NAME--incoming until the sender says go'
   const input = sock[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   await readLine(input, MIGRATE_RECEIVER_BANNER);
   sock.write(readFileSync(file));
-  await readLine(input, MIGRATE_RECEIVER_READY);
+  await readLine(input, MIGRATE_RECEIVER_BUILT + MIGRATE_RECEIVER_READY);
   const before = await listed(xb, 'pilgrim--incoming');
   t.truthy(before, 'built, filled, paused, and called pilgrim--incoming');
   t.is(await listed(xb, 'pilgrim'), undefined);

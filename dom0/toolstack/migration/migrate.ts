@@ -9,8 +9,9 @@
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
- *   receiver  builds the domain paused when the config arrives, and writes each batch into it as
- *             it comes (stream-receive.ts); at END sets the vCPU context, "domain received, ready to unpause\n"
+ *   receiver  builds the domain paused when the config arrives, then (ringvisor's line, below)
+ *             "ringvisor: domain built, reading pages\n", and writes each batch into it as it
+ *             comes (stream-receive.ts); at END sets the vCPU context, "domain received, ready to unpause\n"
  *   sender    "domain is yours, you are cleared to unpause\n"
  *   receiver  unpauses; "my copy unpause results are as follows" and one byte, 0 = running
  *   sender    destroys its copy
@@ -18,8 +19,8 @@
  * The downtime (from the suspend request to the report) is what the stop-and-copy cannot avoid:
  * the guest quiescing, the FINAL CLEAN, the last dirty pages, the vCPU context, the unpause. The
  * domain build, its vCPU threads and their kernel image are ready before it: the receiver reads
- * no page until the vCPUs exist (libxl makes the domain before reading libxc's stream), and TCP
- * holds the sender back meanwhile. MigrateResult.blackout times each phase on the sender's clock.
+ * no page until the vCPUs exist (libxl makes the domain before reading libxc's stream), TCP
+ * holds the sender back meanwhile, and the sender suspends only once the receiver says it is built. MigrateResult.blackout times each phase on the sender's clock.
  * Page data is raw bytes in PAGE_DATA records read straight from the guest's frames into a reused
  * buffer, written to the socket without waiting for each write (msgpackr frames none of it).
  * With `live: false` there is no precopy: suspend, then every page once (libxc's non-live save).
@@ -51,6 +52,14 @@ import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
+/**
+ * ringvisor's line, not xl's: the receiver has built the domain (its vCPU threads and their kernel
+ * included) and reads pages from here on. The sender suspends the guest only once it has seen it.
+ * A guest whose precopy is small (mostly unpopulated, sent by type only) would otherwise fit in the
+ * socket's buffers, and the sender would suspend it while the target is still building: the whole
+ * build would fall in the downtime. In Xen the build is a few milliseconds and nobody waits for it.
+ */
+export const MIGRATE_RECEIVER_BUILT = 'ringvisor: domain built, reading pages\n';
 export const MIGRATE_PERMISSION = 'domain is yours, you are cleared to unpause\n';
 export const MIGRATE_REPORT = 'my copy unpause results are as follows';
 
@@ -194,6 +203,9 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
     }
+    // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
+    // is no part of the downtime.
+    await input.expect(MIGRATE_RECEIVER_BUILT);
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
     blackout.start(tDown);
@@ -319,6 +331,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
           // xl creates it as NAME--incoming; here it is renamed as soon as it is built, before any page.
           await h.rename(d, c.name, incomingName(c.name));
           tReady = performance.now();
+          void send(sock, MIGRATE_RECEIVER_BUILT).catch(() => undefined); // a dead sender shows in the stream
           domain.resolve({ domid: d, nr_pages });
           const resume_gfn = await ended.promise;
           // What the restore of a save file does (./save-restore.ts): holes stay holes, the target as saved.
