@@ -7,7 +7,8 @@
  * that has received its guest (or failed to) closes.
  */
 import { createServer, connect, type Socket } from 'node:net';
-import { DEFAULT_PRECOPY, migrateReceive, migrateSend, type MigrateHost, type MigrateResult, type PrecopyPolicy } from './migrate.ts';
+import { DEFAULT_PRECOPY, migrateSend, type MigrateHost, type MigrateResult, type PrecopyPolicy } from './migrate.ts';
+import { migrateReceive } from './migrate-receive.ts';
 
 /** xl migrate-receive: listen; resolves with the port once listening. The guest arrives later. */
 export function listenForMigration(h: MigrateHost, opts: { port?: number; address?: string; paused?: boolean }): Promise<{ port: number; address: string }> {

@@ -1,0 +1,133 @@
+/*
+ * Live migration, the receiving end: xl migrate-receive, one incoming guest per connection.
+ *
+ * Xen: tools/xl/xl_migrate.c (migrate_receive) and libxl_domain_create_restore, which makes the
+ * domain before it reads libxc's stream (tools/libs/guest/xg_sr_restore.c). The handshake and the
+ * sending end are in ./migrate.ts; the records are read by ./stream-receive.ts.
+ */
+import type { Socket } from 'node:net';
+import { errnoName } from '../../../shared/public/xen.ts';
+import { ForeignPages } from './foreign-pages.ts';
+import { SaveError, builderPages, checkPages, checkSavedConfig, setVcpuContext, writeBatch } from './save-restore.ts';
+import { StreamHoles, restoreBalloonState } from './balloon-state.ts';
+import { incomingName } from './sender-recovery.ts';
+import { SocketInput } from './socket-input.ts';
+import type { ImageRecords } from './stream-read.ts';
+import { receiveStream } from './stream-receive.ts';
+import type { SavedConfig } from './stream-write.ts';
+import {
+  MIGRATE_PERMISSION, MIGRATE_RECEIVER_BANNER, MIGRATE_RECEIVER_BUILT, MIGRATE_RECEIVER_READY, MIGRATE_REPORT, send, type MigrateHost,
+} from './migrate.ts';
+
+/**
+ * xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs.
+ * As libxl_domain_create_restore does, the domain is built (paused, its devices added, its vCPU
+ * threads started and their kernel loaded) when the stream's config arrives, and each PAGE_DATA
+ * batch goes into it as it comes, so that the sender's stop-and-copy waits here only for the last
+ * batches and the vCPU context.
+ */
+export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
+  const input = new SocketInput(sock);
+  await send(sock, MIGRATE_RECEIVER_BANNER);
+  const what = 'migration stream';
+  const domain = deferred<{ domid: number; nr_pages: number }>();
+  const ended = deferred<number>(); // vCPU 0's resume_gfn, at the stream's END
+  let built: Promise<number> | null = null;
+  let fp: ForeignPages | null = null;
+  let name = '';
+  let records!: ImageRecords;
+  let saved!: SavedConfig;
+  const holes = new StreamHoles(); // the balloon's holes as the batches name them, ready at the END
+  let tConfig = 0;
+  let tReady = 0;
+  let tEnd = 0;
+  try {
+    records = await receiveStream(input, what, {
+      config(c) {
+        tConfig = performance.now();
+        checkSavedConfig(c);
+        saved = c;
+        name = c.name;
+        built = h.bootRestored(c.file, async (d, nr_pages) => {
+          checkPages(c, nr_pages);
+          // libxl reads libxc's stream once the domain is made, its vCPUs included: until their
+          // threads are up the stream waits here (and TCP holds the sender back), so that the
+          // stop-and-copy never waits for them.
+          const rc = await h.k.hypercall.domctl_vcpus_loaded(d);
+          if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
+          // xl creates it as NAME--incoming; here it is renamed as soon as it is built, before any page.
+          await h.rename(d, c.name, incomingName(c.name));
+          tReady = performance.now();
+          void send(sock, MIGRATE_RECEIVER_BUILT).catch(() => undefined); // a dead sender shows in the stream
+          domain.resolve({ domid: d, nr_pages });
+          const resume_gfn = await ended.promise;
+          // What the restore of a save file does (./save-restore.ts): holes stay holes, the target as saved.
+          await restoreBalloonState(h.k, h.xs, d, { holes: holes.list(), targetKiB: saved.targetKiB }, builderPages(nr_pages));
+          setVcpuContext(h.k, d, resume_gfn);
+        }, true, { lateLocks: true });
+        built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
+      },
+      async pages(b) {
+        const d = await domain.promise;
+        fp ??= new ForeignPages(h.k, d.domid);
+        writeBatch(fp, d.nr_pages, b);
+        holes.note(b);
+      },
+    });
+    const vcpu0 = records.vcpus.find((v) => v.vcpu === 0);
+    if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
+    ended.resolve(vcpu0.resume_gfn);
+    tEnd = performance.now();
+  } catch (e) {
+    ended.reject(e as Error); // the half-built domain goes (boot destroys what fill failed in)
+    await (built as Promise<number> | null)?.catch(() => undefined);
+    throw e;
+  } finally {
+    (fp as ForeignPages | null)?.close();
+  }
+  const domid = await built!;
+  const incoming = incomingName(name);
+  try {
+    await send(sock, MIGRATE_RECEIVER_READY);
+    await input.expect(MIGRATE_PERMISSION);
+  } catch (e) {
+    // The sender is gone before it cleared us: its copy is the guest; ours goes (xl does the same).
+    await h.destroy(domid);
+    throw e;
+  }
+  // Given the go: our copy takes the guest's name and runs. If that fails, xl reports it, destroys
+  // its copy and gives the sender permission to resume the guest at its end.
+  let failed: string | null = null;
+  try {
+    await h.rename(domid, incoming, name);
+    if (!paused) {
+      const rc = await h.k.hypercall.domctl_unpausedomain(domid);
+      if (rc < 0) throw new Error(`unpause: ${errnoName(rc)}`);
+    }
+  } catch (e) {
+    failed = (e as Error).message;
+  }
+  await send(sock, MIGRATE_REPORT);
+  await send(sock, new Uint8Array([failed === null ? 0 : 1]));
+  if (failed !== null) {
+    await h.destroy(domid);
+    await send(sock, MIGRATE_PERMISSION);
+    sock.end();
+    throw new SaveError(`${name} could not be started here (${failed}); the sender may resume it`);
+  }
+  sock.end();
+  // The stream's own times, for the migrate bench: how long it waited for the domain to be made,
+  // then how long its pages took from there to its END.
+  h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
+    `${(tReady - tConfig).toFixed(1)} ms for the domain to be built, then took ${(tEnd - tReady).toFixed(1)} ms to its END`);
+  return { domid, name, pages: records.pages };
+}
+
+
+function deferred<T>(): { promise: Promise<T>; resolve(v: T): void; reject(e: Error): void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => undefined); // a rejection nobody waits for is not unhandled
+  return { promise, resolve, reject };
+}
