@@ -8,42 +8,20 @@
 // A domain that writes rows for devices it does not serve is not believed.
 import test from 'ava';
 import { get } from 'node:http';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startHost, type RunningHost } from '../cli/host.ts';
-import { XlClient } from '../cli/client.ts';
 import { xsOpen } from '../dom0/lib/libxenstore.ts';
 import { serveWebView } from '../cli/webview/server.ts';
 import type { CreateResult, TopSample } from '../dom0/toolstack/protocol.ts';
 import { consoleText, fileSays } from '../scenarios/lib/console.ts';
 import { until } from '../scenarios/lib/hang.ts';
 import { rv } from './helpers/cli.ts';
+import { oneHost } from './helpers/one-host.ts';
 
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
-
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-topdd-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 224, log: () => {} });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function vm(name: string, body: string[]): string {
-  const d = join(dir, name);
-  mkdirSync(d);
-  writeFileSync(join(d, 'vm.cfg'), [`name = "${name}"`, 'memory = 32', ...body, ''].join('\n'));
-  return d;
-}
+const rig = oneHost(test, 'rv-topdd-', 224);
+const vm = (name: string, body: string[]): string => rig.vm(name, ['memory = 32', ...body]);
 
 async function result(name: string): Promise<{ ios: number }> {
-  return JSON.parse((await fileSays(join(dir, name, 'console.log'), /workload-result (\{.*\})/))[1]!) as { ios: number };
+  return JSON.parse((await fileSays(join(rig.dir, name, 'console.log'), /workload-result (\{.*\})/))[1]!) as { ios: number };
 }
 
 const COLUMNS = ['NAME', 'STATE', 'CPU(sec)', 'CPU(%)', 'MEM(k)', 'MEM(%)', 'MAXMEM(k)', 'MAXMEM(%)', 'VCPUS', 'NETS', 'NETTX(k)', 'NETRX(k)',
@@ -52,12 +30,12 @@ const COLUMNS = ['NAME', 'STATE', 'CPU(sec)', 'CPU(%)', 'MEM(k)', 'MEM(%)', 'MAX
 test.serial('top -x and the web view\'s sample show a driver domain\'s disks, with the requests the guests made', async (t) => {
   const READS = 300;
   const WRITES = 200;
-  const dd = await xl.call<CreateResult>({ verb: 'create', path: vm('storage-dd', ['driver_domain = 1', "pci = [ '00:1f.1' ]", 'workload = "idle"']) });
-  await consoleText(rh.runDir, 'storage-dd', /driver domain: blkback loaded/);
+  const dd = await rig.xl.call<CreateResult>({ verb: 'create', path: vm('storage-dd', ['driver_domain = 1', "pci = [ '00:1f.1' ]", 'workload = "idle"']) });
+  await consoleText(rig.rh.runDir, 'storage-dd', /driver domain: blkback loaded/);
   const disk = (verb: string, n: number) => ["disk = [ 'disk.img,raw,xvda,rw,backend=storage-dd' ]", 'create_images = [ "disk.img=16" ]',
     `workload = "${verb}"`, `workload_args = [ "bs=4096", "count=${n}", "iodepth=8", "then=idle" ]`];
-  const reader = await xl.call<CreateResult>({ verb: 'create', path: vm('reader', disk('fio-rand-read', READS)) });
-  const writer = await xl.call<CreateResult>({ verb: 'create', path: vm('writer', disk('fio-rand-write', WRITES)) });
+  const reader = await rig.xl.call<CreateResult>({ verb: 'create', path: vm('reader', disk('fio-rand-read', READS)) });
+  const writer = await rig.xl.call<CreateResult>({ verb: 'create', path: vm('writer', disk('fio-rand-write', WRITES)) });
   const read = await result('reader');
   const wrote = await result('writer');
   t.is(read.ios, READS, 'fio made the reads it was asked for');
@@ -67,11 +45,11 @@ test.serial('top -x and the web view\'s sample show a driver domain\'s disks, wi
   let sample: TopSample | null = null;
   const vbd = (s: TopSample | null, fe: number) => s?.devices.find((r) => r.kind === 'vbd' && r.frontend === fe);
   await until(async () => {
-    sample = await xl.call<TopSample>({ verb: 'top' });
+    sample = await rig.xl.call<TopSample>({ verb: 'top' });
     return vbd(sample, reader.domid)?.stats.rd_req === READS && vbd(sample, writer.domid)?.stats.wr_req === WRITES;
   }, 'the driver domain\'s published counters to reach the guests\' counts', { everyMs: 200, seen: () => JSON.stringify(sample?.devices ?? []).split('},{') });
 
-  const top = await rv(['--run-dir', rh.runDir, 'top', '-b', '-i', '1', '-x']);
+  const top = await rv(['--run-dir', rig.rh.runDir, 'top', '-b', '-i', '1', '-x']);
   t.is(top.code, 0, top.stderr);
   const lines = top.stdout.trim().split('\n');
   const row = (name: string) => {
@@ -87,7 +65,7 @@ test.serial('top -x and the web view\'s sample show a driver domain\'s disks, wi
   t.true(lines.some((l) => l.includes(`VBD BlkBack 51712 [vbd-${reader.domid}-51712 by storage-dd, d${dd.domid}]`) && new RegExp(`RD: +${READS} `).test(l)), top.stdout);
 
   // The web view's sample: the same row, with the ring's indices and the serving domain.
-  const web = await serveWebView('127.0.0.1:0', { sample: () => xl.call<TopSample>({ verb: 'top' }), consoleHistory: async () => new Uint8Array() });
+  const web = await serveWebView('127.0.0.1:0', { sample: () => rig.xl.call<TopSample>({ verb: 'top' }), consoleHistory: async () => new Uint8Array() });
   try {
     const body = await new Promise<string>((resolve, reject) => {
       get(`${web.url}api/sample`, (res) => { let s = ''; res.on('data', (c: Buffer) => { s += c.toString(); }); res.on('end', () => resolve(s)); }).on('error', reject);
@@ -107,10 +85,10 @@ test.serial('top -x and the web view\'s sample show a driver domain\'s disks, wi
   // write; here written through xenstored's socket) is not believed.
   const liar = reader.domid;
   const xsPath = `/local/domain/${liar}/data/devstats/vbd-${writer.domid}-51712`;
-  const c = await xsOpen(rh.xenstoredSocket);
+  const c = await xsOpen(rig.rh.xenstoredSocket);
   try {
     for (const [k, v] of [['kind', 'vbd'], ['frontend', String(writer.domid)], ['devid', '51712'], ['statistics/wr_req', '999999']]) await c.write(`${xsPath}/${k}`, v!);
-    const after = await xl.call<TopSample>({ verb: 'top' });
+    const after = await rig.xl.call<TopSample>({ verb: 'top' });
     t.false(after.devices.some((r) => r.backend === liar), 'no row from a domain that is not the device\'s backend');
   } finally {
     c.close();

@@ -8,42 +8,21 @@
 //  - CPU(sec): between the hypervisor's figure read before and after (it only grows).
 // Rates (CPU(%), the per-second columns) are not asserted: no test asserts on time.
 import test from 'ava';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startHost, type RunningHost } from '../cli/host.ts';
-import { XlClient } from '../cli/client.ts';
 import type { CreateResult, TopSample } from '../dom0/toolstack/protocol.ts';
 import { D, XENHEAP_FRAMES } from '../hypervisor/state.ts';
 import { MD, md } from '../hypervisor/mm/mm-state.ts';
 import { mmCounters } from '../hypervisor/mm/counters.ts';
 import { rv } from './helpers/cli.ts';
+import { oneHost } from './helpers/one-host.ts';
 
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
-
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-top-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 240, log: () => {} });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function vm(name: string, body: string[]): string {
-  const d = join(dir, name);
-  mkdirSync(d);
-  writeFileSync(join(d, 'vm.cfg'), [`name = "${name}"`, 'type = "pv"', ...body, ''].join('\n'));
-  return d;
-}
+const rig = oneHost(test, 'rv-top-', 240);
+const vm = (name: string, body: string[]): string => rig.vm(name, ['type = "pv"', ...body]);
 
 /** The workload-result JSON on a VM's console log, once it is there (the guest prints it when done). */
 async function result(name: string): Promise<Record<string, unknown> & { device: Record<string, number> }> {
-  const log = join(dir, name, 'console.log');
+  const log = join(rig.dir, name, 'console.log');
   // A bound on turns, not a timing claim: fail with what the guest said rather than hang.
   for (let turn = 0; turn < 6000; turn++) {
     const text = existsSync(log) ? readFileSync(log, 'utf8') : '';
@@ -62,12 +41,12 @@ test.serial('top -b -i 2: every xentop column of every guest matches the figure 
   const WRITES = 200;
   const PINGS = 40;
   // The pinged guest first, idle, so nothing crosses the bridge before the pinger's count starts.
-  const target = await xl.call<CreateResult>({ verb: 'create', path: vm('target', ['memory = 24', "vif = [ 'ip=10.0.7.11' ]", 'workload = "idle"']) });
-  const reader = await xl.call<CreateResult>({ verb: 'create', path: vm('reader', ['memory = 32', "disk = [ 'disk.img,raw,xvda,rw' ]", 'create_images = [ "disk.img=16" ]',
+  const target = await rig.xl.call<CreateResult>({ verb: 'create', path: vm('target', ['memory = 24', "vif = [ 'ip=10.0.7.11' ]", 'workload = "idle"']) });
+  const reader = await rig.xl.call<CreateResult>({ verb: 'create', path: vm('reader', ['memory = 32', "disk = [ 'disk.img,raw,xvda,rw' ]", 'create_images = [ "disk.img=16" ]',
     'workload = "fio-rand-read"', `workload_args = [ "bs=4096", "count=${READS}", "iodepth=8" ]`]) });
-  const writer = await xl.call<CreateResult>({ verb: 'create', path: vm('writer', ['memory = 32', 'vcpus = 2', "disk = [ 'disk.img,raw,xvda,rw' ]", 'create_images = [ "disk.img=16" ]',
+  const writer = await rig.xl.call<CreateResult>({ verb: 'create', path: vm('writer', ['memory = 32', 'vcpus = 2', "disk = [ 'disk.img,raw,xvda,rw' ]", 'create_images = [ "disk.img=16" ]',
     'workload = "fio-rand-write"', `workload_args = [ "bs=4096", "count=${WRITES}", "iodepth=8" ]`]) });
-  const pinger = await xl.call<CreateResult>({ verb: 'create', path: vm('pinger', ['memory = 24', "vif = [ 'ip=10.0.7.10' ]",
+  const pinger = await rig.xl.call<CreateResult>({ verb: 'create', path: vm('pinger', ['memory = 24', "vif = [ 'ip=10.0.7.10' ]",
     'workload = "ping"', `workload_args = [ "target=10.0.7.11", "count=${PINGS}", "size=1000" ]`]) });
   const read = await result('reader');
   const wrote = await result('writer');
@@ -76,11 +55,11 @@ test.serial('top -b -i 2: every xentop column of every guest matches the figure 
   t.is(wrote.ios, WRITES);
   t.is(pinged.received, PINGS, 'every echo answered');
 
-  const hv = rh.host.hv;
-  const cpuNow = (domid: number) => rh.host.info(domid)!.cpu_time_ms / 1000;
+  const hv = rig.rh.host.hv;
+  const cpuNow = (domid: number) => rig.rh.host.info(domid)!.cpu_time_ms / 1000;
   const ids = { target: target.domid, reader: reader.domid, writer: writer.domid, pinger: pinger.domid };
   const cpuBefore = Object.fromEntries(Object.entries(ids).map(([n, id]) => [n, cpuNow(id)]));
-  const top = await rv(['--run-dir', rh.runDir, 'top', '-b', '-i', '2', '-d', '0.2']);
+  const top = await rv(['--run-dir', rig.rh.runDir, 'top', '-b', '-i', '2', '-d', '0.2']);
   const cpuAfter = Object.fromEntries(Object.entries(ids).map(([n, id]) => [n, cpuNow(id)]));
   t.is(top.code, 0, top.stderr);
   const blocks = top.stdout.trim().split(/\n\n/);
@@ -135,7 +114,7 @@ test.serial('top -b -i 2: every xentop column of every guest matches the figure 
 
   // The sample the web view draws carries each vif with its counters and both rings, as it does
   // each vbd: the view draws whatever devices a sample has (cli/webview/static/app.js).
-  const sample = await xl.call<TopSample>({ verb: 'top' });
+  const sample = await rig.xl.call<TopSample>({ verb: 'top' });
   const vif = sample.devices.find((d) => d.kind === 'vif' && d.frontend === pinger.domid)!;
   t.is(vif.name, `vif${pinger.domid}.0`);
   t.is(vif.stats.tx_packets, pinged.device.tx_packets, 'packets too');
