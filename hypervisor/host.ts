@@ -19,30 +19,37 @@
  * with no Dom0 toolstack, the harness (scenarios/bare-toolstack.ts). The one exception is Dom0
  * itself, which has no toolstack above it: when the control domain shuts down, Xen reboots or
  * halts the machine; here the host destroys it and carries on for its owner to close.
+ *
+ * Its neighbours, each one concern: the domctl dispatch (./domctl.ts) and its argument checks
+ * (./domctl-checks.ts), getdomaininfo (./domain-info.ts), the boot options (./host-options.ts),
+ * the leak accounting (./host-usage.ts). This file keeps the lifecycle and the vCPU threads.
  */
 import { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
 import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo } from '../shared/public/hypercall.ts';
-import type { SchedOp } from '../shared/public/sched.ts';
 import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../shared/public/xen.ts';
+import { DomctlError, validateConfig } from './domctl-checks.ts';
+import { do_domctl, type DomainRecords } from './domctl.ts';
+import { domainCounters, getdomaininfo } from './domain-info.ts';
+import { defaultPcpus, type HostOptions } from './host-options.ts';
+import { hostUsage, type HostUsage } from './host-usage.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { domain_resume_prepare } from './domain-resume.ts';
-import { portsInUse, send_global_virq, vcpu_kick } from './event-channel.ts';
-import { grantsActive, mappingsHeld } from './grant-table.ts';
-import { freeFrames, initAllocator, usedFrames } from './page-alloc.ts';
+import { send_global_virq, vcpu_kick } from './event-channel.ts';
+import { freeFrames, initAllocator } from './page-alloc.ts';
 import {
-  COUNTERS, D, DOMF_PRIVILEGED, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, MAX_VCPUS, RUNSTATE_blocked,
-  RUNSTATE_offline, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, VT, XENHEAP_FRAMES, HypervisorState, allocateBuffers,
+  D, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, XENHEAP_FRAMES,
+  HypervisorState, allocateBuffers,
 } from './state.ts';
 import { HostScheduler } from './sched/host-sched.ts';
-import { pci_assign, pci_info, pci_init, pci_owner, pci_reassign_to_dom0 } from './passthrough/pci.ts';
-import { sc_attach, sc_detach, sc_detach_all } from './passthrough/storage-controller.ts';
+import { pci_init, pci_reassign_to_dom0 } from './passthrough/pci.ts';
+import { sc_detach_all } from './passthrough/storage-controller.ts';
 import { PCI_DEVICES, PCI_NIC0 } from '../shared/public/hw/sc.ts';
 import { PassthroughNic } from './passthrough/nic.ts';
 import { MD, md } from './mm/mm-state.ts';
-import { MmDaemons, type PagingSettings, type SharingSettings } from './mm/mm-daemons.ts';
+import { MmDaemons } from './mm/mm-daemons.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,43 +62,8 @@ const VCPU_ENTRY = new URL('./vcpu.ts', import.meta.url);
 /** How long a vCPU may run on without reaching a preemption point before its thread is cut. */
 const STOP_GRACE_MS = 2000;
 
-export interface HostOptions {
-  /** Where domains' paging files go (mm/paging.ts); default: a temporary directory removed at close. */
-  pagingDir?: string;
-  /** Guest RAM, in MiB, the frame allocator hands out. */
-  memoryMiB?: number;
-  /** Where hypervisor messages go (Xen's console); default: stderr. */
-  log?: (line: string) => void;
-  /**
-   * The hypervisor's own waiting policy (shared/wait.ts): how a vCPU whose access trapped waits
-   * for its device model (hypervisor/ioreq-send.ts). A boot option, as Xen's own command line
-   * holds its; the kernels' policy is on their command lines. Default irq.
-   */
-  wait?: WaitPolicy;
-  /**
-   * pCPU slots: at most this many vCPUs run guest code at once, as the credit scheduler decides
-   * (sched/credit.ts). Default: this machine's cores (at most 31). 0: no scheduler, the host OS
-   * decides which vCPU thread runs.
-   */
-  pcpus?: number;
-}
-
-/** The default number of pCPU slots: $RINGVISOR_PCPUS if set (0 = no scheduler), else the machine's cores. */
-export function defaultPcpus(): number {
-  const env = process.env.RINGVISOR_PCPUS;
-  if (env !== undefined && /^\d+$/.test(env)) return Math.min(31, Number(env));
-  return Math.min(31, availableParallelism());
-}
-
-/** What the host holds, so a test can prove nothing leaks. */
-export interface HostUsage {
-  domains: number;       // slots not free (includes zombies)
-  framesUsed: number;    // guest RAM frames allocated
-  grantsActive: number;  // grant entries pinned by a mapping or a copy in progress
-  grantMappings: number; // maptrack handles in use
-  portsBound: number;    // event-channel ports not closed
-  threadsAlive: number;  // vCPU threads running
-}
+// Declared in their own files (see the header); exported here too, where callers import them from.
+export { DomctlError, defaultPcpus, type HostOptions, type HostUsage };
 
 interface DomainEntry {
   domid: number;
@@ -108,16 +80,6 @@ interface DomainEntry {
   destroying: Promise<void> | null;
 }
 
-/**
- * A domctl refused, as Xen refuses it: an errno for the caller (the toolstack turns it into the
- * config key responsible), and the reason in words for the hypervisor's log.
- */
-export class DomctlError extends Error {
-  constructor(readonly errno: number, message: string) {
-    super(message);
-    this.name = 'DomctlError';
-  }
-}
 
 export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string }
 
@@ -137,6 +99,13 @@ export class Host extends EventEmitter {
   private readonly log: (line: string) => void;
   /** The waiting policy this hypervisor's trapping vCPUs follow (HostOptions.wait). */
   readonly wait: WaitPolicy;
+  /** What ./domctl.ts may see of `entries`. */
+  private readonly records: DomainRecords = {
+    exists: (d) => this.entries.has(d),
+    loaded: (d) => this.entries.get(d)?.loaded ?? null,
+    vcpuThreads: (d) => this.entries.get(d)?.workers.length ?? -1,
+    log: (line) => this.log(line),
+  };
 
   constructor(opts: HostOptions = {}) {
     super();
@@ -383,50 +352,7 @@ export class Host extends EventEmitter {
   info(domid: number): DomainInfo | null {
     const entry = this.entries.get(domid);
     if (!entry) return null;
-    const hv = this.hv;
-    const base = domid * D.WORDS;
-    const state = Atomics.load(hv.domains, base + D.STATE);
-    const reason = hv.domains[base + D.SHUTDOWN_REASON];
-    let cpu = 0;
-    let running = false;
-    let blocked = true; // Xen's getdomaininfo starts from "blocked" and clears it for any vCPU up and not blocked
-    const t = performance.timeOrigin + performance.now();
-    for (let v = 0; v < MAX_VCPUS; v++) {
-      const base = (domid * MAX_VCPUS + v) * VT.WORDS;
-      cpu += hv.vcpuTime[base + VT.RUNNING];
-      if (v >= entry.workers.length) continue;
-      const rs = Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.RUNSTATE));
-      const alive = Atomics.load(hv.vcpus, hv.vcpu(domid, v, V.ALIVE)) === 1;
-      // The running period in progress counts too (time is charged at each runstate change).
-      if (rs === RUNSTATE_running && alive) {
-        cpu += t - hv.vcpuTime[base + VT.SINCE];
-        running = true;
-      }
-      if (alive && rs !== RUNSTATE_offline && rs !== RUNSTATE_blocked) blocked = false;
-    }
-    return {
-      domid,
-      name: entry.config.name,
-      state: state === DOMSTATE_SHUTDOWN ? 'shutdown' : state !== DOMSTATE_RUNNING ? 'dying'
-        : hv.domains[base + D.PAUSE_COUNT] > 0 ? 'paused' : 'running',
-      shutdown_reason: reason >= 0 ? SHUTDOWN_NAMES[reason] : null,
-      vcpus: Math.max(0, hv.domains[base + D.ONLINE_VCPUS]),
-      max_vcpus: hv.domains[base + D.NR_VCPUS],
-      // As Xen reports a PoD guest: the frames it holds plus the PoD entries its target covers
-      // (Xen's PoD cache); what it holds shared or paged out is in shr_pages and paged_pages.
-      tot_pages: Math.max(hv.domains[base + D.TOT_PAGES], Math.min(hv.domains[base + D.TOT_PAGES] + hv.mm[md(domid, MD.POD_ENTRIES)],
-        hv.mm[md(domid, MD.POD_TARGET)] - hv.mm[md(domid, MD.SHARED)] - hv.mm[md(domid, MD.PAGED)])),
-      max_pages: hv.domains[base + D.MAX_PAGES],
-      physmap_pages: entry.built.nr_pages,
-      shr_pages: hv.mm[md(domid, MD.SHARED)],
-      paged_pages: hv.mm[md(domid, MD.PAGED)],
-      pod_pages: hv.mm[md(domid, MD.POD_ENTRIES)],
-      privileged: (hv.domains[base + D.FLAGS] & DOMF_PRIVILEGED) !== 0,
-      cpu_time_ms: cpu,
-      running,
-      blocked: blocked && !running,
-      counters: this.counters(domid),
-    };
+    return getdomaininfo(this.hv, domid, entry.config.name, entry.workers.length, entry.built.nr_pages);
   }
 
   /** XEN_SYSCTL_physinfo, for `xl info`. */
@@ -448,91 +374,17 @@ export class Host extends EventEmitter {
   }
 
   usage(): HostUsage {
-    const hv = this.hv;
-    const u: HostUsage = { domains: 0, framesUsed: usedFrames(hv), grantsActive: 0, grantMappings: 0, portsBound: 0, threadsAlive: this.threads };
-    for (let d = 0; d < MAX_DOMAINS; d++) {
-      if (Atomics.load(hv.domains, d * D.WORDS + D.STATE) === DOMSTATE_FREE) continue;
-      u.domains++;
-      u.grantsActive += grantsActive(hv, d);
-      u.grantMappings += mappingsHeld(hv, d);
-      u.portsBound += portsInUse(hv, d);
-    }
-    return u;
+    return hostUsage(this.hv, this.threads);
   }
 
   /** Hypervisor counters summed over a domain's vCPUs. */
   counters(domid: number): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const name of COUNTERS) out[name] = this.hv.counter(domid, name);
-    return out;
+    return domainCounters(this.hv, domid);
   }
 
-  /** domctl from a privileged vCPU (the privilege check was made in the caller's thread). */
-  private async domctl(op: string, args: unknown[]): Promise<unknown> {
-    const domid = args[0] as number;
-    try {
-      switch (op) {
-        case 'createdomain': return this.built(await this.createDomain(args[0] as DomainConfig));
-        case 'destroydomain': await this.destroy(domid); return 0;
-        case 'pausedomain': if (domid === 0) return -XEN_EINVAL; this.pause(domid); return 0;
-        case 'unpausedomain': this.unpause(domid); return 0;
-        case 'resumedomain': await this.resumeDomain(domid); return 0;
-        case 'vcpus_loaded': {
-          const entry = this.entries.get(domid);
-          if (!entry) return -XEN_ESRCH;
-          await Promise.all(entry.loaded);
-          return 0;
-        }
-        case 'getdomaininfo': return this.info(domid) ?? -XEN_ESRCH;
-        case 'getdomaininfolist': return this.list();
-        case 'physinfo': return this.physinfo();
-        case 'assign_device': {
-          const [dev, to] = args as [number, number];
-          if (!this.entries.has(to)) return -XEN_ESRCH;
-          pci_assign(this.hv, dev, to);
-          this.log(`(XEN) ${PCI_DEVICES[dev] ?? dev} assigned to d${to}; its DMA now reaches only d${to}'s frames`);
-          return 0;
-        }
-        case 'deassign_device': {
-          const [dev, from] = args as [number, number];
-          if (pci_owner(this.hv, dev) !== from) return -XEN_EINVAL;
-          pci_reassign_to_dom0(this.hv, from);
-          return 0;
-        }
-        case 'storage_attach': return sc_attach(this.hv, args[0] as number, args[1] as string, args[2] as boolean);
-        case 'storage_detach': sc_detach(this.hv, args[0] as number); return 0;
-        case 'pci_info': return pci_info(this.hv);
-        case 'scheduler_op': return this.sched.op(args[0] as SchedOp, (d) => this.entries.get(d)?.workers.length ?? -1);
-        case 'mem_sharing': return this.mm.setSharing(checkedSettings(args[0], { run: 'boolean', pages_to_scan: 'count', sleep_millisecs: 'count' }) as Partial<SharingSettings>);
-        case 'mem_paging': return this.mm.setPaging(checkedSettings(args[0], { run: 'boolean', low_water_pages: 'count' }) as Partial<PagingSettings>);
-        case 'set_pod_target': {
-          const kib = args[1] as number;
-          if (!this.entries.has(domid)) return -XEN_ESRCH;
-          if (!(Number.isInteger(kib) && kib >= 0)) return -XEN_EINVAL;
-          Atomics.store(this.hv.mm, md(domid, MD.POD_TARGET), Math.ceil(kib / 4));
-          return 0;
-        }
-        case 'max_mem': {
-          const kib = args[1] as number;
-          if (!this.entries.has(domid)) return -XEN_ESRCH;
-          if (!(Number.isInteger(kib) && kib >= 0)) return -XEN_EINVAL;
-          Atomics.store(this.hv.domains, domid * D.WORDS + D.MAX_PAGES, Math.ceil(kib / 4));
-          return 0;
-        }
-        case 'remote_shutdown': {
-          if (domid === 0 || !this.entries.has(domid)) return domid === 0 ? -XEN_EINVAL : -XEN_ESRCH;
-          const reason = args[1] as ShutdownReason;
-          if (!SHUTDOWN_NAMES.includes(reason)) return -XEN_EINVAL;
-          await this.shutdown(domid, reason);
-          return 0;
-        }
-        default: return -XEN_EINVAL;
-      }
-    } catch (e) {
-      // The caller gets the errno (Xen's domctl returns nothing else); the reason goes to the log.
-      this.log(`(XEN) domctl ${op} failed: ${(e as Error).message}`);
-      return e instanceof DomctlError ? -e.errno : -XEN_EINVAL;
-    }
+  /** domctl from a privileged vCPU (./domctl.ts; the privilege check was made in the caller's thread). */
+  private domctl(op: string, args: unknown[]): Promise<unknown> {
+    return do_domctl(this, this.records, op, args);
   }
 
   /** True once close() has begun: a toolstack restarts nothing from then on. */
@@ -552,47 +404,5 @@ export class Host extends EventEmitter {
     this.sched.close();
     sc_detach_all(this.hv);
     this.nic.close();
-  }
-}
-
-/* The memory daemons' settings from a domctl: only the named keys, each of its kind, or EINVAL. */
-function checkedSettings(v: unknown, keys: Record<string, 'boolean' | 'count'>): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null) throw new DomctlError(XEN_EINVAL, 'memory daemon settings must be an object');
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) {
-    const kind = keys[k];
-    if (kind === undefined || x === undefined) continue;
-    if (kind === 'boolean' ? typeof x !== 'boolean' : !(Number.isSafeInteger(x) && (x as number) >= 0 && (x as number) <= 1 << 24)) {
-      throw new DomctlError(XEN_EINVAL, `memory daemon setting ${k}: ${String(x)} (expected ${kind === 'boolean' ? 'true or false' : 'a whole number'})`);
-    }
-    out[k] = x;
-  }
-  return out;
-}
-
-/* Xen's domctl argument checks: a bad value is EINVAL (e.g. more vCPUs than MAX_VCPUS). */
-function validateConfig(c: DomainConfig): void {
-  if (typeof c.name !== 'string' || c.name.length === 0) throw new DomctlError(XEN_EINVAL, 'domain config: name must be a non-empty string');
-  if (!Number.isInteger(c.vcpus) || c.vcpus < 1 || c.vcpus > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: vcpus must be 1..${MAX_VCPUS}`);
-  const max = c.max_vcpus ?? c.vcpus;
-  if (!Number.isInteger(max) || max < c.vcpus || max > MAX_VCPUS) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: max_vcpus must be vcpus..${MAX_VCPUS}`);
-  for (const key of ['vcpu_hard_affinity', 'vcpu_soft_affinity'] as const) {
-    const l = c[key];
-    if (l !== undefined && !(Array.isArray(l) && l.length <= max && l.every((m) => Array.isArray(m) && m.every((p) => Number.isInteger(p) && p >= 0 && p < 31)))) {
-      throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: ${key} must be at most max_vcpus lists of pCPU numbers 0..30`);
-    }
-  }
-  if (!Number.isInteger(c.memoryKiB) || c.memoryKiB < 64) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: memory must be at least 64 KiB`);
-  if (c.maxmemKiB !== undefined && !(Number.isInteger(c.maxmemKiB) && c.maxmemKiB >= c.memoryKiB)) {
-    throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: maxmem must be at least memory`);
-  }
-  if (typeof c.kernel !== 'string') throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: kernel must be a module URL`);
-  if (c.weight !== undefined && !(Number.isInteger(c.weight) && c.weight >= 1 && c.weight <= 65535)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: weight must be 1..65535`);
-  if (c.cap !== undefined && !(Number.isInteger(c.cap) && c.cap >= 0 && c.cap <= 100 * 31)) throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: cap must be 0 (none) or a % of one pCPU`);
-  for (const key of ['cpus', 'cpus_soft'] as const) {
-    const l = c[key];
-    if (l !== undefined && !(Array.isArray(l) && l.length > 0 && l.every((p) => Number.isInteger(p) && p >= 0 && p < 31))) {
-      throw new DomctlError(XEN_EINVAL, `domain config ${c.name}: ${key} must list pCPU numbers 0..30`);
-    }
   }
 }

@@ -1,0 +1,39 @@
+/*
+ * The host's boot options: the machine's memory, its pCPUs, the hypervisor's waiting policy.
+ *
+ * Xen: the hypervisor's command line (docs/misc/xen-command-line.pandoc), read once at boot.
+ * Here: the RAM the frame allocator hands out, the pCPUs the scheduler gets, how a trapped vCPU
+ * waits, where paging files go.
+ *
+ * Apart from host.ts so a reader finds what can be set without reading the lifecycle.
+ */
+import { availableParallelism } from 'node:os';
+import type { WaitPolicy } from '../shared/wait.ts';
+
+export interface HostOptions {
+  /** Where domains' paging files go (mm/paging.ts); default: a temporary directory removed at close. */
+  pagingDir?: string;
+  /** Guest RAM, in MiB, the frame allocator hands out. */
+  memoryMiB?: number;
+  /** Where hypervisor messages go (Xen's console); default: stderr. */
+  log?: (line: string) => void;
+  /**
+   * The hypervisor's own waiting policy (shared/wait.ts): how a vCPU whose access trapped waits
+   * for its device model (hypervisor/ioreq-send.ts). A boot option, as Xen's own command line
+   * holds its; the kernels' policy is on their command lines. Default irq.
+   */
+  wait?: WaitPolicy;
+  /**
+   * pCPU slots: at most this many vCPUs run guest code at once, as the credit scheduler decides
+   * (sched/credit.ts). Default: this machine's cores (at most 31). 0: no scheduler, the host OS
+   * decides which vCPU thread runs.
+   */
+  pcpus?: number;
+}
+
+/** The default number of pCPU slots: $RINGVISOR_PCPUS if set (0 = no scheduler), else the machine's cores. */
+export function defaultPcpus(): number {
+  const env = process.env.RINGVISOR_PCPUS;
+  if (env !== undefined && /^\d+$/.test(env)) return Math.min(31, Number(env));
+  return Math.min(31, availableParallelism());
+}
