@@ -9,16 +9,19 @@
  * calling thread, on the shared hypervisor state. Only domctl (and SCHEDOP_remote_shutdown and
  * the sysctls, which need the control thread's list of domains) is forwarded to the control thread,
  * after the privilege check has been made here.
+ *
+ * Each entry is a line or two of dispatch: its count and preemption point (#enter), a trace point
+ * where one is defined, then the handler in the file that owns the mechanism (event-channel.ts,
+ * grant-table.ts, memory-op.ts, ioreq.ts, domctl-vcpucontext.ts, passthrough/...).
  */
 import type { EvtchnStatus } from '../shared/public/event_channel.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
 import type { DmIoreqServerInfo } from '../shared/public/hvm/dm_op.ts';
 import type { SchedOp } from '../shared/public/sched.ts';
 import {
-  XENMAPSPACE_gmfn_foreign, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type CreatedDomain, type DomainConfig,
-  type DomainInfo, type Hypercalls, type PhysInfo,
+  XENMAPSPACE_gmfn_foreign, type CreatedDomain, type DomainConfig, type DomainInfo, type Hypercalls, type PhysInfo,
 } from '../shared/public/hypercall.ts';
-import { DOMID_SELF, XEN_EBUSY, XEN_EEXIST, XEN_EINVAL, XEN_ENOENT, XEN_EPERM, XEN_ESRCH, type ShutdownReason } from '../shared/public/xen.ts';
+import { DOMID_SELF, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
 import { shadow_op } from './mm/log-dirty.ts';
 import type { ShadowOpResult } from '../shared/public/domctl.ts';
@@ -32,18 +35,18 @@ import {
   dm_set_ioreq_server_state, dm_unmap_io_range,
 } from './ioreq.ts';
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
-import { decrease_reservation, populate_physmap } from './mm/reservation.ts';
-import { getpageframeinfo3 } from './mm/pfinfo.ts';
+import { populate_physmap } from './mm/reservation.ts';
+import { add_to_physmap, decrease_reservation_op } from './memory-op.ts';
+import { getpageframeinfo3_op, getvcpucontext, setvcpucontext } from './domctl-vcpucontext.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import { vcpu_op_down, vcpu_op_is_up, vcpu_op_up } from './vcpu-op.ts';
 import * as trace from './trace.ts';
-import { PD, pciWord, pci_owner } from './passthrough/pci.ts';
+import { pci_owner } from './passthrough/pci.ts';
+import { report_iommu_fault } from './passthrough/iommu-fault.ts';
 import { sc_doorbell } from './passthrough/storage-controller.ts';
 import { nic_doorbell } from './passthrough/nic.ts';
-import { PCI_DEVICES, PCI_NIC0, SC_STATUS_IOMMU_FAULT, type PciDeviceInfo } from '../shared/public/hw/sc.ts';
+import { PCI_NIC0, SC_STATUS_IOMMU_FAULT, type PciDeviceInfo } from '../shared/public/hw/sc.ts';
 
-/** IOMMU faults logged per device; the rest are counted only. */
-const IOMMU_FAULTS_LOGGED = 8;
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
 const { drainTrace, setTraceMask } = trace;
 import {
@@ -53,9 +56,7 @@ import {
 import { HYPERCALL_IDS } from '../shared/public/hypercall-ids.ts';
 /** Each entry's TRC_PV_HYPERCALL id, as a module-local object (see the note on imported bindings above). */
 const HC = HYPERCALL_IDS;
-import {
-  D, GRANT_FRAMES, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_PRESENT, grantFrameMfn, sharedInfoMfn,
-} from './state.ts';
+import { D, GRANT_FRAMES, MAX_GUEST_PAGES } from './state.ts';
 
 /** What the vCPU thread offers the table for calls it cannot finish alone. */
 export interface ControlChannel {
@@ -169,15 +170,7 @@ export class HypercallTable implements Hypercalls {
   /* memory_op */
   memory_add_to_physmap(space: number, idx: number, gfn: number): number {
     this.#enter(HC.memory_add_to_physmap);
-    let mfn: number;
-    if (space === XENMAPSPACE_shared_info && idx === 0) mfn = sharedInfoMfn(this.#c.domid);
-    else if (space === XENMAPSPACE_grant_table && Number.isInteger(idx) && idx >= 0 && idx < GRANT_FRAMES) mfn = grantFrameMfn(this.#c.domid, idx);
-    else return -XEN_EINVAL;
-    if (!Number.isInteger(gfn) || gfn < 0 || gfn >= MAX_GUEST_PAGES) return -XEN_EINVAL;
-    const index = this.#c.domid * MAX_GUEST_PAGES + gfn;
-    // Only into a hole: ringvisor does not free RAM behind the guest's back to make room.
-    if (Atomics.compareExchange(this.#c.hv.p2m, index, 0, (mfn | P2M_PRESENT) >>> 0) !== 0) return -XEN_EEXIST;
-    return 0;
+    return add_to_physmap(this.#c, space, idx, gfn);
   }
   memory_current_reservation(): number {
     this.#enter(HC.memory_current_reservation);
@@ -199,15 +192,7 @@ export class HypercallTable implements Hypercalls {
 
   memory_decrease_reservation(gfns: ArrayLike<number>, nr: number, domid = DOMID_SELF): number {
     this.#enter(HC.memory_decrease_reservation);
-    if (!(Number.isInteger(nr) && nr >= 0 && nr <= gfns.length)) return -XEN_EINVAL;
-    let d = this.#c.domid;
-    if (domid !== DOMID_SELF && domid !== d) {
-      // Another domain's: the control domain only, and a DomU that exists (Xen's rcu_lock_domain_by_any_id + XSM check).
-      if (!this.#c.privileged) return -XEN_EPERM;
-      if (!(Number.isInteger(domid) && domid > 0 && domid < MAX_DOMAINS) || !this.#c.hv.isAlive(domid)) return -XEN_ESRCH;
-      d = domid;
-    }
-    return decrease_reservation(this.#c.hv, d, gfns, nr);
+    return decrease_reservation_op(this.#c, gfns, nr, domid);
   }
   memory_populate_physmap(gfns: ArrayLike<number>, nr: number): number {
     this.#enter(HC.memory_populate_physmap);
@@ -314,15 +299,8 @@ export class HypercallTable implements Hypercalls {
     if (pci_owner(c.hv, dev) !== c.domid) return -XEN_EPERM;
     if (dev === PCI_NIC0) return nic_doorbell(c.hv, dev, cmd_gfn);
     const r = sc_doorbell(c.hv, dev, c.domid, cmd_gfn);
-    if (r.status === SC_STATUS_IOMMU_FAULT) {
-      // Logged like VT-d's DMAR fault report, and bounded: a guest can make faults, not floods.
-      const n = Atomics.load(c.hv.pci, pciWord(dev, PD.FAULTS));
-      if (n <= IOMMU_FAULTS_LOGGED) {
-        this.#control.xenLog(`(XEN) [VT-D] DMAR: DMA ${r.faultGfn === cmd_gfn ? 'read' : 'access'} fault from device ${PCI_DEVICES[dev]} `
-          + `(owner d${c.domid}): address 0x${(r.faultGfn * 4096).toString(16)} (gfn ${r.faultGfn}) is not in d${c.domid}'s IOMMU table; nothing transferred`
-          + (n === IOMMU_FAULTS_LOGGED ? ' (further faults from this device are counted, not logged)' : ''));
-      }
-    }
+    // Logged like VT-d's DMAR fault report, and bounded: a guest can make faults, not floods.
+    if (r.status === SC_STATUS_IOMMU_FAULT) report_iommu_fault(c.hv, dev, c.domid, cmd_gfn, r.faultGfn, (t) => this.#control.xenLog(t));
     return r.status;
   }
 
@@ -371,28 +349,17 @@ export class HypercallTable implements Hypercalls {
   domctl_getvcpucontext(domid: number): number {
     this.#enter(HC.domctl_getvcpucontext);
     if (!this.#c.privileged) return -XEN_EPERM;
-    const hv = this.#c.hv;
-    if (!hv.isAlive(domid)) return -XEN_ESRCH;
-    const g = Atomics.load(hv.domains, hv.dom(domid, D.RESUME_GFN));
-    return g === 0 ? -XEN_ENOENT : g - 1;
+    return getvcpucontext(this.#c.hv, domid);
   }
   domctl_getpageframeinfo3(domid: number, gfns: ArrayLike<number>, types: Int32Array, n: number): number {
     this.#enter(HC.domctl_getpageframeinfo3);
     if (!this.#c.privileged) return -XEN_EPERM;
-    if (!this.#c.hv.isAlive(domid)) return -XEN_ESRCH;
-    if (!(Number.isInteger(n) && n >= 0 && n <= gfns.length && n <= types.length)) return -XEN_EINVAL;
-    return getpageframeinfo3(this.#c.hv, domid, gfns, types, n);
+    return getpageframeinfo3_op(this.#c.hv, domid, gfns, types, n);
   }
   domctl_setvcpucontext(domid: number, resume_gfn: number): number {
     this.#enter(HC.domctl_setvcpucontext);
     if (!this.#c.privileged) return -XEN_EPERM;
-    const hv = this.#c.hv;
-    if (!hv.isAlive(domid)) return -XEN_ESRCH;
-    // The vCPU reads its context when it first passes the pause (vcpu.ts): a running one has read it.
-    if (Atomics.load(hv.domains, hv.dom(domid, D.PAUSE_COUNT)) === 0) return -XEN_EBUSY;
-    if (!Number.isInteger(resume_gfn) || resume_gfn < 0 || resume_gfn >= MAX_GUEST_PAGES) return -XEN_EINVAL;
-    Atomics.store(hv.domains, hv.dom(domid, D.RESUME_GFN), resume_gfn + 1);
-    return 0;
+    return setvcpucontext(this.#c.hv, domid, resume_gfn);
   }
   /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
   domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {
