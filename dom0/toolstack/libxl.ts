@@ -20,31 +20,38 @@
  *
  * Domains this toolstack did not create (a harness's, via ./control.ts) can be listed, paused,
  * destroyed; only its own are restarted or cleaned up after death.
+ *
+ * This file keeps the domains' records and their lifecycle in order. Its neighbours, one concern
+ * each: what a create claims and how a refusal names its config line (./create-claims.ts), the
+ * shutdown request (./shutdown-request.ts), `xl list`/`xl info` rows (./xl-list.ts), the save
+ * file's ends (./xl-save.ts), and XlError (./xl-error.ts).
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { SaveError, restoreFromStream, suspendAndSave, type SaveResult } from './migration/save-restore.ts';
+import type { SaveResult } from './migration/save-restore.ts';
+import { restoreFromFile, saveToFile } from './xl-save.ts';
 import type { MigrateHost } from './migration/migrate.ts';
-import { SaveFileError } from './migration/stream-read.ts';
 import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
-import { XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_SHUTDOWN, domainPath } from '../../shared/public/io/xenbus.ts';
+import { domainPath } from '../../shared/public/io/xenbus.ts';
 import { XS_RESUME } from '../../shared/public/io/xs_wire.ts';
-import { XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
+import { XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { IdeModel } from '../device-models/ide/piix.ts';
-import { ConfigError } from './config/config-error.ts';
-import { domainConfigFields, type VmConfig } from './config/vmconfig.ts';
+import { domainConfigFields } from './config/vmconfig.ts';
 import { validateForBoot } from './config/vmcheck.ts';
 import { addVbd, removeBackends, startDiskModel } from './devices.ts';
 import { addVif, nicFromVif, startNicModel } from './nic.ts';
 import type { E1000Model } from '../device-models/e1000/e1000.ts';
 import { prepareVm, type PreparedVm } from './prepare.ts';
-import type { CreateResult, HostInfo, ListedDomain, XlErrorKind } from './protocol.ts';
+import type { CreateResult, HostInfo, ListedDomain } from './protocol.ts';
 import { removeRunState, writeRunState } from './state-file.ts';
 import { HypercallError } from './xenstore-home.ts';
 import { forgetDomainRecord, recordDomain } from './host-record.ts';
-import { ImageInUseError, lockImage, type ImageLock } from './image-lock.ts';
+import type { ImageLock } from './image-lock.ts';
+import { assignPci, buildFailure, diskBackends, lockImages } from './create-claims.ts';
+import { XlError } from './xl-error.ts';
+import { hostInfo, listedDomain } from './xl-list.ts';
+import { requestShutdown } from './shutdown-request.ts';
 
 export interface XlOptions {
   /** The DomU kernel every VM boots (a file URL; `ringvisor host` passes domu/kernel.ts). */
@@ -56,13 +63,8 @@ export interface XlOptions {
   log: (line: string) => void;
 }
 
-/** An error the command line reports as it is (exit code 1). */
-export class XlError extends Error {
-  constructor(readonly kind: XlErrorKind, message: string) {
-    super(message);
-    this.name = 'XlError';
-  }
-}
+// Declared in ./xl-error.ts; exported here too, where the toolstack's other files import it from.
+export { XlError };
 
 interface XlDomain {
   domid: number;
@@ -115,11 +117,7 @@ export class Libxl extends EventEmitter {
   }
 
   private async createOne(path: string, opts: { paused?: boolean }): Promise<CreateResult> {
-    const infos = await this.infoList();
-    const phys = await this.hc.sysctl_physinfo();
-    if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
-    const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
-    const prepared = prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
+    const prepared = await this.prepare(path);
     const rec = await this.boot(prepared, opts.paused ?? false);
     const vm = prepared.vm;
     this.opts.log(`xl: created ${vm.name} as domain ${rec.domid} from ${vm.file}`);
@@ -127,6 +125,15 @@ export class Libxl extends EventEmitter {
       domid: rec.domid, name: vm.name, warnings: prepared.warnings, imagesCreated: prepared.imagesCreated,
       consoleLog: prepared.files.consoleLog,
     };
+  }
+
+  /* xl's config checks (./prepare.ts), against the domains running and the memory free now. */
+  private async prepare(path: string): Promise<PreparedVm> {
+    const infos = await this.infoList();
+    const phys = await this.hc.sysctl_physinfo();
+    if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
+    const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
+    return prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
   }
 
   /**
@@ -137,28 +144,28 @@ export class Libxl extends EventEmitter {
   private async boot(prepared: PreparedVm, paused: boolean, restore?: RestoreHooks): Promise<XlDomain> {
     const vm = prepared.vm;
     const uuid = vm.uuid ?? randomUUID(); // libxl makes one per boot when the config has none
-    const backends = await this.diskBackends(prepared);
-    const locks = restore?.lateLocks ? [] : this.lockImages(prepared);
+    const backends = await diskBackends(prepared, () => this.infoList());
+    const locks = restore?.lateLocks ? [] : lockImages(prepared, this.opts.socket, (line) => this.opts.log(line));
     const built = await this.dom0.toolstack.buildDomain(
       { ...domainConfigFields(vm), kernel: this.opts.guestKernel, cmdline: prepared.cmdline, paused: true, ...PRESERVE },
       { consoleLog: prepared.files.consoleLog, uuid },
     ).catch(async (e: unknown) => {
       for (const l of locks) l.release();
-      throw e instanceof HypercallError ? await this.buildFailure(vm, e) : e;
+      throw e instanceof HypercallError ? await buildFailure(this.hc, vm, e) : e;
     });
     const rec: XlDomain = {
       domid: built.domid, uuid, prepared, phase: 'creating', dying: null, model: null, nics: [], locks, started: new Date().toISOString(),
     };
     this.domains.set(rec.domid, rec);
     try {
-      await this.assignPci(vm, rec.domid);
+      await assignPci(this.dom0.toolstack, vm, rec.domid);
       for (const [i, disk] of prepared.pvDisks.entries()) await addVbd(this.dom0.toolstack, this.xs, rec.domid, disk, backends[i]);
       for (const vif of prepared.vifs) await addVif(this.dom0.toolstack, this.xs, rec.domid, nicFromVif(vif));
       // libxl starts QEMU before it unpauses an HVM guest: the guest's first port access must find it.
       if (prepared.emulatedDisk) rec.model = startDiskModel(this.dom0.k, rec.domid, vm.maxvcpus, prepared.emulatedDisk);
       prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.maxvcpus, index, v)));
       if (restore) await restore.fill(rec.domid, built.nr_pages);
-      if (restore?.lateLocks) rec.locks = this.lockImages(prepared);
+      if (restore?.lateLocks) rec.locks = lockImages(prepared, this.opts.socket, (line) => this.opts.log(line));
       this.writeState(rec, 'running');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
       // A driver domain named as a dead one was: it serves the devices that were waiting for it.
@@ -171,87 +178,6 @@ export class Libxl extends EventEmitter {
     return rec;
   }
 
-  /*
-   * disk = [ '..., backend=NAME' ]: the domain serving each PV disk, by name or id (libxl's
-   * libxl_domain_qualifier_to_domid), Dom0 when none is given. It must be running: xl refuses a
-   * backend it cannot find.
-   */
-  private async diskBackends(prepared: PreparedVm): Promise<number[]> {
-    const infos = prepared.pvDisks.some((d) => d.backend !== null) ? await this.infoList() : [];
-    return prepared.pvDisks.map((d) => {
-      if (d.backend === null) return 0;
-      const hit = /^[0-9]+$/.test(d.backend) ? infos.find((i) => i.domid === Number(d.backend)) : infos.find((i) => i.name === d.backend);
-      if (hit === undefined || hit.state === 'dying' || hit.state === 'shutdown') {
-        throw new ConfigError([{ severity: 'error', file: prepared.vm.displayFile, line: d.line, column: d.column,
-          message: `disk '${d.spec}': backend=${d.backend}: no such domain is running (expected a driver domain, ` +
-            'driver_domain = 1 with a storage controller in pci = [...], created first)' }]);
-      }
-      return hit.domid;
-    });
-  }
-
-  /* pci = [...]: each device assigned while the domain is paused (XEN_DOMCTL_assign_device). */
-  private async assignPci(vm: VmConfig, domid: number): Promise<void> {
-    for (const p of vm.pci) {
-      await this.dom0.toolstack.assignDevices(domid, [p.dev]).catch((e: Error) => {
-        const owner = e instanceof HypercallError ? ' (another domain has it)' : '';
-        throw new ConfigError([{ severity: 'error', file: vm.displayFile, line: p.line, column: p.column,
-          message: `pci '${p.spec}': ${p.bdf} cannot be assigned: ${e.message}${owner}` }]);
-      });
-    }
-  }
-
-  /*
-   * The block hotplug script's sharing check, before anything is built: every image the VM
-   * attaches, locked in its mode across the machine's ringvisor hosts; all or none.
-   */
-  private lockImages(prepared: PreparedVm): ImageLock[] {
-    const vm = prepared.vm;
-    const locks: ImageLock[] = [];
-    const disks = [...prepared.pvDisks, ...(prepared.emulatedDisk ? [prepared.emulatedDisk] : [])];
-    try {
-      for (const d of disks) {
-        if (d.path === null) continue; // an empty CD-ROM drive
-        locks.push(lockImage(d.path, d.readonly ? 'r' : 'w', { domain: vm.name, host: this.opts.socket }, {
-          force: d.sharedWrite,
-          onStale: (h) => this.opts.log(`xl: removed a stale lock on ${h.image}: ${h.domain} of host pid ${h.pid}, which is gone`),
-        }));
-      }
-    } catch (e) {
-      for (const l of locks) l.release();
-      if (!(e instanceof ImageInUseError)) throw e;
-      const d = disks.find((x) => x.path === e.image)!;
-      throw new ConfigError([{ severity: 'error', file: vm.displayFile, line: d.line, column: d.column,
-        message: `disk '${d.spec}': ${e.message} (expected ${e.mode === 'w' ? 'the image unused elsewhere for a read-write disk; ' +
-          'access w! shares it anyway' : 'no read-write user for a read-only disk'})` }]);
-    }
-    return locks;
-  }
-
-  /*
-   * createdomain returns only an errno (as Xen's does); name the config key that asked for what
-   * was refused. EINVAL: of what the config sets, the hypervisor checks only the vCPU count;
-   * ENOMEM: the memory, or every domain id in use.
-   */
-  private async buildFailure(vm: VmConfig, e: HypercallError): Promise<Error> {
-    const at = (key: string, fallback: string, message: string) =>
-      new ConfigError([{ severity: 'error', file: vm.displayFile, line: vm.lines[key] ?? vm.lines[fallback] ?? 1, message }]);
-    const errno = errnoName(-e.errno);
-    if (e.errno === XEN_EINVAL) {
-      return at('vcpus', 'maxvcpus', `vcpus = ${vm.vcpus}: the hypervisor refused to create the domain: ${errno} ` +
-        '(expected fewer vCPUs; the host\'s log gives its limit)');
-    }
-    if (e.errno === XEN_ENOMEM) {
-      const p = await this.hc.sysctl_physinfo();
-      if (typeof p !== 'number' && p.nr_domains >= p.max_domains) {
-        return new XlError('failed', `cannot create ${vm.name}: ${errno}: all ${p.max_domains} domain ids are in use`);
-      }
-      const free = typeof p === 'number' ? '' : `, ${Math.floor((p.free_pages * 4096) / 1048576)} MiB free`;
-      return at('memory', 'maxmem', `memory = ${vm.memoryMiB} MiB: the hypervisor could not build the domain: ${errno}` +
-        ` (expected at most what the host has free${free})`);
-    }
-    return new XlError('failed', `cannot create ${vm.name}: ${errno}`);
-  }
 
   /** xl destroy: the domain stops now; then its device model, XenStore, backends and state file go. */
   destroy(domid: number): Promise<void> {
@@ -290,32 +216,10 @@ export class Libxl extends EventEmitter {
     this.emit('gone', domid);
   }
 
-  /**
-   * xl shutdown / xl reboot: ask the guest through control/shutdown (libxl_domain_shutdown). As in
-   * libxl, a PV guest is always asked (its kernel has the xenbus driver; a request written before
-   * it looks is seen when it sets its watch), while an HVM guest is asked only once its PV drivers
-   * said they answer (control/feature-*): otherwise it is refused, unless `force`, which shuts the
-   * domain down from outside (SCHEDOP_remote_shutdown; Xen's -F sends an ACPI power-button event
-   * instead, which ringvisor does not model).
-   */
-  async shutdown(domid: number, kind: 'poweroff' | 'reboot', force: boolean): Promise<'requested' | 'forced'> {
-    if (domid === 0) throw new XlError('domain', 'Domain-0 is shut down by stopping the host (ringvisor host: Ctrl-C)');
-    const home = domainPath(domid);
-    const feature = await this.xs.tryRead(`${home}/${kind === 'reboot' ? XS_CONTROL_FEATURE_REBOOT : XS_CONTROL_FEATURE_POWEROFF}`);
+  /** xl shutdown / xl reboot (./shutdown-request.ts). */
+  shutdown(domid: number, kind: 'poweroff' | 'reboot', force: boolean): Promise<'requested' | 'forced'> {
     const hvm = this.domains.get(domid)?.prepared.vm.type === 'hvm';
-    if (feature === '1' || !hvm) {
-      await this.xs.write(`${home}/${XS_CONTROL_SHUTDOWN}`, kind);
-      this.opts.log(`xl: asked domain ${domid} to ${kind} (control/shutdown)`);
-      return 'requested';
-    }
-    if (!force) {
-      throw new XlError('failed', `domain ${domid} is an HVM guest whose PV drivers have not enabled PV control (no ` +
-        `${kind === 'reboot' ? 'feature-reboot' : 'feature-poweroff'} in its control directory), so it would not answer; ` +
-        'use -F to shut it down from outside');
-    }
-    const rc = await this.hc.sched_remote_shutdown(domid, kind as ShutdownReason);
-    if (rc < 0) throw new XlError('failed', `cannot shut down domain ${domid}: ${errnoName(rc)}`);
-    return 'forced';
+    return requestShutdown(this.hc, this.xs, domid, kind, force, hvm, (line) => this.opts.log(line));
   }
 
   /** Resolves once `domid` no longer runs: destroyed, shut down and kept (preserve), or restarted. */
@@ -358,23 +262,13 @@ export class Libxl extends EventEmitter {
   }
 
   async list(): Promise<ListedDomain[]> {
-    return (await this.infoList()).map((i) => ({
-      // The guest's current size: tot_pages (with the PoD entries its target covers), shared and paged out.
-      name: i.name, domid: i.domid, vcpus: i.vcpus, maxVcpus: i.max_vcpus,
-      memMiB: Math.floor(((i.tot_pages + (i.shr_pages ?? 0) + (i.paged_pages ?? 0)) * 4096) / 1048576),
-      running: i.running, blocked: i.blocked, paused: i.state === 'paused', shutdown: i.state === 'shutdown',
-      shutdownReason: i.state === 'shutdown' ? i.shutdown_reason : null, dying: i.state === 'dying', cpuSeconds: i.cpu_time_ms / 1000,
-    }));
+    return (await this.infoList()).map(listedDomain);
   }
 
   async info(runDir: string): Promise<HostInfo> {
     const p = await this.hc.sysctl_physinfo();
     if (typeof p === 'number') throw new XlError('failed', `physinfo: ${errnoName(p)}`);
-    return {
-      nr_cpus: p.nr_cpus, total_memory: Math.floor((p.total_pages * 4096) / 1048576), free_memory: Math.floor((p.free_pages * 4096) / 1048576),
-      nr_domains: p.nr_domains, max_domains: p.max_domains, xen_version: 'ringvisor-0.1', xen_caps: 'xen-3.0-x86_64 hvm-3.0-x86_64',
-      run_dir: runDir, xenstored_socket: this.dom0.socketPath, xl_socket: this.opts.socket, pcpus: p.pcpus, mm: p.mm,
-    };
+    return hostInfo(p, runDir, this.dom0.socketPath, this.opts.socket);
   }
 
   /** A line in the toolstack's log (the host's), for the daemons beside it (./mem-policy.ts). */
@@ -455,34 +349,14 @@ export class Libxl extends EventEmitter {
     }
   }
 
-  /** xl save DOMAIN FILE: suspend it, write it out, destroy it (./migration/save-restore.ts). */
-  async save(domid: number, file: string): Promise<SaveResult> {
-    const out = openSync(file, 'w');
-    try {
-      const r = await suspendAndSave(this.saveHost(), domid, (chunk) => { writeSync(out, chunk); });
-      fsyncSync(out);
-      await this.destroy(domid);
-      return r;
-    } catch (e) {
-      throw e instanceof SaveError ? new XlError('failed', e.message) : e;
-    } finally {
-      closeSync(out);
-    }
+  /** xl save DOMAIN FILE (./xl-save.ts). */
+  save(domid: number, file: string): Promise<SaveResult> {
+    return saveToFile(this.saveHost(), domid, file);
   }
 
-  /** xl restore FILE: the whole file checked first; a bad one starts nothing. */
-  async restore(file: string, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(file);
-    } catch (e) {
-      throw new XlError('failed', `cannot read ${file}: ${(e as Error).message}`);
-    }
-    try {
-      return await restoreFromStream(this.saveHost(), bytes, file, opts);
-    } catch (e) {
-      throw e instanceof SaveError || e instanceof SaveFileError ? new XlError('failed', e.message) : e;
-    }
+  /** xl restore FILE (./xl-save.ts). */
+  restore(file: string, opts: { paused?: boolean } = {}): Promise<{ domid: number; name: string; pages: number }> {
+    return restoreFromFile(this.saveHost(), file, opts);
   }
 
   /** What ./migration needs of this toolstack. */
@@ -503,11 +377,7 @@ export class Libxl extends EventEmitter {
       },
       bootRestored: (path, fill, paused, opts) => {
         const run = this.createLock.then(async () => {
-          const infos = await this.infoList();
-          const phys = await this.hc.sysctl_physinfo();
-          if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
-          const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
-          const prepared = prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
+          const prepared = await this.prepare(path);
           return (await this.boot(prepared, paused, { fill, lateLocks: opts?.lateLocks })).domid;
         });
         this.createLock = run.then(() => undefined, () => undefined);
@@ -541,7 +411,7 @@ export class Libxl extends EventEmitter {
   async resumeSuspended(domid: number): Promise<void> {
     const rec = this.domains.get(domid);
     if (!rec) throw new XlError('domain', `no domain ${domid} of this toolstack to resume`);
-    if (rec.locks.length === 0) rec.locks = this.lockImages(rec.prepared);
+    if (rec.locks.length === 0) rec.locks = lockImages(rec.prepared, this.opts.socket, (line) => this.opts.log(line));
     await this.xs.request(XS_RESUME, [String(domid)]); // xs_resume_domain: xenstored forgets it was shut down
     const rc = await this.hc.domctl_resumedomain(domid);
     if (rc < 0) throw new XlError('failed', `cannot resume domain ${domid}: ${errnoName(rc)}`);
