@@ -6,40 +6,30 @@
  * from that file.
  */
 import test from 'ava';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
-import { startHost } from '../cli/host.ts';
+import { oneHost } from './helpers/one-host.ts';
+
+const rig = oneHost(test, 'rv-conshist-', 96);
 
 test('a late console client gets the tail of the guest\'s own output, whatever else the log file holds', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'rv-conshist-'));
-  const host = await startHost({ runDir: join(dir, 'run'), memoryMiB: 96, log: () => undefined });
-  const c = await XlClient.open(host.runDir);
-  try {
-    const vm = join(dir, 'toucher');
-    mkdirSync(vm);
-    writeFileSync(join(vm, 'vm.cfg'), 'name = "toucher"\nmemory = 8\nworkload = "mem-touch"\nworkload_args = [ "wss=1" ]\n');
-    await c.call({ verb: 'create', path: vm });
-    const history = async () => Buffer.from(await c.call<Uint8Array>({ verb: 'console-history', domain: 'toucher', max: 16384 })).toString();
-    // Polled, with a bound (not a measurement) so that a guest that stops printing fails the test.
-    const until = async (re: RegExp): Promise<string> => {
-      for (const giveUp = Date.now() + 60_000; ;) {
-        const h = await history();
-        if (re.test(h)) return h;
-        if (Date.now() > giveUp) throw new Error(`the history never matched ${re}; it ends:\n${h.slice(-1000)}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
-    await until(/mem-touch: pass 100 done/);
-    // Another host's copy of this VM writes to the same log (the source of a migration, still running).
-    appendFileSync(join(vm, 'console.log'), 'ANOTHER HOST WROTE THIS\n'.repeat(8));
-    const h = await until(/mem-touch: pass 300 done/);
-    t.notRegex(h, /ANOTHER HOST/, 'only this domain\'s output');
-    t.regex(h, /mem-touch: pass 200 done[^\n]*\nmem-touch: pass 300 done/, 'its latest lines, in order, none missing');
-  } finally {
-    c.close();
-    await host.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const c = rig.xl;
+  const vm = rig.vm('toucher', ['memory = 8', 'workload = "mem-touch"', 'workload_args = [ "wss=1" ]']);
+  await c.call({ verb: 'create', path: vm });
+  const history = async () => Buffer.from(await c.call<Uint8Array>({ verb: 'console-history', domain: 'toucher', max: 16384 })).toString();
+  // Polled, with a bound (not a measurement) so that a guest that stops printing fails the test.
+  const until = async (re: RegExp): Promise<string> => {
+    for (const giveUp = Date.now() + 60_000; ;) {
+      const h = await history();
+      if (re.test(h)) return h;
+      if (Date.now() > giveUp) throw new Error(`the history never matched ${re}; it ends:\n${h.slice(-1000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await until(/mem-touch: pass 100 done/);
+  // Another host's copy of this VM writes to the same log (the source of a migration, still running).
+  appendFileSync(join(vm, 'console.log'), 'ANOTHER HOST WROTE THIS\n'.repeat(8));
+  const h = await until(/mem-touch: pass 300 done/);
+  t.notRegex(h, /ANOTHER HOST/, 'only this domain\'s output');
+  t.regex(h, /mem-touch: pass 200 done[^\n]*\nmem-touch: pass 300 done/, 'its latest lines, in order, none missing');
 });

@@ -6,33 +6,18 @@
  * Every step is in `info` (mem_policy) as the command line shows it. Bad settings are refused.
  */
 import test from 'ava';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
 import { formatInfo } from '../cli/format.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
 import { xsOpen } from '../dom0/lib/libxenstore.ts';
 import type { CreateResult, HostInfo, ListedDomain, MemPolicyStatus } from '../dom0/toolstack/protocol.ts';
 import { freeFrames } from '../hypervisor/page-alloc.ts';
 import { consoleText } from '../scenarios/lib/console.ts';
+import { oneHost } from './helpers/one-host.ts';
 
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
+const rig = oneHost(test, 'rv-mem-policy-', 128);
 
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-mem-policy-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 128, log: () => undefined });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-const info = () => xl.call<HostInfo>({ verb: 'info' });
+const info = () => rig.xl.call<HostInfo>({ verb: 'info' });
 
 /** Look at `info` until the policy has said something matching `re` (each look is one of its periods apart). */
 async function policySays(re: RegExp): Promise<string> {
@@ -45,11 +30,11 @@ async function policySays(re: RegExp): Promise<string> {
 }
 
 async function consoleSays(domain: string, re: RegExp): Promise<void> {
-  await consoleText(rh.runDir, domain, re);
+  await consoleText(rig.rh.runDir, domain, re);
 }
 
 test.serial('bad settings are refused and leave the policy as it was', async (t) => {
-  await t.throwsAsync(xl.call({ verb: 'mem-policy', run: true, soft_pages: 100, hard_pages: 200 }), { message: /hard mark .* must be below the soft mark/ });
+  await t.throwsAsync(rig.xl.call({ verb: 'mem-policy', run: true, soft_pages: 100, hard_pages: 200 }), { message: /hard mark .* must be below the soft mark/ });
   t.is((await info()).mem_policy?.state, 'off');
   t.regex(formatInfo(await info()), /^mem_policy\s+: off$/m);
 });
@@ -57,28 +42,28 @@ test.serial('bad settings are refused and leave the policy as it was', async (t)
 test.serial('overcommitted: sharing and the pager on; soft: targets lowered by what was never touched; high: targets back', async (t) => {
   const names = ['p1', 'p2'];
   for (const n of names) {
-    const d = join(dir, n);
+    const d = join(rig.dir, n);
     mkdirSync(d);
     writeFileSync(join(d, 'vm.cfg'), `name = "${n}"\nmemory = 48\n`);
-    await xl.call<CreateResult>({ verb: 'create', path: d });
+    await rig.xl.call<CreateResult>({ verb: 'create', path: d });
   }
   for (const n of names) await consoleSays(n, /workload idle/);
   // Marks far below what is free: only the overcommit step applies.
-  const on = await xl.call<MemPolicyStatus>({ verb: 'mem-policy', run: true, soft_pages: 64, hard_pages: 32, headroom_pages: 1024, interval_ms: 20 });
+  const on = await rig.xl.call<MemPolicyStatus>({ verb: 'mem-policy', run: true, soft_pages: 64, hard_pages: 32, headroom_pages: 1024, interval_ms: 20 });
   t.is(on.state, 'high');
   t.regex(await policySays(/^overcommitted: 96\.0 MiB promised to 2 guests/), /sharing on; the pager armed at 0\.1 MiB free/);
-  t.true(rh.host.mm.sharing.run, 'the scanner runs');
-  t.like(rh.host.mm.paging, { run: true, low_water_pages: 32 });
+  t.true(rig.rh.host.mm.sharing.run, 'the scanner runs');
+  t.like(rig.rh.host.mm.paging, { run: true, low_water_pages: 32 });
 
   // Raise the soft mark above what is free: the soft step.
-  const free = freeFrames(rh.host.hv);
-  await xl.call({ verb: 'mem-policy', soft_pages: free + 4096, hard_pages: 32 });
+  const free = freeFrames(rig.rh.host.hv);
+  await rig.xl.call({ verb: 'mem-policy', soft_pages: free + 4096, hard_pages: 32 });
   const soft = await policySays(/^soft: .* balloon targets lowered/);
   t.regex(soft, /p1 48\.0 MiB → \d+\.\d MiB/);
   t.regex(soft, /p2 48\.0 MiB → \d+\.\d MiB/);
-  const xs = await xsOpen(rh.xenstoredSocket);
+  const xs = await xsOpen(rig.rh.xenstoredSocket);
   try {
-    const list = await xl.call<ListedDomain[]>({ verb: 'list' });
+    const list = await rig.xl.call<ListedDomain[]>({ verb: 'list' });
     for (const n of names) {
       const dom = list.find((x) => x.name === n)!;
       const target = Number(await xs.read(`/local/domain/${dom.domid}/memory/target`));
@@ -91,7 +76,7 @@ test.serial('overcommitted: sharing and the pager on; soft: targets lowered by w
     t.regex(formatInfo(await info()), /^mem_policy_event\s+: soft: /m);
 
     // Lower it again, far below free: high, the targets as they were.
-    await xl.call({ verb: 'mem-policy', soft_pages: 64, hard_pages: 32 });
+    await rig.xl.call({ verb: 'mem-policy', soft_pages: 64, hard_pages: 32 });
     t.regex(await policySays(/^high: .* targets back/), /→ 48\.0 MiB/);
     for (const dom of list.filter((x) => names.includes(x.name))) {
       t.is(await xs.read(`/local/domain/${dom.domid}/memory/target`), String(48 * 1024));
@@ -99,8 +84,8 @@ test.serial('overcommitted: sharing and the pager on; soft: targets lowered by w
   } finally {
     xs.close();
   }
-  t.is((await xl.call<MemPolicyStatus>({ verb: 'mem-policy', run: false })).state, 'off');
-  await xl.call({ verb: 'mem-sharing', run: false });
-  await xl.call({ verb: 'mem-paging', run: false });
-  for (const n of names) await xl.call({ verb: 'destroy', domain: n });
+  t.is((await rig.xl.call<MemPolicyStatus>({ verb: 'mem-policy', run: false })).state, 'off');
+  await rig.xl.call({ verb: 'mem-sharing', run: false });
+  await rig.xl.call({ verb: 'mem-paging', run: false });
+  for (const n of names) await rig.xl.call({ verb: 'destroy', domain: n });
 });

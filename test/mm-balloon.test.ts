@@ -2,11 +2,8 @@
 // (dom0/toolstack/mem.ts): frames go back to the host and come back exactly; a ballooned-out gfn
 // faults; a guest with memory < maxmem boots ballooned down; list shows the current size.
 import test from 'ava';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
 import { parseMemSizeKiB } from '../dom0/toolstack/mem.ts';
 import type { CreateResult, HostInfo, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { decrease_reservation, populate_physmap } from '../hypervisor/mm/reservation.ts';
@@ -17,6 +14,7 @@ import { PageFault } from '../shared/public/memory.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { World } from './helpers/world.ts';
 import { consoleText } from '../scenarios/lib/console.ts';
+import { oneHost } from './helpers/one-host.ts';
 
 test('decrease_reservation gives exactly the touched frames back; populate_physmap takes exactly as many; a ballooned gfn faults', (t) => {
   const w = new World(16);
@@ -74,52 +72,40 @@ test('xl sizes: a bare number is KiB; b k m g t', (t) => {
   t.throws(() => parseMemSizeKiB('12q'), { message: /invalid memory size: 12q/ });
 });
 
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-balloon-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 96, log: () => undefined });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = oneHost(test, 'rv-balloon-', 96);
 
 async function consoleSays(domain: string, re: RegExp): Promise<string> {
-  return await consoleText(rh.runDir, domain, re);
+  return await consoleText(rig.rh.runDir, domain, re);
 }
 
-const mem = async (name: string) => (await xl.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === name)!.memMiB;
+const mem = async (name: string) => (await rig.xl.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === name)!.memMiB;
 
 test.serial('memory < maxmem boots ballooned down; mem-set moves the balloon both ways; mem-max and mem-set refuse as xl does; destroy frees every frame', async (t) => {
-  const base = usedFrames(rh.host.hv);
-  const d = join(dir, 'bal');
+  const base = usedFrames(rig.rh.host.hv);
+  const d = join(rig.dir, 'bal');
   mkdirSync(d);
   writeFileSync(join(d, 'vm.cfg'), 'name = "bal"\nmemory = 16\nmaxmem = 32\nworkload = "idle"\n');
-  await xl.call<CreateResult>({ verb: 'create', path: d });
+  await rig.xl.call<CreateResult>({ verb: 'create', path: d });
   const boot = await consoleSays('bal', /at target: 16384 KiB/);
   t.regex(boot, /32 MiB/, 'the guest sees maxmem');
   t.is(await mem('bal'), 16, 'list shows the current size');
-  await xl.call({ verb: 'mem-set', domain: 'bal', size: '24m' });
+  await rig.xl.call({ verb: 'mem-set', domain: 'bal', size: '24m' });
   await consoleSays('bal', /at target: 24576 KiB/);
   t.is(await mem('bal'), 24);
-  await xl.call({ verb: 'mem-set', domain: 'bal', size: '12m' });
+  await rig.xl.call({ verb: 'mem-set', domain: 'bal', size: '12m' });
   await consoleSays('bal', /at target: 12288 KiB/);
   t.is(await mem('bal'), 12);
-  const e1 = await t.throwsAsync(xl.call({ verb: 'mem-set', domain: 'bal', size: '40m' }));
+  const e1 = await t.throwsAsync(rig.xl.call({ verb: 'mem-set', domain: 'bal', size: '40m' }));
   t.regex(e1!.message, /memory_dynamic_max must be less than or equal to memory_static_max/);
-  const e2 = await t.throwsAsync(xl.call({ verb: 'mem-max', domain: 'bal', size: '8m' }));
+  const e2 = await t.throwsAsync(rig.xl.call({ verb: 'mem-max', domain: 'bal', size: '8m' }));
   t.regex(e2!.message, /memory_static_max must be greater than or equal to memory_dynamic_max/);
-  await xl.call({ verb: 'mem-max', domain: 'bal', size: '20m' });
-  const e3 = await t.throwsAsync(xl.call({ verb: 'mem-set', domain: 'bal', size: '24m' }));
+  await rig.xl.call({ verb: 'mem-max', domain: 'bal', size: '20m' });
+  const e3 = await t.throwsAsync(rig.xl.call({ verb: 'mem-set', domain: 'bal', size: '24m' }));
   t.regex(e3!.message, /static-max is 20480 KiB/);
-  const info = await xl.call<HostInfo>({ verb: 'info' });
+  const info = await rig.xl.call<HostInfo>({ verb: 'info' });
   t.true(info.free_memory > 0 && info.mm !== undefined && 'sharing_freed_memory' in info.mm);
-  await xl.call({ verb: 'destroy', domain: 'bal' });
-  t.is(usedFrames(rh.host.hv), base, 'host usage is back to its baseline');
+  await rig.xl.call({ verb: 'destroy', domain: 'bal' });
+  t.is(usedFrames(rig.rh.host.hv), base, 'host usage is back to its baseline');
 });
 
 test.serial('the balloon keeps every byte of the pages the guest still uses (checksums across inflate and deflate)', async (t) => {
@@ -137,10 +123,10 @@ test.serial('the balloon keeps every byte of the pages the guest still uses (che
 });
 
 test.serial('mem-sharing and mem-paging turn the scanner and the pager on and off through the toolstack; bad settings are refused', async (t) => {
-  t.like(await xl.call({ verb: 'mem-sharing', run: true, pages_to_scan: 500 }), { run: true, pages_to_scan: 500, sleep_millisecs: 20 });
-  t.like(await xl.call({ verb: 'mem-sharing', run: false }), { run: false, pages_to_scan: 500 });
-  t.like(await xl.call({ verb: 'mem-paging', run: true, low_water_pages: 128 }), { run: true, low_water_pages: 128 });
-  t.like(await xl.call({ verb: 'mem-paging', run: false }), { run: false });
-  const e = await t.throwsAsync(xl.call({ verb: 'mem-sharing', pages_to_scan: -1 }));
+  t.like(await rig.xl.call({ verb: 'mem-sharing', run: true, pages_to_scan: 500 }), { run: true, pages_to_scan: 500, sleep_millisecs: 20 });
+  t.like(await rig.xl.call({ verb: 'mem-sharing', run: false }), { run: false, pages_to_scan: 500 });
+  t.like(await rig.xl.call({ verb: 'mem-paging', run: true, low_water_pages: 128 }), { run: true, low_water_pages: 128 });
+  t.like(await rig.xl.call({ verb: 'mem-paging', run: false }), { run: false });
+  const e = await t.throwsAsync(rig.xl.call({ verb: 'mem-sharing', pages_to_scan: -1 }));
   t.regex(e!.message, /refused: EINVAL/);
 });

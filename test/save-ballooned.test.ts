@@ -8,56 +8,41 @@
  * workload verifies its data after the resume, and deflating the balloon afterwards fills the holes.
  */
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
 import { finalHoles } from '../dom0/toolstack/migration/balloon-state.ts';
 import { readSaveImage } from '../dom0/toolstack/migration/stream-read.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { MD, md } from '../hypervisor/mm/mm-state.ts';
 import { D, MAX_GUEST_PAGES } from '../hypervisor/state.ts';
 import { consoleMatch } from '../scenarios/lib/console.ts';
+import { oneHost } from './helpers/one-host.ts';
 
 const PAGES = 32 * 256;
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
-
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-save-balloon-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 128, log: () => undefined });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = oneHost(test, 'rv-save-balloon-', 128);
 
 async function consoleSays(domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  return await consoleMatch(rh.runDir, domain, re);
+  return await consoleMatch(rig.rh.runDir, domain, re);
 }
 
 /** Holes in a domain's RAM (entries with nothing: not RAM, not PoD, not shared or paged). */
 function holes(domid: number): number {
-  const p2m = rh.host.hv.p2m;
+  const p2m = rig.rh.host.hv.p2m;
   let n = 0;
   for (let g = 0; g < PAGES; g++) if (p2m[domid * MAX_GUEST_PAGES + g] === 0) n++;
   return n;
 }
-const held = (domid: number) => rh.host.hv.domains[domid * D.WORDS + D.TOT_PAGES];
-const podEntries = (domid: number) => rh.host.hv.mm[md(domid, MD.POD_ENTRIES)];
-const listed = async (domid: number) => (await xl.call<ListedDomain[]>({ verb: 'list' })).find((x) => x.domid === domid)!;
+const held = (domid: number) => rig.rh.host.hv.domains[domid * D.WORDS + D.TOT_PAGES];
+const podEntries = (domid: number) => rig.rh.host.hv.mm[md(domid, MD.POD_ENTRIES)];
+const listed = async (domid: number) => (await rig.xl.call<ListedDomain[]>({ verb: 'list' })).find((x) => x.domid === domid)!;
 
 test.serial('a ballooned-down PoD guest is saved without its holes and untouched pages, and restored with the same balloon state and its data', async (t) => {
-  const d = join(dir, 'sb1');
+  const d = join(rig.dir, 'sb1');
   mkdirSync(d);
   writeFileSync(join(d, 'vm.cfg'), 'name = "sb1"\nmemory = 32\non_crash = "preserve"\nworkload = "mem-touch"\nworkload_args = [ "wss=2" ]\n');
-  const first = await xl.call<CreateResult>({ verb: 'create', path: d });
+  const first = await rig.xl.call<CreateResult>({ verb: 'create', path: d });
   await consoleSays('sb1', /mem-touch: pass 1 done/);
-  await xl.call({ verb: 'mem-set', domain: 'sb1', size: '20m' });
+  await rig.xl.call({ verb: 'mem-set', domain: 'sb1', size: '20m' });
   await consoleSays('sb1', /xen:balloon: at target: 20480 KiB/);
   const holesBefore = holes(first.domid);
   const podBefore = podEntries(first.domid);
@@ -65,8 +50,8 @@ test.serial('a ballooned-down PoD guest is saved without its holes and untouched
   t.true(holesBefore >= 12 * 256, `the balloon made ${holesBefore} holes`);
   t.true(podBefore > 0, 'pages never touched remain');
 
-  const file = join(dir, 'sb1.save');
-  await xl.call({ verb: 'save', domain: 'sb1', file });
+  const file = join(rig.dir, 'sb1.save');
+  await rig.xl.call({ verb: 'save', domain: 'sb1', file });
   const img = readSaveImage(readFileSync(file));
   const pod = img.batches.reduce((n, b) => n + b.pod.length, 0);
   t.is(finalHoles(img).length, holesBefore, 'every hole named as XTAB');
@@ -76,12 +61,12 @@ test.serial('a ballooned-down PoD guest is saved without its holes and untouched
   t.true(statSync(file).size < (PAGES - holesBefore - podBefore + 256) * 4096, 'the file holds only what the guest touched');
   t.is(img.config.targetKiB, 20480, 'the balloon target travels with the config');
 
-  const r = await xl.call<{ domid: number }>({ verb: 'restore', file, paused: true });
+  const r = await rig.xl.call<{ domid: number }>({ verb: 'restore', file, paused: true });
   t.is(holes(r.domid), holesBefore, 'the same holes');
   t.true(held(r.domid) <= img.pages + 8, `the restored domain holds ${held(r.domid)} frames for ${img.pages} pages of data: the rest was not populated`);
   t.is((await listed(r.domid)).memMiB, memBefore, 'xl list shows the same size');
 
-  await xl.call({ verb: 'unpause', domain: String(r.domid) });
+  await rig.xl.call({ verb: 'unpause', domain: String(r.domid) });
   await consoleSays('sb1', new RegExp(`xen:balloon: resumed with ${holesBefore} pages in the balloon \\(20480 KiB\\)`));
   const resumed = await consoleSays('sb1', /mem-touch: resumed at pass (\d+)/);
   // A whole pass after the resume: every page written before the save was verified (a mismatch crashes the guest).
@@ -89,8 +74,8 @@ test.serial('a ballooned-down PoD guest is saved without its holes and untouched
   t.false((await listed(r.domid)).shutdown, 'running, not crashed');
 
   // The guest's balloon and the hypervisor agree on the holes: deflating fills every one.
-  await xl.call({ verb: 'mem-set', domain: 'sb1', size: '32m' });
+  await rig.xl.call({ verb: 'mem-set', domain: 'sb1', size: '32m' });
   await consoleSays('sb1', /xen:balloon: at target: 32768 KiB/);
   t.is(holes(r.domid), 0, 'no hole left after deflating');
-  await xl.call({ verb: 'destroy', domain: String(r.domid) });
+  await rig.xl.call({ verb: 'destroy', domain: String(r.domid) });
 });

@@ -9,49 +9,29 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
 import { readSaveImage } from '../dom0/toolstack/migration/stream-read.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PRESENT } from '../hypervisor/state.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { consoleMatch } from '../scenarios/lib/console.ts';
+import { oneHost } from './helpers/one-host.ts';
 
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
+const rig = oneHost(test, 'rv-save-', 96);
 
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-save-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 96, log: () => undefined });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function vm(name: string, body: string): string {
-  const d = join(dir, name);
-  mkdirSync(d);
-  writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = 16\ncreate_images = [ "disk.img=4" ]\non_crash = "preserve"\n${body}\n`);
-  return d;
-}
+const vm = (name: string, body: string): string => rig.vm(name, ['memory = 16', 'create_images = [ "disk.img=4" ]', 'on_crash = "preserve"', body]);
 
 /** The domain's console so far, then live, until `re` matches; returns the match. */
 async function consoleSays(domain: string, re: RegExp): Promise<RegExpMatchArray> {
-  return await consoleMatch(rh.runDir, domain, re);
+  return await consoleMatch(rig.rh.runDir, domain, re);
 }
 
-const list = () => xl.call<ListedDomain[]>({ verb: 'list' });
+const list = () => rig.xl.call<ListedDomain[]>({ verb: 'list' });
 
 /** sha256 of a domain's page, read from machine memory through its P2M (the test's view, not the guest's). */
 function pageSum(domid: number, gfn: number): string {
-  const hv = rh.host.hv;
+  const hv = rig.rh.host.hv;
   const e = hv.p2m[domid * MAX_GUEST_PAGES + gfn];
   if ((e & P2M_PRESENT) === 0) return 'absent';
   const at = (e & P2M_MFN_MASK) * PAGE_SIZE;
@@ -60,11 +40,11 @@ function pageSum(domid: number, gfn: number): string {
 
 test.serial('save and restore: memory byte for byte, the devices reconnected, the workload carries on and verifies', async (t) => {
   const d = vm('st1', `disk = [ 'disk.img,raw,xvda,rw' ]\nworkload = "mem-touch"\nworkload_args = [ "wss=1" ]`);
-  const first = await xl.call<CreateResult>({ verb: 'create', path: d });
+  const first = await rig.xl.call<CreateResult>({ verb: 'create', path: d });
   await consoleSays('st1', /mem-touch: pass 2 done/);
 
-  const file = join(dir, 'st1.save');
-  const saved = await xl.call<{ domid: number; pages: number; bytes: number }>({ verb: 'save', domain: 'st1', file });
+  const file = join(rig.dir, 'st1.save');
+  const saved = await rig.xl.call<{ domid: number; pages: number; bytes: number }>({ verb: 'save', domain: 'st1', file });
   t.is(saved.domid, first.domid);
   t.is(saved.pages, 4096, 'every page of 16 MiB');
   t.false((await list()).some((x) => x.name === 'st1'), 'xl save destroys the saved domain');
@@ -73,7 +53,7 @@ test.serial('save and restore: memory byte for byte, the devices reconnected, th
   t.is(img.config.name, 'st1');
   t.is(img.vcpus.length, 1);
 
-  const r = await xl.call<{ domid: number; pages: number }>({ verb: 'restore', file, paused: true });
+  const r = await rig.xl.call<{ domid: number; pages: number }>({ verb: 'restore', file, paused: true });
   t.not(r.domid, first.domid, 'a new domain id');
   // Byte for byte, every page but the three the builder made afresh for the new domain.
   let compared = 0;
@@ -92,7 +72,7 @@ test.serial('save and restore: memory byte for byte, the devices reconnected, th
   t.is(compared + untouched.length, 4093);
   t.true(compared > 0 && untouched.length > 0);
 
-  await xl.call({ verb: 'unpause', domain: String(r.domid) });
+  await rig.xl.call({ verb: 'unpause', domain: String(r.domid) });
   const resumed = await consoleSays('st1', /mem-touch: resumed at pass (\d+), page (\d+)/);
   const pass = Number(resumed[1]);
   t.true(pass >= 3, `resumed in pass ${pass}`);
@@ -103,29 +83,29 @@ test.serial('save and restore: memory byte for byte, the devices reconnected, th
   const info = (await list()).find((x) => x.domid === r.domid);
   t.truthy(info);
   t.false(info!.shutdown, 'running, not crashed');
-  await xl.call({ verb: 'destroy', domain: String(r.domid) });
+  await rig.xl.call({ verb: 'destroy', domain: String(r.domid) });
 });
 
 test.serial('a truncated or corrupt save file is refused with the reason and starts nothing', async (t) => {
   const d = vm('st2', `disk = [ 'disk.img,raw,xvda,rw' ]\nworkload = "mem-touch"\nworkload_args = [ "wss=1" ]`);
-  await xl.call<CreateResult>({ verb: 'create', path: d });
+  await rig.xl.call<CreateResult>({ verb: 'create', path: d });
   await consoleSays('st2', /mem-touch: pass 0 done/);
-  const file = join(dir, 'st2.save');
-  await xl.call({ verb: 'save', domain: 'st2', file });
+  const file = join(rig.dir, 'st2.save');
+  await rig.xl.call({ verb: 'save', domain: 'st2', file });
   const bytes = readFileSync(file);
   const before = (await list()).length;
 
-  const cut = join(dir, 'cut.save');
+  const cut = join(rig.dir, 'cut.save');
   writeFileSync(cut, bytes.subarray(0, bytes.length - 5000));
-  await t.throwsAsync(xl.call({ verb: 'restore', file: cut }), { message: /truncated/ });
-  const bad = join(dir, 'bad.save');
+  await t.throwsAsync(rig.xl.call({ verb: 'restore', file: cut }), { message: /truncated/ });
+  const bad = join(rig.dir, 'bad.save');
   const b = Buffer.from(bytes);
   b.write('Not a save file', 0);
   writeFileSync(bad, b);
-  await t.throwsAsync(xl.call({ verb: 'restore', file: bad }), { message: /wrong magic/ });
+  await t.throwsAsync(rig.xl.call({ verb: 'restore', file: bad }), { message: /wrong magic/ });
   t.is((await list()).length, before, 'nothing was started');
 
-  const r = await xl.call<{ domid: number }>({ verb: 'restore', file });
+  const r = await rig.xl.call<{ domid: number }>({ verb: 'restore', file });
   await consoleSays('st2', /mem-touch: resumed at pass \d+[\s\S]*mem-touch: pass \d+ done/);
-  await xl.call({ verb: 'destroy', domain: String(r.domid) });
+  await rig.xl.call({ verb: 'destroy', domain: String(r.domid) });
 });

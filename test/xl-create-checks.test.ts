@@ -7,57 +7,43 @@
  * One host in this process; the command line is the bin, in child processes.
  */
 import test from 'ava';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
 import { imageLockDir } from '../dom0/toolstack/image-lock.ts';
 import type { ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { DomctlError, Host } from '../hypervisor/host.ts';
 import { XEN_EINVAL, XEN_ENOMEM } from '../shared/public/xen.ts';
 import { rv } from './helpers/cli.ts';
 import { consoleText } from '../scenarios/lib/console.ts';
+import { oneHost } from './helpers/one-host.ts';
 
 const EXAMPLES = new URL('./fixtures/xen-examples', import.meta.url).pathname;
 const GUEST = new URL('../domu/kernel.ts', import.meta.url).href;
 
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-create-'));
-  // 512 MiB for the largest guest, beside Dom0 and a few small ones.
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 640, log: () => undefined });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+// 512 MiB for the largest guest, beside Dom0 and a few small ones.
+const rig = oneHost(test, 'rv-create-', 640);
 
-const create = (cfg: string) => rv(['--run-dir', rh.runDir, 'create', cfg]);
-const list = () => xl.call<ListedDomain[]>({ verb: 'list' });
+const create = (cfg: string) => rv(['--run-dir', rig.rh.runDir, 'create', cfg]);
+const list = () => rig.xl.call<ListedDomain[]>({ verb: 'list' });
 const names = async () => (await list()).map((d) => d.name).sort();
 
 /** A config file `file` in `sub` (created), with these lines; returns its path. */
 function cfg(sub: string, file: string, lines: string): string {
-  mkdirSync(join(dir, sub), { recursive: true });
-  const p = join(dir, sub, file);
+  mkdirSync(join(rig.dir, sub), { recursive: true });
+  const p = join(rig.dir, sub, file);
   writeFileSync(p, `${lines}\n`);
   return p;
 }
 
 /** The domain's console (its output so far, then live) once it matches `re`. */
 async function consoleSays(domain: string, re: RegExp): Promise<string> {
-  return await consoleText(rh.runDir, domain, re);
+  return await consoleText(rig.rh.runDir, domain, re);
 }
 
 /** A sparse raw image of 4 MiB. */
 function image(sub: string, file: string): string {
-  mkdirSync(join(dir, sub), { recursive: true });
-  const p = join(dir, sub, file);
+  mkdirSync(join(rig.dir, sub), { recursive: true });
+  const p = join(rig.dir, sub, file);
   writeFileSync(p, '');
   truncateSync(p, 4 * 1024 * 1024);
   return p;
@@ -98,7 +84,7 @@ test.serial('item 6: Xen\'s xlexample.pvhlinux (memory = 512, 4 vCPUs) boots, an
   t.like(d, { memMiB: 512, vcpus: 4 });
   // Its kernel came up and says how big it is.
   t.regex(await consoleSays('example.pvhlinux', /512 MiB/), /example\.pvhlinux, PVH guest, 512 MiB, 4 vCPU/);
-  t.is((await rv(['--run-dir', rh.runDir, 'destroy', 'example.pvhlinux'])).code, 0);
+  t.is((await rv(['--run-dir', rig.rh.runDir, 'destroy', 'example.pvhlinux'])).code, 0);
 });
 
 test.serial('item 9: creating a config that runs says once that it runs, and as which domain', async (t) => {
@@ -112,7 +98,7 @@ test.serial('item 9: creating a config that runs says once that it runs, and as 
   t.is(again.code, 1);
   const lines = again.stderr.trim().split('\n').filter((l) => !/^Parsing config|nothing was started/.test(l));
   t.deepEqual(lines, [`${p}: once is already running as domain ${domid} (expected it shut down or destroyed first)`]);
-  t.is((await rv(['--run-dir', rh.runDir, 'destroy', 'once'])).code, 0);
+  t.is((await rv(['--run-dir', rig.rh.runDir, 'destroy', 'once'])).code, 0);
 });
 
 test.serial('item 8: config files in one directory each get their own console log and state file', async (t) => {
@@ -124,14 +110,14 @@ test.serial('item 8: config files in one directory each get their own console lo
   t.is((await create(b)).code, 0);
   await consoleSays('eight-a', /eight-a/);
   await consoleSays('eight-b', /eight-b/);
-  const d = join(dir, 'eight');
+  const d = join(rig.dir, 'eight');
   t.deepEqual(readdirSync(join(d, 'run')).sort(), ['a.json', 'b.json']);
   t.like(JSON.parse(readFileSync(join(d, 'run', 'a.json'), 'utf8')), { name: 'eight-a', config: a, state: 'running' });
   t.like(JSON.parse(readFileSync(join(d, 'run', 'b.json'), 'utf8')), { name: 'eight-b', config: b, state: 'running' });
-  t.is((await rv(['--run-dir', rh.runDir, 'destroy', 'eight-a'])).code, 0);
+  t.is((await rv(['--run-dir', rig.rh.runDir, 'destroy', 'eight-a'])).code, 0);
   t.false(existsSync(join(d, 'run', 'a.json')), 'a\'s state went with it');
   t.true(existsSync(join(d, 'run', 'b.json')), 'b\'s state is untouched');
-  await rv(['--run-dir', rh.runDir, 'destroy', 'eight-b']);
+  await rv(['--run-dir', rig.rh.runDir, 'destroy', 'eight-b']);
   // Each log is its own guest's console only.
   const logA = readFileSync(join(d, 'a.console.log'), 'utf8');
   const logB = readFileSync(join(d, 'b.console.log'), 'utf8');
@@ -159,18 +145,18 @@ test.serial('item 7: image locks: rw needs the image unused, ro needs no writer,
   const forced = vm('w3', 'w!');
   const f = await create(forced);
   t.is(f.code, 0, f.stderr);
-  await rv(['--run-dir', rh.runDir, 'destroy', 'w3']);
-  await rv(['--run-dir', rh.runDir, 'destroy', 'w1']);
+  await rv(['--run-dir', rig.rh.runDir, 'destroy', 'w3']);
+  await rv(['--run-dir', rig.rh.runDir, 'destroy', 'w1']);
   // Readers share; a writer then waits for them all to go.
   t.is((await create(vm('r2', 'ro'))).code, 0);
   t.is((await create(vm('r3', 'ro'))).code, 0);
   const w4 = await create(vm('w4', 'rw'));
   t.is(w4.code, 1);
   t.regex(w4.stderr, /in use read-only by r2 .*; read-only by r3/);
-  await rv(['--run-dir', rh.runDir, 'destroy', 'r2']);
-  await rv(['--run-dir', rh.runDir, 'destroy', 'r3']);
-  t.is((await create(join(dir, 'seven', 'w4.cfg'))).code, 0, 'free again once the readers are destroyed');
-  await rv(['--run-dir', rh.runDir, 'destroy', 'w4']);
+  await rv(['--run-dir', rig.rh.runDir, 'destroy', 'r2']);
+  await rv(['--run-dir', rig.rh.runDir, 'destroy', 'r3']);
+  t.is((await create(join(rig.dir, 'seven', 'w4.cfg'))).code, 0, 'free again once the readers are destroyed');
+  await rv(['--run-dir', rig.rh.runDir, 'destroy', 'w4']);
   t.deepEqual(readdirSync(imageLockDir()).filter((f) => f.includes(`.${process.pid}.`) && f.startsWith(lockKey(img))), []);
 });
 
@@ -184,7 +170,7 @@ test.serial('item 7: a lock left by a process that is gone is stale: removed, an
   const r = await create(p);
   t.is(r.code, 0, r.stderr);
   t.false(existsSync(holder));
-  await rv(['--run-dir', rh.runDir, 'destroy', 'fresh']);
+  await rv(['--run-dir', rig.rh.runDir, 'destroy', 'fresh']);
 });
 
 /* The holder files' key for an image: its device and inode (dom0/toolstack/image-lock.ts). */

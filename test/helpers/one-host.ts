@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XlClient } from '../../cli/client.ts';
-import { startHost, type RunningHost } from '../../cli/host.ts';
+import { startHost, type HostOptions, type RunningHost } from '../../cli/host.ts';
 
 export interface OneHost {
   readonly dir: string;
@@ -18,13 +18,14 @@ export interface OneHost {
   vm(name: string, lines: readonly string[]): string;
 }
 
-export function oneHost(test: TestFn, prefix: string, memoryMiB: number): OneHost {
+/** `opts`: the rest of startHost's options (the host's log is dropped unless `log` is given). */
+export function oneHost(test: TestFn, prefix: string, memoryMiB: number, opts: Omit<HostOptions, 'runDir' | 'memoryMiB'> = {}): OneHost {
   let dir = '';
   let rh: RunningHost | undefined;
   let xl: XlClient | undefined;
   test.before(async () => {
     dir = mkdtempSync(join(tmpdir(), prefix));
-    rh = await startHost({ runDir: join(dir, 'run'), memoryMiB, log: () => {} });
+    rh = await startHost({ runDir: join(dir, 'run'), memoryMiB, log: () => {}, ...opts });
     xl = await XlClient.open(rh.runDir);
   });
   test.after.always(async () => {
