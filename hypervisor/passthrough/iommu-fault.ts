@@ -1,9 +1,10 @@
 /*
  * Reporting a passed-through device's DMA that the IOMMU refused.
  *
- * Xen: xen/drivers/passthrough/vtd/iommu.c (iommu_page_fault → primary_dev_fault → print_fault:
- * "[VT-D]DMAR:[DMA Read] Request device [...] fault addr ..."). Xen rate-limits these messages;
- * here the first IOMMU_FAULTS_LOGGED per device are logged and the rest only counted
+ * Xen: xen/drivers/passthrough/vtd/iommu.c (iommu_page_fault → iommu_page_fault_do_one:
+ * "[VT-D]DMAR:[DMA Read] Request device [...] fault addr ..."), printed at a guest-rate-limited
+ * log level (XENLOG_G_WARNING); here the first IOMMU_FAULTS_LOGGED per device are logged and the
+ * rest only counted
  * (PD.FAULTS, ./pci.ts), so a guest can make faults but not flood the host's log.
  *
  * Apart from the hypercall table because it is the doorbell's cold path: the table keeps only
