@@ -21,6 +21,8 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { XlClient } from '../../cli/client.ts';
 import { startHost, type RunningHost } from '../../cli/host.ts';
 import { xsOpen } from '../../dom0/lib/libxenstore.ts';
@@ -34,11 +36,12 @@ export interface SoakOptions {
   /** Check every this many cycles (and after the last). */
   checkEvery: number;
   /**
-   * RSS may exceed the warm baseline by this much (MiB). The JavaScript heaps of a thousand
-   * short-lived worker threads are returned to the allocator, not always to the system, so RSS
-   * is checked against a bound, not for equality; everything else must be exact.
+   * RSS may exceed the warm baseline by this much (MiB); not checked if absent. The JavaScript
+   * heaps of a thousand short-lived worker threads are returned to the allocator, not always to
+   * the system, so RSS is checked against a bound, not for equality; and it is a coarse one (see
+   * RETAINED_TOLERANCE_MIB for what is checked closely).
    */
-  rssToleranceMiB: number;
+  rssToleranceMiB?: number;
   progress?: (line: string) => void;
 }
 
@@ -52,10 +55,26 @@ export interface Snapshot {
   fds: number;
   threads: number;
   rssMiB: number;
-  /** The control thread's JavaScript heap, and memory outside it (ArrayBuffers, native): where RSS growth lives. */
+  /**
+   * What the control thread holds after a full collection: its JavaScript heap, the native
+   * memory its objects own (external), and its ArrayBuffers and SharedArrayBuffers (the guest
+   * RAM and the hypervisor's tables among them, allocated once). A leak of the host's own
+   * records, buffers or workers grows one of these.
+   */
   heapMiB: number;
   externalMiB: number;
+  arrayBuffersMiB: number;
 }
+
+/*
+ * How far the control thread's retained memory (heap after a full collection, external memory,
+ * ArrayBuffers) may be above the warm baseline. Measured flat across 100 overcommitted guests
+ * (heap 12-13 MiB, external 3, ArrayBuffers 945 over mem-soak's 100 guests, on a loaded machine);
+ * the margin is for the collector's survivors and compiled code, far below what a record kept
+ * per guest adds over a soak. RSS, by contrast, also counts memory nobody holds: see
+ * test/mem-soak.test.ts for what makes it move.
+ */
+export const RETAINED_TOLERANCE_MIB = 8;
 
 export interface SoakCheck { cycle: number; snapshot: Snapshot; problems: string[]; msPerCycle: number }
 
@@ -94,8 +113,26 @@ async function nodes(xs: XenbusClient, path: string, out: string[] = []): Promis
   return out;
 }
 
+/*
+ * A full collection, so both sides of a comparison count only what is reachable. Node run with
+ * --expose-gc (npm run soak) has gc(); under ava it has not, and the flag is turned on here
+ * (V8 reads it when a context is made, so a new context hands out the function).
+ */
+let gcFn: (() => void) | null = null;
+export function fullGc(): void {
+  if (gcFn === null) {
+    const own = (globalThis as { gc?: () => void }).gc;
+    if (own) gcFn = own;
+    else {
+      setFlagsFromString('--expose-gc');
+      gcFn = runInNewContext('gc') as () => void;
+    }
+  }
+  gcFn();
+}
+
 export async function snapshot(rh: RunningHost, xs: XenbusClient): Promise<Snapshot> {
-  (globalThis as { gc?: () => void }).gc?.();
+  fullGc();
   const status = readFileSync('/proc/self/status', 'utf8');
   const xsPaths = await nodes(xs, '/');
   return {
@@ -109,12 +146,12 @@ export async function snapshot(rh: RunningHost, xs: XenbusClient): Promise<Snaps
   };
 }
 
-function memory(): { rssMiB: number; heapMiB: number; externalMiB: number } {
+function memory(): { rssMiB: number; heapMiB: number; externalMiB: number; arrayBuffersMiB: number } {
   const m = process.memoryUsage();
-  return { rssMiB: m.rss / 2 ** 20, heapMiB: m.heapUsed / 2 ** 20, externalMiB: m.external / 2 ** 20 };
+  return { rssMiB: m.rss / 2 ** 20, heapMiB: m.heapUsed / 2 ** 20, externalMiB: m.external / 2 ** 20, arrayBuffersMiB: m.arrayBuffers / 2 ** 20 };
 }
 
-export function compare(now: Snapshot, empty: Snapshot, warm: Snapshot, rssToleranceMiB: number): string[] {
+export function compare(now: Snapshot, empty: Snapshot, warm: Snapshot, rssToleranceMiB?: number): string[] {
   const problems: string[] = [];
   for (const [k, v] of Object.entries(now.usage) as [keyof HostUsage, number][]) {
     if (v !== empty.usage[k]) problems.push(`${k} ${empty.usage[k]} → ${v}`);
@@ -128,7 +165,12 @@ export function compare(now: Snapshot, empty: Snapshot, warm: Snapshot, rssToler
   }
   if (now.fds !== warm.fds) problems.push(`file descriptors ${warm.fds} → ${now.fds}`);
   if (now.threads !== warm.threads) problems.push(`process threads ${warm.threads} → ${now.threads}`);
-  if (now.rssMiB > warm.rssMiB + rssToleranceMiB) problems.push(`RSS ${warm.rssMiB.toFixed(0)} → ${now.rssMiB.toFixed(0)} MiB (tolerance ${rssToleranceMiB} MiB)`);
+  for (const [k, what] of [['heapMiB', 'JavaScript heap'], ['externalMiB', 'external memory'], ['arrayBuffersMiB', 'ArrayBuffers']] as const) {
+    if (now[k] > warm[k] + RETAINED_TOLERANCE_MIB) problems.push(`${what} ${warm[k].toFixed(0)} → ${now[k].toFixed(0)} MiB after a full collection (tolerance ${RETAINED_TOLERANCE_MIB} MiB)`);
+  }
+  if (rssToleranceMiB !== undefined && now.rssMiB > warm.rssMiB + rssToleranceMiB) {
+    problems.push(`RSS ${warm.rssMiB.toFixed(0)} → ${now.rssMiB.toFixed(0)} MiB (tolerance ${rssToleranceMiB} MiB)`);
+  }
   return problems;
 }
 
