@@ -3,26 +3,15 @@
 // Every request is answered once, every acknowledged write is in the image file, the bystander
 // guest on another backend sees nothing, and nothing the dead backend held is left behind.
 import test from 'ava';
-import { closeSync, ftruncateSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { BlockHost, XVDA, type DiskSwitches, type GuestOutcome } from '../scenarios/block/harness.ts';
 import type { BurstJob, BurstResult } from '../domu/workloads/burst.ts';
 import { checksum } from '../shared/checksum.ts';
+import { scratchImages } from './helpers/scratch-images.ts';
 
 const MIB = 1 << 20;
 let host: BlockHost;
-const images: string[] = [];
-
-function image(mib: number): string {
-  const path = join(tmpdir(), `ringvisor-recover-${randomUUID()}.img`);
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, mib * MIB);
-  closeSync(fd);
-  images.push(path);
-  return path;
-}
+const { image } = scratchImages(test, 'ringvisor-recover-');
 
 test.before(async () => {
   host = await BlockHost.boot(384);
@@ -30,7 +19,6 @@ test.before(async () => {
 
 test.after.always(async () => {
   await host?.close();
-  for (const p of images) rmSync(p, { force: true });
 });
 
 function burstOf(g: GuestOutcome): BurstResult {

@@ -1,9 +1,6 @@
 // PV block: blkfront in a DomU, blkback in Dom0, raw image files. Every byte checked.
 import test from 'ava';
-import { closeSync, ftruncateSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { BlockHost, type DiskSwitches, type GuestOutcome } from '../scenarios/block/harness.ts';
 import type { VerifyResult } from '../domu/workloads/verify.ts';
 import { checksum } from '../shared/checksum.ts';
@@ -12,28 +9,12 @@ import {
   BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
 } from '../shared/public/io/blkif.ts';
 import type { RawCase, RawOutcome } from './kernels/blk-raw.ts';
+import { scratchImages } from './helpers/scratch-images.ts';
 
 const RAW_KERNEL = new URL('./kernels/blk-raw.ts', import.meta.url).href;
 const MIB = 1 << 20;
 let host: BlockHost;
-const images: string[] = [];
-
-function image(mib: number): string {
-  const path = join(tmpdir(), `ringvisor-test-${randomUUID()}.img`);
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, mib * MIB);
-  closeSync(fd);
-  images.push(path);
-  return path;
-}
-
-/** checksum() of each MiB of the file, over `bytes`: what the guest's model must equal. */
-function fileSums(path: string, bytes: number): number[] {
-  const data = readFileSync(path);
-  const out: number[] = [];
-  for (let off = 0; off < bytes; off += MIB) out.push(checksum(new Uint8Array(data.buffer, data.byteOffset + off, Math.min(MIB, bytes - off))));
-  return out;
-}
+const { image, fileSums } = scratchImages(test, 'ringvisor-test-');
 
 function verifyOf(g: GuestOutcome, i: number): VerifyResult {
   const t = g.tasks[i];
@@ -47,7 +28,6 @@ test.before(async () => {
 
 test.after.always(async () => {
   await host?.close();
-  for (const p of images) rmSync(p, { force: true });
 });
 
 test.serial('random I/O from 512 B to 1 MiB, depth 32 and 1: every byte matches the model and the image file', async (t) => {

@@ -9,20 +9,16 @@
  * bounce pages, again every byte checked.
  */
 import test from 'ava';
-import { closeSync, ftruncateSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { gnttab_map_grant_ref, gnttab_unmap_grant_ref, grantsIssued } from '../hypervisor/grant-table.ts';
 import { NR_GRANT_ENTRIES } from '../hypervisor/state.ts';
 import { GrantPool } from '../domu/blkfront/grant-pool.ts';
 import type { VerifyJob, VerifyResult } from '../domu/workloads/verify.ts';
 import type { BlkfrontOptions } from '../domu/blkfront/blkfront.ts';
 import { BlockHost, type GuestOutcome } from '../scenarios/block/harness.ts';
-import { checksum } from '../shared/checksum.ts';
 import { GNTMAP_host_map, GNTST_okay } from '../shared/public/grant_table.ts';
 import { BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_SEGMENTS_PER_INDIRECT_FRAME } from '../shared/public/io/blkif.ts';
 import { World } from './helpers/world.ts';
+import { scratchImages } from './helpers/scratch-images.ts';
 
 const MIB = 1 << 20;
 
@@ -89,23 +85,7 @@ test('the pool ends what the backend did not keep, reuses what it kept, reclaims
 });
 
 let host: BlockHost;
-const images: string[] = [];
-
-function image(mib: number): string {
-  const path = join(tmpdir(), `ringvisor-fgnt-${randomUUID()}.img`);
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, mib * MIB);
-  closeSync(fd);
-  images.push(path);
-  return path;
-}
-
-function fileSums(path: string, bytes: number): number[] {
-  const data = readFileSync(path);
-  const out: number[] = [];
-  for (let off = 0; off < bytes; off += MIB) out.push(checksum(new Uint8Array(data.buffer, data.byteOffset + off, Math.min(MIB, bytes - off))));
-  return out;
-}
+const { image, fileSums } = scratchImages(test, 'ringvisor-fgnt-');
 
 test.before(async () => {
   host = await BlockHost.boot(384);
@@ -113,7 +93,6 @@ test.before(async () => {
 
 test.after.always(async () => {
   await host?.close();
-  for (const p of images) rmSync(p, { force: true });
 });
 
 /** One guest's verify job, sampling the grants it has issued (the hypervisor's count) as it runs. */

@@ -3,10 +3,7 @@
 // one served by Dom0, and the data path never involves Dom0. What the IOMMU lets the driver
 // domain's controller reach, and what is left once it and its guests are gone.
 import test from 'ava';
-import { closeSync, ftruncateSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { BlockHost, type GuestOutcome } from '../scenarios/block/harness.ts';
 import type { VerifyJob, VerifyResult } from '../domu/workloads/verify.ts';
 import type { BurstJob, BurstResult } from '../domu/workloads/burst.ts';
@@ -15,26 +12,11 @@ import { checksum } from '../shared/checksum.ts';
 import { PCI_STORAGE1 } from '../shared/public/hw/sc.ts';
 import { iommu_translate, pci_info } from '../hypervisor/passthrough/pci.ts';
 import { MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PRESENT } from '../hypervisor/state.ts';
+import { scratchImages } from './helpers/scratch-images.ts';
 
 const MIB = 1 << 20;
 let host: BlockHost;
-const images: string[] = [];
-
-function image(mib: number): string {
-  const path = join(tmpdir(), `ringvisor-dd-${randomUUID()}.img`);
-  const fd = openSync(path, 'w');
-  ftruncateSync(fd, mib * MIB);
-  closeSync(fd);
-  images.push(path);
-  return path;
-}
-
-function fileSums(path: string, bytes: number): number[] {
-  const data = readFileSync(path);
-  const out: number[] = [];
-  for (let off = 0; off < bytes; off += MIB) out.push(checksum(new Uint8Array(data.buffer, data.byteOffset + off, Math.min(MIB, bytes - off))));
-  return out;
-}
+const { image, fileSums } = scratchImages(test, 'ringvisor-dd-');
 
 function verifyOf(g: GuestOutcome, i = 0): VerifyResult {
   const t = g.tasks[i];
@@ -59,7 +41,6 @@ test.before(async () => {
 
 test.after.always(async () => {
   await host?.close();
-  for (const p of images) rmSync(p, { force: true });
 });
 
 const JOB: VerifyJob = { ops: 800, depth: 16, minBytes: 512, maxBytes: 256 * 1024, size: 8 * MIB, seed: 5 };
