@@ -17,7 +17,10 @@ test('overcommit narrates 1.5× on a live host and ends with every guest\'s data
   t.regex(text, /guest granted shared ballooned swapped \| host free/);
   // The policy's steps, in ESX's order: sharing when overcommitted, then balloon targets (soft), then the pager (hard).
   const step = (re: RegExp) => lines.findIndex((l) => re.test(l));
-  const over = step(/policy: overcommitted: 384\.0 MiB promised to 4 guests, .* sharing on; the pager armed/);
+  // How many guests it has seen then depends on when its look falls: the guests are created one
+  // after another, and on a loaded machine a look can land after the third (288 MiB is already
+  // more than the host has for them). The order is what is checked.
+  const over = step(/policy: overcommitted: \d+\.\d MiB promised to [1-4] guests?, .* sharing on; the pager armed/);
   const soft = step(/policy: soft: .* below .*: balloon targets lowered by the pages never touched/);
   t.true(over >= 0 && soft > over, 'sharing is turned on before any balloon target is lowered');
   const hard = step(/policy: hard: .* the pager wrote \d+ pages to paging files/);
