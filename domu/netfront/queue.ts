@@ -13,6 +13,7 @@
  *   rx status < 0, or offset + status > page  the packet is dropped, its slots recycled
  *   rx packet of more than 18 slots          "Too many slots", dropped
  *   rx extra-info of an unknown type         "Invalid extra type", dropped
+ *   rx csum_blank on a frame that is not IPv4 TCP or UDP   checksum_setup fails, dropped
  *
  * Buffers, and where ringvisor differs: Linux grants each skb's own pages per packet and ends the
  * grants when the response comes. Here each tx id owns one page, granted read-only to the backend
@@ -25,16 +26,18 @@
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../shared/kernel/events.ts';
 import {
-  NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data,
+  NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NETRXF_csum_blank, NETRXF_data_validated, NETRXF_extra_info,
+  NETRXF_more_data, NETTXF_csum_blank, NETTXF_data_validated, NETTXF_more_data,
   XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_NR_SLOTS_MIN, netif_extra_info, netif_rx_request,
   netif_rx_response, netif_tx_request, netif_tx_response,
 } from '../../shared/public/io/netif.ts';
 import { FrontRing } from '../../shared/public/io/ring.ts';
+import { CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, partialCsumStart } from '../../shared/kernel/net-csum.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 
 export interface QueueHooks {
-  /** A frame arrived (valid only during the call). */
-  receive(frame: Uint8Array): void;
+  /** A frame arrived (valid only during the call), with its checksum state (shared/kernel/net-csum.ts). */
+  receive(frame: Uint8Array, csum: number): void;
   /** Tx slots were freed. */
   txRoom(): void;
   /** The backend broke the protocol: stop the device. */
@@ -51,6 +54,8 @@ export class NetfrontQueue implements IdlePoller {
   readonly stats = {
     tx_packets: 0, tx_bytes: 0, tx_slots: 0, tx_errors: 0, rx_packets: 0, rx_bytes: 0, rx_errors: 0,
     notifications: 0, interrupts: 0,
+    /** Frames sent csum_blank; frames received csum_blank or data_validated. */
+    tx_csum_blank: 0, rx_csum_blank: 0, rx_data_validated: 0,
   };
   private readonly ringGfns: number[];
   private readonly txPages: Uint8Array[] = [];
@@ -130,8 +135,11 @@ export class NetfrontQueue implements IdlePoller {
    * granted for its slot. Published at the end of the current burst (a microtask), so a burst of
    * frames costs one index update and at most one notification.
    */
-  transmit(frags: readonly Uint8Array[], total: number): void {
+  transmit(frags: readonly Uint8Array[], total: number, csumBlank: boolean): void {
     const r = this.txReq;
+    // xennet_start_xmit: CHECKSUM_PARTIAL goes as csum_blank | data_validated, on the first slot only.
+    let csum = csumBlank ? NETTXF_csum_blank | NETTXF_data_validated : 0;
+    if (csumBlank) this.stats.tx_csum_blank++;
     let f = 0;
     let at = 0; // within frags[f]
     for (let sent = 0; sent < total;) {
@@ -151,7 +159,8 @@ export class NetfrontQueue implements IdlePoller {
       r.clear();
       r.gref = this.txRefs[id];
       r.offset = 0;
-      r.flags = sent + len < total ? NETTXF_more_data : 0;
+      r.flags = (sent + len < total ? NETTXF_more_data : 0) | csum;
+      csum = 0;
       r.id = id;
       r.size = sent === 0 ? total : len;
       this.tx.putRequest(r.words);
@@ -245,6 +254,7 @@ export class NetfrontQueue implements IdlePoller {
       let frameSlot = -1;
       let frameOff = 0;
       let frameLen = 0;
+      let frameFlags = 0;
       while (more) {
         if (rx.unconsumedResponses() === 0) {
           // The backend published part of a frame (netback never does): drop what we have.
@@ -261,7 +271,7 @@ export class NetfrontQueue implements IdlePoller {
         if (bad === '' && (st < 0 || off + st > PAGE_SIZE)) bad = `rx error status ${st} at offset ${off}`;
         else if (bad === '' && slots > XEN_NETIF_NR_SLOTS_MIN) bad = `Too many slots (${slots})`;
         else if (bad === '') {
-          if (slots === 1) { frameSlot = idx; frameOff = off; frameLen = st; }
+          if (slots === 1) { frameSlot = idx; frameOff = off; frameLen = st; frameFlags = flags; }
           if (slots === 2) this.gather.set(this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen), 0);
           if (slots >= 2) this.gather.set(this.rxPages[idx].subarray(off, off + st), len);
           len += st;
@@ -284,9 +294,24 @@ export class NetfrontQueue implements IdlePoller {
         this.stats.rx_errors++;
         continue;
       }
+      const frame = slots === 1 ? this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen) : this.gather.subarray(0, len);
+      // The checksum state the backend gave (xennet_poll), then checksum_setup: a partial checksum
+      // must be on an IPv4 TCP or UDP frame whose checksum field we hold, else the frame is dropped.
+      let csum = CHECKSUM_NONE;
+      if ((frameFlags & NETRXF_csum_blank) !== 0) {
+        if (partialCsumStart(frame, frame.length) < 0) {
+          this.stats.rx_errors++;
+          continue;
+        }
+        csum = CHECKSUM_PARTIAL;
+        this.stats.rx_csum_blank++;
+      } else if ((frameFlags & NETRXF_data_validated) !== 0) {
+        csum = CHECKSUM_UNNECESSARY;
+        this.stats.rx_data_validated++;
+      }
       this.stats.rx_packets++;
       this.stats.rx_bytes += len;
-      this.hooks.receive(slots === 1 ? this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen) : this.gather.subarray(0, len));
+      this.hooks.receive(frame, csum);
     }
     this.finishRx(posted);
   }

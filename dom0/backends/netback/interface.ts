@@ -28,6 +28,11 @@ export class XenVif implements BridgePort, QueueOwner {
   credit: TxCredit | null = null;
   readonly limits: TxLimits;
   readonly mcast = new Set<number>();
+  /**
+   * vif->ip_csum: the frontend takes frames with a partial checksum (it did not write
+   * feature-no-csum-offload = 1); the bridge completes them first otherwise (BridgePort.csumOffload).
+   */
+  ipCsum = true;
   /** Capture taps on this vif (`ringvisor capture vifN.M`): frames in both directions. */
   readonly taps = new Set<(p: Packet) => void>();
   private drops = 0;
@@ -62,6 +67,10 @@ export class XenVif implements BridgePort, QueueOwner {
   }
 
   /* ---- BridgePort: frames for the guest ---- */
+
+  get csumOffload(): boolean {
+    return this.ipCsum;
+  }
 
   deliver(p: Packet): boolean {
     if (!this.connected) {
