@@ -66,6 +66,8 @@ export class NetfrontQueue implements IdlePoller {
   private readonly rxPages: Uint8Array[] = [];
   private readonly rxGfns: number[] = [];
   private readonly rxRefs: number[] = [];
+  private readonly rxViews: (Uint8Array | null)[] = [];
+  private readonly rxPageOff: number[] = [];
   private readonly txReq = netif_tx_request.create();
   private readonly txRsp = netif_tx_response.create();
   private readonly rxReq = netif_rx_request.create();
@@ -73,6 +75,7 @@ export class NetfrontQueue implements IdlePoller {
   private readonly extra = netif_extra_info.create();
   /** A slot's bytes gathered from several fragments before they go to its tx page (see transmit). */
   private readonly stage = new Uint8Array(PAGE_SIZE);
+  private stageView = this.stage;
   /** A received frame is gathered here when it spans slots (64 KiB: XEN_NETIF_MAX_TX_SIZE). */
   private readonly gather = new Uint8Array(0x10000);
   private dead: string | null = null;
@@ -100,6 +103,8 @@ export class NetfrontQueue implements IdlePoller {
       const gfn = k.pages.alloc();
       this.rxGfns.push(gfn);
       this.rxPages.push(k.memory.page(gfn, true));
+      this.rxPageOff.push(this.rxPages[this.rxPages.length - 1].byteOffset);
+      this.rxViews.push(null);
       this.rxRefs.push(k.gnttab.grant(backend, gfn, false));
     }
     if (split) {
@@ -163,7 +168,10 @@ export class NetfrontQueue implements IdlePoller {
         at += k;
         if (at === frag.length) { f++; at = 0; }
       }
-      if (!direct) page.set(len === PAGE_SIZE ? this.stage : this.stage.subarray(0, len));
+      if (!direct) {
+        if (this.stageView.length !== len) this.stageView = this.stage.subarray(0, len); // a stream's frames are one size: no view per frame
+        page.set(this.stageView);
+      }
       r.clear();
       r.gref = this.txRefs[id];
       r.offset = 0;
@@ -302,7 +310,7 @@ export class NetfrontQueue implements IdlePoller {
         this.stats.rx_errors++;
         continue;
       }
-      const frame = slots === 1 ? this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen) : this.gather.subarray(0, len);
+      const frame = slots === 1 ? this.rxView(frameSlot, frameOff, frameLen) : this.gather.subarray(0, len);
       // The checksum state the backend gave (xennet_poll), then checksum_setup: a partial checksum
       // must be on an IPv4 TCP or UDP frame whose checksum field we hold, else the frame is dropped.
       let csum = CHECKSUM_NONE;
@@ -322,6 +330,13 @@ export class NetfrontQueue implements IdlePoller {
       this.hooks.receive(frame, csum);
     }
     this.finishRx(posted);
+  }
+
+  /** The view of a received frame in buffer `id`: the last one made for it again if it is the same range (a stream's are). */
+  private rxView(id: number, off: number, len: number): Uint8Array {
+    const v = this.rxViews[id];
+    if (v !== null && v.byteOffset === this.rxPageOff[id] + off && v.length === len) return v;
+    return (this.rxViews[id] = this.rxPages[id].subarray(off, off + len));
   }
 
   private finishRx(posted: number): void {

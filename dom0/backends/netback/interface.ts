@@ -77,7 +77,7 @@ export class XenVif implements BridgePort, QueueOwner {
       p.release();
       return false;
     }
-    for (const tap of this.taps) tap(p);
+    if (this.taps.size !== 0) for (const tap of this.taps) tap(p);
     const q = this.queues.length === 1 ? this.queues[0] : this.queues[flowHash(p.pages[0], p.len) % this.queues.length];
     return q.enqueue(p);
   }
@@ -85,7 +85,7 @@ export class XenVif implements BridgePort, QueueOwner {
   /* ---- QueueOwner: frames from the guest ---- */
 
   transmitted(p: Packet): void {
-    for (const tap of this.taps) tap(p);
+    if (this.taps.size !== 0) for (const tap of this.taps) tap(p);
     if (this.bridge !== null) this.bridge.input(this, p);
     else p.release();
   }

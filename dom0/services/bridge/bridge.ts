@@ -95,7 +95,7 @@ export class Bridge {
     }
     c.rx_packets++;
     c.rx_bytes += p.len;
-    for (const tap of this.taps) tap(p);
+    if (this.taps.size !== 0) for (const tap of this.taps) tap(p);
     const frame = p.pages[0];
     const t = this.now();
     // br_fdb_update: learn the source, unless it is a group address (never a source).
