@@ -219,3 +219,26 @@ test('guests on one host: PV to PV offloads both ends; to a frontend with offloa
     await h.close();
   }
 });
+
+test('checksum setup finds the transport header of IPv4 UDP only when the field is within the bytes given; not of ICMP, ARP or a fragment', (t) => {
+  const udp = udpFrame(true, new Uint8Array(100)).frame;
+  t.is(partialCsumStart(udp, udp.length), ETH_HDR + 20);
+  t.is(partialCsumStart(udp, ETH_HDR + 20 + 8), ETH_HDR + 20, 'the field ends at byte 42');
+  t.is(partialCsumStart(udp, ETH_HDR + 20 + 7), -1, 'the field is not all there');
+  const icmp = udp.slice();
+  icmp[ETH_HDR + IP_PROTO] = 1;
+  t.is(partialCsumStart(icmp, icmp.length), -1);
+  const tcp = udp.slice();
+  tcp[ETH_HDR + IP_PROTO] = 6;
+  t.is(partialCsumStart(tcp, tcp.length), ETH_HDR + 20, 'TCP too (csum_offset 16)');
+  t.is(l4CsumOffset(6), 16);
+  const arp = udp.slice();
+  arp[13] = 0x06;
+  t.is(partialCsumStart(arp, arp.length), -1);
+  const frag = udp.slice();
+  frag[ETH_HDR + 6] = 0x20; // more fragments
+  t.is(partialCsumStart(frag, frag.length), -1);
+  const v6 = udp.slice();
+  v6[ETH_HDR] = 0x65;
+  t.is(partialCsumStart(v6, v6.length), -1);
+});
