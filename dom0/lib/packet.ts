@@ -20,6 +20,7 @@
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { CHECKSUM_NONE, type CsumState } from '../../shared/kernel/net-csum.ts';
 
 /** XEN_NETIF_MAX_TX_SIZE (0xFFFF) rounded up to pages. */
 export const PACKET_MAX_PAGES = 16;
@@ -29,6 +30,7 @@ export const PACKET_MAX_FRAGS = 21;
 
 export class Packet {
   readonly gfns = new Int32Array(PACKET_MAX_PAGES);
+  /** Views of the linear pages: entries from nPages on are stale. */
   readonly pages: Uint8Array[] = [];
   nPages = 0;
   /** The whole frame: the linear part, then the frags. */
@@ -46,6 +48,14 @@ export class Packet {
   onFree: ((p: Packet) => void) | null = null;
   /** The frags' owner's own number for this frame (netback: its pending index). */
   tag = 0;
+  /**
+   * skb->ip_summed (shared/kernel/net-csum.ts): CHECKSUM_PARTIAL when the L4 checksum field holds
+   * only the pseudo-header sum (a PV guest offloaded it), with csum_start / csum_offset from the
+   * frame's start; CHECKSUM_UNNECESSARY when the sender vouched for it. Set by netback's tx.
+   */
+  csum: CsumState = CHECKSUM_NONE;
+  csumStart = 0;
+  csumOffset = 0;
 
   constructor(private readonly pool: PacketPool) {}
 
@@ -108,16 +118,17 @@ export class PacketPool {
       return null;
     }
     const p = this.freePackets.pop() ?? new Packet(this);
-    p.pages.length = 0;
+    // pages[i] is valid for i < nPages; the array keeps its length (no allocation per frame).
     for (let i = 0; i < need; i++) {
       const gfn = this.freePages.pop()!;
       p.gfns[i] = gfn;
-      p.pages.push(this.views.get(gfn)!);
+      p.pages[i] = this.views.get(gfn)!;
     }
     p.nPages = need;
     p.len = len;
     p.linLen = len;
     p.nFrags = 0;
+    p.csum = CHECKSUM_NONE;
     p.refs = 1;
     this.stats.allocs++;
     return p;
@@ -144,7 +155,6 @@ export class PacketPool {
     p.nFrags = 0;
     for (let i = 0; i < p.nPages; i++) this.freePages.push(p.gfns[i]);
     p.nPages = 0;
-    p.pages.length = 0;
     this.freePackets.push(p);
   }
 

@@ -27,10 +27,23 @@ export interface NetDevice {
   /** Most fragments one transmit may carry (1 without scatter-gather). */
   readonly maxFrags: number;
 
-  /** Queue a frame of `n` fragments from `frags`; false if there is no room now. */
-  transmit(frags: readonly Uint8Array[], n: number): boolean;
-  /** A frame arrived; `frame` is only valid during the call. */
-  onReceive: (frame: Uint8Array) => void;
+  /**
+   * NETIF_F_IP_CSUM: the NIC completes an IPv4 UDP checksum itself, so the stack may hand it a frame
+   * whose checksum field holds only the pseudo-header sum (netfront: NETTXF_csum_blank). Absent: no.
+   */
+  readonly csumOffload?: boolean;
+
+  /**
+   * Queue a frame of `n` fragments from `frags`; false if there is no room now. `csumPartial`: its
+   * L4 checksum is left to the NIC (only when csumOffload says it may be).
+   */
+  transmit(frags: readonly Uint8Array[], n: number, csumPartial?: boolean): boolean;
+  /**
+   * A frame arrived; `frame` is only valid during the call. `csum` is its skb->ip_summed
+   * (shared/kernel/net-csum.ts): CHECKSUM_NONE (or absent) means the stack verifies the L4
+   * checksum, CHECKSUM_UNNECESSARY and CHECKSUM_PARTIAL that the NIC vouched for the data.
+   */
+  onReceive: (frame: Uint8Array, csum?: number) => void;
   /** Room on the tx queue again after transmit() said false. */
   onTxRoom: () => void;
 

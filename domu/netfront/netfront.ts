@@ -12,7 +12,8 @@
  * multi-queue-max-queues. What it writes: tx-ring-ref, rx-ring-ref, event-channel (or
  * event-channel-tx and -rx), per queue-N/ when there are several queues (then the top-level ring
  * keys are not written), multi-queue-num-queues only if the backend offered queues,
- * request-rx-copy = 1, feature-rx-notify = 1, feature-sg. Its MAC and MTU come from its own
+ * request-rx-copy = 1, feature-rx-notify = 1, feature-sg, and feature-no-csum-offload = 1 only when
+ * checksum offload is turned off (Linux writes nothing: offload is on). Its MAC and MTU come from its own
  * frontend directory (`mac`, `mtu`), where the toolstack put them.
  *
  * Frames: the stack hands over an Ethernet frame as fragments, the first holding at least the
@@ -38,6 +39,12 @@ export interface NetfrontOptions {
   split?: boolean;
   /** Use scatter-gather if offered. */
   sg?: boolean;
+  /**
+   * IPv4 checksum offload both ways (Linux netfront's default: NETIF_F_IP_CSUM | NETIF_F_RXCSUM).
+   * false is `ethtool -K eth0 tx off rx off`: the frontend writes feature-no-csum-offload = 1, and
+   * sends and takes only frames with complete checksums.
+   */
+  csumOffload?: boolean;
 }
 
 export class Netfront implements NetDevice, FrontendDriver {
@@ -47,7 +54,7 @@ export class Netfront implements NetDevice, FrontendDriver {
   mac: Uint8Array = new Uint8Array(6);
   mtu = 1500;
   maxFrags = 1;
-  onReceive: (frame: Uint8Array) => void = () => undefined;
+  onReceive: (frame: Uint8Array, csum?: number) => void = () => undefined;
   onTxRoom: () => void = () => undefined;
   readonly negotiated = { queues: 1, split: false, sg: false };
   queues: NetfrontQueue[] = [];
@@ -62,7 +69,12 @@ export class Netfront implements NetDevice, FrontendDriver {
   readonly counters = { tx_dropped: 0, tx_busy: 0 };
 
   constructor(private readonly k: Kernel, opts: NetfrontOptions = {}) {
-    this.opts = { maxQueues: opts.maxQueues ?? k.nr_vcpus, split: opts.split ?? true, sg: opts.sg ?? true };
+    this.opts = { maxQueues: opts.maxQueues ?? k.nr_vcpus, split: opts.split ?? true, sg: opts.sg ?? true, csumOffload: opts.csumOffload ?? true };
+  }
+
+  /** NETIF_F_IP_CSUM (NetDevice): netback always takes csum_blank on its tx ring. */
+  get csumOffload(): boolean {
+    return this.opts.csumOffload;
   }
 
   /* ---- xenbus ---- */
@@ -100,7 +112,7 @@ export class Netfront implements NetDevice, FrontendDriver {
       if (buffers < 32) throw new Error(`${this.name}: only ${this.k.gnttab.available} grant references left, too few for a vif`);
       for (let q = 0; q < this.negotiated.queues; q++) {
         this.queues.push(new NetfrontQueue(this.k, dev.otherendId, this.negotiated.split, {
-          receive: (frame) => this.onReceive(frame),
+          receive: (frame, csum) => this.onReceive(frame, csum),
           txRoom: () => this.txRoom(),
           broken: (why) => this.broken(why),
         }, buffers));
@@ -125,6 +137,7 @@ export class Netfront implements NetDevice, FrontendDriver {
     await xs.write(`${dir}/${XS_NET.request_rx_copy}`, '1', t);
     await xs.write(`${dir}/${XS_NET.feature_rx_notify}`, '1', t);
     await xs.write(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0', t);
+    if (!this.opts.csumOffload) await xs.write(`${dir}/${XS_NET.feature_no_csum_offload}`, '1', t);
   }
 
   /** xennet_connect: what the toolstack told us about ourselves. */
@@ -153,7 +166,7 @@ export class Netfront implements NetDevice, FrontendDriver {
 
   /* ---- NetDevice ---- */
 
-  transmit(frags: readonly Uint8Array[], n: number): boolean {
+  transmit(frags: readonly Uint8Array[], n: number, csumPartial = false): boolean {
     let total = 0;
     for (let f = 0; f < n; f++) total += frags[f].length;
     if (this.brokenWhy !== null || this.queues.length === 0 || n < 1 || frags[0].length < ETH_HLEN || total > this.mtu + ETH_HLEN) {
@@ -169,7 +182,7 @@ export class Netfront implements NetDevice, FrontendDriver {
       return true;
     }
     if (q.txFree < slots) return this.busy(q);
-    q.transmit(frags, total);
+    q.transmit(frags, total, csumPartial && this.opts.csumOffload);
     return true;
   }
 

@@ -13,6 +13,7 @@
  *   rx status < 0, or offset + status > page  the packet is dropped, its slots recycled
  *   rx packet of more than 18 slots          "Too many slots", dropped
  *   rx extra-info of an unknown type         "Invalid extra type", dropped
+ *   rx csum_blank on a frame that is not IPv4 TCP or UDP   checksum_setup fails, dropped
  *
  * Buffers, and where ringvisor differs: Linux grants each skb's own pages per packet and ends the
  * grants when the response comes. Here each tx id owns one page, granted read-only to the backend
@@ -25,16 +26,18 @@
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../shared/kernel/events.ts';
 import {
-  NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NETRXF_extra_info, NETRXF_more_data, NETTXF_more_data,
+  NETIF_RSP_NULL, NETIF_RSP_OKAY, NETIF_RX_SLOT, NETIF_TX_SLOT, NETRXF_csum_blank, NETRXF_data_validated, NETRXF_extra_info,
+  NETRXF_more_data, NETTXF_csum_blank, NETTXF_data_validated, NETTXF_more_data,
   XEN_NETIF_EXTRA_FLAG_MORE, XEN_NETIF_EXTRA_TYPE_MAX, XEN_NETIF_NR_SLOTS_MIN, netif_extra_info, netif_rx_request,
   netif_rx_response, netif_tx_request, netif_tx_response,
 } from '../../shared/public/io/netif.ts';
 import { FrontRing } from '../../shared/public/io/ring.ts';
+import { CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, partialCsumStart } from '../../shared/kernel/net-csum.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
 
 export interface QueueHooks {
-  /** A frame arrived (valid only during the call). */
-  receive(frame: Uint8Array): void;
+  /** A frame arrived (valid only during the call), with its checksum state (shared/kernel/net-csum.ts). */
+  receive(frame: Uint8Array, csum: number): void;
   /** Tx slots were freed. */
   txRoom(): void;
   /** The backend broke the protocol: stop the device. */
@@ -51,6 +54,8 @@ export class NetfrontQueue implements IdlePoller {
   readonly stats = {
     tx_packets: 0, tx_bytes: 0, tx_slots: 0, tx_errors: 0, rx_packets: 0, rx_bytes: 0, rx_errors: 0,
     notifications: 0, interrupts: 0,
+    /** Frames sent csum_blank; frames received csum_blank or data_validated. */
+    tx_csum_blank: 0, rx_csum_blank: 0, rx_data_validated: 0,
   };
   private readonly ringGfns: number[];
   private readonly txPages: Uint8Array[] = [];
@@ -61,11 +66,16 @@ export class NetfrontQueue implements IdlePoller {
   private readonly rxPages: Uint8Array[] = [];
   private readonly rxGfns: number[] = [];
   private readonly rxRefs: number[] = [];
+  private readonly rxViews: (Uint8Array | null)[] = [];
+  private readonly rxPageOff: number[] = [];
   private readonly txReq = netif_tx_request.create();
   private readonly txRsp = netif_tx_response.create();
   private readonly rxReq = netif_rx_request.create();
   private readonly rxRsp = netif_rx_response.create();
   private readonly extra = netif_extra_info.create();
+  /** A slot's bytes gathered from several fragments before they go to its tx page (see transmit). */
+  private readonly stage = new Uint8Array(PAGE_SIZE);
+  private stageView = this.stage;
   /** A received frame is gathered here when it spans slots (64 KiB: XEN_NETIF_MAX_TX_SIZE). */
   private readonly gather = new Uint8Array(0x10000);
   private dead: string | null = null;
@@ -93,6 +103,8 @@ export class NetfrontQueue implements IdlePoller {
       const gfn = k.pages.alloc();
       this.rxGfns.push(gfn);
       this.rxPages.push(k.memory.page(gfn, true));
+      this.rxPageOff.push(this.rxPages[this.rxPages.length - 1].byteOffset);
+      this.rxViews.push(null);
       this.rxRefs.push(k.gnttab.grant(backend, gfn, false));
     }
     if (split) {
@@ -126,12 +138,15 @@ export class NetfrontQueue implements IdlePoller {
    * fragments one after the other, one slot per page the frame spans (xennet_make_txreqs splits
    * the linear area at page boundaries). A UDP datagram of up to a page is one slot, as a Linux
    * guest's is (ip_append_data builds a linear skb for a plain sendto); a larger frame takes
-   * several slots chained by more_data (scatter-gather). Each byte is copied once, into the page
-   * granted for its slot. Published at the end of the current burst (a microtask), so a burst of
+   * several slots chained by more_data (scatter-gather). The bytes go into the page granted for
+   * their slot (Linux grants the skb's own pages instead; ours are granted once). Published at the end of the current burst (a microtask), so a burst of
    * frames costs one index update and at most one notification.
    */
-  transmit(frags: readonly Uint8Array[], total: number): void {
+  transmit(frags: readonly Uint8Array[], total: number, csumBlank: boolean): void {
     const r = this.txReq;
+    // xennet_start_xmit: CHECKSUM_PARTIAL goes as csum_blank | data_validated, on the first slot only.
+    let csum = csumBlank ? NETTXF_csum_blank | NETTXF_data_validated : 0;
+    if (csumBlank) this.stats.tx_csum_blank++;
     let f = 0;
     let at = 0; // within frags[f]
     for (let sent = 0; sent < total;) {
@@ -140,18 +155,28 @@ export class NetfrontQueue implements IdlePoller {
       this.txBusy[id] = 1;
       const page = this.txPages[id];
       // Fill this slot's page from the fragments, in order (zero-length ones take nothing: XSA-448).
+      // One fragment: straight into the page. Several (headers, then a payload at byte 42): gathered
+      // in plain memory first, then one copy into the page, as a copy into shared memory goes a word
+      // at a time only when both ends are equally aligned (else byte by byte: 4x slower, and more).
+      const direct = frags[f].length - at >= len;
+      const dst = direct ? page : this.stage;
       for (let put = 0; put < len;) {
         const frag = frags[f];
         const k = Math.min(frag.length - at, len - put);
-        if (k > 0) page.set(k === frag.length ? frag : frag.subarray(at, at + k), put);
+        if (k > 0) dst.set(k === frag.length ? frag : frag.subarray(at, at + k), put);
         put += k;
         at += k;
         if (at === frag.length) { f++; at = 0; }
       }
+      if (!direct) {
+        if (this.stageView.length !== len) this.stageView = this.stage.subarray(0, len); // a stream's frames are one size: no view per frame
+        page.set(this.stageView);
+      }
       r.clear();
       r.gref = this.txRefs[id];
       r.offset = 0;
-      r.flags = sent + len < total ? NETTXF_more_data : 0;
+      r.flags = (sent + len < total ? NETTXF_more_data : 0) | csum;
+      csum = 0;
       r.id = id;
       r.size = sent === 0 ? total : len;
       this.tx.putRequest(r.words);
@@ -245,6 +270,7 @@ export class NetfrontQueue implements IdlePoller {
       let frameSlot = -1;
       let frameOff = 0;
       let frameLen = 0;
+      let frameFlags = 0;
       while (more) {
         if (rx.unconsumedResponses() === 0) {
           // The backend published part of a frame (netback never does): drop what we have.
@@ -261,7 +287,7 @@ export class NetfrontQueue implements IdlePoller {
         if (bad === '' && (st < 0 || off + st > PAGE_SIZE)) bad = `rx error status ${st} at offset ${off}`;
         else if (bad === '' && slots > XEN_NETIF_NR_SLOTS_MIN) bad = `Too many slots (${slots})`;
         else if (bad === '') {
-          if (slots === 1) { frameSlot = idx; frameOff = off; frameLen = st; }
+          if (slots === 1) { frameSlot = idx; frameOff = off; frameLen = st; frameFlags = flags; }
           if (slots === 2) this.gather.set(this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen), 0);
           if (slots >= 2) this.gather.set(this.rxPages[idx].subarray(off, off + st), len);
           len += st;
@@ -284,11 +310,33 @@ export class NetfrontQueue implements IdlePoller {
         this.stats.rx_errors++;
         continue;
       }
+      const frame = slots === 1 ? this.rxView(frameSlot, frameOff, frameLen) : this.gather.subarray(0, len);
+      // The checksum state the backend gave (xennet_poll), then checksum_setup: a partial checksum
+      // must be on an IPv4 TCP or UDP frame whose checksum field we hold, else the frame is dropped.
+      let csum = CHECKSUM_NONE;
+      if ((frameFlags & NETRXF_csum_blank) !== 0) {
+        if (partialCsumStart(frame, frame.length) < 0) {
+          this.stats.rx_errors++;
+          continue;
+        }
+        csum = CHECKSUM_PARTIAL;
+        this.stats.rx_csum_blank++;
+      } else if ((frameFlags & NETRXF_data_validated) !== 0) {
+        csum = CHECKSUM_UNNECESSARY;
+        this.stats.rx_data_validated++;
+      }
       this.stats.rx_packets++;
       this.stats.rx_bytes += len;
-      this.hooks.receive(slots === 1 ? this.rxPages[frameSlot].subarray(frameOff, frameOff + frameLen) : this.gather.subarray(0, len));
+      this.hooks.receive(frame, csum);
     }
     this.finishRx(posted);
+  }
+
+  /** The view of a received frame in buffer `id`: the last one made for it again if it is the same range (a stream's are). */
+  private rxView(id: number, off: number, len: number): Uint8Array {
+    const v = this.rxViews[id];
+    if (v !== null && v.byteOffset === this.rxPageOff[id] + off && v.length === len) return v;
+    return (this.rxViews[id] = this.rxPages[id].subarray(off, off + len));
   }
 
   private finishRx(posted: number): void {

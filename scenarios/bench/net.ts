@@ -7,12 +7,17 @@
  *                        checked, a window of 256 datagrams), and udp-rr at 64 bytes (UDP_RR: one
  *                        request and one response in flight). Netback as Linux's: the first 128
  *                        bytes of a tx packet grant-copied, the rest mapped (cached mappings), the
- *                        tx response sent when the frame is let go; rx grant-copied in batches
+ *                        tx response sent when the frame is let go; rx grant-copied in batches;
+ *                        UDP checksums offloaded as Linux's netfront does (csum_blank both ways:
+ *                        between two guests of one host no checksum is computed)
  *   pv-copy              the same with netback copying every tx packet whole (netbackParams.txMap
  *                        = false): one copy op per slot, no mapping, the response at once
  *   emu-e1000            two HVM guests with an emulated e1000 each (dom0/device-models/e1000):
  *                        every register access traps and waits for Dom0; the driver writes TDT
- *                        once per burst (Linux's xmit_more)
+ *                        once per burst (Linux's xmit_more); its driver uses none of the NIC's
+ *                        offloads, so both guests sum every UDP checksum in software (Linux's
+ *                        e1000 would hand the tx sum to the model, i.e. to Dom0: the same work
+ *                        on the same host, and no fewer traps)
  *   emu-e1000-unbatched  the same with the driver writing TDT after every frame (e1000 before
  *                        xmit_more, or any simple driver): a synchronous trap per packet sent.
  *                        This is the "trapped e1000" the issue's 10× goal compares `pv` with
@@ -21,7 +26,8 @@
  *                        page and the vCPU does not wait; reads, TDT, ICR, IMS/IMC stay synchronous
  *   bridge               the floor: the same udp-stream and udp-rr code between two stacks inside
  *                        Dom0, each on a veth-like port of xenbr0 (scenarios/net/bridge-floor.ts):
- *                        the same window, checksums and copies in and out, no ring, no grant
+ *                        the same window, checksums (offloaded, as veth does) and copies in and
+ *                        out, no ring, no grant
  *   bridge-raw           the bridge alone: a prebuilt frame into xenbr0, a sink that drops it
  *
  * Per-packet counters are the hypervisor's, over all domains, from the sender's start to the

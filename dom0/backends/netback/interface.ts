@@ -28,6 +28,11 @@ export class XenVif implements BridgePort, QueueOwner {
   credit: TxCredit | null = null;
   readonly limits: TxLimits;
   readonly mcast = new Set<number>();
+  /**
+   * vif->ip_csum: the frontend takes frames with a partial checksum (it did not write
+   * feature-no-csum-offload = 1); the bridge completes them first otherwise (BridgePort.csumOffload).
+   */
+  ipCsum = true;
   /** Capture taps on this vif (`ringvisor capture vifN.M`): frames in both directions. */
   readonly taps = new Set<(p: Packet) => void>();
   private drops = 0;
@@ -63,12 +68,16 @@ export class XenVif implements BridgePort, QueueOwner {
 
   /* ---- BridgePort: frames for the guest ---- */
 
+  get csumOffload(): boolean {
+    return this.ipCsum;
+  }
+
   deliver(p: Packet): boolean {
     if (!this.connected) {
       p.release();
       return false;
     }
-    for (const tap of this.taps) tap(p);
+    if (this.taps.size !== 0) for (const tap of this.taps) tap(p);
     const q = this.queues.length === 1 ? this.queues[0] : this.queues[flowHash(p.pages[0], p.len) % this.queues.length];
     return q.enqueue(p);
   }
@@ -76,7 +85,7 @@ export class XenVif implements BridgePort, QueueOwner {
   /* ---- QueueOwner: frames from the guest ---- */
 
   transmitted(p: Packet): void {
-    for (const tap of this.taps) tap(p);
+    if (this.taps.size !== 0) for (const tap of this.taps) tap(p);
     if (this.bridge !== null) this.bridge.input(this, p);
     else p.release();
   }

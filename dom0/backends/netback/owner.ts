@@ -35,6 +35,8 @@ export interface QueueStats {
   /** Tx data left in the guest's pages (mapped frags), the maps and unmaps that cost, responses held for them. */
   tx_notifications: number; rx_notifications: number;
   tx_frags_mapped: number; grant_map_ops: number; grant_unmap_ops: number; tx_deferred_responses: number;
+  /** Checksum offload: tx frames sent csum_blank, those freed for want of a transport header; rx frames passed on partial or validated. */
+  tx_csum_partial: number; tx_csum_errors: number; rx_csum_blank: number; rx_data_validated: number;
 }
 
 export function newQueueStats(): QueueStats {
@@ -43,5 +45,6 @@ export function newQueueStats(): QueueStats {
     notifications: 0, interrupts: 0, grant_copy_ops: 0, copy_batches: 0,
     tx_notifications: 0, rx_notifications: 0,
     tx_frags_mapped: 0, grant_map_ops: 0, grant_unmap_ops: 0, tx_deferred_responses: 0,
+    tx_csum_partial: 0, tx_csum_errors: 0, rx_csum_blank: 0, rx_data_validated: 0,
   };
 }

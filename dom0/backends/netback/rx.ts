@@ -13,7 +13,10 @@
  */
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import { GNTCOPY_dest_gref, GNTST_okay, newGnttabCopy, type GnttabCopy } from '../../../shared/public/grant_table.ts';
-import { NETIF_RSP_ERROR, NETRXF_more_data, netif_rx_request, netif_rx_response } from '../../../shared/public/io/netif.ts';
+import {
+  NETIF_RSP_ERROR, NETRXF_csum_blank, NETRXF_data_validated, NETRXF_more_data, netif_rx_request, netif_rx_response,
+} from '../../../shared/public/io/netif.ts';
+import { CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY } from '../../../shared/kernel/net-csum.ts';
 import type { BackRing } from '../../../shared/public/io/ring.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../../../shared/public/xen.ts';
 import type { Packet } from '../../lib/packet.ts';
@@ -42,7 +45,8 @@ export class NetbackRx {
   private readonly held: (Packet | null)[] = new Array(COPY_BATCH).fill(null);
   private nHeld = 0;
   private readonly slotId = new Int32Array(COPY_BATCH);
-  private readonly slotMore = new Uint8Array(COPY_BATCH);
+  /** The response flags of each buffer: more_data, and on a frame's first its checksum state. */
+  private readonly slotFlags = new Uint16Array(COPY_BATCH);
   private readonly slotBytes = new Int32Array(COPY_BATCH);
   private readonly slotOpEnd = new Int32Array(COPY_BATCH);
   private scheduled = false;
@@ -125,6 +129,11 @@ export class NetbackRx {
     this.dOff = PAGE_SIZE; // no buffer yet
     this.fSlots = 0;
     this.fNeed = need;
+    // xenvif_rx_data_slot: a partial checksum goes on as csum_blank | data_validated, a verified one as data_validated.
+    this.fCsum = p.csum === CHECKSUM_PARTIAL ? NETRXF_csum_blank | NETRXF_data_validated
+      : p.csum === CHECKSUM_UNNECESSARY ? NETRXF_data_validated : 0;
+    if (p.csum === CHECKSUM_PARTIAL) this.stats.rx_csum_blank++;
+    else if (p.csum === CHECKSUM_UNNECESSARY) this.stats.rx_data_validated++;
     for (let i = 0, left = p.linLen; left > 0; i++) {
       const n = Math.min(left, PAGE_SIZE);
       this.piece(p.gfns[i], 0, n);
@@ -136,6 +145,7 @@ export class NetbackRx {
   private dOff = 0;
   private fSlots = 0;
   private fNeed = 0;
+  private fCsum = 0;
 
   /** xenvif_rx_copy_add for one piece of a frame, split where a buffer ends. */
   private piece(gfn: number, off: number, len: number): void {
@@ -145,7 +155,7 @@ export class NetbackRx {
         this.fSlots++;
         const sl = this.nSlots++;
         this.slotId[sl] = this.req.id & 0xffff;
-        this.slotMore[sl] = this.fSlots < this.fNeed ? 1 : 0;
+        this.slotFlags[sl] = (this.fSlots < this.fNeed ? NETRXF_more_data : 0) | (this.fSlots === 1 ? this.fCsum : 0);
         this.slotBytes[sl] = 0;
         this.slotOpEnd[sl] = this.nOps;
         this.curRef = this.req.gref;
@@ -187,7 +197,7 @@ export class NetbackRx {
       r.clear();
       r.id = this.slotId[sl];
       r.offset = 0;
-      r.flags = this.slotMore[sl] !== 0 ? NETRXF_more_data : 0;
+      r.flags = this.slotFlags[sl];
       r.status = ok ? this.slotBytes[sl] : NETIF_RSP_ERROR;
       rx.putResponse(r.words);
     }

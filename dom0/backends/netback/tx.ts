@@ -26,7 +26,11 @@ import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import { grantBudget } from '../../../backends/lib/grant-budget.ts';
 import { TxMapCache } from './map-cache.ts';
 import { GNTCOPY_source_gref, GNTST_okay, newGnttabCopy, type GnttabCopy } from '../../../shared/public/grant_table.ts';
-import { NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, netif_tx_response } from '../../../shared/public/io/netif.ts';
+import {
+  NETIF_RSP_ERROR, NETIF_RSP_NULL, NETIF_RSP_OKAY, NETTXF_csum_blank, NETTXF_data_validated, netif_tx_response,
+} from '../../../shared/public/io/netif.ts';
+import { CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, l4CsumOffset, partialCsumStart } from '../../../shared/kernel/net-csum.ts';
+import { ETH_HDR, IP_PROTO } from '../../../shared/public/net/inet.ts';
 import type { BackRing } from '../../../shared/public/io/ring.ts';
 import { DOMID_SELF, PAGE_SIZE } from '../../../shared/public/xen.ts';
 import type { Packet } from '../../lib/packet.ts';
@@ -182,12 +186,38 @@ export class NetbackTx {
         p.release();
         continue;
       }
+      if (!this.csumSetup(this.plans[i].flags, p)) {
+        // "Can't setup checksum in net_tx_action": freed quietly (its response still says OKAY).
+        this.stats.tx_csum_errors++;
+        p.release();
+        continue;
+      }
       this.stats.tx_packets++;
       this.stats.tx_bytes += p.len;
       owner.transmitted(p);
     }
     this.push();
     return nPkts;
+  }
+
+  /**
+   * xenvif_tx_submit's checksum state, then checksum_setup: NETTXF_csum_blank makes the frame
+   * CHECKSUM_PARTIAL, whose transport header must be found in Dom0's copy of its first bytes
+   * (skb_checksum_setup: IPv4, TCP or UDP, not a fragment), else it is freed; data_validated alone
+   * makes it CHECKSUM_UNNECESSARY. Read from the linear part only: Dom0's copy, out of the guest's reach.
+   */
+  private csumSetup(flags: number, p: Packet): boolean {
+    if ((flags & NETTXF_csum_blank) !== 0) {
+      const start = partialCsumStart(p.pages[0], Math.min(p.linLen, PAGE_SIZE));
+      if (start < 0) return false;
+      p.csum = CHECKSUM_PARTIAL;
+      p.csumStart = start;
+      p.csumOffset = l4CsumOffset(p.pages[0][ETH_HDR + IP_PROTO]);
+      this.stats.tx_csum_partial++;
+    } else if ((flags & NETTXF_data_validated) !== 0) {
+      p.csum = CHECKSUM_UNNECESSARY;
+    }
+    return true;
   }
 
   /** Copy ops the last headAndFrags() added. */

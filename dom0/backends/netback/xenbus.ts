@@ -109,6 +109,8 @@ export class NetBackend implements BackendDriver {
       }
       rings.push({ txRef, rxRef, txPort, rxPort });
     }
+    // read_xenbus_vif_flags: IPv4 checksum offload towards the guest unless it wrote feature-no-csum-offload = 1.
+    vif.ipCsum = (await readNum(xs, `${fe}/${XS_NET.feature_no_csum_offload}`, 0)) !== 1;
     vif.credit = TxCredit.parse(await xs.tryRead(`${dev.nodename}/${XS_NET.rate}`), () => vif.kick());
     try {
       vif.connect(rings);

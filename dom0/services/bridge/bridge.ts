@@ -15,6 +15,8 @@
  * one reference and releases it when it has copied the frame out, so flooding costs no copy here.
  */
 import type { Packet } from '../../lib/packet.ts';
+import { checksumHelp } from '../../lib/packet-csum.ts';
+import { CHECKSUM_PARTIAL } from '../../../shared/kernel/net-csum.ts';
 
 /** ageing_time: how long a learned MAC stays without being seen again (Linux: 300 s). */
 export const BRIDGE_AGEING_MS = 300_000;
@@ -30,6 +32,11 @@ export interface BridgePort {
   readonly name: string;
   /** Take the frame (one reference is the port's; release it when done). False: dropped. */
   deliver(p: Packet): boolean;
+  /**
+   * The port takes frames whose checksum is partial (NETIF_F_IP_CSUM: a vif whose frontend did not
+   * write feature-no-csum-offload). Otherwise, or if absent, the bridge completes it first.
+   */
+  readonly csumOffload?: boolean;
 }
 
 interface Fdb { port: BridgePort; seen: number }
@@ -88,7 +95,7 @@ export class Bridge {
     }
     c.rx_packets++;
     c.rx_bytes += p.len;
-    for (const tap of this.taps) tap(p);
+    if (this.taps.size !== 0) for (const tap of this.taps) tap(p);
     const frame = p.pages[0];
     const t = this.now();
     // br_fdb_update: learn the source, unless it is a group address (never a source).
@@ -114,6 +121,8 @@ export class Bridge {
 
   private send(port: BridgePort, p: Packet): void {
     const c = this.counters.get(port)!;
+    // validate_xmit_skb: a port that cannot take a partial checksum gets the frame completed.
+    if (p.csum === CHECKSUM_PARTIAL && port.csumOffload !== true) checksumHelp(p);
     p.refs++;
     if (port.deliver(p)) {
       c.tx_packets++;

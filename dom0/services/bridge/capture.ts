@@ -14,6 +14,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Packet } from '../../lib/packet.ts';
+import { CHECKSUM_PARTIAL, completeCsumFlat } from '../../../shared/kernel/net-csum.ts';
 import { vifByName } from '../../backends/netback/module.ts';
 import { bridges } from './bridge.ts';
 
@@ -56,6 +57,9 @@ export class PcapWriter {
     b.writeUInt32LE(p.len, this.at + 8);
     b.writeUInt32LE(p.len, this.at + 12);
     p.copyOut(b.subarray(this.at + 16, this.at + 16 + p.len));
+    // A frame a PV guest offloaded carries only the pseudo-header sum; the file gets the checksum
+    // the frame will have on a wire (tcpdump on a Linux vif would show it as "bad udp cksum").
+    if (p.csum === CHECKSUM_PARTIAL) completeCsumFlat(b, this.at + 16, p.len, p.csumStart, p.csumOffset);
     this.at += 16 + p.len;
     this.frames++;
     if (this.at >= FLUSH_AT) this.flush();
