@@ -43,6 +43,7 @@ import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbu
 import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
+import { savedTargetKiB } from './balloon-state.ts';
 import { SaveError, range, sendPages, type SaveRestoreHost } from './save-restore.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { SocketInput } from './socket-input.ts';
@@ -148,7 +149,10 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   const prepared = h.preparedOf(domid);
   if (prepared === null) throw new SaveError(`domain ${domid} was not created by this toolstack: no config to send with it`);
   const vm = prepared.vm;
-  const config: SavedConfig = { name: vm.name, file: vm.file, text: readFileSync(vm.file, 'utf8'), memoryKiB: vm.memoryMiB * 1024, vcpus: vm.vcpus };
+  const config: SavedConfig = {
+    name: vm.name, file: vm.file, text: readFileSync(vm.file, 'utf8'), memoryKiB: vm.memoryMiB * 1024, vcpus: vm.vcpus,
+    targetKiB: await savedTargetKiB(h.xs, domid), // as save does (./balloon-state.ts): the target restores it
+  };
   const input = new SocketInput(sock);
   const hc = h.k.hypercall;
   await input.expect(MIGRATE_RECEIVER_BANNER);
