@@ -87,8 +87,8 @@ export async function main(env: KernelEnv): Promise<void> {
 
   let stop: (req: ShutdownRequest) => void = () => undefined;
   const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });
-  await watchShutdown(k, xs, (req) => {
-    k.log(`xenbus: control/shutdown says ${req}`);
+  await watchShutdown(k, xs, (req, via) => {
+    k.log(`xenbus: ${via} says ${req}`);
     stop(req);
   });
   await CpuHotplug.setup(k, xs, (line) => k.log(line)); // vCPU hot-plug: cpu/N/availability (./smp.ts runs the others)

@@ -21,11 +21,11 @@
 import { readFileSync } from 'node:fs';
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
-import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbus.ts';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { PAGE_SIZE, errnoName } from '../../../shared/public/xen.ts';
 import type { PreparedVm } from '../prepare.ts';
 import { ForeignPages } from './foreign-pages.ts';
+import { openSuspendRequest } from './suspend-request.ts';
 import { batchTypes, finalHoles, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
 import { readSaveImage, type PageBatch, type SavedImage } from './stream-read.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
@@ -69,9 +69,15 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
     targetKiB: await savedTargetKiB(h.xs, domid), // ./balloon-state.ts
   };
 
-  // libxl__domain_suspend_device_model / _common: ask the guest, wait for SHUTDOWN_suspend.
-  await h.xs.write(`${domainPath(domid)}/${XS_CONTROL_SHUTDOWN}`, 'suspend');
-  await h.waitStopped(domid);
+  // libxl__domain_suspend_init, then domain_suspend_callback_common: ask the guest (its suspend
+  // event channel, or control/shutdown: ./suspend-request.ts), wait for SHUTDOWN_suspend.
+  const sr = await openSuspendRequest(h, domid, vm.name);
+  try {
+    await sr.request();
+    await h.waitStopped(domid);
+  } finally {
+    sr.close();
+  }
   const info = await h.k.hypercall.domctl_getdomaininfo(domid);
   if (typeof info === 'number') throw new SaveError(`domain ${domid}: ${errnoName(info)}`);
   if (info.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} stopped with reason ${info.shutdown_reason} instead of suspending`);
