@@ -61,13 +61,17 @@ export async function watchShutdown(k: Kernel, xs: XenbusClient, onRequest: (req
     onRequest(req as ShutdownRequest, XS_CONTROL_SHUTDOWN);
   });
   // The suspend event channel: a fresh port at every boot, a resumed one included (the old
-  // kernel's ports were closed with it), advertised once the handler is in place.
+  // kernel's ports were closed with it), advertised once the handler is in place. Not waited
+  // for: a resumed kernel's devices reconnect behind this, and a round trip here would delay
+  // them (xenstored answers in order; until the key is there the toolstack uses control/shutdown).
   const port = k.events.allocUnbound(0, () => {
     if (shuttingDown) return;
     shuttingDown = true;
     onRequest('suspend', 'the suspend event channel');
   });
-  await xs.write(XS_SUSPEND_EVENT_CHANNEL, String(port));
+  void xs.write(XS_SUSPEND_EVENT_CHANNEL, String(port)).catch((e: unknown) => {
+    k.log(`xenbus: cannot advertise the suspend event channel (${(e as Error).message}); suspend requests come through ${XS_CONTROL_SHUTDOWN}`);
+  });
 }
 
 /**
