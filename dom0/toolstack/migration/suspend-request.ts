@@ -17,7 +17,15 @@
  */
 import { XS_CONTROL_SHUTDOWN, XS_SUSPEND_EVENT_CHANNEL, domainPath } from '../../../shared/public/io/xenbus.ts';
 import { NR_EVTCHN_PORTS } from '../../../shared/public/event_channel.ts';
-import type { SaveRestoreHost } from './save-restore.ts';
+import type { Kernel } from '../../../shared/kernel/kernel.ts';
+import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
+
+/** What asking needs of the toolstack (a part of save-restore.ts's SaveRestoreHost). */
+export interface SuspendHost {
+  k: Kernel;
+  xs: XenbusClient;
+  log(line: string): void;
+}
 
 export interface SuspendRequest {
   /** How the request will go: "the suspend event channel" or "control/shutdown". */
@@ -34,7 +42,7 @@ export interface SuspendRequest {
 }
 
 /** libxl__domain_suspend_init: find and bind the guest's suspend event channel, if it has one. */
-export async function openSuspendRequest(h: SaveRestoreHost, domid: number, who: string): Promise<SuspendRequest> {
+export async function openSuspendRequest(h: SuspendHost, domid: number, who: string): Promise<SuspendRequest> {
   const key = `${domainPath(domid)}/${XS_SUSPEND_EVENT_CHANNEL}`;
   const viaXenstore: SuspendRequest = {
     via: XS_CONTROL_SHUTDOWN,
