@@ -26,9 +26,10 @@
  * its thread's heap, which no page copy reaches, so the rule is: what it needs to continue lives in
  * guest memory. Its workload keeps its progress there; rings, grants, ports and watches are
  * rebuilt after a move (Xen does not migrate those either). At suspend (control/shutdown =
- * "suspend") the kernel quiesces its frontends, writes a small vCPU-context record into a guest
- * page and makes SCHEDOP_shutdown(SHUTDOWN_suspend) naming it, as Linux's xen_suspend hands its
- * start_info frame to HYPERVISOR_suspend in a register; the hypervisor keeps that as the vCPU's
+ * "suspend", or a notification on its suspend event channel: ./manage.ts) the kernel quiesces
+ * its frontends, writes a small vCPU-context record into a guest page and makes
+ * SCHEDOP_shutdown(SHUTDOWN_suspend) naming it, as Linux's xen_suspend hands its start_info frame
+ * to HYPERVISOR_suspend in a register; the hypervisor keeps that as the vCPU's
  * saved context. A restored domain boots this same main() on a fresh thread in resume mode: the
  * context record is found, read from memory, and the devices reconnect as Linux's resume path does
  * (xs_resume, then blkfront_resume / netfront_resume: each frontend goes through the xenbus
@@ -87,8 +88,8 @@ export async function main(env: KernelEnv): Promise<void> {
 
   let stop: (req: ShutdownRequest) => void = () => undefined;
   const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });
-  await watchShutdown(k, xs, (req) => {
-    k.log(`xenbus: control/shutdown says ${req}`);
+  await watchShutdown(k, xs, (req, via) => {
+    k.log(`xenbus: ${via} says ${req}`);
     stop(req);
   });
   await CpuHotplug.setup(k, xs, (line) => k.log(line)); // vCPU hot-plug: cpu/N/availability (./smp.ts runs the others)

@@ -10,6 +10,9 @@
  *              watch control/shutdown
  *   on change  in one transaction read control/shutdown and, if it holds a request we handle,
  *              write "" back (the acknowledgement the toolstack waits for); retry on EAGAIN
+ *   and        allocate a port for Dom0 and write its number to device/suspend/event-channel
+ *              (XenLinux's setup_suspend_evtchn, which libxl prefers to control/shutdown when
+ *              it finds it): a notification on it is a "suspend" request, no transaction needed
  *   then       "poweroff" and "halt": an orderly power-off; "reboot": an orderly restart;
  *              "suspend": do_suspend, for save and migration (domu/resume.ts);
  *              anything else is ignored with a message, as Linux does
@@ -23,14 +26,18 @@ import type { Kernel } from '../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import type { CmdlineGuestType } from '../shared/public/cmdline.ts';
 import {
-  SHUTDOWN_REQUESTS, XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_FEATURE_SUSPEND, XS_CONTROL_SHUTDOWN, type ShutdownRequest,
+  SHUTDOWN_REQUESTS, XS_CONTROL_FEATURE_POWEROFF, XS_CONTROL_FEATURE_REBOOT, XS_CONTROL_FEATURE_SUSPEND, XS_CONTROL_SHUTDOWN,
+  XS_SUSPEND_EVENT_CHANNEL, type ShutdownRequest,
 } from '../shared/public/io/xenbus.ts';
 import {
   ACPI_PM1A_CNT, ACPI_SLP_EN, ACPI_SLP_TYP_S5, RESET_CONTROL, RESET_CONTROL_RST_CPU,
 } from '../shared/public/platform.ts';
 
-/** setup_shutdown_watcher: advertise, then call `onRequest` once, for the first request we handle. */
-export async function watchShutdown(k: Kernel, xs: XenbusClient, onRequest: (req: ShutdownRequest) => void): Promise<void> {
+/**
+ * setup_shutdown_watcher and setup_suspend_evtchn: advertise, then call `onRequest` once, for the
+ * first request we handle, saying where it came from.
+ */
+export async function watchShutdown(k: Kernel, xs: XenbusClient, onRequest: (req: ShutdownRequest, via: string) => void): Promise<void> {
   await xs.write(XS_CONTROL_FEATURE_POWEROFF, '1');
   await xs.write(XS_CONTROL_FEATURE_REBOOT, '1');
   await xs.write(XS_CONTROL_FEATURE_SUSPEND, '1');
@@ -51,7 +58,19 @@ export async function watchShutdown(k: Kernel, xs: XenbusClient, onRequest: (req
       return;
     }
     shuttingDown = true;
-    onRequest(req as ShutdownRequest);
+    onRequest(req as ShutdownRequest, XS_CONTROL_SHUTDOWN);
+  });
+  // The suspend event channel: a fresh port at every boot, a resumed one included (the old
+  // kernel's ports were closed with it), advertised once the handler is in place. Not waited
+  // for: a resumed kernel's devices reconnect behind this, and a round trip here would delay
+  // them (xenstored answers in order; until the key is there the toolstack uses control/shutdown).
+  const port = k.events.allocUnbound(0, () => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    onRequest('suspend', 'the suspend event channel');
+  });
+  void xs.write(XS_SUSPEND_EVENT_CHANNEL, String(port)).catch((e: unknown) => {
+    k.log(`xenbus: cannot advertise the suspend event channel (${(e as Error).message}); suspend requests come through ${XS_CONTROL_SHUTDOWN}`);
   });
 }
 

@@ -71,3 +71,30 @@ test('a piece larger than what is queued is read even when the socket was paused
   t.is(sha(out), sha(data), 'every byte, in order');
   close();
 });
+
+test('stream() hands the bytes over piece by piece as they come, each at its offset, with no copy, then take() goes on after them', async (t) => {
+  const { input, writer, close } = await pair();
+  const data = pattern(2 * 1048576 + 777, 13);
+  const n = 1048576 + 4096 * 7 + 3; // ends inside a chunk
+  // Written in two parts with a pause between, so that stream() has to wait for the second.
+  writer.write(data.subarray(0, 300001));
+  const out = new Uint8Array(n);
+  let next = 0;
+  let pieces = 0;
+  const streamed = input.stream(n, 'the test', (piece, at) => {
+    t.is(at, next, 'pieces come in order, each where the last ended');
+    out.set(piece, at);
+    next = at + piece.length;
+    pieces++;
+  });
+  while (next === 0) await new Promise((r) => setTimeout(r, 5)); // until the first part has been handed over
+  t.true(next < n, `the first ${next} bytes were used before the rest was even sent`);
+  writer.write(data.subarray(300001));
+  await streamed;
+  t.is(next, n);
+  t.true(pieces > 1, `${pieces} pieces`);
+  t.is(sha(out), sha(data.subarray(0, n)));
+  t.is(sha(await input.take(data.length - n)), sha(data.subarray(n)), 'what follows is where it should be');
+  t.is(input.consumed, data.length);
+  close();
+});

@@ -31,17 +31,43 @@ export class ForeignPages {
     this.batch(gfns, (i, gpa) => this.k.memory.write(gpa, data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)));
   }
 
+  /**
+   * Map `gfns` (at most MAX_BATCH_SIZE) for writing while `fill` runs: it writes into page i at
+   * byte `off` with `put`, piece by piece, as the bytes come; unmapped when it settles.
+   */
+  async writeWhile(gfns: readonly number[], fill: (put: (i: number, off: number, bytes: Uint8Array) => void) => Promise<void>): Promise<void> {
+    const n = gfns.length;
+    const rc = n === 0 ? 0 : this.k.hypercall.memory_add_to_physmap_batch(XENMAPSPACE_gmfn_foreign, this.domid, gfns, this.holes, this.errs, n);
+    try {
+      this.check(gfns, rc);
+      await fill((i, off, bytes) => {
+        if (!(i >= 0 && i < n && off >= 0 && off + bytes.length <= PAGE_SIZE)) throw new RangeError(`a write of ${bytes.length} bytes at ${off} into page ${i} of ${n}`);
+        this.k.memory.write(this.holes[i] * PAGE_SIZE + off, bytes);
+      });
+    } finally {
+      this.unmap(n, rc);
+    }
+  }
+
+  private check(gfns: readonly number[], rc: number): void {
+    if (rc < 0) throw new Error(`mapping domain ${this.domid}'s pages: ${errnoName(rc)}`);
+    for (let i = 0; i < gfns.length; i++) {
+      if (this.errs[i] !== 0) throw new Error(`mapping domain ${this.domid}'s gfn ${gfns[i]}: ${errnoName(this.errs[i])}`);
+    }
+  }
+
+  private unmap(n: number, rc: number): void {
+    for (let i = 0; i < n; i++) if (rc >= 0 && this.errs[i] === 0) this.k.hypercall.memory_remove_from_physmap(this.holes[i]);
+  }
+
   private batch(gfns: readonly number[], each: (i: number, gpa: number) => void): void {
     const n = gfns.length;
     const rc = this.k.hypercall.memory_add_to_physmap_batch(XENMAPSPACE_gmfn_foreign, this.domid, gfns, this.holes, this.errs, n);
     try {
-      if (rc < 0) throw new Error(`mapping domain ${this.domid}'s pages: ${errnoName(rc)}`);
-      for (let i = 0; i < n; i++) {
-        if (this.errs[i] !== 0) throw new Error(`mapping domain ${this.domid}'s gfn ${gfns[i]}: ${errnoName(this.errs[i])}`);
-      }
+      this.check(gfns, rc);
       for (let i = 0; i < n; i++) each(i, this.holes[i] * PAGE_SIZE);
     } finally {
-      for (let i = 0; i < n; i++) if (rc >= 0 && this.errs[i] === 0) this.k.hypercall.memory_remove_from_physmap(this.holes[i]);
+      this.unmap(n, rc);
     }
   }
 

@@ -8,7 +8,7 @@
 import type { Socket } from 'node:net';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { ForeignPages } from './foreign-pages.ts';
-import { SaveError, builderPages, checkPages, checkSavedConfig, setVcpuContext, writeBatch } from './save-restore.ts';
+import { SaveError, builderPages, checkPages, checkSavedConfig, setVcpuContext, writeBatchStreamed } from './save-restore.ts';
 import { StreamHoles, restoreBalloonState } from './balloon-state.ts';
 import { incomingName } from './sender-recovery.ts';
 import { SocketInput } from './socket-input.ts';
@@ -23,8 +23,8 @@ import {
  * xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs.
  * As libxl_domain_create_restore does, the domain is built (paused, its devices added, its vCPU
  * threads started and their kernel loaded) when the stream's config arrives, and each PAGE_DATA
- * batch goes into it as it comes, so that the sender's stop-and-copy waits here only for the last
- * batches and the vCPU context.
+ * batch goes into it as it comes, page by page from the socket's chunks, so that the sender's
+ * stop-and-copy waits here only for the last pages and the vCPU context.
  */
 export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
@@ -67,11 +67,11 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
         }, true, { lateLocks: true });
         built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
       },
-      async pages(b) {
+      async pageData(head, data) {
         const d = await domain.promise;
         fp ??= new ForeignPages(h.k, d.domid);
-        writeBatch(fp, d.nr_pages, b);
-        holes.note(b);
+        await writeBatchStreamed(fp, d.nr_pages, head, data);
+        holes.note(head);
       },
     });
     const vcpu0 = records.vcpus.find((v) => v.vcpu === 0);

@@ -39,12 +39,13 @@ import type { Socket } from 'node:net';
 import {
   XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, XEN_DOMCTL_SHADOW_OP_CLEAN, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, XEN_DOMCTL_SHADOW_OP_OFF,
 } from '../../../shared/public/domctl.ts';
-import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbus.ts';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
+import { savedTargetKiB } from './balloon-state.ts';
 import { SaveError, range, sendPages, type SaveRestoreHost } from './save-restore.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
+import { openSuspendRequest, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
@@ -148,7 +149,10 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   const prepared = h.preparedOf(domid);
   if (prepared === null) throw new SaveError(`domain ${domid} was not created by this toolstack: no config to send with it`);
   const vm = prepared.vm;
-  const config: SavedConfig = { name: vm.name, file: vm.file, text: readFileSync(vm.file, 'utf8'), memoryKiB: vm.memoryMiB * 1024, vcpus: vm.vcpus };
+  const config: SavedConfig = {
+    name: vm.name, file: vm.file, text: readFileSync(vm.file, 'utf8'), memoryKiB: vm.memoryMiB * 1024, vcpus: vm.vcpus,
+    targetKiB: await savedTargetKiB(h.xs, domid), // as save does (./balloon-state.ts): the target restores it
+  };
   const input = new SocketInput(sock);
   const hc = h.k.hypercall;
   await input.expect(MIGRATE_RECEIVER_BANNER);
@@ -183,7 +187,10 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   let tDown = 0;
   let finalPages = 0;
   let copyMs = 0;
+  let sr: SuspendRequest | null = null;
   try {
+    // Found before the precopy, as libxl__domain_suspend_init does: asked for at the suspend (./suspend-request.ts).
+    sr = await openSuspendRequest(h, domid, vm.name);
     const live = policy.live ?? true;
     if (live) {
       const rc = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, 0, null, 0);
@@ -207,13 +214,13 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
     blackout.start(tDown);
-    await h.xs.write(`${domainPath(domid)}/${XS_CONTROL_SHUTDOWN}`, 'suspend');
-
+    await sr.request();
     await h.waitStopped(domid);
     suspended = true;
+    sr.close();
     const after = await hc.domctl_getdomaininfo(domid);
     if (typeof after === 'number' || after.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend`);
-    blackout.mark('suspend: the guest quiesces and makes SCHEDOP_shutdown(suspend); xl sees it stopped');
+    blackout.mark(`suspend (asked through ${sr.via}): the guest quiesces and makes SCHEDOP_shutdown(suspend); xl sees it stopped`);
     let lastList = toSend; // not live: every page
     if (live) {
       // The guest is stopped for good: no pause around this CLEAN.
@@ -250,11 +257,13 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     blackout.mark('target: renamed and unpaused ("my copy unpause results")');
   } catch (e) {
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
+    (sr as SuspendRequest | null)?.close();
     const why = (e as Error).message;
     if (!suspended) {
       h.log(`xl migrate: ${vm.name}: migration failed before the suspend (${why}); the guest keeps running here`);
       throw new SaveError(`migration of ${vm.name} failed: ${why}; the guest keeps running on this host`);
     }
+    if (!step.goSent) await (sr as SuspendRequest | null)?.forget(); // the guest resumes here with a new channel
     throw await recoverAtSender(h, domid, vm.name, step, why);
   }
   // Both end where the guest runs on the target (Clark et al.'s activation); destroying the

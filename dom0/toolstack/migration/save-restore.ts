@@ -21,13 +21,14 @@
 import { readFileSync } from 'node:fs';
 import type { Kernel } from '../../../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../../../shared/kernel/xenbus/client.ts';
-import { XS_CONTROL_SHUTDOWN, domainPath } from '../../../shared/public/io/xenbus.ts';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { PAGE_SIZE, errnoName } from '../../../shared/public/xen.ts';
 import type { PreparedVm } from '../prepare.ts';
 import { ForeignPages } from './foreign-pages.ts';
+import { openSuspendRequest } from './suspend-request.ts';
 import { batchTypes, finalHoles, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
-import { readSaveImage, type PageBatch, type SavedImage } from './stream-read.ts';
+import { readSaveImage, type PageBatch, type PageBatchHead, type SavedImage } from './stream-read.ts';
+import type { PageBytes } from './stream-receive.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
 /** What save and restore need from the toolstack (libxl.ts). */
@@ -69,9 +70,15 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
     targetKiB: await savedTargetKiB(h.xs, domid), // ./balloon-state.ts
   };
 
-  // libxl__domain_suspend_device_model / _common: ask the guest, wait for SHUTDOWN_suspend.
-  await h.xs.write(`${domainPath(domid)}/${XS_CONTROL_SHUTDOWN}`, 'suspend');
-  await h.waitStopped(domid);
+  // libxl__domain_suspend_init, then domain_suspend_callback_common: ask the guest (its suspend
+  // event channel, or control/shutdown: ./suspend-request.ts), wait for SHUTDOWN_suspend.
+  const sr = await openSuspendRequest(h, domid, vm.name);
+  try {
+    await sr.request();
+    await h.waitStopped(domid);
+  } finally {
+    sr.close();
+  }
   const info = await h.k.hypercall.domctl_getdomaininfo(domid);
   if (typeof info === 'number') throw new SaveError(`domain ${domid}: ${errnoName(info)}`);
   if (info.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} stopped with reason ${info.shutdown_reason} instead of suspending`);
@@ -170,6 +177,30 @@ export function writePages(k: Kernel, domid: number, nr_pages: number, img: Save
   } finally {
     fp.close();
   }
+}
+
+/**
+ * One PAGE_DATA record into the domain `fp` maps, its pages written as their bytes arrive (`data`:
+ * stream-receive.ts), the builder's own three skipped as writeBatch skips them.
+ */
+export async function writeBatchStreamed(fp: ForeignPages, nr_pages: number, head: PageBatchHead, data: PageBytes): Promise<void> {
+  const fresh = nr_pages - 3;
+  const slot = new Int32Array(head.gfns.length);
+  const keep: number[] = [];
+  head.gfns.forEach((g, i) => {
+    if (g >= nr_pages) throw new SaveError(`PAGE_DATA names gfn ${g}, beyond the domain's ${nr_pages} pages`);
+    slot[i] = g < fresh ? keep.push(g) - 1 : -1;
+  });
+  await fp.writeWhile(keep, (put) => data((piece, at) => {
+    // A piece may hold the end of one page and the start of the next.
+    for (let p = 0; p < piece.length;) {
+      const i = Math.floor((at + p) / PAGE_SIZE);
+      const off = (at + p) % PAGE_SIZE;
+      const k = Math.min(PAGE_SIZE - off, piece.length - p);
+      if (slot[i] >= 0) put(slot[i], off, piece.subarray(p, p + k));
+      p += k;
+    }
+  }));
 }
 
 /** One PAGE_DATA batch into the domain `fp` maps. */

@@ -6,7 +6,8 @@
  * read_exact() on the fd, record by record (xg_sr_restore.c read_record); nothing holds the whole
  * stream. Here the socket's chunks wait in a queue; a piece that lies in one chunk is handed out as
  * a view of it, one that straddles chunks is gathered into a scratch buffer that is reused, so a
- * record costs at most one copy before it reaches the guest's frames. Past HIGH_WATER bytes
+ * record costs at most one copy before it reaches the guest's frames; and pages are handed out as
+ * they arrive, chunk piece by chunk piece, with none (stream()). Past HIGH_WATER bytes
  * waiting (the receiver still building the domain) the socket is paused, and TCP holds the
  * sender back.
  */
@@ -83,6 +84,23 @@ export class SocketInput {
       out = this.scratch.subarray(0, n);
     }
     return out;
+  }
+
+  /**
+   * The next `n` bytes, handed to `each` piece by piece as they arrive: views of the socket's
+   * chunks, valid during the call, `at` being where the piece starts within the `n`. No copy, and
+   * the first bytes are used before the last have come (a record's pages written into the guest
+   * while the rest of the record is on its way).
+   */
+  async stream(n: number, what: string, each: (piece: Uint8Array, at: number) => void): Promise<void> {
+    for (let done = 0; done < n;) {
+      await this.fill(1, what);
+      const c = this.chunks[0];
+      const k = Math.min(n - done, c.length - this.head);
+      each(c.subarray(this.head, this.head + k), done);
+      done += k;
+      this.advance(k);
+    }
   }
 
   /** The next `n` bytes (a few: a record header), copied, not taken. */

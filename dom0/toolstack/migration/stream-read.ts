@@ -35,7 +35,10 @@ export class SaveFileError extends Error {
  * without contents: `holes` (XTAB: no RAM, a ballooned-out page) and `pod` (XALLOC: RAM never
  * touched, a populate-on-demand entry), each in record order.
  */
-export interface PageBatch { gfns: number[]; data: Uint8Array; holes: number[]; pod: number[] }
+export interface PageBatch extends PageBatchHead { data: Uint8Array }
+
+/** What a PAGE_DATA record names, without its contents (read before them: stream-receive.ts). */
+export interface PageBatchHead { gfns: number[]; holes: number[]; pod: number[] }
 
 export interface SavedImage {
   config: SavedConfig;
@@ -216,12 +219,44 @@ export class Reader {
   }
 
   private pageData(body: Uint8Array, start: number): PageBatch {
+    const head = this.pageDataHead(body, body.length, start);
+    return { ...head, data: body.subarray(page_data_header.pfn + 8 * (head.gfns.length + head.holes.length + head.pod.length)) };
+  }
+
+  /**
+   * A PAGE_DATA record's header and pfns from the record's first bytes, `this` holding the record
+   * header and at least those (the pages' contents may follow or not): the checks of a whole
+   * record, its declared length included. The pages come after, `dataBytes` of them.
+   */
+  pageDataRecordHead(out: ImageRecords): { head: PageBatchHead; dataBytes: number } {
+    this.need(rec_hdr.SIZE + page_data_header.pfn, 'a PAGE_DATA record\'s header');
+    const start = this.at;
+    const type = this.dv.getUint32(start + rec_hdr.type, true);
+    const length = this.dv.getUint32(start + rec_hdr.length, true);
+    if (type !== REC_TYPE_PAGE_DATA) this.fail(`expected a PAGE_DATA record, found ${recName(type)}`);
+    if (!out.sawInfo) this.fail('PAGE_DATA before X86_PV_INFO');
+    this.at = start + rec_hdr.SIZE;
+    const head = this.pageDataHead(this.buf.subarray(this.at), length, start);
+    out.pages += head.gfns.length;
+    this.at = start;
+    return { head, dataBytes: head.gfns.length * PAGE_SIZE };
+  }
+
+  /** How many bytes of a PAGE_DATA record come before its pages (`buf` from the record header on, at least 16 bytes). */
+  static pageDataHeadBytes(buf: Uint8Array): number {
+    const count = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(rec_hdr.SIZE + page_data_header.count, true);
+    return rec_hdr.SIZE + page_data_header.pfn + 8 * Math.min(count, MAX_BATCH_SIZE);
+  }
+
+  /* The header and pfns at the start of `body`, a record body of `length` bytes in all (checked against it). */
+  private pageDataHead(body: Uint8Array, length: number, start: number): PageBatchHead {
     const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
     const bad = (why: string): never => { this.at = start; return this.fail(`PAGE_DATA: ${why}`); };
-    if (body.length < page_data_header.pfn) bad('shorter than its header');
+    if (length < page_data_header.pfn) bad('shorter than its header');
     const count = dv.getUint32(page_data_header.count, true);
     if (count === 0 || count > MAX_BATCH_SIZE) bad(`count ${count} (expected 1..${MAX_BATCH_SIZE})`);
-    if (body.length < page_data_header.pfn + 8 * count) bad(`${count} pfns do not fit its ${body.length} bytes`);
+    if (length < page_data_header.pfn + 8 * count) bad(`${count} pfns do not fit its ${length} bytes`);
+    if (body.length < page_data_header.pfn + 8 * count) bad(`truncated: its ${count} pfns need ${page_data_header.pfn + 8 * count} bytes, ${body.length} here`);
     const gfns: number[] = [];
     const holes: number[] = [];
     const pod: number[] = [];
@@ -235,8 +270,8 @@ export class Reader {
       gfns.push(gfn);
     }
     const dataAt = page_data_header.pfn + 8 * count;
-    if (body.length !== dataAt + gfns.length * PAGE_SIZE) bad(`${body.length - dataAt} bytes of data for ${gfns.length} pages`);
-    return { gfns, data: body.subarray(dataAt), holes, pod };
+    if (length !== dataAt + gfns.length * PAGE_SIZE) bad(`${length - dataAt} bytes of data for ${gfns.length} pages`);
+    return { gfns, holes, pod };
   }
 }
 

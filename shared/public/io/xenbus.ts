@@ -63,6 +63,14 @@ export const XS_CONTROL_FEATURE_POWEROFF = 'control/feature-poweroff';
 export const XS_CONTROL_FEATURE_REBOOT = 'control/feature-reboot';
 /** "suspend": quiesce, save what the kernel needs into guest memory, SCHEDOP_shutdown(SHUTDOWN_suspend). */
 export const XS_CONTROL_FEATURE_SUSPEND = 'control/feature-suspend';
+/**
+ * The guest's suspend event channel (XenLinux's setup_suspend_evtchn; libxl's
+ * xs_suspend_evtchn_port reads it): a port the guest allocated unbound for Dom0. A toolstack that
+ * finds it binds to it and asks for a suspend with one notification instead of control/shutdown's
+ * transaction (libxl domain_suspend_callback_common); a guest that does not write it is asked
+ * through control/shutdown.
+ */
+export const XS_SUSPEND_EVENT_CHANNEL = 'device/suspend/event-channel';
 export const SHUTDOWN_REQUESTS = ['poweroff', 'reboot', 'halt', 'suspend'] as const;
 export type ShutdownRequest = (typeof SHUTDOWN_REQUESTS)[number];
 
