@@ -61,6 +61,10 @@ async function underPolicy(opts: SuiteOptions, wait: WaitPolicy): Promise<BenchR
   const repeats = opts.quick ? 3 : 5;
   const streamCount = opts.quick ? 20_000 : 60_000;
   const rrCount = opts.quick ? 2_000 : 6_000;
+  // The warm-up is as long as a full run's, --quick or not: a shorter one leaves the guests' and
+  // Dom0's hot paths still being compiled (V8 tiers a function up after enough calls), and a quick
+  // run then measured the compiler (pv 1472: ~260K pkt/s quick against ~440K full, same code).
+  const warm = { stream: 60_000, rr: 6_000 };
   const h = await NetHost.boot({ memoryMiB: 256, wait });
   const rows: BenchRow[] = [];
   try {
@@ -68,20 +72,20 @@ async function underPolicy(opts: SuiteOptions, wait: WaitPolicy): Promise<BenchR
       // pv-copy: netback copies every tx packet whole (netbackParams.txMap = false) instead of mapping.
       await h.ask({ kind: 'netback-param', txMap: path !== 'pv-copy' }, 'netback-param-reply');
       for (const size of [64, 1472]) {
-        say(`net: ${path} udp-stream ${size} bytes, ${streamCount} datagrams × ${repeats} (+ a warm-up)`);
-        const runs = await stream(h, size, streamCount, repeats + 1, path);
+        say(`net: ${path} udp-stream ${size} bytes, ${streamCount} datagrams × ${repeats} (+ a warm-up of ${warm.stream})`);
+        const runs = await stream(h, size, streamCount, repeats + 1, path, warm.stream);
         rows.push(streamRow(path, `udp-stream`, size, runs.slice(1)));
       }
-      say(`net: ${path} udp-rr 64 bytes, ${rrCount} round trips × ${repeats} (+ a warm-up)`);
-      rows.push(rrRow(await rr(h, 64, rrCount, repeats + 1, path), path));
+      say(`net: ${path} udp-rr 64 bytes, ${rrCount} round trips × ${repeats} (+ a warm-up of ${warm.rr})`);
+      rows.push(rrRow(await rr(h, 64, rrCount, repeats + 1, path, warm.rr), path));
     }
     // The floor: the same workloads between two stacks in Dom0 over the bridge (./net/bridge-floor.ts).
     for (const size of [64, 1472]) {
-      say(`net: bridge floor udp-stream ${size} bytes, ${streamCount} datagrams × ${repeats} (+ a warm-up)`);
-      rows.push(streamRow('bridge', 'udp-stream', size, await floor(h, 'udp-stream', size, streamCount, repeats + 1)));
+      say(`net: bridge floor udp-stream ${size} bytes, ${streamCount} datagrams × ${repeats} (+ a warm-up of ${warm.stream})`);
+      rows.push(streamRow('bridge', 'udp-stream', size, await floor(h, 'udp-stream', size, streamCount, repeats + 1, warm.stream)));
     }
-    say(`net: bridge floor udp-rr 64 bytes, ${rrCount} round trips × ${repeats} (+ a warm-up)`);
-    rows.push(rrRow(await floor(h, 'udp-rr', 64, rrCount, repeats + 1), 'bridge'));
+    say(`net: bridge floor udp-rr 64 bytes, ${rrCount} round trips × ${repeats} (+ a warm-up of ${warm.rr})`);
+    rows.push(rrRow(await floor(h, 'udp-rr', 64, rrCount, repeats + 1, warm.rr), 'bridge'));
     // The bridge alone: a prebuilt frame in, a sink that drops it, one frame at a time.
     for (const size of [64, 1472]) {
       say(`net: bridge-raw, ${size} bytes`);
@@ -118,13 +122,14 @@ function nicOf(path: NetBenchPath): { e1000?: { buffered: boolean; txKick: 'burs
  * in Dom0, are warmed by theirs. Each stream has its own port; the counters of a run are those
  * from its start to the moment the harness heard its sender finish.
  */
-async function stream(h: NetHost, size: number, count: number, n: number, path: NetBenchPath = 'pv'): Promise<Run[]> {
+async function stream(h: NetHost, size: number, count: number, n: number, path: NetBenchPath, warmCount: number): Promise<Run[]> {
   const port = (i: number) => 5001 + i;
+  const countOf = (i: number) => (i === 0 ? warmCount : count);
   const recvTasks: NetTask[] = [];
   const sendTasks: NetTask[] = [{ kind: 'ping', target: B.ip, count: 1 }];
   for (let i = 0; i < n; i++) {
     recvTasks.push({ kind: 'stream-recv', port: port(i) });
-    sendTasks.push({ kind: 'barrier', name: `go${i}` }, { kind: 'stream-send', target: B.ip, port: port(i), size, count });
+    sendTasks.push({ kind: 'barrier', name: `go${i}` }, { kind: 'stream-send', target: B.ip, port: port(i), size, count: countOf(i) });
   }
   const recv = await h.start({ vif: B, ...nicOf(path), tasks: recvTasks });
   const send = await h.start({ vif: A, ...nicOf(path), tasks: sendTasks });
@@ -136,7 +141,7 @@ async function stream(h: NetHost, size: number, count: number, n: number, path: 
     await send.go(`go${i}`);
   }
   const [so, ro] = await Promise.all([send.outcome, recv.outcome]);
-  return befores.map((before, i) => streamRun(so.tasks[2 + 2 * i], ro.tasks[i], before, count));
+  return befores.map((before, i) => streamRun(so.tasks[2 + 2 * i], ro.tasks[i], before, countOf(i)));
 }
 
 function streamRun(s: TaskOutcome, r: TaskOutcome, before: Record<string, number>, count: number): Run {
@@ -150,11 +155,11 @@ function streamRun(s: TaskOutcome, r: TaskOutcome, before: Record<string, number
 }
 
 /** `n` runs of a workload between two stacks in Dom0 (no guest): the floor. */
-async function floor(h: NetHost, workload: 'udp-stream' | 'udp-rr', size: number, count: number, n: number): Promise<Run[]> {
+async function floor(h: NetHost, workload: 'udp-stream' | 'udp-rr', size: number, count: number, n: number, warmCount: number): Promise<Run[]> {
   const runs: Run[] = [];
   for (let i = 0; i < n; i++) {
     const before = h.allCounters();
-    const f = await h.ask({ kind: 'floor-run', bridge: 'xenbr0', workload, size, count }, 'floor-reply');
+    const f = await h.ask({ kind: 'floor-run', bridge: 'xenbr0', workload, size, count: i === 0 ? warmCount : count }, 'floor-reply');
     if (f.error !== undefined) throw new Error(`net bench floor: ${f.error}`);
     runs.push({ pps: f.pps, MBps: f.MBps, lost: f.lost, counters: delta(h.allCounters(), before), packets: f.packets });
   }
@@ -162,13 +167,14 @@ async function floor(h: NetHost, workload: 'udp-stream' | 'udp-rr', size: number
 }
 
 /** `n` request/response runs (the first is the warm-up), between one pair of guests as stream(). */
-async function rr(h: NetHost, size: number, count: number, n: number, path: NetBenchPath = 'pv'): Promise<Run[]> {
+async function rr(h: NetHost, size: number, count: number, n: number, path: NetBenchPath, warmCount: number): Promise<Run[]> {
   const port = (i: number) => 5101 + i;
+  const countOf = (i: number) => (i === 0 ? warmCount : count);
   const serverTasks: NetTask[] = [];
   const clientTasks: NetTask[] = [{ kind: 'ping', target: B.ip, count: 1 }];
   for (let i = 0; i < n; i++) {
     serverTasks.push({ kind: 'rr-server', port: port(i) });
-    clientTasks.push({ kind: 'barrier', name: `go${i}` }, { kind: 'rr-client', target: B.ip, port: port(i), size, count });
+    clientTasks.push({ kind: 'barrier', name: `go${i}` }, { kind: 'rr-client', target: B.ip, port: port(i), size, count: countOf(i) });
   }
   const server = await h.start({ vif: B, ...nicOf(path), tasks: serverTasks });
   const client = await h.start({ vif: A, ...nicOf(path), tasks: clientTasks });
@@ -184,7 +190,7 @@ async function rr(h: NetHost, size: number, count: number, n: number, path: NetB
     const c = co.tasks[2 + 2 * i];
     if (c.error !== null || c.result?.kind !== 'stream') throw new Error(`net bench rr: ${c.error}`);
     if (c.result.result.bad > 0) throw new Error(`net bench rr: ${c.result.result.bad} bad responses`);
-    return { pps: c.result.result.pps, MBps: c.result.result.MBps, lost: 0, counters: delta(c.counters, before), packets: 2 * count };
+    return { pps: c.result.result.pps, MBps: c.result.result.MBps, lost: 0, counters: delta(c.counters, before), packets: 2 * countOf(i) };
   });
   return runs.slice(1);
 }
