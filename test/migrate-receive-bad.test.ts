@@ -5,12 +5,10 @@
  * receive with the reason and where it is, and the half-built domain goes; nothing is left behind.
  */
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
+import { oneHost } from './helpers/one-host.ts';
 import { MIGRATE_RECEIVER_BANNER } from '../dom0/toolstack/migration/migrate.ts';
 import { SocketInput } from '../dom0/toolstack/migration/socket-input.ts';
 import { StreamWriter } from '../dom0/toolstack/migration/stream-write.ts';
@@ -18,21 +16,8 @@ import type { ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { REC_TYPE_PAGE_DATA, page_data_header, rec_hdr } from '../shared/public/migration-stream.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 
-let dir = '';
-let rh: RunningHost;
-let xl: XlClient;
 const hostLog: string[] = [];
-
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-mig-bad-'));
-  rh = await startHost({ runDir: join(dir, 'run'), memoryMiB: 96, log: (l) => { hostLog.push(l); } });
-  xl = await XlClient.open(rh.runDir);
-});
-test.after.always(async () => {
-  xl?.close();
-  await rh?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const h = oneHost(test, 'rv-mig-bad-', 96, { log: (l) => { hostLog.push(l); } });
 
 /** Polls what the host logged and lists (a result, not a delay that shapes one). */
 async function until(what: string, ok: () => boolean | Promise<boolean>): Promise<void> {
@@ -43,11 +28,8 @@ async function until(what: string, ok: () => boolean | Promise<boolean>): Promis
 }
 
 test('a PAGE_DATA record with fewer pages than its pfns name fails the receive with the reason; no domain is left', async (t) => {
-  const d = join(dir, 'bad1');
-  mkdirSync(d);
-  writeFileSync(join(d, 'vm.cfg'), 'name = "bad1"\nmemory = 16\n');
-  const file = join(d, 'vm.cfg');
-  const { port } = await xl.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
+  const file = join(h.vm('bad1', ['memory = 16']), 'vm.cfg');
+  const { port } = await h.xl.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
   const sock = connect({ port, host: '127.0.0.1' });
   sock.on('error', () => undefined); // the receiver hangs up on us
   const input = new SocketInput(sock);
@@ -68,7 +50,7 @@ test('a PAGE_DATA record with fewer pages than its pfns name fails the receive w
 
   await until('the receiver says why it failed', () => hostLog.some((l) => /xl migrate-receive: failed: .*PAGE_DATA: 4096 bytes of data for 2 pages \(at byte \d+\)/.test(l)));
   t.pass('the reason, with where it is');
-  await until('the half-built domain is gone', async () => !(await xl.call<ListedDomain[]>({ verb: 'list' })).some((x) => x.name.startsWith('bad1')));
-  t.false((await xl.call<ListedDomain[]>({ verb: 'list' })).some((x) => x.name.startsWith('bad1')), 'no bad1 or bad1--incoming left');
+  await until('the half-built domain is gone', async () => !(await h.xl.call<ListedDomain[]>({ verb: 'list' })).some((x) => x.name.startsWith('bad1')));
+  t.false((await h.xl.call<ListedDomain[]>({ verb: 'list' })).some((x) => x.name.startsWith('bad1')), 'no bad1 or bad1--incoming left');
   sock.destroy();
 });
