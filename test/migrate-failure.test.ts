@@ -10,12 +10,12 @@
  * The fake ends speak the real handshake lines and carry a real stream.
  */
 import test from 'ava';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XlClient } from '../cli/client.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
+import type { RunningHost } from '../cli/host.ts';
+import { twoHosts } from './helpers/two-hosts.ts';
 import {
   MIGRATE_PERMISSION, MIGRATE_RECEIVER_BANNER, MIGRATE_RECEIVER_BUILT, MIGRATE_RECEIVER_READY, MIGRATE_REPORT,
 } from '../dom0/toolstack/migration/migrate.ts';
@@ -23,29 +23,10 @@ import { StreamFramer } from '../dom0/toolstack/migration/stream-framer.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { consoleMatch } from '../scenarios/lib/console.ts';
 
-let dir = '';
-let a: RunningHost;
-let b: RunningHost;
-let xa: XlClient;
-let xb: XlClient;
-
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-migfail-'));
-  a = await startHost({ runDir: join(dir, 'a'), memoryMiB: 128, log: () => undefined });
-  b = await startHost({ runDir: join(dir, 'b'), memoryMiB: 128, log: () => undefined });
-  xa = await XlClient.open(a.runDir);
-  xb = await XlClient.open(b.runDir);
-});
-test.after.always(async () => {
-  xa?.close();
-  xb?.close();
-  await a?.close();
-  await b?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const H = twoHosts(test, 'rv-migfail-', 128);
 
 function vm(name: string, n: number): string {
-  const d = join(dir, name);
+  const d = join(H.dir, name);
   mkdirSync(d);
   writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = 32\ncreate_images = [ "disk.img=4" ]\non_crash = "preserve"\n` +
     `disk = [ 'disk.img,raw,xvda,rw' ]\nvif = [ 'mac=00:16:3e:00:07:0${n},ip=10.0.7.${n}' ]\n` +
@@ -107,74 +88,74 @@ async function readLine(input: AsyncIterator<Buffer>, text: string, extra = 0): 
 }
 
 test.serial('a receiver that dies after the guest suspended: the source resumes it in place, devices reconnected, workload verified', async (t) => {
-  const created = await xa.call<CreateResult>({ verb: 'create', path: vm('phoenix', 1) });
-  await consoleSays(a, 'phoenix', /mem-touch: pass 1 done/);
-  const suspended = new Promise<void>((r) => a.host.once('shutdown', (e: { domid: number; reason: string }) => {
+  const created = await H.xa.call<CreateResult>({ verb: 'create', path: vm('phoenix', 1) });
+  await consoleSays(H.a, 'phoenix', /mem-touch: pass 1 done/);
+  const suspended = new Promise<void>((r) => H.a.host.once('shutdown', (e: { domid: number; reason: string }) => {
     if (e.domid === created.domid && e.reason === 'suspend') r();
   }));
   // It has the whole stream, the stop-and-copy included: the guest is suspended. Then it dies.
   const { port } = await fakeReceiver(async (sock) => { sock.destroy(); });
-  const err = await t.throwsAsync(xa.call({ verb: 'migrate', domain: 'phoenix', host: '127.0.0.1', port }));
+  const err = await t.throwsAsync(H.xa.call({ verb: 'migrate', domain: 'phoenix', host: '127.0.0.1', port }));
   await suspended;
   t.regex(err!.message, /failed after it was suspended: .*; the guest was resumed on this host/);
-  const d = await listed(xa, 'phoenix');
+  const d = await listed(H.xa, 'phoenix');
   t.truthy(d, 'listed under its own name');
   t.is(d!.domid, created.domid, 'the same domain, resumed in place (xc_domain_resume)');
   t.false(d!.shutdown);
-  t.false((await xa.call<ListedDomain[]>({ verb: 'list' })).some((x) => /--/.test(x.name)), 'no NAME--migratedaway left');
+  t.false((await H.xa.call<ListedDomain[]>({ verb: 'list' })).some((x) => /--/.test(x.name)), 'no NAME--migratedaway left');
   // Resumed: its disk and vif reconnect to this host's backends, and mem-touch carries on, verifying.
-  t.truthy(await consoleSays(a, 'phoenix', RESUMED_AND_VERIFIED));
+  t.truthy(await consoleSays(H.a, 'phoenix', RESUMED_AND_VERIFIED));
   // And it can still move for real afterwards.
-  const { port: real } = await xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
-  await xa.call({ verb: 'migrate', domain: 'phoenix', host: '127.0.0.1', port: real });
-  await consoleSays(b, 'phoenix', /mem-touch: resumed at pass \d+/);
-  await xb.call({ verb: 'destroy', domain: 'phoenix' });
+  const { port: real } = await H.xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
+  await H.xa.call({ verb: 'migrate', domain: 'phoenix', host: '127.0.0.1', port: real });
+  await consoleSays(H.b, 'phoenix', /mem-touch: resumed at pass \d+/);
+  await H.xb.call({ verb: 'destroy', domain: 'phoenix' });
 });
 
 test.serial('the source is NAME--migratedaway once the target is ready; a target that cannot start its copy gives it back', async (t) => {
-  const created = await xa.call<CreateResult>({ verb: 'create', path: vm('boomerang', 2) });
-  await consoleSays(a, 'boomerang', /mem-touch: pass 0 done/);
+  const created = await H.xa.call<CreateResult>({ verb: 'create', path: vm('boomerang', 2) });
+  await consoleSays(H.a, 'boomerang', /mem-touch: pass 0 done/);
   let duringGo: string[] = [];
   const { port } = await fakeReceiver(async (sock, input) => {
     sock.write(MIGRATE_RECEIVER_READY);
     await readLine(input, MIGRATE_PERMISSION);
-    duringGo = (await xa.call<ListedDomain[]>({ verb: 'list' })).filter((d) => d.domid === created.domid).map((d) => d.name);
+    duringGo = (await H.xa.call<ListedDomain[]>({ verb: 'list' })).filter((d) => d.domid === created.domid).map((d) => d.name);
     // xl's receiver when its copy does not start: report failure, destroy ours, let the sender resume.
     sock.write(MIGRATE_REPORT);
     sock.write(new Uint8Array([1]));
     sock.end(MIGRATE_PERMISSION);
   });
-  const err = await t.throwsAsync(xa.call({ verb: 'migrate', domain: 'boomerang', host: '127.0.0.1', port }));
+  const err = await t.throwsAsync(H.xa.call({ verb: 'migrate', domain: 'boomerang', host: '127.0.0.1', port }));
   t.regex(err!.message, /could not start its copy.*resumed on this host/);
   t.deepEqual(duringGo, ['boomerang--migratedaway'], 'renamed away while the target holds the go');
-  const d = await listed(xa, 'boomerang');
+  const d = await listed(H.xa, 'boomerang');
   t.is(d?.domid, created.domid, 'back under its own name, same domain');
   t.false(d!.shutdown);
-  t.truthy(await consoleSays(a, 'boomerang', RESUMED_AND_VERIFIED));
-  await xa.call({ verb: 'destroy', domain: 'boomerang' });
+  t.truthy(await consoleSays(H.a, 'boomerang', RESUMED_AND_VERIFIED));
+  await H.xa.call({ verb: 'destroy', domain: 'boomerang' });
 });
 
 test.serial('on the target the guest is NAME--incoming until the sender says go', async (t) => {
-  await xa.call<CreateResult>({ verb: 'create', path: vm('pilgrim', 3) });
-  await consoleSays(a, 'pilgrim', /mem-touch: pass 0 done/);
-  const file = join(dir, 'pilgrim.save');
-  await xa.call({ verb: 'save', domain: 'pilgrim', file }); // a save file is a migration stream with xl's header
-  const { port } = await xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
+  await H.xa.call<CreateResult>({ verb: 'create', path: vm('pilgrim', 3) });
+  await consoleSays(H.a, 'pilgrim', /mem-touch: pass 0 done/);
+  const file = join(H.dir, 'pilgrim.save');
+  await H.xa.call({ verb: 'save', domain: 'pilgrim', file }); // a save file is a migration stream with xl's header
+  const { port } = await H.xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
   const sock = connect({ host: '127.0.0.1', port });
   const input = sock[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   await readLine(input, MIGRATE_RECEIVER_BANNER);
   sock.write(readFileSync(file));
   await readLine(input, MIGRATE_RECEIVER_BUILT + MIGRATE_RECEIVER_READY);
-  const before = await listed(xb, 'pilgrim--incoming');
+  const before = await listed(H.xb, 'pilgrim--incoming');
   t.truthy(before, 'built, filled, paused, and called pilgrim--incoming');
-  t.is(await listed(xb, 'pilgrim'), undefined);
+  t.is(await listed(H.xb, 'pilgrim'), undefined);
   sock.write(MIGRATE_PERMISSION);
   const rc = await readLine(input, MIGRATE_REPORT, 1);
   t.is(rc[0], 0, 'the receiver reports its copy running');
   sock.destroy();
-  const after = await listed(xb, 'pilgrim');
+  const after = await listed(H.xb, 'pilgrim');
   t.is(after?.domid, before!.domid, 'renamed to pilgrim and unpaused');
-  t.is(await listed(xb, 'pilgrim--incoming'), undefined);
-  await consoleSays(b, 'pilgrim', /mem-touch: resumed at pass \d+/);
-  await xb.call({ verb: 'destroy', domain: 'pilgrim' });
+  t.is(await listed(H.xb, 'pilgrim--incoming'), undefined);
+  await consoleSays(H.b, 'pilgrim', /mem-touch: resumed at pass \d+/);
+  await H.xb.call({ verb: 'destroy', domain: 'pilgrim' });
 });

@@ -7,42 +7,22 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { XlClient } from '../cli/client.ts';
-import { startHost, type RunningHost } from '../cli/host.ts';
+import type { RunningHost } from '../cli/host.ts';
+import { twoHosts } from './helpers/two-hosts.ts';
 import { MIGRATE_RECEIVER_BANNER, type MigrateResult } from '../dom0/toolstack/migration/migrate.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { MAX_GUEST_PAGES, P2M_MFN_MASK, P2M_PRESENT } from '../hypervisor/state.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
 import { consoleMatch } from '../scenarios/lib/console.ts';
 
-let dir = '';
-let src: RunningHost;
-let dst: RunningHost;
-let xa: XlClient;
-let xb: XlClient;
+const H = twoHosts(test, 'rv-mig-', 96);
 const MEM_PAGES = 32 * 256;
 
-test.before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rv-mig-'));
-  src = await startHost({ runDir: join(dir, 'a'), memoryMiB: 96, log: () => undefined });
-  dst = await startHost({ runDir: join(dir, 'b'), memoryMiB: 96, log: () => undefined });
-  xa = await XlClient.open(src.runDir);
-  xb = await XlClient.open(dst.runDir);
-});
-test.after.always(async () => {
-  xa?.close();
-  xb?.close();
-  await src?.close();
-  await dst?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
 function vm(name: string): string {
-  const d = join(dir, name);
+  const d = join(H.dir, name);
   mkdirSync(d);
   writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = 32\ncreate_images = [ "disk.img=4" ]\non_crash = "preserve"\n` +
     `disk = [ 'disk.img,raw,xvda,rw' ]\nworkload = "mem-touch"\nworkload_args = [ "wss=4" ]\n`);
@@ -67,39 +47,39 @@ function memorySums(rh: RunningHost, domid: number): string[] {
 }
 
 test.serial('a guest writing its working set moves to the other host: same memory, and its workload carries on', async (t) => {
-  const created = await xa.call<CreateResult>({ verb: 'create', path: vm('mover') });
-  await consoleSays(src, 'mover', /mem-touch: pass 1 done/);
+  const created = await H.xa.call<CreateResult>({ verb: 'create', path: vm('mover') });
+  await consoleSays(H.a, 'mover', /mem-touch: pass 1 done/);
 
   // The source's memory at the moment it suspends (its vCPUs have stopped; nothing writes it any more).
   let atSuspend: string[] = [];
-  src.host.once('shutdown', (e: { domid: number; reason: string }) => {
-    if (e.domid === created.domid && e.reason === 'suspend') atSuspend = memorySums(src, created.domid);
+  H.a.host.once('shutdown', (e: { domid: number; reason: string }) => {
+    if (e.domid === created.domid && e.reason === 'suspend') atSuspend = memorySums(H.a, created.domid);
   });
-  const { port } = await xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0, paused: true });
-  const r = await xa.call<MigrateResult>({ verb: 'migrate', domain: 'mover', host: '127.0.0.1', port });
+  const { port } = await H.xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0, paused: true });
+  const r = await H.xa.call<MigrateResult>({ verb: 'migrate', domain: 'mover', host: '127.0.0.1', port });
   t.log(`rounds ${r.rounds} (${r.pagesPerRound.join(', ')}), stop-and-copy ${r.finalPages} pages, ${r.pagesSent} in all; ` +
     `downtime ${r.downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms (a loaded machine)`);
   t.is(r.pagesPerRound[0], MEM_PAGES, 'round 1 sends every page');
   t.true(r.rounds >= 1 && r.rounds <= 5, 'the default policy: at most 5 rounds');
   t.true(r.finalPages > 0, 'the working set was being written: the stop-and-copy had pages to send');
-  t.false((await xa.call<ListedDomain[]>({ verb: 'list' })).some((d) => d.name === 'mover'), 'the source destroyed its copy');
+  t.false((await H.xa.call<ListedDomain[]>({ verb: 'list' })).some((d) => d.name === 'mover'), 'the source destroyed its copy');
 
-  const there = (await xb.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === 'mover');
+  const there = (await H.xb.call<ListedDomain[]>({ verb: 'list' })).find((d) => d.name === 'mover');
   t.truthy(there, 'the guest is on the target');
   t.is(atSuspend.length, MEM_PAGES - 3);
-  const sums = memorySums(dst, there!.domid);
+  const sums = memorySums(H.b, there!.domid);
   const differ = sums.map((s, g) => (s === atSuspend[g] ? -1 : g)).filter((g) => g >= 0);
   t.deepEqual(differ, [], 'every page on the target equals the source\'s at the suspend');
 
-  await xb.call({ verb: 'unpause', domain: 'mover' });
-  const m = await consoleSays(dst, 'mover', /mem-touch: resumed at pass (\d+)/);
-  await consoleSays(dst, 'mover', new RegExp(`mem-touch: pass ${m[1]} done`));
-  await xb.call({ verb: 'destroy', domain: 'mover' });
+  await H.xb.call({ verb: 'unpause', domain: 'mover' });
+  const m = await consoleSays(H.b, 'mover', /mem-touch: resumed at pass (\d+)/);
+  await consoleSays(H.b, 'mover', new RegExp(`mem-touch: pass ${m[1]} done`));
+  await H.xb.call({ verb: 'destroy', domain: 'mover' });
 });
 
 test.serial('a receiver that dies mid-stream leaves the source guest running', async (t) => {
-  await xa.call<CreateResult>({ verb: 'create', path: vm('stayer') });
-  await consoleSays(src, 'stayer', /mem-touch: pass 0 done/);
+  await H.xa.call<CreateResult>({ verb: 'create', path: vm('stayer') });
+  await consoleSays(H.a, 'stayer', /mem-touch: pass 0 done/);
   // A receiver that says it is ready, takes 1 MiB of the stream, and goes away.
   const server = createServer((sock: Socket) => {
     sock.write(MIGRATE_RECEIVER_BANNER);
@@ -108,12 +88,12 @@ test.serial('a receiver that dies mid-stream leaves the source guest running', a
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  await t.throwsAsync(xa.call({ verb: 'migrate', domain: 'stayer', host: '127.0.0.1', port }), { message: /keeps running on this host/ });
+  await t.throwsAsync(H.xa.call({ verb: 'migrate', domain: 'stayer', host: '127.0.0.1', port }), { message: /keeps running on this host/ });
   server.close();
-  const d = (await xa.call<ListedDomain[]>({ verb: 'list' })).find((x) => x.name === 'stayer');
+  const d = (await H.xa.call<ListedDomain[]>({ verb: 'list' })).find((x) => x.name === 'stayer');
   t.truthy(d);
   t.false(d!.shutdown, 'not suspended, not shut down');
   // Still running and still verifying: pass 100 (the next one the workload reports) completes.
-  await consoleSays(src, 'stayer', /mem-touch: pass 100 done/);
-  await xa.call({ verb: 'destroy', domain: 'stayer' });
+  await consoleSays(H.a, 'stayer', /mem-touch: pass 100 done/);
+  await H.xa.call({ verb: 'destroy', domain: 'stayer' });
 });
