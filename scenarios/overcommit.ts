@@ -54,7 +54,9 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
     for (const name of GUESTS) {
       const d = join(dir, name);
       mkdirSync(d);
-      writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${GUEST_MIB}\nworkload = "mem-image"\n` +
+      // on_crash = "preserve": a guest that dies stays listed (xl destroys it by default), so step 4
+      // can say why from its console and the end still destroys all four.
+      writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${GUEST_MIB}\non_crash = "preserve"\nworkload = "mem-image"\n` +
         `workload_args = [ "image=16", "ws=48", "zero=10", "hot=4", "rounds=4", "period=400", "seed=${GUESTS.indexOf(name) + 1}" ]\n`);
       const r = await xl.call<CreateResult>({ verb: 'create', path: d });
       lines.set(name, []);
@@ -97,7 +99,8 @@ export async function overcommit(say: (line: string) => void): Promise<void> {
     say(`   paging: ${c.page_outs} pages written to paging files, ${c.page_ins} read back on access, ${c.paged_out} still out`);
     say(`   populate on demand: ${c.pod_fills} pages backed at first touch`);
     for (const g of GUESTS) {
-      const verdict = lines.get(g)!.find((l) => /mem-image: OK|read back wrong/.test(l)) ?? 'did not finish';
+      const seen = lines.get(g)!;
+      const verdict = seen.find((l) => /mem-image: OK|read back wrong/.test(l)) ?? `did not finish; its last line: ${seen.at(-1) ?? '(none)'}`;
       say(`   ${g}: ${verdict.replace(/^.*mem-image: /, 'mem-image: ')}`);
     }
     const ok = GUESTS.every((g) => lines.get(g)!.some((l) => l.includes('mem-image: OK')));
