@@ -102,7 +102,7 @@ export async function main(env: KernelEnv): Promise<void> {
     onHotplug: (dev) => k.log(`${dev.name}: hot-plugged`),
   });
   k.log(`disks: ${disks.disks.map((d) => `${d.name} (${d.path}, ${mib(d)})`).join(', ') || 'none'}`);
-  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed !== null);
+  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed?.neighbours() ?? null);
   serveConsole(k, cons, disks.disks, (req) => stop(req));
   serveBeside(net.stack, args, (line) => k.log(line)); // serve=PORT: udp-rr beside the workload (./workloads/net-run.ts)
 
@@ -124,7 +124,8 @@ export async function main(env: KernelEnv): Promise<void> {
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   if (req === 'suspend') {
-    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await disks.closeAll(); await net.closeAll(); }, balloon);
+    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await disks.closeAll(); await net.closeAll(); }, balloon,
+      net.stack?.arp.entries() ?? []);
     await cons.drained();
     return k.hypercall.sched_suspend(rec.gfn);
   }
@@ -180,7 +181,8 @@ function mib(d: BlockDevice): string {
  * go of their rings and grants; the new host's backends will be handshaken with afresh), then write
  * the resume record (domu/resume.ts). The caller makes the hypercall.
  */
-async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>, balloon: Balloon): Promise<ResumeRecord> {
+async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>, balloon: Balloon,
+  neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {
   k.log('suspend: freezing the workload and quiescing devices');
   const frozenAt = performance.now();
   if (memTouch) await memTouch.freeze();
@@ -188,6 +190,7 @@ async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch
   const rec = found ?? plainRecord(k);
   rec.words[R.SUSPENDS]++;
   balloon.save(rec); // its list of ballooned-out gfns, into guest memory
+  rec.saveNeighbours(neighbours); // the network stack's neighbour table, as Linux's stays in kernel memory
   rec.stampFrozen(frozenAt);
   rec.store();
   k.log(`suspend: resume record at gfn ${rec.gfn}; SCHEDOP_shutdown(SHUTDOWN_suspend)`);

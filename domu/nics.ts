@@ -32,7 +32,8 @@ export interface GuestNics {
 }
 
 export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) => void, onHotplug?: (nic: Netfront) => void,
-  e1000: string | null = null, resumed = false): Promise<GuestNics> {
+  e1000: string | null = null, neighbours: readonly (readonly [number, Uint8Array])[] | null = null): Promise<GuestNics> {
+  const resumed = neighbours !== null;
   const dir = `${XS_DIR_DEVICE}/vif`;
   const atBoot = new Set((await xs.directory(dir).catch(() => [] as string[])).map((d) => `${dir}/${d}`));
   const nics: Netfront[] = [];
@@ -99,6 +100,7 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
   // interface, which kept its address across the suspend, sends a gratuitous ARP. Here the stack
   // is rebuilt after the reconnection (the old one was on the old thread's heap), so it announces
   // itself once it exists. At a first boot Linux sends none (no address yet when netfront connects).
+  if (resumed && stack !== null) stack.arp.restore(neighbours); // the table the suspended kernel kept (domu/resume.ts)
   if (resumed && stack !== null && stack.ip !== 0) {
     stack.announce();
     log(`${stack.dev.name}: resumed; gratuitous ARP for ${formatIPv4(stack.ip)} (netdev_notify_peers)`);

@@ -14,8 +14,17 @@
  *   word 3  the workload that keeps its progress here (WORKLOAD_*)
  *   word 4  how many times this guest has been suspended
  *   word 5  pages in the balloon; word 6  the gfn + 1 of the first page listing them (./balloon/balloon.ts)
+ *   word 7  entries in the neighbour table below (0 in a record written before it existed)
  *   word 8…61  the workload's own state (./workloads/mem-touch.ts owns words 8..14)
  *   word 62-63  when its workload was frozen for the last suspend (Float64, ms on the clock below)
+ *
+ * and from byte NEIGH_OFFSET to the end of the page, the network stack's neighbour table (IPv4
+ * address, MAC: NEIGH_ENTRY bytes each). Linux's neighbour table (net/core/neighbour.c) is kernel
+ * memory, so it crosses a migration with the rest and a resumed guest answers a peer at once; this
+ * kernel's table was on the old thread's heap, so suspend() copies it here and a resumed kernel
+ * primes its new stack with it (domu/nics.ts). Without it the first answer after a move waits for
+ * an ARP round trip to the asker (through every bridge on the way), and for ARP_RETRY_MS when that
+ * request is lost while netback on the new host is still connecting.
  *
  * The page's gfn is what SCHEDOP_shutdown(SHUTDOWN_suspend) names and the save stream carries as
  * the vCPU context; on restore it comes back as env.resume_gfn.
@@ -26,8 +35,12 @@ import { PAGE_SIZE } from '../shared/public/xen.ts';
 export const RESUME_MAGIC = 0x52565253; // "RVRS"
 export const RESUME_VERSION = 1;
 export const R = {
-  MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, BALLOONED: 5, BALLOON_LIST: 6, WORKLOAD_STATE: 8, FROZEN_AT: 62, WORDS: 64,
+  MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, BALLOONED: 5, BALLOON_LIST: 6, NEIGHBOURS: 7, WORKLOAD_STATE: 8, FROZEN_AT: 62, WORDS: 64,
 } as const;
+/** The neighbour table's place in the record page: after the words, one entry = IPv4 (4 bytes, big-endian) + MAC (6) + 2 spare. */
+export const NEIGH_OFFSET = R.WORDS * 4;
+export const NEIGH_ENTRY = 12;
+export const NEIGH_MAX = Math.floor((PAGE_SIZE - NEIGH_OFFSET) / NEIGH_ENTRY);
 export const WORKLOAD_NONE = 0;
 export const WORKLOAD_MEM_TOUCH = 1;
 
@@ -60,6 +73,34 @@ export class ResumeRecord {
   msSinceFrozen(): number {
     const t = new Float64Array(this.words.buffer)[R.FROZEN_AT / 2];
     return t > 0 ? performance.timeOrigin + performance.now() - t : NaN;
+  }
+
+  /** Keep (at most NEIGH_MAX of) the neighbour table in the page; store() then records how many. */
+  saveNeighbours(entries: readonly (readonly [number, Uint8Array])[]): void {
+    const n = Math.min(entries.length, NEIGH_MAX);
+    const b = new Uint8Array(n * NEIGH_ENTRY);
+    for (let i = 0; i < n; i++) {
+      const [ip, mac] = entries[i];
+      const o = i * NEIGH_ENTRY;
+      b[o] = ip >>> 24; b[o + 1] = (ip >>> 16) & 0xff; b[o + 2] = (ip >>> 8) & 0xff; b[o + 3] = ip & 0xff;
+      b.set(mac.subarray(0, 6), o + 4);
+    }
+    if (n > 0) this.k.memory.write(this.gfn * PAGE_SIZE + NEIGH_OFFSET, b);
+    this.words[R.NEIGHBOURS] = n;
+  }
+
+  /** The neighbour table the suspended kernel kept (nothing if it kept none, or the count is impossible). */
+  neighbours(): [number, Uint8Array][] {
+    const n = this.words[R.NEIGHBOURS];
+    if (!(n > 0 && n <= NEIGH_MAX)) return [];
+    const b = new Uint8Array(n * NEIGH_ENTRY);
+    this.k.memory.read(this.gfn * PAGE_SIZE + NEIGH_OFFSET, b);
+    const out: [number, Uint8Array][] = [];
+    for (let i = 0; i < n; i++) {
+      const o = i * NEIGH_ENTRY;
+      out.push([((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0, b.slice(o + 4, o + 10)]);
+    }
+    return out;
   }
 
   get valid(): boolean {

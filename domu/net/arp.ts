@@ -7,7 +7,9 @@
  * from a neighbour that moved); a lookup that misses sends a broadcast request. Entries do not
  * expire; an unanswered request is re-sent by the stack every 100 ms of guest time when the
  * kernel gives it a timer (stack.ts).
- * flush() empties the table (`ip neigh flush`), and the counters show what ARP did.
+ * flush() empties the table (`ip neigh flush`), and the counters show what ARP did. restore() puts
+ * back the entries a suspended kernel kept in guest memory (domu/resume.ts): Linux's table is kernel
+ * memory and simply survives a migration, so a resumed guest answers its peers without asking again.
  */
 
 export class ArpCache {
@@ -58,6 +60,11 @@ export class ArpCache {
         ask();
       }
     });
+  }
+
+  /** The entries the kernel kept across a suspend (see the header); a peer that moved is refreshed by its own gratuitous ARP. */
+  restore(entries: readonly (readonly [number, Uint8Array])[]): void {
+    for (const [ip, mac] of entries) if (!this.table.has(ip)) this.table.set(ip, mac.slice(0, 6));
   }
 
   flush(): void {
