@@ -69,16 +69,31 @@ export async function main(env: KernelEnv): Promise<void> {
   const cons = consoleInit(k);
   const args = parseCmdline(k.si.cmd_line);
   const type = (['pv', 'pvh', 'hvm'].includes(args.get(CMDLINE_GUEST_TYPE) ?? '') ? args.get(CMDLINE_GUEST_TYPE) : 'pv') as CmdlineGuestType;
-  // Linux thaws user space as soon as the vCPU runs again (do_suspend: dpm_resume_end, then
-  // thaw_processes) while its frontends reconnect behind it: a workload whose state is in guest
-  // memory carries on now, before xenbus and the devices are back.
-  let memTouch: MemTouch | null = resumed?.words[R.WORKLOAD] === WORKLOAD_MEM_TOUCH && args.get('workload') === 'mem-touch'
-    ? startMemTouch(k, args, resumed, (line) => k.log(line)) : null;
   const xs = xenbusInit(k);
   // Resumed in the domain it suspended in (a migration that failed: xc_domain_resume), the kernel
   // finds the store connection its predecessor used, its watches still set: drop them first, as
   // Linux's xs_reset_watches does for a kexec'd kernel. On a new host the connection is new anyway.
-  if (resumed) await xs.request(XS_RESET_WATCHES, ['']);
+  const reset = resumed ? xs.request(XS_RESET_WATCHES, ['']) : null;
+  // Linux thaws user space once the devices' resume callbacks have run (do_suspend: xs_resume,
+  // dpm_resume_end, then thaw_processes), while its frontends' handshakes go on behind it: a
+  // workload whose state is in guest memory carries on now, with the first xenstore request
+  // already on its way, before the devices are back. It gives way whenever an event is pending
+  // (Kernel.eventPending), so the reconnection below is not held up by its turns.
+  let memTouch: MemTouch | null = resumed?.words[R.WORKLOAD] === WORKLOAD_MEM_TOUCH && args.get('workload') === 'mem-touch'
+    ? startMemTouch(k, args, resumed, (line) => k.log(line)) : null;
+  await reset;
+  // Resume: the network first. A peer waits for the guest's answers from the moment it was paused,
+  // and what it needs is netfront Connected to this host's netback (whose hotplug step has put the
+  // vif on the bridge) and the gratuitous ARP; so the vifs reconnect, and a server beside the
+  // workload starts again, while the rest of the boot path (the control watches, vCPU hot-plug,
+  // the balloon, the disks) runs beside them, their xenstore requests interleaved on the ring
+  // (xenstored answers them in order, so nothing waits for a whole round trip of another's).
+  // Linux's devices resume side by side the same way: each frontend's handshake is driven by
+  // watches (netback_changed, blkback_changed), none waits for another's.
+  const netReady = resumed === null ? null
+    : findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed.neighbours())
+      .then((net) => { serveBeside(net.stack, args, (line) => k.log(line)); return net; });
+  netReady?.catch(() => undefined); // its failure is thrown where it is awaited, below, not as an unhandled rejection meanwhile
   const name = await xs.read('name');
   k.log(`ringvisor DomU kernel: ${name}, ${type.toUpperCase()} guest, ${(k.si.nr_pages * PAGE_SIZE) >> 20} MiB, ` +
     `${k.nr_vcpus} vCPU(s)`);
@@ -102,9 +117,9 @@ export async function main(env: KernelEnv): Promise<void> {
     onHotplug: (dev) => k.log(`${dev.name}: hot-plugged`),
   });
   k.log(`disks: ${disks.disks.map((d) => `${d.name} (${d.path}, ${mib(d)})`).join(', ') || 'none'}`);
-  const net = await findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed?.neighbours() ?? null);
+  const net = await (netReady ?? findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null));
   serveConsole(k, cons, disks.disks, (req) => stop(req));
-  serveBeside(net.stack, args, (line) => k.log(line)); // serve=PORT: udp-rr beside the workload (./workloads/net-run.ts)
+  if (netReady === null) serveBeside(net.stack, args, (line) => k.log(line)); // serve=PORT: udp-rr beside the workload (./workloads/net-run.ts)
 
   const wname = args.get('workload') ?? 'idle';
   // A server that keeps no progress (udp-rr's echo: each answer is the request sent back) simply

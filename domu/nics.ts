@@ -35,15 +35,17 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
   e1000: string | null = null, neighbours: readonly (readonly [number, Uint8Array])[] | null = null): Promise<GuestNics> {
   const resumed = neighbours !== null;
   const dir = `${XS_DIR_DEVICE}/vif`;
-  const atBoot = new Set((await xs.directory(dir).catch(() => [] as string[])).map((d) => `${dir}/${d}`));
+  // The vifs present now are the ones boot waits for; listed while the bus watch is being set (one
+  // round trip for both: xenstored answers the listing first).
+  const listed = xs.directory(dir).catch(() => [] as string[]).then((ds) => new Set(ds.map((d) => `${dir}/${d}`)));
   const nics: Netfront[] = [];
   const ips = new Map<Netfront, number>();
   const closers: (() => Promise<void>)[] = [];
   const closedWaiters = new Map<string, () => void>();
   const closed = new Set<string>();
   await new Promise<void>((resolve) => {
-    let waiting = atBoot.size;
-    if (waiting === 0) resolve();
+    let waiting = -1;
+    void listed.then((atBoot) => { waiting = atBoot.size; if (waiting === 0) resolve(); });
     const fronts = new Map<string, Netfront>();
     void registerFrontend(xs, 'vif', (nodename) => {
       const f = new Netfront(k);
@@ -62,12 +64,13 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
           await nic.closeDevice();
           if (!closed.has(fe.dev.nodename)) await new Promise<void>((r) => closedWaiters.set(fe.dev.nodename, r));
         });
-        void nic.failed.then((why) => {
+        void nic.failed.then(async (why) => {
           log(`netfront: ${why}; the vif is not used`);
-          if (atBoot.has(fe.dev.nodename) && --waiting === 0) resolve();
+          if ((await listed).has(fe.dev.nodename) && --waiting === 0) resolve();
         });
         void nic.connected.then(async () => {
           const ip = parseIPv4((await xs.tryRead(`${fe.dev.otherend}/${XS_NET.ip}`)) ?? '') ?? 0;
+          const atBoot = await listed;
           ips.set(nic, ip);
           log(`netfront: ${nic.name} connected: mac ${formatMac(nic.mac)}, ip ${ip ? formatIPv4(ip) : 'none'}, mtu ${nic.mtu}, ` +
             `${nic.negotiated.queues} queue(s), ${nic.negotiated.split ? 'split' : 'one'} event channel(s), sg ${nic.negotiated.sg ? 'on' : 'off'}`);

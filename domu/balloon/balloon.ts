@@ -178,6 +178,7 @@ export class Balloon {
  */
 export function balloonResume(k: Kernel, rec: ResumeRecord): number[] {
   const want = rec.words[R.BALLOONED];
+  if (want === 0) return []; // nothing to take: no pass over the free list on the resume's critical path
   const out: number[] = [];
   const words = new Int32Array(PAGE_WORDS);
   const bytes = new Uint8Array(words.buffer);

@@ -16,6 +16,10 @@
  * checksum offload is turned off (Linux writes nothing: offload is on). Its MAC and MTU come from its own
  * frontend directory (`mac`, `mtu`), where the toolstack put them.
  *
+ * Its xenstore requests go out together wherever one does not depend on another's answer (the
+ * backend's features, the keys it writes, its MAC and MTU): a round trip costs two vCPU wake-ups
+ * here (shared/kernel/xenbus/device.ts, "Round trips"), and a resumed guest's peer waits for each.
+ *
  * Frames: the stack hands over an Ethernet frame as fragments, the first holding at least the
  * Ethernet header (netback drops a first slot under 14 bytes; XSA-423 wants headers up front).
  * Netfront lays the fragments out one after the other in its tx pages, one slot per page the
@@ -97,13 +101,15 @@ export class Netfront implements NetDevice, FrontendDriver {
     const be = dev.otherend;
     if (this.queues.length === 0) {
       this.name = `eth${dev.nodename.split('/').pop()}`;
-      if ((await readUint(xs, `${be}/${XS_NET.feature_rx_copy}`, 0)) !== 1) {
-        throw new Error(`${this.name}: backend does not support copying receive path`);
-      }
-      const maxQueues = await xs.tryRead(`${be}/${XS_NET.multi_queue_max_queues}`);
+      // What the backend offers, asked all at once (one round trip: see the header).
+      const [rxCopy, maxQueues, split, sg] = await Promise.all([
+        readUint(xs, `${be}/${XS_NET.feature_rx_copy}`, 0), xs.tryRead(`${be}/${XS_NET.multi_queue_max_queues}`),
+        readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0), readUint(xs, `${be}/${XS_NET.feature_sg}`, 0),
+      ]);
+      if (rxCopy !== 1) throw new Error(`${this.name}: backend does not support copying receive path`);
       this.negotiated.queues = maxQueues === null ? 1 : Math.max(1, Math.min(this.opts.maxQueues, Number(maxQueues) || 1));
-      this.negotiated.split = this.opts.split && (await readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0)) === 1;
-      this.negotiated.sg = this.opts.sg && (await readUint(xs, `${be}/${XS_NET.feature_sg}`, 0)) === 1;
+      this.negotiated.split = this.opts.split && split === 1;
+      this.negotiated.sg = this.opts.sg && sg === 1;
       // Each queue grants 2 ring pages, a tx page per tx id and an rx buffer per posted request:
       // as many as this vCPU's grant references allow, up to the ring size (a power of two).
       const perQueue = Math.floor((this.k.gnttab.available - 16) / this.negotiated.queues / 2) - 2;
@@ -119,34 +125,39 @@ export class Netfront implements NetDevice, FrontendDriver {
       }
     }
     const dir = dev.nodename;
-    const writeQueue = async (qdir: string, q: NetfrontQueue) => {
-      await xs.write(`${qdir}/${XS_NET.tx_ring_ref}`, String(q.txRef), t);
-      await xs.write(`${qdir}/${XS_NET.rx_ring_ref}`, String(q.rxRef), t);
+    // talk_to_netback's writes, sent together within the transaction (one round trip, not one each).
+    const writes: Promise<void>[] = [];
+    const put = (path: string, value: string) => writes.push(xs.write(path, value, t));
+    const writeQueue = (qdir: string, q: NetfrontQueue) => {
+      put(`${qdir}/${XS_NET.tx_ring_ref}`, String(q.txRef));
+      put(`${qdir}/${XS_NET.rx_ring_ref}`, String(q.rxRef));
       if (q.split) {
-        await xs.write(`${qdir}/${XS_NET.event_channel_tx}`, String(q.txPort), t);
-        await xs.write(`${qdir}/${XS_NET.event_channel_rx}`, String(q.rxPort), t);
+        put(`${qdir}/${XS_NET.event_channel_tx}`, String(q.txPort));
+        put(`${qdir}/${XS_NET.event_channel_rx}`, String(q.rxPort));
       } else {
-        await xs.write(`${qdir}/${XS_NET.event_channel}`, String(q.txPort), t);
+        put(`${qdir}/${XS_NET.event_channel}`, String(q.txPort));
       }
     };
     if ((await xs.tryRead(`${dev.otherend}/${XS_NET.multi_queue_max_queues}`, t)) !== null) {
-      await xs.write(`${dir}/${XS_NET.multi_queue_num_queues}`, String(this.queues.length), t);
+      put(`${dir}/${XS_NET.multi_queue_num_queues}`, String(this.queues.length));
     }
-    if (this.queues.length === 1) await writeQueue(dir, this.queues[0]);
-    else for (let q = 0; q < this.queues.length; q++) await writeQueue(`${dir}/queue-${q}`, this.queues[q]);
-    await xs.write(`${dir}/${XS_NET.request_rx_copy}`, '1', t);
-    await xs.write(`${dir}/${XS_NET.feature_rx_notify}`, '1', t);
-    await xs.write(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0', t);
-    if (!this.opts.csumOffload) await xs.write(`${dir}/${XS_NET.feature_no_csum_offload}`, '1', t);
+    if (this.queues.length === 1) writeQueue(dir, this.queues[0]);
+    else for (let q = 0; q < this.queues.length; q++) writeQueue(`${dir}/queue-${q}`, this.queues[q]);
+    put(`${dir}/${XS_NET.request_rx_copy}`, '1');
+    put(`${dir}/${XS_NET.feature_rx_notify}`, '1');
+    put(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0');
+    if (!this.opts.csumOffload) put(`${dir}/${XS_NET.feature_no_csum_offload}`, '1');
+    await Promise.all(writes);
   }
 
   /** xennet_connect: what the toolstack told us about ourselves. */
   async connect(dev: XenbusDevice): Promise<void> {
     const xs = dev.xs;
-    const mac = parseMac((await xs.tryRead(`${dev.nodename}/${XS_NET.mac}`)) ?? '');
+    const [macText, mtu] = await Promise.all([xs.tryRead(`${dev.nodename}/${XS_NET.mac}`), readUint(xs, `${dev.nodename}/${XS_NET.mtu}`, 1500)]);
+    const mac = parseMac(macText ?? '');
     if (mac === null) throw new Error(`${this.name}: no valid mac in ${dev.nodename}`);
     this.mac = mac;
-    this.mtu = Math.min(XEN_NETIF_MAX_TX_SIZE - ETH_HLEN, Math.max(68, await readUint(xs, `${dev.nodename}/${XS_NET.mtu}`, 1500)));
+    this.mtu = Math.min(XEN_NETIF_MAX_TX_SIZE - ETH_HLEN, Math.max(68, mtu));
     if (!this.negotiated.sg) this.mtu = Math.min(this.mtu, PAGE_SIZE - ETH_HLEN);
     this.maxFrags = this.negotiated.sg ? XEN_NETIF_NR_SLOTS_MIN - 1 : 8;
     this.ready();

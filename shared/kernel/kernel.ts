@@ -10,6 +10,7 @@
 import type { Cpu, Hypercalls, KernelEnv } from '../public/hypercall.ts';
 import type { GuestMemory } from '../public/memory.ts';
 import { GNTTAB_NR_RESERVED_ENTRIES } from '../public/grant_table.ts';
+import { vcpu_info } from '../public/xen.ts';
 import { EventChannels } from './events.ts';
 import { GrantTable } from './grant-table.ts';
 import { PageAllocator } from './pages.ts';
@@ -33,6 +34,8 @@ export class Kernel {
   /** System time and the wall clock, from shared_info (time.ts). */
   readonly clock: GuestClock;
   private timerList: GuestTimers | null = null;
+  private readonly sharedInfo: Int32Array;
+  private readonly upcallWord: number;
   /** The PV console once its driver is up (shared/kernel/console.ts sets it); log() then goes there. */
   console: { write(text: string): void } | null = null;
 
@@ -46,6 +49,8 @@ export class Kernel {
     this.pages = new PageAllocator(this.si, this.vcpu, this.nr_vcpus);
     // The builder mapped shared_info and, just above it, the grant frames.
     const sharedInfo = env.memory.pageWords(this.si.shared_info_gfn, true);
+    this.sharedInfo = sharedInfo;
+    this.upcallWord = (this.vcpu * vcpu_info.SIZE + vcpu_info.evtchn_upcall_pending) >> 2;
     this.events = new EventChannels(env.hypercall, sharedInfo, this.vcpu);
     this.wait = parseWaitPolicy(parseCmdline(this.si.cmd_line).get(CMDLINE_WAIT), 'kernel command line');
     this.events.policy = this.wait;
@@ -66,6 +71,17 @@ export class Kernel {
   /** A preemption point for long guest loops (GuestSched.preempt). */
   preempt(): void {
     this.env.sched.preempt();
+  }
+
+  /**
+   * An event waits for this vCPU's handlers (its evtchn_upcall_pending is set). A long guest loop
+   * that checks this between steps and gives the event loop a turn when it is true behaves as a
+   * Linux user task does when an interrupt arrives: the handler runs at once and the kernel thread
+   * it wakes (xenwatch, a softirq, a server blocked in recvmsg) preempts the task (wake-up
+   * preemption sets need_resched) instead of waiting for its time slice to end.
+   */
+  eventPending(): boolean {
+    return Atomics.load(this.sharedInfo, this.upcallWord) !== 0;
   }
 
   private grantEntries(): number {

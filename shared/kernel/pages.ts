@@ -18,7 +18,7 @@ export const HOLE_BASE_OFFSET = 64;
 export const HOLES_PER_VCPU = 1 << 13;
 
 export class PageAllocator {
-  private readonly free: number[] = [];
+  private readonly free: number[];
   private nextHole: number;
   private readonly holeEnd: number;
   private readonly freedHoles: number[] = [];
@@ -26,11 +26,23 @@ export class PageAllocator {
 
   constructor(si: StartInfo, vcpu = 0, nr_vcpus = 1) {
     // The builder's pages, and the page the kernel's vCPUs share (./smp.ts), are nobody's to hand out.
-    const special = new Set([si.start_info_gfn, si.store_gfn, si.console_gfn, smpAreaGfn(si)]);
-    for (let gfn = si.nr_pages - 1; gfn >= 0; gfn--) {
-      if (!special.has(gfn) && gfn % nr_vcpus === vcpu) this.free.push(gfn);
+    // This runs first thing at every boot, a resumed kernel's on the critical path of a migration's
+    // downtime, in code not yet compiled: so one array of the right size written by index, and
+    // four comparisons, not a push and a Set lookup per page (16,384 pages for 64 MiB took
+    // 9-14 ms on a loaded machine that way).
+    const a = si.start_info_gfn;
+    const b = si.store_gfn;
+    const c = si.console_gfn;
+    const d = smpAreaGfn(si);
+    const mine = vcpu < si.nr_pages ? Math.ceil((si.nr_pages - vcpu) / nr_vcpus) : 0;
+    const free = new Array<number>(mine);
+    let n = 0;
+    for (let gfn = vcpu + (mine - 1) * nr_vcpus; gfn >= 0; gfn -= nr_vcpus) {
+      if (gfn !== a && gfn !== b && gfn !== c && gfn !== d) free[n++] = gfn;
     }
-    this.total = this.free.length;
+    free.length = n;
+    this.free = free;
+    this.total = n;
     this.nextHole = si.nr_pages + HOLE_BASE_OFFSET + vcpu * HOLES_PER_VCPU;
     this.holeEnd = this.nextHole + HOLES_PER_VCPU;
   }

@@ -70,8 +70,12 @@ export class XenbusClient {
   private readonly pending = new Map<number, Pending>();
   private readonly watches = new Map<string, WatchEntry>();
   private closed: string | null = null;
-  /** Counters a reader can inspect. */
-  readonly stats = { requests: 0, errors: 0, watchEvents: 0 };
+  /**
+   * Counters a reader can inspect. `rounds`: requests sent while none was in flight, i.e. how many
+   * times the client waited for xenstored from a standing start, a count of sequential round trips
+   * that does not depend on the machine's load (requests sent together count once).
+   */
+  readonly stats = { requests: 0, errors: 0, watchEvents: 0, rounds: 0 };
   /** Where a failing watch callback is reported (default: thrown away with one console line, no stack). */
   onWatchError: (e: unknown, path: string) => void = (e, path) => console.error(`xenbus watch ${path}: ${e instanceof Error ? e.message : String(e)}`);
 
@@ -88,6 +92,7 @@ export class XenbusClient {
     const req_id = this.nextReqId;
     this.nextReqId = (this.nextReqId + 1) >>> 0 || 1;
     this.stats.requests++;
+    if (this.pending.size === 0) this.stats.rounds++;
     return new Promise((resolve, reject) => {
       this.pending.set(req_id, { type, what, resolve, reject });
       this.transport.send(encodeMessage(type, req_id, t, parts));
@@ -258,6 +263,30 @@ export class XenbusClient {
       } catch (e) {
         if (!(e instanceof XsError && e.errno === 'EAGAIN')) throw e;
       }
+    }
+  }
+
+  /**
+   * transaction(), one round trip shorter: `body` awaits what it reads, then sends its writes and
+   * hands back their promise unawaited (`{ writes }`); the commit goes out right behind them,
+   * before their replies (see ./device.ts, "Round trips"). xenstored applies a connection's
+   * requests in order, so the commit still follows the writes. If a write fails, the commit
+   * carries the ones before it and the error is thrown; EAGAIN starts the whole body again.
+   */
+  async transactionWrites<T>(body: (t: number) => Promise<{ writes: Promise<T> }>): Promise<T> {
+    for (;;) {
+      const t = await this.transactionStart();
+      let sent: { writes: Promise<T> };
+      try {
+        sent = await body(t);
+      } catch (e) {
+        await this.transactionEnd(t, false).catch(() => undefined);
+        throw e;
+      }
+      const [w, end] = await Promise.allSettled([sent.writes, this.transactionEnd(t, true)]);
+      if (w.status === 'rejected') throw w.reason;
+      if (end.status === 'fulfilled') return w.value;
+      if (!(end.reason instanceof XsError && end.reason.errno === 'EAGAIN')) throw end.reason;
     }
   }
 

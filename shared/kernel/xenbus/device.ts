@@ -12,6 +12,14 @@
  * watches the other end's `state`. Its own state changes go through a transaction that first
  * checks the directory still exists, so a device the toolstack has just removed is not
  * recreated by a late state write (as xenbus_switch_state does).
+ *
+ * Round trips. A request to xenstored costs a DomU two vCPU wake-ups (the store event channel to
+ * Dom0's vCPU, its reply back) and a turn of each side's event loop, so a handshake's cost is its
+ * number of sequential round trips, not its number of requests. Requests whose answers do not
+ * depend on each other are therefore sent together (xs_wire's req_id lets several be in flight;
+ * xenstored answers them in order): the two keys naming the other end, and a state write with the
+ * commit of its transaction (if the write fails, the commit commits nothing and the write's error
+ * is thrown). Linux issues them one after the other, where a round trip costs microseconds.
  */
 import {
   XS_KEY_BACKEND, XS_KEY_BACKEND_ID, XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_STATE, XenbusState,
@@ -36,8 +44,7 @@ export class XenbusDevice {
   /** read_otherend_details: false if the toolstack has not (or no longer) described the other end. */
   async readOtherend(): Promise<boolean> {
     const [pathKey, idKey] = this.role === 'frontend' ? [XS_KEY_BACKEND, XS_KEY_BACKEND_ID] : [XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID];
-    const path = await this.xs.tryRead(`${this.nodename}/${pathKey}`);
-    const id = await this.xs.tryRead(`${this.nodename}/${idKey}`);
+    const [path, id] = await Promise.all([this.xs.tryRead(`${this.nodename}/${pathKey}`), this.xs.tryRead(`${this.nodename}/${idKey}`)]);
     if (path === null || id === null || !/^[0-9]+$/.test(id)) return false;
     this.otherend = path;
     this.otherendId = Number(id);
@@ -69,10 +76,9 @@ export class XenbusDevice {
    */
   async switchState(state: XenbusStateValue): Promise<boolean> {
     if (state === this.state && this.history.length > 0) return true;
-    const present = await this.xs.transaction(async (t) => {
-      if ((await this.xs.tryRead(`${this.nodename}/${XS_KEY_STATE}`, t)) === null) return false;
-      await this.xs.write(`${this.nodename}/${XS_KEY_STATE}`, String(state), t);
-      return true;
+    const present = await this.xs.transactionWrites(async (t) => {
+      if ((await this.xs.tryRead(`${this.nodename}/${XS_KEY_STATE}`, t)) === null) return { writes: Promise.resolve(false) };
+      return { writes: this.xs.write(`${this.nodename}/${XS_KEY_STATE}`, String(state), t).then(() => true) };
     });
     if (present) {
       this.state = state;

@@ -77,12 +77,13 @@ export class XenbusFrontend {
 
   /** xenbus_dev_probe: find the backend, maybe connect early, then follow the backend's state. */
   async probe(): Promise<boolean> {
-    if (!(await this.dev.readOtherend())) return false;
     // A directory this domain's previous kernel left Closed (a guest resumed in the domain it
     // suspended in, after a migration failed): say Initialising first, as xenbus_dev_resume resets
     // a resumed device, so the Closed backend starts over from InitWait (./backend.ts); until it
     // does, its Closed is the old session's, and we wait as for a backend that died.
-    const was = await this.dev.xs.tryRead(`${this.dev.nodename}/${XS_KEY_STATE}`);
+    // (Read beside the other end's keys: one round trip for the three, ./device.ts.)
+    const [found, was] = await Promise.all([this.dev.readOtherend(), this.dev.xs.tryRead(`${this.dev.nodename}/${XS_KEY_STATE}`)]);
+    if (!found) return false;
     if (was !== null && was !== String(XenbusState.Initialising)) {
       this.suspended = true;
       await this.enter(XenbusState.Initialising);
