@@ -139,7 +139,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   if (req === 'suspend') {
-    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await disks.closeAll(); await net.closeAll(); }, balloon,
+    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await Promise.all([disks.closeAll(), net.closeAll()]); }, balloon,
       net.stack?.arp.entries() ?? []);
     await cons.drained();
     return k.hypercall.sched_suspend(rec.gfn);
@@ -194,7 +194,9 @@ function mib(d: BlockDevice): string {
  * do_suspend (drivers/xen/manage.c): freeze the workload between two steps (freeze_processes),
  * quiesce the frontends (dpm_suspend_start: blkfront and netfront finish what is in flight and let
  * go of their rings and grants; the new host's backends will be handshaken with afresh), then write
- * the resume record (domu/resume.ts). The caller makes the hypercall.
+ * the resume record (domu/resume.ts). The caller makes the hypercall. Disks and vifs are quiesced
+ * side by side (dpm_suspend_start suspends devices asynchronously too): each waits only for its
+ * own backend's answer.
  */
 async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>, balloon: Balloon,
   neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {

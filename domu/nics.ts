@@ -106,7 +106,8 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
   if (resumed && stack !== null) stack.arp.restore(neighbours); // the table the suspended kernel kept (domu/resume.ts)
   if (resumed && stack !== null && stack.ip !== 0) {
     stack.announce();
-    log(`${stack.dev.name}: resumed; gratuitous ARP for ${formatIPv4(stack.ip)} (netdev_notify_peers)`);
+    log(`${stack.dev.name}: resumed; gratuitous ARP for ${formatIPv4(stack.ip)} (netdev_notify_peers); ${stack.arp.entries().length} neighbour(s) kept; ` +
+      `xenstore since boot: ${xs.stats.requests} requests in ${xs.stats.rounds} round trips`);
   }
   return {
     nics: all,
