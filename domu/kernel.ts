@@ -35,6 +35,34 @@
  * (xs_resume, then blkfront_resume / netfront_resume: each frontend goes through the xenbus
  * handshake with the new backends, blkfront re-issuing what was in flight as blkif_recover). The
  * target host receives nothing but the save stream: the guest's pages, that record, the config.
+ *
+ * The resume's critical path is the peer's: from the unpause to the first answer a client gets
+ * (the migrate bench's detail.peer.firstAnswerAfterUnpauseMs). Measured phase by phase in the
+ * guest's log, it went to the vCPU thread's first steps in code not yet compiled, to a workload
+ * turn before every xenstore reply could be taken, to the vifs reconnecting last, after the
+ * control watches, vCPU hot-plug, the balloon and the disks, one round trip per request (48 in
+ * sequence), and to an ARP round trip before the first answer. So, in resume mode: the first
+ * request (XS_RESET_WATCHES) goes out before the workload is thawed; the vifs reconnect first and
+ * serve= starts as soon as they are up, while the rest of the boot path runs beside them (their
+ * requests interleave on the ring; Linux's frontends also reconnect side by side, each driven by
+ * its own watch); requests that do not depend on each other go together (about 12 sequential
+ * round trips now: shared/kernel/xenbus/device.ts, "Round trips"); the neighbour table comes back
+ * from guest memory (./resume.ts); and a workload yields whenever an event is pending
+ * (Kernel.eventPending, as wake-up preemption lets a Linux kernel thread in at once).
+ *
+ * What differs from Linux, and why. Linux does not disconnect its frontends at suspend: do_suspend
+ * stops their queues and waits for what is in flight (dpm_suspend_start), makes the hypercall, and
+ * after a migration blkfront_resume / netfront_resume re-handshake with the new host's fresh
+ * backends, while after a cancelled suspend (xc_domain_resume with fast = 1, libxl's
+ * suspend_cancel: the hypercall returns 1) the frontends carry on with the same backends, rings and
+ * grants. This kernel still closes its frontends at suspend (Closing, then Closed with each
+ * backend's answer; disks and vifs side by side), because a ringvisor kernel never carries on from
+ * the hypercall: even an in-place resume (XEN_DOMCTL_resumedomain) boots a fresh vCPU thread, and a
+ * frontend's private ring state (req_prod_pvt, rsp_cons, the shadow of what is in flight, which
+ * grant reference holds which buffer) is on the old thread's heap. Keeping the frontends connected
+ * across a suspend would need that state in guest memory (resumable drivers), and the backends to
+ * take a frontend found Connected again through Closing, Closed, Initialising; not done yet. The
+ * close costs the blackout a few xenstore round trips per device.
  */
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
