@@ -148,16 +148,25 @@ export class OutagePeer {
   }
 
   /**
-   * The silence the peer saw around a migration: the one that holds the moment the source's
-   * toolstack saw the guest stopped (suspendedAt plus the blackout's first phase, the guest
-   * quiescing and making SCHEDOP_shutdown(suspend)), when it certainly could not answer. It is
-   * logged when the first answer after it comes; null if none came within `timeoutMs`.
+   * The silence the peer saw around a migration: the one that holds the target's unpause (no
+   * answer can come between the guest stopping and the unpause, so the answer that ends it is the
+   * first after the resume, and the one that starts it the last the peer got before the pause).
+   * Not the one holding the moment the guest stopped: on a loaded machine an answer the guest sent
+   * just before it stopped can reach the peer inside the blackout, splitting the silence in two,
+   * and that rule then picked the first part (a "first answer" before the unpause; 3 moves in 48
+   * on a machine with a load of 10-15). The unpause is the sender's (MigrateResult.downtimeMs ends
+   * when the target's report reaches it, a little after the real unpause); a genuine answer takes
+   * the guest's vifs reconnecting, tens of ms after the unpause, so none comes before it. Failing that
+   * (a blackout shorter than the peer's gapMs), the one holding the moment the source's toolstack
+   * saw the guest stopped. It is logged when the first answer after it comes; null if none came
+   * within `timeoutMs`.
    */
   async outageAround(r: Pick<MigrateResult, 'suspendedAt' | 'downtimeMs' | 'blackout'>, timeoutMs = 10000): Promise<PeerOutage | null> {
     const stoppedAt = r.suspendedAt + (r.blackout[0]?.ms ?? 0);
     const unpausedAt = r.suspendedAt + r.downtimeMs;
+    const holds = (t: number) => (x: Silence) => x.before.at <= t && x.after.at >= t;
     for (let waited = 0; ; waited += 20) {
-      const s = this.silences.find((x) => x.before.at <= stoppedAt && x.after.at >= stoppedAt);
+      const s = this.silences.find(holds(unpausedAt)) ?? (waited > timeoutMs ? this.silences.find(holds(stoppedAt)) : undefined);
       if (s !== undefined) return { ...s, lastBeforeSuspendMs: r.suspendedAt - s.before.at, firstAfterUnpauseMs: s.after.at - unpausedAt };
       if (waited > timeoutMs) return null;
       await new Promise((res) => setTimeout(res, 20)); // reading what the peer logged, not shaping it
