@@ -189,6 +189,7 @@ export class VcpuScheduler {
     }
     this.hasSlot = true;
     wakeLatency(t, G.SLOT_LAT_US, t.f64[t.uf(this.unit, UFL.GIVEN)]);
+    this.credit!.runningFrom(this.unit, now()); // charged from now, not from the hand-over (sched/credit.ts)
     // Running since the scheduler gave us the slot, not since the host OS got round to waking
     // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
     this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
