@@ -21,6 +21,18 @@
  * the page cache holds it once. Memory per guest is the host process's RSS growth with all N
  * guests connected and warmed up, divided by N: their threads, JavaScript heaps and blkback's
  * state; guest RAM is frames of machine memory allocated at host start and is shown apart.
+ *
+ * Where a request's CPU goes as N grows (issue 17 round 2, measured on a loaded 2-core machine).
+ * At 16 guests a request costs two to three times the host CPU it costs at 1 guest, and the extra
+ * is user time (`sysUs` stays at 3–6 µs). Each guest turn (a slot hand-over, ~1 per 8 requests at
+ * depth 8) puts a sleeping thread, with its own V8 heap, back on a core: `hostSleeps` is 0.4–0.55 per
+ * request against 0.05–0.4 at 1 guest. And every Atomics.wait, Atomics.notify and
+ * Atomics.waitAsync resolution in the process takes one process-wide mutex (V8's FutexEmulation
+ * g_mutex, src/execution/futex-emulation.cc): in a `perf record -e syscalls:sys_enter_futex` of the
+ * 16-guest window, 82% of the futex system calls were that mutex contended (glibc's
+ * __lll_lock_wait/__lll_lock_wake under Atomics.notify, Atomics.wait and the task that resolves a
+ * waitAsync), not the sleeps and wake-ups themselves. A slot given to a sleeping thread is held
+ * idle until the host runs it (`slot dead`: 0.25–0.45 of slot time at 16 guests).
  */
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
