@@ -241,7 +241,13 @@ export class VcpuScheduler {
   async block(): Promise<void> {
     this.preemptionPoint();
     const si = this.c.hv.sharedInfo[this.c.domid];
-    if (Atomics.load(si, this.upcall) !== 0) return;
+    // Say we are about to wait, then look (sched/tables.ts U.ASLEEP: a sender notifies only a waiter).
+    const asleep = this.tables.u(this.unit, U.ASLEEP);
+    Atomics.store(this.tables.i32, asleep, 1);
+    if (Atomics.load(si, this.upcall) !== 0) {
+      Atomics.store(this.tables.i32, asleep, 0);
+      return;
+    }
     this.c.count('blocks');
     this.blocking++;
     if (this.credit === null) this.runstate(RUNSTATE_blocked);
@@ -249,6 +255,7 @@ export class VcpuScheduler {
     const deadline = timerDeadline(this.tables, this.unit);
     const w = deadline === 0 ? Atomics.waitAsync(si, this.upcall, 0) : Atomics.waitAsync(si, this.upcall, 0, Math.max(0, deadline - now()));
     if (w.async) await w.value;
+    Atomics.store(this.tables.i32, asleep, 0);
     this.blocking--;
     const kicked = this.tables.uf(this.unit, UFL.KICKED);
     if (this.tables.f64[kicked] !== 0) {
