@@ -27,6 +27,14 @@
  * when its thread runs: a slot handed to a sleeping thread is held, idle, for the host's wake-up
  * (runningFrom says why that is nobody's credit).
  *
+ * Left as credit.c has them, and why (issue 17's 16-guest scale row, measured): the timeslice
+ * (sched_credit_tslice_ms, 30 ms) and the ratelimit (sched_ratelimit_us, 1 ms) bound how long a
+ * vCPU that does not block keeps its slot; an I/O-bound guest blocks after every batch, long
+ * before either, and wake-ups that asked a running vCPU to give its slot up (tickles) were
+ * 0.004–0.02 per request. BOOST on wake (csched_unit_wake) stays: without it a woken guest or
+ * Dom0 would wait behind every CPU-bound vCPU. What bounds that row is the host's cost of a
+ * slot changing hands (a sleeping thread woken, ~1 per 8 requests): scenarios/bench/scale.ts.
+ *
  * Simplifications, said where they matter: credit is charged exactly at every change (Xen's
  * burn_credits does the same since 2009); accounting's "excess" redistribution is one pass by
  * weight rather than credit.c's sorted walk; a vCPU is never preempted inside a hypercall.
