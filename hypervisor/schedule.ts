@@ -243,9 +243,9 @@ export class VcpuScheduler {
     const si = this.c.hv.sharedInfo[this.c.domid];
     // Say we are about to wait, then look (sched/tables.ts U.ASLEEP: a sender notifies only a waiter).
     const asleep = this.tables.u(this.unit, U.ASLEEP);
-    Atomics.store(this.tables.i32, asleep, 1);
+    Atomics.add(this.tables.i32, asleep, 1);
     if (Atomics.load(si, this.upcall) !== 0) {
-      Atomics.store(this.tables.i32, asleep, 0);
+      Atomics.sub(this.tables.i32, asleep, 1);
       return;
     }
     this.c.count('blocks');
@@ -255,7 +255,7 @@ export class VcpuScheduler {
     const deadline = timerDeadline(this.tables, this.unit);
     const w = deadline === 0 ? Atomics.waitAsync(si, this.upcall, 0) : Atomics.waitAsync(si, this.upcall, 0, Math.max(0, deadline - now()));
     if (w.async) await w.value;
-    Atomics.store(this.tables.i32, asleep, 0);
+    Atomics.sub(this.tables.i32, asleep, 1);
     this.blocking--;
     const kicked = this.tables.uf(this.unit, UFL.KICKED);
     if (this.tables.f64[kicked] !== 0) {

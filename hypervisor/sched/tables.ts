@@ -113,8 +113,9 @@ export const U = {
   BOOSTS: 10,    // its wake-ups at BOOST
   PREEMPTED: 11, // times it lost its slot to another vCPU (not counting blocking)
   /*
-   * 1 while its thread waits on its evtchn_upcall_pending word in SCHEDOP_block (schedule.ts
-   * block): only then does an event's sender call Atomics.notify (event-channel.ts evtchn_kick).
+   * How many SCHEDOP_block calls of its thread wait on its evtchn_upcall_pending word (schedule.ts
+   * block; a count, as host I/O may run a second one meanwhile): only while it is not 0 does an
+   * event's sender call Atomics.notify (event-channel.ts evtchn_kick).
    * Set before the block looks at the flag and cleared after it wakes, so a sender that raises the
    * flag and then finds 0 here knows the block will see the flag and not sleep.
    */
