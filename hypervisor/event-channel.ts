@@ -34,7 +34,7 @@ import {
 import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
-import { G, UFL, schedTables } from './sched/tables.ts';
+import { G, U, UFL, schedTables } from './sched/tables.ts';
 
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
@@ -68,11 +68,16 @@ function markVcpuPending(hv: HypervisorState, d: number, v: number, w: number): 
   return Atomics.exchange(si, vi + UPCALL_PENDING, 1) === 0 ? v : -1;
 }
 
-/** Wake vCPU `v` of domain `d` if it sleeps in SCHEDOP_block. */
+/**
+ * Wake vCPU `v` of domain `d` if it sleeps in SCHEDOP_block. Only a vCPU that said it waits
+ * (sched/tables.ts U.ASLEEP) is notified: V8 serializes every Atomics.notify, Atomics.wait and
+ * waitAsync resolution of the process on one mutex, which 17 threads contend (scenarios/bench/scale.ts).
+ */
 export function evtchn_kick(hv: HypervisorState, d: number, v: number): void {
+  const t = schedTables(hv.buffers.sched);
+  if (Atomics.load(t.i32, t.u(d * MAX_VCPUS + v, U.ASLEEP)) === 0) return;
   // Counted when it found the vCPU's thread asleep (a host thread wake-up): sched/tables.ts G.EVT_WAKES.
   if (Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1) > 0) {
-    const t = schedTables(hv.buffers.sched);
     Atomics.add(t.i32, G.EVT_WAKES, 1);
     t.f64[t.uf(d * MAX_VCPUS + v, UFL.KICKED)] = performance.timeOrigin + performance.now();
   }

@@ -189,6 +189,7 @@ export class VcpuScheduler {
     }
     this.hasSlot = true;
     wakeLatency(t, G.SLOT_LAT_US, t.f64[t.uf(this.unit, UFL.GIVEN)]);
+    this.credit!.runningFrom(this.unit, now()); // charged from now, not from the hand-over (sched/credit.ts)
     // Running since the scheduler gave us the slot, not since the host OS got round to waking
     // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
     this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
@@ -240,7 +241,13 @@ export class VcpuScheduler {
   async block(): Promise<void> {
     this.preemptionPoint();
     const si = this.c.hv.sharedInfo[this.c.domid];
-    if (Atomics.load(si, this.upcall) !== 0) return;
+    // Say we are about to wait, then look (sched/tables.ts U.ASLEEP: a sender notifies only a waiter).
+    const asleep = this.tables.u(this.unit, U.ASLEEP);
+    Atomics.add(this.tables.i32, asleep, 1);
+    if (Atomics.load(si, this.upcall) !== 0) {
+      Atomics.sub(this.tables.i32, asleep, 1);
+      return;
+    }
     this.c.count('blocks');
     this.blocking++;
     if (this.credit === null) this.runstate(RUNSTATE_blocked);
@@ -248,6 +255,7 @@ export class VcpuScheduler {
     const deadline = timerDeadline(this.tables, this.unit);
     const w = deadline === 0 ? Atomics.waitAsync(si, this.upcall, 0) : Atomics.waitAsync(si, this.upcall, 0, Math.max(0, deadline - now()));
     if (w.async) await w.value;
+    Atomics.sub(this.tables.i32, asleep, 1);
     this.blocking--;
     const kicked = this.tables.uf(this.unit, UFL.KICKED);
     if (this.tables.f64[kicked] !== 0) {

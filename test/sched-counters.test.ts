@@ -64,10 +64,16 @@ test('event wake-ups are counted only when a thread sleeps on the upcall flag', 
   evtchn_kick(hv, 1, 0); // nobody waits
   t.is(hs.counters().evt_wakes, 0);
   const si = hv.sharedInfo[1]!;
+  // A thread waiting on its upcall flag without saying so (U.ASLEEP) is not notified: only SCHEDOP_block waits there.
+  const asleep = hs.t.u(unitOf(1, 0), U.ASLEEP);
+  Atomics.store(hs.t.i32, asleep, 1); // as hypervisor/schedule.ts block() does before it waits
   const w = Atomics.waitAsync(si, 0, 0);
   t.true(w.async);
   evtchn_kick(hv, 1, 0);
   t.is(await w.value, 'ok');
+  t.is(hs.counters().evt_wakes, 1);
+  Atomics.store(hs.t.i32, asleep, 0); // awake again: a kick now notifies nobody
+  evtchn_kick(hv, 1, 0);
   t.is(hs.counters().evt_wakes, 1);
 });
 
@@ -99,6 +105,7 @@ test('an event stamps the time it woke a sleeping thread (for the event → runn
   const kicked = hs.t.uf(unitOf(1, 0), UFL.KICKED);
   evtchn_kick(hv, 1, 0); // nobody waits
   t.is(hs.t.f64[kicked], 0);
+  Atomics.store(hs.t.i32, hs.t.u(unitOf(1, 0), U.ASLEEP), 1); // as hypervisor/schedule.ts block() does
   const w = Atomics.waitAsync(hv.sharedInfo[1]!, 0, 0, 10_000);
   evtchn_kick(hv, 1, 0);
   t.is(await w.value, 'ok');

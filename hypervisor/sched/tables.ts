@@ -112,7 +112,15 @@ export const U = {
   RAN_ON: 9,     // bit p: has run on slot p (for tests and vcpu-list)
   BOOSTS: 10,    // its wake-ups at BOOST
   PREEMPTED: 11, // times it lost its slot to another vCPU (not counting blocking)
-  WORDS: 12,
+  /*
+   * How many SCHEDOP_block calls of its thread wait on its evtchn_upcall_pending word (schedule.ts
+   * block; a count, as host I/O may run a second one meanwhile): only while it is not 0 does an
+   * event's sender call Atomics.notify (event-channel.ts evtchn_kick).
+   * Set before the block looks at the flag and cleared after it wakes, so a sender that raises the
+   * flag and then finds 0 here knows the block will see the flag and not sleep.
+   */
+  ASLEEP: 12,
+  WORDS: 13,
 } as const;
 export const UF_ACTIVE = 1;   // on the active list: earns credit at accounting
 export const UF_PARKED = 2;   // CSCHED_FLAG_UNIT_PARKED: capped and over its cap

@@ -21,6 +21,18 @@
  * the page cache holds it once. Memory per guest is the host process's RSS growth with all N
  * guests connected and warmed up, divided by N: their threads, JavaScript heaps and blkback's
  * state; guest RAM is frames of machine memory allocated at host start and is shown apart.
+ *
+ * Where a request's CPU goes as N grows (issue 17 round 2, measured on a loaded 2-core machine).
+ * At 16 guests a request costs two to three times the host CPU it costs at 1 guest, and the extra
+ * is user time (`sysUs` stays at 3–6 µs). Each guest turn (a slot hand-over, ~1 per 8 requests at
+ * depth 8) puts a sleeping thread, with its own V8 heap, back on a core: `hostSleeps` is 0.4–0.55 per
+ * request against 0.05–0.4 at 1 guest. And every Atomics.wait, Atomics.notify and
+ * Atomics.waitAsync resolution in the process takes one process-wide mutex (V8's FutexEmulation
+ * g_mutex, src/execution/futex-emulation.cc): in a `perf record -e syscalls:sys_enter_futex` of the
+ * 16-guest window, 82% of the futex system calls were that mutex contended (glibc's
+ * __lll_lock_wait/__lll_lock_wake under Atomics.notify, Atomics.wait and the task that resolves a
+ * waitAsync), not the sleeps and wake-ups themselves. A slot given to a sleeping thread is held
+ * idle until the host runs it (`slot dead`: 0.25–0.45 of slot time at 16 guests).
  */
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -32,6 +44,7 @@ import type { WaitPolicy } from '../../shared/wait.ts';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
 import { VT } from '../../hypervisor/state.ts';
 import { GF } from '../../hypervisor/sched/tables.ts';
+import { watchPlacement } from './thread-placement.ts';
 
 const COUNTS = [1, 2, 4, 8, 16];
 const IMAGE_MIB = 64;
@@ -84,6 +97,12 @@ export interface ScaleFigures {
   /** The aggregate of each repeat of this N (the row is the median one), and its cores busy. */
   repeatIops: number[];
   repeatCores: number[];
+  /**
+   * The share of the window's samples in which the two busiest threads ran on the same CPU
+   * (./thread-placement.ts; null: not measured), and per repeat.
+   */
+  sameCpu: number | null;
+  repeatSameCpu: (number | null)[];
 }
 
 export type ScaleRow = BenchRow & { scale: ScaleFigures };
@@ -124,6 +143,7 @@ export async function benchScale(opts: SuiteOptions): Promise<BenchRow[]> {
             const row = [...reps].sort((a, b) => a.reqPerSec - b.reqPerSec)[reps.length >> 1]!;
             row.scale.repeatIops = reps.map((r) => r.reqPerSec);
             row.scale.repeatCores = reps.map((r) => r.scale.coresBusy);
+            row.scale.repeatSameCpu = reps.map((r) => r.scale.sameCpu);
             if (pcpus === 0) row.workload += ', no slots';
             rows.push(row);
           }
@@ -149,7 +169,7 @@ function barrier(n: number, onAll: () => void = () => {}): () => Promise<void> {
   };
 }
 
-async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy): Promise<ScaleRow> {
+export async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy): Promise<ScaleRow> {
   const hostSched = host.host.sched;
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
@@ -159,7 +179,9 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait
   // The scheduler over the timed window: from the release to the first guest done.
   let schedFrom = schedSnapshot(host);
   let schedOver: Record<string, number> | null = null;
-  const timeTogether = barrier(n, () => { schedFrom = schedSnapshot(host); });
+  let placement: (() => number | null) | null = null;
+  let sameCpu: number | null = null;
+  const timeTogether = barrier(n, () => { schedFrom = schedSnapshot(host); placement = watchPlacement(); });
   const createMs: number[] = [];
   const runs: Promise<GuestOutcome>[] = [];
   for (let g = 0; g < n; g++) {
@@ -171,7 +193,11 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait
       onRunning: (_d, ms) => { createMs.push(ms); running(); },
       beforeWarmup: warmTogether,
       beforeTimed: timeTogether,
-      afterTask: () => { schedOver ??= diff(schedSnapshot(host), schedFrom); },
+      afterTask: () => {
+        if (schedOver !== null) return;
+        schedOver = diff(schedSnapshot(host), schedFrom);
+        sameCpu = placement?.() ?? null;
+      },
     }));
     await Promise.race([up, runs[g]]);
   }
@@ -203,6 +229,8 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait
   // and the control thread), and host thread switches per request (getrusage): a voluntary one is
   // a thread going to sleep, an involuntary one a thread the host OS preempted.
   counters.cpuUs = (sched.cpuMs * 1000) / windowRequests;
+  // ... of which in the host kernel (system calls: futex waits and wake-ups, epoll, the disk's reads).
+  counters.sysUs = (sched.sysMs * 1000) / windowRequests;
   counters.hostSleeps = sched.volCs / windowRequests;
   counters.hostPreempts = sched.involCs / windowRequests;
   const window = {
@@ -218,7 +246,7 @@ async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait
   const figures: ScaleFigures = {
     guests: n, perGuestIops: iops, minIops: Math.min(...iops), maxIops: Math.max(...iops), jain: jain(iops),
     createMs, createMedianMs: median(createMs), rssMiBPerGuest: (rssAll - rssBefore) / 2 ** 20 / n, guestRamMiB: GUEST_MIB,
-    pcpus: hostSched.pcpus, ...window, repeatIops: [aggregate], repeatCores: [window.coresBusy],
+    pcpus: hostSched.pcpus, ...window, repeatIops: [aggregate], repeatCores: [window.coresBusy], sameCpu, repeatSameCpu: [sameCpu],
   };
   return {
     suite: 'scale', path: 'pv', wait, workload: `rand-read ×${n}`, blockSize: job.bs, queueDepth: DEPTH,
@@ -237,7 +265,7 @@ function schedSnapshot(host: BlockHost): Record<string, number> {
   const ru = process.resourceUsage();
   return {
     volCs: ru.voluntaryContextSwitches, involCs: ru.involuntaryContextSwitches,
-    cpuMs: (cpu.user + cpu.system) / 1000,
+    cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000,
     // pcpuLoad's shares are of the time since boot: back to ms of slot time held.
     slotMs: s.pcpuLoad().reduce((a, p) => a + p.load, 0) * (performance.timeOrigin + performance.now() - s.t.f64[GF.BOOT]),
     running: t[VT.RUNNING], runnable: t[VT.RUNNABLE], switches: c.switches, boostPreempts: c.boost_preempts, window: performance.now(),
@@ -297,7 +325,8 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
     // core shows about 1 where the others show nearly 2 (the host OS places threads, not ringvisor).
     if (reps.length > 1) {
       lines.push(`repeats (${wait}): 1 guest, the same job ${reps.length} times on a new guest each: ` +
-        `${reps.map((x, i) => `${fmt(x)} IOPS (${(one!.scale.repeatCores[i] ?? 0).toFixed(2)} cores busy)`).join(' / ')}`);
+        `${reps.map((x, i) => `${fmt(x)} IOPS (${(one!.scale.repeatCores[i] ?? 0).toFixed(2)} cores busy${sameCpuNote(one!.scale.repeatSameCpu?.[i])})`).join(' / ')}`);
+      lines.push(`  (same CPU: the share of samples in which the two busiest threads, Dom0's vCPU and the guest's, ran on one CPU: the host OS's choice)`);
     }
     if (noSlots && at16) {
       lines.push(`no slots (${wait}): 16 guests on a host with no pCPU slots (pcpus 0: the host OS alone runs the 17 threads): ` +
@@ -319,6 +348,10 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
       `spread of repeats ≤ 15% (${Number.isNaN(spread) ? '-' : `${(spread * 100).toFixed(0)}%`})`);
   }
   return lines.join('\n');
+}
+
+function sameCpuNote(x: number | null | undefined): string {
+  return x === null || x === undefined ? '' : `, same CPU ${Math.round(x * 100)}%`;
 }
 
 /** Real data in every byte (a sparse hole reads faster than data). */

@@ -1,0 +1,36 @@
+/*
+ * One row of the scale suite on its own, for a CPU profile or a quick A/B:
+ *   node --cpu-prof --cpu-prof-dir=DIR --import tsx scenarios/bench/scale-one.ts [guests] [runtimeMs] [pcpus|-] [irq|poll]
+ * prints the row's aggregate IOPS, Jain and per-request counters (./scale.ts runN). pcpus 0: no slots.
+ */
+import { randomUUID } from 'node:crypto';
+import { rmSync, openSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlockHost } from '../block/harness.ts';
+import type { WaitPolicy } from '../../shared/wait.ts';
+import { DOM0_WEIGHT, WARMUP_REQUESTS, runN } from './scale.ts';
+
+const n = Number(process.argv[2] ?? 16);
+const runtimeMs = Number(process.argv[3] ?? 1000);
+const pcpus = process.argv[4] === undefined || process.argv[4] === '-' ? undefined : Number(process.argv[4]);
+const wait = (process.argv[5] ?? 'irq') as WaitPolicy;
+const image = join(tmpdir(), `ringvisor-scale-one-${randomUUID()}.img`);
+const fd = openSync(image, 'w');
+const chunk = Buffer.alloc(1 << 20, 0x5a);
+for (let m = 0; m < 64; m++) writeSync(fd, chunk, 0, chunk.length, m << 20);
+closeSync(fd);
+const host = await BlockHost.boot(96 + 16 * (n + 2), wait, pcpus);
+host.host.setMaxListeners(4 * n);
+host.host.sched.setDomain(0, DOM0_WEIGHT, undefined);
+try {
+  const row = await runN(host, image, n, {
+    rw: 'randread', bs: 4096, iodepth: 8, ios: Number.MAX_SAFE_INTEGER, runtimeMs, warmup: WARMUP_REQUESTS / 2, size: 64 << 20, seed: 11 + n,
+  }, wait);
+  const s = row.scale;
+  console.log(`${n} guests: ${Math.round(row.reqPerSec)} IOPS, Jain ${s.jain.toFixed(3)}, cores ${s.coresBusy.toFixed(2)}, same CPU ${s.sameCpu?.toFixed(2)}, slots ${s.slotsHeld.toFixed(2)}, dead ${s.slotDead.toFixed(2)}`);
+  console.log(Object.entries(row.counters).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(' '));
+} finally {
+  await host.close();
+  rmSync(image, { force: true });
+}
