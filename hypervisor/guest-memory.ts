@@ -91,8 +91,10 @@ class Gate {
   /* The fault path: populate on demand, page in, break a share (mm/fault.ts), or the guest's fault. */
   private slow(gfn: number, write: boolean, gpa: number, e: number): number {
     let mfn = p2m_fault(this.hv, this.domid, gfn, write);
-    // No frame: while a pager runs, wait for it to free some (mm/pager-wait.ts), a few times.
-    for (let i = 0; mfn === FAULT_NOMEM && i < 8 && this.hooks.waitFrames?.() === true; i++) mfn = p2m_fault(this.hv, this.domid, gfn, write);
+    // No frame: while a pager runs, wait for its batches (mm/pager-wait.ts) until one leaves a
+    // frame for us. Each true is a batch that freed frames, so the host is making progress even
+    // when other vCPUs take them first; a batch that freed nothing ends the wait.
+    while (mfn === FAULT_NOMEM && this.hooks.waitFrames?.() === true) mfn = p2m_fault(this.hv, this.domid, gfn, write);
     if (mfn >= 0) {
       if (write) log_dirty_write(this.hv, this.domid, gfn, this.hv.p2m[this.p2mBase + gfn]);
       return mfn;

@@ -31,7 +31,7 @@ import type { Caller } from './caller.ts';
 import { p2m_take_back } from './guest-memory.ts';
 import { frameOwner, get_page, put_page } from './page-alloc.ts';
 import { p2m_fault } from './mm/fault.ts';
-import { waitForPager } from './mm/pager-wait.ts';
+import { FOREIGN_WAIT_MS, waitForPager } from './mm/pager-wait.ts';
 import {
   F, FOREIGNMAP_WORDS, IO, MAX_DOMAINS, MAX_GUEST_PAGES, P2M_FOREIGN, P2M_MFN_MASK, P2M_PAGED, P2M_PINNED, P2M_POD, P2M_PRESENT, P2M_RESERVED,
   type HypervisorState,
@@ -101,7 +101,7 @@ function pageInForeign(hv: HypervisorState, fd: number, gfn: number): void {
   if (!(Number.isInteger(fd) && fd >= 0 && fd < MAX_DOMAINS) || !hv.isAlive(fd)) return;
   const idx = fd * MAX_GUEST_PAGES + gfn;
   while ((Atomics.load(hv.p2m, idx) & (P2M_PAGED | P2M_POD)) !== 0 && p2m_fault(hv, fd, gfn, true) < 0) {
-    if (!waitForPager(hv)) return; // no pager, or it freed nothing in time: the mapping fails as before
+    if (!waitForPager(hv, FOREIGN_WAIT_MS)) return; // no pager, or it freed nothing (in time): the mapping fails
   }
 }
 

@@ -94,6 +94,7 @@ export class MmDaemons {
       // Wake the loop so it ends now (a waitAsync's timeout does not keep the process alive).
       Atomics.add(this.hv.mm, MH.PRESSURE, 1);
       Atomics.notify(this.hv.mm, MH.PRESSURE);
+      Atomics.store(this.hv.mm, MH.LAST_FREED, 0);
       Atomics.add(this.hv.mm, MH.FREED_SEQ, 1);
       Atomics.notify(this.hv.mm, MH.FREED_SEQ); // nobody waits for a pager that has stopped
     }

@@ -28,6 +28,7 @@ export const MH = {
   PAGER_ON: 10,        // 1 while the pager runs: a vCPU short of a frame waits for it instead of crashing
   PRESSURE: 11,        // bumped by a vCPU that found no frame: wakes the pager at once
   FREED_SEQ: 12,       // bumped by the pager after each batch it evicted: wakes waiting vCPUs
+  LAST_FREED: 13,      // frames that batch evicted (0: the pager found nothing it could take)
   WORDS: 16,
 } as const;
 

@@ -47,6 +47,7 @@ export class Pager {
       evicted = this.evict(victim.domid, victim.pages, want);
     } finally {
       resume();
+      Atomics.store(hv.mm, MH.LAST_FREED, evicted);
       Atomics.add(hv.mm, MH.FREED_SEQ, 1);
       Atomics.notify(hv.mm, MH.FREED_SEQ);
     }
