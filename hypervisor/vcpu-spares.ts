@@ -1,0 +1,74 @@
+/*
+ * Spare vCPU threads: one thread kept ready, its kernel image loaded, for the next DomU's vCPU.
+ *
+ * Xen has no such thing because it needs none: a vCPU is a struct vcpu (xen/common/domain.c,
+ * vcpu_create), made in microseconds and run by a pCPU the hypervisor already owns; libxl's
+ * domain build is a few milliseconds, and a restore or a migration's target (libxl_domain_create_restore,
+ * xg_sr_restore.c) writes pages into the new domain at once. Here a vCPU is a Node worker thread:
+ * a fresh one costs a new JavaScript realm, tsx's loader and the kernel's modules, a few hundred
+ * milliseconds of CPU (more on a loaded machine) before it can run. That is host business with no
+ * counterpart in Xen, and it would sit inside a migration's total (and, without care, its
+ * downtime), so the host keeps one thread made ahead for the kernel its DomUs run.
+ *
+ * A spare guards its page views (./view-guard.ts) with the host's buffers and imports the kernel,
+ * in that order, as a vCPU thread always does; then it waits to be given its vCPU (./vcpu.ts's
+ * boot). It belongs to no domain until then: no scheduler slot, no count in the host's usage.
+ * The kernel it warms is the last one a DomU was created with (a host's guests normally share
+ * one); taking the spare starts the next at once, so that the next guest finds one too. A spare
+ * that fails to load is dropped and the vCPU starts a fresh thread as before.
+ */
+import type { Worker } from 'node:worker_threads';
+import type { HypervisorBuffers } from './state.ts';
+import { startThread } from './thread.ts';
+
+/** What a spare thread is started with (its workerData.boot): ./vcpu.ts then waits for its VcpuBoot. */
+export interface SpareBoot { spare: { buffers: HypervisorBuffers; kernel: string } }
+
+/** The message that makes a spare a vCPU. */
+export interface SpareAssign<B> { kind: 'boot'; boot: B }
+
+export class VcpuSpares {
+  private spare: { kernel: string; w: Worker } | null = null;
+  private closed = false;
+
+  constructor(private readonly entry: URL, private readonly buffers: HypervisorBuffers) {}
+
+  /**
+   * A thread for a DomU vCPU running `kernel`, given `boot` (its VcpuBoot): the spare if it
+   * warms that kernel, else null (the caller starts one). Either way, from now on the spare
+   * warms `kernel`, and one is started if none is.
+   */
+  take<B>(kernel: string, boot: B): Worker | null {
+    let w: Worker | null = null;
+    if (this.spare?.kernel === kernel) {
+      w = this.spare.w;
+      this.spare = null;
+      w.removeAllListeners('exit');
+      w.removeAllListeners('error');
+      w.ref();
+      w.postMessage({ kind: 'boot', boot } satisfies SpareAssign<B>);
+    }
+    this.warm(kernel);
+    return w;
+  }
+
+  /** Keep one spare for `kernel` (the previous one, for another kernel, goes). */
+  private warm(kernel: string): void {
+    if (this.closed || this.spare?.kernel === kernel) return;
+    void this.spare?.w.terminate();
+    const w = startThread(this.entry, { spare: { buffers: this.buffers, kernel } } satisfies SpareBoot, 'spare-vcpu');
+    w.unref(); // a spare keeps no process alive
+    const gone = () => { if (this.spare?.w === w) this.spare = null; };
+    w.once('exit', gone);
+    w.once('error', gone); // it failed to load: the next vCPU starts a thread of its own
+    this.spare = { kernel, w };
+  }
+
+  /** The host is closing: no more spares. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const s = this.spare;
+    this.spare = null;
+    if (s) await s.w.terminate();
+  }
+}
