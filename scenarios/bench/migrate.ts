@@ -45,7 +45,7 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
   const received: ReceiverLine[] = [];
   const log = (line: string) => {
     const m = RECEIVED.exec(line);
-    if (m) received.push({ name: m[1], waitMs: Number(m[2]), vcpusMs: Number(m[3]), streamMs: Number(m[4]) });
+    if (m) received.push({ name: m[1], waitMs: Number(m[2]), vcpusMs: Number(m[3]), streamMs: Number(m[4]), tail: m[5] });
   };
   // A, B and the peer's host C on one Ethernet segment: their bridges' uplinks name each other.
   const up = await startUplinkedHost({ runDir: join(dir, 'a'), memoryMiB: guestMiB + 64, log });
@@ -102,6 +102,8 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
           `(its stream from the target built to END: ${onceRx.streamMs.toFixed(0)} ms): total / one copy = ` +
           `${(r.totalMs / run.oneCopyMs).toFixed(2)}; not live: downtime ${once.downtimeMs.toFixed(0)} ms`);
         say(`  blackout: ${r.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)}`).join(' | ')}`);
+        say(`  the target${rx.tail}`);
+        say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages ${ms.toFixed(1)} ms (CLEAN paused ${r.cleanMs[i].toFixed(1)})`).join(', ')}`);
         runs.push(run);
         await from.call({ verb: 'destroy', domain: name });
       }
@@ -161,8 +163,8 @@ function peerSaw(o: PeerOutage | null): string {
     `the first ${o.firstAfterUnpauseMs.toFixed(1)} ms after the unpause`;
 }
 
-interface ReceiverLine { name: string; waitMs: number; vcpusMs: number; streamMs: number }
-const RECEIVED = /xl migrate-receive: (\S+) is domain \d+ here: \d+ pages received; the stream waited ([0-9.]+) ms for the domain to be built, its vCPUs were up ([0-9.]+) ms after the config, then took ([0-9.]+) ms/;
+interface ReceiverLine { name: string; waitMs: number; vcpusMs: number; streamMs: number; tail: string }
+const RECEIVED = /xl migrate-receive: (\S+) is domain \d+ here: \d+ pages received; the stream waited ([0-9.]+) ms for the domain to be built, its vCPUs were up ([0-9.]+) ms after the config, then took ([0-9.]+) ms to its END(.*)$/;
 
 /* The next receiver line for `name` (its host logs it just after its report to the sender). */
 async function receiverLine(lines: ReceiverLine[], name: string): Promise<ReceiverLine> {
@@ -171,7 +173,7 @@ async function receiverLine(lines: ReceiverLine[], name: string): Promise<Receiv
     if (i >= 0) return lines.splice(i, 1)[0];
     await new Promise((r) => setTimeout(r, 20)); // reading a result the receiver logged, not shaping it
   }
-  return { name, waitMs: NaN, vcpusMs: NaN, streamMs: NaN };
+  return { name, waitMs: NaN, vcpusMs: NaN, streamMs: NaN, tail: '' };
 }
 
 /* The guest's resume lines in its console log (the VM directory's console.log, on shared storage). */

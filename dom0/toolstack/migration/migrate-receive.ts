@@ -41,6 +41,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   let tConfig = 0;
   let tMemory = 0;
   let tReady = 0;
+  let tFilled = 0;
   let tEnd = 0;
   try {
     records = await receiveStream(input, what, {
@@ -69,6 +70,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
           // What the restore of a save file does (./save-restore.ts): holes stay holes, the target as saved.
           await restoreBalloonState(h.k, h.xs, d, { holes: holes.list(), targetKiB: saved.targetKiB }, builderPages(nr_pages));
           setVcpuContext(h.k, d, resume_gfn);
+          tFilled = performance.now();
         }, true, { lateLocks: true });
         built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
       },
@@ -91,6 +93,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
     (fp as ForeignPages | null)?.close();
   }
   const domid = await built!;
+  const tBuilt = performance.now();
   const incoming = incomingName(name);
   try {
     await send(sock, MIGRATE_RECEIVER_READY);
@@ -112,6 +115,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   } catch (e) {
     failed = (e as Error).message;
   }
+  const tRunning = performance.now();
   await send(sock, MIGRATE_REPORT);
   await send(sock, new Uint8Array([failed === null ? 0 : 1]));
   if (failed !== null) {
@@ -126,7 +130,8 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   // the domain made to the stream's END.
   h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
-    `then took ${(tEnd - tMemory).toFixed(1)} ms to its END`);
+    `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the balloon state and vCPU context set, ` +
+    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused`);
   return { domid, name, pages: records.pages };
 }
 

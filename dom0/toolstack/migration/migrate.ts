@@ -32,7 +32,8 @@
  * (the target opens the same images: shared storage); a failure then, up to the "go" line, resumes
  * the guest here (./sender-recovery.ts: xl's failed_resume); after it, xl's rules too. The renames
  * are xl's: the target's copy is NAME--incoming until it is given the go, the source's
- * NAME--migratedaway from the target's "ready" on. The guest's vifs are re-attached to the target's
+ * NAME--migratedaway by the target's "ready" (xl renames it then; here the rename runs while the
+ * target takes the last pages, so that it is not in the downtime). The guest's vifs are re-attached to the target's
  * bridges of the same names and its kernel announces itself there (domu/nics.ts).
  */
 import type { Socket } from 'node:net';
@@ -102,6 +103,8 @@ export interface MigrateResult {
   bytesSent: number;
   /** Each precopy round: its pages read and sent, and the CLEAN after it. */
   roundMs: number[];
+  /** Of each round: the pause around its CLEAN (the guest's vCPUs reaching a preemption point, the CLEAN, the unpause). */
+  cleanMs: number[];
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
   downtimeMs: number;
@@ -181,6 +184,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
 
   const pagesPerRound: number[] = [];
   const roundMs: number[] = [];
+  const cleanMs: number[] = [];
   const blackout = new Phases();
   let suspended = false;
   const step = { renamedAway: false, goSent: false };
@@ -188,6 +192,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   let finalPages = 0;
   let copyMs = 0;
   let sr: SuspendRequest | null = null;
+  let renaming: Promise<void> | null = null;
   try {
     // Found before the precopy, as libxl__domain_suspend_init does: asked for at the suspend (./suspend-request.ts).
     sr = await openSuspendRequest(h, domid, vm.name);
@@ -203,7 +208,9 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     for (; live;) {
       const r0 = performance.now();
       pagesPerRound.push(await sendPages(h.k, domid, w, toSend));
+      const c0 = performance.now();
       toSend = await clean(0, true);
+      cleanMs.push(performance.now() - c0);
       roundMs.push(performance.now() - r0);
       h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
@@ -230,20 +237,25 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       blackout.mark('log-dirty CLEAN (FINAL)');
     }
     const copy0 = performance.now();
+    const [copyBefore, waitBefore] = [w.copyMs, w.sinkWaitMs];
     finalPages = await sendPages(h.k, domid, w, lastList, live ? FINAL_BATCH : MAX_BATCH_SIZE);
-    blackout.mark(live ? 'last PAGE_DATA records written' : 'every page written (not live)');
+    blackout.mark(`${live ? 'last PAGE_DATA records written' : 'every page written (not live)'} (${finalPages} pages: ` +
+      `${(w.copyMs - copyBefore).toFixed(1)} ms reading them from the guest, ${(w.sinkWaitMs - waitBefore).toFixed(1)} ms waiting for the socket)`);
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);
     await w.vcpuContext(0, resume_gfn);
     h.releaseLocks(domid);
     await w.end();
     blackout.mark('vCPU context, END');
+    // xl renames its copy away once the target is ready, before it gives the go. Here the rename
+    // (a domain list and a xenstore write) runs while the target takes the last pages: it must be
+    // done before the go, and nothing needs it sooner; the target's "ready" does not wait for it.
+    renaming = h.rename(domid, vm.name, migratedAwayName(vm.name)).then(() => { step.renamedAway = true; });
+    renaming.catch(() => undefined); // a failure is met below, after "ready" or in the recovery
     await input.expect(MIGRATE_RECEIVER_READY);
     copyMs = performance.now() - copy0;
     blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
-    // xl: about to give the target permission to rename and start its copy, rename ours away first.
-    await h.rename(domid, vm.name, migratedAwayName(vm.name));
-    step.renamedAway = true;
+    await renaming;
     step.goSent = true; // from here on, xl's point of no return
     await send(sock, MIGRATE_PERMISSION);
     await input.expect(MIGRATE_REPORT);
@@ -256,6 +268,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     blackout.mark('target: renamed and unpaused ("my copy unpause results")');
   } catch (e) {
+    await (renaming as Promise<void> | null)?.catch(() => undefined); // settled: step.renamedAway says what became of the name
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
     (sr as SuspendRequest | null)?.close();
     const why = (e as Error).message;
@@ -275,7 +288,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, finalPages, pagesSent, bytesSent: w.bytesWritten,
     totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
