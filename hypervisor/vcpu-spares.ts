@@ -16,7 +16,15 @@
  * The kernel it warms is the last one a DomU was created with (a host's guests normally share
  * one); taking the spare starts the next at once, so that the next guest finds one too. A spare
  * that fails to load is dropped and the vCPU starts a fresh thread as before.
+ *
+ * The next spare loads in the background: its thread lowers its own scheduling priority (nice 19;
+ * on Linux a thread's nice value is its own) while it loads, so that it takes only CPU time nobody
+ * else wants, and not the time of the migration or the guest that just took the last one. Given a
+ * vCPU, it goes back to the priority it had, that of every vCPU thread. Going back up needs the
+ * right to raise a priority (root, or RLIMIT_NICE); a thread without it loads at the normal
+ * priority, since a vCPU left at nice 19 would be treated unfairly by the host's scheduler.
  */
+import { getPriority, setPriority } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { HypervisorBuffers } from './state.ts';
 import { startThread } from './thread.ts';
@@ -71,4 +79,27 @@ export class VcpuSpares {
     this.spare = null;
     if (s) await s.w.terminate();
   }
+}
+
+let normalPriority = 0;
+
+/**
+ * In a spare thread: lower this thread's priority while it loads, if it may raise it again (see
+ * the header). True if it did.
+ */
+export function spareBackground(): boolean {
+  try {
+    normalPriority = getPriority(0);
+    setPriority(0, normalPriority - 1); // allowed only with the right to raise a priority
+    setPriority(0, 19);
+    return true;
+  } catch {
+    try { setPriority(0, normalPriority); } catch { /* it did not move */ }
+    return false;
+  }
+}
+
+/** In a spare thread given its vCPU: back to the priority every vCPU thread has. */
+export function spareForeground(): void {
+  setPriority(0, normalPriority);
 }

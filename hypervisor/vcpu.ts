@@ -23,7 +23,7 @@ import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
 import { guardPageViews } from './view-guard.ts';
-import type { SpareAssign, SpareBoot } from './vcpu-spares.ts';
+import { spareBackground, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
@@ -150,13 +150,22 @@ function hideThreadData(): void {
   syncBuiltinESMExports();
 }
 
-/** A spare thread: guard, then load the kernel (the order of every vCPU thread), then wait for its vCPU. */
+/**
+ * A spare thread: guard, then load the kernel (the order of every vCPU thread), then wait for its
+ * vCPU. It loads in the background (./vcpu-spares.ts) and is a vCPU like any other from the moment
+ * it is given one, its load finished at the normal priority if it was still under way.
+ */
 async function becomeVcpu(s: SpareBoot): Promise<VcpuBoot> {
-  guardPageViews(Object.values(s.spare.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
-  await import(s.spare.kernel);
+  const background = spareBackground();
   // The machine's buffers are the ones it guarded: a buffer posted again arrives as another
   // object, which the guard (a set of objects) would not know.
-  return new Promise((resolve) => port.once('message', (m: SpareAssign<VcpuBoot>) => resolve({ ...m.boot, buffers: s.spare.buffers })));
+  const assigned = new Promise<VcpuBoot>((resolve) => port.once('message', (m: SpareAssign<VcpuBoot>) => {
+    if (background) spareForeground();
+    resolve({ ...m.boot, buffers: s.spare.buffers });
+  }));
+  guardPageViews(Object.values(s.spare.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
+  await import(s.spare.kernel);
+  return assigned;
 }
 
 /** A vCPU with nothing to run sleeps until asked to stop (it still honours pause and stop). */
