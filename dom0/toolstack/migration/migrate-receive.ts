@@ -21,10 +21,13 @@ import {
 
 /**
  * xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs.
- * As libxl_domain_create_restore does, the domain is built (paused, its devices added, its vCPU
- * threads started and their kernel loaded) when the stream's config arrives, and each PAGE_DATA
- * batch goes into it as it comes, page by page from the socket's chunks, so that the sender's
- * stop-and-copy waits here only for the last pages and the vCPU context.
+ * As libxl_domain_create_restore does, the domain is built (paused, its devices added) when the
+ * stream's config arrives, and each PAGE_DATA batch goes into it as it comes, page by page from
+ * the socket's chunks, from the moment its memory exists (xg_sr_restore.c writes into the domain
+ * libxl has just made). Its vCPU threads start meanwhile (the host's spare, kernel loaded, or a
+ * fresh one): they are needed at the unpause, not at the first page. MIGRATE_RECEIVER_BUILT says
+ * they are up; the sender suspends the guest only after it, so that its stop-and-copy waits here
+ * only for the last pages and the vCPU context.
  */
 export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);

@@ -10,19 +10,23 @@
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
- *   receiver  builds the domain paused when the config arrives, then (ringvisor's line, below)
- *             "ringvisor: domain built, reading pages\n", and writes each batch into it as it
- *             comes (stream-receive.ts); at END sets the vCPU context, "domain received, ready to unpause\n"
+ *   receiver  builds the domain paused when the config arrives and writes each batch into it as
+ *             it comes (stream-receive.ts), from the moment its memory exists; once its vCPU
+ *             threads are up, ringvisor's line (below) "ringvisor: domain built, reading pages\n";
+ *             at END sets the vCPU context, "domain received, ready to unpause\n"
  *   sender    "domain is yours, you are cleared to unpause\n"
  *   receiver  unpauses; "my copy unpause results are as follows" and one byte, 0 = running
  *   sender    destroys its copy
  *
  * The downtime (from the suspend request to the report) is what the stop-and-copy cannot avoid:
  * the guest quiescing, the FINAL CLEAN, the last dirty pages, the vCPU context, the unpause. The
- * domain build, its vCPU threads and their kernel image are ready before it: the receiver reads
- * no page until the vCPUs exist (libxl makes the domain before reading libxc's stream), TCP
- * holds the sender back meanwhile, and the sender suspends only once the receiver says it is
- * built. MigrateResult.blackout times each phase on the sender's clock.
+ * domain build, its vCPU threads and their kernel image are ready before it, and out of the total
+ * as far as they can be: the receiver writes pages into the new domain as soon as its memory
+ * exists (libxl makes the domain, libxc's restore fills it as the stream comes), its vCPU threads
+ * come up meanwhile (the host keeps a spare one, kernel loaded: hypervisor/vcpu-spares.ts), and
+ * the sender suspends only once the receiver says they are up (MIGRATE_RECEIVER_BUILT), so the
+ * unpause never waits for a thread. MigrateResult.blackout times each phase on the sender's clock.
+ * The total (MigrateResult.totalMs) runs from the sender's first byte to the target's report.
  * Page data is raw bytes in PAGE_DATA records read straight from the guest's frames into a reused
  * buffer, written to the socket without waiting for each write (msgpackr frames none of it).
  * With `live: false` there is no precopy: suspend, then every page once (libxc's non-live save).
@@ -53,11 +57,12 @@ import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
 /**
- * ringvisor's line, not xl's: the receiver has built the domain (its vCPU threads and their kernel
- * included) and reads pages from here on. The sender suspends the guest only once it has seen it.
- * A guest whose precopy is small (mostly unpopulated, sent by type only) would otherwise fit in the
- * socket's buffers, and the sender would suspend it while the target is still building: the whole
- * build would fall in the downtime. In Xen the build is a few milliseconds and nobody waits for it.
+ * ringvisor's line, not xl's: the receiver's domain is built, its vCPU threads up with their kernel
+ * loaded (it has been taking pages since its memory existed). The sender suspends the guest only
+ * once it has seen it. A guest whose precopy is small (mostly unpopulated, sent by type only) would
+ * otherwise fit in the socket's buffers, and the sender would suspend it while the target's vCPU
+ * threads are still starting: that start would fall in the downtime. In Xen the build is a few
+ * milliseconds and nobody waits for it.
  */
 export const MIGRATE_RECEIVER_BUILT = 'ringvisor: domain built, reading pages\n';
 export const MIGRATE_PERMISSION = 'domain is yours, you are cleared to unpause\n';
