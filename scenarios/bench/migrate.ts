@@ -103,7 +103,7 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
           `${(r.totalMs / run.oneCopyMs).toFixed(2)}; not live: downtime ${once.downtimeMs.toFixed(0)} ms`);
         say(`  blackout: ${r.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)}`).join(' | ')}`);
         say(`  the target${rx.tail}`);
-        say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages ${ms.toFixed(1)} ms (CLEAN paused ${r.cleanMs[i].toFixed(1)})`).join(', ')}`);
+        say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages (${r.skippedPerRound[i]} skipped) ${ms.toFixed(1)} ms (CLEAN paused ${r.cleanMs[i].toFixed(1)})`).join(', ')}`);
         runs.push(run);
         await from.call({ verb: 'destroy', domain: name });
       }

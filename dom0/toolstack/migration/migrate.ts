@@ -6,7 +6,11 @@
  * and tools/libs/guest/xg_sr_save.c (send_domain_memory_live: enable log-dirty, send every page, then
  * rounds of the pages dirtied since, as the precopy policy decides, then suspend and send the rest
  * with LOGDIRTY_FINAL, then the vCPU context and END), xenguest.h's default policy (stop when fewer
- * than 50 pages are dirty or after 5 rounds). The handshake:
+ * than 50 pages are dirty or after 5 rounds). Rounds after the first also skip, batch by batch,
+ * the pages already written again since the round began (a PEEK at the log before each batch:
+ * xc_domain_save.c's to_skip, before the v2 rewrite; Clark et al. do the same): they are dirty
+ * again, and the next round or the stop-and-copy sends them once, in their newer state. A guest
+ * rewriting its working set faster than a round goes then costs its rounds little. The handshake:
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
@@ -43,12 +47,13 @@
 import type { Socket } from 'node:net';
 import {
   XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, XEN_DOMCTL_SHADOW_OP_CLEAN, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, XEN_DOMCTL_SHADOW_OP_OFF,
+  XEN_DOMCTL_SHADOW_OP_PEEK,
 } from '../../../shared/public/domctl.ts';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { savedTargetKiB } from './balloon-state.ts';
-import { SaveError, range, sendPages, type SaveRestoreHost } from './save-restore.ts';
+import { SaveError, range, sendPages, type SaveRestoreHost, type SkipDirty } from './save-restore.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { openSuspendRequest, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
@@ -108,6 +113,8 @@ export interface MigrateResult {
   bytesSent: number;
   /** Each precopy round: its pages read and sent, and the CLEAN after it. */
   roundMs: number[];
+  /** Of each round: the dirty pages not sent because they were written again before their batch (SkipDirty). */
+  skippedPerRound: number[];
   /** Of each round: the pause around its CLEAN (the guest's vCPUs reaching a preemption point, the CLEAN, the unpause). */
   cleanMs: number[];
   totalMs: number;
@@ -188,6 +195,17 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   };
 
   const pagesPerRound: number[] = [];
+  const skippedPerRound: number[] = [];
+  // Rounds after the first skip what is already dirty again (SkipDirty: legacy libxc's to_skip).
+  const peeked = new Int32Array(bitmap.length);
+  const skip: SkipDirty = {
+    skipped: 0,
+    peek() {
+      const r = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_PEEK, 0, peeked, nr);
+      if (typeof r === 'number') throw new SaveError(`log-dirty PEEK: ${errnoName(r)}`);
+      return peeked;
+    },
+  };
   const roundMs: number[] = [];
   const cleanMs: number[] = [];
   const blackout = new Phases();
@@ -212,12 +230,15 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     let toSend = range(0, nr);
     for (; live;) {
       const r0 = performance.now();
-      pagesPerRound.push(await sendPages(h.k, domid, w, toSend));
+      skip.skipped = 0;
+      pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, pagesPerRound.length > 0 ? skip : undefined));
+      skippedPerRound.push(skip.skipped);
       const c0 = performance.now();
       toSend = await clean(0, true);
       cleanMs.push(performance.now() - c0);
       roundMs.push(performance.now() - r0);
-      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
+      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile` +
+        (skip.skipped > 0 ? ` (${skip.skipped} more were written again before their turn: left for the next round)` : ''));
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
     }
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
@@ -293,7 +314,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, skippedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
     totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
