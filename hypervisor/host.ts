@@ -114,6 +114,7 @@ export class Host extends EventEmitter {
     this.wait = opts.wait ?? DEFAULT_WAIT_POLICY;
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     this.spares = new VcpuSpares(VCPU_ENTRY, this.hv.buffers);
+    if (opts.spareKernel) this.spares.prepare(opts.spareKernel);
     initAllocator(this.hv);
     pci_init(this.hv);
     this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());

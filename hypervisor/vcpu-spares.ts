@@ -60,6 +60,11 @@ export class VcpuSpares {
     return w;
   }
 
+  /** Keep one spare for `kernel` from now on (HostOptions.spareKernel). */
+  prepare(kernel: string): void {
+    this.warm(kernel);
+  }
+
   /** Keep one spare for `kernel` (the previous one, for another kernel, goes). */
   private warm(kernel: string): void {
     if (this.closed || this.spare?.kernel === kernel) return;
