@@ -36,7 +36,7 @@ export interface SpareBoot { spare: { buffers: HypervisorBuffers; kernel: string
 export interface SpareAssign<B> { kind: 'boot'; boot: B }
 
 export class VcpuSpares {
-  private spare: { kernel: string; w: Worker } | null = null;
+  private spare: { kernel: string; w: Worker; gone: () => void } | null = null;
   private closed = false;
 
   constructor(private readonly entry: URL, private readonly buffers: HypervisorBuffers) {}
@@ -50,9 +50,9 @@ export class VcpuSpares {
     let w: Worker | null = null;
     if (this.spare?.kernel === kernel) {
       w = this.spare.w;
+      w.off('exit', this.spare.gone);
+      w.off('error', this.spare.gone);
       this.spare = null;
-      w.removeAllListeners('exit');
-      w.removeAllListeners('error');
       w.ref();
       w.postMessage({ kind: 'boot', boot } satisfies SpareAssign<B>);
     }
@@ -73,8 +73,8 @@ export class VcpuSpares {
     w.unref(); // a spare keeps no process alive
     const gone = () => { if (this.spare?.w === w) this.spare = null; };
     w.once('exit', gone);
-    w.once('error', gone); // it failed to load: the next vCPU starts a thread of its own
-    this.spare = { kernel, w };
+    w.on('error', gone); // it failed to load: the next vCPU starts a thread of its own
+    this.spare = { kernel, w, gone };
   }
 
   /** The host is closing: no more spares. */
