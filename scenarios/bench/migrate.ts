@@ -4,8 +4,8 @@
  * 64 MiB guest with 0, 4 and 16 MiB). Each row, medians over the repeats: the downtime as the
  * toolstack sees it (the suspend request to the target's "unpaused" report) and as the guest saw
  * it (from its workload freezing to running again on the target, by the clock both hosts share:
- * domu/resume.ts), the blackout phase by phase (MigrateResult.blackout), total time (and of it the
- * wait for the target's domain and vCPU threads to exist), precopy rounds and pages per round,
+ * domu/resume.ts), the blackout phase by phase (MigrateResult.blackout), total time (with, from the
+ * target's log, when the new domain's memory and its vCPU threads were ready), precopy rounds and pages per round,
  * pages sent; and "one copy": the same guest moved back without precopy (live: false, every page
  * once), timed by its sender from the first page read after the suspend to the target's "ready to
  * unpause" (MigrateResult.lastCopyMs: every page read, sent and written there once, over the same
