@@ -392,6 +392,11 @@ export class Host extends EventEmitter {
     return do_domctl(this, this.records, op, args);
   }
 
+  /** Settles when the host's spare vCPU thread is loaded and no replaced one is still leaving (./vcpu-spares.ts). */
+  sparesSettled(): Promise<void> {
+    return this.spares.settled();
+  }
+
   /** True once close() has begun: a toolstack restarts nothing from then on. */
   get isClosing(): boolean {
     return this.closing;

@@ -32,11 +32,16 @@ import { startThread } from './thread.ts';
 /** What a spare thread is started with (its workerData.boot): ./vcpu.ts then waits for its VcpuBoot. */
 export interface SpareBoot { spare: { buffers: HypervisorBuffers; kernel: string } }
 
+/** What a spare posts once its kernel is loaded (VcpuSpares.settled). */
+export const SPARE_LOADED = 'spare-loaded';
+
 /** The message that makes a spare a vCPU. */
 export interface SpareAssign<B> { kind: 'boot'; boot: B }
 
 export class VcpuSpares {
-  private spare: { kernel: string; w: Worker; gone: () => void } | null = null;
+  private spare: { kernel: string; w: Worker; gone: () => void; loaded: Promise<void> } | null = null;
+  /** Spares replaced by one for another kernel, until their threads have exited. */
+  private readonly leaving = new Set<Promise<void>>();
   private closed = false;
 
   constructor(private readonly entry: URL, private readonly buffers: HypervisorBuffers) {}
@@ -68,13 +73,37 @@ export class VcpuSpares {
   /** Keep one spare for `kernel` (the previous one, for another kernel, goes). */
   private warm(kernel: string): void {
     if (this.closed || this.spare?.kernel === kernel) return;
-    void this.spare?.w.terminate();
+    if (this.spare) {
+      const old = this.spare.w;
+      const exited = new Promise<void>((resolve) => old.once('exit', () => resolve()));
+      this.leaving.add(exited);
+      void exited.then(() => this.leaving.delete(exited));
+      void old.terminate();
+    }
     const w = startThread(this.entry, { spare: { buffers: this.buffers, kernel } } satisfies SpareBoot, 'spare-vcpu');
     w.unref(); // a spare keeps no process alive
     const gone = () => { if (this.spare?.w === w) this.spare = null; };
+    // Settles once the kernel is loaded (its SPARE_LOADED message) or the thread is gone.
+    const loaded = new Promise<void>((resolve) => {
+      const onMessage = (m: { kind?: string }) => { if (m.kind === SPARE_LOADED) { w.off('message', onMessage); resolve(); } };
+      w.on('message', onMessage);
+      w.once('exit', () => resolve());
+    });
     w.once('exit', gone);
     w.on('error', gone); // it failed to load: the next vCPU starts a thread of its own
-    this.spare = { kernel, w, gone };
+    this.spare = { kernel, w, gone, loaded };
+  }
+
+  /**
+   * Settles when no spare is loading or leaving: the process's threads and descriptors are what
+   * they will stay (a leak check compares them: scenarios/soak/soak.ts).
+   */
+  async settled(): Promise<void> {
+    for (;;) {
+      const s = this.spare;
+      await Promise.all([s?.loaded, ...this.leaving]);
+      if (this.spare === s && this.leaving.size === 0) return;
+    }
   }
 
   /** The host is closing: no more spares. */

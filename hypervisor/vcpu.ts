@@ -23,7 +23,7 @@ import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
 import { guardPageViews } from './view-guard.ts';
-import { spareBackground, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
+import { SPARE_LOADED, spareBackground, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
@@ -165,6 +165,7 @@ async function becomeVcpu(s: SpareBoot): Promise<VcpuBoot> {
   }));
   guardPageViews(Object.values(s.spare.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
   await import(s.spare.kernel);
+  port.postMessage({ kind: SPARE_LOADED });
   return assigned;
 }
 
