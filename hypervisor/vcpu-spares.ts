@@ -17,14 +17,15 @@
  * one); taking the spare starts the next at once, so that the next guest finds one too. A spare
  * that fails to load is dropped and the vCPU starts a fresh thread as before.
  *
- * The next spare loads in the background: its thread lowers its own scheduling priority (nice 19;
- * on Linux a thread's nice value is its own) while it loads, so that it takes only CPU time nobody
- * else wants, and not the time of the migration or the guest that just took the last one. Given a
+ * The next spare loads in the background: its thread lowers its own scheduling priority (nice 10,
+ * ./thread.ts's BACKGROUND_NICE; on Linux a thread's nice value is its own) before it loads
+ * anything (tsx's loader is half the cost), so that it takes little of the CPU time the
+ * migration, or the guest that just took the last spare, needs. Given a
  * vCPU, it goes back to the priority it had, that of every vCPU thread. Going back up needs the
  * right to raise a priority (root, or RLIMIT_NICE); a thread without it loads at the normal
- * priority, since a vCPU left at nice 19 would be treated unfairly by the host's scheduler.
+ * priority, since a vCPU left niced would be treated unfairly by the host's scheduler.
  */
-import { getPriority, setPriority } from 'node:os';
+import { setPriority } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { HypervisorBuffers } from './state.ts';
 import { startThread } from './thread.ts';
@@ -80,7 +81,7 @@ export class VcpuSpares {
       void exited.then(() => this.leaving.delete(exited));
       void old.terminate();
     }
-    const w = startThread(this.entry, { spare: { buffers: this.buffers, kernel } } satisfies SpareBoot, 'spare-vcpu');
+    const w = startThread(this.entry, { spare: { buffers: this.buffers, kernel } } satisfies SpareBoot, 'spare-vcpu', true);
     w.unref(); // a spare keeps no process alive
     const gone = () => { if (this.spare?.w === w) this.spare = null; };
     // Settles once the kernel is loaded (its SPARE_LOADED message) or the thread is gone.
@@ -115,25 +116,7 @@ export class VcpuSpares {
   }
 }
 
-let normalPriority = 0;
-
-/**
- * In a spare thread: lower this thread's priority while it loads, if it may raise it again (see
- * the header). True if it did.
- */
-export function spareBackground(): boolean {
-  try {
-    normalPriority = getPriority(0);
-    setPriority(0, normalPriority - 1); // allowed only with the right to raise a priority
-    setPriority(0, 19);
-    return true;
-  } catch {
-    try { setPriority(0, normalPriority); } catch { /* it did not move */ }
-    return false;
-  }
-}
-
-/** In a spare thread given its vCPU: back to the priority every vCPU thread has. */
-export function spareForeground(): void {
+/** In a spare thread given its vCPU: back to the priority every vCPU thread has (see the header). */
+export function spareForeground(normalPriority: number): void {
   setPriority(0, normalPriority);
 }

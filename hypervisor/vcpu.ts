@@ -23,7 +23,7 @@ import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
 import { guardPageViews } from './view-guard.ts';
-import { SPARE_LOADED, spareBackground, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
+import { SPARE_LOADED, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
@@ -52,6 +52,7 @@ const port = parentPort!;
 // A spare thread (./vcpu-spares.ts) was made before its domain: it has guarded its page views and
 // loaded the kernel, and learns which vCPU it is now.
 const spare = (workerData as { boot: VcpuBoot | SpareBoot }).boot;
+const normalPriority = (workerData as { normalPriority: number | null }).normalPriority; // ./thread.ts
 const boot = 'spare' in spare ? await becomeVcpu(spare) : spare;
 hideThreadData();
 const hv = new HypervisorState(boot.buffers);
@@ -156,11 +157,10 @@ function hideThreadData(): void {
  * it is given one, its load finished at the normal priority if it was still under way.
  */
 async function becomeVcpu(s: SpareBoot): Promise<VcpuBoot> {
-  const background = spareBackground();
   // The machine's buffers are the ones it guarded: a buffer posted again arrives as another
   // object, which the guard (a set of objects) would not know.
   const assigned = new Promise<VcpuBoot>((resolve) => port.once('message', (m: SpareAssign<VcpuBoot>) => {
-    if (background) spareForeground();
+    if (normalPriority !== null) spareForeground(normalPriority);
     resolve({ ...m.boot, buffers: s.spare.buffers });
   }));
   guardPageViews(Object.values(s.spare.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
