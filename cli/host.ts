@@ -98,7 +98,7 @@ export async function startHost(opts: HostOptions): Promise<RunningHost> {
       `removed ${cleanedUp.sockets.length} stale socket(s)${cleanedUp.vms.length ? ` and the state files of ${cleanedUp.vms.join(', ')}` : ''}`);
   }
   writeHostRecord(runDir, { pid: process.pid, memoryMiB, started: new Date().toISOString() });
-  const host = new Host({ memoryMiB, log, wait: opts.wait, pcpus: opts.pcpus });
+  const host = new Host({ memoryMiB, log, wait: opts.wait, pcpus: opts.pcpus, spareKernel: GUEST_KERNEL });
   host.on('console', (e: { domid: number; text: string }) => log(`(d${e.domid}) ${e.text.replace(/\n$/, '')}`));
 
   // Dom0 announces itself on a control channel once its services listen (dom0/toolstack/control.ts).

@@ -29,6 +29,12 @@ export interface HostOptions {
    * decides which vCPU thread runs.
    */
   pcpus?: number;
+  /**
+   * The guest kernel (a module URL) to keep a spare vCPU thread loaded for from the start
+   * (./vcpu-spares.ts), so that even the first DomU, or the first guest migrated in, finds one.
+   * Without it, the host learns the kernel from its first DomU.
+   */
+  spareKernel?: string;
 }
 
 /** The default number of pCPU slots: $RINGVISOR_PCPUS if set (0 = no scheduler), else the machine's cores. */

@@ -54,6 +54,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mmCounters } from './mm/counters.ts';
+import { VcpuSpares } from './vcpu-spares.ts';
 import { startThread } from './thread.ts';
 import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
@@ -95,6 +96,7 @@ export class Host extends EventEmitter {
   private readonly ownPagingDir: boolean;
   private readonly entries = new Map<number, DomainEntry>();
   private threads = 0;
+  private readonly spares: VcpuSpares;
   private closing = false;
   private readonly log: (line: string) => void;
   /** The waiting policy this hypervisor's trapping vCPUs follow (HostOptions.wait). */
@@ -111,6 +113,8 @@ export class Host extends EventEmitter {
     super();
     this.wait = opts.wait ?? DEFAULT_WAIT_POLICY;
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
+    this.spares = new VcpuSpares(VCPU_ENTRY, this.hv.buffers);
+    if (opts.spareKernel) this.spares.prepare(opts.spareKernel);
     initAllocator(this.hv);
     pci_init(this.hv);
     this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
@@ -181,7 +185,8 @@ export class Host extends EventEmitter {
       const boot: VcpuBoot = {
         buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
       };
-      const w = startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
+      // A DomU's vCPU takes the host's spare thread, its kernel already loaded (./vcpu-spares.ts).
+      const w = (entry.privileged ? null : this.spares.take(config.kernel, boot)) ?? startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
       this.threads++;
       entry.workers.push(w);
       entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; this.sched.vcpuGone(domid, v); resolve(); })));
@@ -387,6 +392,11 @@ export class Host extends EventEmitter {
     return do_domctl(this, this.records, op, args);
   }
 
+  /** Settles when the host's spare vCPU thread is loaded and no replaced one is still leaving (./vcpu-spares.ts). */
+  sparesSettled(): Promise<void> {
+    return this.spares.settled();
+  }
+
   /** True once close() has begun: a toolstack restarts nothing from then on. */
   get isClosing(): boolean {
     return this.closing;
@@ -395,6 +405,7 @@ export class Host extends EventEmitter {
   /** Destroy every domain, DomUs first, Dom0 last. */
   async close(): Promise<void> {
     this.closing = true;
+    await this.spares.close();
     while (this.entries.size > 0) {
       const d = Math.max(...this.entries.keys());
       await this.destroy(d);

@@ -23,6 +23,7 @@ import { VcpuScheduler } from './schedule.ts';
 import { D, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, HypervisorState, type HypervisorBuffers } from './state.ts';
 import { TrappingCpu } from './trap.ts';
 import { guardPageViews } from './view-guard.ts';
+import { SPARE_LOADED, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
@@ -47,8 +48,12 @@ export type VcpuMessage =
 /** Messages the control thread sends a vCPU thread. */
 export type ControlMessage = { kind: 'domctl-reply'; id: number; result: unknown };
 
-const boot = (workerData as { boot: VcpuBoot }).boot;
 const port = parentPort!;
+// A spare thread (./vcpu-spares.ts) was made before its domain: it has guarded its page views and
+// loaded the kernel, and learns which vCPU it is now.
+const spare = (workerData as { boot: VcpuBoot | SpareBoot }).boot;
+const normalPriority = (workerData as { normalPriority: number | null }).normalPriority; // ./thread.ts
+const boot = 'spare' in spare ? await becomeVcpu(spare) : spare;
 hideThreadData();
 const hv = new HypervisorState(boot.buffers);
 const caller = new Caller(hv, boot.domid, boot.vcpu);
@@ -146,6 +151,24 @@ function hideThreadData(): void {
   syncBuiltinESMExports();
 }
 
+/**
+ * A spare thread: guard, then load the kernel (the order of every vCPU thread), then wait for its
+ * vCPU. It loads in the background (./vcpu-spares.ts) and is a vCPU like any other from the moment
+ * it is given one, its load finished at the normal priority if it was still under way.
+ */
+async function becomeVcpu(s: SpareBoot): Promise<VcpuBoot> {
+  // The machine's buffers are the ones it guarded: a buffer posted again arrives as another
+  // object, which the guard (a set of objects) would not know.
+  const assigned = new Promise<VcpuBoot>((resolve) => port.once('message', (m: SpareAssign<VcpuBoot>) => {
+    if (normalPriority !== null) spareForeground(normalPriority);
+    resolve({ ...m.boot, buffers: s.spare.buffers });
+  }));
+  guardPageViews(Object.values(s.spare.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
+  await import(s.spare.kernel);
+  port.postMessage({ kind: SPARE_LOADED });
+  return assigned;
+}
+
 /** A vCPU with nothing to run sleeps until asked to stop (it still honours pause and stop). */
 async function idle(): Promise<never> {
   const upcall = hv.sharedInfo[boot.domid];
@@ -165,7 +188,7 @@ process.on('uncaughtException', crash);
 process.on('unhandledRejection', crash);
 
 // A guest's page views give out their page, never the machine behind it (view-guard.ts).
-if (!caller.privileged) guardPageViews(Object.values(boot.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
+if (!caller.privileged && !('spare' in spare)) guardPageViews(Object.values(boot.buffers).filter((b): b is SharedArrayBuffer => b instanceof SharedArrayBuffer));
 
 sched.online();
 try {

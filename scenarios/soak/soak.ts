@@ -132,6 +132,7 @@ export function fullGc(): void {
 }
 
 export async function snapshot(rh: RunningHost, xs: XenbusClient): Promise<Snapshot> {
+  await rh.host.sparesSettled(); // a spare vCPU thread still loading holds files open for a moment
   fullGc();
   const status = readFileSync('/proc/self/status', 'utf8');
   const xsPaths = await nodes(xs, '/');

@@ -82,10 +82,15 @@ export async function restoreBalloonState(
   if (target !== undefined) {
     // What libxl_set_memory_target does (../mem.ts's memSet, which this file cannot import without
     // an import circle through libxl.ts): max_mem with the slack, the PoD target, memory/target.
-    for (const rc of [await k.hypercall.domctl_max_mem(domid, target + LIBXL_MAXMEM_CONSTANT_KIB), await k.hypercall.domctl_set_pod_target(domid, target)]) {
+    // All three asked at once (a migration's target does this in its downtime): the two domctls
+    // reach the control thread in the order asked, and memory/target is xenstored's.
+    const [maxRc, podRc] = await Promise.all([
+      k.hypercall.domctl_max_mem(domid, target + LIBXL_MAXMEM_CONSTANT_KIB), k.hypercall.domctl_set_pod_target(domid, target),
+      xs.write(`${domainPath(domid)}/${XS_MEMORY_TARGET}`, String(target)),
+    ]);
+    for (const rc of [maxRc, podRc]) {
       if (rc < 0) throw new Error(`setting the restored domain ${domid}'s balloon target: ${errnoName(rc)}`);
     }
-    await xs.write(`${domainPath(domid)}/${XS_MEMORY_TARGET}`, String(target));
   }
   return { holes: holes.length, targetKiB: target ?? null };
 }

@@ -21,10 +21,13 @@ import {
 
 /**
  * xl migrate-receive: one incoming guest on `sock`. Resolves with its new domain id once it runs.
- * As libxl_domain_create_restore does, the domain is built (paused, its devices added, its vCPU
- * threads started and their kernel loaded) when the stream's config arrives, and each PAGE_DATA
- * batch goes into it as it comes, page by page from the socket's chunks, so that the sender's
- * stop-and-copy waits here only for the last pages and the vCPU context.
+ * As libxl_domain_create_restore does, the domain is built (paused, its devices added) when the
+ * stream's config arrives, and each PAGE_DATA batch goes into it as it comes, page by page from
+ * the socket's chunks, from the moment its memory exists (xg_sr_restore.c writes into the domain
+ * libxl has just made). Its vCPU threads start meanwhile (the host's spare, kernel loaded, or a
+ * fresh one): they are needed at the unpause, not at the first page. MIGRATE_RECEIVER_BUILT says
+ * they are up; the sender suspends the guest only after it, so that its stop-and-copy waits here
+ * only for the last pages and the vCPU context.
  */
 export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
@@ -39,7 +42,9 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   let saved!: SavedConfig;
   const holes = new StreamHoles(); // the balloon's holes as the batches name them, ready at the END
   let tConfig = 0;
+  let tMemory = 0;
   let tReady = 0;
+  let tFilled = 0;
   let tEnd = 0;
   try {
     records = await receiveStream(input, what, {
@@ -50,20 +55,25 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
         name = c.name;
         built = h.bootRestored(c.file, async (d, nr_pages) => {
           checkPages(c, nr_pages);
-          // libxl reads libxc's stream once the domain is made, its vCPUs included: until their
-          // threads are up the stream waits here (and TCP holds the sender back), so that the
-          // stop-and-copy never waits for them.
+          // The domain and its memory exist (domctl createdomain populated it): pages go in from
+          // now on, as libxc's restore writes into the domain libxl has just made. Its vCPU
+          // threads load their kernel meanwhile (host business: a fresh thread, a few hundred ms
+          // here, nothing in Xen); they must be up before the unpause, not before the first page.
+          tMemory = performance.now();
+          domain.resolve({ domid: d, nr_pages });
+          // xl creates it as NAME--incoming; here it is renamed as soon as it is built.
+          await h.rename(d, c.name, incomingName(c.name));
           const rc = await h.k.hypercall.domctl_vcpus_loaded(d);
           if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
-          // xl creates it as NAME--incoming; here it is renamed as soon as it is built, before any page.
-          await h.rename(d, c.name, incomingName(c.name));
           tReady = performance.now();
+          // The sender suspends the guest only after this line (MIGRATE_RECEIVER_BUILT): the
+          // unpause will not wait for a thread.
           void send(sock, MIGRATE_RECEIVER_BUILT).catch(() => undefined); // a dead sender shows in the stream
-          domain.resolve({ domid: d, nr_pages });
           const resume_gfn = await ended.promise;
           // What the restore of a save file does (./save-restore.ts): holes stay holes, the target as saved.
           await restoreBalloonState(h.k, h.xs, d, { holes: holes.list(), targetKiB: saved.targetKiB }, builderPages(nr_pages));
           setVcpuContext(h.k, d, resume_gfn);
+          tFilled = performance.now();
         }, true, { lateLocks: true });
         built.catch((e: unknown) => domain.reject(e as Error)); // a failed build ends the receiving
       },
@@ -86,6 +96,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
     (fp as ForeignPages | null)?.close();
   }
   const domid = await built!;
+  const tBuilt = performance.now();
   const incoming = incomingName(name);
   try {
     await send(sock, MIGRATE_RECEIVER_READY);
@@ -107,6 +118,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   } catch (e) {
     failed = (e as Error).message;
   }
+  const tRunning = performance.now();
   await send(sock, MIGRATE_REPORT);
   await send(sock, new Uint8Array([failed === null ? 0 : 1]));
   if (failed !== null) {
@@ -116,10 +128,13 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
     throw new SaveError(`${name} could not be started here (${failed}); the sender may resume it`);
   }
   sock.end();
-  // The stream's own times, for the migrate bench: how long it waited for the domain to be made,
-  // then how long its pages took from there to its END.
+  // The stream's own times, for the migrate bench: how long it waited for the domain's memory
+  // (no page is read before), how long until its vCPU threads were up (pages meanwhile), and from
+  // the domain made to the stream's END.
   h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
-    `${(tReady - tConfig).toFixed(1)} ms for the domain to be built, then took ${(tEnd - tReady).toFixed(1)} ms to its END`);
+    `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
+    `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the balloon state and vCPU context set, ` +
+    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused`);
   return { domid, name, pages: records.pages };
 }
 

@@ -6,23 +6,31 @@
  * and tools/libs/guest/xg_sr_save.c (send_domain_memory_live: enable log-dirty, send every page, then
  * rounds of the pages dirtied since, as the precopy policy decides, then suspend and send the rest
  * with LOGDIRTY_FINAL, then the vCPU context and END), xenguest.h's default policy (stop when fewer
- * than 50 pages are dirty or after 5 rounds). The handshake:
+ * than 50 pages are dirty or after 5 rounds). Rounds after the first also skip, batch by batch,
+ * the pages already written again since the round began (a PEEK at the log before each batch:
+ * xc_domain_save.c's to_skip, before the v2 rewrite; Clark et al. do the same): they are dirty
+ * again, and the next round or the stop-and-copy sends them once, in their newer state. A guest
+ * rewriting its working set faster than a round goes then costs its rounds little. The handshake:
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
- *   receiver  builds the domain paused when the config arrives, then (ringvisor's line, below)
- *             "ringvisor: domain built, reading pages\n", and writes each batch into it as it
- *             comes (stream-receive.ts); at END sets the vCPU context, "domain received, ready to unpause\n"
+ *   receiver  builds the domain paused when the config arrives and writes each batch into it as
+ *             it comes (stream-receive.ts), from the moment its memory exists; once its vCPU
+ *             threads are up, ringvisor's line (below) "ringvisor: domain built, reading pages\n";
+ *             at END sets the vCPU context, "domain received, ready to unpause\n"
  *   sender    "domain is yours, you are cleared to unpause\n"
  *   receiver  unpauses; "my copy unpause results are as follows" and one byte, 0 = running
  *   sender    destroys its copy
  *
  * The downtime (from the suspend request to the report) is what the stop-and-copy cannot avoid:
  * the guest quiescing, the FINAL CLEAN, the last dirty pages, the vCPU context, the unpause. The
- * domain build, its vCPU threads and their kernel image are ready before it: the receiver reads
- * no page until the vCPUs exist (libxl makes the domain before reading libxc's stream), TCP
- * holds the sender back meanwhile, and the sender suspends only once the receiver says it is
- * built. MigrateResult.blackout times each phase on the sender's clock.
+ * domain build, its vCPU threads and their kernel image are ready before it, and out of the total
+ * as far as they can be: the receiver writes pages into the new domain as soon as its memory
+ * exists (libxl makes the domain, libxc's restore fills it as the stream comes), its vCPU threads
+ * come up meanwhile (the host keeps a spare one, kernel loaded: hypervisor/vcpu-spares.ts), and
+ * the sender suspends only once the receiver says they are up (MIGRATE_RECEIVER_BUILT), so the
+ * unpause never waits for a thread. MigrateResult.blackout times each phase on the sender's clock.
+ * The total (MigrateResult.totalMs) runs from the sender's first byte to the target's report.
  * Page data is raw bytes in PAGE_DATA records read straight from the guest's frames into a reused
  * buffer, written to the socket without waiting for each write (msgpackr frames none of it).
  * With `live: false` there is no precopy: suspend, then every page once (libxc's non-live save).
@@ -32,18 +40,20 @@
  * (the target opens the same images: shared storage); a failure then, up to the "go" line, resumes
  * the guest here (./sender-recovery.ts: xl's failed_resume); after it, xl's rules too. The renames
  * are xl's: the target's copy is NAME--incoming until it is given the go, the source's
- * NAME--migratedaway from the target's "ready" on. The guest's vifs are re-attached to the target's
+ * NAME--migratedaway by the target's "ready" (xl renames it then; here the rename runs while the
+ * target takes the last pages, so that it is not in the downtime). The guest's vifs are re-attached to the target's
  * bridges of the same names and its kernel announces itself there (domu/nics.ts).
  */
 import type { Socket } from 'node:net';
 import {
   XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, XEN_DOMCTL_SHADOW_OP_CLEAN, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, XEN_DOMCTL_SHADOW_OP_OFF,
+  XEN_DOMCTL_SHADOW_OP_PEEK,
 } from '../../../shared/public/domctl.ts';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { readFileSync } from 'node:fs';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { savedTargetKiB } from './balloon-state.ts';
-import { SaveError, range, sendPages, type SaveRestoreHost } from './save-restore.ts';
+import { SaveError, range, sendPages, type SaveRestoreHost, type SkipDirty } from './save-restore.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { openSuspendRequest, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
@@ -52,11 +62,12 @@ import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
 /**
- * ringvisor's line, not xl's: the receiver has built the domain (its vCPU threads and their kernel
- * included) and reads pages from here on. The sender suspends the guest only once it has seen it.
- * A guest whose precopy is small (mostly unpopulated, sent by type only) would otherwise fit in the
- * socket's buffers, and the sender would suspend it while the target is still building: the whole
- * build would fall in the downtime. In Xen the build is a few milliseconds and nobody waits for it.
+ * ringvisor's line, not xl's: the receiver's domain is built, its vCPU threads up with their kernel
+ * loaded (it has been taking pages since its memory existed). The sender suspends the guest only
+ * once it has seen it. A guest whose precopy is small (mostly unpopulated, sent by type only) would
+ * otherwise fit in the socket's buffers, and the sender would suspend it while the target's vCPU
+ * threads are still starting: that start would fall in the downtime. In Xen the build is a few
+ * milliseconds and nobody waits for it.
  */
 export const MIGRATE_RECEIVER_BUILT = 'ringvisor: domain built, reading pages\n';
 export const MIGRATE_PERMISSION = 'domain is yours, you are cleared to unpause\n';
@@ -102,6 +113,10 @@ export interface MigrateResult {
   bytesSent: number;
   /** Each precopy round: its pages read and sent, and the CLEAN after it. */
   roundMs: number[];
+  /** Of each round: the dirty pages not sent because they were written again before their batch (SkipDirty). */
+  skippedPerRound: number[];
+  /** Of each round: the pause around its CLEAN (the guest's vCPUs reaching a preemption point, the CLEAN, the unpause). */
+  cleanMs: number[];
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
   downtimeMs: number;
@@ -180,7 +195,19 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   };
 
   const pagesPerRound: number[] = [];
+  const skippedPerRound: number[] = [];
+  // Rounds after the first skip what is already dirty again (SkipDirty: legacy libxc's to_skip).
+  const peeked = new Int32Array(bitmap.length);
+  const skip: SkipDirty = {
+    skipped: 0,
+    peek() {
+      const r = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_PEEK, 0, peeked, nr);
+      if (typeof r === 'number') throw new SaveError(`log-dirty PEEK: ${errnoName(r)}`);
+      return peeked;
+    },
+  };
   const roundMs: number[] = [];
+  const cleanMs: number[] = [];
   const blackout = new Phases();
   let suspended = false;
   const step = { renamedAway: false, goSent: false };
@@ -188,6 +215,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   let finalPages = 0;
   let copyMs = 0;
   let sr: SuspendRequest | null = null;
+  let renaming: Promise<void> | null = null;
   try {
     // Found before the precopy, as libxl__domain_suspend_init does: asked for at the suspend (./suspend-request.ts).
     sr = await openSuspendRequest(h, domid, vm.name);
@@ -202,10 +230,15 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     let toSend = range(0, nr);
     for (; live;) {
       const r0 = performance.now();
-      pagesPerRound.push(await sendPages(h.k, domid, w, toSend));
+      skip.skipped = 0;
+      pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, pagesPerRound.length > 0 ? skip : undefined));
+      skippedPerRound.push(skip.skipped);
+      const c0 = performance.now();
       toSend = await clean(0, true);
+      cleanMs.push(performance.now() - c0);
       roundMs.push(performance.now() - r0);
-      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile`);
+      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile` +
+        (skip.skipped > 0 ? ` (${skip.skipped} more were written again before their turn: left for the next round)` : ''));
       if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
     }
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
@@ -230,20 +263,25 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       blackout.mark('log-dirty CLEAN (FINAL)');
     }
     const copy0 = performance.now();
+    const [copyBefore, waitBefore] = [w.copyMs, w.sinkWaitMs];
     finalPages = await sendPages(h.k, domid, w, lastList, live ? FINAL_BATCH : MAX_BATCH_SIZE);
-    blackout.mark(live ? 'last PAGE_DATA records written' : 'every page written (not live)');
+    blackout.mark(`${live ? 'last PAGE_DATA records written' : 'every page written (not live)'} (${finalPages} pages: ` +
+      `${(w.copyMs - copyBefore).toFixed(1)} ms reading them from the guest, ${(w.sinkWaitMs - waitBefore).toFixed(1)} ms waiting for the socket)`);
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);
     await w.vcpuContext(0, resume_gfn);
     h.releaseLocks(domid);
     await w.end();
     blackout.mark('vCPU context, END');
+    // xl renames its copy away once the target is ready, before it gives the go. Here the rename
+    // (a domain list and a xenstore write) runs while the target takes the last pages: it must be
+    // done before the go, and nothing needs it sooner; the target's "ready" does not wait for it.
+    renaming = h.rename(domid, vm.name, migratedAwayName(vm.name)).then(() => { step.renamedAway = true; });
+    renaming.catch(() => undefined); // a failure is met below, after "ready" or in the recovery
     await input.expect(MIGRATE_RECEIVER_READY);
     copyMs = performance.now() - copy0;
     blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
-    // xl: about to give the target permission to rename and start its copy, rename ours away first.
-    await h.rename(domid, vm.name, migratedAwayName(vm.name));
-    step.renamedAway = true;
+    await renaming;
     step.goSent = true; // from here on, xl's point of no return
     await send(sock, MIGRATE_PERMISSION);
     await input.expect(MIGRATE_REPORT);
@@ -256,6 +294,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     blackout.mark('target: renamed and unpaused ("my copy unpause results")');
   } catch (e) {
+    await (renaming as Promise<void> | null)?.catch(() => undefined); // settled: step.renamedAway says what became of the name
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
     (sr as SuspendRequest | null)?.close();
     const why = (e as Error).message;
@@ -275,7 +314,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, skippedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
     totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +

@@ -96,24 +96,50 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
 }
 
 /**
+ * A precopy round's peek at the log (legacy libxc's to_skip, xc_domain_save.c: before each batch,
+ * XEN_DOMCTL_SHADOW_OP_PEEK): `peek()` fills a bitmap with the pages written since the last
+ * CLEAN, and those are not sent in this round: they are dirty again, the next CLEAN returns them,
+ * and the next round (or the stop-and-copy) sends them once, in their newer state. `skipped` counts
+ * them.
+ */
+export interface SkipDirty { peek(): Int32Array; skipped: number }
+
+/**
  * write_batch, over a list of gfns: PAGE_DATA records of at most `batchSize` pages (MAX_BATCH_SIZE at most). Each
  * batch's types first (getpageframeinfo3): only RAM the guest has is read, straight into the
  * record; a ballooned hole or an untouched PoD page is named without contents (./balloon-state.ts).
+ * With `skip`, pages written again before their batch are left for later (SkipDirty). Returns the
+ * number of pages sent.
  */
-export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[], batchSize = MAX_BATCH_SIZE): Promise<number> {
+export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns: readonly number[], batchSize = MAX_BATCH_SIZE, skip?: SkipDirty): Promise<number> {
   if (!(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= MAX_BATCH_SIZE)) throw new RangeError(`PAGE_DATA batches of ${batchSize} pages`);
   const fp = new ForeignPages(k, domid);
   const types = new Int32Array(MAX_BATCH_SIZE);
+  let sent = 0;
   try {
-    for (let i = 0; i < gfns.length; i += batchSize) {
-      const batch = gfns.slice(i, i + batchSize);
+    for (let i = 0; i < gfns.length;) {
+      let batch: number[];
+      if (skip) {
+        const dirty = skip.peek(); // once per batch, as xc_domain_save peeked
+        batch = [];
+        for (; i < gfns.length && batch.length < batchSize; i++) {
+          const g = gfns[i];
+          if ((dirty[g >>> 5] & (1 << (g & 31))) !== 0) skip.skipped++;
+          else batch.push(g);
+        }
+        if (batch.length === 0) continue;
+      } else {
+        batch = gfns.slice(i, i + batchSize);
+        i += batchSize;
+      }
       const ram = batchTypes(k, domid, batch, types);
       await w.pageData(batch, (out) => { if (ram.length > 0) fp.read(ram, out); }, types);
+      sent += batch.length;
     }
   } finally {
     fp.close();
   }
-  return gfns.length;
+  return sent;
 }
 
 export function range(from: number, to: number): number[] {

@@ -94,7 +94,7 @@ export class SocketInput {
    */
   async stream(n: number, what: string, each: (piece: Uint8Array, at: number) => void): Promise<void> {
     for (let done = 0; done < n;) {
-      await this.fill(1, what);
+      if (this.queued === 0) await this.fill(1, what); // no await (and its microtask hops) per chunk already here
       const c = this.chunks[0];
       const k = Math.min(n - done, c.length - this.head);
       each(c.subarray(this.head, this.head + k), done);

@@ -51,9 +51,19 @@ export class StreamWriter {
 
   constructor(private readonly sink: Sink) {}
 
+  /** Time spent waiting for the sink to take more (back-pressure: a socket's peer reading slower). */
+  sinkWaitMs = 0;
+  /** Time spent filling PAGE_DATA records (the saver's reads from the guest's frames). */
+  copyMs = 0;
+
   private async put(chunk: Uint8Array, written: () => void = noop): Promise<void> {
     this.bytesWritten += chunk.length;
-    await this.sink(chunk, written);
+    const wait = this.sink(chunk, written);
+    if (wait) {
+      const t = performance.now();
+      await wait;
+      this.sinkWaitMs += performance.now() - t;
+    }
   }
 
   /** xl's save_file_header plus its optional data (the config as JSON), then libxl's header. */
@@ -127,8 +137,10 @@ export class StreamWriter {
       dv.setUint32(pfn + 8 * i, gfns[i], true);
       dv.setUint32(pfn + 8 * i + 4, ((t << typeShift) | Math.floor(gfns[i] / 2 ** 32)) >>> 0, true);
     }
+    const t = performance.now();
     if (copy instanceof Uint8Array) buf.set(copy, dataAt);
     else copy(buf.subarray(dataAt, length));
+    this.copyMs += performance.now() - t;
     await this.put(buf.subarray(0, length), () => { this.free.push(buf); });
   }
 
