@@ -22,7 +22,7 @@
  * destroyed; only its own are restarted or cleaned up after death.
  *
  * This file keeps the domains' records and their lifecycle in order. Its neighbours, one concern
- * each: what a create claims and how a refusal names its config line (./create-claims.ts), the
+ * each: the death watch and xl's on_poweroff / on_reboot / on_crash (./death-watch.ts), what a create claims and how a refusal names its config line (./create-claims.ts), the
  * shutdown request (./shutdown-request.ts), `xl list`/`xl info` rows (./xl-list.ts), the save
  * file's ends (./xl-save.ts), and XlError (./xl-error.ts).
  */
@@ -34,7 +34,7 @@ import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import { domainPath } from '../../shared/public/io/xenbus.ts';
 import { XS_RESUME } from '../../shared/public/io/xs_wire.ts';
-import { XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
+import { XEN_ESRCH, errnoName } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { IdeModel } from '../device-models/ide/piix.ts';
 import { domainConfigFields } from './config/vmconfig.ts';
@@ -52,6 +52,7 @@ import { assignPci, buildFailure, diskBackends, lockImages } from './create-clai
 import { XlError } from './xl-error.ts';
 import { hostInfo, listedDomain } from './xl-list.ts';
 import { requestShutdown } from './shutdown-request.ts';
+import { DeathWatch, type WatchedDomain } from './death-watch.ts';
 
 export interface XlOptions {
   /** The DomU kernel every VM boots (a file URL; `ringvisor host` passes domu/kernel.ts). */
@@ -66,7 +67,7 @@ export interface XlOptions {
 // Declared in ./xl-error.ts; exported here too, where the toolstack's other files import it from.
 export { XlError };
 
-interface XlDomain {
+interface XlDomain extends WatchedDomain {
   domid: number;
   uuid: string;
   prepared: PreparedVm;
@@ -95,8 +96,30 @@ export class Libxl extends EventEmitter {
   private readonly domains = new Map<number, XlDomain>();
   /** Names given by libxl_domain_rename (xl migrate's NAME--incoming, NAME--migratedaway), by domid. */
   private readonly renamed = new Map<number, string>();
-  private scanning = false;
-  private rescan = false;
+  private readonly deaths: DeathWatch<XlDomain> = new DeathWatch<XlDomain>({
+    records: () => [...this.domains.values()],
+    current: (domid) => this.domains.get(domid),
+    infoList: () => this.infoList(),
+    gone: async (rec) => {
+      rec.phase = 'dying';
+      rec.dying = this.cleanup(rec.domid, rec);
+      await rec.dying;
+    },
+    preserve: (rec, reason) => {
+      rec.phase = 'shutdown';
+      this.writeState(rec, 'shutdown', reason);
+      this.emit('preserved', rec.domid);
+    },
+    destroy: (domid) => this.destroy(domid),
+    restart: async (rec) => {
+      const vm = rec.prepared.vm;
+      validateForBoot(vm); // the images may have gone meanwhile
+      const again = await this.boot(rec.prepared, false);
+      this.opts.log(`xl: ${vm.name} restarted as domain ${again.domid}`);
+      this.emit('restarted', { from: rec.domid, to: again.domid, name: vm.name });
+    },
+    log: (line) => this.opts.log(line),
+  });
   private createLock: Promise<void> = Promise.resolve();
 
   constructor(private readonly dom0: Dom0, private readonly opts: XlOptions) {
@@ -284,69 +307,9 @@ export class Libxl extends EventEmitter {
     return infos;
   }
 
-  /** VIRQ_DOM_EXC: some domain shut down or was destroyed. Scans are serialised; events during one cause another. */
+  /** VIRQ_DOM_EXC: some domain shut down or was destroyed (./death-watch.ts looks and acts). */
   domainException(): void {
-    if (this.domains.size === 0) return;
-    if (this.scanning) {
-      this.rescan = true;
-      return;
-    }
-    this.scanning = true;
-    void (async () => {
-      try {
-        do {
-          this.rescan = false;
-          await this.scan();
-        } while (this.rescan);
-      } catch (e) {
-        this.opts.log(`xl: handling a domain's death failed: ${(e as Error).stack ?? e}`);
-      } finally {
-        this.scanning = false;
-      }
-    })();
-  }
-
-  /* One look: which of our domains died or stopped? (Records made after the look are not judged by it.) */
-  private async scan(): Promise<void> {
-    const ours = [...this.domains.values()];
-    const infos = await this.infoList();
-    for (const rec of ours) {
-      if (this.domains.get(rec.domid) !== rec || rec.phase !== 'running') continue;
-      const info = infos.find((i) => i.domid === rec.domid);
-      if (!info) {
-        this.opts.log(`xl: domain ${rec.domid} (${rec.prepared.vm.name}) is gone; cleaning up after it`);
-        rec.phase = 'dying';
-        rec.dying = this.cleanup(rec.domid, rec);
-        await rec.dying;
-      } else if (info.state === 'shutdown') {
-        await this.actOnShutdown(rec, info.shutdown_reason ?? 'poweroff');
-      }
-    }
-  }
-
-  /* xl's handle_domain_death: what the config says for this reason. */
-  private async actOnShutdown(rec: XlDomain, reason: ShutdownReason): Promise<void> {
-    const vm = rec.prepared.vm;
-    const setting = reason === 'reboot' ? vm.on_reboot : reason === 'crash' ? vm.on_crash : reason === 'poweroff' ? vm.on_poweroff : null;
-    const action = setting?.action ?? (reason === 'suspend' ? 'preserve' : 'destroy');
-    const key = reason === 'reboot' ? 'on_reboot' : reason === 'crash' ? 'on_crash' : 'on_poweroff';
-    this.opts.log(`xl: domain ${rec.domid} (${vm.name}) has shut down, reason ${reason}; ${key} = ${setting?.xen ?? action}: ${action}`);
-    if (action === 'preserve') {
-      rec.phase = 'shutdown';
-      this.writeState(rec, 'shutdown', reason);
-      this.emit('preserved', rec.domid);
-      return;
-    }
-    await this.destroy(rec.domid);
-    if (action !== 'restart') return;
-    try {
-      validateForBoot(vm); // the images may have gone meanwhile
-      const again = await this.boot(rec.prepared, false);
-      this.opts.log(`xl: ${vm.name} restarted as domain ${again.domid}`);
-      this.emit('restarted', { from: rec.domid, to: again.domid, name: vm.name });
-    } catch (e) {
-      this.opts.log(`xl: restarting ${vm.name} failed: ${(e as Error).message}`);
-    }
+    this.deaths.exception();
   }
 
   /** xl save DOMAIN FILE (./xl-save.ts). */
