@@ -67,6 +67,7 @@
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
 import { xenbusInit } from '../shared/kernel/xenbus/xs-ring.ts';
+import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
 import { XS_RESET_WATCHES } from '../shared/public/io/xs_wire.ts';
 import { CMDLINE_DRIVER_DOMAIN, CMDLINE_E1000, CMDLINE_GUEST_TYPE, CMDLINE_IDE, parseCmdline, type CmdlineGuestType } from '../shared/public/cmdline.ts';
 import type { KernelEnv } from '../shared/public/hypercall.ts';
@@ -131,7 +132,9 @@ export async function main(env: KernelEnv): Promise<void> {
 
   let stop: (req: ShutdownRequest) => void = () => undefined;
   const stopRequested = new Promise<ShutdownRequest>((resolve) => { stop = resolve; });
+  let askedAt = 0; // when the request reached this kernel (the suspend line below reports from it)
   await watchShutdown(k, xs, (req, via) => {
+    askedAt = performance.now();
     k.log(`xenbus: ${via} says ${req}`);
     stop(req);
   });
@@ -167,7 +170,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   if (req === 'suspend') {
-    const rec = await suspend(k, memTouch?.record ?? resumed ?? null, memTouch, async () => { await Promise.all([disks.closeAll(), net.closeAll()]); }, balloon,
+    const rec = await suspend(k, xs, askedAt, memTouch?.record ?? resumed ?? null, memTouch, async () => { await Promise.all([disks.closeAll(), net.closeAll()]); }, balloon,
       net.stack?.arp.entries() ?? []);
     await cons.drained();
     return k.hypercall.sched_suspend(rec.gfn);
@@ -226,18 +229,31 @@ function mib(d: BlockDevice): string {
  * side by side (dpm_suspend_start suspends devices asynchronously too): each waits only for its
  * own backend's answer.
  */
-async function suspend(k: Kernel, found: ResumeRecord | null, memTouch: MemTouch | null, quiesce: () => Promise<void>, balloon: Balloon,
-  neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {
+async function suspend(k: Kernel, xs: XenbusClient, askedAt: number, found: ResumeRecord | null, memTouch: MemTouch | null,
+  quiesce: () => Promise<void>, balloon: Balloon, neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {
   k.log('suspend: freezing the workload and quiescing devices');
   const frozenAt = performance.now();
   if (memTouch) await memTouch.freeze();
+  const t1 = performance.now();
+  const xs0 = { ...xs.stats };
   await quiesce();
+  const t2 = performance.now();
+  const xsUsed = { requests: xs.stats.requests - xs0.requests, rounds: xs.stats.rounds - xs0.rounds, watchEvents: xs.stats.watchEvents - xs0.watchEvents };
   const rec = found ?? plainRecord(k);
   rec.words[R.SUSPENDS]++;
   balloon.save(rec); // its list of ballooned-out gfns, into guest memory
   rec.saveNeighbours(neighbours); // the network stack's neighbour table, as Linux's stays in kernel memory
   rec.stampFrozen(frozenAt);
   rec.store();
-  k.log(`suspend: resume record at gfn ${rec.gfn}; SCHEDOP_shutdown(SHUTDOWN_suspend)`);
+  const t3 = performance.now();
+  // The phase's breakdown, for the migrate bench's reader (absolute times on the machine's clock,
+  // performance.timeOrigin + now, which the toolstack's blackout uses too).
+  k.log(`suspend: resume record at gfn ${rec.gfn}; SCHEDOP_shutdown(SHUTDOWN_suspend); ` +
+    `${SUSPEND_TIMES}asked ${(askedAt > 0 ? frozenAt - askedAt : 0).toFixed(2)} freeze ${(t1 - frozenAt).toFixed(2)} ` +
+    `quiesce ${(t2 - t1).toFixed(2)} record ${(t3 - t2).toFixed(2)} at ${(performance.timeOrigin + t3).toFixed(2)} ms; ` +
+    `xenstore ${xsUsed.requests} requests in ${xsUsed.rounds} round trips, ${xsUsed.watchEvents} watch events`);
   return rec;
 }
+
+/** The suspend line's timing part (tools/suspend-phase.ts reads it). */
+export const SUSPEND_TIMES = 'times: ';
