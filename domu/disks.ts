@@ -25,6 +25,12 @@ export interface GuestDisks {
   disks: BlockDevice[];
   /** Ask every disk's backend to let go and wait until each has (the disks' part of a shutdown). */
   closeAll(): Promise<void>;
+  /**
+   * The disks' part of a suspend (dpm_suspend_start): each PV disk stops issuing and waits for
+   * what is in flight, staying Connected (Blkfront.quiesce: no xenstore request); the emulated
+   * disk, which has no backend to stay connected to, is closed as at a shutdown.
+   */
+  quiesceAll(): Promise<void>;
 }
 
 export interface FindDisksOptions {
@@ -40,6 +46,7 @@ export async function findDisks(k: Kernel, xs: XenbusClient, opts: FindDisksOpti
   const atBoot = new Set((await xs.directory(vbdDir).catch(() => [] as string[])).map((d) => `${vbdDir}/${d}`));
   const fronts = new Map<string, Blkfront>();
   const closers: (() => Promise<void>)[] = [];
+  const quiescers: (() => Promise<void>)[] = [];
   // xenbus_dev_shutdown waits until the frontend has written Closed (not just until blkfront let go).
   const closedWaiters = new Map<string, () => void>();
   const closedNodes = new Set<string>();
@@ -62,6 +69,7 @@ export async function findDisks(k: Kernel, xs: XenbusClient, opts: FindDisksOpti
       onProbe: (fe) => {
         const front = fronts.get(fe.dev.nodename)!;
         front.shutdownHook = () => fe.shutdown();
+        quiescers.push(() => front.quiesce());
         closers.push(async () => {
           await front.closeDevice();
           await frontendClosed(fe.dev.nodename);
@@ -88,11 +96,15 @@ export async function findDisks(k: Kernel, xs: XenbusClient, opts: FindDisksOpti
       `${ide.id.lba48 ? 'LBA48' : 'LBA28'}, bus-master DMA${ide.features.discard ? ', TRIM' : ''}`);
     disks.push(ide);
     closers.push(() => ide.close());
+    quiescers.push(() => ide.close());
   }
   return {
     disks,
     async closeAll() {
       await Promise.all(closers.map((c) => c()));
+    },
+    async quiesceAll() {
+      await Promise.all(quiescers.map((q) => q()));
     },
   };
 }

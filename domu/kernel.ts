@@ -170,7 +170,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   if (req === 'suspend') {
-    const rec = await suspend(k, xs, askedAt, memTouch?.record ?? resumed ?? null, memTouch, async () => { await Promise.all([disks.closeAll(), net.closeAll()]); }, balloon,
+    const rec = await suspend(k, xs, askedAt, memTouch?.record ?? resumed ?? null, memTouch, () => disks.quiesceAll(), balloon,
       net.stack?.arp.entries() ?? []);
     await cons.drained();
     return k.hypercall.sched_suspend(rec.gfn);

@@ -53,6 +53,7 @@ import { XlError } from './xl-error.ts';
 import { hostInfo, listedDomain } from './xl-list.ts';
 import { requestShutdown } from './shutdown-request.ts';
 import { DeathWatch, type WatchedDomain } from './death-watch.ts';
+import { resetBackendsForResume } from './resume-reset.ts';
 
 export interface XlOptions {
   /** The DomU kernel every VM boots (a file URL; `ringvisor host` passes domu/kernel.ts). */
@@ -376,6 +377,7 @@ export class Libxl extends EventEmitter {
     if (!rec) throw new XlError('domain', `no domain ${domid} of this toolstack to resume`);
     if (rec.locks.length === 0) rec.locks = lockImages(rec.prepared, this.opts.socket, (line) => this.opts.log(line));
     await this.xs.request(XS_RESUME, [String(domid)]); // xs_resume_domain: xenstored forgets it was shut down
+    await resetBackendsForResume(this.xs, domid, (line) => this.opts.log(line)); // the old kernel's rings let go first (./resume-reset.ts)
     const rc = await this.hc.domctl_resumedomain(domid);
     if (rc < 0) throw new XlError('failed', `cannot resume domain ${domid}: ${errnoName(rc)}`);
     rec.phase = 'running';

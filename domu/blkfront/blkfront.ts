@@ -109,6 +109,9 @@ export class Blkfront implements BlockDevice, FrontendDriver {
   private reissued: Set<unknown> | null = null;
   private recoveryT0 = 0;
   private suspendT0 = 0;
+  /** Set by quiesce(): nothing more goes on a ring (parts wait); resolved once nothing is in flight. */
+  private frozen = false;
+  private quiesced: (() => void) | null = null;
   /** recoveryMs: the new backend's InitWait → first re-issued answer; stallMs: the old one's death → the same. */
   readonly recovery = { recoveries: 0, reissued: 0, recoveryMs: 0, stallMs: 0 };
   private devid = 0;
@@ -195,6 +198,7 @@ export class Blkfront implements BlockDevice, FrontendDriver {
     this.suspendT0 = performance.now();
     this.recovery.recoveries++;
     this.k.log(`blkfront ${this.name}: backend d${this.backendId} went away with ${kept.length} request(s) unanswered; waiting for it to come back`);
+    if (this.frozen) this.drain(); // nothing on a ring any more: a suspend waiting for them goes on
   }
 
   /**
@@ -211,6 +215,33 @@ export class Blkfront implements BlockDevice, FrontendDriver {
     const queued = splitParts(this.waiting.splice(0), maxSectors);
     this.waiting.push(...parts, ...queued);
     this.drain();
+  }
+
+  /**
+   * The guest is suspending (domu/kernel.ts suspend(), dpm_suspend_start's place in do_suspend):
+   * stop putting requests on the rings and resolve once every request on them is answered. The
+   * rings, grants and port stay as they are, and the backend stays Connected: no xenstore request.
+   * What is submitted from now on waits in the software queue, on this thread's heap, and goes
+   * with it (a caller whose state is on the heap does not survive the suspend either).
+   *
+   * Linux's blkfront does not wait here: its in-flight requests stay in the shadow, in kernel
+   * memory that crosses with the guest, and blkif_recover issues them again on the new host. This
+   * kernel lets them finish instead: the callers waiting for them are on the old thread's heap, and
+   * a request still in flight at the source while the target (sharing the image) starts writing
+   * could land after a newer write there. Waiting costs the suspend one request's service time when
+   * the disk is busy, nothing when it is not. A broken ring (its answers no longer checked) is not
+   * waited for.
+   */
+  quiesce(): Promise<void> {
+    this.frozen = true;
+    if (this.settled()) return Promise.resolve();
+    return new Promise<void>((resolve) => { this.quiesced = resolve; });
+  }
+
+  /** Requests still on a ring that can answer them. */
+  private settled(): boolean {
+    for (const q of this.queues) if (q.brokenReason === null && q.inFlight > 0) return false;
+    return true;
   }
 
   async close(): Promise<void> {
@@ -343,8 +374,9 @@ export class Blkfront implements BlockDevice, FrontendDriver {
    * (flush, discard) and devices without persistent grants are dealt round robin.
    */
   private enqueue(p: Part): void {
-    // No queues while the backend is gone (blkif_recover waits for the next one): the part waits.
-    if (this.waiting.length === 0 && this.queues.length > 0 && this.negotiated.persistent && p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD) {
+    // No queues while the backend is gone (blkif_recover waits for the next one), and none once
+    // the guest is suspending (quiesce): the part waits.
+    if (!this.frozen && this.waiting.length === 0 && this.queues.length > 0 && this.negotiated.persistent && p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD) {
       if (this.next >= this.queues.length) this.next = 0; // a new backend may offer fewer queues
       const gfn = p.gfns[p.firstPage];
       let home = -1;
@@ -352,7 +384,7 @@ export class Blkfront implements BlockDevice, FrontendDriver {
       const q = home >= 0 ? this.queues[home] : null;
       if (q !== null && q.hasRoom && q.issue(p)) return;
     }
-    if (this.waiting.length === 0) {
+    if (!this.frozen && this.waiting.length === 0) {
       for (let tries = 0; tries < this.queues.length; tries++) {
         const q = this.queues[this.next];
         this.next = this.next + 1 === this.queues.length ? 0 : this.next + 1;
@@ -367,6 +399,10 @@ export class Blkfront implements BlockDevice, FrontendDriver {
    * (blk-mq's restart of a stopped queue). The first part no queue can take now stops the round.
    */
   private drain(): void {
+    if (this.frozen) {
+      if (this.quiesced !== null && this.settled()) { this.quiesced(); this.quiesced = null; }
+      return;
+    }
     while (this.waiting.length > 0) {
       const p = this.waiting[0];
       let issued = false;
@@ -384,6 +420,7 @@ export class Blkfront implements BlockDevice, FrontendDriver {
     this.brokenWhy = why;
     this.k.log(`blkfront ${this.name}: ${why}; device stopped`);
     for (const p of this.waiting.splice(0)) this.complete(p.owner, BLKIF_RSP_ERROR);
+    if (this.frozen) this.drain(); // a suspend waiting for this ring waits no more
   }
 }
 
