@@ -28,9 +28,10 @@ export interface GuestDisks {
   /**
    * The disks' part of a suspend (dpm_suspend_start): each PV disk stops issuing and waits for
    * what is in flight, staying Connected (Blkfront.quiesce: no xenstore request); the emulated
-   * disk, which has no backend to stay connected to, is closed as at a shutdown.
+   * disk, which has no backend to stay connected to, is closed as at a shutdown. Resolves with
+   * how many PV requests were in flight when it began (and were let finish).
    */
-  quiesceAll(): Promise<void>;
+  quiesceAll(): Promise<number>;
 }
 
 export interface FindDisksOptions {
@@ -46,7 +47,7 @@ export async function findDisks(k: Kernel, xs: XenbusClient, opts: FindDisksOpti
   const atBoot = new Set((await xs.directory(vbdDir).catch(() => [] as string[])).map((d) => `${vbdDir}/${d}`));
   const fronts = new Map<string, Blkfront>();
   const closers: (() => Promise<void>)[] = [];
-  const quiescers: (() => Promise<void>)[] = [];
+  const quiescers: (() => Promise<number>)[] = [];
   // xenbus_dev_shutdown waits until the frontend has written Closed (not just until blkfront let go).
   const closedWaiters = new Map<string, () => void>();
   const closedNodes = new Set<string>();
@@ -96,7 +97,7 @@ export async function findDisks(k: Kernel, xs: XenbusClient, opts: FindDisksOpti
       `${ide.id.lba48 ? 'LBA48' : 'LBA28'}, bus-master DMA${ide.features.discard ? ', TRIM' : ''}`);
     disks.push(ide);
     closers.push(() => ide.close());
-    quiescers.push(() => ide.close());
+    quiescers.push(() => ide.close().then(() => 0));
   }
   return {
     disks,
@@ -104,7 +105,7 @@ export async function findDisks(k: Kernel, xs: XenbusClient, opts: FindDisksOpti
       await Promise.all(closers.map((c) => c()));
     },
     async quiesceAll() {
-      await Promise.all(quiescers.map((q) => q()));
+      return (await Promise.all(quiescers.map((q) => q()))).reduce((a, b) => a + b, 0);
     },
   };
 }

@@ -82,6 +82,7 @@ import { machineOff, watchShutdown } from './manage.ts';
 import { R, WORKLOAD_MEM_TOUCH, plainRecord, resumeRecordAtBoot, type ResumeRecord } from './resume.ts';
 import { startMemTouch, type MemTouch } from './workloads/mem-touch.ts';
 import { runWorkload, type AfterWorkload } from './workloads/run.ts';
+import { runDiskCheck } from './workloads/disk-check.ts';
 import { CpuHotplug } from '../shared/kernel/cpu-hotplug.ts';
 import { driverDomainInit } from './driver-domain.ts';
 
@@ -206,7 +207,9 @@ function serveConsole(k: Kernel, cons: XenConsole, disks: readonly BlockDevice[]
   };
   const command = (cmd: string) => {
     if (cmd === '') return;
-    if (cmd === 'help') k.log('commands: help, disks, stats, poweroff, reboot, crash');
+    const check = /^disk-check(?:\s+(\d+))?$/.exec(cmd);
+    if (cmd === 'help') k.log('commands: help, disks, stats, disk-check [BLOCKS], poweroff, reboot, crash');
+    else if (check !== null) consoleDiskCheck(k, disks[0], Number(check[1] ?? 64));
     else if (cmd === 'disks') for (const d of disks) k.log(`${d.name}: ${d.path}, ${d.sectors} sectors (${mib(d)})`);
     else if (cmd === 'stats') for (const d of disks) k.log(`${d.name}: ${JSON.stringify(d.stats())}`);
     else if (cmd === 'poweroff' || cmd === 'halt') stop('poweroff');
@@ -215,6 +218,20 @@ function serveConsole(k: Kernel, cons: XenConsole, disks: readonly BlockDevice[]
     else if (cmd === 'crash') queueMicrotask(() => { throw new Error('sysrq: trigger a crash (typed at the console)'); });
     else k.log(`${cmd}: command not found (try help)`);
   };
+}
+
+/*
+ * `disk-check [BLOCKS]` at the console: the disk-check workload's write-then-verify pass over the
+ * first BLOCKS 4 KiB blocks of the first disk (what was there is overwritten, as that workload
+ * does), for an operator (or a test) to see that the disk answers, correctly, right now: after a
+ * resume, say, when the workload the guest was started with does not carry on.
+ */
+function consoleDiskCheck(k: Kernel, dev: BlockDevice | undefined, blocks: number): void {
+  if (dev === undefined) return k.log('disk-check: no disk');
+  runDiskCheck(k, dev, { bs: 4096, blocks, iodepth: 8, seed: 7 }).then((r) => {
+    k.log(r.mismatchedBlocks === 0 ? `disk-check on ${dev.name}: OK, ${r.bytes} bytes written and read back`
+      : `disk-check on ${dev.name}: ${r.mismatchedBlocks} block(s) read back wrong: ${r.mismatches.join('; ')}`);
+  }, (e: unknown) => k.log(`disk-check on ${dev.name}: ${(e as Error).message}`));
 }
 
 function mib(d: BlockDevice): string {
@@ -230,13 +247,13 @@ function mib(d: BlockDevice): string {
  * own backend's answer.
  */
 async function suspend(k: Kernel, xs: XenbusClient, askedAt: number, found: ResumeRecord | null, memTouch: MemTouch | null,
-  quiesce: () => Promise<void>, balloon: Balloon, neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {
+  quiesce: () => Promise<number>, balloon: Balloon, neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {
   k.log('suspend: freezing the workload and quiescing devices');
   const frozenAt = performance.now();
   if (memTouch) await memTouch.freeze();
   const t1 = performance.now();
   const xs0 = { ...xs.stats };
-  await quiesce();
+  const inFlight = await quiesce();
   const t2 = performance.now();
   const xsUsed = { requests: xs.stats.requests - xs0.requests, rounds: xs.stats.rounds - xs0.rounds, watchEvents: xs.stats.watchEvents - xs0.watchEvents };
   const rec = found ?? plainRecord(k);
@@ -251,7 +268,8 @@ async function suspend(k: Kernel, xs: XenbusClient, askedAt: number, found: Resu
   k.log(`suspend: resume record at gfn ${rec.gfn}; SCHEDOP_shutdown(SHUTDOWN_suspend); ` +
     `${SUSPEND_TIMES}asked ${(askedAt > 0 ? frozenAt - askedAt : 0).toFixed(2)} freeze ${(t1 - frozenAt).toFixed(2)} ` +
     `quiesce ${(t2 - t1).toFixed(2)} record ${(t3 - t2).toFixed(2)} at ${(performance.timeOrigin + t3).toFixed(2)} ms; ` +
-    `xenstore ${xsUsed.requests} requests in ${xsUsed.rounds} round trips, ${xsUsed.watchEvents} watch events`);
+    `xenstore ${xsUsed.requests} requests in ${xsUsed.rounds} round trips, ${xsUsed.watchEvents} watch events; ` +
+    `${inFlight} disk request(s) were in flight and were let finish`);
   return rec;
 }
 

@@ -230,12 +230,14 @@ export class Blkfront implements BlockDevice, FrontendDriver {
    * a request still in flight at the source while the target (sharing the image) starts writing
    * could land after a newer write there. Waiting costs the suspend one request's service time when
    * the disk is busy, nothing when it is not. A broken ring (its answers no longer checked) is not
-   * waited for.
+   * waited for. Resolves with how many requests were in flight when it began.
    */
-  quiesce(): Promise<void> {
+  quiesce(): Promise<number> {
     this.frozen = true;
-    if (this.settled()) return Promise.resolve();
-    return new Promise<void>((resolve) => { this.quiesced = resolve; });
+    let n = 0;
+    for (const q of this.queues) if (q.brokenReason === null) n += q.inFlight;
+    if (n === 0) return Promise.resolve(0);
+    return new Promise<number>((resolve) => { this.quiesced = () => resolve(n); });
   }
 
   /** Requests still on a ring that can answer them. */
