@@ -27,7 +27,7 @@
  * guest memory. Its workload keeps its progress there; rings, grants, ports and watches are
  * rebuilt after a move (Xen does not migrate those either). At suspend (control/shutdown =
  * "suspend", or a notification on its suspend event channel: ./manage.ts) the kernel quiesces
- * its frontends, writes a small vCPU-context record into a guest page and makes
+ * its frontends (below: no disconnect), writes a small vCPU-context record into a guest page and makes
  * SCHEDOP_shutdown(SHUTDOWN_suspend) naming it, as Linux's xen_suspend hands its start_info frame
  * to HYPERVISOR_suspend in a register; the hypervisor keeps that as the vCPU's
  * saved context. A restored domain boots this same main() on a fresh thread in resume mode: the
@@ -50,19 +50,29 @@
  * from guest memory (./resume.ts); and a workload yields whenever an event is pending
  * (Kernel.eventPending, as wake-up preemption lets a Linux kernel thread in at once).
  *
- * What differs from Linux, and why. Linux does not disconnect its frontends at suspend: do_suspend
- * stops their queues and waits for what is in flight (dpm_suspend_start), makes the hypercall, and
- * after a migration blkfront_resume / netfront_resume re-handshake with the new host's fresh
- * backends, while after a cancelled suspend (xc_domain_resume with fast = 1, libxl's
- * suspend_cancel: the hypercall returns 1) the frontends carry on with the same backends, rings and
- * grants. This kernel still closes its frontends at suspend (Closing, then Closed with each
- * backend's answer; disks and vifs side by side), because a ringvisor kernel never carries on from
- * the hypercall: even an in-place resume (XEN_DOMCTL_resumedomain) boots a fresh vCPU thread, and a
- * frontend's private ring state (req_prod_pvt, rsp_cons, the shadow of what is in flight, which
- * grant reference holds which buffer) is on the old thread's heap. Keeping the frontends connected
- * across a suspend would need that state in guest memory (resumable drivers), and the backends to
- * take a frontend found Connected again through Closing, Closed, Initialising; not done yet. The
- * close costs the blackout a few xenstore round trips per device.
+ * The suspend, as Linux's do_suspend does it: freeze the workload (freeze_processes), quiesce the
+ * devices (dpm_suspend_start), write the record, make the hypercall. No frontend is disconnected:
+ * blkfront stops putting requests on its rings and lets what is on them finish (Blkfront.quiesce),
+ * the vifs are left as they are, and every backend stays Connected, so the suspend makes no
+ * xenstore request at all (it made 24, in 8-9 round trips, with a disk and a vif, when it closed
+ * its frontends; the kernel's suspend line counts them). After a migration the target's backends
+ * are fresh and the resumed kernel connects to them as it always has.
+ *
+ * What differs from Linux, and why. Linux leaves blkfront's in-flight requests in the shadow, in
+ * kernel memory that crosses with the guest, and blkif_recover issues them again on the new host;
+ * this kernel lets them finish before the hypercall instead, because their callers are on the old
+ * thread's heap (no page copy reaches them) and because a write still in flight at the source while
+ * the target starts writing the same shared image could land after a newer one. It costs the
+ * suspend one request's service time when the disk is busy. And a cancelled suspend: Linux's
+ * HYPERVISOR_suspend returns 1 (xc_domain_resume fast, libxl's suspend_cancel) and its frontends
+ * carry on with the same backends, rings and grants (xenbus_dev_cancel does nothing). A ringvisor
+ * kernel never carries on from the hypercall: even an in-place resume (XEN_DOMCTL_resumedomain)
+ * boots a fresh vCPU thread, and a frontend's private ring state (req_prod_pvt, rsp_cons, which
+ * grant holds which buffer) went with the old thread's heap. So before it resumes a domain in
+ * place, the toolstack closes each frontend on the suspended kernel's behalf and waits for every
+ * backend to let go of the old rings (dom0/toolstack/resume-reset.ts); the resumed kernel finds its
+ * devices Closed and reconnects as after a close. That reconnection is outside any blackout: it
+ * happens only when a migration or a save failed.
  */
 import { consoleInit, type XenConsole } from '../shared/kernel/console.ts';
 import { Kernel } from '../shared/kernel/kernel.ts';
@@ -240,11 +250,11 @@ function mib(d: BlockDevice): string {
 
 /*
  * do_suspend (drivers/xen/manage.c): freeze the workload between two steps (freeze_processes),
- * quiesce the frontends (dpm_suspend_start: blkfront and netfront finish what is in flight and let
- * go of their rings and grants; the new host's backends will be handshaken with afresh), then write
- * the resume record (domu/resume.ts). The caller makes the hypercall. Disks and vifs are quiesced
- * side by side (dpm_suspend_start suspends devices asynchronously too): each waits only for its
- * own backend's answer.
+ * quiesce the devices (dpm_suspend_start: each PV disk stops issuing and waits for what is on its
+ * rings, all side by side; rings, grants and ports stay, the backends stay Connected, no xenstore
+ * request is made; the new host's backends will be handshaken with afresh), then write the resume
+ * record (domu/resume.ts). The caller makes the hypercall. The console line it leaves times each
+ * step and counts the xenstore requests and the disk requests let finish (tools/suspend-phase.ts).
  */
 async function suspend(k: Kernel, xs: XenbusClient, askedAt: number, found: ResumeRecord | null, memTouch: MemTouch | null,
   quiesce: () => Promise<number>, balloon: Balloon, neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {

@@ -9,8 +9,10 @@
  * the guest believe it was restored: it goes through its whole resume path and reconnects.
  *
  * ringvisor can only take the second way: a vCPU thread that made SCHEDOP_shutdown(suspend) has
- * ended (hypervisor/vcpu.ts), and the kernel had closed its frontends before it (domu/kernel.ts
- * suspend()), so there is nothing to return into. The domain keeps its id, its memory, its
+ * ended (hypervisor/vcpu.ts), and the frontends' ring state was on its heap, so there is nothing to
+ * return into. The kernel does not close its frontends at suspend (domu/kernel.ts suspend()), so
+ * the backends are still Connected to the old rings: the toolstack makes them let go before it
+ * asks for this (dom0/toolstack/resume-reset.ts). The domain keeps its id, its memory, its
  * start_info, its xenstore and console rings and their two ports (the builder's, still bound to
  * xenstored and xenconsoled); every other port the old kernel bound is closed, as on a restored
  * domain, where the kernel binds its timers and its frontends' channels anew. Then fresh vCPU

@@ -36,8 +36,9 @@
  * With `live: false` there is no precopy: suspend, then every page once (libxc's non-live save).
  *
  * If the receiver fails before the guest is suspended, the sender turns log-dirty off and the guest
- * never noticed. After the suspend the guest's frontends are closed and its image locks handed over
- * (the target opens the same images: shared storage); a failure then, up to the "go" line, resumes
+ * never noticed. After the suspend the guest's disks are quiet (its frontends stay connected, nothing
+ * in flight: domu/kernel.ts) and its image locks handed over (the target opens the same images:
+ * shared storage); a failure then, up to the "go" line, resumes
  * the guest here (./sender-recovery.ts: xl's failed_resume); after it, xl's rules too. The renames
  * are xl's: the target's copy is NAME--incoming until it is given the go, the source's
  * NAME--migratedaway by the target's "ready" (xl renames it then; here the rename runs while the

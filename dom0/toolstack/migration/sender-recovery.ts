@@ -6,7 +6,8 @@
  * "go" ("domain is yours, you are cleared to unpause"), the guest at the source is the only one
  * that may run: failed_resume renames it back if it was renamed and resumes it
  * (libxl_domain_resume → xc_domain_resume; here hypervisor/domain-resume.ts: the same domain id,
- * its kernel booting in resume mode, its devices reconnecting to this host's backends). Once "go"
+ * its kernel booting in resume mode, its devices reconnecting to this host's backends, which the
+ * toolstack first makes let go of the suspended kernel's rings: ../resume-reset.ts). Once "go"
  * may have reached the target, the target may be running its copy: xl's failed_badly resumes
  * nothing, leaves the source as NAME--migratedaway, and tells the administrator to look at both
  * ends, because two running copies of one guest on one shared disk would corrupt it. The one way
