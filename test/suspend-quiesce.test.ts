@@ -139,6 +139,7 @@ test.serial('a suspend with disk writes in flight, cancelled: no xenstore reques
   await consoleMatch(H.a.runDir, 'sq-cancel', new RegExp(`${WRITE_LOG_ACKED}\\d{4,}`));
   const before = await answeredBeyond(H.a, 'sq-peer', 50);
   t.is(before.bad, 0);
+  const running = await usage(H.a);
 
   const { port } = await dyingReceiver();
   await t.throwsAsync(H.xa.call({ verb: 'migrate', domain: 'sq-cancel', host: '127.0.0.1', port }), { message: /the guest was resumed on this host/ });
@@ -165,6 +166,12 @@ test.serial('a suspend with disk writes in flight, cancelled: no xenstore reques
   t.is(after.bad, 0, 'every answer, before and after, checksummed and right');
   // Disk: written and read back through the reconnected blkfront and the reset blkback.
   t.truthy(await typed(H.a, 'sq-cancel', 'disk-check 256', /disk-check on xvda: OK, 1048576 bytes written and read back/));
+  // The cancel itself leaked nothing: the old rings' ports were unbound on both sides, the new ones
+  // bound (as many); the same threads run. (Grants differ: blkback's persistent set follows the I/O.)
+  const resumed = await usage(H.a);
+  t.is(resumed.portsBound, running.portsBound, 'as many ports bound as before the suspend');
+  t.is(resumed.threadsAlive, running.threadsAlive);
+  t.is(resumed.domains, running.domains);
 
   await H.xa.call({ verb: 'destroy', domain: 'sq-cancel' });
   await H.xa.call({ verb: 'destroy', domain: 'sq-peer' });
