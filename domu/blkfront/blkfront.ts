@@ -45,6 +45,10 @@
  * the new backend. Re-issuing a write the old backend had half done writes the same data again.
  * The time from the new backend's InitWait to the first re-issued part answered is kept
  * (`recoveryMs`) with the counts of recoveries and re-issued parts.
+ *
+ * A guest that suspends (save, migration) does not disconnect: quiesce() stops issuing and resolves
+ * once what is on the rings has been answered, the backend staying Connected (see quiesce for why
+ * the requests finish rather than wait in the shadow for a re-issue, as Linux's do).
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
