@@ -53,7 +53,9 @@
  * The suspend, as Linux's do_suspend does it: freeze the workload (freeze_processes), quiesce the
  * devices (dpm_suspend_start), write the record, make the hypercall. No frontend is disconnected:
  * blkfront stops putting requests on its rings and lets what is on them finish (Blkfront.quiesce),
- * the vifs are left as they are, and every backend stays Connected, so the suspend makes no
+ * the vifs are left as they are (an emulated disk or NIC is stopped, as before: no backend to stay
+ * connected to, and no toolstack reset reaches a device model), and every backend stays Connected,
+ * so the suspend makes no
  * xenstore request at all (it made 24, in 8-9 round trips, with a disk and a vif, when it closed
  * its frontends; the kernel's suspend line counts them). After a migration the target's backends
  * are fresh and the resumed kernel connects to them as it always has.
@@ -181,7 +183,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const first = await Promise.race([workload.then((then) => ({ then })), stopRequested.then((req) => ({ req }))]);
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   if (req === 'suspend') {
-    const rec = await suspend(k, xs, askedAt, memTouch?.record ?? resumed ?? null, memTouch, () => disks.quiesceAll(), balloon,
+    const rec = await suspend(k, xs, askedAt, memTouch?.record ?? resumed ?? null, memTouch, async () => (await Promise.all([disks.quiesceAll(), net.quiesceAll()]))[0], balloon,
       net.stack?.arp.entries() ?? []);
     await cons.drained();
     return k.hypercall.sched_suspend(rec.gfn);

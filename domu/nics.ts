@@ -29,6 +29,11 @@ export interface GuestNics {
   /** The stack on the first NIC, or null if the guest has none. */
   stack: NetStack | null;
   closeAll(): Promise<void>;
+  /**
+   * A suspend's part (domu/kernel.ts suspend()): the vifs stay connected, as Linux's netfront
+   * does; an emulated NIC is stopped (its DMA off), since no toolstack reset reaches a device model.
+   */
+  quiesceAll(): Promise<void>;
 }
 
 export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) => void, onHotplug?: (nic: Netfront) => void,
@@ -41,6 +46,7 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
   const nics: Netfront[] = [];
   const ips = new Map<Netfront, number>();
   const closers: (() => Promise<void>)[] = [];
+  const emulated: (() => Promise<void>)[] = [];
   const closedWaiters = new Map<string, () => void>();
   const closed = new Set<string>();
   await new Promise<void>((resolve) => {
@@ -93,6 +99,7 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
     addrs.set(nic, addr);
     all.push(nic);
     closers.push(() => nic.close());
+    emulated.push(() => nic.close());
     log(`e1000: ${nic.name}: Intel 82540EM at 0x${nic.regs.base.toString(16)}, irq ${E1000_IRQS[index]}, mac ${formatMac(nic.mac)}, ` +
       `ip ${addr ? formatIPv4(addr) : 'none'}`);
   }
@@ -114,6 +121,9 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
     stack,
     async closeAll() {
       await Promise.all(closers.map((c) => c()));
+    },
+    async quiesceAll() {
+      await Promise.all(emulated.map((c) => c()));
     },
   };
 }
