@@ -34,7 +34,7 @@ import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import { domainPath } from '../../shared/public/io/xenbus.ts';
 import { XS_RESUME } from '../../shared/public/io/xs_wire.ts';
-import { XEN_ESRCH, errnoName } from '../../shared/public/xen.ts';
+import { XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { IdeModel } from '../device-models/ide/piix.ts';
 import { domainConfigFields } from './config/vmconfig.ts';
@@ -80,6 +80,8 @@ interface XlDomain extends WatchedDomain {
   /** Its disk images, held until it is destroyed (./image-lock.ts). */
   locks: ImageLock[];
   started: string;
+  /** Why it stopped, once it has (phase shutdown), as the death watch learned it. */
+  shutdownReason?: ShutdownReason;
 }
 
 /** A restore's part in boot(): the saved vCPU context, and the memory filled before the unpause. */
@@ -107,6 +109,7 @@ export class Libxl extends EventEmitter {
     },
     preserve: (rec, reason) => {
       rec.phase = 'shutdown';
+      rec.shutdownReason = reason;
       this.writeState(rec, 'shutdown', reason);
       this.emit('preserved', rec.domid);
     },
@@ -332,6 +335,8 @@ export class Libxl extends EventEmitter {
       waitStopped: (domid) => this.waitStopped(domid),
       destroy: (domid) => this.destroy(domid),
       rename: (domid, from, to) => this.rename(domid, from, to),
+      renameChecked: (domid, from, to) => this.renameChecked(domid, from, to),
+      stoppedReason: (domid) => this.domains.get(domid)?.shutdownReason ?? null,
       resume: (domid) => this.resumeSuspended(domid),
       releaseLocks: (domid) => {
         const rec = this.domains.get(domid);
@@ -354,16 +359,32 @@ export class Libxl extends EventEmitter {
    * `from`, which must be its name now, to `to`, which no other domain may have.
    */
   async rename(domid: number, from: string, to: string): Promise<void> {
+    await (await this.renameChecked(domid, from, to))();
+  }
+
+  /**
+   * rename's checks now (the hypervisor's list of domains), its write when the returned function
+   * is called: a migration's target checks while it waits for the sender's go and renames at it.
+   * A domain made in between went through this toolstack, whose records the write checks again.
+   */
+  async renameChecked(domid: number, from: string, to: string): Promise<() => Promise<void>> {
     const infos = await this.infoList();
     const me = infos.find((i) => i.domid === domid);
     const rec = this.domains.get(domid);
     if (!me || !rec) throw new XlError('domain', `no domain ${domid} of this toolstack to rename`);
     if (me.name !== from) throw new XlError('failed', `domain ${domid} is called ${me.name}, not ${from}`);
-    if (infos.some((i) => i.domid !== domid && i.name === to)) throw new XlError('failed', `cannot rename ${from}: a domain called ${to} exists`);
-    await this.xs.write(`${domainPath(domid)}/name`, to);
-    if (to === rec.prepared.vm.name) this.renamed.delete(domid);
-    else this.renamed.set(domid, to);
-    this.opts.log(`xl: domain ${domid} renamed from ${from} to ${to}`);
+    const taken = (others: Iterable<[number, string]>) => {
+      for (const [d, name] of others) if (d !== domid && name === to) throw new XlError('failed', `cannot rename ${from}: a domain called ${to} exists`);
+    };
+    taken(infos.map((i) => [i.domid, i.name]));
+    return async () => {
+      if (this.domains.get(domid) !== rec) throw new XlError('domain', `domain ${domid} is gone`);
+      taken([...this.domains].map(([d, r]) => [d, this.renamed.get(d) ?? r.prepared.vm.name]));
+      await this.xs.write(`${domainPath(domid)}/name`, to);
+      if (to === rec.prepared.vm.name) this.renamed.delete(domid);
+      else this.renamed.set(domid, to);
+      this.opts.log(`xl: domain ${domid} renamed from ${from} to ${to}`);
+    };
   }
 
   /**
@@ -379,6 +400,7 @@ export class Libxl extends EventEmitter {
     const rc = await this.hc.domctl_resumedomain(domid);
     if (rc < 0) throw new XlError('failed', `cannot resume domain ${domid}: ${errnoName(rc)}`);
     rec.phase = 'running';
+    rec.shutdownReason = undefined;
     this.writeState(rec, 'running');
     this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) resumed here`);
   }

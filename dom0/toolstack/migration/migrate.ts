@@ -6,11 +6,12 @@
  * and tools/libs/guest/xg_sr_save.c (send_domain_memory_live: enable log-dirty, send every page, then
  * rounds of the pages dirtied since, as the precopy policy decides, then suspend and send the rest
  * with LOGDIRTY_FINAL, then the vCPU context and END), xenguest.h's default policy (stop when fewer
- * than 50 pages are dirty or after 5 rounds). Rounds after the first also skip, batch by batch,
- * the pages already written again since the round began (a PEEK at the log before each batch:
- * xc_domain_save.c's to_skip, before the v2 rewrite; Clark et al. do the same): they are dirty
- * again, and the next round or the stop-and-copy sends them once, in their newer state. A guest
- * rewriting its working set faster than a round goes then costs its rounds little. The handshake:
+ * than 50 pages are dirty or after 5 rounds). Every round, the first included, also skips, batch
+ * by batch, the pages already written again since the log was last cleaned (a PEEK at the log
+ * before each batch: xc_domain_save.c's to_skip, before the v2 rewrite, in every iteration but the
+ * last; Clark et al. do the same): they are dirty again, and the next round or the stop-and-copy
+ * sends them once, in their newer state. A guest rewriting its working set faster than a round
+ * goes then costs its rounds little. The handshake:
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
@@ -99,6 +100,8 @@ export interface MigrateHost extends SaveRestoreHost {
   releaseLocks(domid: number): void;
   /** libxl_domain_rename: `from` must be the domain's name now. */
   rename(domid: number, from: string, to: string): Promise<void>;
+  /** rename's checks now, its write when the returned function is called (the target: checked before the go, renamed at it). */
+  renameChecked(domid: number, from: string, to: string): Promise<() => Promise<void>>;
   /** libxl_domain_resume: a suspended domain runs again here, its locks taken back. */
   resume(domid: number): Promise<void>;
 }
@@ -196,7 +199,8 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
 
   const pagesPerRound: number[] = [];
   const skippedPerRound: number[] = [];
-  // Rounds after the first skip what is already dirty again (SkipDirty: legacy libxc's to_skip).
+  // Every round skips what is already dirty again (SkipDirty: legacy libxc's to_skip, which peeks in
+  // every iteration but the last, the first included: a page written since ENABLE goes in round 2).
   const peeked = new Int32Array(bitmap.length);
   const skip: SkipDirty = {
     skipped: 0,
@@ -226,12 +230,12 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     await w.headers(config);
     await w.libxcBegin();
-    // Round 1: every page. Then the pages dirtied during the round before, while the policy says go on.
+    // Round 1: every page (but those written since ENABLE). Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
     for (; live;) {
       const r0 = performance.now();
       skip.skipped = 0;
-      pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, pagesPerRound.length > 0 ? skip : undefined));
+      pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, skip));
       skippedPerRound.push(skip.skipped);
       const c0 = performance.now();
       toSend = await clean(0, true);
@@ -251,8 +255,9 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await h.waitStopped(domid);
     suspended = true;
     sr.close();
-    const after = await hc.domctl_getdomaininfo(domid);
-    if (typeof after === 'number' || after.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend`);
+    // Why it stopped: the toolstack's death watch asked the hypervisor already (no second getdomaininfo in the downtime).
+    const reason = h.stoppedReason(domid) ?? await hc.domctl_getdomaininfo(domid).then((i) => (typeof i === 'number' ? null : i.shutdown_reason));
+    if (reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend (${reason ?? 'it is gone'})`);
     blackout.mark(`suspend (asked through ${sr.via}): the guest quiesces and makes SCHEDOP_shutdown(suspend); xl sees it stopped`);
     let lastList = toSend; // not live: every page
     if (live) {
@@ -260,7 +265,6 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       const last = new Set(toSend);
       for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, false)) last.add(g);
       lastList = [...last].sort((a, b) => a - b);
-      blackout.mark('log-dirty CLEAN (FINAL)');
     }
     const copy0 = performance.now();
     const [copyBefore, waitBefore] = [w.copyMs, w.sinkWaitMs];
@@ -272,7 +276,6 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await w.vcpuContext(0, resume_gfn);
     h.releaseLocks(domid);
     await w.end();
-    blackout.mark('vCPU context, END');
     // xl renames its copy away once the target is ready, before it gives the go. Here the rename
     // (a domain list and a xenstore write) runs while the target takes the last pages: it must be
     // done before the go, and nothing needs it sooner; the target's "ready" does not wait for it.
@@ -280,7 +283,6 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     renaming.catch(() => undefined); // a failure is met below, after "ready" or in the recovery
     await input.expect(MIGRATE_RECEIVER_READY);
     copyMs = performance.now() - copy0;
-    blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
     await renaming;
     step.goSent = true; // from here on, xl's point of no return
     await send(sock, MIGRATE_PERMISSION);
@@ -292,7 +294,6 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       step.goSent = false;
       throw new SaveError(`the receiver could not start its copy (result ${result})`);
     }
-    blackout.mark('target: renamed and unpaused ("my copy unpause results")');
   } catch (e) {
     await (renaming as Promise<void> | null)?.catch(() => undefined); // settled: step.renamedAway says what became of the name
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
