@@ -44,9 +44,9 @@ import { addVif, nicFromVif, startNicModel } from './nic.ts';
 import type { E1000Model } from '../device-models/e1000/e1000.ts';
 import { prepareVm, type PreparedVm } from './prepare.ts';
 import type { CreateResult, HostInfo, ListedDomain } from './protocol.ts';
-import { removeRunState, writeRunState } from './state-file.ts';
+import { removeRunState, writeRunState, type StateWrite } from './state-file.ts';
 import { HypercallError } from './xenstore-home.ts';
-import { forgetDomainRecord, recordDomain } from './host-record.ts';
+import { forgetDomainRecord, recordDomain, recordDomainQueued } from './host-record.ts';
 import type { ImageLock } from './image-lock.ts';
 import { assignPci, buildFailure, diskBackends, lockImages } from './create-claims.ts';
 import { XlError } from './xl-error.ts';
@@ -110,7 +110,8 @@ export class Libxl extends EventEmitter {
     preserve: (rec, reason) => {
       rec.phase = 'shutdown';
       rec.shutdownReason = reason;
-      this.writeState(rec, 'shutdown', reason);
+      // A suspend is a save's or a migration's, whose downtime it starts: the file is written by the thread pool.
+      void this.writeState(rec, 'shutdown', reason, reason === 'suspend' ? 'queued' : 'now');
       this.emit('preserved', rec.domid);
     },
     destroy: (domid) => this.destroy(domid),
@@ -192,7 +193,8 @@ export class Libxl extends EventEmitter {
       prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.maxvcpus, index, v)));
       if (restore) await restore.fill(rec.domid, built.nr_pages);
       if (restore?.lateLocks) rec.locks = lockImages(prepared, this.opts.socket, (line) => this.opts.log(line));
-      this.writeState(rec, 'running');
+      // A migration's target (lateLocks) is in the guest's downtime here: the file is written by the thread pool.
+      void this.writeState(rec, 'running', undefined, restore?.lateLocks ? 'queued' : 'now');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
       // A driver domain named as a dead one was: it serves the devices that were waiting for it.
       if (vm.driverDomain) await this.dom0.toolstack.driverDomains.adopt(vm.name, rec.domid);
@@ -233,11 +235,13 @@ export class Libxl extends EventEmitter {
     // The backends have let go (or were removed anyway): the images are free for others.
     for (const l of rec?.locks ?? []) l.release();
     if (rec && this.domains.get(domid) === rec) {
-      removeRunState(rec.prepared.files.stateFile);
+      // By the thread pool: a migration's source destroys its copy while the guest's peers look for it on the target.
+      const removed = removeRunState(rec.prepared.files.stateFile, 'queued');
       forgetDomainRecord(this.opts.runDir, domid);
       this.domains.delete(domid);
       this.renamed.delete(domid);
       this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) destroyed`);
+      await removed.catch((e: unknown) => this.opts.log(`xl: domain ${domid}'s state file: ${(e as Error).message}`));
     }
     this.emit('gone', domid);
   }
@@ -412,12 +416,14 @@ export class Libxl extends EventEmitter {
     return ids.length;
   }
 
-  private writeState(rec: XlDomain, state: 'running' | 'shutdown', reason?: string): void {
+  private writeState(rec: XlDomain, state: 'running' | 'shutdown', reason?: string, how: StateWrite = 'now'): Promise<void> {
     const vm = rec.prepared.vm;
-    recordDomain(this.opts.runDir, rec.domid, rec.prepared.files.stateFile);
-    writeRunState(rec.prepared.files.stateFile, {
+    // The host's record of its domains (./host-record.ts) names the same file all the domain's life.
+    if (how === 'now') recordDomain(this.opts.runDir, rec.domid, rec.prepared.files.stateFile);
+    else if (state === 'running') void recordDomainQueued(this.opts.runDir, rec.domid, rec.prepared.files.stateFile).catch(() => undefined);
+    return writeRunState(rec.prepared.files.stateFile, {
       name: vm.name, config: vm.file, uuid: rec.uuid, domid: rec.domid, state, ...(reason ? { shutdownReason: reason } : {}),
       pid: process.pid, socket: this.opts.socket, started: rec.started,
-    });
+    }, how).catch((e: unknown) => this.opts.log(`xl: domain ${rec.domid}'s state file: ${(e as Error).message}`));
   }
 }
