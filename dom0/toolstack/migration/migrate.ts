@@ -118,7 +118,7 @@ export interface MigrateResult {
   roundMs: number[];
   /** Of each round: the dirty pages not sent because they were written again before their batch (SkipDirty). */
   skippedPerRound: number[];
-  /** Of each round: the pause around its CLEAN (the guest's vCPUs reaching a preemption point, the CLEAN, the unpause). */
+  /** Of each round: its CLEAN with the guest paused (the pause domctl and the CLEAN; the unpause is asked, not waited for). */
   cleanMs: number[];
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
@@ -188,11 +188,28 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     return out;
   };
-  /* A CLEAN with the domain paused, so no vCPU is inside a request across it (shared/public/hypercall.ts). */
+  /*
+   * A CLEAN with the domain paused, so no vCPU is inside a request across it (shared/public/hypercall.ts).
+   * The unpause is not waited for: the next round's reads need only the bitmap, and domctls reach
+   * the control thread in the order asked, so the next pause comes after it. Its result is checked
+   * before the next CLEAN and before the suspend (unpaused()).
+   */
+  let unpausing: Promise<number> = Promise.resolve(0);
+  const unpaused = async (): Promise<void> => {
+    const rc = await unpausing;
+    if (rc < 0) throw new SaveError(`unpausing ${vm.name} after a CLEAN: ${errnoName(rc)}`);
+  };
   const clean = async (mode: number, pause: boolean): Promise<number[]> => {
-    if (pause) await hc.domctl_pausedomain(domid);
+    if (pause) {
+      await unpaused();
+      const rc = await hc.domctl_pausedomain(domid);
+      if (rc < 0) throw new SaveError(`pausing ${vm.name} for a CLEAN: ${errnoName(rc)}`);
+    }
     const r = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_CLEAN, mode, bitmap, nr);
-    if (pause) await hc.domctl_unpausedomain(domid);
+    if (pause) {
+      unpausing = hc.domctl_unpausedomain(domid);
+      unpausing.catch(() => undefined); // met in unpaused()
+    }
     if (typeof r === 'number') throw new SaveError(`log-dirty CLEAN: ${errnoName(r)}`);
     return dirtyList();
   };
@@ -248,6 +265,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
     // is no part of the downtime.
     await input.expect(MIGRATE_RECEIVER_BUILT);
+    await unpaused(); // the last round's CLEAN let the guest go again
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
     blackout.start(tDown);
