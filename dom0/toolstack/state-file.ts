@@ -19,6 +19,10 @@
  * writing one disk image would corrupt it; the image locks of ./image-lock.ts catch that too); a
  * file left by a process that is gone is stale and ignored (and the next host start removes it,
  * ./host-record.ts).
+ *
+ * Writes and removals happen at once ('now') or by the thread pool ('queued'), in the order asked
+ * either way: Dom0's toolstack shares its thread with the bridge and xenstored, and in a
+ * migration's downtime it must not wait on a disk that stalls (StateWrite below).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';

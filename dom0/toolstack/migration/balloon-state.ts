@@ -7,7 +7,8 @@
  * that carry a type needing RAM, so a hole stays a hole. libxl saves the domain's configuration
  * as it is now (libxl__domain_save: the target_memkb that xl mem-set last set, kept in the
  * domain's JSON config), and the restore sets that target again, so the guest's balloon finds
- * the size it had. ringvisor: hypervisor/mm/pfinfo.ts gives the types (XALLOC for a PoD entry
+ * the size it had: while it builds the domain, before any page goes in (a migration's target does
+ * so; a save file's restore sets it after the pages, with the holes). ringvisor: hypervisor/mm/pfinfo.ts gives the types (XALLOC for a PoD entry
  * never touched: its contents are zeros and are not sent); the restorer's new domain is all PoD,
  * so an XALLOC page needs nothing, and each final hole is given back with decrease_reservation
  * on the new domain. Which gfns the guest ballooned out it knows itself, from its own memory

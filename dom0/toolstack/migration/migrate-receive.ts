@@ -27,7 +27,9 @@ import {
  * libxl has just made). Its vCPU threads start meanwhile (the host's spare, kernel loaded, or a
  * fresh one): they are needed at the unpause, not at the first page. MIGRATE_RECEIVER_BUILT says
  * they are up; the sender suspends the guest only after it, so that its stop-and-copy waits here
- * only for the last pages and the vCPU context.
+ * only for the last pages, the holes and the vCPU context: the balloon target as saved is set
+ * with the build (libxl's order, ./balloon-state.ts), the state file is written by the thread
+ * pool, and the rename back to the guest's name is checked before the go and only written at it.
  */
 export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
