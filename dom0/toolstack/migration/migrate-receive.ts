@@ -143,7 +143,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   // the domain made to the stream's END.
   h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
-    `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the balloon state and vCPU context set, ` +
+    `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the holes given back and the vCPU context set, ` +
     `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused`);
   return { domid, name, pages: records.pages };
 }
