@@ -283,6 +283,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       const last = new Set(toSend);
       for (const g of await clean(XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, false)) last.add(g);
       lastList = [...last].sort((a, b) => a - b);
+      blackout.mark('log-dirty CLEAN (FINAL)');
     }
     const copy0 = performance.now();
     const [copyBefore, waitBefore] = [w.copyMs, w.sinkWaitMs];
@@ -294,6 +295,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await w.vcpuContext(0, resume_gfn);
     h.releaseLocks(domid);
     await w.end();
+    blackout.mark('vCPU context, END');
     // xl renames its copy away once the target is ready, before it gives the go. Here the rename
     // (a domain list and a xenstore write) runs while the target takes the last pages: it must be
     // done before the go, and nothing needs it sooner; the target's "ready" does not wait for it.
@@ -301,6 +303,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     renaming.catch(() => undefined); // a failure is met below, after "ready" or in the recovery
     await input.expect(MIGRATE_RECEIVER_READY);
     copyMs = performance.now() - copy0;
+    blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
     await renaming;
     step.goSent = true; // from here on, xl's point of no return
     await send(sock, MIGRATE_PERMISSION);
@@ -312,6 +315,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       step.goSent = false;
       throw new SaveError(`the receiver could not start its copy (result ${result})`);
     }
+    blackout.mark('target: renamed and unpaused ("my copy unpause results")');
   } catch (e) {
     await (renaming as Promise<void> | null)?.catch(() => undefined); // settled: step.renamedAway says what became of the name
     hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_OFF, 0, null, 0);
