@@ -70,9 +70,10 @@ export async function liveMigration(say: (line: string) => void): Promise<void> 
     const r = await xa.call<MigrateResult>({ verb: 'migrate', domain: 'wanderer', host: '127.0.0.1', port });
     say('');
     say('4. A migrates it (xl migrate wanderer 127.0.0.1:PORT), live. Log-dirty mode is on: the hypervisor\'s');
-    say('   write gate marks every page the guest writes. Round 1 sends all of memory; each later round sends');
-    say('   the pages written while the round before was on the wire, but those written again before their turn,');
-    say('   which the next round sends (legacy libxc\'s to_skip; libxc stops below 50, or after 5 rounds):');
+    say('   write gate marks every page the guest writes. Round 1 goes over all of memory; each later round over');
+    say('   the pages written while the round before was on the wire. Every round leaves out the pages written');
+    say('   again before their turn, which the next round sends (legacy libxc\'s to_skip; libxc stops below 50,');
+    say('   or after 5 rounds):');
     for (const l of rounds) say(`     ${l}`);
     say(`   Stop-and-copy: A asks the guest to suspend (control/shutdown = "suspend"); it freezes mem-touch`);
     say('   between two pages, closes its disk, writes its resume record and makes SCHEDOP_shutdown(suspend).');

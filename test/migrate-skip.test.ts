@@ -67,7 +67,7 @@ test('a page written again before its batch is left for the next round; the othe
   }
 });
 
-test('without a skip every page named is sent (round 1, the stop-and-copy, a save)', async (t) => {
+test('without a skip every page named is sent (the stop-and-copy, a save)', async (t) => {
   const r = await send([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   t.is(r.sent, 10);
   t.deepEqual(r.batches.flatMap((b) => b.gfns), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);

@@ -59,8 +59,13 @@ test.serial('a guest writing its working set moves to the other host: same memor
   const r = await H.xa.call<MigrateResult>({ verb: 'migrate', domain: 'mover', host: '127.0.0.1', port });
   t.log(`rounds ${r.rounds} (${r.pagesPerRound.join(', ')}), stop-and-copy ${r.finalPages} pages, ${r.pagesSent} in all; ` +
     `downtime ${r.downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms (a loaded machine)`);
-  t.is(r.pagesPerRound[0], MEM_PAGES, 'round 1 sends every page');
+  // Round 1 looks at every page: it sends it, or leaves it for the next round when the log says it
+  // was written again before its batch (legacy libxc's to_skip, in round 1 too).
+  t.is(r.pagesPerRound[0] + r.skippedPerRound[0], MEM_PAGES, 'round 1 sends every page, or leaves it for the next round');
   t.true(r.rounds >= 1 && r.rounds <= 5, 'the default policy: at most 5 rounds');
+  t.deepEqual(r.blackout.map((p) => p.phase.replace(/ \(.*$/, '')), [
+    'suspend', 'log-dirty CLEAN', 'last PAGE_DATA records written', 'vCPU context, END', 'target: last pages in, vCPU context set', 'target: renamed and unpaused',
+  ], 'the downtime, phase by phase');
   t.true(r.finalPages > 0, 'the working set was being written: the stop-and-copy had pages to send');
   t.false((await H.xa.call<ListedDomain[]>({ verb: 'list' })).some((d) => d.name === 'mover'), 'the source destroyed its copy');
 

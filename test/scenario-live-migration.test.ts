@@ -16,7 +16,7 @@ test('live-migration narrates the rounds, the stop-and-copy, the downtime, the r
   await liveMigration((l) => lines.push(l));
   const text = lines.join('\n');
   t.regex(text, /receiver listens \(xl migrate-receive\) on 127\.0\.0\.1:\d+/);
-  t.regex(text, /round 1: 16384 pages sent, \d+ dirtied meanwhile/);
+  t.regex(text, /round 1: \d+ pages sent, \d+ dirtied meanwhile/);
   t.regex(text, /A sends the last \d+ dirty pages/);
   t.regex(text, /downtime \d+ ms, from the suspend request/);
   t.regex(text, /On C, a guest, "client", asks it \(udp-probe\)[^]*; \d+ answered so far, 0 bad/);

@@ -12,6 +12,7 @@
  * verb that finds no host says that the last one died rather than only that none runs.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processAlive, readRunState, removeRunState } from './state-file.ts';
 
@@ -53,6 +54,12 @@ export function deadHost(runDir: string): HostRecord | null {
 export function recordDomain(runDir: string, domid: number, stateFile: string): void {
   mkdirSync(domainsDir(runDir), { recursive: true });
   writeFileSync(join(domainsDir(runDir), String(domid)), stateFile);
+}
+
+/** recordDomain by the thread pool, for a caller that must not wait on the filesystem (./state-file.ts 'queued'). */
+export async function recordDomainQueued(runDir: string, domid: number, stateFile: string): Promise<void> {
+  await mkdir(domainsDir(runDir), { recursive: true });
+  await writeFile(join(domainsDir(runDir), String(domid)), stateFile);
 }
 
 export function forgetDomainRecord(runDir: string, domid: number): void {

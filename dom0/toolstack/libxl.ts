@@ -34,7 +34,7 @@ import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
 import { domainPath } from '../../shared/public/io/xenbus.ts';
 import { XS_RESUME } from '../../shared/public/io/xs_wire.ts';
-import { XEN_ESRCH, errnoName } from '../../shared/public/xen.ts';
+import { XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
 import type { IdeModel } from '../device-models/ide/piix.ts';
 import { domainConfigFields } from './config/vmconfig.ts';
@@ -44,9 +44,9 @@ import { addVif, nicFromVif, startNicModel } from './nic.ts';
 import type { E1000Model } from '../device-models/e1000/e1000.ts';
 import { prepareVm, type PreparedVm } from './prepare.ts';
 import type { CreateResult, HostInfo, ListedDomain } from './protocol.ts';
-import { removeRunState, writeRunState } from './state-file.ts';
+import { removeRunState, writeRunState, type StateWrite } from './state-file.ts';
 import { HypercallError } from './xenstore-home.ts';
-import { forgetDomainRecord, recordDomain } from './host-record.ts';
+import { forgetDomainRecord, recordDomain, recordDomainQueued } from './host-record.ts';
 import type { ImageLock } from './image-lock.ts';
 import { assignPci, buildFailure, diskBackends, lockImages } from './create-claims.ts';
 import { XlError } from './xl-error.ts';
@@ -81,6 +81,8 @@ interface XlDomain extends WatchedDomain {
   /** Its disk images, held until it is destroyed (./image-lock.ts). */
   locks: ImageLock[];
   started: string;
+  /** Why it stopped, once it has (phase shutdown), as the death watch learned it. */
+  shutdownReason?: ShutdownReason;
 }
 
 /** A restore's part in boot(): the saved vCPU context, and the memory filled before the unpause. */
@@ -108,7 +110,9 @@ export class Libxl extends EventEmitter {
     },
     preserve: (rec, reason) => {
       rec.phase = 'shutdown';
-      this.writeState(rec, 'shutdown', reason);
+      rec.shutdownReason = reason;
+      // A suspend is a save's or a migration's, whose downtime it starts: the file is written by the thread pool.
+      void this.writeState(rec, 'shutdown', reason, reason === 'suspend' ? 'queued' : 'now');
       this.emit('preserved', rec.domid);
     },
     destroy: (domid) => this.destroy(domid),
@@ -190,7 +194,8 @@ export class Libxl extends EventEmitter {
       prepared.emulatedNics.forEach((v, index) => rec.nics.push(startNicModel(this.dom0.k, rec.domid, vm.maxvcpus, index, v)));
       if (restore) await restore.fill(rec.domid, built.nr_pages);
       if (restore?.lateLocks) rec.locks = lockImages(prepared, this.opts.socket, (line) => this.opts.log(line));
-      this.writeState(rec, 'running');
+      // A migration's target (lateLocks) is in the guest's downtime here: the file is written by the thread pool.
+      void this.writeState(rec, 'running', undefined, restore?.lateLocks ? 'queued' : 'now');
       if (!paused) await this.dom0.toolstack.unpause(rec.domid, vm.name);
       // A driver domain named as a dead one was: it serves the devices that were waiting for it.
       if (vm.driverDomain) await this.dom0.toolstack.driverDomains.adopt(vm.name, rec.domid);
@@ -231,11 +236,13 @@ export class Libxl extends EventEmitter {
     // The backends have let go (or were removed anyway): the images are free for others.
     for (const l of rec?.locks ?? []) l.release();
     if (rec && this.domains.get(domid) === rec) {
-      removeRunState(rec.prepared.files.stateFile);
+      // By the thread pool: a migration's source destroys its copy while the guest's peers look for it on the target.
+      const removed = removeRunState(rec.prepared.files.stateFile, 'queued');
       forgetDomainRecord(this.opts.runDir, domid);
       this.domains.delete(domid);
       this.renamed.delete(domid);
       this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) destroyed`);
+      await removed.catch((e: unknown) => this.opts.log(`xl: domain ${domid}'s state file: ${(e as Error).message}`));
     }
     this.emit('gone', domid);
   }
@@ -333,6 +340,8 @@ export class Libxl extends EventEmitter {
       waitStopped: (domid) => this.waitStopped(domid),
       destroy: (domid) => this.destroy(domid),
       rename: (domid, from, to) => this.rename(domid, from, to),
+      renameChecked: (domid, from, to) => this.renameChecked(domid, from, to),
+      stoppedReason: (domid) => this.domains.get(domid)?.shutdownReason ?? null,
       resume: (domid) => this.resumeSuspended(domid),
       releaseLocks: (domid) => {
         const rec = this.domains.get(domid);
@@ -355,16 +364,32 @@ export class Libxl extends EventEmitter {
    * `from`, which must be its name now, to `to`, which no other domain may have.
    */
   async rename(domid: number, from: string, to: string): Promise<void> {
+    await (await this.renameChecked(domid, from, to))();
+  }
+
+  /**
+   * rename's checks now (the hypervisor's list of domains), its write when the returned function
+   * is called: a migration's target checks while it waits for the sender's go and renames at it.
+   * A domain made in between went through this toolstack, whose records the write checks again.
+   */
+  async renameChecked(domid: number, from: string, to: string): Promise<() => Promise<void>> {
     const infos = await this.infoList();
     const me = infos.find((i) => i.domid === domid);
     const rec = this.domains.get(domid);
     if (!me || !rec) throw new XlError('domain', `no domain ${domid} of this toolstack to rename`);
     if (me.name !== from) throw new XlError('failed', `domain ${domid} is called ${me.name}, not ${from}`);
-    if (infos.some((i) => i.domid !== domid && i.name === to)) throw new XlError('failed', `cannot rename ${from}: a domain called ${to} exists`);
-    await this.xs.write(`${domainPath(domid)}/name`, to);
-    if (to === rec.prepared.vm.name) this.renamed.delete(domid);
-    else this.renamed.set(domid, to);
-    this.opts.log(`xl: domain ${domid} renamed from ${from} to ${to}`);
+    const taken = (others: Iterable<[number, string]>) => {
+      for (const [d, name] of others) if (d !== domid && name === to) throw new XlError('failed', `cannot rename ${from}: a domain called ${to} exists`);
+    };
+    taken(infos.map((i) => [i.domid, i.name]));
+    return async () => {
+      if (this.domains.get(domid) !== rec) throw new XlError('domain', `domain ${domid} is gone`);
+      taken([...this.domains].map(([d, r]) => [d, this.renamed.get(d) ?? r.prepared.vm.name]));
+      await this.xs.write(`${domainPath(domid)}/name`, to);
+      if (to === rec.prepared.vm.name) this.renamed.delete(domid);
+      else this.renamed.set(domid, to);
+      this.opts.log(`xl: domain ${domid} renamed from ${from} to ${to}`);
+    };
   }
 
   /**
@@ -381,6 +406,7 @@ export class Libxl extends EventEmitter {
     const rc = await this.hc.domctl_resumedomain(domid);
     if (rc < 0) throw new XlError('failed', `cannot resume domain ${domid}: ${errnoName(rc)}`);
     rec.phase = 'running';
+    rec.shutdownReason = undefined;
     this.writeState(rec, 'running');
     this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) resumed here`);
   }
@@ -392,12 +418,14 @@ export class Libxl extends EventEmitter {
     return ids.length;
   }
 
-  private writeState(rec: XlDomain, state: 'running' | 'shutdown', reason?: string): void {
+  private writeState(rec: XlDomain, state: 'running' | 'shutdown', reason?: string, how: StateWrite = 'now'): Promise<void> {
     const vm = rec.prepared.vm;
-    recordDomain(this.opts.runDir, rec.domid, rec.prepared.files.stateFile);
-    writeRunState(rec.prepared.files.stateFile, {
+    // The host's record of its domains (./host-record.ts) names the same file all the domain's life.
+    if (how === 'now') recordDomain(this.opts.runDir, rec.domid, rec.prepared.files.stateFile);
+    else if (state === 'running') void recordDomainQueued(this.opts.runDir, rec.domid, rec.prepared.files.stateFile).catch(() => undefined);
+    return writeRunState(rec.prepared.files.stateFile, {
       name: vm.name, config: vm.file, uuid: rec.uuid, domid: rec.domid, state, ...(reason ? { shutdownReason: reason } : {}),
       pid: process.pid, socket: this.opts.socket, started: rec.started,
-    });
+    }, how).catch((e: unknown) => this.opts.log(`xl: domain ${rec.domid}'s state file: ${(e as Error).message}`));
   }
 }

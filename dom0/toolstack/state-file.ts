@@ -19,8 +19,13 @@
  * writing one disk image would corrupt it; the image locks of ./image-lock.ts catch that too); a
  * file left by a process that is gone is stale and ignored (and the next host start removes it,
  * ./host-record.ts).
+ *
+ * Writes and removals happen at once ('now') or by the thread pool ('queued'), in the order asked
+ * either way: Dom0's toolstack shares its thread with the bridge and xenstored, and in a
+ * migration's downtime it must not wait on a disk that stalls (StateWrite below).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { CONSOLE_LOG, RUN_DIR, VM_CONFIG } from './config/vm-layout.ts';
 
@@ -55,15 +60,46 @@ export function runtimeFiles(configFile: string): VmRuntimeFiles {
   return { consoleLog: join(dir, `${stem}.console.log`), stateFile: join(dir, RUN_DIR, `${stem}.json`) };
 }
 
-/** Written whole and renamed into place, so a reader never sees half a file. */
-export function writeRunState(stateFile: string, s: VmRunState): void {
-  mkdirSync(dirname(stateFile), { recursive: true });
-  writeFileSync(`${stateFile}.new`, `${JSON.stringify(s, null, 2)}\n`);
-  renameSync(`${stateFile}.new`, stateFile);
+/*
+ * 'now': written (or removed) before the call returns, as a reader right after expects. 'queued':
+ * by the thread pool, for a caller whose thread must not wait on the filesystem (Dom0's toolstack
+ * shares its thread with the bridge and xenstored: a migration's suspend and the target's build
+ * are in the guest's downtime, and a metadata write on a busy disk can stall for tens of
+ * milliseconds). Either way the operations on one file happen in the order asked: a 'now' asked
+ * while a queued one is pending joins the queue.
+ */
+export type StateWrite = 'now' | 'queued';
+const pending = new Map<string, Promise<void>>();
+
+function enqueue(stateFile: string, op: () => Promise<void>): Promise<void> {
+  const run = (pending.get(stateFile) ?? Promise.resolve()).then(op);
+  const tail = run.catch(() => undefined).then(() => { if (pending.get(stateFile) === tail) pending.delete(stateFile); });
+  pending.set(stateFile, tail);
+  return run;
 }
 
-export function removeRunState(stateFile: string): void {
-  rmSync(stateFile, { force: true });
+/** Written whole and renamed into place, so a reader never sees half a file. */
+export function writeRunState(stateFile: string, s: VmRunState, how: StateWrite = 'now'): Promise<void> {
+  const text = `${JSON.stringify(s, null, 2)}\n`;
+  if (how === 'now' && !pending.has(stateFile)) {
+    mkdirSync(dirname(stateFile), { recursive: true });
+    writeFileSync(`${stateFile}.new`, text);
+    renameSync(`${stateFile}.new`, stateFile);
+    return Promise.resolve();
+  }
+  return enqueue(stateFile, async () => {
+    await mkdir(dirname(stateFile), { recursive: true });
+    await writeFile(`${stateFile}.new`, text);
+    await rename(`${stateFile}.new`, stateFile);
+  });
+}
+
+export function removeRunState(stateFile: string, how: StateWrite = 'now'): Promise<void> {
+  if (how === 'now' && !pending.has(stateFile)) {
+    rmSync(stateFile, { force: true });
+    return Promise.resolve();
+  }
+  return enqueue(stateFile, () => rm(stateFile, { force: true }));
 }
 
 export function readRunState(stateFile: string): VmRunState | null {

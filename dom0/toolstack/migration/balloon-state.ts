@@ -7,7 +7,8 @@
  * that carry a type needing RAM, so a hole stays a hole. libxl saves the domain's configuration
  * as it is now (libxl__domain_save: the target_memkb that xl mem-set last set, kept in the
  * domain's JSON config), and the restore sets that target again, so the guest's balloon finds
- * the size it had. ringvisor: hypervisor/mm/pfinfo.ts gives the types (XALLOC for a PoD entry
+ * the size it had: while it builds the domain, before any page goes in (a migration's target does
+ * so; a save file's restore sets it after the pages, with the holes). ringvisor: hypervisor/mm/pfinfo.ts gives the types (XALLOC for a PoD entry
  * never touched: its contents are zeros and are not sent); the restorer's new domain is all PoD,
  * so an XALLOC page needs nothing, and each final hole is given back with decrease_reservation
  * on the new domain. Which gfns the guest ballooned out it knows itself, from its own memory
@@ -72,25 +73,42 @@ export function finalHoles(img: SavedImage): number[] {
 export async function restoreBalloonState(
   k: Kernel, xs: XenbusClient, domid: number, saved: { holes: readonly number[]; targetKiB: number | undefined }, fresh: ReadonlySet<number>,
 ): Promise<{ holes: number; targetKiB: number | null }> {
-  const holes = saved.holes.filter((g) => !fresh.has(g));
+  const holes = restoreHoles(k, domid, saved.holes, fresh);
+  return { holes, targetKiB: await restoreBalloonTarget(k, xs, domid, saved.targetKiB) };
+}
+
+/**
+ * The stream's final holes given back (decrease_reservation on the new domain), once every
+ * record is in: a gfn is a hole if the last record naming it says so. Returns how many.
+ */
+export function restoreHoles(k: Kernel, domid: number, saved: readonly number[], fresh: ReadonlySet<number>): number {
+  const holes = saved.filter((g) => !fresh.has(g));
   for (let i = 0; i < holes.length; i += MAX_BATCH_SIZE) {
     const batch = holes.slice(i, i + MAX_BATCH_SIZE);
     const done = k.hypercall.memory_decrease_reservation(batch, batch.length, domid);
     if (done !== batch.length) throw new Error(`leaving gfn ${batch[Math.max(0, done)]} of the restored domain ${domid} a hole: ${done < 0 ? errnoName(done) : 'refused'}`);
   }
-  const target = saved.targetKiB;
-  if (target !== undefined) {
-    // What libxl_set_memory_target does (../mem.ts's memSet, which this file cannot import without
-    // an import circle through libxl.ts): max_mem with the slack, the PoD target, memory/target.
-    // All three asked at once (a migration's target does this in its downtime): the two domctls
-    // reach the control thread in the order asked, and memory/target is xenstored's.
-    const [maxRc, podRc] = await Promise.all([
-      k.hypercall.domctl_max_mem(domid, target + LIBXL_MAXMEM_CONSTANT_KIB), k.hypercall.domctl_set_pod_target(domid, target),
-      xs.write(`${domainPath(domid)}/${XS_MEMORY_TARGET}`, String(target)),
-    ]);
-    for (const rc of [maxRc, podRc]) {
-      if (rc < 0) throw new Error(`setting the restored domain ${domid}'s balloon target: ${errnoName(rc)}`);
-    }
+  return holes.length;
+}
+
+/**
+ * The balloon target as saved (the config's), set on the new domain. It limits only what the
+ * guest's balloon may populate once it runs (d->max_pages) and what getdomaininfo counts, never
+ * the restorer's writes, so a migration's receiver sets it as libxl does, while it builds the
+ * domain (libxl__build_pre's max_mem, build_post's memory/target), not at the stream's END.
+ */
+export async function restoreBalloonTarget(k: Kernel, xs: XenbusClient, domid: number, target: number | undefined): Promise<number | null> {
+  if (target === undefined) return null;
+  // What libxl_set_memory_target does (../mem.ts's memSet, which this file cannot import without
+  // an import circle through libxl.ts): max_mem with the slack, the PoD target, memory/target.
+  // All three asked at once: the two domctls reach the control thread in the order asked, and
+  // memory/target is xenstored's.
+  const [maxRc, podRc] = await Promise.all([
+    k.hypercall.domctl_max_mem(domid, target + LIBXL_MAXMEM_CONSTANT_KIB), k.hypercall.domctl_set_pod_target(domid, target),
+    xs.write(`${domainPath(domid)}/${XS_MEMORY_TARGET}`, String(target)),
+  ]);
+  for (const rc of [maxRc, podRc]) {
+    if (rc < 0) throw new Error(`setting the restored domain ${domid}'s balloon target: ${errnoName(rc)}`);
   }
-  return { holes: holes.length, targetKiB: target ?? null };
+  return target;
 }

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { errnoName } from '../../../shared/public/xen.ts';
 import { ForeignPages } from './foreign-pages.ts';
 import { SaveError, builderPages, checkPages, checkSavedConfig, setVcpuContext, writeBatchStreamed } from './save-restore.ts';
-import { StreamHoles, restoreBalloonState } from './balloon-state.ts';
+import { StreamHoles, restoreBalloonTarget, restoreHoles } from './balloon-state.ts';
 import { incomingName } from './sender-recovery.ts';
 import { SocketInput } from './socket-input.ts';
 import type { ImageRecords } from './stream-read.ts';
@@ -27,7 +27,9 @@ import {
  * libxl has just made). Its vCPU threads start meanwhile (the host's spare, kernel loaded, or a
  * fresh one): they are needed at the unpause, not at the first page. MIGRATE_RECEIVER_BUILT says
  * they are up; the sender suspends the guest only after it, so that its stop-and-copy waits here
- * only for the last pages and the vCPU context.
+ * only for the last pages, the holes and the vCPU context: the balloon target as saved is set
+ * with the build (libxl's order, ./balloon-state.ts), the state file is written by the thread
+ * pool, and the rename back to the guest's name is checked before the go and only written at it.
  */
 export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
@@ -62,16 +64,19 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
           tMemory = performance.now();
           domain.resolve({ domid: d, nr_pages });
           // xl creates it as NAME--incoming; here it is renamed as soon as it is built.
-          await h.rename(d, c.name, incomingName(c.name));
-          const rc = await h.k.hypercall.domctl_vcpus_loaded(d);
+          // The balloon target as saved goes with the build, as libxl sets it (./balloon-state.ts):
+          // two domctls and a xenstore write, not in the downtime.
+          const [, , rc] = await Promise.all([
+            h.rename(d, c.name, incomingName(c.name)), restoreBalloonTarget(h.k, h.xs, d, saved.targetKiB), h.k.hypercall.domctl_vcpus_loaded(d),
+          ]);
           if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
           tReady = performance.now();
           // The sender suspends the guest only after this line (MIGRATE_RECEIVER_BUILT): the
           // unpause will not wait for a thread.
           void send(sock, MIGRATE_RECEIVER_BUILT).catch(() => undefined); // a dead sender shows in the stream
           const resume_gfn = await ended.promise;
-          // What the restore of a save file does (./save-restore.ts): holes stay holes, the target as saved.
-          await restoreBalloonState(h.k, h.xs, d, { holes: holes.list(), targetKiB: saved.targetKiB }, builderPages(nr_pages));
+          // What the restore of a save file does (./save-restore.ts): holes stay holes.
+          restoreHoles(h.k, d, holes.list(), builderPages(nr_pages));
           setVcpuContext(h.k, d, resume_gfn);
           tFilled = performance.now();
         }, true, { lateLocks: true });
@@ -98,11 +103,16 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   const domid = await built!;
   const tBuilt = performance.now();
   const incoming = incomingName(name);
+  // The rename to the guest's own name is checked while the go is on its way (a domain list from
+  // the hypervisor), and done at it: the downtime keeps only its xenstore write.
+  const renaming = h.renameChecked(domid, incoming, name);
+  renaming.catch(() => undefined); // a failure is met at the go
   try {
     await send(sock, MIGRATE_RECEIVER_READY);
     await input.expect(MIGRATE_PERMISSION);
   } catch (e) {
     // The sender is gone before it cleared us: its copy is the guest; ours goes (xl does the same).
+    await renaming.catch(() => undefined);
     await h.destroy(domid);
     throw e;
   }
@@ -110,7 +120,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   // its copy and gives the sender permission to resume the guest at its end.
   let failed: string | null = null;
   try {
-    await h.rename(domid, incoming, name);
+    await (await renaming)();
     if (!paused) {
       const rc = await h.k.hypercall.domctl_unpausedomain(domid);
       if (rc < 0) throw new Error(`unpause: ${errnoName(rc)}`);
@@ -133,7 +143,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   // the domain made to the stream's END.
   h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
-    `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the balloon state and vCPU context set, ` +
+    `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the holes given back and the vCPU context set, ` +
     `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused`);
   return { domid, name, pages: records.pages };
 }

@@ -6,11 +6,12 @@
  * and tools/libs/guest/xg_sr_save.c (send_domain_memory_live: enable log-dirty, send every page, then
  * rounds of the pages dirtied since, as the precopy policy decides, then suspend and send the rest
  * with LOGDIRTY_FINAL, then the vCPU context and END), xenguest.h's default policy (stop when fewer
- * than 50 pages are dirty or after 5 rounds). Rounds after the first also skip, batch by batch,
- * the pages already written again since the round began (a PEEK at the log before each batch:
- * xc_domain_save.c's to_skip, before the v2 rewrite; Clark et al. do the same): they are dirty
- * again, and the next round or the stop-and-copy sends them once, in their newer state. A guest
- * rewriting its working set faster than a round goes then costs its rounds little. The handshake:
+ * than 50 pages are dirty or after 5 rounds). Every round, the first included, also skips, batch
+ * by batch, the pages already written again since the log was last cleaned (a PEEK at the log
+ * before each batch: xc_domain_save.c's to_skip, before the v2 rewrite, in every iteration but the
+ * last; Clark et al. do the same): they are dirty again, and the next round or the stop-and-copy
+ * sends them once, in their newer state. A guest rewriting its working set faster than a round
+ * goes then costs its rounds little. The handshake:
  *
  *   receiver  "xl migration receiver ready, send binary domain data.\n"
  *   sender    the stream (stream-write.ts): headers, PAGE_DATA rounds, ..., END
@@ -100,6 +101,8 @@ export interface MigrateHost extends SaveRestoreHost {
   releaseLocks(domid: number): void;
   /** libxl_domain_rename: `from` must be the domain's name now. */
   rename(domid: number, from: string, to: string): Promise<void>;
+  /** rename's checks now, its write when the returned function is called (the target: checked before the go, renamed at it). */
+  renameChecked(domid: number, from: string, to: string): Promise<() => Promise<void>>;
   /** libxl_domain_resume: a suspended domain runs again here, its locks taken back. */
   resume(domid: number): Promise<void>;
 }
@@ -116,7 +119,7 @@ export interface MigrateResult {
   roundMs: number[];
   /** Of each round: the dirty pages not sent because they were written again before their batch (SkipDirty). */
   skippedPerRound: number[];
-  /** Of each round: the pause around its CLEAN (the guest's vCPUs reaching a preemption point, the CLEAN, the unpause). */
+  /** Of each round: its CLEAN with the guest paused (the pause domctl and the CLEAN; the unpause is asked, not waited for). */
   cleanMs: number[];
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
@@ -186,18 +189,36 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     return out;
   };
-  /* A CLEAN with the domain paused, so no vCPU is inside a request across it (shared/public/hypercall.ts). */
+  /*
+   * A CLEAN with the domain paused, so no vCPU is inside a request across it (shared/public/hypercall.ts).
+   * The unpause is not waited for: the next round's reads need only the bitmap, and domctls reach
+   * the control thread in the order asked, so the next pause comes after it. Its result is checked
+   * before the next CLEAN and before the suspend (unpaused()).
+   */
+  let unpausing: Promise<number> = Promise.resolve(0);
+  const unpaused = async (): Promise<void> => {
+    const rc = await unpausing;
+    if (rc < 0) throw new SaveError(`unpausing ${vm.name} after a CLEAN: ${errnoName(rc)}`);
+  };
   const clean = async (mode: number, pause: boolean): Promise<number[]> => {
-    if (pause) await hc.domctl_pausedomain(domid);
+    if (pause) {
+      await unpaused();
+      const rc = await hc.domctl_pausedomain(domid);
+      if (rc < 0) throw new SaveError(`pausing ${vm.name} for a CLEAN: ${errnoName(rc)}`);
+    }
     const r = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_CLEAN, mode, bitmap, nr);
-    if (pause) await hc.domctl_unpausedomain(domid);
+    if (pause) {
+      unpausing = hc.domctl_unpausedomain(domid);
+      unpausing.catch(() => undefined); // met in unpaused()
+    }
     if (typeof r === 'number') throw new SaveError(`log-dirty CLEAN: ${errnoName(r)}`);
     return dirtyList();
   };
 
   const pagesPerRound: number[] = [];
   const skippedPerRound: number[] = [];
-  // Rounds after the first skip what is already dirty again (SkipDirty: legacy libxc's to_skip).
+  // Every round skips what is already dirty again (SkipDirty: legacy libxc's to_skip, which peeks in
+  // every iteration but the last, the first included: a page written since ENABLE goes in round 2).
   const peeked = new Int32Array(bitmap.length);
   const skip: SkipDirty = {
     skipped: 0,
@@ -227,12 +248,12 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     await w.headers(config);
     await w.libxcBegin();
-    // Round 1: every page. Then the pages dirtied during the round before, while the policy says go on.
+    // Round 1: every page (but those written since ENABLE). Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
     for (; live;) {
       const r0 = performance.now();
       skip.skipped = 0;
-      pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, pagesPerRound.length > 0 ? skip : undefined));
+      pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, skip));
       skippedPerRound.push(skip.skipped);
       const c0 = performance.now();
       toSend = await clean(0, true);
@@ -245,6 +266,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
     // is no part of the downtime.
     await input.expect(MIGRATE_RECEIVER_BUILT);
+    await unpaused(); // the last round's CLEAN let the guest go again
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
     blackout.start(tDown);
@@ -252,8 +274,9 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await h.waitStopped(domid);
     suspended = true;
     sr.close();
-    const after = await hc.domctl_getdomaininfo(domid);
-    if (typeof after === 'number' || after.shutdown_reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend`);
+    // Why it stopped: the toolstack's death watch asked the hypervisor already (no second getdomaininfo in the downtime).
+    const reason = h.stoppedReason(domid) ?? await hc.domctl_getdomaininfo(domid).then((i) => (typeof i === 'number' ? null : i.shutdown_reason));
+    if (reason !== 'suspend') throw new SaveError(`${vm.name} did not suspend (${reason ?? 'it is gone'})`);
     blackout.mark(`suspend (asked through ${sr.via}): the guest quiesces and makes SCHEDOP_shutdown(suspend); xl sees it stopped`);
     let lastList = toSend; // not live: every page
     if (live) {

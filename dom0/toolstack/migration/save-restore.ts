@@ -39,6 +39,8 @@ export interface SaveRestoreHost {
   /** The VM a running domain was created from, or null (not ours). */
   preparedOf(domid: number): PreparedVm | null;
   waitStopped(domid: number): Promise<void>;
+  /** Why a domain that waitStopped saw stop stopped, if the toolstack knows (its death watch asked), else null. */
+  stoppedReason(domid: number): string | null;
   destroy(domid: number): Promise<void>;
   /**
    * libxl's create from a config path, paused, its devices added; `fill` runs before the unpause
