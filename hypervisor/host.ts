@@ -117,7 +117,7 @@ export class Host extends EventEmitter {
     if (opts.spareKernel) this.spares.prepare(opts.spareKernel);
     initAllocator(this.hv);
     pci_init(this.hv);
-    this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
+    this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus(), (l) => this.log(l), opts.dom0_vcpus_pin);
     this.pagingDir = opts.pagingDir ?? mkdtempSync(join(tmpdir(), 'ringvisor-paging-'));
     this.ownPagingDir = opts.pagingDir === undefined;
     this.mm = new MmDaemons(this.hv, {
@@ -227,6 +227,9 @@ export class Host extends EventEmitter {
         break;
       case 'shutdown':
         void this.onShutdown(entry, m.reason, m.detail);
+        break;
+      case 'tid':
+        this.sched.threadStarted(entry.domid, entry.workers.indexOf(w), m.tid);
         break;
       case 'loaded':
         entry.loadedNow[entry.workers.indexOf(w)]?.();

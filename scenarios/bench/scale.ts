@@ -169,7 +169,7 @@ function barrier(n: number, onAll: () => void = () => {}): () => Promise<void> {
   };
 }
 
-export async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy): Promise<ScaleRow> {
+export async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy, cpus?: number[]): Promise<ScaleRow> {
   const hostSched = host.host.sched;
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
@@ -189,7 +189,7 @@ export async function runN(host: BlockHost, image: string, n: number, job: FioJo
     let running!: () => void;
     const up = new Promise<void>((r) => { running = r; });
     runs.push(host.runGuest({
-      image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }],
+      image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }], ...(cpus ? { cpus } : {}),
       onRunning: (_d, ms) => { createMs.push(ms); running(); },
       beforeWarmup: warmTogether,
       beforeTimed: timeTogether,
