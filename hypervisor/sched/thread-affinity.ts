@@ -134,6 +134,11 @@ export class ThreadAffinity {
     this.pins.delete(key(domid, vcpu));
   }
 
+  /** A vCPU thread's kernel id, if it told it (every vCPU thread does, pinned or not, on Linux). */
+  tidOf(domid: number, vcpu: number): number | null {
+    return this.tids.get(key(domid, vcpu)) ?? null;
+  }
+
   /** The pins made so far, by vCPU. */
   list(): ThreadPin[] {
     return [...this.pins.values()];
