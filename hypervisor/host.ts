@@ -320,6 +320,7 @@ export class Host extends EventEmitter {
     for (let v = 0; v < entry.workers.length; v++) {
       Atomics.or(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
       vcpu_kick(this.hv, domid, v);
+      this.sched.kickWaiter(domid, v); // one queued for a slot leaves the runqueue (schedule.ts waitForSlot)
     }
   }
 
