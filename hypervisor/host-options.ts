@@ -37,9 +37,15 @@ export interface HostOptions {
   spareKernel?: string;
   /**
    * Xen's `dom0_vcpus_pin`: Dom0's vCPU v gets the hard affinity of pCPU v (modulo the slots), and
-   * its thread runs only on the host core behind that slot (sched/thread-affinity.ts). Default off.
+   * its thread runs only on the host core behind that slot (sched/thread-affinity.ts). Default:
+   * off, or on if $RINGVISOR_DOM0_VCPUS_PIN is 1 (as `ringvisor host` has no flag for it).
    */
   dom0_vcpus_pin?: boolean;
+}
+
+/** The default of dom0_vcpus_pin: $RINGVISOR_DOM0_VCPUS_PIN=1 turns it on. */
+export function defaultDom0VcpusPin(): boolean {
+  return process.env.RINGVISOR_DOM0_VCPUS_PIN === '1';
 }
 
 /** Dom0's config under dom0_vcpus_pin: vCPU v pinned to slot v mod `slots` (no slots: unchanged). */
