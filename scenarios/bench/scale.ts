@@ -307,8 +307,12 @@ function diff(a: Record<string, number>, b: Record<string, number>): Record<stri
 function perRequest(outs: GuestOutcome[], requests: number): Record<string, number> {
   const dom0 = outs[0]!.tasks[0]!.counters.dom0; // Dom0's over one guest's timed part: the runs overlap, so about the whole
   const sum = (f: (o: GuestOutcome) => number) => outs.reduce((a, o) => a + f(o), 0);
+  const front = sum((o) => o.tasks[0]!.counters.domU.notifications);
   return {
-    notifications: (sum((o) => o.tasks[0]!.counters.domU.notifications) + dom0.notifications) / requests,
+    notifications: (front + dom0.notifications) / requests,
+    // ... of which the guests' (blkfront → blkback) and Dom0's (blkback → blkfront).
+    notifyFront: front / requests,
+    notifyBack: dom0.notifications / requests,
     wakeups: (sum((o) => o.tasks[0]!.counters.domU.wakeups) + dom0.wakeups) / requests,
   };
 }
