@@ -25,7 +25,7 @@ import { TrappingCpu } from './trap.ts';
 import { guardPageViews } from './view-guard.ts';
 import { SPARE_LOADED, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
-import { ownTid } from './sched/thread-affinity.ts';
+import { ownTid } from './sched/tid.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
 export interface VcpuBoot {

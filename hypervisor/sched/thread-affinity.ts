@@ -13,26 +13,16 @@
  * modulo their number).
  *
  * How, on Linux: Node has no sched_setaffinity, but a thread can learn its kernel thread id
- * (/proc/thread-self links to PID/task/TID; `ownTid`, run in the vCPU thread), and the control
+ * (/proc/thread-self links to PID/task/TID; ./tid.ts, run in the vCPU thread), and the control
  * thread runs `taskset -p -c LIST TID` once for it (never per request), then reads the kernel's
  * answer back from /proc/self/task/TID/status (Cpus_allowed_list). Again when `xl vcpu-pin`
  * changes the affinity. Elsewhere than Linux, or without taskset, nothing is pinned and
  * `available` says why: the slots still obey the affinity, the host OS places the threads.
  */
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync, readlinkSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { allSlots } from './tables.ts';
-
-/** In a vCPU thread: its kernel thread id, or null where /proc/thread-self does not exist. */
-export function ownTid(): number | null {
-  try {
-    const m = /task\/(\d+)$/.exec(readlinkSync('/proc/thread-self'));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
 
 /** What pinning one thread came to. */
 export interface ThreadPin {
