@@ -3,7 +3,7 @@
  *
  * Xen: the hypervisor's command line (docs/misc/xen-command-line.pandoc), read once at boot.
  * Here: the RAM the frame allocator hands out, the pCPUs the scheduler gets, how a trapped vCPU
- * waits, where paging files go.
+ * waits, where paging files go, whether Dom0's vCPUs are pinned (dom0_vcpus_pin).
  *
  * Apart from host.ts so a reader finds what can be set without reading the lifecycle.
  */
@@ -35,6 +35,23 @@ export interface HostOptions {
    * Without it, the host learns the kernel from its first DomU.
    */
   spareKernel?: string;
+  /**
+   * Xen's `dom0_vcpus_pin`: Dom0's vCPU v gets the hard affinity of pCPU v (modulo the slots), and
+   * its thread runs only on the host core behind that slot (sched/thread-affinity.ts). Default:
+   * off, or on if $RINGVISOR_DOM0_VCPUS_PIN is 1 (as `ringvisor host` has no flag for it).
+   */
+  dom0_vcpus_pin?: boolean;
+}
+
+/** The default of dom0_vcpus_pin: $RINGVISOR_DOM0_VCPUS_PIN=1 turns it on. */
+export function defaultDom0VcpusPin(): boolean {
+  return process.env.RINGVISOR_DOM0_VCPUS_PIN === '1';
+}
+
+/** Dom0's config under dom0_vcpus_pin: vCPU v pinned to slot v mod `slots` (no slots: unchanged). */
+export function dom0PinnedConfig<C extends { vcpu_hard_affinity?: number[][] }>(config: C, maxVcpus: number, slots: number): C {
+  if (slots === 0) return config;
+  return { ...config, vcpu_hard_affinity: Array.from({ length: maxVcpus }, (_, v) => [v % slots]) };
 }
 
 /** The default number of pCPU slots: $RINGVISOR_PCPUS if set (0 = no scheduler), else the machine's cores. */

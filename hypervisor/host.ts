@@ -33,7 +33,7 @@ import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type Shut
 import { DomctlError, validateConfig } from './domctl-checks.ts';
 import { do_domctl, type DomainRecords } from './domctl.ts';
 import { domainCounters, getdomaininfo } from './domain-info.ts';
-import { defaultPcpus, type HostOptions } from './host-options.ts';
+import { defaultDom0VcpusPin, defaultPcpus, type HostOptions } from './host-options.ts';
 import { hostUsage, type HostUsage } from './host-usage.ts';
 import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
 import { domain_resume_prepare } from './domain-resume.ts';
@@ -117,7 +117,7 @@ export class Host extends EventEmitter {
     if (opts.spareKernel) this.spares.prepare(opts.spareKernel);
     initAllocator(this.hv);
     pci_init(this.hv);
-    this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus());
+    this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus(), (l) => this.log(l), opts.dom0_vcpus_pin ?? defaultDom0VcpusPin());
     this.pagingDir = opts.pagingDir ?? mkdtempSync(join(tmpdir(), 'ringvisor-paging-'));
     this.ownPagingDir = opts.pagingDir === undefined;
     this.mm = new MmDaemons(this.hv, {
@@ -228,6 +228,9 @@ export class Host extends EventEmitter {
       case 'shutdown':
         void this.onShutdown(entry, m.reason, m.detail);
         break;
+      case 'tid':
+        this.sched.threadStarted(entry.domid, entry.workers.indexOf(w), m.tid);
+        break;
       case 'loaded':
         entry.loadedNow[entry.workers.indexOf(w)]?.();
         break;
@@ -317,6 +320,7 @@ export class Host extends EventEmitter {
     for (let v = 0; v < entry.workers.length; v++) {
       Atomics.or(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
       vcpu_kick(this.hv, domid, v);
+      this.sched.kickWaiter(domid, v); // one queued for a slot leaves the runqueue (schedule.ts waitForSlot)
     }
   }
 

@@ -174,10 +174,24 @@ export class VcpuScheduler {
   private waitForSlot(): void {
     const t = this.tables;
     const word = t.u(this.unit, U.SLOT);
+    const hv = this.c.hv;
     for (;;) {
-      if (Atomics.load(t.i32, word) !== 0) break;
+      if (Atomics.load(t.i32, word) !== 0) {
+        if (Atomics.load(hv.domains, this.pauseWord) === 0) break;
+        // A slot came after a pause landed: the pause found us queued, not running, and the host
+        // counts us stopped (Host.isQuiescent), so no guest code may run. Hand the slot on unused
+        // (charged nothing: it never ran) and wait out the pause, then queue again. Xen has no such
+        // window: domain_pause takes a vCPU off its runqueue (vcpu_sleep_sync).
+        this.credit!.runningFrom(this.unit, now());
+        this.credit!.release(this.unit, now());
+        if (this.pausedWhileQueued()) break;
+        continue;
+      }
       Atomics.wait(t.i32, word, 0);
-      if ((Atomics.load(this.c.hv.vcpus, this.request) & VREQ_STOP) !== 0) this.stop();
+      if ((Atomics.load(hv.vcpus, this.request) & VREQ_STOP) !== 0) this.stop();
+      // Paused while queued (Host.pause wakes us): leave the runqueue, unless a slot came at the
+      // same moment (handed back above), and queue again once unpaused.
+      if (Atomics.load(hv.domains, this.pauseWord) !== 0 && this.credit!.dequeue(this.unit) && this.pausedWhileQueued()) break;
       // Taken down while queued: leave the runqueue (unless a slot came at the same moment),
       // wait offline, then queue again.
       if (Atomics.load(this.c.hv.vcpus, this.downWord) !== 0 && this.credit!.dequeue(this.unit)) {
@@ -193,6 +207,21 @@ export class VcpuScheduler {
     // Running since the scheduler gave us the slot, not since the host OS got round to waking
     // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
     this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
+  }
+
+  /**
+   * Off the runqueue and holding no slot: sleep until the pause count is 0 (or the domain is
+   * stopped), then wake as any vCPU does. True if that found a slot, false if it queued.
+   */
+  private pausedWhileQueued(): boolean {
+    const hv = this.c.hv;
+    for (;;) {
+      const paused = Atomics.load(hv.domains, this.pauseWord);
+      if (paused === 0) break;
+      Atomics.wait(hv.domains, this.pauseWord, paused);
+      if ((Atomics.load(hv.vcpus, this.request) & VREQ_STOP) !== 0) this.stop();
+    }
+    return this.credit!.wake(this.unit, now());
   }
 
   /**

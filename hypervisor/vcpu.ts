@@ -25,6 +25,7 @@ import { TrappingCpu } from './trap.ts';
 import { guardPageViews } from './view-guard.ts';
 import { SPARE_LOADED, spareForeground, type SpareAssign, type SpareBoot } from './vcpu-spares.ts';
 import { SHUTDOWN_NAMES } from '../shared/public/xen.ts';
+import { ownTid } from './sched/tid.ts';
 import type { WaitPolicy } from '../shared/wait.ts';
 
 export interface VcpuBoot {
@@ -44,6 +45,7 @@ export type VcpuMessage =
   | { kind: 'xen-log'; text: string }
   | { kind: 'shutdown'; reason: ShutdownReason; detail: string }
   | { kind: 'loaded' }
+  | { kind: 'tid'; tid: number }
   | { kind: 'domctl'; id: number; op: string; args: unknown[] };
 /** Messages the control thread sends a vCPU thread. */
 export type ControlMessage = { kind: 'domctl-reply'; id: number; result: unknown };
@@ -55,6 +57,9 @@ const spare = (workerData as { boot: VcpuBoot | SpareBoot }).boot;
 const normalPriority = (workerData as { normalPriority: number | null }).normalPriority; // ./thread.ts
 const boot = 'spare' in spare ? await becomeVcpu(spare) : spare;
 hideThreadData();
+// The host pins a thread whose vCPU has a hard affinity (sched/thread-affinity.ts): it needs the kernel's id for it.
+const tid = ownTid();
+if (tid !== null) port.postMessage({ kind: 'tid', tid } satisfies VcpuMessage);
 const hv = new HypervisorState(boot.buffers);
 const caller = new Caller(hv, boot.domid, boot.vcpu);
 const sched = new VcpuScheduler(caller);

@@ -15,6 +15,7 @@
  */
 import type { PcpuLoad, SchedOp, SchedPool, VcpuInfo } from '../../shared/public/sched.ts';
 import { DOMID_XEN, XEN_EINVAL } from '../../shared/public/xen.ts';
+import { dom0PinnedConfig } from '../host-options.ts';
 import { TraceWriter, controlTraceSlot } from '../trace.ts';
 import { RUNSTATE_running, V, VT, MAX_VCPUS, type HypervisorState } from '../state.ts';
 import { CreditScheduler } from './credit.ts';
@@ -23,6 +24,7 @@ import {
   P, PF, PRI_NAMES, U, UF_PARKED, UFL, allSlots, schedTables, unitOf, type SchedTables,
 } from './tables.ts';
 import { fireDueTimers, publishGuestTime } from './timer.ts';
+import { ThreadAffinity } from './thread-affinity.ts';
 
 /** What a domain asks of the scheduler at creation (xl.cfg weight, cap, cpus, cpus_soft). */
 export interface DomainSchedConfig {
@@ -55,15 +57,25 @@ export interface SchedCounters {
 export class HostScheduler {
   readonly t: SchedTables;
   readonly credit: CreditScheduler;
+  /** Hard affinity applied to the vCPU threads themselves (./thread-affinity.ts). */
+  readonly affinity: ThreadAffinity;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly hv: HypervisorState, pcpus: number) {
+  /**
+   * `dom0VcpusPin`: Xen's boot option dom0_vcpus_pin (../host-options.ts), Dom0's vCPU v pinned to
+   * slot v; `log`: where a failure to pin a thread is said.
+   */
+  constructor(
+    private readonly hv: HypervisorState, pcpus: number, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+    readonly dom0VcpusPin = false,
+  ) {
     if (!Number.isInteger(pcpus) || pcpus < 0 || pcpus > MAX_PCPUS) throw new RangeError(`pcpus must be 0..${MAX_PCPUS} (0: no scheduler)`);
     this.t = schedTables(hv.buffers.sched);
     // The control thread's decisions go into its own trace slot, a track of their own.
     const buf = hv.buffers.trace;
     const bank = hv.buffers.traceBank;
     this.credit = new CreditScheduler(hv, this.t, new TraceWriter(buf, DOMID_XEN, 0, controlTraceSlot(buf, bank), bank));
+    this.affinity = new ThreadAffinity(() => this.pcpus, log);
     const i = this.t.i32;
     i[G.NR_PCPUS] = pcpus;
     i[G.TSLICE_US] = CSCHED_DEFAULT_TSLICE_MS * 1000;
@@ -96,7 +108,8 @@ export class HostScheduler {
   }
 
   /** A domain is built: its weight and cap, each vCPU's affinity, its clock. */
-  domainCreated(domid: number, nrVcpus: number, cfg: DomainSchedConfig): void {
+  domainCreated(domid: number, nrVcpus: number, config: DomainSchedConfig): void {
+    const cfg = domid === 0 && this.dom0VcpusPin ? dom0PinnedConfig(config, nrVcpus, this.pcpus) : config;
     this.credit.initDomain(domid, cfg.weight ?? CSCHED_DEFAULT_WEIGHT, cfg.cap ?? 0);
     // libxl: a per-vCPU list wins over the single list; a vCPU it does not reach gets every pCPU.
     const pick = (perVcpu: number[][] | undefined, all: number[] | undefined, v: number): number =>
@@ -109,7 +122,13 @@ export class HostScheduler {
 
   /** A vCPU thread ended (however it ended): whatever slot or queue place it had is freed. */
   vcpuGone(domid: number, vcpu: number): void {
+    this.affinity.threadGone(domid, vcpu);
     if (this.pcpus > 0) this.credit.release(unitOf(domid, vcpu), performance.timeOrigin + performance.now(), true);
+  }
+
+  /** A vCPU thread told its kernel thread id: pin it to its hard affinity's cores, if narrower than all. */
+  threadStarted(domid: number, vcpu: number, tid: number): void {
+    this.affinity.threadStarted(domid, vcpu, tid, this.t.i32[this.t.u(unitOf(domid, vcpu), U.HARD)]);
   }
 
   /** Wake a vCPU waiting for a slot so it sees a stop request. */
@@ -158,6 +177,7 @@ export class HostScheduler {
     const s = soft ? maskOf(soft) : this.t.i32[this.t.u(u, U.SOFT)];
     if ((h & allSlots(n)) === 0) return 'an empty hard affinity';
     this.credit.setAffinity(u, h, s);
+    this.affinity.affinityChanged(domid, vcpu, h);
     return null;
   }
 

@@ -1,6 +1,6 @@
 /*
  * One row of the scale suite on its own, for a CPU profile or a quick A/B:
- *   node --cpu-prof --cpu-prof-dir=DIR --import tsx scenarios/bench/scale-one.ts [guests] [runtimeMs] [pcpus|-] [irq|poll]
+ *   node --cpu-prof --cpu-prof-dir=DIR --import tsx scenarios/bench/scale-one.ts [guests] [runtimeMs] [pcpus|-] [irq|poll] [pin]
  * prints the row's aggregate IOPS, Jain and per-request counters (./scale.ts runN). pcpus 0: no slots.
  */
 import { randomUUID } from 'node:crypto';
@@ -15,18 +15,24 @@ const n = Number(process.argv[2] ?? 16);
 const runtimeMs = Number(process.argv[3] ?? 1000);
 const pcpus = process.argv[4] === undefined || process.argv[4] === '-' ? undefined : Number(process.argv[4]);
 const wait = (process.argv[5] ?? 'irq') as WaitPolicy;
+// 'pin0': dom0_vcpus_pin; 'pin': that, and the guests' hard affinity every other slot (xl.cfg cpus="1-").
+const pin = process.argv[6] === 'pin' || process.argv[6] === 'pin0';
 const image = join(tmpdir(), `ringvisor-scale-one-${randomUUID()}.img`);
 const fd = openSync(image, 'w');
 const chunk = Buffer.alloc(1 << 20, 0x5a);
 for (let m = 0; m < 64; m++) writeSync(fd, chunk, 0, chunk.length, m << 20);
 closeSync(fd);
-const host = await BlockHost.boot(96 + 16 * (n + 2), wait, pcpus);
+const host = await BlockHost.boot(96 + 16 * (n + 2), wait, pcpus, { dom0_vcpus_pin: pin });
+const slots = host.host.sched.pcpus;
+const cpus = process.argv[6] === 'pin' && slots > 1 ? Array.from({ length: slots - 1 }, (_, i) => i + 1) : undefined;
 host.host.setMaxListeners(4 * n);
 host.host.sched.setDomain(0, DOM0_WEIGHT, undefined);
 try {
   const row = await runN(host, image, n, {
     rw: 'randread', bs: 4096, iodepth: 8, ios: Number.MAX_SAFE_INTEGER, runtimeMs, warmup: WARMUP_REQUESTS / 2, size: 64 << 20, seed: 11 + n,
-  }, wait);
+  }, wait, cpus);
+  await host.host.sched.affinity.settled();
+  console.log(`pins: ${JSON.stringify(host.host.sched.affinity.list().map((p) => [p.domid, p.tid, p.asked, p.readBack, p.error]))}`);
   const s = row.scale;
   console.log(`${n} guests: ${Math.round(row.reqPerSec)} IOPS, Jain ${s.jain.toFixed(3)}, cores ${s.coresBusy.toFixed(2)}, same CPU ${s.sameCpu?.toFixed(2)}, slots ${s.slotsHeld.toFixed(2)}, dead ${s.slotDead.toFixed(2)}`);
   console.log(Object.entries(row.counters).map(([k, v]) => `${k}=${v.toFixed(3)}`).join(' '));

@@ -76,6 +76,8 @@ export const WARMUP_REQUESTS = 40_000;
  * depth and job gave 96K and 190K IOPS in consecutive runs"; goal: a spread of repeats ≤ 15%).
  */
 export const REPEATS_AT_1 = 3;
+/** The rows run again pinned (ScaleFigures.pinned), back to back with the unpinned ones. */
+export const PINNED_COUNTS = [1, 16];
 
 export interface ScaleFigures {
   guests: number;
@@ -98,11 +100,19 @@ export interface ScaleFigures {
   repeatIops: number[];
   repeatCores: number[];
   /**
-   * The share of the window's samples in which the two busiest threads ran on the same CPU
-   * (./thread-placement.ts; null: not measured), and per repeat.
+   * The share of the window's samples in which Dom0's vCPU thread and the guest's (one guest;
+   * with more, the two busiest threads) ran on the same CPU (./thread-placement.ts; null: not
+   * measured), and per repeat.
    */
   sameCpu: number | null;
   repeatSameCpu: (number | null)[];
+  /**
+   * Pinned (PINNED_COUNTS rows): Dom0 under dom0_vcpus_pin (slot 0's core), the guests' hard
+   * affinity every other slot (xl.cfg cpus="1-"), each thread pinned to its cores
+   * (hypervisor/sched/thread-affinity.ts); with how many threads the kernel confirmed pinned on
+   * that host so far (Dom0's and every guest's), how many failed, and why none could be, if so.
+   */
+  pinned: { threads: number; failed: number; unavailable: string | null } | null;
 }
 
 export type ScaleRow = BenchRow & { scale: ScaleFigures };
@@ -125,26 +135,34 @@ export async function benchScale(opts: SuiteOptions): Promise<BenchRow[]> {
   };
   try {
     for (const wait of opts.waits) {
-      for (const pcpus of [undefined, 0]) {
-        // The second host has no pCPU slots (pcpus 0): the host OS alone runs the 17 threads, with
-        // none of the credit scheduler's hand-overs. Its 16-guest row is the measuring stick for what
-        // the slots cost, not a row of the table (see scaleSummary).
-        const host = await BlockHost.boot(96 + GUEST_MIB * (COUNTS.at(-1)! + 2), wait, pcpus);
+      for (const [pcpus, pin] of [[undefined, false], [undefined, true], [0, false]] as const) {
+        // The second host pins (ScaleFigures.pinned): the 1-guest repeats and 16 guests again. The
+        // third has no pCPU slots (pcpus 0): the host OS alone runs the 17 threads, with none of the
+        // credit scheduler's hand-overs. Their rows are measuring sticks, not rows of the table (see
+        // scaleSummary).
+        const host = await BlockHost.boot(96 + GUEST_MIB * (COUNTS.at(-1)! + 2), wait, pcpus, { dom0_vcpus_pin: pin });
+        const slots = host.host.sched.pcpus;
+        if (pin && slots < 2) { await host.close(); continue; } // one slot: Dom0 and the guests share it, nothing to pin apart
+        const cpus = pin ? Array.from({ length: slots - 1 }, (_, i) => i + 1) : undefined;
         host.host.setMaxListeners(4 * COUNTS.at(-1)!); // runGuest listens for each guest's shutdown
         const weightError = host.host.sched.setDomain(0, DOM0_WEIGHT, undefined);
         if (weightError !== null) throw new Error(`scale: Dom0's weight: ${weightError}`);
         try {
-          for (const n of pcpus === 0 ? [COUNTS.at(-1)!] : COUNTS) {
-            const how = pcpus === 0 ? ', no pCPU slots (the host OS schedules)' : '';
+          for (const n of pcpus === 0 ? [COUNTS.at(-1)!] : pin ? PINNED_COUNTS : COUNTS) {
+            const how = pcpus === 0 ? ', no pCPU slots (the host OS schedules)' : pin ? `, pinned (dom0_vcpus_pin, guests cpus="1-${slots - 1}")` : '';
             say(`scale (${wait}): ${n} guest(s), 4 KiB random reads at depth ${DEPTH} for ${runtimeMs} ms, all at once${how}`);
             // One guest is run REPEATS_AT_1 times, the same job each time: the spread of repeats.
             const reps: ScaleRow[] = [];
-            for (let r = 0; r < (n === 1 ? REPEATS_AT_1 : 1); r++) reps.push(await runN(host, image, n, { ...job, seed: 11 + n }, wait));
+            const aff = host.host.sched.affinity;
+            for (let r = 0; r < (n === 1 ? REPEATS_AT_1 : 1); r++) reps.push(await runN(host, image, n, { ...job, seed: 11 + n }, wait, cpus));
+            await aff.settled();
             const row = [...reps].sort((a, b) => a.reqPerSec - b.reqPerSec)[reps.length >> 1]!;
             row.scale.repeatIops = reps.map((r) => r.reqPerSec);
             row.scale.repeatCores = reps.map((r) => r.scale.coresBusy);
             row.scale.repeatSameCpu = reps.map((r) => r.scale.sameCpu);
             if (pcpus === 0) row.workload += ', no slots';
+            row.scale.pinned = pin ? { threads: aff.counts.pinned, failed: aff.counts.failed, unavailable: aff.unavailable } : null;
+            if (pin) row.workload += ', pinned';
             rows.push(row);
           }
         } finally {
@@ -169,7 +187,7 @@ function barrier(n: number, onAll: () => void = () => {}): () => Promise<void> {
   };
 }
 
-export async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy): Promise<ScaleRow> {
+export async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy, cpus?: number[]): Promise<ScaleRow> {
   const hostSched = host.host.sched;
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
@@ -181,7 +199,14 @@ export async function runN(host: BlockHost, image: string, n: number, job: FioJo
   let schedOver: Record<string, number> | null = null;
   let placement: (() => number | null) | null = null;
   let sameCpu: number | null = null;
-  const timeTogether = barrier(n, () => { schedFrom = schedSnapshot(host); placement = watchPlacement(); });
+  const domids: number[] = [];
+  const tids = () => {
+    const a = hostSched.affinity.tidOf(0, 0);
+    const b = domids.length === 1 ? hostSched.affinity.tidOf(domids[0], 0) : null;
+    return a !== null && b !== null ? [a, b] as const : null;
+  };
+  // With one guest, the pair watched is Dom0's vCPU thread and the guest's; with more, the two busiest.
+  const timeTogether = barrier(n, () => { schedFrom = schedSnapshot(host); placement = watchPlacement(tids()); });
   const createMs: number[] = [];
   const runs: Promise<GuestOutcome>[] = [];
   for (let g = 0; g < n; g++) {
@@ -189,8 +214,8 @@ export async function runN(host: BlockHost, image: string, n: number, job: FioJo
     let running!: () => void;
     const up = new Promise<void>((r) => { running = r; });
     runs.push(host.runGuest({
-      image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }],
-      onRunning: (_d, ms) => { createMs.push(ms); running(); },
+      image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }], ...(cpus ? { cpus } : {}),
+      onRunning: (d, ms) => { createMs.push(ms); domids.push(d); running(); },
       beforeWarmup: warmTogether,
       beforeTimed: timeTogether,
       afterTask: () => {
@@ -246,7 +271,7 @@ export async function runN(host: BlockHost, image: string, n: number, job: FioJo
   const figures: ScaleFigures = {
     guests: n, perGuestIops: iops, minIops: Math.min(...iops), maxIops: Math.max(...iops), jain: jain(iops),
     createMs, createMedianMs: median(createMs), rssMiBPerGuest: (rssAll - rssBefore) / 2 ** 20 / n, guestRamMiB: GUEST_MIB,
-    pcpus: hostSched.pcpus, ...window, repeatIops: [aggregate], repeatCores: [window.coresBusy], sameCpu, repeatSameCpu: [sameCpu],
+    pcpus: hostSched.pcpus, ...window, repeatIops: [aggregate], repeatCores: [window.coresBusy], sameCpu, repeatSameCpu: [sameCpu], pinned: null,
   };
   return {
     suite: 'scale', path: 'pv', wait, workload: `rand-read ×${n}`, blockSize: job.bs, queueDepth: DEPTH,
@@ -282,8 +307,12 @@ function diff(a: Record<string, number>, b: Record<string, number>): Record<stri
 function perRequest(outs: GuestOutcome[], requests: number): Record<string, number> {
   const dom0 = outs[0]!.tasks[0]!.counters.dom0; // Dom0's over one guest's timed part: the runs overlap, so about the whole
   const sum = (f: (o: GuestOutcome) => number) => outs.reduce((a, o) => a + f(o), 0);
+  const front = sum((o) => o.tasks[0]!.counters.domU.notifications);
   return {
-    notifications: (sum((o) => o.tasks[0]!.counters.domU.notifications) + dom0.notifications) / requests,
+    notifications: (front + dom0.notifications) / requests,
+    // ... of which the guests' (blkfront → blkback) and Dom0's (blkback → blkfront).
+    notifyFront: front / requests,
+    notifyBack: dom0.notifications / requests,
     wakeups: (sum((o) => o.tasks[0]!.counters.domU.wakeups) + dom0.wakeups) / requests,
   };
 }
@@ -295,7 +324,8 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
   const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
   const lines: string[] = [];
   for (const wait of [...new Set(all.map((r) => r.wait))]) {
-    const scale = all.filter((r) => r.wait === wait && r.scale.pcpus > 0);
+    const scale = all.filter((r) => r.wait === wait && r.scale.pcpus > 0 && !r.scale.pinned);
+    const pinned = all.filter((r) => r.wait === wait && r.scale.pinned);
     if (scale.length === 0) continue;
     const noSlots = all.find((r) => r.wait === wait && r.scale.pcpus === 0);
     const peak = Math.max(...scale.map((r) => r.reqPerSec));
@@ -308,9 +338,9 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
     }
     // Why the aggregate moves with N: is the host CPU-bound, and what does a request cost it.
     lines.push(`why (${wait}):        guests  CPU µs/req  cores busy  slots held  slot dead  slot→run µs  event→run µs  host sleeps/req`);
-    for (const r of [...scale, ...(noSlots ? [noSlots] : [])]) {
+    for (const r of [...scale, ...pinned, ...(noSlots ? [noSlots] : [])]) {
       const s = r.scale;
-      const label = s.pcpus === 0 ? `${s.guests} no slots` : String(s.guests);
+      const label = s.pcpus === 0 ? `${s.guests} no slots` : s.pinned ? `${s.guests} pinned` : String(s.guests);
       lines.push(`${label.padStart(29)}  ${r.counters.cpuUs.toFixed(1).padStart(10)}  ${s.coresBusy.toFixed(2).padStart(10)}  ` +
         `${(s.pcpus === 0 ? '-' : s.slotsHeld.toFixed(2)).padStart(10)}  ${(s.pcpus === 0 ? '-' : s.slotDead.toFixed(2)).padStart(9)}  ` +
         `${(s.pcpus === 0 ? '-' : s.slotWakeUs.toFixed(0)).padStart(11)}  ${s.evtWakeUs.toFixed(0).padStart(12)}  ${r.counters.hostSleeps.toFixed(3).padStart(15)}`);
@@ -326,8 +356,9 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
     if (reps.length > 1) {
       lines.push(`repeats (${wait}): 1 guest, the same job ${reps.length} times on a new guest each: ` +
         `${reps.map((x, i) => `${fmt(x)} IOPS (${(one!.scale.repeatCores[i] ?? 0).toFixed(2)} cores busy${sameCpuNote(one!.scale.repeatSameCpu?.[i])})`).join(' / ')}`);
-      lines.push(`  (same CPU: the share of samples in which the two busiest threads, Dom0's vCPU and the guest's, ran on one CPU: the host OS's choice)`);
+      lines.push(`  (same CPU: the share of samples in which Dom0's vCPU thread and the guest's ran on one CPU: the host OS's choice)`);
     }
+    lines.push(...pinnedLines(wait, pinned, scale, peak, fmt));
     if (noSlots && at16) {
       lines.push(`no slots (${wait}): 16 guests on a host with no pCPU slots (pcpus 0: the host OS alone runs the 17 threads): ` +
         `${fmt(noSlots.reqPerSec)} IOPS, ${(noSlots.reqPerSec / peak).toFixed(2)} of the peak with slots, ${noSlots.counters.cpuUs.toFixed(1)} CPU µs/request ` +
@@ -348,6 +379,30 @@ export function scaleSummary(rows: readonly BenchRow[]): string | null {
       `spread of repeats ≤ 15% (${Number.isNaN(spread) ? '-' : `${(spread * 100).toFixed(0)}%`})`);
   }
   return lines.join('\n');
+}
+
+/**
+ * The pinned rows against the same N unpinned, run back to back: the 1-guest repeats' spread and
+ * placement, the 16-guest aggregate and its CPU per request; and whether pinning was on at all.
+ */
+function pinnedLines(wait: string, pinned: ScaleRow[], scale: ScaleRow[], peak: number, fmt: (x: number) => string): string[] {
+  if (pinned.length === 0) return [];
+  const p = pinned[pinned.length - 1]!.scale.pinned!;
+  const out = [`pinned (${wait}): dom0_vcpus_pin, guests cpus="1-" (their threads pinned to the other cores): ` +
+    (p.unavailable !== null ? `OFF, ${p.unavailable}` : `on, ${p.threads} threads pinned (taskset, read back), ${p.failed} failed`)];
+  const spread = (xs: number[]) => (xs.length > 1 ? `${(((Math.max(...xs) - Math.min(...xs)) / median(xs)) * 100).toFixed(0)}%` : '-');
+  for (const r of pinned) {
+    const s = r.scale;
+    const un = scale.find((u) => u.scale.guests === s.guests);
+    if (s.guests === 1) {
+      out.push(`  1 guest pinned: ${s.repeatIops.map((x, i) => `${fmt(x)} (${(s.repeatCores[i] ?? 0).toFixed(2)} cores${sameCpuNote(s.repeatSameCpu[i])})`).join(' / ')}, ` +
+        `spread ${spread(s.repeatIops)} (unpinned ${un ? spread(un.scale.repeatIops) : '-'})`);
+    } else {
+      out.push(`  ${s.guests} guests pinned: ${fmt(r.reqPerSec)} IOPS, ${(r.reqPerSec / peak).toFixed(2)} of the unpinned peak, Jain ${s.jain.toFixed(3)}, ` +
+        `${r.counters.cpuUs.toFixed(1)} CPU µs/request at ${s.coresBusy.toFixed(2)} cores (unpinned ${un ? `${fmt(un.reqPerSec)}, ${un.counters.cpuUs.toFixed(1)} µs at ${un.scale.coresBusy.toFixed(2)} cores` : '-'})`);
+    }
+  }
+  return out;
 }
 
 function sameCpuNote(x: number | null | undefined): string {

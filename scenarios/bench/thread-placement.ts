@@ -33,9 +33,12 @@ function stat(tid: string): Stat | null {
 
 /**
  * Start watching; the returned function stops and gives the share of samples (0..1) in which the
- * two threads that used the most CPU in the first PICK_MS shared a CPU, or null if not measurable.
+ * two threads shared a CPU, or null if not measurable. The two: `known` (kernel thread ids: the
+ * vCPU threads of Dom0 and the guest, as they told the host, hypervisor/sched/thread-affinity.ts),
+ * else the two that used the most CPU in the first PICK_MS (which may be other threads: V8's
+ * compiler and GC helpers, the control thread).
  */
-export function watchPlacement(): () => number | null {
+export function watchPlacement(known: readonly [number, number] | null = null): () => number | null {
   let tids: string[];
   try {
     tids = readdirSync(TASKS);
@@ -43,7 +46,7 @@ export function watchPlacement(): () => number | null {
     return () => null;
   }
   const before = new Map(tids.map((t) => [t, stat(t)?.ticks ?? 0]));
-  let pair: [string, string] | null = null;
+  let pair: [string, string] | null = known ? [String(known[0]), String(known[1])] : null;
   let same = 0;
   let n = 0;
   const sample = setInterval(() => {
@@ -55,6 +58,7 @@ export function watchPlacement(): () => number | null {
     if (a.cpu === b.cpu) same++;
   }, SAMPLE_MS);
   const pick = setTimeout(() => {
+    if (pair !== null) return;
     const used = tids.map((t) => [t, (stat(t)?.ticks ?? 0) - (before.get(t) ?? 0)] as const).sort((x, y) => y[1] - x[1]);
     if (used.length >= 2 && used[1][1] > 0) pair = [used[0][0], used[1][0]];
   }, PICK_MS);

@@ -15,7 +15,7 @@ import type { DeviceSpec } from '../../dom0/toolstack/xenstore-home.ts';
 import type { Dom0Module } from '../../dom0/kernel.ts';
 import type { BlkfrontOptions } from '../../domu/blkfront/blkfront.ts';
 import type { FioJob, FioResult } from '../../domu/workloads/fio.ts';
-import { Host, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.ts';
+import { Host, type HostOptions, type HostUsage, type ShutdownEvent } from '../../hypervisor/host.ts';
 import type {
   BlockGuestModule, BlockMessage, BlockTask, BlockTaskResult, DeviceReport, DiskPath, NativeResult, WaitReport,
 } from './protocol.ts';
@@ -52,6 +52,8 @@ export interface GuestRun {
   front?: BlkfrontOptions;
   tasks: BlockTask[];
   memoryMiB?: number;
+  /** xl.cfg `cpus`: the guest's hard affinity (pCPU slots; its thread is pinned to their cores). */
+  cpus?: number[];
   /** Another guest kernel speaking the same protocol (tests use a hostile one), and its extra module fields. */
   kernel?: string;
   extra?: Record<string, unknown>;
@@ -103,8 +105,8 @@ export class BlockHost {
   private readonly driverDomains = new Set<string>();
   private readonly controlName = `ringvisor-blk-${randomUUID()}`;
 
-  private constructor(memoryMiB: number, readonly wait: WaitPolicy, pcpus?: number) {
-    this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l), ...(pcpus === undefined ? {} : { pcpus }) });
+  private constructor(memoryMiB: number, readonly wait: WaitPolicy, pcpus?: number, more: Pick<HostOptions, 'dom0_vcpus_pin'> = {}) {
+    this.host = new Host({ memoryMiB, wait, log: (l) => this.dom0Log.push(l), ...(pcpus === undefined ? {} : { pcpus }), ...more });
     this.host.on('console', (e: { domid: number; text: string }) => this.dom0Log.push(`d${e.domid}: ${e.text}`));
     this.host.on('shutdown', () => this.inbox.wake());
     this.host.on('destroyed', () => this.inbox.wake());
@@ -121,8 +123,8 @@ export class BlockHost {
    * and on the command line of Dom0 and of every guest it runs. `pcpus`: the host's pCPU slots
    * (hypervisor/host.ts; 0: no scheduler, the host OS alone runs the vCPU threads), its default if absent.
    */
-  static async boot(memoryMiB = 256, wait: WaitPolicy = DEFAULT_WAIT_POLICY, pcpus?: number): Promise<BlockHost> {
-    const h = new BlockHost(memoryMiB, wait, pcpus);
+  static async boot(memoryMiB = 256, wait: WaitPolicy = DEFAULT_WAIT_POLICY, pcpus?: number, more: Pick<HostOptions, 'dom0_vcpus_pin'> = {}): Promise<BlockHost> {
+    const h = new BlockHost(memoryMiB, wait, pcpus, more);
     const module: Dom0Module = { runDir: h.runDir, control: h.controlName, modules: [DOM0_MODULE] };
     await h.host.createDomain({
       name: 'Domain-0', vcpus: 1, memoryKiB: 64 * 1024, kernel: DOM0_KERNEL, module, cmdline: `${CMDLINE_WAIT}=${wait}`,
@@ -213,7 +215,7 @@ export class BlockHost {
       kind: 'create',
       config: {
         name: `blk-${nonce}`, vcpus: 1, memoryKiB: (run.memoryMiB ?? 64) * 1024, kernel: run.kernel ?? GUEST_KERNEL, module,
-        paused: emulated, cmdline: `${CMDLINE_WAIT}=${this.wait}`,
+        paused: emulated, cmdline: `${CMDLINE_WAIT}=${this.wait}`, ...(run.cpus ? { cpus: run.cpus } : {}),
       },
     })) as number;
     if (emulated) {

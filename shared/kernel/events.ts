@@ -30,6 +30,8 @@ export const HALTPOLL_GROW_START_US = 50;
 
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
+/** Words of pending bits (32 ports each); selector bit w names word w. */
+const WORDS = NR_EVTCHN_PORTS >> 5;
 
 export class EventChannels {
   private readonly handlers: (EventHandler | undefined)[] = new Array(NR_EVTCHN_PORTS);
@@ -38,8 +40,12 @@ export class EventChannels {
   private running = false;
   private asyncWork = false;
   private readonly pollers: IdlePoller[] = [];
-  /** Where the next look over the pollers starts (see anyWork). */
+  /** Where the next look over the pollers starts (see anyWork, armPollers). */
   private nextPoller = 0;
+  /** Where the next scan of pending ports starts (see dispatch), and the selector words it took. */
+  private nextPort = 0;
+  private nextArm = 0;
+  private readonly sels = new Int32Array(vcpu_info.PENDING_SEL_WORDS);
   /** The run's waiting policy (shared/wait.ts), set at boot from the command line (kernel.ts). */
   policy: WaitPolicy = DEFAULT_WAIT_POLICY;
   /** Events handled, for the kernel's own statistics. */
@@ -116,32 +122,40 @@ export class EventChannels {
     this.hypercall.evtchn_unmask(port);
   }
 
-  /** The 2-level scan (see header). Returns how many ports' handlers ran. */
+  /**
+   * The 2-level scan (see header). Returns how many ports' handlers ran. Round robin, as Linux's
+   * evtchn_2l_handle_events: the scan starts at the port after the last one handled and goes
+   * round to it, so when many ports are pending (Dom0 serving 16 guests' rings) the lowest-numbered
+   * ones, the guests created first, are not always served first.
+   */
   dispatch(): number {
     const si = this.si;
     if (Atomics.load(si, this.upcall) === 0) return 0;
     Atomics.store(si, this.upcall, 0);
+    const sels = this.sels;
+    for (let s = 0; s < sels.length; s++) sels[s] = Atomics.exchange(si, this.sel + s, 0);
+    const startW = this.nextPort >> 5;
+    const startB = this.nextPort & 31;
     let n = 0;
-    for (let s = 0; s < vcpu_info.PENDING_SEL_WORDS; s++) {
-      let sel = Atomics.exchange(si, this.sel + s, 0);
-      while (sel !== 0) {
-        const sbit = 31 - Math.clz32(sel & -sel);
-        sel &= sel - 1;
-        const w = s * 32 + sbit;
-        let bits = Atomics.load(si, PENDING + w) & ~Atomics.load(si, MASK + w);
-        while (bits !== 0) {
-          const b = 31 - Math.clz32(bits & -bits);
-          bits &= bits - 1;
-          const port = w * 32 + b;
-          const h = this.handlers[port];
-          // Only this vCPU's ports: one bound on another vCPU whose bit shares the word is that
-          // vCPU's to take (Linux: active_evtchns masks the word with the CPU's cpu_evtchn_mask).
-          if (h === undefined) continue;
-          Atomics.and(si, PENDING + w, ~(1 << b));
-          n++;
-          this.hypercall.xentrace(TRC_GUEST_EVTCHN_UPCALL, port, 0, 0, 0);
-          h(port);
-        }
+    // The start word is looked at twice: its ports from startB up first, those below it last.
+    for (let i = 0; i <= WORDS; i++) {
+      const w = (startW + i) % WORDS;
+      if ((sels[w >> 5] & (1 << (w & 31))) === 0) continue;
+      const part = i === 0 ? ~((1 << startB) - 1) : i === WORDS ? (1 << startB) - 1 : -1;
+      let bits = Atomics.load(si, PENDING + w) & ~Atomics.load(si, MASK + w) & part;
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits & -bits);
+        bits &= bits - 1;
+        const port = w * 32 + b;
+        const h = this.handlers[port];
+        // Only this vCPU's ports: one bound on another vCPU whose bit shares the word is that
+        // vCPU's to take (Linux: active_evtchns masks the word with the CPU's cpu_evtchn_mask).
+        if (h === undefined) continue;
+        Atomics.and(si, PENDING + w, ~(1 << b));
+        n++;
+        this.nextPort = (port + 1) % NR_EVTCHN_PORTS;
+        this.hypercall.xentrace(TRC_GUEST_EVTCHN_UPCALL, port, 0, 0, 0);
+        h(port);
       }
     }
     this.handled += n;
@@ -284,10 +298,19 @@ export class EventChannels {
     return Atomics.load(this.si, this.upcall) !== 0;
   };
 
-  /** Every poller arms its event index and looks once more (RING_FINAL_CHECK_FOR_*). */
+  /**
+   * Every poller arms its event index and looks once more (RING_FINAL_CHECK_FOR_*). Each in turn,
+   * starting one further each time, so the work this finds (a backend's rings) is not always
+   * served in the order the rings were connected.
+   */
   private armPollers(): boolean {
+    const ps = this.pollers;
     let found = false;
-    for (const p of this.pollers) if (p.prepareToSleep()) found = true;
+    const start = this.nextArm++ % ps.length;
+    for (let j = 0; j < ps.length; j++) {
+      const p = ps[(start + j) % ps.length]; // a poller that stops removes itself: the list may shrink
+      if (p !== undefined && p.prepareToSleep()) found = true;
+    }
     return found;
   }
 
