@@ -57,7 +57,7 @@ import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { savedTargetKiB } from './balloon-state.ts';
 import { SaveError, range, sendPages, type SaveRestoreHost, type SkipDirty } from './save-restore.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
-import { openSuspendRequest, type SuspendRequest } from './suspend-request.ts';
+import { openSuspendRequest, waitSuspended, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 
@@ -271,7 +271,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     tDown = performance.now();
     blackout.start(tDown);
     await sr.request();
-    await h.waitStopped(domid);
+    await waitSuspended(sr, h.waitStopped(domid), vm.name);
     suspended = true;
     sr.close();
     // Why it stopped: the toolstack's death watch asked the hypervisor already (no second getdomaininfo in the downtime).

@@ -25,7 +25,7 @@ import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { PAGE_SIZE, errnoName } from '../../../shared/public/xen.ts';
 import type { PreparedVm } from '../prepare.ts';
 import { ForeignPages } from './foreign-pages.ts';
-import { openSuspendRequest } from './suspend-request.ts';
+import { openSuspendRequest, waitSuspended } from './suspend-request.ts';
 import { batchTypes, finalHoles, restoreBalloonState, savedTargetKiB } from './balloon-state.ts';
 import { readSaveImage, type PageBatch, type PageBatchHead, type SavedImage } from './stream-read.ts';
 import type { PageBytes } from './stream-receive.ts';
@@ -77,7 +77,7 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
   const sr = await openSuspendRequest(h, domid, vm.name);
   try {
     await sr.request();
-    await h.waitStopped(domid);
+    await waitSuspended(sr, h.waitStopped(domid), vm.name).catch((e: unknown) => { throw new SaveError((e as Error).message); });
   } finally {
     sr.close();
   }
