@@ -87,26 +87,58 @@ export class Netfront implements NetDevice, FrontendDriver {
   /** Resolves (with the reason) if the device could not be set up: boot does not wait for it then. */
   readonly failed = new Promise<string>((r) => { this.fail = r; });
 
+  /* Reads sent ahead (FrontendDriver.probing / otherendKnown): our MAC and MTU, the backend's offer. */
+  private own: Promise<[string | null, number]> | null = null;
+  private offer: { otherend: string; read: Promise<[number, string | null, number, number]> } | null = null;
+  /** The backend offered multi-queue-max-queues (so we write multi-queue-num-queues). */
+  private multiQueueOffered = false;
+
+  probing(dev: XenbusDevice): void {
+    this.own = this.readOwn(dev);
+    this.own.catch(() => undefined); // awaited at publish
+  }
+
+  otherendKnown(dev: XenbusDevice): void {
+    this.offer = { otherend: dev.otherend, read: this.readOffer(dev) };
+    this.offer.read.catch(() => undefined); // awaited at publish
+  }
+
+  private readOwn(dev: XenbusDevice): Promise<[string | null, number]> {
+    return Promise.all([dev.xs.tryRead(`${dev.nodename}/${XS_NET.mac}`), readUint(dev.xs, `${dev.nodename}/${XS_NET.mtu}`, 1500)]);
+  }
+
+  /** What the backend offers, asked all at once (one round trip: see the header). */
+  private readOffer(dev: XenbusDevice): Promise<[number, string | null, number, number]> {
+    const xs = dev.xs;
+    const be = dev.otherend;
+    return Promise.all([
+      readUint(xs, `${be}/${XS_NET.feature_rx_copy}`, 0), xs.tryRead(`${be}/${XS_NET.multi_queue_max_queues}`),
+      readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0), readUint(xs, `${be}/${XS_NET.feature_sg}`, 0),
+    ]);
+  }
+
   async publish(dev: XenbusDevice, t: number): Promise<void> {
+    await (await this.publishWrites(dev, t)).writes;
+  }
+
+  async publishWrites(dev: XenbusDevice, t: number): Promise<{ writes: Promise<void> }> {
     try {
-      await this.publishInner(dev, t);
+      return await this.publishInner(dev, t);
     } catch (e) {
       this.fail(e instanceof Error ? e.message : String(e));
       throw e;
     }
   }
 
-  private async publishInner(dev: XenbusDevice, t: number): Promise<void> {
+  private async publishInner(dev: XenbusDevice, t: number): Promise<{ writes: Promise<void> }> {
     const xs = dev.xs;
-    const be = dev.otherend;
     if (this.queues.length === 0) {
       this.name = `eth${dev.nodename.split('/').pop()}`;
-      // What the backend offers, asked all at once (one round trip: see the header).
-      const [rxCopy, maxQueues, split, sg] = await Promise.all([
-        readUint(xs, `${be}/${XS_NET.feature_rx_copy}`, 0), xs.tryRead(`${be}/${XS_NET.multi_queue_max_queues}`),
-        readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0), readUint(xs, `${be}/${XS_NET.feature_sg}`, 0),
-      ]);
+      const offer = this.offer?.otherend === dev.otherend ? this.offer.read : this.readOffer(dev);
+      this.offer = null;
+      const [rxCopy, maxQueues, split, sg] = await offer;
       if (rxCopy !== 1) throw new Error(`${this.name}: backend does not support copying receive path`);
+      this.multiQueueOffered = maxQueues !== null;
       this.negotiated.queues = maxQueues === null ? 1 : Math.max(1, Math.min(this.opts.maxQueues, Number(maxQueues) || 1));
       this.negotiated.split = this.opts.split && split === 1;
       this.negotiated.sg = this.opts.sg && sg === 1;
@@ -138,28 +170,28 @@ export class Netfront implements NetDevice, FrontendDriver {
         put(`${qdir}/${XS_NET.event_channel}`, String(q.txPort));
       }
     };
-    if ((await xs.tryRead(`${dev.otherend}/${XS_NET.multi_queue_max_queues}`, t)) !== null) {
-      put(`${dir}/${XS_NET.multi_queue_num_queues}`, String(this.queues.length));
-    }
-    if (this.queues.length === 1) writeQueue(dir, this.queues[0]);
-    else for (let q = 0; q < this.queues.length; q++) writeQueue(`${dir}/queue-${q}`, this.queues[q]);
-    put(`${dir}/${XS_NET.request_rx_copy}`, '1');
-    put(`${dir}/${XS_NET.feature_rx_notify}`, '1');
-    put(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0');
-    if (!this.opts.csumOffload) put(`${dir}/${XS_NET.feature_no_csum_offload}`, '1');
-    await Promise.all(writes);
-  }
-
-  /** xennet_connect: what the toolstack told us about ourselves. */
-  async connect(dev: XenbusDevice): Promise<void> {
-    const xs = dev.xs;
-    const [macText, mtu] = await Promise.all([xs.tryRead(`${dev.nodename}/${XS_NET.mac}`), readUint(xs, `${dev.nodename}/${XS_NET.mtu}`, 1500)]);
+    // xennet_connect's MAC and MTU, checked before anything is written (a frontend that will not
+    // work does not say Connected), then every write at once.
+    const [macText, mtu] = await (this.own ?? this.readOwn(dev));
+    this.own = null;
     const mac = parseMac(macText ?? '');
     if (mac === null) throw new Error(`${this.name}: no valid mac in ${dev.nodename}`);
     this.mac = mac;
     this.mtu = Math.min(XEN_NETIF_MAX_TX_SIZE - ETH_HLEN, Math.max(68, mtu));
     if (!this.negotiated.sg) this.mtu = Math.min(this.mtu, PAGE_SIZE - ETH_HLEN);
     this.maxFrags = this.negotiated.sg ? XEN_NETIF_NR_SLOTS_MIN - 1 : 8;
+    if (this.multiQueueOffered) put(`${dir}/${XS_NET.multi_queue_num_queues}`, String(this.queues.length));
+    if (this.queues.length === 1) writeQueue(dir, this.queues[0]);
+    else for (let q = 0; q < this.queues.length; q++) writeQueue(`${dir}/queue-${q}`, this.queues[q]);
+    put(`${dir}/${XS_NET.request_rx_copy}`, '1');
+    put(`${dir}/${XS_NET.feature_rx_notify}`, '1');
+    put(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0');
+    if (!this.opts.csumOffload) put(`${dir}/${XS_NET.feature_no_csum_offload}`, '1');
+    return { writes: Promise.all(writes).then(() => undefined) };
+  }
+
+  /** xennet_connect: the keys are written (and, here, Connected with them); the device is usable. */
+  async connect(_dev: XenbusDevice): Promise<void> {
     this.ready();
   }
 

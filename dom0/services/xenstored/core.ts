@@ -28,6 +28,8 @@ export interface DomainLink {
 export interface XenstoredPlatform {
   /** Map `domid`'s store page and bind to its store port `port`; null if either fails. */
   attach(domid: number, gfn: number, port: number, onEvent: () => void): DomainLink | null;
+  /** Dom0's HYPERVISOR_xentrace, for a trace point per request taken (TRC_GUEST_XENSTORED_REQUEST); absent in tests. */
+  xentrace?(event: number, d0: number, d1: number, d2: number, d3: number): void;
 }
 
 /** The daemon, as its handlers see it (it owns every connection: ./connection.ts ConnectionOwner). */
