@@ -42,11 +42,14 @@
  * turn before every xenstore reply could be taken, to the vifs reconnecting last, after the
  * control watches, vCPU hot-plug, the balloon and the disks, one round trip per request (48 in
  * sequence), and to an ARP round trip before the first answer. So, in resume mode: the first
- * request (XS_RESET_WATCHES) goes out before the workload is thawed; the vifs reconnect first and
+ * request (XS_RESET_WATCHES) and the vifs' first ones (not waiting for its reply: xenstored
+ * answers in order) go out before the workload is thawed; the vifs reconnect first and
  * serve= starts as soon as they are up, while the rest of the boot path runs beside them (their
  * requests interleave on the ring; Linux's frontends also reconnect side by side, each driven by
- * its own watch); requests that do not depend on each other go together (about 12 sequential
- * round trips now: shared/kernel/xenbus/device.ts, "Round trips"); the neighbour table comes back
+ * its own watch); requests that do not depend on each other go together, and netfront writes its
+ * keys and Connected in one transaction (6-7 sequential round trips from the first step to the vif
+ * Connected, from 14-15: shared/kernel/xenbus/frontend.ts; tools/trace/resume-timeline.ts
+ * times each step from the unpause to the peer's first answer); the neighbour table comes back
  * from guest memory (./resume.ts); and a workload yields whenever an event is pending
  * (Kernel.eventPending, as wake-up preemption lets a Linux kernel thread in at once).
  *

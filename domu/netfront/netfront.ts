@@ -4,8 +4,9 @@
  * Xen/Linux: drivers/net/xen-netfront.c (netfront_probe, talk_to_netback, setup_netfront_split /
  * setup_netfront_single, xennet_create_queues, xennet_connect, xennet_start_xmit, netback_changed).
  * The wire is shared/public/io/netif.ts, the handshake shared/kernel/xenbus/frontend.ts with
- * `connectOnInitWait`: on the backend's InitWait, netfront builds its queues, writes its keys in
- * one transaction and goes straight to Connected (netback connects when it sees that).
+ * `connectOnInitWait`: on the backend's InitWait, netfront builds its queues and writes its keys
+ * and state = Connected in one transaction, as mini-os netfront does (Linux: the keys in one
+ * transaction, talk_to_netback, then xenbus_switch_state); netback connects when it sees that.
  *
  * What it reads from the backend: feature-rx-copy (required: "backend does not support copying
  * receive path" otherwise, as Linux), feature-sg, feature-split-event-channels,
@@ -16,9 +17,11 @@
  * checksum offload is turned off (Linux writes nothing: offload is on). Its MAC and MTU come from its own
  * frontend directory (`mac`, `mtu`), where the toolstack put them.
  *
- * Its xenstore requests go out together wherever one does not depend on another's answer (the
- * backend's features, the keys it writes, its MAC and MTU): a round trip costs two vCPU wake-ups
- * here (shared/kernel/xenbus/device.ts, "Round trips"), and a resumed guest's peer waits for each.
+ * Its xenstore requests go out together wherever one does not depend on another's answer, and
+ * ahead of need: its MAC and MTU beside probe's reads (probing), the backend's offer beside the
+ * watch on the backend's state (otherendKnown), the keys it writes with the state. A round trip
+ * costs two vCPU wake-ups here (shared/kernel/xenbus/device.ts, "Round trips"), and a resumed
+ * guest's peer waits for each.
  *
  * Frames: the stack hands over an Ethernet frame as fragments, the first holding at least the
  * Ethernet header (netback drops a first slot under 14 bytes; XSA-423 wants headers up front).

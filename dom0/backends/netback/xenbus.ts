@@ -15,7 +15,9 @@
  * When the frontend is Connected: read and check what it wrote. No request-rx-copy = 1 →
  * "frontend does not support rx-copy" (Linux's -EOPNOTSUPP); multi-queue-num-queues "0" or above
  * what was offered → refused (the "0" check is the 2026 CVE fix); per queue tx-ring-ref,
- * rx-ring-ref and event-channel, or event-channel-tx + event-channel-rx when split. Map the rings,
+ * rx-ring-ref and event-channel, or event-channel-tx + event-channel-rx when split (every key read
+ * at once, one round trip, where Linux reads them one by one; the queues' own directories in a
+ * second when there are several). Map the rings,
  * bind the ports, then wait for hotplug-status = "connected" before reporting Connected. A
  * refusal writes `error` in the backend directory, as xenbus_dev_fatal does.
  *

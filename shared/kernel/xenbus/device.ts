@@ -19,7 +19,9 @@
  * depend on each other are therefore sent together (xs_wire's req_id lets several be in flight;
  * xenstored answers them in order): the two keys naming the other end, and a state write with the
  * commit of its transaction (if the write fails, the commit commits nothing and the write's error
- * is thrown). Linux issues them one after the other, where a round trip costs microseconds.
+ * is thrown). A watch and the read its first callback needs go together too (watchOtherend,
+ * watchForDevices): the read, sent right behind the WATCH, sees what the watch found. Linux issues
+ * them one after the other, where a round trip costs microseconds.
  */
 import {
   XS_KEY_BACKEND, XS_KEY_BACKEND_ID, XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_STATE, XenbusState,

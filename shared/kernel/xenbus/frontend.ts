@@ -40,7 +40,11 @@
  *
  * netfront's way (`connectOnInitWait`): on the backend's InitWait it publishes, connects and goes
  * straight to Connected, never Initialised (xen-netfront.c netback_changed → xennet_connect);
- * netback connects when it sees that, and its own Connected then changes nothing here.
+ * netback connects when it sees that, and its own Connected then changes nothing here. A driver
+ * with `publishWrites` writes its keys and Connected in one transaction, as mini-os netfront does
+ * (publishConnected), and one with `probing` / `otherendKnown` sends the reads it will need beside
+ * probe's own: from probe to Connected, with the backend waiting in InitWait, six sequential round
+ * trips (test/xenbus-rounds.test.ts), the path a migrated guest's vif takes after the unpause.
  */
 import { XS_DIR_DEVICE, XS_KEY_BACKEND, XS_KEY_STATE, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
 import type { XenbusClient, XsWatch } from './client.ts';
