@@ -24,13 +24,17 @@ async function until(cond: () => boolean): Promise<void> {
 /** A frontend written as netfront is: reads sent ahead, keys and Connected in one transaction. */
 function netfrontLike(calls: string[], opts: { beforeWrites?: (dev: XenbusDevice) => Promise<void> } = {}): FrontendDriver {
   let own: Promise<string | null> | null = null;
-  let offer: Promise<string | null> | null = null;
+  let offer: Promise<{ v: string | null } | null> | null = null;
   return {
     connectOnInitWait: true,
     probing(dev) { own = dev.xs.tryRead(`${dev.nodename}/mac`); },
-    otherendKnown(dev) { offer = dev.xs.tryRead(`${dev.otherend}/feature-x`); },
+    otherendKnown(dev, state) {
+      const read = dev.xs.tryRead(`${dev.otherend}/feature-x`).then((v) => ({ v }));
+      offer = state.then((s) => (s >= InitWait ? read : null));
+    },
     async publishWrites(dev, t) {
-      calls.push(`front:offer:${await offer}`, `front:mac:${await own}`);
+      const ahead = await offer;
+      calls.push(`front:offer:${ahead !== null ? ahead.v : `${await dev.xs.tryRead(`${dev.otherend}/feature-x`)} (read again)`}`, `front:mac:${await own}`);
       await opts.beforeWrites?.(dev);
       const writes = Promise.all([dev.xs.write(`${dev.nodename}/ring-ref`, '42', t), dev.xs.write(`${dev.nodename}/event-channel`, '7', t)]);
       return { writes: writes.then(() => undefined) };
@@ -95,4 +99,25 @@ test('a frontend directory removed while it publishes is not written again: the 
   t.false(calls.includes('front:connect'));
   t.false(back.includes(Connected));
   t.is(await rig.dom0.tryRead(`${backendPath(0, 'vifgone', 1, 0)}/state`) !== String(Connected), true);
+});
+
+test('a backend that reaches InitWait after the frontend probed (a hot-plugged vif): the offer read ahead is stale, read again', async (t) => {
+  const rig = await makeRig();
+  const g = await rig.addGuest(1);
+  const calls: string[] = [];
+  const front: number[] = [];
+  await registerFrontend(g.xs, 'viflate', () => netfrontLike(calls), { onState: (_d, s) => front.push(s) });
+  await addDeviceNodes(rig.dom0, { type: 'viflate', frontend: 1, devid: 0, frontKeys: { mac: '00:16:3e:00:00:02' } });
+  // The frontend probes and reads ahead while no backend driver has probed the directory.
+  await until(() => calls.length > 0 || g.xs.stats.requests > 12);
+  for (let i = 0; i < 10; i++) await settle();
+  const back: number[] = [];
+  await registerBackend(rig.dom0, 'viflate', () => ({
+    async probe(dev) { await rig.dom0.write(`${dev.nodename}/feature-x`, '1'); },
+    async connect() { calls.push('back:connect'); },
+    async disconnect() {},
+  }), { connectOn: 'connected', onState: (_d, s) => back.push(s) });
+  await until(() => front.includes(Connected) && back.includes(Connected));
+  t.deepEqual(front, [Connected]);
+  t.is(calls[0], 'front:offer:1 (read again)', 'the feature the backend published at its probe, not the absence read before it');
 });

@@ -32,6 +32,7 @@
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
+import { XenbusState, type XenbusStateValue } from '../../shared/public/io/xenbus.ts';
 import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
 import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE, XEN_NETIF_NR_SLOTS_MIN, XS_NET, parseMac } from '../../shared/public/io/netif.ts';
@@ -92,7 +93,8 @@ export class Netfront implements NetDevice, FrontendDriver {
 
   /* Reads sent ahead (FrontendDriver.probing / otherendKnown): our MAC and MTU, the backend's offer. */
   private own: Promise<[string | null, number]> | null = null;
-  private offer: { otherend: string; read: Promise<[number, string | null, number, number]> } | null = null;
+  /** The backend's offer read ahead: null if the backend had not reached InitWait when it was read (then read again at publish). */
+  private offer: { otherend: string; read: Promise<[number, string | null, number, number] | null> } | null = null;
   /** The backend offered multi-queue-max-queues (so we write multi-queue-num-queues). */
   private multiQueueOffered = false;
 
@@ -101,9 +103,12 @@ export class Netfront implements NetDevice, FrontendDriver {
     this.own.catch(() => undefined); // awaited at publish
   }
 
-  otherendKnown(dev: XenbusDevice): void {
-    this.offer = { otherend: dev.otherend, read: this.readOffer(dev) };
-    this.offer.read.catch(() => undefined); // awaited at publish
+  otherendKnown(dev: XenbusDevice, state: Promise<XenbusStateValue>): void {
+    const offer = this.readOffer(dev);
+    offer.catch(() => undefined); // awaited below
+    // Read after that state: valid if the backend was in InitWait (or later) by then.
+    const read = state.then((s) => (s >= XenbusState.InitWait ? offer : null), () => null);
+    this.offer = { otherend: dev.otherend, read };
   }
 
   private readOwn(dev: XenbusDevice): Promise<[string | null, number]> {
@@ -137,9 +142,9 @@ export class Netfront implements NetDevice, FrontendDriver {
     const xs = dev.xs;
     if (this.queues.length === 0) {
       this.name = `eth${dev.nodename.split('/').pop()}`;
-      const offer = this.offer?.otherend === dev.otherend ? this.offer.read : this.readOffer(dev);
+      const ahead = this.offer?.otherend === dev.otherend ? await this.offer.read : null;
       this.offer = null;
-      const [rxCopy, maxQueues, split, sg] = await offer;
+      const [rxCopy, maxQueues, split, sg] = ahead ?? await this.readOffer(dev);
       if (rxCopy !== 1) throw new Error(`${this.name}: backend does not support copying receive path`);
       this.multiQueueOffered = maxQueues !== null;
       this.negotiated.queues = maxQueues === null ? 1 : Math.max(1, Math.min(this.opts.maxQueues, Number(maxQueues) || 1));

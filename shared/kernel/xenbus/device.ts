@@ -39,6 +39,11 @@ export class XenbusDevice {
   otherend = '';
   otherendId = -1;
   private watch: XsWatch | null = null;
+  /**
+   * The read of the other end's state sent right behind the WATCH by the latest watchOtherend (set
+   * before that call first awaits): a read sent after it sees nodes at least as new as that state.
+   */
+  firstOtherendState: Promise<XenbusStateValue> | null = null;
   /** Every state we wrote, in order: for tests and for a reader following a handshake. */
   readonly history: XenbusStateValue[] = [];
 
@@ -111,6 +116,7 @@ export class XenbusDevice {
     });
     first = this.otherendState();
     first.catch(() => undefined); // a failure is thrown where it is awaited, in the callback
+    this.firstOtherendState = first;
     this.watch = await set;
   }
 

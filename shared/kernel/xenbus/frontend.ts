@@ -64,8 +64,13 @@ export interface FrontendDriver {
   publishWrites?(dev: XenbusDevice, t: number): Promise<{ writes: Promise<void> }>;
   /** Probe begins: the driver may send the reads it will need from its own directory now, beside probe's. */
   probing?(dev: XenbusDevice): void;
-  /** The other end is known: the driver may send the reads it will need from it now, beside the watch on its state. */
-  otherendKnown?(dev: XenbusDevice): void;
+  /**
+   * The other end is known: the driver may send the reads it will need from it now, behind the
+   * watch on its state and that state's first read (`state`). What it reads is no older than that
+   * state, so it holds what the backend published before it reached it (InitWait: its features);
+   * read earlier than InitWait, it is stale (a backend not probed yet, a hot-plugged device).
+   */
+  otherendKnown?(dev: XenbusDevice, state: Promise<XenbusStateValue>): void;
   connect(dev: XenbusDevice): Promise<void>;
   close(dev: XenbusDevice): Promise<void>;
   /** The backend died (see the header): keep unanswered requests, free the rest; reconnect later. */
@@ -104,8 +109,12 @@ export class XenbusFrontend {
       await this.enter(XenbusState.Initialising);
     }
     if (this.driver.connectEarly) await this.publish();
-    this.driver.otherendKnown?.(this.dev);
-    await this.dev.watchOtherend((s) => this.backendChanged(s));
+    const watching = this.dev.watchOtherend((s) => this.backendChanged(s));
+    // Behind the WATCH and the state read it sent (one round trip for all of them).
+    if (this.driver.otherendKnown !== undefined && this.dev.firstOtherendState !== null) {
+      this.driver.otherendKnown(this.dev, this.dev.firstOtherendState);
+    }
+    await watching;
     return true;
   }
 
