@@ -78,8 +78,11 @@ export class NetBackend implements BackendDriver {
       }),
     });
     const why = await vifBridgeOnline(xs, dir, vif);
-    if (why !== null) this.log(`netback ${vif.name}: hotplug failed: ${why}`);
-    else this.k.hypercall.xentrace(TRC_GUEST_NETBACK_BRIDGED, vif.frontend, devid, 0, 0);
+    if (why !== null) {
+      this.log(`netback ${vif.name}: hotplug failed: ${why}`);
+    } else {
+      this.k.hypercall.xentrace(TRC_GUEST_NETBACK_BRIDGED, vif.frontend, devid, 0, 0);
+    }
   }
 
   /** connect: check the frontend's keys, map and bind every queue, wait for the hotplug step. */

@@ -8,6 +8,7 @@
  * (class Xenstored), so that the handlers depend on this shape and ./server.ts can import them
  * without an import circle.
  */
+import type { RingTracer } from '../../../shared/public/io/ring.ts';
 import type { XsPermission } from '../../../shared/public/io/xs_wire.ts';
 import type { Connection, ConnectionOwner } from './connection.ts';
 import type { Quotas } from './quota.ts';
@@ -29,7 +30,7 @@ export interface XenstoredPlatform {
   /** Map `domid`'s store page and bind to its store port `port`; null if either fails. */
   attach(domid: number, gfn: number, port: number, onEvent: () => void): DomainLink | null;
   /** Dom0's HYPERVISOR_xentrace, for a trace point per request taken (TRC_GUEST_XENSTORED_REQUEST); absent in tests. */
-  xentrace?(event: number, d0: number, d1: number, d2: number, d3: number): void;
+  readonly tracer?: RingTracer;
 }
 
 /** The daemon, as its handlers see it (it owns every connection: ./connection.ts ConnectionOwner). */

@@ -14,7 +14,7 @@ import type { XenstoredPlatform } from './core.ts';
 
 export function kernelPlatform(k: Kernel): XenstoredPlatform {
   return {
-    xentrace: (event, d0, d1, d2, d3) => k.hypercall.xentrace(event, d0, d1, d2, d3),
+    tracer: k.hypercall,
     attach(domid, _gfn, port, onEvent) {
       const page = mapForeignPage(k, domid, GNTTAB_RESERVED_XENSTORE);
       if (page === null) return null;

@@ -154,8 +154,7 @@ export class Xenstored implements ConnectionOwner, XenstoredCore {
       if (!conn.canRead()) conn.flush();
       if (!conn.canRead() || conn.receive() !== 'message') break;
       this.stats.requests++;
-      const h = conn.reader.header;
-      this.platform.xentrace?.(TRC_GUEST_XENSTORED_REQUEST, conn.kind === 'domain' ? conn.id : 0x7fff, h.type, h.req_id, 0);
+      this.platform.tracer?.xentrace(TRC_GUEST_XENSTORED_REQUEST, conn.kind === 'domain' ? conn.id : 0x7fff, conn.reader.header.type, conn.reader.header.req_id, 0);
       processMessage(this, conn);
       conn.reader.reset();
     }

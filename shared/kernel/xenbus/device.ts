@@ -96,8 +96,8 @@ export class XenbusDevice {
   stateWritten(state: XenbusStateValue): void {
     this.state = state;
     this.history.push(state);
-    this.xs.tracer?.xentrace(TRC_GUEST_XENBUS_STATE, this.otherendId, Number(this.nodename.slice(this.nodename.lastIndexOf('/') + 1)) | 0, state,
-      this.role === 'backend' ? 1 : 0);
+    const devid = Number(this.nodename.slice(this.nodename.lastIndexOf('/') + 1)) | 0;
+    this.xs.tracer?.xentrace(TRC_GUEST_XENBUS_STATE, this.otherendId, devid, state, this.role === 'backend' ? 1 : 0);
   }
 
   /**
