@@ -58,6 +58,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const socketPath = mod.socket ?? xenstoredSocketPath(mod.runDir);
   await xenstored.listen(socketPath);
   const xs = new XenbusClient(xenstored.connectLocal());
+  xs.tracer = k.hypercall; // its requests in xentrace too (TRC_GUEST_XS_*), as a DomU's
   const consoled = new Xenconsoled(k);
   const toolstack = new Toolstack(k.hypercall, xs, consoled, mod.runDir, (l) => k.log(l));
   await toolstack.initDom0();

@@ -42,11 +42,14 @@
  * turn before every xenstore reply could be taken, to the vifs reconnecting last, after the
  * control watches, vCPU hot-plug, the balloon and the disks, one round trip per request (48 in
  * sequence), and to an ARP round trip before the first answer. So, in resume mode: the first
- * request (XS_RESET_WATCHES) goes out before the workload is thawed; the vifs reconnect first and
+ * request (XS_RESET_WATCHES) and the vifs' first ones (not waiting for its reply: xenstored
+ * answers in order) go out before the workload is thawed; the vifs reconnect first and
  * serve= starts as soon as they are up, while the rest of the boot path runs beside them (their
  * requests interleave on the ring; Linux's frontends also reconnect side by side, each driven by
- * its own watch); requests that do not depend on each other go together (about 12 sequential
- * round trips now: shared/kernel/xenbus/device.ts, "Round trips"); the neighbour table comes back
+ * its own watch); requests that do not depend on each other go together, and netfront writes its
+ * keys and Connected in one transaction (6-7 sequential round trips from the first step to the vif
+ * Connected, from 14-15: shared/kernel/xenbus/frontend.ts; tools/trace/resume-timeline.ts
+ * times each step from the unpause to the peer's first answer); the neighbour table comes back
  * from guest memory (./resume.ts); and a workload yields whenever an event is pending
  * (Kernel.eventPending, as wake-up preemption lets a Linux kernel thread in at once).
  *
@@ -116,14 +119,6 @@ export async function main(env: KernelEnv): Promise<void> {
   // finds the store connection its predecessor used, its watches still set: drop them first, as
   // Linux's xs_reset_watches does for a kexec'd kernel. On a new host the connection is new anyway.
   const reset = resumed ? xs.request(XS_RESET_WATCHES, ['']) : null;
-  // Linux thaws user space once the devices' resume callbacks have run (do_suspend: xs_resume,
-  // dpm_resume_end, then thaw_processes), while its frontends' handshakes go on behind it: a
-  // workload whose state is in guest memory carries on now, with the first xenstore request
-  // already on its way, before the devices are back. It gives way whenever an event is pending
-  // (Kernel.eventPending), so the reconnection below is not held up by its turns.
-  let memTouch: MemTouch | null = resumed?.words[R.WORKLOAD] === WORKLOAD_MEM_TOUCH && args.get('workload') === 'mem-touch'
-    ? startMemTouch(k, args, resumed, (line) => k.log(line)) : null;
-  await reset;
   // Resume: the network first. A peer waits for the guest's answers from the moment it was paused,
   // and what it needs is netfront Connected to this host's netback (whose hotplug step has put the
   // vif on the bridge) and the gratuitous ARP; so the vifs reconnect, and a server beside the
@@ -136,6 +131,14 @@ export async function main(env: KernelEnv): Promise<void> {
     : findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed.neighbours())
       .then((net) => { serveBeside(net.stack, args, (line) => k.log(line)); return net; });
   netReady?.catch(() => undefined); // its failure is thrown where it is awaited, below, not as an unhandled rejection meanwhile
+  // Linux thaws user space once the devices' resume callbacks have run (do_suspend: xs_resume,
+  // dpm_resume_end, then thaw_processes), while its frontends' handshakes go on behind it: a
+  // workload whose state is in guest memory carries on now, the vifs' first xenstore requests
+  // already on their way (as xenbus_dev_resume has run), before the devices are back. It gives way whenever an event is pending
+  // (Kernel.eventPending), so the reconnection below is not held up by its turns.
+  let memTouch: MemTouch | null = resumed?.words[R.WORKLOAD] === WORKLOAD_MEM_TOUCH && args.get('workload') === 'mem-touch'
+    ? startMemTouch(k, args, resumed, (line) => k.log(line)) : null;
+  await reset; // the vifs' first requests went out behind it: xenstored answers them in order, after the reset
   const name = await xs.read('name');
   k.log(`ringvisor DomU kernel: ${name}, ${type.toUpperCase()} guest, ${(k.si.nr_pages * PAGE_SIZE) >> 20} MiB, ` +
     `${k.nr_vcpus} vCPU(s)`);

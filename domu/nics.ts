@@ -65,6 +65,10 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
       },
       onProbe: (fe) => {
         const nic = fronts.get(fe.dev.nodename)!;
+        // The address, read while netfront's handshake goes on (not after it: a round trip the
+        // gratuitous ARP would wait for).
+        const ipRead = xs.tryRead(`${fe.dev.otherend}/${XS_NET.ip}`);
+        ipRead.catch(() => undefined); // awaited once connected
         nic.shutdownHook = () => fe.shutdown();
         closers.push(async () => {
           await nic.closeDevice();
@@ -75,7 +79,7 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
           if ((await listed).has(fe.dev.nodename) && --waiting === 0) resolve();
         });
         void nic.connected.then(async () => {
-          const ip = parseIPv4((await xs.tryRead(`${fe.dev.otherend}/${XS_NET.ip}`)) ?? '') ?? 0;
+          const ip = parseIPv4((await ipRead) ?? '') ?? 0;
           const atBoot = await listed;
           ips.set(nic, ip);
           log(`netfront: ${nic.name} connected: mac ${formatMac(nic.mac)}, ip ${ip ? formatIPv4(ip) : 'none'}, mtu ${nic.mtu}, ` +
@@ -131,5 +135,6 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
 /** A stack that re-sends unanswered ARP requests on the guest's own timer. */
 function withTimer(stack: NetStack, k: Kernel): NetStack {
   stack.sleep = (ms) => k.timers.sleep(ms);
+  stack.tracer = k.hypercall;
   return stack;
 }

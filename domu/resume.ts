@@ -31,6 +31,7 @@
  */
 import type { Kernel } from '../shared/kernel/kernel.ts';
 import { PAGE_SIZE } from '../shared/public/xen.ts';
+import { TRC_GUEST_RESUME_BOOT, TRC_GUEST_RESUME_RECORD } from '../shared/public/trace.ts';
 
 export const RESUME_MAGIC = 0x52565253; // "RVRS"
 export const RESUME_VERSION = 1;
@@ -114,10 +115,12 @@ export class ResumeRecord {
  */
 export function resumeRecordAtBoot(k: Kernel, resume_gfn: number): ResumeRecord | null {
   if (resume_gfn < 0) return null;
+  k.hypercall.xentrace(TRC_GUEST_RESUME_BOOT, resume_gfn, 0, 0, 0);
   const rec = new ResumeRecord(k, resume_gfn).load();
   if (!rec.valid) throw new Error(`resume: no resume record at gfn ${resume_gfn} (magic 0x${(rec.words[R.MAGIC] >>> 0).toString(16)})`);
   const top = k.pages.allocTop(rec.words[R.RESERVED]);
   if (top[0] !== resume_gfn) throw new Error(`resume: the record is at gfn ${resume_gfn}, but the top of RAM is ${top[0]}`);
+  k.hypercall.xentrace(TRC_GUEST_RESUME_RECORD, resume_gfn, 0, 0, 0);
   return rec;
 }
 

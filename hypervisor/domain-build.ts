@@ -143,22 +143,49 @@ export function build_domain(hv: HypervisorState, domid: number, memoryKiB: numb
  * its frames are scrubbed and freed (or orphaned if a peer still maps them), and its Xen-heap
  * pages are scrubbed. If a peer still holds one of its grants the slot stays DYING, a zombie,
  * until that peer unmaps, exactly as Xen domains linger when a backend holds their pages.
+ *
+ * In one go, here (a test's world, a half-built domain). The toolstack's destroy takes it in
+ * pieces (domain_kill_begin, relinquish_memory until it is done, domain_kill_finish), as Xen's
+ * XEN_DOMCTL_destroydomain does: relinquish_memory stops with -ERESTART when
+ * hypercall_preempt_check says other work waits, and the domctl is continued; freeing a guest's
+ * RAM is tens of ms here (every frame scrubbed), and the control thread it runs on also runs
+ * the host's network card (hypervisor/host.ts destroy).
  */
 export function domain_kill(hv: HypervisorState, domid: number): void {
-  const base = domid * D.WORDS;
-  Atomics.store(hv.domains, base + D.STATE, DOMSTATE_DYING);
+  domain_kill_begin(hv, domid);
+  relinquish_memory(hv, domid, 0, Infinity);
+  domain_kill_finish(hv, domid);
+}
+
+/** domain_kill, up to the memory: dying; ports, grant mappings, grants, ioreq servers and foreign mappings go. */
+export function domain_kill_begin(hv: HypervisorState, domid: number): void {
+  Atomics.store(hv.domains, domid * D.WORDS + D.STATE, DOMSTATE_DYING);
   evtchn_destroy(hv, domid);
   gnttab_release_mappings(hv, domid);
   gnttab_fence(hv, domid);
   // ioreq servers, interrupt lines and foreign mappings, before the frames go (see ioreq.ts).
   hvm_domain_kill(hv, domid);
+}
+
+/**
+ * relinquish_memory: free the frames of gfns `from` onwards, for at most `budgetMs`; returns the
+ * gfn to continue from (Xen's -ERESTART), or -1 once the whole P2M is empty.
+ */
+export function relinquish_memory(hv: HypervisorState, domid: number, from: number, budgetMs: number): number {
   const p2m = domid * MAX_GUEST_PAGES;
+  const until = budgetMs === Infinity ? Infinity : performance.now() + budgetMs;
   // The window is 4 GiB of gfns, mostly empty: skip empty stretches with one memcmp each (the
   // kernel never even commits their pages), and look entry by entry only where something is.
-  for (let chunk = 0; chunk < MAX_GUEST_PAGES; chunk += P2M_SCAN_CHUNK) {
-    const words = new Uint8Array(hv.p2m.buffer, (p2m + chunk) * 4, P2M_SCAN_CHUNK * 4);
-    if (Buffer.compare(words, P2M_ZEROS) === 0) continue;
-    for (let gfn = chunk; gfn < chunk + P2M_SCAN_CHUNK; gfn++) {
+  for (let chunk = from - (from % RELINQUISH_SLICE); chunk < MAX_GUEST_PAGES; chunk += RELINQUISH_SLICE) {
+    if (chunk > from && performance.now() > until) return chunk; // hypercall_preempt_check
+    if (chunk % P2M_SCAN_CHUNK === 0) {
+      const words = new Uint8Array(hv.p2m.buffer, (p2m + chunk) * 4, P2M_SCAN_CHUNK * 4);
+      if (Buffer.compare(words, P2M_ZEROS) === 0) {
+        chunk += P2M_SCAN_CHUNK - RELINQUISH_SLICE;
+        continue;
+      }
+    }
+    for (let gfn = Math.max(chunk, from); gfn < chunk + RELINQUISH_SLICE; gfn++) {
       // Look until the entry is empty: a PoD fault racing this scan (a device model's access) may
       // fill it after we looked (mm/pod.ts takes its frame back out itself once it sees DYING).
       for (let e = Atomics.load(hv.p2m, p2m + gfn); e !== 0; e = Atomics.load(hv.p2m, p2m + gfn)) {
@@ -169,6 +196,12 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
       }
     }
   }
+  return -1;
+}
+
+/** domain_kill, after the memory: the P2M's views taken back, paging, log-dirty and the Xen-heap pages; FREE unless a peer still maps a grant. */
+export function domain_kill_finish(hv: HypervisorState, domid: number): void {
+  const base = domid * D.WORDS;
   // Every P2M change ends with a take-back (guest-memory.ts). Its threads have stopped, so none
   // of its views is in use while the frames go; any that outlives them faults from now on.
   p2m_take_back(hv, domid);
@@ -183,6 +216,8 @@ export function domain_kill(hv: HypervisorState, domid: number): void {
   }
 }
 
+/* relinquish_memory's unit between preemption checks: 256 gfns (1 MiB of RAM to scrub at most). */
+const RELINQUISH_SLICE = 256;
 /* domain_kill's P2M scan: entries per memcmp against zeros (16 KiB of table). */
 const P2M_SCAN_CHUNK = 4096;
 const P2M_ZEROS = new Uint8Array(P2M_SCAN_CHUNK * 4);

@@ -35,7 +35,7 @@ import { do_domctl, type DomainRecords } from './domctl.ts';
 import { domainCounters, getdomaininfo } from './domain-info.ts';
 import { defaultDom0VcpusPin, defaultPcpus, type HostOptions } from './host-options.ts';
 import { hostUsage, type HostUsage } from './host-usage.ts';
-import { build_domain, domain_abort, domain_create, domain_kill } from './domain-build.ts';
+import { build_domain, domain_abort, domain_create, domain_kill_begin, domain_kill_finish, relinquish_memory } from './domain-build.ts';
 import { domain_resume_prepare } from './domain-resume.ts';
 import { send_global_virq, vcpu_kick } from './event-channel.ts';
 import { freeFrames, initAllocator } from './page-alloc.ts';
@@ -300,7 +300,11 @@ export class Host extends EventEmitter {
     if (!entry) return Promise.reject(new DomctlError(XEN_ESRCH, `no domain ${domid}`));
     entry.destroying ??= (async () => {
       await this.stopVcpus(entry);
-      domain_kill(this.hv, domid);
+      // XEN_DOMCTL_destroydomain, continued until done (./domain-build.ts domain_kill): this
+      // thread's other work (the network card, the other domains' domctls) runs between pieces.
+      domain_kill_begin(this.hv, domid);
+      for (let gfn = 0; (gfn = relinquish_memory(this.hv, domid, gfn, 1)) >= 0;) await new Promise(setImmediate);
+      domain_kill_finish(this.hv, domid);
       // Xen reassigns a dead domain's devices to the hardware domain (its DMA was confined to
       // frames that are now freed, and it has no owner left to program it).
       for (const dev of pci_reassign_to_dom0(this.hv, domid)) this.log(`(XEN) d${domid} is gone: ${PCI_DEVICES[dev]} reassigned to Dom0`);

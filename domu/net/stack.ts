@@ -30,6 +30,8 @@ import {
   IP_PROTO, IP_SRC, IP_TTL, IP_VHL, UDP_CSUM, UDP_DPORT, UDP_HDR, UDP_LEN, UDP_SPORT, csumFold, csumPartial,
 } from '../../shared/public/net/inet.ts';
 import { CHECKSUM_NONE } from '../../shared/kernel/net-csum.ts';
+import type { RingTracer } from '../../shared/public/io/ring.ts';
+import { TRC_GUEST_NET_GARP, TRC_GUEST_NET_UDP_IN, TRC_GUEST_NET_UDP_OUT } from '../../shared/public/trace.ts';
 import type { NetDevice } from './netdev.ts';
 import { ArpCache } from './arp.ts';
 
@@ -83,6 +85,8 @@ export class NetStack {
    * reply within ARP_RETRY_MS is sent again, as Linux re-solicits (net/ipv4/arp.c, arp_solicit).
    */
   sleep: ((ms: number) => Promise<void>) | null = null;
+  /** The kernel's HYPERVISOR_xentrace (gratuitous ARPs, UDP in and out: TRC_GUEST_NET_*), or null. */
+  tracer: RingTracer | null = null;
 
   async resolve(ip: number): Promise<Uint8Array> {
     const cached = this.arp.lookup(ip);
@@ -108,6 +112,7 @@ export class NetStack {
     if (this.ip === 0) return; // no address yet: nothing to announce (as Linux, before `ip addr add`)
     this.arp.stats.gratuitous_sent++;
     this.sendArp(ARP_REQUEST, ETH_BROADCAST, this.ip);
+    this.tracer?.xentrace(TRC_GUEST_NET_GARP, this.ip, 0, 0, 0);
   }
 
   private sendArp(oper: number, dstMac: Uint8Array, targetIp: number, targetMac: Uint8Array = ETH_BROADCAST): void {
@@ -191,6 +196,7 @@ export class NetStack {
       return false;
     }
     this.stats.udp_out++;
+    this.tracer?.xentrace(TRC_GUEST_NET_UDP_OUT, dst, sport, dport, payload.length);
     return true;
   }
 
@@ -288,6 +294,7 @@ export class NetStack {
       if (csumFold(sum) !== 0) return void this.stats.udp_csum_errors++;
     }
     const h = this.sockets.get(get16(f, u + UDP_DPORT));
+    this.tracer?.xentrace(TRC_GUEST_NET_UDP_IN, src, get16(f, u + UDP_SPORT), get16(f, u + UDP_DPORT), udpLen - UDP_HDR);
     if (h === undefined) return void this.stats.udp_no_port++;
     h(f.subarray(u + UDP_HDR, u + udpLen), src, get16(f, u + UDP_SPORT));
   }

@@ -4,8 +4,9 @@
  * Xen/Linux: drivers/net/xen-netfront.c (netfront_probe, talk_to_netback, setup_netfront_split /
  * setup_netfront_single, xennet_create_queues, xennet_connect, xennet_start_xmit, netback_changed).
  * The wire is shared/public/io/netif.ts, the handshake shared/kernel/xenbus/frontend.ts with
- * `connectOnInitWait`: on the backend's InitWait, netfront builds its queues, writes its keys in
- * one transaction and goes straight to Connected (netback connects when it sees that).
+ * `connectOnInitWait`: on the backend's InitWait, netfront builds its queues and writes its keys
+ * and state = Connected in one transaction, as mini-os netfront does (Linux: the keys in one
+ * transaction, talk_to_netback, then xenbus_switch_state); netback connects when it sees that.
  *
  * What it reads from the backend: feature-rx-copy (required: "backend does not support copying
  * receive path" otherwise, as Linux), feature-sg, feature-split-event-channels,
@@ -16,9 +17,11 @@
  * checksum offload is turned off (Linux writes nothing: offload is on). Its MAC and MTU come from its own
  * frontend directory (`mac`, `mtu`), where the toolstack put them.
  *
- * Its xenstore requests go out together wherever one does not depend on another's answer (the
- * backend's features, the keys it writes, its MAC and MTU): a round trip costs two vCPU wake-ups
- * here (shared/kernel/xenbus/device.ts, "Round trips"), and a resumed guest's peer waits for each.
+ * Its xenstore requests go out together wherever one does not depend on another's answer, and
+ * ahead of need: its MAC and MTU beside probe's reads (probing), the backend's offer beside the
+ * watch on the backend's state (otherendKnown), the keys it writes with the state. A round trip
+ * costs two vCPU wake-ups here (shared/kernel/xenbus/device.ts, "Round trips"), and a resumed
+ * guest's peer waits for each.
  *
  * Frames: the stack hands over an Ethernet frame as fragments, the first holding at least the
  * Ethernet header (netback drops a first slot under 14 bytes; XSA-423 wants headers up front).
@@ -29,6 +32,7 @@
  */
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
+import { XenbusState, type XenbusStateValue } from '../../shared/public/io/xenbus.ts';
 import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
 import type { XenbusClient } from '../../shared/kernel/xenbus/client.ts';
 import { ETH_HLEN, XEN_NETIF_MAX_TX_SIZE, XEN_NETIF_NR_SLOTS_MIN, XS_NET, parseMac } from '../../shared/public/io/netif.ts';
@@ -87,26 +91,62 @@ export class Netfront implements NetDevice, FrontendDriver {
   /** Resolves (with the reason) if the device could not be set up: boot does not wait for it then. */
   readonly failed = new Promise<string>((r) => { this.fail = r; });
 
+  /* Reads sent ahead (FrontendDriver.probing / otherendKnown): our MAC and MTU, the backend's offer. */
+  private own: Promise<[string | null, number]> | null = null;
+  /** The backend's offer read ahead: null if the backend had not reached InitWait when it was read (then read again at publish). */
+  private offer: { otherend: string; read: Promise<[number, string | null, number, number] | null> } | null = null;
+  /** The backend offered multi-queue-max-queues (so we write multi-queue-num-queues). */
+  private multiQueueOffered = false;
+
+  probing(dev: XenbusDevice): void {
+    this.own = this.readOwn(dev);
+    this.own.catch(() => undefined); // awaited at publish
+  }
+
+  otherendKnown(dev: XenbusDevice, state: Promise<XenbusStateValue>): void {
+    const offer = this.readOffer(dev);
+    offer.catch(() => undefined); // awaited below
+    // Read after that state: valid if the backend was in InitWait (or later) by then.
+    const read = state.then((s) => (s >= XenbusState.InitWait ? offer : null), () => null);
+    this.offer = { otherend: dev.otherend, read };
+  }
+
+  private readOwn(dev: XenbusDevice): Promise<[string | null, number]> {
+    return Promise.all([dev.xs.tryRead(`${dev.nodename}/${XS_NET.mac}`), readUint(dev.xs, `${dev.nodename}/${XS_NET.mtu}`, 1500)]);
+  }
+
+  /** What the backend offers, asked all at once (one round trip: see the header). */
+  private readOffer(dev: XenbusDevice): Promise<[number, string | null, number, number]> {
+    const xs = dev.xs;
+    const be = dev.otherend;
+    return Promise.all([
+      readUint(xs, `${be}/${XS_NET.feature_rx_copy}`, 0), xs.tryRead(`${be}/${XS_NET.multi_queue_max_queues}`),
+      readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0), readUint(xs, `${be}/${XS_NET.feature_sg}`, 0),
+    ]);
+  }
+
   async publish(dev: XenbusDevice, t: number): Promise<void> {
+    await (await this.publishWrites(dev, t)).writes;
+  }
+
+  async publishWrites(dev: XenbusDevice, t: number): Promise<{ writes: Promise<void> }> {
     try {
-      await this.publishInner(dev, t);
+      return await this.publishInner(dev, t);
     } catch (e) {
       this.fail(e instanceof Error ? e.message : String(e));
       throw e;
     }
   }
 
-  private async publishInner(dev: XenbusDevice, t: number): Promise<void> {
+  private async publishInner(dev: XenbusDevice, t: number): Promise<{ writes: Promise<void> }> {
     const xs = dev.xs;
-    const be = dev.otherend;
     if (this.queues.length === 0) {
       this.name = `eth${dev.nodename.split('/').pop()}`;
-      // What the backend offers, asked all at once (one round trip: see the header).
-      const [rxCopy, maxQueues, split, sg] = await Promise.all([
-        readUint(xs, `${be}/${XS_NET.feature_rx_copy}`, 0), xs.tryRead(`${be}/${XS_NET.multi_queue_max_queues}`),
-        readUint(xs, `${be}/${XS_NET.feature_split_event_channels}`, 0), readUint(xs, `${be}/${XS_NET.feature_sg}`, 0),
-      ]);
+      const ahead = this.offer?.otherend === dev.otherend ? await this.offer.read : null;
+      this.offer = null;
+      const [rxCopy, maxQueues, split, sg] = ahead ?? await this.readOffer(dev);
       if (rxCopy !== 1) throw new Error(`${this.name}: backend does not support copying receive path`);
+      this.multiQueueOffered = maxQueues !== null;
       this.negotiated.queues = maxQueues === null ? 1 : Math.max(1, Math.min(this.opts.maxQueues, Number(maxQueues) || 1));
       this.negotiated.split = this.opts.split && split === 1;
       this.negotiated.sg = this.opts.sg && sg === 1;
@@ -138,28 +178,28 @@ export class Netfront implements NetDevice, FrontendDriver {
         put(`${qdir}/${XS_NET.event_channel}`, String(q.txPort));
       }
     };
-    if ((await xs.tryRead(`${dev.otherend}/${XS_NET.multi_queue_max_queues}`, t)) !== null) {
-      put(`${dir}/${XS_NET.multi_queue_num_queues}`, String(this.queues.length));
-    }
-    if (this.queues.length === 1) writeQueue(dir, this.queues[0]);
-    else for (let q = 0; q < this.queues.length; q++) writeQueue(`${dir}/queue-${q}`, this.queues[q]);
-    put(`${dir}/${XS_NET.request_rx_copy}`, '1');
-    put(`${dir}/${XS_NET.feature_rx_notify}`, '1');
-    put(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0');
-    if (!this.opts.csumOffload) put(`${dir}/${XS_NET.feature_no_csum_offload}`, '1');
-    await Promise.all(writes);
-  }
-
-  /** xennet_connect: what the toolstack told us about ourselves. */
-  async connect(dev: XenbusDevice): Promise<void> {
-    const xs = dev.xs;
-    const [macText, mtu] = await Promise.all([xs.tryRead(`${dev.nodename}/${XS_NET.mac}`), readUint(xs, `${dev.nodename}/${XS_NET.mtu}`, 1500)]);
+    // xennet_connect's MAC and MTU, checked before anything is written (a frontend that will not
+    // work does not say Connected), then every write at once.
+    const [macText, mtu] = await (this.own ?? this.readOwn(dev));
+    this.own = null;
     const mac = parseMac(macText ?? '');
     if (mac === null) throw new Error(`${this.name}: no valid mac in ${dev.nodename}`);
     this.mac = mac;
     this.mtu = Math.min(XEN_NETIF_MAX_TX_SIZE - ETH_HLEN, Math.max(68, mtu));
     if (!this.negotiated.sg) this.mtu = Math.min(this.mtu, PAGE_SIZE - ETH_HLEN);
     this.maxFrags = this.negotiated.sg ? XEN_NETIF_NR_SLOTS_MIN - 1 : 8;
+    if (this.multiQueueOffered) put(`${dir}/${XS_NET.multi_queue_num_queues}`, String(this.queues.length));
+    if (this.queues.length === 1) writeQueue(dir, this.queues[0]);
+    else for (let q = 0; q < this.queues.length; q++) writeQueue(`${dir}/queue-${q}`, this.queues[q]);
+    put(`${dir}/${XS_NET.request_rx_copy}`, '1');
+    put(`${dir}/${XS_NET.feature_rx_notify}`, '1');
+    put(`${dir}/${XS_NET.feature_sg}`, this.negotiated.sg ? '1' : '0');
+    if (!this.opts.csumOffload) put(`${dir}/${XS_NET.feature_no_csum_offload}`, '1');
+    return { writes: Promise.all(writes).then(() => undefined) };
+  }
+
+  /** xennet_connect: the keys are written (and, here, Connected with them); the device is usable. */
+  async connect(_dev: XenbusDevice): Promise<void> {
     this.ready();
   }
 

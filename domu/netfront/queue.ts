@@ -34,6 +34,7 @@ import {
 import { FrontRing } from '../../shared/public/io/ring.ts';
 import { CHECKSUM_NONE, CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, partialCsumStart } from '../../shared/kernel/net-csum.ts';
 import { PAGE_SIZE } from '../../shared/public/xen.ts';
+import { TRC_GUEST_NETFRONT_RX_POSTED } from '../../shared/public/trace.ts';
 
 export interface QueueHooks {
   /** A frame arrived (valid only during the call), with its checksum state (shared/kernel/net-csum.ts). */
@@ -116,6 +117,7 @@ export class NetfrontQueue implements IdlePoller {
     // xennet_alloc_rx_buffers: post every buffer; the backend fills them in ring order.
     for (let i = 0; i < buffers; i++) this.postRx();
     this.rx.pushRequests();
+    k.hypercall.xentrace(TRC_GUEST_NETFRONT_RX_POSTED, this.rxRef, buffers, 0, 0);
     k.events.addPoller(this);
   }
 

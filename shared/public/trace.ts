@@ -82,6 +82,24 @@ export const TRC_GUEST_DISK_IO = 0x3000 | 2;           // d0 = frontend dom, d1 
 export const TRC_GUEST_IDE_COMMAND = 0x4000 | 1;       // d0 = ATA command, d1 = lba, d2 = sectors
 export const TRC_GUEST_IDE_DONE = 0x4000 | 2;          // d0 = status
 export const TRC_GUEST_DM_IOREQ = 0x5000 | 1;          // d0 = guest dom, d1 = addr, d2 = dir
+/*
+ * A resume and its reconnection (the path from a migrated guest's unpause to its first answer,
+ * README "Save, restore and live migration"; tools/trace/resume-timeline.ts reads them): xenbus
+ * and the guest's xenstore requests, then the network.
+ */
+export const TRC_GUEST_RESUME_BOOT = 0x6000 | 1;       // d0 = resume gfn: the kernel's first step in resume mode
+export const TRC_GUEST_RESUME_RECORD = 0x6000 | 2;     // d0 = resume gfn: the record read, its pages taken back
+export const TRC_GUEST_XS_REQUEST = 0x6000 | 3;        // d0 = XS_* type, d1 = req_id, d2 = 1 if it began a round trip (none in flight)
+export const TRC_GUEST_XS_REPLY = 0x6000 | 4;          // d0 = XS_* type (XS_ERROR for an error), d1 = req_id
+export const TRC_GUEST_XS_WATCH_EVENT = 0x6000 | 5;    // a watch event arrived
+export const TRC_GUEST_XENBUS_STATE = 0x6000 | 6;      // d0 = other end's domain, d1 = device id, d2 = state written, d3 = 1 backend
+export const TRC_GUEST_XENSTORED_REQUEST = 0x6000 | 7; // xenstored took a request: d0 = domain (or 0x7fff: a socket or Dom0), d1 = XS_* type, d2 = req_id
+export const TRC_GUEST_NETBACK_CONNECT = 0x7000 | 1;   // B/E: d0 = frontend domain, d1 = device id (netback's connect)
+export const TRC_GUEST_NETBACK_BRIDGED = 0x7000 | 2;   // d0 = frontend domain, d1 = device id: the hotplug step put the vif on its bridge
+export const TRC_GUEST_NETFRONT_RX_POSTED = 0x7000 | 3; // d0 = queue, d1 = rx buffers posted in all
+export const TRC_GUEST_NET_GARP = 0x7000 | 4;          // d0 = the IPv4 address announced (gratuitous ARP sent)
+export const TRC_GUEST_NET_UDP_IN = 0x7000 | 5;        // d0 = source IPv4, d1 = source port, d2 = destination port, d3 = length
+export const TRC_GUEST_NET_UDP_OUT = 0x7000 | 6;       // d0 = destination IPv4, d1 = source port, d2 = destination port, d3 = length
 
 /* The trace buffer: a header, one t_buf per vCPU slot, then the slots' records. */
 export const TB_MASK = 0;        // enabled classes (tb_event_mask); 0 = off

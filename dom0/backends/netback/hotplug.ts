@@ -52,11 +52,20 @@ export function vifBridgeOffline(vif: XenVif): void {
 export async function waitForHotplug(xs: XenbusClient, dir: string): Promise<string | null> {
   let settle!: (why: string | null) => void;
   const done = new Promise<string | null>((r) => { settle = r; });
-  const w = await xs.watch(`${dir}/${XS_NET.hotplug_status}`, async () => {
-    const s = await xs.tryRead(`${dir}/${XS_NET.hotplug_status}`);
+  const status = () => xs.tryRead(`${dir}/${XS_NET.hotplug_status}`);
+  // The watch fires once when set; that first callback takes the status read sent right behind the
+  // WATCH (xenstored answers in order: one round trip for both, as xenbus_watch_otherend's here).
+  let first: Promise<string | null> | null = null;
+  const set = xs.watch(`${dir}/${XS_NET.hotplug_status}`, async () => {
+    const read = first ?? status();
+    first = null;
+    const s = await read;
     if (s === HOTPLUG_STATUS_CONNECTED) settle(null);
     else if (s === HOTPLUG_STATUS_ERROR) settle((await xs.tryRead(`${dir}/${XS_NET.hotplug_error}`)) ?? 'hotplug script failed');
   });
+  first = status();
+  first.catch(() => undefined); // thrown in the callback that awaits it
+  const w = await set;
   try {
     return await done;
   } finally {

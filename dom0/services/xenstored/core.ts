@@ -8,6 +8,7 @@
  * (class Xenstored), so that the handlers depend on this shape and ./server.ts can import them
  * without an import circle.
  */
+import type { RingTracer } from '../../../shared/public/io/ring.ts';
 import type { XsPermission } from '../../../shared/public/io/xs_wire.ts';
 import type { Connection, ConnectionOwner } from './connection.ts';
 import type { Quotas } from './quota.ts';
@@ -28,6 +29,8 @@ export interface DomainLink {
 export interface XenstoredPlatform {
   /** Map `domid`'s store page and bind to its store port `port`; null if either fails. */
   attach(domid: number, gfn: number, port: number, onEvent: () => void): DomainLink | null;
+  /** Dom0's HYPERVISOR_xentrace, for a trace point per request taken (TRC_GUEST_XENSTORED_REQUEST); absent in tests. */
+  readonly tracer?: RingTracer;
 }
 
 /** The daemon, as its handlers see it (it owns every connection: ./connection.ts ConnectionOwner). */

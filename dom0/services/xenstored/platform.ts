@@ -14,6 +14,7 @@ import type { XenstoredPlatform } from './core.ts';
 
 export function kernelPlatform(k: Kernel): XenstoredPlatform {
   return {
+    tracer: k.hypercall,
     attach(domid, _gfn, port, onEvent) {
       const page = mapForeignPage(k, domid, GNTTAB_RESERVED_XENSTORE);
       if (page === null) return null;

@@ -21,6 +21,7 @@
  */
 import type { Server } from 'node:net';
 import { XS_PERM_NONE, type XsPermission } from '../../../shared/public/io/xs_wire.ts';
+import { TRC_GUEST_XENSTORED_REQUEST } from '../../../shared/public/trace.ts';
 import type { Connection, ConnectionOwner } from './connection.ts';
 import type { XenstoredCore, XenstoredPlatform } from './core.ts';
 import { processMessage } from './dispatch.ts';
@@ -153,6 +154,7 @@ export class Xenstored implements ConnectionOwner, XenstoredCore {
       if (!conn.canRead()) conn.flush();
       if (!conn.canRead() || conn.receive() !== 'message') break;
       this.stats.requests++;
+      this.platform.tracer?.xentrace(TRC_GUEST_XENSTORED_REQUEST, conn.kind === 'domain' ? conn.id : 0x7fff, conn.reader.header.type, conn.reader.header.req_id, 0);
       processMessage(this, conn);
       conn.reader.reset();
     }

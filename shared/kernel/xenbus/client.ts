@@ -23,6 +23,8 @@ import {
   type XsPermission,
 } from '../../public/io/xs_wire.ts';
 import { decodeString, encodeMessage, encodeString, splitStrings, type XsPayloadPart } from './xs-message.ts';
+import type { RingTracer } from '../../public/io/ring.ts';
+import { TRC_GUEST_XS_REPLY, TRC_GUEST_XS_REQUEST, TRC_GUEST_XS_WATCH_EVENT } from '../../public/trace.ts';
 
 /** How bytes reach xenstored. The client sets the two callbacks. */
 export interface XsTransport {
@@ -76,6 +78,11 @@ export class XenbusClient {
    * that does not depend on the machine's load (requests sent together count once).
    */
   readonly stats = { requests: 0, errors: 0, watchEvents: 0, rounds: 0 };
+  /**
+   * Trace points (xentrace: each request, reply and watch event, so a resume's round trips can be
+   * timed one by one: tools/trace/resume-timeline.ts); set by a kernel's xenbus_init, null for tools.
+   */
+  tracer: RingTracer | null = null;
   /** Where a failing watch callback is reported (default: thrown away with one console line, no stack). */
   onWatchError: (e: unknown, path: string) => void = (e, path) => console.error(`xenbus watch ${path}: ${e instanceof Error ? e.message : String(e)}`);
 
@@ -93,6 +100,7 @@ export class XenbusClient {
     this.nextReqId = (this.nextReqId + 1) >>> 0 || 1;
     this.stats.requests++;
     if (this.pending.size === 0) this.stats.rounds++;
+    this.tracer?.xentrace(TRC_GUEST_XS_REQUEST, type, req_id, this.pending.size === 0 ? 1 : 0, 0);
     return new Promise((resolve, reject) => {
       this.pending.set(req_id, { type, what, resolve, reject });
       this.transport.send(encodeMessage(type, req_id, t, parts));
@@ -100,6 +108,7 @@ export class XenbusClient {
   }
 
   private receive(type: number, req_id: number, payload: Uint8Array): void {
+    this.tracer?.xentrace(type === XS_WATCH_EVENT ? TRC_GUEST_XS_WATCH_EVENT : TRC_GUEST_XS_REPLY, type, req_id, 0, 0);
     if (type === XS_WATCH_EVENT) return this.watchEvent(payload);
     const p = this.pending.get(req_id);
     if (p === undefined) return; // a reply to nobody: ignore it, as xs.c would drop the connection's sync

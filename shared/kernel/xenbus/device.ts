@@ -19,13 +19,16 @@
  * depend on each other are therefore sent together (xs_wire's req_id lets several be in flight;
  * xenstored answers them in order): the two keys naming the other end, and a state write with the
  * commit of its transaction (if the write fails, the commit commits nothing and the write's error
- * is thrown). Linux issues them one after the other, where a round trip costs microseconds.
+ * is thrown). A watch and the read its first callback needs go together too (watchOtherend,
+ * watchForDevices): the read, sent right behind the WATCH, sees what the watch found. Linux issues
+ * them one after the other, where a round trip costs microseconds.
  */
 import {
   XS_KEY_BACKEND, XS_KEY_BACKEND_ID, XS_KEY_FRONTEND, XS_KEY_FRONTEND_ID, XS_KEY_STATE, XenbusState,
   xenbusStateName, type XenbusStateValue,
 } from '../../public/io/xenbus.ts';
 import { XsError, type XenbusClient, type XsWatch } from './client.ts';
+import { TRC_GUEST_XENBUS_STATE } from '../../public/trace.ts';
 
 export type XenbusRole = 'frontend' | 'backend';
 
@@ -36,6 +39,11 @@ export class XenbusDevice {
   otherend = '';
   otherendId = -1;
   private watch: XsWatch | null = null;
+  /**
+   * The read of the other end's state sent right behind the WATCH by the latest watchOtherend (set
+   * before that call first awaits): a read sent after it sees nodes at least as new as that state.
+   */
+  firstOtherendState: Promise<XenbusStateValue> | null = null;
   /** Every state we wrote, in order: for tests and for a reader following a handshake. */
   readonly history: XenbusStateValue[] = [];
 
@@ -80,16 +88,36 @@ export class XenbusDevice {
       if ((await this.xs.tryRead(`${this.nodename}/${XS_KEY_STATE}`, t)) === null) return { writes: Promise.resolve(false) };
       return { writes: this.xs.write(`${this.nodename}/${XS_KEY_STATE}`, String(state), t).then(() => true) };
     });
-    if (present) {
-      this.state = state;
-      this.history.push(state);
-    }
+    if (present) this.stateWritten(state);
     return present;
   }
 
-  /** xenbus_watch_otherend: `cb` gets the other end's state now and on every change. */
+  /** Our state is now `state` (written by switchState, or within a transaction of the driver's). */
+  stateWritten(state: XenbusStateValue): void {
+    this.state = state;
+    this.history.push(state);
+    const devid = Number(this.nodename.slice(this.nodename.lastIndexOf('/') + 1)) | 0;
+    this.xs.tracer?.xentrace(TRC_GUEST_XENBUS_STATE, this.otherendId, devid, state, this.role === 'backend' ? 1 : 0);
+  }
+
+  /**
+   * xenbus_watch_otherend: `cb` gets the other end's state now and on every change. A watch fires
+   * once when it is set, and the state that first callback needs is read by a request sent right
+   * behind the WATCH: xenstored answers a connection in order, so that read sees the node as the
+   * watch found it (a later change fires the watch again), and the watch and the first state cost
+   * one round trip, not two (see "Round trips").
+   */
   async watchOtherend(cb: (state: XenbusStateValue) => Promise<void>): Promise<void> {
-    this.watch = await this.xs.watch(`${this.otherend}/${XS_KEY_STATE}`, async () => cb(await this.otherendState()));
+    let first: Promise<XenbusStateValue> | null = null;
+    const set = this.xs.watch(`${this.otherend}/${XS_KEY_STATE}`, async () => {
+      const read = first ?? this.otherendState();
+      first = null;
+      return cb(await read);
+    });
+    first = this.otherendState();
+    first.catch(() => undefined); // a failure is thrown where it is awaited, in the callback
+    this.firstOtherendState = first;
+    this.watch = await set;
   }
 
   async unwatchOtherend(): Promise<void> {
@@ -113,11 +141,18 @@ export async function watchForDevices(
 ): Promise<XsWatch> {
   const known = new Set<string>();
   const list = async (path: string) => (await xs.directory(path).catch(() => [] as string[]));
-  return xs.watch(dir, async () => {
+  // The first event's listing of `dir` goes out right behind the WATCH (as in watchOtherend): one
+  // round trip for the watch and the devices present, not two.
+  let first: Promise<string[]> | null = null;
+  const set = xs.watch(dir, async () => {
     let paths = [dir];
     for (let d = 0; d < depth; d++) {
       const next: string[] = [];
-      for (const p of paths) for (const c of await list(p)) next.push(`${p}/${c}`);
+      for (const p of paths) {
+        const listed = d === 0 && first !== null ? first : list(p);
+        if (d === 0) first = null;
+        for (const c of await listed) next.push(`${p}/${c}`);
+      }
       paths = next;
     }
     for (const p of paths) {
@@ -128,4 +163,6 @@ export async function watchForDevices(
     // A directory that went away may come back later as a new device.
     for (const k of known) if (!paths.includes(k)) known.delete(k);
   });
+  first = list(dir);
+  return set;
 }

@@ -40,7 +40,11 @@
  *
  * netfront's way (`connectOnInitWait`): on the backend's InitWait it publishes, connects and goes
  * straight to Connected, never Initialised (xen-netfront.c netback_changed → xennet_connect);
- * netback connects when it sees that, and its own Connected then changes nothing here.
+ * netback connects when it sees that, and its own Connected then changes nothing here. A driver
+ * with `publishWrites` writes its keys and Connected in one transaction, as mini-os netfront does
+ * (publishConnected), and one with `probing` / `otherendKnown` sends the reads it will need beside
+ * probe's own: from probe to Connected, with the backend waiting in InitWait, six sequential round
+ * trips (test/xenbus-rounds.test.ts), the path a migrated guest's vif takes after the unpause.
  */
 import { XS_DIR_DEVICE, XS_KEY_BACKEND, XS_KEY_STATE, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
 import type { XenbusClient, XsWatch } from './client.ts';
@@ -52,6 +56,21 @@ export interface FrontendDriver {
   /** On InitWait: publish, connect and go Connected at once (netfront). */
   readonly connectOnInitWait?: boolean;
   publish(dev: XenbusDevice, t: number): Promise<void>;
+  /**
+   * publish, for a driver that writes its keys and its Connected state in one transaction
+   * (connectOnInitWait; mini-os netfront's way): make the rings, awaiting what must be read first,
+   * then send every write within `t` at once and hand back their replies unawaited.
+   */
+  publishWrites?(dev: XenbusDevice, t: number): Promise<{ writes: Promise<void> }>;
+  /** Probe begins: the driver may send the reads it will need from its own directory now, beside probe's. */
+  probing?(dev: XenbusDevice): void;
+  /**
+   * The other end is known: the driver may send the reads it will need from it now, behind the
+   * watch on its state and that state's first read (`state`). What it reads is no older than that
+   * state, so it holds what the backend published before it reached it (InitWait: its features);
+   * read earlier than InitWait, it is stale (a backend not probed yet, a hot-plugged device).
+   */
+  otherendKnown?(dev: XenbusDevice, state: Promise<XenbusStateValue>): void;
   connect(dev: XenbusDevice): Promise<void>;
   close(dev: XenbusDevice): Promise<void>;
   /** The backend died (see the header): keep unanswered requests, free the rest; reconnect later. */
@@ -82,6 +101,7 @@ export class XenbusFrontend {
     // a resumed device, so the Closed backend starts over from InitWait (./backend.ts); until it
     // does, its Closed is the old session's, and we wait as for a backend that died.
     // (Read beside the other end's keys: one round trip for the three, ./device.ts.)
+    this.driver.probing?.(this.dev);
     const [found, was] = await Promise.all([this.dev.readOtherend(), this.dev.xs.tryRead(`${this.dev.nodename}/${XS_KEY_STATE}`)]);
     if (!found) return false;
     if (was !== null && was !== String(XenbusState.Initialising)) {
@@ -89,12 +109,18 @@ export class XenbusFrontend {
       await this.enter(XenbusState.Initialising);
     }
     if (this.driver.connectEarly) await this.publish();
-    await this.dev.watchOtherend((s) => this.backendChanged(s));
+    const watching = this.dev.watchOtherend((s) => this.backendChanged(s));
+    // Behind the WATCH and the state read it sent (one round trip for all of them).
+    if (this.driver.otherendKnown !== undefined && this.dev.firstOtherendState !== null) {
+      this.driver.otherendKnown(this.dev, this.dev.firstOtherendState);
+    }
+    await watching;
     return true;
   }
 
   /** talk_to_blkback: publish in a transaction, then Initialised (netfront: connect, Connected). */
   private async publish(): Promise<void> {
+    if (this.driver.connectOnInitWait && this.driver.publishWrites !== undefined) return this.publishConnected();
     await this.dev.xs.transaction((t) => this.driver.publish(this.dev, t));
     if (this.driver.connectOnInitWait) {
       await this.driver.connect(this.dev);
@@ -102,6 +128,40 @@ export class XenbusFrontend {
       return;
     }
     await this.enter(XenbusState.Initialised);
+  }
+
+  /**
+   * The keys and state = Connected in one transaction, as mini-os netfront writes them (its
+   * xenbus_switch_state takes the transaction); Linux's netfront writes its keys in one
+   * (talk_to_netback), then Connected in another (xenbus_switch_state, after xennet_connect).
+   * Three round trips: the transaction's start; our state read within it (is the directory still
+   * there? as xenbus_switch_state checks) beside every write; the commit, once that read has
+   * answered (a directory the toolstack removed meanwhile: abort, nothing recreated). Then the
+   * driver's connect, with what it has already read.
+   */
+  private async publishConnected(): Promise<void> {
+    const dev = this.dev;
+    const xs = dev.xs;
+    const gone = new Error('the device directory is gone');
+    try {
+      await xs.transactionWrites(async (t) => {
+        const here = xs.tryRead(`${dev.nodename}/${XS_KEY_STATE}`, t);
+        here.catch(() => undefined); // awaited below; a failure aborts the transaction there
+        const sent = await this.driver.publishWrites!(dev, t);
+        const state = xs.write(`${dev.nodename}/${XS_KEY_STATE}`, String(XenbusState.Connected), t);
+        if ((await here) === null) {
+          await Promise.allSettled([sent.writes, state]);
+          throw gone;
+        }
+        return { writes: Promise.all([sent.writes, state]).then(() => undefined) };
+      });
+    } catch (e) {
+      if (e === gone) return; // being removed: stop, as switchState's false says
+      throw e;
+    }
+    await this.driver.connect(dev);
+    dev.stateWritten(XenbusState.Connected);
+    this.opts.onState?.(dev, XenbusState.Connected);
   }
 
   private async enter(state: XenbusStateValue): Promise<void> {

@@ -108,5 +108,7 @@ export function xenbusInit(k: Kernel): XenbusClient {
   const port = k.si.store_evtchn;
   const transport = new XsRingTransport(k.memory.pageWords(k.si.store_gfn, true), () => k.events.notify(port));
   k.events.bind(port, () => transport.interrupt());
-  return new XenbusClient(transport);
+  const xs = new XenbusClient(transport);
+  xs.tracer = k.hypercall;
+  return xs;
 }
