@@ -56,6 +56,7 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
   const xb = await XlClient.open(b.runDir);
   const rows: BenchRow[] = [];
   let n = 0;
+  let failed = false;
   try {
     for (const wss of sets) {
       const runs: Run[] = [];
@@ -148,13 +149,18 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         medianUs: median(runs.map((x) => x.r.downtimeMs)) * 1000, repeats,
       });
     }
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
     xa.close();
     xb.close();
     await a.close();
     await b.close();
     await c.close();
-    rmSync(dir, { recursive: true, force: true });
+    // A failed run keeps its hosts' directories (the guests' consoles, the hosts' logs) to be read.
+    if (failed) process.stderr.write(`migrate bench: the run failed; its hosts' directories are kept in ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   }
   return rows;
 }
