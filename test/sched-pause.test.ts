@@ -32,16 +32,20 @@ async function until(cond: () => boolean, what: string): Promise<void> {
   }
 }
 
-test('a vCPU paused while queued for the one slot runs nothing until unpaused', async (t) => {
-  const host = new Host({ memoryMiB: 32, log: () => {}, pcpus: 1 });
+/** A host with one pCPU slot and two CPU-bound guests, a and b, both burning. */
+async function twoBurners(host: Host) {
   const said: string[] = [];
   host.on('console', (e: { domid: number; text: string }) => said.push(`d${e.domid} ${e.text}`));
+  const a = await host.createDomain(burner('a'));
+  const b = await host.createDomain(burner('b'));
+  await until(() => said.includes(`d${a} v0 burning`) && said.includes(`d${b} v0 burning`), 'both burning');
+  return { a, b, cpu: (d: number) => host.info(d)!.cpu_time_ms, vb: () => host.sched.vcpus(b, 1)[0] };
+}
+
+test('a vCPU paused while queued for the one slot runs nothing until unpaused', async (t) => {
+  const host = new Host({ memoryMiB: 32, log: () => {}, pcpus: 1 });
   try {
-    const a = await host.createDomain(burner('a'));
-    const b = await host.createDomain(burner('b'));
-    await until(() => said.includes(`d${a} v0 burning`) && said.includes(`d${b} v0 burning`), 'both burning');
-    const cpu = (d: number) => host.info(d)!.cpu_time_ms;
-    const vb = () => host.sched.vcpus(b, 1)[0];
+    const { a, b, cpu, vb } = await twoBurners(host);
     for (let r = 0; r < ROUNDS; r++) {
       // b waits in the runqueue (runnable, no slot) while a holds the slot.
       await until(() => vb().state === 'runnable' && host.sched.pcpuLoad()[0].curr === `d${a}v0`, 'b queued behind a');
@@ -63,14 +67,8 @@ test('a vCPU paused while queued for the one slot runs nothing until unpaused', 
 
 test('a vCPU handed the slot just as it is paused hands it back unused: no running time while paused', async (t) => {
   const host = new Host({ memoryMiB: 32, log: () => {}, pcpus: 1 });
-  const said: string[] = [];
-  host.on('console', (e: { domid: number; text: string }) => said.push(`d${e.domid} ${e.text}`));
   try {
-    const a = await host.createDomain(burner('a'));
-    const b = await host.createDomain(burner('b'));
-    await until(() => said.includes(`d${a} v0 burning`) && said.includes(`d${b} v0 burning`), 'both burning');
-    const cpu = (d: number) => host.info(d)!.cpu_time_ms;
-    const vb = () => host.sched.vcpus(b, 1)[0];
+    const { a, b, cpu, vb } = await twoBurners(host);
     // b's U.SLOT word: read directly, so the look takes nanoseconds.
     const t32 = host.sched.t.i32;
     const slotWord = host.sched.t.u(unitOf(b, 0), U.SLOT);
