@@ -284,10 +284,14 @@ export class Libxl extends EventEmitter {
     if (rc < 0) throw new XlError('failed', `cannot unpause domain ${domid}: ${errnoName(rc)}`);
   }
 
-  /** xl's find_domain: a domid or a name. */
+  /**
+   * xl's find_domain: a domid or a name. A dying domain has no name to find (libxl reads names from
+   * xenstore, and its /local/domain/N is gone by then): a migration's source copy, destroyed but
+   * still a zombie while its backends let go, must not be taken for the guest that just came back.
+   */
   async resolve(domain: string): Promise<number> {
     const infos = await this.infoList();
-    const hit = /^[0-9]+$/.test(domain) ? infos.find((i) => i.domid === Number(domain)) : infos.find((i) => i.name === domain);
+    const hit = /^[0-9]+$/.test(domain) ? infos.find((i) => i.domid === Number(domain)) : infos.find((i) => i.name === domain && i.state !== 'dying');
     if (!hit) throw new XlError('domain', `${domain} is an invalid domain identifier`);
     return hit.domid;
   }
@@ -381,7 +385,7 @@ export class Libxl extends EventEmitter {
     const taken = (others: Iterable<[number, string]>) => {
       for (const [d, name] of others) if (d !== domid && name === to) throw new XlError('failed', `cannot rename ${from}: a domain called ${to} exists`);
     };
-    taken(infos.map((i) => [i.domid, i.name]));
+    taken(infos.filter((i) => i.state !== 'dying').map((i) => [i.domid, i.name])); // a dying domain's name is free (see resolve)
     return async () => {
       if (this.domains.get(domid) !== rec) throw new XlError('domain', `domain ${domid} is gone`);
       taken([...this.domains].map(([d, r]) => [d, this.renamed.get(d) ?? r.prepared.vm.name]));
