@@ -160,7 +160,8 @@ export class Libxl extends EventEmitter {
     const infos = await this.infoList();
     const phys = await this.hc.sysctl_physinfo();
     if (typeof phys === 'number') throw new XlError('failed', `physinfo: ${errnoName(phys)}`);
-    const running = infos.map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
+    // A dying domain's name is free, as at find_domain (see resolve): a migration's source copy still being destroyed must not refuse the guest's return.
+    const running = infos.filter((i) => i.state !== 'dying').map((i) => ({ domid: i.domid, name: i.name, vm: this.domains.get(i.domid)?.prepared.vm }));
     return prepareVm(path, running, phys.free_pages, this.dom0.k.wait);
   }
 
