@@ -34,6 +34,7 @@ import { CONSOLE_LOG } from '../../dom0/toolstack/config/vm-layout.ts';
 import type { MigrateResult } from '../../dom0/toolstack/migration/migrate.ts';
 import { OutagePeer, RR_PORT, startUplinkedHost, vifFor, type PeerOutage } from '../lib/outage-peer.ts';
 import { median, type BenchRow, type SuiteOptions } from './types.ts';
+import { HostLogs } from '../lib/host-logs.ts';
 
 export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
   const say = opts.progress ?? (() => {});
@@ -48,9 +49,10 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
     if (m) received.push({ name: m[1], waitMs: Number(m[2]), vcpusMs: Number(m[3]), streamMs: Number(m[4]), tail: m[5] });
   };
   // A, B and the peer's host C on one Ethernet segment: their bridges' uplinks name each other.
-  const up = await startUplinkedHost({ runDir: join(dir, 'a'), memoryMiB: guestMiB + 64, log });
-  const ub = await startUplinkedHost({ runDir: join(dir, 'b'), memoryMiB: guestMiB + 64, log }, [up.port]);
-  const uc = await startUplinkedHost({ runDir: join(dir, 'c'), memoryMiB: 112, log }, [up.port, ub.port]);
+  const logs = new HostLogs(dir); // every host's lines, kept with the consoles when a run fails
+  const up = await startUplinkedHost({ runDir: join(dir, 'a'), memoryMiB: guestMiB + 64, log: logs.sink('a', log) });
+  const ub = await startUplinkedHost({ runDir: join(dir, 'b'), memoryMiB: guestMiB + 64, log: logs.sink('b', log) }, [up.port]);
+  const uc = await startUplinkedHost({ runDir: join(dir, 'c'), memoryMiB: 112, log: logs.sink('c', log) }, [up.port, ub.port]);
   const [a, b, c] = [up.host, ub.host, uc.host];
   const xa = await XlClient.open(a.runDir);
   const xb = await XlClient.open(b.runDir);
@@ -158,6 +160,7 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
     await a.close();
     await b.close();
     await c.close();
+    await logs.close();
     // A failed run keeps its hosts' directories (the guests' consoles, the hosts' logs) to be read.
     if (failed) process.stderr.write(`migrate bench: the run failed; its hosts' directories are kept in ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
