@@ -12,19 +12,18 @@
  *
  * Each entry is a line or two of dispatch: its count and preemption point (#enter), a trace point
  * where one is defined, then the handler in the file that owns the mechanism (event-channel.ts,
- * grant-table.ts, memory-op.ts, ioreq.ts, domctl-vcpucontext.ts, passthrough/...).
+ * grant-table.ts, memory-op.ts, ioreq.ts, passthrough/...). The privileged ones, domctl and
+ * sysctl, and SCHEDOP_remote_shutdown are ./hypercall-control.ts's, the class this one extends.
  */
 import type { EvtchnStatus } from '../shared/public/event_channel.ts';
 import type { GnttabCopy, GnttabMapGrantRef, GnttabUnmapGrantRef } from '../shared/public/grant_table.ts';
 import type { DmIoreqServerInfo } from '../shared/public/hvm/dm_op.ts';
-import type { SchedOp } from '../shared/public/sched.ts';
 import {
-  XENMAPSPACE_gmfn_foreign, type CreatedDomain, type DomainConfig, type DomainInfo, type Hypercalls, type PhysInfo,
+  XENMAPSPACE_gmfn_foreign, type Hypercalls,
 } from '../shared/public/hypercall.ts';
 import { DOMID_SELF, XEN_EINVAL, XEN_EPERM, type ShutdownReason } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
-import { shadow_op } from './mm/log-dirty.ts';
-import type { ShadowOpResult } from '../shared/public/domctl.ts';
+import { ControlHypercalls, type ControlChannel } from './hypercall-control.ts';
 import {
   evtchn_alloc_unbound, evtchn_bind_interdomain, evtchn_bind_virq, evtchn_close, evtchn_send, evtchn_status, evtchn_unmask,
 } from './event-channel.ts';
@@ -37,37 +36,27 @@ import {
 import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign.ts';
 import { populate_physmap } from './mm/reservation.ts';
 import { add_to_physmap, decrease_reservation_op } from './memory-op.ts';
-import { getpageframeinfo3_op, getvcpucontext, setvcpucontext } from './domctl-vcpucontext.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import { vcpu_op_down, vcpu_op_is_up, vcpu_op_up } from './vcpu-op.ts';
-import * as trace from './trace.ts';
 import { pci_owner } from './passthrough/pci.ts';
 import { report_iommu_fault } from './passthrough/iommu-fault.ts';
 import { sc_doorbell } from './passthrough/storage-controller.ts';
 import { nic_doorbell } from './passthrough/nic.ts';
-import { PCI_NIC0, SC_STATUS_IOMMU_FAULT, type PciDeviceInfo } from '../shared/public/hw/sc.ts';
+import { PCI_NIC0, SC_STATUS_IOMMU_FAULT } from '../shared/public/hw/sc.ts';
 
-// Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
-const { drainTrace, setTraceMask } = trace;
 import {
-  TRC_ALL, TRC_BEGIN, TRC_CLS_MASK, TRC_END, TRC_GUEST, TRC_MEM, TRC_MEM_GRANT_COPY, TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP,
-  TRC_HVM, TRC_HVM_IRQ, TRC_PV, TRC_PV_EVTCHN_SEND, TRC_PV_HYPERCALL, type TraceRecord,
+  TRC_BEGIN, TRC_CLS_MASK, TRC_END, TRC_GUEST, TRC_MEM, TRC_MEM_GRANT_COPY, TRC_MEM_GRANT_MAP, TRC_MEM_GRANT_UNMAP,
+  TRC_HVM, TRC_HVM_IRQ, TRC_PV, TRC_PV_EVTCHN_SEND, TRC_PV_HYPERCALL,
 } from '../shared/public/trace.ts';
 import { HYPERCALL_IDS } from '../shared/public/hypercall-ids.ts';
-/** Each entry's TRC_PV_HYPERCALL id, as a module-local object (see the note on imported bindings above). */
+/** Each entry's TRC_PV_HYPERCALL id, as a module-local object: an imported binding read per call costs some 15 ns under tsx (hypervisor/trace.ts). */
 const HC = HYPERCALL_IDS;
 import { D, GRANT_FRAMES, MAX_GUEST_PAGES } from './state.ts';
 
-/** What the vCPU thread offers the table for calls it cannot finish alone. */
-export interface ControlChannel {
-  domctl(op: string, args: unknown[]): Promise<unknown>;
-  console(text: string): void;
-  /** A line for the hypervisor's own log ("(XEN) ..."), not the domain's console. */
-  xenLog(text: string): void;
-  shutdown(reason: ShutdownReason, detail: string): never;
-}
+// Declared in ./hypercall-control.ts; exported here too, where the vCPU thread imports it from.
+export type { ControlChannel };
 
-export class HypercallTable implements Hypercalls {
+export class HypercallTable extends ControlHypercalls implements Hypercalls {
   // #private, not TypeScript's `private`: this object is handed to the guest kernel, which must
   // not be able to walk from it to the Caller and through that to the hypervisor's state.
   readonly #c: Caller;
@@ -75,6 +64,7 @@ export class HypercallTable implements Hypercalls {
   readonly #control: ControlChannel;
 
   constructor(c: Caller, sched: VcpuScheduler, control: ControlChannel) {
+    super(c, sched, control);
     this.#c = c;
     this.#sched = sched;
     this.#control = control;
@@ -229,9 +219,6 @@ export class HypercallTable implements Hypercalls {
     }
     return this.#control.shutdown('suspend', 'SCHEDOP_shutdown(SHUTDOWN_suspend)');
   }
-  sched_remote_shutdown(domid: number, reason: ShutdownReason): Promise<number> {
-    return this.#domctl<number>(HC.sched_remote_shutdown, 'remote_shutdown', domid, reason);
-  }
 
   /* vcpu_op (./vcpu-op.ts) */
   vcpu_op_up(vcpuid: number): number {
@@ -304,94 +291,6 @@ export class HypercallTable implements Hypercalls {
     return r.status;
   }
 
-  /* domctl */
-  async #domctl<T>(id: number, op: string, ...args: unknown[]): Promise<T | number> {
-    this.#enter(id);
-    if (!this.#c.privileged) return -XEN_EPERM;
-    return (await this.#control.domctl(op, args)) as T | number;
-  }
-  domctl_createdomain(config: DomainConfig): Promise<CreatedDomain | number> {
-    return this.#domctl<CreatedDomain>(HC.domctl_createdomain, 'createdomain', config);
-  }
-  domctl_destroydomain(domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_destroydomain, 'destroydomain', domid);
-  }
-  domctl_pausedomain(domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_pausedomain, 'pausedomain', domid);
-  }
-  domctl_vcpus_loaded(domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_vcpus_loaded, 'vcpus_loaded', domid);
-  }
-  domctl_unpausedomain(domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_unpausedomain, 'unpausedomain', domid);
-  }
-  domctl_resumedomain(domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_resumedomain, 'resumedomain', domid);
-  }
-  domctl_getdomaininfo(domid: number): Promise<DomainInfo | number> {
-    return this.#domctl<DomainInfo>(HC.domctl_getdomaininfo, 'getdomaininfo', domid);
-  }
-  domctl_mem_sharing(settings: { run?: boolean; pages_to_scan?: number; sleep_millisecs?: number }): Promise<unknown> {
-    return this.#domctl<unknown>(HC.domctl_mem_sharing, 'mem_sharing', settings);
-  }
-  domctl_mem_paging(settings: { run?: boolean; low_water_pages?: number }): Promise<unknown> {
-    return this.#domctl<unknown>(HC.domctl_mem_paging, 'mem_paging', settings);
-  }
-  domctl_set_pod_target(domid: number, target_kib: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_set_pod_target, 'set_pod_target', domid, target_kib);
-  }
-  domctl_max_mem(domid: number, max_kib: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_max_mem, 'max_mem', domid, max_kib);
-  }
-  domctl_scheduler_op(op: SchedOp): Promise<unknown> {
-    return this.#domctl<unknown>(HC.domctl_scheduler_op, 'scheduler_op', op);
-  }
-  domctl_getvcpucontext(domid: number): number {
-    this.#enter(HC.domctl_getvcpucontext);
-    if (!this.#c.privileged) return -XEN_EPERM;
-    return getvcpucontext(this.#c.hv, domid);
-  }
-  domctl_getpageframeinfo3(domid: number, gfns: ArrayLike<number>, types: Int32Array, n: number): number {
-    this.#enter(HC.domctl_getpageframeinfo3);
-    if (!this.#c.privileged) return -XEN_EPERM;
-    return getpageframeinfo3_op(this.#c.hv, domid, gfns, types, n);
-  }
-  domctl_setvcpucontext(domid: number, resume_gfn: number): number {
-    this.#enter(HC.domctl_setvcpucontext);
-    if (!this.#c.privileged) return -XEN_EPERM;
-    return setvcpucontext(this.#c.hv, domid, resume_gfn);
-  }
-  /* Log-dirty works on shared state only, so it runs here, in the caller's thread (mm/log-dirty.ts). */
-  domctl_shadow_op(domid: number, op: number, mode: number, bitmap: Int32Array | null, pages: number): ShadowOpResult | number {
-    this.#enter(HC.domctl_shadow_op);
-    if (!this.#c.privileged) return -XEN_EPERM;
-    return shadow_op(this.#c.hv, domid, op, mode, bitmap, pages);
-  }
-
-  domctl_assign_device(dev: number, domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_assign_device, 'assign_device', dev, domid);
-  }
-  domctl_deassign_device(dev: number, domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_deassign_device, 'deassign_device', dev, domid);
-  }
-  domctl_storage_attach(dev: number, path: string, readOnly: boolean): Promise<number> {
-    return this.#domctl<number>(HC.domctl_storage_attach, 'storage_attach', dev, path, readOnly);
-  }
-  domctl_storage_detach(nsid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_storage_detach, 'storage_detach', nsid);
-  }
-  sysctl_pci_info(): Promise<PciDeviceInfo[] | number> {
-    return this.#domctl<PciDeviceInfo[]>(HC.sysctl_pci_info, 'pci_info');
-  }
-
-  /* sysctl: privileged like domctl, and answered by the control thread, which keeps the list */
-  sysctl_getdomaininfolist(): Promise<DomainInfo[] | number> {
-    return this.#domctl<DomainInfo[]>(HC.sysctl_getdomaininfolist, 'getdomaininfolist');
-  }
-  sysctl_physinfo(): Promise<PhysInfo | number> {
-    return this.#domctl<PhysInfo>(HC.sysctl_physinfo, 'physinfo');
-  }
-
   /*
    * xentrace. Not counted as a hypercall, nor a preemption point: a trace point must not change
    * what it observes. The guest names only the low 16 bits; the class is always TRC_GUEST and the
@@ -408,17 +307,5 @@ export class HypercallTable implements Hypercalls {
   }
   #xentraceRecord(event: number, d0: number, d1: number, d2: number, d3: number): void {
     this.#c.trace.write((TRC_GUEST & TRC_CLS_MASK) | (event & 0xffff), d0 | 0, d1 | 0, d2 | 0, d3 | 0);
-  }
-  sysctl_tbuf_set_evt_mask(mask: number): number {
-    this.#enter(HC.sysctl_tbuf_set_evt_mask);
-    if (!this.#c.privileged) return -XEN_EPERM;
-    setTraceMask(this.#c.hv.buffers.trace, mask & TRC_ALL);
-    return 0;
-  }
-  sysctl_tbuf_drain(out: TraceRecord[]): number {
-    this.#enter(HC.sysctl_tbuf_drain);
-    if (!this.#c.privileged) return -XEN_EPERM;
-    drainTrace(this.#c.hv.buffers.trace, out);
-    return 0;
   }
 }
