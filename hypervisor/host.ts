@@ -22,10 +22,10 @@
  *
  * Its neighbours, each one concern: the domctl dispatch (./domctl.ts) and its argument checks
  * (./domctl-checks.ts), getdomaininfo (./domain-info.ts), the boot options (./host-options.ts),
- * the leak accounting (./host-usage.ts). This file keeps the lifecycle and the vCPU threads.
+ * the leak accounting (./host-usage.ts), starting and stopping the vCPU threads (./vcpu-threads.ts).
+ * This file keeps the lifecycle.
  */
 import { EventEmitter } from 'node:events';
-import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { VIRQ_DOM_EXC } from '../shared/public/event_channel.ts';
 import type { CreatedDomain, DomainConfig, DomainInfo, PhysInfo } from '../shared/public/hypercall.ts';
@@ -40,7 +40,7 @@ import { domain_resume_prepare } from './domain-resume.ts';
 import { send_global_virq, vcpu_kick } from './event-channel.ts';
 import { freeFrames, initAllocator } from './page-alloc.ts';
 import {
-  D, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, RUNSTATE_running, V, VREQ_CHECK, VREQ_STOP, XENHEAP_FRAMES,
+  D, DOMSTATE_FREE, DOMSTATE_RUNNING, DOMSTATE_SHUTDOWN, MAX_DOMAINS, RUNSTATE_running, V, VREQ_CHECK, XENHEAP_FRAMES,
   HypervisorState, allocateBuffers,
 } from './state.ts';
 import { HostScheduler } from './sched/host-sched.ts';
@@ -55,31 +55,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mmCounters } from './mm/counters.ts';
 import { VcpuSpares } from './vcpu-spares.ts';
-import { startThread } from './thread.ts';
-import type { ControlMessage, VcpuBoot, VcpuMessage } from './vcpu.ts';
+import { VCPU_ENTRY, startVcpus, stopVcpus, vcpuLeft, type DomainEntry, type VcpuThreadHost } from './vcpu-threads.ts';
 import { DEFAULT_WAIT_POLICY, type WaitPolicy } from '../shared/wait.ts';
 
-const VCPU_ENTRY = new URL('./vcpu.ts', import.meta.url);
-/** How long a vCPU may run on without reaching a preemption point before its thread is cut. */
-const STOP_GRACE_MS = 2000;
 
 // Declared in their own files (see the header); exported here too, where callers import them from.
 export { DomctlError, defaultPcpus, type HostOptions, type HostUsage };
 
-interface DomainEntry {
-  domid: number;
-  built: CreatedDomain;
-  config: DomainConfig;
-  privileged: boolean;
-  workers: Worker[];
-  exited: Promise<void>[];
-  /** Per vCPU: its thread has loaded the kernel (or is gone). */
-  loaded: Promise<void>[];
-  loadedNow: (() => void)[];
-  createdAt: number;
-  stopping: boolean;
-  destroying: Promise<void> | null;
-}
 
 
 export interface ShutdownEvent { domid: number; name: string; reason: ShutdownReason; detail: string }
@@ -101,6 +83,8 @@ export class Host extends EventEmitter {
   private readonly log: (line: string) => void;
   /** The waiting policy this hypervisor's trapping vCPUs follow (HostOptions.wait). */
   readonly wait: WaitPolicy;
+  /** What ./vcpu-threads.ts may use of this host. */
+  private readonly threadHost: VcpuThreadHost;
   /** What ./domctl.ts may see of `entries`. */
   private readonly records: DomainRecords = {
     exists: (d) => this.entries.has(d),
@@ -129,6 +113,20 @@ export class Host extends EventEmitter {
     }, this.pagingDir);
     this.log = opts.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.nic = new PassthroughNic(this.hv, PCI_NIC0, (line) => this.log(line));
+    this.threadHost = {
+      hv: this.hv, wait: this.wait, sched: this.sched, spare: (kernel, boot) => this.spares.take(kernel, boot),
+      threads: (delta) => { this.threads += delta; }, log: (line) => this.log(line),
+      console: (entry, text) => {
+        this.emit('console', { domid: entry.domid, text });
+        if (this.listenerCount('console') === 0) this.log(`(d${entry.domid}) ${text.replace(/\n$/, '')}`);
+      },
+      xenLog: (entry, text) => {
+        this.log(text);
+        this.emit('xen-log', { domid: entry.domid, text });
+      },
+      shutdown: (entry, reason, detail) => void this.onShutdown(entry, reason, detail),
+      domctl: (op, args) => this.domctl(op, args),
+    };
   }
 
   /**
@@ -170,31 +168,11 @@ export class Host extends EventEmitter {
       Atomics.store(this.hv.domains, domid * D.WORDS + D.PAUSE_COUNT, 1);
       for (let v = 0; v < maxVcpus; v++) Atomics.store(this.hv.vcpus, this.hv.vcpu(domid, v, V.REQUEST), VREQ_CHECK);
     }
-    this.startVcpus(entry, maxVcpus);
+    startVcpus(this.threadHost, entry, maxVcpus);
     this.emit('created', { domid, name: config.name });
     return domid;
   }
 
-  /**
-   * One thread per vCPU, entering the kernel (vcpu.ts); vCPU 0 boots in resume mode if the domain
-   * has a saved context (D.RESUME_GFN), which it reads once past its first pause.
-   */
-  private startVcpus(entry: DomainEntry, maxVcpus: number): void {
-    const { domid, config, built } = entry;
-    for (let v = 0; v < maxVcpus; v++) {
-      const boot: VcpuBoot = {
-        buffers: this.hv.buffers, domid, vcpu: v, kernel: config.kernel, module: config.module, start_info_gfn: built.start_info_gfn, wait: this.wait,
-      };
-      // A DomU's vCPU takes the host's spare thread, its kernel already loaded (./vcpu-spares.ts).
-      const w = (entry.privileged ? null : this.spares.take(config.kernel, boot)) ?? startThread(VCPU_ENTRY, boot, `d${domid}v${v}`);
-      this.threads++;
-      entry.workers.push(w);
-      entry.exited.push(new Promise((resolve) => w.once('exit', () => { this.threads--; this.sched.vcpuGone(domid, v); resolve(); })));
-      entry.loaded.push(Promise.race([entry.exited[v], new Promise<void>((resolve) => entry.loadedNow.push(resolve))]));
-      w.on('message', (m: VcpuMessage) => this.onMessage(entry, w, m));
-      w.on('error', (e) => this.log(`(XEN) d${domid}v${v} thread error: ${e.stack ?? e}`));
-    }
-  }
 
   /**
    * XEN_DOMCTL_resumedomain for a domain that suspended (./domain-resume.ts): same id, same memory,
@@ -214,44 +192,20 @@ export class Host extends EventEmitter {
     entry.loadedNow = [];
     entry.stopping = false;
     this.sched.domainCreated(domid, nr, entry.config);
-    this.startVcpus(entry, nr); // D.RESUME_GFN still names the saved context
+    startVcpus(this.threadHost, entry, nr); // D.RESUME_GFN still names the saved context
     this.log(`(XEN) d${domid} (${entry.config.name}) resumed from its suspend (context at gfn ${saved})`);
     this.emit('resumed', { domid, name: entry.config.name });
   }
 
-  private onMessage(entry: DomainEntry, w: Worker, m: VcpuMessage): void {
-    switch (m.kind) {
-      case 'console':
-        this.emit('console', { domid: entry.domid, text: m.text });
-        if (this.listenerCount('console') === 0) this.log(`(d${entry.domid}) ${m.text.replace(/\n$/, '')}`);
-        break;
-      case 'shutdown':
-        void this.onShutdown(entry, m.reason, m.detail);
-        break;
-      case 'tid':
-        this.sched.threadStarted(entry.domid, entry.workers.indexOf(w), m.tid);
-        break;
-      case 'loaded':
-        entry.loadedNow[entry.workers.indexOf(w)]?.();
-        break;
-      case 'xen-log':
-        this.log(m.text);
-        this.emit('xen-log', { domid: entry.domid, text: m.text });
-        break;
-      case 'domctl':
-        void this.domctl(m.op, m.args).then((result) => w.postMessage({ kind: 'domctl-reply', id: m.id, result } satisfies ControlMessage));
-        break;
-    }
-  }
 
   /** A domain shut itself down (or crashed): stop its other vCPUs, record it, tell Dom0 (VIRQ_DOM_EXC). */
   private async onShutdown(entry: DomainEntry, reason: ShutdownReason, detail: string): Promise<void> {
     const c = entry.config;
     if (reason === 'crash') this.log(`(XEN) domain ${entry.domid} (${c.name}) crashed: ${detail}`);
-    const gone = this.stopVcpus(entry);
+    const gone = stopVcpus(this.hv, this.sched, entry);
     // __domain_finalise_shutdown: the toolstack is told once every vCPU has stopped running guest
     // code; the threads' own teardown (host business, tens of ms) goes on meanwhile.
-    await Promise.race([gone, Promise.all(entry.workers.map((_, v) => this.vcpuLeft(entry.domid, v)))]);
+    await Promise.race([gone, Promise.all(entry.workers.map((_, v) => vcpuLeft(this.hv, entry.domid, v)))]);
     send_global_virq(this.hv, VIRQ_DOM_EXC);
     await gone;
     const event: ShutdownEvent = { domid: entry.domid, name: c.name, reason, detail };
@@ -260,46 +214,14 @@ export class Host extends EventEmitter {
     if (entry.privileged && !entry.destroying) await this.destroy(entry.domid);
   }
 
-  /** Ask every vCPU to leave at its next preemption point and wait until all have. */
-  private async stopVcpus(entry: DomainEntry): Promise<void> {
-    entry.stopping = true;
-    const hv = this.hv;
-    for (let v = 0; v < entry.workers.length; v++) {
-      Atomics.or(hv.vcpus, hv.vcpu(entry.domid, v, V.REQUEST), VREQ_STOP | VREQ_CHECK);
-      vcpu_kick(hv, entry.domid, v);
-      this.sched.kickWaiter(entry.domid, v); // one waiting for a pCPU slot wakes to see it
-      Atomics.notify(hv.vcpus, hv.vcpu(entry.domid, v, V.DOWN)); // and one that is down (vcpu-op.ts)
-    }
-    Atomics.notify(hv.domains, entry.domid * D.WORDS + D.PAUSE_COUNT); // a paused vCPU wakes to see it
-    await Promise.all(entry.exited.map((exited, v) => {
-      // A guest spinning without hypercalls never reaches a preemption point: cut its thread.
-      const timer = setTimeout(() => void entry.workers[v].terminate(), STOP_GRACE_MS);
-      return exited.finally(() => clearTimeout(timer));
-    }));
-  }
 
-  /*
-   * Resolves when vCPU v has left guest code: its ALIVE word is 0 (schedule.ts stop(); a thread
-   * not online yet runs none either: its first preemption point stops it). Never, after
-   * STOP_GRACE_MS: the thread is being cut, and its exit settles the wait.
-   */
-  private async vcpuLeft(domid: number, v: number): Promise<void> {
-    const w = this.hv.vcpu(domid, v, V.ALIVE);
-    const until = performance.now() + STOP_GRACE_MS;
-    for (let now = performance.now(); now < until; now = performance.now()) {
-      const r = Atomics.waitAsync(this.hv.vcpus, w, 1, until - now);
-      if (r.async) await r.value;
-      if (Atomics.load(this.hv.vcpus, w) !== 1) return;
-    }
-    await new Promise<void>(() => undefined); // never: the thread's exit settles it
-  }
 
   /** xl destroy: stop the threads, tear the domain down. Destroying twice waits for the first. */
   destroy(domid: number): Promise<void> {
     const entry = this.entries.get(domid);
     if (!entry) return Promise.reject(new DomctlError(XEN_ESRCH, `no domain ${domid}`));
     entry.destroying ??= (async () => {
-      await this.stopVcpus(entry);
+      await stopVcpus(this.hv, this.sched, entry);
       // XEN_DOMCTL_destroydomain, continued until done (./domain-build.ts domain_kill): this
       // thread's other work (the network card, the other domains' domctls) runs between pieces.
       domain_kill_begin(this.hv, domid);
