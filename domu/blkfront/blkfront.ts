@@ -16,7 +16,8 @@
  *
  * Data: a block request is split into blkif requests of at most the negotiated segments
  * (11, or the indirect maximum), each page of the caller's buffer one segment. Requests are
- * spread over the queues round-robin and wait in a software queue when every ring is full.
+ * spread over the queues round-robin and wait in a software queue when every ring is full:
+ * ./io.ts, the class this one extends, with the BlockDevice calls and the completions.
  *
  * Persistent grants, and where ringvisor differs from Linux: Linux keeps a pool of persistently
  * granted pages and copies each bio's data through them, because a bio's pages are arbitrary
@@ -53,16 +54,12 @@
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { XenbusDevice } from '../../shared/kernel/xenbus/device.ts';
 import type { FrontendDriver } from '../../shared/kernel/xenbus/frontend.ts';
-import {
-  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_READ, BLKIF_OP_WRITE, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR,
-  BLKIF_RSP_OKAY, SECTORS_PER_PAGE, XS_BLK,
-} from '../../shared/public/io/blkif.ts';
-import {
-  blockPromise, type BlockDevice, type BlockFeatures, type BlockOp, type BlockRequest, type IoBuffer,
-} from '../block/blkdev.ts';
+import { BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_RSP_ERROR, SECTORS_PER_PAGE, XS_BLK } from '../../shared/public/io/blkif.ts';
+import type { BlockDevice } from '../block/blkdev.ts';
+import { BlkfrontIo } from './io.ts';
 import { BlkfrontQueue } from './queue.ts';
 import type { Part } from './shadow.ts';
-import { splitParts, type Group } from './split.ts';
+import { splitParts } from './split.ts';
 import { blkfrontStats } from './stats.ts';
 import { vbdName } from './vbd-name.ts';
 import { readBackendKeys, writeFrontendKeys } from './xenbus-keys.ts';
@@ -90,32 +87,14 @@ export interface BlkfrontOptions {
  */
 const POOL_SHARE_OF_GRANT_TABLE = 4;
 
-export class Blkfront implements BlockDevice, FrontendDriver {
-  name = '';
-  readonly path = 'pv' as const;
-  sectors = 0;
-  sectorSize = 512;
-  readOnly = false;
-  features: BlockFeatures = { flush: false, discard: false, maxInFlight: 0, maxRequestBytes: 0 };
-  /** What was negotiated, for scenarios and tests to show. */
-  readonly negotiated = { ringPageOrder: 0, queues: 1, indirectSegments: 0, persistent: false };
+export class Blkfront extends BlkfrontIo implements BlockDevice, FrontendDriver {
   /** Most persistent grants each ring keeps (grant-pool.ts), chosen at connect. */
   poolGrants = 0;
-  queues: BlkfrontQueue[] = [];
   private readonly opts: Required<BlkfrontOptions>;
-  private readonly waiting: Part[] = [];
-  private readonly scratch: Part = { op: 0, sector: 0, nrSectors: 0, gfns: [], firstPage: 0, owner: null };
-  private next = 0;
-  private brokenWhy: string | null = null;
   /** Parts in flight when the backend died, to issue again on the next one (blkif_recover). */
   private recovered: Part[] | null = null;
-  /** The owners of re-issued parts, until the first of them is answered. */
-  private reissued: Set<unknown> | null = null;
   private recoveryT0 = 0;
   private suspendT0 = 0;
-  /** Set by quiesce(): nothing more goes on a ring (parts wait); resolved once nothing is in flight. */
-  private frozen = false;
-  private quiesced: (() => void) | null = null;
   /** recoveryMs: the new backend's InitWait → first re-issued answer; stallMs: the old one's death → the same. */
   readonly recovery = { recoveries: 0, reissued: 0, recoveryMs: 0, stallMs: 0 };
   private devid = 0;
@@ -128,7 +107,8 @@ export class Blkfront implements BlockDevice, FrontendDriver {
   readonly closed = new Promise<void>((r) => { this.gone = r; });
   shutdownHook: (() => Promise<void>) | null = null;
 
-  constructor(private readonly k: Kernel, opts: BlkfrontOptions = {}) {
+  constructor(k: Kernel, opts: BlkfrontOptions = {}) {
+    super(k);
     this.opts = {
       maxRingPageOrder: opts.maxRingPageOrder ?? 2,
       maxQueues: opts.maxQueues ?? 4,
@@ -244,11 +224,6 @@ export class Blkfront implements BlockDevice, FrontendDriver {
     return new Promise<number>((resolve) => { this.quiesced = () => resolve(n); });
   }
 
-  /** Requests still on a ring that can answer them. */
-  private settled(): boolean {
-    for (const q of this.queues) if (q.brokenReason === null && q.inFlight > 0) return false;
-    return true;
-  }
 
   async close(): Promise<void> {
     for (const p of this.recovered?.splice(0) ?? []) this.complete(p.owner, BLKIF_RSP_ERROR);
@@ -266,68 +241,6 @@ export class Blkfront implements BlockDevice, FrontendDriver {
 
   /* ---- BlockDevice ---- */
 
-  submit(req: BlockRequest): void {
-    const op = BLKIF_OPS[req.op];
-    const why = this.refusal(req, op);
-    if (why !== null) {
-      const status = why === NOTHING_TO_FLUSH ? 0 : why.startsWith('EOPNOTSUPP') ? BLKIF_RSP_EOPNOTSUPP : BLKIF_RSP_ERROR;
-      queueMicrotask(() => req.done(status, status === 0 ? undefined : why.replace(/^EOPNOTSUPP: /, '')));
-      return;
-    }
-    const { sector, count, buf } = req;
-    const data = op === BLKIF_OP_READ || op === BLKIF_OP_WRITE;
-    // From the last connect (not queues[0]: while a dead backend is awaited there are no queues).
-    const maxSectors = (this.features.maxRequestBytes >> 12) * SECTORS_PER_PAGE;
-    if (!data || count <= maxSectors) {
-      // The common case allocates nothing: one scratch part, copied onto the ring at once.
-      const p = this.scratch;
-      p.op = op;
-      p.sector = sector;
-      p.nrSectors = data || op === BLKIF_OP_DISCARD ? count : 0;
-      p.gfns = buf?.gfns ?? NO_PAGES;
-      p.firstPage = 0;
-      p.owner = req;
-      return this.enqueue(p);
-    }
-    const nparts = Math.ceil(count / maxSectors);
-    const group: Group = { group: true, req, left: nparts, status: 0 };
-    for (let i = 0; i < nparts; i++) {
-      const s = i * maxSectors;
-      this.enqueue({ op, sector: sector + s, nrSectors: Math.min(maxSectors, count - s), gfns: buf!.gfns, firstPage: s / SECTORS_PER_PAGE, owner: group });
-    }
-  }
-
-  /** Why `req` cannot go to the backend at all, or null. (A separate method: no closure per request.) */
-  private refusal(req: BlockRequest, op: number): string | null {
-    if (this.brokenWhy !== null) return `${this.name} stopped: ${this.brokenWhy}`;
-    const { sector, count, buf } = req;
-    if (!Number.isSafeInteger(sector) || !Number.isSafeInteger(count) || sector < 0 || count < 0 || sector + count > this.sectors) {
-      return `${req.op} of ${count} sectors at ${sector}: outside the disk's ${this.sectors} sectors`;
-    }
-    if (op === BLKIF_OP_WRITE && this.readOnly) return `${this.name} is read-only`;
-    if (op === BLKIF_OP_FLUSH_DISKCACHE && !this.features.flush) return NOTHING_TO_FLUSH;
-    if (op === BLKIF_OP_DISCARD && !this.features.discard) return `EOPNOTSUPP: ${this.name} does not offer discard`;
-    if ((op === BLKIF_OP_READ || op === BLKIF_OP_WRITE) && (buf === null || count === 0 || count * 512 > buf.bytes)) {
-      return `${req.op} of ${count} sectors into a buffer of ${buf?.bytes ?? 0} bytes`;
-    }
-    return null;
-  }
-
-  read(sector: number, count: number, buf: IoBuffer): Promise<void> {
-    return blockPromise(this, 'read', sector, count, buf, this.settle);
-  }
-
-  write(sector: number, count: number, buf: IoBuffer): Promise<void> {
-    return blockPromise(this, 'write', sector, count, buf, this.settle);
-  }
-
-  flush(): Promise<void> {
-    return blockPromise(this, 'flush', 0, 0, null, this.settle);
-  }
-
-  discard(sector: number, count: number): Promise<void> {
-    return blockPromise(this, 'discard', sector, count, null, this.settle);
-  }
 
   stats(): Record<string, number> {
     return blkfrontStats(this.queues, this.poolGrants, this.recovery, this.k.events.idle);
@@ -339,19 +252,7 @@ export class Blkfront implements BlockDevice, FrontendDriver {
     await this.closed;
   }
 
-  private readonly settle = (): void => this.k.events.wakeAsync();
-
-  /** A part finished with a blkif status: finish its block request when all its parts have. */
-  private readonly complete = (owner: unknown, status: number): void => {
-    if (this.reissued !== null && this.reissued.has(owner)) this.firstReissuedAnswered();
-    const g = owner as Group;
-    if (g.group !== true) return this.finish(owner as BlockRequest, status);
-    if (status !== BLKIF_RSP_OKAY && g.status === BLKIF_RSP_OKAY) g.status = status;
-    // A group's owner is a block request, or (a part split again after a recovery) another group.
-    if (--g.left === 0) this.complete(g.req, g.status);
-  };
-
-  private firstReissuedAnswered(): void {
+  protected firstReissuedAnswered(): void {
     this.reissued = null;
     if (this.recoveryT0 === 0) return;
     const now = performance.now();
@@ -360,77 +261,5 @@ export class Blkfront implements BlockDevice, FrontendDriver {
     this.recoveryT0 = 0;
     this.k.log(`blkfront ${this.name}: reconnected; first re-issued request answered ${this.recovery.recoveryMs.toFixed(1)} ms after the new backend's InitWait`);
   }
-
-  private finish(req: BlockRequest, status: number): void {
-    if (status === BLKIF_RSP_OKAY) return req.done(0);
-    if (status === BLKIF_RSP_EOPNOTSUPP && req.op === 'flush') this.features.flush = false;
-    if (status === BLKIF_RSP_EOPNOTSUPP && req.op === 'discard') this.features.discard = false;
-    req.done(status, this.brokenWhy !== null ? `${this.name} stopped: ${this.brokenWhy}`
-      : status === BLKIF_RSP_EOPNOTSUPP ? `${req.op} is not supported by the backend` : `${req.op}: I/O error from the backend`);
-  }
-
-  /**
-   * Which queue a part goes to. With persistent grants, a page's grant belongs to one ring, as
-   * each of Linux's rings has its own pool of granted pages (blkfront_ring_info.grants): a part
-   * goes to the queue whose pool holds its first page's grant, and a page no pool holds goes to
-   * the next queue round robin. Otherwise the backend would keep one mapping of the page per ring it arrived on, four
-   * times the mappings for four queues, and a frontend's I/O buffers would outgrow its share of
-   * Dom0's persistent mappings (backends/lib/grant-budget.ts): every request would pay grant maps and
-   * unmaps again. A part whose queue is full goes to another, as before; parts without pages
-   * (flush, discard) and devices without persistent grants are dealt round robin.
-   */
-  private enqueue(p: Part): void {
-    // No queues while the backend is gone (blkif_recover waits for the next one), and none once
-    // the guest is suspending (quiesce): the part waits.
-    if (!this.frozen && this.waiting.length === 0 && this.queues.length > 0 && this.negotiated.persistent && p.nrSectors > 0 && p.op !== BLKIF_OP_DISCARD) {
-      if (this.next >= this.queues.length) this.next = 0; // a new backend may offer fewer queues
-      const gfn = p.gfns[p.firstPage];
-      let home = -1;
-      for (let i = 0; i < this.queues.length && home < 0; i++) if (this.queues[i].pool?.holds(gfn)) home = i;
-      const q = home >= 0 ? this.queues[home] : null;
-      if (q !== null && q.hasRoom && q.issue(p)) return;
-    }
-    if (!this.frozen && this.waiting.length === 0) {
-      for (let tries = 0; tries < this.queues.length; tries++) {
-        const q = this.queues[this.next];
-        this.next = this.next + 1 === this.queues.length ? 0 : this.next + 1;
-        if (q.hasRoom && q.issue(p)) return;
-      }
-    }
-    this.waiting.push(p === this.scratch ? { ...p } : p);
-  }
-
-  /**
-   * Responses freed ring slots (or grants, or bounce pages): issue what was waiting, in order
-   * (blk-mq's restart of a stopped queue). The first part no queue can take now stops the round.
-   */
-  private drain(): void {
-    if (this.frozen) {
-      if (this.quiesced !== null && this.settled()) { this.quiesced(); this.quiesced = null; }
-      return;
-    }
-    while (this.waiting.length > 0) {
-      const p = this.waiting[0];
-      let issued = false;
-      for (let i = 0; i < this.queues.length && !issued; i++) {
-        const q = this.queues[i];
-        issued = q.hasRoom && q.issue(p);
-      }
-      if (!issued) return;
-      this.waiting.shift();
-    }
-  }
-
-  private broken(why: string): void {
-    if (this.brokenWhy !== null) return;
-    this.brokenWhy = why;
-    this.k.log(`blkfront ${this.name}: ${why}; device stopped`);
-    for (const p of this.waiting.splice(0)) this.complete(p.owner, BLKIF_RSP_ERROR);
-    if (this.frozen) this.drain(); // a suspend waiting for this ring waits no more
-  }
 }
 
-const NO_PAGES: readonly number[] = [];
-/** A flush on a device with no write cache: done at once, successfully. */
-const NOTHING_TO_FLUSH = 'nothing to flush';
-const BLKIF_OPS: Record<BlockOp, number> = { read: BLKIF_OP_READ, write: BLKIF_OP_WRITE, flush: BLKIF_OP_FLUSH_DISKCACHE, discard: BLKIF_OP_DISCARD };
