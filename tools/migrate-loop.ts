@@ -5,12 +5,16 @@
  * everything that could say why.
  *
  *   npx tsx tools/migrate-loop.ts [--moves N] [--mib MiB] [--wss MiB] [--bound-ms MS] [--peer fresh|kept] [--not-live]
+ *                                 [--mode moves|bench]
  *
  * The failure it hunts (1 in 42 quiet full runs of `npm run bench -- --suite migrate`): after an
  * untimed move the guest's console said resumed, gratuitous ARP sent, serving, and a peer started
  * on C then got no answer for 30 s. `--peer fresh` (the default) does what the bench did then: a
  * new peer after each move, which must have its first answers (ARP, then udp-rr) within the bound;
  * `--peer kept` keeps one peer through every move, which must get answers again within the bound.
+ * `--mode bench` does each time what the bench's odd repeats do before their timed move: a new
+ * guest (new name, MAC and IP) created on A, moved to B once as soon as its workload runs, then a
+ * new peer on C; then both are destroyed.
  *
  * The evidence, in the run directory (kept, and named, on a failure; removed otherwise): every
  * host's log lines (a.host.log, b.host.log, c.host.log: scenarios/lib/host-logs.ts), the guests'
@@ -39,14 +43,16 @@ const { values: o } = parseArgs({
     'bound-ms': { type: 'string', default: '10000' },
     peer: { type: 'string', default: 'fresh' },
     'not-live': { type: 'boolean', default: false },
+    mode: { type: 'string', default: 'moves' },
   },
 });
 const MOVES = Number(o.moves);
 const MIB = Number(o.mib);
 const WSS = Number(o.wss);
 const BOUND_MS = Number(o['bound-ms']);
-const FRESH = o.peer !== 'kept';
-if (![MOVES, MIB, WSS, BOUND_MS].every((n) => Number.isInteger(n) && n >= 0) || !['fresh', 'kept'].includes(o.peer!)) {
+const BENCH = o.mode === 'bench';
+const FRESH = BENCH || o.peer !== 'kept';
+if (![MOVES, MIB, WSS, BOUND_MS].every((n) => Number.isInteger(n) && n >= 0) || !['fresh', 'kept'].includes(o.peer!) || !['moves', 'bench'].includes(o.mode!)) {
   throw new Error('usage: --moves N --mib MiB --wss MiB --bound-ms MS --peer fresh|kept');
 }
 
@@ -59,17 +65,22 @@ const uc = await startUplinkedHost({ runDir: join(dir, 'c'), memoryMiB: 112, log
 const hosts = { a: up.host, b: ub.host, c: uc.host };
 const xl = { a: await XlClient.open(hosts.a.runDir), b: await XlClient.open(hosts.b.runDir), c: await XlClient.open(hosts.c.runDir) };
 
-const name = 'mover';
-const vif = vifFor(10);
-const vmDir = join(dir, name);
-mkdirSync(vmDir);
-writeFileSync(join(vmDir, 'vm.cfg'), `name = "${name}"\nmemory = ${MIB}\n${vif.line}\n` +
-  (WSS === 0 ? `workload = "idle"\nworkload_args = [ "serve=${RR_PORT}" ]\n` : `workload = "mem-touch"\nworkload_args = [ "wss=${WSS}", "serve=${RR_PORT}" ]\n`));
+/* A guest serving udp-rr (and running mem-touch when --wss is given), its VM directory made now. */
+function guest(name: string, n: number): { name: string; dir: string; ip: string } {
+  const vif = vifFor(n);
+  const d = join(dir, name);
+  mkdirSync(d);
+  writeFileSync(join(d, 'vm.cfg'), `name = "${name}"\nmemory = ${MIB}\n${vif.line}\n` +
+    (WSS === 0 ? `workload = "idle"\nworkload_args = [ "serve=${RR_PORT}" ]\n` : `workload = "mem-touch"\nworkload_args = [ "wss=${WSS}", "serve=${RR_PORT}" ]\n`));
+  return { name, dir: d, ip: vif.ip };
+}
+const UP = WSS === 0 ? /workload idle/ : /mem-touch: pass 1 done/;
+let g = guest(BENCH ? 'g-0' : 'mover', 10);
 
 let failure: string | null = null;
 let peer: OutagePeer | null = null;
 let peers = 0;
-const newPeer = () => OutagePeer.start(hosts.c, dir, { name: `peer-${peers}`, vif: 100 + (peers++ % 150), target: vif.ip, warmup: 100 });
+const newPeer = () => OutagePeer.start(hosts.c, dir, { name: `peer-${peers}`, vif: 100 + (peers++ % 150), target: g.ip, warmup: 100 });
 
 /* A capture of every frame entering each host's xenbr0 during move k; stop() ends them (the files stay). */
 function captureAll(k: number): { files: string[]; stop(): Promise<void> } {
@@ -90,17 +101,24 @@ function captureAll(k: number): { files: string[]; stop(): Promise<void> } {
 }
 
 try {
-  await xl.a.call({ verb: 'create', path: vmDir });
-  await consoleMatch(hosts.a.runDir, name, WSS === 0 ? /workload idle/ : /mem-touch: pass 1 done/);
+  if (!BENCH) {
+    await xl.a.call({ verb: 'create', path: g.dir });
+    await consoleMatch(hosts.a.runDir, g.name, UP);
+  }
   if (!FRESH) peer = await newPeer();
   say(`loop: ${MOVES} moves of a ${MIB} MiB guest (wss ${WSS} MiB, ${o['not-live'] ? 'not live' : 'live'}), peer ${o.peer}, ` +
     `bound ${BOUND_MS} ms; run directory ${dir}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   for (let k = 0; k < MOVES; k++) {
-    const [from, to] = k % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const);
-    const cap = captureAll(k);
+    const [from, to] = BENCH || k % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const);
+    const cap = captureAll(k); // from before a new guest's boot: what the bridges learned of it on A
+    if (BENCH) { // a new guest, up on A
+      if (k > 0) g = guest(`g-${k}`, 10 + (k % 90));
+      await xl.a.call({ verb: 'create', path: g.dir });
+      await consoleMatch(hosts.a.runDir, g.name, UP);
+    }
     const answered = peer?.counts().answered ?? 0;
     const { port } = await xl[to].call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
-    const r = await xl[from].call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port, live: !o['not-live'] });
+    const r = await xl[from].call<MigrateResult>({ verb: 'migrate', domain: g.name, host: '127.0.0.1', port, live: !o['not-live'] });
     try {
       if (FRESH) {
         peer = await newPeer(); // its first 100 answers (OutagePeer.start's own bound is 30 s)
@@ -117,6 +135,7 @@ try {
       await peer!.stop();
       peer = null;
     }
+    if (BENCH) await xl[to].call({ verb: 'destroy', domain: g.name });
     say(`move ${k} ${from} -> ${to}: downtime ${r.downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms; the peer answered ` +
       `(load ${loadavg()[0].toFixed(1)})`);
   }
