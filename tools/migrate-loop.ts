@@ -21,7 +21,9 @@
  * consoles (their VM directories), and for the failing move a capture of every frame that entered
  * each host's xenbr0 (move-K-{a,b,c}.pcap, from just before the move to the failure: read with
  * `tcpdump -enr FILE`), so where the peer's requests and the guest's answers, ARPs and gratuitous
- * ARP went can be read host by host. Captures of a move that went well are deleted.
+ * ARP went can be read host by host, and each host's `top` sample (every vif's counters and ring
+ * indices) twice, a second apart, at the failure (move-K-top-H-{first,then}.json). Captures of a
+ * move that went well are deleted.
  *
  * Xen: what one does with `xl migrate` in a loop and tcpdump on each Dom0's bridge.
  */
@@ -100,6 +102,20 @@ function captureAll(k: number): { files: string[]; stop(): Promise<void> } {
   };
 }
 
+/*
+ * Each host's `ringvisor top` sample (domains; every vif's counters and ring indices, as netback
+ * registered them), twice a second apart, so that what still moves and what is stuck can be told.
+ */
+async function snapshots(k: number): Promise<void> {
+  for (const when of ['first', 'then']) {
+    if (when === 'then') await new Promise((r) => setTimeout(r, 1000)); // the second sample's distance, not a measurement
+    for (const h of ['a', 'b', 'c'] as const) {
+      const top = await xl[h].call({ verb: 'top' }).catch((e: unknown) => ({ error: (e as Error).message }));
+      writeFileSync(join(dir, `move-${k}-top-${h}-${when}.json`), JSON.stringify(top, null, 1));
+    }
+  }
+}
+
 try {
   if (!BENCH) {
     await xl.a.call({ verb: 'create', path: g.dir });
@@ -127,6 +143,7 @@ try {
       }
     } catch (e) {
       failure = `move ${k} (${from} -> ${to}, downtime ${r.downtimeMs.toFixed(1)} ms): ${(e as Error).message}`;
+      await snapshots(k);
     }
     await cap.stop();
     if (failure !== null) break;
