@@ -50,7 +50,7 @@ import {
   type HypervisorState,
 } from './state.ts';
 import { FAULT_NOMEM, p2m_fault, p2m_pin_private, p2m_pod_oom_counted } from './mm/fault.ts';
-import { log_dirty_view, log_dirty_write } from './mm/log-dirty.ts';
+import { log_dirty_view, log_dirty_write, log_dirty_written } from './mm/log-dirty.ts';
 
 /**
  * Step 2 of taking a frame back (see the header): `d`'s P2M has lost or changed an entry, so
@@ -80,23 +80,38 @@ class Gate {
     this.faultCounter = (domid * MAX_VCPUS + vcpu) * NR_COUNTERS + C.page_faults;
   }
 
-  /** gfn → mfn, or a page fault. The single gate for every access (see header). */
-  translate(gfn: number, write: boolean, gpa = gfn * PAGE_SIZE): number {
+  /**
+   * gfn → mfn, or a page fault. The single gate for every access (see header). `mark`: a write is
+   * logged here (a view handed out, whose writes come later); a write call passes false and logs
+   * the page itself once its bytes have landed (written()).
+   */
+  translate(gfn: number, write: boolean, gpa = gfn * PAGE_SIZE, mark = write): number {
     const e = gfn >= 0 && gfn < MAX_GUEST_PAGES ? this.hv.p2m[this.p2mBase + gfn] : 0;
-    if ((e & P2M_PRESENT) === 0 || (write && (e & P2M_READONLY) !== 0)) return this.slow(gfn, write, gpa, e);
-    if (write) log_dirty_write(this.hv, this.domid, gfn, e); // log-dirty's hook (mm/log-dirty.ts)
+    if ((e & P2M_PRESENT) === 0 || (write && (e & P2M_READONLY) !== 0)) return this.slow(gfn, write, gpa, e, mark);
+    if (mark) log_dirty_write(this.hv, this.domid, gfn, e); // log-dirty's hook (mm/log-dirty.ts)
     return e & P2M_MFN_MASK;
   }
 
+  /**
+   * A write call's bytes have landed in gfn: log it now, not before the copy. Marked before, a
+   * CLEAN between the mark and the copy would take the bit and let the sender read the page
+   * before the bytes landed, and nothing would log them again: the page lost from the migration.
+   * Xen has no such window (its CLEAN re-protects the P2M and flushes the TLBs, so a store after it
+   * faults); a thread preempted between a mark and its copy does (mm/log-dirty.ts).
+   */
+  written(gfn: number): void {
+    log_dirty_written(this.hv, this.domid, gfn, this.hv.p2m[this.p2mBase + gfn]);
+  }
+
   /* The fault path: populate on demand, page in, break a share (mm/fault.ts), or the guest's fault. */
-  private slow(gfn: number, write: boolean, gpa: number, e: number): number {
+  private slow(gfn: number, write: boolean, gpa: number, e: number, mark: boolean): number {
     let mfn = p2m_fault(this.hv, this.domid, gfn, write);
     // No frame: while a pager runs, wait for its batches (mm/pager-wait.ts) until one leaves a
     // frame for us. Each true is a batch that freed frames, so the host is making progress even
     // when other vCPUs take them first; a batch that freed nothing ends the wait.
     while (mfn === FAULT_NOMEM && this.hooks.waitFrames?.() === true) mfn = p2m_fault(this.hv, this.domid, gfn, write);
     if (mfn >= 0) {
-      if (write) log_dirty_write(this.hv, this.domid, gfn, this.hv.p2m[this.p2mBase + gfn]);
+      if (mark) log_dirty_write(this.hv, this.domid, gfn, this.hv.p2m[this.p2mBase + gfn]);
       return mfn;
     }
     const access = write ? 'write' : 'read';
@@ -179,10 +194,14 @@ export class DomainMemory implements GuestMemory {
       const a = gpa + done;
       const off = a & (PAGE_SIZE - 1);
       const n = Math.min(PAGE_SIZE - off, len - done);
-      const at = g.translate(Math.floor(a / PAGE_SIZE), op !== READ, a) * PAGE_SIZE + off;
+      const gfn = Math.floor(a / PAGE_SIZE);
+      const at = g.translate(gfn, op !== READ, a, false) * PAGE_SIZE + off;
       if (op === READ) buf!.set(mem8.subarray(at, at + n), done);
-      else if (op === WRITE) mem8.set(n === len ? buf! : buf!.subarray(done, done + n), at);
-      else mem8.fill(value, at, at + n);
+      else {
+        if (op === WRITE) mem8.set(n === len ? buf! : buf!.subarray(done, done + n), at);
+        else mem8.fill(value, at, at + n);
+        g.written(gfn); // after the bytes, not before (Gate.written)
+      }
       done += n;
     }
   }
@@ -195,8 +214,9 @@ export class DomainMemory implements GuestMemory {
 
   writeU32(gpa: number, value: number): void {
     if ((gpa & 3) !== 0) throw new RangeError(`writeU32 at unaligned gpa 0x${gpa.toString(16)}`);
-    const mfn = this.#gate.translate(gpa >>> PAGE_SHIFT, true, gpa);
+    const mfn = this.#gate.translate(gpa >>> PAGE_SHIFT, true, gpa, false);
     this.#gate.hv.mem32[mfn * PAGE_WORDS + ((gpa & (PAGE_SIZE - 1)) >> 2)] = value;
+    this.#gate.written(gpa >>> PAGE_SHIFT);
   }
 
   page(gfn: number, writable: boolean): Uint8Array {
@@ -251,6 +271,9 @@ class MappedPage implements GuestPage {
   #refill(): void {
     const gen = this.#gate.generation();
     const mfn = this.#gate.translate(this.#gfn, this.#writable);
+    // Writes into the array come after this mark, and one made after a CLEAN is seen only at the
+    // next request: the last round (LOGDIRTY_FINAL) takes such a page whatever the log says.
+    if (this.#writable) log_dirty_view(this.#gate.hv, this.#gate.domid, this.#gfn);
     if (mfn !== this.#mfn) {
       const machine = this.#gate.hv.buffers.machine;
       this.#bytes = new Uint8Array(machine, mfn * PAGE_SIZE, PAGE_SIZE);

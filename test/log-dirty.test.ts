@@ -90,6 +90,48 @@ test('a cached view passes the write gate again after every CLEAN, so each round
   t.deepEqual(clean(w, guest).gfns, [], 'a read-only view never marks');
 });
 
+test('a write call is logged after its bytes land: a CLEAN between the gate and the copy (its vCPU preempted there) leaves the page for the next round', (t) => {
+  const { w, guest } = setup();
+  const g = guest.pages.alloc();
+  t.is(enable(w, guest), 0);
+  guest.mem.fill(g * PAGE_SIZE, PAGE_SIZE, 1); // written earlier in this round: its bit is set
+
+  // The source's sender runs CLEAN and reads the page while the guest's next write is between the
+  // write gate and its copy: here, at the copy's first byte (a Proxy stands in for the preemption).
+  let round: number[] = [];
+  const sent = new Uint8Array(1);
+  const bytes = new Uint8Array(PAGE_SIZE).fill(2);
+  const src = new Proxy(bytes, {
+    get(target, prop) {
+      if (prop === '0' && round.length === 0) {
+        round = clean(w, guest).gfns;
+        guest.mem.read(g * PAGE_SIZE, sent);
+      }
+      return Reflect.get(target, prop);
+    },
+  }) as Uint8Array;
+  guest.mem.write(g * PAGE_SIZE, src);
+
+  t.deepEqual(round, [g], 'the round the CLEAN began had the page');
+  t.is(sent[0], 1, 'and sent it as it was before the write');
+  const landed = new Uint8Array(1);
+  guest.mem.read(g * PAGE_SIZE, landed);
+  t.is(landed[0], 2, 'the write landed after the CLEAN');
+  t.deepEqual(clean(w, guest).gfns, [g], 'so the next round has the page again; marked before its copy, it would be lost');
+});
+
+test('a writable GuestPage written after a CLEAN and not asked again is in the last round (LOGDIRTY_FINAL)', (t) => {
+  const { w, guest } = setup();
+  const g = guest.pages.alloc();
+  t.is(enable(w, guest), 0);
+  const view = guest.mem.map(g, true);
+  const words = view.words(); // a request begins: the gate marks the page
+  t.deepEqual(clean(w, guest).gfns, [g]);
+  words[0] = 7; // the request's write, after the CLEAN: no gate sees it
+  t.deepEqual(clean(w, guest).gfns, [], 'an ordinary round cannot see it');
+  t.deepEqual(clean(w, guest, XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL).gfns, [g], 'the last round takes it');
+});
+
 test('a long-lived writable view (page(), pageWords()) is reported in the last round, LOGDIRTY_FINAL', (t) => {
   const { w, guest } = setup();
   const ring = guest.pages.alloc();

@@ -6,9 +6,10 @@
  * behind XEN_DOMCTL_shadow_op CLEAN / PEEK) and grant_table.c's gnttab_mark_dirty. Xen makes every
  * RAM entry of the P2M read-only (p2m_ram_logdirty), takes the first write to each page as a fault,
  * sets the page's bit and makes the entry writable again; each CLEAN re-protects the pages. Here the
- * write gate (hypervisor/guest-memory.ts) is the fault: every write call, and every writable page
- * view when it is made or refilled, passes it with write = true, and its one hook calls
- * log_dirty_write(). CLEAN bumps the P2M generation (p2m_take_back), so every GuestPage view goes
+ * write gate (hypervisor/guest-memory.ts) is the fault: every writable page view, when it is made
+ * or refilled, passes it with write = true and is marked (log_dirty_write()); every write call is
+ * checked there and marked once its bytes have landed (log_dirty_written(): a mark made before
+ * the copy could be taken by a CLEAN before the bytes arrived, and the page lost). CLEAN bumps the P2M generation (p2m_take_back), so every GuestPage view goes
  * back through the gate at its next request and a writable one is marked again, as re-protecting
  * the P2M makes the next write fault again.
  *
@@ -17,7 +18,8 @@
  *     destination (gnttab_copy); a writable grant mapping marks its page when it is unmapped
  *     (unmap_common_complete), and, while it is still mapped, in the last round (FINAL below);
  *   - the older unchecked views, page() and pageWords(), which are made once and kept (ring pages,
- *     shared info): the gate records each writable one in a second bitmap, and the last round
+ *     shared info), and writable GuestPage views of the domain's own RAM (whose writes after a CLEAN
+ *     are seen only at their next request): the gate records each writable one in a second bitmap, and the last round
  *     (XEN_DOMCTL_SHADOW_LOGDIRTY_FINAL, taken with the guest suspended) adds them all, as Xen's
  *     FINAL adds the pages it has mapped writably itself. That bitmap is never cleared (views are
  *     not unmapped), so such pages cost the stop-and-copy a little and are never missed.
@@ -77,6 +79,22 @@ export function paging_mark_dirty(hv: HypervisorState, d: number, gfn: number): 
 export function log_dirty_write(hv: HypervisorState, d: number, gfn: number, e: number): void {
   if (hv.logdirty[d * LOGDIRTY_STRIDE + LD.ENABLED] === 0 || (e & P2M_FOREIGN) !== 0) return;
   if (setBit(hv, d, DIRTY, gfn)) Atomics.add(hv.logdirty, d * LOGDIRTY_STRIDE + LD.FAULT_COUNT, 1);
+}
+
+/**
+ * The write gate's hook after a write call's bytes have landed (guest-memory.ts, Gate.written). Always
+ * the locked RMW, never setBit's plain load: it orders the bytes before the bit's test, so a CLEAN
+ * that takes the bit (and a sender that then reads the page) comes after them; a CLEAN that came
+ * before finds the bit clear and this sets it for the next round. A thread stopped anywhere in a
+ * write call therefore loses nothing: the race of a mark made before the copy (a page sent without
+ * the bytes a preempted vCPU wrote just after the CLEAN, and never logged again) cannot happen.
+ */
+export function log_dirty_written(hv: HypervisorState, d: number, gfn: number, e: number): void {
+  if (hv.logdirty[d * LOGDIRTY_STRIDE + LD.ENABLED] === 0 || (e & P2M_FOREIGN) !== 0) return;
+  const bit = 1 << (gfn & 31);
+  if ((Atomics.or(hv.logdirty, d * LOGDIRTY_STRIDE + DIRTY + (gfn >>> 5), bit) & bit) === 0) {
+    Atomics.add(hv.logdirty, d * LOGDIRTY_STRIDE + LD.FAULT_COUNT, 1);
+  }
 }
 
 /**
