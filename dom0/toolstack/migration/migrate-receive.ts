@@ -119,8 +119,11 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   // Given the go: our copy takes the guest's name and runs. If that fails, xl reports it, destroys
   // its copy and gives the sender permission to resume the guest at its end.
   let failed: string | null = null;
+  const tGo = performance.now();
+  let tRenamed = tGo;
   try {
     await (await renaming)();
+    tRenamed = performance.now();
     if (!paused) {
       const rc = await h.k.hypercall.domctl_unpausedomain(domid);
       if (rc < 0) throw new Error(`unpause: ${errnoName(rc)}`);
@@ -144,7 +147,8 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
     `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the holes given back and the vCPU context set, ` +
-    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused`);
+    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused; ` +
+    `the go: renamed ${(tRenamed - tGo).toFixed(2)} ms after it, unpaused ${(tRunning - tRenamed).toFixed(2)} ms after that`);
   return { domid, name, pages: records.pages };
 }
 
