@@ -38,6 +38,7 @@ import { add_to_physmap_batch_foreign, remove_from_physmap } from './p2m-foreign
 import { populate_physmap } from './mm/reservation.ts';
 import { add_to_physmap, decrease_reservation_op } from './memory-op.ts';
 import { getpageframeinfo3_op, getvcpucontext, setvcpucontext } from './domctl-vcpucontext.ts';
+import { unpausedomain } from './domctl-unpause.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import { vcpu_op_down, vcpu_op_is_up, vcpu_op_up } from './vcpu-op.ts';
 import * as trace from './trace.ts';
@@ -322,8 +323,10 @@ export class HypercallTable implements Hypercalls {
   domctl_vcpus_loaded(domid: number): Promise<number> {
     return this.#domctl<number>(HC.domctl_vcpus_loaded, 'vcpus_loaded', domid);
   }
+  /* Shared state only: answered here, not behind the control thread's work (./domctl-unpause.ts). */
   domctl_unpausedomain(domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_unpausedomain, 'unpausedomain', domid);
+    this.#enter(HC.domctl_unpausedomain);
+    return Promise.resolve(this.#c.privileged ? unpausedomain(this.#c.hv, domid) : -XEN_EPERM);
   }
   domctl_resumedomain(domid: number): Promise<number> {
     return this.#domctl<number>(HC.domctl_resumedomain, 'resumedomain', domid);
