@@ -47,8 +47,8 @@
  * serve= starts as soon as they are up, while the rest of the boot path runs beside them (their
  * requests interleave on the ring; Linux's frontends also reconnect side by side, each driven by
  * its own watch); requests that do not depend on each other go together, and netfront writes its
- * keys and Connected in one transaction (6-7 sequential round trips from the first step to the vif
- * Connected, from 14-15: shared/kernel/xenbus/frontend.ts; tools/trace/resume-timeline.ts
+ * keys and Connected in one transaction, started ahead (5-6 sequential round trips from the first
+ * step to the vif Connected, from 14-15: shared/kernel/xenbus/frontend.ts; tools/trace/resume-timeline.ts
  * times each step from the unpause to the peer's first answer); the neighbour table comes back
  * from guest memory (./resume.ts); and a workload yields whenever an event is pending
  * (Kernel.eventPending, as wake-up preemption lets a Linux kernel thread in at once).
