@@ -101,6 +101,25 @@ test('netfront-style: probe to Connected in 5 round trips, keys and state in one
   t.deepEqual(calls, ['front:offer:1', 'front:mac:00:16:3e:00:00:01', 'front:connect', 'back:disconnect', `back:connect:42:7:${Connected}`]);
 });
 
+test('a device the kernel already has (a resumed kernel\'s vif) is probed beside the bus watch: 4 round trips, probed once', async (t) => {
+  const { g, back, calls } = await setup('vifknown');
+  const front: number[] = [];
+  const before = g.xs.stats.rounds;
+  let atCommit = -1;
+  g.xs.tracer = { xentrace: (e, type) => { if (e === TRC_GUEST_XS_REPLY && type === XS_TRANSACTION_END) atCommit = g.xs.stats.rounds; } };
+  const probed: string[] = [];
+  await registerFrontend(g.xs, 'vifknown', () => netfrontLike(calls), {
+    onState: (_d, s) => front.push(s), onProbe: (fe) => probed.push(fe.dev.nodename), present: [0],
+  });
+  await until(() => front.includes(Connected) && back.includes(Connected));
+  for (let i = 0; i < 10; i++) await settle(); // the bus watch's listing has come and gone
+  // 1 the bus's WATCH and its listing, with the other end's keys, our state and our MAC; 2 the
+  // WATCH on the backend's state, its state, its offer, TRANSACTION_START; 3 the writes; 4 the commit.
+  t.is(atCommit - before, 4);
+  t.deepEqual(probed, ['device/vifknown/0'], 'the listing found it known: not probed twice');
+  t.deepEqual(front, [Connected]);
+});
+
 test('a frontend directory removed while it publishes is not written again: the transaction is abandoned', async (t) => {
   const { rig, g, back, calls } = await setup('vifgone');
   const front: number[] = [];

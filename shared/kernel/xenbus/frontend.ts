@@ -276,14 +276,16 @@ export class XenbusFrontend {
 
 /**
  * xenbus_register_frontend: probe every device of `type` that appears under our device/
- * directory, with a driver made for it.
+ * directory, with a driver made for it. `present`: the devids a resumed kernel had (domu/resume.ts),
+ * probed at once, as xenbus_dev_resume goes over the devices Linux has, not after the listing.
  */
 export function registerFrontend(
   xs: XenbusClient, type: string, makeDriver: (nodename: string) => FrontendDriver,
-  opts: FrontendOptions & { onProbe?: (fe: XenbusFrontend) => void } = {},
+  opts: FrontendOptions & { onProbe?: (fe: XenbusFrontend) => void; present?: readonly number[] } = {},
 ): Promise<XsWatch> {
-  return watchForDevices(xs, `${XS_DIR_DEVICE}/${type}`, 1, async (nodename) => {
+  const dir = `${XS_DIR_DEVICE}/${type}`;
+  return watchForDevices(xs, dir, 1, async (nodename) => {
     const fe = new XenbusFrontend(xs, nodename, makeDriver(nodename), opts);
     if (await fe.probe()) opts.onProbe?.(fe);
-  });
+  }, (opts.present ?? []).map((devid) => `${dir}/${devid}`));
 }
