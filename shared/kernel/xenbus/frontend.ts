@@ -112,12 +112,14 @@ export class XenbusFrontend {
     }
     if (this.driver.connectEarly) await this.publish();
     const watching = this.dev.watchOtherend((s) => this.backendChanged(s));
-    // Behind the WATCH and the state read it sent (one round trip for all of them).
-    if (this.driver.otherendKnown !== undefined && this.dev.firstOtherendState !== null) {
-      this.driver.otherendKnown(this.dev, this.dev.firstOtherendState);
-    }
+    // Behind the WATCH and the state read it sent (one round trip for all of them): the
+    // transaction's start, then the driver's reads (and whatever it does meanwhile: netfront's
+    // prebuild), so that every request is on its way before the driver's own work.
     if (this.driver.connectOnInitWait && this.driver.publishWrites !== undefined && this.dev.firstOtherendState !== null) {
       this.startEarly(this.dev.firstOtherendState);
+    }
+    if (this.driver.otherendKnown !== undefined && this.dev.firstOtherendState !== null) {
+      this.driver.otherendKnown(this.dev, this.dev.firstOtherendState);
     }
     await watching;
     return true;
