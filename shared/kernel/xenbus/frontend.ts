@@ -149,6 +149,13 @@ export class XenbusFrontend {
     });
   }
 
+  /** The device closes before it published: the transaction started ahead is ended unused. */
+  private dropEarly(): void {
+    const t = this.early;
+    this.early = null;
+    if (t !== null) void t.then((id) => this.dev.xs.transactionEnd(id, false), () => undefined).catch(() => undefined);
+  }
+
   /** talk_to_blkback: publish in a transaction, then Initialised (netfront: connect, Connected). */
   private async publish(): Promise<void> {
     if (this.driver.connectOnInitWait && this.driver.publishWrites !== undefined) return this.publishConnected();
@@ -222,6 +229,7 @@ export class XenbusFrontend {
         break;
       case XenbusState.Closed:
       case XenbusState.Closing:
+        this.dropEarly();
         if (dev.state === XenbusState.Closed) break;
         if (backend === XenbusState.Closed && this.driver.suspend !== undefined && !this.closed
           && (dev.state === XenbusState.Connected || dev.state === XenbusState.Initialised)) {
@@ -262,6 +270,7 @@ export class XenbusFrontend {
 
   /** The guest wants the device gone (unplug, shutdown): Closing; the backend's Closing then brings us to Closed. */
   async shutdown(): Promise<void> {
+    this.dropEarly();
     if (this.dev.state === XenbusState.Closed || this.dev.state === XenbusState.Closing) return;
     if (this.suspended) {
       // No backend to answer Closing: let go of what was kept and close on our own.
