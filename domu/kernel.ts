@@ -47,8 +47,9 @@
  * serve= starts as soon as they are up, while the rest of the boot path runs beside them (their
  * requests interleave on the ring; Linux's frontends also reconnect side by side, each driven by
  * its own watch); requests that do not depend on each other go together, and netfront writes its
- * keys and Connected in one transaction (6-7 sequential round trips from the first step to the vif
- * Connected, from 14-15: shared/kernel/xenbus/frontend.ts; tools/trace/resume-timeline.ts
+ * keys and Connected in one transaction, started ahead, and the vifs it had (their devids in its
+ * resume record) are probed at once, beside the listing of device/vif (4-5 sequential round trips
+ * from the first step to the vif Connected, from 14-15: shared/kernel/xenbus/frontend.ts; tools/trace/resume-timeline.ts
  * times each step from the unpause to the peer's first answer); the neighbour table comes back
  * from guest memory (./resume.ts); and a workload yields whenever an event is pending
  * (Kernel.eventPending, as wake-up preemption lets a Linux kernel thread in at once).
@@ -128,7 +129,7 @@ export async function main(env: KernelEnv): Promise<void> {
   // Linux's devices resume side by side the same way: each frontend's handshake is driven by
   // watches (netback_changed, blkback_changed), none waits for another's.
   const netReady = resumed === null ? null
-    : findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed.neighbours())
+    : findNics(k, xs, (line) => k.log(line), (nic) => k.log(`${nic.name}: hot-plugged`), args.get(CMDLINE_E1000) ?? null, resumed.neighbours(), resumed.vifs())
       .then((net) => { serveBeside(net.stack, args, (line) => k.log(line)); return net; });
   netReady?.catch(() => undefined); // its failure is thrown where it is awaited, below, not as an unhandled rejection meanwhile
   // Linux thaws user space once the devices' resume callbacks have run (do_suspend: xs_resume,
@@ -187,7 +188,7 @@ export async function main(env: KernelEnv): Promise<void> {
   const req: ShutdownRequest = 'req' in first ? first.req : first.then === 'poweroff' ? 'poweroff' : await stopRequested;
   if (req === 'suspend') {
     const rec = await suspend(k, xs, askedAt, memTouch?.record ?? resumed ?? null, memTouch, async () => (await Promise.all([disks.quiesceAll(), net.quiesceAll()]))[0], balloon,
-      net.stack?.arp.entries() ?? []);
+      net.stack?.arp.entries() ?? [], net.vifs());
     await cons.drained();
     return k.hypercall.sched_suspend(rec.gfn);
   }
@@ -262,7 +263,7 @@ function mib(d: BlockDevice): string {
  * step and counts the xenstore requests and the disk requests let finish (tools/suspend-phase.ts).
  */
 async function suspend(k: Kernel, xs: XenbusClient, askedAt: number, found: ResumeRecord | null, memTouch: MemTouch | null,
-  quiesce: () => Promise<number>, balloon: Balloon, neighbours: readonly (readonly [number, Uint8Array])[]): Promise<ResumeRecord> {
+  quiesce: () => Promise<number>, balloon: Balloon, neighbours: readonly (readonly [number, Uint8Array])[], vifs: readonly number[]): Promise<ResumeRecord> {
   k.log('suspend: freezing the workload and quiescing devices');
   const frozenAt = performance.now();
   if (memTouch) await memTouch.freeze();
@@ -275,6 +276,7 @@ async function suspend(k: Kernel, xs: XenbusClient, askedAt: number, found: Resu
   rec.words[R.SUSPENDS]++;
   balloon.save(rec); // its list of ballooned-out gfns, into guest memory
   rec.saveNeighbours(neighbours); // the network stack's neighbour table, as Linux's stays in kernel memory
+  rec.saveVifs(vifs); // its vifs, as Linux's xenbus devices stay in kernel memory (probed at once on resume)
   rec.stampFrozen(frozenAt);
   rec.store();
   const t3 = performance.now();

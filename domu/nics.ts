@@ -11,6 +11,11 @@
  * An HVM guest's emulated NICs (the command line's e1000=IP,..., shared/public/cmdline.ts) are
  * probed after the vifs, as e1000_probe runs for each PCI function firmware listed; their names
  * follow the vifs' (eth<n>), and the stack goes on the first NIC of all.
+ *
+ * After a resume the vifs the suspended kernel had (`present`, from its resume record: domu/resume.ts)
+ * are probed at once, as Linux's xenbus_dev_resume goes over the devices it has, not after the
+ * listing of device/vif answers; the listing then finds them known. A suspend keeps the devids of
+ * the vifs connected then (GuestNics.vifs).
  */
 import type { Kernel } from '../shared/kernel/kernel.ts';
 import type { XenbusClient } from '../shared/kernel/xenbus/client.ts';
@@ -28,6 +33,8 @@ export interface GuestNics {
   nics: NetDevice[];
   /** The stack on the first NIC, or null if the guest has none. */
   stack: NetStack | null;
+  /** The PV vifs' devids (device/vif/N) connected now: what a suspend keeps for the resumed kernel (domu/resume.ts). */
+  vifs(): number[];
   closeAll(): Promise<void>;
   /**
    * A suspend's part (domu/kernel.ts suspend()): the vifs stay connected, as Linux's netfront
@@ -37,7 +44,8 @@ export interface GuestNics {
 }
 
 export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) => void, onHotplug?: (nic: Netfront) => void,
-  e1000: string | null = null, neighbours: readonly (readonly [number, Uint8Array])[] | null = null): Promise<GuestNics> {
+  e1000: string | null = null, neighbours: readonly (readonly [number, Uint8Array])[] | null = null,
+  present: readonly number[] | null = null): Promise<GuestNics> {
   const resumed = neighbours !== null;
   const dir = `${XS_DIR_DEVICE}/vif`;
   // The vifs present now are the ones boot waits for; listed while the bus watch is being set (one
@@ -49,6 +57,8 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
   const emulated: (() => Promise<void>)[] = [];
   const closedWaiters = new Map<string, () => void>();
   const closed = new Set<string>();
+  const connectedVifs = new Set<number>();
+  const devidOf = (nodename: string) => Number(nodename.slice(nodename.lastIndexOf('/') + 1));
   await new Promise<void>((resolve) => {
     let waiting = -1;
     void listed.then((atBoot) => { waiting = atBoot.size; if (waiting === 0) resolve(); });
@@ -60,6 +70,7 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
     }, {
       onState: (dev, state) => {
         if (state !== XenbusState.Closed) return;
+        connectedVifs.delete(devidOf(dev.nodename));
         closed.add(dev.nodename);
         closedWaiters.get(dev.nodename)?.();
       },
@@ -82,6 +93,7 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
           const ip = parseIPv4((await ipRead) ?? '') ?? 0;
           const atBoot = await listed;
           ips.set(nic, ip);
+          connectedVifs.add(devidOf(fe.dev.nodename));
           log(`netfront: ${nic.name} connected: mac ${formatMac(nic.mac)}, ip ${ip ? formatIPv4(ip) : 'none'}, mtu ${nic.mtu}, ` +
             `${nic.negotiated.queues} queue(s), ${nic.negotiated.split ? 'split' : 'one'} event channel(s), sg ${nic.negotiated.sg ? 'on' : 'off'}`);
           if (atBoot.has(fe.dev.nodename)) {
@@ -92,6 +104,8 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
           }
         });
       },
+      // A resumed kernel's vifs (domu/resume.ts): probed at once, beside the listing, not after it.
+      present: present ?? [],
     });
   });
   nics.sort((a, b) => a.name.localeCompare(b.name));
@@ -123,6 +137,7 @@ export async function findNics(k: Kernel, xs: XenbusClient, log: (line: string) 
   return {
     nics: all,
     stack,
+    vifs: () => [...connectedVifs].sort((a, b) => a - b),
     async closeAll() {
       await Promise.all(closers.map((c) => c()));
     },

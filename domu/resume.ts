@@ -15,7 +15,8 @@
  *   word 4  how many times this guest has been suspended
  *   word 5  pages in the balloon; word 6  the gfn + 1 of the first page listing them (./balloon/balloon.ts)
  *   word 7  entries in the neighbour table below (0 in a record written before it existed)
- *   word 8…61  the workload's own state (./workloads/mem-touch.ts owns words 8..14)
+ *   word 8…60  the workload's own state (./workloads/mem-touch.ts owns words 8..14)
+ *   word 61  the PV vifs the kernel had (bit n: device/vif/n; VIFS_KNOWN set when the word says so)
  *   word 62-63  when its workload was frozen for the last suspend (Float64, ms on the clock below)
  *
  * and from byte NEIGH_OFFSET to the end of the page, the network stack's neighbour table (IPv4
@@ -25,6 +26,13 @@
  * primes its new stack with it (domu/nics.ts). Without it the first answer after a move waits for
  * an ARP round trip to the asker (through every bridge on the way), and for ARP_RETRY_MS when that
  * request is lost while netback on the new host is still connecting.
+ *
+ * The vifs' word is the device list Linux keeps in kernel memory (the struct xenbus_device of
+ * each): its resume path (xenbus_dev_resume) goes over the devices it has, re-reading only where
+ * their backends are now (talk_to_otherend), and the bus watch's listing that follows finds them
+ * already registered. A resumed kernel here probes the vifs it had at once, beside its first
+ * xenstore requests, instead of after the listing of device/vif answers: one round trip fewer
+ * before a peer is answered (domu/nics.ts).
  *
  * The page's gfn is what SCHEDOP_shutdown(SHUTDOWN_suspend) names and the save stream carries as
  * the vCPU context; on restore it comes back as env.resume_gfn.
@@ -36,8 +44,12 @@ import { TRC_GUEST_RESUME_BOOT, TRC_GUEST_RESUME_RECORD } from '../shared/public
 export const RESUME_MAGIC = 0x52565253; // "RVRS"
 export const RESUME_VERSION = 1;
 export const R = {
-  MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, BALLOONED: 5, BALLOON_LIST: 6, NEIGHBOURS: 7, WORKLOAD_STATE: 8, FROZEN_AT: 62, WORDS: 64,
+  MAGIC: 0, VERSION: 1, RESERVED: 2, WORKLOAD: 3, SUSPENDS: 4, BALLOONED: 5, BALLOON_LIST: 6, NEIGHBOURS: 7, WORKLOAD_STATE: 8, VIFS: 61, FROZEN_AT: 62, WORDS: 64,
 } as const;
+/** In word VIFS: the word lists the vifs (a record written before it existed has 0 there: probe as at boot). */
+export const VIFS_KNOWN = 1 << 31;
+/** The devids the VIFS word can name (bits 0..30). */
+export const VIFS_MAX_DEVID = 30;
 /** The neighbour table's place in the record page: after the words, one entry = IPv4 (4 bytes, big-endian) + MAC (6) + 2 spare. */
 export const NEIGH_OFFSET = R.WORDS * 4;
 export const NEIGH_ENTRY = 12;
@@ -101,6 +113,22 @@ export class ResumeRecord {
       const o = i * NEIGH_ENTRY;
       out.push([((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0, b.slice(o + 4, o + 10)]);
     }
+    return out;
+  }
+
+  /** Keep the PV vifs' devids (those above VIFS_MAX_DEVID are left out: found by the listing after a resume). */
+  saveVifs(devids: readonly number[]): void {
+    let w = VIFS_KNOWN;
+    for (const d of devids) if (Number.isInteger(d) && d >= 0 && d <= VIFS_MAX_DEVID) w |= 1 << d;
+    this.words[R.VIFS] = w;
+  }
+
+  /** The vifs' devids the suspended kernel had, or null if the record does not say. */
+  vifs(): number[] | null {
+    const w = this.words[R.VIFS];
+    if ((w & VIFS_KNOWN) === 0) return null;
+    const out: number[] = [];
+    for (let d = 0; d <= VIFS_MAX_DEVID; d++) if ((w & (1 << d)) !== 0) out.push(d);
     return out;
   }
 

@@ -47,7 +47,7 @@ export async function do_domctl(host: Host, records: DomainRecords, op: string, 
       case 'createdomain': return host.built(await host.createDomain(args[0] as DomainConfig));
       case 'destroydomain': await host.destroy(domid); return 0;
       case 'pausedomain': if (domid === 0) return -XEN_EINVAL; host.pause(domid); return 0;
-      case 'unpausedomain': host.unpause(domid); return 0;
+      // unpausedomain is answered in the caller's thread (./domctl-unpause.ts).
       case 'resumedomain': await host.resumeDomain(domid); return 0;
       case 'vcpus_loaded': {
         const loaded = records.loaded(domid);

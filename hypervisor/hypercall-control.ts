@@ -25,6 +25,7 @@ import { HYPERCALL_IDS } from '../shared/public/hypercall-ids.ts';
 import type { Caller } from './caller.ts';
 import { shadow_op } from './mm/log-dirty.ts';
 import { getpageframeinfo3_op, getvcpucontext, setvcpucontext } from './domctl-vcpucontext.ts';
+import { unpausedomain } from './domctl-unpause.ts';
 import type { VcpuScheduler } from './schedule.ts';
 import * as trace from './trace.ts';
 
@@ -80,8 +81,10 @@ export class ControlHypercalls {
   domctl_vcpus_loaded(domid: number): Promise<number> {
     return this.#domctl<number>(HC.domctl_vcpus_loaded, 'vcpus_loaded', domid);
   }
+  /* Shared state only: answered here, not behind the control thread's work (./domctl-unpause.ts). */
   domctl_unpausedomain(domid: number): Promise<number> {
-    return this.#domctl<number>(HC.domctl_unpausedomain, 'unpausedomain', domid);
+    this.#enter(HC.domctl_unpausedomain);
+    return Promise.resolve(this.#c.privileged ? unpausedomain(this.#c.hv, domid) : -XEN_EPERM);
   }
   domctl_resumedomain(domid: number): Promise<number> {
     return this.#domctl<number>(HC.domctl_resumedomain, 'resumedomain', domid);

@@ -23,7 +23,8 @@ import { StreamFramer } from '../dom0/toolstack/migration/stream-framer.ts';
 import type { CreateResult, ListedDomain } from '../dom0/toolstack/protocol.ts';
 import { consoleMatch } from '../scenarios/lib/console.ts';
 
-const H = twoHosts(test, 'rv-migfail-', 128);
+const hostLog: string[] = [];
+const H = twoHosts(test, 'rv-migfail-', 128, { log: (l) => { hostLog.push(l); } });
 
 function vm(name: string, n: number): string {
   const d = join(H.dir, name);
@@ -157,5 +158,9 @@ test.serial('on the target the guest is NAME--incoming until the sender says go'
   t.is(after?.domid, before!.domid, 'renamed to pilgrim and unpaused');
   t.is(await listed(H.xb, 'pilgrim--incoming'), undefined);
   await consoleSays(H.b, 'pilgrim', /mem-touch: resumed at pass \d+/);
+  // The rename's checks (a domain list through the control thread) were made when the domain was
+  // built, not at "ready", so the go waited only for the rename's write and the unpause.
+  t.true(hostLog.some((l) => /xl migrate-receive: pilgrim is domain \d+ here: .*the go: its rename checked at the build,/.test(l)),
+    hostLog.filter((l) => l.includes('migrate-receive')).join('\n'));
   await H.xb.call({ verb: 'destroy', domain: 'pilgrim' });
 });

@@ -23,6 +23,8 @@ test('netfront goes straight to Connected; netback reports Connected only after 
     back = await h.watchLog('/local/domain/0/backend/vif');
     await until(async () => (back = await h.watchLog('/local/domain/0/backend/vif')).includes(`/${g.domid}/0/state=6`), `netback's state=6 for d${g.domid}`, { everyMs: 0, seen: () => back });
     t.deepEqual(o.connected?.negotiated, { queues: 1, split: true, sg: true });
+    // One vCPU, one queue: made while the backend's offer was being read, and used (netfront.ts prebuild).
+    t.like(o.front, { ahead_used: 1, ahead_freed: 0 });
     const be = back.filter((e) => e.startsWith(`/${g.domid}/0/`)).map((e) => e.slice(`/${g.domid}/0/`.length));
     const initWait = be.indexOf('state=2');
     const hotplug = be.indexOf('hotplug-status=connected');
@@ -33,6 +35,24 @@ test('netfront goes straight to Connected; netback reports Connected only after 
     t.false(front.some((e) => e.endsWith('/state=3')), front.join(' '));
     t.true(be.includes('state=6'), 'the backend closed when the guest let go');
     t.true(h.dom0Log.some((l) => l.includes(`netback vif${g.domid}.0: connected, 1 queue(s), split event channels, on xenbr0`)));
+  } finally {
+    await h.close();
+  }
+});
+
+test('one queue made ahead with split channels, the backend offering none: freed, one event channel made; traffic crosses', async (t) => {
+  const h = await NetHost.boot();
+  try {
+    const recv = await h.start({ vif: { ...B, split: false }, vcpus: 1, tasks: [{ kind: 'stream-recv', port: 6001 }] });
+    const send = await h.start({ vif: A, tasks: [{ kind: 'barrier', name: 'go' }, { kind: 'stream-send', target: B.ip, port: 6001, size: 512, count: 300 }] });
+    await recv.note('listen:6001');
+    await send.go('go');
+    const [a, b] = await Promise.all([send.outcome, recv.outcome]);
+    t.deepEqual(b.connected?.negotiated, { queues: 1, split: false, sg: true });
+    t.like(b.front, { ahead_used: 0, ahead_freed: 1 });
+    t.like(a.front, { ahead_used: 1, ahead_freed: 0 });
+    const r = b.tasks[0].result;
+    t.true(r?.kind === 'stream' && r.result.received === 300 && r.result.bad === 0);
   } finally {
     await h.close();
   }

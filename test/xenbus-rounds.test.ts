@@ -11,8 +11,8 @@ import { registerBackend, type BackendDriver } from '../shared/kernel/xenbus/bac
 import type { XenbusDevice } from '../shared/kernel/xenbus/device.ts';
 import { registerFrontend, type FrontendDriver } from '../shared/kernel/xenbus/frontend.ts';
 import { XenbusState, backendPath } from '../shared/public/io/xenbus.ts';
-import { XS_TRANSACTION_END } from '../shared/public/io/xs_wire.ts';
-import { TRC_GUEST_XS_REPLY } from '../shared/public/trace.ts';
+import { XS_TRANSACTION_END, XS_TRANSACTION_START } from '../shared/public/io/xs_wire.ts';
+import { TRC_GUEST_XS_REPLY, TRC_GUEST_XS_REQUEST } from '../shared/public/trace.ts';
 import { makeRig, settle } from './helpers/xs-fake.ts';
 
 const { InitWait, Connected } = XenbusState;
@@ -67,7 +67,19 @@ async function setup(type: string) {
   return { rig, g, back, calls, dev };
 }
 
-test('netfront-style: probe to Connected in 6 round trips, keys and state in one commit', async (t) => {
+/** Counts the TRANSACTION_START and TRANSACTION_END requests a client sends from now on (through its tracer). */
+function countTx(xs: { tracer: { xentrace(e: number, type: number, ...rest: number[]): void } | null }): { starts: number; ends: number } {
+  const n = { starts: 0, ends: 0 };
+  const prev = xs.tracer;
+  xs.tracer = { xentrace: (e: number, type: number, ...rest: number[]) => {
+    if (e === TRC_GUEST_XS_REQUEST && type === XS_TRANSACTION_START) n.starts++;
+    if (e === TRC_GUEST_XS_REQUEST && type === XS_TRANSACTION_END) n.ends++;
+    prev?.xentrace(e, type, ...rest);
+  } };
+  return n;
+}
+
+test('netfront-style: probe to Connected in 5 round trips, keys and state in one commit', async (t) => {
   const { g, back, calls } = await setup('vifr');
   const front: number[] = [];
   const before = g.xs.stats.rounds;
@@ -75,15 +87,37 @@ test('netfront-style: probe to Connected in 6 round trips, keys and state in one
   // again for each key the commit changed (xenbus_probe's watch), which is no part of the handshake.
   let atCommit = -1;
   g.xs.tracer = { xentrace: (e, type) => { if (e === TRC_GUEST_XS_REPLY && type === XS_TRANSACTION_END) atCommit = g.xs.stats.rounds; } };
+  const tx = countTx(g.xs);
   await registerFrontend(g.xs, 'vifr', () => netfrontLike(calls), { onState: (_d, s) => front.push(s) });
   await until(() => front.includes(Connected) && back.includes(Connected));
   // 1 the bus's WATCH and its listing; 2 the other end's keys and our state (and our MAC);
-  // 3 the WATCH on the backend's state, that state, the backend's offer; 4 TRANSACTION_START;
-  // 5 our state read within it, every key and state = Connected; 6 the commit.
-  t.is(atCommit - before, 6);
+  // 3 the WATCH on the backend's state, that state, the backend's offer, and TRANSACTION_START
+  // (the backend is in InitWait: the transaction will be needed as soon as they answer);
+  // 4 our state read within it, every key and state = Connected; 5 the commit.
+  t.is(atCommit - before, 5);
+  t.deepEqual(tx, { starts: 1, ends: 1 }, 'one transaction, committed');
   t.deepEqual(front, [Connected], 'never Initialised: netfront goes straight to Connected');
   t.deepEqual(back, [InitWait, Connected]);
   t.deepEqual(calls, ['front:offer:1', 'front:mac:00:16:3e:00:00:01', 'front:connect', 'back:disconnect', `back:connect:42:7:${Connected}`]);
+});
+
+test('a device the kernel already has (a resumed kernel\'s vif) is probed beside the bus watch: 4 round trips, probed once', async (t) => {
+  const { g, back, calls } = await setup('vifknown');
+  const front: number[] = [];
+  const before = g.xs.stats.rounds;
+  let atCommit = -1;
+  g.xs.tracer = { xentrace: (e, type) => { if (e === TRC_GUEST_XS_REPLY && type === XS_TRANSACTION_END) atCommit = g.xs.stats.rounds; } };
+  const probed: string[] = [];
+  await registerFrontend(g.xs, 'vifknown', () => netfrontLike(calls), {
+    onState: (_d, s) => front.push(s), onProbe: (fe) => probed.push(fe.dev.nodename), present: [0],
+  });
+  await until(() => front.includes(Connected) && back.includes(Connected));
+  for (let i = 0; i < 10; i++) await settle(); // the bus watch's listing has come and gone
+  // 1 the bus's WATCH and its listing, with the other end's keys, our state and our MAC; 2 the
+  // WATCH on the backend's state, its state, its offer, TRANSACTION_START; 3 the writes; 4 the commit.
+  t.is(atCommit - before, 4);
+  t.deepEqual(probed, ['device/vifknown/0'], 'the listing found it known: not probed twice');
+  t.deepEqual(front, [Connected]);
 });
 
 test('a frontend directory removed while it publishes is not written again: the transaction is abandoned', async (t) => {
@@ -106,6 +140,7 @@ test('a backend that reaches InitWait after the frontend probed (a hot-plugged v
   const g = await rig.addGuest(1);
   const calls: string[] = [];
   const front: number[] = [];
+  const tx = countTx(g.xs);
   await registerFrontend(g.xs, 'viflate', () => netfrontLike(calls), { onState: (_d, s) => front.push(s) });
   await addDeviceNodes(rig.dom0, { type: 'viflate', frontend: 1, devid: 0, frontKeys: { mac: '00:16:3e:00:00:02' } });
   // The frontend probes and reads ahead while no backend driver has probed the directory.
@@ -120,4 +155,7 @@ test('a backend that reaches InitWait after the frontend probed (a hot-plugged v
   await until(() => front.includes(Connected) && back.includes(Connected));
   t.deepEqual(front, [Connected]);
   t.is(calls[0], 'front:offer:1 (read again)', 'the feature the backend published at its probe, not the absence read before it');
+  // The transaction started ahead while no backend was in InitWait was ended unused, not held open
+  // while the frontend waited; publish started and committed its own.
+  t.deepEqual(tx, { starts: 2, ends: 2 });
 });

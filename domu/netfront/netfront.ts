@@ -21,7 +21,8 @@
  * ahead of need: its MAC and MTU beside probe's reads (probing), the backend's offer beside the
  * watch on the backend's state (otherendKnown), the keys it writes with the state. A round trip
  * costs two vCPU wake-ups here (shared/kernel/xenbus/device.ts, "Round trips"), and a resumed
- * guest's peer waits for each.
+ * guest's peer waits for each. A one-queue vif also makes its queue (rings, grants, event
+ * channels, rx buffers posted) while the backend's offer is being read, not after (prebuild).
  *
  * Frames: the stack hands over an Ethernet frame as fragments, the first holding at least the
  * Ethernet header (netback drops a first slot under 14 bytes; XSA-423 wants headers up front).
@@ -74,7 +75,8 @@ export class Netfront implements NetDevice, FrontendDriver {
   readonly connected = new Promise<void>((r) => { this.ready = r; });
   readonly closed = new Promise<void>((r) => { this.gone = r; });
   shutdownHook: (() => Promise<void>) | null = null;
-  readonly counters = { tx_dropped: 0, tx_busy: 0 };
+  /** tx_dropped, tx_busy as Linux counts them; ahead_used / ahead_freed: the queue made ahead (prebuild) used, or freed. */
+  readonly counters = { tx_dropped: 0, tx_busy: 0, ahead_used: 0, ahead_freed: 0 };
 
   constructor(private readonly k: Kernel, opts: NetfrontOptions = {}) {
     this.opts = { maxQueues: opts.maxQueues ?? k.nr_vcpus, split: opts.split ?? true, sg: opts.sg ?? true, csumOffload: opts.csumOffload ?? true };
@@ -109,6 +111,56 @@ export class Netfront implements NetDevice, FrontendDriver {
     // Read after that state: valid if the backend was in InitWait (or later) by then.
     const read = state.then((s) => (s >= XenbusState.InitWait ? offer : null), () => null);
     this.offer = { otherend: dev.otherend, read };
+    // While those are on their way, the queue a one-queue vif will have (see prebuild).
+    if (this.queues.length === 0 && this.prebuilt === null && this.opts.maxQueues === 1) this.prebuild(dev.otherendId);
+  }
+
+  /*
+   * A vif with one queue (a guest with one vCPU: Linux's xennet_max_queues is the vCPU count) has
+   * it made while the reads of the backend's offer are on their way, not after their answer: its
+   * ring pages, a grant for each of its buffers, its event channels and its rx buffers posted are
+   * the guest's own work (a few ms for a fresh vCPU thread, its code not yet compiled), which a
+   * resumed guest's peer otherwise waits for after that round trip. It assumes split event
+   * channels as this frontend prefers them (netback offers them); if the offer disagrees, or the
+   * backend is another domain by publish, it is freed and publish makes the queue it needs.
+   */
+  private prebuilt: { queue: NetfrontQueue; backend: number; split: boolean; buffers: number } | null = null;
+
+  private prebuild(backend: number): void {
+    const buffers = this.buffersPerQueue(1);
+    if (buffers < 32) return; // publish says why
+    const queue = this.makeQueue(backend, this.opts.split, buffers);
+    this.prebuilt = { queue, backend, split: this.opts.split, buffers };
+  }
+
+  /** Each queue grants 2 ring pages, a tx page per tx id and an rx buffer per posted request: as many as this vCPU's grant references allow, up to the ring size (a power of two). */
+  private buffersPerQueue(queues: number): number {
+    const perQueue = Math.floor((this.k.gnttab.available - 16) / queues / 2) - 2;
+    let buffers = 256;
+    while (buffers > perQueue) buffers >>= 1;
+    return buffers;
+  }
+
+  private makeQueue(backend: number, split: boolean, buffers: number): NetfrontQueue {
+    return new NetfrontQueue(this.k, backend, split, {
+      receive: (frame, csum) => this.onReceive(frame, csum),
+      txRoom: () => this.txRoom(),
+      broken: (why) => this.broken(why),
+    }, buffers);
+  }
+
+  /** The queue made ahead, if publish can use it (its answer is in): taken out either way. */
+  private takePrebuilt(backend: number): NetfrontQueue | null {
+    const p = this.prebuilt;
+    this.prebuilt = null;
+    if (p === null) return null;
+    if (p.backend === backend && this.negotiated.queues === 1 && p.split === this.negotiated.split) {
+      this.counters.ahead_used++;
+      return p.queue;
+    }
+    p.queue.free();
+    this.counters.ahead_freed++;
+    return null;
   }
 
   private readOwn(dev: XenbusDevice): Promise<[string | null, number]> {
@@ -133,6 +185,8 @@ export class Netfront implements NetDevice, FrontendDriver {
     try {
       return await this.publishInner(dev, t);
     } catch (e) {
+      this.prebuilt?.queue.free();
+      this.prebuilt = null;
       this.fail(e instanceof Error ? e.message : String(e));
       throw e;
     }
@@ -150,18 +204,13 @@ export class Netfront implements NetDevice, FrontendDriver {
       this.negotiated.queues = maxQueues === null ? 1 : Math.max(1, Math.min(this.opts.maxQueues, Number(maxQueues) || 1));
       this.negotiated.split = this.opts.split && split === 1;
       this.negotiated.sg = this.opts.sg && sg === 1;
-      // Each queue grants 2 ring pages, a tx page per tx id and an rx buffer per posted request:
-      // as many as this vCPU's grant references allow, up to the ring size (a power of two).
-      const perQueue = Math.floor((this.k.gnttab.available - 16) / this.negotiated.queues / 2) - 2;
-      let buffers = 256;
-      while (buffers > perQueue) buffers >>= 1;
-      if (buffers < 32) throw new Error(`${this.name}: only ${this.k.gnttab.available} grant references left, too few for a vif`);
-      for (let q = 0; q < this.negotiated.queues; q++) {
-        this.queues.push(new NetfrontQueue(this.k, dev.otherendId, this.negotiated.split, {
-          receive: (frame, csum) => this.onReceive(frame, csum),
-          txRoom: () => this.txRoom(),
-          broken: (why) => this.broken(why),
-        }, buffers));
+      const ready = this.takePrebuilt(dev.otherendId);
+      if (ready !== null) {
+        this.queues.push(ready);
+      } else {
+        const buffers = this.buffersPerQueue(this.negotiated.queues);
+        if (buffers < 32) throw new Error(`${this.name}: only ${this.k.gnttab.available} grant references left, too few for a vif`);
+        for (let q = 0; q < this.negotiated.queues; q++) this.queues.push(this.makeQueue(dev.otherendId, this.negotiated.split, buffers));
       }
     }
     const dir = dev.nodename;
@@ -206,6 +255,8 @@ export class Netfront implements NetDevice, FrontendDriver {
   async close(): Promise<void> {
     for (const q of this.queues) q.free();
     this.queues = [];
+    this.prebuilt?.queue.free();
+    this.prebuilt = null;
     this.gone();
   }
 

@@ -13,7 +13,9 @@
  * writes, xenstored taking its requests, netback's connect (the hotplug step's bridge port was made
  * at probe, before the unpause), rx buffers posted, the gratuitous ARP, the first request the
  * guest's stack took and its first answer, and the first answer the peer took; and the stalls of
- * this process's main thread (every host's control thread and network card run there). `--all`
+ * this process's main thread (every host's control thread and network card run there); and the
+ * go itself: the sender's last blackout phase (from the target's "ready" to its report) beside the
+ * receiver's times from the go to its copy renamed and to its unpause. `--all`
  * lists every record of the three from the unpause to that answer; `--pv` records the pv class
  * too (every hypercall and event: the unpause itself, but many records to drain).
  *
@@ -132,8 +134,11 @@ async function main(): Promise<void> {
   const moves = opt('--moves', 1);
   const dir = mkdtempSync(join(tmpdir(), 'rv-resume-tl-'));
   const quiet = () => undefined;
-  const up = await startUplinkedHost({ runDir: join(dir, 'a'), memoryMiB: 128, log: quiet });
-  const ub = await startUplinkedHost({ runDir: join(dir, 'b'), memoryMiB: 128, log: quiet }, [up.port]);
+  // The receiver's own times of the go (dom0/toolstack/migration/migrate-receive.ts), per move.
+  let go = '';
+  const target = (l: string) => { const m = /(the go: .*)$/.exec(l); if (m) go = m[1]; };
+  const up = await startUplinkedHost({ runDir: join(dir, 'a'), memoryMiB: 128, log: target });
+  const ub = await startUplinkedHost({ runDir: join(dir, 'b'), memoryMiB: 128, log: target }, [up.port]);
   const uc = await startUplinkedHost({ runDir: join(dir, 'c'), memoryMiB: 112, log: quiet }, [up.port, ub.port]);
   const hosts = [up.host, ub.host, uc.host];
   const xl = await Promise.all(hosts.map((h) => XlClient.open(h.runDir)));
@@ -165,6 +170,9 @@ async function main(): Promise<void> {
       const tl = timeline(recs, to, 2, peerDomid, r.suspendedAt + r.downtimeMs);
       console.log(`move ${m + 1}, ${from === 0 ? 'A to B' : 'B to A'} (load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}): xl downtime ${r.downtimeMs.toFixed(1)} ms; ` +
         `the peer saw ${outage?.ms.toFixed(1) ?? '?'} ms, its first answer ${outage?.firstAfterUnpauseMs.toFixed(1) ?? '?'} ms after the sender heard "unpaused"`);
+      const last = r.blackout[r.blackout.length - 1];
+      console.log(`  the sender: ${last?.phase} ${last?.ms.toFixed(2)} ms; the receiver: ${go || '?'}`);
+      go = '';
       if (tl === null) { console.log('  no resume in the trace'); continue; }
       for (const s of tl.steps) console.log(`  ${Number.isNaN(s.ms) ? '      -' : s.ms.toFixed(2).padStart(7)} ms  ${s.what}`);
       console.log(`  the guest's xenstore round trips from its first step to its vif Connected: ${tl.roundsToConnected}`);

@@ -29,7 +29,8 @@ import {
  * they are up; the sender suspends the guest only after it, so that its stop-and-copy waits here
  * only for the last pages, the holes and the vCPU context: the balloon target as saved is set
  * with the build (libxl's order, ./balloon-state.ts), the state file is written by the thread
- * pool, and the rename back to the guest's name is checked before the go and only written at it.
+ * pool, and the rename back to the guest's name is checked at the build and only written at the
+ * go, then the unpause, in xl's order (migrate_receive: libxl_domain_rename, libxl_domain_unpause).
  */
 export async function migrateReceive(h: MigrateHost, sock: Socket, paused = false): Promise<{ domid: number; name: string; pages: number }> {
   const input = new SocketInput(sock);
@@ -47,6 +48,8 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   let tMemory = 0;
   let tReady = 0;
   let tFilled = 0;
+  // The rename back to the guest's name, checked once the domain is built (see below).
+  let renaming: Promise<() => Promise<void>> | null = null;
   let tEnd = 0;
   try {
     records = await receiveStream(input, what, {
@@ -70,6 +73,13 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
             h.rename(d, c.name, incomingName(c.name)), restoreBalloonTarget(h.k, h.xs, d, saved.targetKiB), h.k.hypercall.domctl_vcpus_loaded(d),
           ]);
           if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
+          // libxl_domain_rename's checks for the go (a domain list from the hypervisor, through the
+          // control thread), made now, not at "ready": the control thread may be busy then (the
+          // source's destroy of the last move, the hosts' network cards) and the go would wait for
+          // it (289 ms once, at load 20). At the go the write re-checks the name against this
+          // toolstack's own domains (libxl.ts renameChecked), so nothing named NAME since is missed.
+          renaming = h.renameChecked(d, incomingName(c.name), c.name);
+          renaming.catch(() => undefined); // a failure is met at the go
           tReady = performance.now();
           // The sender suspends the guest only after this line (MIGRATE_RECEIVER_BUILT): the
           // unpause will not wait for a thread.
@@ -102,25 +112,31 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   }
   const domid = await built!;
   const tBuilt = performance.now();
-  const incoming = incomingName(name);
-  // The rename to the guest's own name is checked while the go is on its way (a domain list from
-  // the hypervisor), and done at it: the downtime keeps only its xenstore write.
-  const renaming = h.renameChecked(domid, incoming, name);
-  renaming.catch(() => undefined); // a failure is met at the go
+  // The rename to the guest's own name was checked at the build (above), and is done at the go:
+  // the downtime keeps only its xenstore write. A check that failed then is made again now, while
+  // the go is on its way, as it was before: a migration to the same host (xl migrate NAME
+  // localhost) finds the source still called NAME at the build; it is NAME--migratedaway by the go.
+  let checkedAt = renaming === null ? '"ready"' : 'the build';
+  const again = () => { checkedAt = '"ready" (again)'; return h.renameChecked(domid, incomingName(name), name); };
+  const renamed = renaming === null ? again() : (renaming as Promise<() => Promise<void>>).catch(again);
+  renamed.catch(() => undefined); // a failure is met at the go
   try {
     await send(sock, MIGRATE_RECEIVER_READY);
     await input.expect(MIGRATE_PERMISSION);
   } catch (e) {
     // The sender is gone before it cleared us: its copy is the guest; ours goes (xl does the same).
-    await renaming.catch(() => undefined);
+    await renamed.catch(() => undefined);
     await h.destroy(domid);
     throw e;
   }
   // Given the go: our copy takes the guest's name and runs. If that fails, xl reports it, destroys
   // its copy and gives the sender permission to resume the guest at its end.
   let failed: string | null = null;
+  const tGo = performance.now();
+  let tRenamed = tGo;
   try {
-    await (await renaming)();
+    await (await renamed)();
+    tRenamed = performance.now();
     if (!paused) {
       const rc = await h.k.hypercall.domctl_unpausedomain(domid);
       if (rc < 0) throw new Error(`unpause: ${errnoName(rc)}`);
@@ -144,7 +160,8 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
     `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the holes given back and the vCPU context set, ` +
-    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused`);
+    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused; ` +
+    `the go: its rename checked at ${checkedAt}, renamed ${(tRenamed - tGo).toFixed(2)} ms after it, unpaused ${(tRunning - tRenamed).toFixed(2)} ms after that`);
   return { domid, name, pages: records.pages };
 }
 

@@ -281,10 +281,15 @@ export class XenbusClient {
    * before their replies (see ./device.ts, "Round trips"). xenstored applies a connection's
    * requests in order, so the commit still follows the writes. If a write fails, the commit
    * carries the ones before it and the error is thrown; EAGAIN starts the whole body again.
+   * `started`: a TRANSACTION_START the caller sent earlier, beside requests it was waiting for
+   * anyway (./frontend.ts), used by the first attempt; a transaction touches no node until its
+   * body does, so starting it early changes nothing of what it reads or what the commit checks.
    */
-  async transactionWrites<T>(body: (t: number) => Promise<{ writes: Promise<T> }>): Promise<T> {
+  async transactionWrites<T>(body: (t: number) => Promise<{ writes: Promise<T> }>, started: Promise<number> | null = null): Promise<T> {
     for (;;) {
-      const t = await this.transactionStart();
+      const early = started;
+      started = null;
+      const t = early !== null ? await early.catch(() => this.transactionStart()) : await this.transactionStart();
       let sent: { writes: Promise<T> };
       try {
         sent = await body(t);

@@ -134,12 +134,16 @@ export class XenbusDevice {
 /**
  * Watch `dir` for device directories `depth` levels down (1: device/<type>/<devid>, 2:
  * backend/<type>/<fe>/<devid>) and call `found` once for each new one: xenbus_probe's
- * watch-and-enumerate (xenbus_probe_devices on every event of the bus watch).
+ * watch-and-enumerate (xenbus_probe_devices on every event of the bus watch). `present`: devices
+ * the caller already knows it has (a resumed kernel's, from its memory, as Linux's
+ * xenbus_dev_resume goes over the devices it has): `found` is called for them at once, their
+ * requests going out beside the WATCH's, and the listing that follows finds them known.
  */
 export async function watchForDevices(
-  xs: XenbusClient, dir: string, depth: 1 | 2, found: (nodename: string) => Promise<void>,
+  xs: XenbusClient, dir: string, depth: 1 | 2, found: (nodename: string) => Promise<void>, present: readonly string[] = [],
 ): Promise<XsWatch> {
-  const known = new Set<string>();
+  const known = new Set<string>(present);
+  for (const p of present) void found(p).catch((e: unknown) => xs.onWatchError(e, dir));
   const list = async (path: string) => (await xs.directory(path).catch(() => [] as string[]));
   // The first event's listing of `dir` goes out right behind the WATCH (as in watchOtherend): one
   // round trip for the watch and the devices present, not two.

@@ -43,8 +43,10 @@
  * netback connects when it sees that, and its own Connected then changes nothing here. A driver
  * with `publishWrites` writes its keys and Connected in one transaction, as mini-os netfront does
  * (publishConnected), and one with `probing` / `otherendKnown` sends the reads it will need beside
- * probe's own: from probe to Connected, with the backend waiting in InitWait, six sequential round
- * trips (test/xenbus-rounds.test.ts), the path a migrated guest's vif takes after the unpause.
+ * probe's own, and the transaction it will write in is started beside the WATCH on the backend's
+ * state (startEarly): from probe to Connected, with the backend waiting in InitWait, five
+ * sequential round trips (test/xenbus-rounds.test.ts), the path a migrated guest's vif takes after
+ * the unpause.
  */
 import { XS_DIR_DEVICE, XS_KEY_BACKEND, XS_KEY_STATE, XenbusState, type XenbusStateValue } from '../../public/io/xenbus.ts';
 import type { XenbusClient, XsWatch } from './client.ts';
@@ -110,12 +112,48 @@ export class XenbusFrontend {
     }
     if (this.driver.connectEarly) await this.publish();
     const watching = this.dev.watchOtherend((s) => this.backendChanged(s));
-    // Behind the WATCH and the state read it sent (one round trip for all of them).
+    // Behind the WATCH and the state read it sent (one round trip for all of them): the
+    // transaction's start, then the driver's reads (and whatever it does meanwhile: netfront's
+    // prebuild), so that every request is on its way before the driver's own work.
+    if (this.driver.connectOnInitWait && this.driver.publishWrites !== undefined && this.dev.firstOtherendState !== null) {
+      this.startEarly(this.dev.firstOtherendState);
+    }
     if (this.driver.otherendKnown !== undefined && this.dev.firstOtherendState !== null) {
       this.driver.otherendKnown(this.dev, this.dev.firstOtherendState);
     }
     await watching;
     return true;
+  }
+
+  /** The transaction publishConnected will write in, started ahead (see there); null once used or given up. */
+  private early: Promise<number> | null = null;
+
+  /*
+   * The TRANSACTION_START publishConnected needs, sent behind the WATCH on the backend's state and
+   * that state's read: the backend is in InitWait already when libxl has added the device before
+   * the guest runs (a migrated guest's vif at the unpause), so the transaction is needed as soon as
+   * those answer, and its start need not be a round trip of its own. A backend not in InitWait yet
+   * (a hot-plugged device), or one Closing or Closed, may keep us waiting or never connect: the
+   * transaction is ended at once, unused, rather
+   * than held open in xenstored (its reply is awaited by nobody), and publish starts its own.
+   */
+  private startEarly(backendState: Promise<XenbusStateValue>): void {
+    const xs = this.dev.xs;
+    const t = xs.transactionStart();
+    t.catch(() => undefined); // publishConnected starts its own if this one failed
+    this.early = t;
+    void backendState.then((s) => s >= XenbusState.InitWait && s <= XenbusState.Connected, () => false).then((soon) => {
+      if (soon || this.early !== t) return;
+      this.early = null;
+      void t.then((id) => xs.transactionEnd(id, false), () => undefined).catch(() => undefined);
+    });
+  }
+
+  /** The device closes before it published: the transaction started ahead is ended unused. */
+  private dropEarly(): void {
+    const t = this.early;
+    this.early = null;
+    if (t !== null) void t.then((id) => this.dev.xs.transactionEnd(id, false), () => undefined).catch(() => undefined);
   }
 
   /** talk_to_blkback: publish in a transaction, then Initialised (netfront: connect, Connected). */
@@ -134,15 +172,18 @@ export class XenbusFrontend {
    * The keys and state = Connected in one transaction, as mini-os netfront writes them (its
    * xenbus_switch_state takes the transaction); Linux's netfront writes its keys in one
    * (talk_to_netback), then Connected in another (xenbus_switch_state, after xennet_connect).
-   * Three round trips: the transaction's start; our state read within it (is the directory still
-   * there? as xenbus_switch_state checks) beside every write; the commit, once that read has
-   * answered (a directory the toolstack removed meanwhile: abort, nothing recreated). Then the
-   * driver's connect, with what it has already read.
+   * Two round trips of its own (the transaction's start went earlier, beside the WATCH on the
+   * backend's state: startEarly): our state read within it (is the directory still there? as
+   * xenbus_switch_state checks) beside every write; the commit, once that read has answered (a
+   * directory the toolstack removed meanwhile: abort, nothing recreated). Then the driver's
+   * connect, with what it has already read.
    */
   private async publishConnected(): Promise<void> {
     const dev = this.dev;
     const xs = dev.xs;
     const gone = new Error('the device directory is gone');
+    const early = this.early;
+    this.early = null;
     try {
       await xs.transactionWrites(async (t) => {
         const here = xs.tryRead(`${dev.nodename}/${XS_KEY_STATE}`, t);
@@ -154,7 +195,7 @@ export class XenbusFrontend {
           throw gone;
         }
         return { writes: Promise.all([sent.writes, state]).then(() => undefined) };
-      });
+      }, early);
     } catch (e) {
       if (e === gone) return; // being removed: stop, as switchState's false says
       throw e;
@@ -188,6 +229,7 @@ export class XenbusFrontend {
         break;
       case XenbusState.Closed:
       case XenbusState.Closing:
+        this.dropEarly();
         if (dev.state === XenbusState.Closed) break;
         if (backend === XenbusState.Closed && this.driver.suspend !== undefined && !this.closed
           && (dev.state === XenbusState.Connected || dev.state === XenbusState.Initialised)) {
@@ -228,6 +270,7 @@ export class XenbusFrontend {
 
   /** The guest wants the device gone (unplug, shutdown): Closing; the backend's Closing then brings us to Closed. */
   async shutdown(): Promise<void> {
+    this.dropEarly();
     if (this.dev.state === XenbusState.Closed || this.dev.state === XenbusState.Closing) return;
     if (this.suspended) {
       // No backend to answer Closing: let go of what was kept and close on our own.
@@ -244,14 +287,16 @@ export class XenbusFrontend {
 
 /**
  * xenbus_register_frontend: probe every device of `type` that appears under our device/
- * directory, with a driver made for it.
+ * directory, with a driver made for it. `present`: the devids a resumed kernel had (domu/resume.ts),
+ * probed at once, as xenbus_dev_resume goes over the devices Linux has, not after the listing.
  */
 export function registerFrontend(
   xs: XenbusClient, type: string, makeDriver: (nodename: string) => FrontendDriver,
-  opts: FrontendOptions & { onProbe?: (fe: XenbusFrontend) => void } = {},
+  opts: FrontendOptions & { onProbe?: (fe: XenbusFrontend) => void; present?: readonly number[] } = {},
 ): Promise<XsWatch> {
-  return watchForDevices(xs, `${XS_DIR_DEVICE}/${type}`, 1, async (nodename) => {
+  const dir = `${XS_DIR_DEVICE}/${type}`;
+  return watchForDevices(xs, dir, 1, async (nodename) => {
     const fe = new XenbusFrontend(xs, nodename, makeDriver(nodename), opts);
     if (await fe.probe()) opts.onProbe?.(fe);
-  });
+  }, (opts.present ?? []).map((devid) => `${dir}/${devid}`));
 }
