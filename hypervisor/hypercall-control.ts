@@ -8,7 +8,7 @@
  *
  * The privilege check is made here, in the calling thread, so that an unprivileged guest's request
  * never reaches the control thread; the work is then forwarded (ControlChannel.domctl) and done by
- * hypervisor/domctl.ts there. The few that touch only shared state (vCPU context, page types,
+ * hypervisor/domctl.ts there. The few that touch only shared state (vCPU context, page types, the unpause,
  * log-dirty, the trace buffers) run here instead.
  *
  * ./hypercall.ts's HypercallTable extends this class: one object is handed to the kernel, and its
