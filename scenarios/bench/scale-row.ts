@@ -15,6 +15,15 @@ import { GF } from '../../hypervisor/sched/tables.ts';
 import { watchPlacement } from './thread-placement.ts';
 import { DEPTH, GUEST_MIB, jain, type ScaleFigures, type ScaleRow } from './scale-figures.ts';
 
+/**
+ * blkfront's options for the guests: its defaults, or SCALE_QUEUES=n queues (scale-one.ts; Linux's
+ * blkfront makes at most one ring per vCPU, ringvisor's defaults to 4 whatever the vCPUs).
+ */
+function frontOptions(): { front?: { maxQueues: number } } {
+  const q = Number(process.env.SCALE_QUEUES);
+  return Number.isInteger(q) && q > 0 ? { front: { maxQueues: q } } : {};
+}
+
 /** A barrier for N guests: each arrival waits until all N have arrived; `onAll` runs once, first. */
 function barrier(n: number, onAll: () => void = () => {}): () => Promise<void> {
   let arrived = 0;
@@ -26,7 +35,12 @@ function barrier(n: number, onAll: () => void = () => {}): () => Promise<void> {
   };
 }
 
-export async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy, cpus?: number[]): Promise<ScaleRow> {
+/**
+ * One row. `onWindow` is told when the timed window starts and when its first guest is done
+ * (scale-one.ts counts the process's system calls over it with perf).
+ */
+export async function runN(host: BlockHost, image: string, n: number, job: FioJob, wait: WaitPolicy, cpus?: number[],
+  onWindow?: (edge: 'start' | 'end') => void): Promise<ScaleRow> {
   const hostSched = host.host.sched;
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
@@ -45,7 +59,7 @@ export async function runN(host: BlockHost, image: string, n: number, job: FioJo
     return a !== null && b !== null ? [a, b] as const : null;
   };
   // With one guest, the pair watched is Dom0's vCPU thread and the guest's; with more, the two busiest.
-  const timeTogether = barrier(n, () => { schedFrom = schedSnapshot(host); placement = watchPlacement(tids()); });
+  const timeTogether = barrier(n, () => { onWindow?.('start'); schedFrom = schedSnapshot(host); placement = watchPlacement(tids()); });
   const createMs: number[] = [];
   const runs: Promise<GuestOutcome>[] = [];
   for (let g = 0; g < n; g++) {
@@ -53,13 +67,14 @@ export async function runN(host: BlockHost, image: string, n: number, job: FioJo
     let running!: () => void;
     const up = new Promise<void>((r) => { running = r; });
     runs.push(host.runGuest({
-      image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }], ...(cpus ? { cpus } : {}),
+      image, readOnly: true, memoryMiB: GUEST_MIB, tasks: [{ kind: 'fio', job }], ...(cpus ? { cpus } : {}), ...frontOptions(),
       onRunning: (d, ms) => { createMs.push(ms); domids.push(d); running(); },
       beforeWarmup: warmTogether,
       beforeTimed: timeTogether,
       afterTask: () => {
         if (schedOver !== null) return;
         schedOver = diff(schedSnapshot(host), schedFrom);
+        onWindow?.('end');
         sameCpu = placement?.() ?? null;
       },
     }));
@@ -153,5 +168,12 @@ function perRequest(outs: GuestOutcome[], requests: number): Record<string, numb
     notifyFront: front / requests,
     notifyBack: dom0.notifications / requests,
     wakeups: (sum((o) => o.tasks[0]!.counters.domU.wakeups) + dom0.wakeups) / requests,
+    // The cost model's terms (issue 17): each SCHEDOP_block that slept is a thread turn of its
+    // domain (a guest wake-up, or Dom0's); its inverse is the requests served per turn.
+    guestBlocks: sum((o) => o.tasks[0]!.counters.domU.blocks) / requests,
+    dom0Blocks: dom0.blocks / requests,
+    hypercalls: (sum((o) => o.tasks[0]!.counters.domU.hypercalls) + dom0.hypercalls) / requests,
+    // blkback's turns that took work, over each disk's life (warm-up included): requests per turn.
+    reqPerTurn: sum((o) => o.backend.requests ?? 0) / Math.max(1, sum((o) => o.backend.turns ?? 0)),
   };
 }
