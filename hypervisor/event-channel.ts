@@ -34,6 +34,7 @@ import {
 import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
+import { schedulerOf } from './sched/credit.ts';
 import { G, U, UFL, schedTables } from './sched/tables.ts';
 
 const PENDING = shared_info.evtchn_pending >> 2;
@@ -73,9 +74,19 @@ function markVcpuPending(hv: HypervisorState, d: number, v: number, w: number): 
  * (sched/tables.ts U.ASLEEP) is notified: V8 serializes every Atomics.notify, Atomics.wait and
  * waitAsync resolution of the process on one mutex, which 17 threads contend (scenarios/bench/scale.ts).
  */
-export function evtchn_kick(hv: HypervisorState, d: number, v: number): void {
+export function evtchn_kick(hv: HypervisorState, d: number, v: number, sender = -1): void {
   const t = schedTables(hv.buffers.sched);
   if (Atomics.load(t.i32, t.u(d * MAX_VCPUS + v, U.ASLEEP)) === 0) return;
+  // vcpu_wake on the sender's side: one that gave its slot up to sleep may just be queued for a
+  // slot, its thread woken only once it has one (sched/credit.ts wakeBlocked).
+  // `sender`: the sending vCPU (d * MAX_VCPUS + v; -1: the control thread), whose slot the wake does not tickle.
+  if (schedulerOf(hv)?.wakeBlocked(d * MAX_VCPUS + v, performance.timeOrigin + performance.now(), sender)) return;
+  vcpu_notify(hv, d, v);
+}
+
+/** Wake vCPU `v`'s thread if it sleeps in SCHEDOP_block (the caller saw U.ASLEEP), counted. */
+function vcpu_notify(hv: HypervisorState, d: number, v: number): void {
+  const t = schedTables(hv.buffers.sched);
   // Counted when it found the vCPU's thread asleep (a host thread wake-up): sched/tables.ts G.EVT_WAKES.
   if (Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1) > 0) {
     Atomics.add(t.i32, G.EVT_WAKES, 1);
@@ -83,10 +94,14 @@ export function evtchn_kick(hv: HypervisorState, d: number, v: number): void {
   }
 }
 
-/** Raise vCPU `v`'s upcall flag and wake it, with no port: the control thread's "IPI". */
+/**
+ * Raise vCPU `v`'s upcall flag and wake it, with no port: the control thread's "IPI" (stop,
+ * pause, VCPUOP_down). Its thread must run to see why, so it is woken even without a slot.
+ */
 export function vcpu_kick(hv: HypervisorState, d: number, v: number): void {
   Atomics.store(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1);
-  evtchn_kick(hv, d, v);
+  const t = schedTables(hv.buffers.sched);
+  if (Atomics.load(t.i32, t.u(d * MAX_VCPUS + v, U.ASLEEP)) !== 0) vcpu_notify(hv, d, v);
 }
 
 /** Lowest free port of `d`, or -1. Caller holds d's event lock. */
@@ -187,7 +202,7 @@ export function evtchn_send(c: Caller, port: number): number {
   spin_unlock(hv.domains, lockIndex(ld));
   if (wake >= 0) {
     c.count('wakeups');
-    evtchn_kick(hv, rd, wake);
+    evtchn_kick(hv, rd, wake, ld * MAX_VCPUS + c.vcpu);
   }
   // Sending on an unbound port is allowed and does nothing, as in Xen.
   return state === EVTCHNSTAT_interdomain || state === EVTCHNSTAT_unbound ? 0 : -XEN_EINVAL;

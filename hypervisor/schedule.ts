@@ -147,7 +147,10 @@ export class VcpuScheduler {
       }
       if (!this.hasSlot) {
         this.acquire();
-        if (this.blocking > 0) this.queueIdleCheck();
+        if (this.blocking > 0) {
+          this.wakeOwnBlock();
+          this.queueIdleCheck();
+        }
       } else if ((req & VREQ_RESCHED) !== 0) {
         const t = now();
         if (!this.credit.schedule(this.unit, t)) {
@@ -160,10 +163,19 @@ export class VcpuScheduler {
     }
   }
 
-  /** csched_unit_wake from our own thread: take a slot, waiting on our U.SLOT word if none is free. */
+  /**
+   * csched_unit_wake from our own thread: take a slot, waiting on our U.SLOT word if none is free.
+   * An event's sender may have made us runnable while our thread slept (sched/credit.ts
+   * wakeBlocked): then we have been runnable since then (UFL.WOKEN), and may have been given a
+   * slot already, which we run on from now as after any hand-over (gotSlot).
+   */
   private acquire(): void {
-    this.runstate(RUNSTATE_runnable);
-    if (this.credit!.wake(this.unit, now())) {
+    const t = this.tables;
+    const woken = t.f64[t.uf(this.unit, UFL.WOKEN)];
+    this.runstate(RUNSTATE_runnable, woken > 0 ? woken : now());
+    const at = now();
+    if (this.credit!.wake(this.unit, at)) {
+      if (woken > 0 && t.f64[t.uf(this.unit, UFL.GIVEN)] !== at) return this.gotSlot(); // handed to us while we slept
       this.hasSlot = true;
       this.runstate(RUNSTATE_running);
       return;
@@ -201,6 +213,12 @@ export class VcpuScheduler {
         if (this.credit!.wake(this.unit, now())) break;
       }
     }
+    this.gotSlot();
+  }
+
+  /** Another thread gave us a slot while we slept; our thread runs at last. */
+  private gotSlot(): void {
+    const t = this.tables;
     this.hasSlot = true;
     wakeLatency(t, G.SLOT_LAT_US, t.f64[t.uf(this.unit, UFL.GIVEN)]);
     this.credit!.runningFrom(this.unit, now()); // charged from now, not from the hand-over (sched/credit.ts)
@@ -237,15 +255,35 @@ export class VcpuScheduler {
     }
   }
 
-  /** Stop being runnable (`next` says why): the slot goes to whoever waits; the next preemption point takes one again. */
-  private giveUp(next: number): void {
+  /**
+   * Stop being runnable (`next` says why): the slot goes to whoever waits (holding none, we leave
+   * any runqueue an event's sender put us on); the next preemption point takes one again.
+   * `asleep`: we are in SCHEDOP_block and our thread sleeps on its upcall word, so an event's
+   * sender may make us runnable without waking the thread (sched/credit.ts wakeBlocked).
+   */
+  private giveUp(next: number, asleep = false): void {
     const t = now();
-    if (this.credit !== null && this.hasSlot) {
-      this.credit.release(this.unit, t);
+    if (this.credit !== null) {
+      const tb = this.tables;
+      if (this.hasSlot || asleep || Atomics.load(tb.i32, tb.u(this.unit, U.RUNQ)) !== 0) this.credit.release(this.unit, t, false, asleep);
       this.hasSlot = false;
+      Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
     }
-    if (this.credit !== null) Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
     this.runstate(next, t);
+  }
+
+  /**
+   * Our thread runs guest code (host I/O woke it, or a slot wait ended) while SCHEDOP_block still
+   * waits and an event is pending. A sender that queued us without waking the thread
+   * (sched/credit.ts wakeBlocked) left the wake-up to the slot's hand-over, which found the thread
+   * awake and woke it on U.SLOT instead; and with the flag already 1 no later event wakes the
+   * block. So the block's own waiter is woken here. True if an event was pending.
+   */
+  private wakeOwnBlock(): boolean {
+    const si = this.c.hv.sharedInfo[this.c.domid];
+    if (Atomics.load(si, this.upcall) === 0) return false;
+    Atomics.notify(si, this.upcall);
+    return true;
   }
 
   /**
@@ -262,7 +300,7 @@ export class VcpuScheduler {
       this.idleCheckQueued = false;
       if (this.blocking === 0 || !this.hasSlot) return;
       if (this.activity) this.queueIdleCheck();
-      else this.giveUp(RUNSTATE_blocked);
+      else if (!this.wakeOwnBlock()) this.giveUp(RUNSTATE_blocked, true); // an event waits: the block is about to return, keep the slot
     });
   }
 

@@ -6,6 +6,7 @@
  * over the timed window, printed per request (the cost model's host-side terms); with
  * SCALE_PERF_RECORD=FILE also, `perf record -g` of the window into FILE (run node with
  * --perf-basic-prof to name the JavaScript frames). SCALE_QUEUES=n: blkfront with n queues.
+ * RINGVISOR_SENDER_WAKE=1: vcpu_wake on the event sender's side (hypervisor/sched/credit.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
