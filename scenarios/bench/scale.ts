@@ -36,6 +36,15 @@
  * __lll_lock_wait/__lll_lock_wake under Atomics.notify, Atomics.wait and the task that resolves a
  * waitAsync), not the sleeps and wake-ups themselves. A slot given to a sleeping thread is held
  * idle until the host runs it (`slot dead`: 0.25–0.45 of slot time at 16 guests).
+ *
+ * The cost model from counts (issue 17 round 3, load 6-28; README "Measuring" has the arithmetic
+ * for why 0.9 of the peak is out of reach with a thread per vCPU on 2 cores). Per request, 1 → 16
+ * guests: guest turns (SCHEDOP_block sleeps) 0.17-0.23 → 0.13-0.22, context switches 0.06 → 0.55-0.81,
+ * futex calls 0.06 → 0.43-0.83, system calls 2.3 → 2.4-2.7 (one of them the disk read); blkback's
+ * requests per turn exactly 2 at every N (blkfront's 4 queues split depth 8 into rings of 2;
+ * SCALE_QUEUES=1: 8.6-9.3). A 16-guest perf profile: the guests' threads 63% of the CPU (~120 µs per
+ * guest turn of 7.5 requests), Dom0's 23%, V8's helper threads 11% (TurboFan still compiling for 16
+ * isolates), and the kernel's thread switches and wake-ups 29% of all samples.
  */
 import { closeSync, openSync, rmSync, writeSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
