@@ -300,7 +300,9 @@ export class VcpuScheduler {
       this.idleCheckQueued = false;
       if (this.blocking === 0 || !this.hasSlot) return;
       if (this.activity) this.queueIdleCheck();
-      else if (!this.wakeOwnBlock()) this.giveUp(RUNSTATE_blocked, true); // an event waits: the block is about to return, keep the slot
+      // An event pending: the block is about to return (woken here if a sender left it asleep); the
+      // slot goes all the same, and the vCPU queues for one like any other, not ahead of them.
+      else this.giveUp(RUNSTATE_blocked, !this.wakeOwnBlock());
     });
   }
 

@@ -114,12 +114,12 @@ export class CreditScheduler extends CreditCore {
    * wake-ups and two thread switches where Xen, whose blocked vCPUs are not threads, has none
    * (issue 17's 16-guest row: 0.1 such double wake-ups per request, 3 in 4 guest turns).
    * Measured (scale-one.ts 16, same build, RINGVISOR_SENDER_WAKE 0 then 1, back to back, load
-   * 20-28 on 2 cores): host thread sleeps per request 0.32-0.56 -> 0.23-0.25, futex calls 0.39-0.81
-   * -> 0.12-0.28, context switches 0.41-0.81 -> 0.16-0.39; but a slot handed to a thread that
-   * sleeps in waitAsync is held idle longer (slot dead 0.16-0.23 -> 0.67-0.82 of slot time), Dom0
-   * waited for a slot 0.39-0.71 of its busy time (0.18-0.26), and Jain fell to 0.63-0.79 (0.97-1.0):
-   * every blocked guest is queued at BOOST the moment its event is sent, ahead of Dom0. So it is off
-   * by default (G.SENDER_WAKE; RINGVISOR_SENDER_WAKE=1 turns it on) until a quiet machine says otherwise.
+   * 20-25 on 2 cores): host thread sleeps per request 0.40-0.50 -> 0.27-0.28, futex calls 0.53-1.0
+   * -> 0.32-0.38, context switches 0.55-0.78 -> 0.41-0.44, Jain 0.999-1.0 -> 0.984-0.991; but a slot
+   * handed to a thread asleep in waitAsync is held idle longer (slot dead 0.19-0.35 -> 0.49-0.66 of
+   * slot time), Dom0 waited for a slot 0.48-0.69 of its busy time (0.09-0.31), and neither the rate
+   * nor the CPU per request moved clearly (35.5K/35.5K -> 31.4K/39.3K IOPS; 22/35 -> 29/24 µs).
+   * So it is off by default (G.SENDER_WAKE; RINGVISOR_SENDER_WAKE=1) until a quiet machine says.
    * `sender`: the vCPU sending the event: a BOOSTed wake does not tickle its slot (unitWake), since
    * here giving a slot away costs its thread a sleep and a wake-up, and it answers a batch of
    * requests; the wakee runs when a slot frees (a guest blocks after each batch) or at the tick
