@@ -14,7 +14,7 @@
  *   3. set the bit for that pending word in the vCPU's evtchn_pending_sel; if already set, the
  *      vCPU has a scan coming and stop;
  *   4. set evtchn_upcall_pending; if it went 0 → 1, wake the vCPU (Atomics.notify on that word,
- *      which is what its SCHEDOP_block sleeps on).
+ *      which is what its SCHEDOP_block sleeps on; ./evtchn-kick.ts).
  *
  * Each step is an atomic read-modify-write, so a sender and the receiving kernel (which clears
  * upcall_pending first, then takes the selector, then the pending bits) can interleave in any
@@ -34,8 +34,9 @@ import {
 import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
-import { schedulerOf } from './sched/credit.ts';
-import { G, U, UFL, schedTables } from './sched/tables.ts';
+import { evtchn_kick } from './evtchn-kick.ts';
+
+export { evtchn_kick, vcpu_kick } from './evtchn-kick.ts';
 
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
@@ -67,41 +68,6 @@ function markVcpuPending(hv: HypervisorState, d: number, v: number, w: number): 
   const selBit = 1 << (w & 31);
   if ((Atomics.or(si, vi + PENDING_SEL + (w >> 5), selBit) & selBit) !== 0) return -1;
   return Atomics.exchange(si, vi + UPCALL_PENDING, 1) === 0 ? v : -1;
-}
-
-/**
- * Wake vCPU `v` of domain `d` if it sleeps in SCHEDOP_block. Only a vCPU that said it waits
- * (sched/tables.ts U.ASLEEP) is notified: V8 serializes every Atomics.notify, Atomics.wait and
- * waitAsync resolution of the process on one mutex, which 17 threads contend (scenarios/bench/scale.ts).
- */
-export function evtchn_kick(hv: HypervisorState, d: number, v: number, sender = -1): void {
-  const t = schedTables(hv.buffers.sched);
-  if (Atomics.load(t.i32, t.u(d * MAX_VCPUS + v, U.ASLEEP)) === 0) return;
-  // vcpu_wake on the sender's side: one that gave its slot up to sleep may just be queued for a
-  // slot, its thread woken only once it has one (sched/credit.ts wakeBlocked).
-  // `sender`: the sending vCPU (d * MAX_VCPUS + v; -1: the control thread), whose slot the wake does not tickle.
-  if (schedulerOf(hv)?.wakeBlocked(d * MAX_VCPUS + v, performance.timeOrigin + performance.now(), sender)) return;
-  vcpu_notify(hv, d, v);
-}
-
-/** Wake vCPU `v`'s thread if it sleeps in SCHEDOP_block (the caller saw U.ASLEEP), counted. */
-function vcpu_notify(hv: HypervisorState, d: number, v: number): void {
-  const t = schedTables(hv.buffers.sched);
-  // Counted when it found the vCPU's thread asleep (a host thread wake-up): sched/tables.ts G.EVT_WAKES.
-  if (Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1) > 0) {
-    Atomics.add(t.i32, G.EVT_WAKES, 1);
-    t.f64[t.uf(d * MAX_VCPUS + v, UFL.KICKED)] = performance.timeOrigin + performance.now();
-  }
-}
-
-/**
- * Raise vCPU `v`'s upcall flag and wake it, with no port: the control thread's "IPI" (stop,
- * pause, VCPUOP_down). Its thread must run to see why, so it is woken even without a slot.
- */
-export function vcpu_kick(hv: HypervisorState, d: number, v: number): void {
-  Atomics.store(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1);
-  const t = schedTables(hv.buffers.sched);
-  if (Atomics.load(t.i32, t.u(d * MAX_VCPUS + v, U.ASLEEP)) !== 0) vcpu_notify(hv, d, v);
 }
 
 /** Lowest free port of `d`, or -1. Caller holds d's event lock. */

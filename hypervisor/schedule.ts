@@ -31,12 +31,12 @@
  */
 import { vcpu_info } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
-import { evtchn_remote_runstate } from './event-channel.ts';
+import { evtchn_peer_preempted, vcpu_is_running } from './sched/peer-runstate.ts';
 import { CreditScheduler } from './sched/credit.ts';
-import { CSCHED_TICKS_PER_TSLICE, G, P, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
+import { CSCHED_TICKS_PER_TSLICE, G, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
 import { sendTimerVirq, setTimer, takeExpiredTimer, timerDeadline } from './sched/timer.ts';
 import {
-  D, MAX_DOMAINS, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_RESCHED, VREQ_SLOT, VREQ_STOP, VT,
+  D, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_RESCHED, VREQ_SLOT, VREQ_STOP, VT,
   MAX_VCPUS,
 } from './state.ts';
 
@@ -273,11 +273,9 @@ export class VcpuScheduler {
   }
 
   /**
-   * Our thread runs guest code (host I/O woke it, or a slot wait ended) while SCHEDOP_block still
-   * waits and an event is pending. A sender that queued us without waking the thread
-   * (sched/credit.ts wakeBlocked) left the wake-up to the slot's hand-over, which found the thread
-   * awake and woke it on U.SLOT instead; and with the flag already 1 no later event wakes the
-   * block. So the block's own waiter is woken here. True if an event was pending.
+   * SCHEDOP_block still waits with an event pending while our thread runs: a sender that queued us
+   * (sched/credit.ts wakeBlocked) left the wake-up to a hand-over that found the thread awake, and
+   * with the flag at 1 no later event wakes the block, so it is woken here. True if one was pending.
    */
   private wakeOwnBlock(): boolean {
     const si = this.c.hv.sharedInfo[this.c.domid];
@@ -341,36 +339,14 @@ export class VcpuScheduler {
     setTimer(this.tables, this.unit, timeoutNs);
   }
 
-  /** GuestSched.vcpu_is_running: does (domid, vcpu) run now? With no scheduler, its runstate says. */
+  /** GuestSched.vcpu_is_running (./sched/peer-runstate.ts). */
   vcpuIsRunning(domid: number, vcpu: number): boolean {
-    if (!(domid >= 0 && domid < MAX_DOMAINS && vcpu >= 0 && vcpu < MAX_VCPUS)) return false;
-    const hv = this.c.hv;
-    if (this.credit === null) return Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.RUNSTATE)) === RUNSTATE_running
-      && Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.ALIVE)) === 1;
-    return Atomics.load(this.tables.i32, this.tables.u(unitOf(domid, vcpu), U.SLOT)) !== 0;
+    return vcpu_is_running(this.c.hv, this.tables, this.credit !== null, domid, vcpu);
   }
 
-  /**
-   * GuestSched.evtchn_peer_preempted: the vCPU an event on our `port` would wake cannot run
-   * until some vCPU gives up its pCPU slot: it is runnable and waits for one (Linux's
-   * vcpu_is_preempted), or it sleeps while every slot is taken, so the event that wakes it will
-   * leave it waiting too. A sleeping peer with a free slot to wake onto is not preempted: it
-   * answers after one wake-up, which is what a spin budget is for. Without slots (`pcpus = 0`)
-   * the host OS decides and its preemption is invisible here: never preempted.
-   */
+  /** GuestSched.evtchn_peer_preempted (./sched/peer-runstate.ts): never without slots (the host OS decides). */
   peerPreempted(port: number): boolean {
-    if (this.credit === null) return false;
-    const hv = this.c.hv;
-    const idx = evtchn_remote_runstate(hv, this.c.domid, port);
-    if (idx < 0) return false;
-    const t = this.tables;
-    const unit = (idx - V.RUNSTATE) / V.WORDS;
-    if (Atomics.load(t.i32, t.u(unit, U.SLOT)) !== 0) return false;
-    const rs = Atomics.load(hv.vcpus, idx);
-    if (rs === RUNSTATE_runnable) return true;
-    if (rs !== RUNSTATE_blocked) return false;
-    for (let p = 0, n = t.nrPcpus; p < n; p++) if (Atomics.load(t.i32, t.p(p, P.CURR)) === 0) return false;
-    return true;
+    return this.credit !== null && evtchn_peer_preempted(this.c.hv, this.tables, this.c.domid, port);
   }
 
   /** SCHEDOP_yield: let a waiting vCPU of our priority have the slot now, if one waits. */
