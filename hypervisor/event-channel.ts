@@ -14,7 +14,7 @@
  *   3. set the bit for that pending word in the vCPU's evtchn_pending_sel; if already set, the
  *      vCPU has a scan coming and stop;
  *   4. set evtchn_upcall_pending; if it went 0 → 1, wake the vCPU (Atomics.notify on that word,
- *      which is what its SCHEDOP_block sleeps on).
+ *      which is what its SCHEDOP_block sleeps on; ./evtchn-kick.ts).
  *
  * Each step is an atomic read-modify-write, so a sender and the receiving kernel (which clears
  * upcall_pending first, then takes the selector, then the pending bits) can interleave in any
@@ -34,7 +34,9 @@ import {
 import { double_lock, double_unlock, spin_lock, spin_unlock } from './spinlock.ts';
 import type { Caller } from './caller.ts';
 import { D, E, MAX_DOMAINS, MAX_VCPUS, V, type HypervisorState } from './state.ts';
-import { G, U, UFL, schedTables } from './sched/tables.ts';
+import { evtchn_kick } from './evtchn-kick.ts';
+
+export { evtchn_kick, vcpu_kick } from './evtchn-kick.ts';
 
 const PENDING = shared_info.evtchn_pending >> 2;
 const MASK = shared_info.evtchn_mask >> 2;
@@ -66,27 +68,6 @@ function markVcpuPending(hv: HypervisorState, d: number, v: number, w: number): 
   const selBit = 1 << (w & 31);
   if ((Atomics.or(si, vi + PENDING_SEL + (w >> 5), selBit) & selBit) !== 0) return -1;
   return Atomics.exchange(si, vi + UPCALL_PENDING, 1) === 0 ? v : -1;
-}
-
-/**
- * Wake vCPU `v` of domain `d` if it sleeps in SCHEDOP_block. Only a vCPU that said it waits
- * (sched/tables.ts U.ASLEEP) is notified: V8 serializes every Atomics.notify, Atomics.wait and
- * waitAsync resolution of the process on one mutex, which 17 threads contend (scenarios/bench/scale.ts).
- */
-export function evtchn_kick(hv: HypervisorState, d: number, v: number): void {
-  const t = schedTables(hv.buffers.sched);
-  if (Atomics.load(t.i32, t.u(d * MAX_VCPUS + v, U.ASLEEP)) === 0) return;
-  // Counted when it found the vCPU's thread asleep (a host thread wake-up): sched/tables.ts G.EVT_WAKES.
-  if (Atomics.notify(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1) > 0) {
-    Atomics.add(t.i32, G.EVT_WAKES, 1);
-    t.f64[t.uf(d * MAX_VCPUS + v, UFL.KICKED)] = performance.timeOrigin + performance.now();
-  }
-}
-
-/** Raise vCPU `v`'s upcall flag and wake it, with no port: the control thread's "IPI". */
-export function vcpu_kick(hv: HypervisorState, d: number, v: number): void {
-  Atomics.store(hv.sharedInfo[d], v * VCPU_WORDS + UPCALL_PENDING, 1);
-  evtchn_kick(hv, d, v);
 }
 
 /** Lowest free port of `d`, or -1. Caller holds d's event lock. */
@@ -187,7 +168,7 @@ export function evtchn_send(c: Caller, port: number): number {
   spin_unlock(hv.domains, lockIndex(ld));
   if (wake >= 0) {
     c.count('wakeups');
-    evtchn_kick(hv, rd, wake);
+    evtchn_kick(hv, rd, wake, ld * MAX_VCPUS + c.vcpu);
   }
   // Sending on an unbound port is allowed and does nothing, as in Xen.
   return state === EVTCHNSTAT_interdomain || state === EVTCHNSTAT_unbound ? 0 : -XEN_EINVAL;

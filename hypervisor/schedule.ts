@@ -31,12 +31,12 @@
  */
 import { vcpu_info } from '../shared/public/xen.ts';
 import type { Caller } from './caller.ts';
-import { evtchn_remote_runstate } from './event-channel.ts';
+import { evtchn_peer_preempted, vcpu_is_running } from './sched/peer-runstate.ts';
 import { CreditScheduler } from './sched/credit.ts';
-import { CSCHED_TICKS_PER_TSLICE, G, P, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
+import { CSCHED_TICKS_PER_TSLICE, G, schedTables, U, UFL, unitOf, type SchedTables } from './sched/tables.ts';
 import { sendTimerVirq, setTimer, takeExpiredTimer, timerDeadline } from './sched/timer.ts';
 import {
-  D, MAX_DOMAINS, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_RESCHED, VREQ_SLOT, VREQ_STOP, VT,
+  D, RUNSTATE_blocked, RUNSTATE_offline, RUNSTATE_runnable, RUNSTATE_running, V, VREQ_RESCHED, VREQ_SLOT, VREQ_STOP, VT,
   MAX_VCPUS,
 } from './state.ts';
 
@@ -147,7 +147,10 @@ export class VcpuScheduler {
       }
       if (!this.hasSlot) {
         this.acquire();
-        if (this.blocking > 0) this.queueIdleCheck();
+        if (this.blocking > 0) {
+          this.wakeOwnBlock();
+          this.queueIdleCheck();
+        }
       } else if ((req & VREQ_RESCHED) !== 0) {
         const t = now();
         if (!this.credit.schedule(this.unit, t)) {
@@ -160,10 +163,19 @@ export class VcpuScheduler {
     }
   }
 
-  /** csched_unit_wake from our own thread: take a slot, waiting on our U.SLOT word if none is free. */
+  /**
+   * csched_unit_wake from our own thread: take a slot, waiting on our U.SLOT word if none is free.
+   * An event's sender may have made us runnable while our thread slept (sched/credit.ts
+   * wakeBlocked): then we have been runnable since then (UFL.WOKEN), and may have been given a
+   * slot already, which we run on from now as after any hand-over (gotSlot).
+   */
   private acquire(): void {
-    this.runstate(RUNSTATE_runnable);
-    if (this.credit!.wake(this.unit, now())) {
+    const t = this.tables;
+    const woken = t.f64[t.uf(this.unit, UFL.WOKEN)];
+    this.runstate(RUNSTATE_runnable, woken > 0 ? woken : now());
+    const at = now();
+    if (this.credit!.wake(this.unit, at)) {
+      if (woken > 0 && t.f64[t.uf(this.unit, UFL.GIVEN)] !== at) return this.gotSlot(); // handed to us while we slept
       this.hasSlot = true;
       this.runstate(RUNSTATE_running);
       return;
@@ -201,6 +213,12 @@ export class VcpuScheduler {
         if (this.credit!.wake(this.unit, now())) break;
       }
     }
+    this.gotSlot();
+  }
+
+  /** Another thread gave us a slot while we slept; our thread runs at last. */
+  private gotSlot(): void {
+    const t = this.tables;
     this.hasSlot = true;
     wakeLatency(t, G.SLOT_LAT_US, t.f64[t.uf(this.unit, UFL.GIVEN)]);
     this.credit!.runningFrom(this.unit, now()); // charged from now, not from the hand-over (sched/credit.ts)
@@ -237,15 +255,33 @@ export class VcpuScheduler {
     }
   }
 
-  /** Stop being runnable (`next` says why): the slot goes to whoever waits; the next preemption point takes one again. */
-  private giveUp(next: number): void {
+  /**
+   * Stop being runnable (`next` says why): the slot goes to whoever waits (holding none, we leave
+   * any runqueue an event's sender put us on); the next preemption point takes one again.
+   * `asleep`: we are in SCHEDOP_block and our thread sleeps on its upcall word, so an event's
+   * sender may make us runnable without waking the thread (sched/credit.ts wakeBlocked).
+   */
+  private giveUp(next: number, asleep = false): void {
     const t = now();
-    if (this.credit !== null && this.hasSlot) {
-      this.credit.release(this.unit, t);
+    if (this.credit !== null) {
+      const tb = this.tables;
+      if (this.hasSlot || asleep || Atomics.load(tb.i32, tb.u(this.unit, U.RUNQ)) !== 0) this.credit.release(this.unit, t, false, asleep);
       this.hasSlot = false;
+      Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
     }
-    if (this.credit !== null) Atomics.or(this.c.hv.vcpus, this.request, VREQ_SLOT);
     this.runstate(next, t);
+  }
+
+  /**
+   * SCHEDOP_block still waits with an event pending while our thread runs: a sender that queued us
+   * (sched/credit.ts wakeBlocked) left the wake-up to a hand-over that found the thread awake, and
+   * with the flag at 1 no later event wakes the block, so it is woken here. True if one was pending.
+   */
+  private wakeOwnBlock(): boolean {
+    const si = this.c.hv.sharedInfo[this.c.domid];
+    if (Atomics.load(si, this.upcall) === 0) return false;
+    Atomics.notify(si, this.upcall);
+    return true;
   }
 
   /**
@@ -262,7 +298,9 @@ export class VcpuScheduler {
       this.idleCheckQueued = false;
       if (this.blocking === 0 || !this.hasSlot) return;
       if (this.activity) this.queueIdleCheck();
-      else this.giveUp(RUNSTATE_blocked);
+      // An event pending: the block is about to return (woken here if a sender left it asleep); the
+      // slot goes all the same, and the vCPU queues for one like any other, not ahead of them.
+      else this.giveUp(RUNSTATE_blocked, !this.wakeOwnBlock());
     });
   }
 
@@ -301,36 +339,14 @@ export class VcpuScheduler {
     setTimer(this.tables, this.unit, timeoutNs);
   }
 
-  /** GuestSched.vcpu_is_running: does (domid, vcpu) run now? With no scheduler, its runstate says. */
+  /** GuestSched.vcpu_is_running (./sched/peer-runstate.ts). */
   vcpuIsRunning(domid: number, vcpu: number): boolean {
-    if (!(domid >= 0 && domid < MAX_DOMAINS && vcpu >= 0 && vcpu < MAX_VCPUS)) return false;
-    const hv = this.c.hv;
-    if (this.credit === null) return Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.RUNSTATE)) === RUNSTATE_running
-      && Atomics.load(hv.vcpus, hv.vcpu(domid, vcpu, V.ALIVE)) === 1;
-    return Atomics.load(this.tables.i32, this.tables.u(unitOf(domid, vcpu), U.SLOT)) !== 0;
+    return vcpu_is_running(this.c.hv, this.tables, this.credit !== null, domid, vcpu);
   }
 
-  /**
-   * GuestSched.evtchn_peer_preempted: the vCPU an event on our `port` would wake cannot run
-   * until some vCPU gives up its pCPU slot: it is runnable and waits for one (Linux's
-   * vcpu_is_preempted), or it sleeps while every slot is taken, so the event that wakes it will
-   * leave it waiting too. A sleeping peer with a free slot to wake onto is not preempted: it
-   * answers after one wake-up, which is what a spin budget is for. Without slots (`pcpus = 0`)
-   * the host OS decides and its preemption is invisible here: never preempted.
-   */
+  /** GuestSched.evtchn_peer_preempted (./sched/peer-runstate.ts): never without slots (the host OS decides). */
   peerPreempted(port: number): boolean {
-    if (this.credit === null) return false;
-    const hv = this.c.hv;
-    const idx = evtchn_remote_runstate(hv, this.c.domid, port);
-    if (idx < 0) return false;
-    const t = this.tables;
-    const unit = (idx - V.RUNSTATE) / V.WORDS;
-    if (Atomics.load(t.i32, t.u(unit, U.SLOT)) !== 0) return false;
-    const rs = Atomics.load(hv.vcpus, idx);
-    if (rs === RUNSTATE_runnable) return true;
-    if (rs !== RUNSTATE_blocked) return false;
-    for (let p = 0, n = t.nrPcpus; p < n; p++) if (Atomics.load(t.i32, t.p(p, P.CURR)) === 0) return false;
-    return true;
+    return this.credit !== null && evtchn_peer_preempted(this.c.hv, this.tables, this.c.domid, port);
   }
 
   /** SCHEDOP_yield: let a waiting vCPU of our priority have the slot now, if one waits. */

@@ -82,10 +82,10 @@ export class BlkifRing implements IdlePoller {
   /**
    * Counters. rd_req, wr_req, rd_sect and wr_sect are Linux blkback's sysfs statistics; yields
    * (turns that ended with the budget spent) is what devstats reports as oo_req, blkback's
-   * "out of requests": the backend, not the ring, was the bottleneck.
+   * "out of requests": the backend, not the ring, was the bottleneck. turns: turns that found work.
    */
   readonly stats = {
-    requests: 0, errors: 0, notifications: 0, segments: 0, bytes: 0, interrupts: 0, flushes: 0, discards: 0, pieces: 0, yields: 0,
+    requests: 0, errors: 0, notifications: 0, segments: 0, bytes: 0, interrupts: 0, flushes: 0, discards: 0, pieces: 0, yields: 0, turns: 0,
     rd_req: 0, wr_req: 0, rd_sect: 0, wr_sect: 0,
   };
   private ring: BackRing | null = null;
@@ -197,6 +197,7 @@ export class BlkifRing implements IdlePoller {
           this.step();
         }
       }
+      if (budget < BATCH_PIECES) this.stats.turns++;
       if (budget === 0) this.stats.yields++;
       if (this.unpublished > 0) this.pushResponses();
     } catch (e) {

@@ -11,9 +11,13 @@
  */
 import { spin_lock, spin_unlock } from '../spinlock.ts';
 import { MAX_VCPUS, V, VREQ_RESCHED, type HypervisorState } from '../state.ts';
-import { CSCHED_CREDITS_PER_MSEC, G, MAX_PCPUS, P, PF, U, UF_ACTIVE, UFL, allSlots, type SchedTables } from './tables.ts';
+import { BLK_QUEUED, BLK_RUNNING, CSCHED_CREDITS_PER_MSEC, G, MAX_PCPUS, P, PF, U, UF_ACTIVE, UFL, allSlots, type SchedTables } from './tables.ts';
+import { vcpu_info } from '../../shared/public/xen.ts';
 import type { TraceWriter } from '../trace.ts';
 import { TRC_CSCHED_TICKLE, TRC_SCHED, TRC_SCHED_SWITCH } from '../../shared/public/trace.ts';
+
+const VCPU_WORDS = vcpu_info.SIZE >> 2;
+const UPCALL_PENDING = vcpu_info.evtchn_upcall_pending >> 2;
 
 /** What the scheduler needs of a trace buffer (NO_TRACE: none, for the simulator and the bench). */
 export type SchedTrace = Pick<TraceWriter, 'on' | 'write'>;
@@ -38,7 +42,9 @@ export class CreditCore {
    * under the lock, every other thread that reaches a scheduling decision meanwhile spins or
    * sleeps on the lock (Xen raises the schedule softirq under its runqueue lock, but an IPI is not
    * a system call). The slot word is stored under the lock, so a vCPU that looks finds its slot;
-   * one already asleep on the word is woken just after.
+   * one already asleep on the word is woken just after. A unit stored as ~unit (negative) sleeps
+   * in SCHEDOP_block, queued by an event's sender (U.BLOCKED BLK_QUEUED): it is woken on its
+   * evtchn_upcall_pending word instead.
    */
   private readonly toWake = new Int32Array(MAX_PCPUS + 1);
   private nrToWake = 0;
@@ -50,9 +56,14 @@ export class CreditCore {
     const n = this.nrToWake;
     this.nrToWake = 0;
     spin_unlock(this.t.i32, G.LOCK);
-    for (let k = 0; k < n; k++) {
-      if (Atomics.notify(this.t.i32, this.t.u(this.toWake[k], U.SLOT)) > 0) Atomics.add(this.t.i32, G.SLOT_WAKES, 1);
-    }
+    for (let k = 0; k < n; k++) this.wakeThread(this.toWake[k]);
+  }
+
+  /** Wake the thread of a unit given a slot (see toWake); counted if it slept. */
+  private wakeThread(w: number): void {
+    const woke = w >= 0 ? Atomics.notify(this.t.i32, this.t.u(w, U.SLOT))
+      : Atomics.notify(this.hv.sharedInfo[Math.floor(~w / MAX_VCPUS)], (~w % MAX_VCPUS) * VCPU_WORDS + UPCALL_PENDING, 1);
+    if (woke > 0) Atomics.add(this.t.i32, G.SLOT_WAKES, 1);
   }
 
   get enabled(): boolean {
@@ -126,10 +137,15 @@ export class CreditCore {
     Atomics.store(t.i32, t.u(unit, U.SLOT), slot + 1);
     // A vCPU that takes a slot itself (handover false: wake, schedule's move) is awake already;
     // one given a slot by another thread is woken when the lock is dropped (see toWake).
-    if (!handover) return;
-    t.i32[G.HANDOVERS]++;
-    if (this.nrToWake < this.toWake.length) this.toWake[this.nrToWake++] = unit;
-    else if (Atomics.notify(t.i32, t.u(unit, U.SLOT)) > 0) Atomics.add(t.i32, G.SLOT_WAKES, 1);
+    // A unit an event's sender queued while its thread slept in SCHEDOP_block is woken on its
+    // upcall word, where that thread sleeps (./credit.ts wakeBlocked), whoever gives the slot.
+    const queued = this.i(unit, U.BLOCKED) === BLK_QUEUED;
+    if (queued) this.set(unit, U.BLOCKED, BLK_RUNNING);
+    if (!handover && !queued) return;
+    if (handover) t.i32[G.HANDOVERS]++;
+    const w = queued ? ~unit : unit;
+    if (this.nrToWake < this.toWake.length) this.toWake[this.nrToWake++] = w;
+    else this.wakeThread(w);
   }
 
   /** Ask the vCPU holding `slot` to reschedule at its next preemption point. */

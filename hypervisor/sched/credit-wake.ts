@@ -13,8 +13,9 @@ import type { CreditCore } from './credit-core.ts';
  * csched_unit_wake (lock held): `unit`, holding no slot and on no runqueue, became runnable. It
  * takes an idle slot it may use (true); otherwise it queues, tickling the slot running the lowest
  * priority below its own, past that slot's ratelimit (false: wait on U.SLOT for a hand-over).
+ * `sender`: run for an event's sender (credit.ts wakeBlocked), the sending vCPU, never tickled.
  */
-export function unitWake(s: CreditCore, unit: number, now: number): boolean {
+export function unitWake(s: CreditCore, unit: number, now: number, sender = -1): boolean {
   const t = s.t;
   const parked = (s.i(unit, U.FLAGS) & UF_PARKED) !== 0;
   if (!parked && s.pri(unit) === CSCHED_PRI_TS_UNDER && t.i32[G.BOOST] !== 0) s.set(unit, U.PRI, CSCHED_PRI_TS_BOOST);
@@ -52,7 +53,9 @@ export function unitWake(s: CreditCore, unit: number, now: number): boolean {
   if (victim >= 0) {
     target = victim;
     // The ratelimit: a vCPU keeps its slot at least this long; the tick asks later if too soon.
-    if (now - t.f64[t.pf(victim, PF.SLICE)] >= s.ratelimitMs) {
+    // Not the slot of the vCPU whose event this wake is (credit.ts wakeBlocked): it would give its
+    // slot up at its very next hypercall, in the middle of the batch it is answering.
+    if (s.curr(victim) !== sender && now - t.f64[t.pf(victim, PF.SLICE)] >= s.ratelimitMs) {
       t.i32[G.TICKLES]++;
       s.resched(victim);
     }

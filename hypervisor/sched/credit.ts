@@ -39,7 +39,11 @@
  * burn_credits does the same since 2009); accounting's "excess" redistribution is one pass by
  * weight rather than credit.c's sorted walk; a vCPU is never preempted inside a hypercall.
  */
-import { CSCHED_PRI_IDLE, CSCHED_PRI_TS_BOOST, CSCHED_PRI_TS_UNDER, DM, G, GF, MAX_PCPUS, PF, U, UF_PARKED, UFL, allSlots } from './tables.ts';
+import {
+  BLK_ASLEEP, BLK_QUEUED, BLK_RUNNING, CSCHED_PRI_IDLE, CSCHED_PRI_TS_BOOST, CSCHED_PRI_TS_UNDER, DM, G, GF, MAX_PCPUS, PF, U, UF_PARKED, UFL,
+  allSlots, schedTables,
+} from './tables.ts';
+import type { HypervisorState } from '../state.ts';
 import { MAX_VCPUS } from '../state.ts';
 import { CreditCore } from './credit-core.ts';
 import { pickNext } from './credit-runq.ts';
@@ -88,9 +92,52 @@ export class CreditScheduler extends CreditCore {
   wake(unit: number, now: number): boolean {
     this.lock();
     try {
+      // Our thread is awake, whoever woke it: a slot given from now on wakes it on U.SLOT.
+      this.set(unit, U.BLOCKED, BLK_RUNNING);
+      this.t.f64[this.t.uf(unit, UFL.WOKEN)] = 0;
       if (this.i(unit, U.SLOT) !== 0) return true;
       if (this.i(unit, U.RUNQ) !== 0) return false;
       return unitWake(this, unit, now);
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * vcpu_wake on the sender's side (Xen: evtchn_set_pending → vcpu_kick → vcpu_wake →
+   * csched_unit_wake, all run by the pCPU that sent the event): an event is for `unit`, whose
+   * thread gave its slot up in SCHEDOP_block and sleeps on its upcall word (U.BLOCKED BLK_ASLEEP).
+   * It becomes runnable here, under the lock: it takes an idle slot (and its thread is woken once
+   * the lock is dropped), or it queues (BOOST and tickle as any wake-up) and its thread sleeps on
+   * until a slot is handed to it, which wakes it once. Before, the event woke the thread only for
+   * it to find every slot taken, queue, and sleep again on U.SLOT until the hand-over: two host
+   * wake-ups and two thread switches where Xen, whose blocked vCPUs are not threads, has none
+   * (issue 17's 16-guest row: 0.1 such double wake-ups per request, 3 in 4 guest turns).
+   * Measured (scale-one.ts 16, same build, RINGVISOR_SENDER_WAKE 0 then 1, back to back, load
+   * 20-25 on 2 cores): host thread sleeps per request 0.40-0.50 -> 0.27-0.28, futex calls 0.53-1.0
+   * -> 0.32-0.38, context switches 0.55-0.78 -> 0.41-0.44, Jain 0.999-1.0 -> 0.984-0.991; but a slot
+   * handed to a thread asleep in waitAsync is held idle longer (slot dead 0.19-0.35 -> 0.49-0.66 of
+   * slot time), Dom0 waited for a slot 0.48-0.69 of its busy time (0.09-0.31), and neither the rate
+   * nor the CPU per request moved clearly (35.5K/35.5K -> 31.4K/39.3K IOPS; 22/35 -> 29/24 µs).
+   * So it is off by default (G.SENDER_WAKE; RINGVISOR_SENDER_WAKE=1) until a quiet machine says.
+   * `sender`: the vCPU sending the event: a BOOSTed wake does not tickle its slot (unitWake), since
+   * here giving a slot away costs its thread a sleep and a wake-up, and it answers a batch of
+   * requests; the wakee runs when a slot frees (a guest blocks after each batch) or at the tick
+   * (csched_tick asks a lower priority to give way), as the ratelimit lets a vCPU run on.
+   * True: handled (the caller notifies nobody). False: it is not asleep in SCHEDOP_block without
+   * a slot (it runs, holds a slot, or waits on U.SLOT): the caller wakes its thread as before.
+   */
+  wakeBlocked(unit: number, now: number, sender = -1): boolean {
+    const t = this.t;
+    if (Atomics.load(t.i32, t.u(unit, U.BLOCKED)) !== BLK_ASLEEP || t.i32[G.SENDER_WAKE] === 0) return false;
+    this.lock();
+    try {
+      if (this.i(unit, U.BLOCKED) !== BLK_ASLEEP || this.i(unit, U.SLOT) !== 0 || this.i(unit, U.RUNQ) !== 0) return false;
+      this.set(unit, U.BLOCKED, BLK_QUEUED);
+      t.f64[t.uf(unit, UFL.WOKEN)] = now;
+      // An idle slot: setCurr sees BLK_QUEUED and wakes the thread on its upcall word.
+      if (!unitWake(this, unit, now, sender)) t.i32[G.WAKES_QUEUED]++;
+      return true;
     } finally {
       this.unlock();
     }
@@ -174,20 +221,27 @@ export class CreditScheduler extends CreditCore {
 
   /**
    * The vCPU stops being runnable (it blocks, is paused, goes offline): its slot goes to the best
-   * waiting vCPU that may use it, local or stolen, or idles. With `gone`, the vCPU leaves the
-   * scheduler for good (its thread ended): it is also taken off any runqueue.
+   * waiting vCPU that may use it, local or stolen, or idles; holding none, it leaves any runqueue
+   * an event's sender put it on while it slept (wakeBlocked). With `gone`, the vCPU leaves the
+   * scheduler for good (its thread ended). With `asleep`, it gave its slot up in SCHEDOP_block
+   * and its thread sleeps on its upcall word: an event's sender may make it runnable (wakeBlocked).
    */
-  release(unit: number, now: number, gone = false): void {
+  release(unit: number, now: number, gone = false, asleep = false): void {
     const t = this.t;
     this.lock();
     try {
       const slot = this.i(unit, U.SLOT) - 1;
+      this.set(unit, U.BLOCKED, asleep && !gone ? BLK_ASLEEP : BLK_RUNNING);
+      t.f64[t.uf(unit, UFL.WOKEN)] = 0;
       if (gone) {
-        this.set(unit, U.RUNQ, 0);
         this.set(unit, U.EXISTS, 0);
         this.set(unit, U.FLAGS, 0);
       }
-      if (slot < 0) return;
+      if (slot < 0) {
+        this.set(unit, U.RUNQ, 0);
+        return;
+      }
+      if (gone) this.set(unit, U.RUNQ, 0);
       t.i32[G.SCHEDULES]++;
       this.burn(unit, now);
       Atomics.store(t.i32, t.u(unit, U.SLOT), 0);
@@ -260,3 +314,17 @@ export class CreditScheduler extends CreditCore {
 }
 
 export { MAX_PCPUS };
+
+const waker = new WeakMap<HypervisorState, CreditScheduler>();
+/**
+ * This thread's scheduler for waking others (event-channel.ts evtchn_kick), made on first use;
+ * null when the host has no slots (the host OS decides: an event always wakes the thread).
+ */
+export function schedulerOf(hv: HypervisorState): CreditScheduler | null {
+  let s = waker.get(hv);
+  if (s === undefined) {
+    s = new CreditScheduler(hv, schedTables(hv.buffers.sched));
+    waker.set(hv, s);
+  }
+  return s.enabled ? s : null;
+}

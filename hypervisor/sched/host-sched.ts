@@ -50,6 +50,8 @@ export interface SchedCounters {
    * vCPU's thread, and wake-ups that asked a running vCPU to reschedule (tickles).
    */
   handovers: number; slot_wakes: number; evt_wakes: number; tickles: number;
+  /** Events that made a vCPU asleep in SCHEDOP_block runnable without waking its thread (credit.ts wakeBlocked). */
+  wakes_queued: number;
   /** Wake-up latencies (tables.ts G.SLOT_LAT_*, G.EVT_LAT_*): sums in µs (wrapping Int32: take differences) and counts. */
   slot_lat_us: number; slot_lat_n: number; evt_lat_us: number; evt_lat_n: number;
 }
@@ -81,6 +83,9 @@ export class HostScheduler {
     i[G.TSLICE_US] = CSCHED_DEFAULT_TSLICE_MS * 1000;
     i[G.RATELIMIT_US] = CSCHED_DEFAULT_RATELIMIT_US;
     i[G.BOOST] = 1;
+    // vcpu_wake on the event sender's side (credit.ts wakeBlocked): off unless RINGVISOR_SENDER_WAKE=1,
+    // until a quiet machine says it pays (its header has the counts and the fairness it cost here).
+    i[G.SENDER_WAKE] = process.env.RINGVISOR_SENDER_WAKE === '1' ? 1 : 0;
     this.t.f64[GF.BOOT] = performance.timeOrigin + performance.now();
     for (let p = 0; p < pcpus; p++) this.t.f64[this.t.pf(p, PF.START)] = this.t.f64[GF.BOOT];
     this.arm();
@@ -258,6 +263,7 @@ export class HostScheduler {
       boosts: i[G.BOOSTS], boost_preempts: i[G.BOOST_PREEMPTS], parks: i[G.PARKS],
       lateMeanMs: i[G.LATE_N] > 0 ? this.t.f64[GF.LATE_SUM] / i[G.LATE_N] : 0, lateMaxMs: this.t.f64[GF.LATE_MAX], lateN: i[G.LATE_N],
       handovers: i[G.HANDOVERS], slot_wakes: i[G.SLOT_WAKES], evt_wakes: Atomics.load(i, G.EVT_WAKES), tickles: i[G.TICKLES],
+      wakes_queued: i[G.WAKES_QUEUED],
       slot_lat_us: Atomics.load(i, G.SLOT_LAT_US), slot_lat_n: Atomics.load(i, G.SLOT_LAT_N),
       evt_lat_us: Atomics.load(i, G.EVT_LAT_US), evt_lat_n: Atomics.load(i, G.EVT_LAT_N),
     };

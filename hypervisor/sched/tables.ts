@@ -72,7 +72,9 @@ export const G = {
   SLOT_LAT_N: 20,
   EVT_LAT_US: 21,    // event that woke a thread in SCHEDOP_block → that thread runs again
   EVT_LAT_N: 22,
-  WORDS: 24,
+  WAKES_QUEUED: 23,  // events that made a vCPU asleep in SCHEDOP_block runnable without waking its thread (credit.ts wakeBlocked)
+  SENDER_WAKE: 24,   // 1: an event's sender makes a blocked vCPU runnable (credit.ts wakeBlocked; RINGVISOR_SENDER_WAKE=1); 0 (default): its thread wakes to do it
+  WORDS: 26,
 } as const;
 
 /* Float64 globals. */
@@ -120,8 +122,19 @@ export const U = {
    * flag and then finds 0 here knows the block will see the flag and not sleep.
    */
   ASLEEP: 12,
-  WORDS: 13,
+  /*
+   * Where its thread sleeps while it holds no slot (credit.ts wakeBlocked), changed under the
+   * scheduler's lock: BLK_RUNNING, not given up in SCHEDOP_block (it runs, or waits on U.SLOT);
+   * BLK_ASLEEP, it gave its slot up in SCHEDOP_block and its thread sleeps on its
+   * evtchn_upcall_pending word; BLK_QUEUED, an event's sender made it runnable and queued it
+   * without waking its thread, so the slot's hand-over wakes it on that word, where it sleeps.
+   */
+  BLOCKED: 13,
+  WORDS: 14,
 } as const;
+export const BLK_RUNNING = 0;
+export const BLK_ASLEEP = 1;
+export const BLK_QUEUED = 2;
 export const UF_ACTIVE = 1;   // on the active list: earns credit at accounting
 export const UF_PARKED = 2;   // CSCHED_FLAG_UNIT_PARKED: capped and over its cap
 /* Float64 per vCPU. */
@@ -131,7 +144,8 @@ export const UFL = {
   TIMER: 2,      // singleshot timer deadline (ms on the shared clock); 0 = none
   GIVEN: 3,      // when it was last given a slot: its runstate is "running" from then on
   KICKED: 4,     // when an event last woke its thread in SCHEDOP_block (0: not since it ran)
-  WORDS: 5,
+  WOKEN: 5,      // when an event's sender made it runnable while its thread slept (BLK_QUEUED; 0: not since it ran)
+  WORDS: 6,
 } as const;
 
 /* csched_dom: Int32 words per domain. */
