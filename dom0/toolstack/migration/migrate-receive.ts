@@ -14,6 +14,7 @@ import { incomingName } from './sender-recovery.ts';
 import { SocketInput } from './socket-input.ts';
 import type { ImageRecords } from './stream-read.ts';
 import { receiveStream } from './stream-receive.ts';
+import { threadTime, threadTimeSince, type ThreadTime } from './thread-time.ts';
 import type { SavedConfig } from './stream-write.ts';
 import {
   MIGRATE_PERMISSION, MIGRATE_RECEIVER_BANNER, MIGRATE_RECEIVER_BUILT, MIGRATE_RECEIVER_READY, MIGRATE_REPORT, send, type MigrateHost,
@@ -48,6 +49,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   let tReady = 0;
   let tFilled = 0;
   let tEnd = 0;
+  let [tt0, ttStream] = [null, null] as (ThreadTime | null)[]; // this thread's CPU and waits for one, over the stream (./thread-time.ts)
   try {
     records = await receiveStream(input, what, {
       config(c) {
@@ -62,6 +64,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
           // threads load their kernel meanwhile (host business: a fresh thread, a few hundred ms
           // here, nothing in Xen); they must be up before the unpause, not before the first page.
           tMemory = performance.now();
+          tt0 = threadTime();
           domain.resolve({ domid: d, nr_pages });
           // xl creates it as NAME--incoming; here it is renamed as soon as it is built.
           // The balloon target as saved goes with the build, as libxl sets it (./balloon-state.ts):
@@ -93,6 +96,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
     if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
     ended.resolve(vcpu0.resume_gfn);
     tEnd = performance.now();
+    ttStream = threadTimeSince(tt0);
   } catch (e) {
     ended.reject(e as Error); // the half-built domain goes (boot destroys what fill failed in)
     await (built as Promise<number> | null)?.catch(() => undefined);
@@ -144,7 +148,8 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   h.log(`xl migrate-receive: ${name} is domain ${domid} here: ${records.pages} pages received; the stream waited ` +
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
     `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the holes given back and the vCPU context set, ` +
-    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused`);
+    `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused` +
+    (ttStream ? `; over the stream this thread ran ${ttStream.cpuMs.toFixed(1)} ms and waited ${ttStream.runqMs.toFixed(1)} ms for a CPU` : ''));
   return { domid, name, pages: records.pages };
 }
 

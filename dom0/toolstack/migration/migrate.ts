@@ -60,6 +60,7 @@ import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { openSuspendRequest, waitSuspended, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
+import { threadTime, threadTimeSince, type ThreadTime } from './thread-time.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
@@ -121,6 +122,26 @@ export interface MigrateResult {
   skippedPerRound: number[];
   /** Of each round: its CLEAN with the guest paused (the pause domctl and the CLEAN; the unpause is asked, not waited for). */
   cleanMs: number[];
+  /**
+   * Of each round, and then of the stop-and-copy (the last entry): the sender's reads of the pages
+   * from the guest into the records, and its waits for the socket to take more (the receiver
+   * slower than the sender); the rest of its time is types, mappings, framing and the event loop.
+   */
+  readMs: number[];
+  sinkWaitMs: number[];
+  /**
+   * The total's other parts: from the sender's start to its first page (the receiver's banner,
+   * the config, the suspend channel, log-dirty on, the headers), and from the last round's CLEAN
+   * to the receiver's "domain built" (its vCPU threads up: MIGRATE_RECEIVER_BUILT).
+   */
+  setupMs: number;
+  builtWaitMs: number;
+  /**
+   * The sender thread's CPU time and its waits for a CPU (./thread-time.ts): over the precopy
+   * rounds, and over the stop-and-copy (not live: every page); null where Linux's schedstat is not.
+   */
+  threadRounds: ThreadTime | null;
+  threadCopy: ThreadTime | null;
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
   downtimeMs: number;
@@ -230,10 +251,20 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   };
   const roundMs: number[] = [];
   const cleanMs: number[] = [];
+  const readMs: number[] = [];
+  const sinkWaitMs: number[] = [];
+  let [read0, wait0] = [0, 0];
+  const spent = (): void => {
+    readMs.push(w.copyMs - read0);
+    sinkWaitMs.push(w.sinkWaitMs - wait0);
+    [read0, wait0] = [w.copyMs, w.sinkWaitMs];
+  };
   const blackout = new Phases();
   let suspended = false;
   const step = { renamedAway: false, goSent: false };
   let tDown = 0;
+  let [setupMs, builtWaitMs] = [0, 0];
+  let [threadRounds, threadCopy] = [null, null] as (ThreadTime | null)[];
   let finalPages = 0;
   let copyMs = 0;
   let sr: SuspendRequest | null = null;
@@ -250,10 +281,14 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await w.libxcBegin();
     // Round 1: every page (but those written since ENABLE). Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
+    setupMs = performance.now() - t0;
+    const tt0 = threadTime();
     for (; live;) {
       const r0 = performance.now();
       skip.skipped = 0;
+      [read0, wait0] = [w.copyMs, w.sinkWaitMs];
       pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, skip));
+      spent();
       skippedPerRound.push(skip.skipped);
       const c0 = performance.now();
       toSend = await clean(0, true);
@@ -265,7 +300,10 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     }
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
     // is no part of the downtime.
+    threadRounds = live ? threadTimeSince(tt0) : null;
+    const b0 = performance.now();
     await input.expect(MIGRATE_RECEIVER_BUILT);
+    builtWaitMs = performance.now() - b0;
     await unpaused(); // the last round's CLEAN let the guest go again
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
@@ -287,10 +325,12 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       blackout.mark('log-dirty CLEAN (FINAL)');
     }
     const copy0 = performance.now();
-    const [copyBefore, waitBefore] = [w.copyMs, w.sinkWaitMs];
+    [read0, wait0] = [w.copyMs, w.sinkWaitMs];
+    const tc0 = threadTime();
     finalPages = await sendPages(h.k, domid, w, lastList, live ? FINAL_BATCH : MAX_BATCH_SIZE);
+    spent();
     blackout.mark(`${live ? 'last PAGE_DATA records written' : 'every page written (not live)'} (${finalPages} pages: ` +
-      `${(w.copyMs - copyBefore).toFixed(1)} ms reading them from the guest, ${(w.sinkWaitMs - waitBefore).toFixed(1)} ms waiting for the socket)`);
+      `${readMs.at(-1)!.toFixed(1)} ms reading them from the guest, ${sinkWaitMs.at(-1)!.toFixed(1)} ms waiting for the socket)`);
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);
     await w.vcpuContext(0, resume_gfn);
@@ -304,6 +344,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     renaming.catch(() => undefined); // a failure is met below, after "ready" or in the recovery
     await input.expect(MIGRATE_RECEIVER_READY);
     copyMs = performance.now() - copy0;
+    threadCopy = threadTimeSince(tc0);
     blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
     await renaming;
     step.goSent = true; // from here on, xl's point of no return
@@ -338,7 +379,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, skippedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, readMs, sinkWaitMs, setupMs, builtWaitMs, threadRounds, threadCopy, skippedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
     totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
