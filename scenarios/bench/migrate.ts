@@ -83,7 +83,8 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         const resumedBefore = countResumes(consoleLog);
         const servingBefore = countServing(consoleLog);
         const { port } = await to.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
-        const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port });
+        // RV_MIGRATE_CARRY=0: every round sends all the log returned (libxc's way), to compare (precopy-hot.ts).
+        const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port, carryHot: process.env.RV_MIGRATE_CARRY !== '0' });
         const outage = await peer.outageAround(r);
         const guestMs = await guestBlackout(consoleLog, resumedBefore, wss > 0);
         const rx = await receiverLine(received, name);
@@ -121,7 +122,7 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         say(`  total ${r.totalMs.toFixed(0)} ms = set-up ${r.setupMs.toFixed(1)} + rounds ${r.roundMs.reduce((a, x) => a + x, 0).toFixed(1)} + ` +
           `waiting for the target's vCPUs ${r.builtWaitMs.toFixed(1)} + downtime ${r.downtimeMs.toFixed(1)}; over the rounds the sender's thread ` +
           `${cpu(r.threadRounds)}`);
-        say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages (${r.skippedPerRound[i]} skipped) ${ms.toFixed(1)} ms ` +
+        say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages (${r.skippedPerRound[i]} skipped, then ${r.carriedPerRound[i]} carried) ${ms.toFixed(1)} ms ` +
           `(${us(ms - r.cleanMs[i], r.pagesPerRound[i])} us/page; reading ${r.readMs[i].toFixed(1)}, socket ${r.sinkWaitMs[i].toFixed(1)}; CLEAN paused ${r.cleanMs[i].toFixed(1)})`).join(', ')}`);
         say(`  one copies: ${copies.map((x) => `${x.ms.toFixed(0)} ms (${us(x.ms, x.pages)} us/page; reading ${x.readMs.toFixed(1)}, socket ${x.waitMs.toFixed(1)}; ` +
           `the sender's thread ${cpu(x.thread)})`).join(', ')}`);

@@ -56,6 +56,7 @@ import { readFileSync } from 'node:fs';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { savedTargetKiB } from './balloon-state.ts';
 import { SaveError, range, sendPages, type SaveRestoreHost, type SkipDirty } from './save-restore.ts';
+import { HotPages } from './precopy-hot.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { openSuspendRequest, waitSuspended, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
@@ -85,6 +86,12 @@ export interface PrecopyPolicy {
    * send_domain_memory_nonlive): the whole copy is downtime. The migrate bench's "one copy".
    */
   live?: boolean;
+  /**
+   * false: every round sends every page the log returned (libxc's xg_sr_save.c). Otherwise
+   * (the default) a page dirtied in two rounds running is carried, not sent, until it cools or
+   * the stop-and-copy sends it (./precopy-hot.ts: the writable working set).
+   */
+  carryHot?: boolean;
 }
 export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIterations: 5 };
 
@@ -118,6 +125,8 @@ export interface MigrateResult {
   bytesSent: number;
   /** Each precopy round: its pages read and sent, and the CLEAN after it. */
   roundMs: number[];
+  /** After each round: the pages the log returned that the next round holds back, dirtied in the round before too (./precopy-hot.ts). */
+  carriedPerRound: number[];
   /** Of each round: the dirty pages not sent because they were written again before their batch (SkipDirty). */
   skippedPerRound: number[];
   /** Of each round: its CLEAN with the guest paused (the pause domctl and the CLEAN; the unpause is asked, not waited for). */
@@ -238,6 +247,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
 
   const pagesPerRound: number[] = [];
   const skippedPerRound: number[] = [];
+  const carriedPerRound: number[] = [];
   // Every round skips what is already dirty again (SkipDirty: legacy libxc's to_skip, which peeks in
   // every iteration but the last, the first included: a page written since ENABLE goes in round 2).
   const peeked = new Int32Array(bitmap.length);
@@ -281,6 +291,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await w.libxcBegin();
     // Round 1: every page (but those written since ENABLE). Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
+    const hot = new HotPages(nr);
     setupMs = performance.now() - t0;
     const tt0 = threadTime();
     for (; live;) {
@@ -291,12 +302,17 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       spent();
       skippedPerRound.push(skip.skipped);
       const c0 = performance.now();
-      toSend = await clean(0, true);
+      const dirty = await clean(0, true);
       cleanMs.push(performance.now() - c0);
       roundMs.push(performance.now() - r0);
-      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile` +
-        (skip.skipped > 0 ? ` (${skip.skipped} more were written again before their turn: left for the next round)` : ''));
-      if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
+      // The policy counts the log's dirty pages; what the next round sends is ours (./precopy-hot.ts).
+      const stop = dirty.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations;
+      toSend = stop ? hot.final(dirty) : policy.carryHot === false ? dirty : hot.next(dirty, roundMs.at(-1)!);
+      carriedPerRound.push(stop ? 0 : hot.carriedCount);
+      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${dirty.length} dirtied meanwhile` +
+        (skip.skipped > 0 ? ` (${skip.skipped} more were written again before their turn: left for the next round)` : '') +
+        (hot.carriedCount > 0 && !stop ? `; ${hot.carriedCount} of them dirtied in the round before too: carried until they cool or the stop-and-copy` : ''));
+      if (stop) break;
     }
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
     // is no part of the downtime.
@@ -379,7 +395,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, readMs, sinkWaitMs, setupMs, builtWaitMs, threadRounds, threadCopy, skippedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, readMs, sinkWaitMs, setupMs, builtWaitMs, threadRounds, threadCopy, skippedPerRound, carriedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
     totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
