@@ -14,9 +14,8 @@
  * in that order, as a vCPU thread always does; then it waits to be given its vCPU (./vcpu.ts's
  * boot). It belongs to no domain until then: no scheduler slot, no count in the host's usage.
  * The kernel it warms is the last one a DomU was created with (a host's guests normally share
- * one); taking the spare starts the next at once, so that the next guest finds one too. A host
- * whose vCPU once had to take a spare still loading (domains made back to back) keeps two from
- * then on. A spare that fails to load is dropped and the vCPU starts a fresh thread as before.
+ * one); taking the spare starts the next at once, so that the next guest finds one too. A spare
+ * that fails to load is dropped and the vCPU starts a fresh thread as before.
  *
  * The next spare loads in the background: its thread lowers its own scheduling priority (nice 10,
  * ./thread.ts's BACKGROUND_NICE; on Linux a thread's nice value is its own) before it loads
@@ -45,47 +44,29 @@ export const SPARE_LOADED = 'spare-loaded';
 /** The message that makes a spare a vCPU. */
 export interface SpareAssign<B> { kind: 'boot'; boot: B }
 
-interface Spare { kernel: string; w: Worker; gone: () => void; loaded: Promise<void>; isLoaded: boolean; fg: ForegroundCell }
-
-/*
- * How many spares a host keeps: one, and two from the first time a vCPU took one still loading
- * (domains made back to back: the migrate bench's moves, a pool's): the next then finds one
- * loaded, and no load runs beside the move that needs it.
- */
-const MAX_SPARES = 2;
-
 export class VcpuSpares {
-  private spares: Spare[] = [];
-  private want = 1;
+  private spare: { kernel: string; w: Worker; gone: () => void; loaded: Promise<void>; fg: ForegroundCell } | null = null;
   /** Spares replaced by one for another kernel, until their threads have exited. */
   private readonly leaving = new Set<Promise<void>>();
   private closed = false;
-  /** vCPUs given a spare that was still loading (the reason for a second one). */
-  takenLoading = 0;
 
   constructor(private readonly entry: URL, private readonly buffers: HypervisorBuffers) {}
 
   /**
-   * A thread for a DomU vCPU running `kernel`, given `boot` (its VcpuBoot): a spare that warms
-   * that kernel (a loaded one first), else null (the caller starts one). Either way, from now on
-   * the spares warm `kernel`, and they are started again up to the number kept.
+   * A thread for a DomU vCPU running `kernel`, given `boot` (its VcpuBoot): the spare if it
+   * warms that kernel, else null (the caller starts one). Either way, from now on the spare
+   * warms `kernel`, and one is started if none is.
    */
   take<B>(kernel: string, boot: B): Worker | null {
     let w: Worker | null = null;
-    const mine = this.spares.filter((x) => x.kernel === kernel);
-    const s = mine.find((x) => x.isLoaded) ?? mine[0];
-    if (s) {
-      w = s.w;
-      w.off('exit', s.gone);
-      w.off('error', s.gone);
+    if (this.spare?.kernel === kernel) {
+      w = this.spare.w;
+      w.off('exit', this.spare.gone);
+      w.off('error', this.spare.gone);
       // A spare still loading is now on the vCPU's critical path: the rest of its load runs at
       // the normal priority from this moment, not once its own code gets to read the boot message.
-      foreground(s.fg);
-      if (!s.isLoaded) {
-        this.takenLoading++;
-        this.want = MAX_SPARES;
-      }
-      this.spares = this.spares.filter((x) => x !== s);
+      foreground(this.spare.fg);
+      this.spare = null;
       w.ref();
       w.postMessage({ kind: 'boot', boot } satisfies SpareAssign<B>);
     }
@@ -93,44 +74,34 @@ export class VcpuSpares {
     return w;
   }
 
-  /** Spares there now (loaded or loading). */
-  get kept(): number {
-    return this.spares.length;
-  }
-
-  /** Keep spares for `kernel` from now on (HostOptions.spareKernel). */
+  /** Keep one spare for `kernel` from now on (HostOptions.spareKernel). */
   prepare(kernel: string): void {
     this.warm(kernel);
   }
 
-  /** Spares for `kernel` up to the number kept (those for another kernel go). */
+  /** Keep one spare for `kernel` (the previous one, for another kernel, goes). */
   private warm(kernel: string): void {
-    if (this.closed) return;
-    for (const old of this.spares.filter((x) => x.kernel !== kernel)) {
-      const exited = new Promise<void>((resolve) => old.w.once('exit', () => resolve()));
+    if (this.closed || this.spare?.kernel === kernel) return;
+    if (this.spare) {
+      const old = this.spare.w;
+      const exited = new Promise<void>((resolve) => old.once('exit', () => resolve()));
       this.leaving.add(exited);
       void exited.then(() => this.leaving.delete(exited));
-      void old.w.terminate();
+      void old.terminate();
     }
-    this.spares = this.spares.filter((x) => x.kernel === kernel);
-    while (this.spares.length < this.want) this.spares.push(this.start(kernel));
-  }
-
-  private start(kernel: string): Spare {
     const fg = foregroundCell();
     const w = startThread(this.entry, { spare: { buffers: this.buffers, kernel } } satisfies SpareBoot, 'spare-vcpu', fg);
     w.unref(); // a spare keeps no process alive
-    const gone = () => { this.spares = this.spares.filter((x) => x.w !== w); };
-    const s: Spare = { kernel, w, gone, loaded: Promise.resolve(), isLoaded: false, fg };
+    const gone = () => { if (this.spare?.w === w) this.spare = null; };
     // Settles once the kernel is loaded (its SPARE_LOADED message) or the thread is gone.
-    s.loaded = new Promise<void>((resolve) => {
-      const onMessage = (m: { kind?: string }) => { if (m.kind === SPARE_LOADED) { w.off('message', onMessage); s.isLoaded = true; resolve(); } };
+    const loaded = new Promise<void>((resolve) => {
+      const onMessage = (m: { kind?: string }) => { if (m.kind === SPARE_LOADED) { w.off('message', onMessage); resolve(); } };
       w.on('message', onMessage);
       w.once('exit', () => resolve());
     });
     w.once('exit', gone);
     w.on('error', gone); // it failed to load: the next vCPU starts a thread of its own
-    return s;
+    this.spare = { kernel, w, gone, loaded, fg };
   }
 
   /**
@@ -139,18 +110,18 @@ export class VcpuSpares {
    */
   async settled(): Promise<void> {
     for (;;) {
-      const now = [...this.spares];
-      await Promise.all([...now.map((x) => x.loaded), ...this.leaving]);
-      if (this.spares.length === now.length && this.spares.every((x, i) => x === now[i]) && this.leaving.size === 0) return;
+      const s = this.spare;
+      await Promise.all([s?.loaded, ...this.leaving]);
+      if (this.spare === s && this.leaving.size === 0) return;
     }
   }
 
   /** The host is closing: no more spares. */
   async close(): Promise<void> {
     this.closed = true;
-    const all = this.spares;
-    this.spares = [];
-    await Promise.all(all.map((x) => x.w.terminate()));
+    const s = this.spare;
+    this.spare = null;
+    if (s) await s.w.terminate();
   }
 }
 

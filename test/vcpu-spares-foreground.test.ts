@@ -1,18 +1,12 @@
-// Spare vCPU threads (hypervisor/vcpu-spares.ts). A spare loads at a low priority (hypervisor/thread.ts BACKGROUND_NICE); once a
+// A spare vCPU thread loads at a low priority (hypervisor/thread.ts BACKGROUND_NICE); once a
 // domain takes it, the rest of its load is on that domain's critical path, and the host raises
 // it to the normal priority at once (foreground), even while the thread is too busy to read a
 // message: a migration's target vCPUs came up 0.7-2.3 s after the config on a loaded machine
-// while the taken spare went on loading at nice 10. And a host whose vCPU had to take a spare
-// still loading (domains made back to back) keeps two.
+// while the taken spare went on loading at nice 10.
 import test from 'ava';
 import os from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { Host } from '../hypervisor/host.ts';
 import { foreground, foregroundCell, startThread, threadIdOf, type ForegroundCell } from '../hypervisor/thread.ts';
-import { VcpuSpares } from '../hypervisor/vcpu-spares.ts';
-
-const VCPU_ENTRY = new URL('../hypervisor/vcpu.ts', import.meta.url);
-const IDLE = new URL('./kernels/probe.ts', import.meta.url).href;
 
 const BLOCKED = new URL('./fixtures/blocked-thread.mjs', import.meta.url);
 
@@ -77,32 +71,5 @@ test('a background thread called before it has started never stays in the backgr
     t.is(await got, normal);
   } finally {
     await w.terminate();
-  }
-});
-
-test('a host whose vCPU had to take a spare still loading keeps two from then on', async (t) => {
-  const host = new Host({ memoryMiB: 16, log: () => {} });
-  const spares = new VcpuSpares(VCPU_ENTRY, host.hv.buffers);
-  try {
-    spares.prepare(IDLE);
-    t.is(spares.kept, 1, 'one spare to begin with');
-    await spares.settled();
-    const first = spares.take(IDLE, {});
-    t.truthy(first);
-    first!.on('error', () => undefined); // its bogus boot may fail it before it goes
-    await first!.terminate(); // a stand-in for a vCPU: it is not given a real domain
-    t.is(spares.takenLoading, 0);
-    t.is(spares.kept, 1, 'taken loaded: one is enough');
-    const second = spares.take(IDLE, {}); // back to back: the new spare is still loading
-    t.truthy(second);
-    second!.on('error', () => undefined);
-    await second!.terminate();
-    t.is(spares.takenLoading, 1);
-    t.is(spares.kept, 2, 'two from now on');
-    await spares.settled();
-    t.is(spares.kept, 2);
-  } finally {
-    await spares.close();
-    await host.close();
   }
 });
