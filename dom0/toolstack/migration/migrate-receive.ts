@@ -49,6 +49,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   let tReady = 0;
   let tFilled = 0;
   let tEnd = 0;
+  const buildMs = [NaN, NaN, NaN]; // after the memory: the rename to NAME--incoming, the balloon target, the vCPU threads loaded
   let [tt0, ttStream] = [null, null] as (ThreadTime | null)[]; // this thread's CPU and waits for one, over the stream (./thread-time.ts)
   try {
     records = await receiveStream(input, what, {
@@ -69,8 +70,10 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
           // xl creates it as NAME--incoming; here it is renamed as soon as it is built.
           // The balloon target as saved goes with the build, as libxl sets it (./balloon-state.ts):
           // two domctls and a xenstore write, not in the downtime.
+          const timed = <T>(p: Promise<T>, i: number): Promise<T> => p.finally(() => { buildMs[i] = performance.now() - tMemory; });
           const [, , rc] = await Promise.all([
-            h.rename(d, c.name, incomingName(c.name)), restoreBalloonTarget(h.k, h.xs, d, saved.targetKiB), h.k.hypercall.domctl_vcpus_loaded(d),
+            timed(h.rename(d, c.name, incomingName(c.name)), 0), timed(restoreBalloonTarget(h.k, h.xs, d, saved.targetKiB), 1),
+            timed(h.k.hypercall.domctl_vcpus_loaded(d), 2),
           ]);
           if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
           tReady = performance.now();
@@ -149,6 +152,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
     `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the holes given back and the vCPU context set, ` +
     `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused` +
+    `; after the memory existed: renamed ${buildMs[0].toFixed(1)} ms, balloon target set ${buildMs[1].toFixed(1)}, vCPU threads loaded ${buildMs[2].toFixed(1)}` +
     (ttStream ? `; over the stream this thread ran ${ttStream.cpuMs.toFixed(1)} ms and waited ${ttStream.runqMs.toFixed(1)} ms for a CPU` : ''));
   return { domid, name, pages: records.pages };
 }
