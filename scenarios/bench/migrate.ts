@@ -122,6 +122,13 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         say(`  total ${r.totalMs.toFixed(0)} ms = set-up ${r.setupMs.toFixed(1)} + rounds ${r.roundMs.reduce((a, x) => a + x, 0).toFixed(1)} + ` +
           `waiting for the target's vCPUs ${r.builtWaitMs.toFixed(1)} + downtime ${r.downtimeMs.toFixed(1)}; over the rounds the sender's thread ` +
           `${cpu(r.threadRounds)}`);
+        // The ratio's parts, in one copies: round 1 against the pages it sent at the one copy's pace is
+        // what the guest running beside it (and the target's build) costs the first pass.
+        const oc = run.oneCopyMs;
+        const r1AtCopyPace = oc * r.pagesPerRound[0] / (copies[0]?.pages || r.pagesPerRound[0]);
+        say(`  ratio ${(r.totalMs / oc).toFixed(2)} = set-up ${(r.setupMs / oc).toFixed(2)} + round 1 ${(r.roundMs[0] / oc).toFixed(2)} ` +
+          `(its pages at the one copy's pace ${(r1AtCopyPace / oc).toFixed(2)}) + rounds 2-${r.rounds} ${(r.roundMs.slice(1).reduce((a, x) => a + x, 0) / oc).toFixed(2)} + ` +
+          `waiting for the target's vCPUs ${(r.builtWaitMs / oc).toFixed(2)} + downtime ${(r.downtimeMs / oc).toFixed(2)}`);
         say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages (${r.skippedPerRound[i]} skipped, then ${r.carriedPerRound[i]} carried) ${ms.toFixed(1)} ms ` +
           `(${us(ms - r.cleanMs[i], r.pagesPerRound[i])} us/page; reading ${r.readMs[i].toFixed(1)}, socket ${r.sinkWaitMs[i].toFixed(1)}; CLEAN paused ${r.cleanMs[i].toFixed(1)})`).join(', ')}`);
         say(`  one copies: ${copies.map((x) => `${x.ms.toFixed(0)} ms (${us(x.ms, x.pages)} us/page; reading ${x.readMs.toFixed(1)}, socket ${x.waitMs.toFixed(1)}; ` +
