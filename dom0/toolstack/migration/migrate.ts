@@ -62,6 +62,7 @@ import { openSuspendRequest, waitSuspended, type SuspendRequest } from './suspen
 import { SocketInput } from './socket-input.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 import { threadTime, threadTimeSince, type ThreadTime } from './thread-time.ts';
+import type { MigrateResult } from './migrate-result.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
@@ -115,55 +116,7 @@ export interface MigrateHost extends SaveRestoreHost {
   resume(domid: number): Promise<void>;
 }
 
-export interface MigrateResult {
-  name: string;
-  /** Precopy rounds, the first (every page) included; the stop-and-copy is not one of them. */
-  rounds: number;
-  pagesPerRound: number[];
-  finalPages: number;
-  pagesSent: number;
-  bytesSent: number;
-  /** Each precopy round: its pages read and sent, and the CLEAN after it. */
-  roundMs: number[];
-  /** After each round: the pages the log returned that the next round holds back, dirtied in the round before too (./precopy-hot.ts). */
-  carriedPerRound: number[];
-  /** Of each round: the dirty pages not sent because they were written again before their batch (SkipDirty). */
-  skippedPerRound: number[];
-  /** Of each round: its CLEAN with the guest paused (the pause domctl and the CLEAN; the unpause is asked, not waited for). */
-  cleanMs: number[];
-  /**
-   * Of each round, and then of the stop-and-copy (the last entry): the sender's reads of the pages
-   * from the guest into the records, and its waits for the socket to take more (the receiver
-   * slower than the sender); the rest of its time is types, mappings, framing and the event loop.
-   */
-  readMs: number[];
-  sinkWaitMs: number[];
-  /**
-   * The total's other parts: from the sender's start to its first page (the receiver's banner,
-   * the config, the suspend channel, log-dirty on, the headers), and from the last round's CLEAN
-   * to the receiver's "domain built" (its vCPU threads up: MIGRATE_RECEIVER_BUILT).
-   */
-  setupMs: number;
-  builtWaitMs: number;
-  /**
-   * The sender thread's CPU time and its waits for a CPU (./thread-time.ts): over the precopy
-   * rounds, and over the stop-and-copy (not live: every page); null where Linux's schedstat is not.
-   */
-  threadRounds: ThreadTime | null;
-  threadCopy: ThreadTime | null;
-  totalMs: number;
-  /** From the suspend request to the target's "unpaused" report. */
-  downtimeMs: number;
-  /** That downtime, phase by phase, on the sender's clock. */
-  blackout: { phase: string; ms: number }[];
-  /** When the suspend was asked for, on the host's clock (performance.timeOrigin + now), to compare with the guest's. */
-  suspendedAt: number;
-  /**
-   * The stop-and-copy's pages, from the first read to the target's "ready" (all written there);
-   * not live: every page of the guest once, the bench's "one copy".
-   */
-  lastCopyMs: number;
-}
+export type { MigrateResult } from './migrate-result.ts';
 
 export function send(sock: Socket, chunk: Uint8Array | string): Promise<void> {
   return new Promise((resolve, reject) => {
