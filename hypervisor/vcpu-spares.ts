@@ -21,14 +21,19 @@
  * ./thread.ts's BACKGROUND_NICE; on Linux a thread's nice value is its own) before it loads
  * anything (tsx's loader is half the cost), so that it takes little of the CPU time the
  * migration, or the guest that just took the last spare, needs. Given a
- * vCPU, it goes back to the priority it had, that of every vCPU thread. Going back up needs the
+ * vCPU, it goes back to the priority it had, that of every vCPU thread, at once: the host raises
+ * the thread from outside (./thread.ts foreground), since a spare taken while it still loads is
+ * on the new domain's critical path, and its own code, still loading at nice 10 (tsx's loader
+ * and the vCPU's modules come before it can read a message), got there only after up to seconds
+ * on a loaded machine (a migration's target vCPUs up 0.7-2.3 s after the config, after back-to-back
+ * moves had each taken the spare the one before had started). Going back up needs the
  * right to raise a priority (root, or RLIMIT_NICE); a thread without it loads at the normal
  * priority, since a vCPU left niced would be treated unfairly by the host's scheduler.
  */
 import { setPriority } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { HypervisorBuffers } from './state.ts';
-import { startThread } from './thread.ts';
+import { foreground, foregroundCell, startThread, type ForegroundCell } from './thread.ts';
 
 /** What a spare thread is started with (its workerData.boot): ./vcpu.ts then waits for its VcpuBoot. */
 export interface SpareBoot { spare: { buffers: HypervisorBuffers; kernel: string } }
@@ -40,7 +45,7 @@ export const SPARE_LOADED = 'spare-loaded';
 export interface SpareAssign<B> { kind: 'boot'; boot: B }
 
 export class VcpuSpares {
-  private spare: { kernel: string; w: Worker; gone: () => void; loaded: Promise<void> } | null = null;
+  private spare: { kernel: string; w: Worker; gone: () => void; loaded: Promise<void>; fg: ForegroundCell } | null = null;
   /** Spares replaced by one for another kernel, until their threads have exited. */
   private readonly leaving = new Set<Promise<void>>();
   private closed = false;
@@ -58,6 +63,9 @@ export class VcpuSpares {
       w = this.spare.w;
       w.off('exit', this.spare.gone);
       w.off('error', this.spare.gone);
+      // A spare still loading is now on the vCPU's critical path: the rest of its load runs at
+      // the normal priority from this moment, not once its own code gets to read the boot message.
+      foreground(this.spare.fg);
       this.spare = null;
       w.ref();
       w.postMessage({ kind: 'boot', boot } satisfies SpareAssign<B>);
@@ -81,7 +89,8 @@ export class VcpuSpares {
       void exited.then(() => this.leaving.delete(exited));
       void old.terminate();
     }
-    const w = startThread(this.entry, { spare: { buffers: this.buffers, kernel } } satisfies SpareBoot, 'spare-vcpu', true);
+    const fg = foregroundCell();
+    const w = startThread(this.entry, { spare: { buffers: this.buffers, kernel } } satisfies SpareBoot, 'spare-vcpu', fg);
     w.unref(); // a spare keeps no process alive
     const gone = () => { if (this.spare?.w === w) this.spare = null; };
     // Settles once the kernel is loaded (its SPARE_LOADED message) or the thread is gone.
@@ -92,7 +101,7 @@ export class VcpuSpares {
     });
     w.once('exit', gone);
     w.on('error', gone); // it failed to load: the next vCPU starts a thread of its own
-    this.spare = { kernel, w, gone, loaded };
+    this.spare = { kernel, w, gone, loaded, fg };
   }
 
   /**

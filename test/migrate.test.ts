@@ -57,7 +57,7 @@ test.serial('a guest writing its working set moves to the other host: same memor
   });
   const { port } = await H.xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0, paused: true });
   const r = await H.xa.call<MigrateResult>({ verb: 'migrate', domain: 'mover', host: '127.0.0.1', port });
-  t.log(`rounds ${r.rounds} (${r.pagesPerRound.join(', ')}), stop-and-copy ${r.finalPages} pages, ${r.pagesSent} in all; ` +
+  t.log(`rounds ${r.rounds} (${r.pagesPerRound.join(', ')}; carried after each: ${r.carriedPerRound.join(', ')}), stop-and-copy ${r.finalPages} pages, ${r.pagesSent} in all; ` +
     `downtime ${r.downtimeMs.toFixed(1)} ms, total ${r.totalMs.toFixed(0)} ms (a loaded machine)`);
   // Round 1 looks at every page: it sends it, or leaves it for the next round when the log says it
   // was written again before its batch (legacy libxc's to_skip, in round 1 too).

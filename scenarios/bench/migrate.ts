@@ -39,8 +39,9 @@ import { HostLogs } from '../lib/host-logs.ts';
 export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
   const say = opts.progress ?? (() => {});
   const guestMiB = opts.quick ? 64 : 256;
-  const sets = opts.quick ? [0, 4, 16] : [0, 16, 64];
-  const repeats = opts.quick ? 1 : 3;
+  // RV_MIGRATE_WSS=16 RV_MIGRATE_REPEATS=1: one working set, fewer repeats (a look at one row, a profile).
+  const sets = process.env.RV_MIGRATE_WSS ? process.env.RV_MIGRATE_WSS.split(',').map(Number) : opts.quick ? [0, 4, 16] : [0, 16, 64];
+  const repeats = Number(process.env.RV_MIGRATE_REPEATS) || (opts.quick ? 1 : 3);
   const dir = mkdtempSync(join(tmpdir(), 'rv-bench-mig-'));
   // The receivers' own times come in their hosts' logs (migrate.ts, migrateReceive).
   const received: ReceiverLine[] = [];
@@ -76,6 +77,7 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         if (i % 2 === 1) { // bring it to b first, untimed
           const { port } = await xb.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
           await xa.call({ verb: 'migrate', domain: name, host: '127.0.0.1', port });
+          await receiverLine(received, name); // its receiver's line is not the timed move's
         }
         // The peer starts once the guest is where the timed move begins, and has had its first answers.
         const peer = await OutagePeer.start(c, dir, { name: `peer-${wss}-${i}`, vif: 100 + n++, target: vif.ip, retryMs: PEER_RETRY_MS });
@@ -83,7 +85,8 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         const resumedBefore = countResumes(consoleLog);
         const servingBefore = countServing(consoleLog);
         const { port } = await to.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
-        const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port });
+        // RV_MIGRATE_CARRY=0: every round sends all the log returned (libxc's way), to compare (precopy-hot.ts).
+        const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port, carryHot: process.env.RV_MIGRATE_CARRY !== '0' });
         const outage = await peer.outageAround(r);
         const guestMs = await guestBlackout(consoleLog, resumedBefore, wss > 0);
         const rx = await receiverLine(received, name);
@@ -92,13 +95,16 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         // its sender from the first page read to the target's "ready" (lastCopyMs). ONE_COPIES
         // times (back, forth, back: it ends where the live move began), and the run's one copy is
         // their median: a single copy varied by a factor of two on a quiet machine.
-        const copies: { ms: number; streamMs: number; downtimeMs: number }[] = [];
+        const copies: { ms: number; streamMs: number; downtimeMs: number; pages: number; readMs: number; waitMs: number; thread: MigrateResult['threadCopy'] }[] = [];
         for (let k = 0, [src, dst] = [to, from]; k < ONE_COPIES; k++, [src, dst] = [dst, src]) {
           // Each move starts once the guest has resumed from the one before (its server is up again).
           await guestServes(consoleLog, servingBefore + 1 + k);
           const back = await dst.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
           const once = await src.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port: back.port, live: false });
-          copies.push({ ms: once.lastCopyMs, streamMs: (await receiverLine(received, name)).streamMs, downtimeMs: once.downtimeMs });
+          copies.push({
+            ms: once.lastCopyMs, streamMs: (await receiverLine(received, name)).streamMs, downtimeMs: once.downtimeMs,
+            pages: once.finalPages, readMs: once.readMs.at(-1) ?? NaN, waitMs: once.sinkWaitMs.at(-1) ?? NaN, thread: once.threadCopy,
+          });
         }
         const peerCounts = peer.counts();
         await peer.stop(); // after the one copies, which it kept asking through, as it did through the live move
@@ -115,7 +121,20 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
           `total / one copy = ${(r.totalMs / run.oneCopyMs).toFixed(2)}; not live: downtime ${run.nonLiveDowntimeMs.toFixed(0)} ms`);
         say(`  blackout: ${r.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)}`).join(' | ')}`);
         say(`  the target${rx.tail}`);
-        say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages (${r.skippedPerRound[i]} skipped) ${ms.toFixed(1)} ms (CLEAN paused ${r.cleanMs[i].toFixed(1)})`).join(', ')}`);
+        say(`  total ${r.totalMs.toFixed(0)} ms = set-up ${r.setupMs.toFixed(1)} + rounds ${r.roundMs.reduce((a, x) => a + x, 0).toFixed(1)} + ` +
+          `waiting for the target's vCPUs ${r.builtWaitMs.toFixed(1)} + downtime ${r.downtimeMs.toFixed(1)}; over the rounds the sender's thread ` +
+          `${cpu(r.threadRounds)}`);
+        // The ratio's parts, in one copies: round 1 against the pages it sent at the one copy's pace is
+        // what the guest running beside it (and the target's build) costs the first pass.
+        const oc = run.oneCopyMs;
+        const r1AtCopyPace = oc * r.pagesPerRound[0] / (copies[0]?.pages || r.pagesPerRound[0]);
+        say(`  ratio ${(r.totalMs / oc).toFixed(2)} = set-up ${(r.setupMs / oc).toFixed(2)} + round 1 ${(r.roundMs[0] / oc).toFixed(2)} ` +
+          `(its pages at the one copy's pace ${(r1AtCopyPace / oc).toFixed(2)}) + rounds 2-${r.rounds} ${(r.roundMs.slice(1).reduce((a, x) => a + x, 0) / oc).toFixed(2)} + ` +
+          `waiting for the target's vCPUs ${(r.builtWaitMs / oc).toFixed(2)} + downtime ${(r.downtimeMs / oc).toFixed(2)}`);
+        say(`  rounds: ${r.roundMs.map((ms, i) => `${r.pagesPerRound[i]} pages (${r.skippedPerRound[i]} skipped, then ${r.carriedPerRound[i]} carried) ${ms.toFixed(1)} ms ` +
+          `(${us(ms - r.cleanMs[i], r.pagesPerRound[i])} us/page; reading ${r.readMs[i].toFixed(1)}, socket ${r.sinkWaitMs[i].toFixed(1)}; CLEAN paused ${r.cleanMs[i].toFixed(1)})`).join(', ')}`);
+        say(`  one copies: ${copies.map((x) => `${x.ms.toFixed(0)} ms (${us(x.ms, x.pages)} us/page; reading ${x.readMs.toFixed(1)}, socket ${x.waitMs.toFixed(1)}; ` +
+          `the sender's thread ${cpu(x.thread)})`).join(', ')}`);
         runs.push(run);
         await from.call({ verb: 'destroy', domain: name });
       }
@@ -172,6 +191,12 @@ interface Run {
   r: MigrateResult; guestMs: number; outage: PeerOutage | null; peerBad: number; oneCopyMs: number; oneCopiesMs: number[]; oneCopyStreamMs: number;
   buildWaitMs: number; vcpusUpMs: number; nonLiveDowntimeMs: number;
 }
+
+/** Microseconds per page, for the progress lines. */
+const us = (ms: number, pages: number): string => (pages > 0 ? (1000 * ms / pages).toFixed(1) : '-');
+
+/** A thread's CPU time and its waits for a CPU (dom0/toolstack/migration/thread-time.ts). */
+const cpu = (t: MigrateResult['threadCopy']): string => (t ? `ran ${t.cpuMs.toFixed(1)} ms, waited ${t.runqMs.toFixed(1)} ms for a CPU` : 'has no schedstat');
 
 /** Non-live moves per run whose median is its one copy (odd: the guest ends on the host the live move left). */
 const ONE_COPIES = 3;

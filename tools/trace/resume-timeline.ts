@@ -136,7 +136,7 @@ async function main(): Promise<void> {
   const quiet = () => undefined;
   // The receiver's own times of the go (dom0/toolstack/migration/migrate-receive.ts), per move.
   let go = '';
-  const target = (l: string) => { const m = /(the go: .*)$/.exec(l); if (m) go = m[1]; };
+  const target = (l: string) => { const m = /(the go: [^;]*)/.exec(l); if (m) go = m[1]; };
   const up = await startUplinkedHost({ runDir: join(dir, 'a'), memoryMiB: 128, log: target });
   const ub = await startUplinkedHost({ runDir: join(dir, 'b'), memoryMiB: 128, log: target }, [up.port]);
   const uc = await startUplinkedHost({ runDir: join(dir, 'c'), memoryMiB: 112, log: quiet }, [up.port, ub.port]);

@@ -14,6 +14,7 @@ import { incomingName } from './sender-recovery.ts';
 import { SocketInput } from './socket-input.ts';
 import type { ImageRecords } from './stream-read.ts';
 import { receiveStream } from './stream-receive.ts';
+import { threadTime, threadTimeSince, type ThreadTime } from './thread-time.ts';
 import type { SavedConfig } from './stream-write.ts';
 import {
   MIGRATE_PERMISSION, MIGRATE_RECEIVER_BANNER, MIGRATE_RECEIVER_BUILT, MIGRATE_RECEIVER_READY, MIGRATE_REPORT, send, type MigrateHost,
@@ -51,6 +52,8 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
   // The rename back to the guest's name, checked once the domain is built (see below).
   let renaming: Promise<() => Promise<void>> | null = null;
   let tEnd = 0;
+  const buildMs = [NaN, NaN, NaN]; // after the memory: the rename to NAME--incoming, the balloon target, the vCPU threads loaded
+  let [tt0, ttStream] = [null, null] as (ThreadTime | null)[]; // this thread's CPU and waits for one, over the stream (./thread-time.ts)
   try {
     records = await receiveStream(input, what, {
       config(c) {
@@ -65,12 +68,15 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
           // threads load their kernel meanwhile (host business: a fresh thread, a few hundred ms
           // here, nothing in Xen); they must be up before the unpause, not before the first page.
           tMemory = performance.now();
+          tt0 = threadTime();
           domain.resolve({ domid: d, nr_pages });
           // xl creates it as NAME--incoming; here it is renamed as soon as it is built.
           // The balloon target as saved goes with the build, as libxl sets it (./balloon-state.ts):
           // two domctls and a xenstore write, not in the downtime.
+          const timed = <T>(p: Promise<T>, i: number): Promise<T> => p.finally(() => { buildMs[i] = performance.now() - tMemory; });
           const [, , rc] = await Promise.all([
-            h.rename(d, c.name, incomingName(c.name)), restoreBalloonTarget(h.k, h.xs, d, saved.targetKiB), h.k.hypercall.domctl_vcpus_loaded(d),
+            timed(h.rename(d, c.name, incomingName(c.name)), 0), timed(restoreBalloonTarget(h.k, h.xs, d, saved.targetKiB), 1),
+            timed(h.k.hypercall.domctl_vcpus_loaded(d), 2),
           ]);
           if (rc < 0) throw new SaveError(`the new domain's vCPUs did not start: ${errnoName(rc)}`);
           // libxl_domain_rename's checks for the go (a domain list from the hypervisor, through the
@@ -103,6 +109,7 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
     if (!vcpu0) throw new SaveError('the stream has no context for vCPU 0');
     ended.resolve(vcpu0.resume_gfn);
     tEnd = performance.now();
+    ttStream = threadTimeSince(tt0);
   } catch (e) {
     ended.reject(e as Error); // the half-built domain goes (boot destroys what fill failed in)
     await (built as Promise<number> | null)?.catch(() => undefined);
@@ -161,7 +168,9 @@ export async function migrateReceive(h: MigrateHost, sock: Socket, paused = fals
     `${(tMemory - tConfig).toFixed(1)} ms for the domain to be built, its vCPUs were up ${(tReady - tConfig).toFixed(1)} ms after the config, ` +
     `then took ${(tEnd - tMemory).toFixed(1)} ms to its END; from the END, ${(tFilled - tEnd).toFixed(1)} ms to the holes given back and the vCPU context set, ` +
     `${(tBuilt - tEnd).toFixed(1)} ms to "ready", ${(tRunning - tBuilt).toFixed(1)} ms from "ready" to unpaused; ` +
-    `the go: its rename checked at ${checkedAt}, renamed ${(tRenamed - tGo).toFixed(2)} ms after it, unpaused ${(tRunning - tRenamed).toFixed(2)} ms after that`);
+    `the go: its rename checked at ${checkedAt}, renamed ${(tRenamed - tGo).toFixed(2)} ms after it, unpaused ${(tRunning - tRenamed).toFixed(2)} ms after that` +
+    `; after the memory existed: renamed ${buildMs[0].toFixed(1)} ms, balloon target set ${buildMs[1].toFixed(1)}, vCPU threads loaded ${buildMs[2].toFixed(1)}` +
+    (ttStream ? `; over the stream this thread ran ${ttStream.cpuMs.toFixed(1)} ms and waited ${ttStream.runqMs.toFixed(1)} ms for a CPU` : ''));
   return { domid, name, pages: records.pages };
 }
 

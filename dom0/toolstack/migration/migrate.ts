@@ -56,10 +56,13 @@ import { readFileSync } from 'node:fs';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { savedTargetKiB } from './balloon-state.ts';
 import { SaveError, range, sendPages, type SaveRestoreHost, type SkipDirty } from './save-restore.ts';
+import { HotPages } from './precopy-hot.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { openSuspendRequest, waitSuspended, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
+import { threadTime, threadTimeSince, type ThreadTime } from './thread-time.ts';
+import type { MigrateResult } from './migrate-result.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
@@ -84,6 +87,12 @@ export interface PrecopyPolicy {
    * send_domain_memory_nonlive): the whole copy is downtime. The migrate bench's "one copy".
    */
   live?: boolean;
+  /**
+   * false: every round sends every page the log returned (libxc's xg_sr_save.c). Otherwise
+   * (the default) a page dirtied in two rounds running is carried, not sent, until it cools or
+   * the stop-and-copy sends it (./precopy-hot.ts: the writable working set).
+   */
+  carryHot?: boolean;
 }
 export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIterations: 5 };
 
@@ -107,33 +116,7 @@ export interface MigrateHost extends SaveRestoreHost {
   resume(domid: number): Promise<void>;
 }
 
-export interface MigrateResult {
-  name: string;
-  /** Precopy rounds, the first (every page) included; the stop-and-copy is not one of them. */
-  rounds: number;
-  pagesPerRound: number[];
-  finalPages: number;
-  pagesSent: number;
-  bytesSent: number;
-  /** Each precopy round: its pages read and sent, and the CLEAN after it. */
-  roundMs: number[];
-  /** Of each round: the dirty pages not sent because they were written again before their batch (SkipDirty). */
-  skippedPerRound: number[];
-  /** Of each round: its CLEAN with the guest paused (the pause domctl and the CLEAN; the unpause is asked, not waited for). */
-  cleanMs: number[];
-  totalMs: number;
-  /** From the suspend request to the target's "unpaused" report. */
-  downtimeMs: number;
-  /** That downtime, phase by phase, on the sender's clock. */
-  blackout: { phase: string; ms: number }[];
-  /** When the suspend was asked for, on the host's clock (performance.timeOrigin + now), to compare with the guest's. */
-  suspendedAt: number;
-  /**
-   * The stop-and-copy's pages, from the first read to the target's "ready" (all written there);
-   * not live: every page of the guest once, the bench's "one copy".
-   */
-  lastCopyMs: number;
-}
+export type { MigrateResult } from './migrate-result.ts';
 
 export function send(sock: Socket, chunk: Uint8Array | string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -217,6 +200,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
 
   const pagesPerRound: number[] = [];
   const skippedPerRound: number[] = [];
+  const carriedPerRound: number[] = [];
   // Every round skips what is already dirty again (SkipDirty: legacy libxc's to_skip, which peeks in
   // every iteration but the last, the first included: a page written since ENABLE goes in round 2).
   const peeked = new Int32Array(bitmap.length);
@@ -230,10 +214,20 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   };
   const roundMs: number[] = [];
   const cleanMs: number[] = [];
+  const readMs: number[] = [];
+  const sinkWaitMs: number[] = [];
+  let [read0, wait0] = [0, 0];
+  const spent = (): void => {
+    readMs.push(w.copyMs - read0);
+    sinkWaitMs.push(w.sinkWaitMs - wait0);
+    [read0, wait0] = [w.copyMs, w.sinkWaitMs];
+  };
   const blackout = new Phases();
   let suspended = false;
   const step = { renamedAway: false, goSent: false };
   let tDown = 0;
+  let [setupMs, builtWaitMs] = [0, 0];
+  let [threadRounds, threadCopy] = [null, null] as (ThreadTime | null)[];
   let finalPages = 0;
   let copyMs = 0;
   let sr: SuspendRequest | null = null;
@@ -250,22 +244,35 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     await w.libxcBegin();
     // Round 1: every page (but those written since ENABLE). Then the pages dirtied during the round before, while the policy says go on.
     let toSend = range(0, nr);
+    const hot = new HotPages(nr);
+    setupMs = performance.now() - t0;
+    const tt0 = threadTime();
     for (; live;) {
       const r0 = performance.now();
       skip.skipped = 0;
+      [read0, wait0] = [w.copyMs, w.sinkWaitMs];
       pagesPerRound.push(await sendPages(h.k, domid, w, toSend, MAX_BATCH_SIZE, skip));
+      spent();
       skippedPerRound.push(skip.skipped);
       const c0 = performance.now();
-      toSend = await clean(0, true);
+      const dirty = await clean(0, true);
       cleanMs.push(performance.now() - c0);
       roundMs.push(performance.now() - r0);
-      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${toSend.length} dirtied meanwhile` +
-        (skip.skipped > 0 ? ` (${skip.skipped} more were written again before their turn: left for the next round)` : ''));
-      if (toSend.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations) break;
+      // The policy counts the log's dirty pages; what the next round sends is ours (./precopy-hot.ts).
+      const stop = dirty.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations;
+      toSend = stop ? hot.final(dirty) : policy.carryHot === false ? dirty : hot.next(dirty, roundMs.at(-1)!);
+      carriedPerRound.push(stop ? 0 : hot.carriedCount);
+      h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${dirty.length} dirtied meanwhile` +
+        (skip.skipped > 0 ? ` (${skip.skipped} more were written again before their turn: left for the next round)` : '') +
+        (hot.carriedCount > 0 && !stop ? `; ${hot.carriedCount} of them dirtied in the round before too: carried until they cool or the stop-and-copy` : ''));
+      if (stop) break;
     }
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build
     // is no part of the downtime.
+    threadRounds = live ? threadTimeSince(tt0) : null;
+    const b0 = performance.now();
     await input.expect(MIGRATE_RECEIVER_BUILT);
+    builtWaitMs = performance.now() - b0;
     await unpaused(); // the last round's CLEAN let the guest go again
     // Stop-and-copy: suspend, then what the last round left plus what was written since (FINAL).
     tDown = performance.now();
@@ -287,10 +294,12 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       blackout.mark('log-dirty CLEAN (FINAL)');
     }
     const copy0 = performance.now();
-    const [copyBefore, waitBefore] = [w.copyMs, w.sinkWaitMs];
+    [read0, wait0] = [w.copyMs, w.sinkWaitMs];
+    const tc0 = threadTime();
     finalPages = await sendPages(h.k, domid, w, lastList, live ? FINAL_BATCH : MAX_BATCH_SIZE);
+    spent();
     blackout.mark(`${live ? 'last PAGE_DATA records written' : 'every page written (not live)'} (${finalPages} pages: ` +
-      `${(w.copyMs - copyBefore).toFixed(1)} ms reading them from the guest, ${(w.sinkWaitMs - waitBefore).toFixed(1)} ms waiting for the socket)`);
+      `${readMs.at(-1)!.toFixed(1)} ms reading them from the guest, ${sinkWaitMs.at(-1)!.toFixed(1)} ms waiting for the socket)`);
     const resume_gfn = hc.domctl_getvcpucontext(domid);
     if (resume_gfn < 0) throw new SaveError(`${vm.name} suspended without a resume record`);
     await w.vcpuContext(0, resume_gfn);
@@ -304,6 +313,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
     renaming.catch(() => undefined); // a failure is met below, after "ready" or in the recovery
     await input.expect(MIGRATE_RECEIVER_READY);
     copyMs = performance.now() - copy0;
+    threadCopy = threadTimeSince(tc0);
     blackout.mark('target: last pages in, vCPU context set ("ready to unpause")');
     await renaming;
     step.goSent = true; // from here on, xl's point of no return
@@ -338,7 +348,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   await h.destroy(domid);
   const pagesSent = pagesPerRound.reduce((s, n) => s + n, 0) + finalPages;
   const r: MigrateResult = {
-    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, skippedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
+    name: vm.name, rounds: pagesPerRound.length, pagesPerRound, roundMs, cleanMs, readMs, sinkWaitMs, setupMs, builtWaitMs, threadRounds, threadCopy, skippedPerRound, carriedPerRound, finalPages, pagesSent, bytesSent: w.bytesWritten,
     totalMs: tRunning - t0, downtimeMs, blackout: blackout.list, suspendedAt: performance.timeOrigin + tDown, lastCopyMs: copyMs,
   };
   h.log(`xl migrate: ${vm.name} moved: ${r.rounds} rounds (${pagesPerRound.join(', ')} pages), ${finalPages} in the stop-and-copy, ` +
