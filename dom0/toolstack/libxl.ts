@@ -22,9 +22,10 @@
  * destroyed; only its own are restarted or cleaned up after death.
  *
  * This file keeps the domains' records and their lifecycle in order. Its neighbours, one concern
- * each: the death watch and xl's on_poweroff / on_reboot / on_crash (./death-watch.ts), what a create claims and how a refusal names its config line (./create-claims.ts), the
- * shutdown request (./shutdown-request.ts), `xl list`/`xl info` rows (./xl-list.ts), the save
- * file's ends (./xl-save.ts), and XlError (./xl-error.ts).
+ * each: the death watch and xl's on_poweroff / on_reboot / on_crash (./death-watch.ts), what a
+ * create claims and how a refusal names its config line (./create-claims.ts), the shutdown request
+ * (./shutdown-request.ts), find_domain and renames (./domain-names.ts), `xl list`/`xl info` rows
+ * (./xl-list.ts), the save file's ends (./xl-save.ts), and XlError (./xl-error.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { SaveResult } from './migration/save-restore.ts';
@@ -32,7 +33,6 @@ import { restoreFromFile, saveToFile } from './xl-save.ts';
 import type { MigrateHost } from './migration/migrate.ts';
 import { EventEmitter } from 'node:events';
 import type { DomainInfo } from '../../shared/public/hypercall.ts';
-import { domainPath } from '../../shared/public/io/xenbus.ts';
 import { XS_RESUME } from '../../shared/public/io/xs_wire.ts';
 import { XEN_ESRCH, errnoName, type ShutdownReason } from '../../shared/public/xen.ts';
 import type { Dom0 } from '../dom0.ts';
@@ -54,6 +54,7 @@ import { hostInfo, listedDomain } from './xl-list.ts';
 import { requestShutdown } from './shutdown-request.ts';
 import { DeathWatch, type WatchedDomain } from './death-watch.ts';
 import { resetBackendsForResume } from './resume-reset.ts';
+import { DomainNames } from './domain-names.ts';
 
 export interface XlOptions {
   /** The DomU kernel every VM boots (a file URL; `ringvisor host` passes domu/kernel.ts). */
@@ -97,8 +98,8 @@ const PRESERVE = { on_poweroff: 'preserve', on_reboot: 'preserve', on_crash: 'pr
 
 export class Libxl extends EventEmitter {
   private readonly domains = new Map<number, XlDomain>();
-  /** Names given by libxl_domain_rename (xl migrate's NAME--incoming, NAME--migratedaway), by domid. */
-  private readonly renamed = new Map<number, string>();
+  /** find_domain and libxl_domain_rename, with the names migrations gave (./domain-names.ts). */
+  private readonly names = new DomainNames(() => this.hc, () => this.xs, this.domains, (line) => this.opts.log(line));
   private readonly deaths: DeathWatch<XlDomain> = new DeathWatch<XlDomain>({
     records: () => [...this.domains.values()],
     current: (domid) => this.domains.get(domid),
@@ -241,7 +242,7 @@ export class Libxl extends EventEmitter {
       const removed = removeRunState(rec.prepared.files.stateFile, 'queued');
       forgetDomainRecord(this.opts.runDir, domid);
       this.domains.delete(domid);
-      this.renamed.delete(domid);
+      this.names.forget(domid);
       this.opts.log(`xl: domain ${domid} (${rec.prepared.vm.name}) destroyed`);
       await removed.catch((e: unknown) => this.opts.log(`xl: domain ${domid}'s state file: ${(e as Error).message}`));
     }
@@ -285,16 +286,9 @@ export class Libxl extends EventEmitter {
     if (rc < 0) throw new XlError('failed', `cannot unpause domain ${domid}: ${errnoName(rc)}`);
   }
 
-  /**
-   * xl's find_domain: a domid or a name. A dying domain has no name to find (libxl reads names from
-   * xenstore, and its /local/domain/N is gone by then): a migration's source copy, destroyed but
-   * still a zombie while its backends let go, must not be taken for the guest that just came back.
-   */
-  async resolve(domain: string): Promise<number> {
-    const infos = await this.infoList();
-    const hit = /^[0-9]+$/.test(domain) ? infos.find((i) => i.domid === Number(domain)) : infos.find((i) => i.name === domain && i.state !== 'dying');
-    if (!hit) throw new XlError('domain', `${domain} is an invalid domain identifier`);
-    return hit.domid;
+  /** xl's find_domain: a domid or a name (./domain-names.ts). */
+  resolve(domain: string): Promise<number> {
+    return this.names.resolve(domain);
   }
 
   async list(): Promise<ListedDomain[]> {
@@ -312,12 +306,9 @@ export class Libxl extends EventEmitter {
     this.opts.log(line);
   }
 
-  /** Every domain's info, from the hypervisor. */
-  private async infoList(): Promise<DomainInfo[]> {
-    const infos = await this.hc.sysctl_getdomaininfolist();
-    if (typeof infos === 'number') throw new XlError('failed', `getdomaininfolist: ${errnoName(infos)}`);
-    for (const i of infos) i.name = this.renamed.get(i.domid) ?? i.name;
-    return infos;
+  /** Every domain's info, from the hypervisor, under the names it has now. */
+  private infoList(): Promise<DomainInfo[]> {
+    return this.names.infoList();
   }
 
   /** VIRQ_DOM_EXC: some domain shut down or was destroyed (./death-watch.ts looks and acts). */
@@ -344,8 +335,8 @@ export class Libxl extends EventEmitter {
       preparedOf: (domid) => this.domains.get(domid)?.prepared ?? null,
       waitStopped: (domid) => this.waitStopped(domid),
       destroy: (domid) => this.destroy(domid),
-      rename: (domid, from, to) => this.rename(domid, from, to),
-      renameChecked: (domid, from, to) => this.renameChecked(domid, from, to),
+      rename: (domid, from, to) => this.names.rename(domid, from, to), // libxl_domain_rename (./domain-names.ts)
+      renameChecked: (domid, from, to) => this.names.renameChecked(domid, from, to),
       stoppedReason: (domid) => this.domains.get(domid)?.shutdownReason ?? null,
       resume: (domid) => this.resumeSuspended(domid),
       releaseLocks: (domid) => {
@@ -361,39 +352,6 @@ export class Libxl extends EventEmitter {
         this.createLock = run.then(() => undefined, () => undefined);
         return run;
       },
-    };
-  }
-
-  /**
-   * libxl_domain_rename: the domain's name (its xenstore `name`, what xl list shows) goes from
-   * `from`, which must be its name now, to `to`, which no other domain may have.
-   */
-  async rename(domid: number, from: string, to: string): Promise<void> {
-    await (await this.renameChecked(domid, from, to))();
-  }
-
-  /**
-   * rename's checks now (the hypervisor's list of domains), its write when the returned function
-   * is called: a migration's target checks while it waits for the sender's go and renames at it.
-   * A domain made in between went through this toolstack, whose records the write checks again.
-   */
-  async renameChecked(domid: number, from: string, to: string): Promise<() => Promise<void>> {
-    const infos = await this.infoList();
-    const me = infos.find((i) => i.domid === domid);
-    const rec = this.domains.get(domid);
-    if (!me || !rec) throw new XlError('domain', `no domain ${domid} of this toolstack to rename`);
-    if (me.name !== from) throw new XlError('failed', `domain ${domid} is called ${me.name}, not ${from}`);
-    const taken = (others: Iterable<[number, string]>) => {
-      for (const [d, name] of others) if (d !== domid && name === to) throw new XlError('failed', `cannot rename ${from}: a domain called ${to} exists`);
-    };
-    taken(infos.filter((i) => i.state !== 'dying').map((i) => [i.domid, i.name])); // a dying domain's name is free (see resolve)
-    return async () => {
-      if (this.domains.get(domid) !== rec) throw new XlError('domain', `domain ${domid} is gone`);
-      taken([...this.domains].map(([d, r]) => [d, this.renamed.get(d) ?? r.prepared.vm.name]));
-      await this.xs.write(`${domainPath(domid)}/name`, to);
-      if (to === rec.prepared.vm.name) this.renamed.delete(domid);
-      else this.renamed.set(domid, to);
-      this.opts.log(`xl: domain ${domid} renamed from ${from} to ${to}`);
     };
   }
 
