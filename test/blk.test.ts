@@ -10,7 +10,6 @@ import {
 } from '../shared/public/io/blkif.ts';
 import type { RawCase, RawOutcome } from './kernels/blk-raw.ts';
 import { scratchImages } from './helpers/scratch-images.ts';
-import { FOUR_QUEUES } from './helpers/blk-queues.ts';
 
 const RAW_KERNEL = new URL('./kernels/blk-raw.ts', import.meta.url).href;
 const MIB = 1 << 20;
@@ -36,7 +35,7 @@ test.serial('random I/O from 512 B to 1 MiB, depth 32 and 1: every byte matches 
   const before = host.usage();
   const region = 16 * MIB;
   const g = await host.runGuest({
-    image: img, front: FOUR_QUEUES,
+    image: img,
     tasks: [
       { kind: 'verify', job: { ops: 2000, depth: 32, minBytes: 512, maxBytes: MIB, size: region, seed: 11 } },
       { kind: 'verify', job: { ops: 600, depth: 1, minBytes: 512, maxBytes: MIB, size: region, seed: 12 } },
@@ -70,7 +69,7 @@ test.serial('each feature switched off, and all of them, gives the same data', a
   let reference: number[] | null = null;
   for (const v of variants) {
     const img = image(8);
-    const g = await host.runGuest({ image: img, disk: v.disk, front: FOUR_QUEUES, tasks: [{ kind: 'verify', job }] });
+    const g = await host.runGuest({ image: img, disk: v.disk, tasks: [{ kind: 'verify', job }] });
     const r = verifyOf(g, 0);
     t.deepEqual(r.errors, [], v.name);
     for (const [k, want] of Object.entries(v.want)) t.is(g.device.negotiated[k], want, `${v.name}: ${k}`);

@@ -14,7 +14,6 @@ import { GNTST_okay, type GnttabMapGrantRef } from '../shared/public/grant_table
 import { GrantBudget, MAPPING_LIMITS } from '../backends/lib/grant-budget.ts';
 import { GrantMapper, LRU_INTERVAL_MS, MAX_PERSISTENT_PER_RING, persistentPerRing } from '../backends/blkback/grants.ts';
 import { BlockHost } from '../scenarios/block/harness.ts';
-import { FOUR_QUEUES } from './helpers/blk-queues.ts';
 
 /** Just what GrantMapper uses of a kernel: holes, map and unmap hypercalls, page views. */
 function fakeKernel() {
@@ -111,7 +110,7 @@ test.serial('a guest on four queues with persistent grants: after the first pass
   try {
     const job = { rw: 'read' as const, bs: 65536, iodepth: 32, ios: 2000, size: 32 << 20 };
     const g = await host.runGuest({
-      image, memoryMiB: 96, readOnly: true, front: FOUR_QUEUES,
+      image, memoryMiB: 96, readOnly: true,
       tasks: [{ kind: 'fio', job: { ...job, seed: 1 } }, { kind: 'fio', job: { ...job, seed: 2, skip: 100 } }],
     });
     t.deepEqual(g.device.negotiated, { ringPageOrder: 2, queues: 4, indirectSegments: 32, persistent: true });

@@ -14,7 +14,6 @@ import { checksum, fillPattern } from '../shared/checksum.ts';
 import { BroadcastChannel } from 'node:worker_threads';
 import { RATELIMIT_BURST } from '../backends/lib/guest-log.ts';
 import type { HostileBlkModule, HostileReport } from './kernels/blk-hostile.ts';
-import { FOUR_QUEUES } from './helpers/blk-queues.ts';
 
 const HOSTILE = new URL('./kernels/blk-hostile.ts', import.meta.url).href;
 const MIB = 1 << 20;
@@ -81,7 +80,7 @@ test.serial('item 2: two guests reading with persistent grants on four queues ge
   const before = host.usage();
   const img = image(32, 24, 7);
   const file = readFileSync(img);
-  const run = () => host.runGuest({ image: img, readOnly: true, memoryMiB: 48, front: FOUR_QUEUES, kernel: HOSTILE, extra: hostile('fresh-grants', 100), tasks: twoSteps });
+  const run = () => host.runGuest({ image: img, readOnly: true, memoryMiB: 48, kernel: HOSTILE, extra: hostile('fresh-grants', 100), tasks: twoSteps });
   const guests = await Promise.all([run(), run()]);
   for (const g of guests) {
     t.is(g.device.negotiated.queues, 4);

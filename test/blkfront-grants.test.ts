@@ -19,7 +19,6 @@ import { GNTMAP_host_map, GNTST_okay } from '../shared/public/grant_table.ts';
 import { BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_SEGMENTS_PER_INDIRECT_FRAME } from '../shared/public/io/blkif.ts';
 import { World } from './helpers/world.ts';
 import { scratchImages } from './helpers/scratch-images.ts';
-import { FOUR_QUEUES } from './helpers/blk-queues.ts';
 
 const MIB = 1 << 20;
 
@@ -132,7 +131,7 @@ test.serial('random I/O over far more pages than the grant table holds: every by
   const buffers = 640; // x 64 KiB = 10240 pages, beyond the 8192 references of a grant table
   t.true(buffers * 16 > NR_GRANT_ENTRIES);
   const size = 16 * MIB;
-  const { g, v, maxIssued, img } = await run({ ops: 2400, depth: 32, minBytes: 32 * 1024, maxBytes: 64 * 1024, size, seed: 5, buffers }, FOUR_QUEUES);
+  const { g, v, maxIssued, img } = await run({ ops: 2400, depth: 32, minBytes: 32 * 1024, maxBytes: 64 * 1024, size, seed: 5, buffers });
   t.deepEqual(v.errors, []);
   t.true(v.reads > 500 && v.writes > 500);
   t.deepEqual(v.chunkSums, fileSums(img, size), 'the image file holds exactly what the guest wrote');

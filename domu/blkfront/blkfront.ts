@@ -67,10 +67,7 @@ import { readBackendKeys, writeFrontendKeys } from './xenbus-keys.ts';
 export interface BlkfrontOptions {
   /** Largest ring this frontend will use, as log2 pages (Linux's max_ring_page_order). */
   maxRingPageOrder?: number;
-  /**
-   * Most queues. Default: one per vCPU, at most 4 (Linux's max_queues, which xlblk_init caps at the
-   * CPUs). A value given here is taken as given, so a one-vCPU test guest can exercise four rings.
-   */
+  /** Most queues (Linux: one per vCPU, at most max_queues). */
   maxQueues?: number;
   /** Most segments per indirect request (Linux's max_indirect_segments, default 32); 0 = off. */
   maxIndirectSegments?: number;
@@ -114,9 +111,7 @@ export class Blkfront extends BlkfrontIo implements BlockDevice, FrontendDriver 
     super(k);
     this.opts = {
       maxRingPageOrder: opts.maxRingPageOrder ?? 2,
-      // Linux's xlblk_init caps max_queues (4) at the guest's CPUs: one ring per vCPU at most.
-      // A 1-vCPU guest splitting its requests over 4 rings made blkback serve 2 per turn.
-      maxQueues: opts.maxQueues ?? Math.min(4, k.nr_vcpus),
+      maxQueues: opts.maxQueues ?? 4,
       maxIndirectSegments: opts.maxIndirectSegments ?? 32,
       persistent: opts.persistent ?? true,
       maxPersistentGrants: opts.maxPersistentGrants ?? Infinity,

@@ -17,7 +17,7 @@ import { DEPTH, GUEST_MIB, jain, type ScaleFigures, type ScaleRow } from './scal
 
 /**
  * blkfront's options for the guests: its defaults, or SCALE_QUEUES=n queues (scale-one.ts; Linux's
- * blkfront makes at most one ring per vCPU, as ringvisor's now does by default).
+ * blkfront makes at most one ring per vCPU, ringvisor's defaults to 4 whatever the vCPUs).
  */
 function frontOptions(): { front?: { maxQueues: number } } {
   const q = Number(process.env.SCALE_QUEUES);
