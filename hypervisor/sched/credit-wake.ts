@@ -106,6 +106,7 @@ function takeOver(s: CreditCore, unit: number, hard: number, soft: number, now: 
   s.set(x, U.DISPLACED, 1);
   s.set(x, U.RUNQ, best + 1); // its old U.SEQ: ahead of everyone of its priority queued since
   s.setCurr(best, unit, now);
+  t.i32[G.SWITCHES]++;
   t.i32[G.TAKEOVERS]++;
   return true;
 }
