@@ -175,7 +175,8 @@ export class VcpuScheduler {
     this.runstate(RUNSTATE_runnable, woken > 0 ? woken : now());
     const at = now();
     if (this.credit!.wake(this.unit, at)) {
-      if (woken > 0 && t.f64[t.uf(this.unit, UFL.GIVEN)] !== at) return this.gotSlot(); // handed to us while we slept
+      // Handed to us while we slept (a sender queued us): ours unless taken over (sched/credit-wake.ts takeOver).
+      if (woken > 0 && t.f64[t.uf(this.unit, UFL.GIVEN)] !== at) return this.credit!.claim(this.unit, now()) ? this.gotSlot() : this.waitForSlot();
       this.hasSlot = true;
       this.runstate(RUNSTATE_running);
       return;
@@ -188,13 +189,13 @@ export class VcpuScheduler {
     const word = t.u(this.unit, U.SLOT);
     const hv = this.c.hv;
     for (;;) {
-      if (Atomics.load(t.i32, word) !== 0) {
+      // Handed a slot: ours unless an awake vCPU took it over first (sched/credit-wake.ts takeOver).
+      if (Atomics.load(t.i32, word) !== 0 && this.credit!.claim(this.unit, now())) {
         if (Atomics.load(hv.domains, this.pauseWord) === 0) break;
         // A slot came after a pause landed: the pause found us queued, not running, and the host
         // counts us stopped (Host.isQuiescent), so no guest code may run. Hand the slot on unused
         // (charged nothing: it never ran) and wait out the pause, then queue again. Xen has no such
         // window: domain_pause takes a vCPU off its runqueue (vcpu_sleep_sync).
-        this.credit!.runningFrom(this.unit, now());
         this.credit!.release(this.unit, now());
         if (this.pausedWhileQueued()) break;
         continue;
@@ -216,12 +217,11 @@ export class VcpuScheduler {
     this.gotSlot();
   }
 
-  /** Another thread gave us a slot while we slept; our thread runs at last. */
+  /** Another thread gave us a slot while we slept, and we claimed it (sched/credit.ts claim); our thread runs at last. */
   private gotSlot(): void {
     const t = this.tables;
     this.hasSlot = true;
     wakeLatency(t, G.SLOT_LAT_US, t.f64[t.uf(this.unit, UFL.GIVEN)]);
-    this.credit!.runningFrom(this.unit, now()); // charged from now, not from the hand-over (sched/credit.ts)
     // Running since the scheduler gave us the slot, not since the host OS got round to waking
     // us: the runstate is the scheduler's decision (Xen: the pCPU switched to us).
     this.runstate(RUNSTATE_running, t.f64[t.uf(this.unit, UFL.GIVEN)]);
@@ -242,10 +242,7 @@ export class VcpuScheduler {
     return this.credit!.wake(this.unit, now());
   }
 
-  /**
-   * _VPF_down: sleep on the flag until VCPUOP_up clears it (or the domain is stopped). The
-   * caller has given up its slot and set the runstate to offline.
-   */
+  /** _VPF_down: sleep on the flag until VCPUOP_up clears it (or a stop); the caller gave its slot up, offline. */
   private waitWhileDown(): void {
     const hv = this.c.hv;
     for (;;) {

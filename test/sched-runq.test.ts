@@ -1,6 +1,6 @@
 /*
  * The credit scheduler's two fairness rules ringvisor adds to credit.c's (hypervisor/sched/
- * credit-runq.ts, credit.ts runningFrom), driven directly with no vCPU threads: one runqueue order
+ * credit-runq.ts, credit.ts claim), driven directly with no vCPU threads: one runqueue order
  * for all slots, and charging a vCPU given a slot while its thread slept from when its thread runs.
  * Nothing here asserts on time: the clock is passed in.
  */
@@ -68,7 +68,7 @@ test('a vCPU given a slot while its thread slept is charged from when its thread
   t.true(cs.wake(a, t0));
   t.false(cs.wake(b, t0 + 0.1)); // queued; its thread would sleep on its slot word
   cs.release(a, t0 + 0.2); // the slot is b's from here...
-  cs.runningFrom(b, t0 + 5.2); // ...but the host runs its thread 5 ms later
+  t.true(cs.claim(b, t0 + 5.2)); // ...but the host runs its thread 5 ms later
   cs.release(b, t0 + 6.2); // it ran 1 ms: 10 credits (CSCHED_CREDITS_PER_MSEC), not 60
   const credit = hs.t.f64[hs.t.uf(b, UFL.CREDIT)];
   t.true(Math.abs(credit + 10) < 1e-6, `credit ${credit}`);

@@ -3,8 +3,9 @@
  * them, do the I/O on the disk image through the granted pages, answer.
  *
  * Xen/Linux: drivers/block/xen-blkback/blkback.c (xen_blkif_schedule's loop, __do_block_io_op,
- * dispatch_rw_block_io, make_response) and xenbus.c's xen_blkif_map for the ring itself. A
- * multi-queue device has one of these per queue, each with its own ring pages and event channel.
+ * make_response) and xenbus.c's xen_blkif_map for the ring itself. A multi-queue device has one
+ * of these per queue, each with its own ring pages and event channel. The work of each request
+ * (checks, mappings, the I/O, piece by piece) is ./blkif-io.ts.
  *
  * Order of work for each request: copy it out of the ring (RING_COPY_REQUEST), check the copy
  * (request.ts), map what it names (grants.ts), have the storage controller DMA straight between
@@ -40,19 +41,18 @@
 import type { Kernel } from '../../shared/kernel/kernel.ts';
 import type { IdlePoller } from '../../shared/kernel/events.ts';
 import {
-  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_NAMES, BLKIF_OP_READ, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
-  BLKIF_SEGMENTS_PER_INDIRECT_FRAME, SECTOR_SIZE, blkif_request, blkif_response,
+  BLKIF_MAX_SEGMENTS_PER_REQUEST, BLKIF_SEGMENTS_PER_INDIRECT_FRAME, blkif_request, blkif_response,
 } from '../../shared/public/io/blkif.ts';
 import { BackRing, type RingIndices } from '../../shared/public/io/ring.ts';
-import { PAGE_SIZE } from '../../shared/public/xen.ts';
 import type { GrantBudget } from '../lib/grant-budget.ts';
 import type { ScDisk } from '../../shared/kernel/drivers/sc-disk.ts';
 import { wordsOf } from '../../shared/view.ts';
 import * as trace from '../../shared/public/trace.ts';
 // Copied once: an imported binding read per request costs some 15 ns under tsx (hypervisor/trace.ts).
-const { TRC_BEGIN, TRC_END, TRC_GUEST_BLKBACK_REQUEST, TRC_GUEST_DISK_IO } = trace;
+const { TRC_END, TRC_GUEST_BLKBACK_REQUEST } = trace;
 import { GrantMapper, persistentPerRing } from './grants.ts';
-import { RequestPlan, checkRequest, parseSegments, type VbdLimits } from './request.ts';
+import type { VbdLimits } from './request.ts';
+import { RequestIo, blkifStats } from './blkif-io.ts';
 
 export interface RingConfig {
   k: Kernel;
@@ -73,35 +73,21 @@ export interface RingConfig {
 
 /** Pieces of work per ring per turn. */
 export const BATCH_PIECES = 16;
-/** Pages of a read or write done as one piece (128 KiB). */
-export const PIECE_SEGMENTS = 32;
 const PUSH_BATCH = 4;
 const RSP_ID = blkif_response.fields.id[1];
 
 export class BlkifRing implements IdlePoller {
-  /**
-   * Counters. rd_req, wr_req, rd_sect and wr_sect are Linux blkback's sysfs statistics; yields
-   * (turns that ended with the budget spent) is what devstats reports as oo_req, blkback's
-   * "out of requests": the backend, not the ring, was the bottleneck. turns: turns that found work.
-   */
-  readonly stats = {
-    requests: 0, errors: 0, notifications: 0, segments: 0, bytes: 0, interrupts: 0, flushes: 0, discards: 0, pieces: 0, yields: 0, turns: 0,
-    rd_req: 0, wr_req: 0, rd_sect: 0, wr_sect: 0,
-  };
+  /** Counters (./blkif-io.ts blkifStats says what each is). */
+  readonly stats = blkifStats();
   private ring: BackRing | null = null;
   private port = -1;
   private readonly ringMaps: GrantMapper;
   readonly grants: GrantMapper;
   private readonly req = blkif_request.create();
   private readonly rsp = blkif_response.create();
-  private readonly plan: RequestPlan;
-  private readonly indirect = new DataView(new ArrayBuffer(PAGE_SIZE));
-  private readonly indirectBytes = new Uint8Array(this.indirect.buffer);
+  /** The request being worked on: checked, mapped, done piece by piece (./blkif-io.ts). */
+  private readonly io: RequestIo;
   private stopped = false;
-  /** A request taken but not yet answered (this.plan holds it), and how far it has got. */
-  private active = false;
-  private segDone = 0;
-  private sectorDone = 0;
   private unpublished = 0;
   /**
    * Fault injection for the recovery tests (backends/blkback/restart.ts): when stats.requests
@@ -114,8 +100,8 @@ export class BlkifRing implements IdlePoller {
 
   constructor(private readonly c: RingConfig) {
     const k = c.k;
-    this.plan = new RequestPlan(c.limits.maxIndirectSegments);
     this.grants = new GrantMapper(k, c.frontend, c.budget, c.persistent);
+    this.io = new RequestIo(c, this.grants, this.stats, (status) => this.finish(status));
     // The ring's own pages: held for the ring's life, but not persistent grants of data.
     this.ringMaps = new GrantMapper(k, c.frontend, c.budget, false);
     // Everything acquired below is released if anything after it throws.
@@ -154,7 +140,7 @@ export class BlkifRing implements IdlePoller {
 
   poll(): boolean {
     const ring = this.ring;
-    if (ring === null || (!this.active && ring.unconsumedRequests() === 0)) return false;
+    if (ring === null || (!this.io.active && ring.unconsumedRequests() === 0)) return false;
     this.serve();
     return true;
   }
@@ -167,7 +153,7 @@ export class BlkifRing implements IdlePoller {
   prepareToSleep(): boolean {
     const ring = this.ring;
     if (ring === null) return false;
-    if (!this.active && !ring.finalCheckForRequests()) return false;
+    if (!this.io.active && !ring.finalCheckForRequests()) return false;
     this.serve();
     return true;
   }
@@ -180,7 +166,7 @@ export class BlkifRing implements IdlePoller {
       this.grants.purgeIfDue();
       let budget = BATCH_PIECES;
       while (budget > 0) {
-        if (!this.active) {
+        if (!this.io.active) {
           const req_prod = ring.reqProd();
           if (ring.requestOverflow(req_prod)) {
             if (this.unpublished > 0) this.pushResponses();
@@ -191,10 +177,10 @@ export class BlkifRing implements IdlePoller {
           if (this.stats.requests === this.crashAt) return this.crash();
           ring.takeRequest(this.req.words);
           budget--;
-          this.begin();
+          this.io.begin(this.req.dv);
         } else {
           budget--;
-          this.step();
+          this.io.step();
         }
       }
       if (budget < BATCH_PIECES) this.stats.turns++;
@@ -215,144 +201,16 @@ export class BlkifRing implements IdlePoller {
     }
   }
 
-  /** The request just copied into this.req: check it, and finish it or leave it active. */
-  private begin(): void {
-    const plan = this.plan;
-    this.stats.requests++;
-    // The trace's flow key: (frontend, first ring-ref, the low word of the request id).
-    this.c.k.hypercall.xentrace(TRC_GUEST_BLKBACK_REQUEST | TRC_BEGIN, this.c.frontend, this.c.ringRefs[0]!, this.req.dv.getUint32(8, true), 0);
-    let status = checkRequest(this.req.dv, this.c.limits, plan);
-    if (status === BLKIF_RSP_OKAY && plan.nrIndirect > 0) status = this.readIndirect();
-    if (status !== BLKIF_RSP_OKAY) return this.finish(this.bad(status));
-    switch (plan.op) {
-      case BLKIF_OP_FLUSH_DISKCACHE:
-        try {
-          this.c.disk.flush();
-        } catch (e) {
-          return this.finish(this.ioError(e));
-        }
-        this.stats.flushes++;
-        return this.finish(BLKIF_RSP_OKAY);
-      case BLKIF_OP_DISCARD:
-        this.active = true;
-        this.sectorDone = 0;
-        if (plan.nrSectors === 0) return this.finish(BLKIF_RSP_OKAY);
-        return this.step();
-      default:
-        this.active = true;
-        this.segDone = 0;
-        this.sectorDone = 0;
-        return this.step();
-    }
-  }
-
-  /** One piece of the active request. */
-  private step(): void {
-    const plan = this.plan;
-    this.stats.pieces++;
-    if (plan.op === BLKIF_OP_DISCARD) {
-      try {
-        this.sectorDone += this.c.disk.discard(plan.sector + this.sectorDone, plan.nrSectors - this.sectorDone);
-      } catch (e) {
-        return this.finish(this.ioError(e));
-      }
-      if (this.sectorDone >= plan.nrSectors) {
-        this.stats.discards++;
-        this.finish(BLKIF_RSP_OKAY);
-      }
-      return;
-    }
-    let status: number;
-    try {
-      status = this.readWritePiece();
-    } catch (e) {
-      status = this.ioError(e);
-    } finally {
-      this.grants.releaseTransient();
-    }
-    if (status !== BLKIF_RSP_OKAY) return this.finish(this.bad(status));
-    if (this.segDone === plan.nrSegs) {
-      if (plan.op === BLKIF_OP_READ) this.stats.rd_req++; else this.stats.wr_req++;
-      this.finish(BLKIF_RSP_OKAY);
-    }
-  }
-
-  /** Map the next PIECE_SEGMENTS pages of the request and move their data with one controller command. */
-  private readWritePiece(): number {
-    const plan = this.plan;
-    const write = plan.op !== BLKIF_OP_READ;
-    const disk = this.c.disk;
-    const from = this.segDone;
-    const to = Math.min(plan.nrSegs, from + PIECE_SEGMENTS);
-    const at = plan.sector + this.sectorDone;
-    disk.begin(write, at);
-    let sectors = 0;
-    for (let i = from; i < to; i++) {
-      const page = this.grants.page(plan.gref[i], !write);
-      if (page === null) return plan.refuse(BLKIF_RSP_ERROR, `segment ${i}: ${this.grants.lastError}`);
-      const first = plan.first[i];
-      const last = plan.last[i];
-      disk.region(this.grants.lastGfn, first * SECTOR_SIZE, (last - first + 1) * SECTOR_SIZE);
-      sectors += last - first + 1;
-    }
-    const want = sectors * SECTOR_SIZE;
-    this.c.k.hypercall.xentrace(TRC_GUEST_DISK_IO | TRC_BEGIN, this.c.frontend, at, sectors, write ? 1 : 0);
-    const done = disk.run();
-    this.c.k.hypercall.xentrace(TRC_GUEST_DISK_IO | TRC_END, this.c.frontend, done, 0, 0);
-    if (done !== want) return plan.refuse(BLKIF_RSP_ERROR, `short ${write ? 'write' : 'read'}: ${done} of ${want} bytes at sector ${at}`);
-    this.segDone = to;
-    this.sectorDone += sectors;
-    this.stats.segments += to - from;
-    this.stats.bytes += want;
-    if (write) this.stats.wr_sect += sectors; else this.stats.rd_sect += sectors;
-    return BLKIF_RSP_OKAY;
-  }
-
-  /**
-   * Map each indirect page, copy its entries out, unmap it, and check the copy
-   * (xen_blkbk_parse_indirect). The mapping is released on every way out.
-   */
-  private readIndirect(): number {
-    const plan = this.plan;
-    const total = plan.nrSegs;
-    for (let p = 0; p < plan.nrIndirect; p++) {
-      const start = p * BLKIF_SEGMENTS_PER_INDIRECT_FRAME;
-      const n = Math.min(BLKIF_SEGMENTS_PER_INDIRECT_FRAME, total - start);
-      try {
-        const page = this.grants.page(plan.indirectGref[p], false);
-        if (page === null) return plan.refuse(BLKIF_RSP_ERROR, `indirect page ${p}: ${this.grants.lastError}`);
-        this.indirectBytes.set(n === BLKIF_SEGMENTS_PER_INDIRECT_FRAME ? page : page.subarray(0, n * 8));
-      } finally {
-        this.grants.releaseTransient();
-      }
-      const rc = parseSegments(this.indirect, 0, n, this.c.limits, plan, start);
-      if (rc !== BLKIF_RSP_OKAY) return rc;
-    }
-    return BLKIF_RSP_OKAY;
-  }
-
-  private ioError(e: unknown): number {
-    this.plan.reason = `I/O error on ${this.c.disk.path}: ${(e as Error).message}`;
-    return this.bad(BLKIF_RSP_ERROR);
-  }
-
-  private bad(status: number): number {
-    this.stats.errors++;
-    const p = this.plan;
-    const opName = BLKIF_OP_NAMES[p.wireOp] ?? `op ${p.wireOp}`;
-    this.c.log(`blkback d${this.c.frontend}/${this.c.devid} queue ${this.c.queue}: bad ${opName} request id ${p.idText()}: ${p.reason}`);
-    return status;
-  }
-
   /** make_response: every byte of the slot is written (XSA-216); the id goes back as it came. */
   private finish(status: number): void {
     this.c.k.hypercall.xentrace(TRC_GUEST_BLKBACK_REQUEST | TRC_END, this.c.frontend, this.c.ringRefs[0]!, 0, 0);
-    this.active = false;
+    this.io.active = false;
     const r = this.rsp;
+    const plan = this.io.plan;
     r.clear();
-    r.dv.setUint32(RSP_ID, this.plan.idLo, true);
-    r.dv.setUint32(RSP_ID + 4, this.plan.idHi, true);
-    r.operation = this.plan.wireOp;
+    r.dv.setUint32(RSP_ID, plan.idLo, true);
+    r.dv.setUint32(RSP_ID + 4, plan.idHi, true);
+    r.operation = plan.wireOp;
     r.status = status;
     this.ring!.putResponse(r.words);
     // Publish responses in small batches as they are made (Linux's make_response publishes
@@ -366,7 +224,7 @@ export class BlkifRing implements IdlePoller {
   private fail(why: string): void {
     this.stopped = true;
     this.stats.errors++;
-    this.active = false;
+    this.io.active = false;
     this.c.log(`blkback d${this.c.frontend}/${this.c.devid} queue ${this.c.queue}: ring stopped: ${why}`);
     this.c.k.events.unbind(this.port);
     this.c.k.events.removePoller(this);
@@ -377,7 +235,7 @@ export class BlkifRing implements IdlePoller {
   /** The injected crash: stop where we are; disconnect() (the unbind that follows) cleans up. */
   private crash(): void {
     this.ring = null;
-    this.active = false;
+    this.io.active = false;
     this.crashAt = -1;
     this.c.k.events.removePoller(this);
     const f = this.onCrash;
@@ -395,7 +253,7 @@ export class BlkifRing implements IdlePoller {
     if (this.port >= 0) this.c.k.events.close(this.port);
     this.port = -1;
     this.ring = null;
-    this.active = false;
+    this.io.active = false;
     this.grants.releaseAll();
     this.ringMaps.releaseAll();
   }

@@ -126,6 +126,7 @@ export class CreditCore {
     const tr = this.trace;
     if (tr.on(TRC_SCHED)) tr.write(TRC_SCHED_SWITCH, slot, traceUnit(prev), traceUnit(unit), 0);
     t.i32[t.p(slot, P.CURR)] = unit + 1;
+    t.i32[t.p(slot, P.PENDING)] = 0;
     t.f64[t.pf(slot, PF.RESCHED_AT)] = 0;
     if (unit < 0) return;
     t.f64[t.pf(slot, PF.SLICE)] = now;
@@ -141,7 +142,10 @@ export class CreditCore {
     // upcall word, where that thread sleeps (./credit.ts wakeBlocked), whoever gives the slot.
     const queued = this.i(unit, U.BLOCKED) === BLK_QUEUED;
     if (queued) this.set(unit, U.BLOCKED, BLK_RUNNING);
+    if (!handover || queued) this.set(unit, U.DISPLACED, 0); // it runs now, or is woken to: never taken over
     if (!handover && !queued) return;
+    // Given to a thread that waits on U.SLOT: held, idle, until the host runs that thread.
+    if (handover && !queued) t.i32[t.p(slot, P.PENDING)] = 1;
     if (handover) t.i32[G.HANDOVERS]++;
     const w = queued ? ~unit : unit;
     if (this.nrToWake < this.toWake.length) this.toWake[this.nrToWake++] = w;

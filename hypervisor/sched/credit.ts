@@ -25,7 +25,8 @@
  *
  * Charging. A vCPU is charged for the time its thread holds a slot and runs (burn_credits), from
  * when its thread runs: a slot handed to a sleeping thread is held, idle, for the host's wake-up
- * (runningFrom says why that is nobody's credit).
+ * (claim says why that is nobody's credit), and a vCPU whose thread is awake may take such a slot
+ * over meanwhile (./credit-wake.ts takeOver: work conservation).
  *
  * Left as credit.c has them, and why (issue 17's 16-guest scale row, measured): the timeslice
  * (sched_credit_tslice_ms, 30 ms) and the ratelimit (sched_ratelimit_us, 1 ms) bound how long a
@@ -40,7 +41,7 @@
  * weight rather than credit.c's sorted walk; a vCPU is never preempted inside a hypercall.
  */
 import {
-  BLK_ASLEEP, BLK_QUEUED, BLK_RUNNING, CSCHED_PRI_IDLE, CSCHED_PRI_TS_BOOST, CSCHED_PRI_TS_UNDER, DM, G, GF, MAX_PCPUS, PF, U, UF_PARKED, UFL,
+  BLK_ASLEEP, BLK_QUEUED, BLK_RUNNING, CSCHED_PRI_IDLE, CSCHED_PRI_TS_BOOST, CSCHED_PRI_TS_UNDER, DM, G, GF, MAX_PCPUS, P, PF, U, UF_PARKED, UFL,
   allSlots, schedTables,
 } from './tables.ts';
 import type { HypervisorState } from '../state.ts';
@@ -97,7 +98,7 @@ export class CreditScheduler extends CreditCore {
       this.t.f64[this.t.uf(unit, UFL.WOKEN)] = 0;
       if (this.i(unit, U.SLOT) !== 0) return true;
       if (this.i(unit, U.RUNQ) !== 0) return false;
-      return unitWake(this, unit, now);
+      return unitWake(this, unit, now, -1, true);
     } finally {
       this.unlock();
     }
@@ -152,15 +153,23 @@ export class CreditScheduler extends CreditCore {
    * to the vCPU, that host delay drove guests OVER at random (the unlucky ones), and then they
    * waited behind every BOOSTed wake for whole accounting periods (branch `sched`: 6 of 16 guests
    * at 450 IOPS beside others at 2,000–8,400, Jain 0.56). The dead time is the host's cost.
+   * False if the slot is no longer its: an awake vCPU took it over before this thread ran
+   * (./credit-wake.ts takeOver), and it is queued again; its thread waits on.
    */
-  runningFrom(unit: number, now: number): void {
+  claim(unit: number, now: number): boolean {
     const t = this.t;
     this.lock();
-    if (this.i(unit, U.SLOT) !== 0) {
+    try {
+      const slot = this.i(unit, U.SLOT) - 1;
+      if (slot < 0) return false;
+      if (this.curr(slot) === unit) t.i32[t.p(slot, P.PENDING)] = 0;
+      this.set(unit, U.DISPLACED, 0);
       const last = t.uf(unit, UFL.LAST_BURN);
       if (now > t.f64[last]) t.f64[last] = now;
+      return true;
+    } finally {
+      this.unlock();
     }
-    this.unlock();
   }
 
   /**

@@ -52,6 +52,8 @@ export interface SchedCounters {
   handovers: number; slot_wakes: number; evt_wakes: number; tickles: number;
   /** Events that made a vCPU asleep in SCHEDOP_block runnable without waking its thread (credit.ts wakeBlocked). */
   wakes_queued: number;
+  /** Slots handed to a thread not yet running and taken over by an awake vCPU (credit-wake.ts takeOver). */
+  takeovers: number;
   /** Wake-up latencies (tables.ts G.SLOT_LAT_*, G.EVT_LAT_*): sums in µs (wrapping Int32: take differences) and counts. */
   slot_lat_us: number; slot_lat_n: number; evt_lat_us: number; evt_lat_n: number;
 }
@@ -86,6 +88,8 @@ export class HostScheduler {
     // vcpu_wake on the event sender's side (credit.ts wakeBlocked): off unless RINGVISOR_SENDER_WAKE=1,
     // until a quiet machine says it pays (its header has the counts and the fairness it cost here).
     i[G.SENDER_WAKE] = process.env.RINGVISOR_SENDER_WAKE === '1' ? 1 : 0;
+    // Work conservation (credit-wake.ts takeOver): on unless RINGVISOR_TAKEOVER=0 (the A/B for the scale suite).
+    i[G.TAKEOVER] = process.env.RINGVISOR_TAKEOVER === '0' ? 0 : 1;
     this.t.f64[GF.BOOT] = performance.timeOrigin + performance.now();
     for (let p = 0; p < pcpus; p++) this.t.f64[this.t.pf(p, PF.START)] = this.t.f64[GF.BOOT];
     this.arm();
@@ -263,7 +267,7 @@ export class HostScheduler {
       boosts: i[G.BOOSTS], boost_preempts: i[G.BOOST_PREEMPTS], parks: i[G.PARKS],
       lateMeanMs: i[G.LATE_N] > 0 ? this.t.f64[GF.LATE_SUM] / i[G.LATE_N] : 0, lateMaxMs: this.t.f64[GF.LATE_MAX], lateN: i[G.LATE_N],
       handovers: i[G.HANDOVERS], slot_wakes: i[G.SLOT_WAKES], evt_wakes: Atomics.load(i, G.EVT_WAKES), tickles: i[G.TICKLES],
-      wakes_queued: i[G.WAKES_QUEUED],
+      wakes_queued: i[G.WAKES_QUEUED], takeovers: i[G.TAKEOVERS],
       slot_lat_us: Atomics.load(i, G.SLOT_LAT_US), slot_lat_n: Atomics.load(i, G.SLOT_LAT_N),
       evt_lat_us: Atomics.load(i, G.EVT_LAT_US), evt_lat_n: Atomics.load(i, G.EVT_LAT_N),
     };

@@ -74,7 +74,9 @@ export const G = {
   EVT_LAT_N: 22,
   WAKES_QUEUED: 23,  // events that made a vCPU asleep in SCHEDOP_block runnable without waking its thread (credit.ts wakeBlocked)
   SENDER_WAKE: 24,   // 1: an event's sender makes a blocked vCPU runnable (credit.ts wakeBlocked; RINGVISOR_SENDER_WAKE=1); 0 (default): its thread wakes to do it
-  WORDS: 26,
+  TAKEOVERS: 25,     // slots handed to a sleeping thread and taken, before it ran, by a vCPU whose thread was awake (credit-wake.ts takeOver)
+  TAKEOVER: 26,      // 1 (default): an awake vCPU may take over a pending hand-over (credit-wake.ts takeOver); RINGVISOR_TAKEOVER=0: not
+  WORDS: 28,
 } as const;
 
 /* Float64 globals. */
@@ -89,6 +91,12 @@ export const GF = {
 /* csched_pcpu: Int32 words per slot. */
 export const P = {
   CURR: 0,       // unit index + 1 running on it; 0 = idle
+  /*
+   * 1: CURR was handed the slot by another thread and its thread has not run since (it is being
+   * woken on U.SLOT): the slot is held, and idle. A vCPU whose thread is awake may take it over
+   * (credit-wake.ts takeOver). Cleared when CURR's thread runs (credit.ts claim) or CURR changes.
+   */
+  PENDING: 1,
   WORDS: 2,
 } as const;
 /* Float64 per slot. */
@@ -130,7 +138,9 @@ export const U = {
    * without waking its thread, so the slot's hand-over wakes it on that word, where it sleeps.
    */
   BLOCKED: 13,
-  WORDS: 14,
+  /* 1: a slot handed to it was taken over before its thread ran (P.PENDING); not again until it runs. */
+  DISPLACED: 14,
+  WORDS: 15,
 } as const;
 export const BLK_RUNNING = 0;
 export const BLK_ASLEEP = 1;

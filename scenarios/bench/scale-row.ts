@@ -104,6 +104,8 @@ export async function runN(host: BlockHost, image: string, n: number, job: FioJo
   counters.evtWakes = sched.evtWakes / windowRequests;
   // ... and events that queued a sleeping vCPU for a slot without waking its thread (vcpu_wake on the sender's side).
   counters.wakesQueued = sched.wakesQueued / windowRequests;
+  // ... and slots handed to a thread not yet running that an awake vCPU took over (work conservation).
+  counters.takeovers = sched.takeovers / windowRequests;
   counters.tickles = sched.tickles / windowRequests;
   counters.boostPreempts = sched.boostPreempts / windowRequests;
   // What a request costs the host's CPU (every thread of the process: the vCPUs, Dom0's included,
@@ -150,7 +152,7 @@ function schedSnapshot(host: BlockHost): Record<string, number> {
     // pcpuLoad's shares are of the time since boot: back to ms of slot time held.
     slotMs: s.pcpuLoad().reduce((a, p) => a + p.load, 0) * (performance.timeOrigin + performance.now() - s.t.f64[GF.BOOT]),
     running: t[VT.RUNNING], runnable: t[VT.RUNNABLE], switches: c.switches, boostPreempts: c.boost_preempts, window: performance.now(),
-    handovers: c.handovers, slotWakes: c.slot_wakes, evtWakes: c.evt_wakes, tickles: c.tickles, wakesQueued: c.wakes_queued,
+    handovers: c.handovers, slotWakes: c.slot_wakes, evtWakes: c.evt_wakes, tickles: c.tickles, wakesQueued: c.wakes_queued, takeovers: c.takeovers,
     slotLatUs: c.slot_lat_us, slotLatN: c.slot_lat_n, evtLatUs: c.evt_lat_us, evtLatN: c.evt_lat_n,
   };
 }
