@@ -62,7 +62,7 @@ import { openSuspendRequest, waitSuspended, type SuspendRequest } from './suspen
 import { SocketInput } from './socket-input.ts';
 import { StreamWriter, type SavedConfig, type Sink } from './stream-write.ts';
 import { threadTime, threadTimeSince, type ThreadTime } from './thread-time.ts';
-import type { MigrateResult } from './migrate-result.ts';
+import type { BlackoutPhase, MigrateResult } from './migrate-result.ts';
 
 export const MIGRATE_RECEIVER_BANNER = 'xl migration receiver ready, send binary domain data.\n';
 export const MIGRATE_RECEIVER_READY = 'domain received, ready to unpause\n';
@@ -356,18 +356,23 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   return r;
 }
 
-/** Consecutive phases of the blackout, timed on this thread's clock. */
+/** Consecutive phases of the blackout, timed on this thread's clock, with its CPU time in each. */
 class Phases {
-  readonly list: { phase: string; ms: number }[] = [];
+  readonly list: BlackoutPhase[] = [];
   private last = 0;
+  private lastThread: ThreadTime | null = null;
 
   start(t: number): void {
     this.last = t;
+    this.lastThread = threadTime();
   }
 
   mark(phase: string): void {
     const t = performance.now();
-    this.list.push({ phase, ms: t - this.last });
+    const now = threadTime();
+    const spent = threadTimeSince(this.lastThread, now);
+    this.list.push(spent ? { phase, ms: t - this.last, cpuMs: spent.cpuMs, runqMs: spent.runqMs } : { phase, ms: t - this.last });
     this.last = t;
+    this.lastThread = now;
   }
 }
