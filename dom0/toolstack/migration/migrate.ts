@@ -30,7 +30,8 @@
  * exists (libxl makes the domain, libxc's restore fills it as the stream comes), its vCPU threads
  * come up meanwhile (the host keeps a spare one, kernel loaded: hypervisor/vcpu-spares.ts), and
  * the sender suspends only once the receiver says they are up (MIGRATE_RECEIVER_BUILT), so the
- * unpause never waits for a thread. MigrateResult.blackout times each phase on the sender's clock.
+ * unpause never waits for a thread. MigrateResult.blackout times each phase on the sender's clock,
+ * with this thread's CPU time and its wait for a CPU in it.
  * The total (MigrateResult.totalMs) runs from the sender's first byte to the target's report.
  * Page data is raw bytes in PAGE_DATA records read straight from the guest's frames into a reused
  * buffer, written to the socket without waiting for each write (msgpackr frames none of it).
