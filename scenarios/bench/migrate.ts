@@ -119,7 +119,7 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
           `memory was ready ${rx.waitMs.toFixed(0)} ms after the config came, its vCPUs ${rx.vcpusMs.toFixed(0)} ms), one copy ${run.oneCopyMs.toFixed(0)} ms ` +
           `(the median of ${run.oneCopiesMs.map((ms) => ms.toFixed(0)).join(', ')}; their streams from the target built to END: ${run.oneCopyStreamMs.toFixed(0)} ms): ` +
           `total / one copy = ${(r.totalMs / run.oneCopyMs).toFixed(2)}; not live: downtime ${run.nonLiveDowntimeMs.toFixed(0)} ms`);
-        say(`  blackout: ${r.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)}`).join(' | ')}`);
+        say(`  blackout: ${r.blackout.map((p) => `${p.phase} ${p.ms.toFixed(1)}${p.cpuMs === undefined ? '' : ` (ran ${p.cpuMs.toFixed(1)}, waited ${p.runqMs!.toFixed(1)})`}`).join(' | ')}`);
         say(`  the target${rx.tail}`);
         say(`  total ${r.totalMs.toFixed(0)} ms = set-up ${r.setupMs.toFixed(1)} + rounds ${r.roundMs.reduce((a, x) => a + x, 0).toFixed(1)} + ` +
           `waiting for the target's vCPUs ${r.builtWaitMs.toFixed(1)} + downtime ${r.downtimeMs.toFixed(1)}; over the rounds the sender's thread ` +

@@ -9,6 +9,8 @@
  */
 import type { ThreadTime } from './thread-time.ts';
 
+export interface BlackoutPhase { phase: string; ms: number; cpuMs?: number; runqMs?: number }
+
 export interface MigrateResult {
   name: string;
   /** Precopy rounds, the first (every page) included; the stop-and-copy is not one of them. */
@@ -48,8 +50,12 @@ export interface MigrateResult {
   totalMs: number;
   /** From the suspend request to the target's "unpaused" report. */
   downtimeMs: number;
-  /** That downtime, phase by phase, on the sender's clock. */
-  blackout: { phase: string; ms: number }[];
+  /**
+   * That downtime, phase by phase, on the sender's clock; with, where schedstat is read
+   * (./thread-time.ts), the sender thread's CPU time in the phase and its wait for a CPU, so that
+   * the phase's work can be told from the machine's load.
+   */
+  blackout: BlackoutPhase[];
   /** When the suspend was asked for, on the host's clock (performance.timeOrigin + now), to compare with the guest's. */
   suspendedAt: number;
   /**

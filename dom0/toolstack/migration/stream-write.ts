@@ -42,11 +42,20 @@ const PAD = new Uint8Array(REC_ALIGN);
 
 /* The largest PAGE_DATA record: header, count and pfns, the pages. */
 const PAGE_RECORD_MAX = rec_hdr.SIZE + page_data_header.pfn + 8 * MAX_BATCH_SIZE + MAX_BATCH_SIZE * PAGE_SIZE;
+/*
+ * Records up to this size (a batch of holes and PoD entries, 8 KiB for 1024 pfns, or one with a
+ * few pages) get a buffer of their own size instead of a pooled PAGE_RECORD_MAX one. A socket
+ * takes such a record at once and gives it back only on a later tick, while the saver goes on
+ * to the next batch without waiting: pooled, each of them cost a fresh 4 MiB buffer, zeroed (a
+ * 256 MiB guest with little RAM touched: 60 of them per move, most of the sender's CPU time in
+ * round 1, and the garbage collections they brought into the rounds and the stop-and-copy).
+ */
+const SMALL_RECORD = 64 * 1024;
 const noop = (): void => undefined;
 
 export class StreamWriter {
   bytesWritten = 0;
-  /* PAGE_DATA records' buffers the sink has given back, for the next ones (no allocation per batch). */
+  /* PAGE_DATA records' buffers the sink has given back, for the next ones (no large allocation per batch: SMALL_RECORD). */
   private readonly free: Uint8Array[] = [];
 
   constructor(private readonly sink: Sink) {}
@@ -121,9 +130,10 @@ export class StreamWriter {
     if (n === 0 || n > MAX_BATCH_SIZE || (copy instanceof Uint8Array && copy.length !== withData * PAGE_SIZE)) {
       throw new RangeError(`PAGE_DATA batch of ${n} pages (${withData} with data)${copy instanceof Uint8Array ? ` with ${copy.length} bytes` : ''}`);
     }
-    const buf = this.free.pop() ?? new Uint8Array(PAGE_RECORD_MAX);
     const dataAt = rec_hdr.SIZE + page_data_header.pfn + 8 * n; // a multiple of 8: no padding anywhere
     const length = dataAt + withData * PAGE_SIZE;
+    const small = length <= SMALL_RECORD;
+    const buf = small ? new Uint8Array(length) : this.free.pop() ?? this.newRecordBuffer();
     const dv = new DataView(buf.buffer, buf.byteOffset, length);
     dv.setUint32(rec_hdr.type, REC_TYPE_PAGE_DATA, true);
     dv.setUint32(rec_hdr.length, length - rec_hdr.SIZE, true);
@@ -141,7 +151,15 @@ export class StreamWriter {
     if (copy instanceof Uint8Array) buf.set(copy, dataAt);
     else copy(buf.subarray(dataAt, length));
     this.copyMs += performance.now() - t;
-    await this.put(buf.subarray(0, length), () => { this.free.push(buf); });
+    await this.put(buf.subarray(0, length), small ? noop : () => { this.free.push(buf); });
+  }
+
+  /** Full-size PAGE_DATA buffers made so far (the pool's size: a count, for the tests). */
+  recordBuffers = 0;
+
+  private newRecordBuffer(): Uint8Array {
+    this.recordBuffers++;
+    return new Uint8Array(PAGE_RECORD_MAX);
   }
 
   /** SHARED_INFO: exactly one page. */
