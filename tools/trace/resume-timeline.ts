@@ -46,6 +46,9 @@ export interface Timeline {
   steps: { what: string; ms: number }[];
   /** The guest's xenstore round trips (requests sent while none was in flight) from its first step to its vif Connected, and after. */
   roundsToConnected: number;
+  /** Its xenstore requests, and its EVTCHNOP_sends (the pv class's records; NaN without --pv), over the same span. */
+  requestsToConnected: number;
+  sendsToConnected: number;
   /** Every record between the unpause and the peer's first answer, ms after the unpause, described. */
   all: string[];
   /** The unpause and the peer's first answer, on the machine's clock (ms). */
@@ -75,7 +78,11 @@ export function timeline(recs: readonly Rec[], target: number, peer: number, pee
   const firstOut = firstIn && after.find((r) => r.ts >= firstIn.ts && inGuest(r) && r.event === ev(T.TRC_GUEST_NET_UDP_OUT) && r.data[1] === RR_PORT);
   const answer = firstOut && after.find((r) => r.ts >= firstOut.ts && inPeer(r) && r.event === ev(T.TRC_GUEST_NET_UDP_IN) && r.data[1] === RR_PORT);
   const end = answer?.ts ?? Infinity;
-  const rounds = after.filter((r) => inGuest(r) && r.event === ev(T.TRC_GUEST_XS_REQUEST) && r.data[2] === 1 && r.ts <= (connected?.ts ?? Infinity)).length;
+  const toConnected = after.filter((r) => inGuest(r) && r.ts <= (connected?.ts ?? Infinity));
+  const rounds = toConnected.filter((r) => r.event === ev(T.TRC_GUEST_XS_REQUEST) && r.data[2] === 1).length;
+  const requests = toConnected.filter((r) => r.event === ev(T.TRC_GUEST_XS_REQUEST)).length;
+  const pv = sorted.some((r) => r.event === T.TRC_PV_HYPERCALL);
+  const sends = pv ? toConnected.filter((r) => r.event === (T.TRC_PV_EVTCHN_SEND | T.TRC_BEGIN)).length : NaN;
   const steps = [
     { what: unpause ? 'unpause (Dom0 on the target: XEN_DOMCTL_unpausedomain)' : 'the sender heard "unpaused" (--pv: the unpause itself)', ms: unpause ? at(unpause) : heardUnpaused - t0 },
     { what: 'netback: the vif on its bridge (probe, hotplug: before the unpause if negative)', ms: at([...sorted].reverse().find((r) => inDom0(r) && r.ts <= t0 && r.event === ev(T.TRC_GUEST_NETBACK_BRIDGED) && r.data[0] === guest)) },
@@ -100,7 +107,7 @@ export function timeline(recs: readonly Rec[], target: number, peer: number, pee
     if (!(inGuest(r) || inDom0(r) || inPeer(r) || sched)) continue;
     all.push(`${at(r).toFixed(3).padStart(8)}  ${inGuest(r) ? 'guest' : inDom0(r) ? 'dom0 ' : inPeer(r) ? 'peer ' : `d${r.domid}  `} v${r.vcpu}  ${describe(r)}`);
   }
-  return { steps, roundsToConnected: rounds, all, t0, end: Number.isFinite(end) ? end : t0 + 1000 };
+  return { steps, roundsToConnected: rounds, requestsToConnected: requests, sendsToConnected: sends, all, t0, end: Number.isFinite(end) ? end : t0 + 1000 };
 }
 
 /** A scheduler record's vCPU (sched/credit-core.ts traceUnit: domid << 8 | vcpu, -1 for none). */
@@ -228,7 +235,8 @@ async function main(): Promise<void> {
       for (const s of tl.steps) console.log(`  ${Number.isNaN(s.ms) ? '      -' : s.ms.toFixed(2).padStart(7)} ms  ${s.what}`);
       console.log(`  CPU ms / run-queue ms of each thread, phase by phase (schedstat; ${threadsNote}):`);
       for (const l of phaseThreads(tl, threads)) console.log(`    ${l}`);
-      console.log(`  the guest's xenstore round trips from its first step to its vif Connected: ${tl.roundsToConnected}`);
+      console.log(`  the guest's xenstore round trips from its first step to its vif Connected: ${tl.roundsToConnected}` +
+        ` (${tl.requestsToConnected} requests; its EVTCHNOP_sends: ${Number.isNaN(tl.sendsToConnected) ? '? (--pv counts them)' : tl.sendsToConnected})`);
       const stalls: string[] = [];
       for (let i = 1; i < ticks.length; i++) {
         const gap = ticks[i] - ticks[i - 1];
