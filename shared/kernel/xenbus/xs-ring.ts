@@ -11,6 +11,9 @@
  * taken everything before it (xb_write: `if (prod <= intf->req_cons)`); otherwise xenstored is
  * still reading, and it looks at req_prod again before it stops (dom0/services/xenstored), so a
  * burst of requests costs one notification, not one each, and one wake-up of Dom0's vCPU.
+ * Requests are written when sent, not at the end of the turn as Linux's xenbus thread would pick
+ * them up: a kernel often sends reads and then does its own work while they travel (netfront's
+ * prebuild), and a notification held to the end of that work would make Dom0 wait for it.
  * xenstored notifies back when it has consumed requests from a full ring or produced replies; the
  * handler then continues both directions. Messages are reassembled with XsMessageReader.
  *
