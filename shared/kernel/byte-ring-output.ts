@@ -9,7 +9,9 @@
  * every guest-side byte-ring producer.
  *
  * The caller notifies the consumer after a flush() that wrote anything (one notification per
- * batch, not per string), and calls flush() again from its event handler.
+ * batch, not per string), and calls flush() again from its event handler. A caller whose consumer
+ * looks at prod again after publishing cons (xenstored) may notify only when `consumerCaughtUp`
+ * says a flush published bytes to a consumer that had taken everything (xb_write's test).
  */
 import type { ByteRingView } from '../public/io/byte-ring.ts';
 
@@ -19,6 +21,9 @@ export class ByteRingOutput {
   private headOff = 0;
 
   constructor(private readonly ring: ByteRingView) {}
+
+  /** Set by flush(): some of its bytes were published while the consumer had taken everything before them. */
+  consumerCaughtUp = false;
 
   /** Strings not yet wholly on the ring (the first may be partly there). */
   get pending(): number {
@@ -36,11 +41,13 @@ export class ByteRingOutput {
    */
   flush(): number {
     let total = 0;
+    this.consumerCaughtUp = false;
     while (this.queue.length > 0) {
       const b = this.queue[0];
       const n = this.ring.write(b, this.headOff, b.length - this.headOff);
       if (n < 0) return -1;
       total += n;
+      this.consumerCaughtUp ||= this.ring.producerShouldNotify;
       this.headOff += n;
       if (this.headOff < b.length) break; // ring full: the consumer notifies when it takes some
       this.queue.shift();

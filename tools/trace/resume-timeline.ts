@@ -33,6 +33,7 @@ import { XS_TYPE_NAMES } from '../../shared/public/io/xs_wire.ts';
 import { xenbusStateName, type XenbusStateValue } from '../../shared/public/io/xenbus.ts';
 import * as T from '../../shared/public/trace.ts';
 import { TraceRecording } from './record.ts';
+import { ThreadSampler } from './thread-sampler.ts';
 
 const G = T.TRC_GUEST & T.TRC_CLS_MASK;
 const ev = (n: number) => G | n;
@@ -45,6 +46,9 @@ export interface Timeline {
   steps: { what: string; ms: number }[];
   /** The guest's xenstore round trips (requests sent while none was in flight) from its first step to its vif Connected, and after. */
   roundsToConnected: number;
+  /** Its xenstore requests, and its EVTCHNOP_sends (the pv class's records; NaN without --pv), over the same span. */
+  requestsToConnected: number;
+  sendsToConnected: number;
   /** Every record between the unpause and the peer's first answer, ms after the unpause, described. */
   all: string[];
   /** The unpause and the peer's first answer, on the machine's clock (ms). */
@@ -74,7 +78,11 @@ export function timeline(recs: readonly Rec[], target: number, peer: number, pee
   const firstOut = firstIn && after.find((r) => r.ts >= firstIn.ts && inGuest(r) && r.event === ev(T.TRC_GUEST_NET_UDP_OUT) && r.data[1] === RR_PORT);
   const answer = firstOut && after.find((r) => r.ts >= firstOut.ts && inPeer(r) && r.event === ev(T.TRC_GUEST_NET_UDP_IN) && r.data[1] === RR_PORT);
   const end = answer?.ts ?? Infinity;
-  const rounds = after.filter((r) => inGuest(r) && r.event === ev(T.TRC_GUEST_XS_REQUEST) && r.data[2] === 1 && r.ts <= (connected?.ts ?? Infinity)).length;
+  const toConnected = after.filter((r) => inGuest(r) && r.ts <= (connected?.ts ?? Infinity));
+  const rounds = toConnected.filter((r) => r.event === ev(T.TRC_GUEST_XS_REQUEST) && r.data[2] === 1).length;
+  const requests = toConnected.filter((r) => r.event === ev(T.TRC_GUEST_XS_REQUEST)).length;
+  const pv = sorted.some((r) => r.event === T.TRC_PV_HYPERCALL);
+  const sends = pv ? toConnected.filter((r) => r.event === (T.TRC_PV_EVTCHN_SEND | T.TRC_BEGIN)).length : NaN;
   const steps = [
     { what: unpause ? 'unpause (Dom0 on the target: XEN_DOMCTL_unpausedomain)' : 'the sender heard "unpaused" (--pv: the unpause itself)', ms: unpause ? at(unpause) : heardUnpaused - t0 },
     { what: 'netback: the vif on its bridge (probe, hotplug: before the unpause if negative)', ms: at([...sorted].reverse().find((r) => inDom0(r) && r.ts <= t0 && r.event === ev(T.TRC_GUEST_NETBACK_BRIDGED) && r.data[0] === guest)) },
@@ -95,10 +103,42 @@ export function timeline(recs: readonly Rec[], target: number, peer: number, pee
   const all: string[] = [];
   for (const r of after) {
     if (r.ts > end) break;
-    if (!(inGuest(r) || inDom0(r) || inPeer(r))) continue;
-    all.push(`${at(r).toFixed(3).padStart(8)}  ${inGuest(r) ? 'guest' : inDom0(r) ? 'dom0 ' : 'peer '} v${r.vcpu}  ${describe(r)}`);
+    const sched = bank(r) === target && (r.event & T.TRC_CLS_MASK) === (T.TRC_SCHED & T.TRC_CLS_MASK);
+    if (!(inGuest(r) || inDom0(r) || inPeer(r) || sched)) continue;
+    all.push(`${at(r).toFixed(3).padStart(8)}  ${inGuest(r) ? 'guest' : inDom0(r) ? 'dom0 ' : inPeer(r) ? 'peer ' : `d${r.domid}  `} v${r.vcpu}  ${describe(r)}`);
   }
-  return { steps, roundsToConnected: rounds, all, t0, end: Number.isFinite(end) ? end : t0 + 1000 };
+  return { steps, roundsToConnected: rounds, requestsToConnected: requests, sendsToConnected: sends, all, t0, end: Number.isFinite(end) ? end : t0 + 1000 };
+}
+
+/** A scheduler record's vCPU (sched/credit-core.ts traceUnit: domid << 8 | vcpu, -1 for none). */
+function unitName(u: number): string {
+  return (u | 0) < 0 ? 'idle' : `d${u >>> 8}v${u & 0xff}`;
+}
+
+const threadsNote = 'a thread not listed ran 0 ms or was not found; the sampler reads every ms, so short phases are rounded';
+/** Milestones the per-thread breakdown is cut at (steps' names, from the unpause to the peer's answer). */
+const CUTS: readonly [string, string][] = [
+  ['unpause', 'unpause'], ['guest: first step', 'first step'], ['guest: first xenstore request', 'first xs request'],
+  ['guest: vif Connected', 'vif Connected'], ['guest: first udp-rr request', 'first request in'], ['peer (host C)', "peer's answer"],
+];
+
+/** Per phase between the milestones: each watched thread's CPU ms / run-queue ms. */
+function phaseThreads(tl: Timeline, threads: ThreadSampler): string[] {
+  const cuts: { label: string; ms: number }[] = [];
+  for (const [prefix, label] of CUTS) {
+    const step = tl.steps.find((s) => s.what.startsWith(prefix) || (prefix === 'unpause' && s.ms === 0));
+    if (step && Number.isFinite(step.ms) && (cuts.length === 0 || step.ms >= cuts[cuts.length - 1].ms)) cuts.push({ label, ms: step.ms });
+  }
+  const out: string[] = [];
+  for (let i = 1; i < cuts.length; i++) {
+    const a = cuts[i - 1], b = cuts[i];
+    const spans = threads.between(tl.t0 + a.ms, tl.t0 + b.ms);
+    const parts = [...spans].filter(([, v]) => v.cpuMs + v.runqMs >= 0.05).map(([k, v]) => `${k} ${v.cpuMs.toFixed(1)}/${v.runqMs.toFixed(1)}`);
+    out.push(`${a.label} -> ${b.label} (${(b.ms - a.ms).toFixed(1)} ms): ${parts.join(', ') || '-'}`);
+  }
+  const all = threads.between(tl.t0, tl.end);
+  out.push(`all of it: ${[...all].map(([k, v]) => `${k} ${v.cpuMs.toFixed(1)}/${v.runqMs.toFixed(1)}`).join(', ')}`);
+  return out;
 }
 
 function describe(r: Rec): string {
@@ -122,6 +162,8 @@ function describe(r: Rec): string {
     case ev(T.TRC_GUEST_NET_UDP_IN): return `udp in from port ${d1} to ${d2}, ${d3} bytes`;
     case ev(T.TRC_GUEST_NET_UDP_OUT): return `udp out from port ${d1} to ${d2}, ${d3} bytes`;
     case ev(T.TRC_GUEST_RESUME_BOOT): return 'resume: first step';
+    case T.TRC_SCHED_SWITCH: return `slot ${d0}: ${unitName(d1)} -> ${unitName(d2)}`;
+    case T.TRC_CSCHED_TICKLE: return `slot ${d0} tickled (running ${unitName(d1)})`;
     case ev(T.TRC_GUEST_RESUME_RECORD): return 'resume: record read';
     default: return `event 0x${(r.event >>> 0).toString(16)} ${d0} ${d1} ${d2} ${d3}`;
   }
@@ -161,12 +203,28 @@ async function main(): Promise<void> {
       const tick = setInterval(() => ticks.push(performance.timeOrigin + performance.now()), 1);
       // The guest class only, unless asked: the pv class (every hypercall and event) is many
       // records, and draining them costs this thread (the hosts' control thread) collections.
-      const rec = new TraceRecording(T.TRC_GUEST | (argv.includes('--pv') ? T.TRC_PV : 0));
+      // Each key thread's CPU time and run-queue waits (./thread-sampler.ts): this process's main
+      // thread, Dom0's vCPUs on both hosts, and the moved guest's vCPU 0 on the target once it exists.
+      const threads = new ThreadSampler();
+      threads.watch('main thread', process.pid);
+      for (const v of [0, 1]) {
+        threads.watch(`target Dom0 v${v}`, hosts[to].host.sched.affinity.tidOf(0, v));
+        threads.watch(`source Dom0 v${v}`, hosts[from].host.sched.affinity.tidOf(0, v));
+      }
+      const known = new Set(hosts[to].host.list().map((d) => d.domid));
+      const findGuest = setInterval(() => {
+        const d = hosts[to].host.list().find((i) => !known.has(i.domid) && i.name.startsWith(name));
+        if (d && threads.watch('guest vCPU 0', hosts[to].host.sched.affinity.tidOf(d.domid, 0))) clearInterval(findGuest);
+      }, 2);
+      threads.start();
+      const rec = new TraceRecording(T.TRC_GUEST | (argv.includes('--pv') ? T.TRC_PV : 0) | (argv.includes('--sched') ? T.TRC_SCHED : 0));
       const { port } = await xl[to].call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
       const r = await xl[from].call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port });
       const outage = await peer.outageAround(r);
       const recs = rec.stop();
       clearInterval(tick);
+      clearInterval(findGuest);
+      await threads.stop();
       const tl = timeline(recs, to, 2, peerDomid, r.suspendedAt + r.downtimeMs);
       console.log(`move ${m + 1}, ${from === 0 ? 'A to B' : 'B to A'} (load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}): xl downtime ${r.downtimeMs.toFixed(1)} ms; ` +
         `the peer saw ${outage?.ms.toFixed(1) ?? '?'} ms, its first answer ${outage?.firstAfterUnpauseMs.toFixed(1) ?? '?'} ms after the sender heard "unpaused"`);
@@ -175,7 +233,10 @@ async function main(): Promise<void> {
       go = '';
       if (tl === null) { console.log('  no resume in the trace'); continue; }
       for (const s of tl.steps) console.log(`  ${Number.isNaN(s.ms) ? '      -' : s.ms.toFixed(2).padStart(7)} ms  ${s.what}`);
-      console.log(`  the guest's xenstore round trips from its first step to its vif Connected: ${tl.roundsToConnected}`);
+      console.log(`  CPU ms / run-queue ms of each thread, phase by phase (schedstat; ${threadsNote}):`);
+      for (const l of phaseThreads(tl, threads)) console.log(`    ${l}`);
+      console.log(`  the guest's xenstore round trips from its first step to its vif Connected: ${tl.roundsToConnected}` +
+        ` (${tl.requestsToConnected} requests; its EVTCHNOP_sends: ${Number.isNaN(tl.sendsToConnected) ? '? (--pv counts them)' : tl.sendsToConnected})`);
       const stalls: string[] = [];
       for (let i = 1; i < ticks.length; i++) {
         const gap = ticks[i] - ticks[i - 1];

@@ -11,6 +11,11 @@
  * more than XENSTORE_PAYLOAD_MAX, makes xenstored ignore the ring for good and publish the reason
  * in the page's `error` field (XENSTORE_ERROR_RINGIDX / _PROTO), as C xenstored does.
  *
+ * A guest notifies only when it publishes requests to a xenstored that had taken everything
+ * before them (Linux's xb_write), so xenstored never stops reading on what it saw last: receive()
+ * reads req_prod again after each req_cons it publishes, and serve() looks once more (hasInput)
+ * before it leaves a connection with requests waiting.
+ *
  * Bytes are copied out of the shared page into the connection's private reader before anything
  * is parsed, so a guest rewriting its ring meanwhile cannot change a request under validation.
  *

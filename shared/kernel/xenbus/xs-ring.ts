@@ -7,9 +7,15 @@
  *
  * The guest produces requests into `req` and consumes replies and watch events from `rsp`; both
  * are byte streams, so a 4 KiB request goes through the 1 KiB ring in pieces, each piece
- * published with req_prod and announced on the store event channel. xenstored notifies back when
- * it has consumed requests from a full ring or produced replies; the handler then continues both
- * directions. Messages are reassembled with XsMessageReader.
+ * published with req_prod. A piece is announced on the store event channel only if xenstored had
+ * taken everything before it (xb_write: `if (prod <= intf->req_cons)`); otherwise xenstored is
+ * still reading, and it looks at req_prod again before it stops (dom0/services/xenstored), so a
+ * burst of requests costs one notification, not one each, and one wake-up of Dom0's vCPU.
+ * Requests are written when sent, not at the end of the turn as Linux's xenbus thread would pick
+ * them up: a kernel often sends reads and then does its own work while they travel (netfront's
+ * prebuild), and a notification held to the end of that work would make Dom0 wait for it.
+ * xenstored notifies back when it has consumed requests from a full ring or produced replies; the
+ * handler then continues both directions. Messages are reassembled with XsMessageReader.
  *
  * The guest distrusts xenstored's indices too (Linux checks them the same way): an rsp_prod more
  * than a ring ahead of rsp_cons, or a reply announcing more than XENSTORE_PAYLOAD_MAX, ends the
@@ -32,7 +38,8 @@ export class XsRingTransport implements XsTransport {
   private readonly rsp: ByteRingView;
   private readonly reader = new XsMessageReader();
   private dead: string | null = null;
-  readonly stats = { notifications: 0, interrupts: 0 };
+  /** notifications sent; suppressed: pieces published while xenstored was still reading (none sent). */
+  readonly stats = { notifications: 0, suppressed: 0, interrupts: 0 };
 
   /** `page` is the mapped ring page as words; `notify` sends on the store event channel. */
   constructor(page: Int32Array, private readonly notify: () => void) {
@@ -59,11 +66,16 @@ export class XsRingTransport implements XsTransport {
     this.fail('closed');
   }
 
-  /** xb_write: as much of the queue as fits, then one notification for all of it. */
+  /**
+   * xb_write: as much of the queue as fits (a full ring waits for xenstored's notification that it
+   * made room), then one notification for all of it if xenstored had caught up (see the header).
+   */
   private pushRequests(): void {
     const n = this.req.flush();
     if (n < 0) return this.fail('xenstored left req_cons more than a ring away from req_prod');
-    if (n > 0) this.kick(); // a full ring waits for xenstored's notification that it made room
+    if (n === 0) return;
+    if (this.req.consumerCaughtUp) this.kick();
+    else this.stats.suppressed++;
   }
 
   /** xb_read + process_msg: every complete message goes to the client. */

@@ -25,6 +25,13 @@
  * The consumer must therefore notify whenever the ring may have been full; it knows by looking
  * at prod once more after publishing cons: if prod − old cons ≥ size, the producer may be waiting
  * (Linux's xb_read does exactly this). `consumerShouldNotify` carries that answer out.
+ *
+ * The other way, a producer need only wake a consumer that has caught up: Linux's xb_write looks at
+ * cons once more after publishing prod and notifies only if cons had reached the old prod (the
+ * consumer took everything and may be asleep); otherwise the consumer has bytes left to take, and
+ * it looks at prod again after publishing its cons, so it finds the new ones without being told.
+ * `producerShouldNotify` carries that answer out; a producer whose consumer does not look again
+ * (the console's xenconsoled) ignores it and notifies after every write.
  */
 
 export interface ByteRing {
@@ -44,6 +51,8 @@ export class ByteRingView {
   private readonly prodWord: number;
   /** Set by read(): the producer may have found the ring full, so tell it we made room. */
   consumerShouldNotify = false;
+  /** Set by write(): the consumer had taken everything before these bytes, so it may be asleep (see the header). */
+  producerShouldNotify = false;
 
   constructor(
     private readonly bytes: Uint8Array,
@@ -105,7 +114,13 @@ export class ByteRingView {
       idx = (idx + chunk) >>> 0;
       n -= chunk;
     }
-    if (total > 0) Atomics.store(this.words, this.prodWord, idx | 0);
+    this.producerShouldNotify = false;
+    if (total === 0) return 0;
+    Atomics.store(this.words, this.prodWord, idx | 0);
+    // xb_write's `if (prod <= intf->req_cons)`: cons read again after prod was published. A cons
+    // past the old prod is impossible for an honest consumer: notify, and let the next call's check fail.
+    const behind = (prod - (Atomics.load(this.words, this.consWord) >>> 0)) >>> 0;
+    this.producerShouldNotify = behind === 0 || behind > this.ring.size;
     return total;
   }
 }
