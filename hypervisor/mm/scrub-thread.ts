@@ -20,3 +20,4 @@ try {
   /* not allowed or not Linux: it stays at the background's priority */
 }
 idle_loop(new HypervisorState(boot.buffers));
+process.exit(0); // in a worker: this thread only (a loader's port would keep it alive)

@@ -142,6 +142,7 @@ export class IdleScrubber {
     Atomics.store(a, A.SCRUBBER_STOP, 1);
     Atomics.store(a, A.SCRUBBER_IDLE, 0);
     Atomics.notify(a, A.SCRUBBER_IDLE);
+    this.worker.ref(); // the wait for its exit keeps the process up
     return this.exited;
   }
 }
