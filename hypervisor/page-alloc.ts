@@ -45,6 +45,7 @@ export const A = {
   SCRUBBED_ALLOC: 8,  // by an allocation that found no clean frame,
   SCRUBBED_FREE: 9,   // by free_domheap_page (mode SCRUB_AT_FREE)
   ALLOC_WAITS: 10,    // allocations that found only frames the scrubber held, and waited for them
+  FREE: 11,           // free frames, whichever list they are on: one word, so a reader never sees a chunk in flight twice or not at all
 } as const;
 const STACK = 16; // hypervisor/state.ts sizes the table as 16 + nrFrames words
 export const SCRUB_IDLE = 0;
@@ -55,13 +56,13 @@ export function initAllocator(hv: HypervisorState, mode: 'idle' | 'free' = 'idle
   let top = 0;
   for (let mfn = hv.nrFrames - 1; mfn >= XENHEAP_FRAMES; mfn--) hv.allocator[STACK + top++] = mfn;
   hv.allocator[A.CLEAN] = top;
+  hv.allocator[A.FREE] = top;
   hv.allocator[A.MODE] = mode === 'free' ? SCRUB_AT_FREE : SCRUB_IDLE;
 }
 
 /** Frames currently free, whether clean, dirty or being scrubbed. */
 export function freeFrames(hv: HypervisorState): number {
-  const a = hv.allocator;
-  return Atomics.load(a, A.CLEAN) + Atomics.load(a, A.DIRTY) + Atomics.load(a, A.SCRUBBING);
+  return Atomics.load(hv.allocator, A.FREE);
 }
 
 /** Frames in use as guest RAM (or orphaned grant targets). */
@@ -99,6 +100,7 @@ export function alloc_domheap_page(hv: HypervisorState, domid: number): number {
       Atomics.store(a, A.DIRTY, n - 1);
       dirty = true;
     }
+    if (mfn >= 0) Atomics.sub(a, A.FREE, 1);
     const held = Atomics.load(a, A.SCRUBBING);
     spin_unlock(a, A.LOCK);
     if (mfn >= 0 || held === 0) break;
@@ -132,12 +134,14 @@ export function free_domheap_page(hv: HypervisorState, mfn: number): void {
     spin_lock(a, A.LOCK);
     a[cleanSlot(a[A.CLEAN])] = mfn;
     Atomics.add(a, A.CLEAN, 1);
+    Atomics.add(a, A.FREE, 1);
     spin_unlock(a, A.LOCK);
     return;
   }
   spin_lock(a, A.LOCK);
   a[dirtySlot(hv, a[A.DIRTY])] = mfn;
   Atomics.add(a, A.DIRTY, 1);
+  Atomics.add(a, A.FREE, 1);
   spin_unlock(a, A.LOCK);
   if (Atomics.load(a, A.SCRUBBER_IDLE) === 1 && Atomics.compareExchange(a, A.SCRUBBER_IDLE, 1, 0) === 1) {
     Atomics.notify(a, A.SCRUBBER_IDLE, 1);
