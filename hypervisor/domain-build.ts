@@ -143,7 +143,8 @@ export function build_domain(hv: HypervisorState, domid: number, memoryKiB: numb
  * its frames are freed need-scrub (or orphaned if a peer still maps them; the idle scrubber of
  * ./mm/scrub.ts zeroes them later, or the allocation that takes one), and its Xen-heap pages
  * are scrubbed here (a few pages, and the domain's slot may be reused). If a peer still holds
- * one of its grants the slot stays DYING, a zombie, until that peer unmaps, exactly as Xen domains linger when a backend holds their pages.
+ * one of its grants the slot stays DYING, a zombie, until that peer unmaps, exactly as Xen
+ * domains linger when a backend holds their pages.
  *
  * In one go, here (a test's world, a half-built domain). The toolstack's destroy takes it in
  * pieces (domain_kill_begin, relinquish_memory until it is done, domain_kill_finish), as Xen's
