@@ -350,6 +350,6 @@ export class Host extends EventEmitter {
     this.sched.close();
     sc_detach_all(this.hv);
     this.nic.close();
-    await this.scrubber?.close();
+    this.scrubber?.close();
   }
 }

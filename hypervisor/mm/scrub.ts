@@ -121,11 +121,8 @@ export interface ScrubBoot {
 
 /** The control thread's handle on a host's idle scrubber thread. */
 export class IdleScrubber {
-  private readonly exited: Promise<void>;
-
-  private constructor(private readonly hv: HypervisorState, private readonly worker: Worker) {
-    this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
-    worker.unref(); // a host someone forgot to close does not keep the process alive for it
+  private constructor(private readonly hv: HypervisorState, worker: Worker) {
+    worker.unref(); // never what keeps a process alive: it leaves by itself once stopped (./scrub-thread.ts)
   }
 
   /** Start the scrubber of `hv` (mode 'idle' only: in mode 'free' nothing is ever dirty). */
@@ -136,13 +133,15 @@ export class IdleScrubber {
     return new IdleScrubber(hv, w);
   }
 
-  /** Stop it (host close): it finishes the chunk in hand, which goes back to the clean stack. */
-  close(): Promise<void> {
+  /**
+   * Stop it (host close): it finishes the chunk in hand, which goes back to the clean stack, and
+   * its thread ends. Not waited for: a thread still loading would hold the close up for nothing;
+   * it sees the flag as soon as it runs.
+   */
+  close(): void {
     const a = this.hv.allocator;
     Atomics.store(a, A.SCRUBBER_STOP, 1);
     Atomics.store(a, A.SCRUBBER_IDLE, 0);
     Atomics.notify(a, A.SCRUBBER_IDLE);
-    this.worker.ref(); // the wait for its exit keeps the process up
-    return this.exited;
   }
 }
