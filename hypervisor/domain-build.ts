@@ -140,16 +140,19 @@ export function build_domain(hv: HypervisorState, domid: number, memoryKiB: numb
 /**
  * domain_kill + domain_relinquish_resources. The domain's threads have already stopped. Ports
  * close (peers see their end unbound), grants it mapped are unmapped, its own grants are fenced,
- * its frames are scrubbed and freed (or orphaned if a peer still maps them), and its Xen-heap
- * pages are scrubbed. If a peer still holds one of its grants the slot stays DYING, a zombie,
- * until that peer unmaps, exactly as Xen domains linger when a backend holds their pages.
+ * its frames are freed need-scrub (or orphaned if a peer still maps them; the idle scrubber of
+ * ./mm/scrub.ts zeroes them later, or the allocation that takes one), and its Xen-heap pages
+ * are scrubbed here (a few pages, and the domain's slot may be reused). If a peer still holds
+ * one of its grants the slot stays DYING, a zombie, until that peer unmaps, exactly as Xen
+ * domains linger when a backend holds their pages.
  *
  * In one go, here (a test's world, a half-built domain). The toolstack's destroy takes it in
  * pieces (domain_kill_begin, relinquish_memory until it is done, domain_kill_finish), as Xen's
  * XEN_DOMCTL_destroydomain does: relinquish_memory stops with -ERESTART when
- * hypercall_preempt_check says other work waits, and the domctl is continued; freeing a guest's
- * RAM is tens of ms here (every frame scrubbed), and the control thread it runs on also runs
- * the host's network card (hypervisor/host.ts destroy).
+ * hypercall_preempt_check says other work waits, and the domctl is continued; the control
+ * thread it runs on also runs the host's network card (hypervisor/host.ts destroy). With the
+ * scrub boot option 'free' (Xen 4.9's way) each frame is zeroed here, tens of ms for a 64 MiB
+ * guest; by default (Xen 4.10's deferred scrubbing) the walk only pushes frames on the dirty list.
  */
 export function domain_kill(hv: HypervisorState, domid: number): void {
   domain_kill_begin(hv, domid);
@@ -216,7 +219,7 @@ export function domain_kill_finish(hv: HypervisorState, domid: number): void {
   }
 }
 
-/* relinquish_memory's unit between preemption checks: 256 gfns (1 MiB of RAM to scrub at most). */
+/* relinquish_memory's unit between preemption checks: 256 gfns (1 MiB of RAM to scrub at most, in scrub mode 'free'). */
 const RELINQUISH_SLICE = 256;
 /* domain_kill's P2M scan: entries per memcmp against zeros (16 KiB of table). */
 const P2M_SCAN_CHUNK = 4096;

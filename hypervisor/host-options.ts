@@ -3,7 +3,8 @@
  *
  * Xen: the hypervisor's command line (docs/misc/xen-command-line.pandoc), read once at boot.
  * Here: the RAM the frame allocator hands out, the pCPUs the scheduler gets, how a trapped vCPU
- * waits, where paging files go, whether Dom0's vCPUs are pinned (dom0_vcpus_pin).
+ * waits, where paging files go, whether Dom0's vCPUs are pinned (dom0_vcpus_pin), when freed
+ * frames are scrubbed (scrub).
  *
  * Apart from host.ts so a reader finds what can be set without reading the lifecycle.
  */
@@ -41,6 +42,18 @@ export interface HostOptions {
    * off, or on if $RINGVISOR_DOM0_VCPUS_PIN is 1 (as `ringvisor host` has no flag for it).
    */
   dom0_vcpus_pin?: boolean;
+  /**
+   * When freed frames are zeroed (./page-alloc.ts, ./mm/scrub.ts): 'idle' (Xen 4.10+) marks them
+   * need-scrub and an idle-priority thread zeroes them, or an allocation does if it gets there
+   * first; 'free' zeroes each one in free_domheap_page, as Xen 4.9 did for a dying domain.
+   * Default 'idle', or $RINGVISOR_SCRUB (idle|free), so that an A/B is one variable.
+   */
+  scrub?: 'idle' | 'free';
+}
+
+/** The default of `scrub`: $RINGVISOR_SCRUB=free scrubs at free, anything else at idle. */
+export function defaultScrub(): 'idle' | 'free' {
+  return process.env.RINGVISOR_SCRUB === 'free' ? 'free' : 'idle';
 }
 
 /** The default of dom0_vcpus_pin: $RINGVISOR_DOM0_VCPUS_PIN=1 turns it on. */

@@ -33,7 +33,8 @@ import { SHUTDOWN_NAMES, XEN_EINVAL, XEN_ENOMEM, XEN_ESRCH, errnoName, type Shut
 import { DomctlError, validateConfig } from './domctl-checks.ts';
 import { do_domctl, type DomainRecords } from './domctl.ts';
 import { domainCounters, getdomaininfo } from './domain-info.ts';
-import { defaultDom0VcpusPin, defaultPcpus, type HostOptions } from './host-options.ts';
+import { defaultDom0VcpusPin, defaultPcpus, defaultScrub, type HostOptions } from './host-options.ts';
+import { IdleScrubber, scrubStats } from './mm/scrub.ts';
 import { hostUsage, type HostUsage } from './host-usage.ts';
 import { build_domain, domain_abort, domain_create, domain_kill_begin, domain_kill_finish, relinquish_memory } from './domain-build.ts';
 import { domain_resume_prepare } from './domain-resume.ts';
@@ -79,6 +80,8 @@ export class Host extends EventEmitter {
   private readonly entries = new Map<number, DomainEntry>();
   private threads = 0;
   private readonly spares: VcpuSpares;
+  /** The idle scrubber (./mm/scrub.ts), none in scrub mode 'free'. */
+  private readonly scrubber: IdleScrubber | null;
   private closing = false;
   private readonly log: (line: string) => void;
   /** The waiting policy this hypervisor's trapping vCPUs follow (HostOptions.wait). */
@@ -99,7 +102,8 @@ export class Host extends EventEmitter {
     this.hv = new HypervisorState(allocateBuffers(opts.memoryMiB ?? 256));
     this.spares = new VcpuSpares(VCPU_ENTRY, this.hv.buffers);
     if (opts.spareKernel) this.spares.prepare(opts.spareKernel);
-    initAllocator(this.hv);
+    initAllocator(this.hv, opts.scrub ?? defaultScrub());
+    this.scrubber = scrubStats(this.hv).mode === 'idle' ? IdleScrubber.start(this.hv, (l) => this.log(l)) : null;
     pci_init(this.hv);
     this.sched = new HostScheduler(this.hv, opts.pcpus ?? defaultPcpus(), (l) => this.log(l), opts.dom0_vcpus_pin ?? defaultDom0VcpusPin());
     this.pagingDir = opts.pagingDir ?? mkdtempSync(join(tmpdir(), 'ringvisor-paging-'));
@@ -297,6 +301,7 @@ export class Host extends EventEmitter {
       nr_cpus: this.sched.pcpus || availableParallelism(),
       total_pages: hv.nrFrames - XENHEAP_FRAMES,
       free_pages: freeFrames(hv),
+      scrub_pages: scrubStats(hv).dirty,
       nr_domains: this.usage().domains,
       max_domains: MAX_DOMAINS,
       mm: mmCounters(hv),
@@ -345,5 +350,6 @@ export class Host extends EventEmitter {
     this.sched.close();
     sc_detach_all(this.hv);
     this.nic.close();
+    this.scrubber?.close();
   }
 }

@@ -208,7 +208,7 @@ export interface HypervisorBuffers {
   nrFrames: number;
   machine: SharedArrayBuffer;
   frames: SharedArrayBuffer;      // page_info table
-  allocator: SharedArrayBuffer;   // [lock, top, free frames] + free stack
+  allocator: SharedArrayBuffer;   // 16 header words + the clean and dirty free stacks (page-alloc.ts)
   domains: SharedArrayBuffer;
   vcpus: SharedArrayBuffer;
   vcpuTime: SharedArrayBuffer;
@@ -241,7 +241,7 @@ export function allocateBuffers(memoryMiB: number): HypervisorBuffers {
     nrFrames,
     machine: new SharedArrayBuffer(nrFrames * PAGE_SIZE),
     frames: i32(nrFrames * F.WORDS),
-    allocator: i32(4 + nrFrames),
+    allocator: i32(16 + nrFrames),
     domains: i32(MAX_DOMAINS * D.WORDS),
     vcpus: i32(MAX_DOMAINS * MAX_VCPUS * V.WORDS),
     vcpuTime: new SharedArrayBuffer(MAX_DOMAINS * MAX_VCPUS * VT.WORDS * 8),

@@ -13,8 +13,9 @@
  * the gate's fault path (./fault.ts) reports it, and the faulting vCPU crashes its own domain with
  * that reason; nobody else is touched.
  *
- * The frame comes from alloc_domheap_page, which hands out frames scrubbed when they were freed,
- * so a populated page reads as zeros, as Xen's PoD pages do.
+ * The frame comes from alloc_domheap_page, which hands out only clean frames (a frame freed
+ * need-scrub is zeroed by the idle scrubber or by the allocation that takes it), so a populated
+ * page reads as zeros, as Xen's PoD pages do.
  */
 import { alloc_domheap_page, free_domheap_page } from '../page-alloc.ts';
 import { D, DOMSTATE_DYING, MAX_GUEST_PAGES, P2M_POD, P2M_PRESENT, type HypervisorState } from '../state.ts';

@@ -5,7 +5,7 @@
  * Xen: xen/common/memory.c (decrease_reservation → guest_remove_page; populate_physmap), with
  * extent_order 0 (one page per extent, what Linux's balloon uses). Both return how many extents
  * they did; the guest retries the rest later. A page the guest gives back may be a plain frame
- * (freed: scrubbed and back on the host's free list), a PoD entry never touched (nothing to
+ * (freed: back on the host's free list marked need-scrub, ../page-alloc.ts), a PoD entry never touched (nothing to
  * free: the cheapest balloon there is, and what a guest booted with memory < maxmem gives back),
  * a shared entry (one reference dropped) or a paged-out one (forgotten). A page something else
  * still holds (a grant or foreign mapping, an unchecked view: P2M_PINNED) is refused, as Xen's

@@ -147,6 +147,8 @@ export interface PhysInfo {
   /** Guest RAM frames the hypervisor manages, and how many are free (4 KiB each). */
   total_pages: number;
   free_pages: number;
+  /** Free frames not yet scrubbed (XEN_SYSCTL_physinfo's scrub_pages; part of free_pages). */
+  scrub_pages?: number;
   /** Domains that exist (any state), and the most there may be. */
   nr_domains: number;
   max_domains: number;
