@@ -8,23 +8,28 @@
  * node_need_scrub reaches 0 the idle loop goes back to sleeping (pm_idle). Freeing (../page-alloc.ts)
  * only marks frames dirty; allocation scrubs a dirty frame itself if no clean one is left.
  *
- * Where "idle" is in ringvisor (the choice): one thread per host, started at boot, at the lowest
- * priority the host OS has for it (nice 19: CFS weight 15 against 1024 for a normal thread, so
- * about 1.5% of a core while every core is busy, and a whole core when one is idle). That is
- * Xen's idle vCPU: it runs when nothing else wants the CPU. Not the control thread: it must never
- * sit on a data path (DESIGN.md §2), it is where a destroy runs (the work this moves away), and
- * when two hosts share a process, as tests and the migrate bench run them, it is also the other
- * host's control thread, at the same priority as everything else. Not the scheduler's free pCPU
- * slots (../schedule.ts): a slot is a model over the real cores, and a free slot is not a free
- * core (the control thread, Dom0's sockets, another host's threads run beside the slots).
+ * Where "idle" is in ringvisor (the choice): one thread per host, started at boot. Not the control
+ * thread: it must never sit on a data path (DESIGN.md §2), it is where a destroy runs (the work
+ * this moves away), and when hosts share a process, as tests and the migrate bench run them, it
+ * is also the other hosts' control thread and runs their network cards, which a destroy's
+ * scrubbing held up. Not the scheduler's free pCPU slots (../schedule.ts): a slot is a model over
+ * the real cores, and a free slot is not a free core.
+ *
+ * Its priority: normal, not the lowest. Xen's idle vCPU runs only when nothing else wants the
+ * pCPU, and never holds a lock across a preemption (its spinlocks disable it). This thread takes
+ * the allocator's lock twice per chunk, and an allocation may wait for the chunk in its hands; at
+ * nice 19 (CFS weight 15 against 1024, about 1.5% of a core while every core is busy) a
+ * preemption inside either would leave every allocating vCPU waiting for the thread the host OS
+ * runs last. The first cut did run at nice 19, and a migration test that pages and allocates
+ * throughout (test/migrate-unpin.test.ts) hung under load twice in a few runs; this is the likely
+ * cause, not a proven one (that test has hung without the scrubber too). Zeroing is cheap
+ * (a 4 KiB fill), so at the normal priority it costs the cores a few ms per 64 MiB freed.
  *
  * It is not a busy loop: with nothing dirty it sleeps in Atomics.wait on A.SCRUBBER_IDLE, which
  * the next free of a frame wakes (page-alloc.ts free_domheap_page); it stops when the dirty stack
  * is empty. It scrubs SCRUB_CHUNK frames at a time, taking the allocator's lock twice per chunk
- * (take, give back) for a few loads and stores. A thread this low may be preempted while holding
- * that lock (Xen's idle vCPU never is, its spinlocks disable preemption); the chunks keep the
- * number of times it holds it small. An allocation that finds only frames in the scrubber's hands
- * waits for that one chunk (page-alloc.ts alloc_domheap_page; counted as A.ALLOC_WAITS).
+ * (take, give back) for a few loads and stores; the chunks keep the number of times it holds it
+ * small. An allocation that finds only frames in the scrubber's hands waits for that one chunk (page-alloc.ts alloc_domheap_page; counted as A.ALLOC_WAITS).
  */
 import type { Worker } from 'node:worker_threads';
 import { spin_lock, spin_unlock } from '../spinlock.ts';
