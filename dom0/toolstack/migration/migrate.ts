@@ -98,15 +98,14 @@ export interface PrecopyPolicy {
 export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIterations: 5 };
 
 /*
- * The stop-and-copy's PAGE_DATA records hold at most this many pages: MAX_BATCH_SIZE, as the
- * precopy's and a save file's. Smaller ones (256) were meant to let the target write the first
- * while the next were on their way; it now writes every record's pages as they come off the
- * socket (./stream-receive.ts), and a record's fixed costs are the sender's (the pages' types,
- * the mapping, a socket write and its wait). Measured on the sender's thread, 4,100 pages: 11-21
- * ms of CPU in records of 256 against 8-12 ms in records of 1,024 in one back-to-back comparison
- * (load 14); medians 10.4 against 10.1 ms in a second (load 9-17): not worse, perhaps better.
+ * The stop-and-copy's PAGE_DATA records hold at most this many pages: 256, a quarter of the
+ * precopy's, so the target writes the first while the next are on their way. Records of 1,024
+ * cost the sender's thread no more CPU (4,100 pages: 8-12 against 11-21 ms in one back-to-back
+ * comparison, medians 10.1 against 10.4 in another, loaded), but in the quiet migrate bench (wss 16,
+ * six moves each, back to back) the sender waited on the socket 0-81 ms in the blackout with
+ * records of 1,024 and 0-14 ms with 256: the sender's CPU is not what the blackout waits for.
  */
-export const FINAL_BATCH = MAX_BATCH_SIZE;
+export const FINAL_BATCH = 256;
 
 export interface MigrateHost extends SaveRestoreHost {
   /** Let go of the domain's image locks: the target takes them (shared storage). */
