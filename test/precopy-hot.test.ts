@@ -5,7 +5,7 @@
 // there must be the source's.
 import test from 'ava';
 import fc from 'fast-check';
-import { HotPages, afterRound } from '../dom0/toolstack/migration/precopy-hot.ts';
+import { HotPages } from '../dom0/toolstack/migration/precopy-hot.ts';
 
 test('a page dirtied in two rounds running is held back, and the stop-and-copy sends it', (t) => {
   const h = new HotPages(16);
@@ -73,55 +73,4 @@ test('a working set rewritten every round is sent once, by the stop-and-copy, no
   t.true(carried.target.every((v, g) => v === carried.source[g]));
   t.is(every.sent, 1024 + 4 * 100 + 100, 'without carrying: rounds 2-5 resend the working set, the stop-and-copy once more');
   t.is(carried.sent, 1024 + 100 + 100, 'carried: round 2 sends it (not hot yet), rounds 3-5 hold it back, the stop-and-copy sends it');
-});
-
-/*
- * The whole policy (afterRound) against a guest that writes `writes[k]` while round k goes: rounds
- * until the policy stops (or the writes run out: the last list is then the stop-and-copy's), the
- * target keeping what it was last sent. Returns the rounds made and the pages sent.
- */
-function withPolicy(nr: number, writes: number[][], carry: boolean, threshold = 50): { rounds: number; sent: number; final: number; equal: boolean } {
-  const source = new Array<number>(nr).fill(0);
-  const target = new Array<number>(nr).fill(-1);
-  const h = carry ? new HotPages(nr) : null;
-  let toSend = Array.from({ length: nr }, (_, g) => g);
-  let sent = 0;
-  let rounds = 0;
-  for (let k = 0; ; k++) {
-    for (const g of toSend) target[g] = source[g];
-    sent += toSend.length;
-    rounds++;
-    const dirty = [...new Set(writes[k] ?? [])].sort((a, b) => a - b);
-    for (const g of dirty) source[g] = k + 1;
-    const after = afterRound(h, dirty, rounds, 100, { dirtyThreshold: threshold, maxIterations: 5 });
-    toSend = after.next;
-    if (after.stop || k === writes.length - 1) break;
-  }
-  if (h) toSend = h.final(toSend);
-  for (const g of toSend) target[g] = source[g]; // the stop-and-copy, the guest stopped
-  sent += toSend.length;
-  return { rounds, sent, final: toSend.length, equal: target.every((v, g) => v === source[g]) };
-}
-
-test('a working set rewritten every round: no round is made that would send fewer than the threshold', (t) => {
-  const wws = Array.from({ length: 400 }, (_, i) => 200 + i);
-  const noise = (k: number) => Array.from({ length: 10 }, (_, i) => 700 + 10 * k + i); // a few other pages each round
-  const writes = [0, 1, 2, 3, 4].map((k) => [...wws, ...noise(k)]);
-  const carried = withPolicy(1024, writes, true);
-  t.true(carried.equal, 'the target ends with every page the source has');
-  t.is(carried.rounds, 2, 'round 2 sends the 410 pages (nothing hot yet); after it, 10 would go: stop-and-copy');
-  t.is(carried.final, 410, 'the stop-and-copy: the working set and the last round\'s other pages');
-  const libxc = withPolicy(1024, writes, false);
-  t.is(libxc.rounds, 5, 'libxc\'s policy alone: the log never falls below 50 pages, so 5 rounds');
-  t.true(libxc.equal);
-});
-
-test('with the extra rule, whatever the guest writes, the target ends with every page the source has', (t) => {
-  const nr = 64;
-  fc.assert(fc.property(
-    fc.array(fc.array(fc.integer({ min: 0, max: nr - 1 }), { maxLength: 40 }), { minLength: 1, maxLength: 6 }),
-    fc.integer({ min: 1, max: 30 }),
-    (writes, threshold) => withPolicy(nr, writes, true, threshold).equal,
-  ));
-  t.pass();
 });

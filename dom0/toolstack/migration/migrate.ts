@@ -57,7 +57,7 @@ import { readFileSync } from 'node:fs';
 import { MAX_BATCH_SIZE } from '../../../shared/public/migration-stream.ts';
 import { savedTargetKiB } from './balloon-state.ts';
 import { SaveError, range, sendPages, type SaveRestoreHost, type SkipDirty } from './save-restore.ts';
-import { HotPages, afterRound } from './precopy-hot.ts';
+import { HotPages } from './precopy-hot.ts';
 import { migratedAwayName, recoverAtSender } from './sender-recovery.ts';
 import { openSuspendRequest, waitSuspended, type SuspendRequest } from './suspend-request.ts';
 import { SocketInput } from './socket-input.ts';
@@ -260,16 +260,13 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
       const dirty = await clean(0, true);
       cleanMs.push(performance.now() - c0);
       roundMs.push(performance.now() - r0);
-      // libxc's policy on the log's dirty pages, and what the next round sends: ./precopy-hot.ts afterRound.
-      const after = afterRound(policy.carryHot === false ? null : hot, dirty, pagesPerRound.length, roundMs.at(-1)!, policy);
-      const stop = after.stop;
-      toSend = after.next;
+      // The policy counts the log's dirty pages; what the next round sends is ours (./precopy-hot.ts).
+      const stop = dirty.length < policy.dirtyThreshold || pagesPerRound.length >= policy.maxIterations;
+      toSend = stop ? hot.final(dirty) : policy.carryHot === false ? dirty : hot.next(dirty, roundMs.at(-1)!);
       carriedPerRound.push(stop ? 0 : hot.carriedCount);
       h.log(`xl migrate: round ${pagesPerRound.length}: ${pagesPerRound.at(-1)} pages sent, ${dirty.length} dirtied meanwhile` +
         (skip.skipped > 0 ? ` (${skip.skipped} more were written again before their turn: left for the next round)` : '') +
-        (hot.carriedCount > 0 && !stop ? `; ${hot.carriedCount} of them dirtied in the round before too: carried until they cool or the stop-and-copy` : '') +
-        (stop && dirty.length >= policy.dirtyThreshold && pagesPerRound.length < policy.maxIterations
-          ? `; the next round would send fewer than ${policy.dirtyThreshold} pages, the rest being the working set: stop-and-copy` : ''));
+        (hot.carriedCount > 0 && !stop ? `; ${hot.carriedCount} of them dirtied in the round before too: carried until they cool or the stop-and-copy` : ''));
       if (stop) break;
     }
     // Not before the target can take the last pages at once (MIGRATE_RECEIVER_BUILT): its build

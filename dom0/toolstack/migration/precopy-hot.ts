@@ -13,8 +13,7 @@
  * the round they were last written in). A carried page is therefore never lost: it is sent by a
  * later round or by the stop-and-copy (to which the carried pages are added whatever the log
  * says). The precopy policy (libxc's: fewer than 50 dirty, or 5 rounds) still counts the log's
- * dirty pages, as xenguest.h's precopy_stats.dirty_count does, with one more rule (afterRound
- * below): a round that would send fewer than that threshold, the rest carried, is not made.
+ * dirty pages, as xenguest.h's precopy_stats.dirty_count does; only what a round sends changes.
  *
  * Why: a guest rewriting 16 MiB faster than a round goes (mem-touch) made rounds 2-5 resend 2,000-
  * 3,800 pages each, every one of them written again before the stop-and-copy, which sent them all
@@ -83,29 +82,3 @@ export class HotPages {
 
 const LAST = 1;
 const NOW = 2;
-
-/** What the precopy policy needs (migrate.ts PrecopyPolicy). */
-export interface RoundPolicy { dirtyThreshold: number; maxIterations: number }
-
-/**
- * After round `round` (1 the first), which took `ms` and after which the log returned `dirty`:
- * stop, or go on, and what the next round (or the stop-and-copy) sends. libxc's default policy
- * (xenguest.h): stop when the log returned fewer than `dirtyThreshold` pages, or after
- * `maxIterations` rounds. Carrying (`hot`; null: every round sends all the log returned, as
- * xg_sr_save.c does) adds one rule: stop too when the next round would send fewer than
- * `dirtyThreshold` pages, the rest being carried. Such a round cannot bring the stop-and-copy down
- * (what it holds back is the working set, still being rewritten, which the stop-and-copy sends
- * whatever happens); it would cost a CLEAN with the guest paused, and the round trips around
- * it, for a handful of pages, and the policy, counting the log's pages, would go on to its last
- * round (rounds 3-5 of a 16 MiB working set sent 11, 4 and 108 pages in 19 ms, most of it paused
- * for CLEANs). The pages it would have sent go in the stop-and-copy instead.
- */
-export function afterRound(hot: HotPages | null, dirty: readonly number[], round: number, ms: number, policy: RoundPolicy): { stop: boolean; next: number[] } {
-  const stop = dirty.length < policy.dirtyThreshold || round >= policy.maxIterations;
-  if (hot === null) return { stop, next: [...dirty] };
-  if (stop) return { stop, next: hot.final(dirty) };
-  const next = hot.next(dirty, ms);
-  // Every page of `dirty` is in `next` or carried, so the stop-and-copy's list holds them all.
-  if (next.length < policy.dirtyThreshold) return { stop: true, next: hot.final(next) };
-  return { stop: false, next };
-}
