@@ -17,6 +17,7 @@ function rig(pcpus: number, doms: number[]) {
   const hv = new HypervisorState(allocateBuffers(1));
   const hs = new HostScheduler(hv, pcpus);
   hs.close();
+  hs.t.i32[G.TAKEOVER] = 1; // off by default (RINGVISOR_TAKEOVER=1 turns it on): these tests are about what it does when on
   const cs = new CreditScheduler(hv, hs.t);
   for (const d of doms) {
     cs.initDomain(d, 256, 0);

@@ -75,7 +75,7 @@ export const G = {
   WAKES_QUEUED: 23,  // events that made a vCPU asleep in SCHEDOP_block runnable without waking its thread (credit.ts wakeBlocked)
   SENDER_WAKE: 24,   // 1: an event's sender makes a blocked vCPU runnable (credit.ts wakeBlocked; RINGVISOR_SENDER_WAKE=1); 0 (default): its thread wakes to do it
   TAKEOVERS: 25,     // slots handed to a sleeping thread and taken, before it ran, by a vCPU whose thread was awake (credit-wake.ts takeOver)
-  TAKEOVER: 26,      // 1 (default): an awake vCPU may take over a pending hand-over (credit-wake.ts takeOver); RINGVISOR_TAKEOVER=0: not
+  TAKEOVER: 26,      // 1: an awake vCPU may take over a pending hand-over (credit-wake.ts takeOver); 0 (default; RINGVISOR_TAKEOVER=1 sets 1): not
   WORDS: 28,
 } as const;
 
