@@ -83,7 +83,7 @@ export type XlVerb =
   | { verb: 'save'; domain: string; file: string }
   | { verb: 'restore'; file: string; paused?: boolean }
   | { verb: 'migrate-receive'; port?: number; address?: string; paused?: boolean }
-  | { verb: 'migrate'; domain: string; host: string; port: number; maxIterations?: number; dirtyThreshold?: number; live?: boolean; carryHot?: boolean }
+  | { verb: 'migrate'; domain: string; host: string; port: number; maxIterations?: number; dirtyThreshold?: number; live?: boolean; carryHot?: boolean; giveWay?: boolean }
   | { verb: 'sched'; op: SchedRequest };
 
 /** `sched-credit`, `vcpu-list`, `vcpu-pin` (xl's sched and vCPU verbs), answered by ./sched.ts. */

@@ -121,7 +121,7 @@ class XlConnection {
       case 'migrate-receive': return listenForMigration(x.saveHost(), r);
       case 'migrate': return migrateTo(x.saveHost(), await x.resolve(r.domain), r.host, r.port, {
         maxIterations: r.maxIterations ?? DEFAULT_PRECOPY.maxIterations, dirtyThreshold: r.dirtyThreshold ?? DEFAULT_PRECOPY.dirtyThreshold, live: r.live ?? true,
-        carryHot: r.carryHot ?? true,
+        carryHot: r.carryHot ?? true, giveWay: r.giveWay ?? true,
       }).catch((e: unknown) => { throw new XlError('failed', (e as Error).message); });
       case 'console': return this.attach(r.id, await x.resolve(r.domain));
       case 'top': return topSample(this.dom0.k.hypercall, this.dom0.xs);

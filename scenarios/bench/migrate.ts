@@ -86,7 +86,9 @@ export async function benchMigrate(opts: SuiteOptions): Promise<BenchRow[]> {
         const servingBefore = countServing(consoleLog);
         const { port } = await to.call<{ port: number }>({ verb: 'migrate-receive', port: 0 });
         // RV_MIGRATE_CARRY=0: every round sends all the log returned (libxc's way), to compare (precopy-hot.ts).
-        const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port, carryHot: process.env.RV_MIGRATE_CARRY !== '0' });
+        // RV_MIGRATE_GIVEWAY=0: the live rounds do not give Dom0's backends a turn between batches (save-restore.ts).
+        const r = await from.call<MigrateResult>({ verb: 'migrate', domain: name, host: '127.0.0.1', port,
+          carryHot: process.env.RV_MIGRATE_CARRY !== '0', giveWay: process.env.RV_MIGRATE_GIVEWAY !== '0' });
         const outage = await peer.outageAround(r);
         const guestMs = await guestBlackout(consoleLog, resumedBefore, wss > 0);
         const rx = await receiverLine(received, name);

@@ -94,6 +94,11 @@ export interface PrecopyPolicy {
    * the stop-and-copy sends it (./precopy-hot.ts: the writable working set).
    */
   carryHot?: boolean;
+  /**
+   * false: a live round does not give Dom0's backends a turn between its batches (./save-restore.ts
+   * sendPages); the default gives one, as Dom0's kernel preempts xl's saver for netback.
+   */
+  giveWay?: boolean;
 }
 export const DEFAULT_PRECOPY: PrecopyPolicy = { dirtyThreshold: 50, maxIterations: 5 };
 
@@ -208,6 +213,7 @@ export async function migrateSend(h: MigrateHost, domid: number, sock: Socket, p
   const peeked = new Int32Array(bitmap.length);
   const skip: SkipDirty = {
     skipped: 0,
+    giveWay: policy.giveWay !== false,
     peek() {
       const r = hc.domctl_shadow_op(domid, XEN_DOMCTL_SHADOW_OP_PEEK, 0, peeked, nr);
       if (typeof r === 'number') throw new SaveError(`log-dirty PEEK: ${errnoName(r)}`);

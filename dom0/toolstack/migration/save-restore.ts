@@ -104,7 +104,12 @@ export async function suspendAndSave(h: SaveRestoreHost, domid: number, sink: Si
  * and the next round (or the stop-and-copy) sends them once, in their newer state. `skipped` counts
  * them.
  */
-export interface SkipDirty { peek(): Int32Array; skipped: number }
+export interface SkipDirty {
+  peek(): Int32Array;
+  skipped: number;
+  /** Give Dom0's backends a turn after each batch (the live rounds; PrecopyPolicy.giveWay). */
+  giveWay?: boolean;
+}
 
 /**
  * write_batch, over a list of gfns: PAGE_DATA records of at most `batchSize` pages (MAX_BATCH_SIZE at most). Each
@@ -142,7 +147,7 @@ export async function sendPages(k: Kernel, domid: number, w: StreamWriter, gfns:
       // the backends share Dom0's one thread, and a round of 256 MiB left the running guest's
       // network unserved for 180-690 ms (the migrate bench's peer, wss 0, loaded). With a turn of
       // the event loop per batch (4 MiB) its silences in round 1 were 20-365 ms.
-      if (skip) await new Promise<void>((r) => setImmediate(r));
+      if (skip?.giveWay) await new Promise<void>((r) => setImmediate(r));
     }
   } finally {
     fp.close();
